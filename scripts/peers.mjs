@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// Installs the real peers that the tests run against, from Debian's packages:
+// Xen 4.17's public headers (libxen-dev), xenstore-utils, python3-pyxs, and Xen's own
+// test-xenstore taken out of xen-utils-4.17 into .peers/. Does nothing when all are present.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+const peersDir = join(root, ".peers");
+const wanted = [
+  { pkg: "libxen-dev", has: () => existsSync("/usr/include/xen/xen.h") },
+  { pkg: "xenstore-utils", has: () => existsSync("/usr/bin/xenstore-read") },
+  { pkg: "python3-pyxs", has: () => pythonHasPyxs() },
+  { pkg: "gcc", has: () => existsSync("/usr/bin/gcc") },
+];
+
+function pythonHasPyxs() {
+  try {
+    execFileSync("/usr/bin/python3", ["-c", "import pyxs"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function run(cmd, args, opts = {}) {
+  execFileSync(cmd, args, { stdio: ["ignore", "inherit", "inherit"], ...opts });
+}
+
+const missing = wanted.filter((w) => !w.has()).map((w) => w.pkg);
+const testXenstore = join(peersDir, "usr/lib/xen-4.17/bin/test-xenstore");
+if (missing.length === 0 && existsSync(testXenstore)) process.exit(0);
+
+if (process.getuid?.() !== 0) {
+  console.error(
+    `peers: missing ${[...missing, existsSync(testXenstore) ? null : "test-xenstore"].filter(Boolean).join(", ")}.\n` +
+      "Run this as root once (sudo node scripts/peers.mjs), or install them with apt-get.",
+  );
+  process.exit(1);
+}
+const quiet = { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } };
+if (missing.length > 0) {
+  console.log(`peers: installing ${missing.join(" ")} from Debian`);
+  run("apt-get", ["update", "-qq"], quiet);
+  run("apt-get", ["install", "-y", "-qq", ...missing], quiet);
+}
+if (!existsSync(testXenstore)) {
+  console.log("peers: taking test-xenstore out of xen-utils-4.17");
+  mkdirSync(peersDir, { recursive: true });
+  const dl = join(peersDir, "deb");
+  mkdirSync(dl, { recursive: true });
+  try {
+    run("apt-get", ["download", "xen-utils-4.17"], { cwd: dl, ...quiet });
+  } catch {
+    run("apt-get", ["update", "-qq"], quiet);
+    run("apt-get", ["download", "xen-utils-4.17"], { cwd: dl, ...quiet });
+  }
+  const deb = readdirSync(dl).find((f) => f.startsWith("xen-utils-4.17") && f.endsWith(".deb"));
+  if (!deb) throw new Error("peers: apt-get download xen-utils-4.17 gave no .deb");
+  run("dpkg", ["-x", join(dl, deb), peersDir]);
+}
+console.log("peers: ready");
