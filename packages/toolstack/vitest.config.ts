@@ -1,0 +1,3 @@
+import { hyperlabProject } from "../../vitest.shared";
+
+export default hyperlabProject("toolstack");
