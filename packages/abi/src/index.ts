@@ -1,1 +1,2 @@
-export {};
+export * from "./layout";
+export * from "./xs-wire";
