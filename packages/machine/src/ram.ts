@@ -3,9 +3,13 @@
  *
  * Invariants: a chunk exists only once something wrote into it (or asked for a frame's
  * bytes); reading memory that was never written gives zeros and allocates nothing. All
- * values are little-endian, as on x86. Accessors take plain-number machine addresses (exact
- * up to 2^53) and never allocate on the fast (aligned) path.
+ * values are little-endian, as on x86. Accessors take plain-number machine addresses (whole
+ * numbers below `bytes`) and never allocate on the fast (aligned) path. An access that is
+ * not wholly inside RAM throws a MachineError before it changes anything: such an address is
+ * a bug in the caller, which checks guest-supplied frame numbers with `validMfn` first.
  */
+
+import { hex, MachineError } from "./errors";
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
@@ -17,12 +21,18 @@ const CHUNK_SHIFT = 21;
 const CHUNK_BYTES = 1 << CHUNK_SHIFT;
 const TWO_32 = 0x1_0000_0000;
 
+/**
+ * Largest RAM a Ram models: 16 TiB, the host RAM Xen 4.17 supports on x86 without
+ * CONFIG_BIGMEM. It keeps every machine frame number below 2^32.
+ */
+export const MAX_RAM_BYTES = 2 ** 44;
+
 if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
   throw new Error("Hyperlab needs a little-endian host: its RAM views are native typed arrays.");
 }
 
 export interface RamOptions {
-  /** Size of RAM in bytes; rounded up to whole frames. */
+  /** Size of RAM in bytes; rounded up to whole frames. At most MAX_RAM_BYTES. */
   bytes: number;
 }
 
@@ -34,14 +44,18 @@ export class Ram {
   private readonly u8s: (Uint8Array | undefined)[];
   private readonly u32s: (Uint32Array | undefined)[];
   private readonly zero32 = new Uint32Array(CHUNK_BYTES >>> 2);
-  private readonly zero8 = new Uint8Array(this.zero32.buffer);
   private allocated = 0;
 
   constructor(options: RamOptions) {
-    if (!Number.isSafeInteger(options.bytes) || options.bytes <= 0) {
-      throw new RangeError(`RAM size must be a positive whole number of bytes, got ${options.bytes}`);
+    const bytes = options?.bytes;
+    if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes > MAX_RAM_BYTES) {
+      throw new MachineError(
+        "RAM_BAD_SIZE",
+        `RAM size must be a whole number of bytes from 1 to 2^44 (16 TiB), got ${bytes}; ` +
+          "pass e.g. { bytes: 256 * 1024 * 1024 }",
+      );
     }
-    this.nrFrames = Math.ceil(options.bytes / PAGE_SIZE);
+    this.nrFrames = Math.ceil(bytes / PAGE_SIZE);
     this.bytes = this.nrFrames * PAGE_SIZE;
     const nrChunks = Math.ceil(this.nrFrames / CHUNK_FRAMES);
     this.u8s = new Array(nrChunks).fill(undefined);
@@ -55,7 +69,19 @@ export class Ram {
 
   /** Whether a machine frame number names a frame of this RAM. */
   validMfn(mfn: number): boolean {
-    return mfn >= 0 && mfn < this.nrFrames && Number.isInteger(mfn);
+    // nrFrames <= 2^32, so `>>> 0` keeps exactly the whole numbers that can be valid.
+    return mfn >>> 0 === mfn && mfn < this.nrFrames;
+  }
+
+  /** Whether [maddr, maddr + len) is wholly inside RAM (whole numbers, len >= 0). */
+  validRange(maddr: number, len: number): boolean {
+    return (
+      Math.floor(maddr) === maddr &&
+      Math.floor(len) === len &&
+      maddr >= 0 &&
+      len >= 0 &&
+      maddr + len <= this.bytes
+    );
   }
 
   private chunk32(idx: number): Uint32Array {
@@ -71,17 +97,61 @@ export class Ram {
   }
 
   private check(maddr: number, len: number): void {
-    if (!(maddr >= 0 && maddr + len <= this.bytes)) {
-      throw new RangeError(`machine address 0x${maddr.toString(16)} (+${len}) is outside RAM`);
+    if (!(Math.floor(len) === len && len >= 0)) {
+      throw new MachineError(
+        "RAM_BAD_LENGTH",
+        `length ${len} is not a whole number of bytes >= 0; pass the byte count to copy`,
+      );
     }
+    if (!(Math.floor(maddr) === maddr && maddr >= 0 && maddr + len <= this.bytes)) {
+      throw this.outOfRange(maddr, len);
+    }
+  }
+
+  private outOfRange(maddr: number, len: number): MachineError {
+    const what =
+      Math.floor(maddr) === maddr
+        ? `machine address ${hex(maddr)} (+${len} bytes) is outside RAM [0, ${hex(this.bytes)})`
+        : `machine address ${maddr} is not a whole number`;
+    return new MachineError(
+      "RAM_OUT_OF_RANGE",
+      `${what}; this is a bug in the caller: check guest-supplied frame numbers with ` +
+        "ram.validMfn (or ranges with ram.validRange) before touching memory",
+    );
+  }
+
+  private checkMfn(mfn: number): void {
+    if (!this.validMfn(mfn)) {
+      throw new MachineError(
+        "RAM_OUT_OF_RANGE",
+        `machine frame ${mfn} is not a frame of this RAM (0 .. ${this.nrFrames - 1}); ` +
+          "check guest-supplied frame numbers with ram.validMfn before touching memory",
+      );
+    }
+  }
+
+  /** Byte at a machine address already checked to be inside RAM. */
+  private rd8(maddr: number): number {
+    const idx = (maddr / CHUNK_BYTES) | 0;
+    const c = this.u8s[idx];
+    return c === undefined ? 0 : c[maddr - idx * CHUNK_BYTES];
+  }
+
+  /** Stores a byte at a machine address already checked to be inside RAM. */
+  private wr8(maddr: number, value: number): void {
+    const idx = (maddr / CHUNK_BYTES) | 0;
+    this.chunk32(idx);
+    this.u8s[idx]![maddr - idx * CHUNK_BYTES] = value;
   }
 
   /**
    * The 32-bit word view that holds frame `mfn`, for hot paths: word `i` of the frame is
    * `view[frameWordBase(mfn) + i]`. Allocates the chunk when `forWrite` is true; otherwise an
-   * untouched frame reads from a shared all-zero view that must not be written.
+   * untouched frame reads from a shared all-zero view that must not be written. Throws a
+   * MachineError when `mfn` is not a frame of this RAM.
    */
   frameWords(mfn: number, forWrite: boolean): Uint32Array {
+    if (!(mfn >>> 0 === mfn && mfn < this.nrFrames)) this.checkMfn(mfn);
     const idx = (mfn / CHUNK_FRAMES) | 0;
     const c = this.u32s[idx];
     if (c !== undefined) return c;
@@ -93,9 +163,15 @@ export class Ram {
     return (mfn % CHUNK_FRAMES) << 10;
   }
 
+  /** Whether frame `mfn` is backed by host memory (its 2 MiB chunk was touched). */
+  frameResident(mfn: number): boolean {
+    this.checkMfn(mfn);
+    return this.u32s[(mfn / CHUNK_FRAMES) | 0] !== undefined;
+  }
+
   /** The bytes of one frame, as a view (allocates its chunk). Writes through the view are RAM writes. */
   frameBytes(mfn: number): Uint8Array {
-    this.check(mfn * PAGE_SIZE, PAGE_SIZE);
+    this.checkMfn(mfn);
     const idx = (mfn / CHUNK_FRAMES) | 0;
     this.chunk32(idx);
     const off = (mfn % CHUNK_FRAMES) * PAGE_SIZE;
@@ -104,47 +180,68 @@ export class Ram {
 
   read8(maddr: number): number {
     this.check(maddr, 1);
-    const idx = (maddr / CHUNK_BYTES) | 0;
-    const c = this.u8s[idx] ?? this.zero8;
-    return c[maddr - idx * CHUNK_BYTES];
+    return this.rd8(maddr);
   }
 
   write8(maddr: number, value: number): void {
     this.check(maddr, 1);
-    const idx = (maddr / CHUNK_BYTES) | 0;
-    this.chunk32(idx);
-    this.u8s[idx]![maddr - idx * CHUNK_BYTES] = value;
+    this.wr8(maddr, value);
   }
 
   read16(maddr: number): number {
-    return this.read8(maddr) | (this.read8(maddr + 1) << 8);
+    this.check(maddr, 2);
+    return this.rd8(maddr) | (this.rd8(maddr + 1) << 8);
   }
 
   write16(maddr: number, value: number): void {
-    this.write8(maddr, value & 0xff);
-    this.write8(maddr + 1, (value >>> 8) & 0xff);
+    this.check(maddr, 2);
+    this.wr8(maddr, value & 0xff);
+    this.wr8(maddr + 1, (value >>> 8) & 0xff);
   }
 
   /** Unsigned 32-bit read. */
   read32(maddr: number): number {
-    if ((maddr & 3) === 0) {
-      this.check(maddr, 4);
-      const idx = (maddr / CHUNK_BYTES) | 0;
-      const c = this.u32s[idx] ?? this.zero32;
-      return c[(maddr - idx * CHUNK_BYTES) >>> 2];
+    const idx = (maddr / CHUNK_BYTES) | 0;
+    const off = maddr - idx * CHUNK_BYTES;
+    const w = off >>> 2;
+    // One compare proves both 4-byte alignment and a whole-number address.
+    if (w << 2 === off && maddr >= 0 && maddr < this.bytes) {
+      const c = this.u32s[idx];
+      return c === undefined ? 0 : c[w];
     }
-    return (this.read16(maddr) | (this.read16(maddr + 2) << 16)) >>> 0;
+    return this.read32Slow(maddr);
+  }
+
+  private read32Slow(maddr: number): number {
+    this.check(maddr, 4);
+    return (
+      (this.rd8(maddr) |
+        (this.rd8(maddr + 1) << 8) |
+        (this.rd8(maddr + 2) << 16) |
+        (this.rd8(maddr + 3) << 24)) >>>
+      0
+    );
   }
 
   write32(maddr: number, value: number): void {
-    if ((maddr & 3) === 0) {
-      this.check(maddr, 4);
-      const idx = (maddr / CHUNK_BYTES) | 0;
-      this.chunk32(idx)[(maddr - idx * CHUNK_BYTES) >>> 2] = value;
+    const idx = (maddr / CHUNK_BYTES) | 0;
+    const off = maddr - idx * CHUNK_BYTES;
+    const w = off >>> 2;
+    if (w << 2 === off && maddr >= 0 && maddr < this.bytes) {
+      const c = this.u32s[idx];
+      if (c === undefined) this.chunk32(idx)[w] = value;
+      else c[w] = value;
       return;
     }
-    this.write16(maddr, value & 0xffff);
-    this.write16(maddr + 2, (value >>> 16) & 0xffff);
+    this.write32Slow(maddr, value);
+  }
+
+  private write32Slow(maddr: number, value: number): void {
+    this.check(maddr, 4);
+    this.wr8(maddr, value & 0xff);
+    this.wr8(maddr + 1, (value >>> 8) & 0xff);
+    this.wr8(maddr + 2, (value >>> 16) & 0xff);
+    this.wr8(maddr + 3, (value >>> 24) & 0xff);
   }
 
   /** Low 32 bits of the u64 at maddr. */
@@ -154,27 +251,48 @@ export class Ram {
 
   /** High 32 bits of the u64 at maddr. */
   read64hi(maddr: number): number {
+    if (!(maddr >= 0 && maddr + 8 <= this.bytes)) this.check(maddr, 8);
     return this.read32(maddr + 4);
   }
 
   /** The u64 at maddr as a number: exact below 2^53. */
   read64(maddr: number): number {
+    const idx = (maddr / CHUNK_BYTES) | 0;
+    const off = maddr - idx * CHUNK_BYTES;
+    const w = off >>> 3;
+    if (w << 3 === off && maddr >= 0 && maddr < this.bytes) {
+      const c = this.u32s[idx];
+      return c === undefined ? 0 : c[2 * w + 1] * TWO_32 + c[2 * w];
+    }
+    this.check(maddr, 8);
     return this.read32(maddr + 4) * TWO_32 + this.read32(maddr);
   }
 
   /** Writes a u64 given as two 32-bit halves. */
   write64(maddr: number, lo: number, hi: number): void {
+    const idx = (maddr / CHUNK_BYTES) | 0;
+    const off = maddr - idx * CHUNK_BYTES;
+    const w = off >>> 3;
+    if (w << 3 === off && maddr >= 0 && maddr < this.bytes) {
+      let c = this.u32s[idx];
+      if (c === undefined) c = this.chunk32(idx);
+      c[2 * w] = lo;
+      c[2 * w + 1] = hi;
+      return;
+    }
+    this.check(maddr, 8);
     this.write32(maddr, lo >>> 0);
     this.write32(maddr + 4, hi >>> 0);
   }
 
-  /** Writes a u64 given as a number (exact below 2^53). */
+  /** Writes a u64 given as a number (exact below 2^53; negative numbers as two's complement). */
   write64n(maddr: number, value: number): void {
     this.write64(maddr, value % TWO_32, Math.floor(value / TWO_32));
   }
 
   /** The u64 at maddr as a BigInt: for tests and tools, never for hot paths. */
   readU64(maddr: number): bigint {
+    this.check(maddr, 8);
     return (BigInt(this.read32(maddr + 4)) << 32n) | BigInt(this.read32(maddr));
   }
 
@@ -184,10 +302,22 @@ export class Ram {
     this.write64(maddr, Number(v & 0xffff_ffffn), Number(v >> 32n));
   }
 
-  /** Copies `len` bytes out of RAM. */
+  /** Copies `len` bytes out of RAM into a new array. */
   readBytes(maddr: number, len: number): Uint8Array {
     this.check(maddr, len);
     const out = new Uint8Array(len);
+    this.copyOut(maddr, out);
+    return out;
+  }
+
+  /** Copies `dst.length` bytes out of RAM into `dst` (allocates nothing). */
+  readInto(maddr: number, dst: Uint8Array): void {
+    this.check(maddr, dst.length);
+    this.copyOut(maddr, dst);
+  }
+
+  private copyOut(maddr: number, out: Uint8Array): void {
+    const len = out.length;
     let done = 0;
     while (done < len) {
       const a = maddr + done;
@@ -196,9 +326,9 @@ export class Ram {
       const n = Math.min(len - done, CHUNK_BYTES - off);
       const c = this.u8s[idx];
       if (c !== undefined) out.set(c.subarray(off, off + n), done);
+      else out.fill(0, done, done + n);
       done += n;
     }
-    return out;
   }
 
   /** Copies bytes into RAM. */
@@ -218,7 +348,7 @@ export class Ram {
 
   /** Fills a frame with zeros (allocates nothing if it was never written). */
   clearFrame(mfn: number): void {
-    this.check(mfn * PAGE_SIZE, PAGE_SIZE);
+    this.checkMfn(mfn);
     const idx = (mfn / CHUNK_FRAMES) | 0;
     const c = this.u32s[idx];
     if (c === undefined) return;
@@ -226,11 +356,15 @@ export class Ram {
     c.fill(0, base, base + 1024);
   }
 
-  /** Copies frame `src` over frame `dst`. */
+  /** Copies frame `src` over frame `dst` (allocates nothing when both were never written). */
   copyFrame(dst: number, src: number): void {
-    this.check(dst * PAGE_SIZE, PAGE_SIZE);
-    this.check(src * PAGE_SIZE, PAGE_SIZE);
-    const s = this.frameWords(src, false);
+    this.checkMfn(dst);
+    this.checkMfn(src);
+    const s = this.u32s[(src / CHUNK_FRAMES) | 0];
+    if (s === undefined) {
+      this.clearFrame(dst);
+      return;
+    }
     const sb = this.frameWordBase(src);
     const d = this.frameWords(dst, true);
     const db = this.frameWordBase(dst);
