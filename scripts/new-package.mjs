@@ -48,7 +48,7 @@ writeFileSync(
 );
 writeFileSync(
   join(dir, "vitest.config.ts"),
-  `import { hyperlabProject } from "../../vitest.shared";\n\nexport default hyperlabProject("${name}");\n`,
+  `import { hyperlabProject } from "../../vitest.shared.ts";\n\nexport default hyperlabProject("${name}");\n`,
 );
 if (!existsSync(join(dir, "src/index.ts"))) writeFileSync(join(dir, "src/index.ts"), "export {};\n");
 console.log(`created ${dir}`);

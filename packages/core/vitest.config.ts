@@ -1,3 +1,3 @@
-import { hyperlabProject } from "../../vitest.shared";
+import { hyperlabProject } from "../../vitest.shared.ts";
 
 export default hyperlabProject("core");

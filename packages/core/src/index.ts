@@ -1,1 +1,60 @@
-export {};
+export type { CreateDomainOptions, Domain, DomainState, Vcpu, VcpuState } from "./domain";
+export { HyperlabError } from "./errors";
+export {
+  FRAME_FREE,
+  type FrameFreedHook,
+  type FrameSource,
+  FrameTable,
+  PGC_allocated,
+  PGC_count_mask,
+  PGC_xen_heap,
+  PGT_count_mask,
+  PGT_l1_page_table,
+  PGT_l2_page_table,
+  PGT_l3_page_table,
+  PGT_l4_page_table,
+  PGT_none,
+  PGT_pinned,
+  PGT_seg_desc_page,
+  PGT_shared_page,
+  PGT_TYPE_SHIFT,
+  PGT_type_mask,
+  PGT_validated,
+  PGT_writable_page,
+  pgtLevel,
+  pgtName,
+  type TypeHooks,
+} from "./frame-table";
+export { hypercallName } from "./hypercall-names";
+export {
+  createHypervisor,
+  type Description,
+  definePlugin,
+  type HypercallArgs,
+  type HypercallHandler,
+  type HypercallKey,
+  Hypervisor,
+  type HypervisorOptions,
+  type Plugin,
+  type SetupContext,
+  type SlotName,
+  type Slots,
+  type TraceEvent,
+} from "./hypervisor";
+export {
+  type MmuBackend,
+  type MmuFault,
+  PFEC_insn_fetch,
+  PFEC_page_present,
+  PFEC_reserved_bit,
+  PFEC_user_mode,
+  PFEC_write_access,
+} from "./mmu";
+export {
+  type PluginShape,
+  type Resolution,
+  type ResolveOptions,
+  resolvePlugins,
+  SlotTable,
+} from "./registry";
+export { type Counter, type StatGroup, type StatInfo, Stats, type StatValue } from "./stats";

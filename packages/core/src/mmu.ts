@@ -1,0 +1,38 @@
+/*
+ * The `mmu` slot: how a vCPU's virtual addresses reach machine memory. Every MMU backend
+ * (native, Xen PV direct paging, nested paging, shadow paging) fills it, so one guest
+ * workload runs unchanged over each.
+ */
+import type { Vcpu } from "./domain";
+
+/** x86 page-fault error code bits (the SDM's names; Xen's PFEC_*). */
+export const PFEC_page_present = 1 << 0;
+export const PFEC_write_access = 1 << 1;
+export const PFEC_user_mode = 1 << 2;
+export const PFEC_reserved_bit = 1 << 3;
+export const PFEC_insn_fetch = 1 << 4;
+
+/** The last fault a translation reported. */
+export interface MmuFault {
+  /** x86 page-fault error code (PFEC_* bits). */
+  errorCode: number;
+  /** The faulting virtual address (CR2). */
+  va: number;
+}
+
+export interface MmuBackend {
+  /** "native", "pv", "nested", "shadow". */
+  readonly kind: string;
+  /**
+   * Translates `va` for `vcpu` as the hardware would: TLB, then a walk. `access` holds
+   * PFEC_write_access, PFEC_user_mode and PFEC_insn_fetch. Returns the machine address, or
+   * -1 after a fault, whose details are in `fault`. Never allocates.
+   */
+  translate(vcpu: Vcpu, va: number, access: number): number;
+  /** Details of the last fault returned by translate. */
+  readonly fault: MmuFault;
+  /** Flushes the vCPU's non-global TLB entries (a CR3 reload). */
+  flushLocal(vcpu: Vcpu): void;
+  /** Flushes one virtual address from the vCPU's TLB (INVLPG). */
+  flushOne(vcpu: Vcpu, va: number): void;
+}
