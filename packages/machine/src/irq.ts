@@ -152,8 +152,11 @@ export class IrqLines {
 
   /** A short pulse: raise then lower. An edge-triggered device's interrupt. */
   pulse(gsi: number): void {
-    this.raise(gsi);
-    this.flags[gsi] &= ~F_ASSERTED;
+    try {
+      this.raise(gsi);
+    } finally {
+      this.flags[gsi] &= ~F_ASSERTED;
+    }
   }
 
   /** End of interrupt for a level line: clears in-service, redelivers if still asserted. */
