@@ -2,6 +2,7 @@
 // Creates the skeleton of a workspace package: node scripts/new-package.mjs <name> "<description>" [dep ...]
 // Every package has the same build (tsup to ESM, CJS and .d.ts), test, lint, typecheck and
 // package checks, so the root turbo tasks treat them all alike.
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -51,4 +52,5 @@ writeFileSync(
   `import { hyperlabProject } from "../../vitest.shared.ts";\n\nexport default hyperlabProject("${name}");\n`,
 );
 if (!existsSync(join(dir, "src/index.ts"))) writeFileSync(join(dir, "src/index.ts"), "export {};\n");
+execFileSync("pnpm", ["exec", "biome", "format", "--write", dir], { stdio: "ignore" });
 console.log(`created ${dir}`);
