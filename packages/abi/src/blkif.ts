@@ -17,7 +17,7 @@ export const BLKIF_OP_DISCARD = 5;
 export const BLKIF_OP_INDIRECT = 6;
 export const BLKIF_MAX_SEGMENTS_PER_REQUEST = 11;
 export const BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST = 8;
-export const BLKIF_DISCARD_SECURE = 1;
+export const BLKIF_DISCARD_SECURE = 0x1;
 
 // blkif_response.status (BLKIF_RSP_*).
 export const BLKIF_RSP_EOPNOTSUPP = -2;
@@ -25,10 +25,11 @@ export const BLKIF_RSP_ERROR = -1;
 export const BLKIF_RSP_OKAY = 0;
 
 // Disk info flags in xenstore's "info" node (VDISK_*).
-export const VDISK_CDROM = 1;
-export const VDISK_REMOVABLE = 2;
-export const VDISK_READONLY = 4;
+export const VDISK_CDROM = 0x1;
+export const VDISK_REMOVABLE = 0x2;
+export const VDISK_READONLY = 0x4;
 
+/** One data segment of a block request: a granted frame and the sectors within it. */
 export const blkif_request_segment: StructLayout = {
   cName: "struct blkif_request_segment",
   sizeof: 8,
@@ -39,6 +40,7 @@ export const blkif_request_segment: StructLayout = {
   },
 };
 
+/** A read or write request on the block ring (up to BLKIF_MAX_SEGMENTS_PER_REQUEST segments). */
 export const blkif_request: StructLayout = {
   cName: "struct blkif_request",
   sizeof: 112,
@@ -52,6 +54,7 @@ export const blkif_request: StructLayout = {
   },
 };
 
+/** A BLKIF_OP_DISCARD request: a range of sectors the backend may drop. */
 export const blkif_request_discard: StructLayout = {
   cName: "struct blkif_request_discard",
   sizeof: 32,
@@ -65,6 +68,7 @@ export const blkif_request_discard: StructLayout = {
   },
 };
 
+/** A BLKIF_OP_INDIRECT request: segments live in granted indirect pages. */
 export const blkif_request_indirect: StructLayout = {
   cName: "struct blkif_request_indirect",
   sizeof: 64,
@@ -79,6 +83,7 @@ export const blkif_request_indirect: StructLayout = {
   },
 };
 
+/** A response on the block ring: the request's id, operation and a BLKIF_RSP_* status. */
 export const blkif_response: StructLayout = {
   cName: "struct blkif_response",
   sizeof: 16,

@@ -55,6 +55,7 @@ export const EVTCHN_FIFO_LINK_BITS = 17;
 export const EVTCHN_FIFO_LINK_MASK = 0x1ffff;
 export const EVTCHN_FIFO_NR_CHANNELS = 131072;
 
+/** EVTCHNOP_alloc_unbound: a port that remote_dom may later bind to. */
 export const evtchn_alloc_unbound: StructLayout = {
   cName: "struct evtchn_alloc_unbound",
   sizeof: 8,
@@ -65,6 +66,7 @@ export const evtchn_alloc_unbound: StructLayout = {
   },
 };
 
+/** EVTCHNOP_bind_interdomain: connect a local port to a remote domain's unbound port. */
 export const evtchn_bind_interdomain: StructLayout = {
   cName: "struct evtchn_bind_interdomain",
   sizeof: 12,
@@ -75,6 +77,7 @@ export const evtchn_bind_interdomain: StructLayout = {
   },
 };
 
+/** EVTCHNOP_bind_virq: a port that receives a VIRQ on one vCPU. */
 export const evtchn_bind_virq: StructLayout = {
   cName: "struct evtchn_bind_virq",
   sizeof: 12,
@@ -85,6 +88,7 @@ export const evtchn_bind_virq: StructLayout = {
   },
 };
 
+/** EVTCHNOP_bind_pirq: a port that receives a physical IRQ. */
 export const evtchn_bind_pirq: StructLayout = {
   cName: "struct evtchn_bind_pirq",
   sizeof: 12,
@@ -95,6 +99,7 @@ export const evtchn_bind_pirq: StructLayout = {
   },
 };
 
+/** EVTCHNOP_bind_ipi: a port for inter-vCPU notifications within the domain. */
 export const evtchn_bind_ipi: StructLayout = {
   cName: "struct evtchn_bind_ipi",
   sizeof: 8,
@@ -104,6 +109,7 @@ export const evtchn_bind_ipi: StructLayout = {
   },
 };
 
+/** EVTCHNOP_close: close a port. */
 export const evtchn_close: StructLayout = {
   cName: "struct evtchn_close",
   sizeof: 4,
@@ -112,6 +118,7 @@ export const evtchn_close: StructLayout = {
   },
 };
 
+/** EVTCHNOP_send: notify the other end of a port. */
 export const evtchn_send: StructLayout = {
   cName: "struct evtchn_send",
   sizeof: 4,
@@ -120,6 +127,7 @@ export const evtchn_send: StructLayout = {
   },
 };
 
+/** EVTCHNOP_status: a port's state (EVTCHNSTAT_*) and what it is bound to. */
 export const evtchn_status: StructLayout = {
   cName: "struct evtchn_status",
   sizeof: 24,
@@ -139,6 +147,7 @@ export const evtchn_status: StructLayout = {
   },
 };
 
+/** EVTCHNOP_bind_vcpu: choose the vCPU that a port notifies. */
 export const evtchn_bind_vcpu: StructLayout = {
   cName: "struct evtchn_bind_vcpu",
   sizeof: 8,
@@ -148,6 +157,7 @@ export const evtchn_bind_vcpu: StructLayout = {
   },
 };
 
+/** EVTCHNOP_unmask: unmask a port and deliver a pending event. */
 export const evtchn_unmask: StructLayout = {
   cName: "struct evtchn_unmask",
   sizeof: 4,
@@ -156,6 +166,7 @@ export const evtchn_unmask: StructLayout = {
   },
 };
 
+/** EVTCHNOP_reset: close every port of a domain. */
 export const evtchn_reset: StructLayout = {
   cName: "struct evtchn_reset",
   sizeof: 2,
@@ -164,6 +175,7 @@ export const evtchn_reset: StructLayout = {
   },
 };
 
+/** EVTCHNOP_init_control: register a vCPU's FIFO control block (switches to the FIFO ABI). */
 export const evtchn_init_control: StructLayout = {
   cName: "struct evtchn_init_control",
   sizeof: 24,
@@ -176,6 +188,7 @@ export const evtchn_init_control: StructLayout = {
   },
 };
 
+/** EVTCHNOP_expand_array: add one page of FIFO event words. */
 export const evtchn_expand_array: StructLayout = {
   cName: "struct evtchn_expand_array",
   sizeof: 8,
@@ -184,6 +197,7 @@ export const evtchn_expand_array: StructLayout = {
   },
 };
 
+/** EVTCHNOP_set_priority: a port's FIFO queue priority. */
 export const evtchn_set_priority: StructLayout = {
   cName: "struct evtchn_set_priority",
   sizeof: 8,

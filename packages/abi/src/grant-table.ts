@@ -28,54 +28,54 @@ export const GNTTAB_RESERVED_CONSOLE = 0;
 export const GNTTAB_RESERVED_XENSTORE = 1;
 
 // Grant entry flags: type in bits 0-1 (GTF_type_mask), then access bits.
-export const GTF_invalid = 0;
-export const GTF_permit_access = 1;
-export const GTF_accept_transfer = 2;
-export const GTF_transitive = 3;
-export const GTF_type_mask = 3;
+export const GTF_invalid = 0x0;
+export const GTF_permit_access = 0x1;
+export const GTF_accept_transfer = 0x2;
+export const GTF_transitive = 0x3;
+export const GTF_type_mask = 0x3;
 export const _GTF_readonly = 2;
-export const GTF_readonly = 4;
+export const GTF_readonly = 0x4;
 export const _GTF_reading = 3;
-export const GTF_reading = 8;
+export const GTF_reading = 0x8;
 export const _GTF_writing = 4;
-export const GTF_writing = 16;
+export const GTF_writing = 0x10;
 export const _GTF_PWT = 5;
-export const GTF_PWT = 32;
+export const GTF_PWT = 0x20;
 export const _GTF_PCD = 6;
-export const GTF_PCD = 64;
+export const GTF_PCD = 0x40;
 export const _GTF_PAT = 7;
-export const GTF_PAT = 128;
+export const GTF_PAT = 0x80;
 export const _GTF_sub_page = 8;
 export const GTF_sub_page = 0x100;
 
 // Transfer-entry flags.
 export const _GTF_transfer_committed = 2;
-export const GTF_transfer_committed = 4;
+export const GTF_transfer_committed = 0x4;
 export const _GTF_transfer_completed = 3;
-export const GTF_transfer_completed = 8;
+export const GTF_transfer_completed = 0x8;
 
 // gnttab_copy.flags.
 export const _GNTCOPY_source_gref = 0;
-export const GNTCOPY_source_gref = 1;
+export const GNTCOPY_source_gref = 0x1;
 export const _GNTCOPY_dest_gref = 1;
-export const GNTCOPY_dest_gref = 2;
+export const GNTCOPY_dest_gref = 0x2;
 
 // gnttab_cache_flush.op.
-export const GNTTAB_CACHE_CLEAN = 1;
-export const GNTTAB_CACHE_INVAL = 2;
+export const GNTTAB_CACHE_CLEAN = 0x1;
+export const GNTTAB_CACHE_INVAL = 0x2;
 export const GNTTAB_CACHE_SOURCE_GREF = 0x80000000;
 
 // Mapping flags (GNTMAP_*), with their bit numbers (_GNTMAP_*).
 export const _GNTMAP_device_map = 0;
-export const GNTMAP_device_map = 1;
+export const GNTMAP_device_map = 0x1;
 export const _GNTMAP_host_map = 1;
-export const GNTMAP_host_map = 2;
+export const GNTMAP_host_map = 0x2;
 export const _GNTMAP_readonly = 2;
-export const GNTMAP_readonly = 4;
+export const GNTMAP_readonly = 0x4;
 export const _GNTMAP_application_map = 3;
-export const GNTMAP_application_map = 8;
+export const GNTMAP_application_map = 0x8;
 export const _GNTMAP_contains_pte = 4;
-export const GNTMAP_contains_pte = 16;
+export const GNTMAP_contains_pte = 0x10;
 export const _GNTMAP_guest_avail0 = 16;
 export const GNTMAP_guest_avail_mask = 0xffff0000;
 
@@ -148,6 +148,7 @@ export const grant_entry_v2: StructLayout = {
   },
 };
 
+/** GNTTABOP_map_grant_ref: map a foreign domain's grant; returns a handle and status. */
 export const gnttab_map_grant_ref: StructLayout = {
   cName: "struct gnttab_map_grant_ref",
   sizeof: 32,
@@ -162,6 +163,7 @@ export const gnttab_map_grant_ref: StructLayout = {
   },
 };
 
+/** GNTTABOP_unmap_grant_ref: undo a mapping by its handle. */
 export const gnttab_unmap_grant_ref: StructLayout = {
   cName: "struct gnttab_unmap_grant_ref",
   sizeof: 24,
@@ -173,6 +175,7 @@ export const gnttab_unmap_grant_ref: StructLayout = {
   },
 };
 
+/** GNTTABOP_setup_table: the frames of a domain's grant table. */
 export const gnttab_setup_table: StructLayout = {
   cName: "struct gnttab_setup_table",
   sizeof: 24,
@@ -185,6 +188,7 @@ export const gnttab_setup_table: StructLayout = {
   },
 };
 
+/** GNTTABOP_dump_table: dump a domain's grant table to Xen's console. */
 export const gnttab_dump_table: StructLayout = {
   cName: "struct gnttab_dump_table",
   sizeof: 4,
@@ -194,6 +198,7 @@ export const gnttab_dump_table: StructLayout = {
   },
 };
 
+/** GNTTABOP_transfer: give a frame to a domain that accepts transfers. */
 export const gnttab_transfer: StructLayout = {
   cName: "struct gnttab_transfer",
   sizeof: 24,
@@ -205,6 +210,7 @@ export const gnttab_transfer: StructLayout = {
   },
 };
 
+/** GNTTABOP_copy: copy bytes between frames named by grant reference or frame number. */
 export const gnttab_copy: StructLayout = {
   cName: "struct gnttab_copy",
   sizeof: 40,
@@ -227,6 +233,7 @@ export const gnttab_copy: StructLayout = {
   },
 };
 
+/** GNTTABOP_query_size: current and maximum grant table frames. */
 export const gnttab_query_size: StructLayout = {
   cName: "struct gnttab_query_size",
   sizeof: 16,
@@ -238,6 +245,7 @@ export const gnttab_query_size: StructLayout = {
   },
 };
 
+/** GNTTABOP_unmap_and_replace: unmap a grant and put another mapping in its place. */
 export const gnttab_unmap_and_replace: StructLayout = {
   cName: "struct gnttab_unmap_and_replace",
   sizeof: 24,
@@ -249,6 +257,7 @@ export const gnttab_unmap_and_replace: StructLayout = {
   },
 };
 
+/** GNTTABOP_set_version: choose grant table version 1 or 2. */
 export const gnttab_set_version: StructLayout = {
   cName: "struct gnttab_set_version",
   sizeof: 4,
@@ -257,6 +266,7 @@ export const gnttab_set_version: StructLayout = {
   },
 };
 
+/** GNTTABOP_get_status_frames: the v2 status frames. */
 export const gnttab_get_status_frames: StructLayout = {
   cName: "struct gnttab_get_status_frames",
   sizeof: 16,
@@ -269,6 +279,7 @@ export const gnttab_get_status_frames: StructLayout = {
   },
 };
 
+/** GNTTABOP_get_version: a domain's grant table version. */
 export const gnttab_get_version: StructLayout = {
   cName: "struct gnttab_get_version",
   sizeof: 8,
@@ -279,6 +290,7 @@ export const gnttab_get_version: StructLayout = {
   },
 };
 
+/** GNTTABOP_swap_grant_ref: swap two grant entries. */
 export const gnttab_swap_grant_ref: StructLayout = {
   cName: "struct gnttab_swap_grant_ref",
   sizeof: 12,
@@ -289,6 +301,7 @@ export const gnttab_swap_grant_ref: StructLayout = {
   },
 };
 
+/** GNTTABOP_cache_flush: clean or invalidate a granted range in the cache. */
 export const gnttab_cache_flush: StructLayout = {
   cName: "struct gnttab_cache_flush",
   sizeof: 16,

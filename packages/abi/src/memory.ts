@@ -61,10 +61,10 @@ export const XENMEM_SHARING_OP_C_HANDLE_INVALID = -9;
 /** Bit 62 of a sharing-op field: the field holds a grant reference. */
 export const XENMEM_SHARING_OP_FIELD_IS_GREF_FLAG_HI = 0x40000000;
 export const XENMEM_SHARING_OP_FIELD_IS_GREF_FLAG_LO = 0;
-export const XENMEM_FORK_WITH_IOMMU_ALLOWED = 1;
-export const XENMEM_FORK_BLOCK_INTERRUPTS = 2;
-export const XENMEM_FORK_RESET_STATE = 4;
-export const XENMEM_FORK_RESET_MEMORY = 8;
+export const XENMEM_FORK_WITH_IOMMU_ALLOWED = 0x1;
+export const XENMEM_FORK_BLOCK_INTERRUPTS = 0x2;
+export const XENMEM_FORK_RESET_STATE = 0x4;
+export const XENMEM_FORK_RESET_MEMORY = 0x8;
 export const XENMEM_RDM_ALL = 1;
 export const XENMEM_resource_ioreq_server = 0;
 export const XENMEM_resource_grant_table = 1;
@@ -87,6 +87,7 @@ export const XENMAPSPACE_gmfn_foreign = 4;
 export const XENMAPSPACE_dev_mmio = 5;
 export const XENMAPIDX_grant_table_status = 0x80000000;
 
+/** XENMEM_increase_reservation / decrease_reservation / populate_physmap / claim_pages. */
 export const xen_memory_reservation: StructLayout = {
   cName: "struct xen_memory_reservation",
   sizeof: 32,
@@ -100,6 +101,7 @@ export const xen_memory_reservation: StructLayout = {
   },
 };
 
+/** XENMEM_exchange: trade a set of frames for another (e.g. machine-contiguous) set. */
 export const xen_memory_exchange: StructLayout = {
   cName: "struct xen_memory_exchange",
   sizeof: 72,
@@ -122,6 +124,7 @@ export const xen_memory_exchange: StructLayout = {
   },
 };
 
+/** XENMEM_machphys_mfn_list: the frames that hold the M2P table. */
 export const xen_machphys_mfn_list: StructLayout = {
   cName: "struct xen_machphys_mfn_list",
   sizeof: 24,
@@ -133,6 +136,7 @@ export const xen_machphys_mfn_list: StructLayout = {
   },
 };
 
+/** XENMEM_machphys_mapping: where the read-only M2P table is mapped. */
 export const xen_machphys_mapping: StructLayout = {
   cName: "struct xen_machphys_mapping",
   sizeof: 24,
@@ -143,6 +147,7 @@ export const xen_machphys_mapping: StructLayout = {
   },
 };
 
+/** XENMEM_add_to_physmap: map a Xen page (shared_info, grant table, ...) at a guest pfn. */
 export const xen_add_to_physmap: StructLayout = {
   cName: "struct xen_add_to_physmap",
   sizeof: 24,
@@ -155,6 +160,7 @@ export const xen_add_to_physmap: StructLayout = {
   },
 };
 
+/** XENMEM_remove_from_physmap: unmap a guest pfn. */
 export const xen_remove_from_physmap: StructLayout = {
   cName: "struct xen_remove_from_physmap",
   sizeof: 16,
@@ -164,6 +170,7 @@ export const xen_remove_from_physmap: StructLayout = {
   },
 };
 
+/** XENMEM_memory_map / machine_memory_map: an e820-style map. */
 export const xen_memory_map: StructLayout = {
   cName: "struct xen_memory_map",
   sizeof: 16,
@@ -174,6 +181,7 @@ export const xen_memory_map: StructLayout = {
   },
 };
 
+/** XENMEM_set_memory_map: set a domain's e820-style map. */
 export const xen_foreign_memory_map: StructLayout = {
   cName: "struct xen_foreign_memory_map",
   sizeof: 24,
@@ -186,6 +194,7 @@ export const xen_foreign_memory_map: StructLayout = {
   },
 };
 
+/** XENMEM_set_pod_target / get_pod_target: populate-on-demand accounting. */
 export const xen_pod_target: StructLayout = {
   cName: "struct xen_pod_target",
   sizeof: 40,

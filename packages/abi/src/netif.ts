@@ -11,25 +11,25 @@ export const XEN_NETIF_MAX_TX_SIZE = 65535;
 
 // netif_tx_request.flags (NETTXF_*).
 export const _NETTXF_csum_blank = 0;
-export const NETTXF_csum_blank = 1;
+export const NETTXF_csum_blank = 0x1;
 export const _NETTXF_data_validated = 1;
-export const NETTXF_data_validated = 2;
+export const NETTXF_data_validated = 0x2;
 export const _NETTXF_more_data = 2;
-export const NETTXF_more_data = 4;
+export const NETTXF_more_data = 0x4;
 export const _NETTXF_extra_info = 3;
-export const NETTXF_extra_info = 8;
+export const NETTXF_extra_info = 0x8;
 
 // netif_rx_response.flags (NETRXF_*).
 export const _NETRXF_data_validated = 0;
-export const NETRXF_data_validated = 1;
+export const NETRXF_data_validated = 0x1;
 export const _NETRXF_csum_blank = 1;
-export const NETRXF_csum_blank = 2;
+export const NETRXF_csum_blank = 0x2;
 export const _NETRXF_more_data = 2;
-export const NETRXF_more_data = 4;
+export const NETRXF_more_data = 0x4;
 export const _NETRXF_extra_info = 3;
-export const NETRXF_extra_info = 8;
+export const NETRXF_extra_info = 0x8;
 export const _NETRXF_gso_prefix = 4;
-export const NETRXF_gso_prefix = 16;
+export const NETRXF_gso_prefix = 0x10;
 
 // netif_extra_info.type, .flags and GSO types.
 export const XEN_NETIF_EXTRA_TYPE_NONE = 0;
@@ -39,7 +39,7 @@ export const XEN_NETIF_EXTRA_TYPE_MCAST_DEL = 3;
 export const XEN_NETIF_EXTRA_TYPE_HASH = 4;
 export const XEN_NETIF_EXTRA_TYPE_MAX = 5;
 export const _XEN_NETIF_EXTRA_FLAG_MORE = 0;
-export const XEN_NETIF_EXTRA_FLAG_MORE = 1;
+export const XEN_NETIF_EXTRA_FLAG_MORE = 0x1;
 export const XEN_NETIF_GSO_TYPE_NONE = 0;
 export const XEN_NETIF_GSO_TYPE_TCPV4 = 1;
 export const XEN_NETIF_GSO_TYPE_TCPV6 = 2;
@@ -61,17 +61,17 @@ export const XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED = 1;
 export const XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER = 2;
 export const XEN_NETIF_CTRL_STATUS_BUFFER_OVERFLOW = 3;
 export const _XEN_NETIF_CTRL_HASH_TYPE_IPV4 = 0;
-export const XEN_NETIF_CTRL_HASH_TYPE_IPV4 = 1;
+export const XEN_NETIF_CTRL_HASH_TYPE_IPV4 = 0x1;
 export const _XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP = 1;
-export const XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP = 2;
+export const XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP = 0x2;
 export const _XEN_NETIF_CTRL_HASH_TYPE_IPV6 = 2;
-export const XEN_NETIF_CTRL_HASH_TYPE_IPV6 = 4;
+export const XEN_NETIF_CTRL_HASH_TYPE_IPV6 = 0x4;
 export const _XEN_NETIF_CTRL_HASH_TYPE_IPV6_TCP = 3;
-export const XEN_NETIF_CTRL_HASH_TYPE_IPV6_TCP = 8;
+export const XEN_NETIF_CTRL_HASH_TYPE_IPV6_TCP = 0x8;
 export const XEN_NETIF_CTRL_HASH_ALGORITHM_NONE = 0;
 export const XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ = 1;
 export const _XEN_NETIF_CTRLF_GREF_readonly = 0;
-export const XEN_NETIF_CTRLF_GREF_readonly = 1;
+export const XEN_NETIF_CTRLF_GREF_readonly = 0x1;
 
 // Response status (NETIF_RSP_*).
 export const NETIF_RSP_DROPPED = -2;
@@ -79,6 +79,7 @@ export const NETIF_RSP_ERROR = -1;
 export const NETIF_RSP_OKAY = 0;
 export const NETIF_RSP_NULL = 1;
 
+/** A transmit request: a granted buffer, its offset, flags (NETTXF_*), id and size. */
 export const netif_tx_request: StructLayout = {
   cName: "struct netif_tx_request",
   sizeof: 12,
@@ -91,6 +92,7 @@ export const netif_tx_request: StructLayout = {
   },
 };
 
+/** An extra-info slot that follows a request or response with the extra_info flag. */
 export const netif_extra_info: StructLayout = {
   cName: "struct netif_extra_info",
   sizeof: 8,
@@ -113,6 +115,7 @@ export const netif_extra_info: StructLayout = {
   },
 };
 
+/** A transmit response: the request's id and a NETIF_RSP_* status. */
 export const netif_tx_response: StructLayout = {
   cName: "struct netif_tx_response",
   sizeof: 4,
@@ -122,6 +125,7 @@ export const netif_tx_response: StructLayout = {
   },
 };
 
+/** A receive request: an id and a granted buffer for the backend to fill. */
 export const netif_rx_request: StructLayout = {
   cName: "struct netif_rx_request",
   sizeof: 8,
@@ -132,6 +136,7 @@ export const netif_rx_request: StructLayout = {
   },
 };
 
+/** A receive response: id, offset, flags (NETRXF_*) and a status (bytes, or NETIF_RSP_*). */
 export const netif_rx_response: StructLayout = {
   cName: "struct netif_rx_response",
   sizeof: 8,
@@ -143,6 +148,7 @@ export const netif_rx_response: StructLayout = {
   },
 };
 
+/** A request on the network control ring (XEN_NETIF_CTRL_TYPE_*). */
 export const xen_netif_ctrl_request: StructLayout = {
   cName: "struct xen_netif_ctrl_request",
   sizeof: 16,
@@ -153,6 +159,7 @@ export const xen_netif_ctrl_request: StructLayout = {
   },
 };
 
+/** A response on the network control ring (XEN_NETIF_CTRL_STATUS_*). */
 export const xen_netif_ctrl_response: StructLayout = {
   cName: "struct xen_netif_ctrl_response",
   sizeof: 12,
@@ -164,6 +171,7 @@ export const xen_netif_ctrl_response: StructLayout = {
   },
 };
 
+/** One grant reference entry of a control-ring grant mapping. */
 export const xen_netif_gref: StructLayout = {
   cName: "struct xen_netif_gref",
   sizeof: 8,

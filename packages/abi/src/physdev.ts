@@ -34,13 +34,14 @@ export const PHYSDEVOP_restore_msi_ext = 27;
 export const PHYSDEVOP_prepare_msix = 30;
 export const PHYSDEVOP_release_msix = 31;
 export const PHYSDEVOP_dbgp_op = 29;
+/** The header's alias: PHYSDEVOP_pirq_eoi_gmfn_v2 at the latest interface version. */
 export const PHYSDEVOP_pirq_eoi_gmfn = 28;
 
 // physdev_irq_status_query.flags (XENIRQSTAT_*).
 export const _XENIRQSTAT_needs_eoi = 0;
-export const XENIRQSTAT_needs_eoi = 1;
+export const XENIRQSTAT_needs_eoi = 0x1;
 export const _XENIRQSTAT_shared = 1;
-export const XENIRQSTAT_shared = 2;
+export const XENIRQSTAT_shared = 0x2;
 
 // physdev_map_pirq.type (MAP_PIRQ_TYPE_*).
 export const MAP_PIRQ_TYPE_MSI = 0;
@@ -48,10 +49,10 @@ export const MAP_PIRQ_TYPE_GSI = 1;
 export const MAP_PIRQ_TYPE_UNKNOWN = 2;
 export const MAP_PIRQ_TYPE_MSI_SEG = 3;
 export const MAP_PIRQ_TYPE_MULTI_MSI = 4;
-export const XEN_PCI_MMCFG_RESERVED = 1;
-export const XEN_PCI_DEV_EXTFN = 1;
-export const XEN_PCI_DEV_VIRTFN = 2;
-export const XEN_PCI_DEV_PXM = 4;
+export const XEN_PCI_MMCFG_RESERVED = 0x1;
+export const XEN_PCI_DEV_EXTFN = 0x1;
+export const XEN_PCI_DEV_VIRTFN = 0x2;
+export const XEN_PCI_DEV_PXM = 0x4;
 /** Old spelling still visible: the guest asks Xen to unmask its PIRQs. */
 export const PHYSDEVOP_IRQ_UNMASK_NOTIFY = 4;
 export const PHYSDEVOP_DBGP_RESET_PREPARE = 1;
@@ -59,6 +60,7 @@ export const PHYSDEVOP_DBGP_RESET_DONE = 2;
 export const PHYSDEVOP_DBGP_BUS_UNKNOWN = 0;
 export const PHYSDEVOP_DBGP_BUS_PCI = 1;
 
+/** PHYSDEVOP_eoi: end of interrupt for a PIRQ. */
 export const physdev_eoi: StructLayout = {
   cName: "struct physdev_eoi",
   sizeof: 4,
@@ -67,6 +69,7 @@ export const physdev_eoi: StructLayout = {
   },
 };
 
+/** PHYSDEVOP_pirq_eoi_gmfn_v1/v2: a page whose bits say which PIRQs need an EOI. */
 export const physdev_pirq_eoi_gmfn: StructLayout = {
   cName: "struct physdev_pirq_eoi_gmfn",
   sizeof: 8,
@@ -75,6 +78,7 @@ export const physdev_pirq_eoi_gmfn: StructLayout = {
   },
 };
 
+/** PHYSDEVOP_irq_status_query: whether a PIRQ needs EOI, is shared (XENIRQSTAT_*). */
 export const physdev_irq_status_query: StructLayout = {
   cName: "struct physdev_irq_status_query",
   sizeof: 8,
@@ -84,6 +88,7 @@ export const physdev_irq_status_query: StructLayout = {
   },
 };
 
+/** PHYSDEVOP_set_iopl: the guest kernel's I/O privilege level. */
 export const physdev_set_iopl: StructLayout = {
   cName: "struct physdev_set_iopl",
   sizeof: 4,
@@ -92,6 +97,7 @@ export const physdev_set_iopl: StructLayout = {
   },
 };
 
+/** PHYSDEVOP_set_iobitmap: the guest's I/O permission bitmap. */
 export const physdev_set_iobitmap: StructLayout = {
   cName: "struct physdev_set_iobitmap",
   sizeof: 16,
@@ -102,6 +108,7 @@ export const physdev_set_iobitmap: StructLayout = {
   },
 };
 
+/** PHYSDEVOP_apic_read / apic_write: an IO-APIC register. */
 export const physdev_apic: StructLayout = {
   cName: "struct physdev_apic",
   sizeof: 16,
@@ -112,6 +119,7 @@ export const physdev_apic: StructLayout = {
   },
 };
 
+/** PHYSDEVOP_alloc_irq_vector / free_irq_vector. */
 export const physdev_irq: StructLayout = {
   cName: "struct physdev_irq",
   sizeof: 8,
@@ -121,6 +129,7 @@ export const physdev_irq: StructLayout = {
   },
 };
 
+/** PHYSDEVOP_map_pirq: map a GSI or MSI to a PIRQ (MAP_PIRQ_TYPE_*). */
 export const physdev_map_pirq: StructLayout = {
   cName: "struct physdev_map_pirq",
   sizeof: 40,
@@ -136,6 +145,7 @@ export const physdev_map_pirq: StructLayout = {
   },
 };
 
+/** PHYSDEVOP_unmap_pirq. */
 export const physdev_unmap_pirq: StructLayout = {
   cName: "struct physdev_unmap_pirq",
   sizeof: 8,
@@ -145,6 +155,7 @@ export const physdev_unmap_pirq: StructLayout = {
   },
 };
 
+/** PHYSDEVOP_setup_gsi: trigger mode and polarity of a GSI. */
 export const physdev_setup_gsi: StructLayout = {
   cName: "struct physdev_setup_gsi",
   sizeof: 8,
@@ -155,6 +166,7 @@ export const physdev_setup_gsi: StructLayout = {
   },
 };
 
+/** PHYSDEVOP_get_free_pirq. */
 export const physdev_get_free_pirq: StructLayout = {
   cName: "struct physdev_get_free_pirq",
   sizeof: 8,
@@ -164,6 +176,10 @@ export const physdev_get_free_pirq: StructLayout = {
   },
 };
 
+/**
+ * PHYSDEVOP_pci_device_remove / restore_msi_ext / prepare_msix / release_msix: a PCI device
+ * by segment, bus and devfn.
+ */
 export const physdev_pci_device: StructLayout = {
   cName: "struct physdev_pci_device",
   sizeof: 4,

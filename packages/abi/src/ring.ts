@@ -32,6 +32,7 @@ export const blkif_sring: StructLayout = {
   },
 };
 
+/** One block ring slot: a request, or in its place the response. */
 export const blkif_sring_entry: StructLayout = {
   cName: "union blkif_sring_entry",
   sizeof: 112,
@@ -50,6 +51,7 @@ export const blkif_sring_entry: StructLayout = {
   },
 };
 
+/** Transmit ring page. */
 export const netif_tx_sring: StructLayout = {
   cName: "struct netif_tx_sring",
   sizeof: 76,
@@ -69,6 +71,7 @@ export const netif_tx_sring: StructLayout = {
   },
 };
 
+/** One transmit ring slot. */
 export const netif_tx_sring_entry: StructLayout = {
   cName: "union netif_tx_sring_entry",
   sizeof: 12,
@@ -85,6 +88,7 @@ export const netif_tx_sring_entry: StructLayout = {
   },
 };
 
+/** Receive ring page. */
 export const netif_rx_sring: StructLayout = {
   cName: "struct netif_rx_sring",
   sizeof: 72,
@@ -104,6 +108,7 @@ export const netif_rx_sring: StructLayout = {
   },
 };
 
+/** One receive ring slot. */
 export const netif_rx_sring_entry: StructLayout = {
   cName: "union netif_rx_sring_entry",
   sizeof: 8,

@@ -25,6 +25,7 @@ export const SHUTDOWN_watchdog = 4;
 export const SHUTDOWN_soft_reset = 5;
 export const SHUTDOWN_MAX = 5;
 
+/** SCHEDOP_shutdown / shutdown_code: a SHUTDOWN_* reason. */
 export const sched_shutdown: StructLayout = {
   cName: "struct sched_shutdown",
   sizeof: 4,
@@ -33,6 +34,7 @@ export const sched_shutdown: StructLayout = {
   },
 };
 
+/** SCHEDOP_poll: block until one of a list of ports is pending, or a timeout. */
 export const sched_poll: StructLayout = {
   cName: "struct sched_poll",
   sizeof: 24,
@@ -44,6 +46,7 @@ export const sched_poll: StructLayout = {
   },
 };
 
+/** SCHEDOP_remote_shutdown: shut down another domain with a reason. */
 export const sched_remote_shutdown: StructLayout = {
   cName: "struct sched_remote_shutdown",
   sizeof: 8,
@@ -53,6 +56,7 @@ export const sched_remote_shutdown: StructLayout = {
   },
 };
 
+/** SCHEDOP_watchdog: arm, rearm or destroy a domain watchdog. */
 export const sched_watchdog: StructLayout = {
   cName: "struct sched_watchdog",
   sizeof: 8,
@@ -62,6 +66,7 @@ export const sched_watchdog: StructLayout = {
   },
 };
 
+/** SCHEDOP_pin_override: temporarily pin the vCPU to a physical CPU. */
 export const sched_pin_override: StructLayout = {
   cName: "struct sched_pin_override",
   sizeof: 4,

@@ -34,8 +34,9 @@ export const XEN_RUNSTATE_UPDATE_LO = 0;
 // vcpu_set_singleshot_timer.flags.
 export const _VCPU_SSHOTTMR_future = 0;
 /** Fail with -ETIME if the deadline has already passed. */
-export const VCPU_SSHOTTMR_future = 1;
+export const VCPU_SSHOTTMR_future = 0x1;
 
+/** VCPUOP_get_runstate_info (and the registered runstate area): state and time in each state. */
 export const vcpu_runstate_info: StructLayout = {
   cName: "struct vcpu_runstate_info",
   sizeof: 48,
@@ -46,6 +47,7 @@ export const vcpu_runstate_info: StructLayout = {
   },
 };
 
+/** VCPUOP_register_runstate_memory_area: where Xen keeps a copy of vcpu_runstate_info. */
 export const vcpu_register_runstate_memory_area: StructLayout = {
   cName: "struct vcpu_register_runstate_memory_area",
   sizeof: 8,
@@ -58,6 +60,7 @@ export const vcpu_register_runstate_memory_area: StructLayout = {
   },
 };
 
+/** VCPUOP_set_periodic_timer: period in nanoseconds. */
 export const vcpu_set_periodic_timer: StructLayout = {
   cName: "struct vcpu_set_periodic_timer",
   sizeof: 8,
@@ -66,6 +69,7 @@ export const vcpu_set_periodic_timer: StructLayout = {
   },
 };
 
+/** VCPUOP_set_singleshot_timer: absolute system-time deadline and flags. */
 export const vcpu_set_singleshot_timer: StructLayout = {
   cName: "struct vcpu_set_singleshot_timer",
   sizeof: 16,
@@ -75,6 +79,7 @@ export const vcpu_set_singleshot_timer: StructLayout = {
   },
 };
 
+/** VCPUOP_register_vcpu_info: move the vCPU's vcpu_info to a guest frame and offset. */
 export const vcpu_register_vcpu_info: StructLayout = {
   cName: "struct vcpu_register_vcpu_info",
   sizeof: 16,
@@ -85,6 +90,7 @@ export const vcpu_register_vcpu_info: StructLayout = {
   },
 };
 
+/** VCPUOP_get_physid: the physical CPU's APIC and ACPI ids (dom0). */
 export const vcpu_get_physid: StructLayout = {
   cName: "struct vcpu_get_physid",
   sizeof: 8,
@@ -93,6 +99,7 @@ export const vcpu_get_physid: StructLayout = {
   },
 };
 
+/** VCPUOP_register_vcpu_time_memory_area: a second copy of vcpu_time_info. */
 export const vcpu_register_time_memory_area: StructLayout = {
   cName: "struct vcpu_register_time_memory_area",
   sizeof: 8,

@@ -124,18 +124,18 @@ export const MMUEXT_UNMARK_SUPER = 20;
 
 // update_va_mapping flags (UVMF_*): a flush type in bits 0-1, a flush scope in bit 2.
 /** No TLB flush. */
-export const UVMF_NONE = 0;
+export const UVMF_NONE = 0x0;
 /** Flush whole TLBs. */
-export const UVMF_TLB_FLUSH = 1;
+export const UVMF_TLB_FLUSH = 0x1;
 /** Flush the one mapping. */
-export const UVMF_INVLPG = 2;
-export const UVMF_FLUSHTYPE_MASK = 3;
+export const UVMF_INVLPG = 0x2;
+export const UVMF_FLUSHTYPE_MASK = 0x3;
 /** Flush the TLBs of the vCPUs in the bitmap whose address is in the upper bits. */
-export const UVMF_MULTI = 0;
+export const UVMF_MULTI = 0x0;
 /** Flush this vCPU's TLB only. */
-export const UVMF_LOCAL = 0;
+export const UVMF_LOCAL = 0x0;
 /** Flush every vCPU's TLB. */
-export const UVMF_ALL = 4;
+export const UVMF_ALL = 0x4;
 
 // console_io commands.
 export const CONSOLEIO_write = 0;
@@ -163,15 +163,15 @@ export const DOMID_IDLE = 0x7fff;
 export const DOMID_MASK = 0x7fff;
 
 // vcpu_time_info.flags bits.
-export const XEN_PVCLOCK_TSC_STABLE_BIT = 1;
-export const XEN_PVCLOCK_GUEST_STOPPED = 2;
+export const XEN_PVCLOCK_TSC_STABLE_BIT = 0x1;
+export const XEN_PVCLOCK_GUEST_STOPPED = 0x2;
 
 // start_info.flags bits (SIF_*).
-export const SIF_PRIVILEGED = 1;
-export const SIF_INITDOMAIN = 2;
-export const SIF_MULTIBOOT_MOD = 4;
-export const SIF_MOD_START_PFN = 8;
-export const SIF_VIRT_P2M_4TOOLS = 16;
+export const SIF_PRIVILEGED = 0x1;
+export const SIF_INITDOMAIN = 0x2;
+export const SIF_MULTIBOOT_MOD = 0x4;
+export const SIF_MOD_START_PFN = 0x8;
+export const SIF_VIRT_P2M_4TOOLS = 0x10;
 export const SIF_PM_MASK = 0xff00;
 /** Bytes in start_info.cmd_line. */
 export const MAX_GUEST_CMDLINE = 1024;
@@ -179,7 +179,6 @@ export const MAX_GUEST_CMDLINE = 1024;
 export const XEN_LEGACY_MAX_VCPUS = 32;
 
 // x86_64 PV virtual layout: the hole Xen reserves at the bottom of the upper canonical half,
-
 // and the read-only M2P table inside it (arch-x86/xen-x86_64.h). 64-bit, so in halves.
 export const HYPERVISOR_VIRT_START_HI = 0xffff8000;
 export const HYPERVISOR_VIRT_START_LO = 0;
@@ -189,28 +188,28 @@ export const MACH2PHYS_VIRT_START_HI = 0xffff8000;
 export const MACH2PHYS_VIRT_START_LO = 0;
 export const MACH2PHYS_VIRT_END_HI = 0xffff8040;
 export const MACH2PHYS_VIRT_END_LO = 0;
-/** Entries (8 bytes each) in the M2P table. */
+/** Entries (8 bytes each) in the M2P table: 2^35, exact as a number. */
 export const MACH2PHYS_NR_ENTRIES = 34359738368;
 
 // x86_64 flat segment selectors a PV guest runs with.
 export const FLAT_RING3_CS32 = 0xe023;
 export const FLAT_RING3_CS64 = 0xe033;
 export const FLAT_RING3_DS32 = 0xe02b;
-export const FLAT_RING3_DS64 = 0;
+export const FLAT_RING3_DS64 = 0x0;
 export const FLAT_RING3_SS32 = 0xe02b;
 export const FLAT_RING3_SS64 = 0xe02b;
-export const FLAT_KERNEL_DS64 = 0;
+export const FLAT_KERNEL_DS64 = 0x0;
 export const FLAT_KERNEL_DS32 = 0xe02b;
-export const FLAT_KERNEL_DS = 0;
+export const FLAT_KERNEL_DS = 0x0;
 export const FLAT_KERNEL_CS64 = 0xe033;
 export const FLAT_KERNEL_CS32 = 0xe023;
 export const FLAT_KERNEL_CS = 0xe033;
 export const FLAT_KERNEL_SS64 = 0xe02b;
 export const FLAT_KERNEL_SS32 = 0xe02b;
 export const FLAT_KERNEL_SS = 0xe02b;
-export const FLAT_USER_DS64 = 0;
+export const FLAT_USER_DS64 = 0x0;
 export const FLAT_USER_DS32 = 0xe02b;
-export const FLAT_USER_DS = 0;
+export const FLAT_USER_DS = 0x0;
 export const FLAT_USER_CS64 = 0xe033;
 export const FLAT_USER_CS32 = 0xe023;
 export const FLAT_USER_CS = 0xe033;
@@ -220,15 +219,15 @@ export const FLAT_USER_SS = 0xe02b;
 
 // vcpu_guest_context.flags bits (VGCF_*).
 export const _VGCF_i387_valid = 0;
-export const VGCF_i387_valid = 1;
+export const VGCF_i387_valid = 0x1;
 export const _VGCF_in_kernel = 2;
-export const VGCF_in_kernel = 4;
+export const VGCF_in_kernel = 0x4;
 export const _VGCF_failsafe_disables_events = 3;
-export const VGCF_failsafe_disables_events = 8;
+export const VGCF_failsafe_disables_events = 0x8;
 export const _VGCF_syscall_disables_events = 4;
-export const VGCF_syscall_disables_events = 16;
+export const VGCF_syscall_disables_events = 0x10;
 export const _VGCF_online = 5;
-export const VGCF_online = 32;
+export const VGCF_online = 0x20;
 /** First GDT page Xen keeps for itself. */
 export const FIRST_RESERVED_GDT_PAGE = 14;
 export const FIRST_RESERVED_GDT_BYTE = 0xe000;
@@ -288,6 +287,7 @@ export const vcpu_time_info: StructLayout = {
   },
 };
 
+/** x86 part of vcpu_info, x86_64 guest: cr2 of the last page fault. */
 export const arch_vcpu_info_x86_64: StructLayout = {
   cName: "struct arch_vcpu_info_x86_64",
   sizeof: 16,
@@ -297,6 +297,7 @@ export const arch_vcpu_info_x86_64: StructLayout = {
   },
 };
 
+/** x86 part of vcpu_info, x86_32 guest. */
 export const arch_vcpu_info_x86_32: StructLayout = {
   cName: "struct arch_vcpu_info_x86_32",
   sizeof: 24,
@@ -352,6 +353,7 @@ export const vcpu_info_x86_32: StructLayout = {
   },
 };
 
+/** x86 part of shared_info, x86_64 guest: P2M location for the toolstack, NMI reason. */
 export const arch_shared_info_x86_64: StructLayout = {
   cName: "struct arch_shared_info_x86_64",
   sizeof: 48,
@@ -365,6 +367,7 @@ export const arch_shared_info_x86_64: StructLayout = {
   },
 };
 
+/** x86 part of shared_info, x86_32 guest. */
 export const arch_shared_info_x86_32: StructLayout = {
   cName: "struct arch_shared_info_x86_32",
   sizeof: 28,

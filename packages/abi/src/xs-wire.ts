@@ -123,8 +123,8 @@ export const XENSTORE_ABS_PATH_MAX = 3072;
 export const XENSTORE_REL_PATH_MAX = 2048;
 
 // server_features bits
-export const XENSTORE_SERVER_FEATURE_RECONNECTION = 1;
-export const XENSTORE_SERVER_FEATURE_ERROR = 2;
+export const XENSTORE_SERVER_FEATURE_RECONNECTION = 0x1;
+export const XENSTORE_SERVER_FEATURE_ERROR = 0x2;
 
 // connection field values
 export const XENSTORE_CONNECTED = 0;

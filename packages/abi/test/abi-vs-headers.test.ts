@@ -343,6 +343,23 @@ describe("the check program itself", () => {
     ).toThrow(/could not compile/);
   });
 
+  it("fails, saying what to run, when the headers are missing", () => {
+    expect(() => requirePeers("/nonexistent/xen/xen.h")).toThrow(
+      /Xen's public headers \(\/nonexistent\/xen\/xen.h\).*node scripts\/peers\.mjs/,
+    );
+  });
+
+  it("reads DWARF for the layouts' types and refuses a type the program lacks", () => {
+    expect(dwarf.sizeOf("struct vcpu_info_x86_64")).toBe(64);
+    expect(dwarf.members("struct vcpu_info_x86_64").get("time.system_time")).toEqual({
+      offset: 48,
+      size: 8,
+      aggregate: false,
+    });
+    expect(dwarf.sizeOf("struct no_such_struct")).toBeUndefined();
+    expect(() => dwarf.members("struct no_such_struct")).toThrow(/no definition/);
+  });
+
   it("rejects an export that is neither a number, a string, a layout nor a listed table", () => {
     expect(classify("someFunction", () => 1)).toBeUndefined();
     expect(classify("someObject", { a: 1 })).toBeUndefined();
