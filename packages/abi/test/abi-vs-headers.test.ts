@@ -349,6 +349,12 @@ describe("the check program itself", () => {
     );
   });
 
+  it("fails, saying why, on a host gcc would not build x86_64 layouts for", () => {
+    expect(() => requirePeers(undefined, "arm64")).toThrow(
+      /needs an x86_64 host \(this one is arm64\)/,
+    );
+  });
+
   it("reads DWARF for the layouts' types and refuses a type the program lacks", () => {
     expect(dwarf.sizeOf("struct vcpu_info_x86_64")).toBe(64);
     expect(dwarf.members("struct vcpu_info_x86_64").get("time.system_time")).toEqual({
