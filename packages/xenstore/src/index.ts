@@ -1,1 +1,25 @@
-export {};
+export {
+  XsClient,
+  type XsClientTransport,
+  XsOps,
+  XsTransaction,
+  XsWatch,
+  type XsWatchEvent,
+} from "./client";
+export { XenstoreError, type XenstoreErrorCode } from "./errors";
+export { canonicalize, domainPath, isValidNodename } from "./paths";
+export { parsePerm, permToString, type XsPerm, XS_PERM_NONE, XS_PERM_READ, XS_PERM_WRITE } from "./perms";
+export { XenstoreRing, XenstoreRingFrontend, type XsEventChannel } from "./ring";
+export { type RunningXenstored, type RunXenstoredOptions, runXenstored } from "./run";
+export { listenUnix, type XenstoredSocketServer } from "./socket";
+export { encodeMessage, MessageReader, type XsMessage, XSD_SOCKMSG_SIZE } from "./wire";
+export {
+  type ConnectOptions,
+  type DomainChannel,
+  type MapDomainInterface,
+  XENSTORED_DEFAULT_QUOTAS,
+  Xenstored,
+  type XenstoredOptions,
+  type XenstoredQuotas,
+  XsConnection,
+} from "./xenstored";
