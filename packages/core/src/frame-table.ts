@@ -11,7 +11,7 @@
  * - The type count never exceeds the general count's use: callers take a general reference
  *   (getPage) before a type reference (getPageType) and drop them in the other order.
  */
-import { E2BIG, EINVAL } from "@hyperlab/abi";
+import { EINVAL } from "@hyperlab/abi";
 import { HyperlabError } from "./errors";
 
 /** Owner value of a frame in the free pool. */
@@ -142,7 +142,9 @@ export class FrameTable {
     if (!this.validMfn(mfn) || this.owner[mfn] !== domid) return false;
     const c = this.countInfo[mfn];
     const count = c & PGC_count_mask;
-    if (count === 0 || count === PGC_count_mask) return false;
+    // As page_get_owner_and_reference: count 0 is unallocated, and the top two counts are
+    // refused (the last one is kept for get_page_light), so a count never wraps.
+    if (count === 0 || count >= PGC_count_mask - 1) return false;
     this.countInfo[mfn] = c + 1;
     return true;
   }
@@ -172,12 +174,12 @@ export class FrameTable {
 
   /**
    * Xen's get_page_type: a type reference. Returns 0, or -EINVAL when the frame has another
-   * type in use or fails validation (the validator's errno), or -E2BIG on count overflow.
+   * type in use or its type count would overflow (as _get_page_type), or the validator's errno.
    */
   getPageType(mfn: number, type: number): number {
     const x = this.typeInfo[mfn];
     const count = x & PGT_count_mask;
-    if (count === PGT_count_mask) return -E2BIG;
+    if (count === PGT_count_mask) return -EINVAL;
     if (count !== 0) {
       if ((x & PGT_type_mask) >>> 0 !== type) return -EINVAL;
       // In use but not yet validated: only during this frame's own validation.

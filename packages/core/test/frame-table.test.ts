@@ -1,10 +1,11 @@
-import { E2BIG, EINVAL } from "@hyperlab/abi";
+import { EINVAL } from "@hyperlab/abi";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   FRAME_FREE,
   FrameTable,
   HyperlabError,
+  PGC_count_mask,
   PGT_count_mask,
   PGT_l1_page_table,
   PGT_l2_page_table,
@@ -130,12 +131,20 @@ describe("frame table primitives", () => {
     expect(ft.refCount(a)).toBe(1);
   });
 
-  it("reports type count overflow as -E2BIG", () => {
+  it("refuses a type count overflow with -EINVAL, as Xen's _get_page_type does", () => {
     const { ft } = table();
     const a = ft.allocate(1, 0);
     ft.getPageType(a, PGT_writable_page);
     ft.typeInfo[a] = (ft.typeInfo[a] & ~PGT_count_mask) | PGT_count_mask;
-    expect(ft.getPageType(a, PGT_writable_page)).toBe(-E2BIG);
+    expect(ft.getPageType(a, PGT_writable_page)).toBe(-EINVAL);
+  });
+
+  it("keeps the top two general counts in reserve, as page_get_owner_and_reference does", () => {
+    const { ft } = table();
+    const a = ft.allocate(1, 0);
+    ft.countInfo[a] = (ft.countInfo[a] & ~PGC_count_mask) | (PGC_count_mask - 2);
+    expect(ft.getPage(a, 1)).toBe(true);
+    expect(ft.getPage(a, 1)).toBe(false);
   });
 
   it("treats unbalanced puts as bugs in the model", () => {
