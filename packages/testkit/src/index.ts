@@ -1,1 +1,1 @@
-export {};
+export { assertFrameInvariants, checkFrameInvariants, type InvariantOptions } from "./invariants";
