@@ -246,12 +246,27 @@ export class Ram {
 
   /** Low 32 bits of the u64 at maddr. */
   read64lo(maddr: number): number {
+    const idx = (maddr / CHUNK_BYTES) | 0;
+    const off = maddr - idx * CHUNK_BYTES;
+    const w = off >>> 3;
+    if (w << 3 === off && maddr >= 0 && maddr < this.bytes) {
+      const c = this.u32s[idx];
+      return c === undefined ? 0 : c[2 * w];
+    }
+    this.check(maddr, 8);
     return this.read32(maddr);
   }
 
   /** High 32 bits of the u64 at maddr. */
   read64hi(maddr: number): number {
-    if (!(maddr >= 0 && maddr + 8 <= this.bytes)) this.check(maddr, 8);
+    const idx = (maddr / CHUNK_BYTES) | 0;
+    const off = maddr - idx * CHUNK_BYTES;
+    const w = off >>> 3;
+    if (w << 3 === off && maddr >= 0 && maddr < this.bytes) {
+      const c = this.u32s[idx];
+      return c === undefined ? 0 : c[2 * w + 1];
+    }
+    this.check(maddr, 8);
     return this.read32(maddr + 4);
   }
 
