@@ -1,0 +1,524 @@
+/*
+ * Xen PV direct paging: page types, validation and the page-table update paths.
+ *
+ * Invariants (Xen's, xen/arch/x86/mm.c):
+ * - A frame with a page-table type (L1..L4) and a nonzero type count is validated: every
+ *   present entry in a guest slot holds one general reference on the frame it names, and one
+ *   type reference of the next type down (L1 entries: the writable type when RW is set).
+ * - So no frame with a page-table or segment-descriptor type is mapped writable by any
+ *   validated L1 entry: a writable mapping holds the writable type, and a frame changes type
+ *   only at type count zero.
+ * - An entry naming its own table (a linear self-map) holds nothing. An entry of an L2..L4
+ *   naming another table of its own level (a linear page table) is read-only, names a
+ *   validated table, and is counted in `linear`: a table that holds such entries is never the
+ *   target of one, and the reverse (Xen's linear_pt_count).
+ * - Only this file writes guest page-table entries; each write keeps the references above.
+ */
+
+import {
+  EACCES,
+  EBUSY,
+  EINVAL,
+  EPERM,
+  MMU_PT_UPDATE_PRESERVE_AD,
+  VMASST_TYPE_m2p_strict,
+} from "@hyperlab/abi";
+import type { Domain, FrameTable, Hypervisor } from "@hyperlab/core";
+import {
+  FRAME_FREE,
+  PGC_count_mask,
+  PGC_xen_heap,
+  PGT_count_mask,
+  PGT_l1_page_table,
+  PGT_l2_page_table,
+  PGT_l3_page_table,
+  PGT_l4_page_table,
+  PGT_pinned,
+  PGT_type_mask,
+  PGT_validated,
+  PGT_writable_page,
+} from "@hyperlab/core";
+import type { Ram } from "@hyperlab/machine";
+import {
+  _PAGE_ACCESSED,
+  _PAGE_DIRTY,
+  _PAGE_GLOBAL,
+  _PAGE_GUEST_KERNEL_HI,
+  _PAGE_PRESENT,
+  _PAGE_RW,
+  _PAGE_USER,
+  FASTPATH_HI,
+  FASTPATH_LO,
+  FASTPATH_PDE_HI,
+  FASTPATH_PDE_LO,
+  L1_DISALLOW_HI,
+  L1_DISALLOW_IO_LO,
+  L1_DISALLOW_LO,
+  L2_DISALLOW_LO,
+  L3_DISALLOW_LO,
+  L4_DISALLOW_LO,
+  PAGE_CACHE_ATTRS,
+  PTE_MFN_HI_MASK,
+} from "./pte";
+import { RO_MPT_SLOT, ROOT_PAGETABLE_FIRST_XEN_SLOT, ROOT_PAGETABLE_LAST_XEN_SLOT } from "./xen";
+
+const TWO_20 = 0x10_0000;
+/** The frame number Xen reads as INVALID_MFN in an entry (all address bits set). */
+const INVALID_MFN_IN_PTE = 2 ** 40 - 1;
+const LINEAR_MAX = 0x7fff;
+
+/** TLB maintenance the page-table code needs from the MMU backend. */
+export interface TlbMaintenance {
+  /** Flushes every vCPU of `domid` (Xen: flush_tlb_mask(d->dirty_cpumask)). */
+  flushDomain(domid: number): void;
+  /** Flushes every vCPU in the system. */
+  flushEverything(): void;
+}
+
+/** Whether `a` may act on `b` (XSM's dummy XSM_TARGET rule: itself, privileged, or its target). */
+export function xsmTarget(a: Domain, b: Domain): boolean {
+  return a === b || a.isPrivileged || a.target === b.domid;
+}
+
+export class PvPageTables {
+  readonly hv: Hypervisor;
+  readonly frames: FrameTable;
+  readonly ram: Ram;
+  /** Xen's linear_pt_count: > 0 linear entries this table holds; < 0 uses of it as a linear target. */
+  readonly linear: Int16Array;
+  /**
+   * Flush epoch in which each frame last gained a writable type reference (Xen's
+   * tlbflush_timestamp, simplified): a frame made writable since the last full flush may
+   * still be writable in some TLB, so it changes to a page-table type only after a flush.
+   */
+  readonly writableEpoch: Uint32Array;
+  flushEpoch = 1;
+  /** The L3 of Xen's read-only M2P mapping, for slot 256 of guest L4s; -1 if none. */
+  roMptL3 = -1;
+  tlb: TlbMaintenance;
+  /** Count of entries validated and released (stats). */
+  readonly counts = { validatedL1e: 0, promotions: 0, demotions: 0, typeChangeFlushes: 0 };
+
+  constructor(hv: Hypervisor, tlb: TlbMaintenance) {
+    this.hv = hv;
+    this.frames = hv.frames;
+    this.ram = hv.machine.ram;
+    this.tlb = tlb;
+    this.linear = new Int16Array(this.frames.nrFrames);
+    this.writableEpoch = new Uint32Array(this.frames.nrFrames);
+    for (const type of [
+      PGT_l1_page_table,
+      PGT_l2_page_table,
+      PGT_l3_page_table,
+      PGT_l4_page_table,
+    ]) {
+      this.frames.setTypeHooks(type, {
+        validate: (mfn, t) => this.validate(mfn, t),
+        devalidate: (mfn, t) => this.devalidate(mfn, t),
+      });
+    }
+  }
+
+  // ---- entry access ----
+
+  /** lo half of the entry at index `i` of table `mfn`. */
+  readLo(mfn: number, i: number): number {
+    return this.ram.frameWords(mfn, false)[this.ram.frameWordBase(mfn) + i * 2];
+  }
+
+  readHi(mfn: number, i: number): number {
+    return this.ram.frameWords(mfn, false)[this.ram.frameWordBase(mfn) + i * 2 + 1];
+  }
+
+  writeEntry(mfn: number, i: number, lo: number, hi: number): void {
+    const w = this.ram.frameWords(mfn, true);
+    const b = this.ram.frameWordBase(mfn) + i * 2;
+    w[b] = lo;
+    w[b + 1] = hi;
+  }
+
+  private domainOf(mfn: number): Domain | undefined {
+    const o = this.frames.owner[mfn];
+    return o === FRAME_FREE ? undefined : this.hv.domain(o);
+  }
+
+  /** A general reference on a frame whoever owns it (Xen's page_get_owner_and_reference). */
+  private getRef(mfn: number): number {
+    const owner = this.frames.owner[mfn];
+    if (owner === FRAME_FREE) return FRAME_FREE;
+    const c = this.frames.countInfo[mfn];
+    const n = c & PGC_count_mask;
+    // Count 0: not allocated; the top two values are reserved, as in Xen.
+    if (n === 0 || n >= PGC_count_mask - 1) return FRAME_FREE;
+    this.frames.countInfo[mfn] = c + 1;
+    return owner;
+  }
+
+  /** Type reference; notes a writable one for the type-change flush. */
+  getPageType(mfn: number, type: number): number {
+    const rc = this.frames.getPageType(mfn, type);
+    if (rc === 0 && type === PGT_writable_page) this.writableEpoch[mfn] = this.flushEpoch;
+    return rc;
+  }
+
+  /** A full TLB flush of every vCPU: stale writable translations are gone after it. */
+  flushAll(): void {
+    this.tlb.flushEverything();
+    this.flushEpoch++;
+  }
+
+  // ---- L1 ----
+
+  /** Xen's l1_disallow_mask(d): cache attributes are allowed only to domains with I/O rights. */
+  l1DisallowLo(d: Domain): number {
+    return d.isPrivileged ? L1_DISALLOW_IO_LO : L1_DISALLOW_LO;
+  }
+
+  /**
+   * Xen's get_page_from_l1e: the references a present L1 entry holds. 0 or -errno:
+   * -EINVAL bad flags, -EPERM a frame that is not RAM, -EBUSY a frame the domain may not map
+   * (or may not map writable), -EACCES a cache attribute on a Xen heap page.
+   */
+  getPageFromL1e(lo: number, hi: number, l1eOwner: Domain, pgOwnerIn: Domain): number {
+    if ((lo & this.l1DisallowLo(l1eOwner)) !== 0 || (hi & L1_DISALLOW_HI) !== 0) return -EINVAL;
+    const mfn = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
+    if (mfn >= this.frames.nrFrames) {
+      // Not RAM: MMIO, which needs I/O memory rights this model does not grant (see README).
+      return mfn === INVALID_MFN_IN_PTE ? -EINVAL : -EPERM;
+    }
+    let pgOwner = pgOwnerIn;
+    const real = this.getRef(mfn);
+    if (real === FRAME_FREE) return -EBUSY;
+    if (real !== pgOwner.domid) {
+      // A privileged caller may pass on its right to map its target's frames.
+      const realDom = this.hv.domain(real);
+      if (realDom === undefined || pgOwner === l1eOwner || !xsmTarget(pgOwner, realDom)) {
+        this.frames.putPage(mfn);
+        return -EBUSY;
+      }
+      pgOwner = realDom;
+    }
+    if ((lo & _PAGE_RW) !== 0 && this.getPageType(mfn, PGT_writable_page) !== 0) {
+      this.frames.putPage(mfn);
+      return -EBUSY;
+    }
+    if ((lo & PAGE_CACHE_ATTRS) !== 0 && (this.frames.countInfo[mfn] & PGC_xen_heap) !== 0) {
+      if ((lo & _PAGE_RW) !== 0) this.frames.putPageType(mfn);
+      this.frames.putPage(mfn);
+      return -EACCES;
+    }
+    return 0;
+  }
+
+  /** Xen's put_page_from_l1e. */
+  putPageFromL1e(lo: number, hi: number): void {
+    if ((lo & _PAGE_PRESENT) === 0) return;
+    const mfn = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
+    if (mfn >= this.frames.nrFrames) return;
+    if ((lo & _PAGE_RW) !== 0) this.frames.putPageType(mfn);
+    this.frames.putPage(mfn);
+  }
+
+  // ---- L2..L4 ----
+
+  /**
+   * Xen's get_page_from_l2e / l3e / l4e: the next table down, by type, or a read-only
+   * linear entry naming a validated table of the same level. 0 or -errno.
+   */
+  getPageFromLne(level: number, lo: number, hi: number, tableMfn: number, d: Domain): number {
+    const disallow = level === 2 ? L2_DISALLOW_LO : level === 3 ? L3_DISALLOW_LO : L4_DISALLOW_LO;
+    if ((lo & disallow) !== 0) return -EINVAL;
+    const mfn = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
+    const childType = (((level - 1) << 29) >>> 0) as number;
+    let rc: number;
+    if (!this.frames.getPage(mfn, d.domid)) {
+      rc = -EINVAL;
+    } else {
+      rc = this.frames.getPageType(mfn, childType);
+      if (rc !== 0) this.frames.putPage(mfn);
+    }
+    if (rc === -EINVAL && this.getLinearPagetable(level, lo, mfn, tableMfn, d)) rc = 0;
+    return rc;
+  }
+
+  /** Xen's get_lN_linear_pagetable: true if the entry is an acceptable linear entry. */
+  private getLinearPagetable(
+    level: number,
+    lo: number,
+    mfn: number,
+    tableMfn: number,
+    d: Domain,
+  ): boolean {
+    if ((lo & _PAGE_RW) !== 0) return false;
+    if (mfn === tableMfn) return true; // a self-map holds no reference
+    if (this.frames.owner[tableMfn] !== d.domid) return false;
+    if (!this.frames.getPage(mfn, d.domid)) return false;
+    const lin = this.linear;
+    if (lin[tableMfn] < 0 || lin[tableMfn] >= LINEAR_MAX) {
+      this.frames.putPage(mfn);
+      return false;
+    }
+    if (lin[mfn] > 0 || lin[mfn] <= -LINEAR_MAX) {
+      this.frames.putPage(mfn);
+      return false;
+    }
+    const x = this.frames.typeInfo[mfn];
+    const want = ((level << 29) | PGT_validated) >>> 0;
+    if (
+      (x & PGT_count_mask) === PGT_count_mask ||
+      (x & (PGT_type_mask | PGT_validated)) >>> 0 !== want
+    ) {
+      this.frames.putPage(mfn);
+      return false;
+    }
+    lin[tableMfn]++;
+    lin[mfn]--;
+    this.frames.typeInfo[mfn] = x + 1;
+    return true;
+  }
+
+  /** Xen's put_page_from_l2e / l3e / l4e (the deferred put is done at once). */
+  putPageFromLne(lo: number, hi: number, tableMfn: number): void {
+    if ((lo & _PAGE_PRESENT) === 0) return;
+    const mfn = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
+    if (mfn === tableMfn) return;
+    if (((this.frames.typeInfo[mfn] ^ this.frames.typeInfo[tableMfn]) & PGT_type_mask) === 0) {
+      this.linear[mfn]++;
+      this.linear[tableMfn]--;
+    }
+    this.frames.putPageType(mfn);
+    this.frames.putPage(mfn);
+  }
+
+  // ---- promotion and demotion (the frame table's type hooks) ----
+
+  private validate(mfn: number, type: number): number {
+    const d = this.domainOf(mfn);
+    if (d === undefined) return -EINVAL;
+    // A frame that may still be writable in some TLB becomes a page table only after a flush.
+    if (this.writableEpoch[mfn] === this.flushEpoch) {
+      this.counts.typeChangeFlushes++;
+      this.flushAll();
+    }
+    this.linear[mfn] = 0;
+    this.counts.promotions++;
+    switch (type) {
+      case PGT_l1_page_table:
+        return this.promoteL1(mfn, d);
+      case PGT_l4_page_table:
+        return this.promoteLn(4, mfn, d);
+      case PGT_l3_page_table:
+        return this.promoteLn(3, mfn, d);
+      default:
+        return this.promoteLn(2, mfn, d);
+    }
+  }
+
+  private promoteL1(mfn: number, d: Domain): number {
+    const w = this.ram.frameWords(mfn, false);
+    const base = this.ram.frameWordBase(mfn);
+    let i = 0;
+    for (; i < 512; i++) {
+      const lo = w[base + i * 2];
+      if ((lo & _PAGE_PRESENT) === 0) continue;
+      const hi = w[base + i * 2 + 1];
+      const rc = this.getPageFromL1e(lo, hi, d, d);
+      if (rc !== 0) {
+        while (i-- > 0) this.putPageFromL1e(w[base + i * 2], w[base + i * 2 + 1]);
+        return rc;
+      }
+      this.adjustL1(mfn, i, lo, hi);
+    }
+    this.counts.validatedL1e += 512;
+    return 0;
+  }
+
+  /** Writes adjust_guest_l1e's form of a present entry back if it differs. */
+  private adjustL1(mfn: number, i: number, lo: number, hi: number): void {
+    let nlo = lo;
+    let nhi = hi;
+    if ((nlo & _PAGE_USER) === 0) {
+      nlo |= _PAGE_USER;
+      nhi |= _PAGE_GUEST_KERNEL_HI;
+    }
+    if ((nhi & _PAGE_GUEST_KERNEL_HI) === 0) nlo |= _PAGE_GLOBAL | _PAGE_USER;
+    if (nlo !== lo || nhi !== hi) this.writeEntry(mfn, i, nlo >>> 0, nhi >>> 0);
+  }
+
+  /** Whether slot `i` of an L4 belongs to the guest (Xen's is_guest_l4_slot, 64-bit). */
+  static isGuestL4Slot(i: number): boolean {
+    return i < ROOT_PAGETABLE_FIRST_XEN_SLOT || i > ROOT_PAGETABLE_LAST_XEN_SLOT;
+  }
+
+  private promoteLn(level: number, mfn: number, d: Domain): number {
+    const w = this.ram.frameWords(mfn, false);
+    const base = this.ram.frameWordBase(mfn);
+    for (let i = 0; i < 512; i++) {
+      if (level === 4 && !PvPageTables.isGuestL4Slot(i)) continue;
+      const lo = w[base + i * 2];
+      if ((lo & _PAGE_PRESENT) === 0) continue;
+      const hi = w[base + i * 2 + 1];
+      const rc = this.getPageFromLne(level, lo, hi, mfn, d);
+      if (rc !== 0) {
+        for (let j = i - 1; j >= 0; j--) {
+          if (level === 4 && !PvPageTables.isGuestL4Slot(j)) continue;
+          this.putPageFromLne(w[base + j * 2], w[base + j * 2 + 1], mfn);
+        }
+        return rc;
+      }
+      // adjust_guest_l2e/l3e add USER; adjust_guest_l4e adds USER and ACCESSED.
+      const add = level === 4 ? _PAGE_USER | _PAGE_ACCESSED : _PAGE_USER;
+      if ((lo & add) !== add) this.writeEntry(mfn, i, (lo | add) >>> 0, hi);
+    }
+    if (level === 4) this.initXenL4Slots(mfn, d.vmAssist.has(VMASST_TYPE_m2p_strict));
+    return 0;
+  }
+
+  /**
+   * Xen's init_xen_l4_slots, reduced to what a guest can see: slot 256 maps the read-only M2P
+   * when `roMpt`; the other Xen slots (257..271) are cleared (Xen fills them with its own
+   * supervisor-only mappings, which a PV guest running in ring 3 cannot use).
+   */
+  initXenL4Slots(mfn: number, roMpt: boolean): void {
+    for (let i = ROOT_PAGETABLE_FIRST_XEN_SLOT; i <= ROOT_PAGETABLE_LAST_XEN_SLOT; i++)
+      this.writeEntry(mfn, i, 0, 0);
+    if (roMpt) this.fillRoMpt(mfn);
+  }
+
+  /** Xen's fill_ro_mpt: maps the read-only M2P in slot 256 if that slot is empty. */
+  fillRoMpt(mfn: number): boolean {
+    if (this.roMptL3 < 0) return false;
+    if (this.readLo(mfn, RO_MPT_SLOT) !== 0 || this.readHi(mfn, RO_MPT_SLOT) !== 0) return false;
+    const m = this.roMptL3;
+    this.writeEntry(
+      mfn,
+      RO_MPT_SLOT,
+      ((m % TWO_20) * 4096 + (_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED)) >>> 0,
+      Math.floor(m / TWO_20),
+    );
+    return true;
+  }
+
+  /** Xen's zap_ro_mpt. */
+  zapRoMpt(mfn: number): void {
+    this.writeEntry(mfn, RO_MPT_SLOT, 0, 0);
+  }
+
+  /** Releases what a page table's entries hold (demotion; also forced at domain teardown). */
+  devalidateForTeardown(mfn: number, type: number): void {
+    this.devalidate(mfn, type);
+  }
+
+  private devalidate(mfn: number, type: number): void {
+    this.counts.demotions++;
+    const w = this.ram.frameWords(mfn, false);
+    const base = this.ram.frameWordBase(mfn);
+    if (type === PGT_l1_page_table) {
+      for (let i = 0; i < 512; i++) {
+        const lo = w[base + i * 2];
+        if ((lo & _PAGE_PRESENT) !== 0) this.putPageFromL1e(lo, w[base + i * 2 + 1]);
+      }
+      return;
+    }
+    const isL4 = type === PGT_l4_page_table;
+    for (let i = 511; i >= 0; i--) {
+      if (isL4 && !PvPageTables.isGuestL4Slot(i)) continue;
+      const lo = w[base + i * 2];
+      if ((lo & _PAGE_PRESENT) !== 0) this.putPageFromLne(lo, w[base + i * 2 + 1], mfn);
+    }
+  }
+
+  // ---- entry updates ----
+
+  /**
+   * Xen's mod_l1_entry: replaces entry `i` of L1 table `l1mfn` with (nlo, nhi), taking the
+   * references the new entry needs before dropping the old one's. 0 or -errno.
+   */
+  modL1Entry(
+    l1mfn: number,
+    i: number,
+    nloIn: number,
+    nhiIn: number,
+    cmd: number,
+    ptDom: Domain,
+    pgDom: Domain,
+  ): number {
+    const w = this.ram.frameWords(l1mfn, true);
+    const b = this.ram.frameWordBase(l1mfn) + i * 2;
+    const olo = w[b];
+    const ohi = w[b + 1];
+    let nlo = nloIn;
+    let nhi = nhiIn;
+    if ((nlo & _PAGE_PRESENT) !== 0) {
+      if ((nlo & this.l1DisallowLo(ptDom)) !== 0 || (nhi & L1_DISALLOW_HI) !== 0) return -EINVAL;
+      // adjust_guest_l1e
+      if ((nlo & _PAGE_USER) === 0) {
+        nlo |= _PAGE_USER;
+        nhi |= _PAGE_GUEST_KERNEL_HI;
+      }
+      if ((nhi & _PAGE_GUEST_KERNEL_HI) === 0) nlo |= _PAGE_GLOBAL | _PAGE_USER;
+      if (cmd === MMU_PT_UPDATE_PRESERVE_AD) nlo |= olo & (_PAGE_ACCESSED | _PAGE_DIRTY);
+      // Fast path: same frame, only whitelisted flags change.
+      if (((olo ^ nlo) & ~FASTPATH_LO) === 0 && ((ohi ^ nhi) & ~FASTPATH_HI) === 0) {
+        w[b] = nlo >>> 0;
+        w[b + 1] = nhi >>> 0;
+        return 0;
+      }
+      const rc = this.getPageFromL1e(nlo, nhi, ptDom, pgDom);
+      if (rc !== 0) return rc;
+      this.counts.validatedL1e++;
+    } else if (cmd === MMU_PT_UPDATE_PRESERVE_AD) {
+      nlo |= olo & (_PAGE_ACCESSED | _PAGE_DIRTY);
+    }
+    w[b] = nlo >>> 0;
+    w[b + 1] = nhi >>> 0;
+    if ((olo & _PAGE_PRESENT) !== 0) this.putPageFromL1e(olo, ohi);
+    return 0;
+  }
+
+  /** Xen's mod_l2_entry / mod_l3_entry / mod_l4_entry. 0 or -errno. */
+  modLnEntry(
+    level: number,
+    mfn: number,
+    i: number,
+    nloIn: number,
+    nhi: number,
+    preserveAd: boolean,
+    d: Domain,
+  ): number {
+    if (level === 4 && !PvPageTables.isGuestL4Slot(i)) return -EINVAL;
+    const w = this.ram.frameWords(mfn, true);
+    const b = this.ram.frameWordBase(mfn) + i * 2;
+    const olo = w[b];
+    const ohi = w[b + 1];
+    let nlo = nloIn;
+    if (preserveAd) nlo |= olo & (_PAGE_ACCESSED | _PAGE_DIRTY);
+    if ((nlo & _PAGE_PRESENT) !== 0) {
+      const disallow = level === 2 ? L2_DISALLOW_LO : level === 3 ? L3_DISALLOW_LO : L4_DISALLOW_LO;
+      if ((nlo & disallow) !== 0) return -EINVAL;
+      nlo |= level === 4 ? _PAGE_USER | _PAGE_ACCESSED : _PAGE_USER;
+      if (((olo ^ nlo) & ~FASTPATH_PDE_LO) === 0 && ((ohi ^ nhi) & ~FASTPATH_PDE_HI) === 0) {
+        w[b] = nlo >>> 0;
+        w[b + 1] = nhi >>> 0;
+        return 0;
+      }
+      const rc = this.getPageFromLne(level, nlo, nhi, mfn, d);
+      if (rc !== 0) return rc;
+    }
+    w[b] = nlo >>> 0;
+    w[b + 1] = nhi >>> 0;
+    if ((olo & _PAGE_PRESENT) !== 0) this.putPageFromLne(olo, ohi, mfn);
+    return 0;
+  }
+
+  /** Whether a frame is in a state page_lock would accept (validated, type count > 0). */
+  lockable(mfn: number): boolean {
+    const x = this.frames.typeInfo[mfn];
+    return (x & PGT_validated) !== 0 && (x & PGT_count_mask) !== 0;
+  }
+
+  /** Pinned flag helper for tools. */
+  isPinned(mfn: number): boolean {
+    return (this.frames.typeInfo[mfn] & PGT_pinned) !== 0;
+  }
+}

@@ -1,0 +1,232 @@
+/*
+ * A hostile guest issues random sequences of mmu_update, mmuext_op, update_va_mapping,
+ * memory_op and raw writes; after every call the testkit checkers prove the frame and
+ * page-table invariants, and the TLBs are checked for writable translations of page tables.
+ */
+import {
+  __HYPERVISOR_memory_op,
+  __HYPERVISOR_mmu_update,
+  __HYPERVISOR_mmuext_op,
+  __HYPERVISOR_update_va_mapping,
+  __HYPERVISOR_update_va_mapping_otherdomain,
+  __HYPERVISOR_vm_assist,
+  DOMID_SELF,
+  VMASST_CMD_enable,
+  VMASST_TYPE_writable_pagetables,
+  XENMEM_decrease_reservation,
+  XENMEM_exchange,
+  XENMEM_increase_reservation,
+  XENMEM_populate_physmap,
+} from "@hyperlab/abi";
+import { PGT_l1_page_table, PGT_l4_page_table, PGT_type_mask } from "@hyperlab/core";
+import { checkFrameInvariants } from "@hyperlab/testkit";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { TLB_SIZE } from "../src/index";
+import { boot, guest, type World } from "./helpers";
+
+const LONG = process.env.HYPERLAB_LONG === "1";
+const RUNS = LONG ? 400 : 40;
+const OPS = 260;
+
+const FLAG_CHOICES = [0x0, 0x1, 0x3, 0x7, 0x23, 0x67, 0x83, 0x9, 0x11, 0x101, 0x103, 0x61, 0x5];
+const HI_CHOICES = [0, 0x8000_0000 | 0, 0x4000_0000, 0x0010_0000, 0x7ff0_0000];
+
+/** Violations of "no TLB entry lets a vCPU write a page-table frame". */
+function tlbViolations(w: World): string[] {
+  const out: string[] = [];
+  for (const v of w.hv.vcpus) {
+    if (v.domain.state === "dead") continue;
+    const t = w.pv.tlbOf(v);
+    for (let s = 0; s < TLB_SIZE; s++) {
+      if ((t.perm[s] & 2) === 0) continue;
+      const type = (w.hv.frames.typeInfo[t.frame[s]] & PGT_type_mask) >>> 0;
+      if (
+        type >= PGT_l1_page_table &&
+        type <= PGT_l4_page_table &&
+        (w.hv.frames.typeInfo[t.frame[s]] & 0x3ff_ffff) !== 0
+      ) {
+        out.push(`vCPU ${v.domain.domid}.${v.vcpuId} TLB maps page table ${t.frame[s]} writable`);
+      }
+    }
+  }
+  return out;
+}
+
+const op = fc.tuple(fc.nat(9), fc.nat(), fc.nat(), fc.nat(), fc.nat(), fc.nat());
+
+function run(ops: [number, number, number, number, number, number][]) {
+  const w = boot(24 << 20);
+  const g = guest(w, { nrPages: 1100, maxPages: 1400 });
+  const victim = w.hv.createDomain({ maxVcpus: 1, maxPages: 64 });
+  const victimFrames: number[] = [];
+  for (let i = 0; i < 16; i++) victimFrames.push(w.hv.allocDomainPages(victim, 0));
+  const v = g.d.vcpus[0];
+  const own = Array.from(g.b.p2m);
+  const ptFrames = () =>
+    w.hv.frames
+      .framesOf(g.d.domid)
+      .filter(
+        (m) =>
+          (w.hv.frames.typeInfo[m] & PGT_type_mask) >>> 0 >= PGT_l1_page_table &&
+          (w.hv.frames.typeInfo[m] & PGT_type_mask) >>> 0 <= PGT_l4_page_table,
+      );
+  const pickMfn = (x: number): number => {
+    switch (x % 6) {
+      case 0:
+      case 1:
+        return own[(x >>> 3) % own.length];
+      case 2: {
+        const p = ptFrames();
+        return p.length > 0 ? p[(x >>> 3) % p.length] : own[0];
+      }
+      case 3:
+        return victimFrames[(x >>> 3) % victimFrames.length];
+      case 4:
+        return (x >>> 3) % (w.hv.frames.nrFrames + 16);
+      default:
+        return g.b.l4Mfn;
+    }
+  };
+  const pickVa = (x: number): number => {
+    if (x % 5 === 4) return (x * 4096 * 7) % 2 ** 48;
+    return g.b.virtBase + ((x >>> 2) % (g.b.vEnd - g.b.virtBase + 4096)) - ((x >>> 2) % 8);
+  };
+  const entry = (x: number, y: number): bigint => {
+    const mfn = pickMfn(x);
+    const lo = (mfn % 0x10_0000) * 4096 + FLAG_CHOICES[y % FLAG_CHOICES.length];
+    const hi = (Math.floor(mfn / 0x10_0000) | HI_CHOICES[(y >>> 4) % HI_CHOICES.length]) >>> 0;
+    return (BigInt(hi) << 32n) | BigInt(lo >>> 0);
+  };
+  let done = 0;
+  for (const [kind, a, b, c, d, e] of ops) {
+    switch (kind) {
+      case 0:
+      case 1: {
+        const table = pickMfn(a);
+        const reqs = [
+          {
+            ptr: table * 4096 + (b % 512) * 8 + (c % 4 === 3 ? 1 : c % 4 === 2 ? 2 : 0),
+            val: entry(d, e),
+          },
+        ];
+        w.hv.hypercall(v, __HYPERVISOR_mmu_update, {
+          ureqs: reqs,
+          count: 1,
+          foreigndom: e % 7 === 0 ? victim.domid : DOMID_SELF,
+        });
+        break;
+      }
+      case 2: {
+        const cmd = a % 21;
+        w.hv.hypercall(v, __HYPERVISOR_mmuext_op, {
+          uops: [
+            {
+              cmd,
+              arg1: { mfn: pickMfn(b), linear_addr: pickVa(c) },
+              arg2: { nr_ents: d % 9000, vcpumask: [d % 4], src_mfn: pickMfn(e) },
+            },
+          ],
+          count: 1,
+          foreigndom: DOMID_SELF,
+        });
+        break;
+      }
+      case 3:
+        w.hv.hypercall(v, __HYPERVISOR_update_va_mapping, {
+          va: pickVa(a),
+          val: entry(b, c),
+          flags: d % 8,
+          vcpumask: [1],
+        });
+        break;
+      case 4:
+        w.hv.hypercall(v, __HYPERVISOR_update_va_mapping_otherdomain, {
+          va: pickVa(a),
+          val: entry(b, c),
+          flags: 0,
+          domid: victim.domid,
+        });
+        break;
+      case 5: {
+        const which = [
+          XENMEM_increase_reservation,
+          XENMEM_decrease_reservation,
+          XENMEM_populate_physmap,
+        ][a % 3];
+        const list = [pickMfn(b), pickMfn(c)];
+        const n = w.hv.hypercall(v, __HYPERVISOR_memory_op, {
+          cmd: which,
+          extent_start: list,
+          nr_extents: 1 + (d % 2),
+          extent_order: e % 3,
+          mem_flags: 0,
+          domid: DOMID_SELF,
+        });
+        if (which !== XENMEM_decrease_reservation) for (let i = 0; i < n; i++) own.push(list[i]);
+        break;
+      }
+      case 6: {
+        const inList = [pickMfn(a)];
+        const outList = [b % 4096];
+        w.hv.hypercall(v, __HYPERVISOR_memory_op, {
+          cmd: XENMEM_exchange,
+          in: { extent_start: inList, nr_extents: 1, extent_order: 0, domid: DOMID_SELF },
+          out: { extent_start: outList, nr_extents: 1, extent_order: 0, domid: DOMID_SELF },
+          nr_exchanged: 0,
+        });
+        if (outList[0] !== b % 4096) own.push(outList[0]);
+        break;
+      }
+      case 7:
+        if (a % 3 === 0)
+          w.hv.hypercall(v, __HYPERVISOR_vm_assist, {
+            cmd: VMASST_CMD_enable,
+            type: VMASST_TYPE_writable_pagetables,
+          });
+        w.pv.write64(
+          v,
+          pickVa(b) - (pickVa(b) % 8),
+          Number(entry(c, d) & 0xffff_ffffn),
+          Number(entry(c, d) >> 32n),
+        );
+        break;
+      case 8:
+        w.pv.read(v, pickVa(a), 4);
+        w.pv.write(v, pickVa(b), 4, c);
+        break;
+      default:
+        // A second vCPU switches base pointer to a random frame.
+        w.hv.hypercall(g.d.vcpus[1], __HYPERVISOR_mmuext_op, {
+          uops: [{ cmd: 5, arg1: { mfn: pickMfn(a) } }],
+          count: 1,
+          foreigndom: DOMID_SELF,
+        });
+    }
+    done++;
+    const bad = [...checkFrameInvariants(w.hv), ...tlbViolations(w)];
+    if (bad.length > 0)
+      throw new Error(
+        `after op ${done} ${JSON.stringify([kind, a, b, c, d, e])}:\n${bad.join("\n")}`,
+      );
+  }
+  // And the one cleanup path leaves nothing behind.
+  w.hv.destroyDomain(g.d);
+  const after = checkFrameInvariants(w.hv);
+  if (after.length > 0) throw new Error(`after destroy:\n${after.join("\n")}`);
+  expect(w.hv.frames.framesOf(g.d.domid)).toEqual([]);
+  return done;
+}
+
+describe("a hostile guest cannot break the frame invariants", () => {
+  it(`holds over ${RUNS} runs of ${OPS} random operations`, () => {
+    let total = 0;
+    fc.assert(
+      fc.property(fc.array(op, { minLength: OPS, maxLength: OPS }), (ops) => {
+        total += run(ops);
+      }),
+      { seed: 0x5eed, numRuns: RUNS, endOnFailure: true },
+    );
+    expect(total).toBeGreaterThanOrEqual(RUNS * OPS);
+  });
+});
