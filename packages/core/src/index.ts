@@ -57,4 +57,42 @@ export {
   resolvePlugins,
   SlotTable,
 } from "./registry";
+export {
+  type CreditOptions,
+  CSCHED_CREDITS_PER_MSEC,
+  CSCHED_DEFAULT_TSLICE_MS,
+  CSCHED_PRI_TS_BOOST,
+  CSCHED_PRI_TS_OVER,
+  CSCHED_PRI_TS_UNDER,
+  CSCHED_TICKS_PER_TSLICE,
+  SCHED_DEFAULT_RATELIMIT_US,
+} from "./sched/credit";
+export {
+  type Credit2Options,
+  CSCHED2_CREDIT_INIT,
+  CSCHED2_MAX_TIMER,
+  CSCHED2_MIN_TIMER,
+} from "./sched/credit2";
+export {
+  credit2Scheduler,
+  creditScheduler,
+  rrScheduler,
+  SCHEDULER_NAMES,
+  type SchedulerName,
+  schedulerByName,
+} from "./sched/plugin";
+export type { RoundRobinOptions } from "./sched/rr";
+export {
+  SCHED_DEFAULT_WEIGHT,
+  SCHED_POLL_MAX_PORTS,
+  type SchedCoreOptions,
+} from "./sched/scheduler";
+export type {
+  EventSource,
+  RunstateInfo,
+  SchedParams,
+  SchedService,
+  WakeLatency,
+} from "./sched/types";
+export { burnCpu, computeThenBlock } from "./sched/workload";
 export { type Counter, type StatGroup, type StatInfo, Stats, type StatValue } from "./stats";

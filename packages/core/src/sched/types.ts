@@ -4,12 +4,6 @@
  */
 import type { Domain, Vcpu } from "../domain";
 
-/** Xen's RUNSTATE_* (public/vcpu.h): the index of each runstate time. */
-export const RUNSTATE_running = 0;
-export const RUNSTATE_runnable = 1;
-export const RUNSTATE_blocked = 2;
-export const RUNSTATE_offline = 3;
-
 /**
  * What the scheduler asks of the event channels. The evtchn plugin installs one at setup
  * with `sched.setEventSource`; without one, no event is ever pending and every poll fails.
