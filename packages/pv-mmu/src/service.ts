@@ -946,7 +946,7 @@ export class PvMmu implements MmuBackend {
     const maxBits = Math.ceil(Math.log2(this.frames.nrFrames)) + 12;
     if (bits !== 0 && bits < maxBits) {
       if (bits <= 12) return undefined;
-      below = 2 ** (bits - 12);
+      below = 2 ** bits; // a machine address, as allocDomainPages takes it
     }
     // One NUMA node (node 0); asking for another fails as an offline node does.
     const node = ((memFlags >>> 8) & 0xff) - 1;
@@ -1072,7 +1072,7 @@ export class PvMmu implements MmuBackend {
     if (d === undefined) return -ESRCH;
     if (!xsmTarget(v.domain, d)) return -EPERM;
     const bits = outFlags & 0xff;
-    const below = bits > 12 && bits < 64 ? 2 ** (bits - 12) : undefined;
+    const below = bits > 12 && bits < 64 ? 2 ** bits : undefined;
     const inChunkOrder =
       ein.extent_order <= eout.extent_order ? eout.extent_order - ein.extent_order : 0;
     const outChunkOrder =

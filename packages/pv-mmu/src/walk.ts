@@ -42,6 +42,8 @@ export class VcpuTlb {
   readonly vpn = new Float64Array(TLB_SIZE);
   readonly frame = new Float64Array(TLB_SIZE);
   readonly perm = new Uint8Array(TLB_SIZE);
+  /** The L4 the entries were filled from: loading another one (a CR3 write) flushes. */
+  cr3 = -1;
   hits = 0;
   misses = 0;
   flushes = 0;
@@ -75,6 +77,10 @@ export class Walker {
    * PFEC_user_mode and PFEC_insn_fetch. Returns the machine address or -1.
    */
   translate(tlb: VcpuTlb, cr3: number, va: number, access: number): number {
+    if (tlb.cr3 !== cr3) {
+      tlb.flush();
+      tlb.cr3 = cr3;
+    }
     const vpn = Math.floor(va / 4096);
     const s = vpn % TLB_SIZE;
     const p = tlb.perm[s];
