@@ -10,8 +10,9 @@
  * Policy, after Xen's xen/common/page_alloc.c: allocations prefer the highest free frames
  * (Xen walks its zones from the top down), which keeps low memory free for callers that need
  * frames below an address limit (DMA). A run of 2^order frames is aligned to its size, as a
- * buddy would be. Single frames are handed out next-fit, walking down from where the last
- * one was found, so populating a domain is O(1) per frame. Everything is deterministic: the
+ * buddy would be. Allocation is next-fit per order, walking down from where the last frame
+ * or run of that order was found and wrapping to the top, so populating a domain is O(1) per
+ * frame or run. Everything is deterministic: the
  * same calls give the same frames.
  */
 
@@ -110,6 +111,8 @@ export class FrameAllocator {
   private nrFree: number;
   private nrReserved = 0;
   private hint: number;
+  /** Per order: the last run handed out starts here; the next search starts below it. */
+  private readonly runHint = new Float64Array(MAX_ORDER + 1);
   /** Successful allocPages/allocFrame calls. */
   nrAllocs = 0;
   /** freePages/freeFrame calls. */
@@ -135,6 +138,7 @@ export class FrameAllocator {
     for (let w = 0; w < words; w++) this.sync(w);
     this.nrFree = nrFrames;
     this.hint = nrFrames - 1;
+    this.runHint.fill(nrFrames);
   }
 
   /** Frames free now. */
@@ -227,9 +231,11 @@ export class FrameAllocator {
     const n = 2 ** order;
     let f = -1;
     if (this.nrFree >= n && limit >= n) {
-      if (order <= 5) f = findInWords(this.free, limit, order, this.anyFree);
-      else if (order <= 10) f = findInWords(this.allFree, Math.floor(limit / 32), order - 5) * 32;
-      else f = findWholeWords(this.allFree, Math.floor(limit / 32), order - 5) * 32;
+      // Next-fit per order: below the last run of this order first, then from the top.
+      const top = Math.min(limit, this.runHint[order]);
+      f = this.findRun(order, top);
+      if (f < 0 && top < limit) f = this.findRun(order, limit);
+      if (f >= 0) this.runHint[order] = f;
     }
     if (f < 0) {
       this.nrFailed++;
@@ -239,6 +245,17 @@ export class FrameAllocator {
     this.nrFree -= n;
     this.nrAllocs++;
     return f;
+  }
+
+  /** Highest free aligned run of 2^order frames entirely below frame `limit`, or -1. */
+  private findRun(order: number, limit: number): number {
+    if (order <= 5) return findInWords(this.free, limit, order, this.anyFree);
+    const words = Math.floor(limit / 32);
+    const w =
+      order <= 10
+        ? findInWords(this.allFree, words, order - 5)
+        : findWholeWords(this.allFree, words, order - 5);
+    return w < 0 ? -1 : w * 32;
   }
 
   /** Frees the frame `mfn`. Freeing a frame that is not allocated throws a MachineError. */

@@ -84,6 +84,27 @@ describe("FrameAllocator runs", () => {
     expect(fa.nrFreeFrames).toBe(fa.nrFrames);
   });
 
+  it("fills memory with runs of one order, next-fit, and wraps to reuse a freed run", () => {
+    for (const order of [3, 9, 12]) {
+      const fa = new FrameAllocator(2 ** 18); // 1 GiB
+      const seen = new Set<number>();
+      let prev = Number.POSITIVE_INFINITY;
+      for (let f = fa.allocPages(order); f >= 0; f = fa.allocPages(order)) {
+        expect(f).toBeLessThan(prev); // walks down
+        prev = f;
+        seen.add(f);
+      }
+      expect(seen.size).toBe(2 ** (18 - order));
+      expect(fa.nrFreeFrames).toBe(0);
+      const top = 2 ** 18 - 2 ** order;
+      fa.freePages(top, order);
+      fa.freePages(0, order);
+      expect(fa.allocPages(order)).toBe(top); // nothing below the hint: wrap to the top
+      expect(fa.allocPages(order)).toBe(0);
+      expect(fa.allocPages(order)).toBe(-1);
+    }
+  });
+
   it("keeps a run entirely below a machine-address limit", () => {
     const fa = new FrameAllocator((8 * 2 ** 30) / PAGE_SIZE); // 8 GiB
     const below = 2 ** 32;
