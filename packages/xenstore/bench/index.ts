@@ -29,17 +29,24 @@ async function cBench(keys: number, rounds: number, bin: string, quiet = false):
       env: { ...process.env, XENSTORED_PATH: sock },
       timeout: 600_000,
     });
-    const rows = new Map(stdout.trim().split("\n").map((l) => {
-      const [k, ...v] = l.split(" ");
-      return [k, v.map(Number)] as const;
-    }));
+    const rows = new Map(
+      stdout
+        .trim()
+        .split("\n")
+        .map((l) => {
+          const [k, ...v] = l.split(" ");
+          return [k, v.map(Number)] as const;
+        }),
+    );
     const [wn, ws] = rows.get("writes")!;
     const [rn, rs] = rows.get("reads")!;
     const [med, p90] = rows.get("watch-rtt-us")!;
     if (quiet) return;
     console.log(`libxenstore write (${fmt(keys)} keys): ${fmt(wn / ws)} /s`);
     console.log(`libxenstore read  (${fmt(keys)} keys): ${fmt(rn / rs)} /s`);
-    console.log(`libxenstore watch round trip after write: median ${fmt(med)} us, p90 ${fmt(p90)} us`);
+    console.log(
+      `libxenstore watch round trip after write: median ${fmt(med)} us, p90 ${fmt(p90)} us`,
+    );
   } finally {
     await srv.close();
   }
@@ -51,14 +58,18 @@ async function tsBench(keys: number): Promise<void> {
   let t0 = performance.now();
   for (let i = 0; i < keys; i++) await c.write(`/bench/d${i % 100}/k${i}`, `value-${i}`);
   let t1 = performance.now();
-  console.log(`ts client in-memory write (${fmt(keys)} keys): ${fmt(keys / ((t1 - t0) / 1000))} /s`);
+  console.log(
+    `ts client in-memory write (${fmt(keys)} keys): ${fmt(keys / ((t1 - t0) / 1000))} /s`,
+  );
   t0 = performance.now();
   for (let i = 0; i < keys; i++) {
     const k = (i * 7919) % keys;
     await c.read(`/bench/d${k % 100}/k${k}`);
   }
   t1 = performance.now();
-  console.log(`ts client in-memory read  (${fmt(keys)} keys): ${fmt(keys / ((t1 - t0) / 1000))} /s`);
+  console.log(
+    `ts client in-memory read  (${fmt(keys)} keys): ${fmt(keys / ((t1 - t0) / 1000))} /s`,
+  );
   const w = await c.watch("/bench/watched");
   await w.next();
   const rtt: number[] = [];
@@ -76,7 +87,9 @@ try {
   const src = join(here, "xsbench.c");
   const bin = join(dir, "xsbench");
   if (!existsSync("/usr/include/xenstore.h")) {
-    throw new Error("libxenstore headers missing: run `node scripts/peers.mjs` (installs libxen-dev)");
+    throw new Error(
+      "libxenstore headers missing: run `node scripts/peers.mjs` (installs libxen-dev)",
+    );
   }
   execFileSync("gcc", ["-O2", "-o", bin, src, "-lxenstore"], { stdio: "inherit" });
   // Warm the JIT up first, so the figures measure the daemon and not the compiler.

@@ -78,7 +78,10 @@ function checkPath(path: string): void {
 
 function checkDomid(domid: number): void {
   if (!Number.isInteger(domid) || domid < 0 || domid > 0xffff) {
-    throw new XenstoreError("XS_BAD_ARGUMENT", `domid must be a whole number 0..65535, got ${domid}`);
+    throw new XenstoreError(
+      "XS_BAD_ARGUMENT",
+      `domid must be a whole number 0..65535, got ${domid}`,
+    );
   }
 }
 
@@ -173,7 +176,10 @@ export class XsOps {
   async setPerms(path: string, perms: readonly string[]): Promise<void> {
     checkPath(path);
     if (perms.length === 0) {
-      throw new XenstoreError("XS_BAD_ARGUMENT", "setPerms needs at least the owner entry, e.g. ['n0']");
+      throw new XenstoreError(
+        "XS_BAD_ARGUMENT",
+        "setPerms needs at least the owner entry, e.g. ['n0']",
+      );
     }
     await this.client.request(XS_SET_PERMS, joinz([path, ...perms]), this.txId);
   }
@@ -338,7 +344,9 @@ export class XsClient extends XsOps {
           },
           close: () => sock.destroy(),
         };
-        sock.on("data", (c: Buffer) => t.onData?.(new Uint8Array(c.buffer, c.byteOffset, c.length)));
+        sock.on("data", (c: Buffer) =>
+          t.onData?.(new Uint8Array(c.buffer, c.byteOffset, c.length)),
+        );
         sock.on("error", () => {});
         sock.on("close", () => t.onClose?.("socket closed"));
         resolve(new XsClient(t));
@@ -393,7 +401,10 @@ export class XsClient extends XsOps {
   request(type: number, payload: Uint8Array, txId = 0): Promise<Uint8Array> {
     if (this.closedReason !== null) {
       return Promise.reject(
-        new XenstoreError("XS_CLOSED", `the xenstore connection is closed (${this.closedReason}); open a new client`),
+        new XenstoreError(
+          "XS_CLOSED",
+          `the xenstore connection is closed (${this.closedReason}); open a new client`,
+        ),
       );
     }
     const reqId = this.nextReqId;
@@ -441,7 +452,10 @@ export class XsClient extends XsOps {
   /** Start a transaction. */
   async transactionStart(): Promise<XsTransaction> {
     const r = await this.request(XS_TRANSACTION_START, new Uint8Array([0]));
-    return new XsTransaction(this, Number.parseInt(decodeLatin1(r, 0, r.indexOf(0) < 0 ? r.length : r.indexOf(0)), 10));
+    return new XsTransaction(
+      this,
+      Number.parseInt(decodeLatin1(r, 0, r.indexOf(0) < 0 ? r.length : r.indexOf(0)), 10),
+    );
   }
 
   /**
@@ -522,7 +536,12 @@ export class XsClient extends XsOps {
     if (this.closedReason !== null) return;
     this.closedReason = reason;
     for (const p of this.pending.values()) {
-      p.reject(new XenstoreError("XS_CLOSED", `xenstore connection closed (${reason}) before ${p.what} was answered`));
+      p.reject(
+        new XenstoreError(
+          "XS_CLOSED",
+          `xenstore connection closed (${reason}) before ${p.what} was answered`,
+        ),
+      );
     }
     this.pending.clear();
     for (const set of [...this.watches.values()]) for (const w of set) w.end();
@@ -595,4 +614,3 @@ const OP_NAMES: Record<number, string> = {
   [XS_RESET_WATCHES]: "RESET_WATCHES",
   [XS_DIRECTORY_PART]: "DIRECTORY_PART",
 };
-

@@ -8,11 +8,18 @@ export {
 } from "./client";
 export { XenstoreError, type XenstoreErrorCode } from "./errors";
 export { canonicalize, domainPath, isValidNodename } from "./paths";
-export { parsePerm, permToString, type XsPerm, XS_PERM_NONE, XS_PERM_READ, XS_PERM_WRITE } from "./perms";
+export {
+  parsePerm,
+  permToString,
+  XS_PERM_NONE,
+  XS_PERM_READ,
+  XS_PERM_WRITE,
+  type XsPerm,
+} from "./perms";
 export { XenstoreRing, XenstoreRingFrontend, type XsEventChannel } from "./ring";
 export { type RunningXenstored, type RunXenstoredOptions, runXenstored } from "./run";
 export { listenUnix, type XenstoredSocketServer } from "./socket";
-export { encodeMessage, MessageReader, type XsMessage, XSD_SOCKMSG_SIZE } from "./wire";
+export { encodeMessage, MessageReader, XSD_SOCKMSG_SIZE, type XsMessage } from "./wire";
 export {
   type ConnectOptions,
   type DomainChannel,

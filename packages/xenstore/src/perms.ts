@@ -73,7 +73,11 @@ function strtolBase0(s: string): number | null {
     i++;
   }
   let base = 10;
-  if (s[i] === "0" && (s[i + 1] === "x" || s[i + 1] === "X") && /[0-9a-fA-F]/.test(s[i + 2] ?? "")) {
+  if (
+    s[i] === "0" &&
+    (s[i + 1] === "x" || s[i + 1] === "X") &&
+    /[0-9a-fA-F]/.test(s[i + 2] ?? "")
+  ) {
     base = 16;
     i += 2;
   } else if (s[i] === "0") {

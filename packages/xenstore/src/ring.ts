@@ -144,7 +144,7 @@ export class XenstoreRing implements DomainChannel {
       for (let b = conn.peekOutput(); b !== undefined; b = conn.peekOutput()) {
         const cons = p.u32(RSP_CONS);
         const prod = p.u32(RSP_PROD);
-        if (((prod - cons) >>> 0) > XENSTORE_RING_SIZE) {
+        if ((prod - cons) >>> 0 > XENSTORE_RING_SIZE) {
           this.bad(conn);
           return;
         }
@@ -282,4 +282,3 @@ export class XenstoreRingFrontend {
     if (kick) this.evtchn.notify();
   }
 }
-

@@ -8,7 +8,7 @@
  * connection destroys its socket.
  */
 import { existsSync, lstatSync, unlinkSync } from "node:fs";
-import { connect as netConnect, createServer, type Server, type Socket } from "node:net";
+import { createServer, connect as netConnect, type Server, type Socket } from "node:net";
 import { XenstoreError } from "./errors";
 import type { Xenstored } from "./xenstored";
 
@@ -38,7 +38,10 @@ export async function listenUnix(
   log: (line: string) => void = () => {},
 ): Promise<XenstoredSocketServer> {
   if (typeof path !== "string" || path.length === 0) {
-    throw new XenstoreError("XS_BAD_ARGUMENT", "give the socket a path, e.g. /run/xenstored/socket");
+    throw new XenstoreError(
+      "XS_BAD_ARGUMENT",
+      "give the socket a path, e.g. /run/xenstored/socket",
+    );
   }
   if (existsSync(path)) {
     const st = lstatSync(path);

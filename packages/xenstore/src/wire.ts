@@ -59,7 +59,10 @@ export function latin1z(s: string): Uint8Array {
 export function decodeLatin1(b: Uint8Array, start = 0, end = b.length): string {
   let s = "";
   for (let i = start; i < end; i += 4096) {
-    s += String.fromCharCode.apply(null, b.subarray(i, Math.min(end, i + 4096)) as unknown as number[]);
+    s += String.fromCharCode.apply(
+      null,
+      b.subarray(i, Math.min(end, i + 4096)) as unknown as number[],
+    );
   }
   return s;
 }

@@ -42,14 +42,7 @@ import {
   XS_WRITE,
 } from "@hyperlab/abi";
 import { XenstoreError } from "./errors";
-import {
-  basename,
-  canonicalize,
-  childPath,
-  domainPath,
-  isValidNodename,
-  parentOf,
-} from "./paths";
+import { basename, canonicalize, childPath, domainPath, isValidNodename, parentOf } from "./paths";
 import {
   parsePerm,
   permToString,
@@ -409,7 +402,8 @@ export class XsConnection {
       bytes = new Uint8Array(total);
       let o = 0;
       for (let i = this.outHead; i < this.out.length; i++) {
-        const b = i === this.outHead ? this.out[i].bytes.subarray(this.outOffset) : this.out[i].bytes;
+        const b =
+          i === this.outHead ? this.out[i].bytes.subarray(this.outOffset) : this.out[i].bytes;
         bytes.set(b, o);
         o += b.length;
       }
@@ -541,7 +535,10 @@ export class Xenstored {
 
   /** A new client connection (socket, ring, in-memory). */
   connect(opts: ConnectOptions): XsConnection {
-    if (opts.domid !== undefined && !(Number.isInteger(opts.domid) && opts.domid >= 0 && opts.domid < 0x7ff0)) {
+    if (
+      opts.domid !== undefined &&
+      !(Number.isInteger(opts.domid) && opts.domid >= 0 && opts.domid < 0x7ff0)
+    ) {
       throw new XenstoreError(
         "XS_BAD_ARGUMENT",
         `domid must be a whole number from 0 to 32751, got ${opts.domid}`,
@@ -1015,7 +1012,9 @@ export class Xenstored {
     const unpriv = !conn.privileged;
     const inherit = parent.perms;
     const perms: XsPerms =
-      unpriv && inherit[0].id !== conn.domid ? [{ perms: inherit[0].perms, id: conn.domid! }, ...inherit.slice(1)] : inherit;
+      unpriv && inherit[0].id !== conn.domid
+        ? [{ perms: inherit[0].perms, id: conn.domid! }, ...inherit.slice(1)]
+        : inherit;
     const txn = conn.txn;
     // Quota checks first, bottom-up as C writes (the node, then each new parent).
     let entries = this.domainEntry(conn);
@@ -1026,7 +1025,8 @@ export class Xenstored {
       };
       if (unpriv && entries >= this.quotas.nodes) return fail();
       const childLen = k === 0 ? 0 : basename(names[k - 1]).length + 1;
-      const size = RECORD_HDR + RECORD_PERM * perms.length + (k === 0 ? value.length : 0) + childLen;
+      const size =
+        RECORD_HDR + RECORD_PERM * perms.length + (k === 0 ? value.length : 0) + childLen;
       if (!this.sizeOk(conn, size)) {
         if (txn) txn.fail = true;
         return ENOSPC;
@@ -1115,7 +1115,10 @@ export class Xenstored {
       if (set === undefined) return;
       const perms = this.specialPerms.get(name);
       for (const w of set) {
-        if (perms !== undefined && this.permFor(w.conn, perms, Number.POSITIVE_INFINITY) & XS_PERM_READ) {
+        if (
+          perms !== undefined &&
+          this.permFor(w.conn, perms, Number.POSITIVE_INFINITY) & XS_PERM_READ
+        ) {
           this.sendEvent(w.conn, name, w.token);
         }
       }
@@ -1297,7 +1300,10 @@ export class Xenstored {
     if (path.charCodeAt(0) === 64) {
       const cur = this.specialPerms.get(path);
       if (cur === undefined) return EINVAL;
-      if ((this.permFor(conn, cur, Number.POSITIVE_INFINITY) & (XS_PERM_WRITE | XS_PERM_OWNER)) !== (XS_PERM_WRITE | XS_PERM_OWNER)) {
+      if (
+        (this.permFor(conn, cur, Number.POSITIVE_INFINITY) & (XS_PERM_WRITE | XS_PERM_OWNER)) !==
+        (XS_PERM_WRITE | XS_PERM_OWNER)
+      ) {
         return EACCES;
       }
       this.specialPerms.set(path, perms);
@@ -1610,9 +1616,7 @@ function parseGfn(s: string): number {
 }
 
 function removeDomidFromPerms(perms: XsPerms, domid: number, priv: number): XsPerms {
-  const out: XsPerm[] = [
-    perms[0].id === domid ? { perms: perms[0].perms, id: priv } : perms[0],
-  ];
+  const out: XsPerm[] = [perms[0].id === domid ? { perms: perms[0].perms, id: priv } : perms[0]];
   for (let i = 1; i < perms.length; i++) if (perms[i].id !== domid) out.push(perms[i]);
   return out;
 }

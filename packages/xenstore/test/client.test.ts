@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { listenUnix, XenstoreError, Xenstored, XsClient } from "../src/index";
+import { listenUnix, Xenstored, XenstoreError, XsClient } from "../src/index";
 import { RingHost } from "./helpers";
 
 describe("XsClient in memory", () => {
@@ -15,7 +15,10 @@ describe("XsClient in memory", () => {
     expect([...(await c.readBytes("/c/bin"))]).toEqual([0, 1, 2]);
     await c.mkdir("/c/dir");
     expect(await c.directory("/c")).toEqual(["a", "bin", "dir"]);
-    expect(await c.directoryPart("/c", 0)).toMatchObject({ children: ["a", "bin", "dir"], done: true });
+    expect(await c.directoryPart("/c", 0)).toMatchObject({
+      children: ["a", "bin", "dir"],
+      done: true,
+    });
     expect(await c.exists("/c/dir")).toBe(true);
     await c.rm("/c/dir");
     expect(await c.exists("/c/dir")).toBe(false);

@@ -21,13 +21,38 @@ import { enc, Raw, z } from "./helpers";
 const RUNS = process.env.HYPERLAB_LONG ? 2000 : 60;
 const SEED = 0x5eed;
 
-const segment = fc.constantFrom("a", "b", "local", "domain", "1", "2", "0", "tool", "x-y", "@introduceDomain", "");
+const segment = fc.constantFrom(
+  "a",
+  "b",
+  "local",
+  "domain",
+  "1",
+  "2",
+  "0",
+  "tool",
+  "x-y",
+  "@introduceDomain",
+  "",
+);
 const path = fc.oneof(
   fc.array(segment, { minLength: 0, maxLength: 5 }).map((s) => `/${s.join("/")}`),
   fc.array(segment, { minLength: 1, maxLength: 3 }).map((s) => s.join("/")),
-  fc.constantFrom("@releaseDomain", "@introduceDomain", "/local/domain/1", "/local/domain/2/x", "/", "", "//", "/a/"),
+  fc.constantFrom(
+    "@releaseDomain",
+    "@introduceDomain",
+    "/local/domain/1",
+    "/local/domain/2/x",
+    "/",
+    "",
+    "//",
+    "/a/",
+  ),
 );
-const word = fc.oneof(path, fc.constantFrom("T", "F", "0", "1", "2", "n1", "r2", "b0", "w1", "n0", "check", "quota"), fc.string({ maxLength: 6 }));
+const word = fc.oneof(
+  path,
+  fc.constantFrom("T", "F", "0", "1", "2", "n1", "r2", "b0", "w1", "n0", "check", "quota"),
+  fc.string({ maxLength: 6 }),
+);
 
 const structured = fc
   .record({
@@ -42,7 +67,10 @@ const structured = fc
   });
 
 const mutated = fc
-  .tuple(structured, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }))
+  .tuple(
+    structured,
+    fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }),
+  )
   .map(([m, flips]) => {
     const out = m.slice();
     for (const [i, v] of flips) out[i % out.length] = v;
@@ -83,7 +111,8 @@ describe("fuzz: hostile input never breaks the daemon", () => {
             conns[a.who] = c;
           }
           // The socket connection only ever gets raw garbage (it is privileged).
-          const bytes = a.who === 0 ? a.bytes.map((b) => (b === 0 ? 1 : b)).subarray(0, 16) : a.bytes;
+          const bytes =
+            a.who === 0 ? a.bytes.map((b) => (b === 0 ? 1 : b)).subarray(0, 16) : a.bytes;
           const cut = a.split % (bytes.length + 1);
           c.feed(bytes.subarray(0, cut));
           c.feed(bytes.subarray(cut));

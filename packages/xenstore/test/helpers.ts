@@ -1,21 +1,16 @@
-import {
-  XS_ERROR,
-  XS_INTRODUCE,
-  XS_WATCH_EVENT,
-  XENSTORE_PAYLOAD_MAX,
-} from "@hyperlab/abi";
+import { XENSTORE_PAYLOAD_MAX, XS_ERROR, XS_INTRODUCE, XS_WATCH_EVENT } from "@hyperlab/abi";
 import { Ram } from "@hyperlab/machine";
 import {
+  type DomainChannel,
   encodeMessage,
   MessageReader,
-  type DomainChannel,
-  XenstoreRing,
-  XenstoreRingFrontend,
   Xenstored,
   type XenstoredOptions,
+  XenstoreRing,
+  XenstoreRingFrontend,
+  XsClient,
   type XsConnection,
   type XsMessage,
-  XsClient,
 } from "../src/index";
 
 export const enc = new TextEncoder();

@@ -171,7 +171,14 @@ describe("domain queries", () => {
     expect(r.q(XS_IS_DOMAIN_INTRODUCED, z("12"))).toBe("F|");
     expect(r.q(XS_IS_DOMAIN_INTRODUCED, "")).toBe("E:EINVAL");
     const g = new Raw(d, 3);
-    for (const t of [XS_IS_DOMAIN_INTRODUCED, XS_INTRODUCE, XS_RELEASE, XS_RESUME, XS_SET_TARGET, XS_CONTROL]) {
+    for (const t of [
+      XS_IS_DOMAIN_INTRODUCED,
+      XS_INTRODUCE,
+      XS_RELEASE,
+      XS_RESUME,
+      XS_SET_TARGET,
+      XS_CONTROL,
+    ]) {
       expect(g.q(t, z("3"))).toBe("E:EACCES");
     }
   });

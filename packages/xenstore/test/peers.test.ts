@@ -22,7 +22,9 @@ const PYTHON = "/usr/bin/python3";
 
 function requirePeer(path: string, what: string): void {
   if (!existsSync(path)) {
-    throw new Error(`${what} is missing (${path}); run \`node scripts/peers.mjs\` from the repository root to install the test peers`);
+    throw new Error(
+      `${what} is missing (${path}); run \`node scripts/peers.mjs\` from the repository root to install the test peers`,
+    );
   }
 }
 
@@ -53,7 +55,10 @@ async function xs(tool: string, ...args: string[]): Promise<{ out: string; code:
     return { out: stdout, code: 0 };
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { out: `${err.stdout ?? ""}${err.stderr ?? ""}`, code: typeof err.code === "number" ? err.code : -1 };
+    return {
+      out: `${err.stdout ?? ""}${err.stderr ?? ""}`,
+      code: typeof err.code === "number" ? err.code : -1,
+    };
   }
 }
 

@@ -82,7 +82,9 @@ describe("access control", () => {
     const { dom0, g1, g2 } = setup();
     g1.q(XS_WRITE, "/local/domain/1/n\0x");
     expect(g1.q(XS_SET_PERMS, z("/local/domain/1/n", "n2"))).toBe("E:EPERM");
-    expect(g1.q(XS_SET_PERMS, z("/local/domain/1/n", "b1", "r2", "r3", "r4", "r5", "r6"))).toBe("E:ENOSPC");
+    expect(g1.q(XS_SET_PERMS, z("/local/domain/1/n", "b1", "r2", "r3", "r4", "r5", "r6"))).toBe(
+      "E:ENOSPC",
+    );
     expect(g1.q(XS_SET_PERMS, z("/local/domain/1/n", "b1", "r2", "r3", "r4", "r5"))).toBe("OK|");
     expect(g1.q(XS_SET_PERMS, z("/local/domain/1/n", "q1"))).toBe("E:EINVAL");
     expect(g1.q(XS_SET_PERMS, z("/local/domain/1/n"))).toBe("E:EINVAL");
@@ -91,7 +93,9 @@ describe("access control", () => {
     expect(g2.q(XS_WRITE, "/local/domain/1/n\0w")).toBe("OK|");
     expect(g2.q(XS_SET_PERMS, z("/local/domain/1/n", "b1"))).toBe("E:EACCES");
     // dom0 may hand a node to anyone, with any number of entries.
-    expect(dom0.q(XS_SET_PERMS, z("/local/domain/1/n", "n2", "r1", "r3", "r4", "r5", "r6", "r7"))).toBe("OK|");
+    expect(
+      dom0.q(XS_SET_PERMS, z("/local/domain/1/n", "n2", "r1", "r3", "r4", "r5", "r6", "r7")),
+    ).toBe("OK|");
     expect(g2.q(XS_SET_PERMS, z("/local/domain/1/n", "b2"))).toBe("OK|");
     // A domain that does not exist cannot own a node.
     const d2 = new Xenstored({ domainExists: (id) => id < 10 });
@@ -123,7 +127,10 @@ describe("access control", () => {
     g1.q(XS_SET_PERMS, z("/local/domain/1", "n1", "r2"));
     g2.takeEvents();
     g1.q(XS_WRITE, "/local/domain/1/secret\0w");
-    expect(g2.takeEvents().sort()).toEqual(["/local/domain/1/secret|all", "/local/domain/1/secret|spy"]);
+    expect(g2.takeEvents().sort()).toEqual([
+      "/local/domain/1/secret|all",
+      "/local/domain/1/secret|spy",
+    ]);
   });
 
   it("a watcher losing access by SET_PERMS still gets that event (old perms count)", () => {

@@ -15,7 +15,23 @@ describe("framing (xs_wire.h)", () => {
   it("encodes the golden READ vector byte for byte", () => {
     const m = encodeMessage(XS_READ, 0, 6, z("/a/b/c"));
     expect([...m]).toEqual([
-      2, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 7, 0, 0, 0, ...enc.encode("/a/b/c\0"),
+      2,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      6,
+      0,
+      0,
+      0,
+      7,
+      0,
+      0,
+      0,
+      ...enc.encode("/a/b/c\0"),
     ]);
   });
 
