@@ -121,10 +121,10 @@ export class FrameAllocator {
   nrFailed = 0;
 
   constructor(nrFrames: number) {
-    if (!(nrFrames >>> 0 === nrFrames && nrFrames > 0)) {
+    if (!(Number.isInteger(nrFrames) && nrFrames > 0 && nrFrames <= 2 ** 32)) {
       throw new MachineError(
         "FRAME_BAD_RANGE",
-        `a frame allocator needs a whole number of frames from 1 to 2^32 - 1, got ${nrFrames}; ` +
+        `a frame allocator needs a whole number of frames from 1 to 2^32, got ${nrFrames}; ` +
           "pass ram.nrFrames",
       );
     }

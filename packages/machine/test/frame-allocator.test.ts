@@ -177,7 +177,7 @@ describe("FrameAllocator runs", () => {
     expectMachineError(() => fa.reserve(0, -1), "FRAME_BAD_RANGE");
     expectMachineError(() => fa.isFree(64), "FRAME_BAD_RANGE");
     expectMachineError(() => fa.isReserved(-1), "FRAME_BAD_RANGE");
-    for (const n of [0, -1, 1.5, 2 ** 32]) {
+    for (const n of [0, -1, 1.5, 2 ** 32 + 1]) {
       expectMachineError(() => new FrameAllocator(n), "FRAME_BAD_RANGE");
     }
   });
