@@ -7,7 +7,7 @@ import {
 } from "@hyperlab/abi";
 import { createHypervisor } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, pvMmuPlugin } from "../src/index";
 import { expect, it } from "vitest";
 
 it("runs the README example", () => {
