@@ -19,8 +19,11 @@
 import { MachineError } from "./errors";
 import { PAGE_SIZE } from "./ram";
 
-/** Largest run order (2^20 frames = 4 GiB), as Xen's MAX_ORDER on x86. */
-export const MAX_ORDER = 20;
+/**
+ * Largest run order: 2^18 frames (1 GiB), Xen's MAX_ORDER on x86
+ * (CONFIG_PAGEALLOC_MAX_ORDER = 2 * PAGETABLE_ORDER).
+ */
+export const MAX_ORDER = 18;
 
 /** Options for allocPages. */
 export interface AllocPagesOptions {

@@ -22,8 +22,8 @@ const CHUNK_BYTES = 1 << CHUNK_SHIFT;
 const TWO_32 = 0x1_0000_0000;
 
 /**
- * Largest RAM a Ram models: 16 TiB, the host RAM Xen 4.17 supports on x86 without
- * CONFIG_BIGMEM. It keeps every machine frame number below 2^32.
+ * Largest RAM a Ram models: 16 TiB = 2^32 frames, what Xen's x86 frame table covers without
+ * CONFIG_BIGMEM (128 GiB of 32-byte page_info). Every machine frame number fits in 32 bits.
  */
 export const MAX_RAM_BYTES = 2 ** 44;
 

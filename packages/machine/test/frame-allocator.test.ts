@@ -119,7 +119,9 @@ describe("FrameAllocator runs", () => {
     expect(fa.allocPages(0, { below: 0 })).toBe(-1);
     expect(fa.allocPages(1, { below: PAGE_SIZE })).toBe(-1);
     expect(fa.allocPages(0, { below: PAGE_SIZE })).toBe(0);
-    expect(fa.allocPages(MAX_ORDER, { below: 2 ** 32 - PAGE_SIZE })).toBe(-1);
+    expect(fa.allocPages(MAX_ORDER, { below: 2 ** 30 - PAGE_SIZE })).toBe(-1);
+    expect(fa.allocPages(MAX_ORDER, { below: 2 ** 30 })).toBe(-1); // frame 0 is taken
+    expect(new FrameAllocator(2 ** 19).allocPages(MAX_ORDER, { below: 2 ** 30 })).toBe(0);
   });
 
   it("returns -1 when memory is free but fragmented", () => {
