@@ -1,1 +1,1 @@
-export {};
+export { type CliIo, runCli } from "./main";
