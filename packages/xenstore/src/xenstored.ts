@@ -77,7 +77,6 @@ import {
   latin1z,
   MessageReader,
   onearg,
-  XSD_SOCKMSG_SIZE,
   type XsMessage,
 } from "./wire";
 
@@ -277,6 +276,8 @@ interface DomainRec {
 interface OutMsg {
   bytes: Uint8Array;
   event: boolean;
+  /** For a (non-@) watch event: "path\0token", the key of the duplicate check. */
+  key: string | null;
 }
 
 /** One client of the daemon: a socket, a domain's ring, or an in-memory pipe. */
@@ -298,6 +299,8 @@ export class XsConnection {
   /** @internal */ outOffset = 0;
   /** @internal */ outBytes = 0;
   /** @internal */ outstanding = 0;
+  /** @internal Pending (unsent) watch events by "path\0token", for the duplicate check. */
+  readonly pendingEvents = new Map<string, number>();
   /** @internal */ readonly reader = new MessageReader();
   /** @internal */ closed = false;
   /** @internal Set by the transport that drains this connection. */
@@ -378,6 +381,7 @@ export class XsConnection {
       left -= rest;
       this.outBytes -= m.bytes.length;
       if (!m.event) this.outstanding--;
+      if (m.key !== null) this.forgetEvent(m.key);
       this.out[this.outHead] = undefined as unknown as OutMsg;
       this.outHead++;
       this.outOffset = 0;
@@ -408,11 +412,7 @@ export class XsConnection {
         o += b.length;
       }
     }
-    this.out.length = 0;
-    this.outHead = 0;
-    this.outOffset = 0;
-    this.outBytes = 0;
-    this.outstanding = 0;
+    this.clearOutput();
     return bytes;
   }
 
@@ -435,33 +435,23 @@ export class XsConnection {
   }
 
   /** @internal */
-  enqueue(bytes: Uint8Array, event: boolean): void {
-    this.out.push({ bytes, event });
+  enqueue(bytes: Uint8Array, event: boolean, key: string | null = null): void {
+    this.out.push({ bytes, event, key });
     this.outBytes += bytes.length;
     if (!event) this.outstanding++;
+    if (key !== null) this.pendingEvents.set(key, (this.pendingEvents.get(key) ?? 0) + 1);
     this.daemon.markDirty(this);
   }
 
-  /** @internal C's send_event duplicate check: is this exact event already waiting? */
-  hasPendingEvent(bytes: Uint8Array): boolean {
-    for (let i = this.outHead; i < this.out.length; i++) {
-      const m = this.out[i];
-      if (!m.event || m.bytes.length !== bytes.length) continue;
-      if (i === this.outHead && this.outOffset > 0) continue;
-      let same = true;
-      for (let j = XSD_SOCKMSG_SIZE; j < bytes.length; j++) {
-        if (m.bytes[j] !== bytes[j]) {
-          same = false;
-          break;
-        }
-      }
-      if (same) return true;
-    }
-    return false;
+  private forgetEvent(key: string): void {
+    const n = this.pendingEvents.get(key) ?? 0;
+    if (n <= 1) this.pendingEvents.delete(key);
+    else this.pendingEvents.set(key, n - 1);
   }
 
   /** @internal */
   clearOutput(): void {
+    this.pendingEvents.clear();
     this.out.length = 0;
     this.outHead = 0;
     this.outOffset = 0;
@@ -709,10 +699,12 @@ export class Xenstored {
   private sendEvent(conn: XsConnection, path: string, token: string): void {
     const len = path.length + token.length + 2;
     if (len > XENSTORE_PAYLOAD_MAX) return;
+    // C's send_event drops an event identical to one still waiting (not for @-events).
+    const key = path.charCodeAt(0) === 64 ? null : `${path}\0${token}`;
+    if (key !== null && conn.pendingEvents.has(key)) return;
     const bytes = encodeMessage(XS_WATCH_EVENT, 0, 0, joinz([path, token]));
-    if (path.charCodeAt(0) !== 64 && conn.hasPendingEvent(bytes)) return;
     if (!conn.privileged && conn.outBytes + bytes.length > this.quotas.memory) return;
-    conn.enqueue(bytes, true);
+    conn.enqueue(bytes, true, key);
   }
 
   // ---- message dispatch ------------------------------------------------------------

@@ -149,6 +149,46 @@ describe("the ring transport", () => {
     expect(dom0.q(XS_GET_PERMS, z("/shared"))).toBe("n0|r2|");
   });
 
+  it("host events: shutdown fires @releaseDomain once until RESUME; destruction releases", () => {
+    const h = new RingHost();
+    const dom0 = home(h, 22);
+    h.introduce(22, 22);
+    dom0.q(XS_WATCH, z("@releaseDomain", "rel"));
+    dom0.takeEvents();
+    h.daemon.domainShutdown(22);
+    h.daemon.domainShutdown(22);
+    expect(dom0.takeEvents()).toEqual(["@releaseDomain|rel"]);
+    expect(dom0.q(XS_RESUME, z("22"))).toBe("OK|");
+    h.daemon.domainShutdown(22);
+    expect(dom0.takeEvents()).toEqual(["@releaseDomain|rel"]);
+    h.daemon.domainDestroyed(22);
+    expect(dom0.takeEvents()).toEqual(["@releaseDomain|rel"]);
+    expect(dom0.q(XS_IS_DOMAIN_INTRODUCED, z("22"))).toBe("F|");
+    expect(dom0.q(XS_READ, z("/local/domain/22"))).toBe("E:ENOENT");
+    h.daemon.domainShutdown(99);
+    h.daemon.domainDestroyed(99);
+    expect(dom0.takeEvents()).toEqual([]);
+  });
+
+  it("an unprivileged domain sees @releaseDomain only once granted by SET_PERMS", () => {
+    const h = new RingHost();
+    const dom0 = home(h, 23);
+    home(h, 24);
+    h.introduce(23, 23);
+    h.introduce(24, 24);
+    const g = new RingRaw(h.frontend(23, 23));
+    expect(g.q(XS_WATCH, z("@releaseDomain", "r"))).toBe("OK|");
+    g.events.length = 0;
+    dom0.q(XS_RELEASE, z("24"));
+    expect(g.events).toEqual([]);
+    dom0.q(XS_SET_PERMS, z("@releaseDomain", "n0", "r23"));
+    home(h, 24);
+    h.fronts.delete(24);
+    h.introduce(24, 25);
+    dom0.q(XS_RELEASE, z("24"));
+    expect(g.events.map((e) => e.text)).toEqual(["@releaseDomain|r|"]);
+  });
+
   it("SET_TARGET lets a domain act with its target's rights", () => {
     const h = new RingHost();
     const dom0 = home(h, 20);
