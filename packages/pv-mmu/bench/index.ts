@@ -49,12 +49,16 @@ function benchMmuUpdate(): void {
     }
   };
   round(200); // warm up
-  const rounds = 4000;
-  const t0 = now();
-  round(rounds);
-  const s = (now() - t0) / 1000;
+  // Best of five: the host is shared, so the fastest run is the least disturbed one.
+  const rounds = 2000;
+  let best = 0;
+  for (let rep = 0; rep < 5; rep++) {
+    const t0 = now();
+    round(rounds);
+    best = Math.max(best, (rounds * 512) / ((now() - t0) / 1000));
+  }
   console.log(
-    `mmu_update validated L1 entries (batches of 512): ${((rounds * 512) / s / 1e6).toFixed(2)} M/s`,
+    `mmu_update validated L1 entries (batches of 512, best of 5): ${(best / 1e6).toFixed(2)} M/s`,
   );
 }
 
@@ -91,24 +95,31 @@ function benchPin4G(): void {
     count: 1,
     foreigndom: DOMID_SELF,
   };
-  const t0 = now();
-  const rc = hv.hypercall(v, __HYPERVISOR_mmuext_op, pin);
-  const t1 = now();
-  if (rc !== 0) throw new Error(`pin failed: ${rc}`);
   const unpin = {
     uops: [{ cmd: MMUEXT_UNPIN_TABLE, arg1: { mfn: l4 } }],
     count: 1,
     foreigndom: DOMID_SELF,
   };
-  const rc2 = hv.hypercall(v, __HYPERVISOR_mmuext_op, unpin);
-  const t2 = now();
-  if (rc2 !== 0) throw new Error(`unpin failed: ${rc2}`);
+  // Pin (validating the whole tree) and unpin (demoting it) three times; best of three.
+  let bestPin = Number.POSITIVE_INFINITY;
+  let bestUnpin = Number.POSITIVE_INFINITY;
+  for (let rep = 0; rep < 3; rep++) {
+    const t0 = now();
+    const rc = hv.hypercall(v, __HYPERVISOR_mmuext_op, pin);
+    const t1 = now();
+    if (rc !== 0) throw new Error(`pin failed: ${rc}`);
+    const rc2 = hv.hypercall(v, __HYPERVISOR_mmuext_op, unpin);
+    const t2 = now();
+    if (rc2 !== 0) throw new Error(`unpin failed: ${rc2}`);
+    bestPin = Math.min(bestPin, t1 - t0);
+    bestUnpin = Math.min(bestUnpin, t2 - t1);
+  }
   console.log(
-    `pin L4 mapping 4 GiB in 4 KiB pages (1 + 1 + 4 + 2048 tables, 1048576 entries): ${(t1 - t0).toFixed(1)} ms`,
+    `pin L4 mapping 4 GiB in 4 KiB pages (1 + 1 + 4 + 2048 tables, 1048576 entries, best of 3): ${bestPin.toFixed(1)} ms`,
   );
-  console.log(`unpin (demote) the same tree: ${(t2 - t1).toFixed(1)} ms`);
+  console.log(`unpin (demote) the same tree: ${bestUnpin.toFixed(1)} ms`);
   console.log(
-    `validated L1 entries during the pin: ${(((pages / (t1 - t0)) * 1000) / 1e6).toFixed(2)} M/s`,
+    `validated L1 entries during the pin: ${(((pages / bestPin) * 1000) / 1e6).toFixed(2)} M/s`,
   );
 }
 
