@@ -1,6 +1,7 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { IrqLines, MAX_IRQ_LINES } from "../src/index";
-import { expectMachineError } from "./helpers";
+import { expectMachineError, fcParams } from "./helpers";
 
 function withLog(n = 24): { irqs: IrqLines; log: number[] } {
   const irqs = new IrqLines(n);
@@ -236,5 +237,127 @@ describe("IrqLines handlers and errors", () => {
     for (const n of [0, 1.5, MAX_IRQ_LINES + 1]) {
       expectMachineError(() => new IrqLines(n), "IRQ_BAD_COUNT");
     }
+  });
+});
+
+describe("IrqLines against a reference model", () => {
+  it("random device and hypervisor actions deliver exactly as the model says", () => {
+    const op = fc.record({
+      k: fc.constantFrom(
+        "raise",
+        "lower",
+        "pulse",
+        "mask",
+        "unmask",
+        "eoi",
+        "edge",
+        "level",
+        "handler",
+        "nohandler",
+      ),
+      gsi: fc.integer({ min: 0, max: 2 }),
+    });
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+        const irqs = new IrqLines(3);
+        const got: number[] = [];
+        const handler = (g: number) => got.push(g);
+        const ref = [0, 1, 2].map(() => ({
+          level: false,
+          masked: true,
+          asserted: false,
+          pending: false,
+          inService: false,
+          handler: false,
+          delivered: 0,
+          unhandled: 0,
+        }));
+        const want: number[] = [];
+        const tryDeliver = (g: number) => {
+          const r = ref[g];
+          if (r.masked) return;
+          const due = r.level ? r.asserted && !r.inService : r.pending;
+          if (!due) return;
+          if (!r.handler) {
+            r.pending = false;
+            r.unhandled++;
+            return;
+          }
+          if (r.level) r.inService = true;
+          else r.pending = false;
+          r.delivered++;
+          want.push(g);
+        };
+        const raise = (g: number) => {
+          const r = ref[g];
+          if (r.asserted) return;
+          r.asserted = true;
+          if (!r.level) r.pending = true;
+          tryDeliver(g);
+        };
+        for (const { k, gsi: g } of ops) {
+          const r = ref[g];
+          switch (k) {
+            case "raise":
+              irqs.raise(g);
+              raise(g);
+              break;
+            case "lower":
+              irqs.lower(g);
+              r.asserted = false;
+              break;
+            case "pulse":
+              irqs.pulse(g);
+              raise(g);
+              r.asserted = false;
+              break;
+            case "mask":
+              irqs.mask(g);
+              r.masked = true;
+              break;
+            case "unmask":
+              irqs.unmask(g);
+              r.masked = false;
+              tryDeliver(g);
+              break;
+            case "eoi":
+              irqs.eoi(g);
+              r.inService = false;
+              tryDeliver(g);
+              break;
+            case "edge":
+            case "level":
+              irqs.configure(g, k);
+              r.level = k === "level";
+              r.pending = false;
+              r.inService = false;
+              break;
+            case "handler":
+              irqs.setHandler(g, handler);
+              r.handler = true;
+              break;
+            case "nohandler":
+              irqs.setHandler(g, null);
+              r.handler = false;
+              break;
+          }
+          expect(got).toEqual(want);
+          for (let i = 0; i < 3; i++) {
+            const s = irqs.state(i);
+            const m = ref[i];
+            expect(s).toEqual({
+              trigger: m.level ? "level" : "edge",
+              masked: m.masked,
+              asserted: m.asserted,
+              pending: m.level ? m.asserted && !m.inService : m.pending,
+              inService: m.inService,
+              hasHandler: m.handler,
+            });
+            expect(irqs.stats(i)).toMatchObject({ delivered: m.delivered, unhandled: m.unhandled });
+          }
+        }
+      }),
+      fcParams(200),
+    );
   });
 });

@@ -1,6 +1,13 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { MMIO_ADDRESS_LIMIT, MmioMap, type MmioRegionSpec, type MmioWidth } from "../src/index";
-import { expectMachineError } from "./helpers";
+import {
+  MMIO_ADDRESS_LIMIT,
+  MmioMap,
+  type MmioRegion,
+  type MmioRegionSpec,
+  type MmioWidth,
+} from "../src/index";
+import { expectMachineError, fcParams } from "./helpers";
 
 /** A device of 32-bit registers that records accesses. */
 function regs(name: string, base: number, len: number) {
@@ -154,5 +161,64 @@ describe("MmioMap", () => {
       expect(mmio.lookup(i * 0x2000 + 0x1000)).toBeUndefined();
       expect(mmio.read(i * 0x2000 + 4, 4)).toBe(0x1004);
     }
+  });
+});
+
+describe("MmioMap against a linear-scan reference", () => {
+  it("random register/unregister/access agree on who claims what", () => {
+    const op = fc.oneof(
+      fc.record({
+        k: fc.constant("reg" as const),
+        base: fc.integer({ min: 0, max: 400 }),
+        len: fc.integer({ min: 1, max: 60 }),
+      }),
+      fc.record({ k: fc.constant("unreg" as const), pick: fc.nat() }),
+      fc.record({
+        k: fc.constant("acc" as const),
+        addr: fc.integer({ min: -2, max: 470 }),
+        width: fc.constantFrom(1, 2, 4, 8) as fc.Arbitrary<MmioWidth>,
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
+        const mmio = new MmioMap();
+        const live: MmioRegion[] = [];
+        let unclaimed = 0;
+        for (const o of ops) {
+          if (o.k === "reg") {
+            const clash = live.find((r) => o.base < r.base + r.len && r.base < o.base + o.len);
+            const spec = { ...regs(`r${o.base}`, o.base, o.len).spec };
+            if (clash) {
+              expectMachineError(() => mmio.register(spec), "MMIO_OVERLAP");
+            } else {
+              live.push(mmio.register(spec));
+            }
+          } else if (o.k === "unreg") {
+            if (live.length === 0) continue;
+            mmio.unregister(live.splice(o.pick % live.length, 1)[0]);
+          } else {
+            const owner = live.find((r) => o.addr >= r.base && o.addr + o.width <= r.base + r.len);
+            const v = mmio.read(o.addr, o.width);
+            if (owner === undefined) {
+              unclaimed++;
+              expect(v).toBe(o.width === 8 ? 0xffffffff : 2 ** (8 * o.width) - 1);
+            } else {
+              const off = o.addr - owner.base;
+              expect(v).toBe(
+                (0x1000 + off) & (o.width === 8 ? 0xffffffff : 2 ** (8 * o.width) - 1),
+              );
+            }
+            expect(mmio.lookup(o.addr)?.name).toBe(
+              live.find((r) => o.addr >= r.base && o.addr < r.base + r.len)?.name,
+            );
+          }
+          expect(mmio.unclaimedReads).toBe(unclaimed);
+          expect(mmio.list().map((r) => r.base)).toEqual(
+            live.map((r) => r.base).sort((a, b) => a - b),
+          );
+        }
+      }),
+      fcParams(200),
+    );
   });
 });
