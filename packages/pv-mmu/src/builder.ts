@@ -8,9 +8,17 @@
  * P2M list holds every pfn's mfn and the M2P the reverse; the L4 is pinned and in vCPU 0's
  * CR3, so the frame table's counts equal what the built tables hold.
  */
-import { SIF_INITDOMAIN, SIF_PRIVILEGED, start_info_x86_64 } from "@hyperlab/abi";
+import {
+  _PAGE_ACCESSED,
+  _PAGE_DIRTY,
+  _PAGE_PRESENT,
+  _PAGE_RW,
+  SIF_INITDOMAIN,
+  SIF_PRIVILEGED,
+  start_info_x86_64,
+} from "@hyperlab/abi";
 import { type Domain, HyperlabError, type Hypervisor, PGT_l4_page_table } from "@hyperlab/core";
-import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_GUEST_KERNEL_HI, _PAGE_PRESENT, _PAGE_RW } from "./pte";
+import { _PAGE_GUEST_KERNEL_HI } from "./pte";
 import type { PvMmu } from "./service";
 import { HYPERVISOR_VIRT_END_48, HYPERVISOR_VIRT_START_48, VA_LIMIT } from "./xen";
 

@@ -8,10 +8,9 @@
  * Xen-owned L3/L2/L1 tables built once at boot; no guest ever holds a reference on them.
  */
 
-import { DOMID_XEN } from "@hyperlab/abi";
+import { _PAGE_ACCESSED, _PAGE_NX_HI, _PAGE_PRESENT, _PAGE_USER, DOMID_XEN } from "@hyperlab/abi";
 import type { FrameTable } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
-import { _PAGE_ACCESSED, _PAGE_NX_HI, _PAGE_PRESENT, _PAGE_USER } from "./pte";
 
 const TWO_20 = 0x10_0000;
 const TWO_32 = 0x1_0000_0000;

@@ -1,30 +1,30 @@
 /*
  * x86-64 page-table entry bits as Xen names them, on entries held as two 32-bit halves.
  *
- * An entry is `lo` (bits 0..31) and `hi` (bits 32..63). Flags live in lo bits 0..11 and in
+ * The architectural bits (_PAGE_PRESENT .. _PAGE_NX_HI) come from @hyperlab/abi; this file
+ * adds Xen's own. An entry is `lo` (bits 0..31) and `hi` (bits 32..63). Flags live in lo bits 0..11 and in
  * hi bits 20..31 (pte bits 52..63); the frame number is lo bits 12..31 plus hi bits 0..19.
  * Xen's 24-bit "flags" view (get_pte_flags) puts pte bits 52..63 at flag bits 12..23; the
  * constants below that Xen defines in that view (_PAGE_NX_BIT, _PAGE_GNTTAB,
  * _PAGE_GUEST_KERNEL, _PAGE_AVAIL_HIGH) are given here as masks of `hi` with an `_HI` suffix.
  */
 
-export const _PAGE_PRESENT = 0x001;
-export const _PAGE_RW = 0x002;
-export const _PAGE_USER = 0x004;
-export const _PAGE_PWT = 0x008;
-export const _PAGE_PCD = 0x010;
-export const _PAGE_ACCESSED = 0x020;
-export const _PAGE_DIRTY = 0x040;
-/** Bit 7: PAT in an L1 entry, PSE (superpage) in an L2 or L3 entry. */
-export const _PAGE_PAT = 0x080;
-export const _PAGE_PSE = 0x080;
-export const _PAGE_GLOBAL = 0x100;
-/** Bits 9..11, free for software. */
-export const _PAGE_AVAIL = 0xe00;
+import {
+  _PAGE_ACCESSED,
+  _PAGE_AVAIL,
+  _PAGE_DIRTY,
+  _PAGE_GLOBAL,
+  _PAGE_NX_HI,
+  _PAGE_PAT,
+  _PAGE_PCD,
+  _PAGE_PSE,
+  _PAGE_PWT,
+  _PAGE_USER,
+} from "@hyperlab/abi";
+
+/** Cache attribute bits of an L1 entry (PAT, PCD, PWT). */
 export const PAGE_CACHE_ATTRS = _PAGE_PAT | _PAGE_PCD | _PAGE_PWT;
 
-/** pte bit 63 (NX) as a bit of `hi`. */
-export const _PAGE_NX_HI = 0x8000_0000 | 0;
 /** pte bits 52..62 (software-available) as bits of `hi`. */
 export const _PAGE_AVAIL_HIGH_HI = 0x7ff0_0000;
 /** pte bit 62: Xen marks grant mappings with it; guests may not set it in an L1 entry. */

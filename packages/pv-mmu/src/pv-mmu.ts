@@ -16,6 +16,12 @@
  */
 
 import {
+  _PAGE_ACCESSED,
+  _PAGE_DIRTY,
+  _PAGE_GLOBAL,
+  _PAGE_PRESENT,
+  _PAGE_RW,
+  _PAGE_USER,
   EACCES,
   EBUSY,
   EINVAL,
@@ -40,13 +46,7 @@ import {
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
 import {
-  _PAGE_ACCESSED,
-  _PAGE_DIRTY,
-  _PAGE_GLOBAL,
   _PAGE_GUEST_KERNEL_HI,
-  _PAGE_PRESENT,
-  _PAGE_RW,
-  _PAGE_USER,
   FASTPATH_HI,
   FASTPATH_LO,
   FASTPATH_PDE_HI,

@@ -11,6 +11,9 @@
  * flushes for safety (type changes, linear page-table updates, frames reused).
  */
 import {
+  _PAGE_PRESENT,
+  _PAGE_PSE,
+  _PAGE_RW,
   DOMID_IO,
   DOMID_SELF,
   DOMID_XEN,
@@ -81,7 +84,7 @@ import {
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
 import { M2p } from "./m2p";
-import { _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, PTE_MFN_HI_MASK, splitU64 } from "./pte";
+import { PTE_MFN_HI_MASK, splitU64 } from "./pte";
 import { PvPageTables, xsmTarget } from "./pv-mmu";
 import { VcpuTlb, Walker } from "./walk";
 import {

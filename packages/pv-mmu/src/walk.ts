@@ -9,14 +9,7 @@
  * whose leaf was not yet dirty walks again so the walk sets D, as hardware does. Walks set A
  * on every level they use and D on the leaf of a write.
  */
-import {
-  PFEC_insn_fetch,
-  PFEC_page_present,
-  PFEC_reserved_bit,
-  PFEC_user_mode,
-  PFEC_write_access,
-} from "@hyperlab/core";
-import type { Ram } from "@hyperlab/machine";
+
 import {
   _PAGE_ACCESSED,
   _PAGE_DIRTY,
@@ -25,8 +18,16 @@ import {
   _PAGE_PSE,
   _PAGE_RW,
   _PAGE_USER,
-  PTE_MFN_HI_MASK,
-} from "./pte";
+} from "@hyperlab/abi";
+import {
+  PFEC_insn_fetch,
+  PFEC_page_present,
+  PFEC_reserved_bit,
+  PFEC_user_mode,
+  PFEC_write_access,
+} from "@hyperlab/core";
+import type { Ram } from "@hyperlab/machine";
+import { PTE_MFN_HI_MASK } from "./pte";
 
 const TWO_20 = 0x10_0000;
 /** TLB entries per vCPU (direct-mapped on the virtual page number). */

@@ -7,8 +7,8 @@ import {
 } from "@hyperlab/abi";
 import { createHypervisor } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, pvMmuPlugin } from "../src/index";
 import { expect, it } from "vitest";
+import { buildPvDomain, pvMmuPlugin } from "../src/index";
 
 it("runs the README example", () => {
   const log: unknown[][] = [];
