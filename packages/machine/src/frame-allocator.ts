@@ -7,13 +7,13 @@
  * the number of set bits in `free`. A call either fails before changing anything (misuse:
  * MachineError; no memory: -1) or completes.
  *
- * Policy, after Xen's xen/common/page_alloc.c: allocations prefer the highest free frames
- * (Xen walks its zones from the top down), which keeps low memory free for callers that need
- * frames below an address limit (DMA). A run of 2^order frames is aligned to its size, as a
- * buddy would be. Allocation is next-fit per order, walking down from where the last frame
- * or run of that order was found and wrapping to the top, so populating a domain is O(1) per
- * frame or run. Everything is deterministic: the
- * same calls give the same frames.
+ * Policy, after Xen's xen/common/page_alloc.c: allocation starts at the top of memory and
+ * walks down (Xen walks its zones from the top down), which keeps low memory free for
+ * callers that need frames below an address limit (DMA). A run of 2^order frames is aligned
+ * to its size, as a buddy would be. Allocation is next-fit per order: it walks down from
+ * where the last frame or run of that order was found and wraps to the top, so populating a
+ * domain is O(1) per frame or run. The hints are only where a search starts: a request fails
+ * only if no suitable run exists anywhere below its limit. Same calls, same frames.
  */
 
 import { MachineError } from "./errors";
