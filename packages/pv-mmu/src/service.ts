@@ -880,7 +880,9 @@ export class PvMmu implements MmuBackend {
     )
       return -EFAULT;
     if (!splitU64(a.val, scratch)) return -EFAULT;
-    if (pgOwner !== d && !xsmTarget(d, pgOwner)) return -EPERM;
+    // xsm_update_va_mapping: only a present entry needs rights over the page owner.
+    if ((scratch.lo & _PAGE_PRESENT) !== 0 && pgOwner !== d && !xsmTarget(d, pgOwner))
+      return -EPERM;
     const loc = this.guestL1Slot(v.cr3Mfn, va);
     if (loc < 0) return -EINVAL;
     const l1 = Math.floor(loc / 512);

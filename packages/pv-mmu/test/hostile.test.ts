@@ -1,5 +1,6 @@
 /*
- * A hostile guest issues random sequences of mmu_update, mmuext_op, update_va_mapping,
+ * A hostile guest (unprivileged, or a privileged dom0 that may map others' frames through
+ * foreigndom) issues random sequences of mmu_update, mmuext_op, update_va_mapping,
  * memory_op and raw writes; after every call the testkit checkers prove the frame and
  * page-table invariants, and the TLBs are checked for writable translations of page tables.
  */
@@ -55,9 +56,9 @@ function tlbViolations(w: World): string[] {
 
 const op = fc.tuple(fc.nat(9), fc.nat(), fc.nat(), fc.nat(), fc.nat(), fc.nat());
 
-function run(ops: [number, number, number, number, number, number][]) {
+function run(ops: [number, number, number, number, number, number][], privileged: boolean) {
   const w = boot(24 << 20);
-  const g = guest(w, { nrPages: 1100, maxPages: 1400 });
+  const g = guest(w, { domid: privileged ? 0 : 1, nrPages: 1100, maxPages: 1400 });
   const victim = w.hv.createDomain({ maxVcpus: 1, maxPages: 64 });
   const victimFrames: number[] = [];
   for (let i = 0; i < 16; i++) victimFrames.push(w.hv.allocDomainPages(victim, 0));
@@ -222,9 +223,13 @@ describe("a hostile guest cannot break the frame invariants", () => {
   it(`holds over ${RUNS} runs of ${OPS} random operations`, () => {
     let total = 0;
     fc.assert(
-      fc.property(fc.array(op, { minLength: OPS, maxLength: OPS }), (ops) => {
-        total += run(ops);
-      }),
+      fc.property(
+        fc.array(op, { minLength: OPS, maxLength: OPS }),
+        fc.boolean(),
+        (ops, privileged) => {
+          total += run(ops, privileged);
+        },
+      ),
       { seed: 0x5eed, numRuns: RUNS, endOnFailure: true },
     );
     expect(total).toBeGreaterThanOrEqual(RUNS * OPS);
