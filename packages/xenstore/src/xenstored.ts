@@ -843,18 +843,21 @@ export class Xenstored {
     return perms[0].perms & RWO;
   }
 
-  /** Entries that went stale are marked ignored before the node gets a new generation. */
-  private adjustPerms(node: XsNode): void {
-    const p = node.perms;
-    if (p.length < 2) return;
+  /**
+   * `perms` as C's read_node sees them for a node of generation `gen`: entries of domains
+   * gone or re-created since then are marked ignored (XSA-322), so they stay ignored when
+   * the node is written back with a newer generation.
+   */
+  private adjustedPerms(perms: XsPerms, gen: number): XsPerms {
+    if (perms.length < 2 || gen === NO_GEN) return perms;
     let out: XsPerm[] | null = null;
-    for (let i = 1; i < p.length; i++) {
-      if (!(p[i].perms & XS_PERM_IGNORE) && this.staleEntry(p[i].id, node.gen)) {
-        out ??= p.slice();
-        out[i] = { perms: p[i].perms | XS_PERM_IGNORE, id: p[i].id };
+    for (let i = 1; i < perms.length; i++) {
+      if (!(perms[i].perms & XS_PERM_IGNORE) && this.staleEntry(perms[i].id, gen)) {
+        out ??= perms.slice();
+        out[i] = { perms: perms[i].perms | XS_PERM_IGNORE, id: perms[i].id };
       }
     }
-    if (out !== null) node.perms = out;
+    return out ?? perms;
   }
 
   // ---- node access (C's read_node / access_node / write_node) ---------------------
@@ -899,8 +902,9 @@ export class Xenstored {
   }
 
   /** Record a modification (new generation); in a transaction it stays private. Returns errno. */
-  private putNode(conn: XsConnection | null, node: XsNode): number {
-    this.adjustPerms(node);
+  private putNode(conn: XsConnection | null, node: XsNode, keepPerms = false): number {
+    // New nodes (NO_GEN) and freshly set perms need no adjusting.
+    if (!keepPerms) node.perms = this.adjustedPerms(node.perms, node.gen);
     node.gen = ++this.generation;
     const txn = conn?.txn;
     if (txn) {
@@ -1002,7 +1006,7 @@ export class Xenstored {
       if (this.err !== ENOENT || p === "/") return this.err;
     }
     const unpriv = !conn.privileged;
-    const inherit = parent.perms;
+    const inherit = this.adjustedPerms(parent.perms, parent.gen);
     const perms: XsPerms =
       unpriv && inherit[0].id !== conn.domid
         ? [{ perms: inherit[0].perms, id: conn.domid! }, ...inherit.slice(1)]
@@ -1035,7 +1039,7 @@ export class Xenstored {
     let made: XsNode | null = null;
     for (let k = names.length - 1; k >= 0; k--) {
       const n = names[k];
-      const node = new XsNode(n, 0, perms, k === 0 ? value : EMPTY, new Set(), 0, false);
+      const node = new XsNode(n, NO_GEN, perms, k === 0 ? value : EMPTY, new Set(), 0, false);
       up.addChild(basename(n));
       let r = this.putNode(conn, up);
       if (r === 0) r = this.putNode(conn, node);
@@ -1313,7 +1317,7 @@ export class Xenstored {
     this.entryInc(conn, old[0].id, -1);
     this.entryInc(conn, perms[0].id, 1);
     n.perms = perms;
-    const r = this.putNode(conn, n);
+    const r = this.putNode(conn, n, true);
     if (r !== 0) return r;
     this.fireWatches(conn, name, n, false, old);
     return this.ack(conn, m);

@@ -93,16 +93,24 @@ describe("Debian xenstore-utils (libxenstore over XENSTORED_PATH)", () => {
     requirePeer(bin, "xenstore-watch (Debian xenstore-utils)");
     const child = spawn(bin, ["-n", "3", "/watched"], { env });
     let out = "";
+    let errOut = "";
     child.stdout.on("data", (b: Buffer) => {
       out += b.toString();
+    });
+    child.stderr.on("data", (b: Buffer) => {
+      errOut += b.toString();
     });
     const exited = new Promise<number>((resolve) => child.on("exit", (c) => resolve(c ?? -1)));
     while (!out.includes("/watched\n")) await new Promise((r) => setTimeout(r, 20));
     await xs("write", "/watched/child", "1");
     await xs("write", "/elsewhere", "1");
     await xs("write", "/watched", "2");
-    expect(await exited).toBe(0);
+    const code = await exited;
     expect(out).toBe("/watched\n/watched/child\n/watched\n");
+    expect(`${code} ${errOut}`).toBe("0 ");
+    // The client's socket closes after it exits: its watch goes with the connection.
+    for (let i = 0; i < 200 && daemon.watchCount > 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
     expect(daemon.watchCount).toBe(0);
   });
 });

@@ -106,6 +106,24 @@ describe("access control", () => {
     expect(r.q(XS_GET_PERMS, z("/x"))).toBe("n0|r50|");
   });
 
+  it("entries for live domains keep working through creates, rewrites and SET_PERMS", () => {
+    const { d, dom0 } = setup();
+    dom0.q(XS_MKDIR, z("/fe"));
+    dom0.q(XS_SET_PERMS, z("/fe", "n0", "r1"));
+    // A domain that appears after the node was written, then gets an entry.
+    const g9 = new Raw(d, 9);
+    dom0.q(XS_WRITE, "/fe/dev/x\0v");
+    expect(new Raw(d, 1).q(XS_READ, z("/fe/dev/x"))).toBe("v");
+    dom0.q(XS_WRITE, "/fe/dev/x\0w");
+    expect(new Raw(d, 1).q(XS_READ, z("/fe/dev/x"))).toBe("w");
+    expect(dom0.q(XS_SET_PERMS, z("/fe/dev/x", "n0", "r9"))).toBe("OK|");
+    expect(g9.q(XS_READ, z("/fe/dev/x"))).toBe("w");
+    // A domain first named by SET_PERMS (no connection yet) is not stale either.
+    expect(dom0.q(XS_SET_PERMS, z("/fe/dev/x", "n0", "r33"))).toBe("OK|");
+    dom0.q(XS_WRITE, "/fe/dev/x\0y");
+    expect(new Raw(d, 33).q(XS_READ, z("/fe/dev/x"))).toBe("y");
+  });
+
   it("GET_PERMS on @-names is EINVAL; SET_PERMS on them needs dom0-like rights", () => {
     const { dom0, g1 } = setup();
     expect(dom0.q(XS_GET_PERMS, z("@releaseDomain"))).toBe("E:EINVAL");
