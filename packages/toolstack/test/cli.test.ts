@@ -108,6 +108,13 @@ describe("hyperlab xenstored (as a process)", () => {
       await p.waitFor(/listening on/);
       expect(existsSync(sock)).toBe(true);
       // A real libxenstore client.
+      for (const t of ["/usr/bin/xenstore-write", "/usr/bin/xenstore-read"]) {
+        if (!existsSync(t)) {
+          throw new Error(
+            `${t} is missing; run \`node scripts/peers.mjs\` from the repository root`,
+          );
+        }
+      }
       const run = promisify(execFile);
       await run("/usr/bin/xenstore-write", ["/cli/key", "value"], {
         env: { ...process.env, XENSTORED_PATH: sock },
