@@ -1,1 +1,9 @@
-export {};
+export {
+  type HostPageSize,
+  type NptCounts,
+  type NptFault,
+  NptMmu,
+  type NptMmuOptions,
+} from "./npt";
+export { nptMmu } from "./plugin";
+export * from "./vmx";

@@ -1,0 +1,965 @@
+/*
+ * Nested paging (Intel EPT / AMD NPT) as KVM runs it: the guest owns its page tables in
+ * guest-physical memory, the host keeps one nested table per domain (guest-physical ->
+ * machine) in host frames, and a TLB miss walks both dimensions.
+ *
+ * Guest-physical memory: a guest frame number is the number of a machine frame its domain
+ * owns (as the native baseline sees memory); the nested table maps each such gfn to the same
+ * mfn, entry by entry, created lazily when an access exits with EPT_VIOLATION. A gfn the
+ * domain does not own is never mapped to memory: it gets KVM's misconfigured "MMIO" entry
+ * and the access faults to the guest.
+ *
+ * Invariants:
+ * - Every cache holds only what a completed walk read: the combined TLB (tagged by VPID and
+ *   by EPTP, here the domain) holds gVA -> mfn with the permissions of both dimensions; the
+ *   guest paging-structure caches (tagged by VPID) hold gVA prefix -> gfn of a guest table;
+ *   the nested paging-structure caches and the nested TLB (tagged by EPTP) hold gfn -> mfn.
+ * - A guest CR3 change or INVLPG drops the vCPU's combined and guest-structure entries;
+ *   INVVPID drops combined and guest-structure entries by VPID; INVEPT drops everything
+ *   derived from a domain's nested table. The host issues INVEPT whenever it removes or
+ *   narrows a nested entry (zapGfn, domain teardown).
+ * - Nested-table frames belong to DOMID_XEN, are listed per domain, and are released when
+ *   the domain is destroyed.
+ * - A translation never throws on guest-controlled state (tables, CR3, addresses): a bad
+ *   entry is a guest page fault or a counted VM exit.
+ * - The hit path allocates nothing; walks allocate nothing; only backing a page allocates
+ *   (host frames for the nested table).
+ */
+import { DOMID_FIRST_RESERVED, DOMID_XEN, EFAULT, EINVAL } from "@hyperlab/abi";
+import {
+  type Domain,
+  HyperlabError,
+  type Hypervisor,
+  type MmuBackend,
+  type MmuFault,
+  PFEC_insn_fetch,
+  PFEC_page_present,
+  PFEC_reserved_bit,
+  PFEC_user_mode,
+  PFEC_write_access,
+  type Vcpu,
+} from "@hyperlab/core";
+import type { Ram } from "@hyperlab/machine";
+import {
+  EXIT_REASON_EPT_MISCONFIG,
+  EXIT_REASON_EPT_VIOLATION,
+  MTRR_TYPE_WRBACK,
+  PT_PAGE_SIZE_MASK,
+  VMX_EPT_EXECUTABLE_MASK,
+  VMX_EPT_EXTENT_CONTEXT,
+  VMX_EPT_EXTENT_GLOBAL,
+  VMX_EPT_MISCONFIG_WX_VALUE,
+  VMX_EPT_MT_EPTE_SHIFT,
+  VMX_EPT_MT_MASK,
+  VMX_EPT_READABLE_MASK,
+  VMX_EPT_RWX_MASK,
+  VMX_EPT_WRITABLE_MASK,
+  VMX_EXIT_REASONS_MAX,
+  VMX_VPID_EXTENT_ALL_CONTEXT,
+  VMX_VPID_EXTENT_INDIVIDUAL_ADDR,
+  VMX_VPID_EXTENT_SINGLE_CONTEXT,
+  VMX_VPID_EXTENT_SINGLE_NON_GLOBAL,
+} from "./vmx";
+
+// Guest (x86-64) entry bits used by the walk.
+const _PAGE_PRESENT = 0x1;
+const _PAGE_RW = 0x2;
+const _PAGE_USER = 0x4;
+const _PAGE_ACCESSED = 0x20;
+const _PAGE_DIRTY = 0x40;
+const _PAGE_PSE = 0x80;
+const _PAGE_GLOBAL = 0x100;
+const _PAGE_NX_HI = 0x8000_0000 | 0;
+const ADDR_HI_MASK = 0x000f_ffff;
+const TWO_20 = 0x10_0000;
+const ACCESS_MASK = PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch;
+
+// Combined-TLB entry permission bits.
+const T_VALID = 1;
+const T_RW = 2;
+const T_USER = 4;
+const T_NX = 8;
+const T_DIRTY = 16;
+const T_GLOBAL = 32;
+
+// Results of one walk attempt besides a machine address.
+const FAULT = -1;
+const RETRY = -2;
+// Results of a nested walk besides an mfn.
+const N_VIOLATION = -1;
+const N_MISCONFIG = -2;
+
+/** Bytes of a host page size. */
+export type HostPageSize = "4K" | "2M" | "1G";
+
+export interface NptMmuOptions {
+  /** Guest paging levels: 4 (48-bit VAs) or 5 (LA57; VAs below 2^53 here). Default 4. */
+  guestLevels?: 4 | 5;
+  /** Nested (EPT) levels: 4 or 5. Default 4. */
+  nestedLevels?: 4 | 5;
+  /** Largest host page the nested table may map: "4K" (default), "2M" or "1G". */
+  hostPageSize?: HostPageSize;
+  /** Combined TLB entries per pCPU (a power of two, or 0 for none). Default 64. */
+  tlbEntries?: number;
+  /** Guest paging-structure cache entries per level per pCPU (power of two or 0). Default 16. */
+  pwcEntries?: number;
+  /** Nested paging-structure cache entries per level per pCPU (power of two or 0). Default 16. */
+  nestedPwcEntries?: number;
+  /** Nested TLB (gfn -> mfn) entries per pCPU (power of two or 0). Default 32. */
+  nestedTlbEntries?: number;
+  /** Tag TLB entries by VPID (default true). Without it, every switch of vCPU on a pCPU flushes. */
+  vpid?: boolean;
+}
+
+/** A fault reported by translate. `exitReason` is -1 for the guest's own page faults. */
+export interface NptFault extends MmuFault {
+  /** Guest-physical address whose nested translation failed, or -1. */
+  gpa: number;
+  /** The VM exit that ended the translation (EXIT_REASON_*), or -1. */
+  exitReason: number;
+}
+
+/** Event counts of a nested-paging MMU. Counts are facts; they never reset by themselves. */
+export interface NptCounts {
+  tlbHits: number;
+  tlbMisses: number;
+  /** 2D walks started (a walk aborted by an exit and retried counts twice). */
+  walks: number;
+  /** Guest page-table entries read by walks. */
+  guestRefs: number;
+  /** Nested (EPT) entries read by walks. */
+  nestedRefs: number;
+  guestPwcHits: number;
+  nestedPwcHits: number;
+  nestedTlbHits: number;
+  nestedTlbMisses: number;
+  /** Translations that faulted to the guest. */
+  guestFaults: number;
+  /** Accesses to guest-physical addresses the domain has no RAM at. */
+  unbackedAccesses: number;
+  backed4k: number;
+  backed2m: number;
+  backed1g: number;
+  /** Host frames holding nested tables now. */
+  nestedTableFrames: number;
+  /** Host frames a nested table needed and the machine did not have. */
+  nestedAllocFailures: number;
+  invept: number;
+  invvpid: number;
+  /** TLB flushes on VM entry for lack of VPID. */
+  vmentryFlushes: number;
+  /** Guest CR3 loads seen (they flush the vCPU's non-global entries). */
+  guestCr3Loads: number;
+  guestInvlpg: number;
+  /** Page-table stores done through guestStore. */
+  guestStores: number;
+}
+
+function newCounts(): NptCounts {
+  return {
+    tlbHits: 0,
+    tlbMisses: 0,
+    walks: 0,
+    guestRefs: 0,
+    nestedRefs: 0,
+    guestPwcHits: 0,
+    nestedPwcHits: 0,
+    nestedTlbHits: 0,
+    nestedTlbMisses: 0,
+    guestFaults: 0,
+    unbackedAccesses: 0,
+    backed4k: 0,
+    backed2m: 0,
+    backed1g: 0,
+    nestedTableFrames: 0,
+    nestedAllocFailures: 0,
+    invept: 0,
+    invvpid: 0,
+    vmentryFlushes: 0,
+    guestCr3Loads: 0,
+    guestInvlpg: 0,
+    guestStores: 0,
+  };
+}
+
+function cacheSize(name: string, v: number | undefined, dflt: number): number {
+  const n = v ?? dflt;
+  if (!Number.isInteger(n) || n < 0 || n > 1 << 16 || (n & (n - 1)) !== 0) {
+    throw new HyperlabError(
+      "NPT_BAD_OPTION",
+      `nptMmu option ${name} must be 0 or a power of two up to 65536, got ${v}.`,
+    );
+  }
+  return n;
+}
+
+function levels(name: string, v: number | undefined): number {
+  const n = v ?? 4;
+  if (n !== 4 && n !== 5) {
+    throw new HyperlabError("NPT_BAD_OPTION", `nptMmu option ${name} must be 4 or 5, got ${v}.`);
+  }
+  return n;
+}
+
+/** The nested-paging MMU backend: fills core's `mmu` slot. */
+export class NptMmu implements MmuBackend {
+  readonly kind = "nested";
+  readonly fault: NptFault = { errorCode: 0, va: 0, gpa: -1, exitReason: -1 };
+  readonly counts: NptCounts = newCounts();
+  /** VM exits by basic exit reason (index EXIT_REASON_*). */
+  readonly exits = new Float64Array(VMX_EXIT_REASONS_MAX);
+  readonly guestLevels: number;
+  readonly nestedLevels: number;
+  readonly hostPageSize: HostPageSize;
+  readonly vpid: boolean;
+
+  private readonly hv: Hypervisor;
+  private readonly ram: Ram;
+  private readonly owner: Int32Array;
+  private readonly nrPcpus: number;
+  /** 512^k for k = 0..5. */
+  private readonly pow = [1, 512, 512 ** 2, 512 ** 3, 512 ** 4, 512 ** 5];
+  private readonly vaLimit: number;
+
+  // Combined TLB, per pCPU.
+  private readonly tlbSize: number;
+  private readonly tlbVpn: Float64Array;
+  private readonly tlbFrame: Float64Array;
+  private readonly tlbPerm: Uint8Array;
+  private readonly tlbVpid: Int32Array;
+  private readonly tlbDom: Int32Array;
+  // Guest paging-structure caches: per pCPU, per guest level 1..n-1.
+  private readonly pwcSize: number;
+  private readonly gpwcTag: Float64Array;
+  private readonly gpwcGfn: Float64Array;
+  private readonly gpwcPerm: Uint8Array;
+  private readonly gpwcVpid: Int32Array;
+  private readonly gpwcDom: Int32Array;
+  // Nested paging-structure caches: per pCPU, per nested level 1..m-1.
+  private readonly npwcSize: number;
+  private readonly npwcTag: Float64Array;
+  private readonly npwcMfn: Float64Array;
+  private readonly npwcDom: Int32Array;
+  // Nested TLB: per pCPU, gfn -> mfn.
+  private readonly ntlbSize: number;
+  private readonly ntlbGfn: Float64Array;
+  private readonly ntlbMfn: Float64Array;
+  private readonly ntlbPerm: Uint8Array;
+  private readonly ntlbDom: Int32Array;
+
+  /** Nested-table root per domain id, or -1. */
+  private readonly eptRoots = new Int32Array(DOMID_FIRST_RESERVED).fill(-1);
+  private readonly tableFrames = new Map<number, number[]>();
+  private lastCr3 = new Float64Array(64).fill(-2);
+  private readonly lastOnPcpu: Int32Array;
+
+  constructor(hv: Hypervisor, options: NptMmuOptions = {}) {
+    if (options === null || typeof options !== "object") {
+      throw new HyperlabError(
+        "NPT_BAD_OPTION",
+        "nptMmu takes an options object, e.g. nptMmu({ hostPageSize: '2M' }).",
+      );
+    }
+    this.hv = hv;
+    this.ram = hv.machine.ram;
+    this.owner = hv.frames.owner;
+    this.guestLevels = levels("guestLevels", options.guestLevels);
+    this.nestedLevels = levels("nestedLevels", options.nestedLevels);
+    const hps = options.hostPageSize ?? "4K";
+    if (hps !== "4K" && hps !== "2M" && hps !== "1G") {
+      throw new HyperlabError(
+        "NPT_BAD_OPTION",
+        `nptMmu option hostPageSize must be "4K", "2M" or "1G", got ${String(hps)}.`,
+      );
+    }
+    this.hostPageSize = hps;
+    this.vpid = options.vpid ?? true;
+    this.vaLimit = this.guestLevels === 4 ? 2 ** 48 : 2 ** 53;
+    const np = Math.max(1, hv.machine.cpus.length);
+    this.nrPcpus = np;
+    this.lastOnPcpu = new Int32Array(np).fill(-1);
+    const n = this.guestLevels;
+    const m = this.nestedLevels;
+
+    const T = cacheSize("tlbEntries", options.tlbEntries, 64);
+    this.tlbSize = T;
+    this.tlbVpn = new Float64Array(np * T);
+    this.tlbFrame = new Float64Array(np * T);
+    this.tlbPerm = new Uint8Array(np * T);
+    this.tlbVpid = new Int32Array(np * T);
+    this.tlbDom = new Int32Array(np * T);
+
+    const G = cacheSize("pwcEntries", options.pwcEntries, 16);
+    this.pwcSize = G;
+    this.gpwcTag = new Float64Array(np * n * G);
+    this.gpwcGfn = new Float64Array(np * n * G);
+    this.gpwcPerm = new Uint8Array(np * n * G);
+    this.gpwcVpid = new Int32Array(np * n * G);
+    this.gpwcDom = new Int32Array(np * n * G);
+
+    const N = cacheSize("nestedPwcEntries", options.nestedPwcEntries, 16);
+    this.npwcSize = N;
+    this.npwcTag = new Float64Array(np * m * N);
+    this.npwcMfn = new Float64Array(np * m * N);
+    this.npwcDom = new Int32Array(np * m * N).fill(-1);
+
+    const Q = cacheSize("nestedTlbEntries", options.nestedTlbEntries, 32);
+    this.ntlbSize = Q;
+    this.ntlbGfn = new Float64Array(np * Q);
+    this.ntlbMfn = new Float64Array(np * Q);
+    this.ntlbPerm = new Uint8Array(np * Q);
+    this.ntlbDom = new Int32Array(np * Q).fill(-1);
+  }
+
+  /** Count of VM exits with one basic reason (EXIT_REASON_*). */
+  exitCount(reason: number): number {
+    return this.exits[reason] ?? 0;
+  }
+
+  /** The VPID a vCPU's entries are tagged with (0 when VPID is off, as for the host). */
+  vpidOf(vcpu: Vcpu): number {
+    return this.vpid ? vcpu.uid + 1 : 0;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Translation
+
+  translate(vcpu: Vcpu, va: number, access: number): number {
+    const uid = vcpu.uid;
+    if (uid >= this.lastCr3.length) this.growVcpus(uid);
+    const p = vcpu.processor;
+    const dom = vcpu.domain.domid;
+    let tag = uid + 1;
+    if (!this.vpid) {
+      tag = 0;
+      if (this.lastOnPcpu[p] !== uid) {
+        this.lastOnPcpu[p] = uid;
+        this.counts.vmentryFlushes++;
+        this.flushTagOnPcpu(p, 0);
+      }
+    }
+    if (vcpu.cr3Mfn !== this.lastCr3[uid]) this.cr3Loaded(vcpu);
+    const vpn = Math.floor(va / 4096);
+    const T = this.tlbSize;
+    if (T !== 0) {
+      const s = p * T + ((vpn + tag * 7) & (T - 1));
+      const perm = this.tlbPerm[s];
+      if (
+        perm !== 0 &&
+        this.tlbVpn[s] === vpn &&
+        this.tlbVpid[s] === tag &&
+        this.tlbDom[s] === dom &&
+        ((access & PFEC_write_access) === 0 || (perm & (T_RW | T_DIRTY)) === (T_RW | T_DIRTY)) &&
+        ((access & PFEC_user_mode) === 0 || (perm & T_USER) !== 0) &&
+        ((access & PFEC_insn_fetch) === 0 || (perm & T_NX) === 0)
+      ) {
+        this.counts.tlbHits++;
+        return this.tlbFrame[s] * 4096 + (va - vpn * 4096);
+      }
+    }
+    this.counts.tlbMisses++;
+    this.fault.exitReason = -1;
+    this.fault.gpa = -1;
+    if (!(va >= 0 && va < this.vaLimit && vpn * 4096 <= va)) {
+      return this.guestFault(va, access & ACCESS_MASK);
+    }
+    // Each retry follows an exit that backed one more guest-physical page.
+    for (let attempt = 0; attempt <= this.guestLevels + 2; attempt++) {
+      const r = this.walk2d(p, tag, dom, vcpu.cr3Mfn, va, vpn, access);
+      if (r !== RETRY) return r;
+    }
+    return this.guestFault(va, access & ACCESS_MASK);
+  }
+
+  private guestFault(va: number, errorCode: number): number {
+    this.fault.va = va;
+    this.fault.errorCode = errorCode;
+    this.counts.guestFaults++;
+    return FAULT;
+  }
+
+  /**
+   * One two-dimensional walk: every guest level's table address goes through the nested
+   * table before its entry is read, and so does the final guest-physical address.
+   */
+  private walk2d(
+    p: number,
+    tag: number,
+    dom: number,
+    cr3: number,
+    va: number,
+    vpn: number,
+    access: number,
+  ): number {
+    const c = this.counts;
+    c.walks++;
+    const acc = access & ACCESS_MASK;
+    if (!(cr3 >= 0)) return this.guestFault(va, acc);
+    const n = this.guestLevels;
+    const pow = this.pow;
+    let level = n;
+    let gtable = cr3;
+    let rw = _PAGE_RW;
+    let user = _PAGE_USER;
+    let nx = 0;
+    const G = this.pwcSize;
+    if (G !== 0) {
+      // Longest prefix first: a hit on the level-1 table's entry skips n - 1 guest levels.
+      for (let L = 1; L < n; L++) {
+        const key = Math.floor(vpn / pow[L]);
+        const s = (p * n + L) * G + ((key + tag * 3) & (G - 1));
+        const gp = this.gpwcPerm[s];
+        if (gp !== 0 && this.gpwcTag[s] === key && this.gpwcVpid[s] === tag && this.gpwcDom[s] === dom) {
+          c.guestPwcHits++;
+          level = L;
+          gtable = this.gpwcGfn[s];
+          rw = gp & T_RW;
+          user = gp & T_USER;
+          nx = gp & T_NX ? _PAGE_NX_HI : 0;
+          break;
+        }
+      }
+    }
+    const ram = this.ram;
+    let dataGfn = 0;
+    let leafLo = 0;
+    let leafAddr = 0;
+    for (; level >= 1; level--) {
+      const tmfn = this.nested(p, dom, gtable, VMX_EPT_READABLE_MASK);
+      if (tmfn < 0) return this.nestedExit(tmfn, dom, gtable, va, acc);
+      const idx = Math.floor(vpn / pow[level - 1]) % 512;
+      const w = ram.frameWords(tmfn, false);
+      const b = ram.frameWordBase(tmfn) + idx * 2;
+      const lo = w[b];
+      const hi = w[b + 1];
+      c.guestRefs++;
+      if ((lo & _PAGE_PRESENT) === 0) return this.guestFault(va, acc);
+      rw &= lo;
+      user &= lo;
+      nx |= hi & _PAGE_NX_HI;
+      const next = (hi & ADDR_HI_MASK) * TWO_20 + (lo >>> 12);
+      if (level > 1 && (lo & _PAGE_PSE) !== 0) {
+        // A guest large page: 2 MiB at level 2, 1 GiB at level 3; reserved above. Address
+        // bits below the page size are reserved, except bit 12 (PAT).
+        const span = pow[level - 1];
+        if (level > 3 || next % span > 1) {
+          return this.guestFault(va, PFEC_page_present | PFEC_reserved_bit | acc);
+        }
+        dataGfn = next - (next % span) + (vpn % span);
+        leafLo = lo;
+        leafAddr = tmfn * 4096 + idx * 8;
+        break;
+      }
+      if (level === 1) {
+        dataGfn = next;
+        leafLo = lo;
+        leafAddr = tmfn * 4096 + idx * 8;
+        break;
+      }
+      // A table entry the walk uses gets A now, before any cache may hold it.
+      if ((lo & _PAGE_ACCESSED) === 0) ram.write32(tmfn * 4096 + idx * 8, (lo | _PAGE_ACCESSED) >>> 0);
+      if (G !== 0) {
+        const L = level - 1;
+        const key = Math.floor(vpn / pow[L]);
+        const s = (p * n + L) * G + ((key + tag * 3) & (G - 1));
+        this.gpwcTag[s] = key;
+        this.gpwcGfn[s] = next;
+        this.gpwcVpid[s] = tag;
+        this.gpwcDom[s] = dom;
+        this.gpwcPerm[s] = T_VALID | (rw & _PAGE_RW ? T_RW : 0) | (user ? T_USER : 0) | (nx ? T_NX : 0);
+      }
+      gtable = next;
+    }
+    const write = (access & PFEC_write_access) !== 0;
+    if (
+      (write && rw === 0) ||
+      ((access & PFEC_user_mode) !== 0 && user === 0) ||
+      ((access & PFEC_insn_fetch) !== 0 && nx !== 0)
+    ) {
+      return this.guestFault(va, PFEC_page_present | acc);
+    }
+    const need =
+      VMX_EPT_READABLE_MASK |
+      (write ? VMX_EPT_WRITABLE_MASK : 0) |
+      ((access & PFEC_insn_fetch) !== 0 ? VMX_EPT_EXECUTABLE_MASK : 0);
+    const mfn = this.nested(p, dom, dataGfn, need);
+    if (mfn < 0) return this.nestedExit(mfn, dom, dataGfn, va, acc);
+    // The access is allowed: the leaf gets A, and D for a write.
+    const want = write ? _PAGE_ACCESSED | _PAGE_DIRTY : _PAGE_ACCESSED;
+    if ((leafLo & want) !== want) ram.write32(leafAddr, (leafLo | want) >>> 0);
+    const T = this.tlbSize;
+    if (T !== 0) {
+      const s = p * T + ((vpn + tag * 7) & (T - 1));
+      this.tlbVpn[s] = vpn;
+      this.tlbFrame[s] = mfn;
+      this.tlbVpid[s] = tag;
+      this.tlbDom[s] = dom;
+      this.tlbPerm[s] =
+        T_VALID |
+        (rw !== 0 ? T_RW : 0) |
+        (user !== 0 ? T_USER : 0) |
+        (nx !== 0 ? T_NX : 0) |
+        (write || (leafLo & _PAGE_DIRTY) !== 0 ? T_DIRTY : 0) |
+        ((leafLo & _PAGE_GLOBAL) !== 0 ? T_GLOBAL : 0);
+    }
+    return mfn * 4096 + (va - vpn * 4096);
+  }
+
+  /**
+   * gfn -> mfn through the domain's nested table (nested TLB, then the nested structure
+   * caches, then the walk). `need` holds VMX_EPT_* permission bits. Returns the mfn, or
+   * N_VIOLATION / N_MISCONFIG.
+   */
+  private nested(p: number, dom: number, gfn: number, need: number): number {
+    const c = this.counts;
+    const Q = this.ntlbSize;
+    let qs = 0;
+    if (Q !== 0) {
+      qs = p * Q + ((gfn + dom * 5) & (Q - 1));
+      if (this.ntlbDom[qs] === dom && this.ntlbGfn[qs] === gfn) {
+        if ((this.ntlbPerm[qs] & need) === need) {
+          c.nestedTlbHits++;
+          return this.ntlbMfn[qs];
+        }
+      }
+      c.nestedTlbMisses++;
+    }
+    const m = this.nestedLevels;
+    const pow = this.pow;
+    let level = m;
+    let table = this.eptRoots[dom];
+    if (table < 0 || !(gfn >= 0 && gfn < 2 ** 40)) return N_VIOLATION;
+    const N = this.npwcSize;
+    if (N !== 0) {
+      for (let L = 1; L < m; L++) {
+        const key = Math.floor(gfn / pow[L]);
+        const s = (p * m + L) * N + ((key + dom) & (N - 1));
+        if (this.npwcDom[s] === dom && this.npwcTag[s] === key) {
+          c.nestedPwcHits++;
+          level = L;
+          table = this.npwcMfn[s];
+          break;
+        }
+      }
+    }
+    const ram = this.ram;
+    const nrFrames = ram.nrFrames;
+    let perm = VMX_EPT_RWX_MASK;
+    let mfn = -1;
+    for (; level >= 1; level--) {
+      const idx = Math.floor(gfn / pow[level - 1]) % 512;
+      const w = ram.frameWords(table, false);
+      const b = ram.frameWordBase(table) + idx * 2;
+      const lo = w[b];
+      const hi = w[b + 1];
+      c.nestedRefs++;
+      const rwx = lo & VMX_EPT_RWX_MASK;
+      if (rwx === 0) return N_VIOLATION;
+      if ((rwx & VMX_EPT_WRITABLE_MASK) !== 0 && (rwx & VMX_EPT_READABLE_MASK) === 0) {
+        return N_MISCONFIG;
+      }
+      perm &= rwx;
+      const next = (hi & ADDR_HI_MASK) * TWO_20 + (lo >>> 12);
+      const large = level > 1 && (lo & PT_PAGE_SIZE_MASK) !== 0;
+      if (large || level === 1) {
+        const mt = (lo & VMX_EPT_MT_MASK) >>> VMX_EPT_MT_EPTE_SHIFT;
+        if (mt === 2 || mt === 3 || mt === 7 || level > 3) return N_MISCONFIG;
+        const span = pow[level - 1];
+        mfn = large ? next - (next % span) + (gfn % span) : next;
+        break;
+      }
+      if (next >= nrFrames) return N_MISCONFIG;
+      if (N !== 0) {
+        const L = level - 1;
+        const key = Math.floor(gfn / pow[L]);
+        const s = (p * m + L) * N + ((key + dom) & (N - 1));
+        this.npwcTag[s] = key;
+        this.npwcMfn[s] = next;
+        this.npwcDom[s] = dom;
+      }
+      table = next;
+    }
+    if (mfn < 0 || mfn >= nrFrames) return N_MISCONFIG;
+    if ((perm & need) !== need) return N_VIOLATION;
+    if (Q !== 0) {
+      this.ntlbDom[qs] = dom;
+      this.ntlbGfn[qs] = gfn;
+      this.ntlbMfn[qs] = mfn;
+      this.ntlbPerm[qs] = perm;
+    }
+    return mfn;
+  }
+
+  /** A VM exit from a nested walk: the host handles it; the walk restarts or the guest faults. */
+  private nestedExit(code: number, dom: number, gfn: number, va: number, acc: number): number {
+    const reason = code === N_VIOLATION ? EXIT_REASON_EPT_VIOLATION : EXIT_REASON_EPT_MISCONFIG;
+    this.exits[reason]++;
+    if (this.hv.tracing) this.hv.trace({ kind: "vmexit", domid: dom, reason, gpa: gfn * 4096 });
+    if (this.handleNestedExit(reason, dom, gfn)) return RETRY;
+    this.counts.unbackedAccesses++;
+    this.guestFault(va, PFEC_page_present | PFEC_reserved_bit | acc);
+    this.fault.gpa = Number.isFinite(gfn) ? gfn * 4096 : -1;
+    this.fault.exitReason = reason;
+    return FAULT;
+  }
+
+  /**
+   * The host's EPT_VIOLATION / EPT_MISCONFIG handler: backs a gfn the domain owns (with the
+   * largest host page that fits), or marks one it does not own with the MMIO value.
+   * Returns whether the access can be retried.
+   */
+  private handleNestedExit(reason: number, dom: number, gfn: number): boolean {
+    if (!(Number.isInteger(gfn) && gfn >= 0 && gfn < this.ram.nrFrames)) return false;
+    const d = this.hv.domain(dom);
+    if (d === undefined || d.state === "dying" || d.state === "dead") return false;
+    const owned = this.owner[gfn] === dom;
+    const leaf = this.findLeaf(dom, gfn);
+    if (reason === EXIT_REASON_EPT_MISCONFIG) {
+      // Only KVM's MMIO marker is ours to fix; any other misconfiguration stays.
+      if (leaf < 0 || (this.ram.read64lo(leaf) & VMX_EPT_RWX_MASK) !== VMX_EPT_MISCONFIG_WX_VALUE)
+        return false;
+      if (!owned) return false;
+      this.ram.write64(leaf, 0, 0);
+      return this.backGfn(d, gfn);
+    }
+    if (leaf >= 0 && (this.ram.read64lo(leaf) & VMX_EPT_RWX_MASK) !== 0) return false;
+    if (!owned) {
+      this.setLeaf4k(d, gfn, VMX_EPT_MISCONFIG_WX_VALUE, 0);
+      return false;
+    }
+    return this.backGfn(d, gfn);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // The host's nested table
+
+  /** Whether frames [base, base + count) all belong to `dom`. */
+  private ownsRun(dom: number, base: number, count: number): boolean {
+    if (base + count > this.ram.nrFrames) return false;
+    const o = this.owner;
+    for (let i = base; i < base + count; i++) if (o[i] !== dom) return false;
+    return true;
+  }
+
+  private allocTable(d: Domain): number {
+    const mfn = this.hv.frames.allocate(DOMID_XEN, 0);
+    if (mfn < 0) {
+      this.counts.nestedAllocFailures++;
+      return -1;
+    }
+    this.ram.clearFrame(mfn);
+    let list = this.tableFrames.get(d.domid);
+    if (list === undefined) {
+      list = [];
+      this.tableFrames.set(d.domid, list);
+    }
+    list.push(mfn);
+    this.counts.nestedTableFrames++;
+    return mfn;
+  }
+
+  /**
+   * The machine address of the entry at `level` on gfn's path, creating missing tables
+   * above it; -1 if a table could not be allocated or a larger leaf covers gfn.
+   */
+  private entryAt(d: Domain, gfn: number, level: number): number {
+    let root = this.eptRoots[d.domid];
+    if (root < 0) {
+      root = this.allocTable(d);
+      if (root < 0) return -1;
+      this.eptRoots[d.domid] = root;
+    }
+    const ram = this.ram;
+    let table = root;
+    for (let L = this.nestedLevels; L > level; L--) {
+      const a = table * 4096 + (Math.floor(gfn / this.pow[L - 1]) % 512) * 8;
+      const lo = ram.read64lo(a);
+      if ((lo & VMX_EPT_RWX_MASK) === 0) {
+        const t = this.allocTable(d);
+        if (t < 0) return -1;
+        ram.write64(a, eptLo(t, VMX_EPT_RWX_MASK), eptHi(t));
+        table = t;
+      } else {
+        if ((lo & PT_PAGE_SIZE_MASK) !== 0) return -1;
+        table = (ram.read64hi(a) & ADDR_HI_MASK) * TWO_20 + (lo >>> 12);
+      }
+    }
+    return table * 4096 + (Math.floor(gfn / this.pow[level - 1]) % 512) * 8;
+  }
+
+  /** The machine address of the entry that maps gfn (a leaf at any level, or the empty slot where the walk stops), or -1. */
+  private findLeaf(dom: number, gfn: number): number {
+    let table = this.eptRoots[dom];
+    if (table < 0) return -1;
+    const ram = this.ram;
+    for (let L = this.nestedLevels; L >= 1; L--) {
+      const a = table * 4096 + (Math.floor(gfn / this.pow[L - 1]) % 512) * 8;
+      const lo = ram.read64lo(a);
+      if (L === 1 || (lo & VMX_EPT_RWX_MASK) === 0 || (lo & PT_PAGE_SIZE_MASK) !== 0) return a;
+      if ((lo & VMX_EPT_READABLE_MASK) === 0) return a;
+      table = (ram.read64hi(a) & ADDR_HI_MASK) * TWO_20 + (lo >>> 12);
+      if (table >= ram.nrFrames) return -1;
+    }
+    return -1;
+  }
+
+  private setLeaf4k(d: Domain, gfn: number, lo: number, hi: number): boolean {
+    const a = this.entryAt(d, gfn, 1);
+    if (a < 0) return false;
+    this.ram.write64(a, lo >>> 0, hi);
+    return true;
+  }
+
+  /** Maps gfn (which `d` owns) to the same mfn with the largest host page that fits. */
+  private backGfn(d: Domain, gfn: number): boolean {
+    const dom = d.domid;
+    const ram = this.ram;
+    const leafFlags = VMX_EPT_RWX_MASK | (MTRR_TYPE_WRBACK << VMX_EPT_MT_EPTE_SHIFT);
+    for (const level of this.hostPageSize === "1G" ? [3, 2] : this.hostPageSize === "2M" ? [2] : []) {
+      const span = this.pow[level - 1];
+      const base = gfn - (gfn % span);
+      if (!this.ownsRun(dom, base, span)) continue;
+      const a = this.entryAt(d, gfn, level);
+      if (a < 0 || (ram.read64lo(a) & VMX_EPT_RWX_MASK) !== 0) continue;
+      ram.write64(a, eptLo(base, leafFlags | PT_PAGE_SIZE_MASK), eptHi(base));
+      if (level === 3) this.counts.backed1g++;
+      else this.counts.backed2m++;
+      return true;
+    }
+    if (!this.setLeaf4k(d, gfn, eptLo(gfn, leafFlags), eptHi(gfn))) return false;
+    this.counts.backed4k++;
+    return true;
+  }
+
+  /** The nested table's root frame for a domain, or -1 before its first EPT violation. */
+  eptRoot(d: Domain): number {
+    return this.eptRoots[d.domid] ?? -1;
+  }
+
+  /** How the nested table maps gfn now: the mfn and host page size, or null. */
+  nestedMapping(d: Domain, gfn: number): { mfn: number; pageSize: HostPageSize } | null {
+    if (!Number.isInteger(gfn) || gfn < 0 || gfn >= 2 ** 40) return null;
+    let table = this.eptRoots[d.domid];
+    if (table < 0) return null;
+    const ram = this.ram;
+    for (let L = this.nestedLevels; L >= 1; L--) {
+      const a = table * 4096 + (Math.floor(gfn / this.pow[L - 1]) % 512) * 8;
+      const lo = ram.read64lo(a);
+      if ((lo & VMX_EPT_READABLE_MASK) === 0) return null;
+      const next = (ram.read64hi(a) & ADDR_HI_MASK) * TWO_20 + (lo >>> 12);
+      if (L === 1 || (lo & PT_PAGE_SIZE_MASK) !== 0) {
+        const span = this.pow[L - 1];
+        return {
+          mfn: next - (next % span) + (gfn % span),
+          pageSize: L === 3 ? "1G" : L === 2 ? "2M" : "4K",
+        };
+      }
+      table = next;
+    }
+    return null;
+  }
+
+  /**
+   * Removes the nested mapping of gfn (a whole large page if one covers it) and issues
+   * INVEPT for the domain: what KVM's MMU notifier does when the host takes a page away.
+   * Returns whether a mapping was removed.
+   */
+  zapGfn(d: Domain, gfn: number): boolean {
+    if (!Number.isInteger(gfn) || gfn < 0 || gfn >= 2 ** 40) {
+      throw new HyperlabError("NPT_BAD_GFN", `zapGfn needs a whole gfn below 2^40, got ${gfn}.`);
+    }
+    const a = this.findLeaf(d.domid, gfn);
+    if (a < 0 || (this.ram.read64lo(a) & VMX_EPT_RWX_MASK) === 0) return false;
+    this.ram.write64(a, 0, 0);
+    this.invept(VMX_EPT_EXTENT_CONTEXT, d);
+    return true;
+  }
+
+  /** Called by the plugin when a domain is destroyed: frees its nested table. */
+  domainDestroyed(d: Domain): void {
+    const list = this.tableFrames.get(d.domid);
+    if (list !== undefined) {
+      for (const mfn of list) this.hv.frames.release(mfn);
+      this.counts.nestedTableFrames -= list.length;
+      this.tableFrames.delete(d.domid);
+    }
+    this.eptRoots[d.domid] = -1;
+    this.invept(VMX_EPT_EXTENT_CONTEXT, d);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Guest stores
+
+  /**
+   * A guest store of a 64-bit value at guest-physical address `gpa` (a page-table entry, or
+   * any other word). The store goes through the nested table (an unbacked page exits and is
+   * backed first). Returns 0, -EINVAL for a misaligned or out-of-range address, or -EFAULT
+   * when the domain has no RAM there. The same entry point exists on every MMU backend that
+   * lets the guest write its own page tables.
+   */
+  guestStore(vcpu: Vcpu, gpa: number, lo: number, hi: number): number {
+    if (!(Number.isInteger(gpa) && gpa >= 0 && gpa < 2 ** 52 && gpa % 8 === 0)) return -EINVAL;
+    const gfn = Math.floor(gpa / 4096);
+    const dom = vcpu.domain.domid;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const mfn = this.nested(vcpu.processor, dom, gfn, VMX_EPT_READABLE_MASK | VMX_EPT_WRITABLE_MASK);
+      if (mfn >= 0) {
+        this.ram.write64(mfn * 4096 + (gpa % 4096), lo >>> 0, hi >>> 0);
+        this.counts.guestStores++;
+        return 0;
+      }
+      const reason = mfn === N_VIOLATION ? EXIT_REASON_EPT_VIOLATION : EXIT_REASON_EPT_MISCONFIG;
+      this.exits[reason]++;
+      if (!this.handleNestedExit(reason, dom, gfn)) {
+        this.counts.unbackedAccesses++;
+        return -EFAULT;
+      }
+    }
+    return -EFAULT;
+  }
+
+  /** MOV to CR3 by the guest: sets its page-table root (a gfn) and flushes its non-global entries. */
+  writeCr3(vcpu: Vcpu, gfn: number): void {
+    vcpu.cr3Mfn = gfn;
+    this.flushLocal(vcpu);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Flushes
+
+  /** A guest CR3 reload: no exit with EPT; the vCPU's non-global entries go. */
+  flushLocal(vcpu: Vcpu): void {
+    if (vcpu.uid >= this.lastCr3.length) this.growVcpus(vcpu.uid);
+    this.cr3Loaded(vcpu);
+  }
+
+  private cr3Loaded(vcpu: Vcpu): void {
+    this.lastCr3[vcpu.uid] = vcpu.cr3Mfn;
+    this.counts.guestCr3Loads++;
+    this.flushVpid(this.vpidOf(vcpu), vcpu.domain.domid, true);
+  }
+
+  /** A guest INVLPG: no exit with EPT and VPID; the address's entries (global too) go. */
+  flushOne(vcpu: Vcpu, va: number): void {
+    this.counts.guestInvlpg++;
+    this.flushAddr(this.vpidOf(vcpu), vcpu.domain.domid, va);
+  }
+
+  /**
+   * INVEPT by the host: VMX_EPT_EXTENT_CONTEXT drops everything derived from domain `d`'s
+   * nested table (combined TLB entries of all its vCPUs, guest and nested structure caches,
+   * nested TLB); VMX_EPT_EXTENT_GLOBAL drops everything of every domain.
+   */
+  invept(type: number, d?: Domain): void {
+    if (type === VMX_EPT_EXTENT_GLOBAL) {
+      this.counts.invept++;
+      this.tlbPerm.fill(0);
+      this.gpwcPerm.fill(0);
+      this.npwcDom.fill(-1);
+      this.ntlbDom.fill(-1);
+      return;
+    }
+    if (type !== VMX_EPT_EXTENT_CONTEXT || d === undefined) {
+      throw new HyperlabError(
+        "NPT_BAD_INVEPT",
+        `invept takes VMX_EPT_EXTENT_CONTEXT with a domain or VMX_EPT_EXTENT_GLOBAL, got type ${type}${d === undefined ? " without a domain" : ""}.`,
+      );
+    }
+    this.counts.invept++;
+    const dom = d.domid;
+    for (let i = 0; i < this.tlbDom.length; i++) if (this.tlbDom[i] === dom) this.tlbPerm[i] = 0;
+    for (let i = 0; i < this.gpwcDom.length; i++) if (this.gpwcDom[i] === dom) this.gpwcPerm[i] = 0;
+    for (let i = 0; i < this.npwcDom.length; i++) if (this.npwcDom[i] === dom) this.npwcDom[i] = -1;
+    for (let i = 0; i < this.ntlbDom.length; i++) if (this.ntlbDom[i] === dom) this.ntlbDom[i] = -1;
+  }
+
+  /**
+   * INVVPID by the host: individual-address (vcpu and va), single-context (vcpu),
+   * all-context, or single-context-retaining-globals (vcpu). It drops combined TLB and guest
+   * structure-cache entries of the VPID; nested-only (guest-physical) entries stay.
+   */
+  invvpid(type: number, vcpu?: Vcpu, va?: number): void {
+    if (type === VMX_VPID_EXTENT_ALL_CONTEXT) {
+      this.counts.invvpid++;
+      for (let i = 0; i < this.tlbVpid.length; i++) if (this.tlbVpid[i] !== 0) this.tlbPerm[i] = 0;
+      for (let i = 0; i < this.gpwcVpid.length; i++) if (this.gpwcVpid[i] !== 0) this.gpwcPerm[i] = 0;
+      return;
+    }
+    if (vcpu === undefined) {
+      throw new HyperlabError("NPT_BAD_INVVPID", `invvpid type ${type} needs the vCPU whose VPID to flush.`);
+    }
+    const tag = this.vpidOf(vcpu);
+    const dom = vcpu.domain.domid;
+    if (type === VMX_VPID_EXTENT_INDIVIDUAL_ADDR) {
+      if (typeof va !== "number" || !Number.isInteger(va) || va < 0) {
+        throw new HyperlabError("NPT_BAD_INVVPID", `invvpid individual-address needs a whole va >= 0, got ${va}.`);
+      }
+      this.counts.invvpid++;
+      this.flushAddr(tag, dom, va);
+      return;
+    }
+    if (type === VMX_VPID_EXTENT_SINGLE_CONTEXT || type === VMX_VPID_EXTENT_SINGLE_NON_GLOBAL) {
+      this.counts.invvpid++;
+      this.flushVpid(tag, dom, type === VMX_VPID_EXTENT_SINGLE_NON_GLOBAL);
+      return;
+    }
+    throw new HyperlabError(
+      "NPT_BAD_INVVPID",
+      `invvpid type must be one of VMX_VPID_EXTENT_* (0..3), got ${type}.`,
+    );
+  }
+
+  private flushVpid(tag: number, dom: number, keepGlobal: boolean): void {
+    const tp = this.tlbPerm;
+    for (let i = 0; i < tp.length; i++) {
+      if (tp[i] !== 0 && this.tlbVpid[i] === tag && this.tlbDom[i] === dom) {
+        if (!keepGlobal || (tp[i] & T_GLOBAL) === 0) tp[i] = 0;
+      }
+    }
+    this.flushGuestPwc(tag, dom);
+  }
+
+  private flushGuestPwc(tag: number, dom: number): void {
+    const gp = this.gpwcPerm;
+    for (let i = 0; i < gp.length; i++) {
+      if (gp[i] !== 0 && this.gpwcVpid[i] === tag && this.gpwcDom[i] === dom) gp[i] = 0;
+    }
+  }
+
+  private flushAddr(tag: number, dom: number, va: number): void {
+    const T = this.tlbSize;
+    if (T !== 0 && Number.isFinite(va)) {
+      const vpn = Math.floor(va / 4096);
+      for (let p = 0; p < this.nrPcpus; p++) {
+        const s = p * T + ((vpn + tag * 7) & (T - 1));
+        if (this.tlbVpn[s] === vpn && this.tlbVpid[s] === tag && this.tlbDom[s] === dom) this.tlbPerm[s] = 0;
+      }
+    }
+    // Structure-cache entries may cover the address at any level: drop the VPID's.
+    this.flushGuestPwc(tag, dom);
+  }
+
+  private flushTagOnPcpu(p: number, tag: number): void {
+    const T = this.tlbSize;
+    for (let i = p * T; i < (p + 1) * T; i++) if (this.tlbVpid[i] === tag) this.tlbPerm[i] = 0;
+    const n = this.guestLevels;
+    const G = this.pwcSize;
+    for (let i = p * n * G; i < (p + 1) * n * G; i++) if (this.gpwcVpid[i] === tag) this.gpwcPerm[i] = 0;
+  }
+
+  private growVcpus(uid: number): void {
+    let len = this.lastCr3.length;
+    while (len <= uid) len *= 2;
+    const next = new Float64Array(len).fill(-2);
+    next.set(this.lastCr3);
+    this.lastCr3 = next;
+  }
+}
+
+function eptLo(mfn: number, flags: number): number {
+  return ((mfn % TWO_20) * 4096 + flags) >>> 0;
+}
+
+function eptHi(mfn: number): number {
+  return Math.floor(mfn / TWO_20);
+}

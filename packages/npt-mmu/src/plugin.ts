@@ -1,0 +1,63 @@
+/*
+ * The npt-mmu plugin: fills core's `mmu` slot with nested paging, and `nptMmu` with the
+ * full backend (host operations: INVEPT, INVVPID, zapGfn; the guest's guestStore).
+ */
+import { definePlugin, type Plugin } from "@hyperlab/core";
+import { type NptCounts, NptMmu, type NptMmuOptions } from "./npt";
+import { VMX_EXIT_REASON_NAMES } from "./vmx";
+
+declare module "@hyperlab/core" {
+  interface Slots {
+    /** The nested-paging MMU with its host operations (INVEPT, INVVPID, zapGfn) and guestStore. */
+    nptMmu: NptMmu;
+  }
+}
+
+const STATS: [keyof NptCounts, string, string, string][] = [
+  ["tlbHits", "tlb_hits", "translations", "translations served by the combined TLB"],
+  ["tlbMisses", "tlb_misses", "translations", "translations that missed the combined TLB"],
+  ["walks", "walks", "walks", "two-dimensional walks started (retries after an exit count again)"],
+  ["guestRefs", "guest_refs", "references", "guest page-table entries read by walks"],
+  ["nestedRefs", "nested_refs", "references", "nested (EPT) entries read by walks"],
+  ["guestPwcHits", "guest_pwc_hits", "lookups", "guest paging-structure cache hits"],
+  ["nestedPwcHits", "nested_pwc_hits", "lookups", "nested paging-structure cache hits"],
+  ["nestedTlbHits", "nested_tlb_hits", "lookups", "nested TLB (gfn -> mfn) hits"],
+  ["nestedTlbMisses", "nested_tlb_misses", "lookups", "nested TLB (gfn -> mfn) misses"],
+  ["guestFaults", "guest_faults", "faults", "translations that faulted to the guest"],
+  ["unbackedAccesses", "unbacked_accesses", "accesses", "accesses to guest-physical addresses without RAM"],
+  ["backed4k", "backed_4k", "pages", "nested mappings created with 4 KiB host pages"],
+  ["backed2m", "backed_2m", "pages", "nested mappings created with 2 MiB host pages"],
+  ["backed1g", "backed_1g", "pages", "nested mappings created with 1 GiB host pages"],
+  ["nestedTableFrames", "nested_table_frames", "frames", "host frames holding nested tables"],
+  ["nestedAllocFailures", "nested_alloc_failures", "frames", "nested-table frames the machine could not supply"],
+  ["invept", "invept", "instructions", "INVEPT executed by the host"],
+  ["invvpid", "invvpid", "instructions", "INVVPID executed by the host"],
+  ["vmentryFlushes", "vmentry_flushes", "flushes", "TLB flushes on VM entry for lack of VPID"],
+  ["guestCr3Loads", "guest_cr3_loads", "loads", "guest CR3 loads (no exit with EPT)"],
+  ["guestInvlpg", "guest_invlpg", "instructions", "guest INVLPG (no exit with EPT)"],
+  ["guestStores", "guest_stores", "stores", "guest stores made through guestStore"],
+];
+
+/** KVM-style nested paging (EPT/NPT) as a plugin for core's `mmu` slot. */
+export function nptMmu(options: NptMmuOptions = {}): Plugin {
+  return definePlugin({
+    name: "npt-mmu",
+    description: "KVM-style nested paging (EPT/NPT): two-dimensional walks, EPT violations, VM exits",
+    provides: ["mmu", "nptMmu"],
+    setup(ctx) {
+      const npt = new NptMmu(ctx.hv, options);
+      const s = ctx.stats;
+      for (const [key, name, unit, description] of STATS) {
+        s.gauge(name, unit, description, () => npt.counts[key]);
+      }
+      for (const [reason, name] of Object.entries(VMX_EXIT_REASON_NAMES)) {
+        s.gauge(`exit_${name}`, "exits", `VM exits with reason ${name}`, () =>
+          npt.exitCount(Number(reason)),
+        );
+      }
+      ctx.provide("mmu", npt);
+      ctx.provide("nptMmu", npt);
+      ctx.onDomainDestroy((d) => npt.domainDestroyed(d));
+    },
+  });
+}
