@@ -409,7 +409,12 @@ export class NptMmu implements MmuBackend {
         const key = Math.floor(vpn / pow[L]);
         const s = (p * n + L) * G + ((key + tag * 3) & (G - 1));
         const gp = this.gpwcPerm[s];
-        if (gp !== 0 && this.gpwcTag[s] === key && this.gpwcVpid[s] === tag && this.gpwcDom[s] === dom) {
+        if (
+          gp !== 0 &&
+          this.gpwcTag[s] === key &&
+          this.gpwcVpid[s] === tag &&
+          this.gpwcDom[s] === dom
+        ) {
           c.guestPwcHits++;
           level = L;
           gtable = this.gpwcGfn[s];
@@ -457,7 +462,8 @@ export class NptMmu implements MmuBackend {
         break;
       }
       // A table entry the walk uses gets A now, before any cache may hold it.
-      if ((lo & _PAGE_ACCESSED) === 0) ram.write32(tmfn * 4096 + idx * 8, (lo | _PAGE_ACCESSED) >>> 0);
+      if ((lo & _PAGE_ACCESSED) === 0)
+        ram.write32(tmfn * 4096 + idx * 8, (lo | _PAGE_ACCESSED) >>> 0);
       if (G !== 0) {
         const L = level - 1;
         const key = Math.floor(vpn / pow[L]);
@@ -466,7 +472,8 @@ export class NptMmu implements MmuBackend {
         this.gpwcGfn[s] = next;
         this.gpwcVpid[s] = tag;
         this.gpwcDom[s] = dom;
-        this.gpwcPerm[s] = T_VALID | (rw & _PAGE_RW ? T_RW : 0) | (user ? T_USER : 0) | (nx ? T_NX : 0);
+        this.gpwcPerm[s] =
+          T_VALID | (rw & _PAGE_RW ? T_RW : 0) | (user ? T_USER : 0) | (nx ? T_NX : 0);
       }
       gtable = next;
     }
@@ -715,7 +722,11 @@ export class NptMmu implements MmuBackend {
     const dom = d.domid;
     const ram = this.ram;
     const leafFlags = VMX_EPT_RWX_MASK | (MTRR_TYPE_WRBACK << VMX_EPT_MT_EPTE_SHIFT);
-    for (const level of this.hostPageSize === "1G" ? [3, 2] : this.hostPageSize === "2M" ? [2] : []) {
+    for (const level of this.hostPageSize === "1G"
+      ? [3, 2]
+      : this.hostPageSize === "2M"
+        ? [2]
+        : []) {
       const span = this.pow[level - 1];
       const base = gfn - (gfn % span);
       if (!this.ownsRun(dom, base, span)) continue;
@@ -802,7 +813,12 @@ export class NptMmu implements MmuBackend {
     const gfn = Math.floor(gpa / 4096);
     const dom = vcpu.domain.domid;
     for (let attempt = 0; attempt < 3; attempt++) {
-      const mfn = this.nested(vcpu.processor, dom, gfn, VMX_EPT_READABLE_MASK | VMX_EPT_WRITABLE_MASK);
+      const mfn = this.nested(
+        vcpu.processor,
+        dom,
+        gfn,
+        VMX_EPT_READABLE_MASK | VMX_EPT_WRITABLE_MASK,
+      );
       if (mfn >= 0) {
         this.ram.write64(mfn * 4096 + (gpa % 4096), lo >>> 0, hi >>> 0);
         this.counts.guestStores++;
@@ -882,17 +898,24 @@ export class NptMmu implements MmuBackend {
     if (type === VMX_VPID_EXTENT_ALL_CONTEXT) {
       this.counts.invvpid++;
       for (let i = 0; i < this.tlbVpid.length; i++) if (this.tlbVpid[i] !== 0) this.tlbPerm[i] = 0;
-      for (let i = 0; i < this.gpwcVpid.length; i++) if (this.gpwcVpid[i] !== 0) this.gpwcPerm[i] = 0;
+      for (let i = 0; i < this.gpwcVpid.length; i++)
+        if (this.gpwcVpid[i] !== 0) this.gpwcPerm[i] = 0;
       return;
     }
     if (vcpu === undefined) {
-      throw new HyperlabError("NPT_BAD_INVVPID", `invvpid type ${type} needs the vCPU whose VPID to flush.`);
+      throw new HyperlabError(
+        "NPT_BAD_INVVPID",
+        `invvpid type ${type} needs the vCPU whose VPID to flush.`,
+      );
     }
     const tag = this.vpidOf(vcpu);
     const dom = vcpu.domain.domid;
     if (type === VMX_VPID_EXTENT_INDIVIDUAL_ADDR) {
       if (typeof va !== "number" || !Number.isInteger(va) || va < 0) {
-        throw new HyperlabError("NPT_BAD_INVVPID", `invvpid individual-address needs a whole va >= 0, got ${va}.`);
+        throw new HyperlabError(
+          "NPT_BAD_INVVPID",
+          `invvpid individual-address needs a whole va >= 0, got ${va}.`,
+        );
       }
       this.counts.invvpid++;
       this.flushAddr(tag, dom, va);
@@ -932,7 +955,8 @@ export class NptMmu implements MmuBackend {
       const vpn = Math.floor(va / 4096);
       for (let p = 0; p < this.nrPcpus; p++) {
         const s = p * T + ((vpn + tag * 7) & (T - 1));
-        if (this.tlbVpn[s] === vpn && this.tlbVpid[s] === tag && this.tlbDom[s] === dom) this.tlbPerm[s] = 0;
+        if (this.tlbVpn[s] === vpn && this.tlbVpid[s] === tag && this.tlbDom[s] === dom)
+          this.tlbPerm[s] = 0;
       }
     }
     // Structure-cache entries may cover the address at any level: drop the VPID's.
@@ -944,7 +968,8 @@ export class NptMmu implements MmuBackend {
     for (let i = p * T; i < (p + 1) * T; i++) if (this.tlbVpid[i] === tag) this.tlbPerm[i] = 0;
     const n = this.guestLevels;
     const G = this.pwcSize;
-    for (let i = p * n * G; i < (p + 1) * n * G; i++) if (this.gpwcVpid[i] === tag) this.gpwcPerm[i] = 0;
+    for (let i = p * n * G; i < (p + 1) * n * G; i++)
+      if (this.gpwcVpid[i] === tag) this.gpwcPerm[i] = 0;
   }
 
   private growVcpus(uid: number): void {

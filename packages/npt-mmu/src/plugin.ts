@@ -24,12 +24,22 @@ const STATS: [keyof NptCounts, string, string, string][] = [
   ["nestedTlbHits", "nested_tlb_hits", "lookups", "nested TLB (gfn -> mfn) hits"],
   ["nestedTlbMisses", "nested_tlb_misses", "lookups", "nested TLB (gfn -> mfn) misses"],
   ["guestFaults", "guest_faults", "faults", "translations that faulted to the guest"],
-  ["unbackedAccesses", "unbacked_accesses", "accesses", "accesses to guest-physical addresses without RAM"],
+  [
+    "unbackedAccesses",
+    "unbacked_accesses",
+    "accesses",
+    "accesses to guest-physical addresses without RAM",
+  ],
   ["backed4k", "backed_4k", "pages", "nested mappings created with 4 KiB host pages"],
   ["backed2m", "backed_2m", "pages", "nested mappings created with 2 MiB host pages"],
   ["backed1g", "backed_1g", "pages", "nested mappings created with 1 GiB host pages"],
   ["nestedTableFrames", "nested_table_frames", "frames", "host frames holding nested tables"],
-  ["nestedAllocFailures", "nested_alloc_failures", "frames", "nested-table frames the machine could not supply"],
+  [
+    "nestedAllocFailures",
+    "nested_alloc_failures",
+    "frames",
+    "nested-table frames the machine could not supply",
+  ],
   ["invept", "invept", "instructions", "INVEPT executed by the host"],
   ["invvpid", "invvpid", "instructions", "INVVPID executed by the host"],
   ["vmentryFlushes", "vmentry_flushes", "flushes", "TLB flushes on VM entry for lack of VPID"],
@@ -42,7 +52,8 @@ const STATS: [keyof NptCounts, string, string, string][] = [
 export function nptMmu(options: NptMmuOptions = {}): Plugin {
   return definePlugin({
     name: "npt-mmu",
-    description: "KVM-style nested paging (EPT/NPT): two-dimensional walks, EPT violations, VM exits",
+    description:
+      "KVM-style nested paging (EPT/NPT): two-dimensional walks, EPT violations, VM exits",
     provides: ["mmu", "nptMmu"],
     setup(ctx) {
       const npt = new NptMmu(ctx.hv, options);

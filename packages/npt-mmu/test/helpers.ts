@@ -26,7 +26,11 @@ export interface World {
   ram: Ram;
 }
 
-export function boot(options: NptMmuOptions = {}, ramBytes = 64 << 20, extra: Plugin[] = []): World {
+export function boot(
+  options: NptMmuOptions = {},
+  ramBytes = 64 << 20,
+  extra: Plugin[] = [],
+): World {
   const machine = createMachine({ ramBytes, cpus: 2, seed: 1 });
   const hv = createHypervisor({ machine, plugins: [nptMmu(options), ...extra] }).boot();
   return { hv, npt: hv.slot("nptMmu"), ram: machine.ram };

@@ -2,7 +2,17 @@ import { PFEC_write_access } from "@hyperlab/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { EXIT_REASON_EPT_VIOLATION } from "../src/index";
-import { boot, GuestMem, GuestTables, NO_CACHES, PRW, refsOf, refWalk, runs, seed } from "./helpers";
+import {
+  boot,
+  GuestMem,
+  GuestTables,
+  NO_CACHES,
+  PRW,
+  refsOf,
+  refWalk,
+  runs,
+  seed,
+} from "./helpers";
 
 describe("two-dimensional walk", () => {
   it("a 4-level guest over a 4-level nested table makes 24 references", () => {
@@ -23,10 +33,13 @@ describe("two-dimensional walk", () => {
       fc.property(
         fc.constantFrom(4, 5),
         fc.constantFrom(4, 5),
-        fc.array(fc.tuple(fc.integer({ min: 0, max: 2 ** 36 - 1 }), fc.integer({ min: 0, max: 4095 })), {
-          minLength: 1,
-          maxLength: 8,
-        }),
+        fc.array(
+          fc.tuple(fc.integer({ min: 0, max: 2 ** 36 - 1 }), fc.integer({ min: 0, max: 4095 })),
+          {
+            minLength: 1,
+            maxLength: 8,
+          },
+        ),
         fc.nat(),
         (n, m, vas, pick) => {
           const w = boot({ ...NO_CACHES, guestLevels: n as 4 | 5, nestedLevels: m as 4 | 5 });
@@ -67,7 +80,9 @@ describe("two-dimensional walk", () => {
     v.cr3Mfn = t.cr3;
     w.npt.translate(v, 0x1000, 0);
     const hits = w.npt.counts.tlbHits;
-    expect(refsOf(w.npt, () => expect(w.npt.translate(v, 0x1008, 0)).toBe(data * 4096 + 8))).toBe(0);
+    expect(refsOf(w.npt, () => expect(w.npt.translate(v, 0x1008, 0)).toBe(data * 4096 + 8))).toBe(
+      0,
+    );
     expect(w.npt.counts.tlbHits).toBe(hits + 1);
   });
 
