@@ -87,9 +87,10 @@ export class PvPageTables {
   /** Xen's linear_pt_count: > 0 linear entries this table holds; < 0 uses of it as a linear target. */
   readonly linear: Int16Array;
   /**
-   * Flush epoch in which each frame last gained a writable type reference (Xen's
-   * tlbflush_timestamp, simplified): a frame made writable since the last full flush may
-   * still be writable in some TLB, so it changes to a page-table type only after a flush.
+   * Flush epoch in which each frame last lost a writable mapping (Xen's tlbflush_timestamp,
+   * set as the writable type count drops): while a frame is mapped writable any TLB may cache
+   * that, so one unmapped since the last full flush changes to a page-table type only after a
+   * flush.
    */
   readonly writableEpoch: Uint32Array;
   flushEpoch = 1;
@@ -154,11 +155,9 @@ export class PvPageTables {
     return owner;
   }
 
-  /** Type reference; notes a writable one for the type-change flush. */
+  /** Type reference (the frame table's get_page_type). */
   getPageType(mfn: number, type: number): number {
-    const rc = this.frames.getPageType(mfn, type);
-    if (rc === 0 && type === PGT_writable_page) this.writableEpoch[mfn] = this.flushEpoch;
-    return rc;
+    return this.frames.getPageType(mfn, type);
   }
 
   /** A full TLB flush of every vCPU: stale writable translations are gone after it. */
@@ -215,7 +214,10 @@ export class PvPageTables {
     if ((lo & _PAGE_PRESENT) === 0) return;
     const mfn = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
     if (mfn >= this.frames.nrFrames) return;
-    if ((lo & _PAGE_RW) !== 0) this.frames.putPageType(mfn);
+    if ((lo & _PAGE_RW) !== 0) {
+      this.writableEpoch[mfn] = this.flushEpoch;
+      this.frames.putPageType(mfn);
+    }
     this.frames.putPage(mfn);
   }
 

@@ -224,6 +224,24 @@ describe("guest memory access through a vCPU", () => {
     expect(w.pv.write(v, va, 4, 0)).toBe(false);
     assertFrameInvariants(w.hv);
   });
+  it("flushes a writable translation cached long after the mapping was made (found by the property test)", () => {
+    const w = boot();
+    const g = guest(w);
+    const v = g.d.vcpus[0];
+    const page = g.b.p2m[0]; // the kernel's first page, mapped writable by the builder
+    expect(w.pv.write(v, g.b.kernelVa, 4, 1)).toBe(true); // cached writable now, no new type reference
+    expect(
+      w.hv.hypercall(v, __HYPERVISOR_update_va_mapping, { va: g.b.kernelVa, val: 0, flags: 0 }),
+    ).toBe(0);
+    const pin = {
+      uops: [{ cmd: MMUEXT_PIN_L1_TABLE, arg1: { mfn: page } }],
+      count: 1,
+      foreigndom: DOMID_SELF,
+    };
+    expect(w.hv.hypercall(g.d.vcpus[1], __HYPERVISOR_mmuext_op, pin)).toBe(0);
+    expect(w.pv.write(v, g.b.kernelVa, 4, 2)).toBe(false);
+    assertFrameInvariants(w.hv);
+  });
 });
 
 describe("domain teardown", () => {

@@ -30,8 +30,11 @@ const LONG = process.env.HYPERLAB_LONG === "1";
 const RUNS = LONG ? 400 : 40;
 const OPS = 260;
 
-const FLAG_CHOICES = [0x0, 0x1, 0x3, 0x7, 0x23, 0x67, 0x83, 0x9, 0x11, 0x101, 0x103, 0x61, 0x5];
-const HI_CHOICES = [0, 0x8000_0000 | 0, 0x4000_0000, 0x0010_0000, 0x7ff0_0000];
+const FLAG_CHOICES = [
+  0x0, 0x1, 0x3, 0x7, 0x23, 0x67, 0x83, 0x9, 0x11, 0x101, 0x103, 0x61, 0x5, 0x21, 0x25, 0x1, 0x21,
+  0x63,
+];
+const HI_CHOICES = [0, 0, 0, 0x8000_0000 | 0, 0x4000_0000, 0x0010_0000, 0x7ff0_0000];
 
 /** Violations of "no TLB entry lets a vCPU write a page-table frame". */
 function tlbViolations(w: World): string[] {
@@ -54,7 +57,7 @@ function tlbViolations(w: World): string[] {
   return out;
 }
 
-const op = fc.tuple(fc.nat(9), fc.nat(), fc.nat(), fc.nat(), fc.nat(), fc.nat());
+const op = fc.tuple(fc.nat(11), fc.nat(), fc.nat(), fc.nat(), fc.nat(), fc.nat());
 
 function run(ops: [number, number, number, number, number, number][], privileged: boolean) {
   const w = boot(24 << 20);
@@ -72,11 +75,12 @@ function run(ops: [number, number, number, number, number, number][], privileged
           (w.hv.frames.typeInfo[m] & PGT_type_mask) >>> 0 >= PGT_l1_page_table &&
           (w.hv.frames.typeInfo[m] & PGT_type_mask) >>> 0 <= PGT_l4_page_table,
       );
+  const spares = own.slice(own.length - 48);
   const pickMfn = (x: number): number => {
-    switch (x % 6) {
+    switch (x % 7) {
       case 0:
       case 1:
-        return own[(x >>> 3) % own.length];
+        return spares[(x >>> 3) % spares.length];
       case 2: {
         const p = ptFrames();
         return p.length > 0 ? p[(x >>> 3) % p.length] : own[0];
@@ -85,13 +89,23 @@ function run(ops: [number, number, number, number, number, number][], privileged
         return victimFrames[(x >>> 3) % victimFrames.length];
       case 4:
         return (x >>> 3) % (w.hv.frames.nrFrames + 16);
+      case 5:
+        return own[(x >>> 3) % own.length];
       default:
         return g.b.l4Mfn;
     }
   };
   const pickVa = (x: number): number => {
-    if (x % 5 === 4) return (x * 4096 * 7) % 2 ** 48;
-    return g.b.virtBase + ((x >>> 2) % (g.b.vEnd - g.b.virtBase + 4096)) - ((x >>> 2) % 8);
+    switch (x % 5) {
+      case 0: // the page tables, mapped read-only: ptwr's ground
+        return g.b.ptBaseVa + ((x >>> 3) % (g.b.nrPtFrames * 4096));
+      case 1: // past the bootstrap region, where new mappings go
+        return g.b.vEnd + ((x >>> 3) % (64 * 4096));
+      case 2:
+        return (x * 4096 * 7) % 2 ** 48;
+      default:
+        return g.b.virtBase + ((x >>> 3) % (g.b.vEnd - g.b.virtBase + 4096));
+    }
   };
   const entry = (x: number, y: number): bigint => {
     const mfn = pickMfn(x);
@@ -179,23 +193,45 @@ function run(ops: [number, number, number, number, number, number][], privileged
         if (outList[0] !== b % 4096) own.push(outList[0]);
         break;
       }
-      case 7:
+      case 7: {
+        // A raw store of an entry-like value: into the page tables (ptwr when enabled) or anywhere.
         if (a % 3 === 0)
           w.hv.hypercall(v, __HYPERVISOR_vm_assist, {
             cmd: VMASST_CMD_enable,
             type: VMASST_TYPE_writable_pagetables,
           });
-        w.pv.write64(
-          v,
-          pickVa(b) - (pickVa(b) % 8),
-          Number(entry(c, d) & 0xffff_ffffn),
-          Number(entry(c, d) >> 32n),
-        );
+        const va =
+          b % 3 === 0 ? pickVa(b) : g.b.ptBaseVa + ((b >>> 2) % (g.b.nrPtFrames * 512)) * 8;
+        const val = entry(c, d);
+        if (e % 4 === 0) w.pv.write(v, va - (va % 4), 4, Number(val & 0xffff_ffffn));
+        else w.pv.write64(v, va - (va % 8), Number(val & 0xffff_ffffn), Number(val >> 32n));
         break;
+      }
       case 8:
         w.pv.read(v, pickVa(a), 4);
         w.pv.write(v, pickVa(b), 4, c);
         break;
+      case 10:
+        // Pin a frame as some level, or unpin one.
+        w.hv.hypercall(v, __HYPERVISOR_mmuext_op, {
+          uops: [{ cmd: b % 5, arg1: { mfn: pickMfn(a) } }],
+          count: 1,
+          foreigndom: DOMID_SELF,
+        });
+        break;
+      case 11: {
+        // Hook a frame into a page table read-only (the way linear and lower tables go in).
+        const table = pickMfn(a);
+        const slot = table === g.b.l4Mfn ? b % 256 : b % 512;
+        const mfn = pickMfn(c);
+        const val = (BigInt(mfn) << 12n) | (d % 3 === 0 ? 0x23n : 0x21n);
+        w.hv.hypercall(v, __HYPERVISOR_mmu_update, {
+          ureqs: [{ ptr: table * 4096 + slot * 8, val }],
+          count: 1,
+          foreigndom: DOMID_SELF,
+        });
+        break;
+      }
       default:
         // A second vCPU switches base pointer to a random frame.
         w.hv.hypercall(g.d.vcpus[1], __HYPERVISOR_mmuext_op, {
