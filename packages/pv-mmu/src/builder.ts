@@ -158,7 +158,8 @@ export function buildPvDomain(hv: Hypervisor, pv: PvMmu, options: PvBuildOptions
     );
   }
 
-  // Populate: pfn -> mfn, M2P back.
+  // Populate: pfn -> mfn, M2P back (no TLB may still reach a reused frame).
+  pv.flushIfFramesReused();
   const p2m = new Float64Array(nrPages);
   const ram = hv.machine.ram;
   for (let pfn = 0; pfn < nrPages; pfn++) {

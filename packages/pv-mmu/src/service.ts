@@ -226,6 +226,11 @@ export class PvMmu implements MmuBackend {
     this.pv(v).tlb.flushVa(va);
   }
 
+  /** Flushes every vCPU of a domain (Xen's flush_tlb_mask(d->dirty_cpumask)). */
+  flushAll(d: Domain): void {
+    for (const v of d.vcpus) this.flushLocal(v);
+  }
+
   private flushDomain(domid: number): void {
     const d = this.hv.domain(domid);
     if (d !== undefined) for (const v of d.vcpus) this.flushLocal(v);
@@ -240,7 +245,7 @@ export class PvMmu implements MmuBackend {
    * Before frames are handed to a guest: if any frame was freed since the last full flush,
    * some TLB may still map it; flush (Xen's filtered flush on allocation, without timestamps).
    */
-  private flushIfFramesReused(): void {
+  flushIfFramesReused(): void {
     if (this.hv.machine.frames.nrFrees !== this.lastFrees) this.pt.flushAll();
   }
 

@@ -243,6 +243,32 @@ describe("guest memory access through a vCPU", () => {
     expect(w.pv.write(v, g.b.kernelVa, 4, 2)).toBe(false);
     assertFrameInvariants(w.hv);
   });
+  it("flushes stale translations before a freed frame is handed to another domain", () => {
+    const w = boot(16 << 20);
+    const g = guest(w, { nrPages: 1100 });
+    const other = w.hv.createDomain({ domid: 9, maxVcpus: 1, maxPages: 1 << 20 });
+    const v = g.d.vcpus[0];
+    const page = spare(g, 0);
+    const va = mapAt(w, g, 0, page, 0x3);
+    expect(w.pv.write(v, va, 4, 0)).toBe(true);
+    // Unmap without a flush, and give the frame back: the TLB still has it.
+    expect(w.hv.hypercall(v, __HYPERVISOR_update_va_mapping, { va, val: 0, flags: 0 })).toBe(0);
+    const dec = { cmd: 1, extent_start: [page], nr_extents: 1, extent_order: 0, domid: DOMID_SELF };
+    expect(w.hv.hypercall(v, 12, dec)).toBe(1);
+    expect(w.pv.write(v, va, 4, 0)).toBe(true);
+    // The other domain takes every free frame, this one among them.
+    const list = new Array(4096).fill(0);
+    const n = w.hv.hypercall(other.vcpus[0], 12, {
+      cmd: 0,
+      extent_start: list,
+      nr_extents: 4096,
+      extent_order: 0,
+      domid: DOMID_SELF,
+    });
+    expect(list.slice(0, n)).toContain(page);
+    expect(w.pv.write(v, va, 4, 0)).toBe(false);
+    assertFrameInvariants(w.hv);
+  });
 });
 
 describe("domain teardown", () => {

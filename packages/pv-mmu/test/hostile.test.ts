@@ -53,16 +53,31 @@ function tlbViolations(w: World): string[] {
         out.push(`vCPU ${v.domain.domid}.${v.vcpuId} TLB maps page table ${t.frame[s]} writable`);
       }
     }
+    for (let s = 0; s < TLB_SIZE; s++) {
+      // A stale entry may name a freed frame, never one handed to another domain since.
+      const owner = w.hv.frames.owner[t.frame[s]];
+      if (
+        t.perm[s] !== 0 &&
+        owner !== -1 &&
+        owner !== v.domain.domid &&
+        owner !== 0x7ff2 &&
+        !v.domain.isPrivileged
+      ) {
+        out.push(
+          `vCPU ${v.domain.domid}.${v.vcpuId} TLB maps frame ${t.frame[s]} of domain ${owner}`,
+        );
+      }
+    }
   }
   return out;
 }
 
-const op = fc.tuple(fc.nat(11), fc.nat(), fc.nat(), fc.nat(), fc.nat(), fc.nat());
+const op = fc.tuple(fc.nat(12), fc.nat(), fc.nat(), fc.nat(), fc.nat(), fc.nat());
 
 function run(ops: [number, number, number, number, number, number][], privileged: boolean) {
   const w = boot(24 << 20);
   const g = guest(w, { domid: privileged ? 0 : 1, nrPages: 1100, maxPages: 1400 });
-  const victim = w.hv.createDomain({ maxVcpus: 1, maxPages: 64 });
+  const victim = w.hv.createDomain({ maxVcpus: 1, maxPages: 4096 });
   const victimFrames: number[] = [];
   for (let i = 0; i < 16; i++) victimFrames.push(w.hv.allocDomainPages(victim, 0));
   const v = g.d.vcpus[0];
@@ -232,6 +247,16 @@ function run(ops: [number, number, number, number, number, number][], privileged
         });
         break;
       }
+      case 12:
+        // The other domain takes frames: whatever the guest freed may be handed to it.
+        w.hv.hypercall(victim.vcpus[0], __HYPERVISOR_memory_op, {
+          cmd: XENMEM_increase_reservation,
+          extent_start: null,
+          nr_extents: 1 + (a % 4),
+          extent_order: 0,
+          domid: DOMID_SELF,
+        });
+        break;
       default:
         // A second vCPU switches base pointer to a random frame.
         w.hv.hypercall(g.d.vcpus[1], __HYPERVISOR_mmuext_op, {
