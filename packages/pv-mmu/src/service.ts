@@ -26,6 +26,7 @@ import {
   EOPNOTSUPP,
   EPERM,
   ESRCH,
+  MMU_MACHPHYS_UPDATE,
   MMU_NORMAL_PT_UPDATE,
   MMU_PT_UPDATE_NO_TRANSLATE,
   MMU_PT_UPDATE_PRESERVE_AD,
@@ -569,7 +570,8 @@ export class PvMmu implements MmuBackend {
         vlo = scratch2.lo;
         vhi = scratch2.hi;
       }
-      const cmd = plo & 3;
+      // The command is ptr's low three bits (sizeof(l1_pgentry_t) - 1); 4..7 are unknown.
+      const cmd = plo & 7;
       if (
         cmd === MMU_NORMAL_PT_UPDATE ||
         cmd === MMU_PT_UPDATE_PRESERVE_AD ||
@@ -614,8 +616,10 @@ export class PvMmu implements MmuBackend {
           rc = 0;
         }
         f.putPage(gmfn);
+      } else if (cmd !== MMU_MACHPHYS_UPDATE) {
+        rc = -ENOSYS;
+        break;
       } else {
-        // MMU_MACHPHYS_UPDATE
         if (ptOwner !== d) {
           rc = -EPERM;
           break;

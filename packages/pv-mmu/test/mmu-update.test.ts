@@ -8,10 +8,12 @@ import {
   EBUSY,
   EFAULT,
   EINVAL,
+  ENOSYS,
   EPERM,
   ESRCH,
   MMU_MACHPHYS_UPDATE,
   MMU_NORMAL_PT_UPDATE,
+  MMU_PT_UPDATE_NO_TRANSLATE,
   MMU_PT_UPDATE_PRESERVE_AD,
 } from "@hyperlab/abi";
 import { PGT_l1_page_table, PGT_l2_page_table, PGT_writable_page } from "@hyperlab/core";
@@ -401,7 +403,13 @@ describe("mmu_update: other commands and errors", () => {
     assertFrameInvariants(w.hv);
   });
 
-  it("uses MMU_NORMAL_PT_UPDATE as command 0", () => {
+  it("takes the command from ptr's low three bits; 4..7 are -ENOSYS", () => {
+    const { w, g } = setup();
     expect(MMU_NORMAL_PT_UPDATE).toBe(0);
+    const m = spare(g, 0);
+    for (const cmd of [4, 5, 6, 7])
+      expect(mmu(w, g, [{ ptr: m * 4096 + cmd, val: 0 }]).rc).toBe(-ENOSYS);
+    expect(mmu(w, g, [{ ptr: m * 4096 + 8 + MMU_PT_UPDATE_NO_TRANSLATE, val: 5 }]).rc).toBe(0);
+    expect(w.hv.machine.ram.read32(m * 4096 + 8)).toBe(5);
   });
 });
