@@ -1,0 +1,235 @@
+/*
+ * A set-associative array of translations in typed arrays: the storage of every TLB array
+ * and page-walk cache.
+ *
+ * Invariants: an entry is valid iff its `flags` has ASSOC_VALID; at most one valid entry
+ * holds a given (key, tag) pair, and a global entry is stored once whatever its tag; an
+ * entry lives in set `key mod sets` (sets is a power of two); lookups, inserts and
+ * invalidations allocate nothing. A global entry matches every tag.
+ */
+
+import { PagingError } from "./errors";
+
+export const ASSOC_VALID = 1;
+export const ASSOC_GLOBAL = 2;
+
+export const REPLACE_LRU = 0;
+export const REPLACE_PLRU = 1;
+export const REPLACE_RANDOM = 2;
+
+/** Replacement policy of a TLB array or page-walk cache. */
+export type Replacement = "lru" | "plru" | "random";
+
+/** Geometry of one set-associative array. */
+export interface AssocConfig {
+  /** Number of sets: a power of two (1 = fully associative). */
+  sets: number;
+  /** Ways per set (entries = sets * ways); at most 32 for "plru". */
+  ways: number;
+  /** Default "lru". "random" needs the config's `random` source. */
+  replacement?: Replacement;
+}
+
+export class AssocArray {
+  readonly sets: number;
+  readonly ways: number;
+  readonly setMask: number;
+  readonly policy: number;
+  private readonly random: (() => number) | null;
+  private readonly depth: number;
+  /** Per way: key (a VPN or a VA prefix), tag, flags, value (a frame number), perms. */
+  readonly key: Float64Array;
+  readonly tag: Uint32Array;
+  readonly flags: Uint8Array;
+  readonly value: Float64Array;
+  readonly perms: Uint16Array;
+  /** LRU: last-use stamp per way. PLRU: tree bits per set. */
+  private readonly stamp: Float64Array;
+  private readonly plru: Uint32Array;
+  private clock = 0;
+  /** Set by insert: whether it evicted a valid entry. */
+  evicted = false;
+
+  constructor(what: string, config: AssocConfig, random: (() => number) | null) {
+    const { sets, ways } = config;
+    const replacement = config.replacement ?? "lru";
+    const bad = (msg: string): never => {
+      throw new PagingError("TLB_BAD_CONFIG", `${what}: ${msg}`);
+    };
+    if (!Number.isInteger(sets) || sets < 1 || sets > 1 << 20 || (sets & (sets - 1)) !== 0) {
+      bad(`sets must be a power of two from 1 to 2^20, got ${sets}`);
+    }
+    if (!Number.isInteger(ways) || ways < 1 || ways > 1024) {
+      bad(`ways must be a whole number from 1 to 1024, got ${ways}`);
+    }
+    if (replacement === "lru") this.policy = REPLACE_LRU;
+    else if (replacement === "plru") {
+      if ((ways & (ways - 1)) !== 0 || ways > 32) {
+        bad(`pseudo-LRU needs a power-of-two number of ways up to 32, got ${ways}; use "lru"`);
+      }
+      this.policy = REPLACE_PLRU;
+    } else if (replacement === "random") {
+      if (random === null) {
+        bad("random replacement needs a seeded source: pass `random: () => u32` in the config");
+      }
+      this.policy = REPLACE_RANDOM;
+    } else {
+      this.policy = bad(
+        `replacement must be "lru", "plru" or "random", got ${String(replacement)}`,
+      );
+    }
+    this.sets = sets;
+    this.ways = ways;
+    this.setMask = sets - 1;
+    this.random = random;
+    this.depth = Math.round(Math.log2(ways));
+    const n = sets * ways;
+    this.key = new Float64Array(n);
+    this.tag = new Uint32Array(n);
+    this.flags = new Uint8Array(n);
+    this.value = new Float64Array(n);
+    this.perms = new Uint16Array(n);
+    this.stamp = new Float64Array(this.policy === REPLACE_LRU ? n : 0);
+    this.plru = new Uint32Array(this.policy === REPLACE_PLRU ? sets : 0);
+  }
+
+  get entries(): number {
+    return this.sets * this.ways;
+  }
+
+  /** Valid entries now. */
+  occupancy(): number {
+    let n = 0;
+    for (let i = 0; i < this.flags.length; i++) if ((this.flags[i] & ASSOC_VALID) !== 0) n++;
+    return n;
+  }
+
+  /** Index of the valid entry for `key` matching `tag` (or global), or -1. Marks it used. */
+  find(key: number, tag: number): number {
+    const ways = this.ways;
+    const base = ((key >>> 0) & this.setMask) * ways;
+    const keys = this.key;
+    const flags = this.flags;
+    for (let i = base; i < base + ways; i++) {
+      const f = flags[i];
+      if (f !== 0 && keys[i] === key && (this.tag[i] === tag || (f & ASSOC_GLOBAL) !== 0)) {
+        this.touch(i);
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  /** Marks entry `i` most recently used. */
+  touch(i: number): void {
+    if (this.policy === REPLACE_LRU) this.stamp[i] = ++this.clock;
+    else if (this.policy === REPLACE_PLRU) {
+      const set = (i / this.ways) | 0;
+      const way = i - set * this.ways;
+      let bits = this.plru[set];
+      let node = 1;
+      for (let d = this.depth - 1; d >= 0; d--) {
+        const dir = (way >>> d) & 1;
+        // A node's bit names the half to evict next: the half not just used.
+        if (dir === 1) bits &= ~(1 << node);
+        else bits |= 1 << node;
+        node = node * 2 + dir;
+      }
+      this.plru[set] = bits;
+    }
+  }
+
+  private victim(base: number, set: number): number {
+    const ways = this.ways;
+    for (let i = base; i < base + ways; i++) if (this.flags[i] === 0) return i;
+    if (this.policy === REPLACE_LRU) {
+      let best = base;
+      for (let i = base + 1; i < base + ways; i++) if (this.stamp[i] < this.stamp[best]) best = i;
+      return best;
+    }
+    if (this.policy === REPLACE_PLRU) {
+      const bits = this.plru[set];
+      let node = 1;
+      let way = 0;
+      for (let d = 0; d < this.depth; d++) {
+        const dir = (bits >>> node) & 1;
+        way = way * 2 + dir;
+        node = node * 2 + dir;
+      }
+      return base + way;
+    }
+    return base + ((this.random!() >>> 0) % ways);
+  }
+
+  /**
+   * Inserts or refreshes the entry for (key, tag): an entry with the same key and the same
+   * tag (or, for a global insert, any global entry with the key) is overwritten; otherwise
+   * a free way or the policy's victim is used. Sets `evicted`. Returns the index.
+   */
+  insert(key: number, tag: number, global: boolean, value: number, perms: number): number {
+    const ways = this.ways;
+    const set = (key >>> 0) & this.setMask;
+    const base = set * ways;
+    let idx = -1;
+    for (let i = base; i < base + ways; i++) {
+      const f = this.flags[i];
+      if (
+        f !== 0 &&
+        this.key[i] === key &&
+        (this.tag[i] === tag || (global && (f & ASSOC_GLOBAL) !== 0))
+      ) {
+        idx = i;
+        break;
+      }
+    }
+    this.evicted = false;
+    if (idx < 0) {
+      idx = this.victim(base, set);
+      this.evicted = this.flags[idx] !== 0;
+    }
+    this.key[idx] = key;
+    this.tag[idx] = tag >>> 0;
+    this.flags[idx] = global ? ASSOC_VALID | ASSOC_GLOBAL : ASSOC_VALID;
+    this.value[idx] = value;
+    this.perms[idx] = perms;
+    this.touch(idx);
+    return idx;
+  }
+
+  /**
+   * Invalidates the entries for `key` whose tag is `tag` (and the global ones when
+   * `withGlobal`). Returns how many.
+   */
+  invalidateKey(key: number, tag: number, withGlobal: boolean): number {
+    const base = ((key >>> 0) & this.setMask) * this.ways;
+    let n = 0;
+    for (let i = base; i < base + this.ways; i++) {
+      const f = this.flags[i];
+      if (f === 0 || this.key[i] !== key) continue;
+      if ((f & ASSOC_GLOBAL) !== 0 ? withGlobal : this.tag[i] === tag) {
+        this.flags[i] = 0;
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Invalidates entries by tag and globalness: `tag` < 0 means every tag; global entries go
+   * only when `withGlobal`. Returns how many.
+   */
+  invalidate(tag: number, withGlobal: boolean): number {
+    let n = 0;
+    const flags = this.flags;
+    for (let i = 0; i < flags.length; i++) {
+      const f = flags[i];
+      if (f === 0) continue;
+      if ((f & ASSOC_GLOBAL) !== 0) {
+        if (!withGlobal) continue;
+      } else if (tag >= 0 && this.tag[i] !== tag) continue;
+      flags[i] = 0;
+      n++;
+    }
+    return n;
+  }
+}

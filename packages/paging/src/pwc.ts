@@ -1,0 +1,159 @@
+/*
+ * Paging-structure caches (Intel SDM vol. 3, §4.10.3): the PML5E, PML4E, PDPTE and PDE
+ * caches. An entry of the level-L cache is keyed by the VA bits above level L's page size
+ * (VA >> 48, 39, 30 or 21) and a tag (PCID, VPID or ASID), and holds the frame of the
+ * level-(L-1) structure with the rights accumulated from the root down to level L.
+ *
+ * Invariants: an entry is made only from a successful walk, after its A flags were set, so a
+ * walk that starts below it needs no A/D write above it; entries are never made more
+ * permissive than the walk that filled them; the caches are not tagged by the root frame,
+ * so whoever loads another root under the same tag flushes that tag (as MOV to CR3 does
+ * without PCIDs). Lookups and fills allocate nothing.
+ */
+
+import { AssocArray, type AssocConfig } from "./assoc";
+import { LEVEL_PAGE_SIZE, pteMfn } from "./entry";
+import type { WalkResult } from "./walker";
+
+/** Geometry of the page-walk caches; leave a level out (or null) to have no cache there. */
+export interface PwcConfig {
+  pml5e?: AssocConfig | null;
+  pml4e?: AssocConfig | null;
+  pdpte?: AssocConfig | null;
+  pde?: AssocConfig | null;
+  /** Source of u32s for "random" replacement (a seeded PRNG). */
+  random?: () => number;
+}
+
+/** Loosely after recent Intel cores: 32 PDE, 4 PDPTE, 2 PML4E and 2 PML5E entries. */
+export const DEFAULT_PWC_CONFIG: PwcConfig = {
+  pml5e: { sets: 1, ways: 2 },
+  pml4e: { sets: 1, ways: 2 },
+  pdpte: { sets: 1, ways: 4 },
+  pde: { sets: 8, ways: 4 },
+};
+
+/** Counter indices of PageWalkCache.counters. */
+export const PWC_LOOKUPS = 0;
+export const PWC_MISSES = 1;
+export const PWC_FLUSHES = 2;
+export const PWC_ENTRIES_FLUSHED = 3;
+/** Per cached level L (2 = PDE .. 5 = PML5E): hits at 4 + (L-2)*3, inserts +1, evictions +2. */
+export const PWC_LEVEL_BASE = 4;
+export const PWC_HITS = 0;
+export const PWC_INSERTS = 1;
+export const PWC_EVICTIONS = 2;
+const NR_COUNTERS = PWC_LEVEL_BASE + 4 * 3;
+
+export class PageWalkCache {
+  /** The cache of level L's entries at index L (2-5); null where there is none. */
+  readonly caches: (AssocArray | null)[];
+  readonly counters = new Float64Array(NR_COUNTERS);
+  /** After a lookup hit: the level of the cached entry, the next table, the rights. */
+  hitLevel = 0;
+  hitMfn = 0;
+  hitPerms = 0;
+  private readonly pde: AssocArray | null;
+  private readonly pdpte: AssocArray | null;
+  private readonly pml4e: AssocArray | null;
+  private readonly pml5e: AssocArray | null;
+
+  constructor(config: PwcConfig = DEFAULT_PWC_CONFIG) {
+    const random = config.random ?? null;
+    const make = (name: string, c: AssocConfig | null | undefined) =>
+      c == null ? null : new AssocArray(`page-walk cache ${name}`, c, random);
+    this.pde = make("pde", config.pde);
+    this.pdpte = make("pdpte", config.pdpte);
+    this.pml4e = make("pml4e", config.pml4e);
+    this.pml5e = make("pml5e", config.pml5e);
+    this.caches = [null, null, this.pde, this.pdpte, this.pml4e, this.pml5e];
+  }
+
+  /**
+   * Finds the deepest cached entry for `va` and `tag` below the root level `levels` (a
+   * PML5E cache is used only under 5-level paging). On a hit sets hitLevel, hitMfn and
+   * hitPerms and returns true.
+   */
+  lookup(va: number, tag: number, levels: number): boolean {
+    const c = this.counters;
+    c[PWC_LOOKUPS]++;
+    if (this.probe(this.pde, 2, va, tag)) return true;
+    if (this.probe(this.pdpte, 3, va, tag)) return true;
+    if (this.probe(this.pml4e, 4, va, tag)) return true;
+    if (levels === 5 && this.probe(this.pml5e, 5, va, tag)) return true;
+    c[PWC_MISSES]++;
+    return false;
+  }
+
+  private probe(a: AssocArray | null, level: number, va: number, tag: number): boolean {
+    if (a === null) return false;
+    const i = a.find(Math.floor(va / LEVEL_PAGE_SIZE[level]), tag);
+    if (i < 0) return false;
+    this.hitLevel = level;
+    this.hitMfn = a.value[i];
+    this.hitPerms = a.perms[i];
+    this.counters[PWC_LEVEL_BASE + (level - 2) * 3 + PWC_HITS]++;
+    return true;
+  }
+
+  /** Caches the non-leaf entries a successful walk read (called by `walk`). */
+  fill(va: number, tag: number, out: WalkResult): void {
+    for (let level = out.startLevel; level > out.leafLevel; level--) {
+      const a = this.caches[level];
+      if (a === null) continue;
+      a.insert(
+        Math.floor(va / LEVEL_PAGE_SIZE[level]),
+        tag,
+        false,
+        pteMfn(out.entryLo[level], out.entryHi[level]),
+        out.levelPerms[level],
+      );
+      const b = PWC_LEVEL_BASE + (level - 2) * 3;
+      this.counters[b + PWC_INSERTS]++;
+      if (a.evicted) this.counters[b + PWC_EVICTIONS]++;
+    }
+  }
+
+  /** Drops the entries of `tag` (every tag when `tag` < 0). */
+  flush(tag: number): void {
+    this.counters[PWC_FLUSHES]++;
+    let n = 0;
+    for (let level = 2; level <= 5; level++) {
+      const a = this.caches[level];
+      if (a !== null) n += a.invalidate(tag, true);
+    }
+    this.counters[PWC_ENTRIES_FLUSHED] += n;
+  }
+}
+
+/** A PageWalkCache's counters by name. */
+export interface PwcStats {
+  lookups: number;
+  misses: number;
+  flushes: number;
+  entriesFlushed: number;
+  /** Per cache: hits, inserts, evictions. */
+  pml5e: { hits: number; inserts: number; evictions: number };
+  pml4e: { hits: number; inserts: number; evictions: number };
+  pdpte: { hits: number; inserts: number; evictions: number };
+  pde: { hits: number; inserts: number; evictions: number };
+}
+
+/** A snapshot of a PageWalkCache's counters. */
+export function pwcStats(pwc: PageWalkCache): PwcStats {
+  const c = pwc.counters;
+  const lv = (level: number) => {
+    const b = PWC_LEVEL_BASE + (level - 2) * 3;
+    return { hits: c[b + PWC_HITS], inserts: c[b + PWC_INSERTS], evictions: c[b + PWC_EVICTIONS] };
+  };
+  return {
+    lookups: c[PWC_LOOKUPS],
+    misses: c[PWC_MISSES],
+    flushes: c[PWC_FLUSHES],
+    entriesFlushed: c[PWC_ENTRIES_FLUSHED],
+    pml5e: lv(5),
+    pml4e: lv(4),
+    pdpte: lv(3),
+    pde: lv(2),
+  };
+}

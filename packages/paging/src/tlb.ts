@@ -1,0 +1,349 @@
+/*
+ * A translation lookaside buffer model (Intel SDM vol. 3, §4.10): one or more levels (an L1
+ * dTLB, an L2 STLB, ...), each with a set-associative array per page size (4 KiB, 2 MiB,
+ * 1 GiB), entries tagged by one number (PCID for PV and native, VPID/ASID for nested),
+ * global entries, the INVLPG / INVPCID / CR3 / CR4.PGE flushes, and the page-walk caches.
+ *
+ * Invariants: an entry holds what a successful walk allowed (the frame of its page, its
+ * PERM_* rights) and is never more permissive than that walk; a global entry matches every
+ * tag and survives every flush but INVLPG of its address and a flush of everything; INVLPG
+ * and the flushes also drop the page-walk-cache entries they must (INVLPG: every entry of
+ * the tag, as the SDM allows); a lookup that misses a level and hits a lower one refills the
+ * missed levels; every lookup, hit, miss, insert, eviction and flush is counted; lookups,
+ * inserts and INVLPG allocate nothing.
+ */
+
+import { AssocArray, type AssocConfig } from "./assoc";
+import { PagingError } from "./errors";
+import { DEFAULT_PWC_CONFIG, PageWalkCache, type PwcConfig, type PwcStats, pwcStats } from "./pwc";
+import { PERM_GLOBAL, type WalkResult } from "./walker";
+
+/** One TLB level: an array per page size; leave a size out (or null) for none. */
+export interface TlbLevelConfig {
+  name?: string;
+  size4k?: AssocConfig | null;
+  size2m?: AssocConfig | null;
+  size1g?: AssocConfig | null;
+}
+
+export interface TlbConfig {
+  /** Levels, nearest the core first (e.g. [dTLB, STLB]). */
+  levels?: TlbLevelConfig[];
+  /** Page-walk caches; false for none. Default DEFAULT_PWC_CONFIG. */
+  pwc?: PwcConfig | false;
+  /** Source of u32s for "random" replacement: a seeded PRNG, e.g. () => prng.nextU32(). */
+  random?: () => number;
+}
+
+/** Loosely after a Skylake core: a 64-entry dTLB (4 KiB), 32 (2 MiB), 4 (1 GiB); a
+ * 1536-entry STLB (4 KiB), 1024 (2 MiB) and 16 (1 GiB), all LRU. */
+export const DEFAULT_TLB_LEVELS: readonly TlbLevelConfig[] = [
+  {
+    name: "dtlb",
+    size4k: { sets: 16, ways: 4 },
+    size2m: { sets: 8, ways: 4 },
+    size1g: { sets: 1, ways: 4 },
+  },
+  {
+    name: "stlb",
+    size4k: { sets: 128, ways: 12 },
+    size2m: { sets: 128, ways: 8 },
+    size1g: { sets: 4, ways: 4 },
+  },
+];
+
+/** Counter indices of Tlb.counters. Per level l (0-based) at l * TLB_LEVEL_STRIDE + ...: */
+export const TLB_LOOKUPS = 0;
+export const TLB_HITS = 1;
+export const TLB_MISSES = 2;
+export const TLB_INSERTS = 3;
+export const TLB_EVICTIONS = 4;
+export const TLB_LEVEL_STRIDE = 5;
+export const MAX_TLB_LEVELS = 4;
+/** Whole-TLB counters after the per-level ones. */
+export const TLB_INVLPG = MAX_TLB_LEVELS * TLB_LEVEL_STRIDE;
+export const TLB_INVPCID_ADDR = TLB_INVLPG + 1;
+export const TLB_FLUSH_TAG = TLB_INVLPG + 2;
+export const TLB_FLUSH_NONGLOBAL = TLB_INVLPG + 3;
+export const TLB_FLUSH_ALL = TLB_INVLPG + 4;
+export const TLB_ENTRIES_FLUSHED = TLB_INVLPG + 5;
+const NR_COUNTERS = TLB_ENTRIES_FLUSHED + 1;
+
+const SIZE_SHIFT = [12, 21, 30];
+const SIZE_BYTES = [2 ** 12, 2 ** 21, 2 ** 30];
+
+export class Tlb {
+  readonly nrLevels: number;
+  readonly levelNames: readonly string[];
+  /** The arrays in lookup order (level by level, 4K then 2M then 1G), and per array its
+   * level and page-size index (0 = 4K, 1 = 2M, 2 = 1G). */
+  private readonly arrays: AssocArray[];
+  private readonly arrayLevel: Int32Array;
+  private readonly arraySize: Int32Array;
+  /** Per level and page size, the array or null (index level * 3 + size). */
+  private readonly grid: (AssocArray | null)[];
+  /** Page-walk caches, or null. Pass it to `walk`. */
+  readonly pwc: PageWalkCache | null;
+  readonly counters = new Float64Array(NR_COUNTERS);
+  /** After a lookup hit: the level that hit (0-based), the page's first frame, the frame
+   * holding the VA, the page shift and the PERM_* rights. */
+  hitLevel = -1;
+  hitPageMfn = 0;
+  hitMfn = 0;
+  hitPageShift = 12;
+  hitPerms = 0;
+
+  constructor(config: TlbConfig = {}) {
+    const levels = config.levels ?? DEFAULT_TLB_LEVELS;
+    if (!Array.isArray(levels) || levels.length < 1 || levels.length > MAX_TLB_LEVELS) {
+      throw new PagingError(
+        "TLB_BAD_CONFIG",
+        `a TLB has 1 to ${MAX_TLB_LEVELS} levels, got ${Array.isArray(levels) ? levels.length : String(levels)}; pass e.g. { levels: [{ size4k: { sets: 16, ways: 4 } }] }`,
+      );
+    }
+    const random = config.random ?? null;
+    if (random !== null && typeof random !== "function") {
+      throw new PagingError("TLB_BAD_CONFIG", "`random` must be a function returning u32s");
+    }
+    this.nrLevels = levels.length;
+    this.levelNames = levels.map((l, i) => l.name ?? `L${i + 1}`);
+    this.arrays = [];
+    const lv: number[] = [];
+    const sz: number[] = [];
+    this.grid = [];
+    levels.forEach((l, i) => {
+      const sizes = [l.size4k, l.size2m, l.size1g];
+      const names = ["size4k", "size2m", "size1g"];
+      let any = false;
+      for (let s = 0; s < 3; s++) {
+        const c = sizes[s];
+        if (c == null) {
+          this.grid.push(null);
+          continue;
+        }
+        const a = new AssocArray(`TLB ${this.levelNames[i]} ${names[s]}`, c, random);
+        this.arrays.push(a);
+        lv.push(i);
+        sz.push(s);
+        this.grid.push(a);
+        any = true;
+      }
+      if (!any) {
+        throw new PagingError(
+          "TLB_BAD_CONFIG",
+          `TLB level ${this.levelNames[i]} has no array: give it size4k, size2m or size1g`,
+        );
+      }
+    });
+    this.arrayLevel = Int32Array.from(lv);
+    this.arraySize = Int32Array.from(sz);
+    this.pwc =
+      config.pwc === false
+        ? null
+        : new PageWalkCache({ random: config.random, ...(config.pwc ?? DEFAULT_PWC_CONFIG) });
+  }
+
+  /** The array of a level (0-based) and page size (12, 21 or 30), or null. */
+  array(level: number, pageShift: number): AssocArray | null {
+    const s = SIZE_SHIFT.indexOf(pageShift);
+    return this.grid[level * 3 + s] ?? null;
+  }
+
+  /**
+   * Looks `va` up for `tag`, level by level. On a hit fills hitLevel, hitPageMfn, hitMfn,
+   * hitPageShift and hitPerms, refills the levels that missed, and returns true.
+   */
+  lookup(va: number, tag: number): boolean {
+    const c = this.counters;
+    const arrays = this.arrays;
+    const n = arrays.length;
+    let level = -1;
+    for (let i = 0; i < n; i++) {
+      const l = this.arrayLevel[i];
+      if (l !== level) {
+        if (level >= 0) c[level * TLB_LEVEL_STRIDE + TLB_MISSES]++;
+        level = l;
+        c[l * TLB_LEVEL_STRIDE + TLB_LOOKUPS]++;
+      }
+      const s = this.arraySize[i];
+      const key = Math.floor(va / SIZE_BYTES[s]);
+      const a = arrays[i];
+      const idx = a.find(key, tag);
+      if (idx >= 0) {
+        c[l * TLB_LEVEL_STRIDE + TLB_HITS]++;
+        const pageMfn = a.value[idx];
+        this.hitLevel = l;
+        this.hitPageMfn = pageMfn;
+        this.hitPageShift = SIZE_SHIFT[s];
+        this.hitPerms = a.perms[idx];
+        this.hitMfn = s === 0 ? pageMfn : pageMfn + (((va / 4096) >>> 0) & ((1 << (9 * s)) - 1));
+        if (l > 0)
+          this.refill(l, s, key, a.tag[idx], (a.flags[idx] & 2) !== 0, pageMfn, a.perms[idx]);
+        return true;
+      }
+    }
+    c[level * TLB_LEVEL_STRIDE + TLB_MISSES]++;
+    this.hitLevel = -1;
+    return false;
+  }
+
+  private refill(
+    below: number,
+    s: number,
+    key: number,
+    tag: number,
+    global: boolean,
+    mfn: number,
+    perms: number,
+  ): void {
+    for (let l = 0; l < below; l++) this.insertAt(l, s, key, tag, global, mfn, perms);
+  }
+
+  private insertAt(
+    l: number,
+    s: number,
+    key: number,
+    tag: number,
+    global: boolean,
+    mfn: number,
+    perms: number,
+  ): void {
+    const a = this.grid[l * 3 + s];
+    if (a === null) return;
+    a.insert(key, tag, global, mfn, perms);
+    const c = this.counters;
+    c[l * TLB_LEVEL_STRIDE + TLB_INSERTS]++;
+    if (a.evicted) c[l * TLB_LEVEL_STRIDE + TLB_EVICTIONS]++;
+  }
+
+  /**
+   * Inserts the translation of `va` for `tag` into every level with an array of that page
+   * size: `pageMfn` is the page's first frame, `pageShift` 12, 21 or 30, `perms` PERM_*
+   * bits (PERM_GLOBAL makes a global entry). Throws PagingError on a bad page shift.
+   */
+  insert(va: number, tag: number, pageMfn: number, pageShift: number, perms: number): void {
+    const s = pageShift === 12 ? 0 : pageShift === 21 ? 1 : pageShift === 30 ? 2 : -1;
+    if (s < 0) {
+      throw new PagingError(
+        "PAGING_BAD_PAGE_SIZE",
+        `page shift must be 12 (4 KiB), 21 (2 MiB) or 30 (1 GiB), got ${pageShift}`,
+      );
+    }
+    const key = Math.floor(va / SIZE_BYTES[s]);
+    const global = (perms & PERM_GLOBAL) !== 0;
+    for (let l = 0; l < this.nrLevels; l++) this.insertAt(l, s, key, tag, global, pageMfn, perms);
+  }
+
+  /** Inserts what a successful walk found (its leaf's G makes a global entry). */
+  insertWalk(out: WalkResult, tag: number): void {
+    this.insert(out.va, tag, out.pageMfn, out.pageShift, out.perms);
+  }
+
+  /**
+   * INVLPG: drops the translations of `va` for `tag` in every page size, global ones
+   * included, and every page-walk-cache entry of `tag`.
+   */
+  invlpg(va: number, tag: number): void {
+    this.counters[TLB_INVLPG]++;
+    this.dropVa(va, tag, true);
+    if (this.pwc !== null) this.pwc.flush(tag);
+  }
+
+  /** INVPCID type 0 (individual address): like INVLPG but global translations stay. */
+  invpcidAddress(va: number, tag: number): void {
+    this.counters[TLB_INVPCID_ADDR]++;
+    this.dropVa(va, tag, false);
+    if (this.pwc !== null) this.pwc.flush(tag);
+  }
+
+  private dropVa(va: number, tag: number, withGlobal: boolean): void {
+    let n = 0;
+    const arrays = this.arrays;
+    for (let i = 0; i < arrays.length; i++) {
+      n += arrays[i].invalidateKey(Math.floor(va / SIZE_BYTES[this.arraySize[i]]), tag, withGlobal);
+    }
+    this.counters[TLB_ENTRIES_FLUSHED] += n;
+  }
+
+  /** INVPCID type 1 (single context), or MOV to CR3 under a PCID: drops the non-global
+   * entries of `tag` and its page-walk-cache entries. */
+  flushTag(tag: number): void {
+    this.counters[TLB_FLUSH_TAG]++;
+    this.dropAll(tag, false);
+  }
+
+  /** INVPCID type 3, or MOV to CR3 without PCIDs: drops every non-global entry of every
+   * tag and the page-walk caches. */
+  flushNonGlobal(): void {
+    this.counters[TLB_FLUSH_NONGLOBAL]++;
+    this.dropAll(-1, false);
+  }
+
+  /** INVPCID type 2, or toggling CR4.PGE: drops everything, global entries included. */
+  flushAll(): void {
+    this.counters[TLB_FLUSH_ALL]++;
+    this.dropAll(-1, true);
+  }
+
+  private dropAll(tag: number, withGlobal: boolean): void {
+    let n = 0;
+    for (const a of this.arrays) n += a.invalidate(tag, withGlobal);
+    this.counters[TLB_ENTRIES_FLUSHED] += n;
+    if (this.pwc !== null) this.pwc.flush(tag);
+  }
+
+  /** Valid entries of a level (0-based), all page sizes. */
+  occupancy(level: number): number {
+    let n = 0;
+    for (let s = 0; s < 3; s++) n += this.grid[level * 3 + s]?.occupancy() ?? 0;
+    return n;
+  }
+}
+
+/** One TLB level's counters. */
+export interface TlbLevelStats {
+  name: string;
+  lookups: number;
+  hits: number;
+  misses: number;
+  inserts: number;
+  evictions: number;
+}
+
+/** A snapshot of a Tlb's counters (and its page-walk caches'). */
+export interface TlbStats {
+  levels: TlbLevelStats[];
+  invlpg: number;
+  invpcidAddress: number;
+  flushTag: number;
+  flushNonGlobal: number;
+  flushAll: number;
+  entriesFlushed: number;
+  pwc: PwcStats | null;
+}
+
+export function tlbStats(tlb: Tlb): TlbStats {
+  const c = tlb.counters;
+  const levels: TlbLevelStats[] = [];
+  for (let l = 0; l < tlb.nrLevels; l++) {
+    const b = l * TLB_LEVEL_STRIDE;
+    levels.push({
+      name: tlb.levelNames[l],
+      lookups: c[b + TLB_LOOKUPS],
+      hits: c[b + TLB_HITS],
+      misses: c[b + TLB_MISSES],
+      inserts: c[b + TLB_INSERTS],
+      evictions: c[b + TLB_EVICTIONS],
+    });
+  }
+  return {
+    levels,
+    invlpg: c[TLB_INVLPG],
+    invpcidAddress: c[TLB_INVPCID_ADDR],
+    flushTag: c[TLB_FLUSH_TAG],
+    flushNonGlobal: c[TLB_FLUSH_NONGLOBAL],
+    flushAll: c[TLB_FLUSH_ALL],
+    entriesFlushed: c[TLB_ENTRIES_FLUSHED],
+    pwc: tlb.pwc === null ? null : pwcStats(tlb.pwc),
+  };
+}

@@ -1,0 +1,376 @@
+/*
+ * The x86-64 page walker over machine memory (Intel SDM vol. 3, §4.5 "4-level and 5-level
+ * paging", §4.6 "access rights", §4.7 "page-fault exceptions", §4.8 "accessed and dirty
+ * flags").
+ *
+ * Invariants:
+ * - A walk reads one entry per level it visits, top down, and stops at the first entry that
+ *   is not present (#PF, P clear) or has a reserved bit set (#PF, P and RSVD set). Access
+ *   rights are checked once the leaf is reached, against the rights accumulated over every
+ *   level: writable only if RW at every level, user only if US at every level, no-execute if
+ *   XD at any level (with EFER.NXE).
+ * - Accessed and dirty flags are written only when the whole access succeeds, as Xen's
+ *   guest_walk_tables does: A on every entry the walk read, D on the leaf of a write. A
+ *   faulting walk writes nothing.
+ * - Every memory reference is counted in the result: `reads` (one per entry read, an 8-byte
+ *   reference) and `writes` (one per entry whose A/D flags were set). A table frame outside
+ *   RAM reads as zeros (a not-present entry) and is still counted; a walk never throws on
+ *   guest-controlled entries.
+ * - A walk allocates nothing: it fills a caller-owned WalkResult.
+ */
+
+import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_GLOBAL, _PAGE_NX_HI, _PAGE_PSE } from "@hyperlab/abi";
+import { CHUNK_FRAMES, type Ram } from "@hyperlab/machine";
+import { PAGING_4LEVEL, PAGING_5LEVEL, type PagingLevels, type PagingMode, pteMfn } from "./entry";
+import type { PageWalkCache } from "./pwc";
+
+/** Page-fault error code bits (SDM §4.7; Xen's PFEC_* in asm-x86/processor.h). */
+export const PFEC_page_present = 0x01;
+export const PFEC_write_access = 0x02;
+export const PFEC_user_mode = 0x04;
+export const PFEC_reserved_bit = 0x08;
+export const PFEC_insn_fetch = 0x10;
+
+/** Access kinds for `walk`: the same bits as the error code, OR them together. */
+export const ACCESS_READ = 0;
+export const ACCESS_WRITE = PFEC_write_access;
+export const ACCESS_USER = PFEC_user_mode;
+export const ACCESS_FETCH = PFEC_insn_fetch;
+
+/** Effective permissions of a translation (WalkResult.perms, TLB entries). */
+export const PERM_RW = 0x02;
+export const PERM_USER = 0x04;
+export const PERM_NX = 0x08;
+/** The leaf's D flag is set (a TLB entry without it must walk again on a write). */
+export const PERM_DIRTY = 0x40;
+/** The leaf's G flag is set. */
+export const PERM_GLOBAL = 0x100;
+
+/** Why a walk failed (WalkResult.fault). */
+export const FAULT_NONE = 0;
+/** An entry had P clear: #PF with PFEC_page_present clear. */
+export const FAULT_NOT_PRESENT = 1;
+/** A present entry had a reserved bit set: #PF with P and RSVD. */
+export const FAULT_RESERVED = 2;
+/** The accumulated rights forbid the access: #PF with P set. */
+export const FAULT_PROTECTION = 3;
+/** The VA is not a VA of this mode (not canonical): #GP on x86, no walk made. */
+export const FAULT_NONCANONICAL = 4;
+
+/** What walkStep found. */
+export const STEP_FAULT = -1;
+export const STEP_LEAF = 0;
+export const STEP_TABLE = 1;
+
+const RW_US = PERM_RW | PERM_USER;
+
+/**
+ * The outcome of one walk, reused from walk to walk. Fields after `walkFinish` (or `walk`):
+ * `ok` and either the translation (`maddr`, `pageMfn`, `pageShift`, `perms`, `leafLevel`,
+ * `leafLo`/`leafHi`) or the fault (`fault`, `errorCode`, `faultLevel`). `reads`/`writes`
+ * count this walk's memory references; the `total*` fields accumulate over every walk that
+ * used this object until `resetTotals`.
+ */
+export class WalkResult {
+  va = 0;
+  /** The low 32 bits of `va` (set by walkBegin; for offsets and indices without BigInt). */
+  vaLo = 0;
+  access = 0;
+  ok = false;
+  /** FAULT_* (FAULT_NONE after a successful walk). */
+  fault = FAULT_NONE;
+  /** x86 page-fault error code (PFEC_* bits) when the walk faulted. */
+  errorCode = 0;
+  /** Level of the entry that stopped the walk, or for a protection fault the highest level
+   * whose entry denied the access. 0 when no level applies. */
+  faultLevel = 0;
+  /** Machine address of the translated byte. */
+  maddr = 0;
+  /** First 4 KiB frame of the page (a 2 MiB or 1 GiB page spans 512 or 262144 frames). */
+  pageMfn = 0;
+  /** 12, 21 or 30. */
+  pageShift = 12;
+  /** Level of the leaf entry: 1 (4 KiB), 2 (2 MiB) or 3 (1 GiB). */
+  leafLevel = 0;
+  /** PERM_* bits of the translation. */
+  perms = 0;
+  /** The leaf entry, as it is in memory after the walk (A/D set). */
+  leafLo = 0;
+  leafHi = 0;
+  /** Level the walk read first: the root level, or lower after a page-walk-cache hit. */
+  startLevel = 0;
+  /** Level of the page-walk-cache entry that let the walk skip levels, or 0. */
+  pwcLevel = 0;
+  /** Entries read by this walk. */
+  reads = 0;
+  /** Entries written by this walk (A/D updates). */
+  writes = 0;
+  /** Table frame for the next step after walkStep answered STEP_TABLE. */
+  nextMfn = 0;
+  totalWalks = 0;
+  totalFaults = 0;
+  totalReads = 0;
+  totalWrites = 0;
+  /** Per level (index 1-5): the machine address and the value of the entry read. */
+  readonly entryMaddr = new Float64Array(6);
+  readonly entryLo = new Uint32Array(6);
+  readonly entryHi = new Uint32Array(6);
+  /** Per level: rights accumulated from the start level down to and including it. */
+  readonly levelPerms = new Uint16Array(6);
+
+  resetTotals(): void {
+    this.totalWalks = 0;
+    this.totalFaults = 0;
+    this.totalReads = 0;
+    this.totalWrites = 0;
+  }
+}
+
+/**
+ * Starts a walk of `va` for `access` (ACCESS_* bits): clears the per-walk fields. `perms` is
+ * the rights the levels above the first step allowed (RW|USER for a walk from the root; a
+ * page-walk-cache entry's rights after a hit).
+ */
+export function walkBegin(
+  out: WalkResult,
+  va: number,
+  access: number,
+  startLevel: number,
+  perms: number,
+): void {
+  out.va = va;
+  out.vaLo = (va - Math.floor(va / 0x1_0000_0000) * 0x1_0000_0000) >>> 0;
+  out.access = access;
+  out.ok = false;
+  out.fault = FAULT_NONE;
+  out.errorCode = 0;
+  out.faultLevel = 0;
+  out.startLevel = startLevel;
+  out.pwcLevel = 0;
+  out.perms = perms;
+  out.reads = 0;
+  out.writes = 0;
+  out.leafLevel = 0;
+  out.totalWalks++;
+}
+
+function faultCode(access: number, mode: PagingMode): number {
+  // I/D is reported only when NX is enabled (SMEP is not modelled).
+  return access & (mode.nxe ? 0x16 : 0x06);
+}
+
+/**
+ * One level of a walk: reads entry `index` of the paging structure at machine frame
+ * `tableMfn`, which is a level-`level` structure (5 = PML5 .. 1 = PT), checks it and
+ * accumulates its rights into `out.perms`. Answers STEP_TABLE (the next structure's frame is
+ * `out.nextMfn`), STEP_LEAF (a 4 KiB, 2 MiB or 1 GiB leaf: call walkFinish) or STEP_FAULT
+ * (`out` holds the fault). The frame in an entry is whatever the entry holds: for a
+ * two-dimensional (nested) walk it is a guest-physical frame, which the caller translates
+ * through the second dimension before the next step.
+ */
+export function walkStep(
+  ram: Ram,
+  tableMfn: number,
+  index: number,
+  level: number,
+  mode: PagingMode,
+  out: WalkResult,
+): number {
+  let lo = 0;
+  let hi = 0;
+  out.reads++;
+  out.totalReads++;
+  if (tableMfn < ram.nrFrames) {
+    const words = ram.frameWords(tableMfn, false);
+    // Same as ram.frameWordBase, without a floating-point modulo (tableMfn < 2^40).
+    const w = ((tableMfn & (CHUNK_FRAMES - 1)) << 10) + index * 2;
+    lo = words[w];
+    hi = words[w + 1];
+  }
+  out.entryMaddr[level] = tableMfn * 4096 + index * 8;
+  out.entryLo[level] = lo;
+  out.entryHi[level] = hi;
+  if ((lo & 1) === 0) {
+    out.fault = FAULT_NOT_PRESENT;
+    out.errorCode = faultCode(out.access, mode);
+    out.faultLevel = level;
+    out.totalFaults++;
+    return STEP_FAULT;
+  }
+  const ps = level > 1 && (lo & _PAGE_PSE) !== 0 ? 1 : 0;
+  const r = level * 2 + ps;
+  if ((lo & mode.rsvdLo[r]) !== 0 || (hi & mode.rsvdHi[r]) !== 0) {
+    out.fault = FAULT_RESERVED;
+    out.errorCode = faultCode(out.access, mode) | PFEC_page_present | PFEC_reserved_bit;
+    out.faultLevel = level;
+    out.totalFaults++;
+    return STEP_FAULT;
+  }
+  let p = out.perms & (lo | ~RW_US);
+  if ((hi & _PAGE_NX_HI) !== 0 && mode.nxe) p |= PERM_NX;
+  out.perms = p;
+  out.levelPerms[level] = p;
+  if (level === 1 || ps === 1) {
+    out.leafLevel = level;
+    return STEP_LEAF;
+  }
+  out.nextMfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
+  return STEP_TABLE;
+}
+
+/**
+ * Ends a walk whose last step answered STEP_LEAF: checks the accumulated rights against the
+ * access (SDM §4.6, CR0.WP from `mode`), and when they allow it sets A on every entry read
+ * from `out.startLevel` down and D on the leaf of a write, then fills the translation.
+ * Returns `out.ok`.
+ */
+export function walkFinish(ram: Ram, mode: PagingMode, out: WalkResult): boolean {
+  const access = out.access;
+  const p = out.perms;
+  let deny: boolean;
+  if ((access & ACCESS_USER) !== 0) {
+    deny = (p & PERM_USER) === 0 || ((access & ACCESS_WRITE) !== 0 && (p & PERM_RW) === 0);
+  } else {
+    deny = (access & ACCESS_WRITE) !== 0 && mode.wp && (p & PERM_RW) === 0;
+  }
+  if ((access & ACCESS_FETCH) !== 0 && (p & PERM_NX) !== 0) deny = true;
+  const leaf = out.leafLevel;
+  if (deny) {
+    out.fault = FAULT_PROTECTION;
+    out.errorCode = faultCode(access, mode) | PFEC_page_present;
+    out.faultLevel = deniedLevel(out, mode);
+    out.totalFaults++;
+    return false;
+  }
+  // Accessed on every level read; dirty on the leaf of a write.
+  const lo = out.entryLo;
+  for (let level = out.startLevel; level > leaf; level--) {
+    const v = lo[level];
+    if ((v & _PAGE_ACCESSED) === 0) {
+      lo[level] = v | _PAGE_ACCESSED;
+      ram.write32(out.entryMaddr[level], (v | _PAGE_ACCESSED) >>> 0);
+      out.writes++;
+      out.totalWrites++;
+    }
+  }
+  let leafLo = lo[leaf];
+  const want = (access & ACCESS_WRITE) !== 0 ? _PAGE_ACCESSED | _PAGE_DIRTY : _PAGE_ACCESSED;
+  if ((leafLo & want) !== want) {
+    leafLo = (leafLo | want) >>> 0;
+    lo[leaf] = leafLo;
+    ram.write32(out.entryMaddr[leaf], leafLo);
+    out.writes++;
+    out.totalWrites++;
+  }
+  const leafHi = out.entryHi[leaf];
+  out.leafLo = leafLo;
+  out.leafHi = leafHi;
+  let perms = p;
+  if ((leafLo & _PAGE_DIRTY) !== 0) perms |= PERM_DIRTY;
+  if ((leafLo & _PAGE_GLOBAL) !== 0) perms |= PERM_GLOBAL;
+  out.perms = perms;
+  const vaLo = out.vaLo;
+  let mfn = (leafHi & 0xfffff) * 0x10_0000 + (leafLo >>> 12);
+  let offset: number;
+  if (leaf === 1) {
+    out.pageShift = 12;
+    offset = vaLo & 0xfff;
+  } else if (leaf === 2) {
+    out.pageShift = 21;
+    mfn -= (leafLo >>> 12) & 0x1ff;
+    offset = vaLo & 0x1f_ffff;
+  } else {
+    out.pageShift = 30;
+    mfn -= (leafLo >>> 12) & 0x3_ffff;
+    offset = vaLo & 0x3fff_ffff;
+  }
+  out.pageMfn = mfn;
+  out.maddr = mfn * 4096 + offset;
+  out.ok = true;
+  return true;
+}
+
+/** The highest level (from the start level down) whose own entry forbids the access. */
+function deniedLevel(out: WalkResult, mode: PagingMode): number {
+  const access = out.access;
+  for (let level = out.startLevel; level >= out.leafLevel; level--) {
+    const lo = out.entryLo[level];
+    const hi = out.entryHi[level];
+    if ((access & ACCESS_USER) !== 0 && (lo & PERM_USER) === 0) return level;
+    if (
+      (access & ACCESS_WRITE) !== 0 &&
+      ((access & ACCESS_USER) !== 0 || mode.wp) &&
+      (lo & PERM_RW) === 0
+    )
+      return level;
+    if ((access & ACCESS_FETCH) !== 0 && mode.nxe && (hi & _PAGE_NX_HI) !== 0) return level;
+  }
+  // Denied by rights above the start level (a page-walk-cache entry's).
+  return out.pwcLevel;
+}
+
+/**
+ * Walks `va` (a VA of the mode: see canonicalVa) under the root paging structure at machine
+ * frame `rootMfn` (CR3's frame) for `access` (ACCESS_* bits), filling `out`. `levels` is 4,
+ * 5 or a PagingMode (MAXPHYADDR, NXE, WP, 1 GiB pages). With `pwc`, the walk starts below the
+ * deepest page-walk-cache entry that matches `va` and `tag`, and a successful walk fills the
+ * caches for the levels it read. Returns `out.ok`; never throws on guest-controlled entries.
+ */
+export function walk(
+  ram: Ram,
+  rootMfn: number,
+  va: number,
+  access: number,
+  levels: PagingLevels | PagingMode,
+  out: WalkResult,
+  pwc?: PageWalkCache | null,
+  tag = 0,
+): boolean {
+  const mode = typeof levels === "number" ? (levels === 5 ? PAGING_5LEVEL : PAGING_4LEVEL) : levels;
+  let level: number = mode.levels;
+  let table = rootMfn;
+  let perms = RW_US;
+  let pwcLevel = 0;
+  if (!(va >= 0 && va < mode.vaLimit && Math.floor(va) === va)) {
+    walkBegin(out, va, access, level, perms);
+    out.fault = FAULT_NONCANONICAL;
+    out.totalFaults++;
+    return false;
+  }
+  if (pwc?.lookup(va, tag, level)) {
+    pwcLevel = pwc.hitLevel;
+    level = pwcLevel - 1;
+    table = pwc.hitMfn;
+    perms = pwc.hitPerms;
+  }
+  walkBegin(out, va, access, level, perms);
+  out.pwcLevel = pwcLevel;
+  // Indices from the VA's halves with 32-bit operations (no floating-point modulo).
+  const vaLo = out.vaLo;
+  const vaHi = (va - vaLo) / 0x1_0000_0000;
+  for (;;) {
+    let index: number;
+    if (level === 4) index = (vaHi >>> 7) & 511;
+    else if (level === 3) index = ((vaLo >>> 30) | (vaHi << 2)) & 511;
+    else if (level === 2) index = (vaLo >>> 21) & 511;
+    else if (level === 1) index = (vaLo >>> 12) & 511;
+    else index = (vaHi >>> 16) & 511;
+    const r = walkStep(ram, table, index, level, mode, out);
+    if (r === STEP_TABLE) {
+      table = out.nextMfn;
+      level--;
+    } else if (r === STEP_LEAF) {
+      break;
+    } else {
+      return false;
+    }
+  }
+  if (!walkFinish(ram, mode, out)) return false;
+  if (pwc != null) pwc.fill(va, tag, out);
+  return true;
+}
+
+/** The frame number an entry read during the last walk points to (level 1-5). */
+export function walkEntryMfn(out: WalkResult, level: number): number {
+  return pteMfn(out.entryLo[level], out.entryHi[level]);
+}
