@@ -192,7 +192,7 @@ describe("guest page faults", () => {
     w.ram.write64(t.cr3 * 4096 + 8, (mem.alloc() * 4096 + PRW + 0x80) >>> 0, 0);
     expect(w.npt.translate(v, 0x80_0000_0000, 0)).toBe(-1);
     expect(w.npt.fault.errorCode).toBe(PFEC_page_present | PFEC_reserved_bit);
-    t.map(0x4000_0000, 513, PRW, 2); // 2 MiB leaf at a frame that is not 512-aligned
+    t.map(0x4000_0000, 514, PRW, 2); // 2 MiB leaf at a frame that is not 512-aligned (513: PAT)
     expect(w.npt.translate(v, 0x4000_0000, 0)).toBe(-1);
     expect(w.npt.fault.errorCode).toBe(PFEC_page_present | PFEC_reserved_bit);
     t.map(0x80_4000_0000, 512 * 3, PRW, 3); // 1 GiB leaf, misaligned

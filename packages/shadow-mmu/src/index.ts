@@ -1,1 +1,8 @@
-export {};
+export { shadowMmu } from "./plugin";
+export {
+  type ShadowCounts,
+  type ShadowFault,
+  ShadowMmu,
+  type ShadowMmuOptions,
+} from "./shadow";
+export * from "./vmx";

@@ -1,0 +1,83 @@
+/*
+ * The shadow-mmu plugin: fills core's `mmu` slot with shadow paging, and `shadowMmu` with
+ * the full backend (the guest's guestStore, introspection).
+ */
+import { definePlugin, type Plugin } from "@hyperlab/core";
+import { type ShadowCounts, ShadowMmu, type ShadowMmuOptions } from "./shadow";
+import { SHADOW_EXIT_REASON_NAMES } from "./vmx";
+
+declare module "@hyperlab/core" {
+  interface Slots {
+    /** The shadow-paging MMU with guestStore (the trapping page-table store) and introspection. */
+    shadowMmu: ShadowMmu;
+  }
+}
+
+const STATS: [keyof ShadowCounts, string, string, string][] = [
+  ["tlbHits", "tlb_hits", "translations", "translations served by the TLB"],
+  ["tlbMisses", "tlb_misses", "translations", "translations that missed the TLB"],
+  ["walks", "walks", "walks", "hardware walks of the shadow tables"],
+  ["shadowRefs", "shadow_refs", "references", "shadow entries read by hardware walks"],
+  [
+    "hostGuestRefs",
+    "host_guest_refs",
+    "references",
+    "guest entries read by the host's software walks",
+  ],
+  ["shadowFaultsFixed", "shadow_faults_fixed", "faults", "shadow page faults fixed by the host"],
+  ["injectedFaults", "injected_faults", "faults", "page faults delivered to the guest"],
+  [
+    "emulatedWrites",
+    "emulated_writes",
+    "stores",
+    "guest stores to write-protected page tables, emulated",
+  ],
+  ["plainStores", "plain_stores", "stores", "guest stores to frames that were not write-protected"],
+  ["sptesZapped", "sptes_zapped", "entries", "shadow entries zapped by guest page-table writes"],
+  ["shadowPagesCreated", "shadow_pages_created", "pages", "shadow pages created"],
+  ["shadowPagesZapped", "shadow_pages_zapped", "pages", "shadow pages zapped"],
+  ["shadowPages", "shadow_pages", "pages", "shadow pages that exist now"],
+  ["writeProtects", "write_protects", "frames", "guest frames that became write-protected"],
+  ["unprotects", "unprotects", "frames", "guest frames unprotected by a data write"],
+  ["rootLoads", "root_loads", "roots", "shadow roots loaded for a vCPU"],
+  ["cr3Writes", "cr3_writes", "writes", "guest CR3 writes"],
+  ["invlpg", "invlpg", "instructions", "guest INVLPG"],
+  ["tlbFlushes", "tlb_flushes", "flushes", "whole-vCPU TLB flushes"],
+  [
+    "unbackedAccesses",
+    "unbacked_accesses",
+    "accesses",
+    "accesses to frames the domain does not own",
+  ],
+  [
+    "shadowResets",
+    "shadow_resets",
+    "resets",
+    "domains that reached maxShadowPages and lost all shadow pages",
+  ],
+  ["allocFailures", "alloc_failures", "frames", "shadow-page frames the machine could not supply"],
+];
+
+/** Shadow paging as a plugin for core's `mmu` slot. */
+export function shadowMmu(options: ShadowMmuOptions = {}): Plugin {
+  return definePlugin({
+    name: "shadow-mmu",
+    description: "Shadow paging: write-protected guest page tables propagated into shadow tables",
+    provides: ["mmu", "shadowMmu"],
+    setup(ctx) {
+      const sh = new ShadowMmu(ctx.hv, options);
+      const s = ctx.stats;
+      for (const [key, name, unit, description] of STATS) {
+        s.gauge(name, unit, description, () => sh.counts[key]);
+      }
+      for (const [reason, name] of Object.entries(SHADOW_EXIT_REASON_NAMES)) {
+        s.gauge(`exit_${name}`, "exits", `VM exits with reason ${name}`, () =>
+          sh.exitCount(Number(reason)),
+        );
+      }
+      ctx.provide("mmu", sh);
+      ctx.provide("shadowMmu", sh);
+      ctx.onDomainDestroy((d) => sh.domainDestroyed(d));
+    },
+  });
+}

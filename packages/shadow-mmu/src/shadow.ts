@@ -1,0 +1,860 @@
+/*
+ * Shadow paging as KVM's shadow MMU does it (arch/x86/kvm/mmu/mmu.c, paging_tmpl.h): the
+ * guest writes its own page tables in its memory; the host keeps shadow tables, in host
+ * frames, that map guest virtual addresses straight to machine frames, and the hardware walks
+ * only those. A guest frame that some shadow page shadows is write-protected, so every guest
+ * store to it traps and is propagated.
+ *
+ * Guest-physical memory: a guest frame number is the number of a machine frame its domain
+ * owns (as the native baseline sees memory), so a guest entry's frame is the shadow entry's
+ * frame. A frame the domain does not own is never mapped: the access faults to the guest.
+ *
+ * Invariants:
+ * - A shadow page is keyed by (domain, guest frame, level, direct, access), as KVM's role;
+ *   direct pages shadow the inside of a guest large page and protect nothing.
+ * - A guest frame with a non-direct shadow page (wpCount > 0) is mapped read-only by every
+ *   shadow leaf: writable leaves are listed in the frame's rmap and lose RW when it becomes
+ *   protected. Hence every change to a shadowed guest entry goes through the host (guestStore
+ *   emulates it and zaps the shadow entries of that slot; translate for a write unprotects
+ *   the frame by zapping its shadow pages), and a present shadow entry always agrees with
+ *   the guest entries on its path.
+ * - A shadow leaf is writable only if the guest leaf is dirty (the host sets D on the first
+ *   write, as the hardware would), the guest path allows writes, and the frame is not
+ *   protected.
+ * - Every shadow entry that points at a shadow page is listed among that page's parents, so
+ *   zapping a page unlinks it everywhere; a vCPU whose root is zapped reloads it.
+ * - Any zap or protection change of a present shadow entry flushes the TLBs of the domain's
+ *   vCPUs. Guest-controlled input never throws; the hit path allocates nothing.
+ */
+import { DOMID_XEN, EFAULT, EINVAL } from "@hyperlab/abi";
+import {
+  type Domain,
+  HyperlabError,
+  type Hypervisor,
+  type MmuBackend,
+  type MmuFault,
+  PFEC_insn_fetch,
+  PFEC_page_present,
+  PFEC_reserved_bit,
+  PFEC_user_mode,
+  PFEC_write_access,
+  type Vcpu,
+} from "@hyperlab/core";
+import type { Ram } from "@hyperlab/machine";
+import {
+  EXIT_REASON_CR_ACCESS,
+  EXIT_REASON_EXCEPTION_NMI,
+  EXIT_REASON_INVLPG,
+  VMX_EXIT_REASONS_MAX,
+} from "./vmx";
+
+const _PAGE_PRESENT = 0x1;
+const _PAGE_RW = 0x2;
+const _PAGE_USER = 0x4;
+const _PAGE_ACCESSED = 0x20;
+const _PAGE_DIRTY = 0x40;
+const _PAGE_PSE = 0x80;
+const _PAGE_GLOBAL = 0x100;
+const _PAGE_NX_HI = 0x8000_0000 | 0;
+const ADDR_HI_MASK = 0x000f_ffff;
+const TWO_20 = 0x10_0000;
+const ACCESS_MASK = PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch;
+const LEVELS = 4;
+const VA_LIMIT = 2 ** 48;
+const POW = [1, 512, 512 ** 2, 512 ** 3, 512 ** 4];
+/** A shadow entry that links a shadow table: present, writable, user, accessed. */
+const SPTE_TABLE = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED;
+
+// Role bits of a shadow page (spRole): level in bits 0..2, direct bit 3, access bits 4..6.
+const ROLE_VALID = 0x80;
+const ROLE_DIRECT = 0x8;
+const ACC_W = 1;
+const ACC_U = 2;
+const ACC_NX = 4;
+
+// TLB entry bits.
+const T_VALID = 1;
+const T_RW = 2;
+const T_USER = 4;
+const T_NX = 8;
+const T_GLOBAL = 16;
+
+export interface ShadowMmuOptions {
+  /** TLB entries per vCPU (a power of two, or 0 for none). Default 64. */
+  tlbEntries?: number;
+  /**
+   * Most shadow pages per domain; past it the host zaps all of the domain's shadow pages
+   * and starts again (KVM's kvm_mmu_zap_all under memory pressure). Default 16384.
+   */
+  maxShadowPages?: number;
+}
+
+/** A fault reported by translate. */
+export interface ShadowFault extends MmuFault {
+  /** The VM exit that led to the fault (EXIT_REASON_*), or -1 when none did. */
+  exitReason: number;
+  /**
+   * True when a write hit a page table that the current address space needs (a table
+   * mapping itself): the guest must make that store with guestStore, which the host
+   * emulates.
+   */
+  emulate: boolean;
+}
+
+/** Event counts of a shadow-paging MMU. Counts are facts; they never reset by themselves. */
+export interface ShadowCounts {
+  tlbHits: number;
+  tlbMisses: number;
+  /** Hardware walks of the shadow tables (a retry after a fixed fault counts again). */
+  walks: number;
+  /** Shadow entries read by hardware walks. */
+  shadowRefs: number;
+  /** Guest entries read by the host's software walks of the guest tables. */
+  hostGuestRefs: number;
+  /** Shadow page faults the host fixed by filling shadow entries. */
+  shadowFaultsFixed: number;
+  /** Page faults injected into the guest (its own faults). */
+  injectedFaults: number;
+  /** Guest stores to write-protected page tables, trapped and emulated. */
+  emulatedWrites: number;
+  /** Guest stores through guestStore to frames that were not write-protected. */
+  plainStores: number;
+  /** Present shadow entries zapped because the guest entry they shadow changed. */
+  sptesZapped: number;
+  shadowPagesCreated: number;
+  shadowPagesZapped: number;
+  /** Shadow pages that exist now. */
+  shadowPages: number;
+  /** Guest frames that became write-protected. */
+  writeProtects: number;
+  /** Guest frames unprotected because the guest wrote them as data. */
+  unprotects: number;
+  /** Roots (re)loaded for a vCPU. */
+  rootLoads: number;
+  /** Guest CR3 writes (each a CR_ACCESS exit). */
+  cr3Writes: number;
+  invlpg: number;
+  /** TLB flushes of a whole vCPU (CR3 writes, zaps). */
+  tlbFlushes: number;
+  /** Accesses to frames the domain does not own. */
+  unbackedAccesses: number;
+  /** Times a domain reached maxShadowPages and lost all its shadow pages. */
+  shadowResets: number;
+  /** Host frames a shadow page needed and the machine did not have. */
+  allocFailures: number;
+}
+
+function newCounts(): ShadowCounts {
+  return {
+    tlbHits: 0,
+    tlbMisses: 0,
+    walks: 0,
+    shadowRefs: 0,
+    hostGuestRefs: 0,
+    shadowFaultsFixed: 0,
+    injectedFaults: 0,
+    emulatedWrites: 0,
+    plainStores: 0,
+    sptesZapped: 0,
+    shadowPagesCreated: 0,
+    shadowPagesZapped: 0,
+    shadowPages: 0,
+    writeProtects: 0,
+    unprotects: 0,
+    rootLoads: 0,
+    cr3Writes: 0,
+    invlpg: 0,
+    tlbFlushes: 0,
+    unbackedAccesses: 0,
+    shadowResets: 0,
+    allocFailures: 0,
+  };
+}
+
+/** The frame an entry points at. */
+function entryFrame(lo: number, hi: number): number {
+  return (hi & ADDR_HI_MASK) * TWO_20 + (lo >>> 12);
+}
+
+/** The shadow-paging MMU backend: fills core's `mmu` slot. */
+export class ShadowMmu implements MmuBackend {
+  readonly kind = "shadow";
+  readonly fault: ShadowFault = { errorCode: 0, va: 0, exitReason: -1, emulate: false };
+  readonly counts: ShadowCounts = newCounts();
+  /** VM exits by basic exit reason (index EXIT_REASON_*). */
+  readonly exits = new Float64Array(VMX_EXIT_REASONS_MAX);
+  readonly maxShadowPages: number;
+
+  private readonly hv: Hypervisor;
+  private readonly ram: Ram;
+  private readonly owner: Int32Array;
+  private readonly tlbSize: number;
+
+  // Per shadow frame (indexed by mfn).
+  private readonly spGfn: Float64Array;
+  private readonly spRole: Uint8Array;
+  private readonly spDom: Int32Array;
+  /** Per guest frame: non-direct shadow pages of it. */
+  private readonly wpCount: Uint32Array;
+  private readonly parents = new Map<number, number[]>();
+  private readonly hash = new Map<number, Map<number, number>>();
+  private readonly byGfn = new Map<number, number[]>();
+  private readonly rmap = new Map<number, number[]>();
+
+  // Per vCPU (indexed by uid), grown as vCPUs appear.
+  private cap = 0;
+  private guestCr3 = new Float64Array(0);
+  private root = new Int32Array(0);
+  private tlbVpn = new Float64Array(0);
+  private tlbFrame = new Float64Array(0);
+  private tlbPerm = new Uint8Array(0);
+
+  // Outputs of the host's guest walk.
+  private readonly wTable = new Float64Array(LEVELS + 1);
+  private readonly wAcc = new Uint8Array(LEVELS + 1);
+  private wLeaf = 0;
+  private wLeafLo = 0;
+  private wPageGfn = 0;
+  // Output of a hardware walk: the leaf's TLB bits.
+  private hwPerm = 0;
+  private lastLeafRw = false;
+
+  constructor(hv: Hypervisor, options: ShadowMmuOptions = {}) {
+    if (options === null || typeof options !== "object") {
+      throw new HyperlabError(
+        "SHADOW_BAD_OPTION",
+        "shadowMmu takes an options object, e.g. shadowMmu({ tlbEntries: 64 }).",
+      );
+    }
+    const T = options.tlbEntries ?? 64;
+    if (!Number.isInteger(T) || T < 0 || T > 1 << 16 || (T & (T - 1)) !== 0) {
+      throw new HyperlabError(
+        "SHADOW_BAD_OPTION",
+        `shadowMmu option tlbEntries must be 0 or a power of two up to 65536, got ${options.tlbEntries}.`,
+      );
+    }
+    const max = options.maxShadowPages ?? 16384;
+    if (!Number.isInteger(max) || max < 8) {
+      throw new HyperlabError(
+        "SHADOW_BAD_OPTION",
+        `shadowMmu option maxShadowPages must be a whole number >= 8, got ${options.maxShadowPages}.`,
+      );
+    }
+    this.tlbSize = T;
+    this.maxShadowPages = max;
+    this.hv = hv;
+    this.ram = hv.machine.ram;
+    this.owner = hv.frames.owner;
+    const n = this.ram.nrFrames;
+    this.spGfn = new Float64Array(n);
+    this.spRole = new Uint8Array(n);
+    this.spDom = new Int32Array(n);
+    this.wpCount = new Uint32Array(n);
+  }
+
+  /** Count of VM exits with one basic reason (EXIT_REASON_*). */
+  exitCount(reason: number): number {
+    return this.exits[reason] ?? 0;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Translation
+
+  translate(vcpu: Vcpu, va: number, access: number): number {
+    const uid = vcpu.uid;
+    if (uid >= this.cap) this.grow(uid);
+    if (vcpu.cr3Mfn !== this.guestCr3[uid]) this.cr3Write(vcpu);
+    const vpn = Math.floor(va / 4096);
+    const T = this.tlbSize;
+    if (T !== 0) {
+      const s = uid * T + (vpn & (T - 1));
+      const perm = this.tlbPerm[s];
+      if (
+        perm !== 0 &&
+        this.tlbVpn[s] === vpn &&
+        ((access & PFEC_write_access) === 0 || (perm & T_RW) !== 0) &&
+        ((access & PFEC_user_mode) === 0 || (perm & T_USER) !== 0) &&
+        ((access & PFEC_insn_fetch) === 0 || (perm & T_NX) === 0)
+      ) {
+        this.counts.tlbHits++;
+        return this.tlbFrame[s] * 4096 + (va - vpn * 4096);
+      }
+    }
+    this.counts.tlbMisses++;
+    const acc = access & ACCESS_MASK;
+    this.fault.exitReason = -1;
+    this.fault.emulate = false;
+    if (!(va >= 0 && va < VA_LIMIT && vpn * 4096 <= va)) return this.inject(va, acc);
+    for (let attempt = 0; attempt < 4; attempt++) {
+      let root = this.root[uid];
+      if (root < 0) {
+        root = this.loadRoot(vcpu);
+        if (root < 0) return this.inject(va, acc);
+      }
+      const maddr = this.hwWalk(root, vpn, va, access);
+      if (maddr >= 0) {
+        if (T !== 0) {
+          const s = uid * T + (vpn & (T - 1));
+          this.tlbVpn[s] = vpn;
+          this.tlbFrame[s] = Math.floor(maddr / 4096);
+          this.tlbPerm[s] = this.hwPerm;
+        }
+        return maddr;
+      }
+      // The shadow said no: a #PF exit, and the host decides.
+      this.exits[EXIT_REASON_EXCEPTION_NMI]++;
+      if (this.hv.tracing) {
+        this.hv.trace({
+          kind: "vmexit",
+          domid: vcpu.domain.domid,
+          reason: EXIT_REASON_EXCEPTION_NMI,
+          va,
+        });
+      }
+      if (this.shadowPageFault(vcpu, va, vpn, access) < 0) return -1;
+    }
+    return this.inject(va, acc);
+  }
+
+  /** A page fault for the guest: its error code and address (the VM exit, if any, is in fault.exitReason). */
+  private inject(va: number, errorCode: number): number {
+    this.fault.va = va;
+    this.fault.errorCode = errorCode;
+    this.counts.injectedFaults++;
+    return -1;
+  }
+
+  /** The hardware's walk of the shadow tables. Returns the machine address or -1. */
+  private hwWalk(root: number, vpn: number, va: number, access: number): number {
+    const ram = this.ram;
+    const c = this.counts;
+    c.walks++;
+    let table = root;
+    for (let level = LEVELS; level >= 1; level--) {
+      const idx = Math.floor(vpn / POW[level - 1]) % 512;
+      const w = ram.frameWords(table, false);
+      const b = ram.frameWordBase(table) + idx * 2;
+      const lo = w[b];
+      const hi = w[b + 1];
+      c.shadowRefs++;
+      if ((lo & _PAGE_PRESENT) === 0) return -1;
+      const frame = entryFrame(lo, hi);
+      if (level > 1) {
+        table = frame;
+        continue;
+      }
+      if (
+        ((access & PFEC_write_access) !== 0 && (lo & _PAGE_RW) === 0) ||
+        ((access & PFEC_user_mode) !== 0 && (lo & _PAGE_USER) === 0) ||
+        ((access & PFEC_insn_fetch) !== 0 && (hi & _PAGE_NX_HI) !== 0)
+      ) {
+        return -1;
+      }
+      this.hwPerm =
+        T_VALID |
+        (lo & _PAGE_RW ? T_RW : 0) |
+        (lo & _PAGE_USER ? T_USER : 0) |
+        (hi & _PAGE_NX_HI ? T_NX : 0) |
+        (lo & _PAGE_GLOBAL ? T_GLOBAL : 0);
+      return frame * 4096 + (va - vpn * 4096);
+    }
+    return -1;
+  }
+
+  /**
+   * The host's #PF handler (KVM's FNAME(page_fault)): walks the guest tables; a guest fault
+   * is injected; otherwise the shadow path is filled. Returns 0 to retry, -1 after a fault.
+   */
+  private shadowPageFault(vcpu: Vcpu, va: number, vpn: number, access: number): number {
+    const acc = access & ACCESS_MASK;
+    const d = vcpu.domain;
+    const dom = d.domid;
+    const uid = vcpu.uid;
+    this.fault.exitReason = EXIT_REASON_EXCEPTION_NMI;
+    const g = this.guestWalk(dom, this.guestCr3[uid], va, vpn, access);
+    if (g !== 0) return this.inject(va, g === -1 ? acc : g);
+    const pageGfn = this.wPageGfn;
+    if (!(pageGfn < this.ram.nrFrames && this.owner[pageGfn] === dom)) {
+      this.counts.unbackedAccesses++;
+      return this.inject(va, PFEC_page_present | PFEC_reserved_bit | acc);
+    }
+    if ((this.hash.get(dom)?.size ?? 0) + LEVELS + 1 > this.maxShadowPages) {
+      this.counts.shadowResets++;
+      this.zapAll(dom);
+    }
+    const write = (access & PFEC_write_access) !== 0;
+    if (write && this.wpCount[pageGfn] > 0) {
+      // The guest writes a frame it once used as a page table: stop shadowing it.
+      this.counts.unprotects++;
+      this.unprotect(pageGfn);
+    }
+    if (this.root[uid] < 0 && this.loadRoot(vcpu) < 0) {
+      return this.inject(va, PFEC_page_present | PFEC_reserved_bit | acc);
+    }
+    if (!this.fetch(this.root[uid], dom, vpn, write)) {
+      return this.inject(va, PFEC_page_present | PFEC_reserved_bit | acc);
+    }
+    if (write && !this.lastLeafRw) {
+      // The page is a table the current address space needs: only emulation can write it.
+      this.fault.emulate = true;
+      return this.inject(va, PFEC_page_present | acc);
+    }
+    this.counts.shadowFaultsFixed++;
+    return 0;
+  }
+
+  /**
+   * Walks the guest's tables in software (gfn = mfn the domain owns). Returns 0 with the
+   * walk's outputs set, -1 for a not-present fault, or the error code of any other fault.
+   * Sets A on every guest entry used and D on the leaf of a write, as the hardware would.
+   */
+  private guestWalk(dom: number, cr3: number, va: number, vpn: number, access: number): number {
+    const ram = this.ram;
+    const acc = access & ACCESS_MASK;
+    let table = cr3;
+    let rw = _PAGE_RW;
+    let user = _PAGE_USER;
+    let nx = 0;
+    const owner = this.owner;
+    for (let level = LEVELS; level >= 1; level--) {
+      if (!(table >= 0 && table < ram.nrFrames && owner[table] === dom)) {
+        this.counts.unbackedAccesses++;
+        return PFEC_page_present | PFEC_reserved_bit | acc;
+      }
+      this.wTable[level] = table;
+      const a = table * 4096 + (Math.floor(vpn / POW[level - 1]) % 512) * 8;
+      const lo = ram.read64lo(a);
+      const hi = ram.read64hi(a);
+      this.counts.hostGuestRefs++;
+      if ((lo & _PAGE_PRESENT) === 0) return -1;
+      rw &= lo;
+      user &= lo;
+      nx |= hi & _PAGE_NX_HI;
+      this.wAcc[level] = (rw ? ACC_W : 0) | (user ? ACC_U : 0) | (nx ? ACC_NX : 0);
+      const next = entryFrame(lo, hi);
+      const large = level > 1 && (lo & _PAGE_PSE) !== 0;
+      if (large || level === 1) {
+        let gfn = next;
+        if (large) {
+          const span = POW[level - 1];
+          if (level > 3 || next % span > 1) return PFEC_page_present | PFEC_reserved_bit | acc;
+          gfn = next - (next % span) + (vpn % span);
+        }
+        const write = (access & PFEC_write_access) !== 0;
+        if (
+          (write && rw === 0) ||
+          ((access & PFEC_user_mode) !== 0 && user === 0) ||
+          ((access & PFEC_insn_fetch) !== 0 && nx !== 0)
+        ) {
+          return PFEC_page_present | acc;
+        }
+        const want = write ? _PAGE_ACCESSED | _PAGE_DIRTY : _PAGE_ACCESSED;
+        if ((lo & want) !== want) ram.write32(a, (lo | want) >>> 0);
+        this.wLeaf = level;
+        this.wLeafLo = lo | want;
+        this.wPageGfn = gfn;
+        return 0;
+      }
+      if ((lo & _PAGE_ACCESSED) === 0) ram.write32(a, (lo | _PAGE_ACCESSED) >>> 0);
+      table = next;
+    }
+    return -1;
+  }
+
+  /**
+   * Fills the shadow path of vpn from `root` with the last guest walk's results (KVM's
+   * FNAME(fetch)), creating shadow pages as needed. Returns false when a host frame was not
+   * available.
+   */
+  private fetch(root: number, dom: number, vpn: number, write: boolean): boolean {
+    const ram = this.ram;
+    const pageGfn = this.wPageGfn;
+    const leaf = this.wLeaf;
+    let sp = root;
+    for (let level = LEVELS; level >= 2; level--) {
+      const a = sp * 4096 + (Math.floor(vpn / POW[level - 1]) % 512) * 8;
+      const lo = ram.read64lo(a);
+      if ((lo & _PAGE_PRESENT) !== 0) {
+        sp = entryFrame(lo, ram.read64hi(a));
+        continue;
+      }
+      let child: number;
+      if (level > leaf) {
+        child = this.getShadowPage(dom, this.wTable[level - 1], level - 1, false, this.wAcc[level]);
+      } else {
+        // Inside a guest large page: a direct shadow page for the covered range.
+        const span = POW[level - 1];
+        child = this.getShadowPage(
+          dom,
+          pageGfn - (pageGfn % span),
+          level - 1,
+          true,
+          this.wAcc[leaf],
+        );
+      }
+      if (child < 0) return false;
+      ram.write64(a, ((child % TWO_20) * 4096 + SPTE_TABLE) >>> 0, Math.floor(child / TWO_20));
+      this.addParent(child, a);
+      sp = child;
+    }
+    const a = sp * 4096 + (vpn % 512) * 8;
+    const acc = this.wAcc[leaf];
+    const leafLo = this.wLeafLo;
+    const rw =
+      (acc & ACC_W) !== 0 && (write || (leafLo & _PAGE_DIRTY) !== 0) && this.wpCount[pageGfn] === 0;
+    const lo =
+      (pageGfn % TWO_20) * 4096 +
+      (_PAGE_PRESENT |
+        _PAGE_ACCESSED |
+        (rw ? _PAGE_RW | _PAGE_DIRTY : 0) |
+        (acc & ACC_U ? _PAGE_USER : 0) |
+        (leafLo & _PAGE_GLOBAL));
+    const hi = Math.floor(pageGfn / TWO_20) | (acc & ACC_NX ? _PAGE_NX_HI : 0);
+    ram.write64(a, lo >>> 0, hi >>> 0);
+    if (rw) this.rmapAdd(pageGfn, a);
+    this.lastLeafRw = rw;
+    return true;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Shadow pages
+
+  private getShadowPage(
+    dom: number,
+    gfn: number,
+    level: number,
+    direct: boolean,
+    acc: number,
+  ): number {
+    const role = ROLE_VALID | (acc << 4) | (direct ? ROLE_DIRECT : 0) | level;
+    const key = gfn * 256 + role;
+    let h = this.hash.get(dom);
+    if (h === undefined) {
+      h = new Map();
+      this.hash.set(dom, h);
+    }
+    const found = h.get(key);
+    if (found !== undefined) return found;
+    const sm = this.hv.frames.allocate(DOMID_XEN, 0);
+    if (sm < 0) {
+      this.counts.allocFailures++;
+      return -1;
+    }
+    this.ram.clearFrame(sm);
+    this.spGfn[sm] = gfn;
+    this.spRole[sm] = role;
+    this.spDom[sm] = dom;
+    h.set(key, sm);
+    this.counts.shadowPagesCreated++;
+    this.counts.shadowPages++;
+    if (!direct) {
+      let list = this.byGfn.get(gfn);
+      if (list === undefined) {
+        list = [];
+        this.byGfn.set(gfn, list);
+      }
+      list.push(sm);
+      if (this.wpCount[gfn]++ === 0) this.writeProtect(gfn, dom);
+    }
+    return sm;
+  }
+
+  /** The guest frame became a shadowed page table: every writable shadow leaf of it loses RW. */
+  private writeProtect(gfn: number, dom: number): void {
+    this.counts.writeProtects++;
+    const list = this.rmap.get(gfn);
+    if (list === undefined) return;
+    this.rmap.delete(gfn);
+    const ram = this.ram;
+    let changed = false;
+    for (const a of list) {
+      const sm = Math.floor(a / 4096);
+      if ((this.spRole[sm] & 7) !== 1) continue;
+      const lo = ram.read64lo(a);
+      if ((lo & _PAGE_PRESENT) === 0 || (lo & _PAGE_RW) === 0) continue;
+      if (entryFrame(lo, ram.read64hi(a)) !== gfn) continue;
+      ram.write32(a, (lo & ~_PAGE_RW) >>> 0);
+      changed = true;
+    }
+    if (changed) this.flushDomain(dom);
+  }
+
+  private rmapAdd(gfn: number, a: number): void {
+    let list = this.rmap.get(gfn);
+    if (list === undefined) {
+      list = [];
+      this.rmap.set(gfn, list);
+    }
+    if (list.length > 64) {
+      // Drop entries that no longer map this frame writable, to keep the list short.
+      list = list.filter((x) => {
+        const lo = this.ram.read64lo(x);
+        return (
+          (lo & (_PAGE_PRESENT | _PAGE_RW)) === (_PAGE_PRESENT | _PAGE_RW) &&
+          entryFrame(lo, this.ram.read64hi(x)) === gfn
+        );
+      });
+      this.rmap.set(gfn, list);
+    }
+    list.push(a);
+  }
+
+  private addParent(child: number, a: number): void {
+    let list = this.parents.get(child);
+    if (list === undefined) {
+      list = [];
+      this.parents.set(child, list);
+    }
+    list.push(a);
+  }
+
+  private removeParent(child: number, a: number): void {
+    const list = this.parents.get(child);
+    if (list === undefined) return;
+    const i = list.indexOf(a);
+    if (i >= 0) list.splice(i, 1);
+  }
+
+  /** Zaps every shadow page of a guest frame (KVM's kvm_mmu_unprotect_page). */
+  private unprotect(gfn: number): void {
+    const list = this.byGfn.get(gfn);
+    if (list === undefined) return;
+    for (const sm of [...list]) this.zapShadowPage(sm);
+  }
+
+  /** Removes a shadow page: unlinks its children and its parents, drops it as a root, frees it. */
+  private zapShadowPage(sm: number): void {
+    const role = this.spRole[sm];
+    if (role === 0) return;
+    const ram = this.ram;
+    const level = role & 7;
+    const dom = this.spDom[sm];
+    if (level > 1) {
+      for (let i = 0; i < 512; i++) {
+        const a = sm * 4096 + i * 8;
+        const lo = ram.read64lo(a);
+        if ((lo & _PAGE_PRESENT) !== 0) this.removeParent(entryFrame(lo, ram.read64hi(a)), a);
+      }
+    }
+    const ps = this.parents.get(sm);
+    if (ps !== undefined) {
+      for (const a of ps) ram.write64(a, 0, 0);
+      this.parents.delete(sm);
+    }
+    const d = this.hv.domain(dom);
+    if (d !== undefined) {
+      for (const v of d.vcpus)
+        if (v.uid < this.cap && this.root[v.uid] === sm) this.root[v.uid] = -1;
+    }
+    const gfn = this.spGfn[sm];
+    this.hash.get(dom)?.delete(gfn * 256 + role);
+    if ((role & ROLE_DIRECT) === 0) {
+      const list = this.byGfn.get(gfn);
+      if (list !== undefined) {
+        const i = list.indexOf(sm);
+        if (i >= 0) list.splice(i, 1);
+        if (list.length === 0) this.byGfn.delete(gfn);
+      }
+      this.wpCount[gfn]--;
+    }
+    this.spRole[sm] = 0;
+    this.hv.frames.release(sm);
+    this.counts.shadowPagesZapped++;
+    this.counts.shadowPages--;
+    this.flushDomain(dom);
+  }
+
+  private zapAll(dom: number): void {
+    const h = this.hash.get(dom);
+    if (h === undefined) return;
+    for (const sm of [...h.values()]) this.zapShadowPage(sm);
+  }
+
+  private loadRoot(vcpu: Vcpu): number {
+    const uid = vcpu.uid;
+    const dom = vcpu.domain.domid;
+    const cr3 = this.guestCr3[uid];
+    if (!(cr3 >= 0 && cr3 < this.ram.nrFrames && this.owner[cr3] === dom)) return -1;
+    const sm = this.getShadowPage(dom, cr3, LEVELS, false, ACC_W | ACC_U);
+    if (sm < 0) return -1;
+    this.root[uid] = sm;
+    this.counts.rootLoads++;
+    return sm;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Guest stores, CR3, INVLPG
+
+  /**
+   * A guest store of a 64-bit value at guest-physical address `gpa`: the entry point for
+   * every page-table store of a guest kernel (Linux's set_pte and friends). A store to a
+   * write-protected page table traps (an EXCEPTION_NMI exit), is emulated and propagated:
+   * the shadow entries of that slot are zapped and refilled on the next fault. Returns 0,
+   * -EINVAL for a misaligned address or -EFAULT for a frame the domain does not own.
+   */
+  guestStore(vcpu: Vcpu, gpa: number, lo: number, hi: number): number {
+    if (!(Number.isInteger(gpa) && gpa >= 0 && gpa % 8 === 0)) return -EINVAL;
+    const gfn = Math.floor(gpa / 4096);
+    const dom = vcpu.domain.domid;
+    if (!(gfn < this.ram.nrFrames && this.owner[gfn] === dom)) return -EFAULT;
+    const ram = this.ram;
+    if (this.wpCount[gfn] === 0) {
+      ram.write64(gpa, lo >>> 0, hi >>> 0);
+      this.counts.plainStores++;
+      return 0;
+    }
+    this.exits[EXIT_REASON_EXCEPTION_NMI]++;
+    this.counts.emulatedWrites++;
+    ram.write64(gpa, lo >>> 0, hi >>> 0);
+    const list = this.byGfn.get(gfn);
+    let changed = false;
+    if (list !== undefined) {
+      const off = gpa % 4096;
+      for (const sm of list) {
+        const a = sm * 4096 + off;
+        const slo = ram.read64lo(a);
+        if ((slo & _PAGE_PRESENT) === 0) continue;
+        if ((this.spRole[sm] & 7) > 1) this.removeParent(entryFrame(slo, ram.read64hi(a)), a);
+        ram.write64(a, 0, 0);
+        this.counts.sptesZapped++;
+        changed = true;
+      }
+    }
+    if (changed) this.flushDomain(dom);
+    return 0;
+  }
+
+  /** MOV to CR3 by the guest: sets its page-table root (a gfn); the host switches shadow roots. */
+  writeCr3(vcpu: Vcpu, gfn: number): void {
+    vcpu.cr3Mfn = gfn;
+    this.flushLocal(vcpu);
+  }
+
+  /** A guest CR3 load (a CR_ACCESS exit): switches to the shadow root of vcpu.cr3Mfn. */
+  flushLocal(vcpu: Vcpu): void {
+    if (vcpu.uid >= this.cap) this.grow(vcpu.uid);
+    this.cr3Write(vcpu);
+  }
+
+  private cr3Write(vcpu: Vcpu): void {
+    const uid = vcpu.uid;
+    this.exits[EXIT_REASON_CR_ACCESS]++;
+    this.counts.cr3Writes++;
+    if (this.guestCr3[uid] !== vcpu.cr3Mfn) {
+      this.guestCr3[uid] = vcpu.cr3Mfn;
+      this.root[uid] = -1;
+    }
+    this.counts.tlbFlushes++;
+    const T = this.tlbSize;
+    for (let i = uid * T; i < (uid + 1) * T; i++) {
+      if ((this.tlbPerm[i] & T_GLOBAL) === 0) this.tlbPerm[i] = 0;
+    }
+  }
+
+  /** A guest INVLPG (an INVLPG exit): the address's TLB entry goes, global or not. */
+  flushOne(vcpu: Vcpu, va: number): void {
+    if (vcpu.uid >= this.cap) this.grow(vcpu.uid);
+    this.exits[EXIT_REASON_INVLPG]++;
+    this.counts.invlpg++;
+    const T = this.tlbSize;
+    if (T === 0 || !Number.isFinite(va)) return;
+    const vpn = Math.floor(va / 4096);
+    const s = vcpu.uid * T + (vpn & (T - 1));
+    if (this.tlbVpn[s] === vpn) this.tlbPerm[s] = 0;
+  }
+
+  private flushDomain(dom: number): void {
+    const d = this.hv.domain(dom);
+    if (d === undefined) return;
+    const T = this.tlbSize;
+    for (const v of d.vcpus) {
+      if (v.uid >= this.cap) continue;
+      this.tlbPerm.fill(0, v.uid * T, (v.uid + 1) * T);
+      this.counts.tlbFlushes++;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Introspection and teardown
+
+  /** The shadow root a vCPU runs on now (a host frame), or -1 until its next translation loads one. */
+  shadowRoot(vcpu: Vcpu): number {
+    return vcpu.uid < this.cap ? this.root[vcpu.uid] : -1;
+  }
+
+  /** Whether a guest frame is write-protected because a shadow page shadows it. */
+  isWriteProtected(gfn: number): boolean {
+    return Number.isInteger(gfn) && gfn >= 0 && gfn < this.wpCount.length && this.wpCount[gfn] > 0;
+  }
+
+  /** Shadow pages a domain has now. */
+  shadowPageCount(d: Domain): number {
+    return this.hash.get(d.domid)?.size ?? 0;
+  }
+
+  /**
+   * What the shadow tables (not the TLB) map va to for a vCPU now: the machine address and
+   * whether it is writable, or null. For tests and tools.
+   */
+  shadowLookup(vcpu: Vcpu, va: number): { maddr: number; writable: boolean; user: boolean } | null {
+    const root = this.shadowRoot(vcpu);
+    if (root < 0 || !(Number.isInteger(va) && va >= 0 && va < VA_LIMIT)) return null;
+    const vpn = Math.floor(va / 4096);
+    let table = root;
+    for (let level = LEVELS; level >= 1; level--) {
+      const a = table * 4096 + (Math.floor(vpn / POW[level - 1]) % 512) * 8;
+      const lo = this.ram.read64lo(a);
+      if ((lo & _PAGE_PRESENT) === 0) return null;
+      const frame = entryFrame(lo, this.ram.read64hi(a));
+      if (level === 1) {
+        return {
+          maddr: frame * 4096 + (va % 4096),
+          writable: (lo & _PAGE_RW) !== 0,
+          user: (lo & _PAGE_USER) !== 0,
+        };
+      }
+      table = frame;
+    }
+    return null;
+  }
+
+  /** Called by the plugin when a domain is destroyed: frees its shadow pages. */
+  domainDestroyed(d: Domain): void {
+    this.zapAll(d.domid);
+    this.hash.delete(d.domid);
+    for (const v of d.vcpus) {
+      if (v.uid < this.cap) {
+        this.root[v.uid] = -1;
+        this.guestCr3[v.uid] = -2;
+      }
+    }
+    for (const [gfn, list] of this.rmap) {
+      if (gfn < this.owner.length && this.owner[gfn] === d.domid) {
+        list.length = 0;
+        this.rmap.delete(gfn);
+      }
+    }
+  }
+
+  private grow(uid: number): void {
+    let cap = Math.max(16, this.cap);
+    while (cap <= uid) cap *= 2;
+    const T = this.tlbSize;
+    const guestCr3 = new Float64Array(cap).fill(-2);
+    guestCr3.set(this.guestCr3);
+    const root = new Int32Array(cap).fill(-1);
+    root.set(this.root);
+    const vpn = new Float64Array(cap * T);
+    vpn.set(this.tlbVpn);
+    const frame = new Float64Array(cap * T);
+    frame.set(this.tlbFrame);
+    const perm = new Uint8Array(cap * T);
+    perm.set(this.tlbPerm);
+    this.guestCr3 = guestCr3;
+    this.root = root;
+    this.tlbVpn = vpn;
+    this.tlbFrame = frame;
+    this.tlbPerm = perm;
+    this.cap = cap;
+  }
+}
