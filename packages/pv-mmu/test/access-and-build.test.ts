@@ -310,6 +310,19 @@ describe("domain teardown", () => {
     expect(domu.d.state).toBe("dying");
     expect(w.hv.frames.framesOf(5)).toEqual([theirs]);
     assertFrameInvariants(w.hv);
+    // A pin on a dying domain's frame is dropped at once (Xen races domain_relinquish_resources).
+    const pin = {
+      uops: [{ cmd: MMUEXT_PIN_L1_TABLE, arg1: { mfn: theirs } }],
+      count: 1,
+      foreigndom: 5,
+    };
+    expect(w.hv.hypercall(v0, __HYPERVISOR_mmuext_op, pin)).toBe(-22); // in use as writable: not an L1
+    expect(
+      w.hv.hypercall(v0, __HYPERVISOR_update_va_mapping, { va, val: theirs * 4096 + 1, flags: 0 }),
+    ).toBe(0);
+    expect(w.hv.hypercall(v0, __HYPERVISOR_mmuext_op, pin)).toBe(0);
+    expect(w.hv.frames.isPinned(theirs)).toBe(false);
+    assertFrameInvariants(w.hv);
     expect(w.hv.hypercall(v0, __HYPERVISOR_update_va_mapping, { va, val: 0, flags: 0 })).toBe(0);
     expect(domu.d.state).toBe("dead");
     assertFrameInvariants(w.hv);

@@ -200,6 +200,10 @@ describe("mmu_update: upper levels", () => {
     expect(
       mmu(w, g, [{ ptr: l2m * 4096 + 101 * 8, val: pte(spare(g, 512), P | RW | PSE) }]).rc,
     ).toBe(-EINVAL);
+    // A 1 GiB superpage in the L3 is refused the same way.
+    expect(mmu(w, g, [{ ptr: l3 * 4096 + 3 * 8, val: pte(spare(g, 4), P | RW | PSE) }]).rc).toBe(
+      -EINVAL,
+    );
     // A data page that is mapped writable cannot become an L1.
     const { l1, slot } = l1For(w, g, freeVa(g));
     mmu(w, g, [{ ptr: l1 * 4096 + slot * 8, val: pte(spare(g, 3), P | RW) }]);
