@@ -318,7 +318,7 @@ describe("domain teardown", () => {
     };
     expect(w.hv.hypercall(v0, __HYPERVISOR_mmuext_op, pin)).toBe(-22); // in use as writable: not an L1
     expect(
-      w.hv.hypercall(v0, __HYPERVISOR_update_va_mapping, { va, val: theirs * 4096 + 1, flags: 0 }),
+      w.hv.hypercall(v0, 22, { va, val: theirs * 4096 + 1, flags: 0, domid: 5 }), // read-only now
     ).toBe(0);
     expect(w.hv.hypercall(v0, __HYPERVISOR_mmuext_op, pin)).toBe(0);
     expect(w.hv.frames.isPinned(theirs)).toBe(false);
