@@ -1,0 +1,313 @@
+/*
+ * Booting the guest kernel: on bare metal (its frames are the machine frames its domain
+ * owns, pfn == mfn) or as a Xen PV guest (everything it knows comes from start_info, the
+ * P2M list and shared_info, read through its own mappings, as Linux's xen_start_kernel does).
+ *
+ * Invariants: after boot the kernel runs on its init mm, whose pgd maps the kernel's direct
+ * map of every pfn at PAGE_OFFSET (page-table pages read-only there); every pfn is either
+ * reserved (boot image, tables) or in the page allocator; the pv_ops table is frozen.
+ */
+import {
+  __HYPERVISOR_memory_op,
+  __HYPERVISOR_update_va_mapping,
+  __HYPERVISOR_vm_assist,
+  start_info_x86_64,
+  UVMF_INVLPG,
+  VMASST_CMD_enable,
+  VMASST_TYPE_writable_pagetables,
+  XENMEM_maximum_ram_page,
+} from "@hyperlab/abi";
+import { type Domain, HyperlabError, type Hypervisor } from "@hyperlab/core";
+import {
+  E_PRESENT,
+  GuestKernel,
+  KERNPG_TABLE,
+  PAGE_KERNEL,
+  PAGE_KERNEL_RO,
+  type XenBootInfo,
+} from "./kernel";
+import { PAGE_OFFSET, PAGE_SIZE, START_KERNEL_MAP } from "./layout";
+import { Mm } from "./mm";
+import { nativePvOps } from "./native-ops";
+import { Process } from "./process";
+import { composePvOps, type GuestPlugin } from "./pv-ops";
+import { xenPvOps, type XenPvOpsOptions } from "./xen-ops";
+
+const TWO_32 = 0x1_0000_0000;
+
+export interface NativeBootOptions {
+  /** Pages of RAM the kernel gets (allocated to its domain now). */
+  nrPages: number;
+  /** pv_ops plugins (none: every group keeps its native default). */
+  plugins?: readonly GuestPlugin[];
+}
+
+export interface XenPvBootOptions extends XenPvOpsOptions {
+  /** The start_info address Xen passed in rsi (PvBuildResult.rsi from @hyperlab/pv-mmu's builder). */
+  startInfoVa: number;
+  /** pv_ops plugins; xenPvOps({ batching }) is added when none provides pv_ops.mmu. */
+  plugins?: readonly GuestPlugin[];
+}
+
+function l3Index(va: number): number {
+  return Math.floor(va / 2 ** 30) % 512;
+}
+
+/**
+ * Builds the direct map under a fresh L3 with plain stores (the tree is not yet reachable
+ * from any pinned table) and returns the L3's pfn. `extra` slots past the last pfn get
+ * tables but no entries (Linux's fixmap room, for shared_info).
+ */
+function buildDirectMap(k: GuestKernel, pfns: readonly number[], extra: number): number {
+  const alloc = (level: number): number => {
+    const pfn = k.allocPage();
+    if (pfn < 0) {
+      throw new HyperlabError(
+        "GUEST_BOOT_NO_MEMORY",
+        "The guest kernel ran out of pages while building its direct map. Give it more pages.",
+      );
+    }
+    k.clearPage(pfn);
+    k.ptLevel[pfn] = level;
+    return pfn;
+  };
+  const l3 = alloc(3);
+  let maxPfn = 0;
+  for (const p of pfns) if (p > maxPfn) maxPfn = p;
+  // Pass 1: tables for every 2 MiB span that holds a mapped pfn.
+  const spans = new Set<number>();
+  for (const p of pfns) spans.add(Math.floor(p / 512));
+  for (let i = 1; i <= extra; i++) spans.add(Math.floor((maxPfn + i) / 512));
+  const l1Of = new Map<number, number>();
+  for (const span of [...spans].sort((a, b) => a - b)) {
+    const va = PAGE_OFFSET + span * 512 * PAGE_SIZE;
+    const i3 = l3Index(va);
+    let e3 = k.readEntry(l3, i3);
+    if ((e3 & E_PRESENT) === 0) {
+      const l2 = alloc(2);
+      e3 = k.makeEntry(l2, KERNPG_TABLE);
+      k.rawStore(l3, i3, e3);
+    }
+    const l2 = k.entryPfn(e3);
+    const l1 = alloc(1);
+    k.rawStore(l2, Math.floor(va / 2 ** 21) % 512, k.makeEntry(l1, KERNPG_TABLE));
+    l1Of.set(span, l1);
+  }
+  // Pass 2: the entries; page-table pages (including the ones just made) read-only.
+  for (const p of pfns) {
+    const l1 = l1Of.get(Math.floor(p / 512))!;
+    k.rawStore(l1, p % 512, k.makeEntry(p, k.ptLevel[p] !== 0 ? PAGE_KERNEL_RO : PAGE_KERNEL));
+  }
+  return l3;
+}
+
+function withDefaults(plugins: readonly GuestPlugin[] | undefined): readonly GuestPlugin[] {
+  return plugins ?? [];
+}
+
+/** Boots a kernel on bare metal: its domain gets `nrPages` machine frames, which are its pfns. */
+export function bootNativeKernel(hv: Hypervisor, d: Domain, options: NativeBootOptions): GuestKernel {
+  const nrPages = options?.nrPages;
+  if (!Number.isInteger(nrPages) || nrPages < 16 || nrPages > d.maxPages - d.totPages) {
+    throw new HyperlabError(
+      "GUEST_BAD_SIZE",
+      `nrPages must be a whole number from 16 to the domain's free allowance (${d.maxPages - d.totPages}), got ${nrPages}. Raise maxPages or ask for fewer pages.`,
+    );
+  }
+  if (d.vcpus[0].cr3Mfn >= 0) {
+    throw new HyperlabError(
+      "GUEST_BOOT_TWICE",
+      `Domain ${d.domid} already runs a kernel (vCPU 0 has page tables). Boot one kernel per domain.`,
+    );
+  }
+  const k = new GuestKernel(hv, d, { kind: "native", nrPages });
+  const frames: number[] = [];
+  for (let i = 0; i < nrPages; i++) {
+    const mfn = hv.allocDomainPages(d, 0);
+    if (mfn < 0) {
+      throw new HyperlabError(
+        "GUEST_BOOT_NO_MEMORY",
+        `The machine ran out of frames after ${i} of ${nrPages} pages. Give the machine more RAM.`,
+      );
+    }
+    frames.push(mfn);
+  }
+  // Lowest frames handed out first, as a buddy allocator would.
+  for (let i = frames.length - 1; i >= 0; i--) k.addFreePage(frames[i]);
+  k.ops = composePvOps(k, nativePvOps(k), withDefaults(options.plugins));
+  const pgd = k.allocPage();
+  k.clearPage(pgd);
+  k.ptLevel[pgd] = 4;
+  const l3 = buildDirectMap(k, frames, 0);
+  k.rawStore(pgd, Math.floor(PAGE_OFFSET / 2 ** 39) % 512, k.makeEntry(l3, KERNPG_TABLE));
+  k.initMm = new Mm(0, pgd);
+  k.switchMm(0, k.initMm);
+  k.counts.contextSwitches = 0;
+  return k;
+}
+
+/** A 64-bit canonical address field as a 48-bit VA. */
+function vaOf(lo: number, hi: number): number {
+  return (hi & 0xffff) * TWO_32 + lo;
+}
+
+/**
+ * Boots a kernel as a Xen PV guest that Xen's domain builder has just set up: vCPU 0 runs on
+ * the builder's pinned tables and `startInfoVa` is what Xen put in rsi. Throws
+ * HyperlabError when start_info is not where it is said to be or boot hypercalls fail.
+ */
+export function bootXenPvKernel(hv: Hypervisor, d: Domain, options: XenPvBootOptions): GuestKernel {
+  const v = d.vcpus[0];
+  const mmu = hv.slot("mmu");
+  const ram = hv.machine.ram;
+  const rd64 = (va: number): [number, number] => {
+    const ma = mmu.translate(v, va, 0);
+    if (ma < 0 || ma % 8 !== 0) {
+      throw new HyperlabError(
+        "GUEST_BAD_START_INFO",
+        `The kernel cannot read its boot information at ${va.toString(16)}: not mapped. Pass the builder's rsi as startInfoVa.`,
+      );
+    }
+    return [ram.read64lo(ma), ram.read64hi(ma)];
+  };
+  const si = options?.startInfoVa;
+  if (typeof si !== "number" || !Number.isSafeInteger(si) || si % PAGE_SIZE !== 0) {
+    throw new HyperlabError(
+      "GUEST_BAD_START_INFO",
+      `startInfoVa must be the page-aligned address Xen passed in rsi, got ${si}.`,
+    );
+  }
+  const f = start_info_x86_64.fields;
+  const magic = new Uint8Array(16);
+  for (let i = 0; i < 16; i += 8) {
+    const [lo, hi] = rd64(si + f.magic.offset + i);
+    new DataView(magic.buffer).setUint32(i, lo, true);
+    new DataView(magic.buffer).setUint32(i + 4, hi, true);
+  }
+  if (!new TextDecoder().decode(magic).startsWith("xen-3.0-x86_64")) {
+    throw new HyperlabError(
+      "GUEST_BAD_START_INFO",
+      "start_info does not begin with Xen's magic (xen-3.0-x86_64). Pass the builder's rsi as startInfoVa.",
+    );
+  }
+  const nrPages = rd64(si + f.nr_pages.offset)[0];
+  const [siLo, siHi] = rd64(si + f.shared_info.offset);
+  const flags = rd64(si + f.flags.offset)[0];
+  const ptBase = vaOf(...rd64(si + f.pt_base.offset));
+  const nrPt = rd64(si + f.nr_pt_frames.offset)[0];
+  const mfnList = vaOf(...rd64(si + f.mfn_list.offset));
+  // The P2M list, one translation per page of it.
+  const p2m = new Float64Array(nrPages);
+  for (let pfn = 0; pfn < nrPages; pfn++) {
+    const [lo, hi] = rd64(mfnList + pfn * 8);
+    p2m[pfn] = hi * TWO_32 + lo;
+  }
+  const maxRam = hv.hypercall(v, __HYPERVISOR_memory_op, { cmd: XENMEM_maximum_ram_page });
+  if (maxRam < 0) {
+    throw new HyperlabError("GUEST_BOOT_HYPERCALL", `XENMEM_maximum_ram_page failed (${maxRam}).`);
+  }
+  const m2p = new Int32Array(maxRam + 1).fill(-1);
+  for (let pfn = 0; pfn < nrPages; pfn++) if (p2m[pfn] <= maxRam) m2p[p2m[pfn]] = pfn;
+  const xen: XenBootInfo = {
+    nrPages,
+    p2m,
+    m2p,
+    sharedInfoMaddr: siHi * TWO_32 + siLo,
+    sharedInfoVa: PAGE_OFFSET + nrPages * PAGE_SIZE,
+    flags,
+    ptBasePfn: (ptBase - START_KERNEL_MAP) / PAGE_SIZE,
+    nrPtFrames: nrPt,
+  };
+  if (!Number.isInteger(xen.ptBasePfn) || xen.ptBasePfn < 0 || xen.ptBasePfn >= nrPages) {
+    throw new HyperlabError(
+      "GUEST_BAD_START_INFO",
+      "start_info.pt_base is not inside the kernel image at __START_KERNEL_map. Build the domain with the default virtBase.",
+    );
+  }
+  const k = new GuestKernel(hv, d, { kind: "xen-pv", xen });
+  // Linux turns on writable page tables first thing (xen_start_kernel).
+  hv.hypercall(v, __HYPERVISOR_vm_assist, {
+    cmd: VMASST_CMD_enable,
+    type: VMASST_TYPE_writable_pagetables,
+  });
+  const plugins = options.plugins ?? [];
+  const hasMmu = plugins.some((p) => (p.provides ?? []).includes("mmu"));
+  k.ops = composePvOps(
+    k,
+    nativePvOps(k),
+    hasMmu ? plugins : [...plugins, xenPvOps({ batching: options.batching })],
+  );
+  // The builder's bootstrap region: the pfns its L1s map from __START_KERNEL_map up.
+  const boot = new Uint8Array(nrPages);
+  for (let i = 0; i < nrPt; i++) {
+    k.ptLevel[xen.ptBasePfn + i] = 1;
+    k.pinned[xen.ptBasePfn + i] = 1;
+  }
+  k.ptLevel[xen.ptBasePfn] = 4;
+  for (let va = START_KERNEL_MAP; ; va += PAGE_SIZE) {
+    const pfn = pfnMappedAt(k, xen.ptBasePfn, va);
+    if (pfn < 0) break;
+    boot[pfn] = 1;
+  }
+  for (let pfn = nrPages - 1; pfn >= 0; pfn--) {
+    if (boot[pfn] !== 0) k.reservePage(pfn);
+    else k.addFreePage(pfn);
+  }
+  const all: number[] = [];
+  for (let pfn = 0; pfn < nrPages; pfn++) all.push(pfn);
+  const l3 = buildDirectMap(k, all, 1);
+  // The new tree joins the pinned init tables: its pages are pinned from now on.
+  for (let pfn = 0; pfn < nrPages; pfn++) if (k.ptLevel[pfn] !== 0) k.pinned[pfn] = 1;
+  const init = new Mm(0, xen.ptBasePfn);
+  init.pinned = true;
+  k.initMm = init;
+  k.loadedMm[0] = init;
+  k.cr3Pfn[0] = xen.ptBasePfn;
+  k.ops.mmu.setP4d(init, Math.floor(PAGE_OFFSET / 2 ** 39) % 512, k.makeEntry(l3, KERNPG_TABLE));
+  k.ops.mmu.lazyMmuFlush();
+  // shared_info into the fixmap slot (Linux: set_fixmap(FIX_PARAVIRT_BOOTMAP, shared_info)).
+  const rc = hv.hypercall(v, __HYPERVISOR_update_va_mapping, {
+    va: xen.sharedInfoVa,
+    val: xen.sharedInfoMaddr + PAGE_KERNEL,
+    flags: UVMF_INVLPG,
+  });
+  const err = k.takeError();
+  if (err !== 0 || rc !== 0) {
+    throw new HyperlabError(
+      "GUEST_BOOT_HYPERCALL",
+      `Xen refused the kernel's boot page-table updates (${err !== 0 ? err : rc}). Boot on a domain fresh from buildPvDomain.`,
+    );
+  }
+  return k;
+}
+
+/** The pfn the builder's tables map at `va`, or -1 (a direct read of the kernel's own tables). */
+function pfnMappedAt(k: GuestKernel, pgd: number, va: number): number {
+  let t = pgd;
+  for (let shift = 39; shift >= 12; shift -= 9) {
+    const e = k.readEntry(t, Math.floor(va / 2 ** shift) % 512);
+    if ((e & E_PRESENT) === 0) return -1;
+    t = k.entryPfn(e);
+    if (t < 0) return -1;
+  }
+  return t;
+}
+
+/** Starts the first user process (init): a fresh address space, activated. */
+export function spawnProcess(k: GuestKernel): Process {
+  k.requireOps();
+  const mm = k.mmForExec(k.initMm);
+  if (mm === null) {
+    throw new HyperlabError(
+      "GUEST_NO_MEMORY",
+      "The guest kernel has no memory for a new process. Give it more pages or exit processes.",
+    );
+  }
+  const rc = k.takeError();
+  if (rc !== 0) {
+    throw new HyperlabError("GUEST_SPAWN_FAILED", `Xen refused the new address space (${rc}).`);
+  }
+  const p = new Process(k, k.allocPid(), 0, mm);
+  k.processes.set(p.pid, p);
+  return p;
+}

@@ -1,0 +1,109 @@
+/*
+ * Native pv_ops: the kernel writes its own page tables, loads CR3 and flushes the TLB with
+ * the instructions themselves, as on bare metal (or under nested paging, where the guest's
+ * tables are the hardware's first dimension).
+ *
+ * Invariant: nothing here is ever pinned or read-only to the kernel, so every table write
+ * is a plain store into the table page.
+ */
+import type { GuestKernel } from "./kernel";
+import type { Mm } from "./mm";
+import { PAGE_SIZE, TLB_SINGLE_PAGE_FLUSH_CEILING } from "./layout";
+import type { PvCpuOps, PvIrqOps, PvMmuOps, PvOps, PvTimeOps } from "./pv-ops";
+
+const X86_EFLAGS_IF = 0x200;
+
+export function nativeMmuOps(k: GuestKernel): PvMmuOps {
+  const nop = () => {};
+  return {
+    pfnToFrame: (pfn) => pfn,
+    frameToPfn: (frame) => (frame >= 0 && frame < k.nrPfns ? frame : -1),
+    setPte: (_mm, t, i, e) => k.rawStore(t, i, e),
+    setPmd: (_mm, t, i, e) => k.rawStore(t, i, e),
+    setPud: (_mm, t, i, e) => k.rawStore(t, i, e),
+    setP4d: (mm: Mm, i, e) => k.rawStore(mm.pgd, i, e),
+    pteClear: (_mm, t, i) => k.rawStore(t, i, 0),
+    ptepModifyProtStart: (_mm, t, i) => k.readEntry(t, i),
+    ptepModifyProtCommit: (_mm, t, i, _old, e) => k.rawStore(t, i, e),
+    readCr3: (vi) => k.cr3Pfn[vi],
+    writeCr3: (vi, mm) => {
+      const v = k.vcpu(vi);
+      v.cr3Mfn = mm.pgd;
+      k.hwMmu.flushLocal(v);
+    },
+    flushTlbUser: (vi) => k.hwMmu.flushLocal(k.vcpu(vi)),
+    flushTlbKernel: (vi) => k.hwMmu.flushLocal(k.vcpu(vi)),
+    flushTlbOneUser: (vi, va) => k.hwMmu.flushOne(k.vcpu(vi), va),
+    flushTlbMulti: (vcpus, _mm, start, end) => {
+      // An IPI to each; each flushes the range or everything (native_flush_tlb_multi).
+      for (const vi of vcpus) {
+        const v = k.vcpu(vi);
+        if ((end - start) / PAGE_SIZE <= TLB_SINGLE_PAGE_FLUSH_CEILING) {
+          for (let va = start; va < end; va += PAGE_SIZE) k.hwMmu.flushOne(v, va);
+        } else k.hwMmu.flushLocal(v);
+      }
+    },
+    allocPte: nop,
+    allocPmd: nop,
+    allocPud: nop,
+    releasePte: nop,
+    releasePmd: nop,
+    releasePud: nop,
+    pgdAlloc: () => 0,
+    pgdFree: nop,
+    dupMmap: nop,
+    activateMm: nop,
+    exitMmap: nop,
+    lazyMmuEnter: nop,
+    lazyMmuLeave: nop,
+    lazyMmuFlush: nop,
+  };
+}
+
+export function nativeCpuOps(): PvCpuOps {
+  return {
+    cpuid: (leaf, out) => {
+      out.fill(0);
+      // Leaf 0: highest basic leaf and "GenuineIntel"; no hypervisor leaves on bare metal.
+      if (leaf === 0) {
+        out[0] = 0x16;
+        out[1] = 0x756e6547;
+        out[2] = 0x6c65746e;
+        out[3] = 0x49656e69;
+      }
+    },
+  };
+}
+
+export function nativeIrqOps(k: GuestKernel): PvIrqOps {
+  const masked = new Uint8Array(k.domain.vcpus.length);
+  return {
+    saveFl: (vi) => (masked[vi] === 0 ? X86_EFLAGS_IF : 0),
+    restoreFl: (vi, flags) => {
+      masked[vi] = (flags & X86_EFLAGS_IF) !== 0 ? 0 : 1;
+    },
+    irqDisable: (vi) => {
+      masked[vi] = 1;
+    },
+    irqEnable: (vi) => {
+      masked[vi] = 0;
+    },
+  };
+}
+
+export function nativeTimeOps(k: GuestKernel): PvTimeOps {
+  return {
+    schedClock: () => k.hv.machine.clock.now,
+    stealClock: () => 0,
+  };
+}
+
+/** The native defaults of every pv_ops group. */
+export function nativePvOps(k: GuestKernel): PvOps {
+  return {
+    mmu: nativeMmuOps(k),
+    cpu: nativeCpuOps(),
+    irq: nativeIrqOps(k),
+    time: nativeTimeOps(k),
+  };
+}

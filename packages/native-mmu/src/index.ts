@@ -1,0 +1,2 @@
+export { NativeMmu, type NativeMmuCounts, type NativeMmuOptions } from "./native-mmu";
+export { nativeMmuPlugin } from "./plugin";
