@@ -1,1 +1,20 @@
+export {
+  assertGrantInvariants,
+  checkGrantInvariants,
+  type GrantCheckOptions,
+  type GrantView,
+  type GrantViewActive,
+  type GrantViewMapping,
+  grantInvariantOptions,
+} from "./grants";
+export { type DoubleMapping, GrantMappingDouble } from "./grants-double";
 export { assertFrameInvariants, checkFrameInvariants, type InvariantOptions } from "./invariants";
+export {
+  type ConformanceProcess,
+  type GuestBuildFactory,
+  type GuestConformanceBuild,
+  type GuestConformanceCase,
+  GuestConformanceError,
+  guestConformanceCases,
+  runGuestConformance,
+} from "./guest-conformance";
