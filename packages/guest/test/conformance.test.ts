@@ -1,0 +1,47 @@
+import { assertFrameInvariants, type GuestBuildFactory, guestConformanceCases } from "@hyperlab/testkit";
+import { describe, expect, it } from "vitest";
+import { spawnProcess } from "../src/index";
+import { type Built, nativeBuild, xenBuild } from "./helpers";
+
+function factory(make: () => Built, invariants: boolean): GuestBuildFactory {
+  return () => {
+    const { hv, kernel } = make();
+    return {
+      spawn: () => spawnProcess(kernel),
+      freePages: () => kernel.freePages,
+      signals: () => kernel.counts.signals,
+      check: invariants ? () => assertFrameInvariants(hv) : undefined,
+    };
+  };
+}
+
+const builds: [string, GuestBuildFactory][] = [
+  ["native ops on the native MMU", factory(() => nativeBuild(2048), false)],
+  ["Xen PV ops, batching on", factory(() => xenBuild(2048, true), true)],
+  ["Xen PV ops, batching off", factory(() => xenBuild(2048, false), true)],
+];
+
+const transcripts = new Map<string, Map<string, unknown[]>>();
+
+for (const [name, build] of builds) {
+  describe(`guest conformance: ${name}`, () => {
+    for (const c of guestConformanceCases) {
+      it(c.name, () => {
+        const t = c.run(build);
+        let m = transcripts.get(c.name);
+        if (m === undefined) transcripts.set(c.name, (m = new Map()));
+        m.set(name, t);
+      });
+    }
+  });
+}
+
+describe("guest conformance: backends agree", () => {
+  it("every case has the same transcript on every backend", () => {
+    expect(transcripts.size).toBe(guestConformanceCases.length);
+    for (const [, m] of transcripts) {
+      const [first, ...rest] = [...m.values()];
+      for (const t of rest) expect(t).toEqual(first);
+    }
+  });
+});
