@@ -91,7 +91,7 @@ export class GuestTables {
         ram.write64(a, (t * 4096 + PRW) >>> 0, 0);
         table = t;
       } else {
-        table = ram.read64hi(a) * 2 ** 20 + (lo >>> 12);
+        table = (ram.read64hi(a) & 0xfffff) * 2 ** 20 + (lo >>> 12);
       }
     }
     const a = table * 4096 + (Math.floor(va / 2 ** (12 + 9 * (leafLevel - 1))) % 512) * 8;

@@ -371,7 +371,7 @@ export class ShadowMmu implements MmuBackend {
     const dom = d.domid;
     const uid = vcpu.uid;
     this.fault.exitReason = EXIT_REASON_EXCEPTION_NMI;
-    const g = this.guestWalk(dom, this.guestCr3[uid], va, vpn, access);
+    const g = this.guestWalk(dom, this.guestCr3[uid], vpn, access);
     if (g !== 0) return this.inject(va, g === -1 ? acc : g);
     const pageGfn = this.wPageGfn;
     if (!(pageGfn < this.ram.nrFrames && this.owner[pageGfn] === dom)) {
@@ -408,7 +408,7 @@ export class ShadowMmu implements MmuBackend {
    * walk's outputs set, -1 for a not-present fault, or the error code of any other fault.
    * Sets A on every guest entry used and D on the leaf of a write, as the hardware would.
    */
-  private guestWalk(dom: number, cr3: number, va: number, vpn: number, access: number): number {
+  private guestWalk(dom: number, cr3: number, vpn: number, access: number): number {
     const ram = this.ram;
     const acc = access & ACCESS_MASK;
     let table = cr3;

@@ -44,6 +44,11 @@ export class GuestMem {
     }
   }
 
+  /** Frames handed out so far, in order. */
+  allocated(): number[] {
+    return this.frames.slice(0, this.next);
+  }
+
   alloc(): number {
     const gfn = this.frames[this.next++];
     if (gfn === undefined) throw new Error("guest out of frames");
@@ -80,7 +85,7 @@ export class GuestTables {
         this.store(a, (t * 4096 + PRW) >>> 0, 0);
         table = t;
       } else {
-        table = ram.read64hi(a) * 2 ** 20 + (lo >>> 12);
+        table = (ram.read64hi(a) & 0xfffff) * 2 ** 20 + (lo >>> 12);
       }
     }
     return table * 4096 + (Math.floor(va / 2 ** (12 + 9 * (level - 1))) % 512) * 8;

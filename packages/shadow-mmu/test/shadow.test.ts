@@ -257,9 +257,9 @@ describe("limits, teardown, options", () => {
   it("past maxShadowPages the domain's shadows are reset and translation goes on", () => {
     const { mem, t, v, sh } = setup({ maxShadowPages: 8 });
     const frames = [0, 1, 2, 3].map(() => mem.alloc());
-    frames.forEach((f, i) => t.map(i * 2 ** 30, f));
+    for (const [i, f] of frames.entries()) t.map(i * 2 ** 30, f);
     for (let round = 0; round < 2; round++) {
-      frames.forEach((f, i) => expect(sh.translate(v, i * 2 ** 30, 0)).toBe(f * 4096));
+      for (const [i, f] of frames.entries()) expect(sh.translate(v, i * 2 ** 30, 0)).toBe(f * 4096);
     }
     expect(sh.counts.shadowResets).toBeGreaterThan(0);
     expect(sh.shadowPageCount(mem.d)).toBeLessThanOrEqual(8);
