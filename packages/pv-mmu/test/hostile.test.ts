@@ -281,18 +281,22 @@ function run(ops: [number, number, number, number, number, number][], privileged
 }
 
 describe("a hostile guest cannot break the frame invariants", () => {
-  it(`holds over ${RUNS} runs of ${OPS} random operations`, () => {
-    let total = 0;
-    fc.assert(
-      fc.property(
-        fc.array(op, { minLength: OPS, maxLength: OPS }),
-        fc.boolean(),
-        (ops, privileged) => {
-          total += run(ops, privileged);
-        },
-      ),
-      { seed: 0x5eed, numRuns: RUNS, endOnFailure: true },
-    );
-    expect(total).toBeGreaterThanOrEqual(RUNS * OPS);
-  });
+  it(
+    `holds over ${RUNS} runs of ${OPS} random operations`,
+    () => {
+      let total = 0;
+      fc.assert(
+        fc.property(
+          fc.array(op, { minLength: OPS, maxLength: OPS }),
+          fc.boolean(),
+          (ops, privileged) => {
+            total += run(ops, privileged);
+          },
+        ),
+        { seed: 0x5eed, numRuns: RUNS, endOnFailure: true },
+      );
+      expect(total).toBeGreaterThanOrEqual(RUNS * OPS);
+    },
+    LONG ? 3_600_000 : 300_000,
+  );
 });
