@@ -1,0 +1,159 @@
+/*
+ * The cost model: exact counts in, estimated cycles out. Each default cost names the
+ * section of docs/cost-model.md that gives its published source (or says it is an
+ * assumption); a user can override any of them.
+ *
+ * Invariant: cycles = sum over costs of count * cycles per event; nothing else enters.
+ */
+import { HyperlabError } from "@hyperlab/core";
+import type { CountName, StudyCounts } from "./counts";
+
+/** The events the model prices; each is a count of StudyCounts. */
+export type CostName = Exclude<CountName, "operations">;
+
+export type CostTable = Record<CostName, number>;
+
+export interface CostInfo {
+  name: CostName;
+  /** Default cycles per event. */
+  cycles: number;
+  /** Where the figure comes from (the section of docs/cost-model.md and its source). */
+  source: string;
+  /** Whether the figure is our assumption rather than a published measurement. */
+  assumption: boolean;
+}
+
+export const COST_INFO: readonly CostInfo[] = [
+  {
+    name: "accesses",
+    cycles: 4,
+    source: "L1 data cache load-to-use latency, Intel optimization manual (cost-model.md#accesses)",
+    assumption: false,
+  },
+  {
+    name: "tlbHits",
+    cycles: 0,
+    source: "a first-level TLB hit is inside the load pipeline (cost-model.md#tlbhits)",
+    assumption: false,
+  },
+  {
+    name: "tlbMisses",
+    cycles: 9,
+    source: "fixed cost of starting a page walk beyond its references (cost-model.md#tlbmisses)",
+    assumption: true,
+  },
+  {
+    name: "walkRefs",
+    cycles: 30,
+    source:
+      "a paging-structure read served by L2/L3, Intel optimization manual; Bhargava et al. ASPLOS 2008 (cost-model.md#walkrefs)",
+    assumption: true,
+  },
+  {
+    name: "pageFaults",
+    cycles: 2000,
+    source:
+      "Linux anonymous page fault, as lmbench lat_pagefault measures it (cost-model.md#pagefaults)",
+    assumption: true,
+  },
+  {
+    name: "syscalls",
+    cycles: 150,
+    source: "direct cost of a null system call, Soares & Stumm OSDI 2010 (cost-model.md#syscalls)",
+    assumption: true,
+  },
+  {
+    name: "ptUpdates",
+    cycles: 5,
+    source: "one store of a page-table entry by the kernel (cost-model.md#ptupdates)",
+    assumption: true,
+  },
+  {
+    name: "hypercalls",
+    cycles: 1000,
+    source:
+      "Xen PV hypercall round trip with validation, Barham et al. SOSP 2003 (cost-model.md#hypercalls)",
+    assumption: true,
+  },
+  {
+    name: "traps",
+    cycles: 1500,
+    source: "exception into Xen and bounce to the guest kernel (cost-model.md#traps)",
+    assumption: true,
+  },
+  {
+    name: "vmExits",
+    cycles: 1500,
+    source:
+      "VM exit/entry round trip, Adams & Agesen ASPLOS 2006; Agesen et al. USENIX ATC 2012; plus KVM's handling (cost-model.md#vmexits)",
+    assumption: true,
+  },
+  {
+    name: "tlbFlushes",
+    cycles: 200,
+    source: "MOV to CR3 without PCID, Agner Fog's instruction tables (cost-model.md#tlbflushes)",
+    assumption: true,
+  },
+  {
+    name: "invlpg",
+    cycles: 150,
+    source: "INVLPG, Agner Fog's instruction tables (cost-model.md#invlpg)",
+    assumption: true,
+  },
+  {
+    name: "contextSwitches",
+    cycles: 0,
+    source:
+      "the same kernel work on every backend; its CR3 load is priced as a flush (cost-model.md#contextswitches)",
+    assumption: false,
+  },
+];
+
+export const COST_NAMES: readonly CostName[] = COST_INFO.map((c) => c.name);
+
+/** The default cycles per event. */
+export const DEFAULT_COSTS: Readonly<CostTable> = Object.freeze(
+  Object.fromEntries(COST_INFO.map((c) => [c.name, c.cycles])) as CostTable,
+);
+
+/** The defaults with `overrides` applied; throws on an unknown name or a bad value. */
+export function resolveCosts(overrides: Partial<Record<string, number>> = {}): CostTable {
+  if (overrides === null || typeof overrides !== "object") {
+    throw new HyperlabError(
+      "STUDY_BAD_COST",
+      'Cost overrides are an object of cycles per event, e.g. { "vmExits": 800 }.',
+    );
+  }
+  const out = { ...DEFAULT_COSTS } as CostTable;
+  for (const [name, value] of Object.entries(overrides)) {
+    if (!(COST_NAMES as readonly string[]).includes(name)) {
+      throw new HyperlabError(
+        "STUDY_BAD_COST",
+        `There is no cost "${name}". Override one of: ${COST_NAMES.join(", ")}.`,
+      );
+    }
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+      throw new HyperlabError(
+        "STUDY_BAD_COST",
+        `Cost "${name}" must be a finite number of cycles >= 0, got ${String(value)}.`,
+      );
+    }
+    out[name as CostName] = value;
+  }
+  return out;
+}
+
+/** Estimated cycles of a run: the total, and per event. */
+export function estimateCycles(
+  counts: StudyCounts,
+  costs: CostTable,
+): { total: number; byEvent: CostTable } {
+  const byEvent = {} as CostTable;
+  let total = 0;
+  for (const name of COST_NAMES) {
+    const c = counts[name] * costs[name];
+    byEvent[name] = c;
+    total += c;
+  }
+  return { total, byEvent };
+}

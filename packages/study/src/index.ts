@@ -1,0 +1,69 @@
+export {
+  BACKENDS,
+  type BackendOps,
+  type BackendParams,
+  nativeBackend,
+  nestedBackend,
+  type PageSize,
+  pvBackend,
+  type StudyBackend,
+} from "./backends";
+export {
+  backendByName,
+  expandMatrix,
+  PAGE_SIZES,
+  resolveConfig,
+  type StudyCell,
+  type StudyConfig,
+  type StudyConfigInput,
+} from "./config";
+export {
+  COST_INFO,
+  COST_NAMES,
+  type CostInfo,
+  type CostName,
+  type CostTable,
+  DEFAULT_COSTS,
+  estimateCycles,
+  resolveCosts,
+} from "./cost-model";
+export { COUNT_INFO, COUNT_NAMES, type CountName, type StudyCounts, zeroCounts } from "./counts";
+export {
+  ACCESS_READ,
+  ACCESS_UPDATE,
+  ACCESS_WRITE,
+  type KernelConfig,
+  StudyKernel,
+} from "./kernel";
+export {
+  buildResults,
+  RESULTS_FORMAT,
+  type RunReport,
+  reportHtml,
+  resultsCsv,
+  resultsJson,
+  type StudyResults,
+  summaryTable,
+  writeResults,
+} from "./report";
+export {
+  type ProgressFn,
+  type RunOptions,
+  type RunResult,
+  runCell,
+  runCells,
+  runMatrix,
+} from "./run";
+export {
+  DEFAULT_STUDY,
+  listBackends,
+  listWorkloads,
+  loadStudyConfig,
+  type ProgressStream,
+  progressReporter,
+  runDefaultStudy,
+  runStudy,
+  type StudyOptions,
+  type StudyOutcome,
+} from "./study";
+export { WORKLOADS, type Workload, type WorkloadParams, workloadByName } from "./workloads";
