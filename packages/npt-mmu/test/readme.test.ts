@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { createHypervisor, PFEC_write_access } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { EXIT_REASON_EPT_VIOLATION, nptMmu } from "@hyperlab/npt-mmu";
 import { expect, it } from "vitest";
+import { EXIT_REASON_EPT_VIOLATION, nptMmu } from "../src/index";
 
 it("runs the README example", () => {
   const machine = createMachine({ ramBytes: 64 * 2 ** 20, cpus: 1, seed: 1 });

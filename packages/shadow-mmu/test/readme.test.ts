@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { createHypervisor } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { EXIT_REASON_EXCEPTION_NMI, shadowMmu } from "@hyperlab/shadow-mmu";
 import { expect, it } from "vitest";
+import { EXIT_REASON_EXCEPTION_NMI, shadowMmu } from "../src/index";
 
 it("runs the README example", () => {
   const machine = createMachine({ ramBytes: 64 * 2 ** 20, cpus: 1, seed: 1 });
