@@ -8,6 +8,12 @@
  * memory reference, hit, miss and fault is counted. Nothing here checks what the tables
  * point at: a kernel that maps another domain's frame reaches it, as on real hardware, which
  * is why this backend is only for a machine with one kernel on it (the native baseline).
+ *
+ * Fast path: `fast*` describe the most recent translation (of any vCPU). An access to the
+ * same 4 KiB page by the same vCPU would hit that translation's entry in the first TLB level,
+ * where it is already the most recently used, so the lookup changes no replacement state:
+ * the fast path counts it as exactly that hit (first-level lookup and hit) without
+ * searching. Every flush, and every other translation, moves or clears `fast*`.
  */
 import {
   type Hypervisor,
@@ -20,10 +26,10 @@ import {
 import type { Ram } from "@hyperlab/machine";
 import {
   createPagingMode,
+  type PagingMode,
   PERM_DIRTY,
   PERM_RW,
   PERM_USER,
-  type PagingMode,
   Tlb,
   type TlbConfig,
   WalkResult,
@@ -67,6 +73,12 @@ export class NativeMmu implements MmuBackend {
   private readonly out = new WalkResult();
   private readonly tlbs: (Tlb | undefined)[] = [];
   private readonly tlbConfig: TlbConfig;
+  private fastUid = -1;
+  /** Base VA of the remembered page (-1: none) and its machine address. */
+  private fastBase = -1;
+  private fastMa = 0;
+  private fastPerms = 0;
+  private fastCounters: Float64Array = new Float64Array(2);
 
   constructor(hv: Hypervisor, options: NativeMmuOptions = {}) {
     this.ram = hv.machine.ram;
@@ -88,15 +100,20 @@ export class NativeMmu implements MmuBackend {
   translate(v: Vcpu, va: number, access: number): number {
     const c = this.counts;
     c.translations++;
+    const off = va - this.fastBase;
+    if (off >= 0 && off < 4096 && v.uid === this.fastUid && allows(this.fastPerms, access)) {
+      // Paging's Tlb counters: level 0's lookups at [0], hits at [1].
+      const tc = this.fastCounters;
+      tc[0]++;
+      tc[1]++;
+      c.tlbHits++;
+      return this.fastMa + off;
+    }
     const tlb = this.tlbs[v.uid] ?? this.tlbOf(v);
     if (tlb.lookup(va, 0)) {
       const p = tlb.hitPerms;
-      // A write needs RW (user mode, or CR0.WP) and a dirty leaf, else the walk sets D.
-      if (
-        ((access & PFEC_user_mode) === 0 || (p & PERM_USER) !== 0) &&
-        ((access & PFEC_write_access) === 0 ||
-          (p & (PERM_RW | PERM_DIRTY)) === (PERM_RW | PERM_DIRTY))
-      ) {
+      this.remember(v, tlb, va, tlb.hitMfn, p);
+      if (allows(p, access)) {
         c.tlbHits++;
         return tlb.hitMfn * 4096 + (va % 4096);
       }
@@ -105,9 +122,18 @@ export class NativeMmu implements MmuBackend {
     return this.walkAndFill(v, tlb, va, access);
   }
 
+  private remember(v: Vcpu, tlb: Tlb, va: number, mfn: number, perms: number): void {
+    this.fastUid = v.uid;
+    this.fastBase = va - (va % 4096);
+    this.fastMa = mfn * 4096;
+    this.fastPerms = perms;
+    this.fastCounters = tlb.counters;
+  }
+
   private walkAndFill(v: Vcpu, tlb: Tlb, va: number, access: number): number {
     const c = this.counts;
     const out = this.out;
+    this.fastBase = -1;
     if (v.cr3Mfn < 0) {
       this.fault.va = va;
       this.fault.errorCode = access & 0x16;
@@ -127,16 +153,27 @@ export class NativeMmu implements MmuBackend {
       return -1;
     }
     tlb.insertWalk(out, 0);
+    this.remember(v, tlb, va, Math.floor(out.maddr / 4096), out.perms);
     return out.maddr;
   }
 
   flushLocal(v: Vcpu): void {
+    this.fastBase = -1;
     this.counts.flushes++;
     this.tlbOf(v).flushNonGlobal();
   }
 
   flushOne(v: Vcpu, va: number): void {
+    this.fastBase = -1;
     this.counts.invlpgs++;
     this.tlbOf(v).invlpg(va, 0);
   }
+}
+
+/** Whether PERM_* rights allow an access: user needs USER; a write needs RW and a dirty leaf (else the walk sets D). */
+function allows(p: number, access: number): boolean {
+  return (
+    ((access & PFEC_user_mode) === 0 || (p & PERM_USER) !== 0) &&
+    ((access & PFEC_write_access) === 0 || (p & (PERM_RW | PERM_DIRTY)) === (PERM_RW | PERM_DIRTY))
+  );
 }
