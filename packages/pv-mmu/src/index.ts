@@ -13,9 +13,9 @@ export {
   type MmuUpdateArgs,
   PvMmu,
   type PvMmuCounters,
+  type PvMmuOptions,
   type UpdateVaMappingArgs,
 } from "./service";
-export { TLB_SIZE, VcpuTlb, Walker } from "./walk";
 export {
   HYPERVISOR_VIRT_END_48,
   HYPERVISOR_VIRT_START_48,

@@ -22,6 +22,7 @@ import {
   type MmuextOpArgs,
   type MmuUpdateArgs,
   PvMmu,
+  type PvMmuOptions,
   type UpdateVaMappingArgs,
 } from "./service";
 
@@ -50,7 +51,7 @@ const MEMORY_OPS = [
 ];
 
 /** The Xen PV direct-paging MMU, as a plugin value. */
-export function pvMmuPlugin(): Plugin {
+export function pvMmuPlugin(options: PvMmuOptions = {}): Plugin {
   return definePlugin({
     name: "pv-mmu",
     description:
@@ -64,7 +65,7 @@ export function pvMmuPlugin(): Plugin {
       ...MEMORY_OPS.map((cmd) => ({ op: __HYPERVISOR_memory_op, cmd })),
     ],
     setup(ctx) {
-      const pv = new PvMmu(ctx.hv);
+      const pv = new PvMmu(ctx.hv, options);
       const s = ctx.stats;
       pv.counters = {
         mmuUpdates: s.counter("mmu_updates", "updates", "mmu_update requests done"),

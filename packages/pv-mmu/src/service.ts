@@ -84,10 +84,22 @@ import {
   type Vcpu,
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
+import {
+  createPagingMode,
+  type PagingMode,
+  PERM_DIRTY,
+  PERM_GLOBAL,
+  PERM_NX,
+  PERM_RW,
+  PERM_USER,
+  Tlb,
+  type TlbConfig,
+  WalkResult,
+  walk,
+} from "@hyperlab/paging";
 import { M2p } from "./m2p";
 import { PTE_MFN_HI_MASK, splitU64 } from "./pte";
 import { PvPageTables, xsmTarget } from "./pv-mmu";
-import { VcpuTlb, Walker } from "./walk";
 import {
   HYPERVISOR_VIRT_END_48,
   HYPERVISOR_VIRT_START_48,
@@ -152,11 +164,35 @@ export interface MemoryOpArgs extends Partial<MemoryReservation> {
   nr_exchanged?: number;
 }
 
-/** Per-vCPU PV state this package keeps (Xen's arch.pv.ldt_base / ldt_ents). */
+/** TLB tags: a 64-bit PV vCPU's kernel and user page tables (Xen's PCIDs for each). */
+const TAG_KERNEL = 0;
+const TAG_USER = 1;
+
+/** Per-vCPU PV state this package keeps. */
 interface PvVcpu {
-  tlb: VcpuTlb;
+  tlb: Tlb;
+  /** The root each tag's entries were filled from (-2: none yet). */
+  roots: Float64Array;
+  /** Flushes of this vCPU's TLB (local, all, CR3 loads). */
+  flushes: number;
+  /** Xen's arch.pv.ldt_base / ldt_ents. */
   ldtBase: number;
   ldtEnts: number;
+}
+
+/** Options of the PV MMU. */
+export interface PvMmuOptions {
+  /** TLB shape per vCPU (paging's Tlb config); the default is paging's Skylake-like TLB. */
+  tlb?: TlbConfig;
+}
+
+/** Whether TLB rights `p` (PERM_*) allow `access` (PFEC_* bits); a write needs D already set. */
+function allows(p: number, access: number): boolean {
+  if ((access & PFEC_write_access) !== 0 && (p & (PERM_RW | PERM_DIRTY)) !== (PERM_RW | PERM_DIRTY))
+    return false;
+  if ((access & PFEC_user_mode) !== 0 && (p & PERM_USER) === 0) return false;
+  if ((access & PFEC_insn_fetch) !== 0 && (p & PERM_NX) !== 0) return false;
+  return true;
 }
 
 const scratch = { lo: 0, hi: 0 };
@@ -177,8 +213,13 @@ export class PvMmu implements MmuBackend {
   readonly ram: Ram;
   readonly pt: PvPageTables;
   readonly m2p: M2p;
-  readonly walker: Walker;
   readonly fault: MmuFault = { errorCode: 0, va: 0 };
+  /** The paging mode of a 64-bit PV vCPU: 4 levels, NX, WP. */
+  readonly mode: PagingMode = createPagingMode({ levels: 4 });
+  /** Walks made, and the entries they read and wrote (A/D), for studies. */
+  readonly walkCounts = { walks: 0, reads: 0, writes: 0 };
+  private readonly out = new WalkResult();
+  private readonly tlbConfig: TlbConfig;
   private readonly vcpuState: (PvVcpu | undefined)[] = [];
   private lastFrees = 0;
   counters: PvMmuCounters = {
@@ -188,7 +229,7 @@ export class PvMmu implements MmuBackend {
     pageFaults: { value: 0 },
   };
 
-  constructor(hv: Hypervisor) {
+  constructor(hv: Hypervisor, options: PvMmuOptions = {}) {
     this.hv = hv;
     this.frames = hv.frames;
     this.ram = hv.machine.ram;
@@ -198,7 +239,8 @@ export class PvMmu implements MmuBackend {
     });
     this.m2p = new M2p(this.frames, this.ram);
     this.pt.roMptL3 = this.m2p.l3;
-    this.walker = new Walker(this.ram);
+    const prng = hv.machine.prng.fork("pv-mmu");
+    this.tlbConfig = { random: () => prng.nextU32(), ...(options.tlb ?? {}) };
     this.lastFrees = hv.machine.frames.nrFrees;
   }
 
@@ -207,24 +249,39 @@ export class PvMmu implements MmuBackend {
   private pv(v: Vcpu): PvVcpu {
     let s = this.vcpuState[v.uid];
     if (s === undefined) {
-      s = { tlb: new VcpuTlb(), ldtBase: 0, ldtEnts: 0 };
+      s = {
+        tlb: new Tlb(this.tlbConfig),
+        roots: new Float64Array([-2, -2]),
+        flushes: 0,
+        ldtBase: 0,
+        ldtEnts: 0,
+      };
       this.vcpuState[v.uid] = s;
     }
     return s;
   }
 
-  /** The vCPU's TLB (for stats and tests). */
-  tlbOf(v: Vcpu): VcpuTlb {
+  /** The vCPU's TLB (paging's Tlb; tags 0 and 1 are the kernel and user tables). */
+  tlbOf(v: Vcpu): Tlb {
     return this.pv(v).tlb;
+  }
+
+  /** How many times the vCPU's TLB was flushed (locally, by a CR3 load, or by a remote flush). */
+  tlbFlushCount(v: Vcpu): number {
+    return this.pv(v).flushes;
   }
 
   flushLocal(v: Vcpu): void {
     this.counters.tlbFlushes.value++;
-    this.pv(v).tlb.flush();
+    const s = this.pv(v);
+    s.flushes++;
+    s.tlb.flushNonGlobal();
   }
 
   flushOne(v: Vcpu, va: number): void {
-    this.pv(v).tlb.flushVa(va);
+    const t = this.pv(v).tlb;
+    t.invlpg(va, TAG_KERNEL);
+    t.invlpg(va, TAG_USER);
   }
 
   /** Flushes every vCPU of a domain (Xen's flush_tlb_mask(d->dirty_cpumask)). */
@@ -258,16 +315,39 @@ export class PvMmu implements MmuBackend {
    * reports the error code Xen gives the guest (U clear in guest kernel mode).
    */
   translate(v: Vcpu, va: number, access: number): number {
-    const cr3 = v.inKernel ? v.cr3Mfn : v.userCr3Mfn;
-    const ma = this.walker.translate(this.pv(v).tlb, cr3, va, access | PFEC_user_mode);
-    if (ma < 0) {
-      this.fault.va = va;
-      this.fault.errorCode = v.inKernel
-        ? this.walker.errorCode & ~PFEC_user_mode
-        : this.walker.errorCode;
-      this.counters.pageFaults.value++;
+    const s = this.vcpuState[v.uid] ?? this.pv(v);
+    const tag = v.inKernel ? TAG_KERNEL : TAG_USER;
+    const root = v.inKernel ? v.cr3Mfn : v.userCr3Mfn;
+    const tlb = s.tlb;
+    if (s.roots[tag] !== root) {
+      // A new base pointer for this mode: a CR3 load under this tag's PCID.
+      tlb.flushTag(tag);
+      s.roots[tag] = root;
     }
-    return ma;
+    const acc = access | PFEC_user_mode;
+    if (tlb.lookup(va, tag) && allows(tlb.hitPerms, acc)) return tlb.hitMfn * 4096 + (va % 4096);
+    let errorCode = acc & (PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch);
+    if (root >= 0) {
+      const out = this.out;
+      const c = this.walkCounts;
+      const r0 = out.totalReads;
+      const w0 = out.totalWrites;
+      c.walks++;
+      const ok = walk(this.ram, root, va, acc, this.mode, out, tlb.pwc, tag);
+      c.reads += out.totalReads - r0;
+      c.writes += out.totalWrites - w0;
+      if (ok && out.maddr < this.ram.bytes) {
+        // Guest global pages are not modelled as global (see README): every entry is per tag.
+        tlb.insert(va, tag, out.pageMfn, out.pageShift, out.perms & ~PERM_GLOBAL);
+        return out.maddr;
+      }
+      if (!ok && out.errorCode !== 0) errorCode = out.errorCode;
+      else if (ok) errorCode |= PFEC_page_present | PFEC_reserved_bit;
+    }
+    this.fault.va = va;
+    this.fault.errorCode = v.inKernel ? errorCode & ~PFEC_user_mode : errorCode;
+    this.counters.pageFaults.value++;
+    return -1;
   }
 
   /** Reads `size` (1, 2 or 4) bytes at `va`; the value, or -1 after a fault (details in `fault`). */

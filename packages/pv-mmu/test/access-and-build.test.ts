@@ -19,6 +19,7 @@ import {
   PFEC_write_access,
   PGT_l4_page_table,
 } from "@hyperlab/core";
+import { tlbStats } from "@hyperlab/paging";
 import { assertFrameInvariants } from "@hyperlab/testkit";
 import { describe, expect, it } from "vitest";
 import { buildPvDomain } from "../src/index";
@@ -133,9 +134,9 @@ describe("guest memory access through a vCPU", () => {
     expect(w.pv.read(v, rw + 4, 4)).toBe(0xdead);
     expect(w.pv.read(v, rw + 4, 2)).toBe(0xdead);
     const t = w.pv.tlbOf(v);
-    const hits = t.hits;
+    const hits = tlbStats(t).levels[0].hits;
     w.pv.read(v, rw, 4);
-    expect(t.hits).toBe(hits + 1);
+    expect(tlbStats(t).levels[0].hits).toBe(hits + 1);
     // Write to read-only: a protection fault (U clear: the guest kernel).
     expect(w.pv.write(v, ro, 4, 1)).toBe(false);
     expect(w.pv.fault).toEqual({ va: ro, errorCode: PFEC_page_present | PFEC_write_access });

@@ -20,10 +20,10 @@ import {
   XENMEM_populate_physmap,
 } from "@hyperlab/abi";
 import { PGT_l1_page_table, PGT_l4_page_table, PGT_type_mask } from "@hyperlab/core";
+import { PERM_RW } from "@hyperlab/paging";
 import { checkFrameInvariants } from "@hyperlab/testkit";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { TLB_SIZE } from "../src/index";
 import { boot, guest, type World } from "./helpers";
 
 const LONG = process.env.HYPERLAB_LONG === "1";
@@ -36,36 +36,40 @@ const FLAG_CHOICES = [
 ];
 const HI_CHOICES = [0, 0, 0, 0x8000_0000 | 0, 0x4000_0000, 0x0010_0000, 0x7ff0_0000];
 
-/** Violations of "no TLB entry lets a vCPU write a page-table frame". */
+/**
+ * Violations of "no TLB entry lets a vCPU write a page-table frame" and "no TLB entry reaches
+ * a frame handed to another domain since" (a stale entry may name a freed frame).
+ */
 function tlbViolations(w: World): string[] {
   const out: string[] = [];
   for (const v of w.hv.vcpus) {
     if (v.domain.state === "dead") continue;
     const t = w.pv.tlbOf(v);
-    for (let s = 0; s < TLB_SIZE; s++) {
-      if ((t.perm[s] & 2) === 0) continue;
-      const type = (w.hv.frames.typeInfo[t.frame[s]] & PGT_type_mask) >>> 0;
-      if (
-        type >= PGT_l1_page_table &&
-        type <= PGT_l4_page_table &&
-        (w.hv.frames.typeInfo[t.frame[s]] & 0x3ff_ffff) !== 0
-      ) {
-        out.push(`vCPU ${v.domain.domid}.${v.vcpuId} TLB maps page table ${t.frame[s]} writable`);
-      }
-    }
-    for (let s = 0; s < TLB_SIZE; s++) {
-      // A stale entry may name a freed frame, never one handed to another domain since.
-      const owner = w.hv.frames.owner[t.frame[s]];
-      if (
-        t.perm[s] !== 0 &&
-        owner !== -1 &&
-        owner !== v.domain.domid &&
-        owner !== 0x7ff2 &&
-        !v.domain.isPrivileged
-      ) {
-        out.push(
-          `vCPU ${v.domain.domid}.${v.vcpuId} TLB maps frame ${t.frame[s]} of domain ${owner}`,
-        );
+    for (let level = 0; level < t.nrLevels; level++) {
+      const a = t.array(level, 12);
+      if (a === null) continue;
+      for (let i = 0; i < a.flags.length; i++) {
+        if (a.flags[i] === 0) continue;
+        const m = a.value[i];
+        const x = w.hv.frames.typeInfo[m];
+        const type = (x & PGT_type_mask) >>> 0;
+        if (
+          (a.perms[i] & PERM_RW) !== 0 &&
+          type >= PGT_l1_page_table &&
+          type <= PGT_l4_page_table &&
+          (x & 0x3ff_ffff) !== 0
+        ) {
+          out.push(`vCPU ${v.domain.domid}.${v.vcpuId} TLB maps page table ${m} writable`);
+        }
+        const owner = w.hv.frames.owner[m];
+        if (
+          owner !== -1 &&
+          owner !== v.domain.domid &&
+          owner !== 0x7ff2 &&
+          !v.domain.isPrivileged
+        ) {
+          out.push(`vCPU ${v.domain.domid}.${v.vcpuId} TLB maps frame ${m} of domain ${owner}`);
+        }
       }
     }
   }

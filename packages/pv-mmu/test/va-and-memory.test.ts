@@ -48,7 +48,7 @@ describe("update_va_mapping", () => {
     const va = g.b.vEnd + 8 * 4096;
     const page = spare(g, 0);
     const v1 = g.d.vcpus[1];
-    const flushes = () => [w.pv.tlbOf(v).flushes, w.pv.tlbOf(v1).flushes];
+    const flushes = () => [w.pv.tlbFlushCount(v), w.pv.tlbFlushCount(v1)];
     for (const flags of [
       UVMF_NONE,
       UVMF_TLB_FLUSH | UVMF_LOCAL,
