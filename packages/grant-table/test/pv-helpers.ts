@@ -93,6 +93,6 @@ export function mapOwn(w: PvWorld, g: PvGuest, va: number, mfn: number, rw = tru
 export function violations(w: PvWorld): string[] {
   return [
     ...checkFrameInvariants(w.hv, grantInvariantOptions(w.gt, { hostRefsInPageTables: true })),
-    ...checkGrantInvariants(w.hv, w.gt),
+    ...checkGrantInvariants(w.hv, w.gt, { hostRefsInPageTables: true }),
   ];
 }

@@ -8,8 +8,9 @@
  *    device, writable or read-only), and names the domain that maps it.
  * 2. GTF_reading is set exactly while an entry is pinned and GTF_writing exactly while it
  *    has a writable pin (for a guest that leaves those two bits to Xen, as Linux does).
- * 3. Every mapped frame is still allocated to its granter (or, after the granter died, held
- *    alive by the mapping's references) and holds at least those references.
+ * 3. Every frame whose references a mapping holds (device mappings; host mappings too when
+ *    the host entries are not page-table entries) is still its granter's (or, after the
+ *    granter died, Xen's, for its grant frames).
  * 4. With the frame checkers: a domain's page tables map a foreign frame only through a live
  *    host mapping (writable only if the grant is), and every reference count equals what
  *    page tables, pins, allocation and grant mappings hold.
@@ -107,7 +108,12 @@ export function grantInvariantOptions(
 }
 
 /** Checks the grant-table invariants 1-3; returns the violations found (empty when all hold). */
-export function checkGrantInvariants(hv: Hypervisor, view: GrantView, limit = 20): string[] {
+export function checkGrantInvariants(
+  hv: Hypervisor,
+  view: GrantView,
+  options: GrantCheckOptions,
+  limit = 20,
+): string[] {
   const out: string[] = [];
   const bad = (s: string) => {
     if (out.length < limit) out.push(s);
@@ -125,6 +131,10 @@ export function checkGrantInvariants(hv: Hypervisor, view: GrantView, limit = 20
       bad(`grant ${k} is mapped by both domain ${p.mapper} and domain ${m.mapperDomid}`);
     p.pin += incr;
     pins.set(k, p);
+    // A host mapping whose page-table entry the guest overwrote holds nothing any more (Xen's
+    // put_page_from_l1e took its references back): only mappings whose references the grant
+    // table itself holds must keep their frame.
+    if ((m.flags & GNTMAP_device_map) === 0 && options.hostRefsInPageTables) return;
     const owner = f.owner[m.mfn];
     if (owner === FRAME_FREE)
       bad(`domain ${m.mapperDomid} handle ${m.handle} maps free frame ${m.mfn}`);
@@ -158,7 +168,11 @@ export function checkGrantInvariants(hv: Hypervisor, view: GrantView, limit = 20
 }
 
 /** Throws an Error listing the grant violations, if any (for tests). */
-export function assertGrantInvariants(hv: Hypervisor, view: GrantView): void {
-  const v = checkGrantInvariants(hv, view);
+export function assertGrantInvariants(
+  hv: Hypervisor,
+  view: GrantView,
+  options: GrantCheckOptions,
+): void {
+  const v = checkGrantInvariants(hv, view, options);
   if (v.length > 0) throw new Error(`grant invariants broken:\n  ${v.join("\n  ")}`);
 }
