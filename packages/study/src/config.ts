@@ -4,8 +4,8 @@
  * Invariants: a resolved configuration names everything a run depends on (no defaults are
  * applied later), so it is written beside the results and reproduces them; the cells of a
  * matrix are in one fixed order (workload, parameters, backend), and a cell's seed depends
- * on the study seed and the workload cell only, never on the backend, so every backend runs
- * the same operations.
+ * on the study seed, the workload, working set, processes and operations only (never on the
+ * backend or the page sizes), so every backend and page size runs the same operations.
  */
 import { HyperlabError } from "@hyperlab/core";
 import { BACKENDS, type PageSize, type StudyBackend } from "./backends";
@@ -237,7 +237,10 @@ export function expandMatrix(config: StudyConfig): {
                   workload: wname,
                   backend: bname,
                   params,
-                  seed: cellSeed(config.seed, baseKey),
+                  seed: cellSeed(
+                    config.seed,
+                    `${wname} ws=${sizeName(ws)} procs=${processes} ops=${operations}`,
+                  ),
                 });
               }
             }

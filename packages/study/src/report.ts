@@ -36,7 +36,8 @@ export interface RunReport extends RunResult {
 export interface StudyResults {
   format: string;
   note: string;
-  config: StudyConfig;
+  /** The resolved configuration, without the worker count (which never changes a result). */
+  config: Omit<StudyConfig, "workers">;
   costs: { name: string; cycles: number; source: string; assumption: boolean }[];
   runs: RunReport[];
   skipped: { key: string; reason: string }[];
@@ -78,10 +79,11 @@ export function buildResults(
       sameResultAsOtherBackends: firstChecksum.get(r.baseKey) === r.checksum,
     };
   });
+  const { workers: _workers, ...facts } = config;
   return {
     format: RESULTS_FORMAT,
     note: NOTE,
-    config,
+    config: facts,
     costs: COST_INFO.map((i) => ({
       name: i.name,
       cycles: config.costs[i.name],
@@ -363,11 +365,14 @@ ${skipped.length > 0 ? `<h2>Skipped</h2>\n<ul>\n${skipped}\n</ul>` : ""}
 `;
 }
 
-/** Writes results.json, results.csv, report.html and config.json into `outDir`. */
-export function writeResults(outDir: string, res: StudyResults): string[] {
+/**
+ * Writes config.json (the resolved configuration, worker count included), results.json,
+ * results.csv and report.html into `outDir`.
+ */
+export function writeResults(outDir: string, res: StudyResults, config: StudyConfig): string[] {
   mkdirSync(outDir, { recursive: true });
   const files: [string, string][] = [
-    ["config.json", `${JSON.stringify(res.config, null, 2)}\n`],
+    ["config.json", `${JSON.stringify(config, null, 2)}\n`],
     ["results.json", resultsJson(res)],
     ["results.csv", resultsCsv(res)],
     ["report.html", reportHtml(res)],

@@ -60,7 +60,7 @@ export async function runStudy(
     config.workers = resolveConfig({ workers: options.workers }).workers;
   const { runs, skipped } = await runMatrix(config, { onProgress: options.onProgress });
   const results = buildResults(config, runs, skipped);
-  const files = options.outDir === undefined ? [] : writeResults(options.outDir, results);
+  const files = options.outDir === undefined ? [] : writeResults(options.outDir, results, config);
   return { results, files };
 }
 

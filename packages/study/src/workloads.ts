@@ -78,8 +78,10 @@ class Batch {
   }
 }
 
-function perProcess(p: WorkloadParams, pageBytes: number): number {
-  return Math.max(pageBytes, Math.floor(p.workingSetBytes / p.processes / pageBytes) * pageBytes);
+/** A process's share of the working set in whole 4 KiB pages (whatever the page size, so
+ * a workload's addresses and results do not depend on it). */
+function perProcess(p: WorkloadParams): number {
+  return Math.max(4096, Math.floor(p.workingSetBytes / p.processes / 4096) * 4096);
 }
 
 /** Writes once into every page of [va, va + bytes): the first touch that demand-faults it in. */
@@ -104,8 +106,7 @@ const forkExec: Workload = {
   defaultOperations: 200,
   guestBytes: (p) => p.workingSetBytes * 2 + headroom(p) * 2,
   run(k, p, prng) {
-    const pb = k.pageSize;
-    const ws = perProcess(p, pb);
+    const ws = perProcess(p);
     const b = new Batch(k, 0);
     const parents: { pid: number; va: number }[] = [];
     for (let i = 0; i < p.processes; i++) {
@@ -178,7 +179,7 @@ const gups: Workload = {
   defaultOperations: 200_000,
   guestBytes: (p) => p.workingSetBytes + headroom(p),
   run(k, p, prng) {
-    const ws = perProcess(p, k.pageSize);
+    const ws = perProcess(p);
     const b = new Batch(k, 0);
     const tables: { pid: number; va: number }[] = [];
     for (let i = 0; i < p.processes; i++) {
@@ -213,7 +214,7 @@ const stream: Workload = {
   defaultOperations: 200_000,
   guestBytes: (p) => p.workingSetBytes + headroom(p),
   run(k, p) {
-    const ws = perProcess(p, k.pageSize);
+    const ws = perProcess(p);
     const half = Math.max(4096, Math.floor(ws / 2 / 4096) * 4096);
     const b = new Batch(k, 0);
     const areas: { pid: number; va: number }[] = [];
@@ -247,7 +248,7 @@ const pointerChase: Workload = {
   defaultOperations: 200_000,
   guestBytes: (p) => p.workingSetBytes + headroom(p),
   run(k, p, prng) {
-    const ws = perProcess(p, k.pageSize);
+    const ws = perProcess(p);
     const stride = 256;
     const slots = ws / stride;
     const b = new Batch(k, 0);
@@ -296,7 +297,7 @@ const kbuild: Workload = {
   guestBytes: (p) => p.workingSetBytes * 2 + headroom(p) * 4,
   run(k, p, prng) {
     const pb = k.pageSize;
-    const makeWs = Math.max(pb, Math.floor(p.workingSetBytes / 8 / pb) * pb);
+    const makeWs = Math.max(4096, Math.floor(p.workingSetBytes / 8 / 4096) * 4096);
     const heapBytes = Math.max(
       16 * 4096,
       Math.floor(p.workingSetBytes / 2 / p.processes / 4096) * 4096,

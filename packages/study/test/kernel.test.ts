@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   BACKENDS,
+  type BackendParams,
   nativeBackend,
   nestedBackend,
   pvBackend,
@@ -8,9 +9,13 @@ import {
 } from "../src/backends";
 import { ACCESS_READ, ACCESS_UPDATE, ACCESS_WRITE, StudyKernel } from "../src/kernel";
 
-const P4K = { guestPageSize: "4K", hostPageSize: "4K" } as const;
+const P4K: BackendParams = { guestPageSize: "4K", hostPageSize: "4K" };
 
-function kernel(backend: StudyBackend, guestBytes = 8 << 20, params = P4K): StudyKernel {
+function kernel(
+  backend: StudyBackend,
+  guestBytes = 8 << 20,
+  params: BackendParams = P4K,
+): StudyKernel {
   return new StudyKernel({ backend, params, guestBytes, seed: 1 });
 }
 

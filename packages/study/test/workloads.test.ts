@@ -1,0 +1,71 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { expandMatrix, resolveConfig } from "../src/config";
+import { runCell } from "../src/run";
+import { WORKLOADS } from "../src/workloads";
+
+const LONG = process.env.HYPERLAB_LONG === "1";
+const MiB = 2 ** 20;
+
+/** Runs one case on every backend that can; returns the distinct checksums and the results. */
+function acrossBackends(input: Parameters<typeof resolveConfig>[0]) {
+  const { cells } = expandMatrix(resolveConfig(input));
+  const runs = cells.map(runCell);
+  return { runs, checksums: new Set(runs.map((r) => r.checksum)) };
+}
+
+describe("workloads", () => {
+  for (const w of WORKLOADS) {
+    it(`${w.name}: functional results are identical across backends`, () => {
+      const { runs, checksums } = acrossBackends({
+        workloads: [w.name],
+        workingSetBytes: [2 * MiB],
+        processes: [2],
+        operations: [Math.max(4, Math.floor(w.defaultOperations / 100))],
+      });
+      expect(runs.map((r) => r.backend)).toEqual(["native", "pv", "nested"]);
+      expect(checksums.size).toBe(1);
+      for (const r of runs) {
+        expect(r.counts.operations).toBe(r.params.operations);
+        expect(r.counts.accesses).toBe(runs[0].counts.accesses);
+        expect(r.counts.pageFaults).toBe(runs[0].counts.pageFaults);
+        expect(r.counts.syscalls).toBe(runs[0].counts.syscalls);
+      }
+    });
+  }
+
+  it("2 MiB guest pages and host pages give the same results as 4 KiB ones", () => {
+    const { checksums } = acrossBackends({
+      workloads: ["random", "kbuild"],
+      backends: ["native", "nested"],
+      workingSetBytes: [4 * MiB],
+      guestPageSizes: ["4K", "2M"],
+      hostPageSizes: ["4K", "2M"],
+      operations: [3],
+    });
+    // One checksum per workload: page sizes change costs, never results.
+    expect(checksums.size).toBe(2);
+  });
+
+  it("property: any small case gives one result on every backend", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...WORKLOADS.map((w) => w.name)),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 1, max: 1000 }),
+        (workload, processes, operations, seed) => {
+          const { checksums } = acrossBackends({
+            seed,
+            workloads: [workload],
+            workingSetBytes: [512 * 1024],
+            processes: [processes],
+            operations: [operations],
+          });
+          expect(checksums.size).toBe(1);
+        },
+      ),
+      { seed: 7, numRuns: LONG ? 200 : 12 },
+    );
+  });
+});
