@@ -59,11 +59,11 @@ function world(options: NptMmuOptions, order = 0): { npt: NptMmu; v: Vcpu } {
   return { npt, v };
 }
 
-const NONE: NptMmuOptions = {
-  tlbEntries: 0,
-  pwcEntries: 0,
-  nestedPwcEntries: 0,
-  nestedTlbEntries: 0,
+const NONE: NptMmuOptions = { tlb: false, nestedPwcEntries: 0, nestedTlbEntries: 0 };
+/** A TLB with no 4 KiB entries: every translation misses it and walks, with warm caches. */
+const TLB_MISSES: NptMmuOptions = {
+  tlb: { levels: [{ size1g: { sets: 1, ways: 1 } }] },
+  nestedTlbEntries: 1024,
 };
 
 {
@@ -78,7 +78,7 @@ const NONE: NptMmuOptions = {
 for (const [name, options, order] of [
   ["npt cold 2D walk, 4K host pages (24 refs)", NONE, 0],
   ["npt cold 2D walk, 2M host pages (19 refs)", { ...NONE, hostPageSize: "2M" }, 9],
-  ["npt TLB miss, warm PWC + nested TLB", { tlbEntries: 0, nestedTlbEntries: 1024 }, 0],
+  ["npt TLB miss, warm PWC + nested TLB", TLB_MISSES, 0],
 ] as const) {
   const { npt, v } = world(options, order);
   const N = 1_000_000;

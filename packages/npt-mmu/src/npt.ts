@@ -9,21 +9,27 @@
  * domain does not own is never mapped to memory: it gets KVM's misconfigured "MMIO" entry
  * and the access faults to the guest.
  *
+ * The guest dimension is @hyperlab/paging's walker, one walkStep per guest level with the
+ * level's table address translated through the nested dimension first; the combined TLB and
+ * the guest paging-structure caches are paging's Tlb and PageWalkCache, one per vCPU (what
+ * VPID tagging gives: a vCPU's entries survive other vCPUs running on its pCPU). The nested
+ * dimension reads EPT entries, a different format, with its own walk below.
+ *
  * Invariants:
- * - Every cache holds only what a completed walk read: the combined TLB (tagged by VPID and
- *   by EPTP, here the domain) holds gVA -> mfn with the permissions of both dimensions; the
- *   guest paging-structure caches (tagged by VPID) hold gVA prefix -> gfn of a guest table;
- *   the nested paging-structure caches and the nested TLB (tagged by EPTP) hold gfn -> mfn.
- * - A guest CR3 change or INVLPG drops the vCPU's combined and guest-structure entries;
- *   INVVPID drops combined and guest-structure entries by VPID; INVEPT drops everything
- *   derived from a domain's nested table. The host issues INVEPT whenever it removes or
- *   narrows a nested entry (zapGfn, domain teardown).
+ * - Every cache holds only what a completed walk read: the combined TLB holds gVA -> mfn
+ *   with the rights of both dimensions; the guest structure caches hold gVA prefix -> gfn of a
+ *   guest table; the nested structure caches and the nested TLB (tagged by EPTP, here the
+ *   domain) hold gfn -> mfn.
+ * - A guest CR3 change drops the vCPU's non-global entries and its structure caches; INVLPG
+ *   drops the address (global too) and the structure caches; INVVPID drops what its extent
+ *   names; INVEPT drops everything derived from a domain's nested table. The host issues
+ *   INVEPT whenever it removes a nested entry (zapGfn, domain teardown).
  * - Nested-table frames belong to DOMID_XEN, are listed per domain, and are released when
  *   the domain is destroyed.
  * - A translation never throws on guest-controlled state (tables, CR3, addresses): a bad
  *   entry is a guest page fault or a counted VM exit.
- * - The hit path allocates nothing; walks allocate nothing; only backing a page allocates
- *   (host frames for the nested table).
+ * - The hit path allocates nothing; walks allocate nothing; only backing a page (host frames
+ *   for the nested table) and a vCPU's first translation (its TLB) allocate.
  */
 import { DOMID_FIRST_RESERVED, DOMID_XEN, EFAULT, EINVAL } from "@hyperlab/abi";
 import {
@@ -40,6 +46,22 @@ import {
   type Vcpu,
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
+import {
+  createPagingMode,
+  type PagingMode,
+  PERM_DIRTY,
+  PERM_NX,
+  PERM_RW,
+  PERM_USER,
+  STEP_LEAF,
+  STEP_TABLE,
+  Tlb,
+  type TlbConfig,
+  WalkResult,
+  walkBegin,
+  walkFinish,
+  walkStep,
+} from "@hyperlab/paging";
 import {
   EXIT_REASON_EPT_MISCONFIG,
   EXIT_REASON_EPT_VIOLATION,
@@ -61,26 +83,11 @@ import {
   VMX_VPID_EXTENT_SINGLE_NON_GLOBAL,
 } from "./vmx";
 
-// Guest (x86-64) entry bits used by the walk.
-const _PAGE_PRESENT = 0x1;
-const _PAGE_RW = 0x2;
-const _PAGE_USER = 0x4;
-const _PAGE_ACCESSED = 0x20;
-const _PAGE_DIRTY = 0x40;
-const _PAGE_PSE = 0x80;
-const _PAGE_GLOBAL = 0x100;
-const _PAGE_NX_HI = 0x8000_0000 | 0;
 const ADDR_HI_MASK = 0x000f_ffff;
 const TWO_20 = 0x10_0000;
 const ACCESS_MASK = PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch;
-
-// Combined-TLB entry permission bits.
-const T_VALID = 1;
-const T_RW = 2;
-const T_USER = 4;
-const T_NX = 8;
-const T_DIRTY = 16;
-const T_GLOBAL = 32;
+/** VAs are plain numbers: exact below 2^53, which bounds 5-level VAs here. */
+const NUMBER_VA_LIMIT = 2 ** 53;
 
 // Results of one walk attempt besides a machine address.
 const FAULT = -1;
@@ -88,6 +95,8 @@ const RETRY = -2;
 // Results of a nested walk besides an mfn.
 const N_VIOLATION = -1;
 const N_MISCONFIG = -2;
+/** Page shift of a nested leaf by level. */
+const LEAF_SHIFT = [0, 12, 21, 30];
 
 /** Bytes of a host page size. */
 export type HostPageSize = "4K" | "2M" | "1G";
@@ -99,10 +108,12 @@ export interface NptMmuOptions {
   nestedLevels?: 4 | 5;
   /** Largest host page the nested table may map: "4K" (default), "2M" or "1G". */
   hostPageSize?: HostPageSize;
-  /** Combined TLB entries per pCPU (a power of two, or 0 for none). Default 64. */
-  tlbEntries?: number;
-  /** Guest paging-structure cache entries per level per pCPU (power of two or 0). Default 16. */
-  pwcEntries?: number;
+  /**
+   * The combined TLB and guest paging-structure caches of each vCPU, as @hyperlab/paging's
+   * TlbConfig (default: paging's Skylake-like TLB with its page-walk caches; `pwc: false`
+   * for none), or false for no TLB and no structure caches at all.
+   */
+  tlb?: TlbConfig | false;
   /** Nested paging-structure cache entries per level per pCPU (power of two or 0). Default 16. */
   nestedPwcEntries?: number;
   /** Nested TLB (gfn -> mfn) entries per pCPU (power of two or 0). Default 32. */
@@ -127,6 +138,8 @@ export interface NptCounts {
   walks: number;
   /** Guest page-table entries read by walks. */
   guestRefs: number;
+  /** Guest page-table entries whose A/D flags walks set. */
+  guestAdWrites: number;
   /** Nested (EPT) entries read by walks. */
   nestedRefs: number;
   guestPwcHits: number;
@@ -161,6 +174,7 @@ function newCounts(): NptCounts {
     tlbMisses: 0,
     walks: 0,
     guestRefs: 0,
+    guestAdWrites: 0,
     nestedRefs: 0,
     guestPwcHits: 0,
     nestedPwcHits: 0,
@@ -201,6 +215,16 @@ function levels(name: string, v: number | undefined): number {
   return n;
 }
 
+/** Whether a TLB entry's PERM_* rights allow an access (PFEC_* bits; CR0.WP set). */
+function allows(perms: number, access: number): boolean {
+  return (
+    ((access & PFEC_write_access) === 0 ||
+      (perms & (PERM_RW | PERM_DIRTY)) === (PERM_RW | PERM_DIRTY)) &&
+    ((access & PFEC_user_mode) === 0 || (perms & PERM_USER) !== 0) &&
+    ((access & PFEC_insn_fetch) === 0 || (perms & PERM_NX) === 0)
+  );
+}
+
 /** The nested-paging MMU backend: fills core's `mmu` slot. */
 export class NptMmu implements MmuBackend {
   readonly kind = "nested";
@@ -212,29 +236,20 @@ export class NptMmu implements MmuBackend {
   readonly nestedLevels: number;
   readonly hostPageSize: HostPageSize;
   readonly vpid: boolean;
+  /** The guest's paging mode (levels, MAXPHYADDR 46, NXE, WP, 1 GiB pages). */
+  readonly mode: PagingMode;
 
   private readonly hv: Hypervisor;
   private readonly ram: Ram;
   private readonly owner: Int32Array;
-  private readonly nrPcpus: number;
   /** 512^k for k = 0..5. */
   private readonly pow = [1, 512, 512 ** 2, 512 ** 3, 512 ** 4, 512 ** 5];
   private readonly vaLimit: number;
+  private readonly out = new WalkResult();
 
-  // Combined TLB, per pCPU.
-  private readonly tlbSize: number;
-  private readonly tlbVpn: Float64Array;
-  private readonly tlbFrame: Float64Array;
-  private readonly tlbPerm: Uint8Array;
-  private readonly tlbVpid: Int32Array;
-  private readonly tlbDom: Int32Array;
-  // Guest paging-structure caches: per pCPU, per guest level 1..n-1.
-  private readonly pwcSize: number;
-  private readonly gpwcTag: Float64Array;
-  private readonly gpwcGfn: Float64Array;
-  private readonly gpwcPerm: Uint8Array;
-  private readonly gpwcVpid: Int32Array;
-  private readonly gpwcDom: Int32Array;
+  // Combined TLB and guest structure caches: paging's Tlb, one per vCPU (by uid).
+  private readonly tlbConfig: TlbConfig | null;
+  private readonly tlbs: (Tlb | undefined)[] = [];
   // Nested paging-structure caches: per pCPU, per nested level 1..m-1.
   private readonly npwcSize: number;
   private readonly npwcTag: Float64Array;
@@ -244,8 +259,11 @@ export class NptMmu implements MmuBackend {
   private readonly ntlbSize: number;
   private readonly ntlbGfn: Float64Array;
   private readonly ntlbMfn: Float64Array;
+  /** RWX rights in bits 0..2, the leaf's level in bits 3..4. */
   private readonly ntlbPerm: Uint8Array;
   private readonly ntlbDom: Int32Array;
+  /** Page shift of the nested leaf the last successful nested translation used. */
+  private nShift = 12;
 
   /** Nested-table root per domain id, or -1. */
   private readonly eptRoots = new Int32Array(DOMID_FIRST_RESERVED).fill(-1);
@@ -274,28 +292,24 @@ export class NptMmu implements MmuBackend {
     }
     this.hostPageSize = hps;
     this.vpid = options.vpid ?? true;
-    this.vaLimit = this.guestLevels === 4 ? 2 ** 48 : 2 ** 53;
+    this.mode = createPagingMode({ levels: this.guestLevels as 4 | 5 });
+    this.vaLimit = Math.min(this.mode.vaLimit, NUMBER_VA_LIMIT);
+    const tlb = options.tlb;
+    if (tlb === false) {
+      this.tlbConfig = null;
+    } else if (tlb === undefined || (typeof tlb === "object" && tlb !== null)) {
+      const prng = hv.machine.prng.fork("npt-mmu");
+      this.tlbConfig = { random: () => prng.nextU32(), ...(tlb ?? {}) };
+      new Tlb(this.tlbConfig); // a bad configuration throws paging's typed error now, not later
+    } else {
+      throw new HyperlabError(
+        "NPT_BAD_OPTION",
+        `nptMmu option tlb must be a TlbConfig from @hyperlab/paging or false, got ${String(tlb)}.`,
+      );
+    }
     const np = Math.max(1, hv.machine.cpus.length);
-    this.nrPcpus = np;
     this.lastOnPcpu = new Int32Array(np).fill(-1);
-    const n = this.guestLevels;
     const m = this.nestedLevels;
-
-    const T = cacheSize("tlbEntries", options.tlbEntries, 64);
-    this.tlbSize = T;
-    this.tlbVpn = new Float64Array(np * T);
-    this.tlbFrame = new Float64Array(np * T);
-    this.tlbPerm = new Uint8Array(np * T);
-    this.tlbVpid = new Int32Array(np * T);
-    this.tlbDom = new Int32Array(np * T);
-
-    const G = cacheSize("pwcEntries", options.pwcEntries, 16);
-    this.pwcSize = G;
-    this.gpwcTag = new Float64Array(np * n * G);
-    this.gpwcGfn = new Float64Array(np * n * G);
-    this.gpwcPerm = new Uint8Array(np * n * G);
-    this.gpwcVpid = new Int32Array(np * n * G);
-    this.gpwcDom = new Int32Array(np * n * G);
 
     const N = cacheSize("nestedPwcEntries", options.nestedPwcEntries, 16);
     this.npwcSize = N;
@@ -321,6 +335,17 @@ export class NptMmu implements MmuBackend {
     return this.vpid ? vcpu.uid + 1 : 0;
   }
 
+  /** The vCPU's combined TLB (paging's Tlb, with the guest structure caches as its pwc), or null without one. */
+  tlbOf(vcpu: Vcpu): Tlb | null {
+    if (this.tlbConfig === null) return null;
+    let t = this.tlbs[vcpu.uid];
+    if (t === undefined) {
+      t = new Tlb(this.tlbConfig);
+      this.tlbs[vcpu.uid] = t;
+    }
+    return t;
+  }
+
   // ---------------------------------------------------------------------------------------
   // Translation
 
@@ -328,34 +353,18 @@ export class NptMmu implements MmuBackend {
     const uid = vcpu.uid;
     if (uid >= this.lastCr3.length) this.growVcpus(uid);
     const p = vcpu.processor;
-    const dom = vcpu.domain.domid;
-    let tag = uid + 1;
-    if (!this.vpid) {
-      tag = 0;
-      if (this.lastOnPcpu[p] !== uid) {
-        this.lastOnPcpu[p] = uid;
-        this.counts.vmentryFlushes++;
-        this.flushTagOnPcpu(p, 0);
-      }
+    const tlb = this.tlbs[uid] ?? this.tlbOf(vcpu);
+    if (!this.vpid && this.lastOnPcpu[p] !== uid) {
+      // Without VPID, entering another vCPU on this pCPU left nothing of ours behind.
+      this.lastOnPcpu[p] = uid;
+      this.counts.vmentryFlushes++;
+      if (tlb !== null) tlb.flushAll();
     }
     if (vcpu.cr3Mfn !== this.lastCr3[uid]) this.cr3Loaded(vcpu);
     const vpn = Math.floor(va / 4096);
-    const T = this.tlbSize;
-    if (T !== 0) {
-      const s = p * T + ((vpn + tag * 7) & (T - 1));
-      const perm = this.tlbPerm[s];
-      if (
-        perm !== 0 &&
-        this.tlbVpn[s] === vpn &&
-        this.tlbVpid[s] === tag &&
-        this.tlbDom[s] === dom &&
-        ((access & PFEC_write_access) === 0 || (perm & (T_RW | T_DIRTY)) === (T_RW | T_DIRTY)) &&
-        ((access & PFEC_user_mode) === 0 || (perm & T_USER) !== 0) &&
-        ((access & PFEC_insn_fetch) === 0 || (perm & T_NX) === 0)
-      ) {
-        this.counts.tlbHits++;
-        return this.tlbFrame[s] * 4096 + (va - vpn * 4096);
-      }
+    if (tlb?.lookup(va, 0) && allows(tlb.hitPerms, access)) {
+      this.counts.tlbHits++;
+      return tlb.hitMfn * 4096 + (va - vpn * 4096);
     }
     this.counts.tlbMisses++;
     this.fault.exitReason = -1;
@@ -365,7 +374,7 @@ export class NptMmu implements MmuBackend {
     }
     // Each retry follows an exit that backed one more guest-physical page.
     for (let attempt = 0; attempt <= this.guestLevels + 2; attempt++) {
-      const r = this.walk2d(p, tag, dom, vcpu.cr3Mfn, va, vpn, access);
+      const r = this.walk2d(p, tlb, vcpu.domain.domid, vcpu.cr3Mfn, va, vpn, access);
       if (r !== RETRY) return r;
     }
     return this.guestFault(va, access & ACCESS_MASK);
@@ -379,12 +388,12 @@ export class NptMmu implements MmuBackend {
   }
 
   /**
-   * One two-dimensional walk: every guest level's table address goes through the nested
-   * table before its entry is read, and so does the final guest-physical address.
+   * One two-dimensional walk: before each guest level's walkStep, the guest table's gfn goes
+   * through the nested table; after walkFinish, so does the final guest-physical address.
    */
   private walk2d(
     p: number,
-    tag: number,
+    tlb: Tlb | null,
     dom: number,
     cr3: number,
     va: number,
@@ -395,119 +404,57 @@ export class NptMmu implements MmuBackend {
     c.walks++;
     const acc = access & ACCESS_MASK;
     if (!(cr3 >= 0)) return this.guestFault(va, acc);
-    const n = this.guestLevels;
+    const mode = this.mode;
+    const out = this.out;
     const pow = this.pow;
-    let level = n;
-    let gtable = cr3;
-    let rw = _PAGE_RW;
-    let user = _PAGE_USER;
-    let nx = 0;
-    const G = this.pwcSize;
-    if (G !== 0) {
-      // Longest prefix first: a hit on the level-1 table's entry skips n - 1 guest levels.
-      for (let L = 1; L < n; L++) {
-        const key = Math.floor(vpn / pow[L]);
-        const s = (p * n + L) * G + ((key + tag * 3) & (G - 1));
-        const gp = this.gpwcPerm[s];
-        if (
-          gp !== 0 &&
-          this.gpwcTag[s] === key &&
-          this.gpwcVpid[s] === tag &&
-          this.gpwcDom[s] === dom
-        ) {
-          c.guestPwcHits++;
-          level = L;
-          gtable = this.gpwcGfn[s];
-          rw = gp & T_RW;
-          user = gp & T_USER;
-          nx = gp & T_NX ? _PAGE_NX_HI : 0;
-          break;
-        }
-      }
+    let level: number = mode.levels;
+    let table = cr3;
+    let perms = PERM_RW | PERM_USER;
+    let pwcLevel = 0;
+    const pwc = tlb === null ? null : tlb.pwc;
+    if (pwc?.lookup(va, 0, level)) {
+      c.guestPwcHits++;
+      pwcLevel = pwc.hitLevel;
+      level = pwcLevel - 1;
+      table = pwc.hitMfn;
+      perms = pwc.hitPerms;
     }
+    walkBegin(out, va, acc, level, perms);
+    out.pwcLevel = pwcLevel;
     const ram = this.ram;
-    let dataGfn = 0;
-    let leafLo = 0;
-    let leafAddr = 0;
-    for (; level >= 1; level--) {
-      const tmfn = this.nested(p, dom, gtable, VMX_EPT_READABLE_MASK);
-      if (tmfn < 0) return this.nestedExit(tmfn, dom, gtable, va, acc);
-      const idx = Math.floor(vpn / pow[level - 1]) % 512;
-      const w = ram.frameWords(tmfn, false);
-      const b = ram.frameWordBase(tmfn) + idx * 2;
-      const lo = w[b];
-      const hi = w[b + 1];
-      c.guestRefs++;
-      if ((lo & _PAGE_PRESENT) === 0) return this.guestFault(va, acc);
-      rw &= lo;
-      user &= lo;
-      nx |= hi & _PAGE_NX_HI;
-      const next = (hi & ADDR_HI_MASK) * TWO_20 + (lo >>> 12);
-      if (level > 1 && (lo & _PAGE_PSE) !== 0) {
-        // A guest large page: 2 MiB at level 2, 1 GiB at level 3; reserved above. Address
-        // bits below the page size are reserved, except bit 12 (PAT).
-        const span = pow[level - 1];
-        if (level > 3 || next % span > 1) {
-          return this.guestFault(va, PFEC_page_present | PFEC_reserved_bit | acc);
-        }
-        dataGfn = next - (next % span) + (vpn % span);
-        leafLo = lo;
-        leafAddr = tmfn * 4096 + idx * 8;
+    for (;;) {
+      const tmfn = this.nested(p, dom, table, VMX_EPT_READABLE_MASK);
+      if (tmfn < 0) {
+        c.guestRefs += out.reads;
+        return this.nestedExit(tmfn, dom, table, va, acc);
+      }
+      const r = walkStep(ram, tmfn, Math.floor(vpn / pow[level - 1]) % 512, level, mode, out);
+      if (r === STEP_TABLE) {
+        table = out.nextMfn;
+        level--;
+      } else if (r === STEP_LEAF) {
         break;
+      } else {
+        c.guestRefs += out.reads;
+        return this.guestFault(va, out.errorCode);
       }
-      if (level === 1) {
-        dataGfn = next;
-        leafLo = lo;
-        leafAddr = tmfn * 4096 + idx * 8;
-        break;
-      }
-      // A table entry the walk uses gets A now, before any cache may hold it.
-      if ((lo & _PAGE_ACCESSED) === 0)
-        ram.write32(tmfn * 4096 + idx * 8, (lo | _PAGE_ACCESSED) >>> 0);
-      if (G !== 0) {
-        const L = level - 1;
-        const key = Math.floor(vpn / pow[L]);
-        const s = (p * n + L) * G + ((key + tag * 3) & (G - 1));
-        this.gpwcTag[s] = key;
-        this.gpwcGfn[s] = next;
-        this.gpwcVpid[s] = tag;
-        this.gpwcDom[s] = dom;
-        this.gpwcPerm[s] =
-          T_VALID | (rw & _PAGE_RW ? T_RW : 0) | (user ? T_USER : 0) | (nx ? T_NX : 0);
-      }
-      gtable = next;
     }
-    const write = (access & PFEC_write_access) !== 0;
-    if (
-      (write && rw === 0) ||
-      ((access & PFEC_user_mode) !== 0 && user === 0) ||
-      ((access & PFEC_insn_fetch) !== 0 && nx !== 0)
-    ) {
-      return this.guestFault(va, PFEC_page_present | acc);
-    }
+    c.guestRefs += out.reads;
+    const ok = walkFinish(ram, mode, out);
+    c.guestAdWrites += out.writes;
+    if (!ok) return this.guestFault(va, out.errorCode);
+    const dataGfn = Math.floor(out.maddr / 4096);
     const need =
       VMX_EPT_READABLE_MASK |
-      (write ? VMX_EPT_WRITABLE_MASK : 0) |
+      ((access & PFEC_write_access) !== 0 ? VMX_EPT_WRITABLE_MASK : 0) |
       ((access & PFEC_insn_fetch) !== 0 ? VMX_EPT_EXECUTABLE_MASK : 0);
     const mfn = this.nested(p, dom, dataGfn, need);
     if (mfn < 0) return this.nestedExit(mfn, dom, dataGfn, va, acc);
-    // The access is allowed: the leaf gets A, and D for a write.
-    const want = write ? _PAGE_ACCESSED | _PAGE_DIRTY : _PAGE_ACCESSED;
-    if ((leafLo & want) !== want) ram.write32(leafAddr, (leafLo | want) >>> 0);
-    const T = this.tlbSize;
-    if (T !== 0) {
-      const s = p * T + ((vpn + tag * 7) & (T - 1));
-      this.tlbVpn[s] = vpn;
-      this.tlbFrame[s] = mfn;
-      this.tlbVpid[s] = tag;
-      this.tlbDom[s] = dom;
-      this.tlbPerm[s] =
-        T_VALID |
-        (rw !== 0 ? T_RW : 0) |
-        (user !== 0 ? T_USER : 0) |
-        (nx !== 0 ? T_NX : 0) |
-        (write || (leafLo & _PAGE_DIRTY) !== 0 ? T_DIRTY : 0) |
-        ((leafLo & _PAGE_GLOBAL) !== 0 ? T_GLOBAL : 0);
+    if (tlb !== null) {
+      if (pwc !== null) pwc.fill(va, 0, out);
+      // The combined page is the smaller of the guest's page and the host's.
+      const shift = Math.min(out.pageShift, this.nShift);
+      tlb.insert(va, 0, mfn - (vpn % 2 ** (shift - 12)), shift, out.perms);
     }
     return mfn * 4096 + (va - vpn * 4096);
   }
@@ -524,8 +471,10 @@ export class NptMmu implements MmuBackend {
     if (Q !== 0) {
       qs = p * Q + ((gfn + dom * 5) & (Q - 1));
       if (this.ntlbDom[qs] === dom && this.ntlbGfn[qs] === gfn) {
-        if ((this.ntlbPerm[qs] & need) === need) {
+        const np = this.ntlbPerm[qs];
+        if ((np & need) === need) {
           c.nestedTlbHits++;
+          this.nShift = LEAF_SHIFT[np >>> 3];
           return this.ntlbMfn[qs];
         }
       }
@@ -553,6 +502,7 @@ export class NptMmu implements MmuBackend {
     const nrFrames = ram.nrFrames;
     let perm = VMX_EPT_RWX_MASK;
     let mfn = -1;
+    let leafLevel = 1;
     for (; level >= 1; level--) {
       const idx = Math.floor(gfn / pow[level - 1]) % 512;
       const w = ram.frameWords(table, false);
@@ -573,6 +523,7 @@ export class NptMmu implements MmuBackend {
         if (mt === 2 || mt === 3 || mt === 7 || level > 3) return N_MISCONFIG;
         const span = pow[level - 1];
         mfn = large ? next - (next % span) + (gfn % span) : next;
+        leafLevel = level;
         break;
       }
       if (next >= nrFrames) return N_MISCONFIG;
@@ -592,8 +543,9 @@ export class NptMmu implements MmuBackend {
       this.ntlbDom[qs] = dom;
       this.ntlbGfn[qs] = gfn;
       this.ntlbMfn[qs] = mfn;
-      this.ntlbPerm[qs] = perm;
+      this.ntlbPerm[qs] = perm | (leafLevel << 3);
     }
+    this.nShift = LEAF_SHIFT[leafLevel];
     return mfn;
   }
 
@@ -843,7 +795,7 @@ export class NptMmu implements MmuBackend {
   // ---------------------------------------------------------------------------------------
   // Flushes
 
-  /** A guest CR3 reload: no exit with EPT; the vCPU's non-global entries go. */
+  /** A guest CR3 reload: no exit with EPT; the vCPU's non-global entries and structure caches go. */
   flushLocal(vcpu: Vcpu): void {
     if (vcpu.uid >= this.lastCr3.length) this.growVcpus(vcpu.uid);
     this.cr3Loaded(vcpu);
@@ -852,25 +804,24 @@ export class NptMmu implements MmuBackend {
   private cr3Loaded(vcpu: Vcpu): void {
     this.lastCr3[vcpu.uid] = vcpu.cr3Mfn;
     this.counts.guestCr3Loads++;
-    this.flushVpid(this.vpidOf(vcpu), vcpu.domain.domid, true);
+    this.tlbs[vcpu.uid]?.flushNonGlobal();
   }
 
   /** A guest INVLPG: no exit with EPT and VPID; the address's entries (global too) go. */
   flushOne(vcpu: Vcpu, va: number): void {
     this.counts.guestInvlpg++;
-    this.flushAddr(this.vpidOf(vcpu), vcpu.domain.domid, va);
+    if (Number.isFinite(va)) this.tlbs[vcpu.uid]?.invlpg(va, 0);
   }
 
   /**
    * INVEPT by the host: VMX_EPT_EXTENT_CONTEXT drops everything derived from domain `d`'s
-   * nested table (combined TLB entries of all its vCPUs, guest and nested structure caches,
-   * nested TLB); VMX_EPT_EXTENT_GLOBAL drops everything of every domain.
+   * nested table (combined TLB entries and structure caches of all its vCPUs, nested
+   * structure caches, nested TLB); VMX_EPT_EXTENT_GLOBAL drops everything of every domain.
    */
   invept(type: number, d?: Domain): void {
     if (type === VMX_EPT_EXTENT_GLOBAL) {
       this.counts.invept++;
-      this.tlbPerm.fill(0);
-      this.gpwcPerm.fill(0);
+      for (const t of this.tlbs) t?.flushAll();
       this.npwcDom.fill(-1);
       this.ntlbDom.fill(-1);
       return;
@@ -883,8 +834,7 @@ export class NptMmu implements MmuBackend {
     }
     this.counts.invept++;
     const dom = d.domid;
-    for (let i = 0; i < this.tlbDom.length; i++) if (this.tlbDom[i] === dom) this.tlbPerm[i] = 0;
-    for (let i = 0; i < this.gpwcDom.length; i++) if (this.gpwcDom[i] === dom) this.gpwcPerm[i] = 0;
+    for (const v of d.vcpus) this.tlbs[v.uid]?.flushAll();
     for (let i = 0; i < this.npwcDom.length; i++) if (this.npwcDom[i] === dom) this.npwcDom[i] = -1;
     for (let i = 0; i < this.ntlbDom.length; i++) if (this.ntlbDom[i] === dom) this.ntlbDom[i] = -1;
   }
@@ -897,9 +847,7 @@ export class NptMmu implements MmuBackend {
   invvpid(type: number, vcpu?: Vcpu, va?: number): void {
     if (type === VMX_VPID_EXTENT_ALL_CONTEXT) {
       this.counts.invvpid++;
-      for (let i = 0; i < this.tlbVpid.length; i++) if (this.tlbVpid[i] !== 0) this.tlbPerm[i] = 0;
-      for (let i = 0; i < this.gpwcVpid.length; i++)
-        if (this.gpwcVpid[i] !== 0) this.gpwcPerm[i] = 0;
+      for (const t of this.tlbs) t?.flushAll();
       return;
     }
     if (vcpu === undefined) {
@@ -908,8 +856,7 @@ export class NptMmu implements MmuBackend {
         `invvpid type ${type} needs the vCPU whose VPID to flush.`,
       );
     }
-    const tag = this.vpidOf(vcpu);
-    const dom = vcpu.domain.domid;
+    const tlb = this.tlbs[vcpu.uid];
     if (type === VMX_VPID_EXTENT_INDIVIDUAL_ADDR) {
       if (typeof va !== "number" || !Number.isInteger(va) || va < 0) {
         throw new HyperlabError(
@@ -918,58 +865,23 @@ export class NptMmu implements MmuBackend {
         );
       }
       this.counts.invvpid++;
-      this.flushAddr(tag, dom, va);
+      tlb?.invlpg(va, 0);
       return;
     }
-    if (type === VMX_VPID_EXTENT_SINGLE_CONTEXT || type === VMX_VPID_EXTENT_SINGLE_NON_GLOBAL) {
+    if (type === VMX_VPID_EXTENT_SINGLE_CONTEXT) {
       this.counts.invvpid++;
-      this.flushVpid(tag, dom, type === VMX_VPID_EXTENT_SINGLE_NON_GLOBAL);
+      tlb?.flushAll();
+      return;
+    }
+    if (type === VMX_VPID_EXTENT_SINGLE_NON_GLOBAL) {
+      this.counts.invvpid++;
+      tlb?.flushNonGlobal();
       return;
     }
     throw new HyperlabError(
       "NPT_BAD_INVVPID",
       `invvpid type must be one of VMX_VPID_EXTENT_* (0..3), got ${type}.`,
     );
-  }
-
-  private flushVpid(tag: number, dom: number, keepGlobal: boolean): void {
-    const tp = this.tlbPerm;
-    for (let i = 0; i < tp.length; i++) {
-      if (tp[i] !== 0 && this.tlbVpid[i] === tag && this.tlbDom[i] === dom) {
-        if (!keepGlobal || (tp[i] & T_GLOBAL) === 0) tp[i] = 0;
-      }
-    }
-    this.flushGuestPwc(tag, dom);
-  }
-
-  private flushGuestPwc(tag: number, dom: number): void {
-    const gp = this.gpwcPerm;
-    for (let i = 0; i < gp.length; i++) {
-      if (gp[i] !== 0 && this.gpwcVpid[i] === tag && this.gpwcDom[i] === dom) gp[i] = 0;
-    }
-  }
-
-  private flushAddr(tag: number, dom: number, va: number): void {
-    const T = this.tlbSize;
-    if (T !== 0 && Number.isFinite(va)) {
-      const vpn = Math.floor(va / 4096);
-      for (let p = 0; p < this.nrPcpus; p++) {
-        const s = p * T + ((vpn + tag * 7) & (T - 1));
-        if (this.tlbVpn[s] === vpn && this.tlbVpid[s] === tag && this.tlbDom[s] === dom)
-          this.tlbPerm[s] = 0;
-      }
-    }
-    // Structure-cache entries may cover the address at any level: drop the VPID's.
-    this.flushGuestPwc(tag, dom);
-  }
-
-  private flushTagOnPcpu(p: number, tag: number): void {
-    const T = this.tlbSize;
-    for (let i = p * T; i < (p + 1) * T; i++) if (this.tlbVpid[i] === tag) this.tlbPerm[i] = 0;
-    const n = this.guestLevels;
-    const G = this.pwcSize;
-    for (let i = p * n * G; i < (p + 1) * n * G; i++)
-      if (this.gpwcVpid[i] === tag) this.gpwcPerm[i] = 0;
   }
 
   private growVcpus(uid: number): void {

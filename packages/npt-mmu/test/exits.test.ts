@@ -89,7 +89,7 @@ describe("EPT violations", () => {
   });
 
   it("a misconfigured nested entry the host did not make is an EPT_MISCONFIG exit and a fault", () => {
-    const { w, mem, t, v } = setup({ nestedTlbEntries: 0, nestedPwcEntries: 0, tlbEntries: 0 });
+    const { w, mem, t, v } = setup({ nestedTlbEntries: 0, nestedPwcEntries: 0, tlb: false });
     const data = mem.alloc();
     t.map(0xc000, data);
     w.npt.translate(v, 0xc000, 0);
@@ -236,8 +236,8 @@ describe("guestStore", () => {
 describe("options and the plugin", () => {
   it("rejects bad options with a typed error", () => {
     for (const bad of [
-      { tlbEntries: 3 },
-      { pwcEntries: -1 },
+      { tlb: 5 },
+      { nestedPwcEntries: -1 },
       { nestedTlbEntries: 1 << 20 },
       { guestLevels: 3 },
       { nestedLevels: 6 },
@@ -248,6 +248,10 @@ describe("options and the plugin", () => {
     }
     // biome-ignore lint/suspicious/noExplicitAny: testing bad input
     expect(() => boot(null as any)).toThrow(expect.objectContaining({ code: "NPT_BAD_OPTION" }));
+    // A bad TLB shape is paging's typed error, at boot.
+    expect(() => boot({ tlb: { levels: [] } })).toThrow(
+      expect.objectContaining({ code: "TLB_BAD_CONFIG" }),
+    );
   });
 
   it("fills the mmu slot and lists its stats", () => {

@@ -14,8 +14,7 @@ export const PRW = P | RW | US;
 
 /** No caches at all: every translation is a full 2D walk. */
 export const NO_CACHES: NptMmuOptions = {
-  tlbEntries: 0,
-  pwcEntries: 0,
+  tlb: false,
   nestedPwcEntries: 0,
   nestedTlbEntries: 0,
 };

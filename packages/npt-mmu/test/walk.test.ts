@@ -209,4 +209,24 @@ describe("guest large pages", () => {
     expect(w.npt.translate(v, va, 0)).toBe(base * 4096 + 0x1_2345);
     expect(refsOf(w.npt, () => w.npt.translate(v, va, 0))).toBe(3 * 4 + 3 + 4);
   });
+
+  it("a guest 2 MiB page over a host 2 MiB page is one 2 MiB TLB entry; over 4 KiB host pages, 4 KiB entries", () => {
+    for (const [hostPageSize, hits] of [
+      ["2M", true],
+      ["4K", false],
+    ] as const) {
+      const w = boot({ hostPageSize });
+      const mem = new GuestMem(w, { pages: 600, order: 9 });
+      const t = new GuestTables(mem);
+      const base = mem.frames[512];
+      t.map(0x4000_0000, base, PRW, 2);
+      const v = mem.d.vcpus[0];
+      v.cr3Mfn = t.cr3;
+      expect(w.npt.translate(v, 0x4000_0000, 0)).toBe(base * 4096);
+      const other = 0x4000_0000 + 0x7_3008;
+      let got = -2;
+      expect(refsOf(w.npt, () => (got = w.npt.translate(v, other, 0))) === 0).toBe(hits);
+      expect(got).toBe(base * 4096 + 0x7_3008);
+    }
+  });
 });
