@@ -220,6 +220,19 @@ export class PvMmu implements MmuBackend {
   readonly walkCounts = { walks: 0, reads: 0, writes: 0 };
   private readonly out = new WalkResult();
   private readonly tlbConfig: TlbConfig;
+  /*
+   * Fast path (as native-mmu's): the most recent translation, of any vCPU. The same vCPU
+   * touching the same page in the same mode again would hit that entry in the first TLB level,
+   * where it is already most recently used, so it is counted as exactly that hit (a level-0
+   * lookup and hit) without searching. Every other translation and every flush clears it.
+   */
+  private fastUid = -1;
+  private fastTag = -1;
+  private fastRoot = -1;
+  private fastVpn = -1;
+  private fastMfn = 0;
+  private fastPerms = 0;
+  private fastCounters: Float64Array = new Float64Array(2);
   private readonly vcpuState: (PvVcpu | undefined)[] = [];
   private lastFrees = 0;
   counters: PvMmuCounters = {
@@ -272,6 +285,7 @@ export class PvMmu implements MmuBackend {
   }
 
   flushLocal(v: Vcpu): void {
+    this.fastVpn = -1;
     this.counters.tlbFlushes.value++;
     const s = this.pv(v);
     s.flushes++;
@@ -279,6 +293,7 @@ export class PvMmu implements MmuBackend {
   }
 
   flushOne(v: Vcpu, va: number): void {
+    this.fastVpn = -1;
     const t = this.pv(v).tlb;
     t.invlpg(va, TAG_KERNEL);
     t.invlpg(va, TAG_USER);
@@ -315,17 +330,41 @@ export class PvMmu implements MmuBackend {
    * reports the error code Xen gives the guest (U clear in guest kernel mode).
    */
   translate(v: Vcpu, va: number, access: number): number {
-    const s = this.vcpuState[v.uid] ?? this.pv(v);
     const tag = v.inKernel ? TAG_KERNEL : TAG_USER;
     const root = v.inKernel ? v.cr3Mfn : v.userCr3Mfn;
+    const acc = access | PFEC_user_mode;
+    const vpn = Math.floor(va / 4096);
+    if (
+      vpn === this.fastVpn &&
+      v.uid === this.fastUid &&
+      tag === this.fastTag &&
+      root === this.fastRoot &&
+      allows(this.fastPerms, acc)
+    ) {
+      const c = this.fastCounters;
+      c[0]++; // level-0 lookups
+      c[1]++; // level-0 hits
+      return this.fastMfn * 4096 + (va - vpn * 4096);
+    }
+    this.fastVpn = -1;
+    const s = this.vcpuState[v.uid] ?? this.pv(v);
     const tlb = s.tlb;
     if (s.roots[tag] !== root) {
       // A new base pointer for this mode: a CR3 load under this tag's PCID.
       tlb.flushTag(tag);
       s.roots[tag] = root;
     }
-    const acc = access | PFEC_user_mode;
-    if (tlb.lookup(va, tag) && allows(tlb.hitPerms, acc)) return tlb.hitMfn * 4096 + (va % 4096);
+    if (tlb.lookup(va, tag)) {
+      const p = tlb.hitPerms;
+      this.fastUid = v.uid;
+      this.fastTag = tag;
+      this.fastRoot = root;
+      this.fastVpn = vpn;
+      this.fastMfn = tlb.hitMfn;
+      this.fastPerms = p;
+      this.fastCounters = tlb.counters;
+      if (allows(p, acc)) return tlb.hitMfn * 4096 + (va % 4096);
+    }
     let errorCode = acc & (PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch);
     if (root >= 0) {
       const out = this.out;
@@ -339,6 +378,7 @@ export class PvMmu implements MmuBackend {
       if (ok && out.maddr < this.ram.bytes) {
         // Guest global pages are not modelled as global (see README): every entry is per tag.
         tlb.insert(va, tag, out.pageMfn, out.pageShift, out.perms & ~PERM_GLOBAL);
+        this.fastVpn = -1;
         return out.maddr;
       }
       if (!ok && out.errorCode !== 0) errorCode = out.errorCode;
