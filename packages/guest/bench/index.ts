@@ -75,12 +75,12 @@ for (const [name, kind, batching] of [
   const p = spawnProcess(k);
   const a = p.mmap(TOUCHED, PROT_READ | PROT_WRITE);
   p.strided(a, PAGES, 4096, true, 1);
-  let child: ReturnType<typeof p.fork> = -1;
+  const forked: { child: ReturnType<typeof p.fork> } = { child: -1 };
   const f = cost(k, () => {
-    child = p.fork();
+    forked.child = p.fork();
   });
-  if (typeof child === "number") throw new Error(`fork failed: ${child}`);
-  const c = child;
+  const c = forked.child;
+  if (typeof c === "number") throw new Error(`fork failed: ${c}`);
   const e = cost(k, () => c.exit(0));
   const pe = cost(k, () => p.exit(0));
   show(`  ${name}: fork`, f);
@@ -102,7 +102,9 @@ for (const kind of ["native", "xen"] as const) {
     while (done < n) done += p.strided(a, 16384, 4, false);
     best = Math.max(best, n / ((performance.now() - t0) / 1000));
   }
-  console.log(`  ${kind === "native" ? "native MMU" : "Xen PV MMU"} replay: ${(best / 1e6).toFixed(1)} M accesses/s`);
+  console.log(
+    `  ${kind === "native" ? "native MMU" : "Xen PV MMU"} replay: ${(best / 1e6).toFixed(1)} M accesses/s`,
+  );
   const vas = new Float64Array(1 << 16);
   for (let i = 0; i < vas.length; i++) vas[i] = a + ((i * 2654435761) % (16 * 1024)) * 4;
   best = 0;
@@ -111,5 +113,7 @@ for (const kind of ["native", "xen"] as const) {
     for (let j = 0; j < 40; j++) p.accessSet(vas);
     best = Math.max(best, (40 * vas.length) / ((performance.now() - t0) / 1000));
   }
-  console.log(`  ${kind === "native" ? "native MMU" : "Xen PV MMU"} random set over 16 pages: ${(best / 1e6).toFixed(1)} M accesses/s`);
+  console.log(
+    `  ${kind === "native" ? "native MMU" : "Xen PV MMU"} random set over 16 pages: ${(best / 1e6).toFixed(1)} M accesses/s`,
+  );
 }

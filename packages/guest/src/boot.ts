@@ -31,7 +31,7 @@ import { Mm } from "./mm";
 import { nativePvOps } from "./native-ops";
 import { Process } from "./process";
 import { composePvOps, type GuestPlugin } from "./pv-ops";
-import { xenPvOps, type XenPvOpsOptions } from "./xen-ops";
+import { type XenPvOpsOptions, xenPvOps } from "./xen-ops";
 
 const TWO_32 = 0x1_0000_0000;
 
@@ -106,7 +106,11 @@ function withDefaults(plugins: readonly GuestPlugin[] | undefined): readonly Gue
 }
 
 /** Boots a kernel on bare metal: its domain gets `nrPages` machine frames, which are its pfns. */
-export function bootNativeKernel(hv: Hypervisor, d: Domain, options: NativeBootOptions): GuestKernel {
+export function bootNativeKernel(
+  hv: Hypervisor,
+  d: Domain,
+  options: NativeBootOptions,
+): GuestKernel {
   const nrPages = options?.nrPages;
   if (!Number.isInteger(nrPages) || nrPages < 16 || nrPages > d.maxPages - d.totPages) {
     throw new HyperlabError(

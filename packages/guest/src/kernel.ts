@@ -230,7 +230,9 @@ export class GuestKernel {
 
   freePage(pfn: number): void {
     if (this.owned[pfn] === 0 || this.ptLevel[pfn] !== 0 || this.pinned[pfn] !== 0) {
-      throw new Error(`guest kernel: freeing pfn ${pfn} that is not a free-able page of this kernel`);
+      throw new Error(
+        `guest kernel: freeing pfn ${pfn} that is not a free-able page of this kernel`,
+      );
     }
     this.mapcount[pfn] = 0;
     this.freeList[this.nrFree++] = pfn;

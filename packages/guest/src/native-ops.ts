@@ -7,8 +7,8 @@
  * is a plain store into the table page.
  */
 import type { GuestKernel } from "./kernel";
-import type { Mm } from "./mm";
 import { PAGE_SIZE, TLB_SINGLE_PAGE_FLUSH_CEILING } from "./layout";
+import type { Mm } from "./mm";
 import type { PvCpuOps, PvIrqOps, PvMmuOps, PvOps, PvTimeOps } from "./pv-ops";
 
 const X86_EFLAGS_IF = 0x200;

@@ -38,10 +38,10 @@ import {
   MMUEXT_UNPIN_TABLE,
   mmu_update,
   mmuext_op,
+  shared_info_x86_64,
   UVMF_NONE,
   UVMF_TLB_FLUSH,
   vcpu_info_x86_64,
-  shared_info_x86_64,
 } from "@hyperlab/abi";
 import { HyperlabError } from "@hyperlab/core";
 import { E_PRESENT, type GuestKernel, PAGE_KERNEL, PAGE_KERNEL_RO } from "./kernel";
@@ -512,7 +512,10 @@ export class XenMmuOps implements PvMmuOps {
 const XEN_CPUID_FIRST_LEAF = 0x4000_0000;
 
 /** The Xen PV pv_ops for every group, from the kernel's boot information. */
-export function xenPvOpsFor(k: GuestKernel, options: XenPvOpsOptions = {}): PvOps & { mmu: XenMmuOps } {
+export function xenPvOpsFor(
+  k: GuestKernel,
+  options: XenPvOpsOptions = {},
+): PvOps & { mmu: XenMmuOps } {
   const mmu = new XenMmuOps(k, options.batching ?? true);
   const xen = k.xen!;
   const ram = k.ram;
@@ -556,19 +559,40 @@ export function xenPvOpsFor(k: GuestKernel, options: XenPvOpsOptions = {}): PvOp
 export function xenPvOps(options: XenPvOpsOptions = {}): GuestPlugin {
   return defineGuestPlugin({
     name: "xen-pv-ops",
-    description: "Linux's arch/x86/xen pv_ops: P2M, pinning, mmu_update, multicalls, update_va_mapping",
+    description:
+      "Linux's arch/x86/xen pv_ops: P2M, pinning, mmu_update, multicalls, update_va_mapping",
     provides: ["mmu", "cpu", "irq", "time"],
     setup(ctx) {
       const ops = xenPvOpsFor(ctx.kernel, options);
       const c = ops.mmu.counts;
       const s = ctx.stats;
-      s.gauge("hypercalls", "calls", "traps into Xen for hypercalls (a multicall counts once)", () => c.hypercalls);
+      s.gauge(
+        "hypercalls",
+        "calls",
+        "traps into Xen for hypercalls (a multicall counts once)",
+        () => c.hypercalls,
+      );
       s.gauge("multicalls", "calls", "multicall hypercalls", () => c.multicalls);
-      s.gauge("multicall_entries", "entries", "entries issued inside multicalls", () => c.multicallEntries);
+      s.gauge(
+        "multicall_entries",
+        "entries",
+        "entries issued inside multicalls",
+        () => c.multicallEntries,
+      );
       s.gauge("mmu_update_requests", "requests", "mmu_update requests", () => c.mmuUpdateRequests);
       s.gauge("mmuext_ops", "ops", "mmuext_op operations", () => c.mmuextOps);
-      s.gauge("update_va_mappings", "calls", "update_va_mapping operations", () => c.updateVaMappings);
-      s.gauge("ptwr_traps", "stores", "PTE stores left to Xen's trap-and-emulate path", () => c.ptwrTraps);
+      s.gauge(
+        "update_va_mappings",
+        "calls",
+        "update_va_mapping operations",
+        () => c.updateVaMappings,
+      );
+      s.gauge(
+        "ptwr_traps",
+        "stores",
+        "PTE stores left to Xen's trap-and-emulate path",
+        () => c.ptwrTraps,
+      );
       s.gauge("pins", "tables", "MMUEXT_PIN_* operations", () => c.pins);
       s.gauge("unpins", "tables", "MMUEXT_UNPIN_TABLE operations", () => c.unpins);
       ctx.provide("mmu", ops.mmu);

@@ -1,4 +1,8 @@
-import { assertFrameInvariants, type GuestBuildFactory, guestConformanceCases } from "@hyperlab/testkit";
+import {
+  assertFrameInvariants,
+  type GuestBuildFactory,
+  guestConformanceCases,
+} from "@hyperlab/testkit";
 import { describe, expect, it } from "vitest";
 import { spawnProcess } from "../src/index";
 import { type Built, nativeBuild, xenBuild } from "./helpers";
@@ -28,8 +32,8 @@ for (const [name, build] of builds) {
     for (const c of guestConformanceCases) {
       it(c.name, () => {
         const t = c.run(build);
-        let m = transcripts.get(c.name);
-        if (m === undefined) transcripts.set(c.name, (m = new Map()));
+        const m = transcripts.get(c.name) ?? new Map<string, unknown[]>();
+        transcripts.set(c.name, m);
         m.set(name, t);
       });
     }

@@ -72,7 +72,9 @@ describe("processes", () => {
     expect(() => p.strided(a, 4, 6, false)).toThrow(HyperlabError);
     expect(() => p.strided(a, -1, 4, false)).toThrow(HyperlabError);
     expect(() => p.accessSet(new Float64Array([a + 2]))).toThrow(/not a multiple of 4/);
-    expect(() => p.accessSet(new Float64Array([a, a]), new Uint32Array(1))).toThrow(/one value per address/);
+    expect(() => p.accessSet(new Float64Array([a, a]), new Uint32Array(1))).toThrow(
+      /one value per address/,
+    );
     expect(p.state).toBe("running");
   });
 
@@ -150,11 +152,20 @@ type Op =
   | { k: "munmap"; page: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  fc.record({ k: fc.constant("store" as const), page: fc.nat(15), word: fc.nat(1023), value: fc.nat() }),
+  fc.record({
+    k: fc.constant("store" as const),
+    page: fc.nat(15),
+    word: fc.nat(1023),
+    value: fc.nat(),
+  }),
   fc.record({ k: fc.constant("load" as const), page: fc.nat(17), word: fc.nat(1023) }),
   fc.record({ k: fc.constant("fork" as const) }),
   fc.record({ k: fc.constant("exit" as const) }),
-  fc.record({ k: fc.constant("mprotect" as const), page: fc.nat(15), prot: fc.constantFrom(0, 1, 3) }),
+  fc.record({
+    k: fc.constant("mprotect" as const),
+    page: fc.nat(15),
+    prot: fc.constantFrom(0, 1, 3),
+  }),
   fc.record({ k: fc.constant("munmap" as const), page: fc.nat(15) }),
 );
 

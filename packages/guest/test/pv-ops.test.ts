@@ -55,18 +55,36 @@ describe("pv_ops composition", () => {
     k.ops.cpu.cpuid(0, new Uint32Array(4));
     expect(seen).toBe(1);
     expect(k.stats.read("counting-cpuid", "cpuid")).toBe(1);
-    expect(() => (k.ops as { cpu: unknown }).cpu = nativeCpuOps()).toThrow();
+    expect(() => ((k.ops as { cpu: unknown }).cpu = nativeCpuOps())).toThrow();
   });
 
   it("composition errors name the plugins and say what to do", () => {
     const { hv } = nativeBuild(256);
     const mk = (name: string, provides: ("mmu" | "cpu")[], extra = {}) =>
-      defineGuestPlugin({ name, provides, setup(ctx) { for (const g of provides) ctx.provide(g, ctx.group(g) as never); }, ...extra });
+      defineGuestPlugin({
+        name,
+        provides,
+        setup(ctx) {
+          for (const g of provides) ctx.provide(g, ctx.group(g) as never);
+        },
+        ...extra,
+      });
     const boot = (plugins: ReturnType<typeof mk>[], domid: number) =>
-      bootNativeKernel(hv, hv.createDomain({ domid, maxVcpus: 1, maxPages: 300 }), { nrPages: 256, plugins });
-    expect(() => boot([mk("a", ["cpu"]), mk("b", ["cpu"])], 3)).toThrow(/provided by both "a" and "b"/);
+      bootNativeKernel(hv, hv.createDomain({ domid, maxVcpus: 1, maxPages: 300 }), {
+        nrPages: 256,
+        plugins,
+      });
+    expect(() => boot([mk("a", ["cpu"]), mk("b", ["cpu"])], 3)).toThrow(
+      /provided by both "a" and "b"/,
+    );
     expect(() => boot([mk("a", ["cpu"]), mk("a", ["mmu"])], 4)).toThrow(HyperlabError);
-    const sneaky = defineGuestPlugin({ name: "sneaky", provides: [], setup(ctx) { ctx.provide("irq", ctx.group("irq")); } });
+    const sneaky = defineGuestPlugin({
+      name: "sneaky",
+      provides: [],
+      setup(ctx) {
+        ctx.provide("irq", ctx.group("irq"));
+      },
+    });
     expect(() => boot([sneaky as never], 5)).toThrow(/without naming it in provides/);
     const broken = { name: "broken", provides: [] } as never;
     expect(() => boot([broken], 6)).toThrow(/no setup function/);

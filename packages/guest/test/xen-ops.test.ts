@@ -11,9 +11,9 @@ import {
   MMUEXT_TLB_FLUSH_LOCAL,
 } from "@hyperlab/abi";
 import { PGT_l1_page_table, PGT_l4_page_table, PGT_pinned } from "@hyperlab/core";
+import { buildPvDomain } from "@hyperlab/pv-mmu";
 import { assertFrameInvariants } from "@hyperlab/testkit";
 import { describe, expect, it } from "vitest";
-import { buildPvDomain } from "@hyperlab/pv-mmu";
 import {
   bootXenPvKernel,
   type GuestKernel,
@@ -104,7 +104,9 @@ describe("Xen PV ops: what fork asks of Xen", () => {
 
   it("lazy mode flushes mmu_update batches of at most MC_ARGS / 16 = 32 requests", () => {
     const { log, kernel } = forkOf(100, true);
-    const batches = log.filter((l) => l.startsWith("mmu_update(")).map((l) => Number(l.slice(11, -1)));
+    const batches = log
+      .filter((l) => l.startsWith("mmu_update("))
+      .map((l) => Number(l.slice(11, -1)));
     expect(Math.max(...batches)).toBe(MC_BATCH);
     expect(batches.slice(-4)).toEqual([32, 32, 32, 4]);
     const c = (kernel.ops.mmu as XenMmuOps).counts;

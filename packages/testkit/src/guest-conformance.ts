@@ -148,7 +148,15 @@ export const guestConformanceCases: readonly GuestConformanceCase[] = [
     c.eq("halfword back", p.load(a + 4 * PAGE - 1, 2), 0xabcd);
     c.check();
     p.exit(0);
-    c.eq("state", p.snapshot(), { pid: p.pid, ppid: 0, state: "exited", exitCode: 0, signal: 0, vmas: [], rss: 0 });
+    c.eq("state", p.snapshot(), {
+      pid: p.pid,
+      ppid: 0,
+      state: "exited",
+      exitCode: 0,
+      signal: 0,
+      vmas: [],
+      rss: 0,
+    });
   }),
 
   defineCase("random sets of addresses keep their values", (c) => {
@@ -332,9 +340,17 @@ export const guestConformanceCases: readonly GuestConformanceCase[] = [
     const fixed = 0x4000_0000;
     c.eq("fixed", p.mmap(3 * PAGE, PROT_READ | PROT_WRITE, MAP_FIXED, fixed), fixed);
     p.store(fixed + PAGE, 123);
-    c.eq("fixed over fixed", p.mmap(PAGE, PROT_READ | PROT_WRITE, MAP_FIXED, fixed + PAGE), fixed + PAGE);
+    c.eq(
+      "fixed over fixed",
+      p.mmap(PAGE, PROT_READ | PROT_WRITE, MAP_FIXED, fixed + PAGE),
+      fixed + PAGE,
+    );
     c.eq("replaced page is fresh", p.load(fixed + PAGE), 0);
-    c.eq("three areas", p.snapshot().vmas.filter((v) => v.start >= fixed && v.end <= fixed + 3 * PAGE).length, 3);
+    c.eq(
+      "three areas",
+      p.snapshot().vmas.filter((v) => v.start >= fixed && v.end <= fixed + 3 * PAGE).length,
+      3,
+    );
     c.eq("odd length rounds up", p.mmap(5000, PROT_READ) % PAGE, 0);
     c.check();
   }),
@@ -377,7 +393,10 @@ export const guestConformanceCases: readonly GuestConformanceCase[] = [
       x.p.accessSet(vas);
       c.eq(`final data of pid ${x.p.pid}`, x.p.checksum, want);
     }
-    c.log("live", live.map((x) => x.p.snapshot()));
+    c.log(
+      "live",
+      live.map((x) => x.p.snapshot()),
+    );
   }),
 ];
 

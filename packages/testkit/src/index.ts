@@ -8,7 +8,6 @@ export {
   grantInvariantOptions,
 } from "./grants";
 export { type DoubleMapping, GrantMappingDouble } from "./grants-double";
-export { assertFrameInvariants, checkFrameInvariants, type InvariantOptions } from "./invariants";
 export {
   type ConformanceProcess,
   type GuestBuildFactory,
@@ -18,3 +17,4 @@ export {
   guestConformanceCases,
   runGuestConformance,
 } from "./guest-conformance";
+export { assertFrameInvariants, checkFrameInvariants, type InvariantOptions } from "./invariants";
