@@ -74,7 +74,7 @@ function world(options: ShadowMmuOptions): World {
   });
 }
 {
-  const { sh, v } = world({ tlbEntries: 0 });
+  const { sh, v } = world({ tlb: false });
   const N = 2_000_000;
   measure("shadow TLB miss, hardware walk (4 refs)", N, () => {
     let s = 0;

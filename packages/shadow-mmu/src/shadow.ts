@@ -42,6 +42,22 @@ import {
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
 import {
+  PAGING_4LEVEL,
+  PERM_DIRTY,
+  PERM_NX,
+  PERM_RW,
+  PERM_USER,
+  STEP_LEAF,
+  STEP_TABLE,
+  Tlb,
+  type TlbConfig,
+  WalkResult,
+  walk,
+  walkBegin,
+  walkFinish,
+  walkStep,
+} from "@hyperlab/paging";
+import {
   EXIT_REASON_CR_ACCESS,
   EXIT_REASON_EXCEPTION_NMI,
   EXIT_REASON_INVLPG,
@@ -53,7 +69,6 @@ const _PAGE_RW = 0x2;
 const _PAGE_USER = 0x4;
 const _PAGE_ACCESSED = 0x20;
 const _PAGE_DIRTY = 0x40;
-const _PAGE_PSE = 0x80;
 const _PAGE_GLOBAL = 0x100;
 const _PAGE_NX_HI = 0x8000_0000 | 0;
 const ADDR_HI_MASK = 0x000f_ffff;
@@ -72,16 +87,22 @@ const ACC_W = 1;
 const ACC_U = 2;
 const ACC_NX = 4;
 
-// TLB entry bits.
-const T_VALID = 1;
-const T_RW = 2;
-const T_USER = 4;
-const T_NX = 8;
-const T_GLOBAL = 16;
+/** Whether a TLB entry's PERM_* rights allow an access (PFEC_* bits; CR0.WP set). */
+function allows(perms: number, access: number): boolean {
+  return (
+    ((access & PFEC_write_access) === 0 ||
+      (perms & (PERM_RW | PERM_DIRTY)) === (PERM_RW | PERM_DIRTY)) &&
+    ((access & PFEC_user_mode) === 0 || (perms & PERM_USER) !== 0) &&
+    ((access & PFEC_insn_fetch) === 0 || (perms & PERM_NX) === 0)
+  );
+}
 
 export interface ShadowMmuOptions {
-  /** TLB entries per vCPU (a power of two, or 0 for none). Default 64. */
-  tlbEntries?: number;
+  /**
+   * Each vCPU's TLB and page-walk caches over the shadow tables, as @hyperlab/paging's
+   * TlbConfig (default: paging's Skylake-like TLB), or false for none.
+   */
+  tlb?: TlbConfig | false;
   /**
    * Most shadow pages per domain; past it the host zaps all of the domain's shadow pages
    * and starts again (KVM's kvm_mmu_zap_all under memory pressure). Default 16384.
@@ -188,7 +209,10 @@ export class ShadowMmu implements MmuBackend {
   private readonly hv: Hypervisor;
   private readonly ram: Ram;
   private readonly owner: Int32Array;
-  private readonly tlbSize: number;
+  private readonly tlbConfig: TlbConfig | null;
+  private readonly tlbs: (Tlb | undefined)[] = [];
+  private readonly out = new WalkResult();
+  private readonly gout = new WalkResult();
 
   // Per shadow frame (indexed by mfn).
   private readonly spGfn: Float64Array;
@@ -205,9 +229,6 @@ export class ShadowMmu implements MmuBackend {
   private cap = 0;
   private guestCr3 = new Float64Array(0);
   private root = new Int32Array(0);
-  private tlbVpn = new Float64Array(0);
-  private tlbFrame = new Float64Array(0);
-  private tlbPerm = new Uint8Array(0);
 
   // Outputs of the host's guest walk.
   private readonly wTable = new Float64Array(LEVELS + 1);
@@ -215,8 +236,6 @@ export class ShadowMmu implements MmuBackend {
   private wLeaf = 0;
   private wLeafLo = 0;
   private wPageGfn = 0;
-  // Output of a hardware walk: the leaf's TLB bits.
-  private hwPerm = 0;
   private lastLeafRw = false;
 
   constructor(hv: Hypervisor, options: ShadowMmuOptions = {}) {
@@ -226,11 +245,17 @@ export class ShadowMmu implements MmuBackend {
         "shadowMmu takes an options object, e.g. shadowMmu({ tlbEntries: 64 }).",
       );
     }
-    const T = options.tlbEntries ?? 64;
-    if (!Number.isInteger(T) || T < 0 || T > 1 << 16 || (T & (T - 1)) !== 0) {
+    const tlb = options.tlb;
+    if (tlb === false) {
+      this.tlbConfig = null;
+    } else if (tlb === undefined || (typeof tlb === "object" && tlb !== null)) {
+      const prng = hv.machine.prng.fork("shadow-mmu");
+      this.tlbConfig = { random: () => prng.nextU32(), ...(tlb ?? {}) };
+      new Tlb(this.tlbConfig); // a bad configuration throws paging's typed error now
+    } else {
       throw new HyperlabError(
         "SHADOW_BAD_OPTION",
-        `shadowMmu option tlbEntries must be 0 or a power of two up to 65536, got ${options.tlbEntries}.`,
+        `shadowMmu option tlb must be a TlbConfig from @hyperlab/paging or false, got ${String(tlb)}.`,
       );
     }
     const max = options.maxShadowPages ?? 16384;
@@ -240,7 +265,6 @@ export class ShadowMmu implements MmuBackend {
         `shadowMmu option maxShadowPages must be a whole number >= 8, got ${options.maxShadowPages}.`,
       );
     }
-    this.tlbSize = T;
     this.maxShadowPages = max;
     this.hv = hv;
     this.ram = hv.machine.ram;
@@ -257,6 +281,17 @@ export class ShadowMmu implements MmuBackend {
     return this.exits[reason] ?? 0;
   }
 
+  /** The vCPU's TLB (paging's Tlb, its page-walk caches over the shadow tables), or null without one. */
+  tlbOf(vcpu: Vcpu): Tlb | null {
+    if (this.tlbConfig === null) return null;
+    let t = this.tlbs[vcpu.uid];
+    if (t === undefined) {
+      t = new Tlb(this.tlbConfig);
+      this.tlbs[vcpu.uid] = t;
+    }
+    return t;
+  }
+
   // ---------------------------------------------------------------------------------------
   // Translation
 
@@ -265,41 +300,40 @@ export class ShadowMmu implements MmuBackend {
     if (uid >= this.cap) this.grow(uid);
     if (vcpu.cr3Mfn !== this.guestCr3[uid]) this.cr3Write(vcpu);
     const vpn = Math.floor(va / 4096);
-    const T = this.tlbSize;
-    if (T !== 0) {
-      const s = uid * T + (vpn & (T - 1));
-      const perm = this.tlbPerm[s];
-      if (
-        perm !== 0 &&
-        this.tlbVpn[s] === vpn &&
-        ((access & PFEC_write_access) === 0 || (perm & T_RW) !== 0) &&
-        ((access & PFEC_user_mode) === 0 || (perm & T_USER) !== 0) &&
-        ((access & PFEC_insn_fetch) === 0 || (perm & T_NX) === 0)
-      ) {
-        this.counts.tlbHits++;
-        return this.tlbFrame[s] * 4096 + (va - vpn * 4096);
-      }
+    const tlb = this.tlbs[uid] ?? this.tlbOf(vcpu);
+    if (tlb?.lookup(va, 0) && allows(tlb.hitPerms, access)) {
+      this.counts.tlbHits++;
+      return tlb.hitMfn * 4096 + (va - vpn * 4096);
     }
     this.counts.tlbMisses++;
     const acc = access & ACCESS_MASK;
     this.fault.exitReason = -1;
     this.fault.emulate = false;
     if (!(va >= 0 && va < VA_LIMIT && vpn * 4096 <= va)) return this.inject(va, acc);
+    const out = this.out;
+    const c = this.counts;
     for (let attempt = 0; attempt < 4; attempt++) {
       let root = this.root[uid];
       if (root < 0) {
         root = this.loadRoot(vcpu);
         if (root < 0) return this.inject(va, acc);
       }
-      const maddr = this.hwWalk(root, vpn, va, access);
-      if (maddr >= 0) {
-        if (T !== 0) {
-          const s = uid * T + (vpn & (T - 1));
-          this.tlbVpn[s] = vpn;
-          this.tlbFrame[s] = Math.floor(maddr / 4096);
-          this.tlbPerm[s] = this.hwPerm;
-        }
-        return maddr;
+      // The hardware walks the shadow tables (paging's walker, through the vCPU's PWC).
+      c.walks++;
+      const ok = walk(
+        this.ram,
+        root,
+        va,
+        acc,
+        PAGING_4LEVEL,
+        out,
+        tlb === null ? null : tlb.pwc,
+        0,
+      );
+      c.shadowRefs += out.reads;
+      if (ok) {
+        if (tlb !== null) tlb.insertWalk(out, 0);
+        return out.maddr;
       }
       // The shadow said no: a #PF exit, and the host decides.
       this.exits[EXIT_REASON_EXCEPTION_NMI]++;
@@ -324,43 +358,6 @@ export class ShadowMmu implements MmuBackend {
     return -1;
   }
 
-  /** The hardware's walk of the shadow tables. Returns the machine address or -1. */
-  private hwWalk(root: number, vpn: number, va: number, access: number): number {
-    const ram = this.ram;
-    const c = this.counts;
-    c.walks++;
-    let table = root;
-    for (let level = LEVELS; level >= 1; level--) {
-      const idx = Math.floor(vpn / POW[level - 1]) % 512;
-      const w = ram.frameWords(table, false);
-      const b = ram.frameWordBase(table) + idx * 2;
-      const lo = w[b];
-      const hi = w[b + 1];
-      c.shadowRefs++;
-      if ((lo & _PAGE_PRESENT) === 0) return -1;
-      const frame = entryFrame(lo, hi);
-      if (level > 1) {
-        table = frame;
-        continue;
-      }
-      if (
-        ((access & PFEC_write_access) !== 0 && (lo & _PAGE_RW) === 0) ||
-        ((access & PFEC_user_mode) !== 0 && (lo & _PAGE_USER) === 0) ||
-        ((access & PFEC_insn_fetch) !== 0 && (hi & _PAGE_NX_HI) !== 0)
-      ) {
-        return -1;
-      }
-      this.hwPerm =
-        T_VALID |
-        (lo & _PAGE_RW ? T_RW : 0) |
-        (lo & _PAGE_USER ? T_USER : 0) |
-        (hi & _PAGE_NX_HI ? T_NX : 0) |
-        (lo & _PAGE_GLOBAL ? T_GLOBAL : 0);
-      return frame * 4096 + (va - vpn * 4096);
-    }
-    return -1;
-  }
-
   /**
    * The host's #PF handler (KVM's FNAME(page_fault)): walks the guest tables; a guest fault
    * is injected; otherwise the shadow path is filled. Returns 0 to retry, -1 after a fault.
@@ -371,7 +368,7 @@ export class ShadowMmu implements MmuBackend {
     const dom = d.domid;
     const uid = vcpu.uid;
     this.fault.exitReason = EXIT_REASON_EXCEPTION_NMI;
-    const g = this.guestWalk(dom, this.guestCr3[uid], vpn, access);
+    const g = this.guestWalk(dom, this.guestCr3[uid], va, vpn, access);
     if (g !== 0) return this.inject(va, g === -1 ? acc : g);
     const pageGfn = this.wPageGfn;
     if (!(pageGfn < this.ram.nrFrames && this.owner[pageGfn] === dom)) {
@@ -404,61 +401,55 @@ export class ShadowMmu implements MmuBackend {
   }
 
   /**
-   * Walks the guest's tables in software (gfn = mfn the domain owns). Returns 0 with the
-   * walk's outputs set, -1 for a not-present fault, or the error code of any other fault.
-   * Sets A on every guest entry used and D on the leaf of a write, as the hardware would.
+   * Walks the guest's tables in software (gfn = mfn the domain owns) with paging's walkStep,
+   * refusing any table frame the domain does not own. Returns 0 with the walk's outputs set,
+   * -1 for a not-present fault, or the error code of any other fault. On success walkFinish
+   * sets A on every guest entry used and D on the leaf of a write, as the hardware would.
    */
-  private guestWalk(dom: number, cr3: number, vpn: number, access: number): number {
+  private guestWalk(dom: number, cr3: number, va: number, vpn: number, access: number): number {
     const ram = this.ram;
     const acc = access & ACCESS_MASK;
-    let table = cr3;
-    let rw = _PAGE_RW;
-    let user = _PAGE_USER;
-    let nx = 0;
+    const out = this.gout;
     const owner = this.owner;
-    for (let level = LEVELS; level >= 1; level--) {
+    let table = cr3;
+    let level = LEVELS;
+    walkBegin(out, va, acc, level, PERM_RW | PERM_USER);
+    for (;;) {
       if (!(table >= 0 && table < ram.nrFrames && owner[table] === dom)) {
+        this.counts.hostGuestRefs += out.reads;
         this.counts.unbackedAccesses++;
         return PFEC_page_present | PFEC_reserved_bit | acc;
       }
       this.wTable[level] = table;
-      const a = table * 4096 + (Math.floor(vpn / POW[level - 1]) % 512) * 8;
-      const lo = ram.read64lo(a);
-      const hi = ram.read64hi(a);
-      this.counts.hostGuestRefs++;
-      if ((lo & _PAGE_PRESENT) === 0) return -1;
-      rw &= lo;
-      user &= lo;
-      nx |= hi & _PAGE_NX_HI;
-      this.wAcc[level] = (rw ? ACC_W : 0) | (user ? ACC_U : 0) | (nx ? ACC_NX : 0);
-      const next = entryFrame(lo, hi);
-      const large = level > 1 && (lo & _PAGE_PSE) !== 0;
-      if (large || level === 1) {
-        let gfn = next;
-        if (large) {
-          const span = POW[level - 1];
-          if (level > 3 || next % span > 1) return PFEC_page_present | PFEC_reserved_bit | acc;
-          gfn = next - (next % span) + (vpn % span);
-        }
-        const write = (access & PFEC_write_access) !== 0;
-        if (
-          (write && rw === 0) ||
-          ((access & PFEC_user_mode) !== 0 && user === 0) ||
-          ((access & PFEC_insn_fetch) !== 0 && nx !== 0)
-        ) {
-          return PFEC_page_present | acc;
-        }
-        const want = write ? _PAGE_ACCESSED | _PAGE_DIRTY : _PAGE_ACCESSED;
-        if ((lo & want) !== want) ram.write32(a, (lo | want) >>> 0);
-        this.wLeaf = level;
-        this.wLeafLo = lo | want;
-        this.wPageGfn = gfn;
-        return 0;
+      const r = walkStep(
+        ram,
+        table,
+        Math.floor(vpn / POW[level - 1]) % 512,
+        level,
+        PAGING_4LEVEL,
+        out,
+      );
+      if (r === STEP_TABLE) {
+        table = out.nextMfn;
+        level--;
+      } else if (r === STEP_LEAF) {
+        break;
+      } else {
+        this.counts.hostGuestRefs += out.reads;
+        return out.errorCode === acc ? -1 : out.errorCode;
       }
-      if ((lo & _PAGE_ACCESSED) === 0) ram.write32(a, (lo | _PAGE_ACCESSED) >>> 0);
-      table = next;
     }
-    return -1;
+    this.counts.hostGuestRefs += out.reads;
+    if (!walkFinish(ram, PAGING_4LEVEL, out)) return out.errorCode;
+    for (let L = LEVELS; L >= out.leafLevel; L--) {
+      const pm = out.levelPerms[L];
+      this.wAcc[L] =
+        (pm & PERM_RW ? ACC_W : 0) | (pm & PERM_USER ? ACC_U : 0) | (pm & PERM_NX ? ACC_NX : 0);
+    }
+    this.wLeaf = out.leafLevel;
+    this.wLeafLo = out.leafLo;
+    this.wPageGfn = Math.floor(out.maddr / 4096);
+    return 0;
   }
 
   /**
@@ -745,10 +736,8 @@ export class ShadowMmu implements MmuBackend {
       this.root[uid] = -1;
     }
     this.counts.tlbFlushes++;
-    const T = this.tlbSize;
-    for (let i = uid * T; i < (uid + 1) * T; i++) {
-      if ((this.tlbPerm[i] & T_GLOBAL) === 0) this.tlbPerm[i] = 0;
-    }
+    // A root switch also changes what the page-walk caches would find: they go too.
+    this.tlbs[uid]?.flushNonGlobal();
   }
 
   /** A guest INVLPG (an INVLPG exit): the address's TLB entry goes, global or not. */
@@ -756,20 +745,16 @@ export class ShadowMmu implements MmuBackend {
     if (vcpu.uid >= this.cap) this.grow(vcpu.uid);
     this.exits[EXIT_REASON_INVLPG]++;
     this.counts.invlpg++;
-    const T = this.tlbSize;
-    if (T === 0 || !Number.isFinite(va)) return;
-    const vpn = Math.floor(va / 4096);
-    const s = vcpu.uid * T + (vpn & (T - 1));
-    if (this.tlbVpn[s] === vpn) this.tlbPerm[s] = 0;
+    if (Number.isFinite(va)) this.tlbs[vcpu.uid]?.invlpg(va, 0);
   }
 
   private flushDomain(dom: number): void {
     const d = this.hv.domain(dom);
     if (d === undefined) return;
-    const T = this.tlbSize;
     for (const v of d.vcpus) {
-      if (v.uid >= this.cap) continue;
-      this.tlbPerm.fill(0, v.uid * T, (v.uid + 1) * T);
+      const t = this.tlbs[v.uid];
+      if (t === undefined) continue;
+      t.flushAll();
       this.counts.tlbFlushes++;
     }
   }
@@ -839,22 +824,12 @@ export class ShadowMmu implements MmuBackend {
   private grow(uid: number): void {
     let cap = Math.max(16, this.cap);
     while (cap <= uid) cap *= 2;
-    const T = this.tlbSize;
     const guestCr3 = new Float64Array(cap).fill(-2);
     guestCr3.set(this.guestCr3);
     const root = new Int32Array(cap).fill(-1);
     root.set(this.root);
-    const vpn = new Float64Array(cap * T);
-    vpn.set(this.tlbVpn);
-    const frame = new Float64Array(cap * T);
-    frame.set(this.tlbFrame);
-    const perm = new Uint8Array(cap * T);
-    perm.set(this.tlbPerm);
     this.guestCr3 = guestCr3;
     this.root = root;
-    this.tlbVpn = vpn;
-    this.tlbFrame = frame;
-    this.tlbPerm = perm;
     this.cap = cap;
   }
 }

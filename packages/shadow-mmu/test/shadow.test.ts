@@ -292,13 +292,17 @@ describe("limits, teardown, options", () => {
   });
 
   it("rejects bad options with a typed error, and fills the mmu slot", () => {
-    for (const bad of [{ tlbEntries: 5 }, { maxShadowPages: 2 }, null]) {
+    for (const bad of [{ tlb: 5 }, { maxShadowPages: 2 }, null]) {
       // biome-ignore lint/suspicious/noExplicitAny: testing bad input
       expect(() => boot(bad as any)).toThrow(
         expect.objectContaining({ code: "SHADOW_BAD_OPTION" }),
       );
     }
-    const w = boot({ tlbEntries: 0 });
+    expect(() => boot({ tlb: { levels: [] } })).toThrow(
+      expect.objectContaining({ code: "TLB_BAD_CONFIG" }),
+    );
+    const w = boot({ tlb: false });
+    expect(w.sh.tlbOf(w.hv.createDomain({ maxVcpus: 1, maxPages: 1 }).vcpus[0])).toBeNull();
     expect(w.hv.slot("mmu")).toBe(w.sh);
     expect(w.sh.kind).toBe("shadow");
     expect(w.hv.describe().slots.mmu).toBe("shadow-mmu");
