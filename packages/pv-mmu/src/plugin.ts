@@ -12,6 +12,7 @@ import {
   XENMEM_decrease_reservation,
   XENMEM_exchange,
   XENMEM_increase_reservation,
+  XENMEM_machphys_mapping,
   XENMEM_maximum_ram_page,
   XENMEM_maximum_reservation,
   XENMEM_populate_physmap,
@@ -48,6 +49,7 @@ const MEMORY_OPS = [
   XENMEM_maximum_reservation,
   XENMEM_populate_physmap,
   XENMEM_exchange,
+  XENMEM_machphys_mapping,
 ];
 
 /** The Xen PV direct-paging MMU, as a plugin value. */
@@ -120,6 +122,11 @@ export function pvMmuPlugin(options: PvMmuOptions = {}): Plugin {
       );
       ctx.hypercall(__HYPERVISOR_memory_op, (v, a) => pv.exchange(v, a), XENMEM_exchange);
       ctx.hypercall(__HYPERVISOR_memory_op, () => pv.maximumRamPage(), XENMEM_maximum_ram_page);
+      ctx.hypercall(
+        __HYPERVISOR_memory_op,
+        (v, a) => pv.machphysMapping(v, a),
+        XENMEM_machphys_mapping,
+      );
       ctx.hypercall(
         __HYPERVISOR_memory_op,
         (v, a) => pv.reservationOf(v, a, false),

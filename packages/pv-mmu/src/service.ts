@@ -26,6 +26,7 @@ import {
   EOPNOTSUPP,
   EPERM,
   ESRCH,
+  MACH2PHYS_NR_ENTRIES,
   MMU_MACHPHYS_UPDATE,
   MMU_NORMAL_PT_UPDATE,
   MMU_PT_UPDATE_NO_TRANSLATE,
@@ -104,6 +105,7 @@ import {
   HYPERVISOR_VIRT_END_48,
   HYPERVISOR_VIRT_START_48,
   MMU_UPDATE_PREEMPTED,
+  RO_MPT_VIRT_START_48,
   VA_LIMIT,
 } from "./xen";
 
@@ -1276,6 +1278,21 @@ export class PvMmu implements MmuBackend {
     }
     a.nr_exchanged = rc === 0 ? ein.nr_extents : i << inChunkOrder;
     return rc;
+  }
+
+  /**
+   * XENMEM_machphys_mapping: where the guest finds the read-only M2P (v_start, v_end as
+   * 48-bit addresses) and the largest mfn it may look up there (the real one for a hardware
+   * domain, the table's capacity otherwise), as Xen's arch_memory_op answers.
+   */
+  machphysMapping(
+    v: Vcpu,
+    a: MemoryOpArgs & { v_start?: number; v_end?: number; max_mfn?: number },
+  ): number {
+    a.v_start = RO_MPT_VIRT_START_48;
+    a.v_end = RO_MPT_VIRT_START_48 + MACH2PHYS_NR_ENTRIES * 8;
+    a.max_mfn = v.domain.isPrivileged ? this.frames.nrFrames - 1 : MACH2PHYS_NR_ENTRIES - 1;
+    return 0;
   }
 
   /** XENMEM_maximum_ram_page. */

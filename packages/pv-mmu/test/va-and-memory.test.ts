@@ -18,6 +18,7 @@ import {
   XENMEM_decrease_reservation,
   XENMEM_exchange,
   XENMEM_increase_reservation,
+  XENMEM_machphys_mapping,
   XENMEM_maximum_ram_page,
   XENMEM_maximum_reservation,
   XENMEM_populate_physmap,
@@ -453,6 +454,23 @@ describe("memory_op", () => {
     expect(mem(w, g, a)).toBe(-ENOMEM);
     expect(a.nr_exchanged).toBe(0);
     assertFrameInvariants(w.hv);
+  });
+
+  it("machphys_mapping says where the read-only M2P is, and the guest reads it there", () => {
+    const { w, g } = setup();
+    const a: MemoryOpArgs & { v_start?: number; v_end?: number; max_mfn?: number } = {
+      cmd: XENMEM_machphys_mapping,
+    };
+    expect(mem(w, g, a)).toBe(0);
+    expect(a.v_start).toBe(RO_MPT_VIRT_START_48);
+    expect(a.v_end).toBe(RO_MPT_VIRT_START_48 + 2 ** 38);
+    expect(a.max_mfn).toBe(2 ** 35 - 1);
+    const mfn = g.b.p2m[3];
+    expect(w.pv.read(g.d.vcpus[0], (a.v_start as number) + mfn * 8, 4)).toBe(3);
+    const dom0 = guest(w, { domid: 0, nrPages: 1100 });
+    const b: MemoryOpArgs & { max_mfn?: number } = { cmd: XENMEM_machphys_mapping };
+    expect(w.hv.hypercall(dom0.d.vcpus[0], __HYPERVISOR_memory_op, b)).toBe(0);
+    expect(b.max_mfn).toBe(w.hv.frames.nrFrames - 1);
   });
 
   it("maximum_ram_page, current_reservation and maximum_reservation", () => {
