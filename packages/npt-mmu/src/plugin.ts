@@ -18,7 +18,12 @@ const STATS: [keyof NptCounts, string, string, string][] = [
   ["tlbMisses", "tlb_misses", "translations", "translations that missed the combined TLB"],
   ["walks", "walks", "walks", "two-dimensional walks started (retries after an exit count again)"],
   ["guestRefs", "guest_refs", "references", "guest page-table entries read by walks"],
-  ["guestAdWrites", "guest_ad_writes", "writes", "guest page-table entries whose A/D flags walks set"],
+  [
+    "guestAdWrites",
+    "guest_ad_writes",
+    "writes",
+    "guest page-table entries whose A/D flags walks set",
+  ],
   ["nestedRefs", "nested_refs", "references", "nested (EPT) entries read by walks"],
   ["guestPwcHits", "guest_pwc_hits", "lookups", "guest paging-structure cache hits"],
   ["nestedPwcHits", "nested_pwc_hits", "lookups", "nested paging-structure cache hits"],
