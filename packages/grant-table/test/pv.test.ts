@@ -182,6 +182,30 @@ describe("grant host mappings in PV page tables", () => {
     expect(w.hv.frames.owner.every((o) => o === -1 || o === 0x7ff2)).toBe(true);
   });
 
+  it("a frame once mapped writable through a grant becomes a page table only after a flush", () => {
+    const { w, a, b, va } = setup();
+    const av = a.d.vcpus[0];
+    const bv = b.d.vcpus[0];
+    const fresh = a.b.p2m[1080]; // zero-filled: a valid (empty) L1
+    expect(guestGrant(w, a, 9, 2, fresh)).toBe(true);
+    gnttab(w, bv, GNTTABOP_map_grant_ref, [
+      { host_addr: va, flags: GNTMAP_host_map, ref: 9, dom: 1 },
+    ]);
+    expect(w.pv.write(bv, va, 4, 0)).toBe(true); // the writable translation is now in B's TLB
+    // B drops the entry itself, without a flush; A then makes the frame an L1.
+    expect(w.hv.hypercall(bv, __HYPERVISOR_update_va_mapping, { va, val: 0, flags: 0 })).toBe(0);
+    const pin = w.hv.hypercall(av, __HYPERVISOR_mmuext_op, {
+      uops: [{ cmd: MMUEXT_PIN_L1_TABLE, arg1: { mfn: fresh } }],
+      count: 1,
+      foreigndom: DOMID_SELF,
+    });
+    expect(pin).toBe(0);
+    // Xen flushed before the type change: B cannot write the new page table.
+    expect(w.pv.write(bv, va, 4, 0xdead_0067)).toBe(false);
+    expect(w.hv.machine.ram.read32(fresh * 4096)).toBe(0);
+    expect(violations(w)).toEqual([]);
+  });
+
   it("unmap_and_replace moves another entry into the grant's place", () => {
     const { w, b, va } = setup();
     const bv = b.d.vcpus[0];

@@ -102,6 +102,9 @@ export class PvGrantMapping {
     const olo = pt.readLo(l1, index);
     const ohi = pt.readHi(l1, index);
     pt.writeEntry(l1, index, lo, hi >>> 0);
+    // A writable translation may now be cached: the frame becomes a page table only after a
+    // flush (the grant took its writable type reference outside pt.getPageType).
+    if ((lo & _PAGE_RW) !== 0) pt.writableEpoch[mfn] = pt.flushEpoch;
     this.pv.frames.putPage(l1);
     pt.putPageFromL1e(olo, ohi);
     return GNTST_okay;
