@@ -90,7 +90,7 @@ function build(ram: Ram, cfg: Cfg, ops: Op[]): void {
   const children = new Map<number, number>(); // entry address -> child table frame
   for (const op of ops) {
     let table = ROOT;
-    for (let level = cfg.levels; level >= 1; level--) {
+    for (let level: number = cfg.levels; level >= 1; level--) {
       const idx = op.path[5 - level];
       const addr = table * 4096 + idx * 8;
       const f = op.flags[5 - level];
@@ -146,7 +146,7 @@ function reference(ram: Ram, cfg: Cfg, root: number, va: bigint, access: number)
     reads: 0,
     writes: new Map(),
   };
-  for (let level = cfg.levels; level >= 1; level--) {
+  for (let level: number = cfg.levels; level >= 1; level--) {
     const idx = (va >> BigInt(12 + 9 * (level - 1))) & 511n;
     const addr = table * 4096n + idx * 8n;
     const e = table < nrFrames ? ram.readU64(Number(addr)) : 0n;
