@@ -149,7 +149,7 @@ export class GuestKernel {
   initMm!: Mm;
   /** The first Xen errno a batched hypercall returned since it was last taken, or 0. */
   pendingError = 0;
-  /** The last hypercall failure: its op and errno. */
+  /** The last hypercall failure: its op (-1 for a trapped store Xen would not emulate) and errno. */
   lastXenError: { op: number; rc: number } | null = null;
   private readonly freeList: Int32Array;
   private nrFree = 0;
@@ -311,7 +311,7 @@ export class GuestKernel {
       ok = ma >= 0;
       if (ok) this.ram.write64(ma, lo, hi);
     }
-    if (!ok) this.kernelError(0, -EFAULT);
+    if (!ok) this.kernelError(-1, -EFAULT);
     return ok;
   }
 

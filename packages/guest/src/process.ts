@@ -171,30 +171,37 @@ export class Process {
     const v = this.v;
     const access = write ? USER_WRITE : USER_READ;
     const val = value >>> 0;
+    // How many of the addresses are user addresses: past them the access is SIGSEGV.
+    const valid = userCount(va, count, stride);
     let sum = this.checksum;
     let i = 0;
+    let a = va;
     this.userMode();
-    for (; i < count; i++) {
-      const a = va + i * stride;
-      if (!(a >= 0 && a < 0x8000_0000_0000)) {
-        this.kernelMode();
-        this.checksum = sum;
-        this.accesses += i;
-        this.segv();
-        return i;
+    if (write) {
+      for (; i < valid; i++, a += stride) {
+        let ma = mmu.translate(v, a, access);
+        if (ma < 0) {
+          ma = this.faultIn(a, access);
+          if (ma < 0) break;
+          this.userMode();
+        }
+        ram.write32(ma, val);
       }
-      let ma = mmu.translate(v, a, access);
-      if (ma < 0) {
-        ma = this.faultIn(a, access);
-        if (ma < 0) break;
-        this.userMode();
+    } else {
+      for (; i < valid; i++, a += stride) {
+        let ma = mmu.translate(v, a, access);
+        if (ma < 0) {
+          ma = this.faultIn(a, access);
+          if (ma < 0) break;
+          this.userMode();
+        }
+        sum = (sum + ram.read32(ma)) >>> 0;
       }
-      if (write) ram.write32(ma, val);
-      else sum = (sum + ram.read32(ma)) >>> 0;
     }
     this.kernelMode();
     this.checksum = sum;
     this.accesses += i;
+    if (i === valid && valid < count && this.mm !== null) this.segv();
     return i;
   }
 
@@ -387,6 +394,16 @@ export class Process {
     };
   }
 }
+
+/** How many of va, va + stride, ... (count of them) are user addresses, from the first. */
+function userCount(va: number, count: number, stride: number): number {
+  if (!(va >= 0 && va < USER_END)) return 0;
+  if (stride === 0) return count;
+  const n = stride > 0 ? Math.ceil((USER_END - va) / stride) : Math.floor(va / -stride) + 1;
+  return Math.min(count, n);
+}
+
+const USER_END = 0x8000_0000_0000;
 
 function validVa(va: number): boolean {
   return Number.isSafeInteger(va) && va >= 0 && va < 0x8000_0000_0000;

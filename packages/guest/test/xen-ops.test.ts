@@ -4,17 +4,23 @@ import {
   __HYPERVISOR_multicall,
   __HYPERVISOR_update_va_mapping,
   EBUSY,
+  EFAULT,
   EINVAL,
+  MMUEXT_INVLPG_MULTI,
   MMUEXT_NEW_BASEPTR,
   MMUEXT_PIN_L1_TABLE,
   MMUEXT_PIN_L4_TABLE,
   MMUEXT_TLB_FLUSH_LOCAL,
+  MMUEXT_TLB_FLUSH_MULTI,
 } from "@hyperlab/abi";
-import { PGT_l1_page_table, PGT_l4_page_table, PGT_pinned } from "@hyperlab/core";
-import { buildPvDomain } from "@hyperlab/pv-mmu";
+import { createHypervisor, PGT_l1_page_table, PGT_l4_page_table, PGT_pinned } from "@hyperlab/core";
+import { createMachine } from "@hyperlab/machine";
+import { nativeMmuPlugin } from "@hyperlab/native-mmu";
+import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
 import { assertFrameInvariants } from "@hyperlab/testkit";
 import { describe, expect, it } from "vitest";
 import {
+  bootNativeKernel,
   bootXenPvKernel,
   type GuestKernel,
   MC_BATCH,
@@ -198,5 +204,52 @@ describe("Xen PV ops: isolation", () => {
     expect(q.load(s)).toBe(0x5ec2e7);
     expect(p.load(a)).toBe(0xcafe);
     assertFrameInvariants(hv);
+  });
+});
+
+describe("Xen PV ops: other vCPUs and the trap path", () => {
+  it("flushTlbMulti names the vCPUs in a mask (Xen) or flushes each (native)", () => {
+    for (const kind of ["xen", "native"] as const) {
+      const machine = createMachine({ ramBytes: 64 << 20, cpus: 2, seed: 1 });
+      const hv = createHypervisor({
+        machine,
+        plugins: [kind === "xen" ? pvMmuPlugin() : nativeMmuPlugin()],
+      }).boot();
+      const d = hv.createDomain({ domid: 1, maxVcpus: 2, maxPages: 2100 });
+      const k =
+        kind === "xen"
+          ? bootXenPvKernel(hv, d, {
+              startInfoVa: buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages: 2048 }).rsi,
+            })
+          : bootNativeKernel(hv, d, { nrPages: 2048 });
+      const p = spawnProcess(k);
+      const a = p.mmap(4096, PROT_READ | PROT_WRITE);
+      p.store(a, 1);
+      const log = kind === "xen" ? record(k) : [];
+      k.ops.mmu.flushTlbMulti([1], p.mm!, a, a + 4096);
+      k.ops.mmu.flushTlbMulti([1], p.mm!, 0, 2 ** 47);
+      expect(k.takeError()).toBe(0);
+      if (kind === "xen") {
+        expect(log).toEqual([
+          `mmuext(${MMUEXT_INVLPG_MULTI})`,
+          `mmuext(${MMUEXT_TLB_FLUSH_MULTI})`,
+        ]);
+        expect(hv.stats.read("pv-mmu", "tlb_flushes")).toBeGreaterThan(0);
+      } else {
+        expect(hv.stats.read("native-mmu", "invlpg")).toBe(1);
+      }
+    }
+  });
+
+  it("a trapped store Xen will not emulate is a kernel error, not a throw", () => {
+    const { kernel } = xenBuild(2048, false);
+    const p = spawnProcess(kernel);
+    const a = p.mmap(4096, PROT_READ | PROT_WRITE);
+    p.store(a, 1);
+    const pt = kernel.ptePage(p.mm!, a, false);
+    // A PTE naming a free frame: ptwr validates it like mmu_update and refuses.
+    expect(kernel.cpuStoreEntry(pt, 9, 7 * 4096 + 7)).toBe(false);
+    expect(kernel.lastXenError).toEqual({ op: -1, rc: -EFAULT });
+    expect(kernel.takeError()).toBe(-EFAULT);
   });
 });
