@@ -76,6 +76,43 @@ function tlbViolations(w: World): string[] {
   return out;
 }
 
+/** Violations of Xen's linear_pt_count rule, recomputed from the validated tables. */
+function linearViolations(w: World): string[] {
+  const f = w.hv.frames;
+  const ram = w.hv.machine.ram;
+  const entries = new Int32Array(f.nrFrames);
+  const uses = new Int32Array(f.nrFrames);
+  for (let t = 0; t < f.nrFrames; t++) {
+    const x = f.typeInfo[t];
+    const type = (x & PGT_type_mask) >>> 0;
+    if (
+      type < PGT_l1_page_table + (1 << 29) ||
+      type > PGT_l4_page_table ||
+      (x & 0x3ff_ffff) === 0 ||
+      (x & (1 << 27)) === 0
+    )
+      continue;
+    for (let i = 0; i < 512; i++) {
+      if (type === PGT_l4_page_table && i >= 256 && i <= 271) continue;
+      const lo = ram.read32(t * 4096 + i * 8);
+      if ((lo & 1) === 0) continue;
+      const m = (ram.read32(t * 4096 + i * 8 + 4) & 0xf_ffff) * 0x10_0000 + (lo >>> 12);
+      if (m === t || (f.typeInfo[m] & PGT_type_mask) >>> 0 !== type) continue;
+      entries[t]++;
+      uses[m]++;
+    }
+  }
+  const out: string[] = [];
+  for (let m = 0; m < f.nrFrames; m++) {
+    const want = entries[m] > 0 ? entries[m] : -uses[m];
+    if (entries[m] > 0 && uses[m] > 0)
+      out.push(`frame ${m} both holds and is the target of linear entries`);
+    if (w.pv.pt.linear[m] !== want)
+      out.push(`frame ${m} linear count ${w.pv.pt.linear[m]}, tables say ${want}`);
+  }
+  return out;
+}
+
 const op = fc.tuple(fc.nat(12), fc.nat(), fc.nat(), fc.nat(), fc.nat(), fc.nat());
 
 function run(ops: [number, number, number, number, number, number][], privileged: boolean) {
@@ -270,7 +307,7 @@ function run(ops: [number, number, number, number, number, number][], privileged
         });
     }
     done++;
-    const bad = [...checkFrameInvariants(w.hv), ...tlbViolations(w)];
+    const bad = [...checkFrameInvariants(w.hv), ...tlbViolations(w), ...linearViolations(w)];
     if (bad.length > 0)
       throw new Error(
         `after op ${done} ${JSON.stringify([kind, a, b, c, d, e])}:\n${bad.join("\n")}`,
