@@ -12,7 +12,9 @@
  *   naming another table of its own level (a linear page table) is read-only, names a
  *   validated table, and is counted in `linear`: a table that holds such entries is never the
  *   target of one, and the reverse (Xen's linear_pt_count).
- * - Only this file writes guest page-table entries; each write keeps the references above.
+ * - Only this file writes entries of validated page tables, keeping the references above
+ *   (grant-mapping.ts installs grant entries whose references the grant table took; the
+ *   walker sets only A and D, which need no references).
  */
 
 import {
