@@ -301,17 +301,21 @@ function run(ops: Op[], privileged: boolean): void {
 
 describe("hostile guests mixing grant and MMU operations", () => {
   for (const privileged of [false, true]) {
-    it(`keep every invariant (${privileged ? "privileged" : "unprivileged"} peer), ${RUNS} runs of ${OPS} operations`, () => {
-      fc.assert(
-        fc.property(fc.array(op, { minLength: OPS, maxLength: OPS }), (ops) =>
-          run(ops as Op[], privileged),
-        ),
-        { seed: privileged ? 0x9a7 : 0x6e7, numRuns: RUNS, endOnFailure: true },
-      );
-      // The runs did reach the interesting paths, not only the error answers.
-      expect(seen.maps).toBeGreaterThan(RUNS * 3);
-      expect(seen.unmaps).toBeGreaterThan(RUNS);
-      expect(seen.copies).toBeGreaterThan(0);
-    });
+    it(
+      `keep every invariant (${privileged ? "privileged" : "unprivileged"} peer), ${RUNS} runs of ${OPS} operations`,
+      () => {
+        fc.assert(
+          fc.property(fc.array(op, { minLength: OPS, maxLength: OPS }), (ops) =>
+            run(ops as Op[], privileged),
+          ),
+          { seed: privileged ? 0x9a7 : 0x6e7, numRuns: RUNS, endOnFailure: true },
+        );
+        // The runs did reach the interesting paths, not only the error answers.
+        expect(seen.maps).toBeGreaterThan(RUNS * 3);
+        expect(seen.unmaps).toBeGreaterThan(RUNS);
+        expect(seen.copies).toBeGreaterThan(0);
+      },
+      LONG ? 3_600_000 : 120_000,
+    );
   }
 });
