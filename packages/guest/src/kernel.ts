@@ -152,6 +152,8 @@ export class GuestKernel {
   /** The last hypercall failure: its op (-1 for a trapped store Xen would not emulate) and errno. */
   lastXenError: { op: number; rc: number } | null = null;
   private readonly freeList: Int32Array;
+  /** Per PTE slot of the table being worked on: the pfn it held (zap) or was given (copy). */
+  private readonly scratchPfns = new Int32Array(PTRS_PER_TABLE);
   private nrFree = 0;
   private readonly owned: Uint8Array;
   private nrPages = 0;
@@ -518,6 +520,9 @@ export class GuestKernel {
       this.clearPage(pfn);
       this.mapcount[pfn] = 1;
       m.setPte(mm, pt, i, this.makeEntry(pfn, this.pteFlags(prot, true)));
+      if (this.entryPfn(this.readEntry(pt, i)) !== pfn) {
+        this.freePage(pfn); // Xen refused the entry: the page was never mapped
+      }
       this.counts.demandZero++;
     } else if (write && (e & E_RW) === 0) {
       const old = this.entryPfn(e);
@@ -536,7 +541,9 @@ export class GuestKernel {
         m.pteClear(mm, pt, i);
         m.flushTlbOneUser(0, va);
         m.setPte(mm, pt, i, this.makeEntry(pfn, this.pteFlags(prot, true)));
-        this.putUserPage(old);
+        const now = this.readEntry(pt, i);
+        if ((now & E_HOLDS_PAGE) === 0 || this.entryPfn(now) !== old) this.putUserPage(old);
+        if ((now & E_HOLDS_PAGE) === 0 || this.entryPfn(now) !== pfn) this.freePage(pfn);
         this.counts.cowCopies++;
       }
     } else {
@@ -557,15 +564,23 @@ export class GuestKernel {
     this.forEachPtePage(mm, start, end, (pt, tableVa) => {
       const from = Math.max(0, (start - tableVa) / PAGE_SIZE);
       const to = Math.min(512, (end - tableVa) / PAGE_SIZE);
+      const zapped = this.scratchPfns;
       m.lazyMmuEnter();
       for (let i = from; i < to; i++) {
         const e = this.readEntry(pt, i);
+        zapped[i] = -1;
         if ((e & E_HOLDS_PAGE) === 0) continue;
-        const pfn = this.entryPfn(e);
+        zapped[i] = this.entryPfn(e);
         m.pteClear(mm, pt, i);
-        if (pfn >= 0) this.putUserPage(pfn);
       }
       m.lazyMmuLeave();
+      // Pages go back only once their entries are gone (as Linux's mmu_gather frees after
+      // the flush); an entry Xen refused to clear keeps its page.
+      for (let i = from; i < to; i++) {
+        const pfn = zapped[i];
+        if (pfn < 0) continue;
+        if ((this.readEntry(pt, i) & E_HOLDS_PAGE) === 0) this.putUserPage(pfn);
+      }
     });
   }
 
@@ -587,7 +602,8 @@ export class GuestKernel {
       if ((e2 & E_PRESENT) === 0) continue;
       const pte = this.entryPfn(e2);
       m.setPmd(mm, pmd, i2, 0);
-      this.releaseTable(pte);
+      // A table Xen still sees in use stays (and is freed with the mm).
+      if ((this.readEntry(pmd, i2) & E_PRESENT) === 0) this.releaseTable(pte);
     }
   }
 
@@ -677,7 +693,9 @@ export class GuestKernel {
       const from = Math.max(0, (start - tableVa) / PAGE_SIZE);
       const to = Math.min(512, (end - tableVa) / PAGE_SIZE);
       let dpt = -1;
+      const given = this.scratchPfns;
       for (let i = from; i < to; i++) {
+        given[i] = -1;
         let e = this.readEntry(spt, i);
         if ((e & E_HOLDS_PAGE) === 0) continue;
         if (dpt < 0) {
@@ -696,9 +714,15 @@ export class GuestKernel {
         }
         if ((e & E_ACCESSED) !== 0) e -= E_ACCESSED; // pte_mkold for the child
         m.setPte(dst, dpt, i, e);
-        if (pfn >= 0) this.mapcount[pfn]++;
+        given[i] = pfn;
       }
-      if (dpt >= 0) m.lazyMmuLeave();
+      if (dpt < 0) return;
+      m.lazyMmuLeave();
+      // The child holds a page only where its entry really went in.
+      for (let i = from; i < to; i++) {
+        const pfn = given[i];
+        if (pfn >= 0 && (this.readEntry(dpt, i) & E_HOLDS_PAGE) !== 0) this.mapcount[pfn]++;
+      }
     });
     return ok;
   }
@@ -737,7 +761,8 @@ export class GuestKernel {
       if (!Number.isSafeInteger(addr) || addr % PAGE_SIZE !== 0 || addr < 0) return -EINVAL;
       if (addr + len > USER_VA_END) return -ENOMEM;
       start = addr;
-      this.sysMunmap(mm, start, len);
+      const rc = this.sysMunmap(mm, start, len);
+      if (rc < 0) return rc;
     } else {
       start = mm.unmappedArea(len);
       if (start < 0) return -ENOMEM;

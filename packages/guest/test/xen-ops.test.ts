@@ -6,6 +6,7 @@ import {
   EBUSY,
   EFAULT,
   EINVAL,
+  ENOMEM,
   MMUEXT_INVLPG_MULTI,
   MMUEXT_NEW_BASEPTR,
   MMUEXT_PIN_L1_TABLE,
@@ -23,9 +24,11 @@ import {
   bootNativeKernel,
   bootXenPvKernel,
   type GuestKernel,
+  MAP_FIXED,
   MC_BATCH,
   PROT_READ,
   PROT_WRITE,
+  SIGKILL,
   spawnProcess,
   type XenMmuOps,
 } from "../src/index";
@@ -251,5 +254,32 @@ describe("Xen PV ops: other vCPUs and the trap path", () => {
     expect(kernel.cpuStoreEntry(pt, 9, 7 * 4096 + 7)).toBe(false);
     expect(kernel.lastXenError).toEqual({ op: -1, rc: -EFAULT });
     expect(kernel.takeError()).toBe(-EFAULT);
+  });
+
+  it("a refused hypercall inside a system call is that call's errno; inside a fault, SIGKILL", () => {
+    const { hv, kernel } = xenBuild(2048, true);
+    const p = spawnProcess(kernel);
+    const a = p.mmap(8 * 4096, PROT_READ | PROT_WRITE);
+    p.strided(a, 8, 4096, true, 1);
+    const real = hv.hypercall.bind(hv);
+    let refuse = 0;
+    (hv as { hypercall: unknown }).hypercall = (v: never, op: number, args: never) =>
+      refuse > 0 && op === __HYPERVISOR_mmu_update && refuse-- > 0 ? -ENOMEM : real(v, op, args);
+    refuse = 1;
+    expect(p.munmap(a, 4096)).toBe(-ENOMEM);
+    refuse = 1;
+    expect(p.mprotect(a + 4096, 4096, PROT_READ)).toBe(-ENOMEM);
+    refuse = 1;
+    expect(p.mmap(4096, PROT_READ, MAP_FIXED, a + 2 * 4096)).toBe(-ENOMEM);
+    refuse = 1;
+    expect(typeof p.fork()).toBe("number");
+    expect(p.state).toBe("running");
+    const q = spawnProcess(kernel);
+    const z = q.mmap(4096, PROT_READ | PROT_WRITE);
+    refuse = 100;
+    expect(q.store(z, 1)).toBe(false);
+    expect(q.signal).toBe(SIGKILL);
+    refuse = 0;
+    expect(kernel.counts.kernelErrors).toBeGreaterThanOrEqual(5);
   });
 });
