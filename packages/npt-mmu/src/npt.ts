@@ -786,6 +786,19 @@ export class NptMmu implements MmuBackend {
     return -EFAULT;
   }
 
+  /**
+   * A guest store through a virtual address, as `*ptep = val` compiles to (the entry point
+   * pv-mmu and shadow-mmu share): translate for a write, then store. Returns false when the
+   * store faulted (details in `fault`) or `va` is not 8-byte aligned.
+   */
+  write64(vcpu: Vcpu, va: number, lo: number, hi: number): boolean {
+    if (!(Number.isInteger(va) && va % 8 === 0)) return false;
+    const ma = this.translate(vcpu, va, PFEC_write_access);
+    if (ma < 0) return false;
+    this.ram.write64(ma, lo >>> 0, hi >>> 0);
+    return true;
+  }
+
   /** MOV to CR3 by the guest: sets its page-table root (a gfn) and flushes its non-global entries. */
   writeCr3(vcpu: Vcpu, gfn: number): void {
     vcpu.cr3Mfn = gfn;

@@ -278,4 +278,15 @@ describe("options and the plugin", () => {
     expect(w.npt.translate(v, 0x5000, PFEC_user_mode)).toBe(data * 4096);
     void US;
   });
+
+  it("write64 stores through a virtual address, and refuses faults and misaligned addresses", () => {
+    const { w, mem, t, v } = setup();
+    const data = mem.alloc();
+    t.map(0x3000, data);
+    expect(w.npt.write64(v, 0x3010, 0xabcd, 0x12)).toBe(true);
+    expect(w.ram.read64(data * 4096 + 0x10)).toBe(0x12 * 2 ** 32 + 0xabcd);
+    expect(w.npt.write64(v, 0x3014, 1, 2)).toBe(false);
+    expect(w.npt.write64(v, 0x9000, 1, 2)).toBe(false);
+    expect(w.npt.fault.va).toBe(0x9000);
+  });
 });

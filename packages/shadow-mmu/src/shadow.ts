@@ -237,6 +237,8 @@ export class ShadowMmu implements MmuBackend {
   private wLeafLo = 0;
   private wPageGfn = 0;
   private lastLeafRw = false;
+  /** Guest-physical address of the last write that needs emulation (fault.emulate). */
+  private emulateGpa = -1;
 
   constructor(hv: Hypervisor, options: ShadowMmuOptions = {}) {
     if (options === null || typeof options !== "object") {
@@ -394,6 +396,7 @@ export class ShadowMmu implements MmuBackend {
     if (write && !this.lastLeafRw) {
       // The page is a table the current address space needs: only emulation can write it.
       this.fault.emulate = true;
+      this.emulateGpa = pageGfn * 4096 + (va - vpn * 4096);
       return this.inject(va, PFEC_page_present | acc);
     }
     this.counts.shadowFaultsFixed++;
@@ -695,6 +698,34 @@ export class ShadowMmu implements MmuBackend {
       return 0;
     }
     this.exits[EXIT_REASON_EXCEPTION_NMI]++;
+    this.emulatedStore(dom, gpa, lo, hi);
+    return 0;
+  }
+
+  /**
+   * A guest store through a virtual address, as `*ptep = val` compiles to (the same entry
+   * point as pv-mmu's): the write goes through translate; when it hits a page table the
+   * address space needs, the #PF exit already taken is followed by emulation and
+   * propagation, as KVM emulates the faulting instruction. Returns false when the store
+   * faulted to the guest (details in `fault`) or `va` is not 8-byte aligned.
+   */
+  write64(vcpu: Vcpu, va: number, lo: number, hi: number): boolean {
+    if (!(Number.isInteger(va) && va % 8 === 0)) return false;
+    const ma = this.translate(vcpu, va, PFEC_write_access);
+    if (ma >= 0) {
+      this.ram.write64(ma, lo >>> 0, hi >>> 0);
+      return true;
+    }
+    if (!this.fault.emulate) return false;
+    this.fault.emulate = false;
+    this.emulatedStore(vcpu.domain.domid, this.emulateGpa, lo, hi);
+    return true;
+  }
+
+  /** Writes a protected guest entry and zaps the shadow entries of that slot (KVM's kvm_mmu_track_write). */
+  private emulatedStore(dom: number, gpa: number, lo: number, hi: number): void {
+    const ram = this.ram;
+    const gfn = Math.floor(gpa / 4096);
     this.counts.emulatedWrites++;
     ram.write64(gpa, lo >>> 0, hi >>> 0);
     const list = this.byGfn.get(gfn);
@@ -712,7 +743,6 @@ export class ShadowMmu implements MmuBackend {
       }
     }
     if (changed) this.flushDomain(dom);
-    return 0;
   }
 
   /** MOV to CR3 by the guest: sets its page-table root (a gfn); the host switches shadow roots. */

@@ -209,6 +209,26 @@ describe("write-protected guest page tables", () => {
     expect(sh.translate(v, 0x1000, 0)).toBe(t.cr3 * 4096);
   });
 
+  it("write64 through a mapping of a live table is emulated and propagated", () => {
+    const { w, mem, t, v, sh } = setup();
+    const a = mem.alloc();
+    const b = mem.alloc();
+    t.map(0x5000, a);
+    expect(sh.translate(v, 0x5000, 0)).toBe(a * 4096);
+    const l1 = Math.floor(t.slot(0x5000, 1) / 4096);
+    t.map(0x1000, l1); // the L1 table, mapped at 0x1000 (the guest's direct map, in effect)
+    const emulated = sh.counts.emulatedWrites;
+    expect(sh.write64(v, 0x1000 + 5 * 8, (b * 4096 + PRW) >>> 0, 0)).toBe(true);
+    expect(sh.counts.emulatedWrites).toBe(emulated + 1);
+    expect(sh.translate(v, 0x5000, 0)).toBe(b * 4096);
+    // A data page is a plain store; faults and misaligned addresses are refused.
+    expect(sh.write64(v, 0x5008, 7, 0)).toBe(true);
+    expect(w.ram.read64lo(b * 4096 + 8)).toBe(7);
+    expect(sh.write64(v, 0x5004, 7, 0)).toBe(false);
+    expect(sh.write64(v, 0x9000, 7, 0)).toBe(false);
+    expect(sh.fault.emulate).toBe(false);
+  });
+
   it("guestStore answers -EINVAL and -EFAULT for bad addresses", () => {
     const { w, v, sh } = setup();
     expect(sh.guestStore(v, 4, 0, 0)).toBe(-EINVAL);
