@@ -7,7 +7,8 @@
  * cls 0 = BOOST, 1 = UNDER, 2 = OVER); a queued vCPU sits in the queue of its `pri` on its
  * `processor`. Credits fall by CSCHED_CREDITS_PER_MSEC per ms of run time and are handed
  * out every accounting period (one slice) to active vCPUs in proportion to their domain's
- * weight. Caps are enforced by the core's budget (see scheduler.ts), not by parking.
+ * weight. Credits are doubles, not Xen's integers, so small weights get no rounding bonus.
+ * Caps are enforced by the core's budget (see scheduler.ts), not by parking.
  */
 import type { Policy, SchedCore } from "./scheduler";
 
@@ -228,15 +229,14 @@ export class CreditPolicy implements Policy {
       const w = s.weight[slot];
       weightLeft -= w * c;
       let peak = c * this.creditsPerTslice;
-      if (this.creditBalance < 0) peak += Math.ceil((-this.creditBalance * w * c) / weightTotal);
-      if (s.capPct[slot] > 0)
-        peak = Math.min(peak, Math.ceil((s.capPct[slot] * this.creditsPerTslice) / 100));
-      let fair = Math.ceil((creditTotal * w * c) / weightTotal);
+      if (this.creditBalance < 0) peak += (-this.creditBalance * w * c) / weightTotal;
+      if (s.capPct[slot] > 0) peak = Math.min(peak, (s.capPct[slot] * this.creditsPerTslice) / 100);
+      let fair = (creditTotal * w * c) / weightTotal;
       if (fair >= peak) {
-        if (weightLeft > 0) creditTotal += Math.ceil(((fair - peak) * weightTotal) / weightLeft);
+        if (weightLeft > 0) creditTotal += ((fair - peak) * weightTotal) / weightLeft;
         fair = peak;
       }
-      fair = Math.ceil(fair / c);
+      fair /= c;
       for (const v of d.vcpus) {
         const uid = v.uid;
         if (!this.active[uid]) continue;

@@ -54,6 +54,8 @@ export const SCHED_POLL_MAX_PORTS = 128;
 
 const STATE_NAMES: readonly VcpuState[] = ["running", "runnable", "blocked", "offline"];
 const NO_TIMER = 0;
+/** Shortest run the core arms a timer for: below it, budgets count as spent and slices round up. */
+const MIN_RUN_NS = 1;
 
 /** Options shared by every policy. */
 export interface SchedCoreOptions {
@@ -370,8 +372,14 @@ export class SchedCore implements SchedService {
     this.acctFrom[uid] = now;
     this.runtime[uid] += delta;
     this.domRuntime[this.dom[uid]] += delta;
-    if (this.grant[uid] > 0) this.grant[uid] = Math.max(0, this.grant[uid] - delta);
-    if (this.workLeft[uid] > 0) this.workLeft[uid] = Math.max(0, this.workLeft[uid] - delta);
+    if (this.grant[uid] > 0) {
+      const g = this.grant[uid] - delta;
+      this.grant[uid] = g < MIN_RUN_NS ? 0 : g;
+    }
+    if (this.workLeft[uid] > 0) {
+      const w = this.workLeft[uid] - delta;
+      this.workLeft[uid] = w < MIN_RUN_NS ? 0 : w;
+    }
     this.policy.burn(uid, delta, now);
   }
 
@@ -389,7 +397,7 @@ export class SchedCore implements SchedService {
     const d = v.domain;
     if (d.state !== "running" || d.pauseCount !== 0 || v.pauseCount !== 0) return false;
     const slot = this.dom[uid];
-    if (this.capPct[slot] > 0 && this.pool[slot] + this.grant[uid] <= 0) {
+    if (this.capPct[slot] > 0 && this.pool[slot] + this.grant[uid] < MIN_RUN_NS) {
       this.parked[uid] = 1;
       return false;
     }
@@ -449,7 +457,10 @@ export class SchedCore implements SchedService {
     this.slice = 0;
     const next = this.policy.pick(cpu, now, prev, requeue);
     this.cDecisions.value++;
-    if (next >= 0) this.takeGrant(next);
+    if (next >= 0) {
+      if (this.slice > 0 && this.slice < MIN_RUN_NS) this.slice = MIN_RUN_NS;
+      this.takeGrant(next);
+    }
 
     if (next !== prev) {
       if (prev >= 0) {
