@@ -154,6 +154,20 @@ describe("write-protected guest page tables", () => {
     expect(sh.fault.errorCode).toBe(0);
   });
 
+  it("a PTE store by one vCPU flushes the other vCPUs' TLBs (the remote flush)", () => {
+    const { mem, t, v, sh } = setup();
+    const v1 = mem.d.vcpus[1];
+    v1.cr3Mfn = t.cr3;
+    const a = mem.alloc();
+    const b = mem.alloc();
+    t.map(0x1000, a);
+    expect(sh.translate(v1, 0x1000, 0)).toBe(a * 4096);
+    expect(refs(sh, () => sh.translate(v1, 0x1000, 0))).toBe(0); // cached in v1's TLB
+    t.map(0x1000, b); // stored by vCPU 0
+    expect(sh.translate(v1, 0x1000, 0)).toBe(b * 4096);
+    expect(sh.translate(v, 0x1000, 0)).toBe(b * 4096);
+  });
+
   it("a store to a frame that is not a page table is a plain store", () => {
     const { w, mem, v, sh } = setup();
     const data = mem.alloc();
