@@ -6,6 +6,7 @@
  * non-zero exit status (2 for usage, 1 for a failure); nothing here throws at the user.
  */
 import { runXenstored, XenstoreError } from "@hyperlab/xenstore";
+import { studyCommand } from "./study-command";
 
 /** Where the CLI writes; tests pass their own. */
 export interface CliIo {
@@ -22,6 +23,7 @@ const USAGE = `usage: hyperlab <command> [options]
 
 Commands:
   xenstored --socket PATH   run a xenstore daemon on a unix socket (foreground)
+  study [options]           list or run comparative MMU studies and write their report
 
 Options:
   -h, --help                show this help (or: hyperlab <command> --help)
@@ -47,6 +49,10 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   xenstored: { summary: "run a xenstore daemon", run: xenstored },
+  study: {
+    summary: "run comparative MMU studies",
+    run: (args, io) => studyCommand(args, io, io === processIo && process.stderr.isTTY === true),
+  },
 };
 
 /** Run the CLI with `argv` (without node and the script); resolves to the exit status. */

@@ -1,0 +1,110 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { runCli } from "../src/index";
+
+const dir = mkdtempSync(join(tmpdir(), "hyperlab-study-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function capture() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { out: (s: string) => out.push(s), err: (s: string) => err.push(s) }, out, err };
+}
+
+const SMALL = ["--workloads", "random", "--working-set", "1M", "--ops", "500", "--workers", "0"];
+
+describe("hyperlab study", () => {
+  it("is listed in the top-level help", async () => {
+    const c = capture();
+    expect(await runCli(["--help"], c.io)).toBe(0);
+    expect(c.out.join("")).toMatch(/study \[options\]/);
+  });
+
+  it("--help shows its options", async () => {
+    const c = capture();
+    expect(await runCli(["study", "--help"], c.io)).toBe(0);
+    expect(c.out.join("")).toMatch(/--working-set LIST/);
+    expect(c.out.join("")).toMatch(/--cost NAME=CYCLES/);
+  });
+
+  it("--list lists workloads and backends", async () => {
+    const c = capture();
+    expect(await runCli(["study", "--list"], c.io)).toBe(0);
+    const text = c.out.join("");
+    for (const name of ["fork-exec", "mmap-churn", "random", "stream", "pointer-chase", "kbuild"]) {
+      expect(text).toContain(`  ${name} `);
+    }
+    for (const name of ["native", "pv", "nested"])
+      expect(text).toMatch(new RegExp(`\\n  ${name} `));
+  });
+
+  it("runs a matrix from flags, prints the summary and writes the report", async () => {
+    const c = capture();
+    const out = join(dir, "flags");
+    const args = ["study", ...SMALL, "--seed", "3", "--cost", "vmExits=800", "--out", out];
+    expect(await runCli(args, c.io)).toBe(0);
+    const text = c.out.join("");
+    expect(text).toMatch(/random ws=1MiB page=4K\/4K procs=1 ops=500 +native/);
+    expect(text).toContain("est. vs native");
+    expect(text).toContain(`wrote ${join(out, "report.html")}`);
+    // Progress: one plain line per run on a non-terminal stderr.
+    expect(c.err).toHaveLength(3);
+    expect(c.err[2]).toMatch(/^study: 3\/3 done: /);
+    const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    expect(config.seed).toBe(3);
+    expect(config.costs.vmExits).toBe(800);
+    expect(config.workingSetBytes).toEqual([2 ** 20]);
+    expect(readFileSync(join(out, "results.csv"), "utf8").split("\n")[0]).toMatch(/^key,workload/);
+  });
+
+  it("runs a matrix from a config file, with flags on top", async () => {
+    const file = join(dir, "study.json");
+    writeFileSync(
+      file,
+      JSON.stringify({ seed: 9, workloads: ["stream"], backends: ["native", "pv"], workers: 0 }),
+    );
+    const c = capture();
+    const args = ["study", "--config", file, "--ops=100", "--working-set=512K", "--backends=pv"];
+    expect(await runCli(args, c.io)).toBe(0);
+    const text = c.out.join("");
+    expect(text).toMatch(/stream ws=512KiB page=4K\/4K procs=1 ops=100 +pv/);
+    expect(text).not.toMatch(/ native /);
+  });
+
+  it("says what to do about each mistake, with status 2", async () => {
+    const cases: [string[], RegExp][] = [
+      [["--bogus"], /unknown option '--bogus'/],
+      [["--out"], /--out needs a value/],
+      [["--working-set", "12Q"], /sizes such as 64K/],
+      [["--ops", "many"], /whole numbers/],
+      [["--cost", "vmExits"], /NAME=CYCLES/],
+      [["--cost", "nope=3"], /no cost "nope"/],
+      [["--workloads", "nope"], /no workload "nope"/],
+      [["--backends", "xen"], /no backend "xen"/],
+      [["--guest-pages", "8K"], /guestPageSizes/],
+      [["--config", join(dir, "missing.json")], /Cannot read study config/],
+    ];
+    for (const [args, re] of cases) {
+      const c = capture();
+      expect(await runCli(["study", ...args], c.io), args.join(" ")).toBe(2);
+      expect(c.err.join(""), args.join(" ")).toMatch(re);
+    }
+    const bad = join(dir, "bad.json");
+    writeFileSync(bad, "{");
+    const c = capture();
+    expect(await runCli(["study", "--config", bad], c.io)).toBe(2);
+    expect(c.err.join("")).toMatch(/not valid JSON/);
+  });
+
+  it("reports an unwritable output directory with status 1", async () => {
+    const file = join(dir, "a-file");
+    writeFileSync(file, "x");
+    const c = capture();
+    expect(
+      await runCli(["study", ...SMALL, "--backends", "native", "--out", join(file, "sub")], c.io),
+    ).toBe(1);
+    expect(c.err.join("")).toMatch(/cannot write the results/);
+  });
+});
