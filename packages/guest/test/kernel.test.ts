@@ -3,6 +3,7 @@ import { createHypervisor, HyperlabError } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
 import { nativeMmuPlugin } from "@hyperlab/native-mmu";
 import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { assertFrameInvariants } from "@hyperlab/testkit";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -189,6 +190,7 @@ function run(b: Built, ops: Op[]): unknown[] {
     else if (op.k === "munmap") out.push(p.munmap(a + op.page * 4096, 4096));
   });
   for (const p of b.kernel.processes.values()) out.push(p.snapshot());
+  if (b.kernel.xen !== null) assertFrameInvariants(b.hv);
   return out;
 }
 
