@@ -512,14 +512,21 @@ export class GuestKernel {
       // A PROT_NONE entry the area now allows (its protections changed without a PTE pass).
       const pfn = this.entryPfn(e);
       if (pfn < 0) return SIGSEGV;
-      m.setPte(mm, pt, i, this.makeEntry(pfn, this.pteFlags(prot, this.mapcount[pfn] === 1)));
+      m.setPteAt(
+        mm,
+        va,
+        pt,
+        i,
+        this.makeEntry(pfn, this.pteFlags(prot, this.mapcount[pfn] === 1)),
+        true,
+      );
       this.counts.spuriousFaults++;
     } else if ((e & E_PRESENT) === 0) {
       const pfn = this.allocPage();
       if (pfn < 0) return SIGKILL;
       this.clearPage(pfn);
       this.mapcount[pfn] = 1;
-      m.setPte(mm, pt, i, this.makeEntry(pfn, this.pteFlags(prot, true)));
+      m.setPteAt(mm, va, pt, i, this.makeEntry(pfn, this.pteFlags(prot, true)), false);
       if (this.entryPfn(this.readEntry(pt, i)) !== pfn) {
         this.freePage(pfn); // Xen refused the entry: the page was never mapped
       }
@@ -528,19 +535,17 @@ export class GuestKernel {
       const old = this.entryPfn(e);
       if (old < 0) return SIGSEGV;
       if (this.mapcount[old] === 1) {
-        // wp_page_reuse: the only mapping; make it writable in place.
-        m.setPte(mm, pt, i, e + E_RW);
-        m.flushTlbOneUser(0, va);
+        // wp_page_reuse: the only mapping; make it writable in place (and drop the stale entry).
+        m.setPteAt(mm, va, pt, i, e + E_RW, true);
         this.counts.cowReuses++;
       } else {
-        // wp_page_copy: copy, clear and flush the old entry, then map the copy.
+        // wp_page_copy: copy, then replace the entry and flush the address in one step
+        // (x86 needs no break-before-make).
         const pfn = this.allocPage();
         if (pfn < 0) return SIGKILL;
         this.copyPage(pfn, old);
         this.mapcount[pfn] = 1;
-        m.pteClear(mm, pt, i);
-        m.flushTlbOneUser(0, va);
-        m.setPte(mm, pt, i, this.makeEntry(pfn, this.pteFlags(prot, true)));
+        m.setPteAt(mm, va, pt, i, this.makeEntry(pfn, this.pteFlags(prot, true)), true);
         const now = this.readEntry(pt, i);
         if ((now & E_HOLDS_PAGE) === 0 || this.entryPfn(now) !== old) this.putUserPage(old);
         if ((now & E_HOLDS_PAGE) === 0 || this.entryPfn(now) !== pfn) this.freePage(pfn);

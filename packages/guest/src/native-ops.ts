@@ -22,6 +22,10 @@ export function nativeMmuOps(k: GuestKernel): PvMmuOps {
     setPmd: (_mm, t, i, e) => k.rawStore(t, i, e),
     setPud: (_mm, t, i, e) => k.rawStore(t, i, e),
     setP4d: (mm: Mm, i, e) => k.rawStore(mm.pgd, i, e),
+    setPteAt: (_mm, va, t, i, e, flush) => {
+      k.rawStore(t, i, e);
+      if (flush) k.hwMmu.flushOne(k.vcpu(0), va);
+    },
     pteClear: (_mm, t, i) => k.rawStore(t, i, 0),
     ptepModifyProtStart: (_mm, t, i) => k.readEntry(t, i),
     ptepModifyProtCommit: (_mm, t, i, _old, e) => k.rawStore(t, i, e),

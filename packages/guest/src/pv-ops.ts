@@ -27,6 +27,11 @@ export interface PvMmuOps {
   setPud(mm: Mm, table: number, index: number, entry: number): void;
   /** An L4 entry of `mm`'s pgd (4-level: the p4d is the pgd). */
   setP4d(mm: Mm, index: number, entry: number): void;
+  /**
+   * set_pte_at for the PTE that maps `va` in `mm` (Linux's historical set_pte_at hook, with
+   * ptep_establish's flush when `flush`): on Xen PV, one update_va_mapping when `mm` is loaded.
+   */
+  setPteAt(mm: Mm, va: number, table: number, index: number, entry: number, flush: boolean): void;
   pteClear(mm: Mm, table: number, index: number): void;
   /** Starts a protection change of a present PTE: returns the entry as it is now. */
   ptepModifyProtStart(mm: Mm, table: number, index: number): number;

@@ -39,6 +39,8 @@ import {
   mmu_update,
   mmuext_op,
   shared_info_x86_64,
+  UVMF_INVLPG,
+  UVMF_LOCAL,
   UVMF_NONE,
   UVMF_TLB_FLUSH,
   vcpu_info_x86_64,
@@ -289,6 +291,22 @@ export class XenMmuOps implements PvMmuOps {
     this.mc.mmuUpdate(this.maddr(mm.pgd, index), MMU_NORMAL_PT_UPDATE, entry);
     if (user) this.mc.mmuUpdate(this.maddr(mm.userPgd, index), MMU_NORMAL_PT_UPDATE, entry);
     this.mc.issue();
+  }
+
+  /**
+   * Linux's old xen_set_pte_at / ptep_establish: a PTE of the loaded mm is one
+   * update_va_mapping, with UVMF_INVLPG when the old translation must go. Otherwise (another
+   * mm, lazy mode, batching off) setPte, then an INVLPG if asked.
+   */
+  setPteAt(mm: Mm, va: number, table: number, index: number, entry: number, flush: boolean): void {
+    const k = this.k;
+    if (this.mc.batching && !this.mc.lazy && k.pinned[table] !== 0 && k.loadedMm[0] === mm) {
+      this.mc.updateVaMapping(va, entry, flush ? UVMF_INVLPG | UVMF_LOCAL : UVMF_NONE);
+      this.mc.issue();
+      return;
+    }
+    this.setPte(mm, table, index, entry);
+    if (flush) this.flushTlbOneUser(0, va);
   }
 
   pteClear(mm: Mm, table: number, index: number): void {

@@ -13,6 +13,9 @@ import {
   MMUEXT_PIN_L4_TABLE,
   MMUEXT_TLB_FLUSH_LOCAL,
   MMUEXT_TLB_FLUSH_MULTI,
+  UVMF_INVLPG,
+  UVMF_LOCAL,
+  UVMF_NONE,
 } from "@hyperlab/abi";
 import { createHypervisor, PGT_l1_page_table, PGT_l4_page_table, PGT_pinned } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
@@ -121,6 +124,34 @@ describe("Xen PV ops: what fork asks of Xen", () => {
     const c = (kernel.ops.mmu as XenMmuOps).counts;
     expect(c.hypercalls).toBeGreaterThan(0);
     expect(c.mmuUpdateRequests).toBeGreaterThanOrEqual(100);
+  });
+
+  it("page faults: update_va_mapping for the single entry, with the flush when one is needed", () => {
+    const { kernel, child, p, a } = forkOf(4, true);
+    const log = record(kernel);
+    const flags: number[] = [];
+    const real = kernel.hv.hypercall.bind(kernel.hv);
+    (kernel.hv as { hypercall: unknown }).hypercall = (v: never, op: number, args: never) => {
+      if (op === __HYPERVISOR_update_va_mapping) flags.push((args as { flags: number }).flags);
+      return real(v, op, args);
+    };
+    expect(child.store(a, 2)).toBe(true); // COW: copy, then one update_va_mapping + INVLPG
+    expect(log).toEqual([
+      `multicall[mmuext(${MMUEXT_NEW_BASEPTR}) mmuext(15)]`,
+      "update_va_mapping",
+    ]);
+    expect(flags).toEqual([UVMF_INVLPG | UVMF_LOCAL]);
+    child.exit(0); // (its unpinning makes tables writable again with update_va_mapping too)
+    flags.length = 0;
+    expect(p.store(a, 3)).toBe(true); // the parent now has the only mapping: reuse in place
+    expect(flags).toEqual([UVMF_INVLPG | UVMF_LOCAL]);
+    const b = p.mmap(4096, PROT_READ | PROT_WRITE);
+    const n = log.length;
+    expect(p.store(b + 8, 1)).toBe(true); // demand zero: no flush needed
+    expect(log.slice(n).filter((l) => l === "update_va_mapping")).toHaveLength(1);
+    expect(flags.at(-1)).toBe(UVMF_NONE);
+    expect(kernel.counts.cowCopies).toBe(1);
+    expect(kernel.counts.cowReuses).toBe(1);
   });
 
   it("the child's tables are pinned, read-only to the kernel, and its CR3 loads through mmuext", () => {
