@@ -315,3 +315,24 @@ export function spawnProcess(k: GuestKernel): Process {
   k.processes.set(p.pid, p);
   return p;
 }
+
+/**
+ * What @hyperlab/testkit's guest conformance suite needs of a booted kernel (its
+ * GuestConformanceBuild): `() => conformanceBuildOf(bootMyBackend(), () => checks())`.
+ */
+export function conformanceBuildOf(
+  k: GuestKernel,
+  check?: () => void,
+): {
+  spawn(): Process;
+  freePages(): number;
+  signals(): number;
+  check?: () => void;
+} {
+  return {
+    spawn: () => spawnProcess(k),
+    freePages: () => k.freePages,
+    signals: () => k.counts.signals,
+    check,
+  };
+}

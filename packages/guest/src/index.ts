@@ -1,6 +1,7 @@
 export {
   bootNativeKernel,
   bootXenPvKernel,
+  conformanceBuildOf,
   type NativeBootOptions,
   spawnProcess,
   type XenPvBootOptions,

@@ -4,18 +4,13 @@ import {
   guestConformanceCases,
 } from "@hyperlab/testkit";
 import { describe, expect, it } from "vitest";
-import { spawnProcess } from "../src/index";
+import { conformanceBuildOf } from "../src/index";
 import { type Built, nativeBuild, xenBuild } from "./helpers";
 
 function factory(make: () => Built, invariants: boolean): GuestBuildFactory {
   return () => {
     const { hv, kernel } = make();
-    return {
-      spawn: () => spawnProcess(kernel),
-      freePages: () => kernel.freePages,
-      signals: () => kernel.counts.signals,
-      check: invariants ? () => assertFrameInvariants(hv) : undefined,
-    };
+    return conformanceBuildOf(kernel, invariants ? () => assertFrameInvariants(hv) : undefined);
   };
 }
 
