@@ -106,14 +106,15 @@ export class AssocArray {
 
   /** Index of the valid entry for `key` matching `tag` (or global), or -1. Marks it used. */
   find(key: number, tag: number): number {
-    const ways = this.ways;
-    const base = ((key >>> 0) & this.setMask) * ways;
+    const base = ((key >>> 0) & this.setMask) * this.ways;
+    const end = base + this.ways;
     const keys = this.key;
-    const flags = this.flags;
-    for (let i = base; i < base + ways; i++) {
-      const f = flags[i];
-      if (f !== 0 && keys[i] === key && (this.tag[i] === tag || (f & ASSOC_GLOBAL) !== 0)) {
-        this.touch(i);
+    for (let i = base; i < end; i++) {
+      if (keys[i] !== key) continue;
+      const f = this.flags[i];
+      if (f !== 0 && (this.tag[i] === tag || (f & ASSOC_GLOBAL) !== 0)) {
+        if (this.policy === REPLACE_LRU) this.stamp[i] = ++this.clock;
+        else this.touch(i);
         return i;
       }
     }

@@ -80,6 +80,7 @@ export class Tlb {
   private readonly arrays: AssocArray[];
   private readonly arrayLevel: Int32Array;
   private readonly arraySize: Int32Array;
+  private readonly arrayBytes: Float64Array;
   /** Per level and page size, the array or null (index level * 3 + size). */
   private readonly grid: (AssocArray | null)[];
   /** Page-walk caches, or null. Pass it to `walk`. */
@@ -137,6 +138,7 @@ export class Tlb {
     });
     this.arrayLevel = Int32Array.from(lv);
     this.arraySize = Int32Array.from(sz);
+    this.arrayBytes = Float64Array.from(sz, (x) => SIZE_BYTES[x]);
     this.pwc =
       config.pwc === false
         ? null
@@ -157,26 +159,34 @@ export class Tlb {
     const c = this.counters;
     const arrays = this.arrays;
     const n = arrays.length;
-    let level = -1;
+    const pageBytes = this.arrayBytes;
+    const levelOf = this.arrayLevel;
+    let level = 0;
+    c[TLB_LOOKUPS]++;
     for (let i = 0; i < n; i++) {
-      const l = this.arrayLevel[i];
+      const l = levelOf[i];
       if (l !== level) {
-        if (level >= 0) c[level * TLB_LEVEL_STRIDE + TLB_MISSES]++;
+        c[level * TLB_LEVEL_STRIDE + TLB_MISSES]++;
         level = l;
         c[l * TLB_LEVEL_STRIDE + TLB_LOOKUPS]++;
       }
-      const s = this.arraySize[i];
-      const key = Math.floor(va / SIZE_BYTES[s]);
       const a = arrays[i];
+      const key = Math.floor(va / pageBytes[i]);
       const idx = a.find(key, tag);
       if (idx >= 0) {
         c[l * TLB_LEVEL_STRIDE + TLB_HITS]++;
+        const s = this.arraySize[i];
         const pageMfn = a.value[idx];
         this.hitLevel = l;
         this.hitPageMfn = pageMfn;
-        this.hitPageShift = SIZE_SHIFT[s];
         this.hitPerms = a.perms[idx];
-        this.hitMfn = s === 0 ? pageMfn : pageMfn + (((va / 4096) >>> 0) & ((1 << (9 * s)) - 1));
+        if (s === 0) {
+          this.hitPageShift = 12;
+          this.hitMfn = pageMfn;
+        } else {
+          this.hitPageShift = SIZE_SHIFT[s];
+          this.hitMfn = pageMfn + (((va / 4096) >>> 0) & ((1 << (9 * s)) - 1));
+        }
         if (l > 0)
           this.refill(l, s, key, a.tag[idx], (a.flags[idx] & 2) !== 0, pageMfn, a.perms[idx]);
         return true;

@@ -345,9 +345,19 @@ export function walk(
   }
   walkBegin(out, va, access, level, perms);
   out.pwcLevel = pwcLevel;
-  // Indices from the VA's halves with 32-bit operations (no floating-point modulo).
+  // walkStep, inlined with locals (the hot path of every backend): the same checks in the
+  // same order. Indices come from the VA's halves with 32-bit operations.
   const vaLo = out.vaLo;
   const vaHi = (va - vaLo) / 0x1_0000_0000;
+  const nrFrames = ram.nrFrames;
+  const rsvdLo = mode.rsvdLo;
+  const rsvdHi = mode.rsvdHi;
+  const nx = mode.nxe ? _PAGE_NX_HI : 0;
+  const eMaddr = out.entryMaddr;
+  const eLo = out.entryLo;
+  const eHi = out.entryHi;
+  const lPerms = out.levelPerms;
+  let reads = 0;
   for (;;) {
     let index: number;
     if (level === 4) index = (vaHi >>> 7) & 511;
@@ -355,16 +365,46 @@ export function walk(
     else if (level === 2) index = (vaLo >>> 21) & 511;
     else if (level === 1) index = (vaLo >>> 12) & 511;
     else index = (vaHi >>> 16) & 511;
-    const r = walkStep(ram, table, index, level, mode, out);
-    if (r === STEP_TABLE) {
-      table = out.nextMfn;
-      level--;
-    } else if (r === STEP_LEAF) {
-      break;
-    } else {
-      return false;
+    let lo = 0;
+    let hi = 0;
+    reads++;
+    if (table < nrFrames) {
+      const words = ram.frameWords(table, false);
+      const w = ((table & (CHUNK_FRAMES - 1)) << 10) + index * 2;
+      lo = words[w];
+      hi = words[w + 1];
     }
+    eMaddr[level] = table * 4096 + index * 8;
+    eLo[level] = lo;
+    eHi[level] = hi;
+    if ((lo & 1) === 0) {
+      out.fault = FAULT_NOT_PRESENT;
+      out.errorCode = faultCode(access, mode);
+      break;
+    }
+    const ps = level > 1 && (lo & _PAGE_PSE) !== 0 ? 1 : 0;
+    const r = level * 2 + ps;
+    if ((lo & rsvdLo[r]) !== 0 || (hi & rsvdHi[r]) !== 0) {
+      out.fault = FAULT_RESERVED;
+      out.errorCode = faultCode(access, mode) | PFEC_page_present | PFEC_reserved_bit;
+      break;
+    }
+    perms &= lo | ~RW_US;
+    if ((hi & nx) !== 0) perms |= PERM_NX;
+    lPerms[level] = perms;
+    if (level === 1 || ps === 1) break;
+    table = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
+    level--;
   }
+  out.reads = reads;
+  out.totalReads += reads;
+  if (out.fault !== FAULT_NONE) {
+    out.faultLevel = level;
+    out.totalFaults++;
+    return false;
+  }
+  out.perms = perms;
+  out.leafLevel = level;
   if (!walkFinish(ram, mode, out)) return false;
   if (pwc != null) pwc.fill(va, tag, out);
   return true;
