@@ -146,6 +146,8 @@ export class GuestKernel {
   /** The mm each vCPU has loaded. */
   readonly loadedMm: (Mm | null)[];
   ops!: PvOps;
+  /** Which plugin fills each pv_ops group ("native" for a default), in setup order. */
+  composition: { plugins: string[]; pvOps: Record<string, string> } = { plugins: [], pvOps: {} };
   initMm!: Mm;
   /** The first Xen errno a batched hypercall returned since it was last taken, or 0. */
   pendingError = 0;
@@ -801,6 +803,21 @@ export class GuestKernel {
     mm.protect(addr, end, prot);
     this.changeProtection(mm, addr, end, prot);
     return this.takeError();
+  }
+
+  /** What this kernel is made of: platform, pv_ops providers, plugins and stats. */
+  describe(): {
+    platform: Platform["kind"];
+    pvOps: Record<string, string>;
+    plugins: string[];
+    stats: ReturnType<Stats["snapshot"]>;
+  } {
+    return {
+      platform: this.platform.kind,
+      pvOps: { ...this.composition.pvOps },
+      plugins: [...this.composition.plugins],
+      stats: this.stats.snapshot(),
+    };
   }
 
   // ---- processes ----

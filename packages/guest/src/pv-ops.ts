@@ -138,7 +138,7 @@ export function composePvOps(
   defaults: PvOps,
   plugins: readonly GuestPlugin[],
 ): PvOps {
-  const { order } = resolvePlugins<PvOpsGroup, GuestPlugin>(plugins, {
+  const { order, providers } = resolvePlugins<PvOpsGroup, GuestPlugin>(plugins, {
     defaults: PV_OPS_GROUPS,
     what: "guest kernel",
   });
@@ -167,5 +167,11 @@ export function composePvOps(
     });
   }
   table.freeze();
+  kernel.composition = {
+    plugins: order.map((p) => p.name),
+    pvOps: Object.fromEntries(
+      PV_OPS_GROUPS.map((g) => [g, providers.get(g)?.name ?? "native"]),
+    ) as Record<PvOpsGroup, string>,
+  };
   return table.view();
 }

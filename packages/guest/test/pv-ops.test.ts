@@ -30,6 +30,11 @@ describe("pv_ops composition", () => {
     expect(kernel.ops.time.schedClock(0)).toBe(kernel.hv.machine.clock.now);
     expect(kernel.ops.time.stealClock(0)).toBe(0);
     expect(kernel.ops.mmu.readCr3(0)).toBe(kernel.initMm.pgd);
+    const desc = kernel.describe();
+    expect(desc.platform).toBe("native");
+    expect(desc.pvOps).toEqual({ mmu: "native", cpu: "native", irq: "native", time: "native" });
+    expect(desc.plugins).toEqual([]);
+    expect(desc.stats.guest.find((s) => s.name === "freePages")!.unit).toBe("pages");
   });
 
   it("a plugin replaces one group and leaves the others native", () => {
@@ -54,6 +59,8 @@ describe("pv_ops composition", () => {
     const k = bootNativeKernel(hv, d, { nrPages: 256, plugins: [counting] });
     k.ops.cpu.cpuid(0, new Uint32Array(4));
     expect(seen).toBe(1);
+    expect(k.describe().pvOps.cpu).toBe("counting-cpuid");
+    expect(k.describe().pvOps.mmu).toBe("native");
     expect(k.stats.read("counting-cpuid", "cpuid")).toBe(1);
     expect(() => ((k.ops as { cpu: unknown }).cpu = nativeCpuOps())).toThrow();
   });
@@ -102,6 +109,13 @@ describe("pv_ops composition", () => {
     const { kernel } = xenBuild(2048);
     const out = new Uint32Array(4);
     kernel.ops.cpu.cpuid(0x4000_0000, out);
+    expect(kernel.describe().pvOps).toEqual({
+      mmu: "xen-pv-ops",
+      cpu: "xen-pv-ops",
+      irq: "xen-pv-ops",
+      time: "xen-pv-ops",
+    });
+    expect(kernel.describe().stats["xen-pv-ops"].map((s) => s.name)).toContain("ptwr_traps");
     const sig = new TextDecoder().decode(new Uint32Array([out[1], out[2], out[3]]));
     expect(sig).toBe("XenVMMXenVMM");
     kernel.ops.cpu.cpuid(1, out);
