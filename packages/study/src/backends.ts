@@ -22,6 +22,7 @@ import { nativeMmuPlugin } from "@hyperlab/native-mmu";
 import { type NptMmu, nptMmu } from "@hyperlab/npt-mmu";
 import { tlbStats } from "@hyperlab/paging";
 import { type PvMmu, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { type ShadowMmu, shadowMmu } from "@hyperlab/shadow-mmu";
 import type { StudyCounts } from "./counts";
 
 export type PageSize = "4K" | "2M" | "1G";
@@ -43,6 +44,13 @@ export interface BackendOps {
   setEntry(table: number, index: number, lo: number, hi: number): void;
   /** Makes queued entry writes take effect (Xen PV: one mmu_update for the batch). */
   commit(): void;
+  /**
+   * The kernel zeroes a frame it owns (a new page or table). On shadow paging a frame that
+   * was a page table is still write-protected, so the stores go through the backend.
+   */
+  clearFrame(frame: number): void;
+  /** The kernel copies frame `src` over `dst` (copy on write). */
+  copyFrame(dst: number, src: number): void;
   /** A new, zeroed top-level table is about to be used (Xen PV: pin it). */
   newRoot(root: number): void;
   /** A top-level table no vCPU uses is being freed with its tree (Xen PV: unpin it). */
@@ -68,28 +76,21 @@ export interface StudyBackend {
   attach(hv: Hypervisor, vcpu: Vcpu): BackendOps;
 }
 
-/** A 64-entry, 4-way TLB with paging's walk caches, for native and PV alike (see README). */
-const NATIVE_TLB = {
-  levels: [
-    {
-      name: "dtlb",
-      size4k: { sets: 16, ways: 4 },
-      size2m: { sets: 8, ways: 4 },
-      size1g: { sets: 1, ways: 4 },
-    },
-  ],
-};
-
 function hypercallsOf(hv: Hypervisor): number {
   return hv.stats.read("core", "hypercalls") ?? 0;
+}
+
+/** The study kernel maps user memory with 4 KiB or 2 MiB pages. */
+function noGiantGuestPages(p: BackendParams): string | null {
+  return p.guestPageSize === "1G" ? "the study kernel maps 4 KiB and 2 MiB guest pages only" : null;
 }
 
 /** Bare metal: the kernel stores entries; the MMU walks them. */
 export const nativeBackend: StudyBackend = {
   name: "native",
   description: "bare metal: one walk of the kernel's own tables per TLB miss",
-  unsupported: (p) => (p.guestPageSize === "1G" ? "1 GiB guest pages are not modelled" : null),
-  plugins: () => [nativeMmuPlugin({ tlb: NATIVE_TLB })],
+  unsupported: noGiantGuestPages,
+  plugins: () => [nativeMmuPlugin()],
   attach(hv, vcpu) {
     const ram = hv.machine.ram;
     const mmu = hv.slot("mmu");
@@ -98,6 +99,8 @@ export const nativeBackend: StudyBackend = {
       trapsThroughHypervisor: false,
       setEntry: (table, index, lo, hi) => ram.write64(table * 4096 + index * 8, lo, hi),
       commit() {},
+      clearFrame: (f) => ram.clearFrame(f),
+      copyFrame: (d, s) => ram.copyFrame(d, s),
       newRoot() {},
       freeRoot() {},
       loadCr3(root) {
@@ -122,7 +125,7 @@ export const pvBackend: StudyBackend = {
   description: "Xen PV direct paging: validated mmu_update, pinned roots, traps through Xen",
   unsupported: (p) =>
     p.guestPageSize !== "4K" ? "Xen PV guests have no superpages (PSE is refused in L2/L3)" : null,
-  plugins: () => [pvMmuPlugin({ tlb: NATIVE_TLB })],
+  plugins: () => [pvMmuPlugin()],
   attach(hv, vcpu) {
     const pv: PvMmu = hv.slot("pvMmu");
     return new PvOps(hv, pv, vcpu);
@@ -158,6 +161,14 @@ class PvOps implements BackendOps {
     r[o + 2] = lo;
     r[o + 3] = hi;
     this.queued++;
+  }
+
+  clearFrame(frame: number): void {
+    this.hv.machine.ram.clearFrame(frame);
+  }
+
+  copyFrame(dst: number, src: number): void {
+    this.hv.machine.ram.copyFrame(dst, src);
   }
 
   commit(): void {
@@ -213,10 +224,11 @@ class PvOps implements BackendOps {
 export const nestedBackend: StudyBackend = {
   name: "nested",
   description: "nested paging (EPT/NPT): 2D walks, EPT-violation exits back guest memory",
-  unsupported: (p) => (p.guestPageSize === "1G" ? "1 GiB guest pages are not modelled" : null),
+  unsupported: noGiantGuestPages,
   plugins: (p) => [nptMmu({ hostPageSize: p.hostPageSize })],
   attach(hv, vcpu) {
     const npt: NptMmu = hv.slot("nptMmu");
+    const ram = hv.machine.ram;
     return {
       mmu: npt,
       trapsThroughHypervisor: false,
@@ -225,6 +237,8 @@ export const nestedBackend: StudyBackend = {
         if (rc !== 0) throw new Error(`study kernel bug on nested paging: guestStore ${rc}`);
       },
       commit() {},
+      clearFrame: (f) => ram.clearFrame(f),
+      copyFrame: (d, s) => ram.copyFrame(d, s),
       newRoot() {},
       freeRoot() {},
       loadCr3: (root) => npt.writeCr3(vcpu, root),
@@ -244,8 +258,75 @@ export const nestedBackend: StudyBackend = {
   },
 };
 
+/**
+ * Shadow paging: the guest stores its own entries; stores to write-protected tables trap and
+ * are emulated, and the host fills shadow tables on hidden faults.
+ */
+export const shadowBackend: StudyBackend = {
+  name: "shadow",
+  description: "shadow paging: write-protected guest tables, hidden faults fill shadow tables",
+  unsupported: noGiantGuestPages,
+  plugins: () => [shadowMmu()],
+  attach(hv, vcpu) {
+    const sh: ShadowMmu = hv.slot("shadowMmu");
+    const ram = hv.machine.ram;
+    return {
+      mmu: sh,
+      trapsThroughHypervisor: false,
+      setEntry(table, index, lo, hi) {
+        const rc = sh.guestStore(vcpu, table * 4096 + index * 8, lo, hi);
+        if (rc !== 0) throw new Error(`study kernel bug on shadow paging: guestStore ${rc}`);
+      },
+      commit() {},
+      clearFrame(f) {
+        if (!sh.isWriteProtected(f)) {
+          ram.clearFrame(f);
+          return;
+        }
+        // A former page table: its stores trap and zap what shadows it.
+        for (let i = 0; i < 512; i++) {
+          const a = f * 4096 + i * 8;
+          if ((ram.read64lo(a) | ram.read64hi(a)) !== 0) sh.guestStore(vcpu, a, 0, 0);
+        }
+      },
+      copyFrame(d, src) {
+        if (!sh.isWriteProtected(d)) {
+          ram.copyFrame(d, src);
+          return;
+        }
+        for (let i = 0; i < 512; i++) {
+          const a = src * 4096 + i * 8;
+          sh.guestStore(vcpu, d * 4096 + i * 8, ram.read64lo(a), ram.read64hi(a));
+        }
+      },
+      newRoot() {},
+      freeRoot() {},
+      loadCr3: (root) => sh.writeCr3(vcpu, root),
+      flushOne: (va) => sh.flushOne(vcpu, va),
+      flushAll: () => sh.flushLocal(vcpu),
+      addHardwareCounts(out) {
+        const c = sh.counts;
+        out.tlbHits += c.tlbHits;
+        out.tlbMisses += c.tlbMisses;
+        // Hardware walks read shadow entries only; the host's software walks of the guest
+        // tables are part of handling an exit (priced there).
+        out.walkRefs += c.shadowRefs;
+        let exits = 0;
+        for (let i = 0; i < sh.exits.length; i++) exits += sh.exits[i];
+        out.vmExits += exits;
+        out.hypercalls += hypercallsOf(hv);
+      },
+    };
+  },
+};
+
 /** Backends available to a study, by name. */
-export const BACKENDS: readonly StudyBackend[] = [nativeBackend, pvBackend, nestedBackend];
+export const BACKENDS: readonly StudyBackend[] = [
+  nativeBackend,
+  pvBackend,
+  nestedBackend,
+  shadowBackend,
+];
 
 export function ramOf(hv: Hypervisor): Ram {
   return hv.machine.ram;

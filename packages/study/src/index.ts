@@ -7,6 +7,7 @@ export {
   type PageSize,
   pvBackend,
   type StudyBackend,
+  shadowBackend,
 } from "./backends";
 export {
   backendByName,

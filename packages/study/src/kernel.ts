@@ -13,8 +13,9 @@
  *   a present entry loses rights (COW, munmap) and before its frame is reused.
  * - `refs[frame]` counts the leaf entries that map a user page (copy on write shares a page
  *   between a parent and its children); a page returns to the allocator at zero.
- * - The kernel reads its own tables straight from RAM (it has them mapped); only user
- *   accesses and page-table writes go through the backend. This is the model's one shortcut.
+ * - The kernel reads its own tables straight from RAM (it has them mapped); user accesses,
+ *   page-table writes and its zeroing and copying of frames go through the backend (on
+ *   shadow paging a freed table is still write-protected). That read is the one shortcut.
  */
 import {
   createHypervisor,
@@ -157,14 +158,14 @@ export class StudyKernel {
       for (let i = 511; i >= 0; i--) this.free4k.push(b + i);
       f = this.free4k.pop() as number;
     }
-    this.ram.clearFrame(f);
+    this.ops.clearFrame(f);
     return f;
   }
 
   private alloc2m(): number {
     const b = this.free2m.pop();
     if (b === undefined) this.oom();
-    for (let i = 0; i < 512; i++) this.ram.clearFrame(b + i);
+    for (let i = 0; i < 512; i++) this.ops.clearFrame(b + i);
     return b;
   }
 
@@ -462,7 +463,7 @@ export class StudyKernel {
       if (this.refs[f] > 1) {
         g = this.large ? this.alloc2m() : this.alloc4k();
         const n = this.large ? 512 : 1;
-        for (let i = 0; i < n; i++) this.ram.copyFrame(g + i, f + i);
+        for (let i = 0; i < n; i++) this.ops.copyFrame(g + i, f + i);
         this.refs[f]--;
         this.refs[g] = 1;
       }

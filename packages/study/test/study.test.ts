@@ -52,17 +52,19 @@ describe("a study run", () => {
     expect(ca.workers).toBe(2);
     expect(ca.operations).toEqual([300]);
     // Plain progress lines, one per run, when the stream is not a terminal.
-    expect(lines).toHaveLength(9);
-    expect(lines[8]).toMatch(/^study: 9\/9 done: /);
+    expect(lines).toHaveLength(12);
+    expect(lines[11]).toMatch(/^study: 12\/12 done: /);
     // Results in matrix order, whatever order the workers finished in.
-    expect(ra.results.runs.map((r) => r.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(ra.results.runs.map((r) => r.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     for (const r of ra.results.runs) expect(r.sameResultAsOtherBackends).toBe(true);
   });
 
   it("writes results whose derived figures follow from the counts", async () => {
     const { results } = await runStudy({ ...SMALL, workloads: ["random"], workers: 0 });
-    const [native, pv, nested] = results.runs;
+    const [native, pv, nested, shadow] = results.runs;
     expect(native.estOverheadVsNative).toBe(1);
+    expect(shadow.estOverheadVsNative).toBeGreaterThan(1);
+    expect(shadow.exitsPerOp).toBeGreaterThan(0);
     expect(pv.estOverheadVsNative).toBeGreaterThan(1);
     expect(nested.estOverheadVsNative).toBeGreaterThan(1);
     expect(nested.exitsPerOp).toBeCloseTo(nested.counts.vmExits / 300, 3);
@@ -124,7 +126,7 @@ describe("a study run", () => {
       "pointer-chase",
       "kbuild",
     ]);
-    expect(listBackends().map((b) => b.name)).toEqual(["native", "pv", "nested"]);
+    expect(listBackends().map((b) => b.name)).toEqual(["native", "pv", "nested", "shadow"]);
   });
 
   it("loads a config file and says what is wrong with a bad one", () => {

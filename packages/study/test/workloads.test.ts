@@ -23,7 +23,7 @@ describe("workloads", () => {
         processes: [2],
         operations: [Math.max(4, Math.floor(w.defaultOperations / 100))],
       });
-      expect(runs.map((r) => r.backend)).toEqual(["native", "pv", "nested"]);
+      expect(runs.map((r) => r.backend)).toEqual(["native", "pv", "nested", "shadow"]);
       expect(checksums.size).toBe(1);
       for (const r of runs) {
         expect(r.counts.operations).toBe(r.params.operations);
@@ -37,7 +37,7 @@ describe("workloads", () => {
   it("2 MiB guest pages and host pages give the same results as 4 KiB ones", () => {
     const { checksums } = acrossBackends({
       workloads: ["random", "kbuild"],
-      backends: ["native", "nested"],
+      backends: ["native", "nested", "shadow"],
       workingSetBytes: [4 * MiB],
       guestPageSizes: ["4K", "2M"],
       hostPageSizes: ["4K", "2M"],
