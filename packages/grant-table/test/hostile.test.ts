@@ -31,6 +31,7 @@ import {
   GTF_reading,
   GTF_readonly,
   GTF_sub_page,
+  GTF_type_mask,
   GTF_writing,
   MMUEXT_PIN_L1_TABLE,
   MMUEXT_UNPIN_TABLE,
@@ -86,20 +87,36 @@ function run(ops: Op[], privileged: boolean): void {
   const maps: Mapping[] = [];
   const other = (g: PvGuest) => (g === a ? b : a);
 
-  const pickFrame = (g: PvGuest, x: number): number => {
+  /** Whether a frame holds grant entries or status words (of any domain). */
+  const isGrantFrame = (mfn: number): boolean =>
+    guests.some((g) => {
+      const t = w.gt.table(g.d.domid);
+      return t !== undefined && (t.shared.includes(mfn) || t.status.includes(mfn));
+    });
+  /**
+   * A frame to name. Only grant entries may name a grant frame (and then read-only): the
+   * guests leave GTF_reading / GTF_writing to Xen, as Linux does, so nothing else writes there.
+   */
+  const pickFrame = (g: PvGuest, x: number, forGrant = false): number => {
+    let mfn: number;
     switch (x % 6) {
       case 0:
       case 1:
-        return g.b.p2m[1050 + ((x >>> 3) % 50)];
+        mfn = g.b.p2m[1050 + ((x >>> 3) % 50)];
+        break;
       case 2:
-        return g.b.l4Mfn;
+        mfn = g.b.l4Mfn;
+        break;
       case 3:
-        return w.gt.table(g.d.domid)?.shared[0] ?? 0;
+        mfn = w.gt.table(g.d.domid)?.shared[0] ?? 0;
+        break;
       case 4:
-        return other(g).b.p2m[1050 + ((x >>> 3) % 50)];
+        mfn = other(g).b.p2m[1050 + ((x >>> 3) % 50)];
+        break;
       default:
-        return (x >>> 3) % (w.hv.frames.nrFrames + 8);
+        mfn = (x >>> 3) % (w.hv.frames.nrFrames + 8);
     }
+    return !forGrant && isGrantFrame(mfn) ? g.b.l4Mfn : mfn;
   };
   const pickVa = (g: PvGuest, x: number): number => {
     switch (x % 4) {
@@ -117,12 +134,19 @@ function run(ops: Op[], privileged: boolean): void {
     if (x % 5 === 4 || slot < 0) return ((x >>> 3) % (w.hv.frames.nrFrames * 4096)) & ~7;
     return Math.floor(slot / 512) * 4096 + (((slot % 512) + ((x >>> 3) % 24)) % 512) * 8;
   };
-  /** The granter rewrites an entry, leaving GTF_reading / GTF_writing to Xen (as Linux does). */
-  const writeGrant = (g: PvGuest, ref: number, grantee: number, frame: number, flags: number) => {
+  /**
+   * The granter rewrites an entry as Linux would: GTF_reading / GTF_writing are Xen's, an entry
+   * in use keeps its type (it may still change frame and grantee, which Xen ignores while the
+   * entry is pinned), and an entry naming a grant frame is read-only.
+   */
+  const writeGrant = (g: PvGuest, ref: number, grantee: number, frame: number, flagsIn: number) => {
     const t = w.gt.table(g.d.domid);
     if (t === undefined || ref >= t.nrEntries) return;
     const e = t.entryAddr(ref);
-    const keep = t.version === 1 ? ram.read16(e) & (GTF_reading | GTF_writing) : 0;
+    const inUse = t.statusBits(ref) & (GTF_reading | GTF_writing);
+    let flags = flagsIn & ~(GTF_reading | GTF_writing);
+    if (inUse !== 0) flags = (flags & ~GTF_type_mask) | (t.flags(ref) & GTF_type_mask);
+    if (isGrantFrame(frame)) flags |= GTF_readonly;
     if (t.version === 1) ram.write32(e + 4, frame);
     else {
       ram.write32(e + 8, frame);
@@ -131,11 +155,11 @@ function run(ops: Op[], privileged: boolean): void {
       ram.write16(e + 6, 1 + (frame % 4096));
     }
     ram.write16(e + 2, grantee);
-    ram.write16(e, (flags & ~(GTF_reading | GTF_writing)) | keep);
+    ram.write16(e, flags | (t.version === 1 ? inUse : 0));
   };
   for (const g of guests)
     for (let r = 0; r < 24; r++)
-      writeGrant(g, r, other(g).d.domid, pickFrame(g, r * 7 + 1), GRANT_FLAGS[r % 3]);
+      writeGrant(g, r, other(g).d.domid, pickFrame(g, r * 7 + 1, true), GRANT_FLAGS[r % 3]);
 
   const gnttab = (g: PvGuest, cmd: number, uops: object[]) =>
     w.hv.hypercall(g.d.vcpus[0], __HYPERVISOR_grant_table_op, {
@@ -154,7 +178,7 @@ function run(ops: Op[], privileged: boolean): void {
           g,
           x % 28,
           y % 5 === 0 ? 77 : peer.d.domid,
-          pickFrame(g, z),
+          pickFrame(g, z, true),
           GRANT_FLAGS[y % GRANT_FLAGS.length],
         );
         break;

@@ -7,7 +7,9 @@
  * 1. Every active entry's pin equals the mappings that name it, counted per kind (host or
  *    device, writable or read-only), and names the domain that maps it.
  * 2. GTF_reading is set exactly while an entry is pinned and GTF_writing exactly while it
- *    has a writable pin (for a guest that leaves those two bits to Xen, as Linux does).
+ *    has a writable pin, for a guest that behaves as Linux does: it leaves those two bits to
+ *    Xen, writes its grant frames only through entries, and does not change the type of an
+ *    entry in use (Xen's set_version drops a reserved entry whose type is not permit_access).
  * 3. Every frame whose references a mapping holds (device mappings; host mappings too when
  *    the host entries are not page-table entries) is still its granter's (or, after the
  *    granter died, Xen's, for its grant frames).
