@@ -21,6 +21,10 @@ it("runs the README example", () => {
   const dom0 = hv.createDomain({ domid: 0, maxVcpus: 1, maxPages: 1024 });
   const rc = hv.hypercall(dom0.vcpus[0], __HYPERVISOR_xen_version, { cmd: 0 });
   expect([rc >> 16, rc & 0xffff]).toEqual([4, 17]);
-  expect(hv.describe().hypercalls.map((h) => h.name)).toEqual(["multicall", "xen_version", "vm_assist"]);
+  expect(hv.describe().hypercalls.map((h) => h.name)).toEqual([
+    "multicall",
+    "xen_version",
+    "vm_assist",
+  ]);
   expect(hv.stats.read("version", "calls")).toBe(1);
 });
