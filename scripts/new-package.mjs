@@ -51,6 +51,7 @@ writeFileSync(
   join(dir, "vitest.config.ts"),
   `import { hyperlabProject } from "../../vitest.shared.ts";\n\nexport default hyperlabProject("${name}");\n`,
 );
-if (!existsSync(join(dir, "src/index.ts"))) writeFileSync(join(dir, "src/index.ts"), "export {};\n");
+if (!existsSync(join(dir, "src/index.ts")))
+  writeFileSync(join(dir, "src/index.ts"), "export {};\n");
 execFileSync("pnpm", ["exec", "biome", "format", "--write", dir], { stdio: "ignore" });
 console.log(`created ${dir}`);

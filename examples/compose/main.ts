@@ -16,13 +16,18 @@ console.log("Hyperlab: a hypervisor composed from plugins");
 console.log(`machine: ${machine.ram.bytes / 2 ** 20} MiB RAM, ${machine.cpus.length} pCPUs`);
 console.log("plugins (in setup order):");
 for (const p of built.plugins) {
-  console.log(`  ${p.name.padEnd(14)} provides [${p.provides.join(", ")}] requires [${p.requires.join(", ")}]`);
+  console.log(
+    `  ${p.name.padEnd(14)} provides [${p.provides.join(", ")}] requires [${p.requires.join(", ")}]`,
+  );
 }
 console.log("slots:");
-for (const [slot, plugin] of Object.entries(built.slots)) console.log(`  ${slot.padEnd(14)} <- ${plugin}`);
+for (const [slot, plugin] of Object.entries(built.slots))
+  console.log(`  ${slot.padEnd(14)} <- ${plugin}`);
 console.log("hypercalls:");
 for (const h of built.hypercalls) {
-  console.log(`  ${String(h.op).padStart(2)} ${h.name}${h.cmd === undefined ? "" : ` cmd ${h.cmd}`} <- ${h.plugin}`);
+  console.log(
+    `  ${String(h.op).padStart(2)} ${h.name}${h.cmd === undefined ? "" : ` cmd ${h.cmd}`} <- ${h.plugin}`,
+  );
 }
 console.log("domains:");
 for (const d of hv.domains()) {
