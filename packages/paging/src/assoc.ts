@@ -140,9 +140,9 @@ export class AssocArray {
     }
   }
 
-  private victim(base: number, set: number): number {
+  /** The way to replace in a full set (every way valid). */
+  private victimFull(base: number, set: number): number {
     const ways = this.ways;
-    for (let i = base; i < base + ways; i++) if (this.flags[i] === 0) return i;
     if (this.policy === REPLACE_LRU) {
       let best = base;
       for (let i = base + 1; i < base + ways; i++) if (this.stamp[i] < this.stamp[best]) best = i;
@@ -165,18 +165,23 @@ export class AssocArray {
   /**
    * Inserts or refreshes the entry for (key, tag): an entry with the same key and the same
    * tag (or, for a global insert, any global entry with the key) is overwritten; otherwise
-   * a free way or the policy's victim is used. Sets `evicted`. Returns the index.
+   * the first free way, or when the set is full the policy's victim, is used. Sets
+   * `evicted`. Returns the index.
    */
   insert(key: number, tag: number, global: boolean, value: number, perms: number): number {
-    const ways = this.ways;
     const set = (key >>> 0) & this.setMask;
-    const base = set * ways;
+    const base = set * this.ways;
+    const end = base + this.ways;
+    const keys = this.key;
+    const flags = this.flags;
     let idx = -1;
-    for (let i = base; i < base + ways; i++) {
-      const f = this.flags[i];
-      if (
-        f !== 0 &&
-        this.key[i] === key &&
+    let free = -1;
+    for (let i = base; i < end; i++) {
+      const f = flags[i];
+      if (f === 0) {
+        if (free < 0) free = i;
+      } else if (
+        keys[i] === key &&
         (this.tag[i] === tag || (global && (f & ASSOC_GLOBAL) !== 0))
       ) {
         idx = i;
@@ -185,12 +190,15 @@ export class AssocArray {
     }
     this.evicted = false;
     if (idx < 0) {
-      idx = this.victim(base, set);
-      this.evicted = this.flags[idx] !== 0;
+      if (free >= 0) idx = free;
+      else {
+        idx = this.victimFull(base, set);
+        this.evicted = true;
+      }
     }
-    this.key[idx] = key;
+    keys[idx] = key;
     this.tag[idx] = tag >>> 0;
-    this.flags[idx] = global ? ASSOC_VALID | ASSOC_GLOBAL : ASSOC_VALID;
+    flags[idx] = global ? ASSOC_VALID | ASSOC_GLOBAL : ASSOC_VALID;
     this.value[idx] = value;
     this.perms[idx] = perms;
     this.touch(idx);
