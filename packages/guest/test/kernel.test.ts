@@ -194,6 +194,25 @@ function run(b: Built, ops: Op[]): unknown[] {
   return out;
 }
 
+describe("the TLB model sees every access", () => {
+  it("bulk replays make one translation and one first-level TLB lookup per access", () => {
+    const { hv, kernel } = nativeBuild(1024);
+    const p = spawnProcess(kernel);
+    const a = p.mmap(32 * 4096, PROT_READ | PROT_WRITE);
+    p.strided(a, 32, 4096, true, 1);
+    const mmu = hv.slot("mmu") as import("@hyperlab/native-mmu").NativeMmu;
+    const tlb = mmu.tlbOf(kernel.vcpu(0));
+    const t0 = mmu.counts.translations;
+    const l0 = tlb.counters[0];
+    expect(p.strided(a, 32 * 1024, 4, false)).toBe(32 * 1024);
+    const vas = new Float64Array(5000).map((_, i) => a + ((i * 7919) % (32 * 1024)) * 4);
+    expect(p.accessSet(vas)).toBe(5000);
+    expect(mmu.counts.translations - t0).toBe(32 * 1024 + 5000);
+    expect(tlb.counters[0] - l0).toBe(32 * 1024 + 5000);
+    expect(p.accesses).toBe(32 + 32 * 1024 + 5000);
+  });
+});
+
 describe("results do not depend on the backend", () => {
   it("random programs observe the same data and end in the same states (native, Xen PV on and off)", () => {
     fc.assert(
