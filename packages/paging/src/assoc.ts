@@ -180,10 +180,7 @@ export class AssocArray {
       const f = flags[i];
       if (f === 0) {
         if (free < 0) free = i;
-      } else if (
-        keys[i] === key &&
-        (this.tag[i] === tag || (global && (f & ASSOC_GLOBAL) !== 0))
-      ) {
+      } else if (keys[i] === key && (this.tag[i] === tag || (global && (f & ASSOC_GLOBAL) !== 0))) {
         idx = i;
         break;
       }

@@ -13,8 +13,16 @@ import {
   FAULT_PROTECTION,
   FAULT_RESERVED,
   PageWalkCache,
+  PERM_RW,
+  PERM_USER,
+  pteIndex,
+  STEP_FAULT,
+  STEP_TABLE,
   WalkResult,
   walk,
+  walkBegin,
+  walkFinish,
+  walkStep,
 } from "../src/index";
 import { fcParams } from "./helpers";
 
@@ -288,6 +296,65 @@ describe("walker vs an independent reference translation (property)", () => {
             if (!x.equals(plain.readBytes(f * 4096, 4096))) differ.push(f);
           }
           expect(differ).toEqual([]);
+        },
+      ),
+      fcParams(150),
+    );
+  });
+
+  it("walkBegin / walkStep / walkFinish compose to exactly what walk does", () => {
+    fc.assert(
+      fc.property(
+        cfgArb,
+        fc.array(opArb, { minLength: 1, maxLength: 12 }),
+        fc.array(accessArb, { minLength: 1, maxLength: 12 }),
+        (cfg, ops, accesses) => {
+          const a = new Ram({ bytes: RAM_BYTES });
+          const b = new Ram({ bytes: RAM_BYTES });
+          build(a, cfg, ops);
+          build(b, cfg, ops);
+          const mode = createPagingMode(cfg);
+          const w = new WalkResult();
+          const s = new WalkResult();
+          for (const [i, acc] of accesses.entries()) {
+            const path = i % 2 === 0 ? ops[i % ops.length].path : acc.path;
+            const va = Number(vaOf(path, cfg.levels, BigInt(acc.offset)));
+            const ok = walk(a, ROOT, va, acc.bits, mode, w);
+            walkBegin(s, va, acc.bits, cfg.levels, PERM_RW | PERM_USER);
+            let table = ROOT;
+            let level: number = cfg.levels;
+            let r = walkStep(b, table, pteIndex(va, level), level, mode, s);
+            while (r === STEP_TABLE) {
+              table = s.nextMfn;
+              level--;
+              r = walkStep(b, table, pteIndex(va, level), level, mode, s);
+            }
+            const ok2 = r !== STEP_FAULT && walkFinish(b, mode, s);
+            expect(ok2).toBe(ok);
+            expect([s.fault, s.errorCode, s.faultLevel, s.reads, s.writes]).toEqual([
+              w.fault,
+              w.errorCode,
+              w.faultLevel,
+              w.reads,
+              w.writes,
+            ]);
+            if (ok) {
+              expect([s.maddr, s.pageMfn, s.pageShift, s.perms, s.leafLo, s.leafHi]).toEqual([
+                w.maddr,
+                w.pageMfn,
+                w.pageShift,
+                w.perms,
+                w.leafLo,
+                w.leafHi,
+              ]);
+            }
+          }
+          expect([s.totalWalks, s.totalReads, s.totalWrites, s.totalFaults]).toEqual([
+            w.totalWalks,
+            w.totalReads,
+            w.totalWrites,
+            w.totalFaults,
+          ]);
         },
       ),
       fcParams(150),
