@@ -17,6 +17,7 @@ export {
   type StudyCell,
   type StudyConfig,
   type StudyConfigInput,
+  type StudyKernelName,
 } from "./config";
 export {
   COST_INFO,
@@ -29,12 +30,14 @@ export {
   resolveCosts,
 } from "./cost-model";
 export { COUNT_INFO, COUNT_NAMES, type CountName, type StudyCounts, zeroCounts } from "./counts";
+export { GuestTarget, type GuestTargetConfig, guestUnsupported } from "./guest-target";
 export {
   ACCESS_READ,
   ACCESS_UPDATE,
   ACCESS_WRITE,
   type KernelConfig,
   StudyKernel,
+  type StudyTarget,
 } from "./kernel";
 export {
   buildResults,

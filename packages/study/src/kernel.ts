@@ -52,6 +52,27 @@ export const ACCESS_WRITE = 1;
 /** Read, then write the value read mixed with the access index (a GUPS update). */
 export const ACCESS_UPDATE = 2;
 
+/**
+ * What a workload runs on: processes with anonymous memory and bulk access replay. The
+ * study's own kernel (StudyKernel) and the guest kernel of @hyperlab/guest (GuestTarget)
+ * both serve it.
+ */
+export interface StudyTarget {
+  /** Bytes of one user page (the guest page size). */
+  readonly pageSize: number;
+  spawn(): number;
+  fork(pid: number): number;
+  exec(pid: number): void;
+  exit(pid: number): void;
+  mmap(pid: number, bytes: number): number;
+  munmap(pid: number, va: number, bytes: number): void;
+  replay(pid: number, vas: Float64Array, kinds: Uint8Array, n: number, salt: number): number;
+  store(pid: number, vas: Float64Array, values: Uint32Array, n: number): void;
+  chase(pid: number, base: number, stride: number, start: number, steps: number): number;
+  countOperations(n: number): void;
+  counts(): StudyCounts;
+}
+
 interface Vma {
   start: number;
   end: number;
@@ -77,7 +98,7 @@ function frameOf(lo: number, hi: number): number {
 }
 
 /** The study kernel on one booted hypervisor with one domain and one vCPU. */
-export class StudyKernel {
+export class StudyKernel implements StudyTarget {
   readonly hv: Hypervisor;
   readonly vcpu: Vcpu;
   readonly ops: BackendOps;

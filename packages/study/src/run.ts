@@ -14,6 +14,7 @@ import { HyperlabError } from "@hyperlab/core";
 import { Prng } from "@hyperlab/machine";
 import { backendByName, expandMatrix, type StudyCell, type StudyConfig } from "./config";
 import type { StudyCounts } from "./counts";
+import { GuestTarget } from "./guest-target";
 import { StudyKernel } from "./kernel";
 import { workloadByName } from "./workloads";
 
@@ -35,12 +36,13 @@ export interface RunResult {
 /** Runs one cell on the calling thread. */
 export function runCell(cell: StudyCell): RunResult {
   const w = workloadByName(cell.workload);
-  const k = new StudyKernel({
+  const config = {
     backend: backendByName(cell.backend),
     params: { guestPageSize: cell.params.guestPageSize, hostPageSize: cell.params.hostPageSize },
     guestBytes: w.guestBytes(cell.params),
     seed: cell.seed,
-  });
+  };
+  const k = cell.kernel === "guest" ? new GuestTarget(config) : new StudyKernel(config);
   const prng = Prng.fromSeed(cell.seed).fork(`workload:${cell.workload}`);
   const h = w.run(k, cell.params, prng);
   return {

@@ -6,7 +6,7 @@
 import { HyperlabError } from "@hyperlab/core";
 import type { Prng } from "@hyperlab/machine";
 import type { PageSize } from "./backends";
-import { ACCESS_READ, ACCESS_UPDATE, ACCESS_WRITE, type StudyKernel } from "./kernel";
+import { ACCESS_READ, ACCESS_UPDATE, ACCESS_WRITE, type StudyTarget } from "./kernel";
 
 /** The parameters of one run of a workload. */
 export interface WorkloadParams {
@@ -32,7 +32,7 @@ export interface Workload {
   /** Guest memory the run needs, in bytes. */
   guestBytes(p: WorkloadParams): number;
   /** Runs the workload; returns its functional result (a checksum of what it read). */
-  run(k: StudyKernel, p: WorkloadParams, prng: Prng): number;
+  run(k: StudyTarget, p: WorkloadParams, prng: Prng): number;
 }
 
 const MiB = 2 ** 20;
@@ -49,7 +49,7 @@ class Batch {
   salt = 0;
 
   constructor(
-    readonly k: StudyKernel,
+    readonly k: StudyTarget,
     public pid: number,
   ) {}
 

@@ -69,3 +69,50 @@ describe("workloads", () => {
     );
   });
 });
+
+describe("workloads on the guest kernel (@hyperlab/guest)", () => {
+  it("give the study kernel's results on native, Xen PV and nested paging", () => {
+    for (const w of WORKLOADS) {
+      const input = {
+        workloads: [w.name],
+        workingSetBytes: [MiB],
+        processes: [2],
+        operations: [Math.max(3, Math.floor(w.defaultOperations / 400))],
+      };
+      const study = acrossBackends(input);
+      const guest = acrossBackends({ ...input, kernel: "guest" });
+      expect(
+        guest.runs.map((r) => r.backend),
+        w.name,
+      ).toEqual(["native", "pv", "nested"]);
+      expect(guest.checksums, w.name).toEqual(study.checksums);
+      for (const r of guest.runs) {
+        expect(r.key).toContain(" kernel=guest ");
+        expect(r.counts.accesses).toBe(study.runs[0].counts.accesses);
+      }
+      const pv = guest.runs[1];
+      expect(pv.counts.hypercalls).toBeGreaterThan(0);
+      expect(pv.counts.traps).toBeGreaterThanOrEqual(pv.counts.pageFaults + pv.counts.syscalls);
+    }
+  });
+
+  it("skips what the guest kernel cannot run, saying why", () => {
+    const { skipped } = expandMatrix(
+      resolveConfig({
+        kernel: "guest",
+        workloads: ["random"],
+        guestPageSizes: ["4K", "2M"],
+        operations: [1],
+      }),
+    );
+    expect(skipped.map((s) => s.key)).toEqual([
+      "random kernel=guest ws=16MiB page=4K/4K procs=1 ops=1 shadow",
+      "random kernel=guest ws=16MiB page=2M/4K procs=1 ops=1 native",
+      "random kernel=guest ws=16MiB page=2M/4K procs=1 ops=1 pv",
+      "random kernel=guest ws=16MiB page=2M/4K procs=1 ops=1 nested",
+      "random kernel=guest ws=16MiB page=2M/4K procs=1 ops=1 shadow",
+    ]);
+    expect(skipped[0].reason).toMatch(/shadow paging cannot see/);
+    expect(() => resolveConfig({ kernel: "linux" as never })).toThrow(/"kernel"/);
+  });
+});

@@ -50,8 +50,8 @@ describe("hyperlab study", () => {
     expect(text).toContain("est. vs native");
     expect(text).toContain(`wrote ${join(out, "report.html")}`);
     // Progress: one plain line per run on a non-terminal stderr.
-    expect(c.err).toHaveLength(3);
-    expect(c.err[2]).toMatch(/^study: 3\/3 done: /);
+    expect(c.err).toHaveLength(4);
+    expect(c.err[3]).toMatch(/^study: 4\/4 done: /);
     const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
     expect(config.seed).toBe(3);
     expect(config.costs.vmExits).toBe(800);
@@ -73,6 +73,13 @@ describe("hyperlab study", () => {
     expect(text).not.toMatch(/ native /);
   });
 
+  it("runs the workloads on the guest kernel with --kernel guest", async () => {
+    const c = capture();
+    const args = ["study", ...SMALL, "--kernel", "guest", "--backends", "native,pv"];
+    expect(await runCli(args, c.io)).toBe(0);
+    expect(c.out.join("")).toMatch(/random kernel=guest ws=1MiB page=4K\/4K procs=1 ops=500 +pv/);
+  });
+
   it("says what to do about each mistake, with status 2", async () => {
     const cases: [string[], RegExp][] = [
       [["--bogus"], /unknown option '--bogus'/],
@@ -84,6 +91,7 @@ describe("hyperlab study", () => {
       [["--workloads", "nope"], /no workload "nope"/],
       [["--backends", "xen"], /no backend "xen"/],
       [["--guest-pages", "8K"], /guestPageSizes/],
+      [["--kernel", "linux"], /"kernel"/],
       [["--config", join(dir, "missing.json")], /Cannot read study config/],
     ];
     for (const [args, re] of cases) {

@@ -1,0 +1,204 @@
+/*
+ * The study's workloads on @hyperlab/guest, the Linux-like guest kernel on pv_ops: the same
+ * process interface as the study kernel (StudyTarget), served by the guest's processes,
+ * system calls and demand paging. On bare metal, nested and shadow paging the guest runs
+ * with native pv_ops (it stores its own entries); on Xen PV with Xen's pv_ops (batched
+ * mmu_update, pinning, multicalls), booted from the PV domain builder.
+ *
+ * Invariants: every access goes through the guest's Process interface (and so through the
+ * hardware MMU with the guest's fault handling); an access the guest answers with a signal
+ * is a bug in the workload and throws; the values hashed are the same as the study kernel's,
+ * so a workload's checksum is the same on both kernels.
+ */
+import { createHypervisor, HyperlabError, type Hypervisor } from "@hyperlab/core";
+import {
+  bootNativeKernel,
+  bootXenPvKernel,
+  type GuestKernel,
+  PROT_READ,
+  PROT_WRITE,
+  type Process,
+  spawnProcess,
+} from "@hyperlab/guest";
+import { createMachine } from "@hyperlab/machine";
+import { buildPvDomain } from "@hyperlab/pv-mmu";
+import type { BackendOps, BackendParams, StudyBackend } from "./backends";
+import { type StudyCounts, zeroCounts } from "./counts";
+import { ACCESS_READ, ACCESS_WRITE, type StudyTarget } from "./kernel";
+
+export interface GuestTargetConfig {
+  backend: StudyBackend;
+  params: BackendParams;
+  guestBytes: number;
+  seed: number;
+}
+
+/** Why the guest kernel cannot run these parameters, or null. */
+export function guestUnsupported(backend: string, p: BackendParams): string | null {
+  if (p.guestPageSize !== "4K") return "the guest kernel maps 4 KiB pages only (no huge pages)";
+  if (backend === "shadow") {
+    return "the guest kernel's native pv_ops store unpinned page-table entries straight to RAM, which shadow paging cannot see";
+  }
+  return null;
+}
+
+/** The guest kernel as a study target. */
+export class GuestTarget implements StudyTarget {
+  readonly hv: Hypervisor;
+  readonly kernel: GuestKernel;
+  readonly pageSize = 4096;
+  private readonly hw: BackendOps;
+  private readonly procs = new Map<number, Process>();
+  private readonly k = zeroCounts();
+  private readonly xen: boolean;
+
+  constructor(config: GuestTargetConfig) {
+    const { backend, params } = config;
+    const why = guestUnsupported(backend.name, params);
+    if (why !== null) {
+      throw new HyperlabError(
+        "STUDY_UNSUPPORTED",
+        `The guest kernel cannot run on ${backend.name} with guest pages ${params.guestPageSize}: ${why}. Drop that combination or use the study kernel.`,
+      );
+    }
+    const nrPages = Math.max(1024, Math.ceil(config.guestBytes / 4096));
+    const ramBytes = (nrPages + Math.ceil(nrPages / 128) + 8192) * 4096;
+    const machine = createMachine({ ramBytes, cpus: 1, seed: config.seed });
+    this.hv = createHypervisor({ machine, plugins: backend.plugins(params) }).boot();
+    const d = this.hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: nrPages + 512 });
+    this.xen = backend.name === "pv";
+    if (this.xen) {
+      const built = buildPvDomain(this.hv, this.hv.slot("pvMmu"), { domain: d, nrPages });
+      this.kernel = bootXenPvKernel(this.hv, d, { startInfoVa: built.rsi, batching: true });
+    } else {
+      this.kernel = bootNativeKernel(this.hv, d, { nrPages });
+    }
+    this.hv.unpauseDomain(d);
+    // Only the counting half of the backend's ops is used: the guest drives the MMU itself.
+    this.hw = backend.attach(this.hv, d.vcpus[0]);
+  }
+
+  private proc(pid: number): Process {
+    const p = this.procs.get(pid);
+    if (p === undefined || p.mm === null) {
+      throw new HyperlabError(
+        "STUDY_NO_PROCESS",
+        `Process ${pid} does not exist (or is dead) in the guest kernel. Use a pid returned by spawn or fork.`,
+      );
+    }
+    return p;
+  }
+
+  private syscall(): void {
+    this.k.syscalls++;
+    if (this.xen) this.k.traps++;
+  }
+
+  private failed(what: string, rc: number): never {
+    throw new HyperlabError(
+      "STUDY_GUEST_FAILED",
+      `The guest kernel refused ${what} (${rc}). Give the study more guest memory or fewer processes.`,
+    );
+  }
+
+  private killed(p: Process, va: number): never {
+    throw new HyperlabError(
+      "STUDY_SEGV",
+      `The guest kernel killed process ${p.pid} (signal ${p.signal}) at ${va.toString(16)}. Workloads must touch only what they mmap.`,
+    );
+  }
+
+  spawn(): number {
+    const p = spawnProcess(this.kernel);
+    this.procs.set(p.pid, p);
+    return p.pid;
+  }
+
+  fork(pid: number): number {
+    this.syscall();
+    const c = this.proc(pid).fork();
+    if (typeof c === "number") this.failed("fork", c);
+    this.procs.set(c.pid, c);
+    return c.pid;
+  }
+
+  exec(pid: number): void {
+    this.syscall();
+    const rc = this.proc(pid).exec();
+    if (rc !== 0) this.failed("exec", rc);
+  }
+
+  exit(pid: number): void {
+    this.syscall();
+    this.proc(pid).exit(0);
+    this.procs.delete(pid);
+  }
+
+  mmap(pid: number, bytes: number): number {
+    this.syscall();
+    const va = this.proc(pid).mmap(Math.ceil(bytes / 4096) * 4096, PROT_READ | PROT_WRITE);
+    if (va < 0) this.failed("mmap", va);
+    return va;
+  }
+
+  munmap(pid: number, va: number, bytes: number): void {
+    this.syscall();
+    const rc = this.proc(pid).munmap(va, Math.ceil(bytes / 4096) * 4096);
+    if (rc !== 0) this.failed("munmap", rc);
+  }
+
+  replay(pid: number, vas: Float64Array, kinds: Uint8Array, n: number, salt: number): number {
+    const p = this.proc(pid);
+    let h = 0x811c9dc5 ^ salt;
+    for (let i = 0; i < n; i++) {
+      const va = vas[i];
+      const kind = kinds[i];
+      if (kind === ACCESS_WRITE) {
+        if (!p.store(va, Math.imul(i + salt, 0x9e3779b1) >>> 0)) this.killed(p, va);
+        continue;
+      }
+      const x = p.load(va);
+      if (x < 0) this.killed(p, va);
+      h = Math.imul(h ^ x, 0x01000193);
+      if (kind !== ACCESS_READ && !p.store(va, (x ^ (i + salt)) >>> 0)) this.killed(p, va);
+    }
+    this.k.accesses += n;
+    return h >>> 0;
+  }
+
+  store(pid: number, vas: Float64Array, values: Uint32Array, n: number): void {
+    const p = this.proc(pid);
+    if (p.accessSet(vas, values, n) !== n) this.killed(p, vas[0]);
+    this.k.accesses += n;
+  }
+
+  chase(pid: number, base: number, stride: number, start: number, steps: number): number {
+    const p = this.proc(pid);
+    let slot = start;
+    let h = 0x811c9dc5;
+    for (let i = 0; i < steps; i++) {
+      const va = base + slot * stride;
+      const x = p.load(va);
+      if (x < 0) this.killed(p, va);
+      slot = x;
+      h = Math.imul(h ^ slot, 0x01000193);
+    }
+    this.k.accesses += steps;
+    return h >>> 0;
+  }
+
+  countOperations(n: number): void {
+    this.k.operations += n;
+  }
+
+  counts(): StudyCounts {
+    const c = { ...this.k };
+    const g = this.kernel.counts;
+    c.pageFaults = g.pageFaults;
+    c.contextSwitches = g.contextSwitches;
+    // Under Xen PV faults trap through Xen, and so do stores to pinned tables (ptwr).
+    if (this.xen) c.traps += g.pageFaults + g.trappingStores;
+    this.hw.addHardwareCounts(c);
+    return c;
+  }
+}
