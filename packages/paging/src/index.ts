@@ -63,9 +63,11 @@ export {
 } from "./tlb";
 export {
   ACCESS_FETCH,
+  ACCESS_NEEDS_WALK,
   ACCESS_READ,
   ACCESS_USER,
   ACCESS_WRITE,
+  checkAccess,
   FAULT_NONCANONICAL,
   FAULT_NONE,
   FAULT_NOT_PRESENT,

@@ -414,3 +414,25 @@ export function walk(
 export function walkEntryMfn(out: WalkResult, level: number): number {
   return pteMfn(out.entryLo[level], out.entryHi[level]);
 }
+
+/** checkAccess's answer for a write through a translation whose leaf is not yet dirty. */
+export const ACCESS_NEEDS_WALK = -1;
+
+/**
+ * What the CPU does with cached rights (a TLB hit's `hitPerms`, or WalkResult.perms) for
+ * `access` under `mode`: 0 when the access may proceed; ACCESS_NEEDS_WALK for an allowed
+ * write whose leaf is not dirty (walk again so the walk sets D, as hardware does); otherwise
+ * the #PF error code of the protection fault (PFEC_page_present set). Allocates nothing.
+ */
+export function checkAccess(perms: number, access: number, mode: PagingMode): number {
+  let deny: boolean;
+  if ((access & ACCESS_USER) !== 0) {
+    deny = (perms & PERM_USER) === 0 || ((access & ACCESS_WRITE) !== 0 && (perms & PERM_RW) === 0);
+  } else {
+    deny = (access & ACCESS_WRITE) !== 0 && mode.wp && (perms & PERM_RW) === 0;
+  }
+  if ((access & ACCESS_FETCH) !== 0 && (perms & PERM_NX) !== 0) deny = true;
+  if (deny) return faultCode(access, mode) | PFEC_page_present;
+  if ((access & ACCESS_WRITE) !== 0 && (perms & PERM_DIRTY) === 0) return ACCESS_NEEDS_WALK;
+  return 0;
+}

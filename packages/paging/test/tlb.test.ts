@@ -1,12 +1,23 @@
 import { Ram } from "@hyperlab/machine";
 import { describe, expect, it } from "vitest";
 import {
+  ACCESS_FETCH,
+  ACCESS_NEEDS_WALK,
   ACCESS_READ,
+  ACCESS_USER,
+  ACCESS_WRITE,
+  checkAccess,
+  createPagingMode,
+  PAGING_4LEVEL,
   PERM_DIRTY,
   PERM_GLOBAL,
   PERM_NX,
   PERM_RW,
   PERM_USER,
+  PFEC_insn_fetch,
+  PFEC_page_present,
+  PFEC_user_mode,
+  PFEC_write_access,
   Tlb,
   tlbStats,
   WalkResult,
@@ -300,5 +311,29 @@ describe("TLB configuration mistakes", () => {
     expectPagingError(bad({ pwc: { pde: { sets: 0, ways: 1 } } }), "TLB_BAD_CONFIG");
     const tlb = new Tlb();
     expectPagingError(() => tlb.insert(0, 0, 0, 13, 0), "PAGING_BAD_PAGE_SIZE");
+  });
+});
+
+describe("checkAccess: the rights of a TLB hit", () => {
+  const m = PAGING_4LEVEL;
+  it("allows what the rights allow and asks for a walk to set D", () => {
+    const all = PERM_RW | PERM_USER | PERM_DIRTY;
+    expect(checkAccess(all, ACCESS_WRITE | ACCESS_USER, m)).toBe(0);
+    expect(checkAccess(all, ACCESS_FETCH | ACCESS_USER, m)).toBe(0);
+    expect(checkAccess(PERM_RW | PERM_USER, ACCESS_WRITE, m)).toBe(ACCESS_NEEDS_WALK);
+    expect(checkAccess(PERM_RW | PERM_USER, ACCESS_READ, m)).toBe(0);
+    expect(checkAccess(0, ACCESS_READ, m)).toBe(0); // supervisor read of a supervisor page
+  });
+  it("answers the #PF error code of a protection fault", () => {
+    const P = PFEC_page_present;
+    expect(checkAccess(PERM_USER | PERM_DIRTY, ACCESS_WRITE | ACCESS_USER, m)).toBe(
+      P | PFEC_write_access | PFEC_user_mode,
+    );
+    expect(checkAccess(PERM_RW, ACCESS_READ | ACCESS_USER, m)).toBe(P | PFEC_user_mode);
+    expect(checkAccess(PERM_USER, ACCESS_WRITE, m)).toBe(P | PFEC_write_access);
+    expect(checkAccess(PERM_USER, ACCESS_WRITE, createPagingMode({ wp: false }))).toBe(
+      ACCESS_NEEDS_WALK,
+    );
+    expect(checkAccess(PERM_NX | PERM_RW, ACCESS_FETCH, m)).toBe(P | PFEC_insn_fetch);
   });
 });
