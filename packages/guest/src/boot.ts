@@ -309,7 +309,12 @@ export function spawnProcess(k: GuestKernel): Process {
   }
   const rc = k.takeError();
   if (rc !== 0) {
-    throw new HyperlabError("GUEST_SPAWN_FAILED", `Xen refused the new address space (${rc}).`);
+    k.mmTeardown(mm);
+    k.takeError();
+    throw new HyperlabError(
+      "GUEST_SPAWN_FAILED",
+      `The hypervisor refused the new address space's page-table updates (${rc}); the kernel recorded it in lastXenError.`,
+    );
   }
   const p = new Process(k, k.allocPid(), 0, mm);
   k.processes.set(p.pid, p);

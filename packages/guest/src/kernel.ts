@@ -153,6 +153,8 @@ export class GuestKernel {
   pendingError = 0;
   /** The last hypercall failure: its op (-1 for a trapped store Xen would not emulate) and errno. */
   lastXenError: { op: number; rc: number } | null = null;
+  /** The MMU backend's guest-physical store entry point (nested, shadow), or null. */
+  private readonly guestStore: ((v: Vcpu, gpa: number, lo: number, hi: number) => number) | null;
   private readonly freeList: Int32Array;
   /** Per PTE slot of the table being worked on: the pfn it held (zap) or was given (copy). */
   private readonly scratchPfns = new Int32Array(PTRS_PER_TABLE);
@@ -168,6 +170,11 @@ export class GuestKernel {
     this.domain = domain;
     this.ram = hv.machine.ram;
     this.hwMmu = hv.slot("mmu");
+    const gs = (this.hwMmu as { guestStore?: unknown }).guestStore;
+    this.guestStore =
+      typeof gs === "function"
+        ? (gs as (v: Vcpu, gpa: number, lo: number, hi: number) => number)
+        : null;
     this.platform = platform;
     this.xen = platform.kind === "xen-pv" ? platform.xen : null;
     this.nrPfns = this.xen !== null ? this.xen.nrPages : this.ram.nrFrames;
@@ -290,13 +297,49 @@ export class GuestKernel {
   }
 
   /**
+   * A plain store into a page-table page the kernel may write (`*ptep = val` on a table that
+   * is not read-only to it). On a backend that intercepts page-table stores (nested or shadow
+   * paging: their `guestStore` entry point, a store at a guest-physical address) it goes
+   * there, so a shadowing host sees it; elsewhere it is a RAM store. A store the platform
+   * refuses is a kernel error (-errno), never a throw.
+   */
+  tableStore(pfn: number, index: number, entry: number): void {
+    const gs = this.guestStore;
+    if (gs === null) {
+      this.rawStore(pfn, index, entry);
+      return;
+    }
+    if (this.pinned[pfn] !== 0) {
+      throw new Error(`guest kernel: plain store to pinned page-table page ${pfn}`);
+    }
+    const rc = gs.call(
+      this.hwMmu,
+      this.vcpu(0),
+      this.frameOf(pfn) * PAGE_SIZE + index * 8,
+      entry % TWO_32,
+      Math.floor(entry / TWO_32),
+    );
+    if (rc < 0) this.kernelError(-1, rc);
+  }
+
+  /** Zeroes a page about to become a page table (through tableStore where that matters). */
+  clearTablePage(pfn: number): void {
+    if (this.guestStore === null) {
+      this.clearPage(pfn);
+      return;
+    }
+    for (let i = 0; i < PTRS_PER_TABLE; i++)
+      if (this.readEntry(pfn, i) !== 0) this.tableStore(pfn, i, 0);
+  }
+
+  /**
    * A CPU store into a page-table page through the direct map, as `*ptep = val` compiles
    * to. On a pinned (read-only) page it faults; under Xen PV the hypervisor emulates it
    * (ptwr) and the store takes effect, validated. False if it did not take effect.
    */
   cpuStoreEntry(pfn: number, index: number, entry: number): boolean {
     if (this.pinned[pfn] === 0) {
-      this.rawStore(pfn, index, entry);
+      this.tableStore(pfn, index, entry);
       return true;
     }
     this.counts.trappingStores++;
@@ -343,7 +386,7 @@ export class GuestKernel {
   mmAlloc(): Mm | null {
     const pgd = this.allocPage();
     if (pgd < 0) return null;
-    this.clearPage(pgd);
+    this.clearTablePage(pgd);
     this.ptLevel[pgd] = 4;
     this.counts.ptPagesAllocated++;
     const mm = new Mm(++this.nextMmId, pgd);
@@ -351,7 +394,7 @@ export class GuestKernel {
     if (this.initMm !== undefined) {
       for (let i = KERNEL_PGD_FIRST; i < PTRS_PER_TABLE; i++) {
         const e = this.readEntry(this.initMm.pgd, i);
-        if (e !== 0) this.rawStore(pgd, i, e);
+        if (e !== 0) this.tableStore(pgd, i, e);
       }
     }
     if (this.ops.mmu.pgdAlloc(mm) !== 0) {
@@ -367,7 +410,7 @@ export class GuestKernel {
   private allocTable(mm: Mm, level: number): number {
     const pfn = this.allocPage();
     if (pfn < 0) return -1;
-    this.clearPage(pfn);
+    this.clearTablePage(pfn);
     this.ptLevel[pfn] = level;
     this.counts.ptPagesAllocated++;
     const m = this.ops.mmu;

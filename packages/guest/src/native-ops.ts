@@ -18,17 +18,17 @@ export function nativeMmuOps(k: GuestKernel): PvMmuOps {
   return {
     pfnToFrame: (pfn) => pfn,
     frameToPfn: (frame) => (frame >= 0 && frame < k.nrPfns ? frame : -1),
-    setPte: (_mm, t, i, e) => k.rawStore(t, i, e),
-    setPmd: (_mm, t, i, e) => k.rawStore(t, i, e),
-    setPud: (_mm, t, i, e) => k.rawStore(t, i, e),
-    setP4d: (mm: Mm, i, e) => k.rawStore(mm.pgd, i, e),
+    setPte: (_mm, t, i, e) => k.tableStore(t, i, e),
+    setPmd: (_mm, t, i, e) => k.tableStore(t, i, e),
+    setPud: (_mm, t, i, e) => k.tableStore(t, i, e),
+    setP4d: (mm: Mm, i, e) => k.tableStore(mm.pgd, i, e),
     setPteAt: (_mm, va, t, i, e, flush) => {
-      k.rawStore(t, i, e);
+      k.tableStore(t, i, e);
       if (flush) k.hwMmu.flushOne(k.vcpu(0), va);
     },
-    pteClear: (_mm, t, i) => k.rawStore(t, i, 0),
+    pteClear: (_mm, t, i) => k.tableStore(t, i, 0),
     ptepModifyProtStart: (_mm, t, i) => k.readEntry(t, i),
-    ptepModifyProtCommit: (_mm, t, i, _old, e) => k.rawStore(t, i, e),
+    ptepModifyProtCommit: (_mm, t, i, _old, e) => k.tableStore(t, i, e),
     readCr3: (vi) => k.cr3Pfn[vi],
     writeCr3: (vi, mm) => {
       const v = k.vcpu(vi);

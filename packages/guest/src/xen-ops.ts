@@ -264,7 +264,7 @@ export class XenMmuOps implements PvMmuOps {
   setPte(_mm: Mm, table: number, index: number, entry: number): void {
     const k = this.k;
     if (k.pinned[table] === 0) {
-      k.rawStore(table, index, entry);
+      k.tableStore(table, index, entry);
     } else if (!this.mc.batching) {
       this.counts.ptwrTraps++;
       k.cpuStoreEntry(table, index, entry);
@@ -272,7 +272,7 @@ export class XenMmuOps implements PvMmuOps {
   }
 
   setPmd(_mm: Mm, table: number, index: number, entry: number): void {
-    if (this.k.pinned[table] === 0) this.k.rawStore(table, index, entry);
+    if (this.k.pinned[table] === 0) this.k.tableStore(table, index, entry);
     else this.update(table, index, entry);
   }
 
@@ -284,8 +284,8 @@ export class XenMmuOps implements PvMmuOps {
     // xen_set_p4d: a user slot goes into the user pgd too.
     const user = index < USER_PGD_SLOTS && mm.userPgd >= 0;
     if (this.k.pinned[mm.pgd] === 0) {
-      this.k.rawStore(mm.pgd, index, entry);
-      if (user) this.k.rawStore(mm.userPgd, index, entry);
+      this.k.tableStore(mm.pgd, index, entry);
+      if (user) this.k.tableStore(mm.userPgd, index, entry);
       return;
     }
     this.mc.mmuUpdate(this.maddr(mm.pgd, index), MMU_NORMAL_PT_UPDATE, entry);
@@ -319,7 +319,7 @@ export class XenMmuOps implements PvMmuOps {
   }
 
   ptepModifyProtCommit(_mm: Mm, table: number, index: number, _old: number, entry: number): void {
-    if (this.k.pinned[table] === 0) this.k.rawStore(table, index, entry);
+    if (this.k.pinned[table] === 0) this.k.tableStore(table, index, entry);
     else this.update(table, index, entry, MMU_PT_UPDATE_PRESERVE_AD);
   }
 

@@ -1,4 +1,7 @@
-import { HyperlabError } from "@hyperlab/core";
+import { EFAULT } from "@hyperlab/abi";
+import { createHypervisor, definePlugin, HyperlabError, type Vcpu } from "@hyperlab/core";
+import { createMachine } from "@hyperlab/machine";
+import { NativeMmu } from "@hyperlab/native-mmu";
 import { describe, expect, it } from "vitest";
 import {
   bootNativeKernel,
@@ -141,5 +144,50 @@ describe("pv_ops composition", () => {
     const a = p.mmap(4096, PROT_READ | PROT_WRITE);
     expect(p.store(a, 5)).toBe(true);
     expect(p.load(a)).toBe(5);
+  });
+});
+
+describe("native ops on a backend that intercepts page-table stores (nested, shadow)", () => {
+  it("every page-table store goes through the backend's guestStore", () => {
+    const stores: number[] = [];
+    let refuse = false;
+    const recording = definePlugin({
+      name: "store-recording-mmu",
+      provides: ["mmu"],
+      setup(ctx) {
+        const mmu = new NativeMmu(ctx.hv) as NativeMmu & {
+          guestStore?: (v: Vcpu, gpa: number, lo: number, hi: number) => number;
+        };
+        const ram = ctx.hv.machine.ram;
+        mmu.guestStore = (_v, gpa, lo, hi) => {
+          if (refuse) return -EFAULT;
+          stores.push(gpa);
+          ram.write64(gpa, lo, hi);
+          return 0;
+        };
+        ctx.provide("mmu", mmu);
+      },
+    });
+    const machine = createMachine({ ramBytes: 32 << 20, cpus: 1, seed: 1 });
+    const hv = createHypervisor({ machine, plugins: [recording] }).boot();
+    const d = hv.createDomain({ maxVcpus: 1, maxPages: 600 });
+    const k = bootNativeKernel(hv, d, { nrPages: 512 });
+    expect(stores).toHaveLength(0); // boot tables are built before anything runs
+    const p = spawnProcess(k);
+    const a = p.mmap(8 * 4096, PROT_READ | PROT_WRITE);
+    p.strided(a, 8, 4096, true, 5);
+    const n = stores.length;
+    expect(n).toBeGreaterThanOrEqual(8 + 3); // 8 PTEs and the pud, pmd and pte links
+    const c = p.fork();
+    if (typeof c === "number") throw new Error(`fork ${c}`);
+    // The child's 8 PTEs and links, and the parent's 8 write-protects.
+    expect(stores.length - n).toBeGreaterThanOrEqual(16 + 3);
+    expect(c.store(a, 6)).toBe(true);
+    expect(p.load(a)).toBe(5);
+    refuse = true;
+    expect(() => spawnProcess(k)).toThrow(/refused the new address space.*-14/);
+    expect(k.lastXenError).toEqual({ op: -1, rc: -EFAULT });
+    refuse = false;
+    expect(spawnProcess(k).state).toBe("running");
   });
 });
