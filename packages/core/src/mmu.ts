@@ -5,12 +5,14 @@
  */
 import type { Vcpu } from "./domain";
 
-/** x86 page-fault error code bits (the SDM's names; Xen's PFEC_*). */
-export const PFEC_page_present = 1 << 0;
-export const PFEC_write_access = 1 << 1;
-export const PFEC_user_mode = 1 << 2;
-export const PFEC_reserved_bit = 1 << 3;
-export const PFEC_insn_fetch = 1 << 4;
+// x86 page-fault error code bits: one definition, in @hyperlab/paging (the hardware model).
+export {
+  PFEC_insn_fetch,
+  PFEC_page_present,
+  PFEC_reserved_bit,
+  PFEC_user_mode,
+  PFEC_write_access,
+} from "@hyperlab/paging";
 
 /** The last fault a translation reported. */
 export interface MmuFault {
