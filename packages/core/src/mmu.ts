@@ -37,4 +37,17 @@ export interface MmuBackend {
   flushLocal(vcpu: Vcpu): void;
   /** Flushes one virtual address from the vCPU's TLB (INVLPG). */
   flushOne(vcpu: Vcpu, va: number): void;
+  /**
+   * Backends that must see the guest kernel's page-table stores (nested and shadow paging)
+   * offer this entry point: a 64-bit store at a guest-physical address, as the CPU would make
+   * it. Returns 0, or a negative errno when the host refuses it. A kernel writes its tables
+   * through it when it exists and straight to RAM when it does not (native, Xen PV, where
+   * page tables are read-only to the guest anyway).
+   */
+  guestStore?(vcpu: Vcpu, gpa: number, lo: number, hi: number): number;
+  /**
+   * A 64-bit store at a virtual address with the hardware's write fault fix-up: Xen PV's
+   * ptwr emulation, shadow paging's emulated page-table write. False if it did not take effect.
+   */
+  write64?(vcpu: Vcpu, va: number, lo: number, hi: number): boolean;
 }

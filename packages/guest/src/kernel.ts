@@ -154,7 +154,7 @@ export class GuestKernel {
   /** The last hypercall failure: its op (-1 for a trapped store Xen would not emulate) and errno. */
   lastXenError: { op: number; rc: number } | null = null;
   /** The MMU backend's guest-physical store entry point (nested, shadow), or null. */
-  private readonly guestStore: ((v: Vcpu, gpa: number, lo: number, hi: number) => number) | null;
+  private readonly guestStore: NonNullable<MmuBackend["guestStore"]> | null;
   private readonly freeList: Int32Array;
   /** Per PTE slot of the table being worked on: the pfn it held (zap) or was given (copy). */
   private readonly scratchPfns = new Int32Array(PTRS_PER_TABLE);
@@ -170,11 +170,7 @@ export class GuestKernel {
     this.domain = domain;
     this.ram = hv.machine.ram;
     this.hwMmu = hv.slot("mmu");
-    const gs = (this.hwMmu as { guestStore?: unknown }).guestStore;
-    this.guestStore =
-      typeof gs === "function"
-        ? (gs as (v: Vcpu, gpa: number, lo: number, hi: number) => number)
-        : null;
+    this.guestStore = this.hwMmu.guestStore ?? null;
     this.platform = platform;
     this.xen = platform.kind === "xen-pv" ? platform.xen : null;
     this.nrPfns = this.xen !== null ? this.xen.nrPages : this.ram.nrFrames;
@@ -347,9 +343,7 @@ export class GuestKernel {
     const va = this.physVa(pfn) + index * 8;
     const lo = entry % TWO_32;
     const hi = Math.floor(entry / TWO_32);
-    const m = this.hwMmu as MmuBackend & {
-      write64?: (v: Vcpu, va: number, lo: number, hi: number) => boolean;
-    };
+    const m = this.hwMmu;
     let ok: boolean;
     if (typeof m.write64 === "function") {
       ok = m.write64(v, va, lo, hi);
