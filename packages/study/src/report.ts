@@ -116,7 +116,7 @@ export function resultsCsv(res: StudyResults): string {
     "guestPageSize",
     "hostPageSize",
     "processes",
-    "operations",
+    "paramOperations",
     "seed",
     "checksum",
     "sameResultAsOtherBackends",

@@ -10,6 +10,7 @@ import {
   progressReporter,
   resolveConfig,
   runCells,
+  runDefaultStudy,
   runStudy,
   summaryTable,
 } from "../src/index";
@@ -115,6 +116,16 @@ describe("a study run", () => {
     await expect(runCells([cell, bogus, { ...cell, index: 2 }], 2)).rejects.toMatchObject({
       code: "STUDY_UNKNOWN_WORKLOAD",
     });
+  });
+
+  it("runs the default study into a directory", async () => {
+    const out = tmp();
+    const { results, files } = await runDefaultStudy(out);
+    expect(files.map((f) => f.slice(out.length + 1))).toEqual(FILES);
+    expect(new Set(results.runs.map((r) => r.workload)).size).toBe(6);
+    expect(results.runs).toHaveLength(24);
+    for (const r of results.runs) expect(r.sameResultAsOtherBackends, r.key).toBe(true);
+    expect(readFileSync(join(out, "report.html"), "utf8")).toContain("<svg ");
   });
 
   it("lists workloads and backends", () => {
