@@ -61,6 +61,11 @@ export interface BackendOps {
   flushAll(): void;
   /** Adds the hardware and hypervisor counts (TLB, walk references, hypercalls, exits). */
   addHardwareCounts(out: StudyCounts): void;
+  /**
+   * Adds the flushes the backend saw (full: CR3 loads and flush-alls; single: INVLPG), for
+   * kernels that do not count their own (the guest kernel).
+   */
+  addFlushCounts(out: StudyCounts): void;
 }
 
 /** One MMU backend of the study. */
@@ -114,6 +119,10 @@ export const nativeBackend: StudyBackend = {
         out.tlbMisses += hv.stats.read("native-mmu", "tlb_misses") ?? 0;
         out.walkRefs += hv.stats.read("native-mmu", "walk_reads") ?? 0;
         out.hypercalls += hypercallsOf(hv);
+      },
+      addFlushCounts(out) {
+        out.tlbFlushes += hv.stats.read("native-mmu", "tlb_flushes") ?? 0;
+        out.invlpg += hv.stats.read("native-mmu", "invlpg") ?? 0;
       },
     };
   },
@@ -218,6 +227,11 @@ class PvOps implements BackendOps {
     out.walkRefs += this.pv.walkCounts.reads;
     out.hypercalls += hypercallsOf(hv);
   }
+  addFlushCounts(out: StudyCounts): void {
+    out.tlbFlushes += this.pv.tlbFlushCount(this.vcpu);
+    // pv-mmu's flushOne invalidates the address under both PV tags (kernel and user tables).
+    out.invlpg += tlbStats(this.pv.tlbOf(this.vcpu)).invlpg / 2;
+  }
 }
 
 /** KVM-style nested paging: the guest stores its own entries; TLB misses walk two dimensions. */
@@ -253,6 +267,10 @@ export const nestedBackend: StudyBackend = {
         for (let i = 0; i < npt.exits.length; i++) exits += npt.exits[i];
         out.vmExits += exits;
         out.hypercalls += hypercallsOf(hv);
+      },
+      addFlushCounts(out) {
+        out.tlbFlushes += npt.counts.guestCr3Loads;
+        out.invlpg += npt.counts.guestInvlpg;
       },
     };
   },
@@ -315,6 +333,10 @@ export const shadowBackend: StudyBackend = {
         for (let i = 0; i < sh.exits.length; i++) exits += sh.exits[i];
         out.vmExits += exits;
         out.hypercalls += hypercallsOf(hv);
+      },
+      addFlushCounts(out) {
+        out.tlbFlushes += sh.counts.cr3Writes;
+        out.invlpg += sh.counts.invlpg;
       },
     };
   },

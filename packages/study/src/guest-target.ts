@@ -199,6 +199,7 @@ export class GuestTarget implements StudyTarget {
     // Under Xen PV faults trap through Xen, and so do stores to pinned tables (ptwr).
     if (this.xen) c.traps += g.pageFaults + g.trappingStores;
     this.hw.addHardwareCounts(c);
+    this.hw.addFlushCounts(c);
     return c;
   }
 }

@@ -90,6 +90,10 @@ describe("workloads on the guest kernel (@hyperlab/guest)", () => {
         expect(r.key).toContain(" kernel=guest ");
         expect(r.counts.accesses).toBe(study.runs[0].counts.accesses);
       }
+      for (const r of guest.runs) expect(r.counts.tlbFlushes, r.key).toBeGreaterThan(0);
+      if (w.name === "mmap-churn") {
+        for (const r of guest.runs) expect(r.counts.invlpg, r.key).toBeGreaterThan(0);
+      }
       const pv = guest.runs[1];
       expect(pv.counts.hypercalls).toBeGreaterThan(0);
       expect(pv.counts.traps).toBeGreaterThanOrEqual(pv.counts.pageFaults + pv.counts.syscalls);
@@ -114,5 +118,31 @@ describe("workloads on the guest kernel (@hyperlab/guest)", () => {
     ]);
     expect(skipped[0].reason).toMatch(/shadow paging cannot see/);
     expect(() => resolveConfig({ kernel: "linux" as never })).toThrow(/"kernel"/);
+  });
+});
+
+describe("determinism", () => {
+  it("property: a cell run twice gives the same counts and checksum, for any seed", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...WORKLOADS.map((w) => w.name)),
+        fc.constantFrom("native", "pv", "nested", "shadow"),
+        fc.integer({ min: 1, max: 2 ** 40 }),
+        (workload, backend, seed) => {
+          const cell = expandMatrix(
+            resolveConfig({
+              seed,
+              workloads: [workload],
+              backends: [backend],
+              workingSetBytes: [256 * 1024],
+              processes: [2],
+              operations: [5],
+            }),
+          ).cells[0];
+          expect(runCell(cell)).toEqual(runCell(cell));
+        },
+      ),
+      { seed: 11, numRuns: LONG ? 100 : 10 },
+    );
   });
 });
