@@ -226,7 +226,11 @@ interface Series {
   values: (number | null)[];
 }
 
-/** Horizontal grouped bars: one group per case, one bar per backend. */
+/**
+ * Horizontal grouped bars: one group per case, one bar per backend. A range of 100 or more
+ * between the smallest and largest positive value is drawn on a log scale (said under the
+ * title); every bar is labelled with its value.
+ */
 function barChart(
   title: string,
   kind: string,
@@ -234,7 +238,8 @@ function barChart(
   series: Series[],
   ref?: number,
 ): string {
-  const labelW = 330;
+  const longest = groups.reduce((m, g) => Math.max(m, g.length), 0);
+  const labelW = Math.max(160, Math.ceil(longest * 7) + 16);
   const barW = 470;
   const barH = 14;
   const gap = 10;
@@ -242,17 +247,29 @@ function barChart(
   const groupH = rowsPerGroup * barH + gap;
   const top = 44;
   const height = top + groups.length * groupH + 20;
-  const width = labelW + barW + 90;
+  const width = labelW + barW + 130;
   let max = ref ?? 0;
-  for (const s of series) for (const v of s.values) if (v !== null && v > max) max = v;
+  let minPos = ref ?? Number.POSITIVE_INFINITY;
+  for (const s of series) {
+    for (const v of s.values) {
+      if (v === null) continue;
+      if (v > max) max = v;
+      if (v > 0 && v < minPos) minPos = v;
+    }
+  }
   if (max <= 0) max = 1;
-  const x = (v: number) => labelW + (v / max) * barW;
+  const log = Number.isFinite(minPos) && max / minPos >= 100;
+  const lo = log ? minPos / 2 : 0;
+  const x = (v: number) =>
+    labelW + (log ? (v <= lo ? 0 : Math.log10(v / lo) / Math.log10(max / lo)) : v / max) * barW;
   const parts: string[] = [];
   parts.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(title)}">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" role="img" aria-label="${esc(title)}">`,
   );
   parts.push(`<text x="4" y="18" font-size="15" font-weight="bold">${esc(title)}</text>`);
-  parts.push(`<text x="4" y="35" font-size="11" fill="#555">${esc(kind)}</text>`);
+  parts.push(
+    `<text x="4" y="35" font-size="11" fill="#555">${esc(log ? `${kind} (log scale)` : kind)}</text>`,
+  );
   groups.forEach((g, gi) => {
     const y0 = top + gi * groupH;
     parts.push(
