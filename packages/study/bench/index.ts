@@ -1,21 +1,34 @@
 /*
  * Study benchmarks: the random-access replay rate of each backend (translations and RAM
- * accesses through the study kernel), and the wall time of a study of 10 million random
- * accesses on every backend, run on worker threads.
+ * accesses through the study kernel, then through @hyperlab/guest), and the wall and CPU
+ * time of a study of 10 million random accesses on every backend, run on worker threads.
  */
 import { availableParallelism, loadavg } from "node:os";
-import { ACCESS_READ, BACKENDS, listBackends, runStudy, StudyKernel } from "../src/index";
+import {
+  ACCESS_READ,
+  BACKENDS,
+  GuestTarget,
+  guestUnsupported,
+  listBackends,
+  runStudy,
+  StudyKernel,
+} from "../src/index";
 
 const MiB = 2 ** 20;
 
-function replayRate(backend: (typeof BACKENDS)[number]): number {
+function replayRate(
+  backend: (typeof BACKENDS)[number],
+  kernel: "study" | "guest" = "study",
+  total = 2_000_000,
+): number {
   const ws = 64 * MiB;
-  const k = new StudyKernel({
+  const config = {
     backend,
-    params: { guestPageSize: "4K", hostPageSize: "4K" },
+    params: { guestPageSize: "4K", hostPageSize: "4K" } as const,
     guestBytes: ws + 16 * MiB,
     seed: 1,
-  });
+  };
+  const k = kernel === "guest" ? new GuestTarget(config) : new StudyKernel(config);
   const pid = k.spawn();
   const va = k.mmap(pid, ws);
   const n = 4096;
@@ -27,7 +40,6 @@ function replayRate(backend: (typeof BACKENDS)[number]): number {
     k.replay(pid, vas, kinds, n, 0);
   }
   let x = 12345;
-  const total = 2_000_000;
   let best = 0;
   for (let round = 0; round < 3; round++) {
     // CPU time, not wall time: the host is shared, and no other thread of ours runs now.
@@ -49,6 +61,13 @@ function replayRate(backend: (typeof BACKENDS)[number]): number {
 for (const b of BACKENDS) {
   console.log(
     `random-access replay, ${b.name}: ${(replayRate(b) / 1e6).toFixed(2)} M accesses per CPU second`,
+  );
+}
+for (const b of BACKENDS) {
+  if (guestUnsupported(b.name, { guestPageSize: "4K", hostPageSize: "4K" }) !== null) continue;
+  const rate = replayRate(b, "guest", 500_000);
+  console.log(
+    `random-access replay on @hyperlab/guest, ${b.name}: ${(rate / 1e6).toFixed(2)} M accesses per CPU second`,
   );
 }
 
