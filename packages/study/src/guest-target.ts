@@ -62,7 +62,7 @@ export class GuestTarget implements StudyTarget {
       );
     }
     const nrPages = Math.max(1024, Math.ceil(config.guestBytes / 4096));
-    const ramBytes = (nrPages + Math.ceil(nrPages / 128) + 8192) * 4096;
+    const ramBytes = (nrPages + Math.ceil(nrPages / 64) + 8192) * 4096;
     const machine = createMachine({ ramBytes, cpus: 1, seed: config.seed });
     this.hv = createHypervisor({ machine, plugins: backend.plugins(params) }).boot();
     const d = this.hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: nrPages + 512 });

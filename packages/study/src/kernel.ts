@@ -126,8 +126,9 @@ export class StudyKernel implements StudyTarget {
     }
     const blocks = Math.max(1, Math.ceil(config.guestBytes / (2 * TWO_20)));
     const guestPages = blocks * 512;
-    // Room for the hypervisor's own frames: M2P, nested tables, frame 0.
-    const ramBytes = (guestPages + Math.ceil(guestPages / 256) + 4096) * 4096;
+    // Room for the hypervisor's own frames (M2P, nested or shadow tables, frame 0); RAM is
+    // backed lazily, so slack costs nothing until used.
+    const ramBytes = (guestPages + Math.ceil(guestPages / 64) + 8192) * 4096;
     const machine = createMachine({ ramBytes, cpus: 1, seed: config.seed });
     this.hv = createHypervisor({ machine, plugins: backend.plugins(params) }).boot();
     const d = this.hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: guestPages });

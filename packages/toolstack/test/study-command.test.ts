@@ -80,6 +80,13 @@ describe("hyperlab study", () => {
     expect(c.out.join("")).toMatch(/random kernel=guest ws=1MiB page=4K\/4K procs=1 ops=500 +pv/);
   });
 
+  it("--default starts from the default study, flags on top", async () => {
+    const c = capture();
+    const args = ["study", "--default", "--workloads", "stream", "--ops", "50", "--workers", "0"];
+    expect(await runCli(args, c.io)).toBe(0);
+    expect(c.out.join("")).toMatch(/stream ws=8MiB page=4K\/4K procs=2 ops=50 +shadow/);
+  });
+
   it("says what to do about each mistake, with status 2", async () => {
     const cases: [string[], RegExp][] = [
       [["--bogus"], /unknown option '--bogus'/],
