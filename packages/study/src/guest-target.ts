@@ -36,9 +36,6 @@ export interface GuestTargetConfig {
 /** Why the guest kernel cannot run these parameters, or null. */
 export function guestUnsupported(backend: string, p: BackendParams): string | null {
   if (p.guestPageSize !== "4K") return "the guest kernel maps 4 KiB pages only (no huge pages)";
-  if (backend === "shadow") {
-    return "the guest kernel's native pv_ops store unpinned page-table entries straight to RAM, which shadow paging cannot see";
-  }
   return null;
 }
 
