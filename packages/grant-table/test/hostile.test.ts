@@ -136,8 +136,8 @@ function run(ops: Op[], privileged: boolean): void {
   };
   /**
    * The granter rewrites an entry as Linux would: GTF_reading / GTF_writing are Xen's, an entry
-   * in use keeps its type (it may still change frame and grantee, which Xen ignores while the
-   * entry is pinned), and an entry naming a grant frame is read-only.
+   * in use keeps its type and GTF_readonly (it may still change frame and grantee, which Xen
+   * ignores while the entry is pinned), and an entry naming a grant frame is read-only.
    */
   const writeGrant = (g: PvGuest, ref: number, grantee: number, frame: number, flagsIn: number) => {
     const t = w.gt.table(g.d.domid);
@@ -145,7 +145,8 @@ function run(ops: Op[], privileged: boolean): void {
     const e = t.entryAddr(ref);
     const inUse = t.statusBits(ref) & (GTF_reading | GTF_writing);
     let flags = flagsIn & ~(GTF_reading | GTF_writing);
-    if (inUse !== 0) flags = (flags & ~GTF_type_mask) | (t.flags(ref) & GTF_type_mask);
+    const keep = GTF_type_mask | GTF_readonly;
+    if (inUse !== 0) flags = (flags & ~keep) | (t.flags(ref) & keep);
     if (isGrantFrame(frame)) flags |= GTF_readonly;
     if (t.version === 1) ram.write32(e + 4, frame);
     else {
@@ -156,6 +157,19 @@ function run(ops: Op[], privileged: boolean): void {
     }
     ram.write16(e + 2, grantee);
     ram.write16(e, flags | (t.version === 1 ? inUse : 0));
+  };
+  /**
+   * A new grant or status frame may be a frame an old entry still names: the guest makes such
+   * entries read-only, so that its grant frames are never granted writable.
+   */
+  const readOnlyGrantFrames = (g: PvGuest) => {
+    const t = w.gt.table(g.d.domid);
+    if (t === undefined) return;
+    for (let ref = 0; ref < t.nrEntries; ref++) {
+      if (!isGrantFrame(t.frame(ref))) continue;
+      const e = t.entryAddr(ref);
+      ram.write16(e, ram.read16(e) | GTF_readonly);
+    }
   };
   for (const g of guests)
     for (let r = 0; r < 24; r++)
@@ -288,6 +302,7 @@ function run(ops: Op[], privileged: boolean): void {
           gnttab(g, GNTTABOP_setup_table, [
             { dom: DOMID_SELF, nr_frames: y % 5, frame_list: [0, 0, 0, 0, 0] },
           ]);
+        readOnlyGrantFrames(g);
         break;
       case 11:
         gnttab(g, x % 2 === 0 ? GNTTABOP_query_size : GNTTABOP_get_version, [
