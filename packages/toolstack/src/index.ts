@@ -1,1 +1,12 @@
 export { type CliIo, runCli } from "./main";
+export { UpcallLoop, type UpcallLoopOptions, type UpcallMode } from "./upcall-loop";
+export { XenbusComms, type XenbusCommsOptions } from "./xenbus";
+export {
+  Dom0Xenstored,
+  type Dom0XenstoredOptions,
+  destroyIntroducedDomain,
+  type IntroduceDomainOptions,
+  introduceDomainToXenstore,
+  type XenstoreDomainSetup,
+  type XenstoreInterfaceInfo,
+} from "./xenstore-domain";
