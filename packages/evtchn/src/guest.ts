@@ -255,15 +255,13 @@ export class XenEvtchnGuest {
   // ---- irq table ----
 
   private newIrq(port: number, cpu: number, handler: IrqHandler): number {
-    if (port >= this.portIrq.length) {
-      if (this.abi === "fifo") {
-        while (port >= this.arrView.length * FIFO_PAGE_WORDS) {
-          const rc = this.expand();
-          if (rc < 0) return rc;
-        }
-      } else {
-        return -ENOSPC; // Xen never hands out a port past the 2-level limit
+    if (this.abi === "fifo") {
+      while (port >= this.arrView.length * FIFO_PAGE_WORDS) {
+        const rc = this.expand();
+        if (rc < 0) return rc;
       }
+    } else if (port >= this.portIrq.length) {
+      return -ENOSPC; // Xen never hands out a port past the 2-level limit
     }
     let irq = FIRST_DYNIRQ;
     while (this.irqPort[irq] !== undefined && this.irqPort[irq] >= 0) irq++;

@@ -5,7 +5,7 @@ import {
   type Hypervisor,
   type Plugin,
 } from "@hyperlab/core";
-import { createMachine } from "@hyperlab/machine";
+import { createMachine, type Machine } from "@hyperlab/machine";
 import { evtchn2l, evtchnFifo, vcpuTimers, XenEvtchnGuest } from "../src/index";
 
 export type Abi = "2-level" | "fifo";
@@ -15,12 +15,13 @@ export function boot(
   abi: Abi = "2-level",
   extra: Plugin[] = [],
   options: { maxEvtchnPort?: number } = {},
+  machine: Machine = createMachine({ ramBytes: 64 << 20, cpus: 2, seed: 1 }),
+  sched: Plugin = creditScheduler(),
 ) {
-  const machine = createMachine({ ramBytes: 64 << 20, cpus: 2, seed: 1 });
   const ev = abi === "fifo" ? evtchnFifo(options) : evtchn2l(options);
   const hv = createHypervisor({
     machine,
-    plugins: [creditScheduler(), ev, vcpuTimers(), ...extra],
+    plugins: [sched, ev, vcpuTimers(), ...extra],
   }).boot();
   return { hv, machine, evtchn: hv.slot("evtchn"), sched: hv.slot("sched") };
 }

@@ -483,20 +483,21 @@ export class SchedCore implements SchedService {
         this.onCpu[next] = cpu;
         this.hv.vcpus[next].processor = cpu;
         this.setRunstate(next, RUNSTATE_running, now);
-        const w = this.wakeAt[next];
-        if (w >= 0) {
-          const lat = now - w;
-          this.latCount[next]++;
-          this.latTotal[next] += lat;
-          if (lat > this.latMax[next]) this.latMax[next] = lat;
-          this.wakeAt[next] = -1;
-        }
         if (prev >= 0) {
           this.cSwitches.value++;
           this.cSwitchNs.value += this.switchNs;
           this.acctFrom[next] = now + this.switchNs;
         } else {
           this.acctFrom[next] = now;
+        }
+        const w = this.wakeAt[next];
+        if (w >= 0) {
+          // Wake to first instruction: the switch cost counts.
+          const lat = this.acctFrom[next] - w;
+          this.latCount[next]++;
+          this.latTotal[next] += lat;
+          if (lat > this.latMax[next]) this.latMax[next] = lat;
+          this.wakeAt[next] = -1;
         }
       }
     }
