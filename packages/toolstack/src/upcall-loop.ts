@@ -184,7 +184,8 @@ export class UpcallLoop {
 
   private round(): boolean {
     let any = false;
-    for (const e of [...this.entries.values()]) {
+    // Map iteration tolerates a handler (un)registering a domain mid-round.
+    for (const e of this.entries.values()) {
       for (let cpu = 0; cpu < e.domain.vcpus.length; cpu++) {
         if (!this.deliverable(e, cpu)) continue;
         any = true;

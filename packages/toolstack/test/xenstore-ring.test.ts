@@ -282,10 +282,14 @@ describe.each<Abi>(["2-level", "fifo"])("xenstore over the ring and event channe
       reason: SHUTDOWN_poweroff,
     });
     expect(rc).toBe(0);
+    // The scheduler raised VIRQ_DOM_EXC at dom0; its upcall runs xenstored's domain_cleanup.
+    expect(w.loop.pending).toBe(true);
     w.loop.runPendingUpcalls();
-    w.xsd.domainCleanup();
     await settle();
     expect(rel).toEqual([{ path: "@releaseDomain", token: "r" }]);
+    w.xsd.domainCleanup();
+    await settle();
+    expect(rel).toHaveLength(1);
     // Shut down but not destroyed: still introduced, still mapped.
     expect(w.xsd.interfaces()).toHaveLength(1);
   });
@@ -361,6 +365,55 @@ describe("who runs upcalls when", () => {
     g.xb.close();
     await expect(g.xb.client.read("name")).rejects.toMatchObject({ code: "XS_CLOSED" });
     expect(w.evtchn.portInfo(g.d, port).status).toBe(EVTCHNSTAT_closed);
+  });
+});
+
+describe("destroy, step by step", () => {
+  it("a destroyed domain stays dying while xenstored maps its page, and dies when dom0 takes VIRQ_DOM_EXC", async () => {
+    const w = world("fifo", "manual");
+    const d = w.hv.createDomain({ maxVcpus: 1, maxPages: 1100 });
+    const b = buildPvDomain(w.hv, w.pv, { domain: d, nrPages: 1024 });
+    const setup = await introduceDomainToXenstore(w.xsd, {
+      domain: d,
+      startInfoMfn: b.startInfoMfn,
+    });
+    w.hv.unpauseDomain(d);
+    new XenbusComms({ hv: w.hv, domain: d, loop: w.loop, startInfoMfn: b.startInfoMfn });
+    w.loop.runPendingUpcalls();
+    const [iface] = w.xsd.interfaces();
+    await destroyIntroducedDomain(w.xsd, d);
+    expect(d.state).toBe("dying");
+    expect(w.hv.frames.owner[setup.storeMfn]).toBe(d.domid);
+    expect(await w.xsd.xs.isDomainIntroduced(d.domid)).toBe(true);
+    expect(w.loop.runPendingUpcalls()).toBeGreaterThan(0);
+    expect(d.state).toBe("dead");
+    expect(w.hv.frames.owner[setup.storeMfn]).toBe(-1);
+    expect(w.evtchn.portInfo(w.dom0, iface.localPort).status).toBe(EVTCHNSTAT_closed);
+    expect(await w.xsd.xs.isDomainIntroduced(d.domid)).toBe(false);
+    // Destroying it again is a no-op.
+    await destroyIntroducedDomain(w.xsd, d);
+  });
+
+  it("a domU that closes its own store port: dom0's end goes unbound, its sends are dropped, nothing throws", async () => {
+    const w = world("2-level");
+    const g = await guest(w, "alpha");
+    const other = await guest(w, "beta");
+    await g.xb.client.watch("data");
+    const [iface] = w.xsd.interfaces();
+    expect(g.xb.evtchn.unbindFromIrqHandler(g.xb.irq)).toBe(0);
+    expect(w.evtchn.portInfo(w.dom0, iface.localPort)).toMatchObject({
+      status: EVTCHNSTAT_unbound,
+      remoteDom: g.d.domid,
+    });
+    // A watch event for alpha makes xenstored notify into the void.
+    const sends = hv_sends(w);
+    await w.xsd.xs.write(`${g.setup.path}/data/x`, "1");
+    w.loop.runPendingUpcalls();
+    expect(hv_sends(w)).toBe(sends);
+    expect(w.hv.machine.ram.read32(g.setup.storeMfn * 4096 + F.rsp_prod.offset)).toBeGreaterThan(0);
+    expect(await other.xb.client.read("name")).toBe("beta");
+    await w.xsd.xs.release(g.d.domid);
+    expect(w.xsd.interfaces().map((i) => i.domid)).toEqual([other.d.domid]);
   });
 });
 
