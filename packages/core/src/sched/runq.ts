@@ -4,7 +4,7 @@
  * Invariants: a vCPU is on at most one queue (`where[uid]` is that queue, or -1);
  * `next`/`prev` link the queue's members from `head[q]` to `tail[q]` (-1 ends a chain);
  * `len[q]` counts them. Every operation is O(1) except `insertSorted`, which walks from the
- * head. Nothing allocates once the arrays are large enough.
+ * tail. Nothing allocates once the arrays are large enough.
  */
 
 export class RunQueues {
@@ -64,21 +64,24 @@ export class RunQueues {
     this.len[q]++;
   }
 
-  /** Inserts before the first member whose key is lower (keys descending, FIFO among equals). */
+  /**
+   * Inserts after the last member whose key is not lower (keys descending, FIFO among
+   * equals). Walks from the tail: a vCPU that just ran usually has the least credit.
+   */
   insertSorted(q: number, uid: number, key: Float64Array): void {
     const k = key[uid];
-    let at = this.head[q];
-    while (at >= 0 && key[at] >= k) at = this.next[at];
+    let at = this.tail[q];
+    while (at >= 0 && key[at] < k) at = this.prev[at];
     if (at < 0) {
-      this.pushTail(q, uid);
+      this.pushHead(q, uid);
       return;
     }
-    const p = this.prev[at];
-    this.prev[uid] = p;
-    this.next[uid] = at;
-    this.prev[at] = uid;
-    if (p < 0) this.head[q] = uid;
-    else this.next[p] = uid;
+    const n = this.next[at];
+    this.prev[uid] = at;
+    this.next[uid] = n;
+    this.next[at] = uid;
+    if (n < 0) this.tail[q] = uid;
+    else this.prev[n] = uid;
     this.where[uid] = q;
     this.len[q]++;
   }
