@@ -342,12 +342,35 @@ export interface XenstoreDomainSetup {
   path: string;
 }
 
+/** libxl__domain_make's nodes under /local/domain/N: read-only ones, then the domain's own. */
+function homeNodes(roperm: string[], rwperm: string[]): [string, string[]][] {
+  const ro = ["", "cpu", "memory", "device", "control"];
+  const rw = [
+    "control/shutdown",
+    "control/feature-poweroff",
+    "control/feature-reboot",
+    "control/feature-suspend",
+    "control/sysrq",
+    "device/suspend/event-channel",
+    "data",
+    "drivers",
+    "feature",
+    "attr",
+    "error",
+  ];
+  return [
+    ...ro.map((n): [string, string[]] => [n, roperm]),
+    ...rw.map((n): [string, string[]] => [n, rwperm]),
+  ];
+}
+
 /**
  * Gives a domain being built its xenstore connection, as libxl does: its home in the tree
- * (owned by dom0, readable by the domain; data/ and drivers/ its own), a ring frame in its
- * memory, an unbound store port it may connect to xenstored's domain with (EVTCHNOP_alloc_unbound
- * made by dom0's vCPU), store_mfn/store_evtchn in its start_info (PV), store/port and
- * store/ring-ref, then XS_INTRODUCE. Throws HyperlabError when a step fails.
+ * (owned by dom0 and readable by the domain; data/, drivers/, control/shutdown and the other
+ * nodes libxl__domain_make gives it are its own), a ring frame in its memory, an unbound store
+ * port it may connect to xenstored's domain with (EVTCHNOP_alloc_unbound made by dom0's
+ * vCPU), store_mfn/store_evtchn in its start_info (PV), store/port and store/ring-ref, then
+ * XS_INTRODUCE. Throws HyperlabError when a step fails.
  */
 export async function introduceDomainToXenstore(
   xenstored: Dom0Xenstored,
@@ -433,10 +456,13 @@ export async function introduceDomainToXenstore(
   const name = options.name ?? `domain-${domid}`;
   try {
     await xs.transaction(async (tx) => {
-      await tx.mkdir(path);
-      await tx.setPerms(path, [`n${dom0.domid}`, `r${domid}`]);
-      for (const sub of ["data", "drivers", "device", "control"]) await tx.mkdir(`${path}/${sub}`);
-      for (const sub of ["data", "drivers"]) await tx.setPerms(`${path}/${sub}`, [`n${domid}`]);
+      const roperm = [`n${dom0.domid}`, `r${domid}`];
+      const rwperm = [`n${domid}`];
+      for (const [sub, perms] of homeNodes(roperm, rwperm)) {
+        const p = sub === "" ? path : `${path}/${sub}`;
+        await tx.mkdir(p);
+        await tx.setPerms(p, perms);
+      }
       await tx.write(`${path}/name`, name);
       await tx.write(`${path}/domid`, String(domid));
       await tx.write(`${path}/store/port`, String(storeEvtchn));

@@ -128,6 +128,9 @@ describe.each<Abi>(["2-level", "fifo"])("xenstore over the ring and event channe
     expect(await c.directory("data")).toEqual(["a", "b"]);
     expect(await w.xsd.xs.read(`${g.setup.path}/data/b`)).toBe("two");
     await expect(c.write("name", "mallory")).rejects.toMatchObject({ xsError: "EACCES" });
+    await expect(c.write("control/reboot-now", "1")).rejects.toMatchObject({ xsError: "EACCES" });
+    await c.write("control/feature-poweroff", "1");
+    expect(await w.xsd.xs.getPerms(`${g.setup.path}/control/shutdown`)).toEqual([`n${g.d.domid}`]);
     await expect(c.read("data/missing")).rejects.toMatchObject({ xsError: "ENOENT" });
     const r = await c.transaction(async (tx) => {
       const v = Number(await tx.read("data/a"));
