@@ -1,20 +1,7 @@
 import { PFEC_insn_fetch, PFEC_user_mode, PFEC_write_access } from "@hyperlab/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  boot,
-  G,
-  GuestMem,
-  GuestTables,
-  NX_HI,
-  P,
-  PSE,
-  RW,
-  refWalk,
-  runs,
-  seed,
-  US,
-} from "./helpers";
+import { boot, GuestMem, GuestTables, NX_HI, P, PSE, RW, refWalk, runs, seed, US } from "./helpers";
 
 const IDX = [0, 1, 2, 511];
 /** VAs whose indices at every level come from IDX, so random tables share paths. */

@@ -34,7 +34,7 @@ export interface GuestTargetConfig {
 }
 
 /** Why the guest kernel cannot run these parameters, or null. */
-export function guestUnsupported(backend: string, p: BackendParams): string | null {
+export function guestUnsupported(_backend: string, p: BackendParams): string | null {
   if (p.guestPageSize !== "4K") return "the guest kernel maps 4 KiB pages only (no huge pages)";
   return null;
 }
