@@ -512,7 +512,9 @@ export class XenEvtchnGuest {
     const rw = this.cbBase[cpu];
     let ready = cb[rw];
     cb[rw] = 0;
-    while (ready !== 0) {
+    // A queue Xen built never holds a port twice; a bound keeps a corrupt one from looping.
+    let budget = this.arrView.length * FIFO_PAGE_WORDS + 16;
+    while (ready !== 0 && budget-- > 0) {
       const q = 31 - Math.clz32(ready & -ready);
       let head = this.qHead[cpu * 16 + q];
       if (head === 0) head = cb[rw + 2 + q];
