@@ -173,7 +173,7 @@ export class Credit2Policy implements Policy {
     if (this.credit[next] <= 0) this.resetCredit(q, next, now);
     // Run until our credit meets the next waiter's, within the timer bounds.
     let rt = this.credit[next];
-    const h = this.first(q, -1);
+    const h = s.rq.head[q]; // Xen looks at the queue's head, runnable or not
     if (h >= 0 && this.credit[h] > 0) rt -= this.credit[h];
     const w = s.weight[s.dom[next]];
     let time = rt > 0 ? (rt * w) / this.maxWeight : 0;
