@@ -40,3 +40,6 @@ const M = N / 32;
 rate("core multicall (32 entries) dispatch", "entries", M * 32, () => {
   for (let i = 0; i < M; i++) hv.hypercall(v, __HYPERVISOR_multicall, mc);
 });
+
+// Scheduling decisions per second (credit, credit2, rr).
+await import("./sched");

@@ -30,6 +30,7 @@ import { FRAME_FREE, FrameTable, PGC_xen_heap } from "./frame-table";
 import { hypercallName } from "./hypercall-names";
 import type { MmuBackend } from "./mmu";
 import { type PluginShape, resolvePlugins, SlotTable } from "./registry";
+import type { SchedService } from "./sched/types";
 import { type StatGroup, Stats, type StatValue } from "./stats";
 
 /**
@@ -38,6 +39,7 @@ import { type StatGroup, Stats, type StatValue } from "./stats";
  */
 export interface Slots {
   mmu: MmuBackend;
+  sched: SchedService;
 }
 export type SlotName = keyof Slots & string;
 
@@ -537,6 +539,11 @@ export class Hypervisor {
     if (d.pauseCount === 0 && d.state === "paused") {
       d.state = "running";
       this.emitDomain(d);
+      // Xen's domain_unpause wakes each vCPU that can run, so an idle pCPU takes it at once.
+      if (this.table.has("sched")) {
+        const sched = this.table.get("sched");
+        for (const v of d.vcpus) if (v.state === "runnable") sched.vcpuWake(v);
+      }
     }
   }
 

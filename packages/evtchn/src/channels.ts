@@ -44,6 +44,7 @@ import {
   EVTCHNSTAT_virq,
   NR_VIRQS,
   VIRQ_DEBUG,
+  VIRQ_DOM_EXC,
   VIRQ_TIMER,
   VIRQ_XENOPROF,
   VIRQ_XENPMU,
@@ -129,8 +130,6 @@ export interface EvtchnService {
 declare module "@hyperlab/core" {
   interface Slots {
     evtchn: EvtchnService;
-    /** Declared by core's scheduler too; repeated so that core's published types carry it. */
-    sched: SchedService;
   }
 }
 
@@ -262,6 +261,8 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     for (let virq = 0; virq < NR_VIRQS; virq++)
       if (this.globalHandler[virq] === d.domid) this.globalHandler[virq] = -1;
     this.doms[d.domid] = undefined;
+    // Xen's domain_kill tells the toolstack's domain (xenstored's domain_cleanup) at once.
+    this.sendGlobalVirq(VIRQ_DOM_EXC);
   }
 
   private lookup(cur: Domain, domid: unknown): EvtDomain | number {

@@ -195,6 +195,18 @@ for (const abi of ["2-level", "fifo"] as Abi[]) {
       expect(evtchn.send(a, pa)).toBe(0);
     });
 
+    it("destroying a domain raises VIRQ_DOM_EXC at the domain that handles it, as domain_kill does", () => {
+      const { hv, evtchn, dom0, a, b } = doms(abi);
+      const v = ev(hv, dom0.vcpus[0], EVTCHNOP_bind_virq, { virq: VIRQ_DOM_EXC, vcpu: 0 });
+      expect(v.rc).toBe(0);
+      const { pb } = connect(hv, a, b);
+      expect(evtchn.isPending(dom0, v.a.port as number)).toBe(false);
+      hv.destroyDomain(a);
+      expect(evtchn.isPending(dom0, v.a.port as number)).toBe(true);
+      // The surviving end of the interdomain channel is left unbound, as Xen leaves it.
+      expect(evtchn.portInfo(b, pb).status).toBe(EVTCHNSTAT_unbound);
+    });
+
     it("close: frees the port, leaves the other end unbound to the closer, and refuses bad ports", () => {
       const { hv, evtchn, a, b } = doms(abi);
       const { pa, pb } = connect(hv, a, b);

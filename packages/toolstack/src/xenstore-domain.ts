@@ -482,9 +482,9 @@ export async function introduceDomainToXenstore(
 }
 
 /**
- * Destroys a domain as libxl does (removes its home in xenstore, then destroys it), and
- * raises VIRQ_DOM_EXC at dom0 as Xen's domain_kill does, so xenstored's domain_cleanup
- * releases the connection when dom0's upcall runs.
+ * Destroys a domain as libxl does (removes its home in xenstore, then destroys it); the
+ * VIRQ_DOM_EXC that Xen's domain_kill raises (here the evtchn plugin's destroy hook) makes
+ * xenstored's domain_cleanup release the connection when dom0's upcall runs.
  */
 export async function destroyIntroducedDomain(
   xenstored: Dom0Xenstored,
@@ -503,8 +503,6 @@ export async function destroyIntroducedDomain(
   } catch (e) {
     if (!(e instanceof XenstoreError && e.xsError === "ENOENT")) throw e;
   }
-  hv.destroyDomain(domain);
-  // Core's destroyDomain does not raise VIRQ_DOM_EXC yet; Xen's domain_kill does.
-  hv.slot("evtchn").sendGlobalVirq(VIRQ_DOM_EXC);
+  hv.destroyDomain(domain); // the evtchn plugin raises VIRQ_DOM_EXC, as Xen's domain_kill does
   xenstored.loop.kick();
 }

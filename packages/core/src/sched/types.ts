@@ -92,9 +92,3 @@ export interface SchedService {
   /** Runs the scheduling decision on a pCPU now (Xen's schedule()); tests and benches use it. */
   schedule(cpu: number): void;
 }
-
-declare module "../hypervisor" {
-  interface Slots {
-    sched: SchedService;
-  }
-}
