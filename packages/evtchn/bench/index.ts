@@ -3,8 +3,9 @@
 // receiver's upcall scans, acks and runs the bound irq handler. One event = all three.
 import { __HYPERVISOR_event_channel_op, EVTCHNOP_send } from "@hyperlab/abi";
 import { createHypervisor, creditScheduler } from "@hyperlab/core";
+import { XenEvtchnGuest } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
-import { evtchn2l, evtchnFifo, XenEvtchnGuest } from "../src/index";
+import { evtchn2l, evtchnFifo } from "../src/index";
 
 function rate(label: string, unit: string, count: number, fn: () => void): void {
   fn(); // warm up

@@ -6,6 +6,5 @@ export {
   type PortInfo,
   virqIsGlobal,
 } from "./channels";
-export { type GuestEvtchnOptions, type IrqHandler, XenEvtchnGuest } from "./guest";
 export { evtchn2l, evtchnFifo } from "./plugin";
 export { PERIODIC_TIMER_MIN_NS, vcpuTimers } from "./timers";

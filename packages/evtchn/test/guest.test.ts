@@ -18,9 +18,9 @@ import {
   VIRQ_TIMER,
 } from "@hyperlab/abi";
 import { creditScheduler, HyperlabError } from "@hyperlab/core";
+import { XenEvtchnGuest } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
 import { describe, expect, it } from "vitest";
-import { XenEvtchnGuest } from "../src/index";
 import { type Abi, boot, guestDomain } from "./helpers";
 
 const MS = 1_000_000;

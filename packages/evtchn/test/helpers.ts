@@ -5,8 +5,9 @@ import {
   type Hypervisor,
   type Plugin,
 } from "@hyperlab/core";
+import { XenEvtchnGuest } from "@hyperlab/guest";
 import { createMachine, type Machine } from "@hyperlab/machine";
-import { evtchn2l, evtchnFifo, vcpuTimers, XenEvtchnGuest } from "../src/index";
+import { evtchn2l, evtchnFifo, vcpuTimers } from "../src/index";
 
 export type Abi = "2-level" | "fifo";
 

@@ -1,7 +1,8 @@
 import { createHypervisor, creditScheduler } from "@hyperlab/core";
+import { XenEvtchnGuest } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
 import { expect, it } from "vitest";
-import { evtchn2l, vcpuTimers, XenEvtchnGuest } from "../src/index";
+import { evtchn2l, vcpuTimers } from "../src/index";
 
 it("runs the README example", () => {
   const machine = createMachine({ ramBytes: 64 * 2 ** 20, cpus: 2, seed: 1 });

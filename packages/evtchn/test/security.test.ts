@@ -25,9 +25,9 @@ import {
   SCHEDOP_poll,
 } from "@hyperlab/abi";
 import type { Domain } from "@hyperlab/core";
+import type { XenEvtchnGuest } from "@hyperlab/guest";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { XenEvtchnGuest } from "../src/index";
 import { type Abi, boot, guestDomain } from "./helpers";
 
 const LONG = process.env.HYPERLAB_LONG !== undefined;

@@ -18,6 +18,7 @@ import {
   XENMEM_maximum_ram_page,
 } from "@hyperlab/abi";
 import { type Domain, HyperlabError, type Hypervisor } from "@hyperlab/core";
+import { XenEvtchnGuest } from "./events";
 import {
   E_PRESENT,
   GuestKernel,
@@ -47,6 +48,11 @@ export interface XenPvBootOptions extends XenPvOpsOptions {
   startInfoVa: number;
   /** pv_ops plugins; xenPvOps({ batching }) is added when none provides pv_ops.mmu. */
   plugins?: readonly GuestPlugin[];
+  /**
+   * The event channel ABI the kernel asks for: "fifo" tries EVTCHNOP_init_control and falls
+   * back to "2-level" when Xen refuses it, as Linux's xen_init_IRQ does. Default "2-level".
+   */
+  evtchnAbi?: "2-level" | "fifo";
 }
 
 function l3Index(va: number): number {
@@ -282,7 +288,39 @@ export function bootXenPvKernel(hv: Hypervisor, d: Domain, options: XenPvBootOpt
       `Xen refused the kernel's boot page-table updates (${err !== 0 ? err : rc}). Boot on a domain fresh from buildPvDomain.`,
     );
   }
+  k.events = initEvents(k, xen.sharedInfoMaddr, options.evtchnAbi ?? "2-level");
   return k;
+}
+
+/**
+ * Event channels, as Linux's xen_init_IRQ: the FIFO ABI if asked for and Xen accepts it,
+ * else the 2-level one over shared_info; every port masked.
+ */
+function initEvents(
+  k: GuestKernel,
+  sharedInfoMaddr: number,
+  abi: "2-level" | "fifo",
+): XenEvtchnGuest {
+  const make = (which: "2-level" | "fifo") =>
+    new XenEvtchnGuest({
+      hv: k.hv,
+      vcpus: k.domain.vcpus,
+      sharedInfoMfn: Math.floor(sharedInfoMaddr / PAGE_SIZE),
+      abi: which,
+      allocFrame: () => {
+        const pfn = k.allocPage();
+        return pfn < 0 ? -1 : k.frameOf(pfn);
+      },
+    });
+  let events = abi === "fifo" ? make("fifo") : null;
+  if (events === null || events.init() !== 0) {
+    events = make("2-level");
+    events.init();
+  }
+  // Interrupts stay off until the kernel enables them (pv_ops.irq.irqEnable, Linux's
+  // local_irq_enable late in start_kernel): the upcall mask is the guest's interrupt flag.
+  for (let cpu = 0; cpu < k.domain.vcpus.length; cpu++) events.disableUpcalls(cpu);
+  return events;
 }
 
 /** The pfn the builder's tables map at `va`, or -1 (a direct read of the kernel's own tables). */

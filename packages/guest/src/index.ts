@@ -6,6 +6,7 @@ export {
   spawnProcess,
   type XenPvBootOptions,
 } from "./boot";
+export { type GuestEvtchnOptions, type IrqHandler, XenEvtchnGuest } from "./events";
 export {
   E_ACCESSED,
   E_DIRTY,

@@ -26,6 +26,7 @@ import {
   type Vcpu,
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
+import type { XenEvtchnGuest } from "./events";
 import {
   KERNEL_PGD_FIRST,
   PAGE_OFFSET,
@@ -113,6 +114,11 @@ export class GuestKernel {
   /** The MMU the hardware (or the hypervisor) provides: core's `mmu` slot. */
   readonly hwMmu: MmuBackend;
   readonly platform: Platform;
+  /**
+   * Event channels on Xen PV (Linux's drivers/xen/events): the evtchn-to-irq table, binding,
+   * IPIs and the upcall handler; null on bare metal, nested and shadow paging.
+   */
+  events: XenEvtchnGuest | null = null;
   /** Xen boot information, or null on bare metal. */
   readonly xen: XenBootInfo | null;
   /** The kernel's own stats (its groups: "guest" and one per pv_ops plugin). */

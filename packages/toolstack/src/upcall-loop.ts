@@ -22,7 +22,7 @@ import {
   vcpu_info_x86_64,
 } from "@hyperlab/abi";
 import { type Domain, HyperlabError, type Hypervisor } from "@hyperlab/core";
-import type { XenEvtchnGuest } from "@hyperlab/evtchn";
+import type { XenEvtchnGuest } from "@hyperlab/guest";
 
 /**
  * "microtask": every `kick()` queues one run on the microtask queue (coalesced), so promise-

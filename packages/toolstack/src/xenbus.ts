@@ -11,7 +11,7 @@
  */
 import { start_info_x86_32, start_info_x86_64 } from "@hyperlab/abi";
 import { type Domain, HyperlabError, type Hypervisor } from "@hyperlab/core";
-import type { XenEvtchnGuest } from "@hyperlab/evtchn";
+import type { XenEvtchnGuest } from "@hyperlab/guest";
 import { XenstoreRingFrontend, XsClient } from "@hyperlab/xenstore";
 import type { UpcallLoop } from "./upcall-loop";
 import { makeGuestEventChannels } from "./xenstore-domain";

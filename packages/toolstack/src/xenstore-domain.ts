@@ -28,7 +28,8 @@ import {
   VIRQ_DOM_EXC,
 } from "@hyperlab/abi";
 import { type Domain, HyperlabError, type Hypervisor } from "@hyperlab/core";
-import { XenEvtchnGuest } from "@hyperlab/evtchn";
+import type { EvtchnService } from "@hyperlab/evtchn";
+import { XenEvtchnGuest } from "@hyperlab/guest";
 import {
   type DomainChannel,
   domainPath,
@@ -288,12 +289,13 @@ export class Dom0Xenstored {
 }
 
 function makeGuestEvtchn(hv: Hypervisor, d: Domain): XenEvtchnGuest {
+  const evtchn: EvtchnService = hv.slot("evtchn");
   const g = new XenEvtchnGuest({
     hv,
     vcpus: d.vcpus,
     sharedInfoMfn: d.sharedInfoMfn,
     addressSize: d.addressSize,
-    abi: hv.slot("evtchn").abi,
+    abi: evtchn.abi,
     allocFrame: () => {
       const mfn = hv.allocDomainPages(d);
       if (mfn < 0) {

@@ -4,7 +4,7 @@
  * IPIs between the guest's vCPUs, and the upcall handler that scans the 2-level bitmaps or
  * consumes the FIFO queues and runs each irq's handler. It reaches the hypervisor only
  * through hypercalls and the bytes of shared_info, vcpu_info and the FIFO pages in guest
- * memory. @hyperlab/guest will adopt this module once it exists.
+ * memory (layouts from @hyperlab/abi), never through the event channel plugin's internals.
  *
  * Invariants: `portIrq[port]` and `irqPort[irq]` are inverse where set; an event is acked
  * (its pending bit cleared) before its handler runs, so an event raised during the handler
@@ -27,10 +27,48 @@ import {
   EVTCHNOP_init_control,
   EVTCHNOP_send,
   EVTCHNOP_unmask,
+  type StructLayout,
+  shared_info_x86_32,
+  shared_info_x86_64,
   VIRQ_TIMER,
+  vcpu_info_x86_32,
+  vcpu_info_x86_64,
 } from "@hyperlab/abi";
 import { HyperlabError, type Hypervisor, type Vcpu } from "@hyperlab/core";
-import { LAYOUT_32, LAYOUT_64, type SharedLayout } from "./port-ops";
+
+/** Where the 2-level ABI's words sit in shared_info and vcpu_info, for one guest width. */
+interface SharedLayout {
+  /** Bits in one word of the bitmaps: 64 for x86_64 guests, 32 for x86_32 ones. */
+  readonly bitsPerWord: 32 | 64;
+  /** Channels the 2-level ABI can name (bits per word squared). */
+  readonly nrChannels: number;
+  /** 32-bit word index of evtchn_pending[0] within the frame. */
+  readonly pendingW: number;
+  /** 32-bit word index of evtchn_mask[0]. */
+  readonly maskW: number;
+  /** 32-bit word index of evtchn_pending_sel within a vcpu_info. */
+  readonly selW: number;
+  /** vcpu_info size in 32-bit words. */
+  readonly vcpuInfoW: number;
+  /** vcpu_info slots in shared_info. */
+  readonly legacyVcpus: number;
+}
+
+function sharedLayout(si: StructLayout, vi: StructLayout): SharedLayout {
+  const bits = (si.fields.evtchn_pending.size * 8) as 32 | 64;
+  return {
+    bitsPerWord: bits,
+    nrChannels: bits * bits,
+    pendingW: si.fields.evtchn_pending.offset / 4,
+    maskW: si.fields.evtchn_mask.offset / 4,
+    selW: vi.fields.evtchn_pending_sel.offset / 4,
+    vcpuInfoW: vi.sizeof / 4,
+    legacyVcpus: si.fields.vcpu_info.count ?? 0,
+  };
+}
+
+const LAYOUT_64 = sharedLayout(shared_info_x86_64, vcpu_info_x86_64);
+const LAYOUT_32 = sharedLayout(shared_info_x86_32, vcpu_info_x86_32);
 
 const PENDING = 1 << 31;
 const MASKED = 1 << 30;
