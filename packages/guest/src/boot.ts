@@ -27,7 +27,13 @@ import {
   PAGE_KERNEL_RO,
   type XenBootInfo,
 } from "./kernel";
-import { PAGE_OFFSET, PAGE_SIZE, START_KERNEL_MAP } from "./layout";
+import {
+  HPAGE_PMD_NR,
+  PAGE_OFFSET,
+  PAGE_SIZE,
+  START_KERNEL_MAP,
+  type TransparentHugepage,
+} from "./layout";
 import { Mm } from "./mm";
 import { nativePvOps } from "./native-ops";
 import { Process } from "./process";
@@ -39,6 +45,8 @@ const TWO_32 = 0x1_0000_0000;
 export interface NativeBootOptions {
   /** Pages of RAM the kernel gets (allocated to its domain now). */
   nrPages: number;
+  /** Linux's transparent_hugepage mode: "always" maps anonymous memory with 2 MiB pages where it can. Default "never". */
+  transparentHugepage?: TransparentHugepage;
   /** pv_ops plugins (none: every group keeps its native default). */
   plugins?: readonly GuestPlugin[];
 }
@@ -46,6 +54,8 @@ export interface NativeBootOptions {
 export interface XenPvBootOptions extends XenPvOpsOptions {
   /** The start_info address Xen passed in rsi (PvBuildResult.rsi from @hyperlab/pv-mmu's builder). */
   startInfoVa: number;
+  /** transparent_hugepage mode; a Xen PV guest has no PSE, so "always" still maps 4 KiB pages. Default "never". */
+  transparentHugepage?: TransparentHugepage;
   /** pv_ops plugins; xenPvOps({ batching }) is added when none provides pv_ops.mmu. */
   plugins?: readonly GuestPlugin[];
   /**
@@ -132,7 +142,14 @@ export function bootNativeKernel(
   }
   const k = new GuestKernel(hv, d, { kind: "native", nrPages });
   const frames: number[] = [];
-  for (let i = 0; i < nrPages; i++) {
+  // Whole 2 MiB blocks first (aligned, as a buddy allocator hands them out), so the kernel
+  // has blocks to give huge pages from; the rest page by page.
+  while (nrPages - frames.length >= HPAGE_PMD_NR) {
+    const mfn = hv.allocDomainPages(d, 9);
+    if (mfn < 0) break;
+    for (let i = 0; i < HPAGE_PMD_NR; i++) frames.push(mfn + i);
+  }
+  for (let i = frames.length; i < nrPages; i++) {
     const mfn = hv.allocDomainPages(d, 0);
     if (mfn < 0) {
       throw new HyperlabError(
@@ -142,9 +159,11 @@ export function bootNativeKernel(
     }
     frames.push(mfn);
   }
+  frames.sort((a, b) => a - b);
   // Lowest frames handed out first, as a buddy allocator would.
   for (let i = frames.length - 1; i >= 0; i--) k.addFreePage(frames[i]);
   k.ops = composePvOps(k, nativePvOps(k), withDefaults(options.plugins));
+  k.setTransparentHugepage(options.transparentHugepage ?? "never");
   const pgd = k.allocPage();
   k.clearPage(pgd);
   k.ptLevel[pgd] = 4;
@@ -247,6 +266,7 @@ export function bootXenPvKernel(hv: Hypervisor, d: Domain, options: XenPvBootOpt
     nativePvOps(k),
     hasMmu ? plugins : [...plugins, xenPvOps({ batching: options.batching })],
   );
+  k.setTransparentHugepage(options.transparentHugepage ?? "never");
   // The builder's bootstrap region: the pfns its L1s map from __START_KERNEL_map up.
   const boot = new Uint8Array(nrPages);
   for (let i = 0; i < nrPt; i++) {

@@ -11,6 +11,7 @@ export {
   E_ACCESSED,
   E_DIRTY,
   E_PRESENT,
+  E_PSE,
   E_RW,
   E_USER,
   GuestKernel,

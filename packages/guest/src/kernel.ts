@@ -8,7 +8,12 @@
  *   on bare metal and on Xen PV.
  * - A pfn is free, a page table of level ptLevel[pfn], or a user page mapped by
  *   mapcount[pfn] > 0 entries; a user page returns to the allocator when its last mapping
- *   goes. A page marked pinned[pfn] is read-only to this kernel (Xen owns its type): the
+ *   goes. A huge page is 512 contiguous pfns from a 2 MiB-aligned block, each counted on its
+ *   own (a PMD mapping counts once on every one of them), so splitting a PMD into PTEs keeps
+ *   the counts and the pages go back one by one; the allocator hands out a huge page only
+ *   from a block whose 512 pfns are all free (blockFree[block] === 512).
+ * - A PSE (2 MiB) entry in a PMD lies wholly inside one area, is present, and maps a
+ *   2 MiB-aligned huge page; a system call that cuts an area inside one splits it first. A page marked pinned[pfn] is read-only to this kernel (Xen owns its type): the
  *   kernel never stores to it directly, only through pv_ops or a trapping CPU store.
  * - Every process has its own mm; each mm's tables share the kernel half (L4 slots from
  *   KERNEL_PGD_FIRST up) with the init mm. Exit tears an mm down completely: afterwards none
@@ -28,6 +33,8 @@ import {
 import type { Ram } from "@hyperlab/machine";
 import type { XenEvtchnGuest } from "./events";
 import {
+  HPAGE_PMD_NR,
+  HPAGE_SIZE,
   KERNEL_PGD_FIRST,
   PAGE_OFFSET,
   PAGE_SIZE,
@@ -43,8 +50,10 @@ import {
   STACK_PAGES,
   STACK_TOP,
   TLB_SINGLE_PAGE_FLUSH_CEILING,
+  type TransparentHugepage,
   USER_PGD_SLOTS,
   USER_VA_END,
+  X86_FEATURE_PSE,
 } from "./layout";
 import { Mm, pageAlignUp } from "./mm";
 import type { Process } from "./process";
@@ -56,6 +65,8 @@ export const E_RW = 0x002;
 export const E_USER = 0x004;
 export const E_ACCESSED = 0x020;
 export const E_DIRTY = 0x040;
+/** Page-size bit of a PMD entry: the entry maps a 2 MiB page (Linux's _PAGE_PSE). */
+export const E_PSE = 0x080;
 /** Linux's _PAGE_PROTNONE (the global bit of a non-present PTE): a PROT_NONE page, still the process's. */
 export const E_PROTNONE = 0x100;
 /** A PTE that holds a page: present, or PROT_NONE (pte_present in Linux's sense). */
@@ -105,7 +116,18 @@ export interface KernelCounts {
   ptPagesFreed: number;
   trappingStores: number;
   kernelErrors: number;
+  /** Page-table entries the kernel wrote through pv_ops or a CPU store (a store, a trap or a request). */
+  ptUpdates: number;
+  /** Huge (2 MiB) pages given to a first touch. */
+  thpFaults: number;
+  /** Huge-page faults that fell back to 4 KiB pages (no free 2 MiB block). */
+  thpFallbacks: number;
+  /** PMD mappings of huge pages split into 512 PTEs (munmap, mprotect, copy on write). */
+  thpSplits: number;
 }
+
+/** handleFault's huge path declined: map a 4 KiB page instead. */
+const FALLBACK = -1;
 
 export class GuestKernel {
   readonly hv: Hypervisor;
@@ -138,7 +160,15 @@ export class GuestKernel {
     ptPagesFreed: 0,
     trappingStores: 0,
     kernelErrors: 0,
+    ptUpdates: 0,
+    thpFaults: 0,
+    thpFallbacks: 0,
+    thpSplits: 0,
   };
+  /** The transparent_hugepage mode; see setTransparentHugepage. */
+  transparentHugepage: TransparentHugepage = "never";
+  /** Whether anonymous memory gets 2 MiB pages: THP "always" on a CPU with PSE. */
+  hugePages = false;
   /** Size of the per-pfn arrays (native: machine frames, as pfn == mfn; Xen: nr_pages). */
   readonly nrPfns: number;
   /** Mappings of each user page (COW sharing). */
@@ -162,6 +192,10 @@ export class GuestKernel {
   /** The MMU backend's guest-physical store entry point (nested, shadow), or null. */
   private readonly guestStore: NonNullable<MmuBackend["guestStore"]> | null;
   private readonly freeList: Int32Array;
+  /** Each free pfn's index in freeList, or -1. */
+  private readonly freePos: Int32Array;
+  /** Free pfns of each 2 MiB block (pfn / 512). */
+  private readonly blockFree: Uint16Array;
   /** Per PTE slot of the table being worked on: the pfn it held (zap) or was given (copy). */
   private readonly scratchPfns = new Int32Array(PTRS_PER_TABLE);
   private nrFree = 0;
@@ -185,6 +219,8 @@ export class GuestKernel {
     this.pinned = new Uint8Array(this.nrPfns);
     this.owned = new Uint8Array(this.nrPfns);
     this.freeList = new Int32Array(this.nrPfns);
+    this.freePos = new Int32Array(this.nrPfns).fill(-1);
+    this.blockFree = new Uint16Array(Math.ceil(this.nrPfns / HPAGE_PMD_NR));
     this.cr3Pfn = new Int32Array(domain.vcpus.length).fill(-1);
     this.loadedMm = new Array(domain.vcpus.length).fill(null);
     const g = this.stats.group("guest");
@@ -205,6 +241,10 @@ export class GuestKernel {
     gauge("ptPagesFreed", "pages", "page-table pages freed");
     gauge("trappingStores", "stores", "CPU stores to read-only page tables (trap and emulate)");
     gauge("kernelErrors", "errors", "hypercalls that failed (their errno went to the caller)");
+    gauge("ptUpdates", "entries", "page-table entries written through pv_ops or a CPU store");
+    gauge("thpFaults", "pages", "huge pages given to a first touch");
+    gauge("thpFallbacks", "faults", "huge-page faults that fell back to 4 KiB pages");
+    gauge("thpSplits", "mappings", "huge-page PMD mappings split into PTEs");
     g.gauge("freePages", "pages", "pages in the kernel's free pool", () => this.nrFree);
   }
 
@@ -216,7 +256,25 @@ export class GuestKernel {
       this.owned[pfn] = 1;
       this.nrPages++;
     }
+    this.pushFree(pfn);
+  }
+
+  private pushFree(pfn: number): void {
+    this.freePos[pfn] = this.nrFree;
     this.freeList[this.nrFree++] = pfn;
+    this.blockFree[Math.floor(pfn / HPAGE_PMD_NR)]++;
+  }
+
+  /** Takes a free pfn out of the free list wherever it is (swap with the last). */
+  private takeFree(pfn: number): void {
+    const at = this.freePos[pfn];
+    const last = this.freeList[--this.nrFree];
+    if (at !== this.nrFree) {
+      this.freeList[at] = last;
+      this.freePos[last] = at;
+    }
+    this.freePos[pfn] = -1;
+    this.blockFree[Math.floor(pfn / HPAGE_PMD_NR)]--;
   }
 
   /** Marks a pfn as the kernel's without making it free (boot-reserved). */
@@ -238,7 +296,44 @@ export class GuestKernel {
   /** A free pfn, or -1 when memory is exhausted. */
   allocPage(): number {
     if (this.nrFree === 0) return -1;
-    return this.freeList[--this.nrFree];
+    const pfn = this.freeList[--this.nrFree];
+    this.freePos[pfn] = -1;
+    this.blockFree[Math.floor(pfn / HPAGE_PMD_NR)]--;
+    return pfn;
+  }
+
+  /**
+   * The first pfn of 512 free, contiguous pfns of one 2 MiB-aligned block (the highest such
+   * block, so huge pages and the 4 KiB pages handed out lowest first meet late), or -1.
+   */
+  allocHugePage(): number {
+    for (let b = this.blockFree.length - 1; b >= 0; b--) {
+      if (this.blockFree[b] !== HPAGE_PMD_NR) continue;
+      const head = b * HPAGE_PMD_NR;
+      for (let i = 0; i < HPAGE_PMD_NR; i++) this.takeFree(head + i);
+      return head;
+    }
+    return -1;
+  }
+
+  /**
+   * Sets the transparent_hugepage mode (boot option, or later as the sysfs knob): "always"
+   * gives 2 MiB pages where the CPU has PSE (CPUID leaf 1 through pv_ops.cpu; a Xen PV
+   * guest has none, so it keeps 4 KiB pages). Throws HyperlabError on an unknown mode.
+   */
+  setTransparentHugepage(mode: TransparentHugepage): void {
+    if (mode !== "always" && mode !== "never") {
+      throw new HyperlabError(
+        "GUEST_BAD_THP",
+        `transparentHugepage must be "always" or "never", got ${JSON.stringify(mode)}.`,
+      );
+    }
+    this.transparentHugepage = mode;
+    this.hugePages = false;
+    if (mode === "never") return;
+    const out = new Uint32Array(4);
+    this.ops.cpu.cpuid(1, out);
+    this.hugePages = (out[3] & (1 << X86_FEATURE_PSE)) !== 0;
   }
 
   freePage(pfn: number): void {
@@ -248,7 +343,7 @@ export class GuestKernel {
       );
     }
     this.mapcount[pfn] = 0;
-    this.freeList[this.nrFree++] = pfn;
+    this.pushFree(pfn);
   }
 
   /** The frame a pfn's page is in (native: the same number; Xen: through the P2M). */
@@ -340,6 +435,7 @@ export class GuestKernel {
    * (ptwr) and the store takes effect, validated. False if it did not take effect.
    */
   cpuStoreEntry(pfn: number, index: number, entry: number): boolean {
+    this.counts.ptUpdates++;
     if (this.pinned[pfn] === 0) {
       this.tableStore(pfn, index, entry);
       return true;
@@ -433,10 +529,10 @@ export class GuestKernel {
   }
 
   /**
-   * The PTE page mapping `va` in `mm`: allocates the missing levels when `alloc` (pud_alloc,
-   * pmd_alloc, pte_alloc). -1 if absent (or out of memory when allocating).
+   * The PMD page covering `va` in `mm`: allocates the missing levels when `alloc` (pud_alloc,
+   * pmd_alloc). -1 if absent (or out of memory when allocating).
    */
-  ptePage(mm: Mm, va: number, alloc: boolean): number {
+  pmdPage(mm: Mm, va: number, alloc: boolean): number {
     const m = this.ops.mmu;
     const i4 = Math.floor(va / 2 ** 39) % 512;
     let e = this.readEntry(mm.pgd, i4);
@@ -446,25 +542,34 @@ export class GuestKernel {
       pud = this.allocTable(mm, PT_PUD);
       if (pud < 0) return -1;
       m.setP4d(mm, i4, this.makeEntry(pud, PAGE_TABLE));
+      this.counts.ptUpdates++;
     } else pud = this.entryPfn(e);
     const i3 = Math.floor(va / 2 ** 30) % 512;
     e = this.readEntry(pud, i3);
-    let pmd: number;
-    if ((e & E_PRESENT) === 0) {
-      if (!alloc) return -1;
-      pmd = this.allocTable(mm, PT_PMD);
-      if (pmd < 0) return -1;
-      m.setPud(mm, pud, i3, this.makeEntry(pmd, PAGE_TABLE));
-    } else pmd = this.entryPfn(e);
+    if ((e & E_PRESENT) !== 0) return this.entryPfn(e);
+    if (!alloc) return -1;
+    const pmd = this.allocTable(mm, PT_PMD);
+    if (pmd < 0) return -1;
+    m.setPud(mm, pud, i3, this.makeEntry(pmd, PAGE_TABLE));
+    this.counts.ptUpdates++;
+    return pmd;
+  }
+
+  /**
+   * The PTE page mapping `va` in `mm`: allocates the missing levels when `alloc` (pud_alloc,
+   * pmd_alloc, pte_alloc). -1 if absent, mapped by a huge PMD, or out of memory.
+   */
+  ptePage(mm: Mm, va: number, alloc: boolean): number {
+    const pmd = this.pmdPage(mm, va, alloc);
+    if (pmd < 0) return -1;
     const i2 = Math.floor(va / 2 ** 21) % 512;
-    e = this.readEntry(pmd, i2);
-    let pte: number;
-    if ((e & E_PRESENT) === 0) {
-      if (!alloc) return -1;
-      pte = this.allocTable(mm, PT_PTE);
-      if (pte < 0) return -1;
-      m.setPmd(mm, pmd, i2, this.makeEntry(pte, PAGE_TABLE));
-    } else pte = this.entryPfn(e);
+    const e = this.readEntry(pmd, i2);
+    if ((e & E_PRESENT) !== 0) return (e & E_PSE) !== 0 ? -1 : this.entryPfn(e);
+    if (!alloc) return -1;
+    const pte = this.allocTable(mm, PT_PTE);
+    if (pte < 0) return -1;
+    this.ops.mmu.setPmd(mm, pmd, i2, this.makeEntry(pte, PAGE_TABLE));
+    this.counts.ptUpdates++;
     return pte;
   }
 
@@ -472,7 +577,13 @@ export class GuestKernel {
    * Calls `fn(ptePfn, tableVa)` for every PTE page of `mm` that maps part of [start, end),
    * in address order.
    */
-  forEachPtePage(mm: Mm, start: number, end: number, fn: (pte: number, tableVa: number) => void) {
+  forEachPtePage(
+    mm: Mm,
+    start: number,
+    end: number,
+    fn: (pte: number, tableVa: number) => void,
+    huge?: (pmd: number, index: number, hugeVa: number) => void,
+  ) {
     const S4 = 2 ** 39;
     const S3 = 2 ** 30;
     const S2 = 2 ** 21;
@@ -491,6 +602,10 @@ export class GuestKernel {
         ) {
           const e2 = this.readEntry(pmd, (a2 / S2) % 512);
           if ((e2 & E_PRESENT) === 0) continue;
+          if ((e2 & E_PSE) !== 0) {
+            if (huge !== undefined) huge(pmd, (a2 / S2) % 512, a2);
+            continue;
+          }
           fn(this.entryPfn(e2), a2);
         }
       }
@@ -548,6 +663,12 @@ export class GuestKernel {
     const prot = vma.prot;
     if (write ? (prot & PROT_WRITE) === 0 : (prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) === 0)
       return SIGSEGV;
+    // The PMD half runs once huge pages are on, or were (their PMDs may still be there).
+    if (this.hugePages || this.counts.thpFaults > 0) {
+      const base = Math.floor(va / HPAGE_SIZE) * HPAGE_SIZE;
+      const sig = this.hugeFault(mm, va, base, prot, write, vma.start, vma.end);
+      if (sig !== FALLBACK) return this.takeError() !== 0 ? SIGKILL : sig;
+    }
     const pt = this.ptePage(mm, va, true);
     if (pt < 0) return SIGKILL; // out of memory: the OOM killer picks the faulting task
     const m = this.ops.mmu;
@@ -565,6 +686,7 @@ export class GuestKernel {
         this.makeEntry(pfn, this.pteFlags(prot, this.mapcount[pfn] === 1)),
         true,
       );
+      this.counts.ptUpdates++;
       this.counts.spuriousFaults++;
     } else if ((e & E_PRESENT) === 0) {
       const pfn = this.allocPage();
@@ -572,6 +694,7 @@ export class GuestKernel {
       this.clearPage(pfn);
       this.mapcount[pfn] = 1;
       m.setPteAt(mm, va, pt, i, this.makeEntry(pfn, this.pteFlags(prot, true)), false);
+      this.counts.ptUpdates++;
       if (this.entryPfn(this.readEntry(pt, i)) !== pfn) {
         this.freePage(pfn); // Xen refused the entry: the page was never mapped
       }
@@ -582,6 +705,7 @@ export class GuestKernel {
       if (this.mapcount[old] === 1) {
         // wp_page_reuse: the only mapping; make it writable in place (and drop the stale entry).
         m.setPteAt(mm, va, pt, i, e + E_RW, true);
+        this.counts.ptUpdates++;
         this.counts.cowReuses++;
       } else {
         // wp_page_copy: copy, then replace the entry and flush the address in one step
@@ -591,6 +715,7 @@ export class GuestKernel {
         this.copyPage(pfn, old);
         this.mapcount[pfn] = 1;
         m.setPteAt(mm, va, pt, i, this.makeEntry(pfn, this.pteFlags(prot, true)), true);
+        this.counts.ptUpdates++;
         const now = this.readEntry(pt, i);
         if ((now & E_HOLDS_PAGE) === 0 || this.entryPfn(now) !== old) this.putUserPage(old);
         if ((now & E_HOLDS_PAGE) === 0 || this.entryPfn(now) !== pfn) this.freePage(pfn);
@@ -608,30 +733,153 @@ export class GuestKernel {
     return 0;
   }
 
+  /**
+   * The PMD half of the fault handler: a huge PMD that is there (copy on write, or a stale
+   * TLB entry), or a new huge page for an empty, THP-eligible PMD (do_huge_pmd_anonymous_page).
+   * FALLBACK when a 4 KiB page should be mapped instead.
+   */
+  private hugeFault(
+    mm: Mm,
+    va: number,
+    base: number,
+    prot: number,
+    write: boolean,
+    vmaStart: number,
+    vmaEnd: number,
+  ): number {
+    const m = this.ops.mmu;
+    const eligible = this.hugePages && base >= vmaStart && base + HPAGE_SIZE <= vmaEnd;
+    const pmd = this.pmdPage(mm, va, eligible);
+    if (pmd < 0) return eligible ? SIGKILL : FALLBACK;
+    const i2 = Math.floor(va / HPAGE_SIZE) % 512;
+    const e = this.readEntry(pmd, i2);
+    if ((e & E_PRESENT) !== 0) {
+      if ((e & E_PSE) === 0) return FALLBACK;
+      const head = this.entryPfn(e);
+      if (head < 0) return SIGSEGV;
+      if (!write || (e & E_RW) !== 0) {
+        // The tables allow the access: a stale TLB entry.
+        m.flushTlbOneUser(0, va);
+        this.counts.spuriousFaults++;
+        return 0;
+      }
+      if (this.hugeExclusive(head)) {
+        // Reuse: the only mapping of every subpage; writable in place.
+        m.setPmd(mm, pmd, i2, e + E_RW);
+        this.counts.ptUpdates++;
+        this.flushRange(mm, base, base + PAGE_SIZE);
+        this.counts.cowReuses++;
+        return 0;
+      }
+      // Shared: as Linux since 5.8 (do_huge_pmd_wp_page), split the PMD and let the retry
+      // copy the one 4 KiB page written, rather than copying 2 MiB.
+      return this.splitHugePmd(mm, pmd, i2, base) ? 0 : SIGKILL;
+    }
+    if (!eligible) return FALLBACK;
+    const head = this.allocHugePage();
+    if (head < 0) {
+      this.counts.thpFallbacks++;
+      return FALLBACK;
+    }
+    for (let i = 0; i < HPAGE_PMD_NR; i++) {
+      this.clearPage(head + i);
+      this.mapcount[head + i] = 1;
+    }
+    m.setPmd(mm, pmd, i2, this.makeEntry(head, this.pteFlags(prot, true) | E_PSE));
+    this.counts.ptUpdates++;
+    if (this.entryPfn(this.readEntry(pmd, i2)) !== head) {
+      for (let i = 0; i < HPAGE_PMD_NR; i++) this.freePage(head + i);
+      return SIGKILL;
+    }
+    this.counts.thpFaults++;
+    this.counts.demandZero += HPAGE_PMD_NR;
+    return 0;
+  }
+
+  /** Whether this mapping is the only one of every subpage of the huge page at `head`. */
+  private hugeExclusive(head: number): boolean {
+    for (let i = 0; i < HPAGE_PMD_NR; i++) if (this.mapcount[head + i] !== 1) return false;
+    return true;
+  }
+
+  /**
+   * split_huge_pmd: the huge PMD at `pmd[index]` (mapping `base`) becomes a PTE page of 512
+   * entries with its rights and A/D bits, each subpage keeping its count. False when out of
+   * memory (the PMD stays as it was).
+   */
+  private splitHugePmd(mm: Mm, pmd: number, index: number, base: number): boolean {
+    const e = this.readEntry(pmd, index);
+    const pte = this.allocTable(mm, PT_PTE);
+    if (pte < 0) return false;
+    const m = this.ops.mmu;
+    const head = this.entryPfn(e);
+    const flags = e & (E_PRESENT | E_RW | E_USER | E_ACCESSED | E_DIRTY);
+    m.lazyMmuEnter();
+    for (let i = 0; i < HPAGE_PMD_NR; i++) m.setPte(mm, pte, i, this.makeEntry(head + i, flags));
+    m.lazyMmuLeave();
+    m.setPmd(mm, pmd, index, this.makeEntry(pte, PAGE_TABLE));
+    this.counts.ptUpdates += HPAGE_PMD_NR + 1;
+    // One INVLPG drops the 2 MiB translation.
+    this.flushRange(mm, base, base + PAGE_SIZE);
+    this.counts.thpSplits++;
+    return true;
+  }
+
+  /** Splits a huge PMD that straddles `va` (a bound of a range a system call cuts). False when out of memory. */
+  private splitHugeAt(mm: Mm, va: number): boolean {
+    if (va % HPAGE_SIZE === 0) return true;
+    const pmd = this.pmdPage(mm, va, false);
+    if (pmd < 0) return true;
+    const i2 = Math.floor(va / HPAGE_SIZE) % 512;
+    const e = this.readEntry(pmd, i2);
+    if ((e & E_PRESENT) === 0 || (e & E_PSE) === 0) return true;
+    return this.splitHugePmd(mm, pmd, i2, Math.floor(va / HPAGE_SIZE) * HPAGE_SIZE);
+  }
+
   /** Zaps the user pages of [start, end): clears the PTEs in lazy MMU mode and drops the pages. */
   zapRange(mm: Mm, start: number, end: number): void {
     const m = this.ops.mmu;
-    this.forEachPtePage(mm, start, end, (pt, tableVa) => {
-      const from = Math.max(0, (start - tableVa) / PAGE_SIZE);
-      const to = Math.min(512, (end - tableVa) / PAGE_SIZE);
-      const zapped = this.scratchPfns;
-      m.lazyMmuEnter();
-      for (let i = from; i < to; i++) {
-        const e = this.readEntry(pt, i);
-        zapped[i] = -1;
-        if ((e & E_HOLDS_PAGE) === 0) continue;
-        zapped[i] = this.entryPfn(e);
-        m.pteClear(mm, pt, i);
-      }
-      m.lazyMmuLeave();
-      // Pages go back only once their entries are gone (as Linux's mmu_gather frees after
-      // the flush); an entry Xen refused to clear keeps its page.
-      for (let i = from; i < to; i++) {
-        const pfn = zapped[i];
-        if (pfn < 0) continue;
-        if ((this.readEntry(pt, i) & E_HOLDS_PAGE) === 0) this.putUserPage(pfn);
-      }
-    });
+    this.forEachPtePage(
+      mm,
+      start,
+      end,
+      (pt, tableVa) => this.zapPtes(mm, pt, tableVa, start, end),
+      (pmd, i2, hugeVa) => {
+        if (hugeVa < start || hugeVa + HPAGE_SIZE > end) {
+          // Callers split the bounds first; a huge PMD across one is a bug.
+          throw new Error(`guest kernel: zap of part of the huge page at ${hugeVa.toString(16)}`);
+        }
+        const head = this.entryPfn(this.readEntry(pmd, i2));
+        m.setPmd(mm, pmd, i2, 0);
+        this.counts.ptUpdates++;
+        if ((this.readEntry(pmd, i2) & E_PRESENT) !== 0 || head < 0) return;
+        for (let i = 0; i < HPAGE_PMD_NR; i++) this.putUserPage(head + i);
+      },
+    );
+  }
+
+  private zapPtes(mm: Mm, pt: number, tableVa: number, start: number, end: number): void {
+    const m = this.ops.mmu;
+    const from = Math.max(0, (start - tableVa) / PAGE_SIZE);
+    const to = Math.min(512, (end - tableVa) / PAGE_SIZE);
+    const zapped = this.scratchPfns;
+    m.lazyMmuEnter();
+    for (let i = from; i < to; i++) {
+      const e = this.readEntry(pt, i);
+      zapped[i] = -1;
+      if ((e & E_HOLDS_PAGE) === 0) continue;
+      zapped[i] = this.entryPfn(e);
+      m.pteClear(mm, pt, i);
+      this.counts.ptUpdates++;
+    }
+    m.lazyMmuLeave();
+    // Pages go back only once their entries are gone (as Linux's mmu_gather frees after
+    // the flush); an entry Xen refused to clear keeps its page.
+    for (let i = from; i < to; i++) {
+      const pfn = zapped[i];
+      if (pfn < 0) continue;
+      if ((this.readEntry(pt, i) & E_HOLDS_PAGE) === 0) this.putUserPage(pfn);
+    }
   }
 
   /** Frees the PTE pages of [start, end) that no area needs any more (free_pgtables, PTE level). */
@@ -649,9 +897,10 @@ export class GuestKernel {
       const pmd = this.entryPfn(e3);
       const i2 = Math.floor(a / S2) % 512;
       const e2 = this.readEntry(pmd, i2);
-      if ((e2 & E_PRESENT) === 0) continue;
+      if ((e2 & E_PRESENT) === 0 || (e2 & E_PSE) !== 0) continue;
       const pte = this.entryPfn(e2);
       m.setPmd(mm, pmd, i2, 0);
+      this.counts.ptUpdates++;
       // A table Xen still sees in use stays (and is freed with the mm).
       if ((this.readEntry(pmd, i2) & E_PRESENT) === 0) this.releaseTable(pte);
     }
@@ -672,12 +921,15 @@ export class GuestKernel {
           const e2 = this.readEntry(pmd, i2);
           if ((e2 & E_PRESENT) === 0) continue;
           m.setPmd(mm, pmd, i2, 0);
-          this.releaseTable(this.entryPfn(e2));
+          this.counts.ptUpdates++;
+          if ((e2 & E_PSE) === 0) this.releaseTable(this.entryPfn(e2));
         }
         m.setPud(mm, pud, i3, 0);
+        this.counts.ptUpdates++;
         this.releaseTable(pmd);
       }
       m.setP4d(mm, i4, 0);
+      this.counts.ptUpdates++;
       this.releaseTable(pud);
     }
     m.pgdFree(mm);
@@ -738,65 +990,129 @@ export class GuestKernel {
   private copyRange(src: Mm, dst: Mm, start: number, end: number, cow: boolean): boolean {
     const m = this.ops.mmu;
     let ok = true;
-    this.forEachPtePage(src, start, end, (spt, tableVa) => {
+    const copyHuge = (spmd: number, i2: number, hugeVa: number) => {
       if (!ok) return;
-      const from = Math.max(0, (start - tableVa) / PAGE_SIZE);
-      const to = Math.min(512, (end - tableVa) / PAGE_SIZE);
-      let dpt = -1;
-      const given = this.scratchPfns;
-      for (let i = from; i < to; i++) {
-        given[i] = -1;
-        let e = this.readEntry(spt, i);
-        if ((e & E_HOLDS_PAGE) === 0) continue;
-        if (dpt < 0) {
-          dpt = this.ptePage(dst, tableVa, true);
+      // copy_huge_pmd: the child shares the huge page; both lose RW for copy on write.
+      let e = this.readEntry(spmd, i2);
+      const dpmd = this.pmdPage(dst, hugeVa, true);
+      if (dpmd < 0) {
+        ok = false;
+        return;
+      }
+      if (cow && (e & E_RW) !== 0) {
+        e -= E_RW;
+        this.cpuStoreEntry(spmd, i2, e);
+      }
+      if ((e & E_ACCESSED) !== 0) e -= E_ACCESSED;
+      m.setPmd(dst, dpmd, i2, e);
+      this.counts.ptUpdates++;
+      if ((this.readEntry(dpmd, i2) & E_PRESENT) === 0) return;
+      const head = this.entryPfn(e);
+      for (let i = 0; i < HPAGE_PMD_NR; i++) this.mapcount[head + i]++;
+    };
+    this.forEachPtePage(
+      src,
+      start,
+      end,
+      (spt, tableVa) => {
+        if (!ok) return;
+        const from = Math.max(0, (start - tableVa) / PAGE_SIZE);
+        const to = Math.min(512, (end - tableVa) / PAGE_SIZE);
+        let dpt = -1;
+        const given = this.scratchPfns;
+        for (let i = from; i < to; i++) {
+          given[i] = -1;
+          let e = this.readEntry(spt, i);
+          if ((e & E_HOLDS_PAGE) === 0) continue;
           if (dpt < 0) {
-            ok = false;
-            return;
+            dpt = this.ptePage(dst, tableVa, true);
+            if (dpt < 0) {
+              ok = false;
+              return;
+            }
+            m.lazyMmuEnter();
           }
-          m.lazyMmuEnter();
+          const pfn = this.entryPfn(e);
+          if (cow && (e & E_RW) !== 0) {
+            // ptep_set_wrprotect: a locked bit clear on the parent's PTE, a plain CPU store.
+            e -= E_RW;
+            this.cpuStoreEntry(spt, i, e);
+          }
+          if ((e & E_ACCESSED) !== 0) e -= E_ACCESSED; // pte_mkold for the child
+          m.setPte(dst, dpt, i, e);
+          this.counts.ptUpdates++;
+          given[i] = pfn;
         }
-        const pfn = this.entryPfn(e);
-        if (cow && (e & E_RW) !== 0) {
-          // ptep_set_wrprotect: a locked bit clear on the parent's PTE, a plain CPU store.
-          e -= E_RW;
-          this.cpuStoreEntry(spt, i, e);
+        if (dpt < 0) return;
+        m.lazyMmuLeave();
+        // The child holds a page only where its entry really went in.
+        for (let i = from; i < to; i++) {
+          const pfn = given[i];
+          if (pfn >= 0 && (this.readEntry(dpt, i) & E_HOLDS_PAGE) !== 0) this.mapcount[pfn]++;
         }
-        if ((e & E_ACCESSED) !== 0) e -= E_ACCESSED; // pte_mkold for the child
-        m.setPte(dst, dpt, i, e);
-        given[i] = pfn;
-      }
-      if (dpt < 0) return;
-      m.lazyMmuLeave();
-      // The child holds a page only where its entry really went in.
-      for (let i = from; i < to; i++) {
-        const pfn = given[i];
-        if (pfn >= 0 && (this.readEntry(dpt, i) & E_HOLDS_PAGE) !== 0) this.mapcount[pfn]++;
-      }
-    });
+      },
+      copyHuge,
+    );
     return ok;
   }
 
-  /** mprotect's PTE pass (change_pte_range): lazy mode, modify_prot start/commit. */
-  changeProtection(mm: Mm, start: number, end: number, prot: number): void {
+  /**
+   * mprotect's pass over the tables (change_protection): PTEs in lazy mode with modify_prot
+   * start/commit; a huge PMD wholly inside keeps its size (change_huge_pmd), unless the new
+   * protection is PROT_NONE, which is kept in PTEs: it is split first. 0, or -ENOMEM when a
+   * split found no page for its table.
+   */
+  changeProtection(mm: Mm, start: number, end: number, prot: number): number {
     const m = this.ops.mmu;
-    this.forEachPtePage(mm, start, end, (pt, tableVa) => {
-      const from = Math.max(0, (start - tableVa) / PAGE_SIZE);
-      const to = Math.min(512, (end - tableVa) / PAGE_SIZE);
-      m.lazyMmuEnter();
-      for (let i = from; i < to; i++) {
-        const e = this.readEntry(pt, i);
-        if ((e & E_HOLDS_PAGE) === 0) continue;
-        const old = m.ptepModifyProtStart(mm, pt, i);
-        const pfn = this.entryPfn(old);
-        const flags = this.pteFlags(prot, pfn >= 0 && this.mapcount[pfn] === 1);
-        const ad = (old & E_PRESENT) !== 0 ? old & (E_ACCESSED | E_DIRTY) : 0;
+    let rc = 0;
+    this.forEachPtePage(
+      mm,
+      start,
+      end,
+      (pt, tableVa) => this.protectPtes(mm, pt, tableVa, start, end, prot),
+      (pmd, i2, hugeVa) => {
+        const old = this.readEntry(pmd, i2);
+        if ((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) === 0) {
+          if (this.splitHugePmd(mm, pmd, i2, hugeVa)) {
+            this.protectPtes(mm, this.entryPfn(this.readEntry(pmd, i2)), hugeVa, start, end, prot);
+          } else rc = -ENOMEM;
+          return;
+        }
+        const head = this.entryPfn(old);
+        const flags = this.pteFlags(prot, head >= 0 && this.hugeExclusive(head));
         const frame = Math.floor(old / PAGE_SIZE) % FRAME_LIMIT;
-        m.ptepModifyProtCommit(mm, pt, i, old, frame * PAGE_SIZE + (flags | ad));
-      }
-      m.lazyMmuLeave();
-    });
+        m.setPmd(mm, pmd, i2, frame * PAGE_SIZE + (flags | E_PSE | (old & (E_ACCESSED | E_DIRTY))));
+        this.counts.ptUpdates++;
+      },
+    );
     this.flushRange(mm, start, end);
+    return rc;
+  }
+
+  private protectPtes(
+    mm: Mm,
+    pt: number,
+    tableVa: number,
+    start: number,
+    end: number,
+    prot: number,
+  ): void {
+    const m = this.ops.mmu;
+    const from = Math.max(0, (start - tableVa) / PAGE_SIZE);
+    const to = Math.min(512, (end - tableVa) / PAGE_SIZE);
+    m.lazyMmuEnter();
+    for (let i = from; i < to; i++) {
+      const e = this.readEntry(pt, i);
+      if ((e & E_HOLDS_PAGE) === 0) continue;
+      const old = m.ptepModifyProtStart(mm, pt, i);
+      const pfn = this.entryPfn(old);
+      const flags = this.pteFlags(prot, pfn >= 0 && this.mapcount[pfn] === 1);
+      const ad = (old & E_PRESENT) !== 0 ? old & (E_ACCESSED | E_DIRTY) : 0;
+      const frame = Math.floor(old / PAGE_SIZE) % FRAME_LIMIT;
+      m.ptepModifyProtCommit(mm, pt, i, old, frame * PAGE_SIZE + (flags | ad));
+      this.counts.ptUpdates++;
+    }
+    m.lazyMmuLeave();
   }
 
   // ---- memory system calls (the checks; the Process wraps them) ----
@@ -814,7 +1130,8 @@ export class GuestKernel {
       const rc = this.sysMunmap(mm, start, len);
       if (rc < 0) return rc;
     } else {
-      start = mm.unmappedArea(len);
+      // THP: an area that can hold a huge page starts on a 2 MiB boundary (thp_get_unmapped_area).
+      start = mm.unmappedArea(len, this.hugePages && len >= HPAGE_SIZE ? HPAGE_SIZE : PAGE_SIZE);
       if (start < 0) return -ENOMEM;
     }
     mm.insert({ start, end: start + len, prot });
@@ -827,6 +1144,7 @@ export class GuestKernel {
     const end = addr + pageAlignUp(length);
     if (end > USER_VA_END) return -EINVAL;
     if (!mm.intersects(addr, end)) return 0;
+    if (!this.splitHugeAt(mm, addr) || !this.splitHugeAt(mm, end)) return -ENOMEM;
     mm.removeRange(addr, end);
     this.zapRange(mm, addr, end);
     this.flushRange(mm, addr, end);
@@ -843,9 +1161,11 @@ export class GuestKernel {
     const end = addr + pageAlignUp(length);
     if (end > USER_VA_END) return -ENOMEM;
     if (!mm.covers(addr, end)) return -ENOMEM;
+    if (!this.splitHugeAt(mm, addr) || !this.splitHugeAt(mm, end)) return -ENOMEM;
     mm.protect(addr, end, prot);
-    this.changeProtection(mm, addr, end, prot);
-    return this.takeError();
+    const rc = this.changeProtection(mm, addr, end, prot);
+    const err = this.takeError();
+    return err !== 0 ? err : rc;
   }
 
   /** What this kernel is made of: platform, pv_ops providers, plugins and stats. */

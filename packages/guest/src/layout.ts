@@ -36,6 +36,20 @@ export const PROT_EXEC = 4;
 /** mmap flag: place the mapping exactly at `addr`, replacing what is there. */
 export const MAP_FIXED = 0x10;
 
+/** A huge page: 2 MiB, mapped by one PSE entry of a PMD (Linux's HPAGE_PMD_SIZE). */
+export const HPAGE_SHIFT = 21;
+export const HPAGE_SIZE = 0x20_0000;
+/** 4 KiB pages in a huge page (HPAGE_PMD_NR). */
+export const HPAGE_PMD_NR = 512;
+/**
+ * Linux's /sys/kernel/mm/transparent_hugepage/enabled: "always" gives anonymous memory 2 MiB
+ * pages wherever an aligned 2 MiB range fits in an area (and the CPU has PSE); "never" maps
+ * 4 KiB pages only.
+ */
+export type TransparentHugepage = "always" | "never";
+/** CPUID.1:EDX bit of page-size extensions (Linux's X86_FEATURE_PSE, word 0 bit 3). */
+export const X86_FEATURE_PSE = 3;
+
 /** Signals the model delivers (Linux's numbers). */
 export const SIGKILL = 9;
 export const SIGBUS = 7;

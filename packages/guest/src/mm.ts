@@ -53,16 +53,21 @@ export class Mm {
     return false;
   }
 
-  /** A free range of `len` bytes, top down below MMAP_BASE (Linux's arch_get_unmapped_area_topdown), or -1. */
-  unmappedArea(len: number): number {
+  /**
+   * A free range of `len` bytes starting at a multiple of `align`, top down below MMAP_BASE
+   * (Linux's arch_get_unmapped_area_topdown; a 2 MiB `align` is its THP alignment), or -1.
+   */
+  unmappedArea(len: number, align = PAGE_SIZE): number {
     let top = MMAP_BASE;
     for (let i = this.vmas.length - 1; i >= 0; i--) {
       const a = this.vmas[i];
       if (a.start >= top) continue;
-      if (top - a.end >= len) break;
+      const s = Math.floor((top - len) / align) * align;
+      if (s >= a.end) return s >= MMAP_MIN_ADDR ? s : -1;
       top = a.start;
     }
-    return top - len >= MMAP_MIN_ADDR ? top - len : -1;
+    const s = Math.floor((top - len) / align) * align;
+    return s >= MMAP_MIN_ADDR ? s : -1;
   }
 
   /** Removes [start, end) from the areas, splitting the ones that straddle it. */

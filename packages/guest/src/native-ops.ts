@@ -7,7 +7,7 @@
  * is a plain store into the table page.
  */
 import type { GuestKernel } from "./kernel";
-import { PAGE_SIZE, TLB_SINGLE_PAGE_FLUSH_CEILING } from "./layout";
+import { PAGE_SIZE, TLB_SINGLE_PAGE_FLUSH_CEILING, X86_FEATURE_PSE } from "./layout";
 import type { Mm } from "./mm";
 import type { PvCpuOps, PvIrqOps, PvMmuOps, PvOps, PvTimeOps } from "./pv-ops";
 
@@ -75,6 +75,8 @@ export function nativeCpuOps(): PvCpuOps {
         out[2] = 0x6c65746e;
         out[3] = 0x49656e69;
       }
+      // Leaf 1: the features the model has; of them the kernel asks only for PSE (2 MiB pages).
+      if (leaf === 1) out[3] = 1 << X86_FEATURE_PSE;
     },
   };
 }

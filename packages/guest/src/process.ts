@@ -11,7 +11,7 @@
 import { EINVAL, ENOMEM } from "@hyperlab/abi";
 import { HyperlabError, PFEC_user_mode, PFEC_write_access, type Vcpu } from "@hyperlab/core";
 import { E_HOLDS_PAGE, type GuestKernel } from "./kernel";
-import { MAP_FIXED, PAGE_SIZE } from "./layout";
+import { HPAGE_PMD_NR, MAP_FIXED, PAGE_SIZE } from "./layout";
 import type { Mm, Vma } from "./mm";
 
 export type ProcessState = "running" | "exited" | "killed";
@@ -366,18 +366,26 @@ export class Process {
     this.kernel.counts.exits++;
   }
 
-  /** Resident user pages: present PTEs of the address space (read from the tables). */
+  /** Resident user pages: present PTEs of the address space, 512 for a huge PMD (read from the tables). */
   rss(): number {
     const mm = this.mm;
     if (mm === null) return 0;
     const k = this.kernel;
     let n = 0;
     for (const a of mm.vmas) {
-      k.forEachPtePage(mm, a.start, a.end, (pt, tableVa) => {
-        const from = Math.max(0, (a.start - tableVa) / PAGE_SIZE);
-        const to = Math.min(512, (a.end - tableVa) / PAGE_SIZE);
-        for (let i = from; i < to; i++) if ((k.readEntry(pt, i) & E_HOLDS_PAGE) !== 0) n++;
-      });
+      k.forEachPtePage(
+        mm,
+        a.start,
+        a.end,
+        (pt, tableVa) => {
+          const from = Math.max(0, (a.start - tableVa) / PAGE_SIZE);
+          const to = Math.min(512, (a.end - tableVa) / PAGE_SIZE);
+          for (let i = from; i < to; i++) if ((k.readEntry(pt, i) & E_HOLDS_PAGE) !== 0) n++;
+        },
+        () => {
+          n += HPAGE_PMD_NR;
+        },
+      );
     }
     return n;
   }

@@ -545,6 +545,8 @@ export function xenPvOpsFor(
     mmu,
     cpu: {
       cpuid: (leaf, out) => {
+        // Leaf 1 has no PSE: Xen 4.17 refuses superpages for PV guests, so Linux's Xen PV
+        // never maps 2 MiB pages (transparent huge pages fall back to 4 KiB ones).
         out.fill(0);
         if (leaf === XEN_CPUID_FIRST_LEAF) {
           // "XenVMMXenVMM", as Xen answers its first hypervisor leaf.

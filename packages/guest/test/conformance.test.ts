@@ -5,7 +5,7 @@ import {
 } from "@hyperlab/testkit";
 import { describe, expect, it } from "vitest";
 import { conformanceBuildOf } from "../src/index";
-import { type Built, nativeBuild, xenBuild } from "./helpers";
+import { type Built, hwBuild, nativeBuild, xenBuild } from "./helpers";
 
 function factory(make: () => Built, invariants: boolean): GuestBuildFactory {
   return () => {
@@ -18,6 +18,11 @@ const builds: [string, GuestBuildFactory][] = [
   ["native ops on the native MMU", factory(() => nativeBuild(2048), false)],
   ["Xen PV ops, batching on", factory(() => xenBuild(2048, true), true)],
   ["Xen PV ops, batching off", factory(() => xenBuild(2048, false), true)],
+  ["native ops, THP always, on the native MMU", factory(() => hwBuild("native", 2048), false)],
+  [
+    "native ops, THP always, through guestStore",
+    factory(() => hwBuild("guest-store", 2048), false),
+  ],
 ];
 
 const transcripts = new Map<string, Map<string, unknown[]>>();

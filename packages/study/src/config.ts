@@ -10,7 +10,6 @@
 import { HyperlabError } from "@hyperlab/core";
 import { BACKENDS, type PageSize, type StudyBackend } from "./backends";
 import { type CostTable, resolveCosts } from "./cost-model";
-import { guestUnsupported } from "./guest-target";
 import { WORKLOADS, type WorkloadParams, workloadByName } from "./workloads";
 
 /** What a user writes (every field optional). */
@@ -28,11 +27,7 @@ export interface StudyConfigInput {
   costs?: Partial<Record<string, number>>;
   /** Worker threads; 0 runs every cell on the calling thread. Default: 2. */
   workers?: number;
-  /** The guest kernel the workloads run on: the study's own ("study", default) or @hyperlab/guest ("guest"). */
-  kernel?: StudyKernelName;
 }
-
-export type StudyKernelName = "study" | "guest";
 
 /** A configuration with every default applied: written beside the results. */
 export interface StudyConfig {
@@ -46,7 +41,6 @@ export interface StudyConfig {
   operations: number[];
   costs: CostTable;
   workers: number;
-  kernel: StudyKernelName;
 }
 
 /** One run of the matrix. */
@@ -64,7 +58,6 @@ export interface StudyCell {
   params: WorkloadParams;
   /** Seed of the workload's PRNG and of the machine. */
   seed: number;
-  kernel: StudyKernelName;
 }
 
 export const PAGE_SIZES: readonly PageSize[] = ["4K", "2M", "1G"];
@@ -113,7 +106,6 @@ const KNOWN = new Set([
   "operations",
   "costs",
   "workers",
-  "kernel",
 ]);
 
 /** Applies the defaults and checks every field; throws HyperlabError naming the bad one. */
@@ -122,6 +114,12 @@ export function resolveConfig(input: StudyConfigInput = {}): StudyConfig {
     bad("(config)", "an object", input);
   }
   for (const k of Object.keys(input)) {
+    if (k === "kernel") {
+      throw new HyperlabError(
+        "STUDY_BAD_CONFIG",
+        'Study config field "kernel" is gone: every study runs on the guest kernel (@hyperlab/guest). Remove the field.',
+      );
+    }
     if (!KNOWN.has(k)) {
       throw new HyperlabError(
         "STUDY_BAD_CONFIG",
@@ -178,10 +176,7 @@ export function resolveConfig(input: StudyConfigInput = {}): StudyConfig {
         : list("operations", input.operations, [], isInt(1, 1e9), "operation counts from 1 to 1e9"),
     costs: resolveCosts(input.costs ?? {}),
     workers: input.workers ?? 2,
-    kernel: input.kernel ?? "study",
   };
-  if (cfg.kernel !== "study" && cfg.kernel !== "guest")
-    bad("kernel", '"study" or "guest"', cfg.kernel);
   if (!isInt(0, 64)(cfg.workers)) bad("workers", "a whole number from 0 to 64", cfg.workers);
   return cfg;
 }
@@ -230,15 +225,12 @@ export function expandMatrix(config: StudyConfig): {
                 processes,
                 operations,
               };
-              const baseKey = `${wname}${config.kernel === "guest" ? " kernel=guest" : ""} ws=${sizeName(ws)} page=${gps} procs=${processes} ops=${operations}`;
-              const on = config.kernel === "guest" ? " kernel=guest" : "";
-              const caseKey = `${wname}${on} ws=${sizeName(ws)} page=${gps}/${hps} procs=${processes} ops=${operations}`;
+              const baseKey = `${wname} ws=${sizeName(ws)} page=${gps} procs=${processes} ops=${operations}`;
+              const caseKey = `${wname} ws=${sizeName(ws)} page=${gps}/${hps} procs=${processes} ops=${operations}`;
               for (const bname of config.backends) {
                 const key = `${caseKey} ${bname}`;
                 if (hps !== config.hostPageSizes[0] && !hasHostPages(bname)) continue;
-                const why =
-                  backendByName(bname).unsupported(params) ??
-                  (config.kernel === "guest" ? guestUnsupported(bname, params) : null);
+                const why = backendByName(bname).unsupported(params);
                 if (why !== null) {
                   skipped.push({ key, reason: why });
                   continue;
@@ -251,7 +243,6 @@ export function expandMatrix(config: StudyConfig): {
                   workload: wname,
                   backend: bname,
                   params,
-                  kernel: config.kernel,
                   seed: cellSeed(
                     config.seed,
                     `${wname} ws=${sizeName(ws)} procs=${processes} ops=${operations}`,

@@ -1,14 +1,15 @@
 /*
- * The study's workloads on @hyperlab/guest, the Linux-like guest kernel on pv_ops: the same
- * process interface as the study kernel (StudyTarget), served by the guest's processes,
- * system calls and demand paging. On bare metal, nested and shadow paging the guest runs
- * with native pv_ops (it stores its own entries); on Xen PV with Xen's pv_ops (batched
- * mmu_update, pinning, multicalls), booted from the PV domain builder.
+ * The study's workloads on @hyperlab/guest, the Linux-like guest kernel on pv_ops, through
+ * the StudyTarget seam: processes, system calls and demand paging are the guest's. On bare
+ * metal, nested and shadow paging the guest runs with native pv_ops (it stores its own
+ * entries); on Xen PV with Xen's pv_ops (batched mmu_update, pinning, multicalls), booted
+ * from the PV domain builder. 2 MiB guest pages are the guest's transparent huge pages
+ * (THP "always"); Xen PV has none (its backend says so, and the cell is skipped).
  *
  * Invariants: every access goes through the guest's Process interface (and so through the
  * hardware MMU with the guest's fault handling); an access the guest answers with a signal
- * is a bug in the workload and throws; the values hashed are the same as the study kernel's,
- * so a workload's checksum is the same on both kernels.
+ * is a bug in the workload (or too little memory) and throws; the values hashed depend only
+ * on the operations, so a workload's checksum is the same on every backend and page size.
  */
 import { createHypervisor, HyperlabError, type Hypervisor } from "@hyperlab/core";
 import {
@@ -18,13 +19,14 @@ import {
   PROT_READ,
   PROT_WRITE,
   type Process,
+  SIGKILL,
   spawnProcess,
 } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
 import { buildPvDomain } from "@hyperlab/pv-mmu";
-import type { BackendOps, BackendParams, StudyBackend } from "./backends";
+import type { BackendCounters, BackendParams, StudyBackend } from "./backends";
 import { type StudyCounts, zeroCounts } from "./counts";
-import { ACCESS_READ, ACCESS_WRITE, type StudyTarget } from "./kernel";
+import { ACCESS_READ, ACCESS_WRITE, type StudyTarget } from "./target";
 
 export interface GuestTargetConfig {
   backend: StudyBackend;
@@ -33,32 +35,35 @@ export interface GuestTargetConfig {
   seed: number;
 }
 
-/** Why the guest kernel cannot run these parameters, or null. */
-export function guestUnsupported(_backend: string, p: BackendParams): string | null {
-  if (p.guestPageSize !== "4K") return "the guest kernel maps 4 KiB pages only (no huge pages)";
-  return null;
-}
+const HPAGE = 2 ** 21;
+/** mmap hands out addresses below this (the guest's MMAP_BASE); lengths stay under it. */
+const MMAP_LIMIT = 0x7f00_0000_0000;
 
 /** The guest kernel as a study target. */
 export class GuestTarget implements StudyTarget {
   readonly hv: Hypervisor;
   readonly kernel: GuestKernel;
-  readonly pageSize = 4096;
-  private readonly hw: BackendOps;
+  readonly pageSize: number;
+  private readonly hw: BackendCounters;
   private readonly procs = new Map<number, Process>();
   private readonly k = zeroCounts();
   private readonly xen: boolean;
 
   constructor(config: GuestTargetConfig) {
     const { backend, params } = config;
-    const why = guestUnsupported(backend.name, params);
+    const why = backend.unsupported(params);
     if (why !== null) {
       throw new HyperlabError(
         "STUDY_UNSUPPORTED",
-        `The guest kernel cannot run on ${backend.name} with guest pages ${params.guestPageSize}: ${why}. Drop that combination or use the study kernel.`,
+        `Backend ${backend.name} cannot run guest pages ${params.guestPageSize}: ${why}. Drop that combination from the matrix.`,
       );
     }
-    const nrPages = Math.max(1024, Math.ceil(config.guestBytes / 4096));
+    const large = params.guestPageSize === "2M";
+    this.pageSize = large ? HPAGE : 4096;
+    // Whole 2 MiB blocks, so huge pages come from the kernel's own blocks; with huge pages,
+    // one more block per 64 for page tables and 4 KiB pages.
+    const blocks = Math.max(2, Math.ceil(config.guestBytes / HPAGE));
+    const nrPages = (large ? blocks + Math.ceil(blocks / 64) + 1 : blocks) * 512;
     const ramBytes = (nrPages + Math.ceil(nrPages / 64) + 8192) * 4096;
     const machine = createMachine({ ramBytes, cpus: 1, seed: config.seed });
     this.hv = createHypervisor({ machine, plugins: backend.plugins(params) }).boot();
@@ -68,10 +73,12 @@ export class GuestTarget implements StudyTarget {
       const built = buildPvDomain(this.hv, this.hv.slot("pvMmu"), { domain: d, nrPages });
       this.kernel = bootXenPvKernel(this.hv, d, { startInfoVa: built.rsi, batching: true });
     } else {
-      this.kernel = bootNativeKernel(this.hv, d, { nrPages });
+      this.kernel = bootNativeKernel(this.hv, d, {
+        nrPages,
+        transparentHugepage: large ? "always" : "never",
+      });
     }
     this.hv.unpauseDomain(d);
-    // Only the counting half of the backend's ops is used: the guest drives the MMU itself.
     this.hw = backend.attach(this.hv, d.vcpus[0]);
   }
 
@@ -99,6 +106,12 @@ export class GuestTarget implements StudyTarget {
   }
 
   private killed(p: Process, va: number): never {
+    if (p.signal === SIGKILL) {
+      throw new HyperlabError(
+        "STUDY_OUT_OF_MEMORY",
+        `The guest kernel ran out of memory (process ${p.pid} killed at ${va.toString(16)}). Lower workingSetBytes or processes, or raise the workload's guest memory.`,
+      );
+    }
     throw new HyperlabError(
       "STUDY_SEGV",
       `The guest kernel killed process ${p.pid} (signal ${p.signal}) at ${va.toString(16)}. Workloads must touch only what they mmap.`,
@@ -132,8 +145,16 @@ export class GuestTarget implements StudyTarget {
   }
 
   mmap(pid: number, bytes: number): number {
+    if (!(Number.isInteger(bytes) && bytes > 0 && bytes <= MMAP_LIMIT / 2)) {
+      throw new HyperlabError(
+        "STUDY_BAD_MMAP",
+        `mmap of ${bytes} bytes: ask for a positive whole number of bytes up to ${MMAP_LIMIT / 2}.`,
+      );
+    }
     this.syscall();
-    const va = this.proc(pid).mmap(Math.ceil(bytes / 4096) * 4096, PROT_READ | PROT_WRITE);
+    // Whole guest pages: with 2 MiB pages every area is a run of huge pages.
+    const len = Math.ceil(bytes / this.pageSize) * this.pageSize;
+    const va = this.proc(pid).mmap(len, PROT_READ | PROT_WRITE);
     if (va < 0) this.failed("mmap", va);
     return va;
   }
@@ -193,6 +214,7 @@ export class GuestTarget implements StudyTarget {
     const g = this.kernel.counts;
     c.pageFaults = g.pageFaults;
     c.contextSwitches = g.contextSwitches;
+    c.ptUpdates = g.ptUpdates;
     // Under Xen PV faults trap through Xen, and so do stores to pinned tables (ptwr).
     if (this.xen) c.traps += g.pageFaults + g.trappingStores;
     this.hw.addHardwareCounts(c);

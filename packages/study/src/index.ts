@@ -1,6 +1,6 @@
 export {
   BACKENDS,
-  type BackendOps,
+  type BackendCounters,
   type BackendParams,
   nativeBackend,
   nestedBackend,
@@ -17,7 +17,6 @@ export {
   type StudyCell,
   type StudyConfig,
   type StudyConfigInput,
-  type StudyKernelName,
 } from "./config";
 export {
   COST_INFO,
@@ -30,15 +29,7 @@ export {
   resolveCosts,
 } from "./cost-model";
 export { COUNT_INFO, COUNT_NAMES, type CountName, type StudyCounts, zeroCounts } from "./counts";
-export { GuestTarget, type GuestTargetConfig, guestUnsupported } from "./guest-target";
-export {
-  ACCESS_READ,
-  ACCESS_UPDATE,
-  ACCESS_WRITE,
-  type KernelConfig,
-  StudyKernel,
-  type StudyTarget,
-} from "./kernel";
+export { GuestTarget, type GuestTargetConfig } from "./guest-target";
 export {
   buildResults,
   RESULTS_FORMAT,
@@ -70,4 +61,5 @@ export {
   type StudyOptions,
   type StudyOutcome,
 } from "./study";
+export { ACCESS_READ, ACCESS_UPDATE, ACCESS_WRITE, type StudyTarget } from "./target";
 export { WORKLOADS, type Workload, type WorkloadParams, workloadByName } from "./workloads";

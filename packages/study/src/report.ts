@@ -360,7 +360,7 @@ svg { display: block; margin: 1.5em 0; }
 <body>
 <h1>Hyperlab study: PV direct paging, nested and shadow paging against native</h1>
 <p class="note">${esc(res.note)}</p>
-<p>Seed ${res.config.seed}; workloads ${esc(res.config.workloads.join(", "))}; backends ${esc(backends.join(", "))}; guest kernel ${res.config.kernel === "guest" ? "@hyperlab/guest" : "the study's own"}. The resolved configuration is in config.json beside this file.</p>
+<p>Seed ${res.config.seed}; workloads ${esc(res.config.workloads.join(", "))}; backends ${esc(backends.join(", "))}; guest kernel @hyperlab/guest. The resolved configuration is in config.json beside this file.</p>
 ${barChart("Overhead against native (estimate)", "estimated cycles / native's estimated cycles on the same case; the dashed line is native", o.groups, o.series, 1)}
 ${barChart("Page-walk references per TLB miss (exact)", "memory references made by walks / TLB misses", refs.groups, refs.series)}
 ${barChart("VM exits per operation (exact)", "VM exits / workload operations", exits.groups, exits.series)}

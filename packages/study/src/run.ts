@@ -1,5 +1,5 @@
 /*
- * Running a study: each cell of the matrix boots its own machine, hypervisor and kernel,
+ * Running a study: each cell of the matrix boots its own machine, hypervisor and guest kernel,
  * runs its workload and returns exact counts and a functional checksum. Cells run on
  * worker threads; results are put back in matrix order, so nothing depends on which worker
  * finished first.
@@ -15,7 +15,6 @@ import { Prng } from "@hyperlab/machine";
 import { backendByName, expandMatrix, type StudyCell, type StudyConfig } from "./config";
 import type { StudyCounts } from "./counts";
 import { GuestTarget } from "./guest-target";
-import { StudyKernel } from "./kernel";
 import { workloadByName } from "./workloads";
 
 /** The exact outcome of one cell. */
@@ -42,7 +41,7 @@ export function runCell(cell: StudyCell): RunResult {
     guestBytes: w.guestBytes(cell.params),
     seed: cell.seed,
   };
-  const k = cell.kernel === "guest" ? new GuestTarget(config) : new StudyKernel(config);
+  const k = new GuestTarget(config);
   const prng = Prng.fromSeed(cell.seed).fork(`workload:${cell.workload}`);
   const h = w.run(k, cell.params, prng);
   return {

@@ -6,7 +6,7 @@
 import { HyperlabError } from "@hyperlab/core";
 import type { Prng } from "@hyperlab/machine";
 import type { PageSize } from "./backends";
-import { ACCESS_READ, ACCESS_UPDATE, ACCESS_WRITE, type StudyTarget } from "./kernel";
+import { ACCESS_READ, ACCESS_UPDATE, ACCESS_WRITE, type StudyTarget } from "./target";
 
 /** The parameters of one run of a workload. */
 export interface WorkloadParams {

@@ -19,7 +19,6 @@ describe("study configuration", () => {
       operations: [],
       costs: { ...DEFAULT_COSTS },
       workers: 2,
-      kernel: "study",
     });
   });
 

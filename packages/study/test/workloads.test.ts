@@ -71,52 +71,66 @@ describe("workloads", () => {
 });
 
 describe("workloads on the guest kernel (@hyperlab/guest)", () => {
-  it("give the study kernel's results on native, Xen PV, nested and shadow paging", () => {
+  it("count what each backend does: flushes, hypercalls, traps, page-table updates", () => {
     for (const w of WORKLOADS) {
-      const input = {
+      const { runs, checksums } = acrossBackends({
         workloads: [w.name],
         workingSetBytes: [MiB],
         processes: [2],
         operations: [Math.max(3, Math.floor(w.defaultOperations / 400))],
-      };
-      const study = acrossBackends(input);
-      const guest = acrossBackends({ ...input, kernel: "guest" });
-      expect(
-        guest.runs.map((r) => r.backend),
-        w.name,
-      ).toEqual(["native", "pv", "nested", "shadow"]);
-      expect(guest.checksums, w.name).toEqual(study.checksums);
-      for (const r of guest.runs) {
-        expect(r.key).toContain(" kernel=guest ");
-        expect(r.counts.accesses).toBe(study.runs[0].counts.accesses);
+      });
+      expect(checksums.size, w.name).toBe(1);
+      for (const r of runs) {
+        expect(r.counts.tlbFlushes, r.key).toBeGreaterThan(0);
+        expect(r.counts.ptUpdates, r.key).toBeGreaterThan(0);
       }
-      for (const r of guest.runs) expect(r.counts.tlbFlushes, r.key).toBeGreaterThan(0);
       if (w.name === "mmap-churn") {
-        for (const r of guest.runs) expect(r.counts.invlpg, r.key).toBeGreaterThan(0);
+        for (const r of runs) expect(r.counts.invlpg, r.key).toBeGreaterThan(0);
       }
-      const pv = guest.runs[1];
+      const [native, pv] = runs;
+      expect(native.counts.hypercalls).toBe(0);
+      expect(native.counts.traps).toBe(0);
       expect(pv.counts.hypercalls).toBeGreaterThan(0);
       expect(pv.counts.traps).toBeGreaterThanOrEqual(pv.counts.pageFaults + pv.counts.syscalls);
     }
   });
 
-  it("skips what the guest kernel cannot run, saying why", () => {
+  it("2 MiB guest pages are the guest's huge pages: fewer faults and misses, same results", () => {
+    const { runs } = acrossBackends({
+      workloads: ["random"],
+      backends: ["native", "nested", "shadow"],
+      workingSetBytes: [8 * MiB],
+      guestPageSizes: ["4K", "2M"],
+      operations: [2000],
+    });
+    expect(new Set(runs.map((r) => r.checksum)).size).toBe(1);
+    const by = (page: string, backend: string) =>
+      runs.find((r) => r.params.guestPageSize === page && r.backend === backend)!.counts;
+    for (const b of ["native", "nested", "shadow"]) {
+      expect(by("2M", b).pageFaults, b).toBeLessThan(by("4K", b).pageFaults / 100);
+      expect(by("2M", b).tlbMisses, b).toBeLessThan(by("4K", b).tlbMisses);
+    }
+  });
+
+  it("skips what a backend cannot run, saying why; the kernel option is gone", () => {
     const { skipped } = expandMatrix(
-      resolveConfig({
-        kernel: "guest",
-        workloads: ["random"],
-        guestPageSizes: ["4K", "2M"],
-        operations: [1],
-      }),
+      resolveConfig({ workloads: ["random"], guestPageSizes: ["4K", "2M", "1G"], operations: [1] }),
     );
     expect(skipped.map((s) => s.key)).toEqual([
-      "random kernel=guest ws=16MiB page=2M/4K procs=1 ops=1 native",
-      "random kernel=guest ws=16MiB page=2M/4K procs=1 ops=1 pv",
-      "random kernel=guest ws=16MiB page=2M/4K procs=1 ops=1 nested",
-      "random kernel=guest ws=16MiB page=2M/4K procs=1 ops=1 shadow",
+      "random ws=16MiB page=2M/4K procs=1 ops=1 pv",
+      "random ws=16MiB page=1G/4K procs=1 ops=1 native",
+      "random ws=16MiB page=1G/4K procs=1 ops=1 pv",
+      "random ws=16MiB page=1G/4K procs=1 ops=1 nested",
+      "random ws=16MiB page=1G/4K procs=1 ops=1 shadow",
     ]);
-    expect(skipped[0].reason).toMatch(/4 KiB pages only/);
-    expect(() => resolveConfig({ kernel: "linux" as never })).toThrow(/"kernel"/);
+    expect(skipped[0].reason).toMatch(/no superpages/);
+    expect(skipped[1].reason).toMatch(/4 KiB and 2 MiB/);
+    expect(() => resolveConfig({ kernel: "guest" } as never)).toThrow(
+      expect.objectContaining({
+        code: "STUDY_BAD_CONFIG",
+        message: expect.stringMatching(/"kernel"/),
+      }),
+    );
   });
 });
 

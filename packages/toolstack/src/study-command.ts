@@ -41,7 +41,6 @@ Options:
   --ops LIST           operations per run (default: each workload's own)
   --seed N             seed of the whole study (default 1)
   --workers N          worker threads (default 2; 0 runs on the main thread)
-  --kernel NAME        the guest kernel: study (default) or guest (@hyperlab/guest)
   --cost NAME=CYCLES   override one cost-model figure; repeatable (e.g. --cost vmExits=800)
   -h, --help           show this help
 `;
@@ -137,9 +136,6 @@ function parse(args: readonly string[]): Parsed {
         break;
       case "--workers":
         flags.workers = intOf(a, need());
-        break;
-      case "--kernel":
-        flags.kernel = need() as StudyConfigInput["kernel"];
         break;
       case "--cost": {
         const v = need();

@@ -73,11 +73,14 @@ describe("hyperlab study", () => {
     expect(text).not.toMatch(/ native /);
   });
 
-  it("runs the workloads on the guest kernel with --kernel guest", async () => {
+  it("runs 2 MiB guest pages on the guest kernel (Xen PV has none)", async () => {
     const c = capture();
-    const args = ["study", ...SMALL, "--kernel", "guest", "--backends", "native,pv"];
+    const args = ["study", ...SMALL, "--guest-pages", "2M", "--backends", "native,pv"];
     expect(await runCli(args, c.io)).toBe(0);
-    expect(c.out.join("")).toMatch(/random kernel=guest ws=1MiB page=4K\/4K procs=1 ops=500 +pv/);
+    const text = c.out.join("");
+    expect(text).toMatch(/random ws=1MiB page=2M\/4K procs=1 ops=500 +native/);
+    expect(text).not.toMatch(/page=2M\/4K procs=1 ops=500 +pv +[0-9a-f]{8}/);
+    expect(text).toMatch(/skipped: .* pv: Xen PV guests have no superpages/);
   });
 
   it("--default starts from the default study, flags on top", async () => {
@@ -98,7 +101,7 @@ describe("hyperlab study", () => {
       [["--workloads", "nope"], /no workload "nope"/],
       [["--backends", "xen"], /no backend "xen"/],
       [["--guest-pages", "8K"], /guestPageSizes/],
-      [["--kernel", "linux"], /"kernel"/],
+      [["--kernel", "guest"], /unknown option '--kernel'/],
       [["--config", join(dir, "missing.json")], /Cannot read study config/],
     ];
     for (const [args, re] of cases) {
