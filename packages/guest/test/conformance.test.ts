@@ -1,9 +1,9 @@
 import {
   assertFrameInvariants,
+  defineGuestConformance,
   type GuestBuildFactory,
-  guestConformanceCases,
 } from "@hyperlab/testkit";
-import { describe, expect, it } from "vitest";
+import { describe, it } from "vitest";
 import { conformanceBuildOf } from "../src/index";
 import { type Built, hwBuild, nativeBuild, xenBuild } from "./helpers";
 
@@ -25,27 +25,4 @@ const builds: [string, GuestBuildFactory][] = [
   ],
 ];
 
-const transcripts = new Map<string, Map<string, unknown[]>>();
-
-for (const [name, build] of builds) {
-  describe(`guest conformance: ${name}`, () => {
-    for (const c of guestConformanceCases) {
-      it(c.name, () => {
-        const t = c.run(build);
-        const m = transcripts.get(c.name) ?? new Map<string, unknown[]>();
-        transcripts.set(c.name, m);
-        m.set(name, t);
-      });
-    }
-  });
-}
-
-describe("guest conformance: backends agree", () => {
-  it("every case has the same transcript on every backend", () => {
-    expect(transcripts.size).toBe(guestConformanceCases.length);
-    for (const [, m] of transcripts) {
-      const [first, ...rest] = [...m.values()];
-      for (const t of rest) expect(t).toEqual(first);
-    }
-  });
-});
+defineGuestConformance({ describe, it }, builds);

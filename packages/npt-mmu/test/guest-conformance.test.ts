@@ -5,8 +5,8 @@ import { createHypervisor, type Plugin } from "@hyperlab/core";
 import { bootNativeKernel, conformanceBuildOf } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
 import { nativeMmuPlugin } from "@hyperlab/native-mmu";
-import { type GuestBuildFactory, guestConformanceCases } from "@hyperlab/testkit";
-import { describe, expect, it } from "vitest";
+import { defineGuestConformance, type GuestBuildFactory } from "@hyperlab/testkit";
+import { describe, it } from "vitest";
 import { nptMmu } from "../src/index";
 
 function factory(mmu: () => Plugin): GuestBuildFactory {
@@ -18,32 +18,10 @@ function factory(mmu: () => Plugin): GuestBuildFactory {
   };
 }
 
-const builds: [string, () => Plugin][] = [
+const backends: [string, () => Plugin][] = [
   ["native (reference)", nativeMmuPlugin],
   ["nested paging, 4 KiB host pages", () => nptMmu({ hostPageSize: "4K" })],
   ["nested paging, 2 MiB host pages", () => nptMmu({ hostPageSize: "2M" })],
 ];
-const transcripts = new Map<string, Map<string, unknown[]>>();
-
-for (const [name, mmu] of builds) {
-  describe(`guest conformance: ${name}`, () => {
-    for (const c of guestConformanceCases) {
-      it(c.name, () => {
-        const m = transcripts.get(c.name) ?? new Map<string, unknown[]>();
-        transcripts.set(c.name, m);
-        m.set(name, c.run(factory(mmu)));
-      });
-    }
-  });
-}
-
-describe("guest conformance: the same transcript as native", () => {
-  it("every case agrees with the native reference", () => {
-    expect(transcripts.size).toBe(guestConformanceCases.length);
-    for (const [, m] of transcripts) {
-      const reference = m.get("native (reference)");
-      expect(reference).toBeDefined();
-      for (const t of m.values()) expect(t).toEqual(reference);
-    }
-  });
-});
+const builds = backends.map(([name, mmu]) => [name, factory(mmu)] as const);
+defineGuestConformance({ describe, it }, builds);

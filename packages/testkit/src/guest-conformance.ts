@@ -12,6 +12,7 @@
  * with that shape; it never reaches into the kernel's or the hypervisor's internals (a
  * build's `check` hook may, e.g. to run the frame-table invariant checkers).
  */
+import { isDeepStrictEqual } from "node:util";
 import { EINVAL, ENOMEM } from "@hyperlab/abi";
 import { createPrng } from "@hyperlab/machine";
 
@@ -408,4 +409,53 @@ export function runGuestConformance(build: GuestBuildFactory): Record<string, un
   const out: Record<string, unknown[]> = {};
   for (const c of guestConformanceCases) out[c.name] = c.run(build);
   return out;
+}
+
+/** The two functions of a test runner (vitest's, jest's) that the suite registers with. */
+export interface TestRunner {
+  describe(name: string, fn: () => void): void;
+  it(name: string, fn: () => void): void;
+}
+
+/**
+ * Registers the suite with a test runner: one test per build and case, then one test that
+ * every build's transcripts equal the first build's (the reference, e.g. bare metal). A
+ * backend's package calls this with its builds; it fails with the case and build named.
+ */
+export function defineGuestConformance(
+  runner: TestRunner,
+  builds: readonly (readonly [name: string, build: GuestBuildFactory])[],
+): void {
+  const transcripts = new Map<string, Map<string, unknown[]>>();
+  for (const [name, build] of builds) {
+    runner.describe(`guest conformance: ${name}`, () => {
+      for (const c of guestConformanceCases) {
+        runner.it(c.name, () => {
+          const byBuild = transcripts.get(c.name) ?? new Map<string, unknown[]>();
+          transcripts.set(c.name, byBuild);
+          byBuild.set(name, c.run(build));
+        });
+      }
+    });
+  }
+  const reference = builds[0]?.[0];
+  runner.describe("guest conformance: every build agrees", () => {
+    runner.it(`every case gives ${reference}'s transcript`, () => {
+      for (const c of guestConformanceCases) {
+        const byBuild = transcripts.get(c.name);
+        if (byBuild === undefined || byBuild.size !== builds.length) {
+          throw new GuestConformanceError(c.name, "did not run on every build (see its failures)");
+        }
+        const expected = byBuild.get(reference!);
+        for (const [name, t] of byBuild) {
+          if (!isDeepStrictEqual(t, expected)) {
+            throw new GuestConformanceError(
+              c.name,
+              `${name} saw ${JSON.stringify(t)}, ${reference} saw ${JSON.stringify(expected)}`,
+            );
+          }
+        }
+      }
+    });
+  });
 }

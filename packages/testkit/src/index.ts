@@ -10,11 +10,13 @@ export {
 export { type DoubleMapping, GrantMappingDouble } from "./grants-double";
 export {
   type ConformanceProcess,
+  defineGuestConformance,
   type GuestBuildFactory,
   type GuestConformanceBuild,
   type GuestConformanceCase,
   GuestConformanceError,
   guestConformanceCases,
   runGuestConformance,
+  type TestRunner,
 } from "./guest-conformance";
 export { assertFrameInvariants, checkFrameInvariants, type InvariantOptions } from "./invariants";

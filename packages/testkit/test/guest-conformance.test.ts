@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   type ConformanceProcess,
+  defineGuestConformance,
   type GuestBuildFactory,
   GuestConformanceError,
   guestConformanceCases,
@@ -256,5 +257,59 @@ describe("guest conformance suite", () => {
     };
     const cow = guestConformanceCases.find((c) => c.name.startsWith("fork shares pages"))!;
     expect(() => cow.run(noFork)).toThrow(/fork failed with -12/);
+  });
+
+  it("defineGuestConformance registers a test per build and case, and one that compares them", () => {
+    const run = (builds: [string, GuestBuildFactory][]) => {
+      const tests: { name: string; fn: () => void }[] = [];
+      let prefix = "";
+      defineGuestConformance(
+        {
+          describe: (name, fn) => {
+            prefix = name;
+            fn();
+          },
+          it: (name, fn) => tests.push({ name: `${prefix} > ${name}`, fn }),
+        },
+        builds,
+      );
+      const failed: string[] = [];
+      for (const t of tests) {
+        try {
+          t.fn();
+        } catch (e) {
+          expect(e).toBeInstanceOf(GuestConformanceError);
+          failed.push(t.name);
+        }
+      }
+      return { count: tests.length, failed };
+    };
+    const agree = run([
+      ["reference", refBuild()],
+      ["again", refBuild()],
+    ]);
+    expect(agree).toEqual({ count: 2 * guestConformanceCases.length + 1, failed: [] });
+    // A build whose process states differ from the reference's (one page more resident).
+    const base = refBuild();
+    const differs: GuestBuildFactory = () => {
+      const b = base();
+      return {
+        ...b,
+        spawn: () => {
+          const p = b.spawn();
+          const snap = p.snapshot.bind(p);
+          p.snapshot = () => ({ ...snap(), rss: snap().rss + 1 });
+          return p;
+        },
+      };
+    };
+    const disagree = run([
+      ["reference", refBuild()],
+      ["differs", differs],
+    ]);
+    expect(disagree.failed).toContain(
+      "guest conformance: every build agrees > every case gives reference's transcript",
+    );
+    expect(disagree.failed.some((n) => n.startsWith("guest conformance: reference"))).toBe(false);
   });
 });
