@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Installs the real peers that the tests run against, from Debian's packages:
-// Xen 4.17's public headers (libxen-dev), xenstore-utils, python3-pyxs, and Xen's own
+// Xen 4.17's public headers (libxen-dev), xenstore-utils, python3-pyxs, gcc and readelf (the
+// ABI test compiles against the headers and reads the program's DWARF), and Xen's own
 // test-xenstore taken out of xen-utils-4.17 into .peers/. Does nothing when all are present.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
@@ -13,6 +14,7 @@ const wanted = [
   { pkg: "xenstore-utils", has: () => existsSync("/usr/bin/xenstore-read") },
   { pkg: "python3-pyxs", has: () => pythonHasPyxs() },
   { pkg: "gcc", has: () => existsSync("/usr/bin/gcc") },
+  { pkg: "binutils", has: () => existsSync("/usr/bin/readelf") },
 ];
 
 function pythonHasPyxs() {
