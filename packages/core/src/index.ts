@@ -1,5 +1,5 @@
 export type { CreateDomainOptions, Domain, DomainState, Vcpu, VcpuState } from "./domain";
-export { HyperlabError } from "./errors";
+export { HyperlabError, isHyperlabError } from "./errors";
 export {
   FRAME_FREE,
   type FrameFreedHook,
