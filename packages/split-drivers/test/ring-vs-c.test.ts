@@ -375,6 +375,37 @@ const command = fc.oneof(
       .map(([op, n]) => `${op} ${n}`),
   },
   { weight: 1, arbitrary: fc.constantFrom("", "# a comment", "   \t", "state # trailing comment") },
+  // Noise: any printable line, or a known op with random words.
+  {
+    weight: 2,
+    arbitrary: fc.string({
+      unit: fc.constantFrom(..." \t=.#\\-+0123456789xabfqrsz_"),
+      maxLength: 30,
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(
+        fc.constantFrom(
+          "ring",
+          "f.req",
+          "b.rsp",
+          "b.get_req",
+          "f.get_rsp",
+          "s.set",
+          "cons.set",
+          "hexdump",
+        ),
+        fc.array(
+          fc.string({ unit: fc.constantFrom(..."=.-+0123456789xabdfgioprsteqz_"), maxLength: 12 }),
+          {
+            maxLength: 4,
+          },
+        ),
+      )
+      .map(([op, words]) => [op, ...words].join(" ")),
+  },
 );
 
 const scriptArb = fc
