@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +8,7 @@ import { runCli } from "../src/index";
 
 const dir = mkdtempSync(join(tmpdir(), "hyperlab-ring-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const pkgDir = fileURLToPath(new URL("..", import.meta.url));
 const scripts = fileURLToPath(new URL("../../split-drivers/test/scripts/", import.meta.url));
 
 function capture() {
@@ -57,5 +59,19 @@ describe("hyperlab ring", () => {
     const h = capture();
     expect(await runCli(["ring", "--help"], h.io)).toBe(0);
     expect(h.out.join("")).toContain("replay SCRIPT");
+  });
+
+  it("runs as the hyperlab bin: the example's bytes on stdout, status 0", () => {
+    const r = spawnSync(
+      process.execPath,
+      ["--import", "tsx", "src/cli.ts", "ring", "replay", join(scripts, "example.ring")],
+      {
+        cwd: pkgDir,
+        env: { ...process.env, TSX_TSCONFIG_PATH: join(pkgDir, "test/tsconfig.cli.json") },
+      },
+    );
+    expect(r.stderr.toString()).toBe("");
+    expect(r.status).toBe(0);
+    expect(r.stdout.toString()).toBe(readFileSync(join(scripts, "example.expected"), "utf8"));
   });
 });
