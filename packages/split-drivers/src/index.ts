@@ -2,4 +2,39 @@
 
 // xenbus (the guest's xenstore connection and the device state machine)
 
+export type { XenconsErrorCode } from "./console/xencons";
+export {
+  MASK_XENCONS_IDX,
+  XENCONS_IN_BYTES,
+  XENCONS_INTERFACE_BYTES,
+  XENCONS_OUT_BYTES,
+  XenconsError,
+  XenconsInterface,
+} from "./console/xencons";
+export type { RingErrorCode } from "./ring";
+export {
+  BackRing,
+  FrontRing,
+  RING_ENTRY_BYTES,
+  RING_HEADER_BYTES,
+  RING_MAX_ORDER,
+  RING_PAGE_BYTES,
+  RingError,
+  ringSize,
+  ringSizeFor,
+  roundDownPow2,
+  SharedRing,
+} from "./ring";
 // shared rings (io/ring.h)
+export type { ReplayField, ReplayView, RingViews } from "./ring-replay/fields";
+export { RING_VIEWS } from "./ring-replay/fields";
+export { ringLayout } from "./ring-replay/layout";
+export type { ReplayResult } from "./ring-replay/replay";
+export {
+  escapeData,
+  parseCNumber,
+  REPLAY_MAX_LINE,
+  REPLAY_MAX_TOKENS,
+  ringReplay,
+  unescapeData,
+} from "./ring-replay/replay";

@@ -6,6 +6,7 @@
  * non-zero exit status (2 for usage, 1 for a failure); nothing here throws at the user.
  */
 import { runXenstored, XenstoreError } from "@hyperlab/xenstore";
+import { ringCommand } from "./ring-command";
 import { studyCommand } from "./study-command";
 
 /** Where the CLI writes; tests pass their own. */
@@ -24,6 +25,7 @@ const USAGE = `usage: hyperlab <command> [options]
 Commands:
   xenstored --socket PATH   run a xenstore daemon on a unix socket (foreground)
   study [options]           list or run comparative MMU studies and write their report
+  ring replay SCRIPT|layout step a Xen shared ring through a script; print ring layouts
 
 Options:
   -h, --help                show this help (or: hyperlab <command> --help)
@@ -53,6 +55,7 @@ const COMMANDS: Record<string, Command> = {
     summary: "run comparative MMU studies",
     run: (args, io) => studyCommand(args, io, io === processIo && process.stderr.isTTY === true),
   },
+  ring: { summary: "replay Xen shared rings step by step", run: ringCommand },
 };
 
 /** Run the CLI with `argv` (without node and the script); resolves to the exit status. */
