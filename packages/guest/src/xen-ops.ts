@@ -46,7 +46,7 @@ import {
   UVMF_TLB_FLUSH,
   vcpu_info_x86_64,
 } from "@hyperlab/abi";
-import { HyperlabError } from "@hyperlab/core";
+import { guestError } from "./errors";
 import type { GuestKernel } from "./kernel";
 import { PAGE_SIZE, PT_PMD, PT_PTE, PT_PUD, USER_PGD_SLOTS } from "./layout";
 import type { Mm } from "./mm";
@@ -232,7 +232,7 @@ export class XenMmuOps implements PvMmuOps {
 
   constructor(k: GuestKernel, batching: boolean) {
     if (k.xen === null) {
-      throw new HyperlabError(
+      throw guestError(
         "GUEST_NOT_XEN_PV",
         "xenPvOps() needs a kernel booted as a Xen PV guest: use bootXenPvKernel, not bootNativeKernel.",
       );
