@@ -7,9 +7,10 @@
  * builds one from a hypervisor and a domain; a test or another host may build its own.
  *
  * Invariants (what every port keeps): `hypercall` runs only on this guest's own vCPUs (a cpu
- * number outside 0..nrCpus-1 answers -EINVAL, never throws); `cpu` translates for this
- * guest's vCPUs only; `ram` is the memory bus, and the kernel touches through it only frames
- * it was given (its pfns, shared pages) or that `cpu` translated for it.
+ * number outside 0..vcpus.length-1 answers -EINVAL, never throws); the only vCPUs the port
+ * hands out are the guest's own, so `cpu` translates for them alone; `ram` is the memory
+ * bus, and the kernel touches through it only frames it was given (its pfns, shared pages)
+ * or that `cpu` translated for it.
  */
 import type { MmuBackend, Vcpu } from "@hyperlab/core";
 import type { IrqLines, Ram } from "@hyperlab/machine";
