@@ -62,8 +62,9 @@ export function nativeApicOps(port: GuestPort, counts?: ApicNativeCounts): PvApi
     return Number.isInteger(reg) && reg >= IO_APIC_REDTBL && n < nrGsi ? n : -1;
   };
   const ops: PvApicOps = {
-    ioApicRead(reg) {
-      if (lines === null) return 0xffff_ffff;
+    ioApicRead(apic, reg) {
+      // One IO-APIC (number 0); reading a missing one reads the bus's floating lines.
+      if (lines === null || apic !== 0) return 0xffff_ffff;
       if (reg === IO_APIC_ID) return 0;
       if (reg === IO_APIC_VERSION) return (((nrGsi - 1) << 16) | IO_APIC_VERSION_82093AA) >>> 0;
       const n = rteOf(reg);
@@ -76,8 +77,8 @@ export function nativeApicOps(port: GuestPort, counts?: ApicNativeCounts): PvApi
       if (s.trigger === "level" && s.inService) v |= IO_APIC_RTE_REMOTE_IRR;
       return v >>> 0;
     },
-    ioApicWrite(reg, value) {
-      if (lines === null) return;
+    ioApicWrite(apic, reg, value) {
+      if (lines === null || apic !== 0) return;
       const n = rteOf(reg);
       if (n < 0) return; // ID and version are read-only here
       const v = value >>> 0;
@@ -102,12 +103,13 @@ export function nativeApicOps(port: GuestPort, counts?: ApicNativeCounts): PvApi
       let low = vector | IO_APIC_RTE_MASKED;
       if (trigger === "level") low |= IO_APIC_RTE_LEVEL;
       if (polarity === "low") low |= IO_APIC_RTE_POLARITY_LOW;
-      ops.ioApicWrite(IO_APIC_REDTBL + 2 * gsi + 1, 0); // destination: the boot CPU's APIC ID 0
-      ops.ioApicWrite(IO_APIC_REDTBL + 2 * gsi, low);
+      ops.ioApicWrite(0, IO_APIC_REDTBL + 2 * gsi + 1, 0); // destination: the boot CPU's APIC ID 0
+      ops.ioApicWrite(0, IO_APIC_REDTBL + 2 * gsi, low);
       return gsi;
     },
-    setupMsi() {
+    setupMsi(dev) {
       if (lines === null) return -ENODEV;
+      if (!Number.isInteger(dev?.bus) || !Number.isInteger(dev?.devfn)) return -EINVAL;
       const irq = nextMsiIrq;
       const vector = allocVector(irq);
       if (vector < 0) return vector;

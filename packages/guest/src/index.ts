@@ -73,6 +73,7 @@ export {
 } from "./pte";
 export {
   type BuiltinPvOps,
+  type MsiDevice,
   PV_OPS_GROUPS,
   type PvApicOps,
   type PvCpuOps,

@@ -142,20 +142,32 @@ export interface PvDmaOps {
   dmaSupported(dev: DmaDevice, maskBits: number): boolean;
 }
 
+/** The PCI function an MSI belongs to (what Xen's PHYSDEVOP_map_pirq for MSI needs to name it). */
+export interface MsiDevice {
+  readonly seg?: number;
+  readonly bus: number;
+  readonly devfn: number;
+  /** MSI-X table entry, or -1 for plain MSI (default). */
+  readonly entryNr?: number;
+}
+
 /**
  * pv_ops.apic: interrupt routing, after Linux's struct apic, x86_io_apic_ops and the MSI and
  * EOI hooks. Irq numbers are Linux's: a GSI's irq is the GSI (natively and in Xen dom0), an
  * MSI gets a dynamic irq above them. Guest-side failures answer -errno.
  */
 export interface PvApicOps {
-  /** io_apic_read: a 32-bit IO-APIC register (0 ID, 1 version, 0x10 + 2n / 0x11 + 2n redirection entry n). */
-  ioApicRead(reg: number): number;
+  /** io_apic_read: a 32-bit register of IO-APIC `apic` (0 ID, 1 version, 0x10 + 2n / 0x11 + 2n redirection entry n). */
+  ioApicRead(apic: number, reg: number): number;
   /** io_apic_write: writes one; a redirection entry takes effect at once (trigger, mask, vector). */
-  ioApicWrite(reg: number, value: number): void;
+  ioApicWrite(apic: number, reg: number, value: number): void;
   /** acpi_register_gsi: routes `gsi` with its trigger and polarity, masked; its irq (== gsi), or -errno. */
   setupGsi(gsi: number, trigger: "edge" | "level", polarity: "high" | "low"): number;
-  /** setup_msi_irqs for one vector: a dynamic irq and the message the driver writes into the device, or -errno. */
-  setupMsi(): { irq: number; address: number; data: number } | number;
+  /**
+   * setup_msi_irqs for one vector of the PCI function `dev`: a dynamic irq and the message the
+   * driver writes into the device's MSI capability, or -errno.
+   */
+  setupMsi(dev: MsiDevice): { irq: number; address: number; data: number } | number;
   /** Routes `irq`'s deliveries to `handler` (native: its IDT vector), or with null stops them. 0 or -errno. */
   bindIrq(irq: number, handler: ((irq: number) => void) | null): number;
   /** irq_chip mask / unmask of `irq`'s line. 0 or -errno. */

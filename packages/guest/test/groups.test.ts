@@ -196,9 +196,9 @@ describe("pv_ops.apic, native default (the kernel programs the IO-APIC)", () => 
     const { hv, kernel: k } = nativeBuild(256);
     const apic = k.ops.apic;
     const lines = hv.machine.irqs;
-    expect(apic.ioApicRead(1)).toBe(((lines.nrLines - 1) << 16) | 0x20);
+    expect(apic.ioApicRead(0, 1)).toBe(((lines.nrLines - 1) << 16) | 0x20);
     expect(apic.setupGsi(19, "level", "low")).toBe(19);
-    const rte = apic.ioApicRead(0x10 + 2 * 19);
+    const rte = apic.ioApicRead(0, 0x10 + 2 * 19);
     expect(rte & (1 << 15)).not.toBe(0); // level
     expect(rte & (1 << 13)).not.toBe(0); // active low
     expect(rte & (1 << 16)).not.toBe(0); // masked until the driver unmasks
@@ -208,27 +208,29 @@ describe("pv_ops.apic, native default (the kernel programs the IO-APIC)", () => 
     expect(apic.unmask(19)).toBe(0);
     lines.raise(19);
     expect(seen).toEqual([19]);
-    expect(apic.ioApicRead(0x10 + 2 * 19) & (1 << 14)).not.toBe(0); // remote IRR: in service
+    expect(apic.ioApicRead(0, 0x10 + 2 * 19) & (1 << 14)).not.toBe(0); // remote IRR: in service
     lines.raise(19);
     expect(seen).toEqual([19]); // not again before the EOI
     lines.lower(19);
     expect(apic.eoi(19)).toBe(0);
-    expect(apic.ioApicRead(0x10 + 2 * 19) & (1 << 14)).toBe(0);
+    expect(apic.ioApicRead(0, 0x10 + 2 * 19) & (1 << 14)).toBe(0);
     lines.raise(19);
     expect(seen).toEqual([19, 19]);
     expect(apic.mask(19)).toBe(0);
-    expect(apic.ioApicRead(0x10 + 2 * 19) & (1 << 16)).not.toBe(0);
+    expect(apic.ioApicRead(0, 0x10 + 2 * 19) & (1 << 16)).not.toBe(0);
   });
 
   it("ioApicWrite programs trigger and mask; an MSI gets a dynamic irq and its message", () => {
     const { hv, kernel: k } = nativeBuild(256);
     const apic = k.ops.apic;
-    apic.ioApicWrite(0x10 + 2 * 5, 0x41 | (1 << 15));
+    apic.ioApicWrite(0, 0x10 + 2 * 5, 0x41 | (1 << 15));
     expect(hv.machine.irqs.state(5)).toMatchObject({ trigger: "level", masked: false });
-    expect(apic.ioApicRead(0x10 + 2 * 5) & 0xff).toBe(0x41);
-    apic.ioApicWrite(0x10 + 2 * 5 + 1, 0x0300_0000);
-    expect(apic.ioApicRead(0x10 + 2 * 5 + 1)).toBe(0x0300_0000);
-    const msi = apic.setupMsi();
+    expect(apic.ioApicRead(0, 0x10 + 2 * 5) & 0xff).toBe(0x41);
+    apic.ioApicWrite(0, 0x10 + 2 * 5 + 1, 0x0300_0000);
+    expect(apic.ioApicRead(0, 0x10 + 2 * 5 + 1)).toBe(0x0300_0000);
+    expect(apic.ioApicRead(1, 1)).toBe(0xffff_ffff); // there is one IO-APIC
+    expect(apic.setupMsi({ bus: Number.NaN, devfn: 0 })).toBeLessThan(0);
+    const msi = apic.setupMsi({ bus: 0, devfn: 3 << 3 });
     if (typeof msi === "number") throw new Error(`setupMsi: ${msi}`);
     expect(msi.irq).toBe(hv.machine.irqs.nrLines);
     expect(msi.address).toBe(MSI_ADDR_BASE);
@@ -242,11 +244,11 @@ describe("pv_ops.apic, native default (the kernel programs the IO-APIC)", () => 
     const { hv, kernel: k } = xenBuild(2048);
     const apic = k.ops.apic;
     expect(apic.setupGsi(19, "level", "low")).toBe(-ENODEV);
-    expect(apic.setupMsi()).toBe(-ENODEV);
+    expect(apic.setupMsi({ bus: 0, devfn: 8 })).toBe(-ENODEV);
     expect(apic.eoi(19)).toBe(-ENODEV);
-    apic.ioApicWrite(0x10 + 2 * 19, 0);
+    apic.ioApicWrite(0, 0x10 + 2 * 19, 0);
     expect(hv.machine.irqs.state(19).masked).toBe(true); // untouched
-    expect(apic.ioApicRead(1)).toBe(0xffff_ffff);
+    expect(apic.ioApicRead(0, 1)).toBe(0xffff_ffff);
   });
 });
 
