@@ -1,7 +1,9 @@
 /*
- * Booting the guest kernel: on bare metal (its frames are the machine frames its domain
- * owns, pfn == mfn) or as a Xen PV guest (everything it knows comes from start_info, the
- * P2M list and shared_info, read through its own mappings, as Linux's xen_start_kernel does).
+ * Starting the guest kernel on its GuestPort: on bare metal (the frames its builder gave it
+ * are its pfns, pfn == mfn) or as a Xen PV guest (everything it knows comes from start_info,
+ * the P2M list and shared_info, read through its own mappings, as Linux's xen_start_kernel
+ * does). This module sees only the port; host.ts builds the port from a hypervisor and does
+ * the builder's part (the native boot's page allocation).
  *
  * Invariants: after boot the kernel runs on its init mm, whose pgd maps the kernel's direct
  * map of every pfn at PAGE_OFFSET (page-table pages read-only there); every pfn is either
@@ -17,38 +19,30 @@ import {
   VMASST_TYPE_writable_pagetables,
   XENMEM_maximum_ram_page,
 } from "@hyperlab/abi";
-import { type Domain, HyperlabError, type Hypervisor } from "@hyperlab/core";
+import { guestError } from "./errors";
 import { XenEvtchnGuest } from "./events";
-import {
-  E_PRESENT,
-  GuestKernel,
-  KERNPG_TABLE,
-  PAGE_KERNEL,
-  PAGE_KERNEL_RO,
-  type XenBootInfo,
-} from "./kernel";
-import {
-  HPAGE_PMD_NR,
-  PAGE_OFFSET,
-  PAGE_SIZE,
-  START_KERNEL_MAP,
-  type TransparentHugepage,
-} from "./layout";
+import { GuestKernel, type XenBootInfo } from "./kernel";
+import { PAGE_OFFSET, PAGE_SIZE, START_KERNEL_MAP, type TransparentHugepage } from "./layout";
 import { Mm } from "./mm";
 import { nativePvOps } from "./native-ops";
+import { composePvOps, type GuestPlugin } from "./plugins";
+import type { GuestPort } from "./port";
 import { Process } from "./process";
-import { composePvOps, type GuestPlugin } from "./pv-ops";
+import { E_PRESENT, KERNPG_TABLE, PAGE_KERNEL, PAGE_KERNEL_RO } from "./pte";
 import { type XenPvOpsOptions, xenPvOps } from "./xen-ops";
 
 const TWO_32 = 0x1_0000_0000;
 
-export interface NativeBootOptions {
-  /** Pages of RAM the kernel gets (allocated to its domain now). */
-  nrPages: number;
+export interface NativeStartOptions {
   /** Linux's transparent_hugepage mode: "always" maps anonymous memory with 2 MiB pages where it can. Default "never". */
   transparentHugepage?: TransparentHugepage;
   /** pv_ops plugins (none: every group keeps its native default). */
   plugins?: readonly GuestPlugin[];
+}
+
+export interface NativeBootOptions extends NativeStartOptions {
+  /** Pages of RAM the kernel gets (allocated to its domain by bootNativeKernel). */
+  nrPages: number;
 }
 
 export interface XenPvBootOptions extends XenPvOpsOptions {
@@ -78,7 +72,7 @@ function buildDirectMap(k: GuestKernel, pfns: readonly number[], extra: number):
   const alloc = (level: number): number => {
     const pfn = k.allocPage();
     if (pfn < 0) {
-      throw new HyperlabError(
+      throw guestError(
         "GUEST_BOOT_NO_MEMORY",
         "The guest kernel ran out of pages while building its direct map. Give it more pages.",
       );
@@ -121,53 +115,42 @@ function withDefaults(plugins: readonly GuestPlugin[] | undefined): readonly Gue
   return plugins ?? [];
 }
 
-/** Boots a kernel on bare metal: its domain gets `nrPages` machine frames, which are its pfns. */
-export function bootNativeKernel(
-  hv: Hypervisor,
-  d: Domain,
-  options: NativeBootOptions,
+/**
+ * Starts a kernel on bare metal over `frames`, the machine frames its builder gave it (they
+ * are its pfns). Throws HyperlabError<GuestErrorCode> when the frames are not usable.
+ */
+export function startNativeKernel(
+  port: GuestPort,
+  frames: readonly number[],
+  options: NativeStartOptions = {},
 ): GuestKernel {
-  const nrPages = options?.nrPages;
-  if (!Number.isInteger(nrPages) || nrPages < 16 || nrPages > d.maxPages - d.totPages) {
-    throw new HyperlabError(
-      "GUEST_BAD_SIZE",
-      `nrPages must be a whole number from 16 to the domain's free allowance (${d.maxPages - d.totPages}), got ${nrPages}. Raise maxPages or ask for fewer pages.`,
+  const nrFrames = port.ram.nrFrames;
+  if (!Array.isArray(frames) || frames.length < 16) {
+    throw guestError(
+      "GUEST_BAD_FRAMES",
+      `A native kernel needs at least 16 frames from its builder, got ${Array.isArray(frames) ? frames.length : typeof frames}. Give it more pages.`,
     );
   }
-  if (d.vcpus[0].cr3Mfn >= 0) {
-    throw new HyperlabError(
-      "GUEST_BOOT_TWICE",
-      `Domain ${d.domid} already runs a kernel (vCPU 0 has page tables). Boot one kernel per domain.`,
-    );
-  }
-  const k = new GuestKernel(hv, d, { kind: "native", nrPages });
-  const frames: number[] = [];
-  // Whole 2 MiB blocks first (aligned, as a buddy allocator hands them out), so the kernel
-  // has blocks to give huge pages from; the rest page by page.
-  while (nrPages - frames.length >= HPAGE_PMD_NR) {
-    const mfn = hv.allocDomainPages(d, 9);
-    if (mfn < 0) break;
-    for (let i = 0; i < HPAGE_PMD_NR; i++) frames.push(mfn + i);
-  }
-  for (let i = frames.length; i < nrPages; i++) {
-    const mfn = hv.allocDomainPages(d, 0);
-    if (mfn < 0) {
-      throw new HyperlabError(
-        "GUEST_BOOT_NO_MEMORY",
-        `The machine ran out of frames after ${i} of ${nrPages} pages. Give the machine more RAM.`,
+  const seen = new Set<number>();
+  for (const f of frames) {
+    if (!Number.isInteger(f) || f < 0 || f >= nrFrames || seen.has(f)) {
+      throw guestError(
+        "GUEST_BAD_FRAMES",
+        `Frame ${f} is not a distinct machine frame below ${nrFrames}. Pass the frames the builder allocated to the domain, each once.`,
       );
     }
-    frames.push(mfn);
+    seen.add(f);
   }
-  frames.sort((a, b) => a - b);
+  const sorted = [...frames].sort((x, y) => x - y);
+  const k = new GuestKernel(port, { kind: "native", nrPages: sorted.length });
   // Lowest frames handed out first, as a buddy allocator would.
-  for (let i = frames.length - 1; i >= 0; i--) k.addFreePage(frames[i]);
+  for (let i = sorted.length - 1; i >= 0; i--) k.addFreePage(sorted[i]);
   k.ops = composePvOps(k, nativePvOps(k), withDefaults(options.plugins));
   k.setTransparentHugepage(options.transparentHugepage ?? "never");
   const pgd = k.allocPage();
   k.clearPage(pgd);
   k.ptLevel[pgd] = 4;
-  const l3 = buildDirectMap(k, frames, 0);
+  const l3 = buildDirectMap(k, sorted, 0);
   k.rawStore(pgd, Math.floor(PAGE_OFFSET / 2 ** 39) % 512, k.makeEntry(l3, KERNPG_TABLE));
   k.initMm = new Mm(0, pgd);
   k.switchMm(0, k.initMm);
@@ -181,18 +164,18 @@ function vaOf(lo: number, hi: number): number {
 }
 
 /**
- * Boots a kernel as a Xen PV guest that Xen's domain builder has just set up: vCPU 0 runs on
+ * Starts a kernel as a Xen PV guest that Xen's domain builder has just set up: vCPU 0 runs on
  * the builder's pinned tables and `startInfoVa` is what Xen put in rsi. Throws
  * HyperlabError when start_info is not where it is said to be or boot hypercalls fail.
  */
-export function bootXenPvKernel(hv: Hypervisor, d: Domain, options: XenPvBootOptions): GuestKernel {
-  const v = d.vcpus[0];
-  const mmu = hv.slot("mmu");
-  const ram = hv.machine.ram;
+export function startXenPvKernel(port: GuestPort, options: XenPvBootOptions): GuestKernel {
+  const v = port.vcpus[0];
+  const mmu = port.cpu;
+  const ram = port.ram;
   const rd64 = (va: number): [number, number] => {
     const ma = mmu.translate(v, va, 0);
     if (ma < 0 || ma % 8 !== 0) {
-      throw new HyperlabError(
+      throw guestError(
         "GUEST_BAD_START_INFO",
         `The kernel cannot read its boot information at ${va.toString(16)}: not mapped. Pass the builder's rsi as startInfoVa.`,
       );
@@ -201,7 +184,7 @@ export function bootXenPvKernel(hv: Hypervisor, d: Domain, options: XenPvBootOpt
   };
   const si = options?.startInfoVa;
   if (typeof si !== "number" || !Number.isSafeInteger(si) || si % PAGE_SIZE !== 0) {
-    throw new HyperlabError(
+    throw guestError(
       "GUEST_BAD_START_INFO",
       `startInfoVa must be the page-aligned address Xen passed in rsi, got ${si}.`,
     );
@@ -214,7 +197,7 @@ export function bootXenPvKernel(hv: Hypervisor, d: Domain, options: XenPvBootOpt
     new DataView(magic.buffer).setUint32(i + 4, hi, true);
   }
   if (!new TextDecoder().decode(magic).startsWith("xen-3.0-x86_64")) {
-    throw new HyperlabError(
+    throw guestError(
       "GUEST_BAD_START_INFO",
       "start_info does not begin with Xen's magic (xen-3.0-x86_64). Pass the builder's rsi as startInfoVa.",
     );
@@ -231,9 +214,9 @@ export function bootXenPvKernel(hv: Hypervisor, d: Domain, options: XenPvBootOpt
     const [lo, hi] = rd64(mfnList + pfn * 8);
     p2m[pfn] = hi * TWO_32 + lo;
   }
-  const maxRam = hv.hypercall(v, __HYPERVISOR_memory_op, { cmd: XENMEM_maximum_ram_page });
+  const maxRam = port.hypercall(0, __HYPERVISOR_memory_op, { cmd: XENMEM_maximum_ram_page });
   if (maxRam < 0) {
-    throw new HyperlabError("GUEST_BOOT_HYPERCALL", `XENMEM_maximum_ram_page failed (${maxRam}).`);
+    throw guestError("GUEST_BOOT_HYPERCALL", `XENMEM_maximum_ram_page failed (${maxRam}).`);
   }
   const m2p = new Int32Array(maxRam + 1).fill(-1);
   for (let pfn = 0; pfn < nrPages; pfn++) if (p2m[pfn] <= maxRam) m2p[p2m[pfn]] = pfn;
@@ -247,15 +230,21 @@ export function bootXenPvKernel(hv: Hypervisor, d: Domain, options: XenPvBootOpt
     ptBasePfn: (ptBase - START_KERNEL_MAP) / PAGE_SIZE,
     nrPtFrames: nrPt,
   };
+  if (port.sharedInfoMfn >= 0 && xen.sharedInfoMaddr !== port.sharedInfoMfn * PAGE_SIZE) {
+    throw guestError(
+      "GUEST_BAD_START_INFO",
+      `start_info.shared_info (${xen.sharedInfoMaddr.toString(16)}) is not the page Xen shares with this domain. Pass the builder's rsi of this domain as startInfoVa.`,
+    );
+  }
   if (!Number.isInteger(xen.ptBasePfn) || xen.ptBasePfn < 0 || xen.ptBasePfn >= nrPages) {
-    throw new HyperlabError(
+    throw guestError(
       "GUEST_BAD_START_INFO",
       "start_info.pt_base is not inside the kernel image at __START_KERNEL_map. Build the domain with the default virtBase.",
     );
   }
-  const k = new GuestKernel(hv, d, { kind: "xen-pv", xen });
+  const k = new GuestKernel(port, { kind: "xen-pv", xen });
   // Linux turns on writable page tables first thing (xen_start_kernel).
-  hv.hypercall(v, __HYPERVISOR_vm_assist, {
+  port.hypercall(0, __HYPERVISOR_vm_assist, {
     cmd: VMASST_CMD_enable,
     type: VMASST_TYPE_writable_pagetables,
   });
@@ -296,19 +285,22 @@ export function bootXenPvKernel(hv: Hypervisor, d: Domain, options: XenPvBootOpt
   k.ops.mmu.setP4d(init, Math.floor(PAGE_OFFSET / 2 ** 39) % 512, k.makeEntry(l3, KERNPG_TABLE));
   k.ops.mmu.lazyMmuFlush();
   // shared_info into the fixmap slot (Linux: set_fixmap(FIX_PARAVIRT_BOOTMAP, shared_info)).
-  const rc = hv.hypercall(v, __HYPERVISOR_update_va_mapping, {
+  const rc = port.hypercall(0, __HYPERVISOR_update_va_mapping, {
     va: xen.sharedInfoVa,
     val: xen.sharedInfoMaddr + PAGE_KERNEL,
     flags: UVMF_INVLPG,
   });
   const err = k.takeError();
   if (err !== 0 || rc !== 0) {
-    throw new HyperlabError(
+    throw guestError(
       "GUEST_BOOT_HYPERCALL",
       `Xen refused the kernel's boot page-table updates (${err !== 0 ? err : rc}). Boot on a domain fresh from buildPvDomain.`,
     );
   }
-  k.events = initEvents(k, xen.sharedInfoMaddr, options.evtchnAbi ?? "2-level");
+  const events = initEvents(k, xen.sharedInfoMaddr, options.evtchnAbi ?? "2-level");
+  k.events = events;
+  // Linux registers xen_hypervisor_callback as its event callback: the upcall entry.
+  port.registerUpcall((cpu) => events.xenEvtchnDoUpcall(cpu));
   return k;
 }
 
@@ -323,8 +315,7 @@ function initEvents(
 ): XenEvtchnGuest {
   const make = (which: "2-level" | "fifo") =>
     new XenEvtchnGuest({
-      hv: k.hv,
-      vcpus: k.domain.vcpus,
+      port: k.port,
       sharedInfoMfn: Math.floor(sharedInfoMaddr / PAGE_SIZE),
       abi: which,
       allocFrame: () => {
@@ -339,7 +330,7 @@ function initEvents(
   }
   // Interrupts stay off until the kernel enables them (pv_ops.irq.irqEnable, Linux's
   // local_irq_enable late in start_kernel): the upcall mask is the guest's interrupt flag.
-  for (let cpu = 0; cpu < k.domain.vcpus.length; cpu++) events.disableUpcalls(cpu);
+  for (let cpu = 0; cpu < k.port.vcpus.length; cpu++) events.disableUpcalls(cpu);
   return events;
 }
 
@@ -360,7 +351,7 @@ export function spawnProcess(k: GuestKernel): Process {
   k.requireOps();
   const mm = k.mmForExec(k.initMm);
   if (mm === null) {
-    throw new HyperlabError(
+    throw guestError(
       "GUEST_NO_MEMORY",
       "The guest kernel has no memory for a new process. Give it more pages or exit processes.",
     );
@@ -369,7 +360,7 @@ export function spawnProcess(k: GuestKernel): Process {
   if (rc !== 0) {
     k.mmTeardown(mm);
     k.takeError();
-    throw new HyperlabError(
+    throw guestError(
       "GUEST_SPAWN_FAILED",
       `The hypervisor refused the new address space's page-table updates (${rc}); the kernel recorded it in lastXenError.`,
     );

@@ -34,7 +34,10 @@ import {
   vcpu_info_x86_32,
   vcpu_info_x86_64,
 } from "@hyperlab/abi";
-import { HyperlabError, type Hypervisor, type Vcpu } from "@hyperlab/core";
+import type { Vcpu } from "@hyperlab/core";
+import type { Ram } from "@hyperlab/machine";
+import { guestError } from "./errors";
+import type { GuestPort } from "./port";
 
 /** Where the 2-level ABI's words sit in shared_info and vcpu_info, for one guest width. */
 interface SharedLayout {
@@ -80,10 +83,16 @@ const FIRST_DYNIRQ = 16;
 export type IrqHandler = (irq: number, cpu: number) => void;
 
 export interface GuestEvtchnOptions {
-  /** Used only for hv.hypercall and for the guest's own memory (hv.machine.ram). */
-  hv: Hypervisor;
-  /** The guest's vCPUs; cpu n is vcpus[n]. */
-  vcpus: readonly Vcpu[];
+  /** The kernel's handle on the machine: hypercalls on its vCPUs, and its memory. */
+  port?: Pick<GuestPort, "hypercall" | "ram" | "vcpus">;
+  /**
+   * Instead of `port`, for event channels run outside a guest kernel (a toolstack acting for
+   * a domain, a test): the hypercall instruction and the memory bus, as a Hypervisor has
+   * them. Used only for `hypercall` and for the guest's own memory (`machine.ram`).
+   */
+  hv?: EvtchnGuestHost;
+  /** The guest's vCPUs; cpu n is vcpus[n] (default: the port's). */
+  vcpus?: readonly Vcpu[];
   /** The frame holding shared_info (from start_info). */
   sharedInfoMfn: number;
   /** 64 or 32: decides the 2-level layout. */
@@ -94,9 +103,16 @@ export interface GuestEvtchnOptions {
   allocFrame?: () => number;
 }
 
+/** What XenEvtchnGuest needs of a host when it is not given a GuestPort (a Hypervisor has it). */
+export interface EvtchnGuestHost {
+  hypercall(vcpu: Vcpu, op: number, args: object): number;
+  readonly machine: { readonly ram: Ram };
+}
+
 export class XenEvtchnGuest {
   readonly abi: "2-level" | "fifo";
-  private readonly hv: Hypervisor;
+  private readonly call: (cpu: number, op: number, args: object) => number;
+  private readonly ram: Ram;
   private readonly vcpus: readonly Vcpu[];
   private readonly layout: SharedLayout;
   private readonly si: Uint32Array;
@@ -123,26 +139,38 @@ export class XenEvtchnGuest {
   readonly handled: Float64Array;
 
   constructor(options: GuestEvtchnOptions) {
-    const { hv, vcpus, sharedInfoMfn } = options;
-    if (hv === undefined || !Array.isArray(vcpus) || vcpus.length === 0) {
-      throw new HyperlabError(
+    const { hv, port, sharedInfoMfn } = options;
+    const vcpus = options.vcpus ?? port?.vcpus;
+    if (
+      (hv === undefined) === (port === undefined) ||
+      !Array.isArray(vcpus) ||
+      vcpus.length === 0
+    ) {
+      throw guestError(
         "EVTCHN_GUEST_OPTIONS",
-        "XenEvtchnGuest needs { hv, vcpus, sharedInfoMfn }: the guest's vCPUs and its shared_info frame.",
+        "XenEvtchnGuest needs { port } (or { hv, vcpus }) and sharedInfoMfn: the guest's way to make hypercalls, its vCPUs and its shared_info frame.",
       );
     }
-    this.hv = hv;
+    if (port !== undefined) {
+      this.call = (cpu, op, args) => port.hypercall(cpu, op, args);
+      this.ram = port.ram;
+    } else {
+      const host = hv!;
+      this.call = (cpu, op, args) => host.hypercall(vcpus[cpu], op, args);
+      this.ram = host.machine.ram;
+    }
     this.vcpus = vcpus;
     this.abi = options.abi ?? "2-level";
     if (this.abi === "fifo" && typeof options.allocFrame !== "function") {
-      throw new HyperlabError(
+      throw guestError(
         "EVTCHN_GUEST_OPTIONS",
         "The FIFO ABI needs allocFrame: a function that gives the guest one of its own frames for control blocks and event arrays.",
       );
     }
     this.allocFrame = options.allocFrame;
     this.layout = options.addressSize === 32 ? LAYOUT_32 : LAYOUT_64;
-    this.si = hv.machine.ram.frameWords(sharedInfoMfn, true);
-    this.siBase = hv.machine.ram.frameWordBase(sharedInfoMfn);
+    this.si = this.ram.frameWords(sharedInfoMfn, true);
+    this.siBase = this.ram.frameWordBase(sharedInfoMfn);
     const n = vcpus.length;
     this.virqIrq = vcpus.map(() => new Int32Array(24).fill(-1));
     this.ipiIrq = vcpus.map(() => new Map());
@@ -164,7 +192,7 @@ export class XenEvtchnGuest {
   }
 
   private op(cpu: number, args: Record<string, unknown>): number {
-    return this.hv.hypercall(this.vcpus[cpu], __HYPERVISOR_event_channel_op, args);
+    return this.call(cpu, __HYPERVISOR_event_channel_op, args);
   }
 
   /** Boot-time setup (Linux's xen_init_IRQ): masks every port, sets up FIFO, enables upcalls. */
@@ -173,7 +201,7 @@ export class XenEvtchnGuest {
     if (this.abi === "fifo") {
       for (let cpu = 0; cpu < this.vcpus.length; cpu++) {
         const mfn = this.allocFrame!();
-        const ram = this.hv.machine.ram;
+        const ram = this.ram;
         const view = ram.frameWords(mfn, true);
         const base = ram.frameWordBase(mfn);
         view.fill(0, base, base + 1024);
@@ -200,7 +228,7 @@ export class XenEvtchnGuest {
 
   private expand(): number {
     const mfn = this.allocFrame!();
-    const ram = this.hv.machine.ram;
+    const ram = this.ram;
     const view = ram.frameWords(mfn, true);
     const base = ram.frameWordBase(mfn);
     view.fill(MASKED >>> 0, base, base + FIFO_PAGE_WORDS);
@@ -214,7 +242,7 @@ export class XenEvtchnGuest {
 
   private requireInit(): void {
     if (!this.initialised) {
-      throw new HyperlabError(
+      throw guestError(
         "EVTCHN_GUEST_NOT_INIT",
         "Call init() on the guest's event channels before binding ports.",
       );
@@ -334,7 +362,7 @@ export class XenEvtchnGuest {
   private checkHandler(handler: IrqHandler): void {
     this.requireInit();
     if (typeof handler !== "function") {
-      throw new HyperlabError(
+      throw guestError(
         "EVTCHN_GUEST_HANDLER",
         "An irq handler must be a function (irq, cpu) => void.",
       );
@@ -343,7 +371,7 @@ export class XenEvtchnGuest {
 
   private checkCpu(cpu: number): void {
     if (!(Number.isInteger(cpu) && cpu >= 0 && cpu < this.vcpus.length)) {
-      throw new HyperlabError(
+      throw guestError(
         "EVTCHN_GUEST_CPU",
         `cpu ${cpu} is not one of this guest's vCPUs (0..${this.vcpus.length - 1}).`,
       );
@@ -426,7 +454,7 @@ export class XenEvtchnGuest {
     this.checkCpu(from);
     const irq = this.ipiIrq[cpu].get(ipi);
     if (irq === undefined) {
-      throw new HyperlabError(
+      throw guestError(
         "EVTCHN_GUEST_NO_IPI",
         `IPI ${ipi} is not bound on cpu ${cpu}; bind it with bindIpiToIrqHandler first.`,
       );
@@ -438,10 +466,7 @@ export class XenEvtchnGuest {
   notifyRemoteViaIrq(irq: number, from = 0): number {
     const port = this.evtchnFromIrq(irq);
     if (port < 0) {
-      throw new HyperlabError(
-        "EVTCHN_GUEST_NO_IRQ",
-        `irq ${irq} is not bound to an event channel.`,
-      );
+      throw guestError("EVTCHN_GUEST_NO_IRQ", `irq ${irq} is not bound to an event channel.`);
     }
     return this.op(from, { cmd: EVTCHNOP_send, port });
   }
@@ -451,10 +476,7 @@ export class XenEvtchnGuest {
     this.checkCpu(cpu);
     const port = this.evtchnFromIrq(irq);
     if (port < 0)
-      throw new HyperlabError(
-        "EVTCHN_GUEST_NO_IRQ",
-        `irq ${irq} is not bound to an event channel.`,
-      );
+      throw guestError("EVTCHN_GUEST_NO_IRQ", `irq ${irq} is not bound to an event channel.`);
     const rc = this.op(cpu, { cmd: EVTCHNOP_bind_vcpu, port, vcpu: cpu });
     if (rc === 0) this.bindToCpu(port, cpu);
     return rc;
@@ -464,10 +486,7 @@ export class XenEvtchnGuest {
   unbindFromIrqHandler(irq: number): number {
     const port = this.evtchnFromIrq(irq);
     if (port < 0)
-      throw new HyperlabError(
-        "EVTCHN_GUEST_NO_IRQ",
-        `irq ${irq} is not bound to an event channel.`,
-      );
+      throw guestError("EVTCHN_GUEST_NO_IRQ", `irq ${irq} is not bound to an event channel.`);
     this.maskEvtchn(port);
     const cpu = this.portCpu[port];
     const rc = this.op(cpu, { cmd: EVTCHNOP_close, port });

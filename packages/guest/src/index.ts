@@ -1,45 +1,90 @@
+export { type ApicNativeCounts, MSI_ADDR_BASE, nativeApicOps } from "./apic";
+export {
+  conformanceBuildOf,
+  type NativeBootOptions,
+  type NativeStartOptions,
+  spawnProcess,
+  startNativeKernel,
+  startXenPvKernel,
+  type XenPvBootOptions,
+} from "./boot";
+export {
+  DMA_BIDIRECTIONAL,
+  DMA_FROM_DEVICE,
+  DMA_MAPPING_ERROR,
+  DMA_MIN_MASK_BITS,
+  DMA_NONE,
+  DMA_TO_DEVICE,
+  type DmaDevice,
+  type DmaDirection,
+  type DmaSgEntry,
+  dmaCapable,
+} from "./dma-api";
+export {
+  type DmaDirectCounts,
+  dmaDirectOps,
+  dmaSetCoherentMask,
+  dmaSetMask,
+} from "./dma-direct";
+export { type GuestError, type GuestErrorCode, guestError } from "./errors";
+export {
+  type EvtchnGuestHost,
+  type GuestEvtchnOptions,
+  type IrqHandler,
+  XenEvtchnGuest,
+} from "./events";
 export {
   bootNativeKernel,
   bootXenPvKernel,
-  conformanceBuildOf,
-  type NativeBootOptions,
-  spawnProcess,
-  type XenPvBootOptions,
-} from "./boot";
-export { type GuestEvtchnOptions, type IrqHandler, XenEvtchnGuest } from "./events";
+  createGuestPort,
+  type HostGuestPort,
+} from "./host";
 export {
-  E_ACCESSED,
-  E_DIRTY,
-  E_PRESENT,
-  E_PSE,
-  E_RW,
-  E_USER,
   GuestKernel,
-  KERNPG_TABLE,
   type KernelCounts,
-  PAGE_KERNEL,
-  PAGE_KERNEL_RO,
-  PAGE_TABLE,
   type Platform,
   type XenBootInfo,
 } from "./kernel";
 export * from "./layout";
 export { Mm, type Vma } from "./mm";
 export { nativeCpuOps, nativeIrqOps, nativeMmuOps, nativePvOps, nativeTimeOps } from "./native-ops";
-export { Process, type ProcessSnapshot, type ProcessState } from "./process";
 export {
   composePvOps,
   defineGuestPlugin,
   type GuestPlugin,
   type GuestSetupContext,
+  type PvOpsDefaults,
+} from "./plugins";
+export type { GuestPort, UpcallHandler } from "./port";
+export { Process, type ProcessSnapshot, type ProcessState } from "./process";
+export {
+  E_ACCESSED,
+  E_DIRTY,
+  E_IOMAP,
+  E_PRESENT,
+  E_PSE,
+  E_RW,
+  E_USER,
+  KERNPG_TABLE,
+  PAGE_KERNEL,
+  PAGE_KERNEL_IO,
+  PAGE_KERNEL_RO,
+  PAGE_TABLE,
+} from "./pte";
+export {
+  type BuiltinPvOps,
+  type MsiDevice,
   PV_OPS_GROUPS,
+  type PvApicOps,
   type PvCpuOps,
+  type PvDmaOps,
   type PvIrqOps,
   type PvMmuOps,
   type PvOps,
   type PvOpsGroup,
   type PvTimeOps,
 } from "./pv-ops";
+export type { Task } from "./task";
 export {
   MC_ARGS,
   MC_BATCH,

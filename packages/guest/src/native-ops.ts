@@ -6,10 +6,13 @@
  * Invariant: nothing here is ever pinned or read-only to the kernel, so every table write
  * is a plain store into the table page.
  */
+import { nativeApicOps } from "./apic";
+import { dmaDirectOps } from "./dma-direct";
 import type { GuestKernel } from "./kernel";
 import { PAGE_SIZE, TLB_SINGLE_PAGE_FLUSH_CEILING, X86_FEATURE_PSE } from "./layout";
 import type { Mm } from "./mm";
-import type { PvCpuOps, PvIrqOps, PvMmuOps, PvOps, PvTimeOps } from "./pv-ops";
+import { E_IOMAP } from "./pte";
+import type { BuiltinPvOps, PvCpuOps, PvIrqOps, PvMmuOps, PvTimeOps } from "./pv-ops";
 
 const X86_EFLAGS_IF = 0x200;
 
@@ -18,6 +21,9 @@ export function nativeMmuOps(k: GuestKernel): PvMmuOps {
   return {
     pfnToFrame: (pfn) => pfn,
     frameToPfn: (frame) => (frame >= 0 && frame < k.nrPfns ? frame : -1),
+    // pfn == frame, and without Xen the _PAGE_IOMAP bit is not in __supported_pte_mask.
+    makePte: (pfn, flags) => pfn * PAGE_SIZE + (flags & ~E_IOMAP),
+    makeIoPte: (frame, flags) => frame * PAGE_SIZE + (flags & ~E_IOMAP),
     setPte: (_mm, t, i, e) => k.tableStore(t, i, e),
     setPmd: (_mm, t, i, e) => k.tableStore(t, i, e),
     setPud: (_mm, t, i, e) => k.tableStore(t, i, e),
@@ -82,7 +88,7 @@ export function nativeCpuOps(): PvCpuOps {
 }
 
 export function nativeIrqOps(k: GuestKernel): PvIrqOps {
-  const masked = new Uint8Array(k.domain.vcpus.length);
+  const masked = new Uint8Array(k.port.vcpus.length);
   return {
     saveFl: (vi) => (masked[vi] === 0 ? X86_EFLAGS_IF : 0),
     restoreFl: (vi, flags) => {
@@ -99,17 +105,19 @@ export function nativeIrqOps(k: GuestKernel): PvIrqOps {
 
 export function nativeTimeOps(k: GuestKernel): PvTimeOps {
   return {
-    schedClock: () => k.hv.machine.clock.now,
+    schedClock: () => k.port.clock.now,
     stealClock: () => 0,
   };
 }
 
-/** The native defaults of every pv_ops group. */
-export function nativePvOps(k: GuestKernel): PvOps {
+/** The native defaults of every pv_ops group this package defines. */
+export function nativePvOps(k: GuestKernel): BuiltinPvOps {
   return {
     mmu: nativeMmuOps(k),
     cpu: nativeCpuOps(),
     irq: nativeIrqOps(k),
     time: nativeTimeOps(k),
+    dma: dmaDirectOps(k),
+    apic: nativeApicOps(k.port),
   };
 }

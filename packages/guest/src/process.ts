@@ -9,31 +9,22 @@
  * A process that has exited keeps its pid, state and exit status; nothing else.
  */
 import { EINVAL, ENOMEM } from "@hyperlab/abi";
-import { HyperlabError, PFEC_user_mode, PFEC_write_access, type Vcpu } from "@hyperlab/core";
-import { E_HOLDS_PAGE, type GuestKernel } from "./kernel";
+import { PFEC_user_mode, PFEC_write_access, type Vcpu } from "@hyperlab/core";
+import { guestError } from "./errors";
+import type { GuestKernel } from "./kernel";
 import { HPAGE_PMD_NR, MAP_FIXED, PAGE_SIZE } from "./layout";
-import type { Mm, Vma } from "./mm";
+import type { Mm } from "./mm";
+import { E_HOLDS_PAGE } from "./pte";
+import type { ProcessSnapshot, ProcessState, Task } from "./task";
 
-export type ProcessState = "running" | "exited" | "killed";
-
-/** What a process looks like from outside, comparable across backends. */
-export interface ProcessSnapshot {
-  pid: number;
-  ppid: number;
-  state: ProcessState;
-  exitCode: number;
-  signal: number;
-  vmas: Vma[];
-  /** Resident user pages (present PTEs). */
-  rss: number;
-}
+export type { ProcessSnapshot, ProcessState } from "./task";
 
 const USER_READ = PFEC_user_mode;
 const USER_WRITE = PFEC_user_mode | PFEC_write_access;
 /** Retries of one access after fixed faults before the kernel gives up (a demand fault, then a COW). */
 const MAX_FAULT_RETRIES = 4;
 
-export class Process {
+export class Process implements Task {
   readonly kernel: GuestKernel;
   readonly pid: number;
   readonly ppid: number;
@@ -58,7 +49,7 @@ export class Process {
 
   private alive(what: string): Mm {
     if (this.mm === null) {
-      throw new HyperlabError(
+      throw guestError(
         "PROCESS_DEAD",
         `Process ${this.pid} has ${this.state === "killed" ? `been killed by signal ${this.signal}` : "exited"}; it cannot ${what}. Check process.state before driving it.`,
       );
@@ -160,7 +151,7 @@ export class Process {
   strided(va: number, count: number, stride: number, write: boolean, value = 0): number {
     this.enter("access memory");
     if (va % 4 !== 0 || stride % 4 !== 0 || !Number.isInteger(count) || count < 0) {
-      throw new HyperlabError(
+      throw guestError(
         "PROCESS_BAD_BULK",
         `Bulk accesses are u32s: va (${va}) and stride (${stride}) must be multiples of 4 and count (${count}) a whole number.`,
       );
@@ -222,7 +213,7 @@ export class Process {
   accessSet(vas: Float64Array, values?: Uint32Array, count = vas.length): number {
     this.enter("access memory");
     if (values !== undefined && values.length < count) {
-      throw new HyperlabError(
+      throw guestError(
         "PROCESS_BAD_BULK",
         `accessSet got ${values.length} values for ${count} addresses; pass one value per address.`,
       );
@@ -243,7 +234,7 @@ export class Process {
         this.checksum = sum;
         this.accesses += i;
         if (a % 4 !== 0 && a >= 0 && a < 0x8000_0000_0000) {
-          throw new HyperlabError(
+          throw guestError(
             "PROCESS_BAD_BULK",
             `accessSet addresses are u32s: address ${a} at index ${i} is not a multiple of 4.`,
           );

@@ -1,15 +1,22 @@
 /*
- * pv_ops: one table of hooks (mmu, cpu, irq, time) that native code fills with direct
- * operations and Xen code fills with hypercalls, composed with core's registry.
+ * pv_ops: one table of hooks, grouped as Linux's paravirt_types.h groups them (mmu, cpu,
+ * irq, time) plus the groups the dom0 hardware path fills (dma, after dma_map_ops; apic, the
+ * interrupt-routing hooks), that native code fills with direct operations and Xen code with
+ * hypercalls. The groups are open: a package adds one by declaration merging, as a hypervisor
+ * plugin adds a slot to core's Slots, and ships its native default with it:
+ *
+ *   declare module "@hyperlab/guest" { interface PvOps { iommu: PvIommuOps } }
+ *   defineGuestPlugin({ name: "iommu", defines: { iommu: (k) => nativeIommu(k) }, ... })
  *
  * Invariants: every group has a native default, so a kernel composed with no plugin runs on
- * bare metal; a plugin that provides a group replaces the default (two plugins for one group
- * need an explicit `overrides`); composition is checked whole before any setup runs; after
- * boot the table is frozen and the kernel calls through it, never around it, for anything
- * that writes a page table, loads CR3, flushes a TLB or masks interrupts.
+ * bare metal (a group a package adds has the default its plugin `defines`); a plugin that
+ * provides a group replaces the default (two plugins for one group need an explicit
+ * `overrides`); composition is checked whole before any setup runs (plugins.ts); after boot
+ * the table is frozen and the kernel calls through it, never around it, for anything that
+ * writes a page table, loads CR3, flushes a TLB, masks interrupts, routes an interrupt or
+ * hands a device a bus address.
  */
-import { HyperlabError, resolvePlugins, SlotTable, type StatGroup } from "@hyperlab/core";
-import type { GuestKernel } from "./kernel";
+import type { DmaDevice, DmaDirection, DmaSgEntry } from "./dma-api";
 import type { Mm } from "./mm";
 
 /**
@@ -21,6 +28,17 @@ export interface PvMmuOps {
   pfnToFrame(pfn: number): number;
   /** The frame in an entry -> pfn (pte_val's mfn_to_pfn), or -1 if the frame is not this kernel's. */
   frameToPfn(frame: number): number;
+  /**
+   * make_pte for RAM: the entry naming `pfn` with `flags` (its frame through pfnToFrame). With
+   * _PAGE_IOMAP in `flags` it is makeIoPte(pfn, flags), as Linux's xen_make_pte decides by the bit.
+   */
+  makePte(pfn: number, flags: number): number;
+  /**
+   * make_pte for device memory (ioremap, remap_pfn_range of a BAR): the entry keeps `frame`
+   * untranslated. Native drops the software bit (no Xen: __supported_pte_mask lacks it); Xen
+   * keeps _PAGE_IOMAP so pte_val does not translate the frame back either.
+   */
+  makeIoPte(frame: number, flags: number): number;
 
   setPte(mm: Mm, table: number, index: number, entry: number): void;
   setPmd(mm: Mm, table: number, index: number, entry: number): void;
@@ -94,84 +112,92 @@ export interface PvTimeOps {
   stealClock(vcpuIndex: number): number;
 }
 
+/**
+ * pv_ops.dma, after Linux's struct dma_map_ops: how a driver turns kernel memory into bus
+ * addresses a device may use. Bus addresses are plain numbers; DMA_MAPPING_ERROR is a failed
+ * mapping (dma_mapping_error), never a throw. A bad direction is a driver bug and throws.
+ */
+export interface PvDmaOps {
+  /** map_page: bus address of `size` bytes at `offset` in `pfn` for `dev`, or DMA_MAPPING_ERROR. */
+  mapPage(dev: DmaDevice, pfn: number, offset: number, size: number, dir: DmaDirection): number;
+  /** unmap_page: the device is done with a mapping mapPage made (copy back a bounce for FROM_DEVICE). */
+  unmapPage(dev: DmaDevice, busAddr: number, size: number, dir: DmaDirection): void;
+  /** map_sg: fills each entry's busAddr/busLength; the entries mapped (nents), or 0 when one failed (none stay mapped). */
+  mapSg(dev: DmaDevice, sg: DmaSgEntry[], dir: DmaDirection): number;
+  /** unmap_sg: undoes mapSg for the same entries. */
+  unmapSg(dev: DmaDevice, sg: DmaSgEntry[], dir: DmaDirection): void;
+  /** sync_single_for_cpu: the CPU is about to read what the device wrote. */
+  syncSingleForCpu(dev: DmaDevice, busAddr: number, size: number, dir: DmaDirection): void;
+  /** sync_single_for_device: the device is about to read what the CPU wrote. */
+  syncSingleForDevice(dev: DmaDevice, busAddr: number, size: number, dir: DmaDirection): void;
+  /** sync_sg_for_cpu, per entry. */
+  syncSgForCpu(dev: DmaDevice, sg: DmaSgEntry[], dir: DmaDirection): void;
+  /** sync_sg_for_device, per entry. */
+  syncSgForDevice(dev: DmaDevice, sg: DmaSgEntry[], dir: DmaDirection): void;
+  /** alloc (dma_alloc_coherent): zeroed, contiguous memory under the coherent mask, or null. */
+  allocCoherent(dev: DmaDevice, size: number): { pfn: number; va: number; busAddr: number } | null;
+  /** free (dma_free_coherent): gives back what allocCoherent returned. */
+  freeCoherent(dev: DmaDevice, size: number, pfn: number, busAddr: number): void;
+  /** dma_supported: whether a device that drives `maskBits` address bits can reach this kernel's memory. */
+  dmaSupported(dev: DmaDevice, maskBits: number): boolean;
+}
+
+/** The PCI function an MSI belongs to (what Xen's PHYSDEVOP_map_pirq for MSI needs to name it). */
+export interface MsiDevice {
+  readonly seg?: number;
+  readonly bus: number;
+  readonly devfn: number;
+  /** MSI-X table entry, or -1 for plain MSI (default). */
+  readonly entryNr?: number;
+}
+
+/**
+ * pv_ops.apic: interrupt routing, after Linux's struct apic, x86_io_apic_ops and the MSI and
+ * EOI hooks. Irq numbers are Linux's: a GSI's irq is the GSI (natively and in Xen dom0), an
+ * MSI gets a dynamic irq above them. Guest-side failures answer -errno.
+ */
+export interface PvApicOps {
+  /** io_apic_read: a 32-bit register of IO-APIC `apic` (0 ID, 1 version, 0x10 + 2n / 0x11 + 2n redirection entry n). */
+  ioApicRead(apic: number, reg: number): number;
+  /** io_apic_write: writes one; a redirection entry takes effect at once (trigger, mask, vector). */
+  ioApicWrite(apic: number, reg: number, value: number): void;
+  /** acpi_register_gsi: routes `gsi` with its trigger and polarity, masked; its irq (== gsi), or -errno. */
+  setupGsi(gsi: number, trigger: "edge" | "level", polarity: "high" | "low"): number;
+  /**
+   * setup_msi_irqs for one vector of the PCI function `dev`: a dynamic irq and the message the
+   * driver writes into the device's MSI capability, or -errno.
+   */
+  setupMsi(dev: MsiDevice): { irq: number; address: number; data: number } | number;
+  /** Routes `irq`'s deliveries to `handler` (native: its IDT vector), or with null stops them. 0 or -errno. */
+  bindIrq(irq: number, handler: ((irq: number) => void) | null): number;
+  /** irq_chip mask / unmask of `irq`'s line. 0 or -errno. */
+  mask(irq: number): number;
+  unmask(irq: number): number;
+  /** The end of `irq`'s handling (apic->eoi_write, and the IO-APIC EOI of a level line). 0 or -errno. */
+  eoi(irq: number): number;
+}
+
+/**
+ * The pv_ops table. Open: a package adds a group by merging an entry into this interface
+ * (with its plugin's `defines` giving the native default); see the file comment.
+ */
 export interface PvOps {
   mmu: PvMmuOps;
   cpu: PvCpuOps;
   irq: PvIrqOps;
   time: PvTimeOps;
+  dma: PvDmaOps;
+  apic: PvApicOps;
 }
 export type PvOpsGroup = keyof PvOps & string;
-export const PV_OPS_GROUPS: readonly PvOpsGroup[] = ["mmu", "cpu", "irq", "time"];
-
-export interface GuestSetupContext {
-  /** The kernel being booted (its memory, its hypervisor, its boot information). */
-  readonly kernel: GuestKernel;
-  /** Fills a group this plugin names in `provides`. */
-  provide<K extends PvOpsGroup>(group: K, impl: PvOps[K]): void;
-  /** A group's implementation so far (a default, or a plugin's that set up earlier). */
-  group<K extends PvOpsGroup>(group: K): PvOps[K];
-  /** This plugin's stat group, in the kernel's stats. */
-  readonly stats: StatGroup;
-}
-
-/** A pv_ops backend, as data: `{ name, provides, setup(ctx) }`. */
-export interface GuestPlugin {
-  readonly name: string;
-  readonly description?: string;
-  readonly provides?: readonly PvOpsGroup[];
-  readonly requires?: readonly PvOpsGroup[];
-  readonly overrides?: readonly PvOpsGroup[];
-  setup(ctx: GuestSetupContext): void;
-}
-
-/** Identity helper that types a guest plugin literal. */
-export function defineGuestPlugin(plugin: GuestPlugin): GuestPlugin {
-  return plugin;
-}
-
-/**
- * Composes the pv_ops table: native defaults, then each plugin's setup in dependency order.
- * Throws HyperlabError on a bad composition (see core's resolvePlugins).
- */
-export function composePvOps(
-  kernel: GuestKernel,
-  defaults: PvOps,
-  plugins: readonly GuestPlugin[],
-): PvOps {
-  const { order, providers } = resolvePlugins<PvOpsGroup, GuestPlugin>(plugins, {
-    defaults: PV_OPS_GROUPS,
-    what: "guest kernel",
-  });
-  const table = new SlotTable<PvOps>("guest kernel's pv_ops", defaults);
-  for (const p of order) {
-    if (typeof p.setup !== "function") {
-      throw new HyperlabError(
-        "PLUGIN_INVALID",
-        `Guest plugin "${p.name}" has no setup function. A guest plugin is { name, provides, setup(ctx) }.`,
-      );
-    }
-    const declared = p.provides ?? [];
-    p.setup({
-      kernel,
-      provide: (group, impl) => {
-        if (!declared.includes(group)) {
-          throw new HyperlabError(
-            "SLOT_UNDECLARED_PROVIDE",
-            `Guest plugin "${p.name}" fills pv_ops.${group} without naming it in provides. Add "${group}" to its provides.`,
-          );
-        }
-        table.set(group, impl);
-      },
-      group: (group) => table.get(group),
-      stats: kernel.stats.group(p.name),
-    });
-  }
-  table.freeze();
-  kernel.composition = {
-    plugins: order.map((p) => p.name),
-    pvOps: Object.fromEntries(
-      PV_OPS_GROUPS.map((g) => [g, providers.get(g)?.name ?? "native"]),
-    ) as Record<PvOpsGroup, string>,
-  };
-  return table.view();
-}
+/** The groups this package defines (the table without groups other packages merge in). */
+export type BuiltinPvOps = Pick<PvOps, "mmu" | "cpu" | "irq" | "time" | "dma" | "apic">;
+/** The groups this package defines, each with a native default in native-ops.ts. */
+export const PV_OPS_GROUPS: readonly (keyof BuiltinPvOps)[] = [
+  "mmu",
+  "cpu",
+  "irq",
+  "time",
+  "dma",
+  "apic",
+];

@@ -1,7 +1,7 @@
 /*
  * Xen PV pv_ops, after Linux's arch/x86/xen (mmu_pv.c, multicalls.c, enlighten_pv.c, p2m.c),
- * written against Xen's ABI: the kernel reaches Xen only through hv.hypercall() with Xen's
- * arguments, and through shared memory (start_info, the P2M list, shared_info).
+ * written against Xen's ABI: the kernel reaches Xen only through its GuestPort's hypercall()
+ * with Xen's arguments, and through shared memory (start_info, the P2M list, shared_info).
  *
  * Invariants:
  * - Every entry the kernel writes names a machine frame: pfn -> mfn through the P2M first.
@@ -38,6 +38,7 @@ import {
   MMUEXT_UNPIN_TABLE,
   mmu_update,
   mmuext_op,
+  SIF_INITDOMAIN,
   shared_info_x86_64,
   UVMF_INVLPG,
   UVMF_LOCAL,
@@ -45,17 +46,21 @@ import {
   UVMF_TLB_FLUSH,
   vcpu_info_x86_64,
 } from "@hyperlab/abi";
-import { HyperlabError } from "@hyperlab/core";
-import { E_PRESENT, type GuestKernel, PAGE_KERNEL, PAGE_KERNEL_RO } from "./kernel";
+import { guestError } from "./errors";
+import type { GuestKernel } from "./kernel";
 import { PAGE_SIZE, PT_PMD, PT_PTE, PT_PUD, USER_PGD_SLOTS } from "./layout";
 import type { Mm } from "./mm";
-import { defineGuestPlugin, type GuestPlugin, type PvMmuOps, type PvOps } from "./pv-ops";
+import { defineGuestPlugin, type GuestPlugin } from "./plugins";
+import { E_IOMAP, E_PRESENT, PAGE_KERNEL, PAGE_KERNEL_RO } from "./pte";
+import type { BuiltinPvOps, PvMmuOps } from "./pv-ops";
 
 /** Linux's MC_BATCH: entries per multicall. */
 export const MC_BATCH = 32;
 /** Linux's MC_ARGS: bytes of argument space per batch. */
 export const MC_ARGS = MC_BATCH * 16;
 const TWO_32 = 0x1_0000_0000;
+/** Linux's ISA_END_ADDRESS: the top of the ISA hole (1 MiB). */
+const ISA_END_ADDRESS = 0x10_0000;
 
 export interface XenPvOpsOptions {
   /** Lazy MMU mode batches into multicalls and PTE writes use mmu_update (default true). */
@@ -175,17 +180,16 @@ class Multicalls {
       }
     }
     const k = this.k;
-    const v = k.vcpu(0);
     this.c.hypercalls++;
     if (n === 1) {
       const e = entries[0];
-      const rc = k.hv.hypercall(v, e.op, e.args);
+      const rc = k.port.hypercall(0, e.op, e.args);
       if (rc < 0) k.kernelError(e.op, rc);
       return;
     }
     this.c.multicalls++;
     this.c.multicallEntries += n;
-    const rc = k.hv.hypercall(v, __HYPERVISOR_multicall, { entries });
+    const rc = k.port.hypercall(0, __HYPERVISOR_multicall, { entries });
     if (rc < 0) {
       k.kernelError(__HYPERVISOR_multicall, rc);
       return;
@@ -223,10 +227,12 @@ export class XenMmuOps implements PvMmuOps {
   private readonly k: GuestKernel;
   private readonly p2m: Float64Array;
   private readonly m2p: Int32Array;
+  /** start_info.flags has SIF_INITDOMAIN: this kernel is dom0. */
+  readonly initialDomain: boolean;
 
   constructor(k: GuestKernel, batching: boolean) {
     if (k.xen === null) {
-      throw new HyperlabError(
+      throw guestError(
         "GUEST_NOT_XEN_PV",
         "xenPvOps() needs a kernel booted as a Xen PV guest: use bootXenPvKernel, not bootNativeKernel.",
       );
@@ -234,6 +240,7 @@ export class XenMmuOps implements PvMmuOps {
     this.k = k;
     this.p2m = k.xen.p2m;
     this.m2p = k.xen.m2p;
+    this.initialDomain = (k.xen.flags & SIF_INITDOMAIN) !== 0;
     this.mc = new Multicalls(k, this.counts, batching);
   }
 
@@ -249,6 +256,28 @@ export class XenMmuOps implements PvMmuOps {
     // mfn_to_pfn, checked against the P2M as Linux does (a foreign frame has no pfn here).
     const pfn = frame >= 0 && frame < this.m2p.length ? this.m2p[frame] : -1;
     return pfn >= 0 && this.p2m[pfn] === frame ? pfn : -1;
+  }
+
+  /**
+   * xen_make_pte: a RAM pfn goes through the P2M; with _PAGE_IOMAP the entry is an I/O
+   * mapping (makeIoPte), as Linux 2.6.30's xen_make_pte decides by the bit.
+   */
+  makePte(pfn: number, flags: number): number {
+    if ((flags & E_IOMAP) !== 0) return this.makeIoPte(pfn, flags);
+    return this.p2m[pfn] * PAGE_SIZE + flags;
+  }
+
+  /**
+   * The I/O half of xen_make_pte (iomap_pte): the frame stays as given and keeps _PAGE_IOMAP,
+   * so Xen is asked for the device frame itself. An unprivileged domain may not map ISA space
+   * this way (below 1 MiB its frames are RAM pfns, translated, the bit dropped), as Linux's
+   * test of xen_initial_domain() || addr >= ISA_END_ADDRESS.
+   */
+  makeIoPte(frame: number, flags: number): number {
+    if (!this.initialDomain && frame * PAGE_SIZE < ISA_END_ADDRESS) {
+      return this.p2m[frame] * PAGE_SIZE + (flags & ~E_IOMAP);
+    }
+    return frame * PAGE_SIZE + (flags | E_IOMAP);
   }
 
   private maddr(table: number, index: number): number {
@@ -533,7 +562,7 @@ const XEN_CPUID_FIRST_LEAF = 0x4000_0000;
 export function xenPvOpsFor(
   k: GuestKernel,
   options: XenPvOpsOptions = {},
-): PvOps & { mmu: XenMmuOps } {
+): Omit<BuiltinPvOps, "dma" | "apic"> & { mmu: XenMmuOps } {
   const mmu = new XenMmuOps(k, options.batching ?? true);
   const xen = k.xen!;
   const ram = k.ram;

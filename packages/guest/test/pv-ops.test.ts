@@ -30,12 +30,19 @@ describe("pv_ops composition", () => {
     kernel.ops.irq.irqDisable(0);
     kernel.ops.irq.irqEnable(0);
     expect(kernel.ops.irq.saveFl(0)).toBe(0x200);
-    expect(kernel.ops.time.schedClock(0)).toBe(kernel.hv.machine.clock.now);
+    expect(kernel.ops.time.schedClock(0)).toBe(kernel.port.clock.now);
     expect(kernel.ops.time.stealClock(0)).toBe(0);
     expect(kernel.ops.mmu.readCr3(0)).toBe(kernel.initMm.pgd);
     const desc = kernel.describe();
     expect(desc.platform).toBe("native");
-    expect(desc.pvOps).toEqual({ mmu: "native", cpu: "native", irq: "native", time: "native" });
+    expect(desc.pvOps).toEqual({
+      mmu: "native",
+      cpu: "native",
+      irq: "native",
+      time: "native",
+      dma: "native",
+      apic: "native",
+    });
     expect(desc.plugins).toEqual([]);
     expect(desc.stats.guest.find((s) => s.name === "freePages")!.unit).toBe("pages");
   });
@@ -117,6 +124,8 @@ describe("pv_ops composition", () => {
       cpu: "xen-pv-ops",
       irq: "xen-pv-ops",
       time: "xen-pv-ops",
+      dma: "native",
+      apic: "native",
     });
     expect(kernel.describe().stats["xen-pv-ops"].map((s) => s.name)).toContain("ptwr_traps");
     const sig = new TextDecoder().decode(new Uint32Array([out[1], out[2], out[3]]));

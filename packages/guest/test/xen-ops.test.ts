@@ -17,7 +17,13 @@ import {
   UVMF_LOCAL,
   UVMF_NONE,
 } from "@hyperlab/abi";
-import { createHypervisor, PGT_l1_page_table, PGT_l4_page_table, PGT_pinned } from "@hyperlab/core";
+import {
+  createHypervisor,
+  type Hypervisor,
+  PGT_l1_page_table,
+  PGT_l4_page_table,
+  PGT_pinned,
+} from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
 import { nativeMmuPlugin } from "@hyperlab/native-mmu";
 import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
@@ -26,7 +32,6 @@ import { describe, expect, it } from "vitest";
 import {
   bootNativeKernel,
   bootXenPvKernel,
-  type GuestKernel,
   MAP_FIXED,
   MC_BATCH,
   PROT_READ,
@@ -38,9 +43,8 @@ import {
 import { xenBuild } from "./helpers";
 
 /** Every hypercall the kernel makes, as Xen sees it: op, and for mmu_update its count. */
-function record(k: GuestKernel): string[] {
+function record(hv: Hypervisor): string[] {
   const log: string[] = [];
-  const hv = k.hv;
   const orig = hv.hypercall.bind(hv);
   const name = (op: number, a: { count?: number; uops?: { cmd: number }[] }) =>
     op === __HYPERVISOR_mmu_update
@@ -81,7 +85,7 @@ function forkOf(pages: number, batching: boolean) {
   const p = spawnProcess(kernel);
   const a = p.mmap(pages * 4096, PROT_READ | PROT_WRITE);
   p.strided(a, pages, 4096, true, 1);
-  const log = record(kernel);
+  const log = record(hv);
   const traps = kernel.counts.trappingStores;
   const child = p.fork();
   if (typeof child === "number") throw new Error(`fork: ${child}`);
@@ -127,11 +131,11 @@ describe("Xen PV ops: what fork asks of Xen", () => {
   });
 
   it("page faults: update_va_mapping for the single entry, with the flush when one is needed", () => {
-    const { kernel, child, p, a } = forkOf(4, true);
-    const log = record(kernel);
+    const { hv, kernel, child, p, a } = forkOf(4, true);
+    const log = record(hv);
     const flags: number[] = [];
-    const real = kernel.hv.hypercall.bind(kernel.hv);
-    (kernel.hv as { hypercall: unknown }).hypercall = (v: never, op: number, args: never) => {
+    const real = hv.hypercall.bind(hv);
+    (hv as { hypercall: unknown }).hypercall = (v: never, op: number, args: never) => {
       if (op === __HYPERVISOR_update_va_mapping) flags.push((args as { flags: number }).flags);
       return real(v, op, args);
     };
@@ -156,7 +160,7 @@ describe("Xen PV ops: what fork asks of Xen", () => {
 
   it("the child's tables are pinned, read-only to the kernel, and its CR3 loads through mmuext", () => {
     const { hv, kernel, child, a } = forkOf(4, true);
-    const log = record(kernel);
+    const log = record(hv);
     expect(child.load(a)).toBe(1);
     expect(log[0]).toBe(`multicall[mmuext(${MMUEXT_NEW_BASEPTR}) mmuext(15)]`);
     const mm = child.mm!;
@@ -182,7 +186,7 @@ describe("Xen PV ops: what fork asks of Xen", () => {
     }
     // Only the init tables (boot image tables and the direct map) stay pinned.
     let pinnedL1 = 0;
-    for (const mfn of f.framesOf(kernel.domain.domid)) {
+    for (const mfn of f.framesOf(1)) {
       if (f.typeOf(mfn) === PGT_l1_page_table) pinnedL1++;
     }
     expect(tables).toBeGreaterThan(0);
@@ -259,7 +263,7 @@ describe("Xen PV ops: other vCPUs and the trap path", () => {
       const p = spawnProcess(k);
       const a = p.mmap(4096, PROT_READ | PROT_WRITE);
       p.store(a, 1);
-      const log = kind === "xen" ? record(k) : [];
+      const log = kind === "xen" ? record(hv) : [];
       k.ops.mmu.flushTlbMulti([1], p.mm!, a, a + 4096);
       k.ops.mmu.flushTlbMulti([1], p.mm!, 0, 2 ** 47);
       expect(k.takeError()).toBe(0);

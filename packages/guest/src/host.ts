@@ -1,0 +1,133 @@
+/*
+ * The host's side of a guest: builds the GuestPort a kernel holds from a hypervisor and one
+ * of its domains, and boots kernels on it. Here, and only here, the guest package touches
+ * the Hypervisor: to make the port (hypercalls on the domain's own vCPUs, the `mmu` slot as
+ * the CPU's MMU, the machine's memory and clock, the domain's shared_info) and, for a native
+ * boot, to do the builder's part (allocating the domain's frames). The kernel modules see
+ * only the port.
+ *
+ * Invariants: a port's hypercall runs on a vCPU of its own domain or answers -EINVAL; a
+ * port has at most one upcall entry; a native boot allocates exactly the frames it hands the
+ * kernel, or throws before the kernel exists.
+ */
+import { EINVAL, shared_info_x86_64, vcpu_info_x86_64 } from "@hyperlab/abi";
+import type { Domain, Hypervisor } from "@hyperlab/core";
+import {
+  type NativeBootOptions,
+  startNativeKernel,
+  startXenPvKernel,
+  type XenPvBootOptions,
+} from "./boot";
+import { guestError } from "./errors";
+import type { GuestKernel } from "./kernel";
+import { HPAGE_PMD_NR } from "./layout";
+import type { GuestPort, UpcallHandler } from "./port";
+
+/** A port as its host holds it: the guest's port, plus the entry the host enters upcalls by. */
+export interface HostGuestPort extends GuestPort {
+  /**
+   * Enters the guest's registered upcall on `cpu` (Xen delivering an event upcall): the
+   * events it handled, or -1 when the guest registered none (Xen then delivers nothing).
+   */
+  deliverUpcall(cpu: number): number;
+}
+
+/** Builds the GuestPort of domain `d` on `hv` (whose `mmu` slot is the CPU's MMU). */
+export function createGuestPort(hv: Hypervisor, d: Domain): HostGuestPort {
+  if (hv.domain(d?.domid) !== d) {
+    throw guestError(
+      "GUEST_BAD_PORT",
+      "createGuestPort needs a domain of this hypervisor: create it with hv.createDomain first.",
+    );
+  }
+  const vcpus = d.vcpus;
+  const machine = hv.machine;
+  const cpu = hv.slot("mmu");
+  const vcpuInfo0 = shared_info_x86_64.fields.vcpu_info.offset;
+  const nrVcpuInfo = shared_info_x86_64.fields.vcpu_info.count ?? 32;
+  let upcall: UpcallHandler | null = null;
+  return {
+    vcpus,
+    ram: machine.ram,
+    cpu,
+    // Only on bare metal does the kernel own the IO-APIC; under Xen, Xen does.
+    ioApic: cpu.kind === "native" ? machine.irqs : null,
+    clock: machine.clock,
+    get sharedInfoMfn() {
+      return d.sharedInfoMfn;
+    },
+    hypercall(c, op, args) {
+      if (!Number.isInteger(c) || c < 0 || c >= vcpus.length) return -EINVAL;
+      return hv.hypercall(vcpus[c], op, args);
+    },
+    vcpuInfoMaddr(c) {
+      if (d.sharedInfoMfn < 0 || !Number.isInteger(c) || c < 0 || c >= nrVcpuInfo) return -1;
+      return d.sharedInfoMfn * 4096 + vcpuInfo0 + c * vcpu_info_x86_64.sizeof;
+    },
+    registerUpcall(handler) {
+      if (upcall !== null) {
+        throw guestError(
+          "GUEST_UPCALL_TWICE",
+          `Domain ${d.domid}'s kernel already registered its upcall entry. Boot one kernel per domain.`,
+        );
+      }
+      upcall = handler;
+    },
+    deliverUpcall(c) {
+      if (upcall === null || !Number.isInteger(c) || c < 0 || c >= vcpus.length) return -1;
+      return upcall(c);
+    },
+  };
+}
+
+/**
+ * Boots a kernel on bare metal: as its builder, allocates `nrPages` machine frames to `d`
+ * (whole 2 MiB blocks first, so the kernel has blocks to give huge pages from), then starts
+ * the kernel on them through the domain's GuestPort.
+ */
+export function bootNativeKernel(
+  hv: Hypervisor,
+  d: Domain,
+  options: NativeBootOptions,
+): GuestKernel {
+  const nrPages = options?.nrPages;
+  if (!Number.isInteger(nrPages) || nrPages < 16 || nrPages > d.maxPages - d.totPages) {
+    throw guestError(
+      "GUEST_BAD_SIZE",
+      `nrPages must be a whole number from 16 to the domain's free allowance (${d.maxPages - d.totPages}), got ${nrPages}. Raise maxPages or ask for fewer pages.`,
+    );
+  }
+  if (d.vcpus[0].cr3Mfn >= 0) {
+    throw guestError(
+      "GUEST_BOOT_TWICE",
+      `Domain ${d.domid} already runs a kernel (vCPU 0 has page tables). Boot one kernel per domain.`,
+    );
+  }
+  const port = createGuestPort(hv, d);
+  const frames: number[] = [];
+  // Whole 2 MiB blocks first (aligned, as a buddy allocator hands them out); the rest page by page.
+  while (nrPages - frames.length >= HPAGE_PMD_NR) {
+    const mfn = hv.allocDomainPages(d, 9);
+    if (mfn < 0) break;
+    for (let i = 0; i < HPAGE_PMD_NR; i++) frames.push(mfn + i);
+  }
+  for (let i = frames.length; i < nrPages; i++) {
+    const mfn = hv.allocDomainPages(d, 0);
+    if (mfn < 0) {
+      throw guestError(
+        "GUEST_BOOT_NO_MEMORY",
+        `The machine ran out of frames after ${i} of ${nrPages} pages. Give the machine more RAM.`,
+      );
+    }
+    frames.push(mfn);
+  }
+  return startNativeKernel(port, frames, options);
+}
+
+/**
+ * Boots a kernel as a Xen PV guest on a domain Xen's builder has just set up (see
+ * startXenPvKernel), through the domain's GuestPort.
+ */
+export function bootXenPvKernel(hv: Hypervisor, d: Domain, options: XenPvBootOptions): GuestKernel {
+  return startXenPvKernel(createGuestPort(hv, d), options);
+}

@@ -1,0 +1,395 @@
+/*
+ * The kernel's physical pages and page-table entries (Linux's mm/page_alloc.c and the
+ * arch/x86 pgtable accessors): the page allocator, the pfn-to-frame step, reading entries
+ * from RAM and the three ways an entry is stored.
+ *
+ * Invariants:
+ * - A pfn is free, a page table of level ptLevel[pfn], or a user page mapped by
+ *   mapcount[pfn] > 0 entries; the allocator hands out a huge page only from a block whose
+ *   512 pfns are all free (blockFree[block] === 512), and a pfn is in freeList exactly when
+ *   freePos[pfn] >= 0.
+ * - The kernel reads its page tables straight from RAM, but a page marked pinned[pfn] is
+ *   read-only to it (Xen owns its type): it never stores to one directly, only through
+ *   pv_ops or a trapping CPU store (cpuStoreEntry).
+ * - The machine is reached only through the GuestPort: there is no hypervisor object here.
+ * - A store the platform refuses is a kernel error (-errno, taken by the system call that
+ *   made it), never a throw.
+ */
+import { EFAULT } from "@hyperlab/abi";
+import { type MmuBackend, Stats, type Vcpu } from "@hyperlab/core";
+import type { Ram } from "@hyperlab/machine";
+import {
+  HPAGE_PMD_NR,
+  PAGE_OFFSET,
+  PAGE_SIZE,
+  PTRS_PER_TABLE,
+  type TransparentHugepage,
+} from "./layout";
+import type { Mm } from "./mm";
+import type { GuestPort } from "./port";
+import { E_IOMAP, FRAME_LIMIT } from "./pte";
+import type { PvOps } from "./pv-ops";
+
+const TWO_32 = 0x1_0000_0000;
+
+/** What the Xen PV boot learnt from start_info. */
+export interface XenBootInfo {
+  nrPages: number;
+  /** pfn -> mfn (Linux's p2m, read from start_info.mfn_list). */
+  p2m: Float64Array;
+  /** mfn -> pfn for this domain's frames, -1 elsewhere. */
+  m2p: Int32Array;
+  /** Machine address of shared_info (start_info.shared_info). */
+  sharedInfoMaddr: number;
+  /** Where the kernel mapped shared_info (Linux's fixmap slot; here just past the direct map). */
+  sharedInfoVa: number;
+  /** start_info.flags (SIF_*). */
+  flags: number;
+  /** pfns of the builder's page tables (start_info.pt_base / nr_pt_frames). */
+  ptBasePfn: number;
+  nrPtFrames: number;
+}
+
+export type Platform = { kind: "native"; nrPages: number } | { kind: "xen-pv"; xen: XenBootInfo };
+
+/** Counters of the kernel, read by its "guest" stat group. */
+export interface KernelCounts {
+  pageFaults: number;
+  demandZero: number;
+  cowCopies: number;
+  cowReuses: number;
+  spuriousFaults: number;
+  signals: number;
+  forks: number;
+  execs: number;
+  exits: number;
+  contextSwitches: number;
+  ptPagesAllocated: number;
+  ptPagesFreed: number;
+  trappingStores: number;
+  kernelErrors: number;
+  /** Page-table entries the kernel wrote through pv_ops or a CPU store (a store, a trap or a request). */
+  ptUpdates: number;
+  /** Huge (2 MiB) pages given to a first touch. */
+  thpFaults: number;
+  /** Huge-page faults that fell back to 4 KiB pages (no free 2 MiB block). */
+  thpFallbacks: number;
+  /** PMD mappings of huge pages split into 512 PTEs (munmap, mprotect, copy on write). */
+  thpSplits: number;
+}
+
+/** Physical pages and entries: the base of the kernel's layers (pages, memory, faults, tasks, system calls). */
+export class KernelPages {
+  /** Everything the kernel holds of the machine (see port.ts): no hypervisor object. */
+  readonly port: GuestPort;
+  readonly platform: Platform;
+  /** Xen boot information, or null on bare metal. */
+  readonly xen: XenBootInfo | null;
+  readonly ram: Ram;
+  /** The MMU the hardware (or the hypervisor) provides: core's `mmu` slot. */
+  readonly hwMmu: MmuBackend;
+  /** The kernel's own stats (its groups: "guest" and one per pv_ops plugin). */
+  readonly stats = new Stats();
+  readonly counts: KernelCounts = {
+    pageFaults: 0,
+    demandZero: 0,
+    cowCopies: 0,
+    cowReuses: 0,
+    spuriousFaults: 0,
+    signals: 0,
+    forks: 0,
+    execs: 0,
+    exits: 0,
+    contextSwitches: 0,
+    ptPagesAllocated: 0,
+    ptPagesFreed: 0,
+    trappingStores: 0,
+    kernelErrors: 0,
+    ptUpdates: 0,
+    thpFaults: 0,
+    thpFallbacks: 0,
+    thpSplits: 0,
+  };
+  /** The transparent_hugepage mode; see setTransparentHugepage. */
+  transparentHugepage: TransparentHugepage = "never";
+  /** Whether anonymous memory gets 2 MiB pages: THP "always" on a CPU with PSE. */
+  hugePages = false;
+  /** Size of the per-pfn arrays (native: machine frames, as pfn == mfn; Xen: nr_pages). */
+  readonly nrPfns: number;
+  /** Mappings of each user page (COW sharing). */
+  readonly mapcount: Uint16Array;
+  /** Page-table level of each page-table page (1..4), 0 otherwise. */
+  readonly ptLevel: Uint8Array;
+  /** PG_pinned: the page belongs to a pinned tree and is read-only to the kernel (Xen PV). */
+  readonly pinned: Uint8Array;
+  /** pfn of the pgd each vCPU has loaded. */
+  readonly cr3Pfn: Int32Array;
+  /** The mm each vCPU has loaded. */
+  readonly loadedMm: (Mm | null)[];
+  ops!: PvOps;
+  initMm!: Mm;
+  /** The first Xen errno a batched hypercall returned since it was last taken, or 0. */
+  pendingError = 0;
+  /** The last hypercall failure: its op (-1 for a trapped store Xen would not emulate) and errno. */
+  lastXenError: { op: number; rc: number } | null = null;
+  /** The MMU backend's guest-physical store entry point (nested, shadow), or null. */
+  private readonly guestStore: NonNullable<MmuBackend["guestStore"]> | null;
+  private readonly freeList: Int32Array;
+  /** Each free pfn's index in freeList, or -1. */
+  private readonly freePos: Int32Array;
+  /** Free pfns of each 2 MiB block (pfn / 512). */
+  private readonly blockFree: Uint16Array;
+  /** Per PTE slot of the table being worked on: the pfn it held (zap) or was given (copy). */
+  protected readonly scratchPfns = new Int32Array(PTRS_PER_TABLE);
+  private nrFree = 0;
+  private readonly owned: Uint8Array;
+  private nrPages = 0;
+  protected nextMmId = 0;
+
+  constructor(port: GuestPort, platform: Platform) {
+    this.port = port;
+    this.ram = port.ram;
+    this.hwMmu = port.cpu;
+    this.guestStore = this.hwMmu.guestStore ?? null;
+    this.platform = platform;
+    this.xen = platform.kind === "xen-pv" ? platform.xen : null;
+    this.nrPfns = this.xen !== null ? this.xen.nrPages : this.ram.nrFrames;
+    this.mapcount = new Uint16Array(this.nrPfns);
+    this.ptLevel = new Uint8Array(this.nrPfns);
+    this.pinned = new Uint8Array(this.nrPfns);
+    this.owned = new Uint8Array(this.nrPfns);
+    this.freeList = new Int32Array(this.nrPfns);
+    this.freePos = new Int32Array(this.nrPfns).fill(-1);
+    this.blockFree = new Uint16Array(Math.ceil(this.nrPfns / HPAGE_PMD_NR));
+    this.cr3Pfn = new Int32Array(port.vcpus.length).fill(-1);
+    this.loadedMm = new Array(port.vcpus.length).fill(null);
+    const g = this.stats.group("guest");
+    const c = this.counts;
+    const gauge = (name: keyof KernelCounts, unit: string, what: string) =>
+      g.gauge(name, unit, what, () => c[name]);
+    gauge("pageFaults", "faults", "page faults taken by user accesses");
+    gauge("demandZero", "pages", "pages given to a first touch");
+    gauge("cowCopies", "pages", "copy-on-write faults that copied the page");
+    gauge("cowReuses", "pages", "copy-on-write faults that reused the only mapping");
+    gauge("spuriousFaults", "faults", "faults fixed by flushing a stale TLB entry");
+    gauge("signals", "signals", "signals delivered (SIGSEGV, SIGKILL on out of memory)");
+    gauge("forks", "calls", "fork() calls that made a child");
+    gauge("execs", "calls", "exec() calls");
+    gauge("exits", "processes", "processes that exited or were killed");
+    gauge("contextSwitches", "switches", "address-space switches (CR3 loads)");
+    gauge("ptPagesAllocated", "pages", "page-table pages allocated");
+    gauge("ptPagesFreed", "pages", "page-table pages freed");
+    gauge("trappingStores", "stores", "CPU stores to read-only page tables (trap and emulate)");
+    gauge("kernelErrors", "errors", "hypercalls that failed (their errno went to the caller)");
+    gauge("ptUpdates", "entries", "page-table entries written through pv_ops or a CPU store");
+    gauge("thpFaults", "pages", "huge pages given to a first touch");
+    gauge("thpFallbacks", "faults", "huge-page faults that fell back to 4 KiB pages");
+    gauge("thpSplits", "mappings", "huge-page PMD mappings split into PTEs");
+    g.gauge("freePages", "pages", "pages in the kernel's free pool", () => this.nrFree);
+  }
+
+  /** Gives a pfn to the page allocator (boot only). */
+  addFreePage(pfn: number): void {
+    if (this.owned[pfn] === 0) {
+      this.owned[pfn] = 1;
+      this.nrPages++;
+    }
+    this.pushFree(pfn);
+  }
+
+  private pushFree(pfn: number): void {
+    this.freePos[pfn] = this.nrFree;
+    this.freeList[this.nrFree++] = pfn;
+    this.blockFree[Math.floor(pfn / HPAGE_PMD_NR)]++;
+  }
+
+  /** Takes a free pfn out of the free list wherever it is (swap with the last). */
+  private takeFree(pfn: number): void {
+    const at = this.freePos[pfn];
+    const last = this.freeList[--this.nrFree];
+    if (at !== this.nrFree) {
+      this.freeList[at] = last;
+      this.freePos[last] = at;
+    }
+    this.freePos[pfn] = -1;
+    this.blockFree[Math.floor(pfn / HPAGE_PMD_NR)]--;
+  }
+
+  /** Marks a pfn as the kernel's without making it free (boot-reserved). */
+  reservePage(pfn: number): void {
+    if (this.owned[pfn] === 0) {
+      this.owned[pfn] = 1;
+      this.nrPages++;
+    }
+  }
+
+  get freePages(): number {
+    return this.nrFree;
+  }
+
+  get totalPages(): number {
+    return this.nrPages;
+  }
+
+  /** A free pfn, or -1 when memory is exhausted. */
+  allocPage(): number {
+    if (this.nrFree === 0) return -1;
+    const pfn = this.freeList[--this.nrFree];
+    this.freePos[pfn] = -1;
+    this.blockFree[Math.floor(pfn / HPAGE_PMD_NR)]--;
+    return pfn;
+  }
+
+  /**
+   * The first pfn of 512 free, contiguous pfns of one 2 MiB-aligned block (the highest such
+   * block, so huge pages and the 4 KiB pages handed out lowest first meet late), or -1.
+   */
+  allocHugePage(): number {
+    for (let b = this.blockFree.length - 1; b >= 0; b--) {
+      if (this.blockFree[b] !== HPAGE_PMD_NR) continue;
+      const head = b * HPAGE_PMD_NR;
+      for (let i = 0; i < HPAGE_PMD_NR; i++) this.takeFree(head + i);
+      return head;
+    }
+    return -1;
+  }
+
+  freePage(pfn: number): void {
+    if (this.owned[pfn] === 0 || this.ptLevel[pfn] !== 0 || this.pinned[pfn] !== 0) {
+      throw new Error(
+        `guest kernel: freeing pfn ${pfn} that is not a free-able page of this kernel`,
+      );
+    }
+    this.mapcount[pfn] = 0;
+    this.pushFree(pfn);
+  }
+
+  /** The frame a pfn's page is in (native: the same number; Xen: through the P2M). */
+  frameOf(pfn: number): number {
+    return this.xen !== null ? this.xen.p2m[pfn] : pfn;
+  }
+
+  /** The kernel's direct-map address of a pfn. */
+  physVa(pfn: number): number {
+    return PAGE_OFFSET + pfn * PAGE_SIZE;
+  }
+
+  clearPage(pfn: number): void {
+    this.ram.clearFrame(this.frameOf(pfn));
+  }
+
+  copyPage(dst: number, src: number): void {
+    this.ram.copyFrame(this.frameOf(dst), this.frameOf(src));
+  }
+
+  /** Entry `index` of table page `pfn`, read straight from RAM. */
+  readEntry(pfn: number, index: number): number {
+    return this.ram.read64(this.frameOf(pfn) * PAGE_SIZE + index * 8);
+  }
+
+  /** An entry naming `pfn` with `flags` (pv_ops.mmu.makePte: the frame a Xen entry names is the mfn). */
+  makeEntry(pfn: number, flags: number): number {
+    return this.ops.mmu.makePte(pfn, flags);
+  }
+
+  /** The pfn an entry names, or -1 (an I/O entry, _PAGE_IOMAP, names no page of this kernel). */
+  entryPfn(entry: number): number {
+    if ((entry & E_IOMAP) !== 0) return -1;
+    return this.ops.mmu.frameToPfn(Math.floor(entry / PAGE_SIZE) % FRAME_LIMIT);
+  }
+
+  /** A plain store to a page the kernel may write (not pinned): on any platform, a RAM write. */
+  rawStore(pfn: number, index: number, entry: number): void {
+    if (this.pinned[pfn] !== 0) {
+      throw new Error(`guest kernel: plain store to pinned page-table page ${pfn}`);
+    }
+    this.ram.write64(
+      this.frameOf(pfn) * PAGE_SIZE + index * 8,
+      entry % TWO_32,
+      Math.floor(entry / TWO_32),
+    );
+  }
+
+  /**
+   * A plain store into a page-table page the kernel may write (`*ptep = val` on a table that
+   * is not read-only to it). On a backend that intercepts page-table stores (nested or shadow
+   * paging: their `guestStore` entry point, a store at a guest-physical address) it goes
+   * there, so a shadowing host sees it; elsewhere it is a RAM store. A store the platform
+   * refuses is a kernel error (-errno), never a throw.
+   */
+  tableStore(pfn: number, index: number, entry: number): void {
+    const gs = this.guestStore;
+    if (gs === null) {
+      this.rawStore(pfn, index, entry);
+      return;
+    }
+    if (this.pinned[pfn] !== 0) {
+      throw new Error(`guest kernel: plain store to pinned page-table page ${pfn}`);
+    }
+    const rc = gs.call(
+      this.hwMmu,
+      this.vcpu(0),
+      this.frameOf(pfn) * PAGE_SIZE + index * 8,
+      entry % TWO_32,
+      Math.floor(entry / TWO_32),
+    );
+    if (rc < 0) this.kernelError(-1, rc);
+  }
+
+  /** Zeroes a page about to become a page table (through tableStore where that matters). */
+  clearTablePage(pfn: number): void {
+    if (this.guestStore === null) {
+      this.clearPage(pfn);
+      return;
+    }
+    for (let i = 0; i < PTRS_PER_TABLE; i++)
+      if (this.readEntry(pfn, i) !== 0) this.tableStore(pfn, i, 0);
+  }
+
+  /**
+   * A CPU store into a page-table page through the direct map, as `*ptep = val` compiles
+   * to. On a pinned (read-only) page it faults; under Xen PV the hypervisor emulates it
+   * (ptwr) and the store takes effect, validated. False if it did not take effect.
+   */
+  cpuStoreEntry(pfn: number, index: number, entry: number): boolean {
+    this.counts.ptUpdates++;
+    if (this.pinned[pfn] === 0) {
+      this.tableStore(pfn, index, entry);
+      return true;
+    }
+    this.counts.trappingStores++;
+    const v = this.vcpu(0);
+    const va = this.physVa(pfn) + index * 8;
+    const lo = entry % TWO_32;
+    const hi = Math.floor(entry / TWO_32);
+    const m = this.hwMmu;
+    let ok: boolean;
+    if (typeof m.write64 === "function") {
+      ok = m.write64(v, va, lo, hi);
+    } else {
+      const ma = m.translate(v, va, 2);
+      ok = ma >= 0;
+      if (ok) this.ram.write64(ma, lo, hi);
+    }
+    if (!ok) this.kernelError(-1, -EFAULT);
+    return ok;
+  }
+
+  /** Records a failed hypercall: the errno goes to the system call that is running. */
+  kernelError(op: number, rc: number): void {
+    this.counts.kernelErrors++;
+    this.lastXenError = { op, rc };
+    if (this.pendingError === 0) this.pendingError = rc;
+  }
+
+  /** Takes the pending hypercall error (0 if none). */
+  takeError(): number {
+    const rc = this.pendingError;
+    this.pendingError = 0;
+    return rc;
+  }
+
+  vcpu(index: number): Vcpu {
+    return this.port.vcpus[index];
+  }
+}
