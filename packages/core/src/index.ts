@@ -73,6 +73,7 @@ export {
   CSCHED2_MAX_TIMER,
   CSCHED2_MIN_TIMER,
 } from "./sched/credit2";
+export { SCHED_ERROR_CODES, type SchedErrorCode } from "./sched/errors";
 export {
   credit2Scheduler,
   creditScheduler,

@@ -44,6 +44,7 @@ import type { Domain, Vcpu, VcpuState } from "../domain";
 import { HyperlabError } from "../errors";
 import type { Hypervisor, SetupContext } from "../hypervisor";
 import type { Counter } from "../stats";
+import type { SchedErrorCode } from "./errors";
 import { RunQueues } from "./runq";
 import type { EventSource, RunstateInfo, SchedParams, SchedService, WakeLatency } from "./types";
 
@@ -441,7 +442,7 @@ export class SchedCore implements SchedService {
 
   schedule(cpu: number): void {
     if (!(cpu >= 0 && cpu < this.nrCpus)) {
-      throw new HyperlabError(
+      throw new HyperlabError<SchedErrorCode>(
         "SCHED_BAD_CPU",
         `There is no pCPU ${cpu}; this machine has pCPUs 0..${this.nrCpus - 1}.`,
       );
@@ -586,7 +587,7 @@ export class SchedCore implements SchedService {
   setWork(v: Vcpu, ns: number, done: (v: Vcpu) => void): void {
     this.check(v);
     if (!(Number.isFinite(ns) && ns >= 0) || typeof done !== "function") {
-      throw new HyperlabError(
+      throw new HyperlabError<SchedErrorCode>(
         "SCHED_BAD_WORK",
         `setWork needs a finite, non-negative amount of ns and a callback, got ${ns}.`,
       );
@@ -703,7 +704,7 @@ export class SchedCore implements SchedService {
 
   private check(v: Vcpu): void {
     if (v === undefined || v === null || this.hv.vcpus[v.uid] !== v || v.uid >= this.cap) {
-      throw new HyperlabError(
+      throw new HyperlabError<SchedErrorCode>(
         "SCHED_UNKNOWN_VCPU",
         "That vCPU does not belong to this hypervisor. Pass a vCPU from hv.createDomain(...).vcpus.",
       );
@@ -713,7 +714,7 @@ export class SchedCore implements SchedService {
   private slotFor(d: Domain): number {
     const slot = this.slotOf.get(d?.domid);
     if (slot === undefined || this.domains[slot] !== d) {
-      throw new HyperlabError(
+      throw new HyperlabError<SchedErrorCode>(
         "SCHED_UNKNOWN_DOMAIN",
         `Domain ${d?.domid} is not scheduled by this hypervisor (destroyed, or from another one).`,
       );
@@ -725,13 +726,13 @@ export class SchedCore implements SchedService {
     const slot = this.slotFor(d);
     const { weight, cap } = params ?? {};
     if (weight !== undefined && !(Number.isInteger(weight) && weight >= 1 && weight <= 65535)) {
-      throw new HyperlabError(
+      throw new HyperlabError<SchedErrorCode>(
         "SCHED_BAD_WEIGHT",
         `A weight is a whole number from 1 to 65535 (Xen's default is 256), got ${weight}.`,
       );
     }
     if (cap !== undefined && !(Number.isInteger(cap) && cap >= 0 && cap <= 100 * this.nrCpus)) {
-      throw new HyperlabError(
+      throw new HyperlabError<SchedErrorCode>(
         "SCHED_BAD_CAP",
         `A cap is a whole percentage of one pCPU from 0 (none) to ${100 * this.nrCpus}, got ${cap}.`,
       );
@@ -924,7 +925,7 @@ export class SchedCore implements SchedService {
 
 function checkNs(value: number, name: string, zeroOk: boolean): number {
   if (!(Number.isFinite(value) && (zeroOk ? value >= 0 : value > 0))) {
-    throw new HyperlabError(
+    throw new HyperlabError<SchedErrorCode>(
       "SCHED_BAD_OPTION",
       `Scheduler option ${name} must be a ${zeroOk ? "non-negative" : "positive"} number of ns, got ${value}.`,
     );
