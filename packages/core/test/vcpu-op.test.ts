@@ -31,7 +31,6 @@ import { describe, expect, it } from "vitest";
 import {
   createHypervisor,
   creditScheduler,
-  definePlugin,
   type Hypervisor,
   type MemoryReader,
   PGT_l4_page_table,
@@ -44,49 +43,11 @@ import {
   tscAt,
   type Vcpu,
 } from "../src/index";
+import { directMmu } from "./helpers";
 
 const MS = 1_000_000;
 const PAGE = 4096;
 const GC = vcpu_guest_context_x86_64.fields;
-
-/**
- * A test MMU: a virtual address is the machine address of a frame the vCPU's domain owns
- * (a direct map), so a test can name guest memory by machine address. `kind` picks the PV
- * path of VCPUOP_initialise (CR3 is a machine frame holding an L4 type reference).
- */
-function directMmu(kind = "pv"): Plugin {
-  return definePlugin({
-    name: "test-mmu",
-    provides: ["mmu"],
-    setup(ctx) {
-      const hv = ctx.hv;
-      const fault = { errorCode: 0, va: 0 };
-      ctx.provide("mmu", {
-        kind,
-        fault,
-        translate(v, va) {
-          const mfn = Math.floor(va / PAGE);
-          if (!hv.frames.validMfn(mfn) || hv.frames.owner[mfn] !== v.domain.domid) {
-            fault.va = va;
-            return -1;
-          }
-          return va;
-        },
-        flushLocal() {},
-        flushOne() {},
-      });
-      // As pv-mmu does: a vCPU's base tables hold references until the domain goes.
-      ctx.onDomainDestroy((d) => {
-        for (const v of d.vcpus) {
-          if (v.cr3Mfn >= 0) hv.frames.putPageAndType(v.cr3Mfn);
-          if (v.userCr3Mfn >= 0) hv.frames.putPageAndType(v.userCr3Mfn);
-          v.cr3Mfn = -1;
-          v.userCr3Mfn = -1;
-        }
-      });
-    },
-  });
-}
 
 function boot(opts: { mmu?: string; cpus?: number } = {}) {
   const machine = createMachine({ ramBytes: 16 << 20, cpus: opts.cpus ?? 1, seed: 5 });
