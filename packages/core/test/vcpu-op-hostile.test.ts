@@ -118,7 +118,9 @@ function withCr3(mfn: number): Uint8Array {
 describe.each(["native", "pv"])(
   "a hostile guest against SCHEDOP_* and VCPUOP_* (%s MMU)",
   (kind) => {
-    it("gets 0 or a negative errno, never a throw, and leaves its vCPUs consistent", () => {
+    it("gets 0 or a negative errno, never a throw, and leaves its vCPUs consistent", {
+      timeout: LONG ? 900_000 : 60_000,
+    }, () => {
       // How often each call succeeded over all runs: each must, or the test proves little.
       const succeeded = new Array<number>(CALLS.length).fill(0);
       fc.assert(
