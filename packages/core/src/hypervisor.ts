@@ -9,6 +9,7 @@
  */
 import {
   __HYPERVISOR_multicall,
+  __HYPERVISOR_vcpu_op,
   __HYPERVISOR_vm_assist,
   DOMID_FIRST_RESERVED,
   EFAULT,
@@ -32,6 +33,7 @@ import type { MmuBackend } from "./mmu";
 import { type PluginShape, resolvePlugins, SlotTable } from "./registry";
 import type { SchedService } from "./sched/types";
 import { type StatGroup, Stats, type StatValue } from "./stats";
+import { CORE_VCPUOPS, VcpuAreas } from "./vcpu-op";
 
 /**
  * The hypervisor's slot table. Packages add their slots by declaration merging:
@@ -131,6 +133,8 @@ export class Hypervisor {
   readonly machine: Machine;
   readonly frames: FrameTable;
   readonly stats = new Stats();
+  /** Per-vCPU state in guest memory: vcpu_info placement, runstate area, PV clock, contexts. */
+  readonly vcpuAreas: VcpuAreas;
   private readonly order: readonly Plugin[];
   private readonly providers: ReadonlyMap<string, Plugin>;
   private readonly table = new SlotTable<Slots>("hypervisor");
@@ -166,6 +170,7 @@ export class Hypervisor {
         );
       }
     }
+    this.vcpuAreas = new VcpuAreas(this);
     this.declareHypercalls();
     const alloc = this.machine.frames;
     this.frames = new FrameTable(
@@ -224,9 +229,13 @@ export class Hypervisor {
     };
     declare(CORE, { op: __HYPERVISOR_multicall });
     declare(CORE, { op: __HYPERVISOR_vm_assist });
+    for (const cmd of CORE_VCPUOPS) declare(CORE, { op: __HYPERVISOR_vcpu_op, cmd });
     for (const p of this.order) for (const key of p.hypercalls ?? []) declare(p.name, key);
     this.routes[__HYPERVISOR_multicall]!.handler = (v, a) => this.doMulticall(v, a);
     this.routes[__HYPERVISOR_vm_assist]!.handler = (v, a) => this.doVmAssist(v, a);
+    for (const cmd of CORE_VCPUOPS) {
+      this.routes[__HYPERVISOR_vcpu_op]!.cmds!.get(cmd)!.handler = this.vcpuAreas.handler(cmd);
+    }
   }
 
   /** Runs every plugin's setup in dependency order, then freezes the tables. */
@@ -490,6 +499,7 @@ export class Hypervisor {
       };
       d.vcpus.push(v);
       this.vcpuList.push(v);
+      this.vcpuAreas.vcpuCreated(v);
       // Xen starts PV vCPUs with event delivery masked.
       if (i < shared_info_x86_64.fields.vcpu_info.count!) {
         this.machine.ram.write8(
@@ -568,6 +578,7 @@ export class Hypervisor {
     this.emitDomain(d);
     for (const v of d.vcpus) v.state = "offline";
     for (const fn of this.destroyHooks) fn(d);
+    this.vcpuAreas.domainDestroyed(d);
     for (const mfn of this.frames.framesOf(d.domid)) this.frames.release(mfn);
     this.maybeDead(d);
   }

@@ -73,6 +73,7 @@ export {
   CSCHED2_MAX_TIMER,
   CSCHED2_MIN_TIMER,
 } from "./sched/credit2";
+export { SCHED_ERROR_CODES, type SchedErrorCode } from "./sched/errors";
 export {
   credit2Scheduler,
   creditScheduler,
@@ -96,3 +97,22 @@ export type {
 } from "./sched/types";
 export { burnCpu, computeThenBlock } from "./sched/workload";
 export { type Counter, type StatGroup, type StatInfo, Stats, type StatValue } from "./stats";
+export {
+  type MemoryReader,
+  type MemoryWriter,
+  PVCLOCK_CALIBRATION_NS,
+  PVCLOCK_MAX_RETRIES,
+  PVCLOCK_TSC_HZ,
+  PVCLOCK_TSC_SHIFT,
+  PVCLOCK_TSC_TO_SYSTEM_MUL,
+  type PvClockSnapshot,
+  pvClockNs,
+  type RunstateSnapshot,
+  readPvClock,
+  readRunstateArea,
+  stealNs,
+  tscAt,
+  writeRunstateArea,
+  writeVcpuTime,
+} from "./time";
+export { CORE_VCPUOPS, VcpuAreas } from "./vcpu-op";

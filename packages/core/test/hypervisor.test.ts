@@ -2,6 +2,7 @@ import {
   __HYPERVISOR_event_channel_op,
   __HYPERVISOR_multicall,
   __HYPERVISOR_sched_op,
+  __HYPERVISOR_vcpu_op,
   __HYPERVISOR_vm_assist,
   __HYPERVISOR_xen_version,
   EFAULT,
@@ -9,6 +10,9 @@ import {
   ENOSYS,
   SHUTDOWN_poweroff,
   shared_info_x86_64,
+  VCPUOP_initialise,
+  VCPUOP_register_runstate_memory_area,
+  VCPUOP_register_vcpu_info,
   VMASST_CMD_disable,
   VMASST_CMD_enable,
   VMASST_TYPE_writable_pagetables,
@@ -180,6 +184,14 @@ describe("composition and boot", () => {
       { op: __HYPERVISOR_multicall, name: "multicall", plugin: "core" },
       { op: __HYPERVISOR_xen_version, name: "xen_version", plugin: "echo" },
       { op: __HYPERVISOR_vm_assist, name: "vm_assist", plugin: "core" },
+      { op: __HYPERVISOR_vcpu_op, name: "vcpu_op", cmd: VCPUOP_initialise, plugin: "core" },
+      {
+        op: __HYPERVISOR_vcpu_op,
+        name: "vcpu_op",
+        cmd: VCPUOP_register_runstate_memory_area,
+        plugin: "core",
+      },
+      { op: __HYPERVISOR_vcpu_op, name: "vcpu_op", cmd: VCPUOP_register_vcpu_info, plugin: "core" },
       { op: __HYPERVISOR_event_channel_op, name: "event_channel_op", cmd: 4, plugin: "echo" },
     ]);
     expect(d.stats.echo).toEqual([

@@ -25,6 +25,9 @@ it("runs the README example", () => {
     "multicall",
     "xen_version",
     "vm_assist",
+    "vcpu_op",
+    "vcpu_op",
+    "vcpu_op",
   ]);
   expect(hv.stats.read("version", "calls")).toBe(1);
 });

@@ -20,9 +20,11 @@ import {
   SHUTDOWN_poweroff,
   VCPUOP_down,
   VCPUOP_get_runstate_info,
+  VCPUOP_initialise,
   VCPUOP_is_up,
   VCPUOP_up,
   VIRQ_DOM_EXC,
+  vcpu_guest_context_x86_64,
 } from "@hyperlab/abi";
 import { createMachine } from "@hyperlab/machine";
 import { describe, expect, it } from "vitest";
@@ -307,6 +309,11 @@ describe("VCPUOP_up/down/is_up/get_runstate_info", () => {
     expect(call(VCPUOP_is_up, { vcpuid: 0 })).toBe(1);
     expect(call(VCPUOP_up, { vcpuid: 7 })).toBe(-ENOENT);
     expect(call(VCPUOP_up, { vcpuid: "1" })).toBe(-EFAULT);
+    // Xen: no VCPUOP_up before VCPUOP_initialise gave the vCPU a context.
+    expect(call(VCPUOP_up, { vcpuid: 1 })).toBe(-EINVAL);
+    expect(call(VCPUOP_is_up, { vcpuid: 1 })).toBe(0);
+    const ctxt = new Uint8Array(vcpu_guest_context_x86_64.sizeof);
+    expect(call(VCPUOP_initialise, { vcpuid: 1, ctxt })).toBe(0);
     expect(call(VCPUOP_up, { vcpuid: 1 })).toBe(0);
     expect(call(VCPUOP_is_up, { vcpuid: 1 })).toBe(1);
     clock.runUntil(10 * MS);

@@ -58,7 +58,7 @@ function parse(text: string): { byOffset: Map<string, Die>; top: Die[] } {
     const a = ATTR_RE.exec(line);
     if (a && current) {
       let v = a[2].trim();
-      const indirect = /^\(indirect (?:line )?string, offset: 0x[0-9a-f]+\): (.*)$/.exec(v);
+      const indirect = /^\(indirect (?:line )?string, offset: (?:0x[0-9a-f]+|0)\): (.*)$/.exec(v);
       if (indirect) v = indirect[1];
       current.attrs[a[1]] = v;
     }

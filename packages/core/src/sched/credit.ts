@@ -10,6 +10,7 @@
  * weight. Credits are doubles, not Xen's integers, so small weights get no rounding bonus.
  * Caps are enforced by the core's budget (see scheduler.ts), not by parking.
  */
+import { finishPick, firstEligible, growTo, KEEP_PREV, takePrev } from "./policy-common";
 import type { Policy, SchedCore } from "./scheduler";
 
 export const CSCHED_DEFAULT_TSLICE_MS = 30;
@@ -78,32 +79,20 @@ export class CreditPolicy implements Policy {
   }
 
   addVcpu(uid: number): void {
-    if (uid >= this.credit.length) {
-      let cap = Math.max(64, this.credit.length);
-      while (cap <= uid) cap *= 2;
-      const c = new Float64Array(cap);
-      c.set(this.credit);
-      this.credit = c;
-      const p = new Int8Array(cap);
-      p.set(this.pri);
-      this.pri = p;
-      const a = new Uint8Array(cap);
-      a.set(this.active);
-      this.active = a;
-      const y = new Uint8Array(cap);
-      y.set(this.yielding);
-      this.yielding = y;
-    }
+    this.credit = growTo(this.credit, uid);
+    this.pri = growTo(this.pri, uid);
+    this.active = growTo(this.active, uid);
+    this.yielding = growTo(this.yielding, uid);
     this.credit[uid] = 0;
     this.pri[uid] = CSCHED_PRI_TS_UNDER;
     this.active[uid] = 0;
     this.yielding[uid] = 0;
   }
 
-  private insert(cpu: number, uid: number): void {
+  private readonly insert = (cpu: number, uid: number): void => {
     this.s.hv.vcpus[uid].processor = cpu;
     this.s.rq.pushTail(cpu * 3 - this.pri[uid], uid);
-  }
+  };
 
   wake(uid: number, boostable: boolean): number {
     const s = this.s;
@@ -142,31 +131,26 @@ export class CreditPolicy implements Policy {
 
   /** First eligible vCPU in classes 0..maxCls of a pCPU's queues, skipping `skip`. */
   private first(cpu: number, maxCls: number, skip: number): number {
-    const rq = this.s.rq;
     for (let cls = 0; cls <= maxCls; cls++) {
-      for (let u = rq.head[cpu * 3 + cls]; u >= 0; u = rq.next[u]) {
-        if (u !== skip && this.s.eligible(u)) return u;
-      }
+      const u = firstEligible(this.s, cpu * 3 + cls, skip);
+      if (u >= 0) return u;
     }
     return -1;
   }
 
   pick(cpu: number, now: number, prev: number, requeue: boolean): number {
     const s = this.s;
-    let yielder = -1;
-    if (prev >= 0 && requeue) {
-      if (this.yielding[prev]) {
-        yielder = prev;
-        this.yielding[prev] = 0;
-      } else if (this.ratelimitNs > 0 && s.eligible(prev)) {
-        const ran = now - s.runStart[cpu];
-        if (ran < this.ratelimitNs) {
-          s.slice = this.ratelimitNs - ran;
-          return prev;
-        }
-      }
-      this.insert(cpu, prev);
-    }
+    const yielder = takePrev(
+      s,
+      cpu,
+      now,
+      prev,
+      requeue,
+      this.yielding,
+      this.ratelimitNs,
+      this.insert,
+    );
+    if (yielder === KEEP_PREV) return prev;
     let next = this.first(cpu, 2, yielder);
     let cls = next >= 0 ? -this.pri[next] : 3;
     if (cls === 2 || next < 0) {
@@ -182,10 +166,8 @@ export class CreditPolicy implements Policy {
         }
       }
     }
-    if (next < 0 && yielder >= 0 && s.eligible(yielder)) next = yielder;
-    if (next < 0) return -1;
-    s.rq.remove(next);
-    s.slice = this.tsliceNs;
+    next = finishPick(s, next, yielder);
+    if (next >= 0) s.slice = this.tsliceNs;
     return next;
   }
 

@@ -11,6 +11,7 @@
  * per-socket queue on a one-socket host) all pCPUs share one queue; with "cpu" each pCPU
  * has its own and idle pCPUs steal.
  */
+import { finishPick, firstEligible, growTo, KEEP_PREV, takePrev } from "./policy-common";
 import type { Policy, SchedCore } from "./scheduler";
 
 export const CSCHED2_CREDIT_INIT = 10_000_000;
@@ -61,25 +62,17 @@ export class Credit2Policy implements Policy {
   }
 
   addVcpu(uid: number): void {
-    if (uid >= this.credit.length) {
-      let cap = Math.max(64, this.credit.length);
-      while (cap <= uid) cap *= 2;
-      const c = new Float64Array(cap);
-      c.set(this.credit);
-      this.credit = c;
-      const y = new Uint8Array(cap);
-      y.set(this.yielding);
-      this.yielding = y;
-    }
+    this.credit = growTo(this.credit, uid);
+    this.yielding = growTo(this.yielding, uid);
     this.credit[uid] = CSCHED2_CREDIT_INIT;
     this.yielding[uid] = 0;
     this.uids.push(uid);
   }
 
-  private insert(cpu: number, uid: number): void {
+  private readonly insert = (cpu: number, uid: number): void => {
     this.s.hv.vcpus[uid].processor = cpu;
     this.s.rq.insertSorted(this.rqOf(cpu), uid, this.credit);
-  }
+  };
 
   wake(uid: number): number {
     const cpu = this.s.placeCpu(uid);
@@ -129,36 +122,25 @@ export class Credit2Policy implements Policy {
     this.credit[uid] -= w > 0 ? (ns * this.maxWeight) / w : ns;
   }
 
-  private first(q: number, skip: number): number {
-    const rq = this.s.rq;
-    for (let u = rq.head[q]; u >= 0; u = rq.next[u]) {
-      if (u !== skip && this.s.eligible(u)) return u;
-    }
-    return -1;
-  }
-
   pick(cpu: number, now: number, prev: number, requeue: boolean): number {
     const s = this.s;
     const q = this.rqOf(cpu);
-    let yielder = -1;
-    if (prev >= 0 && requeue) {
-      if (this.yielding[prev]) {
-        yielder = prev;
-        this.yielding[prev] = 0;
-      } else if (this.ratelimitNs > 0 && s.eligible(prev)) {
-        const ran = now - s.runStart[cpu];
-        if (ran < this.ratelimitNs) {
-          s.slice = this.ratelimitNs - ran;
-          return prev;
-        }
-      }
-      this.insert(cpu, prev);
-    }
-    let next = this.first(q, yielder);
+    const yielder = takePrev(
+      s,
+      cpu,
+      now,
+      prev,
+      requeue,
+      this.yielding,
+      this.ratelimitNs,
+      this.insert,
+    );
+    if (yielder === KEEP_PREV) return prev;
+    let next = firstEligible(s, q, yielder);
     if (next < 0 && this.perCpu) {
       let bestCredit = Number.NEGATIVE_INFINITY;
       for (let i = 1; i < this.n; i++) {
-        const u = this.first((cpu + i) % this.n, -1);
+        const u = firstEligible(s, (cpu + i) % this.n, -1);
         if (u >= 0 && this.credit[u] > bestCredit) {
           bestCredit = this.credit[u];
           next = u;
@@ -166,9 +148,8 @@ export class Credit2Policy implements Policy {
       }
       if (next >= 0) s.cMigrations.value++;
     }
-    if (next < 0 && yielder >= 0 && s.eligible(yielder)) next = yielder;
+    next = finishPick(s, next, yielder);
     if (next < 0) return -1;
-    s.rq.remove(next);
     s.hv.vcpus[next].processor = cpu;
     if (this.credit[next] <= 0) this.resetCredit(q, next, now);
     // Run until our credit meets the next waiter's, within the timer bounds.

@@ -20,6 +20,7 @@ import { HyperlabError } from "../errors";
 import type { Plugin } from "../hypervisor";
 import { type CreditOptions, CreditPolicy } from "./credit";
 import { type Credit2Options, Credit2Policy } from "./credit2";
+import type { SchedErrorCode } from "./errors";
 import { type RoundRobinOptions, RoundRobinPolicy } from "./rr";
 import { type Policy, SchedCore, type SchedCoreOptions } from "./scheduler";
 
@@ -63,7 +64,7 @@ export function credit2Scheduler(options: Credit2Options & SchedCoreOptions = {}
     options.runqueue !== "machine" &&
     options.runqueue !== "cpu"
   ) {
-    throw new HyperlabError(
+    throw new HyperlabError<SchedErrorCode>(
       "SCHED_BAD_OPTION",
       `credit2 runqueue must be "machine" or "cpu", got ${JSON.stringify(options.runqueue)}.`,
     );
@@ -90,7 +91,7 @@ export function schedulerByName(
     case "rr":
       return rrScheduler(options);
     default:
-      throw new HyperlabError(
+      throw new HyperlabError<SchedErrorCode>(
         "SCHED_UNKNOWN",
         `Unknown scheduler "${name}". Use one of: ${SCHEDULER_NAMES.join(", ")} (as Xen's sched=).`,
       );
@@ -101,7 +102,7 @@ function checkNumbers(options: object, keys: string[]): void {
   for (const k of keys) {
     const v = (options as Record<string, unknown>)[k];
     if (v !== undefined && !(typeof v === "number" && Number.isFinite(v) && v >= 0)) {
-      throw new HyperlabError(
+      throw new HyperlabError<SchedErrorCode>(
         "SCHED_BAD_OPTION",
         `Scheduler option ${k} must be a non-negative number, got ${String(v)}.`,
       );

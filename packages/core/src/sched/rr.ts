@@ -5,6 +5,7 @@
  *
  * Invariant: a queued vCPU sits on the FIFO of its `processor`.
  */
+import { finishPick, firstEligible, growTo, takePrev } from "./policy-common";
 import type { Policy, SchedCore } from "./scheduler";
 
 export interface RoundRobinOptions {
@@ -33,20 +34,14 @@ export class RoundRobinPolicy implements Policy {
   }
 
   addVcpu(uid: number): void {
-    if (uid >= this.yielding.length) {
-      let cap = Math.max(64, this.yielding.length);
-      while (cap <= uid) cap *= 2;
-      const y = new Uint8Array(cap);
-      y.set(this.yielding);
-      this.yielding = y;
-    }
+    this.yielding = growTo(this.yielding, uid);
     this.yielding[uid] = 0;
   }
 
-  private insert(cpu: number, uid: number): void {
+  private readonly insert = (cpu: number, uid: number): void => {
     this.s.hv.vcpus[uid].processor = cpu;
     this.s.rq.pushTail(cpu, uid);
-  }
+  };
 
   wake(uid: number): number {
     const cpu = this.s.placeCpu(uid);
@@ -69,31 +64,17 @@ export class RoundRobinPolicy implements Policy {
 
   burn(): void {}
 
-  private first(q: number, skip: number): number {
-    const rq = this.s.rq;
-    for (let u = rq.head[q]; u >= 0; u = rq.next[u]) {
-      if (u !== skip && this.s.eligible(u)) return u;
-    }
-    return -1;
-  }
-
-  pick(cpu: number, _now: number, prev: number, requeue: boolean): number {
+  pick(cpu: number, now: number, prev: number, requeue: boolean): number {
     const s = this.s;
-    let yielder = -1;
-    if (prev >= 0 && requeue) {
-      if (this.yielding[prev]) {
-        yielder = prev;
-        this.yielding[prev] = 0;
-      }
-      this.insert(cpu, prev);
-    }
-    let next = this.first(cpu, yielder);
+    // No rate limit in rr: prev never keeps the pCPU.
+    const yielder = takePrev(s, cpu, now, prev, requeue, this.yielding, 0, this.insert);
+    let next = firstEligible(s, cpu, yielder);
     if (next < 0) {
       let longest = 0;
       for (let i = 1; i < this.n; i++) {
         const peer = (cpu + i) % this.n;
         if (s.rq.len[peer] <= longest) continue;
-        const u = this.first(peer, -1);
+        const u = firstEligible(s, peer, -1);
         if (u >= 0) {
           longest = s.rq.len[peer];
           next = u;
@@ -101,10 +82,8 @@ export class RoundRobinPolicy implements Policy {
       }
       if (next >= 0) s.cMigrations.value++;
     }
-    if (next < 0 && yielder >= 0 && s.eligible(yielder)) next = yielder;
-    if (next < 0) return -1;
-    s.rq.remove(next);
-    s.slice = this.sliceNs;
+    next = finishPick(s, next, yielder);
+    if (next >= 0) s.slice = this.sliceNs;
     return next;
   }
 

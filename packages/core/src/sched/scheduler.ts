@@ -44,6 +44,9 @@ import type { Domain, Vcpu, VcpuState } from "../domain";
 import { HyperlabError } from "../errors";
 import type { Hypervisor, SetupContext } from "../hypervisor";
 import type { Counter } from "../stats";
+import { PVCLOCK_CALIBRATION_NS } from "../time";
+import type { VcpuAreas } from "../vcpu-op";
+import type { SchedErrorCode } from "./errors";
 import { RunQueues } from "./runq";
 import type { EventSource, RunstateInfo, SchedParams, SchedService, WakeLatency } from "./types";
 
@@ -108,6 +111,8 @@ export class SchedCore implements SchedService {
   readonly capPeriodNs: number;
   /** Set by Policy.pick: how long the chosen vCPU may run. */
   slice = 0;
+  /** Where the runstate areas and PV clocks live (owned by the hypervisor). */
+  private readonly areas: VcpuAreas;
 
   // per pCPU
   readonly currUid: Int32Array;
@@ -176,6 +181,7 @@ export class SchedCore implements SchedService {
     this.tickNs = checkNs(options.tickNs ?? 10_000_000, "tickNs", false);
     this.capPeriodNs = checkNs(options.capPeriodNs ?? 10_000_000, "capPeriodNs", false);
     this.rq = new RunQueues(policy.queues(this.nrCpus));
+    this.areas = ctx.hv.vcpuAreas;
     const n = this.nrCpus;
     this.currUid = new Int32Array(n).fill(-1);
     this.softirq = new Uint8Array(n);
@@ -208,6 +214,16 @@ export class SchedCore implements SchedService {
     this.register(ctx);
     for (let cpu = 0; cpu < n; cpu++)
       this.clock.schedule(this.clock.now + this.tickNs, this.tickCb[cpu]);
+    // Xen's local_time_calibration: each pCPU takes a new time stamp once per epoch and
+    // refreshes the PV clock of the vCPU it runs.
+    const calibrate = (now: number) => {
+      for (let cpu = 0; cpu < n; cpu++) {
+        this.areas.calibrate(cpu, now);
+        if (this.currUid[cpu] >= 0) this.areas.updateTime(this.currUid[cpu], cpu);
+      }
+      this.clock.schedule(now + PVCLOCK_CALIBRATION_NS, calibrate);
+    };
+    this.clock.schedule(this.clock.now + PVCLOCK_CALIBRATION_NS, calibrate);
   }
 
   get name(): string {
@@ -361,7 +377,9 @@ export class SchedCore implements SchedService {
     this.rsTime[uid * 4 + old] += now - this.rsEntry[uid];
     this.rsEntry[uid] = now;
     this.rsState[uid] = st;
-    this.hv.vcpus[uid].state = STATE_NAMES[st];
+    const v = this.hv.vcpus[uid];
+    v.state = STATE_NAMES[st];
+    if (this.areas.hasRunstateArea(uid)) this.areas.writeRunstate(v, st, now, this.rsTime, uid * 4);
   }
 
   /** Charges a running vCPU's run time up to `now`. */
@@ -441,7 +459,7 @@ export class SchedCore implements SchedService {
 
   schedule(cpu: number): void {
     if (!(cpu >= 0 && cpu < this.nrCpus)) {
-      throw new HyperlabError(
+      throw new HyperlabError<SchedErrorCode>(
         "SCHED_BAD_CPU",
         `There is no pCPU ${cpu}; this machine has pCPUs 0..${this.nrCpus - 1}.`,
       );
@@ -483,6 +501,7 @@ export class SchedCore implements SchedService {
         this.onCpu[next] = cpu;
         this.hv.vcpus[next].processor = cpu;
         this.setRunstate(next, RUNSTATE_running, now);
+        this.areas.updateTime(next, cpu);
         if (prev >= 0) {
           this.cSwitches.value++;
           this.cSwitchNs.value += this.switchNs;
@@ -586,7 +605,7 @@ export class SchedCore implements SchedService {
   setWork(v: Vcpu, ns: number, done: (v: Vcpu) => void): void {
     this.check(v);
     if (!(Number.isFinite(ns) && ns >= 0) || typeof done !== "function") {
-      throw new HyperlabError(
+      throw new HyperlabError<SchedErrorCode>(
         "SCHED_BAD_WORK",
         `setWork needs a finite, non-negative amount of ns and a callback, got ${ns}.`,
       );
@@ -703,7 +722,7 @@ export class SchedCore implements SchedService {
 
   private check(v: Vcpu): void {
     if (v === undefined || v === null || this.hv.vcpus[v.uid] !== v || v.uid >= this.cap) {
-      throw new HyperlabError(
+      throw new HyperlabError<SchedErrorCode>(
         "SCHED_UNKNOWN_VCPU",
         "That vCPU does not belong to this hypervisor. Pass a vCPU from hv.createDomain(...).vcpus.",
       );
@@ -713,7 +732,7 @@ export class SchedCore implements SchedService {
   private slotFor(d: Domain): number {
     const slot = this.slotOf.get(d?.domid);
     if (slot === undefined || this.domains[slot] !== d) {
-      throw new HyperlabError(
+      throw new HyperlabError<SchedErrorCode>(
         "SCHED_UNKNOWN_DOMAIN",
         `Domain ${d?.domid} is not scheduled by this hypervisor (destroyed, or from another one).`,
       );
@@ -725,13 +744,13 @@ export class SchedCore implements SchedService {
     const slot = this.slotFor(d);
     const { weight, cap } = params ?? {};
     if (weight !== undefined && !(Number.isInteger(weight) && weight >= 1 && weight <= 65535)) {
-      throw new HyperlabError(
+      throw new HyperlabError<SchedErrorCode>(
         "SCHED_BAD_WEIGHT",
         `A weight is a whole number from 1 to 65535 (Xen's default is 256), got ${weight}.`,
       );
     }
     if (cap !== undefined && !(Number.isInteger(cap) && cap >= 0 && cap <= 100 * this.nrCpus)) {
-      throw new HyperlabError(
+      throw new HyperlabError<SchedErrorCode>(
         "SCHED_BAD_CAP",
         `A cap is a whole percentage of one pCPU from 0 (none) to ${100 * this.nrCpus}, got ${cap}.`,
       );
@@ -863,7 +882,15 @@ export class SchedCore implements SchedService {
     if (typeof nr !== "number" || !Number.isInteger(nr) || nr < 0) return -EINVAL;
     if (nr > SCHED_POLL_MAX_PORTS) return -EINVAL;
     if (!Array.isArray(ports) || ports.length < nr) return -EFAULT;
-    if (typeof timeout !== "number" || !(timeout >= 0)) return -EFAULT;
+    // timeout is a uint64_t of absolute system time: anything else cannot be copied in.
+    if (
+      typeof timeout !== "number" ||
+      !Number.isInteger(timeout) ||
+      timeout < 0 ||
+      timeout >= 2 ** 64
+    ) {
+      return -EFAULT;
+    }
     const uid = v.uid;
     const d = v.domain;
     if (this.events.localEventsNeedDelivery(v)) return 0;
@@ -871,6 +898,8 @@ export class SchedCore implements SchedService {
     for (let i = 0; i < nr; i++) {
       port = ports[i];
       if (typeof port !== "number" || !Number.isInteger(port)) return -EFAULT;
+      // Port 0 is reserved and never in use; evtchn_port_t is 32 bits.
+      if (port <= 0 || port >= 2 ** 32) return -EINVAL;
       const rc = this.events.portPoll(d, port);
       if (rc !== 0) return Math.min(rc, 0);
     }
@@ -897,8 +926,11 @@ export class SchedCore implements SchedService {
   private doVcpuUpDown(v: Vcpu, a: { vcpuid?: unknown }, up: boolean): number {
     const t = this.targetVcpu(v, a);
     if (typeof t === "number") return t;
-    if (up) this.vcpuUp(t);
-    else this.vcpuDown(t);
+    if (up) {
+      // Xen: a vCPU comes up only once it has a context (VCPUOP_initialise).
+      if (!this.areas.isInitialised(t)) return -EINVAL;
+      this.vcpuUp(t);
+    } else this.vcpuDown(t);
     return 0;
   }
 
@@ -924,7 +956,7 @@ export class SchedCore implements SchedService {
 
 function checkNs(value: number, name: string, zeroOk: boolean): number {
   if (!(Number.isFinite(value) && (zeroOk ? value >= 0 : value > 0))) {
-    throw new HyperlabError(
+    throw new HyperlabError<SchedErrorCode>(
       "SCHED_BAD_OPTION",
       `Scheduler option ${name} must be a ${zeroOk ? "non-negative" : "positive"} number of ns, got ${value}.`,
     );

@@ -8,6 +8,7 @@ import { __HYPERVISOR_sched_op, SCHEDOP_block } from "@hyperlab/abi";
 import type { Vcpu } from "../domain";
 import { HyperlabError } from "../errors";
 import type { Hypervisor } from "../hypervisor";
+import type { SchedErrorCode } from "./errors";
 
 /** Makes a vCPU a CPU burner: online, no work, so it runs whenever it is chosen. */
 export function burnCpu(hv: Hypervisor, v: Vcpu): void {
@@ -27,7 +28,7 @@ export function computeThenBlock(
   onBlock?: (v: Vcpu) => void,
 ): void {
   if (!(Number.isFinite(computeNs) && computeNs >= 0)) {
-    throw new HyperlabError(
+    throw new HyperlabError<SchedErrorCode>(
       "SCHED_BAD_WORK",
       `computeThenBlock needs a finite, non-negative computeNs, got ${computeNs}.`,
     );
