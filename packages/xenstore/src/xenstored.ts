@@ -16,6 +16,8 @@
  *   transactions are discarded.
  */
 import {
+  DOMID_FIRST_RESERVED,
+  DOMID_SELF,
   XENSTORE_PAYLOAD_MAX,
   XENSTORE_REL_PATH_MAX,
   XS_CONTROL,
@@ -156,7 +158,15 @@ export interface XenstoredOptions {
   privDomid?: number;
   /** Whether a domain exists (C asks the hypervisor); default: every domid exists. */
   domainExists?: (domid: number) => boolean;
-  /** INTRODUCE's way to reach a domain's ring; without it INTRODUCE answers EINVAL. */
+  /**
+   * For a daemon on its own: the domids that exist, as "0,1-8" (what C xenstored would learn
+   * from the hypervisor; the peer shim's XSSHIM_DOMAINS). Ignored when `domainExists` is given.
+   */
+  domains?: string;
+  /**
+   * INTRODUCE's way to reach a domain's ring. Without it (a daemon on its own) INTRODUCE is
+   * accepted for any domid as C's is, with a ring nobody reads or writes.
+   */
   mapDomainInterface?: MapDomainInterface;
   /** One line per connection event and error. */
   log?: (line: string) => void;
@@ -174,7 +184,6 @@ export interface ConnectOptions {
 }
 
 const NO_GEN = -1;
-const DOMID_SELF = 0x7ff0;
 /** sizeof(struct xs_tdb_record_hdr) and sizeof(struct xs_permissions) in C xenstored. */
 const RECORD_HDR = 24;
 const RECORD_PERM = 8;
@@ -255,6 +264,8 @@ class Transaction {
 
 interface Watch {
   readonly conn: XsConnection;
+  /** Registration order across the daemon (C keeps each connection's watches in a list). */
+  readonly seq: number;
   /** Absolute path or @-name. */
   readonly node: string;
   readonly token: string;
@@ -486,6 +497,9 @@ export class Xenstored {
   private nextConnId = 1;
   private readonly conns = new Set<XsConnection>();
   private readonly watchIndex = new Map<string, Set<Watch>>();
+  /** Scratch list for fireWatches (reused, so a fire allocates nothing for it). */
+  private readonly watchHits: Watch[] = [];
+  private nextWatchSeq = 1;
   private readonly domains = new Map<number, DomainRec>();
   private specialPerms = new Map<string, XsPerms>([
     ["@introduceDomain", [{ perms: XS_PERM_NONE, id: 0 }]],
@@ -506,7 +520,9 @@ export class Xenstored {
     }
     this.quotas = q;
     this.privDomid = options.privDomid;
-    this.domainExists = options.domainExists ?? (() => true);
+    this.domainExists =
+      options.domainExists ??
+      (options.domains === undefined ? () => true : parseDomainList(options.domains));
     this.mapDomainInterface = options.mapDomainInterface;
     this.log = options.log ?? (() => {});
     const dom0: XsPerms = [{ perms: XS_PERM_NONE, id: 0 }];
@@ -1110,38 +1126,41 @@ export class Xenstored {
       const set = this.watchIndex.get(name);
       if (set === undefined) return;
       const perms = this.specialPerms.get(name);
-      for (const w of set) {
-        if (
-          perms !== undefined &&
-          this.permFor(w.conn, perms, Number.POSITIVE_INFINITY) & XS_PERM_READ
-        ) {
+      if (perms === undefined) return;
+      const hits = [...set].sort(watchOrder);
+      for (const w of hits) {
+        if (this.permFor(w.conn, perms, Number.POSITIVE_INFINITY) & XS_PERM_READ) {
           this.sendEvent(w.conn, name, w.token);
         }
       }
       return;
     }
-    let permitted: Map<XsConnection, boolean> | null = null;
-    const visit = (set: Set<Watch> | undefined): void => {
-      if (set === undefined) return;
-      for (const w of set) {
-        permitted ??= new Map();
-        let ok = permitted.get(w.conn);
-        if (ok === undefined) {
-          ok = this.watchPermitted(w.conn, name, node, oldPerms);
-          permitted.set(w.conn, ok);
-        }
-        if (ok) this.sendEvent(w.conn, watchPath(w, name), w.token);
-      }
-    };
+    // C walks its connection list, and each connection's watches, in the order they were
+    // made: gather the matching watches, then send in (connection, registration) order.
+    const hits = this.watchHits;
+    hits.length = 0;
     if (exact) {
-      visit(this.watchIndex.get(name));
-      return;
+      gather(hits, this.watchIndex.get(name));
+    } else {
+      gather(hits, this.watchIndex.get("/"));
+      for (let i = name.indexOf("/", 1); i !== -1; i = name.indexOf("/", i + 1)) {
+        gather(hits, this.watchIndex.get(name.slice(0, i)));
+      }
+      if (name !== "/") gather(hits, this.watchIndex.get(name));
     }
-    visit(this.watchIndex.get("/"));
-    for (let i = name.indexOf("/", 1); i !== -1; i = name.indexOf("/", i + 1)) {
-      visit(this.watchIndex.get(name.slice(0, i)));
+    if (hits.length === 0) return;
+    if (hits.length > 1) hits.sort(watchOrder);
+    let lastConn: XsConnection | null = null;
+    let ok = false;
+    for (let i = 0; i < hits.length; i++) {
+      const w = hits[i];
+      if (w.conn !== lastConn) {
+        lastConn = w.conn;
+        ok = this.watchPermitted(w.conn, name, node, oldPerms);
+      }
+      if (ok) this.sendEvent(w.conn, watchPath(w, name), w.token);
     }
-    if (name !== "/") visit(this.watchIndex.get(name));
+    hits.length = 0;
   }
 
   /** XSA-115: an event only reaches a watcher who may read the node or its parent. */
@@ -1337,7 +1356,7 @@ export class Xenstored {
     const key = `${path}\0${token}`;
     if (conn.watches.has(key)) return EEXIST;
     if (!conn.privileged && conn.watches.size > this.quotas.watches) return E2BIG;
-    const w: Watch = { conn, node: path, token, relative };
+    const w: Watch = { conn, seq: this.nextWatchSeq++, node: path, token, relative };
     conn.watches.set(key, w);
     let set = this.watchIndex.get(path);
     if (set === undefined) {
@@ -1419,8 +1438,10 @@ export class Xenstored {
     if (port === 0) return EINVAL;
     let d = this.domains.get(domid);
     if (d === undefined || !d.introduced) {
-      if (this.mapDomainInterface === undefined) return EINVAL;
-      const channel = this.mapDomainInterface({ domid, gfn, port });
+      const channel =
+        this.mapDomainInterface === undefined
+          ? unmappedChannel()
+          : this.mapDomainInterface({ domid, gfn, port });
       if (channel === null) return EINVAL;
       d = this.domainRec(domid, true)!;
       d.introduced = true;
@@ -1594,8 +1615,49 @@ export class Xenstored {
   }
 }
 
+/**
+ * "0,1-8" → a predicate over domids. Throws XS_BAD_OPTION (a user mistake) on anything else.
+ */
+export function parseDomainList(list: string): (domid: number) => boolean {
+  const ranges: [number, number][] = [];
+  for (const part of list.split(",")) {
+    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
+    const lo = m === null ? Number.NaN : Number(m[1]);
+    const hi = m === null ? Number.NaN : m[2] === undefined ? lo : Number(m[2]);
+    if (!(lo <= hi && hi < DOMID_FIRST_RESERVED)) {
+      throw new XenstoreError(
+        "XS_BAD_OPTION",
+        `domain list ${JSON.stringify(list)}: "${part}" is not a domid or a range lo-hi below ${DOMID_FIRST_RESERVED}; write e.g. 0,1-8`,
+      );
+    }
+    ranges.push([lo, hi]);
+  }
+  return (domid) => ranges.some(([lo, hi]) => domid >= lo && domid <= hi);
+}
+
 function canon(conn: XsConnection, name: string | null): string | null {
   return name === null ? null : canonicalize(conn.home, name);
+}
+
+/** A standalone daemon's stand-in for a domain's ring: nothing is read or written. */
+function unmappedChannel(): DomainChannel {
+  const nothing = (): void => {};
+  return {
+    attach: nothing,
+    reset: nothing,
+    connected: nothing,
+    rebind: nothing,
+    markError: nothing,
+    close: nothing,
+  };
+}
+
+function gather(into: Watch[], set: Set<Watch> | undefined): void {
+  if (set !== undefined) for (const w of set) into.push(w);
+}
+
+function watchOrder(a: Watch, b: Watch): number {
+  return a.conn.id - b.conn.id || a.seq - b.seq;
 }
 
 function watchPath(w: Watch, name: string): string {
