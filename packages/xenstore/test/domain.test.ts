@@ -17,10 +17,17 @@ import {
   xenstore_domain_interface,
 } from "@hyperlab/abi";
 import { Ram } from "@hyperlab/machine";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { XenstoreError, XenstoreRing, XenstoreRingFrontend } from "../src/index";
 import { Raw, RingHost, RingRaw, z } from "./helpers";
 
+const IDX = [
+  xenstore_domain_interface.fields.req_cons.offset,
+  xenstore_domain_interface.fields.req_prod.offset,
+  xenstore_domain_interface.fields.rsp_cons.offset,
+  xenstore_domain_interface.fields.rsp_prod.offset,
+];
 const F = xenstore_domain_interface.fields;
 
 function home(h: RingHost, domid: number) {
@@ -87,6 +94,46 @@ describe("the ring transport", () => {
     expect(dom0.q(XS_IS_DOMAIN_INTRODUCED, z("8"))).toBe("T|");
     expect(dom0.q(XS_RELEASE, z("8"))).toBe("OK|");
     expect(dom0.q(XS_IS_DOMAIN_INTRODUCED, z("8"))).toBe("F|");
+  });
+
+  it("the domain's end stops at impossible reply indices, as Linux's xb_read gives up", async () => {
+    const h = new RingHost();
+    home(h, 6);
+    h.introduce(6, 16);
+    const raw = new RingRaw(h.frontend(6, 16));
+    expect(raw.q(XS_WRITE, "a\u00001")).toBe("OK|");
+    const base = 16 * 4096;
+    h.ram.write32(base + F.rsp_prod.offset, h.ram.read32(base + F.rsp_cons.offset) + 5000);
+    raw.send(XS_READ, z("a"));
+    // No reply was taken from the impossible ring, and from then on nothing moves.
+    expect(raw.replies).toHaveLength(1);
+    const reqProd = h.ram.read32(base + F.req_prod.offset);
+    raw.send(XS_READ, z("a"));
+    expect(h.ram.read32(base + F.req_prod.offset)).toBe(reqProd);
+    expect(raw.replies).toHaveLength(1);
+  });
+
+  it("both ends survive any indices a hostile page holds", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom(...IDX), fc.integer({ min: 0, max: 0xffffffff })), {
+          maxLength: 8,
+        }),
+        (writes) => {
+          const h = new RingHost();
+          home(h, 5);
+          h.introduce(5, 17);
+          const raw = new RingRaw(h.frontend(5, 17));
+          raw.send(XS_WRITE, z("k", "v"));
+          for (const [off, v] of writes) h.ram.write32(17 * 4096 + off, v);
+          raw.send(XS_READ, z("k"));
+          h.rings.get(5)!.onEvent();
+          h.fronts.get(5)!.onEvent();
+          expect(h.daemon.checkInvariants()).toEqual([]);
+        },
+      ),
+      { seed: 1115, numRuns: process.env.HYPERLAB_LONG ? 2000 : 150 },
+    );
   });
 
   it("an oversized header from a domain marks the page PROTO", () => {
