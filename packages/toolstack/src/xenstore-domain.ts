@@ -317,9 +317,6 @@ function makeGuestEvtchn(hv: Hypervisor, d: Domain): XenEvtchnGuest {
   return g;
 }
 
-/** @internal For XenbusComms: a domain's guest-side event channels, made as the domain would. */
-export const makeGuestEventChannels = makeGuestEvtchn;
-
 export interface IntroduceDomainOptions {
   /** The domain being built (still paused, as libxl introduces it before unpausing). */
   domain: Domain;
