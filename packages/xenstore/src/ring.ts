@@ -23,8 +23,9 @@ import {
   xenstore_domain_interface,
 } from "@hyperlab/abi";
 import { PAGE_SIZE, type Ram } from "@hyperlab/machine";
+import type { XsConnection } from "./connection";
 import { XenstoreError } from "./errors";
-import type { DomainChannel, XsConnection } from "./xenstored";
+import type { DomainChannel } from "./store";
 
 const F = xenstore_domain_interface.fields;
 const REQ = F.req.offset;
