@@ -11,17 +11,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   XS_DIRECTORY,
+  XS_DIRECTORY_PART,
+  XS_GET_DOMAIN_PATH,
   XS_GET_PERMS,
   XS_INTRODUCE,
   XS_IS_DOMAIN_INTRODUCED,
   XS_MKDIR,
   XS_READ,
   XS_RELEASE,
+  XS_RESET_WATCHES,
   XS_RM,
   XS_SET_PERMS,
   XS_SET_TARGET,
   XS_TRANSACTION_END,
   XS_TRANSACTION_START,
+  XS_UNWATCH,
   XS_WATCH,
   XS_WRITE,
 } from "@hyperlab/abi";
@@ -180,6 +184,96 @@ describe.skipIf(peer === null)("ours answers as C xenstored 4.17", () => {
       await b.req(XS_RM, ["/rmt"]);
     });
     expect(ts).toEqual(c);
+  });
+
+  it("fires a committed transaction's watches as C does, and none of one that conflicted", async () => {
+    const { c, ts } = await both(async (open, log) => {
+      const a = await open();
+      const b = await open();
+      await b.req(XS_WRITE, ["/tc/a/x", "0"]);
+      for (const [p, t] of [
+        ["/tc/a", "A"],
+        ["/tc", "T"],
+        ["/tc/c", "C"],
+        ["/tc/b", "B"],
+      ]) {
+        log.push(await a.req(XS_WATCH, [p, t]));
+      }
+      await a.sync();
+      a.take();
+      const t1 = Number(T((await b.req(XS_TRANSACTION_START, [""])).slice(3)));
+      log.push(await b.req(XS_WRITE, ["/tc/a/x", "1"], t1));
+      log.push(await b.req(XS_MKDIR, ["/tc/b"], t1));
+      log.push(await b.req(XS_WRITE, ["/tc/a/x", "2"], t1));
+      log.push(await b.req(XS_RM, ["/tc/b"], t1));
+      log.push(await b.req(XS_WRITE, ["/tc/c/d", "3"], t1));
+      log.push(await b.req(XS_RM, ["/tc/c"], t1));
+      log.push(await b.req(XS_SET_PERMS, ["/tc/a", "n0", "r1"], t1));
+      log.push(await b.req(XS_WRITE, ["/tc/e", "4"], t1));
+      log.push(await b.req(XS_TRANSACTION_END, ["T"], t1));
+      await a.sync();
+      log.push("committed", ...a.take());
+      const t2 = Number(T((await b.req(XS_TRANSACTION_START, [""])).slice(3)));
+      log.push(await b.req(XS_RM, ["/tc/a"], t2));
+      log.push(await b.req(XS_WRITE, ["/tc/a/x", "outside"]));
+      await a.sync();
+      log.push("outside", ...a.take());
+      log.push(await b.req(XS_TRANSACTION_END, ["T"], t2));
+      await a.sync();
+      log.push("conflicted", ...a.take());
+      log.push(await b.req(XS_DIRECTORY, ["/tc"]));
+      log.push(await b.req(XS_GET_PERMS, ["/tc/a"]));
+      await b.req(XS_RM, ["/tc"]);
+    });
+    expect(ts).toEqual(c);
+  });
+
+  it("resolves relative paths and relative watches of a socket below dom0's home", async () => {
+    const { c, ts } = await both(async (open, log) => {
+      const a = await open();
+      const b = await open();
+      log.push(await a.req(XS_WATCH, ["rel", "r"]));
+      log.push(await a.req(XS_WATCH, ["/local/domain/0/rel", "abs"]));
+      await a.sync();
+      log.push(...a.take());
+      log.push(await b.req(XS_WRITE, ["rel/x", "1"]));
+      log.push(await b.req(XS_READ, ["/local/domain/0/rel/x"]));
+      log.push(await b.req(XS_RM, ["/local/domain/0/rel"]));
+      await a.sync();
+      log.push(...a.take());
+      await b.req(XS_RM, ["/local"]);
+    });
+    expect(ts).toEqual(c);
+  });
+
+  it("answers odd requests with the same errors", async () => {
+    const { c, ts } = await both(async (open, log) => {
+      const a = await open();
+      await a.req(XS_WRITE, ["/odd/k", "v"]);
+      const raw = (s: string) => new Uint8Array(Buffer.from(s, "latin1"));
+      log.push(await a.req(XS_GET_PERMS, ["@introduceDomain"]));
+      log.push(await a.req(XS_WATCH, ["/odd", "t", "extra"]));
+      log.push(await a.req(XS_WATCH, ["/odd"]));
+      log.push(await a.req(XS_UNWATCH, ["/odd", "never"]));
+      log.push(await a.req(XS_TRANSACTION_END, ["X"], 0));
+      log.push(await a.req(XS_READ, ["/odd/k"], 777));
+      log.push(await a.req(XS_WRITE, raw("/odd/nonul")));
+      log.push(await a.req(XS_READ, raw("/odd/k")));
+      log.push(await a.req(XS_MKDIR, ["/odd//x"]));
+      log.push(await a.req(XS_RM, ["/odd/none/deeper"]));
+      log.push(await a.req(XS_RM, ["/"]));
+      log.push(await a.req(XS_DIRECTORY_PART, ["/odd", "0"]));
+      log.push(await a.req(XS_DIRECTORY_PART, ["/odd", "99"]));
+      log.push(await a.req(XS_DIRECTORY_PART, ["/odd"]));
+      log.push(await a.req(XS_GET_DOMAIN_PATH, ["7"]));
+      log.push(await a.req(XS_GET_DOMAIN_PATH, ["x"]));
+      log.push(await a.req(XS_RESET_WATCHES, [""]));
+      log.push(await a.req(99, ["/odd"]));
+      await a.req(XS_RM, ["/odd"]);
+    });
+    // DIRECTORY_PART starts with the node's generation, which is each daemon's own count.
+    const gen = (l: string[]) => l.map((x) => x.replace(/^(\d+) \d+\|/, "$1 <gen>|"));
+    expect(gen(ts)).toEqual(gen(c));
   });
 
   it("answers GET_PERMS of permissions written as -1 and of odd numbers", async () => {
