@@ -56,7 +56,7 @@ export interface Dom0XenstoredOptions {
   /** The dom0 vCPU xenstored's hypercalls run on (default 0). */
   cpu?: number;
   /** The daemon's other options (quotas, privDomid, log). */
-  xenstored?: Omit<XenstoredOptions, "mapDomainInterface" | "domainExists">;
+  xenstored?: Omit<XenstoredOptions, "mapDomainInterface" | "domainExists" | "domains">;
   /**
    * Bind VIRQ_DOM_EXC in dom0 and run `domainCleanup()` from its handler, as C xenstored
    * does (default true). Pass false if dom0's kernel already binds it; then call
