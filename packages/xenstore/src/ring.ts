@@ -8,8 +8,8 @@
  * Invariants: indices are free-running u32 masked with MASK_XENSTORE_IDX. Every copy reads
  * both indices of its direction from the page afresh and checks `prod - cons <=
  * XENSTORE_RING_SIZE` before trusting them; a bad pair never throws: the daemon marks the
- * page XENSTORE_ERROR_RINGIDX and drops the connection, a domain's end stops moving bytes
- * (Linux answers -EIO). Each end writes only its own index of each direction and the ring it
+ * page XENSTORE_ERROR_RINGIDX and drops the connection, a domain's end puts that direction's
+ * indices back to 0 and ends the pass (Linux's xb_read/xb_write answer -EIO). Each end writes only its own index of each direction and the ring it
  * produces into. A pass that moved bytes ends with exactly one notify (XsEventChannel: the
  * caller's event channel). An event that arrives while a pass runs makes it run again
  * instead of nesting.
@@ -120,8 +120,8 @@ interface RingEnd {
   room(): number;
   /** Bytes from the other end. False: stop taking for this round. */
   incoming(bytes: Uint8Array): boolean;
-  /** The other end wrote indices that cannot be. */
-  badIndex(): void;
+  /** The indices of direction `d` cannot be (the other end wrote nonsense). */
+  badIndex(d: Direction): void;
 }
 
 /**
@@ -165,7 +165,7 @@ class RingLoop {
       for (let b = end.outgoing(); b !== undefined; b = end.outgoing()) {
         const n = produce(page, out, b);
         if (n < 0) {
-          end.badIndex();
+          end.badIndex(out);
           return moved;
         }
         if (n === 0) break;
@@ -175,7 +175,7 @@ class RingLoop {
       for (let max = end.room(); max > 0; max = end.room()) {
         const chunk = consume(page, inn, max);
         if (chunk === null) {
-          end.badIndex();
+          end.badIndex(inn);
           return moved || progress;
         }
         if (chunk.length === 0) break;
@@ -269,14 +269,13 @@ export class XenstoreRingFrontend {
   private readonly loop: RingLoop;
   private readonly pending: Uint8Array[] = [];
   private pendingOffset = 0;
-  private broken = false;
   /** Reply bytes as they arrive. */
   onData: ((bytes: Uint8Array) => void) | null = null;
 
   constructor(ram: Ram, mfn: number, evtchn: XsEventChannel) {
     this.page = new Page(ram, mfn);
     const end: RingEnd = {
-      live: () => !this.broken,
+      live: () => true,
       outgoing: () => {
         const b = this.pending[0];
         if (b === undefined) return undefined;
@@ -294,9 +293,11 @@ export class XenstoreRingFrontend {
         this.onData?.(b);
         return true;
       },
-      badIndex: () => {
-        // Linux's xb_read/xb_write give up with -EIO; nothing more moves on this page.
-        this.broken = true;
+      badIndex: (d) => {
+        // Linux's xb_read/xb_write: put both indices of that direction back to 0 and give up
+        // this round with -EIO; the next event starts afresh.
+        this.page.set(d.cons, 0);
+        this.page.set(d.prod, 0);
       },
     };
     this.loop = new RingLoop(this.page, REQUESTS, REPLIES, end, evtchn);
