@@ -29,6 +29,7 @@ import {
   XS_WATCH,
   XS_WRITE,
 } from "@hyperlab/abi";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listenUnix, parseDomainList, Xenstored, type XenstoredSocketServer } from "../src/index";
 import { type CPeer, startCXenstored, WireClient } from "./peers/c-xenstored/peer";
@@ -340,6 +341,117 @@ describe.skipIf(peer === null)("ours answers as C xenstored 4.17", () => {
       log.push("released", ...w.take());
     });
     expect(ts).toEqual(c);
+  });
+});
+
+type Op =
+  | { k: "write"; p: number; v: string }
+  | { k: "mkdir" | "rm" | "read" | "dir" | "perms"; p: number }
+  | { k: "setperms"; p: number; other: number; bits: string }
+  | { k: "watch" | "unwatch"; p: number; t: string }
+  | { k: "tx"; ops: Op[]; commit: boolean; interfere: number | null };
+
+const PATHS = ["", "/a", "/a/b", "/a/b/c", "/d", "/d/e", "/a/x"];
+
+const leaf: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({
+    k: fc.constant("write" as const),
+    p: fc.nat(PATHS.length - 1),
+    v: fc.constantFrom("", "1", "two"),
+  }),
+  fc.record({
+    k: fc.constantFrom(
+      "mkdir" as const,
+      "rm" as const,
+      "read" as const,
+      "dir" as const,
+      "perms" as const,
+    ),
+    p: fc.nat(PATHS.length - 1),
+  }),
+  fc.record({
+    k: fc.constant("setperms" as const),
+    p: fc.nat(PATHS.length - 1),
+    other: fc.constantFrom(0, 3, 8, 9),
+    bits: fc.constantFrom("n", "r", "w", "b"),
+  }),
+  fc.record({
+    k: fc.constantFrom("watch" as const, "unwatch" as const),
+    p: fc.nat(PATHS.length - 1),
+    t: fc.constantFrom("t1", "t2"),
+  }),
+);
+const op: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 4, arbitrary: leaf },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant("tx" as const),
+      ops: fc.array(leaf, { maxLength: 5 }),
+      commit: fc.boolean(),
+      interfere: fc.option(fc.nat(PATHS.length - 1), { nil: null }),
+    }),
+  },
+);
+
+let run = 0;
+
+/** One random sequence, as a transcript of replies and the watcher's events. */
+function sequence(ops: Op[]): Scenario {
+  const root = `/fz${run++}`;
+  return async (open, log) => {
+    const a = await open(); // the watcher
+    const b = await open(); // the writer
+    const path = (i: number) => root + PATHS[i];
+    const one = async (o: Op, tx: number): Promise<string> => {
+      switch (o.k) {
+        case "write":
+          return b.req(XS_WRITE, [path(o.p), o.v], tx);
+        case "mkdir":
+          return b.req(XS_MKDIR, [path(o.p)], tx);
+        case "rm":
+          return b.req(XS_RM, [path(o.p)], tx);
+        case "read":
+          return b.req(XS_READ, [path(o.p)], tx);
+        case "dir":
+          return b.req(XS_DIRECTORY, [path(o.p)], tx);
+        case "perms":
+          return b.req(XS_GET_PERMS, [path(o.p)], tx);
+        case "setperms":
+          return b.req(XS_SET_PERMS, [path(o.p), "n0", `${o.bits}${o.other}`], tx);
+        case "watch":
+          return a.req(XS_WATCH, [path(o.p), o.t]);
+        case "unwatch":
+          return a.req(XS_UNWATCH, [path(o.p), o.t]);
+        case "tx": {
+          const id = Number(T((await b.req(XS_TRANSACTION_START, [""])).slice(3)));
+          const out: string[] = [];
+          for (const x of o.ops) out.push(await one(x, id));
+          if (o.interfere !== null) out.push(await a.req(XS_WRITE, [path(o.interfere), "x"]));
+          out.push(await b.req(XS_TRANSACTION_END, [o.commit ? "T" : "F"], id));
+          return out.join(" ; ");
+        }
+      }
+    };
+    for (const o of ops) {
+      log.push(await one(o, 0));
+      await a.sync();
+      log.push(a.take().join(" "));
+    }
+    await b.req(XS_RM, [root]);
+  };
+}
+
+describe.skipIf(peer === null)("random request sequences, ours against C", () => {
+  it("give the same replies and watch events", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 25 }), async (ops) => {
+        const { c, ts } = await both(sequence(ops));
+        expect(c).toHaveLength(ops.length * 2);
+        expect(ts).toEqual(c);
+      }),
+      { seed: 1715, numRuns: process.env.HYPERLAB_LONG ? 1000 : 150 },
+    );
   });
 });
 
