@@ -128,7 +128,9 @@ export function watchPermitted(
   node: XsNode | null,
   oldPerms: XsPerms | null,
 ): boolean {
-  if (w.privileged) return true;
+  // As C's watch_permitted: no shortcut for privileged watchers. A node that is gone after a
+  // commit and had no permissions when the transaction first saw it (it was made and removed
+  // inside the transaction) fires for nobody.
   if (oldPerms !== null && permFor(ds, w, oldPerms, Number.POSITIVE_INFINITY) & XS_PERM_READ) {
     return true;
   }

@@ -8,13 +8,20 @@
  * daemon before it answered", which both daemons guarantee for one connection.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { XS_ERROR, XS_READ, XS_WATCH_EVENT } from "@hyperlab/abi";
+import {
+  MASK_XENSTORE_IDX,
+  XENSTORE_RING_SIZE,
+  XS_ERROR,
+  XS_READ,
+  XS_WATCH_EVENT,
+  xenstore_domain_interface,
+} from "@hyperlab/abi";
 import { encodeMessage, MessageReader } from "../../../src/index";
 
 const run = promisify(execFile);
@@ -24,6 +31,10 @@ const XENSTORED = join(repoRoot, ".peers/usr/lib/xen-4.17/bin/xenstored");
 
 export interface CPeer {
   readonly socket: string;
+  /** The peer's directory: the shim keeps a domain's ring page in `ring-<domid>` there. */
+  readonly dir: string;
+  /** Wake the daemon as an event on its event channel would (it then checks every ring). */
+  kick(): void;
   stop(): Promise<void>;
 }
 
@@ -45,6 +56,7 @@ export async function startCXenstored(domains: string): Promise<CPeer> {
         XSPEER_XENSTORED: XENSTORED,
         XSPEER_CACHE: join(repoRoot, ".peers/c-xenstored"),
         XSSHIM_DOMAINS: domains,
+        XSSHIM_KICK: join(dir, "kick"),
       },
       timeout: 120_000,
     });
@@ -55,9 +67,17 @@ export async function startCXenstored(domains: string): Promise<CPeer> {
       `cannot start C xenstored: ${err.stderr || err.message}\nrun \`node scripts/peers.mjs\` as root from the repository root`,
     );
   }
+  let kickFd: number | null = null;
   return {
     socket: join(dir, "socket"),
+    dir,
+    kick() {
+      // Port 1 is nobody's: the event only wakes the daemon's main loop.
+      kickFd ??= openSync(join(dir, "kick"), "w");
+      writeSync(kickFd, "1\n");
+    },
     async stop() {
+      if (kickFd !== null) closeSync(kickFd);
       await run("sh", [join(here, "stop.sh"), dir]).catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     },
@@ -123,5 +143,98 @@ export class WireClient {
 
   close(): void {
     this.sock.destroy();
+  }
+}
+
+const IF = xenstore_domain_interface.fields;
+
+/**
+ * A domain's end of its xenstore page as C xenstored (under the shim) maps it: the file
+ * `ring-<domid>` in the peer's directory, read and written with pread/pwrite, which share the
+ * page cache with the daemon's MAP_SHARED mapping. One request at a time.
+ */
+export class FileRingClient {
+  readonly events: string[] = [];
+  private readonly reader = new MessageReader();
+  private readonly fd: number;
+  private readonly u32 = Buffer.alloc(4);
+  private reqId = 1;
+  private reply: string | null = null;
+
+  constructor(
+    path: string,
+    private readonly kick: () => void,
+  ) {
+    this.fd = openSync(path, "r+");
+  }
+
+  private get(off: number): number {
+    readSync(this.fd, this.u32, 0, 4, off);
+    return this.u32.readUInt32LE(0);
+  }
+
+  private put(off: number, v: number): void {
+    this.u32.writeUInt32LE(v >>> 0, 0);
+    writeSync(this.fd, this.u32, 0, 4, off);
+  }
+
+  private send(bytes: Uint8Array): void {
+    let done = 0;
+    while (done < bytes.length) {
+      const cons = this.get(IF.req_cons.offset);
+      const prod = this.get(IF.req_prod.offset);
+      const idx = prod & MASK_XENSTORE_IDX;
+      const n = Math.min(
+        XENSTORE_RING_SIZE - idx,
+        XENSTORE_RING_SIZE - ((prod - cons) >>> 0),
+        bytes.length - done,
+      );
+      if (n === 0) throw new Error("C xenstored does not drain the ring");
+      writeSync(this.fd, bytes, done, n, IF.req.offset + idx);
+      this.put(IF.req_prod.offset, prod + n);
+      done += n;
+    }
+  }
+
+  private drain(): void {
+    const cons = this.get(IF.rsp_cons.offset);
+    const prod = this.get(IF.rsp_prod.offset);
+    const avail = (prod - cons) >>> 0;
+    if (avail === 0 || avail > XENSTORE_RING_SIZE) return;
+    const idx = cons & MASK_XENSTORE_IDX;
+    const n = Math.min(avail, XENSTORE_RING_SIZE - idx);
+    const buf = new Uint8Array(n);
+    readSync(this.fd, buf, 0, n, IF.rsp.offset + idx);
+    this.put(IF.rsp_cons.offset, cons + n);
+    this.reader.push(buf, (m) => {
+      if (m.type === XS_WATCH_EVENT) this.events.push(show(m.type, m.payload).slice(3));
+      else this.reply = show(m.type, m.payload);
+    });
+  }
+
+  /** Send one request and wait (polling the page, kicking the daemon) for its reply. */
+  async req(type: number, args: readonly string[], txId = 0): Promise<string> {
+    const payload = new Uint8Array(Buffer.from(args.map((a) => `${a}\0`).join(""), "latin1"));
+    this.reply = null;
+    this.send(encodeMessage(type, this.reqId++, txId, payload));
+    this.kick();
+    for (let i = 0; this.reply === null; i++) {
+      this.drain();
+      if (this.reply !== null) break;
+      if (i > 20_000) throw new Error("no reply from C xenstored over the ring");
+      await new Promise((r) => setTimeout(r, i < 50 ? 0 : 1));
+      if (i % 100 === 99) this.kick();
+    }
+    const r = this.reply;
+    this.reply = null;
+    return r;
+  }
+
+  take(): string[] {
+    return this.events.splice(0);
+  }
+
+  close(): void {
+    closeSync(this.fd);
   }
 }
