@@ -3,6 +3,9 @@
 // Xen 4.17's public headers (libxen-dev), xenstore-utils, python3-pyxs, gcc and readelf (the
 // ABI test compiles against the headers and reads the program's DWARF), and Xen's own
 // test-xenstore taken out of xen-utils-4.17 into .peers/. Does nothing when all are present.
+// The same extraction holds Debian's C xenstored, which the xenstore package's differential
+// tests run as a reference (packages/xenstore/test/peers/c-xenstored): it needs make, the
+// Xen runtime libraries it links against, and libxen-dev's libxenstore for the benchmark.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -15,7 +18,27 @@ const wanted = [
   { pkg: "python3-pyxs", has: () => pythonHasPyxs() },
   { pkg: "gcc", has: () => existsSync("/usr/bin/gcc") },
   { pkg: "binutils", has: () => existsSync("/usr/bin/readelf") },
+  { pkg: "make", has: () => existsSync("/usr/bin/make") },
+  ...[
+    "libxenevtchn1",
+    "libxengnttab1",
+    "libxenmisc4.17",
+    "libxencall1",
+    "libxenforeignmemory1",
+    "libyajl2",
+  ].map((pkg) => ({ pkg, has: () => debInstalled(pkg) })),
 ];
+
+function debInstalled(pkg) {
+  try {
+    const out = execFileSync("dpkg-query", ["-s", pkg], {
+      stdio: ["ignore", "pipe", "ignore"],
+    }).toString();
+    return out.includes("Status: install ok installed");
+  } catch {
+    return false;
+  }
+}
 
 function pythonHasPyxs() {
   try {
@@ -32,11 +55,13 @@ function run(cmd, args, opts = {}) {
 
 const missing = wanted.filter((w) => !w.has()).map((w) => w.pkg);
 const testXenstore = join(peersDir, "usr/lib/xen-4.17/bin/test-xenstore");
-if (missing.length === 0 && existsSync(testXenstore)) process.exit(0);
+const cXenstored = join(peersDir, "usr/lib/xen-4.17/bin/xenstored");
+const extracted = () => existsSync(testXenstore) && existsSync(cXenstored);
+if (missing.length === 0 && extracted()) process.exit(0);
 
 if (process.getuid?.() !== 0) {
   console.error(
-    `peers: missing ${[...missing, existsSync(testXenstore) ? null : "test-xenstore"].filter(Boolean).join(", ")}.\n` +
+    `peers: missing ${[...missing, extracted() ? null : "xen-utils-4.17 (test-xenstore, xenstored)"].filter(Boolean).join(", ")}.\n` +
       "Run this as root once (sudo node scripts/peers.mjs), or install them with apt-get.",
   );
   process.exit(1);
@@ -47,8 +72,8 @@ if (missing.length > 0) {
   run("apt-get", ["update", "-qq"], quiet);
   run("apt-get", ["install", "-y", "-qq", ...missing], quiet);
 }
-if (!existsSync(testXenstore)) {
-  console.log("peers: taking test-xenstore out of xen-utils-4.17");
+if (!extracted()) {
+  console.log("peers: taking test-xenstore and xenstored out of xen-utils-4.17");
   mkdirSync(peersDir, { recursive: true });
   const dl = join(peersDir, "deb");
   mkdirSync(dl, { recursive: true });

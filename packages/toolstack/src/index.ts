@@ -1,6 +1,5 @@
 export { type CliIo, runCli } from "./main";
 export { UpcallLoop, type UpcallLoopOptions, type UpcallMode } from "./upcall-loop";
-export { XenbusComms, type XenbusCommsOptions } from "./xenbus";
 export {
   Dom0Xenstored,
   type Dom0XenstoredOptions,

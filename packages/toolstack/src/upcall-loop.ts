@@ -23,6 +23,7 @@ import {
 } from "@hyperlab/abi";
 import { type Domain, HyperlabError, type Hypervisor } from "@hyperlab/core";
 import type { XenEvtchnGuest } from "@hyperlab/guest";
+import type { XenbusUpcalls } from "@hyperlab/split-drivers";
 
 /**
  * "microtask": every `kick()` queues one run on the microtask queue (coalesced), so promise-
@@ -48,7 +49,7 @@ interface Entry {
 }
 
 /** Runs pending event-channel upcalls of the domains registered with it. */
-export class UpcallLoop {
+export class UpcallLoop implements XenbusUpcalls {
   readonly mode: UpcallMode;
   private readonly maxRounds: number;
   private readonly entries = new Map<number, Entry>();

@@ -56,7 +56,7 @@ export interface Dom0XenstoredOptions {
   /** The dom0 vCPU xenstored's hypercalls run on (default 0). */
   cpu?: number;
   /** The daemon's other options (quotas, privDomid, log). */
-  xenstored?: Omit<XenstoredOptions, "mapDomainInterface" | "domainExists">;
+  xenstored?: Omit<XenstoredOptions, "mapDomainInterface" | "domainExists" | "domains">;
   /**
    * Bind VIRQ_DOM_EXC in dom0 and run `domainCleanup()` from its handler, as C xenstored
    * does (default true). Pass false if dom0's kernel already binds it; then call
@@ -316,9 +316,6 @@ function makeGuestEvtchn(hv: Hypervisor, d: Domain): XenEvtchnGuest {
   }
   return g;
 }
-
-/** @internal For XenbusComms: a domain's guest-side event channels, made as the domain would. */
-export const makeGuestEventChannels = makeGuestEvtchn;
 
 export interface IntroduceDomainOptions {
   /** The domain being built (still paused, as libxl introduces it before unpausing). */

@@ -3,8 +3,9 @@ import { createHypervisor, creditScheduler } from "@hyperlab/core";
 import { evtchn2l } from "@hyperlab/evtchn";
 import { createMachine } from "@hyperlab/machine";
 import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { XenbusComms } from "@hyperlab/split-drivers";
 import { expect, it } from "vitest";
-import { Dom0Xenstored, introduceDomainToXenstore, UpcallLoop, XenbusComms } from "../src/index";
+import { Dom0Xenstored, introduceDomainToXenstore, UpcallLoop } from "../src/index";
 
 it("README example: xenstore over the ring page and event channels", async () => {
   const out: string[] = [];

@@ -21,6 +21,7 @@ import { createHypervisor, creditScheduler, type Domain, HyperlabError } from "@
 import { evtchn2l, evtchnFifo } from "@hyperlab/evtchn";
 import { createMachine } from "@hyperlab/machine";
 import { buildPvDomain, type PvBuildResult, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { XenbusComms } from "@hyperlab/split-drivers";
 import { encodeMessage, type XsWatch, type XsWatchEvent } from "@hyperlab/xenstore";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -30,7 +31,6 @@ import {
   introduceDomainToXenstore,
   UpcallLoop,
   type UpcallMode,
-  XenbusComms,
   type XenstoreDomainSetup,
 } from "../src/index";
 
@@ -485,7 +485,7 @@ describe("errors", () => {
       err("TOOLSTACK_NO_MEMORY"),
     );
     expect(() => new XenbusComms({ hv: w.hv, domain: d, loop: w.loop, storeMfn: 5 })).toThrow(
-      expect.objectContaining({ code: "TOOLSTACK_NO_STORE" }),
+      expect.objectContaining({ code: "XENBUS_NO_STORE" }),
     );
     expect(
       () =>
@@ -496,7 +496,7 @@ describe("errors", () => {
           storeMfn: w.dom0.sharedInfoMfn,
           storeEvtchn: 3,
         }),
-    ).toThrow(expect.objectContaining({ code: "TOOLSTACK_NOT_OWNER" }));
+    ).toThrow(expect.objectContaining({ code: "XENBUS_NOT_OWNER" }));
     const du = w.hv.createDomain({ maxVcpus: 1, maxPages: 4 });
     expect(() => new Dom0Xenstored({ hv: w.hv, dom0: du, loop: w.loop })).toThrow(
       expect.objectContaining({ code: "TOOLSTACK_NOT_PRIVILEGED" }),

@@ -12,6 +12,7 @@ export type XenstoreErrorCode =
   | "XS_ERROR_REPLY"
   | "XS_PROTOCOL"
   | "XS_SOCKET"
+  | "XS_SOCKET_PATH"
   | "XS_DOMAIN";
 
 /** An API misuse or a failed request: `code` says which, the message says what to do. */

@@ -18,12 +18,13 @@ export {
 } from "./perms";
 export { XenstoreRing, XenstoreRingFrontend, type XsEventChannel } from "./ring";
 export { type RunningXenstored, type RunXenstoredOptions, runXenstored } from "./run";
-export { listenUnix, type XenstoredSocketServer } from "./socket";
+export { listenUnix, UNIX_PATH_MAX, type XenstoredSocketServer } from "./socket";
 export { encodeMessage, MessageReader, XSD_SOCKMSG_SIZE, type XsMessage } from "./wire";
 export {
   type ConnectOptions,
   type DomainChannel,
   type MapDomainInterface,
+  parseDomainList,
   XENSTORED_DEFAULT_QUOTAS,
   Xenstored,
   type XenstoredOptions,

@@ -23,7 +23,10 @@ export interface XsPerm {
 
 export type XsPerms = readonly XsPerm[];
 
-/** "r5", "b0", "n3", "w7" for one entry (the IGNORE flag is not shown, as in C). */
+/**
+ * "r5", "b0", "n3", "w7" for one entry (the IGNORE flag is not shown, as in C). C prints the
+ * unsigned domid with %i, so an entry written as -1 (or 4294967295) reads back as "-1".
+ */
 export function permToString(p: XsPerm): string {
   const bits = p.perms & (XS_PERM_READ | XS_PERM_WRITE);
   const c =
@@ -34,7 +37,7 @@ export function permToString(p: XsPerm): string {
         : bits === XS_PERM_WRITE
           ? "w"
           : "n";
-  return `${c}${p.id >>> 0}`;
+  return `${c}${p.id | 0}`;
 }
 
 /**

@@ -1,12 +1,18 @@
 /*
- * The xenstore ring page (struct xenstore_domain_interface) in a machine frame: the daemon's
- * end (XenstoreRing, a DomainChannel) and a domain's end (XenstoreRingFrontend).
+ * The xenstore ring page (struct xenstore_domain_interface) in a machine frame, and the one
+ * ring event loop both of its ends run: the daemon's end (XenstoreRing, a DomainChannel; C
+ * xenstored's domain_can_read/readchn/writechn) and a domain's end (XenstoreRingFrontend;
+ * Linux's xb_read/xb_write in drivers/xen/xenbus/xenbus_comms.c). Toolstack's dom0 interface
+ * and split-drivers' xenbus only wrap these two; no other code copies bytes through the page.
  *
- * Invariants: indices are free-running u32 masked with MASK_XENSTORE_IDX; each side reads
- * the other side's index once per pass and checks `prod - cons <= XENSTORE_RING_SIZE`
- * before trusting it (a bad index marks the connection XENSTORE_ERROR_RINGIDX, never a
- * throw); each side writes only its own index and its own ring. Event delivery is
- * abstracted as XsEventChannel so @hyperlab/evtchn can be wired in later.
+ * Invariants: indices are free-running u32 masked with MASK_XENSTORE_IDX. Every copy reads
+ * both indices of its direction from the page afresh and checks `prod - cons <=
+ * XENSTORE_RING_SIZE` before trusting them; a bad pair never throws: the daemon marks the
+ * page XENSTORE_ERROR_RINGIDX and drops the connection, a domain's end puts that direction's
+ * indices back to 0 and ends the pass (Linux's xb_read/xb_write answer -EIO). Each end writes only its own index of each direction and the ring it
+ * produces into. A pass that moved bytes ends with exactly one notify (XsEventChannel: the
+ * caller's event channel). An event that arrives while a pass runs makes it run again
+ * instead of nesting.
  */
 import {
   MASK_XENSTORE_IDX,
@@ -17,8 +23,9 @@ import {
   xenstore_domain_interface,
 } from "@hyperlab/abi";
 import { PAGE_SIZE, type Ram } from "@hyperlab/machine";
+import type { XsConnection } from "./connection";
 import { XenstoreError } from "./errors";
-import type { DomainChannel, XsConnection } from "./xenstored";
+import type { DomainChannel } from "./store";
 
 const F = xenstore_domain_interface.fields;
 const REQ = F.req.offset;
@@ -62,25 +69,156 @@ class Page {
   }
 }
 
+/** One direction of the page: its ring bytes and its two indices. */
+interface Direction {
+  readonly data: number;
+  readonly cons: number;
+  readonly prod: number;
+}
+
+const REQUESTS: Direction = { data: REQ, cons: REQ_CONS, prod: REQ_PROD };
+const REPLIES: Direction = { data: RSP, cons: RSP_CONS, prod: RSP_PROD };
+const NOTHING = new Uint8Array(0);
+
+/** Producer: copy what fits of `src` into `d`. Returns the bytes copied, or -1 for bad indices. */
+function produce(p: Page, d: Direction, src: Uint8Array): number {
+  const cons = p.u32(d.cons);
+  const prod = p.u32(d.prod);
+  const used = (prod - cons) >>> 0;
+  if (used > XENSTORE_RING_SIZE) return -1;
+  const idx = prod & MASK_XENSTORE_IDX;
+  const n = Math.min(XENSTORE_RING_SIZE - idx, XENSTORE_RING_SIZE - used, src.length);
+  if (n === 0) return 0;
+  p.bytes.set(n === src.length ? src : src.subarray(0, n), d.data + idx);
+  p.set(d.prod, prod + n);
+  return n;
+}
+
+/** Consumer: take up to `max` bytes from `d` (a copy). NOTHING when empty, null for bad indices. */
+function consume(p: Page, d: Direction, max: number): Uint8Array | null {
+  const cons = p.u32(d.cons);
+  const prod = p.u32(d.prod);
+  const avail = (prod - cons) >>> 0;
+  if (avail > XENSTORE_RING_SIZE) return null;
+  if (avail === 0) return NOTHING;
+  const idx = cons & MASK_XENSTORE_IDX;
+  const n = Math.min(avail, XENSTORE_RING_SIZE - idx, max);
+  const chunk = p.bytes.slice(d.data + idx, d.data + idx + n);
+  p.set(d.cons, cons + n);
+  return chunk;
+}
+
+/** What one end of the page sends and receives; the ring loop moves bytes for it. */
+interface RingEnd {
+  /** Whether bytes should move at all. */
+  live(): boolean;
+  /** The next bytes to send, or undefined when nothing waits. */
+  outgoing(): Uint8Array | undefined;
+  /** `n` bytes of outgoing() went into the ring. */
+  sent(n: number): void;
+  /** How many bytes this end takes now (0: none). */
+  room(): number;
+  /** Bytes from the other end. False: stop taking for this round. */
+  incoming(bytes: Uint8Array): boolean;
+  /** The indices of direction `d` cannot be (the other end wrote nonsense). */
+  badIndex(d: Direction): void;
+}
+
+/**
+ * The ring event loop: runs `pass` for each event, never nested: an event during a pass
+ * (a reply queued by the bytes just fed, a notify delivered synchronously) runs it again.
+ */
+class RingLoop {
+  private busy = false;
+  private again = false;
+
+  constructor(
+    private readonly page: Page,
+    private readonly out: Direction,
+    private readonly inn: Direction,
+    private readonly end: RingEnd,
+    private readonly evtchn: XsEventChannel,
+  ) {}
+
+  event(): void {
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
+    this.busy = true;
+    try {
+      do {
+        this.again = false;
+        if (this.pass()) this.evtchn.notify();
+      } while (this.again);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Send what fits, take what is there, until neither moves. True if anything moved. */
+  private pass(): boolean {
+    const { page, out, inn, end } = this;
+    let moved = false;
+    while (end.live()) {
+      let progress = false;
+      for (let b = end.outgoing(); b !== undefined; b = end.outgoing()) {
+        const n = produce(page, out, b);
+        if (n < 0) {
+          end.badIndex(out);
+          return moved;
+        }
+        if (n === 0) break;
+        end.sent(n);
+        progress = true;
+      }
+      for (let max = end.room(); max > 0; max = end.room()) {
+        const chunk = consume(page, inn, max);
+        if (chunk === null) {
+          end.badIndex(inn);
+          return moved || progress;
+        }
+        if (chunk.length === 0) break;
+        progress = true;
+        if (!end.incoming(chunk)) break;
+      }
+      if (!progress) break;
+      moved = true;
+    }
+    return moved;
+  }
+}
+
 /**
  * The daemon's end of a domain's xenstore page. Give it to Xenstored through
  * `mapDomainInterface` (INTRODUCE); call `onEvent()` whenever the domain notifies.
  */
 export class XenstoreRing implements DomainChannel {
   private readonly page: Page;
+  private readonly loop: RingLoop;
+  private readonly evtchn: XsEventChannel;
   private conn: XsConnection | null = null;
-  private busy = false;
-  private again = false;
   private closed = false;
   /** The event channel port INTRODUCE bound (for the host's bookkeeping). */
   port = 0;
 
-  constructor(
-    ram: Ram,
-    mfn: number,
-    private readonly evtchn: XsEventChannel,
-  ) {
+  constructor(ram: Ram, mfn: number, evtchn: XsEventChannel) {
     this.page = new Page(ram, mfn);
+    const end: RingEnd = {
+      live: () => this.conn !== null && !this.closed && !this.conn.isClosed,
+      // Replies first: they free "outstanding" slots.
+      outgoing: () => this.conn!.peekOutput(),
+      sent: (n) => this.conn!.consumeOutput(n),
+      room: () => (this.conn!.canAcceptRequest() ? this.conn!.needed : 0),
+      // A request that produced output ends the round, so its reply goes out first.
+      incoming: (b) => this.conn!.feed(b) && this.conn!.peekOutput() === undefined,
+      badIndex: () => {
+        this.page.set(ERROR, XENSTORE_ERROR_RINGIDX);
+        this.conn!.protocolError("bad ring index", XENSTORE_ERROR_RINGIDX);
+      },
+    };
+    this.loop = new RingLoop(this.page, REPLIES, REQUESTS, end, evtchn);
+    this.evtchn = evtchn;
   }
 
   attach(conn: XsConnection): void {
@@ -118,72 +256,7 @@ export class XenstoreRing implements DomainChannel {
 
   /** The domain sent an event: consume requests, produce replies, as far as both rings allow. */
   onEvent(): void {
-    if (this.busy) {
-      this.again = true;
-      return;
-    }
-    this.busy = true;
-    try {
-      do {
-        this.again = false;
-        this.pass();
-      } while (this.again);
-    } finally {
-      this.busy = false;
-    }
-  }
-
-  private pass(): void {
-    const p = this.page;
-    let kick = false;
-    for (;;) {
-      const conn = this.conn;
-      if (conn === null || this.closed || conn.isClosed) break;
-      let progress = false;
-      // Replies first: they free "outstanding" slots.
-      for (let b = conn.peekOutput(); b !== undefined; b = conn.peekOutput()) {
-        const cons = p.u32(RSP_CONS);
-        const prod = p.u32(RSP_PROD);
-        if ((prod - cons) >>> 0 > XENSTORE_RING_SIZE) {
-          this.bad(conn);
-          return;
-        }
-        const idx = prod & MASK_XENSTORE_IDX;
-        let n = Math.min(XENSTORE_RING_SIZE - idx, XENSTORE_RING_SIZE - ((prod - cons) >>> 0));
-        if (n === 0) break;
-        if (n > b.length) n = b.length;
-        p.bytes.set(b.subarray(0, n), RSP + idx);
-        p.set(RSP_PROD, prod + n);
-        conn.consumeOutput(n);
-        progress = true;
-        kick = true;
-      }
-      while (conn.canAcceptRequest()) {
-        const cons = p.u32(REQ_CONS);
-        const prod = p.u32(REQ_PROD);
-        const avail = (prod - cons) >>> 0;
-        if (avail > XENSTORE_RING_SIZE) {
-          this.bad(conn);
-          return;
-        }
-        if (avail === 0) break;
-        const idx = cons & MASK_XENSTORE_IDX;
-        const n = Math.min(avail, XENSTORE_RING_SIZE - idx, conn.needed);
-        const chunk = p.bytes.slice(REQ + idx, REQ + idx + n);
-        p.set(REQ_CONS, cons + n);
-        kick = true;
-        progress = true;
-        if (!conn.feed(chunk)) break;
-        if (conn.peekOutput() !== undefined) break;
-      }
-      if (!progress) break;
-    }
-    if (kick) this.evtchn.notify();
-  }
-
-  private bad(conn: XsConnection): void {
-    this.page.set(ERROR, XENSTORE_ERROR_RINGIDX);
-    conn.protocolError("bad ring index", XENSTORE_ERROR_RINGIDX);
+    this.loop.event();
   }
 }
 
@@ -193,19 +266,41 @@ export class XenstoreRing implements DomainChannel {
  */
 export class XenstoreRingFrontend {
   private readonly page: Page;
+  private readonly loop: RingLoop;
   private readonly pending: Uint8Array[] = [];
   private pendingOffset = 0;
-  private busy = false;
-  private again = false;
   /** Reply bytes as they arrive. */
   onData: ((bytes: Uint8Array) => void) | null = null;
 
-  constructor(
-    ram: Ram,
-    mfn: number,
-    private readonly evtchn: XsEventChannel,
-  ) {
+  constructor(ram: Ram, mfn: number, evtchn: XsEventChannel) {
     this.page = new Page(ram, mfn);
+    const end: RingEnd = {
+      live: () => true,
+      outgoing: () => {
+        const b = this.pending[0];
+        if (b === undefined) return undefined;
+        return this.pendingOffset === 0 ? b : b.subarray(this.pendingOffset);
+      },
+      sent: (n) => {
+        this.pendingOffset += n;
+        if (this.pendingOffset === this.pending[0].length) {
+          this.pending.shift();
+          this.pendingOffset = 0;
+        }
+      },
+      room: () => XENSTORE_RING_SIZE,
+      incoming: (b) => {
+        this.onData?.(b);
+        return true;
+      },
+      badIndex: (d) => {
+        // Linux's xb_read/xb_write: put both indices of that direction back to 0 and give up
+        // this round with -EIO; the next event starts afresh.
+        this.page.set(d.cons, 0);
+        this.page.set(d.prod, 0);
+      },
+    };
+    this.loop = new RingLoop(this.page, REQUESTS, REPLIES, end, evtchn);
   }
 
   /** The page's `connection` field (XENSTORE_CONNECTED once xenstored introduced us). */
@@ -226,59 +321,6 @@ export class XenstoreRingFrontend {
 
   /** xenstored sent an event: move bytes both ways. */
   onEvent(): void {
-    if (this.busy) {
-      this.again = true;
-      return;
-    }
-    this.busy = true;
-    try {
-      do {
-        this.again = false;
-        this.pass();
-      } while (this.again);
-    } finally {
-      this.busy = false;
-    }
-  }
-
-  private pass(): void {
-    const p = this.page;
-    let kick = false;
-    // Replies.
-    for (;;) {
-      const cons = p.u32(RSP_CONS);
-      const prod = p.u32(RSP_PROD);
-      const avail = (prod - cons) >>> 0;
-      if (avail === 0 || avail > XENSTORE_RING_SIZE) break;
-      const idx = cons & MASK_XENSTORE_IDX;
-      const n = Math.min(avail, XENSTORE_RING_SIZE - idx);
-      const chunk = p.bytes.slice(RSP + idx, RSP + idx + n);
-      p.set(RSP_CONS, cons + n);
-      kick = true;
-      this.onData?.(chunk);
-    }
-    // Requests.
-    while (this.pending.length > 0) {
-      const b = this.pending[0];
-      const cons = p.u32(REQ_CONS);
-      const prod = p.u32(REQ_PROD);
-      const used = (prod - cons) >>> 0;
-      if (used >= XENSTORE_RING_SIZE) break;
-      const idx = prod & MASK_XENSTORE_IDX;
-      const n = Math.min(
-        XENSTORE_RING_SIZE - idx,
-        XENSTORE_RING_SIZE - used,
-        b.length - this.pendingOffset,
-      );
-      p.bytes.set(b.subarray(this.pendingOffset, this.pendingOffset + n), REQ + idx);
-      p.set(REQ_PROD, prod + n);
-      kick = true;
-      this.pendingOffset += n;
-      if (this.pendingOffset === b.length) {
-        this.pending.shift();
-        this.pendingOffset = 0;
-      }
-    }
-    if (kick) this.evtchn.notify();
+    this.loop.event();
   }
 }

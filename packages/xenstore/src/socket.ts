@@ -7,10 +7,14 @@
  * closes its connection, freeing its watches and transactions; the daemon dropping a
  * connection destroys its socket.
  */
-import { existsSync, lstatSync, unlinkSync } from "node:fs";
+import { existsSync, lstatSync, statSync, unlinkSync } from "node:fs";
 import { createServer, connect as netConnect, type Server, type Socket } from "node:net";
+import { dirname } from "node:path";
 import { XenstoreError } from "./errors";
 import type { Xenstored } from "./xenstored";
+
+/** sizeof(sockaddr_un.sun_path) on Linux, less the terminating NUL. */
+export const UNIX_PATH_MAX = 107;
 
 export interface XenstoredSocketServer {
   /** The socket file. */
@@ -41,6 +45,26 @@ export async function listenUnix(
     throw new XenstoreError(
       "XS_BAD_ARGUMENT",
       "give the socket a path, e.g. /run/xenstored/socket",
+    );
+  }
+  const bytes = Buffer.byteLength(path);
+  if (bytes > UNIX_PATH_MAX) {
+    throw new XenstoreError(
+      "XS_SOCKET_PATH",
+      `socket path ${path} is ${bytes} bytes; a unix socket path may have at most ${UNIX_PATH_MAX} (sun_path), so choose a shorter --socket path`,
+    );
+  }
+  const parent = dirname(path);
+  if (!existsSync(parent)) {
+    throw new XenstoreError(
+      "XS_SOCKET_PATH",
+      `the directory ${parent} for socket ${path} does not exist; create it (mkdir -p ${parent}) or choose another --socket path`,
+    );
+  }
+  if (!statSync(parent).isDirectory()) {
+    throw new XenstoreError(
+      "XS_SOCKET_PATH",
+      `${parent} is not a directory, so socket ${path} cannot be made there; choose another --socket path`,
     );
   }
   if (existsSync(path)) {

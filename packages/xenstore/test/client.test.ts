@@ -1,8 +1,8 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { listenUnix, Xenstored, XenstoreError, XsClient } from "../src/index";
+import { listenUnix, UNIX_PATH_MAX, Xenstored, XenstoreError, XsClient } from "../src/index";
 import { RingHost } from "./helpers";
 
 describe("XsClient in memory", () => {
@@ -38,7 +38,7 @@ describe("XsClient in memory", () => {
     await expect(c.read("")).rejects.toMatchObject({ code: "XS_BAD_ARGUMENT" });
     await expect(c.setPerms("/x", [])).rejects.toMatchObject({ code: "XS_BAD_ARGUMENT" });
     await expect(c.getDomainPath(-1)).rejects.toMatchObject({ code: "XS_BAD_ARGUMENT" });
-    await expect(c.introduce(5, 1, 1)).rejects.toMatchObject({ xsError: "EINVAL" });
+    await expect(c.introduce(5, 1, 0)).rejects.toMatchObject({ xsError: "EINVAL" });
     await expect(c.release(5)).rejects.toMatchObject({ xsError: "ENOENT" });
     await expect(c.resume(5)).rejects.toMatchObject({ xsError: "ENOENT" });
     await expect(c.setTarget(5, 6)).rejects.toMatchObject({ xsError: "ENOENT" });
@@ -136,6 +136,36 @@ describe("XsClient over a unix socket", () => {
       rmSync(dir, { recursive: true, force: true });
     }
     await expect(XsClient.connect(path)).rejects.toThrow(/XENSTORED_PATH/);
+  });
+
+  it("refuses a socket path longer than sun_path, and names a missing directory", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "hyperlab-xsc-"));
+    const d = new Xenstored();
+    try {
+      const long = join(dir, "s".repeat(UNIX_PATH_MAX + 1 - dir.length - 1));
+      expect(Buffer.byteLength(long)).toBe(UNIX_PATH_MAX + 1);
+      await expect(listenUnix(d, long)).rejects.toMatchObject({
+        code: "XS_SOCKET_PATH",
+        message: expect.stringMatching(/108 bytes.*at most 107/),
+      });
+      // Exactly 107 bytes is fine.
+      const fits = long.slice(0, -1);
+      const srv = await listenUnix(d, fits);
+      expect(existsSync(fits)).toBe(true);
+      await srv.close();
+      const missing = join(dir, "no", "such", "sock");
+      await expect(listenUnix(d, missing)).rejects.toMatchObject({
+        code: "XS_SOCKET_PATH",
+        message: expect.stringMatching(/directory .*no\/such for socket .* does not exist/),
+      });
+      writeFileSync(join(dir, "file"), "");
+      await expect(listenUnix(d, join(dir, "file", "sock"))).rejects.toMatchObject({
+        code: "XS_SOCKET_PATH",
+        message: expect.stringMatching(/is not a directory/),
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

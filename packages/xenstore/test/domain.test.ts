@@ -1,5 +1,6 @@
 import {
   XENSTORE_CONNECTED,
+  XENSTORE_ERROR_NONE,
   XENSTORE_ERROR_PROTO,
   XENSTORE_ERROR_RINGIDX,
   XS_GET_PERMS,
@@ -17,10 +18,17 @@ import {
   xenstore_domain_interface,
 } from "@hyperlab/abi";
 import { Ram } from "@hyperlab/machine";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { XenstoreError, XenstoreRing, XenstoreRingFrontend } from "../src/index";
 import { Raw, RingHost, RingRaw, z } from "./helpers";
 
+const IDX = [
+  xenstore_domain_interface.fields.req_cons.offset,
+  xenstore_domain_interface.fields.req_prod.offset,
+  xenstore_domain_interface.fields.rsp_cons.offset,
+  xenstore_domain_interface.fields.rsp_prod.offset,
+];
 const F = xenstore_domain_interface.fields;
 
 function home(h: RingHost, domid: number) {
@@ -87,6 +95,49 @@ describe("the ring transport", () => {
     expect(dom0.q(XS_IS_DOMAIN_INTRODUCED, z("8"))).toBe("T|");
     expect(dom0.q(XS_RELEASE, z("8"))).toBe("OK|");
     expect(dom0.q(XS_IS_DOMAIN_INTRODUCED, z("8"))).toBe("F|");
+  });
+
+  it("the domain's end resets impossible reply indices and goes on, as Linux's xb_read does", () => {
+    const h = new RingHost();
+    home(h, 6);
+    h.introduce(6, 16);
+    const raw = new RingRaw(h.frontend(6, 16));
+    expect(raw.q(XS_WRITE, "a\u00001")).toBe("OK|");
+    const base = 16 * 4096;
+    const events = h.domainEvents.get(6) ?? 0;
+    // Without the daemon running: the domain's end alone meets the bad pair.
+    h.ram.write32(base + F.rsp_prod.offset, h.ram.read32(base + F.rsp_cons.offset) + 5000);
+    h.fronts.get(6)!.onEvent();
+    expect(h.ram.read32(base + F.rsp_prod.offset)).toBe(0);
+    expect(h.ram.read32(base + F.rsp_cons.offset)).toBe(0);
+    expect(raw.replies).toHaveLength(1);
+    expect(h.domainEvents.get(6) ?? 0).toBe(events);
+    // The next request and its reply go through the reset ring.
+    expect(raw.q(XS_READ, z("a"))).toBe("1");
+    expect(h.ram.read32(base + F.error.offset)).toBe(XENSTORE_ERROR_NONE);
+  });
+
+  it("both ends survive any indices a hostile page holds", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom(...IDX), fc.integer({ min: 0, max: 0xffffffff })), {
+          maxLength: 8,
+        }),
+        (writes) => {
+          const h = new RingHost();
+          home(h, 5);
+          h.introduce(5, 17);
+          const raw = new RingRaw(h.frontend(5, 17));
+          raw.send(XS_WRITE, z("k", "v"));
+          for (const [off, v] of writes) h.ram.write32(17 * 4096 + off, v);
+          raw.send(XS_READ, z("k"));
+          h.rings.get(5)!.onEvent();
+          h.fronts.get(5)!.onEvent();
+          expect(h.daemon.checkInvariants()).toEqual([]);
+        },
+      ),
+      { seed: 1115, numRuns: process.env.HYPERLAB_LONG ? 2000 : 150 },
+    );
   });
 
   it("an oversized header from a domain marks the page PROTO", () => {

@@ -3,30 +3,49 @@
  * (drivers/xen/xenbus/xenbus_comms.c, xenbus_probe.c): the ring page and port come from
  * start_info (xen_start_info->store_mfn / store_evtchn), the port is bound to an irq whose
  * handler moves bytes (wake_waiting -> the ring's onEvent), and the domain kicks xenstored
- * with EVTCHNOP_send from its own vCPU (notify_remote_via_evtchn).
+ * with EVTCHNOP_send from its own vCPU (notify_remote_via_evtchn). The bytes themselves move
+ * through @hyperlab/xenstore's one ring loop (XenstoreRingFrontend).
  *
  * Invariant: the domain touches only its own ring frame and reaches the hypervisor only by
  * hypercalls from its own vCPU; replies and watch events arrive only through its upcall
- * handler, i.e. when an UpcallLoop delivers the domain's upcalls.
+ * handler, i.e. when whatever delivers the domain's upcalls (XenbusUpcalls) runs it.
  */
 import { start_info_x86_32, start_info_x86_64 } from "@hyperlab/abi";
-import { type Domain, HyperlabError, type Hypervisor } from "@hyperlab/core";
-import type { XenEvtchnGuest } from "@hyperlab/guest";
+import type { Domain, Hypervisor } from "@hyperlab/core";
+import { XenEvtchnGuest } from "@hyperlab/guest";
 import { XenstoreRingFrontend, XsClient } from "@hyperlab/xenstore";
-import type { UpcallLoop } from "./upcall-loop";
-import { makeGuestEventChannels } from "./xenstore-domain";
+import { xenbusError } from "./errors";
+
+/**
+ * What runs a domain's event-channel upcalls (the toolstack's UpcallLoop fits): it knows each
+ * domain's guest-side event channels and delivers pending upcalls after `kick()`.
+ */
+export interface XenbusUpcalls {
+  /** The guest-side event channels registered for `domain`, if any. */
+  guestOf(domain: Domain): XenEvtchnGuest | undefined;
+  /** From now on deliver `domain`'s upcalls to `evtchn`. */
+  register(domain: Domain, evtchn: XenEvtchnGuest): void;
+  /** A hypercall may have raised an upcall: deliver (now or soon). */
+  kick(): void;
+}
 
 export interface XenbusCommsOptions {
   hv: Hypervisor;
   /** The domain whose kernel connects (running, introduced). */
   domain: Domain;
   /** Delivers the domain's upcalls. */
-  loop: UpcallLoop;
+  loop: XenbusUpcalls;
   /**
    * The domain's guest-side event channels (init() done). If absent, the loop's registered
-   * ones are used, else one is made (the build's ABI), initialised and registered.
+   * ones are used, else the kernel sets them up as Linux's xen_init_IRQ does (FIFO if the
+   * hypervisor takes EVTCHNOP_init_control, else 2-level) and registers them with `loop`.
    */
   evtchn?: XenEvtchnGuest;
+  /**
+   * For that setup: one free frame of the domain's for each FIFO control block and event
+   * array page (default: the hypervisor's allocator, as the builder would hand them out).
+   */
+  allocFrame?: () => number;
   /** PV: the start_info frame to read store_mfn / store_evtchn from. */
   startInfoMfn?: number;
   /** Or the ring frame and port directly (as an HVM guest gets them from HVM params). */
@@ -47,22 +66,22 @@ export class XenbusComms {
   readonly client: XsClient;
   /** The irq bound to the store port. */
   readonly irq: number;
-  private readonly loop: UpcallLoop;
+  private readonly loop: XenbusUpcalls;
   private readonly cpu: number;
   private closed = false;
 
   constructor(options: XenbusCommsOptions) {
-    const { hv, domain, loop } = options;
+    const { hv, domain, loop } = options ?? ({} as XenbusCommsOptions);
     if (hv === undefined || domain === undefined || loop === undefined) {
-      throw new HyperlabError(
-        "TOOLSTACK_BAD_OPTION",
+      throw xenbusError(
+        "XENBUS_BAD_OPTION",
         "XenbusComms needs { hv, domain, loop } and either startInfoMfn or storeMfn + storeEvtchn.",
       );
     }
     const cpu = options.cpu ?? 0;
     if (!(Number.isInteger(cpu) && cpu >= 0 && cpu < domain.vcpus.length)) {
-      throw new HyperlabError(
-        "TOOLSTACK_BAD_OPTION",
+      throw xenbusError(
+        "XENBUS_BAD_OPTION",
         `cpu ${cpu} is not one of domain ${domain.domid}'s vCPUs (0..${domain.vcpus.length - 1}).`,
       );
     }
@@ -73,8 +92,8 @@ export class XenbusComms {
     let storeEvtchn = options.storeEvtchn;
     if (options.startInfoMfn !== undefined) {
       if (!own(options.startInfoMfn)) {
-        throw new HyperlabError(
-          "TOOLSTACK_NOT_OWNER",
+        throw xenbusError(
+          "XENBUS_NOT_OWNER",
           `startInfoMfn ${options.startInfoMfn} is not domain ${domain.domid}'s frame; pass PvBuildResult.startInfoMfn.`,
         );
       }
@@ -87,14 +106,14 @@ export class XenbusComms {
       storeEvtchn = ram.read32(base + f.store_evtchn.offset);
     }
     if (storeMfn === undefined || storeEvtchn === undefined || storeEvtchn === 0) {
-      throw new HyperlabError(
-        "TOOLSTACK_NO_STORE",
-        `Domain ${domain.domid} has no xenstore ring (store_evtchn is 0); run introduceDomainToXenstore before connecting.`,
+      throw xenbusError(
+        "XENBUS_NO_STORE",
+        `Domain ${domain.domid} has no xenstore ring (store_evtchn is 0); introduce it to xenstored (the toolstack's introduceDomainToXenstore) before connecting.`,
       );
     }
     if (!own(storeMfn)) {
-      throw new HyperlabError(
-        "TOOLSTACK_NOT_OWNER",
+      throw xenbusError(
+        "XENBUS_NOT_OWNER",
         `store_mfn ${storeMfn} is not domain ${domain.domid}'s frame, so its kernel cannot map it.`,
       );
     }
@@ -103,16 +122,18 @@ export class XenbusComms {
     this.cpu = cpu;
     this.storeMfn = storeMfn;
     this.storeEvtchn = storeEvtchn;
-    let g = options.evtchn ?? loop.guestOf(domain);
-    if (g === undefined) g = makeGuestEventChannels(hv, domain);
+    const g =
+      options.evtchn ??
+      loop.guestOf(domain) ??
+      initGuestEvtchn(hv, domain, options.allocFrame ?? (() => hv.allocDomainPages(domain)));
     loop.register(domain, g);
     this.evtchn = g;
     this.frontend = new XenstoreRingFrontend(ram, storeMfn, { notify: () => this.notify() });
     // xb_init_comms: bind_evtchn_to_irqhandler(xen_store_evtchn, wake_waiting, ...).
     const irq = g.bindEvtchnToIrqHandler(storeEvtchn, () => this.frontend.onEvent(), cpu);
     if (irq < 0) {
-      throw new HyperlabError(
-        "TOOLSTACK_STORE_IRQ",
+      throw xenbusError(
+        "XENBUS_STORE_IRQ",
         `Binding domain ${domain.domid}'s store port ${storeEvtchn} to an irq failed (${irq}).`,
       );
     }
@@ -143,4 +164,40 @@ export class XenbusComms {
       this.evtchn.unbindFromIrqHandler(this.irq);
     }
   }
+}
+
+/**
+ * Linux's xen_init_IRQ for a kernel that has none yet: try the FIFO ABI
+ * (EVTCHNOP_init_control), fall back to 2-level when the hypervisor refuses it.
+ */
+function initGuestEvtchn(hv: Hypervisor, d: Domain, allocFrame: () => number): XenEvtchnGuest {
+  const frame = (): number => {
+    const mfn = allocFrame();
+    if (!(Number.isSafeInteger(mfn) && mfn >= 0)) {
+      throw xenbusError(
+        "XENBUS_EVTCHN_INIT",
+        `Domain ${d.domid} has no page left for its event channel control blocks; raise its maxPages.`,
+      );
+    }
+    return mfn;
+  };
+  const base = {
+    hv,
+    vcpus: d.vcpus,
+    sharedInfoMfn: d.sharedInfoMfn,
+    addressSize: d.addressSize,
+  } as const;
+  // Linux frees the control block page of a refused FIFO setup; this model has no way to
+  // give a frame back, so that one page stays with the domain, unused.
+  const fifo = new XenEvtchnGuest({ ...base, abi: "fifo", allocFrame: frame });
+  if (fifo.init() === 0) return fifo;
+  const twoLevel = new XenEvtchnGuest({ ...base, abi: "2-level" });
+  const rc = twoLevel.init();
+  if (rc < 0) {
+    throw xenbusError(
+      "XENBUS_EVTCHN_INIT",
+      `Setting up domain ${d.domid}'s event channels failed (${rc}).`,
+    );
+  }
+  return twoLevel;
 }

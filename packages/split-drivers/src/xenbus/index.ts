@@ -1,0 +1,2 @@
+export { XenbusComms, type XenbusCommsOptions, type XenbusUpcalls } from "./comms";
+export { XenbusError, type XenbusErrorCode } from "./errors";
