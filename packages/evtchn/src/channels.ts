@@ -51,7 +51,10 @@ import {
 } from "@hyperlab/abi";
 import {
   type Domain,
+  type EvtchnService,
   HyperlabError,
+  type PirqHooks,
+  type PortInfo,
   type SchedService,
   type SetupContext,
   type Vcpu,
@@ -77,60 +80,6 @@ export interface EvtchnOptions {
   nrPirqs?: number;
   /** Highest port a domain may allocate (Xen's max_evtchn_port); default: the ABI's limit. */
   maxEvtchnPort?: number;
-}
-
-/** What a port is bound to, as EVTCHNOP_status reports it (for tests and tools). */
-export interface PortInfo {
-  status: number;
-  vcpu: number;
-  /** Peer domain (interdomain) or allowed domain (unbound); -1 otherwise. */
-  remoteDom: number;
-  remotePort: number;
-  /** VIRQ or PIRQ number; -1 otherwise. */
-  irq: number;
-}
-
-/** Hooks apic-hooks installs to connect PIRQs to physical interrupt lines. */
-export interface PirqHooks {
-  /** Xen's pirq_guest_bind: 0, or a negative errno that fails EVTCHNOP_bind_pirq. */
-  bind(d: Domain, pirq: number, willShare: boolean): number;
-  /** Xen's pirq_guest_unbind. */
-  unbind(d: Domain, pirq: number): void;
-}
-
-/** The `evtchn` slot. */
-export interface EvtchnService {
-  /** "2-level" or "fifo": the ABI this build offers (FIFO builds start each domain on 2-level). */
-  readonly abi: "2-level" | "fifo";
-  /** The ABI a domain uses now. */
-  domainAbi(d: Domain): "2-level" | "fifo";
-  /** Xen's send_guest_vcpu_virq (per-vCPU VIRQs) or send_guest_global_virq (global ones). */
-  sendVirq(v: Vcpu, virq: number): void;
-  /** Xen's send_global_virq: to the domain that handles `virq` (dom0 unless set). */
-  sendGlobalVirq(virq: number): void;
-  /** Xen's set_global_virq_handler. */
-  setGlobalVirqHandler(d: Domain, virq: number): void;
-  /** Xen's send_guest_pirq: the physical interrupt behind `pirq` fired. False if unbound. */
-  sendPirq(d: Domain, pirq: number): boolean;
-  /** Xen's irq_permit_access (XEN_DOMCTL_irq_permission): lets `d` bind `pirq`. */
-  permitPirq(d: Domain, pirq: number, allow: boolean): void;
-  setPirqHooks(hooks: PirqHooks): void;
-  /** Xen's evtchn_send on behalf of a domain (as the hypercall, without the argument checks). */
-  send(d: Domain, port: number): number;
-  /** Binding, as EVTCHNOP_status; status EVTCHNSTAT_closed for free or nonexistent ports. */
-  portInfo(d: Domain, port: number): PortInfo;
-  isPending(d: Domain, port: number): boolean;
-  isMasked(d: Domain, port: number): boolean;
-  /** Channels the domain's ABI can name. */
-  maxPorts(d: Domain): number;
-  /** Ports in use (port 0, reserved, included). */
-  activePorts(d: Domain): number;
-}
-
-declare module "@hyperlab/core" {
-  interface Slots {
-    evtchn: EvtchnService;
-  }
 }
 
 /** Xen's virq_is_global (x86: every architectural VIRQ is global). */

@@ -1,10 +1,6 @@
+/** The `evtchn` slot's contract lives in @hyperlab/core; re-exported for older imports. */
+export type { EvtchnService, PirqHooks, PortInfo } from "@hyperlab/core";
 export { EVTCHN_FIFO_MAX_EVENT_ARRAY_PAGES } from "./abi-fifo";
-export {
-  type EvtchnOptions,
-  type EvtchnService,
-  type PirqHooks,
-  type PortInfo,
-  virqIsGlobal,
-} from "./channels";
+export { type EvtchnOptions, virqIsGlobal } from "./channels";
 export { evtchn2l, evtchnFifo } from "./plugin";
 export { PERIODIC_TIMER_MIN_NS, vcpuTimers } from "./timers";

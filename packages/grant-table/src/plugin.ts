@@ -1,8 +1,9 @@
 /*
  * The grant-table plugin: registers GNTTABOP_* of HYPERVISOR_grant_table_op, keeps a grant
  * table per domain from creation to destruction, and fills the `grantTable` slot with its
- * service. Host mappings go through the `grant-host-mapping` slot, which an MMU plugin fills
- * (`pvGrantMapping` for Xen PV page tables).
+ * service. Host mappings go through the `grant-host-mapping` slot (its contract is in
+ * @hyperlab/core), which an MMU plugin fills: pv-mmu's `pvGrantMapping` for Xen PV page
+ * tables. This package imports no sibling plugin.
  */
 import {
   __HYPERVISOR_grant_table_op,
@@ -16,16 +17,18 @@ import {
   GNTTABOP_unmap_and_replace,
   GNTTABOP_unmap_grant_ref,
 } from "@hyperlab/abi";
-import { definePlugin, HyperlabError, type Hypervisor, type Plugin } from "@hyperlab/core";
-import { PvGrantMapping } from "@hyperlab/pv-mmu";
+import {
+  definePlugin,
+  type GrantHostMapping,
+  HyperlabError,
+  type Hypervisor,
+  type Plugin,
+} from "@hyperlab/core";
 import { type GrantTableOptions, GrantTableService } from "./service";
-import type { GrantHostMapping } from "./slot";
 import type { GrantTableOpArgs } from "./types";
 
 declare module "@hyperlab/core" {
   interface Slots {
-    /** The arch half of grant host mappings (create_grant_host_mapping / replace_...). */
-    "grant-host-mapping": GrantHostMapping;
     /** The grant table service: GNTTABOP_* and views for tools and checkers. */
     grantTable: GrantTableService;
   }
@@ -107,23 +110,6 @@ export function grantTablePlugin(options: GrantTableOptions = {}): Plugin {
         }
       });
       ctx.onDomainDestroy((d) => gt.domainDestroyed(d));
-    },
-  });
-}
-
-/**
- * Grant host mappings in Xen PV page tables (Xen's create_grant_pv_mapping and
- * replace_grant_pv_mapping), from @hyperlab/pv-mmu: fills `grant-host-mapping` for builds
- * with the `pv-mmu` plugin.
- */
-export function pvGrantMapping(): Plugin {
-  return definePlugin({
-    name: "pv-grant-mapping",
-    description: "grant host mappings in Xen PV page tables",
-    provides: ["grant-host-mapping"],
-    requires: ["pvMmu"],
-    setup(ctx) {
-      ctx.provide("grant-host-mapping", new PvGrantMapping(ctx.slot("pvMmu")));
     },
   });
 }

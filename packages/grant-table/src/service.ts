@@ -50,6 +50,7 @@ import {
 import {
   type Domain,
   type FrameTable,
+  type GrantHostMapping,
   type Hypervisor,
   PGC_xen_heap,
   PGT_count_mask,
@@ -59,7 +60,6 @@ import {
   type Vcpu,
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
-import type { GrantHostMapping } from "./slot";
 import {
   GNTPIN_devr_inc,
   GNTPIN_devw_inc,

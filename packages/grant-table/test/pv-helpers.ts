@@ -7,13 +7,19 @@ import {
 } from "@hyperlab/abi";
 import { createHypervisor, type Domain, type Hypervisor } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, type PvBuildResult, type PvMmu, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import {
+  buildPvDomain,
+  type PvBuildResult,
+  type PvMmu,
+  pvGrantMapping,
+  pvMmuPlugin,
+} from "@hyperlab/pv-mmu";
 import {
   checkFrameInvariants,
   checkGrantInvariants,
   grantInvariantOptions,
 } from "@hyperlab/testkit";
-import { type GrantTableService, grantTablePlugin, pvGrantMapping } from "../src/index";
+import { type GrantTableService, grantTablePlugin } from "../src/index";
 
 export interface PvWorld {
   hv: Hypervisor;
