@@ -9,7 +9,14 @@
  * back), or the domain allowed to bind an unbound port; `virqPort[vcpu*NR_VIRQS+virq]` and
  * `pirqPort[pirq]` name exactly the ports bound to them (0 = none).
  */
-import { NR_VIRQS } from "@hyperlab/abi";
+import {
+  NR_VIRQS,
+  type StructLayout,
+  shared_info_x86_32,
+  shared_info_x86_64,
+  vcpu_info_x86_32,
+  vcpu_info_x86_64,
+} from "@hyperlab/abi";
 import type { Domain } from "@hyperlab/core";
 
 export const ECS_FREE = 0;
@@ -40,25 +47,23 @@ export interface SharedLayout {
   readonly legacyVcpus: number;
 }
 
-export const LAYOUT_64: SharedLayout = {
-  bitsPerWord: 64,
-  nrChannels: 4096,
-  pendingW: 2048 / 4,
-  maskW: 2560 / 4,
-  selW: 8 / 4,
-  vcpuInfoW: 64 / 4,
-  legacyVcpus: 32,
-};
+/** The 2-level words of one guest width, read off abi's checked shared_info and vcpu_info. */
+function sharedLayout(si: StructLayout, vi: StructLayout): SharedLayout {
+  const pending = si.fields.evtchn_pending;
+  return {
+    bitsPerWord: (pending.size * 8) as 32 | 64,
+    // The bitmap's size in bits: the most ports the 2-level ABI can name.
+    nrChannels: pending.size * 8 * (pending.count ?? 1),
+    pendingW: pending.offset / 4,
+    maskW: si.fields.evtchn_mask.offset / 4,
+    selW: vi.fields.evtchn_pending_sel.offset / 4,
+    vcpuInfoW: vi.sizeof / 4,
+    legacyVcpus: si.fields.vcpu_info.count ?? 0,
+  };
+}
 
-export const LAYOUT_32: SharedLayout = {
-  bitsPerWord: 32,
-  nrChannels: 1024,
-  pendingW: 2048 / 4,
-  maskW: 2176 / 4,
-  selW: 4 / 4,
-  vcpuInfoW: 64 / 4,
-  legacyVcpus: 32,
-};
+export const LAYOUT_64: SharedLayout = sharedLayout(shared_info_x86_64, vcpu_info_x86_64);
+export const LAYOUT_32: SharedLayout = sharedLayout(shared_info_x86_32, vcpu_info_x86_32);
 
 /** One domain's ports. Arrays grow (by doubling) as ports are allocated. */
 export class EvtDomain {

@@ -15,6 +15,7 @@
  */
 import {
   DOMID_SELF,
+  DOMID_XEN,
   EBUSY,
   EFAULT,
   EINVAL,
@@ -87,8 +88,6 @@ import type {
   GrantTableOpArgs,
 } from "./types";
 
-/** Owner id Xen's own frames carry (DOMID_XEN); grant frames go back to it at destruction. */
-const DOMID_XEN = 0x7ff2;
 const TWO_64 = 2 ** 64;
 const PAGE_SIZE = 4096;
 

@@ -1,6 +1,7 @@
 import {
   __HYPERVISOR_grant_table_op,
   __HYPERVISOR_update_va_mapping,
+  DOMID_SELF,
   GNTTABOP_setup_table,
   GTF_permit_access,
   UVMF_INVLPG,
@@ -52,7 +53,7 @@ export function pvGuest(w: PvWorld, domid: number, nrPages = 1100): PvGuest {
   const d = w.hv.createDomain({ domid, maxVcpus: 1, maxPages: nrPages + 64 });
   const b = buildPvDomain(w.hv, w.pv, { domain: d, nrPages });
   const v = d.vcpus[0];
-  const setup = { dom: 0x7ff0, nr_frames: 1, frame_list: [0] };
+  const setup = { dom: DOMID_SELF, nr_frames: 1, frame_list: [0] };
   w.hv.hypercall(v, __HYPERVISOR_grant_table_op, {
     cmd: GNTTABOP_setup_table,
     uops: [setup],

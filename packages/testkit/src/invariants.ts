@@ -14,6 +14,7 @@
  *    have it free, free frames carry no counts, and each domain's tot_pages equals the
  *    frames it owns (Xen heap pages shared with it excepted).
  */
+import { DOMID_XEN } from "@hyperlab/abi";
 import {
   FRAME_FREE,
   type FrameTable,
@@ -32,8 +33,6 @@ import {
 } from "@hyperlab/core";
 
 const TWO_20 = 0x10_0000;
-/** Owner id of Xen's own frames (DOMID_XEN). */
-const DOMID_XEN = 0x7ff2;
 
 export interface InvariantOptions {
   /**
