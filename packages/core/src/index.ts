@@ -1,5 +1,5 @@
 export type { CreateDomainOptions, Domain, DomainState, Vcpu, VcpuState } from "./domain";
-export { HyperlabError, isHyperlabError } from "./errors";
+export { CORE_ERROR_CODES, type CoreErrorCode, HyperlabError, isHyperlabError } from "./errors";
 export {
   FRAME_FREE,
   type FrameFreedHook,

@@ -61,6 +61,7 @@ import {
 } from "@hyperlab/core";
 import { twoLevelOps } from "./abi-2l";
 import { destroyFifo, expandArray, fifoOps, initControl } from "./abi-fifo";
+import type { EvtchnErrorCode } from "./errors";
 import {
   ECS_FREE,
   ECS_INTERDOMAIN,
@@ -119,13 +120,13 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     this.nrPirqs = options.nrPirqs ?? 256;
     this.maxPortOpt = options.maxEvtchnPort ?? Number.MAX_SAFE_INTEGER;
     if (!(Number.isInteger(this.nrPirqs) && this.nrPirqs >= 0 && this.nrPirqs <= 65536)) {
-      throw new HyperlabError(
+      throw new HyperlabError<EvtchnErrorCode>(
         "EVTCHN_BAD_OPTION",
         `nrPirqs must be a whole number from 0 to 65536, got ${options.nrPirqs}.`,
       );
     }
     if (!(Number.isInteger(this.maxPortOpt) && this.maxPortOpt >= 1)) {
-      throw new HyperlabError(
+      throw new HyperlabError<EvtchnErrorCode>(
         "EVTCHN_BAD_OPTION",
         `maxEvtchnPort must be a whole number >= 1, got ${options.maxEvtchnPort}.`,
       );
@@ -229,7 +230,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
   private evtDomain(d: Domain): EvtDomain {
     const e = this.doms[d?.domid];
     if (e === undefined || e.d !== d) {
-      throw new HyperlabError(
+      throw new HyperlabError<EvtchnErrorCode>(
         "EVTCHN_UNKNOWN_DOMAIN",
         `Domain ${d?.domid} has no event channels here (destroyed, or created by another hypervisor).`,
       );
@@ -587,7 +588,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
 
   sendVirq(v: Vcpu, virq: number): void {
     if (!(Number.isInteger(virq) && virq >= 0 && virq < NR_VIRQS)) {
-      throw new HyperlabError(
+      throw new HyperlabError<EvtchnErrorCode>(
         "EVTCHN_BAD_VIRQ",
         `VIRQ ${virq} does not exist; VIRQs are 0..${NR_VIRQS - 1} (VIRQ_* in @hyperlab/abi).`,
       );
@@ -604,7 +605,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
 
   sendGlobalVirq(virq: number): void {
     if (!(Number.isInteger(virq) && virq >= 0 && virq < NR_VIRQS && virqIsGlobal(virq))) {
-      throw new HyperlabError(
+      throw new HyperlabError<EvtchnErrorCode>(
         "EVTCHN_BAD_VIRQ",
         `VIRQ ${virq} is not a global VIRQ; send per-vCPU VIRQs with sendVirq(vcpu, virq).`,
       );
@@ -619,7 +620,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
   setGlobalVirqHandler(d: Domain, virq: number): void {
     this.evtDomain(d);
     if (!(Number.isInteger(virq) && virq >= 0 && virq < NR_VIRQS && virqIsGlobal(virq))) {
-      throw new HyperlabError(
+      throw new HyperlabError<EvtchnErrorCode>(
         "EVTCHN_BAD_VIRQ",
         `VIRQ ${virq} is not a global VIRQ, so it has no handler domain.`,
       );
@@ -639,7 +640,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
   permitPirq(d: Domain, pirq: number, allow: boolean): void {
     const e = this.evtDomain(d);
     if (!(Number.isInteger(pirq) && pirq >= 0 && pirq < this.nrPirqs)) {
-      throw new HyperlabError(
+      throw new HyperlabError<EvtchnErrorCode>(
         "EVTCHN_BAD_PIRQ",
         `PIRQ ${pirq} is out of range 0..${this.nrPirqs - 1} (raise nrPirqs in the plugin options).`,
       );

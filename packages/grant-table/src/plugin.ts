@@ -24,6 +24,7 @@ import {
   type Hypervisor,
   type Plugin,
 } from "@hyperlab/core";
+import type { GrantErrorCode } from "./errors";
 import { type GrantTableOptions, GrantTableService } from "./service";
 import type { GrantTableOpArgs } from "./types";
 
@@ -53,19 +54,22 @@ const OPS = [
 export function grantTablePlugin(options: GrantTableOptions = {}): Plugin {
   const { maxGrantFrames = 64, maxMaptrackFrames = 1024, maxVersion = 2 } = options;
   if (!Number.isInteger(maxGrantFrames) || maxGrantFrames < 1 || maxGrantFrames > 1024) {
-    throw new HyperlabError(
+    throw new HyperlabError<GrantErrorCode>(
       "GRANT_BAD_OPTION",
       `maxGrantFrames must be a whole number from 1 to 1024, got ${maxGrantFrames}.`,
     );
   }
   if (!Number.isInteger(maxMaptrackFrames) || maxMaptrackFrames < 0 || maxMaptrackFrames > 65536) {
-    throw new HyperlabError(
+    throw new HyperlabError<GrantErrorCode>(
       "GRANT_BAD_OPTION",
       `maxMaptrackFrames must be a whole number from 0 to 65536, got ${maxMaptrackFrames}.`,
     );
   }
   if (maxVersion !== 1 && maxVersion !== 2) {
-    throw new HyperlabError("GRANT_BAD_OPTION", `maxVersion must be 1 or 2, got ${maxVersion}.`);
+    throw new HyperlabError<GrantErrorCode>(
+      "GRANT_BAD_OPTION",
+      `maxVersion must be 1 or 2, got ${maxVersion}.`,
+    );
   }
   return definePlugin({
     name: "grant-table",
@@ -103,7 +107,7 @@ export function grantTablePlugin(options: GrantTableOptions = {}): Plugin {
       hc(GNTTABOP_get_status_frames, (v, a) => gt.getStatusFrames(v, a));
       ctx.onDomainCreate((d) => {
         if (!gt.domainCreated(d)) {
-          throw new HyperlabError(
+          throw new HyperlabError<GrantErrorCode>(
             "GRANT_NO_MEMORY",
             `No free frame for domain ${d.domid}'s first grant-table frame. Give the machine more RAM.`,
           );

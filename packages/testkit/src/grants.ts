@@ -26,6 +26,7 @@ import {
   GTF_writing,
 } from "@hyperlab/abi";
 import { FRAME_FREE, type Hypervisor } from "@hyperlab/core";
+import { InvariantError } from "./errors";
 import type { InvariantOptions } from "./invariants";
 
 // Values from Xen's public/grant_table.h and xen/common/grant_table.c.
@@ -170,12 +171,12 @@ export function checkGrantInvariants(
   return out;
 }
 
-/** Throws an Error listing the grant violations, if any (for tests). */
+/** Throws an InvariantError (GRANT_INVARIANTS_BROKEN) listing the violations, if any. */
 export function assertGrantInvariants(
   hv: Hypervisor,
   view: GrantView,
   options: GrantCheckOptions,
 ): void {
   const v = checkGrantInvariants(hv, view, options);
-  if (v.length > 0) throw new Error(`grant invariants broken:\n  ${v.join("\n  ")}`);
+  if (v.length > 0) throw new InvariantError("GRANT_INVARIANTS_BROKEN", "grant invariants", v);
 }

@@ -31,6 +31,7 @@ import {
   PGT_validated,
   PGT_writable_page,
 } from "@hyperlab/core";
+import { InvariantError } from "./errors";
 
 const TWO_20 = 0x10_0000;
 
@@ -213,8 +214,8 @@ export function checkFrameInvariants(hv: Hypervisor, options: InvariantOptions =
   return out;
 }
 
-/** Throws an Error listing the violations, if any (for tests). */
+/** Throws an InvariantError (FRAME_INVARIANTS_BROKEN) listing the violations, if any. */
 export function assertFrameInvariants(hv: Hypervisor, options?: InvariantOptions): void {
   const v = checkFrameInvariants(hv, options);
-  if (v.length > 0) throw new Error(`frame invariants broken:\n  ${v.join("\n  ")}`);
+  if (v.length > 0) throw new InvariantError("FRAME_INVARIANTS_BROKEN", "frame invariants", v);
 }
