@@ -10,6 +10,11 @@
  *   frees it and leaves the other ECS_UNBOUND, naming the closer as the allowed peer.
  * - A freed port has no pending event (evtchn_free clears it), so nothing stale reaches
  *   whoever binds that port next.
+ * - An operation that names a port acts only on a port in use (send, close, unmask,
+ *   bind_vcpu: -EINVAL otherwise; set_priority, which touches no guest memory, on any existing
+ *   port, as Xen's), and ports exist only below the current ABI's
+ *   limit (a reset from FIFO back to 2-level forgets the rest), so no guest-chosen port
+ *   reaches memory outside the domain's shared_info, control blocks and event arrays.
  * - Guest input never throws: every field is checked and bad ones get Xen's errno.
  */
 import {
@@ -512,10 +517,11 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     }
   }
 
+  /** Xen's evtchn_unmask: only a port in use, so a free or nonexistent one is -EINVAL. */
   private unmask(e: EvtDomain, a: Args): number {
     const port = a.port;
     if (!int(port)) return -EFAULT;
-    if (!e.portValid(port)) return -EINVAL;
+    if (!e.portInUse(port)) return -EINVAL;
     e.ops.unmask(e, port);
     return 0;
   }
@@ -529,6 +535,8 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     if (e.fifo !== null) {
       destroyFifo(this.ctx.hv, e);
       e.ops = this.twoLevel;
+      // Back to 2-level: ports beyond its limit stop existing, so no later op can name them.
+      e.shrinkTo(this.twoLevel.maxPorts(e));
     }
     return 0;
   }
@@ -536,6 +544,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
   private setPriority(e: EvtDomain, a: Args): number {
     const { port, priority } = a;
     if (!int(port) || !int(priority)) return -EFAULT;
+    // As Xen: any existing port (a free one's priority is reset when it is bound again).
     if (!e.portValid(port)) return -EINVAL;
     return e.ops.setPriority(e, port, priority);
   }

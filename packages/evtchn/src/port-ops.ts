@@ -7,7 +7,9 @@
  * (they were allocated in buckets of EVTCHNS_PER_BUCKET), the rest do not; a port's
  * `remoteDom`/`remotePort` name the peer of an interdomain channel (and the peer names it
  * back), or the domain allowed to bind an unbound port; `virqPort[vcpu*NR_VIRQS+virq]` and
- * `pirqPort[pirq]` name exactly the ports bound to them (0 = none).
+ * `pirqPort[pirq]` name exactly the ports bound to them (0 = none); `valid` never exceeds what
+ * the domain's current ABI can name (ops.maxPorts), so it shrinks back when a reset returns a
+ * FIFO domain to the 2-level ABI.
  */
 import {
   NR_VIRQS,
@@ -143,8 +145,23 @@ export class EvtDomain {
     this.valid = want;
   }
 
+  /**
+   * Forgets the buckets at and above `n` (rounded up to a whole bucket). Every port there must
+   * already be free; Xen's evtchn_reset closes them all before the ABI changes.
+   */
+  shrinkTo(n: number): void {
+    const want = Math.ceil(n / EVTCHNS_PER_BUCKET) * EVTCHNS_PER_BUCKET;
+    if (want < this.valid) this.valid = want;
+  }
+
+  /** Xen's port_is_valid: the port exists (its bucket was allocated). */
   portValid(port: number): boolean {
     return port >= 0 && port < this.valid && Number.isInteger(port);
+  }
+
+  /** The port exists and is bound to something (not ECS_FREE): what EVTCHNOP_unmask needs. */
+  portInUse(port: number): boolean {
+    return this.portValid(port) && this.state[port] !== ECS_FREE;
   }
 
   /** Word index (in `si`) of the vcpu_info of a vCPU, or -1 if it has none in shared_info. */
