@@ -5,7 +5,7 @@
 // Run with `pnpm demo` from the repository root.
 import { createHypervisor, creditScheduler, type Hypervisor, type Plugin } from "@hyperlab/core";
 import { evtchn2l } from "@hyperlab/evtchn";
-import { grantTablePlugin, pvGrantMapping } from "@hyperlab/grant-table";
+import { grantTablePlugin } from "@hyperlab/grant-table";
 import {
   bootNativeKernel,
   bootXenPvKernel,
@@ -16,7 +16,7 @@ import {
 } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
 import { nptMmu } from "@hyperlab/npt-mmu";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, pvGrantMapping, pvMmuPlugin } from "@hyperlab/pv-mmu";
 
 const MiB = 2 ** 20;
 

@@ -29,19 +29,35 @@ import type { CreateDomainOptions, Domain, Vcpu } from "./domain";
 import { HyperlabError } from "./errors";
 import { FRAME_FREE, FrameTable, PGC_xen_heap } from "./frame-table";
 import { hypercallName } from "./hypercall-names";
-import type { MmuBackend } from "./mmu";
 import { type PluginShape, resolvePlugins, SlotTable } from "./registry";
-import type { SchedService } from "./sched/types";
+import type { EvtchnService } from "./slots/evtchn";
+import type { GrantHostMapping } from "./slots/grant-host-mapping";
+import type { IomemService } from "./slots/iomem";
+import type { IrqService } from "./slots/irq";
+import type { MmuBackend } from "./slots/mmu";
+import type { SchedService } from "./slots/sched";
 import { type StatGroup, Stats, type StatValue } from "./stats";
 import { CORE_VCPUOPS, VcpuAreas } from "./vcpu-op";
 
 /**
- * The hypervisor's slot table. Packages add their slots by declaration merging:
- * `declare module "@hyperlab/core" { interface Slots { evtchn: EvtchnService } }`.
+ * The hypervisor's slot table. Every shared contract is declared here, with its interface in
+ * slots/, so a provider implements it and a consumer requires it without importing each other.
+ * A backend's extended service (what only it offers) is added by declaration merging in its
+ * package's plugin.ts: `declare module "@hyperlab/core" { interface Slots { pvMmu: PvMmu } }`.
  */
 export interface Slots {
+  /** How vCPUs' virtual addresses reach machine memory (slots/mmu.ts). */
   mmu: MmuBackend;
+  /** The scheduler (slots/sched.ts). */
   sched: SchedService;
+  /** Event channels (slots/evtchn.ts). */
+  evtchn: EvtchnService;
+  /** The arch half of grant host mappings (slots/grant-host-mapping.ts). */
+  "grant-host-mapping": GrantHostMapping;
+  /** Physical interrupt routing, pirqs and irq_caps (slots/irq.ts); phase 2. */
+  irq: IrqService;
+  /** I/O memory permission and the RAM/MMIO map (slots/iomem.ts); phase 2. */
+  iomem: IomemService;
 }
 export type SlotName = keyof Slots & string;
 

@@ -1,5 +1,5 @@
 export type { CreateDomainOptions, Domain, DomainState, Vcpu, VcpuState } from "./domain";
-export { HyperlabError, isHyperlabError } from "./errors";
+export { CORE_ERROR_CODES, type CoreErrorCode, HyperlabError, isHyperlabError } from "./errors";
 export {
   FRAME_FREE,
   type FrameFreedHook,
@@ -42,15 +42,6 @@ export {
   type TraceEvent,
 } from "./hypervisor";
 export {
-  type MmuBackend,
-  type MmuFault,
-  PFEC_insn_fetch,
-  PFEC_page_present,
-  PFEC_reserved_bit,
-  PFEC_user_mode,
-  PFEC_write_access,
-} from "./mmu";
-export {
   type PluginShape,
   type Resolution,
   type ResolveOptions,
@@ -88,14 +79,38 @@ export {
   SCHED_POLL_MAX_PORTS,
   type SchedCoreOptions,
 } from "./sched/scheduler";
+export { burnCpu, computeThenBlock } from "./sched/workload";
+export type {
+  EvtchnAbi,
+  EvtchnService,
+  PirqHooks,
+  PortInfo,
+} from "./slots/evtchn";
+export type { GrantHostMapping } from "./slots/grant-host-mapping";
+export {
+  type FrameRange,
+  IOMEM_ACCESS_RO,
+  IOMEM_ACCESS_RW,
+  type IomemService,
+} from "./slots/iomem";
+export type { IrqService, PirqSource, PirqStatus } from "./slots/irq";
+export {
+  type MmuBackend,
+  type MmuFault,
+  PFEC_insn_fetch,
+  PFEC_page_present,
+  PFEC_reserved_bit,
+  PFEC_user_mode,
+  PFEC_write_access,
+} from "./slots/mmu";
+export type { PvMmuService } from "./slots/pv-mmu";
 export type {
   EventSource,
   RunstateInfo,
   SchedParams,
   SchedService,
   WakeLatency,
-} from "./sched/types";
-export { burnCpu, computeThenBlock } from "./sched/workload";
+} from "./slots/sched";
 export { type Counter, type StatGroup, type StatInfo, Stats, type StatValue } from "./stats";
 export {
   type MemoryReader,

@@ -6,7 +6,9 @@
  * Invariant (Xen's ordering, kept by every path here): a port's pending bit is set before
  * its selector bit, and the selector bit before evtchn_upcall_pending, so a guest that scans
  * selector -> pending never misses an event; a masked port sets only its pending bit, and
- * unmasking it re-raises the selector and upcall if it is still pending.
+ * unmasking it re-raises the selector and upcall if it is still pending. Every bit this file
+ * touches is below the ABI's limit (layout.nrChannels), so it lies inside the domain's own
+ * shared_info bitmaps whatever port it is handed.
  */
 import { ENOSYS } from "@hyperlab/abi";
 import type { EvtDomain, PortOps, PortOpsHost } from "./port-ops";
@@ -17,6 +19,7 @@ export function twoLevelOps(host: PortOpsHost): PortOps {
     maxPorts: (e) => e.layout.nrChannels,
     init() {},
     setPending(e, vcpuId, port) {
+      if (port >= e.layout.nrChannels) return;
       const si = e.si;
       const w = (port >>> 5) + e.siBase;
       const bit = 1 << (port & 31);
@@ -28,10 +31,12 @@ export function twoLevelOps(host: PortOpsHost): PortOps {
       host.checkPollers(e, port);
     },
     clearPending(e, port) {
+      if (port >= e.layout.nrChannels) return;
       const pw = e.siBase + e.layout.pendingW + (port >>> 5);
       e.si[pw] &= ~(1 << (port & 31));
     },
     unmask(e, port) {
+      if (port >= e.layout.nrChannels) return;
       const si = e.si;
       const w = (port >>> 5) + e.siBase;
       const bit = 1 << (port & 31);

@@ -17,23 +17,27 @@ import {
   EOPNOTSUPP,
   EVTCHN_FIFO_LINK_BITS,
   EVTCHN_FIFO_LINK_MASK,
+  EVTCHN_FIFO_LINKED,
+  EVTCHN_FIFO_MASKED,
   EVTCHN_FIFO_MAX_QUEUES,
   EVTCHN_FIFO_NR_CHANNELS,
+  EVTCHN_FIFO_PENDING,
   EVTCHN_FIFO_PRIORITY_DEFAULT,
   EVTCHN_FIFO_PRIORITY_MIN,
+  evtchn_fifo_control_block,
 } from "@hyperlab/abi";
 import { type Hypervisor, PGT_writable_page } from "@hyperlab/core";
 import type { EvtDomain, PortOps, PortOpsHost } from "./port-ops";
 
-const PENDING = 1 << 31;
-const MASKED = 1 << 30;
-const LINKED = 1 << 29;
+const PENDING = 1 << EVTCHN_FIFO_PENDING;
+const MASKED = 1 << EVTCHN_FIFO_MASKED;
+const LINKED = 1 << EVTCHN_FIFO_LINKED;
 /** Event words per 4 KiB page. */
 export const EVTCHN_FIFO_EVENT_WORDS_PER_PAGE = 1024;
 /** Pages an event array may have (2^17 ports / 1024 words). */
 export const EVTCHN_FIFO_MAX_EVENT_ARRAY_PAGES = EVTCHN_FIFO_NR_CHANNELS / 1024;
 /** sizeof(struct evtchn_fifo_control_block). */
-export const EVTCHN_FIFO_CONTROL_BLOCK_SIZE = 72;
+export const EVTCHN_FIFO_CONTROL_BLOCK_SIZE = evtchn_fifo_control_block.sizeof;
 
 /** The hypervisor side of one domain's FIFO state. */
 export class FifoDomain {

@@ -10,6 +10,11 @@
  *   frees it and leaves the other ECS_UNBOUND, naming the closer as the allowed peer.
  * - A freed port has no pending event (evtchn_free clears it), so nothing stale reaches
  *   whoever binds that port next.
+ * - An operation that names a port acts only on a port in use (send, close, unmask,
+ *   bind_vcpu: -EINVAL otherwise; set_priority, which touches no guest memory, on any existing
+ *   port, as Xen's), and ports exist only below the current ABI's
+ *   limit (a reset from FIFO back to 2-level forgets the rest), so no guest-chosen port
+ *   reaches memory outside the domain's shared_info, control blocks and event arrays.
  * - Guest input never throws: every field is checked and bad ones get Xen's errno.
  */
 import {
@@ -51,13 +56,17 @@ import {
 } from "@hyperlab/abi";
 import {
   type Domain,
+  type EvtchnService,
   HyperlabError,
+  type PirqHooks,
+  type PortInfo,
   type SchedService,
   type SetupContext,
   type Vcpu,
 } from "@hyperlab/core";
 import { twoLevelOps } from "./abi-2l";
 import { destroyFifo, expandArray, fifoOps, initControl } from "./abi-fifo";
+import type { EvtchnErrorCode } from "./errors";
 import {
   ECS_FREE,
   ECS_INTERDOMAIN,
@@ -77,60 +86,6 @@ export interface EvtchnOptions {
   nrPirqs?: number;
   /** Highest port a domain may allocate (Xen's max_evtchn_port); default: the ABI's limit. */
   maxEvtchnPort?: number;
-}
-
-/** What a port is bound to, as EVTCHNOP_status reports it (for tests and tools). */
-export interface PortInfo {
-  status: number;
-  vcpu: number;
-  /** Peer domain (interdomain) or allowed domain (unbound); -1 otherwise. */
-  remoteDom: number;
-  remotePort: number;
-  /** VIRQ or PIRQ number; -1 otherwise. */
-  irq: number;
-}
-
-/** Hooks apic-hooks installs to connect PIRQs to physical interrupt lines. */
-export interface PirqHooks {
-  /** Xen's pirq_guest_bind: 0, or a negative errno that fails EVTCHNOP_bind_pirq. */
-  bind(d: Domain, pirq: number, willShare: boolean): number;
-  /** Xen's pirq_guest_unbind. */
-  unbind(d: Domain, pirq: number): void;
-}
-
-/** The `evtchn` slot. */
-export interface EvtchnService {
-  /** "2-level" or "fifo": the ABI this build offers (FIFO builds start each domain on 2-level). */
-  readonly abi: "2-level" | "fifo";
-  /** The ABI a domain uses now. */
-  domainAbi(d: Domain): "2-level" | "fifo";
-  /** Xen's send_guest_vcpu_virq (per-vCPU VIRQs) or send_guest_global_virq (global ones). */
-  sendVirq(v: Vcpu, virq: number): void;
-  /** Xen's send_global_virq: to the domain that handles `virq` (dom0 unless set). */
-  sendGlobalVirq(virq: number): void;
-  /** Xen's set_global_virq_handler. */
-  setGlobalVirqHandler(d: Domain, virq: number): void;
-  /** Xen's send_guest_pirq: the physical interrupt behind `pirq` fired. False if unbound. */
-  sendPirq(d: Domain, pirq: number): boolean;
-  /** Xen's irq_permit_access (XEN_DOMCTL_irq_permission): lets `d` bind `pirq`. */
-  permitPirq(d: Domain, pirq: number, allow: boolean): void;
-  setPirqHooks(hooks: PirqHooks): void;
-  /** Xen's evtchn_send on behalf of a domain (as the hypercall, without the argument checks). */
-  send(d: Domain, port: number): number;
-  /** Binding, as EVTCHNOP_status; status EVTCHNSTAT_closed for free or nonexistent ports. */
-  portInfo(d: Domain, port: number): PortInfo;
-  isPending(d: Domain, port: number): boolean;
-  isMasked(d: Domain, port: number): boolean;
-  /** Channels the domain's ABI can name. */
-  maxPorts(d: Domain): number;
-  /** Ports in use (port 0, reserved, included). */
-  activePorts(d: Domain): number;
-}
-
-declare module "@hyperlab/core" {
-  interface Slots {
-    evtchn: EvtchnService;
-  }
 }
 
 /** Xen's virq_is_global (x86: every architectural VIRQ is global). */
@@ -170,13 +125,13 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     this.nrPirqs = options.nrPirqs ?? 256;
     this.maxPortOpt = options.maxEvtchnPort ?? Number.MAX_SAFE_INTEGER;
     if (!(Number.isInteger(this.nrPirqs) && this.nrPirqs >= 0 && this.nrPirqs <= 65536)) {
-      throw new HyperlabError(
+      throw new HyperlabError<EvtchnErrorCode>(
         "EVTCHN_BAD_OPTION",
         `nrPirqs must be a whole number from 0 to 65536, got ${options.nrPirqs}.`,
       );
     }
     if (!(Number.isInteger(this.maxPortOpt) && this.maxPortOpt >= 1)) {
-      throw new HyperlabError(
+      throw new HyperlabError<EvtchnErrorCode>(
         "EVTCHN_BAD_OPTION",
         `maxEvtchnPort must be a whole number >= 1, got ${options.maxEvtchnPort}.`,
       );
@@ -280,7 +235,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
   private evtDomain(d: Domain): EvtDomain {
     const e = this.doms[d?.domid];
     if (e === undefined || e.d !== d) {
-      throw new HyperlabError(
+      throw new HyperlabError<EvtchnErrorCode>(
         "EVTCHN_UNKNOWN_DOMAIN",
         `Domain ${d?.domid} has no event channels here (destroyed, or created by another hypervisor).`,
       );
@@ -562,10 +517,11 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     }
   }
 
+  /** Xen's evtchn_unmask: only a port in use, so a free or nonexistent one is -EINVAL. */
   private unmask(e: EvtDomain, a: Args): number {
     const port = a.port;
     if (!int(port)) return -EFAULT;
-    if (!e.portValid(port)) return -EINVAL;
+    if (!e.portInUse(port)) return -EINVAL;
     e.ops.unmask(e, port);
     return 0;
   }
@@ -579,6 +535,8 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     if (e.fifo !== null) {
       destroyFifo(this.ctx.hv, e);
       e.ops = this.twoLevel;
+      // Back to 2-level: ports beyond its limit stop existing, so no later op can name them.
+      e.shrinkTo(this.twoLevel.maxPorts(e));
     }
     return 0;
   }
@@ -586,6 +544,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
   private setPriority(e: EvtDomain, a: Args): number {
     const { port, priority } = a;
     if (!int(port) || !int(priority)) return -EFAULT;
+    // As Xen: any existing port (a free one's priority is reset when it is bound again).
     if (!e.portValid(port)) return -EINVAL;
     return e.ops.setPriority(e, port, priority);
   }
@@ -638,7 +597,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
 
   sendVirq(v: Vcpu, virq: number): void {
     if (!(Number.isInteger(virq) && virq >= 0 && virq < NR_VIRQS)) {
-      throw new HyperlabError(
+      throw new HyperlabError<EvtchnErrorCode>(
         "EVTCHN_BAD_VIRQ",
         `VIRQ ${virq} does not exist; VIRQs are 0..${NR_VIRQS - 1} (VIRQ_* in @hyperlab/abi).`,
       );
@@ -655,7 +614,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
 
   sendGlobalVirq(virq: number): void {
     if (!(Number.isInteger(virq) && virq >= 0 && virq < NR_VIRQS && virqIsGlobal(virq))) {
-      throw new HyperlabError(
+      throw new HyperlabError<EvtchnErrorCode>(
         "EVTCHN_BAD_VIRQ",
         `VIRQ ${virq} is not a global VIRQ; send per-vCPU VIRQs with sendVirq(vcpu, virq).`,
       );
@@ -670,7 +629,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
   setGlobalVirqHandler(d: Domain, virq: number): void {
     this.evtDomain(d);
     if (!(Number.isInteger(virq) && virq >= 0 && virq < NR_VIRQS && virqIsGlobal(virq))) {
-      throw new HyperlabError(
+      throw new HyperlabError<EvtchnErrorCode>(
         "EVTCHN_BAD_VIRQ",
         `VIRQ ${virq} is not a global VIRQ, so it has no handler domain.`,
       );
@@ -690,7 +649,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
   permitPirq(d: Domain, pirq: number, allow: boolean): void {
     const e = this.evtDomain(d);
     if (!(Number.isInteger(pirq) && pirq >= 0 && pirq < this.nrPirqs)) {
-      throw new HyperlabError(
+      throw new HyperlabError<EvtchnErrorCode>(
         "EVTCHN_BAD_PIRQ",
         `PIRQ ${pirq} is out of range 0..${this.nrPirqs - 1} (raise nrPirqs in the plugin options).`,
       );

@@ -7,9 +7,18 @@
  * (they were allocated in buckets of EVTCHNS_PER_BUCKET), the rest do not; a port's
  * `remoteDom`/`remotePort` name the peer of an interdomain channel (and the peer names it
  * back), or the domain allowed to bind an unbound port; `virqPort[vcpu*NR_VIRQS+virq]` and
- * `pirqPort[pirq]` name exactly the ports bound to them (0 = none).
+ * `pirqPort[pirq]` name exactly the ports bound to them (0 = none); `valid` never exceeds what
+ * the domain's current ABI can name (ops.maxPorts), so it shrinks back when a reset returns a
+ * FIFO domain to the 2-level ABI.
  */
-import { NR_VIRQS } from "@hyperlab/abi";
+import {
+  NR_VIRQS,
+  type StructLayout,
+  shared_info_x86_32,
+  shared_info_x86_64,
+  vcpu_info_x86_32,
+  vcpu_info_x86_64,
+} from "@hyperlab/abi";
 import type { Domain } from "@hyperlab/core";
 
 export const ECS_FREE = 0;
@@ -40,25 +49,23 @@ export interface SharedLayout {
   readonly legacyVcpus: number;
 }
 
-export const LAYOUT_64: SharedLayout = {
-  bitsPerWord: 64,
-  nrChannels: 4096,
-  pendingW: 2048 / 4,
-  maskW: 2560 / 4,
-  selW: 8 / 4,
-  vcpuInfoW: 64 / 4,
-  legacyVcpus: 32,
-};
+/** The 2-level words of one guest width, read off abi's checked shared_info and vcpu_info. */
+function sharedLayout(si: StructLayout, vi: StructLayout): SharedLayout {
+  const pending = si.fields.evtchn_pending;
+  return {
+    bitsPerWord: (pending.size * 8) as 32 | 64,
+    // The bitmap's size in bits: the most ports the 2-level ABI can name.
+    nrChannels: pending.size * 8 * (pending.count ?? 1),
+    pendingW: pending.offset / 4,
+    maskW: si.fields.evtchn_mask.offset / 4,
+    selW: vi.fields.evtchn_pending_sel.offset / 4,
+    vcpuInfoW: vi.sizeof / 4,
+    legacyVcpus: si.fields.vcpu_info.count ?? 0,
+  };
+}
 
-export const LAYOUT_32: SharedLayout = {
-  bitsPerWord: 32,
-  nrChannels: 1024,
-  pendingW: 2048 / 4,
-  maskW: 2176 / 4,
-  selW: 4 / 4,
-  vcpuInfoW: 64 / 4,
-  legacyVcpus: 32,
-};
+export const LAYOUT_64: SharedLayout = sharedLayout(shared_info_x86_64, vcpu_info_x86_64);
+export const LAYOUT_32: SharedLayout = sharedLayout(shared_info_x86_32, vcpu_info_x86_32);
 
 /** One domain's ports. Arrays grow (by doubling) as ports are allocated. */
 export class EvtDomain {
@@ -138,8 +145,23 @@ export class EvtDomain {
     this.valid = want;
   }
 
+  /**
+   * Forgets the buckets at and above `n` (rounded up to a whole bucket). Every port there must
+   * already be free; Xen's evtchn_reset closes them all before the ABI changes.
+   */
+  shrinkTo(n: number): void {
+    const want = Math.ceil(n / EVTCHNS_PER_BUCKET) * EVTCHNS_PER_BUCKET;
+    if (want < this.valid) this.valid = want;
+  }
+
+  /** Xen's port_is_valid: the port exists (its bucket was allocated). */
   portValid(port: number): boolean {
     return port >= 0 && port < this.valid && Number.isInteger(port);
+  }
+
+  /** The port exists and is bound to something (not ECS_FREE): what EVTCHNOP_unmask needs. */
+  portInUse(port: number): boolean {
+    return this.portValid(port) && this.state[port] !== ECS_FREE;
   }
 
   /** Word index (in `si`) of the vcpu_info of a vCPU, or -1 if it has none in shared_info. */

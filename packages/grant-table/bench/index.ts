@@ -19,7 +19,7 @@ import {
 } from "@hyperlab/abi";
 import { createHypervisor, type Domain, type Hypervisor, type Plugin } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, pvGrantMapping, pvMmuPlugin } from "@hyperlab/pv-mmu";
 import { GrantMappingDouble } from "@hyperlab/testkit";
 import {
   type GnttabCopy,
@@ -27,7 +27,6 @@ import {
   type GnttabUnmapGrantRef,
   grantHostMappingPlugin,
   grantTablePlugin,
-  pvGrantMapping,
 } from "../src/index";
 
 function measure(name: string, ops: number, loop: () => void): void {

@@ -1,4 +1,7 @@
-export { grantHostMappingPlugin, grantTablePlugin, pvGrantMapping } from "./plugin";
+/** The `grant-host-mapping` contract lives in @hyperlab/core; re-exported for older imports. */
+export type { GrantHostMapping } from "@hyperlab/core";
+export { GRANT_ERROR_CODES, type GrantErrorCode } from "./errors";
+export { grantHostMappingPlugin, grantTablePlugin } from "./plugin";
 export {
   type ActiveGrantInfo,
   type GrantMappingInfo,
@@ -6,7 +9,6 @@ export {
   type GrantTableOptions,
   GrantTableService,
 } from "./service";
-export type { GrantHostMapping } from "./slot";
 export {
   GNTPIN_devr_inc,
   GNTPIN_devw_inc,

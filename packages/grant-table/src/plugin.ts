@@ -1,8 +1,9 @@
 /*
  * The grant-table plugin: registers GNTTABOP_* of HYPERVISOR_grant_table_op, keeps a grant
  * table per domain from creation to destruction, and fills the `grantTable` slot with its
- * service. Host mappings go through the `grant-host-mapping` slot, which an MMU plugin fills
- * (`pvGrantMapping` for Xen PV page tables).
+ * service. Host mappings go through the `grant-host-mapping` slot (its contract is in
+ * @hyperlab/core), which an MMU plugin fills: pv-mmu's `pvGrantMapping` for Xen PV page
+ * tables. This package imports no sibling plugin.
  */
 import {
   __HYPERVISOR_grant_table_op,
@@ -16,16 +17,19 @@ import {
   GNTTABOP_unmap_and_replace,
   GNTTABOP_unmap_grant_ref,
 } from "@hyperlab/abi";
-import { definePlugin, HyperlabError, type Hypervisor, type Plugin } from "@hyperlab/core";
-import { PvGrantMapping } from "@hyperlab/pv-mmu";
+import {
+  definePlugin,
+  type GrantHostMapping,
+  HyperlabError,
+  type Hypervisor,
+  type Plugin,
+} from "@hyperlab/core";
+import type { GrantErrorCode } from "./errors";
 import { type GrantTableOptions, GrantTableService } from "./service";
-import type { GrantHostMapping } from "./slot";
 import type { GrantTableOpArgs } from "./types";
 
 declare module "@hyperlab/core" {
   interface Slots {
-    /** The arch half of grant host mappings (create_grant_host_mapping / replace_...). */
-    "grant-host-mapping": GrantHostMapping;
     /** The grant table service: GNTTABOP_* and views for tools and checkers. */
     grantTable: GrantTableService;
   }
@@ -50,19 +54,22 @@ const OPS = [
 export function grantTablePlugin(options: GrantTableOptions = {}): Plugin {
   const { maxGrantFrames = 64, maxMaptrackFrames = 1024, maxVersion = 2 } = options;
   if (!Number.isInteger(maxGrantFrames) || maxGrantFrames < 1 || maxGrantFrames > 1024) {
-    throw new HyperlabError(
+    throw new HyperlabError<GrantErrorCode>(
       "GRANT_BAD_OPTION",
       `maxGrantFrames must be a whole number from 1 to 1024, got ${maxGrantFrames}.`,
     );
   }
   if (!Number.isInteger(maxMaptrackFrames) || maxMaptrackFrames < 0 || maxMaptrackFrames > 65536) {
-    throw new HyperlabError(
+    throw new HyperlabError<GrantErrorCode>(
       "GRANT_BAD_OPTION",
       `maxMaptrackFrames must be a whole number from 0 to 65536, got ${maxMaptrackFrames}.`,
     );
   }
   if (maxVersion !== 1 && maxVersion !== 2) {
-    throw new HyperlabError("GRANT_BAD_OPTION", `maxVersion must be 1 or 2, got ${maxVersion}.`);
+    throw new HyperlabError<GrantErrorCode>(
+      "GRANT_BAD_OPTION",
+      `maxVersion must be 1 or 2, got ${maxVersion}.`,
+    );
   }
   return definePlugin({
     name: "grant-table",
@@ -100,30 +107,13 @@ export function grantTablePlugin(options: GrantTableOptions = {}): Plugin {
       hc(GNTTABOP_get_status_frames, (v, a) => gt.getStatusFrames(v, a));
       ctx.onDomainCreate((d) => {
         if (!gt.domainCreated(d)) {
-          throw new HyperlabError(
+          throw new HyperlabError<GrantErrorCode>(
             "GRANT_NO_MEMORY",
             `No free frame for domain ${d.domid}'s first grant-table frame. Give the machine more RAM.`,
           );
         }
       });
       ctx.onDomainDestroy((d) => gt.domainDestroyed(d));
-    },
-  });
-}
-
-/**
- * Grant host mappings in Xen PV page tables (Xen's create_grant_pv_mapping and
- * replace_grant_pv_mapping), from @hyperlab/pv-mmu: fills `grant-host-mapping` for builds
- * with the `pv-mmu` plugin.
- */
-export function pvGrantMapping(): Plugin {
-  return definePlugin({
-    name: "pv-grant-mapping",
-    description: "grant host mappings in Xen PV page tables",
-    provides: ["grant-host-mapping"],
-    requires: ["pvMmu"],
-    setup(ctx) {
-      ctx.provide("grant-host-mapping", new PvGrantMapping(ctx.slot("pvMmu")));
     },
   });
 }

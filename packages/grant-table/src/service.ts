@@ -15,6 +15,7 @@
  */
 import {
   DOMID_SELF,
+  DOMID_XEN,
   EBUSY,
   EFAULT,
   EINVAL,
@@ -50,6 +51,7 @@ import {
 import {
   type Domain,
   type FrameTable,
+  type GrantHostMapping,
   type Hypervisor,
   PGC_xen_heap,
   PGT_count_mask,
@@ -59,7 +61,6 @@ import {
   type Vcpu,
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
-import type { GrantHostMapping } from "./slot";
 import {
   GNTPIN_devr_inc,
   GNTPIN_devw_inc,
@@ -87,8 +88,6 @@ import type {
   GrantTableOpArgs,
 } from "./types";
 
-/** Owner id Xen's own frames carry (DOMID_XEN); grant frames go back to it at destruction. */
-const DOMID_XEN = 0x7ff2;
 const TWO_64 = 2 ** 64;
 const PAGE_SIZE = 4096;
 

@@ -12,6 +12,7 @@ import {
   __HYPERVISOR_mmuext_op,
   __HYPERVISOR_update_va_mapping,
   DOMID_SELF,
+  DOMID_XEN,
   GNTCOPY_dest_gref,
   GNTCOPY_source_gref,
   GNTMAP_application_map,
@@ -335,7 +336,7 @@ function run(ops: Op[], privileged: boolean): void {
   }
   expect(a.d.state).toBe("dead");
   expect(b.d.state).toBe("dead");
-  expect(w.hv.frames.owner.every((o) => o === -1 || o === 0x7ff2)).toBe(true);
+  expect(w.hv.frames.owner.every((o) => o === -1 || o === DOMID_XEN)).toBe(true);
 }
 
 describe("hostile guests mixing grant and MMU operations", () => {

@@ -1,19 +1,26 @@
 import {
   __HYPERVISOR_grant_table_op,
   __HYPERVISOR_update_va_mapping,
+  DOMID_SELF,
   GNTTABOP_setup_table,
   GTF_permit_access,
   UVMF_INVLPG,
 } from "@hyperlab/abi";
 import { createHypervisor, type Domain, type Hypervisor } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, type PvBuildResult, type PvMmu, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import {
+  buildPvDomain,
+  type PvBuildResult,
+  type PvMmu,
+  pvGrantMapping,
+  pvMmuPlugin,
+} from "@hyperlab/pv-mmu";
 import {
   checkFrameInvariants,
   checkGrantInvariants,
   grantInvariantOptions,
 } from "@hyperlab/testkit";
-import { type GrantTableService, grantTablePlugin, pvGrantMapping } from "../src/index";
+import { type GrantTableService, grantTablePlugin } from "../src/index";
 
 export interface PvWorld {
   hv: Hypervisor;
@@ -46,7 +53,7 @@ export function pvGuest(w: PvWorld, domid: number, nrPages = 1100): PvGuest {
   const d = w.hv.createDomain({ domid, maxVcpus: 1, maxPages: nrPages + 64 });
   const b = buildPvDomain(w.hv, w.pv, { domain: d, nrPages });
   const v = d.vcpus[0];
-  const setup = { dom: 0x7ff0, nr_frames: 1, frame_list: [0] };
+  const setup = { dom: DOMID_SELF, nr_frames: 1, frame_list: [0] };
   w.hv.hypercall(v, __HYPERVISOR_grant_table_op, {
     cmd: GNTTABOP_setup_table,
     uops: [setup],

@@ -8,6 +8,7 @@ import {
   __HYPERVISOR_mmuext_op,
   __HYPERVISOR_update_va_mapping,
   DOMID_SELF,
+  DOMID_XEN,
   GNTMAP_contains_pte,
   GNTMAP_host_map,
   GNTMAP_readonly,
@@ -179,7 +180,7 @@ describe("grant host mappings in PV page tables", () => {
     expect(violations(w)).toEqual([]);
     w.hv.destroyDomain(a.d);
     expect(a.d.state).toBe("dead");
-    expect(w.hv.frames.owner.every((o) => o === -1 || o === 0x7ff2)).toBe(true);
+    expect(w.hv.frames.owner.every((o) => o === -1 || o === DOMID_XEN)).toBe(true);
   });
 
   it("a frame once mapped writable through a grant becomes a page table only after a flush", () => {
@@ -248,7 +249,7 @@ describe("grant host mappings in PV page tables", () => {
       expect(a.d.state).toBe("dead");
       expect(b.d.state).toBe("dead");
       expect(violations(w)).toEqual([]);
-      expect(w.hv.frames.owner.every((o) => o === -1 || o === 0x7ff2)).toBe(true);
+      expect(w.hv.frames.owner.every((o) => o === -1 || o === DOMID_XEN)).toBe(true);
     }
   });
 });

@@ -7,14 +7,9 @@ import {
 } from "@hyperlab/abi";
 import { createHypervisor } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, pvGrantMapping, pvMmuPlugin } from "@hyperlab/pv-mmu";
 import { expect, it } from "vitest";
-import {
-  type GnttabMapGrantRef,
-  type GnttabUnmapGrantRef,
-  grantTablePlugin,
-  pvGrantMapping,
-} from "../src/index";
+import { type GnttabMapGrantRef, type GnttabUnmapGrantRef, grantTablePlugin } from "../src/index";
 
 it("runs the README example", () => {
   const log: unknown[][] = [];

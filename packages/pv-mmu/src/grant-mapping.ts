@@ -9,8 +9,7 @@
  * `create` drops the references of the entry it overwrites; `replace` clears (or fills with an
  * entry moved from `newAddr`) only an entry that maps the granted frame with the grant's
  * present and writable bits. Guest input never throws: failures are GNTST_general_error.
- * Used through @hyperlab/grant-table's `grant-host-mapping` slot (this class matches its
- * GrantHostMapping interface).
+ * Provided for core's `grant-host-mapping` slot by `pvGrantMapping()` (plugin.ts).
  */
 import {
   _PAGE_ACCESSED,
@@ -27,7 +26,13 @@ import {
   GNTST_general_error,
   GNTST_okay,
 } from "@hyperlab/abi";
-import { type Domain, PGT_l1_page_table, PGT_type_mask, type Vcpu } from "@hyperlab/core";
+import {
+  type Domain,
+  type GrantHostMapping,
+  PGT_l1_page_table,
+  PGT_type_mask,
+  type Vcpu,
+} from "@hyperlab/core";
 import { _PAGE_GNTTAB_HI, _PAGE_GUEST_KERNEL_HI, PTE_MFN_HI_MASK } from "./pte";
 import type { PvMmu } from "./service";
 
@@ -47,7 +52,7 @@ function grantPteLo(flags: number): number {
 /** Where an entry is: the L1 frame and the index in it, or -1. */
 const loc = { l1: -1, index: 0 };
 
-export class PvGrantMapping {
+export class PvGrantMapping implements GrantHostMapping {
   readonly kind = "pv";
   /** PV page tables give a host mapping's references back when they are torn down. */
   readonly releasedWithPageTables = true;

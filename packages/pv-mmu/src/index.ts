@@ -1,7 +1,7 @@
 export { buildPvDomain, type PvBuildOptions, type PvBuildResult } from "./builder";
 export { PvGrantMapping } from "./grant-mapping";
 export { M2p } from "./m2p";
-export { pvMmuPlugin } from "./plugin";
+export { pvGrantMapping, pvMmuPlugin } from "./plugin";
 export * from "./pte";
 export { PvPageTables, type TlbMaintenance, xsmTarget } from "./pv-mmu";
 export {

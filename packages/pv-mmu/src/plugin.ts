@@ -1,6 +1,8 @@
 /*
  * The pv-mmu plugin: fills core's `mmu` slot (and `pvMmu`, the full service), owns the
- * page-table types' validation hooks and registers Xen's PV memory hypercalls.
+ * page-table types' validation hooks and registers Xen's PV memory hypercalls. Its companion
+ * `pvGrantMapping` fills core's `grant-host-mapping` slot with entries in PV page tables, so
+ * the grant table reaches them through the slot and never imports this package.
  */
 import {
   __HYPERVISOR_memory_op,
@@ -18,6 +20,7 @@ import {
   XENMEM_populate_physmap,
 } from "@hyperlab/abi";
 import { definePlugin, type Plugin } from "@hyperlab/core";
+import { PvGrantMapping } from "./grant-mapping";
 import {
   type MemoryOpArgs,
   type MmuextOpArgs,
@@ -139,6 +142,23 @@ export function pvMmuPlugin(options: PvMmuOptions = {}): Plugin {
       );
       ctx.onDomainCreate((d) => pv.domainCreated(d));
       ctx.onDomainDestroy((d) => pv.domainDestroyed(d));
+    },
+  });
+}
+
+/**
+ * Grant host mappings in Xen PV page tables (Xen's create_grant_pv_mapping and
+ * replace_grant_pv_mapping): fills core's `grant-host-mapping` slot for builds with the
+ * `pv-mmu` plugin, e.g. `[pvMmuPlugin(), pvGrantMapping(), grantTablePlugin()]`.
+ */
+export function pvGrantMapping(): Plugin {
+  return definePlugin({
+    name: "pv-grant-mapping",
+    description: "grant host mappings in Xen PV page tables",
+    provides: ["grant-host-mapping"],
+    requires: ["pvMmu"],
+    setup(ctx) {
+      ctx.provide("grant-host-mapping", new PvGrantMapping(ctx.slot("pvMmu")));
     },
   });
 }

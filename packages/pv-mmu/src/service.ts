@@ -64,7 +64,6 @@ import {
   type Domain,
   type FrameTable,
   type Hypervisor,
-  type MmuBackend,
   type MmuFault,
   PFEC_insn_fetch,
   PFEC_page_present,
@@ -82,6 +81,7 @@ import {
   PGT_type_mask,
   PGT_validated,
   PGT_writable_page,
+  type PvMmuService,
   type Vcpu,
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
@@ -208,7 +208,7 @@ export interface PvMmuCounters {
   pageFaults: { value: number };
 }
 
-export class PvMmu implements MmuBackend {
+export class PvMmu implements PvMmuService {
   readonly kind = "pv";
   readonly hv: Hypervisor;
   readonly frames: FrameTable;

@@ -10,12 +10,14 @@
  * It holds no frame references: the grant table keeps a mapping's references itself when
  * `releasedWithPageTables` is false.
  */
+import {
+  GNTMAP_contains_pte,
+  GNTMAP_readonly,
+  GNTST_general_error,
+  GNTST_okay,
+} from "@hyperlab/abi";
 import type { Domain, Vcpu } from "@hyperlab/core";
 
-const GNTMAP_readonly = 0x4;
-const GNTMAP_contains_pte = 0x10;
-const GNTST_okay = 0;
-const GNTST_general_error = -1;
 const VA_LIMIT = 2 ** 47;
 
 /** One host mapping the double holds. */

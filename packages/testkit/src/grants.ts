@@ -17,22 +17,24 @@
  *    host mapping (writable only if the grant is), and every reference count equals what
  *    page tables, pins, allocation and grant mappings hold.
  */
-import type { Hypervisor } from "@hyperlab/core";
+import {
+  DOMID_XEN,
+  GNTMAP_device_map,
+  GNTMAP_host_map,
+  GNTMAP_readonly,
+  GTF_reading,
+  GTF_writing,
+} from "@hyperlab/abi";
+import { FRAME_FREE, type Hypervisor } from "@hyperlab/core";
+import { InvariantError } from "./errors";
 import type { InvariantOptions } from "./invariants";
 
 // Values from Xen's public/grant_table.h and xen/common/grant_table.c.
-const GNTMAP_device_map = 0x1;
-const GNTMAP_host_map = 0x2;
-const GNTMAP_readonly = 0x4;
-const GTF_reading = 0x8;
-const GTF_writing = 0x10;
 const GNTPIN_hstw_inc = 1;
 const GNTPIN_hstr_inc = 1 << 8;
 const GNTPIN_devw_inc = 1 << 16;
 const GNTPIN_devr_inc = 1 << 24;
 const GNTPIN_writable_mask = 0xff | (0xff << 16);
-const FRAME_FREE = -1;
-const DOMID_XEN = 0x7ff2;
 
 /** One live grant mapping (a maptrack entry in use). */
 export interface GrantViewMapping {
@@ -169,12 +171,12 @@ export function checkGrantInvariants(
   return out;
 }
 
-/** Throws an Error listing the grant violations, if any (for tests). */
+/** Throws an InvariantError (GRANT_INVARIANTS_BROKEN) listing the violations, if any. */
 export function assertGrantInvariants(
   hv: Hypervisor,
   view: GrantView,
   options: GrantCheckOptions,
 ): void {
   const v = checkGrantInvariants(hv, view, options);
-  if (v.length > 0) throw new Error(`grant invariants broken:\n  ${v.join("\n  ")}`);
+  if (v.length > 0) throw new InvariantError("GRANT_INVARIANTS_BROKEN", "grant invariants", v);
 }

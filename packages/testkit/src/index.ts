@@ -1,3 +1,4 @@
+export { InvariantError, TESTKIT_ERROR_CODES, type TestkitErrorCode } from "./errors";
 export {
   assertGrantInvariants,
   checkGrantInvariants,

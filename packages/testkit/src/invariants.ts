@@ -14,6 +14,7 @@
  *    have it free, free frames carry no counts, and each domain's tot_pages equals the
  *    frames it owns (Xen heap pages shared with it excepted).
  */
+import { DOMID_XEN } from "@hyperlab/abi";
 import {
   FRAME_FREE,
   type FrameTable,
@@ -30,10 +31,9 @@ import {
   PGT_validated,
   PGT_writable_page,
 } from "@hyperlab/core";
+import { InvariantError } from "./errors";
 
 const TWO_20 = 0x10_0000;
-/** Owner id of Xen's own frames (DOMID_XEN). */
-const DOMID_XEN = 0x7ff2;
 
 export interface InvariantOptions {
   /**
@@ -214,8 +214,8 @@ export function checkFrameInvariants(hv: Hypervisor, options: InvariantOptions =
   return out;
 }
 
-/** Throws an Error listing the violations, if any (for tests). */
+/** Throws an InvariantError (FRAME_INVARIANTS_BROKEN) listing the violations, if any. */
 export function assertFrameInvariants(hv: Hypervisor, options?: InvariantOptions): void {
   const v = checkFrameInvariants(hv, options);
-  if (v.length > 0) throw new Error(`frame invariants broken:\n  ${v.join("\n  ")}`);
+  if (v.length > 0) throw new InvariantError("FRAME_INVARIANTS_BROKEN", "frame invariants", v);
 }

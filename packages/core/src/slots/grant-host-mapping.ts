@@ -2,6 +2,8 @@
  * The `grant-host-mapping` slot: the arch half of a grant host mapping (Xen's
  * create_grant_host_mapping and replace_grant_host_mapping). The grant table takes the
  * references a mapping holds; the slot's provider only writes and clears the page-table entry.
+ * pv-mmu provides it for Xen PV page tables (`pvGrantMapping`); testkit's GrantMappingDouble
+ * provides it for builds without page tables.
  *
  * Contract (what every provider keeps): `create` installs an entry for `mfn` at the mapping
  * domain's `addr` without taking references for it, and drops the references of the entry it
@@ -9,7 +11,7 @@
  * `addr` only if it still maps `mfn` with the grant's present and writable bits, and takes or
  * drops no reference of the grant's. Both answer GNTST_okay or a GNTST_* error; neither throws.
  */
-import type { Domain, Vcpu } from "@hyperlab/core";
+import type { Domain, Vcpu } from "../domain";
 
 export interface GrantHostMapping {
   /** What it is, for describe(): "pv", "double", ... */
