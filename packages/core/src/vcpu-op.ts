@@ -36,10 +36,12 @@ import {
   vcpu_runstate_info,
   XEN_LEGACY_MAX_VCPUS,
 } from "@hyperlab/abi";
+import type { Machine } from "@hyperlab/machine";
 import type { Domain, Vcpu } from "./domain";
-import { PGT_l4_page_table, PGT_writable_page } from "./frame-table";
-import type { Hypervisor } from "./hypervisor";
+import { type FrameTable, PGT_l4_page_table, PGT_writable_page } from "./frame-table";
 import { PFEC_write_access } from "./mmu";
+import type { MmuBackend } from "./slots/mmu";
+import type { SchedService } from "./slots/sched";
 import { writeRunstateArea, writeVcpuTime } from "./time";
 
 const PAGE = 4096;
@@ -69,8 +71,20 @@ function canonical(hi: number): boolean {
   return top === 0 || top === 0x1ffff;
 }
 
+/**
+ * What VcpuAreas needs of the hypervisor: its machine, frame table and the `mmu` and `sched`
+ * slots (a structural view, so this module and hypervisor.ts do not import each other).
+ */
+export interface VcpuAreasHost {
+  readonly machine: Machine;
+  readonly frames: FrameTable;
+  hasSlot(name: "mmu" | "sched"): boolean;
+  slot(name: "mmu"): MmuBackend;
+  slot(name: "sched"): SchedService;
+}
+
 export class VcpuAreas {
-  private readonly hv: Hypervisor;
+  private readonly hv: VcpuAreasHost;
   private cap = 0;
   private initialised = new Uint8Array(0);
   /** Machine address of each vCPU's vcpu_info, or -1 (dummy). */
@@ -89,7 +103,7 @@ export class VcpuAreas {
   private readonly cpuStamp: Float64Array;
   private readonly contexts = new Map<number, Uint8Array>();
 
-  constructor(hv: Hypervisor) {
+  constructor(hv: VcpuAreasHost) {
     this.hv = hv;
     this.cpuStamp = new Float64Array(hv.machine.cpus.length);
   }

@@ -1,14 +1,5 @@
 // @hyperlab/split-drivers: Xen's split drivers on the guest kernel.
 
-// xenbus (the guest's xenstore connection and the device state machine)
-export {
-  XenbusComms,
-  type XenbusCommsOptions,
-  XenbusError,
-  type XenbusErrorCode,
-  type XenbusUpcalls,
-} from "./xenbus/index";
-
 export type { XenconsErrorCode } from "./console/xencons";
 export {
   MASK_XENCONS_IDX,
@@ -45,3 +36,11 @@ export {
   ringReplay,
   unescapeData,
 } from "./ring-replay/replay";
+// xenbus (the guest's xenstore connection and the device state machine)
+export {
+  XenbusComms,
+  type XenbusCommsOptions,
+  XenbusError,
+  type XenbusErrorCode,
+  type XenbusUpcalls,
+} from "./xenbus/index";
