@@ -3,9 +3,10 @@
  * interface: what it does depends only on its parameters and its PRNG, never on the backend,
  * so its functional result (a checksum of everything it read) must be the same on all.
  */
-import { HyperlabError } from "@hyperlab/core";
+
 import type { Prng } from "@hyperlab/machine";
 import type { PageSize } from "./backends";
+import { studyError } from "./errors";
 import { ACCESS_READ, ACCESS_UPDATE, ACCESS_WRITE, type StudyTarget } from "./target";
 
 /** The parameters of one run of a workload. */
@@ -366,7 +367,7 @@ export const WORKLOADS: readonly Workload[] = [
 export function workloadByName(name: string): Workload {
   const w = WORKLOADS.find((x) => x.name === name);
   if (w === undefined) {
-    throw new HyperlabError(
+    throw studyError(
       "STUDY_UNKNOWN_WORKLOAD",
       `There is no workload "${name}". Choose from: ${WORKLOADS.map((x) => x.name).join(", ")}.`,
     );
