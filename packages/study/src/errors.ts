@@ -5,7 +5,7 @@
  */
 import { HyperlabError } from "@hyperlab/core";
 
-/** Mistakes in what the user asked for: the configuration, its file, the output directory. */
+/** Mistakes in what the user asked for: the configuration, its file, the results to compare. */
 export const STUDY_CONFIG_ERROR_CODES = [
   "STUDY_BAD_CONFIG",
   "STUDY_BAD_COST",
@@ -13,10 +13,11 @@ export const STUDY_CONFIG_ERROR_CODES = [
   "STUDY_UNKNOWN_BACKEND",
   "STUDY_CONFIG_UNREADABLE",
   "STUDY_CONFIG_INVALID",
-  "STUDY_BAD_OUT_DIR",
-  "STUDY_HOST_MEMORY",
   "STUDY_BAD_RESULTS",
 ] as const;
+
+/** What the host cannot give the study: a writable output directory, enough memory. */
+export const STUDY_HOST_ERROR_CODES = ["STUDY_BAD_OUT_DIR", "STUDY_HOST_MEMORY"] as const;
 
 /** A run that failed: the guest, the workload or a backend did not finish. */
 export const STUDY_RUN_ERROR_CODES = [
@@ -30,12 +31,14 @@ export const STUDY_RUN_ERROR_CODES = [
 ] as const;
 
 export type StudyConfigErrorCode = (typeof STUDY_CONFIG_ERROR_CODES)[number];
+export type StudyHostErrorCode = (typeof STUDY_HOST_ERROR_CODES)[number];
 export type StudyRunErrorCode = (typeof STUDY_RUN_ERROR_CODES)[number];
 /** Every code of a HyperlabError thrown by @hyperlab/study. */
-export type StudyErrorCode = StudyConfigErrorCode | StudyRunErrorCode;
+export type StudyErrorCode = StudyConfigErrorCode | StudyHostErrorCode | StudyRunErrorCode;
 
 export const STUDY_ERROR_CODES: readonly StudyErrorCode[] = [
   ...STUDY_CONFIG_ERROR_CODES,
+  ...STUDY_HOST_ERROR_CODES,
   ...STUDY_RUN_ERROR_CODES,
 ];
 

@@ -33,9 +33,11 @@ export { COUNT_INFO, COUNT_NAMES, type CountName, type StudyCounts, zeroCounts }
 export {
   STUDY_CONFIG_ERROR_CODES,
   STUDY_ERROR_CODES,
+  STUDY_HOST_ERROR_CODES,
   STUDY_RUN_ERROR_CODES,
   type StudyConfigErrorCode,
   type StudyErrorCode,
+  type StudyHostErrorCode,
   type StudyRunErrorCode,
   studyError,
 } from "./errors";

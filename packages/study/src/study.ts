@@ -170,7 +170,7 @@ export function checkOutDir(dir: string): void {
   } catch (e) {
     throw studyError(
       "STUDY_BAD_OUT_DIR",
-      `Cannot write the results into ${dir}: ${(e as Error).message}. Choose another --out directory (it is created if missing).`,
+      `The study cannot write the results into ${dir}: ${(e as Error).message}. Choose another --out directory (it is created if missing).`,
     );
   }
 }
