@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Installs the real peers that the tests run against, from Debian's packages:
 // Xen 4.17's public headers (libxen-dev), xenstore-utils, python3-pyxs, gcc and readelf (the
-// ABI test compiles against the headers and reads the program's DWARF), and Xen's own
-// test-xenstore taken out of xen-utils-4.17 into .peers/. Does nothing when all are present.
+// ABI test compiles against the headers and reads the program's DWARF), chromium (the study's
+// report is checked in a real browser), and Xen's own test-xenstore taken out of
+// xen-utils-4.17 into .peers/. Does nothing when all are present.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -15,6 +16,8 @@ const wanted = [
   { pkg: "python3-pyxs", has: () => pythonHasPyxs() },
   { pkg: "gcc", has: () => existsSync("/usr/bin/gcc") },
   { pkg: "binutils", has: () => existsSync("/usr/bin/readelf") },
+  // The study's report is checked in a real browser (playwright-core drives it).
+  { pkg: "chromium", has: () => existsSync("/usr/bin/chromium") },
 ];
 
 function pythonHasPyxs() {

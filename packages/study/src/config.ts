@@ -51,6 +51,20 @@ export interface StudyCell {
 export const PAGE_SIZES: readonly PageSize[] = ["4K", "2M", "1G"];
 const MiB = 2 ** 20;
 
+/** What a field left out resolves to (workloads and backends: all of them). */
+export const CONFIG_DEFAULTS = {
+  seed: 1,
+  workloads: "all",
+  backends: "all",
+  workingSetBytes: [16 * MiB],
+  guestPageSizes: ["4K"] as PageSize[],
+  hostPageSizes: ["4K"] as PageSize[],
+  processes: [1],
+  operations: "each workload's defaultOperations",
+  costs: "the cost model's defaults",
+  workers: 2,
+};
+
 /** A backend by name; throws with the list of names when there is none. */
 export function backendByName(name: string): StudyBackend {
   const b = BACKENDS.find((x) => x.name === name);
@@ -126,9 +140,9 @@ export function resolveConfig(input: StudyConfigInput = {}): StudyConfig {
   const v = parsed.data;
   if (v.seed !== undefined && !Number.isSafeInteger(v.seed)) bad("seed", v.seed);
   const uniq = <T>(xs: T[] | undefined, dflt: T[]): T[] =>
-    xs === undefined ? dflt : [...new Set(xs)];
+    xs === undefined ? [...dflt] : [...new Set(xs)];
   return {
-    seed: v.seed ?? 1,
+    seed: v.seed ?? CONFIG_DEFAULTS.seed,
     workloads: uniq(
       v.workloads,
       WORKLOADS.map((w) => w.name),
@@ -137,13 +151,13 @@ export function resolveConfig(input: StudyConfigInput = {}): StudyConfig {
       v.backends,
       BACKENDS.map((b) => b.name),
     ),
-    workingSetBytes: uniq(v.workingSetBytes, [16 * MiB]),
-    guestPageSizes: uniq(v.guestPageSizes, ["4K"]),
-    hostPageSizes: uniq(v.hostPageSizes, ["4K"]),
-    processes: uniq(v.processes, [1]),
+    workingSetBytes: uniq(v.workingSetBytes, CONFIG_DEFAULTS.workingSetBytes),
+    guestPageSizes: uniq(v.guestPageSizes, CONFIG_DEFAULTS.guestPageSizes),
+    hostPageSizes: uniq(v.hostPageSizes, CONFIG_DEFAULTS.hostPageSizes),
+    processes: uniq(v.processes, CONFIG_DEFAULTS.processes),
     operations: uniq(v.operations, []),
     costs: resolveCosts(v.costs ?? {}),
-    workers: v.workers ?? 2,
+    workers: v.workers ?? CONFIG_DEFAULTS.workers,
   };
 }
 

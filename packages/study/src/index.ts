@@ -10,6 +10,13 @@ export {
   shadowBackend,
 } from "./backends";
 export {
+  type ComparableResults,
+  type Comparison,
+  compareResults,
+  comparisonTable,
+  loadResults,
+} from "./compare";
+export {
   backendByName,
   expandMatrix,
   PAGE_SIZES,
@@ -44,12 +51,15 @@ export {
 export { GuestTarget, type GuestTargetConfig } from "./guest-target";
 export {
   buildResults,
+  groupDigits,
   RESULTS_FORMAT,
+  RESULTS_SCHEMA_VERSION,
   type RunReport,
   reportHtml,
   resultsCsv,
   resultsJson,
   type StudyResults,
+  sig,
   summaryTable,
   writeResults,
 } from "./report";

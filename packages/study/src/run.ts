@@ -31,6 +31,13 @@ export interface RunResult {
   /** Functional result: a checksum of every value the workload read (8 hex digits). */
   checksum: string;
   counts: StudyCounts;
+  /**
+   * Every statistic the hypervisor and the backend's plugins keep, by group then name, as
+   * counted at the end of the run (units and descriptions in `STAT_INFO` of the results).
+   */
+  backendStats: Record<string, Record<string, number>>;
+  /** Units and descriptions of `backendStats`, keyed "group.name". */
+  statInfo: Record<string, { unit: string; description: string }>;
 }
 
 /** How far a running cell has got: told every TICK_ACCESSES accesses or so. */
@@ -112,6 +119,21 @@ class TickingTarget implements StudyTarget {
   }
 }
 
+/** The hypervisor's statistics at the end of a run, values and their units apart. */
+function statsOf(k: GuestTarget): Pick<RunResult, "backendStats" | "statInfo"> {
+  const backendStats: RunResult["backendStats"] = {};
+  const statInfo: RunResult["statInfo"] = {};
+  for (const [group, values] of Object.entries(k.hv.stats.snapshot())) {
+    const g: Record<string, number> = {};
+    for (const v of values) {
+      g[v.name] = v.value;
+      statInfo[`${group}.${v.name}`] = { unit: v.unit, description: v.description };
+    }
+    backendStats[group] = g;
+  }
+  return { backendStats, statInfo };
+}
+
 /** Runs one cell on the calling thread; `onTick` hears how far it has got. */
 export function runCell(cell: StudyCell, onTick?: (t: CellTick) => void): RunResult {
   const w = workloadByName(cell.workload);
@@ -139,6 +161,7 @@ export function runCell(cell: StudyCell, onTick?: (t: CellTick) => void): RunRes
     seed: cell.seed,
     checksum: (h >>> 0).toString(16).padStart(8, "0"),
     counts: k.counts(),
+    ...statsOf(k),
   };
 }
 

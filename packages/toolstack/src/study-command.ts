@@ -10,9 +10,12 @@
 import { isHyperlabError } from "@hyperlab/core";
 import {
   backendByName,
+  compareResults,
+  comparisonTable,
   DEFAULT_STUDY,
   listBackends,
   listWorkloads,
+  loadResults,
   loadStudyConfig,
   PAGE_SIZES,
   type PageSize,
@@ -197,12 +200,39 @@ function listing(): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** Runs `hyperlab study ARGS`; resolves to the exit status. */
+/** `hyperlab study compare A B`: two results.json side by side as ratios. */
+async function compareCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const cmd = verbProgram(
+    "study compare",
+    "Compares two study results (results.json files, or the --out directories that hold them) run by run: estimated cycles of each, and B/A ratios of cycles and of the exact counts behind them. Runs are matched by their key.",
+    io,
+  )
+    .argument("<A>", "the results to compare against")
+    .argument("<B>", "the results compared")
+    .option("--json", "print the comparison as JSON");
+  const p = parseVerb<{ json?: boolean }>(cmd, args, io, "study compare");
+  if (!p.ok) return p.status;
+  try {
+    const [a, b] = p.operands.map(loadResults);
+    const c = compareResults(a, b);
+    io.out(p.opts.json === true ? `${JSON.stringify(c, null, 2)}\n` : comparisonTable(c));
+    return 0;
+  } catch (e) {
+    if (isHyperlabError(e, STUDY_CONFIG_ERROR_CODES)) {
+      io.err(`hyperlab study compare: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+/** Runs `hyperlab study ARGS` (or `hyperlab study compare A B`); resolves to the exit status. */
 export async function studyCommand(
   args: readonly string[],
   io: CliIo,
   stderrIsTTY = io.errIsTTY === true,
 ): Promise<number> {
+  if (args[0] === "compare") return compareCommand(args.slice(1), io);
   const p = parseVerb<StudyFlags>(program(io), args, io, "study");
   if (!p.ok) return p.status;
   const f = p.opts;

@@ -160,6 +160,37 @@ describe("hyperlab study", () => {
     expect(c.out).toEqual([]);
   });
 
+  it("compare: two results side by side as B/A ratios, matched by run key", async () => {
+    const a = join(dir, "cmp-a");
+    const b = join(dir, "cmp-b");
+    const base = ["study", ...SMALL, "--backends", "native,nested", "--quiet"];
+    expect(await runCli([...base, "--out", a], capture().io)).toBe(0);
+    expect(await runCli([...base, "--cost", "vmExits=5000", "--out", b], capture().io)).toBe(0);
+    let c = capture();
+    expect(await runCli(["study", "compare", a, join(b, "results.json")], c.io)).toBe(0);
+    const lines = c.out.join("").split("\n");
+    expect(lines[0]).toMatch(
+      /^run +A est\. cycles +B est\. cycles +est\. cycles B\/A +TLB misses B\/A/,
+    );
+    // Native has no exits: same cycles. Nested pays more per exit: more cycles, same counts.
+    expect(lines[2]).toMatch(/native +([\d,]+) +\1 +1 +1 +1 +1 +1 +1$/);
+    expect(lines[3]).toMatch(/nested +[\d,]+ +[\d,]+ +\d+(\.\d+)? +1 +1 +1 +1 +1$/);
+    expect(Number(lines[3].trim().split(/ +/).at(-6))).toBeGreaterThan(1);
+    c = capture();
+    expect(await runCli(["study", "compare", a, b, "--json"], c.io)).toBe(0);
+    expect(JSON.parse(c.out.join("")).rows).toHaveLength(2);
+    // Mistakes: a missing operand, a file that is not results.
+    c = capture();
+    expect(await runCli(["study", "compare", a], c.io)).toBe(2);
+    expect(c.err.join("")).toMatch(/missing required argument 'B'.*hyperlab study compare --help/);
+    c = capture();
+    expect(await runCli(["study", "compare", a, join(a, "config.json")], c.io)).toBe(2);
+    expect(c.err.join("")).toMatch(/is not a study's results\.json/);
+    c = capture();
+    expect(await runCli(["study", "compare", a, join(dir, "none")], c.io)).toBe(2);
+    expect(c.err.join("")).toMatch(/Cannot read study results/);
+  });
+
   it("reports an unwritable output directory with status 1", async () => {
     const file = join(dir, "a-file");
     writeFileSync(file, "x");
