@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { scaleLinear, scaleLog } from "d3-scale";
 import { CONFIG_DEFAULTS, type StudyConfig } from "./config";
 import { COST_INFO, type CostTable, DEFAULT_COSTS, estimateCycles } from "./cost-model";
-import { COUNT_INFO, COUNT_NAMES } from "./counts";
+import { COUNT_INFO, COUNT_NAMES, type StudyCounts } from "./counts";
 import type { RunResult } from "./run";
 import { STUDY_VERSION } from "./version";
 import { WORKLOADS } from "./workloads";
@@ -38,6 +38,16 @@ export interface RunReport extends Omit<RunResult, "statInfo"> {
   trapsPerOp: number;
   /** Whether the checksum equals the one of the first backend run on the same case. */
   sameResultAsOtherBackends: boolean;
+  /** Estimated cycles of the warm-up (the counts in `warmup`). */
+  warmupEstCycles: number;
+  /** The steady state: the counts after warm-up, and the figures derived from them. */
+  steady: {
+    counts: StudyCounts;
+    estCycles: number;
+    /** Steady-state estimated cycles over native's on the same case, or null. */
+    estOverheadVsNative: number | null;
+    refsPerTlbMiss: number | null;
+  };
 }
 
 export interface StudyResults {
@@ -77,7 +87,17 @@ const UNITS: Record<string, string> = {
   exitsPerOp: "VM exits per operation",
   hypercallsPerOp: "hypercalls per operation",
   trapsPerOp: "traps per operation",
+  warmup: "the counts' units, at the end of warm-up",
+  warmupEstCycles: "cycles (estimate)",
+  "steady.counts": "the counts' units, after warm-up",
+  "steady.estCycles": "cycles (estimate)",
+  "steady.estOverheadVsNative": "ratio (estimate)",
+  "steady.refsPerTlbMiss": "references per TLB miss",
 };
+
+function ratioOf(x: number, base: number | undefined): number | null {
+  return base === undefined || base === 0 ? null : round(x / base);
+}
 
 function round(x: number): number {
   return Math.round(x * 1e4) / 1e4;
@@ -89,11 +109,23 @@ export function buildResults(
   runs: readonly RunResult[],
   skipped: readonly { key: string; reason: string }[],
 ): StudyResults {
-  const estimated = runs.map((r) => ({ r, est: estimateCycles(r.counts, config.costs) }));
+  const estimated = runs.map((r) => {
+    const steadyCounts = {} as StudyCounts;
+    for (const n of COUNT_NAMES) steadyCounts[n] = r.counts[n] - r.warmup[n];
+    return {
+      r,
+      est: estimateCycles(r.counts, config.costs),
+      warm: estimateCycles(r.warmup, config.costs).total,
+      steadyCounts,
+      steadyEst: estimateCycles(steadyCounts, config.costs).total,
+    };
+  });
   const native = new Map<string, number>();
+  const nativeSteady = new Map<string, number>();
   const firstChecksum = new Map<string, string>();
-  for (const { r, est } of estimated) {
+  for (const { r, est, steadyEst } of estimated) {
     if (r.backend === "native") native.set(r.baseKey, est.total);
+    if (r.backend === "native") nativeSteady.set(r.baseKey, steadyEst);
     if (!firstChecksum.has(r.baseKey)) firstChecksum.set(r.baseKey, r.checksum);
   }
   const statInfo: StudyResults["statInfo"] = {};
@@ -102,7 +134,7 @@ export function buildResults(
   }
   const sortedInfo: StudyResults["statInfo"] = {};
   for (const k of Object.keys(statInfo).sort()) sortedInfo[k] = statInfo[k];
-  const reports: RunReport[] = estimated.map(({ r: full, est }) => {
+  const reports: RunReport[] = estimated.map(({ r: full, est, warm, steadyCounts, steadyEst }) => {
     const { statInfo: _info, ...r } = full;
     const c = r.counts;
     const ops = Math.max(1, c.operations);
@@ -117,6 +149,16 @@ export function buildResults(
       hypercallsPerOp: round(c.hypercalls / ops),
       trapsPerOp: round(c.traps / ops),
       sameResultAsOtherBackends: firstChecksum.get(r.baseKey) === r.checksum,
+      warmupEstCycles: warm,
+      steady: {
+        counts: steadyCounts,
+        estCycles: steadyEst,
+        estOverheadVsNative: ratioOf(steadyEst, nativeSteady.get(r.baseKey)),
+        refsPerTlbMiss:
+          steadyCounts.tlbMisses === 0
+            ? null
+            : round(steadyCounts.walkRefs / steadyCounts.tlbMisses),
+      },
     };
   });
   const { workers: _workers, ...facts } = config;
@@ -180,6 +222,9 @@ export function resultsCsv(res: StudyResults): string {
     "trapsPerOp",
     "estCycles",
     "estOverheadVsNative",
+    "warmupEstCycles",
+    "steadyEstCycles",
+    "steadyEstOverheadVsNative",
   ];
   const lines = [head.join(",")];
   for (const r of res.runs) {
@@ -202,6 +247,9 @@ export function resultsCsv(res: StudyResults): string {
       r.trapsPerOp,
       r.estCycles,
       r.estOverheadVsNative,
+      r.warmupEstCycles,
+      r.steady.estCycles,
+      r.steady.estOverheadVsNative,
     ];
     lines.push(row.map(csvCell).join(","));
   }
@@ -223,6 +271,8 @@ export function summaryTable(res: StudyResults): string {
     "hcalls/op",
     "est. Mcycles",
     "est. vs native",
+    "warm-up share",
+    "steady vs native",
   ];
   const rows = res.runs.map((r) => [
     r.caseKey,
@@ -235,6 +285,8 @@ export function summaryTable(res: StudyResults): string {
     sig(r.hypercallsPerOp),
     sig(r.estCycles / 1e6),
     r.estOverheadVsNative === null ? "-" : `${sig(r.estOverheadVsNative)}x`,
+    r.estCycles === 0 ? "-" : `${sig(round((100 * r.warmupEstCycles) / r.estCycles))}%`,
+    r.steady.estOverheadVsNative === null ? "-" : `${sig(r.steady.estOverheadVsNative)}x`,
   ]);
   const all = [head, ...rows];
   const widths = head.map((_, i) => Math.max(...all.map((row) => row[i].length)));
@@ -243,6 +295,9 @@ export function summaryTable(res: StudyResults): string {
   const out = [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)];
   out.push("");
   out.push("Counts are exact; 'est.' columns are cost-model estimates (docs/cost-model.md).");
+  out.push(
+    "Warm-up is the first touch of the working set; 'steady vs native' compares what follows it (estimates).",
+  );
   if (res.runs.some((r) => !r.sameResultAsOtherBackends)) {
     out.push("A checksum marked ! differs from another backend's on the same case: a bug.");
   }
@@ -480,6 +535,41 @@ function runsTable(res: StudyResults): string {
   return `<table id="runs">\n<tr>${head.join("")}</tr>\n${rows.join("\n")}\n</table>`;
 }
 
+function phaseTable(res: StudyResults): string {
+  const head = [
+    "case",
+    "backend",
+    "warm-up<br>accesses",
+    "warm-up<br>page faults",
+    "warm-up<br>est. cycles",
+    "steady<br>accesses",
+    "steady<br>TLB misses",
+    "steady<br>VM exits",
+    "steady<br>hypercalls",
+    "steady<br>est. cycles",
+    "steady est.<br>vs native",
+    "whole run est.<br>vs native",
+  ];
+  const rows = res.runs.map((r) => {
+    const w = r.warmup;
+    const st = r.steady;
+    const cells = [
+      groupDigits(w.accesses),
+      groupDigits(w.pageFaults),
+      sig(r.warmupEstCycles),
+      groupDigits(st.counts.accesses),
+      groupDigits(st.counts.tlbMisses),
+      groupDigits(st.counts.vmExits),
+      groupDigits(st.counts.hypercalls),
+      sig(st.estCycles),
+      st.estOverheadVsNative === null ? "-" : `${sig(st.estOverheadVsNative)}×`,
+      r.estOverheadVsNative === null ? "-" : `${sig(r.estOverheadVsNative)}×`,
+    ];
+    return `<tr><td class="case">${esc(r.caseKey)}</td><td class="text">${esc(r.backend)}</td>${cells.map((c) => `<td>${c}</td>`).join("")}</tr>`;
+  });
+  return `<table id="phases">\n<tr>${head.map((h) => `<th>${h}</th>`).join("")}</tr>\n${rows.join("\n")}\n</table>`;
+}
+
 /** Every statistic of the backends, per case: one column per backend that ran it. */
 function statsTables(res: StudyResults): string {
   const cases = new Map<string, RunReport[]>();
@@ -518,6 +608,7 @@ export function reportHtml(res: StudyResults): string {
   const backends = ranBackends(res);
   const nonNative = backends.filter((b) => b !== "native");
   const o = chartData(res, nonNative, (r) => r.estOverheadVsNative);
+  const so = chartData(res, nonNative, (r) => r.steady.estOverheadVsNative);
   const refs = chartData(res, backends, (r) => r.refsPerTlbMiss);
   const exits = chartData(res, nonNative, (r) => r.exitsPerOp);
   const hcalls = chartData(res, nonNative, (r) => r.hypercallsPerOp);
@@ -559,12 +650,16 @@ details { margin: 0.4em 0; }
 <p class="note">${esc(res.note)}</p>
 <p>Seed ${res.config.seed}; workloads ${esc(workloads.join(", "))}; backends that ran ${esc(backends.join(", "))}; guest kernel @hyperlab/guest; @hyperlab/study ${esc(res.generator.version)} on Node ${esc(res.generator.node)}. The resolved configuration is in config.json, every figure in results.json beside this file.</p>
 ${barChart({ title: "Overhead against native (estimate)", axis: "estimated cycles / native's on the same case (ratio)", groups: o.groups, series: o.series, ref: { value: 1, label: "native = 1" } })}
+${barChart({ title: "Steady-state overhead against native (estimate)", axis: "estimated cycles after warm-up / native's on the same case (ratio)", groups: so.groups, series: so.series, ref: { value: 1, label: "native = 1" } })}
 ${barChart({ title: "Page-walk references per TLB miss (exact)", axis: "memory references per TLB miss", groups: refs.groups, series: refs.series })}
 ${barChart({ title: "VM exits per operation (exact)", axis: "VM exits per workload operation", groups: exits.groups, series: exits.series })}
 ${barChart({ title: "Hypercalls per operation (exact)", axis: "hypercalls per workload operation", groups: hcalls.groups, series: hcalls.series })}
 <h2>Runs</h2>
 <p>Every count is exact; the last two columns are estimates. An update (random, kbuild) reads and then writes its word: two translations, so TLB hits plus misses can be twice the accesses.</p>
 ${runsTable(res)}
+<h2>Warm-up and steady state</h2>
+<p>Warm-up ends when the workload has touched its working set once (first-touch faults, table building); the steady state is everything after. Counts are exact; cycles and ratios are estimates.</p>
+${phaseTable(res)}
 <h2>Backend statistics</h2>
 <p>Every statistic the hypervisor and the backend's plugins keep (exit reasons, walk-cache and nested-TLB hits, ...), counted at the end of each run, with its unit; hover a name for its description.</p>
 ${statsTables(res)}

@@ -32,6 +32,11 @@ export interface RunResult {
   checksum: string;
   counts: StudyCounts;
   /**
+   * Counts at the end of warm-up (the workload's first touch of its working set); the
+   * steady state is `counts` minus these. All counts when the workload never warmed up.
+   */
+  warmup: StudyCounts;
+  /**
    * Every statistic the hypervisor and the backend's plugins keep, by group then name, as
    * counted at the end of the run (units and descriptions in `STAT_INFO` of the results).
    */
@@ -53,10 +58,12 @@ export interface CellTick {
 export const TICK_ACCESSES = 1 << 16;
 
 /**
- * A target that counts what passes through it and reports a tick every TICK_ACCESSES
- * accesses; the workload calls replay in batches, so this costs one check per batch.
+ * The target a workload runs on: the guest target, plus the warm-up mark and, when asked,
+ * a tick every TICK_ACCESSES accesses (the workload calls replay in batches, so this costs
+ * one check per batch).
  */
-class TickingTarget implements StudyTarget {
+class RunTarget implements StudyTarget {
+  warm: StudyCounts | null = null;
   private accesses = 0;
   private operations = 0;
   private nextTick = TICK_ACCESSES;
@@ -65,14 +72,14 @@ class TickingTarget implements StudyTarget {
   constructor(
     private readonly k: StudyTarget,
     private readonly index: number,
-    private readonly tick: (t: CellTick) => void,
+    private readonly tick: ((t: CellTick) => void) | undefined,
   ) {
     this.pageSize = k.pageSize;
   }
 
   private saw(n: number): void {
     this.accesses += n;
-    if (this.accesses >= this.nextTick) {
+    if (this.accesses >= this.nextTick && this.tick !== undefined) {
       this.nextTick = this.accesses + TICK_ACCESSES;
       this.tick({ index: this.index, accesses: this.accesses, operations: this.operations });
     }
@@ -112,7 +119,10 @@ class TickingTarget implements StudyTarget {
   countOperations(n: number): void {
     this.k.countOperations(n);
     this.operations += n;
-    this.tick({ index: this.index, accesses: this.accesses, operations: this.operations });
+    this.tick?.({ index: this.index, accesses: this.accesses, operations: this.operations });
+  }
+  warmedUp(): void {
+    this.warm ??= this.k.counts();
   }
   counts(): StudyCounts {
     return this.k.counts();
@@ -145,11 +155,9 @@ export function runCell(cell: StudyCell, onTick?: (t: CellTick) => void): RunRes
   };
   const k = new GuestTarget(config);
   const prng = Prng.fromSeed(cell.seed).fork(`workload:${cell.workload}`);
-  const h = w.run(
-    onTick === undefined ? k : new TickingTarget(k, cell.index, onTick),
-    cell.params,
-    prng,
-  );
+  const target = new RunTarget(k, cell.index, onTick);
+  const h = w.run(target, cell.params, prng);
+  const counts = k.counts();
   return {
     index: cell.index,
     key: cell.key,
@@ -160,7 +168,8 @@ export function runCell(cell: StudyCell, onTick?: (t: CellTick) => void): RunRes
     params: cell.params,
     seed: cell.seed,
     checksum: (h >>> 0).toString(16).padStart(8, "0"),
-    counts: k.counts(),
+    counts,
+    warmup: target.warm ?? counts,
     ...statsOf(k),
   };
 }

@@ -118,6 +118,8 @@ const forkExec: Workload = {
       populate(b, va, ws);
       parents.push({ pid, va });
     }
+    b.flush();
+    k.warmedUp?.();
     for (let op = 0; op < p.operations; op++) {
       const parent = parents[op % parents.length];
       b.to(parent.pid);
@@ -154,6 +156,8 @@ const mmapChurn: Workload = {
     const b = new Batch(k, 0);
     const pids: number[] = [];
     for (let i = 0; i < p.processes; i++) pids.push(k.spawn());
+    // No working set survives an operation: every operation is alike, warm-up is the spawn.
+    k.warmedUp?.();
     const pb = k.pageSize;
     for (let op = 0; op < p.operations; op++) {
       const pid = pids[op % pids.length];
@@ -191,6 +195,8 @@ const gups: Workload = {
       populate(b, va, ws);
       tables.push({ pid, va });
     }
+    b.flush();
+    k.warmedUp?.();
     const words = ws / 4;
     let left = p.operations;
     let t = 0;
@@ -234,8 +240,14 @@ const stream: Workload = {
       areas.push({ pid, va: k.mmap(pid, half * 2 + 4096 + 64) });
     }
     const lines = half / 64;
+    // Warm-up: the first pass over every area touches each page for the first time.
+    const firstPass = lines * areas.length;
     for (let op = 0; op < p.operations; op += 2) {
       const round = Math.floor(op / 2);
+      if (round === firstPass) {
+        b.flush();
+        k.warmedUp?.();
+      }
       const a = areas[Math.floor(round / lines) % areas.length];
       b.to(a.pid);
       const at = (round % lines) * 64;
@@ -284,6 +296,7 @@ const pointerChase: Workload = {
       }
       chains.push({ pid, va });
     }
+    k.warmedUp?.();
     const per = Math.ceil(p.operations / chains.length);
     let left = p.operations;
     for (const c of chains) {
@@ -316,6 +329,9 @@ const kbuild: Workload = {
     const makeVa = k.mmap(make, makeWs);
     b.to(make);
     populate(b, makeVa, makeWs);
+    b.flush();
+    // Warm-up: make's own working set; every job after that starts afresh, as real jobs do.
+    k.warmedUp?.();
     let done = 0;
     while (done < p.operations) {
       const jobs = Math.min(p.processes, p.operations - done);

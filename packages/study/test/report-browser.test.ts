@@ -82,7 +82,7 @@ describe("report.html in chromium", () => {
     });
     expect(problems).toEqual([]);
     expect(facts.title).toBe("Hyperlab study: native, pv, nested, shadow on random, fork-exec");
-    expect(facts.charts).toHaveLength(4);
+    expect(facts.charts).toHaveLength(5);
     for (const c of facts.charts) {
       expect(c.bars).toBeGreaterThan(0);
       expect(c.ticks).toBeGreaterThan(1);

@@ -3,7 +3,14 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { resolveConfig } from "../src/config";
 import { COUNT_NAMES, zeroCounts } from "../src/counts";
-import { buildResults, reportHtml, resultsCsv, resultsJson, sig } from "../src/report";
+import {
+  buildResults,
+  reportHtml,
+  resultsCsv,
+  resultsJson,
+  sig,
+  summaryTable,
+} from "../src/report";
 import type { RunResult } from "../src/run";
 
 const RUNS = process.env.HYPERLAB_LONG === "1" ? 20_000 : 500;
@@ -34,6 +41,13 @@ function run(index: number, backend: string, checksum: string, vmExits = 0): Run
     seed: 9,
     checksum,
     counts,
+    warmup: {
+      ...zeroCounts(),
+      accesses: 40,
+      tlbMisses: 10,
+      walkRefs: 40,
+      vmExits: vmExits > 0 ? 1 : 0,
+    },
     backendStats: { core: { hypercalls: 0 }, [`${backend}-mmu`]: { exit_EPT_VIOLATION: vmExits } },
     statInfo: {
       "core.hypercalls": { unit: "calls", description: "hypercalls dispatched" },
@@ -86,6 +100,19 @@ describe("reports", () => {
     expect(j.statInfo["nested-mmu.exit_EPT_VIOLATION"].unit).toBe("exits");
   });
 
+  it("separates warm-up from the steady state, in results and the summary", () => {
+    const [native, nested] = res.runs;
+    expect(native.steady.counts.accesses).toBe(60);
+    expect(nested.steady.counts.vmExits).toBe(4);
+    expect(nested.warmupEstCycles).toBeGreaterThan(0);
+    expect(native.steady.estOverheadVsNative).toBe(1);
+    expect(nested.steady.estOverheadVsNative).toBeGreaterThan(1);
+    expect(nested.steady.refsPerTlbMiss).toBe(4);
+    const table = summaryTable(res);
+    expect(table.split("\n")[0]).toMatch(/est\. vs native +warm-up share +steady vs native$/);
+    expect(reportHtml(res)).toContain("Steady-state overhead against native (estimate): nested");
+  });
+
   it("labels keep three significant digits and never show a non-zero value as zero", () => {
     expect(sig(0)).toBe("0");
     expect(sig(0.000123456)).toBe("0.000123");
@@ -110,14 +137,14 @@ describe("reports", () => {
       [],
     );
     const html = reportHtml(wide);
-    const exits = html.split("<svg ")[3];
+    const exits = html.split("<svg ")[4];
     expect(exits).toContain("VM exits per workload operation, log scale");
     // A labelled tick per decade from 0.1 to 1,000 exits per operation.
     const labels = [...exits.matchAll(/<text class="tick"[^>]*>([^<]*)</g)].map((m) => m[1]);
     expect(labels).toEqual(["0.1", "1", "10", "100", "1,000"]);
     expect(exits.match(/class="grid"/g)?.length).toBeGreaterThan(labels.length);
     // Linear charts have ticks too, from zero.
-    const refs = html.split("<svg ")[2];
+    const refs = html.split("<svg ")[3];
     expect(refs).not.toContain("log scale");
     expect(refs).toMatch(/<text class="tick"[^>]*>0</);
     expect(refs.match(/class="axis"/g)).toHaveLength(3);
@@ -151,7 +178,7 @@ describe("reports", () => {
 
   it("writes an offline HTML report with inline SVG charts and escaped text", () => {
     const html = reportHtml(res);
-    expect(html.match(/<svg /g)).toHaveLength(4);
+    expect(html.match(/<svg /g)).toHaveLength(5);
     expect(html).not.toMatch(/<script|<link|src=|https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
     expect(html).toContain("x &lt;pv&gt;: no &lt;superpages&gt;");
     expect(html).toContain("Overhead against native (estimate)");

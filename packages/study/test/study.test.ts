@@ -80,6 +80,35 @@ describe("a study run", () => {
     expect(table.split("\n")[2]).toMatch(/^random .* native /);
   });
 
+  it("separates warm-up (the first touch of the working set) from the steady state", async () => {
+    const { results } = await runStudy({
+      ...SMALL,
+      workloads: ["random", "mmap-churn"],
+      processes: [1],
+      operations: [2000],
+      workers: 0,
+    });
+    for (const r of results.runs.filter((x) => x.workload === "random")) {
+      // Every first-touch fault is warm-up; nothing faults afterwards.
+      expect(r.warmup.pageFaults, r.key).toBe(2 ** 20 / 4096);
+      expect(r.steady.counts.pageFaults, r.key).toBe(0);
+      expect(r.steady.counts.operations, r.key).toBe(2000);
+      expect(r.warmup.accesses + r.steady.counts.accesses).toBe(r.counts.accesses);
+      expect(r.warmupEstCycles + r.steady.estCycles).toBe(r.estCycles);
+    }
+    const pv = results.runs.find((x) => x.key.startsWith("random") && x.backend === "pv");
+    // Xen PV pays for first touch (traps, mmu_update); after warm-up it runs at native speed.
+    expect(pv?.estOverheadVsNative).toBeGreaterThan(1.2);
+    expect(pv?.steady.estOverheadVsNative).toBe(1);
+    // mmap-churn keeps no working set: warm-up is only the spawn of its process.
+    for (const r of results.runs.filter((x) => x.workload === "mmap-churn")) {
+      expect(r.warmup.accesses, r.key).toBe(0);
+      expect(r.warmup.operations, r.key).toBe(0);
+      expect(r.steady.counts.accesses, r.key).toBe(r.counts.accesses);
+      expect(r.steady.counts.pageFaults, r.key).toBe(r.counts.pageFaults);
+    }
+  });
+
   it("without native, overheads are absent rather than wrong", async () => {
     const { results } = await runStudy({
       ...SMALL,
