@@ -165,9 +165,10 @@ function program(io: CliIo) {
     .option("--quiet", "print nothing but errors (and --json's output)")
     .option("--progress", "show progress even when stderr is not a terminal")
     .option("--no-progress", "never show progress")
-    .option(
-      "--skip-memory-check",
-      "run even if the memory estimate exceeds the host's free memory",
+    .option("--skip-memory-check", "run even if the memory estimate exceeds the host's free memory")
+    .addHelpText(
+      "after",
+      "\nAlso: hyperlab study compare A B   B/A ratios of two results.json, run by run (see its --help)",
     );
 }
 
