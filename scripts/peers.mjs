@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Installs the real peers that the tests run against, from Debian's packages:
 // Xen 4.17's public headers (libxen-dev), xenstore-utils, python3-pyxs, gcc and readelf (the
-// ABI test compiles against the headers and reads the program's DWARF), and Xen's own
-// test-xenstore taken out of xen-utils-4.17 into .peers/. Does nothing when all are present.
+// ABI test compiles against the headers and reads the program's DWARF), chromium (the study's
+// report is checked in a real browser), and Xen's own test-xenstore taken out of
+// xen-utils-4.17 into .peers/. Does nothing when all are present.
 // The same extraction holds Debian's C xenstored, which the xenstore package's differential
 // tests run as a reference (packages/xenstore/test/peers/c-xenstored): it needs make, the
 // Xen runtime libraries it links against, and libxen-dev's libxenstore for the benchmark.
@@ -27,6 +28,8 @@ const wanted = [
     "libxenforeignmemory1",
     "libyajl2",
   ].map((pkg) => ({ pkg, has: () => debInstalled(pkg) })),
+  // The study's report is checked in a real browser (playwright-core drives it).
+  { pkg: "chromium", has: () => existsSync("/usr/bin/chromium") },
 ];
 
 function debInstalled(pkg) {

@@ -7,27 +7,15 @@
  * on the study seed, the workload, working set, processes and operations only (never on the
  * backend or the page sizes), so every backend and page size runs the same operations.
  */
-import { HyperlabError } from "@hyperlab/core";
+import type { z } from "zod";
 import { BACKENDS, type PageSize, type StudyBackend } from "./backends";
+import { STUDY_CONFIG_FIELDS, studyConfigSchema } from "./config-schema";
 import { type CostTable, resolveCosts } from "./cost-model";
+import { studyError } from "./errors";
 import { WORKLOADS, type WorkloadParams, workloadByName } from "./workloads";
 
-/** What a user writes (every field optional). */
-export interface StudyConfigInput {
-  seed?: number;
-  workloads?: string[];
-  backends?: string[];
-  workingSetBytes?: number[];
-  guestPageSizes?: PageSize[];
-  hostPageSizes?: PageSize[];
-  processes?: number[];
-  /** Operations per run; absent or empty: each workload's default. */
-  operations?: number[];
-  /** Cycles per event overriding the defaults (see docs/cost-model.md). */
-  costs?: Partial<Record<string, number>>;
-  /** Worker threads; 0 runs every cell on the calling thread. Default: 2. */
-  workers?: number;
-}
+/** What a user writes (every field optional): the input type of the config schema. */
+export type StudyConfigInput = z.input<typeof studyConfigSchema>;
 
 /** A configuration with every default applied: written beside the results. */
 export interface StudyConfig {
@@ -63,11 +51,25 @@ export interface StudyCell {
 export const PAGE_SIZES: readonly PageSize[] = ["4K", "2M", "1G"];
 const MiB = 2 ** 20;
 
+/** What a field left out resolves to (workloads and backends: all of them). */
+export const CONFIG_DEFAULTS = {
+  seed: 1,
+  workloads: "all",
+  backends: "all",
+  workingSetBytes: [16 * MiB],
+  guestPageSizes: ["4K"] as PageSize[],
+  hostPageSizes: ["4K"] as PageSize[],
+  processes: [1],
+  operations: "each workload's defaultOperations",
+  costs: "the cost model's defaults",
+  workers: 2,
+};
+
 /** A backend by name; throws with the list of names when there is none. */
 export function backendByName(name: string): StudyBackend {
   const b = BACKENDS.find((x) => x.name === name);
   if (b === undefined) {
-    throw new HyperlabError(
+    throw studyError(
       "STUDY_UNKNOWN_BACKEND",
       `There is no backend "${name}". Choose from: ${BACKENDS.map((x) => x.name).join(", ")}.`,
     );
@@ -75,110 +77,88 @@ export function backendByName(name: string): StudyBackend {
   return b;
 }
 
-function bad(field: string, what: string, got: unknown): never {
-  throw new HyperlabError(
+/** What each field must be, for messages (the schema says the same in JSON Schema). */
+const WHAT: Record<string, string> = {
+  seed: "a safe integer",
+  workloads: "a non-empty list of workload names",
+  backends: "a non-empty list of backend names",
+  workingSetBytes: "a non-empty list of byte counts from 65536 to 64 GiB",
+  guestPageSizes: 'a non-empty list of "4K", "2M" or "1G"',
+  hostPageSizes: 'a non-empty list of "4K", "2M" or "1G"',
+  processes: "a non-empty list of process counts from 1 to 64",
+  operations: "a list of operation counts from 1 to 1e9",
+  workers: "a whole number from 0 to 64",
+};
+
+function bad(field: string, got: unknown): never {
+  throw studyError(
     "STUDY_BAD_CONFIG",
-    `Study config field "${field}" must be ${what}; got ${JSON.stringify(got)}.`,
+    `Study config field "${field}" must be ${WHAT[field] ?? "as the schema says"}; got ${JSON.stringify(got)}.`,
   );
 }
 
-function list<T>(
-  field: string,
-  v: T[] | undefined,
-  dflt: T[],
-  ok: (x: unknown) => boolean,
-  what: string,
-): T[] {
-  if (v === undefined) return dflt;
-  if (!Array.isArray(v) || v.length === 0 || !v.every(ok))
-    bad(field, `a non-empty list of ${what}`, v);
-  return [...new Set(v)];
-}
-
-const KNOWN = new Set([
-  "seed",
-  "workloads",
-  "backends",
-  "workingSetBytes",
-  "guestPageSizes",
-  "hostPageSizes",
-  "processes",
-  "operations",
-  "costs",
-  "workers",
-]);
-
-/** Applies the defaults and checks every field; throws HyperlabError naming the bad one. */
-export function resolveConfig(input: StudyConfigInput = {}): StudyConfig {
-  if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    bad("(config)", "an object", input);
-  }
-  for (const k of Object.keys(input)) {
+/** Turns the first schema issue into the study's own error, naming the field and value. */
+function explain(input: Record<string, unknown>, issue: z.core.$ZodIssue): never {
+  if (issue.code === "unrecognized_keys" && issue.path.length === 0) {
+    const k = issue.keys[0];
     if (k === "kernel") {
-      throw new HyperlabError(
+      throw studyError(
         "STUDY_BAD_CONFIG",
         'Study config field "kernel" is gone: every study runs on the guest kernel (@hyperlab/guest). Remove the field.',
       );
     }
-    if (!KNOWN.has(k)) {
-      throw new HyperlabError(
-        "STUDY_BAD_CONFIG",
-        `Study config has an unknown field "${k}". Known fields: ${[...KNOWN].join(", ")}.`,
-      );
-    }
+    throw studyError(
+      "STUDY_BAD_CONFIG",
+      `Study config has an unknown field "${k}". Known fields: ${STUDY_CONFIG_FIELDS.join(", ")}.`,
+    );
   }
-  const seed = input.seed ?? 1;
-  if (!Number.isSafeInteger(seed)) bad("seed", "a safe integer", seed);
-  const isInt = (lo: number, hi: number) => (x: unknown) =>
-    typeof x === "number" && Number.isInteger(x) && x >= lo && x <= hi;
-  const workloads = list(
-    "workloads",
-    input.workloads,
-    WORKLOADS.map((w) => w.name),
-    (x) => typeof x === "string",
-    "workload names",
-  );
-  for (const w of workloads) workloadByName(w);
-  const backends = list(
-    "backends",
-    input.backends,
-    BACKENDS.map((b) => b.name),
-    (x) => typeof x === "string",
-    "backend names",
-  );
-  for (const b of backends) backendByName(b);
-  const isPage = (x: unknown) =>
-    typeof x === "string" && (PAGE_SIZES as readonly string[]).includes(x);
-  const cfg: StudyConfig = {
-    seed,
-    workloads,
-    backends,
-    workingSetBytes: list(
-      "workingSetBytes",
-      input.workingSetBytes,
-      [16 * MiB],
-      isInt(64 * 1024, 64 * 1024 * MiB),
-      "byte counts from 65536 to 64 GiB",
+  const field = String(issue.path[0]);
+  const value = input[field];
+  if (field === "workloads" && Array.isArray(value)) {
+    for (const w of value) if (typeof w === "string") workloadByName(w);
+  }
+  if (field === "backends" && Array.isArray(value)) {
+    for (const b of value) if (typeof b === "string") backendByName(b);
+  }
+  if (field === "costs") {
+    resolveCosts(value as Partial<Record<string, number>>);
+  }
+  bad(field, value);
+}
+
+/** Applies the defaults and checks every field; throws HyperlabError naming the bad one. */
+export function resolveConfig(input: StudyConfigInput = {}): StudyConfig {
+  if (input === null || typeof input !== "object" || Array.isArray(input)) {
+    throw studyError(
+      "STUDY_BAD_CONFIG",
+      `A study config is an object of fields; got ${JSON.stringify(input)}.`,
+    );
+  }
+  // The worker count of a resolved config may be passed back in; it is a known field.
+  const parsed = studyConfigSchema.safeParse(input);
+  if (!parsed.success) explain(input as Record<string, unknown>, parsed.error.issues[0]);
+  const v = parsed.data;
+  if (v.seed !== undefined && !Number.isSafeInteger(v.seed)) bad("seed", v.seed);
+  const uniq = <T>(xs: T[] | undefined, dflt: T[]): T[] =>
+    xs === undefined ? [...dflt] : [...new Set(xs)];
+  return {
+    seed: v.seed ?? CONFIG_DEFAULTS.seed,
+    workloads: uniq(
+      v.workloads,
+      WORKLOADS.map((w) => w.name),
     ),
-    guestPageSizes: list(
-      "guestPageSizes",
-      input.guestPageSizes,
-      ["4K"],
-      isPage,
-      '"4K", "2M" or "1G"',
+    backends: uniq(
+      v.backends,
+      BACKENDS.map((b) => b.name),
     ),
-    hostPageSizes: list("hostPageSizes", input.hostPageSizes, ["4K"], isPage, '"4K", "2M" or "1G"'),
-    processes: list("processes", input.processes, [1], isInt(1, 64), "process counts from 1 to 64"),
-    operations:
-      input.operations === undefined ||
-      (Array.isArray(input.operations) && input.operations.length === 0)
-        ? []
-        : list("operations", input.operations, [], isInt(1, 1e9), "operation counts from 1 to 1e9"),
-    costs: resolveCosts(input.costs ?? {}),
-    workers: input.workers ?? 2,
+    workingSetBytes: uniq(v.workingSetBytes, CONFIG_DEFAULTS.workingSetBytes),
+    guestPageSizes: uniq(v.guestPageSizes, CONFIG_DEFAULTS.guestPageSizes),
+    hostPageSizes: uniq(v.hostPageSizes, CONFIG_DEFAULTS.hostPageSizes),
+    processes: uniq(v.processes, CONFIG_DEFAULTS.processes),
+    operations: uniq(v.operations, []),
+    costs: resolveCosts(v.costs ?? {}),
+    workers: v.workers ?? CONFIG_DEFAULTS.workers,
   };
-  if (!isInt(0, 64)(cfg.workers)) bad("workers", "a whole number from 0 to 64", cfg.workers);
-  return cfg;
 }
 
 /** FNV-1a of a string, mixed with the study seed: a cell's seed. */

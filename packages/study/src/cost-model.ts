@@ -5,8 +5,9 @@
  *
  * Invariant: cycles = sum over costs of count * cycles per event; nothing else enters.
  */
-import { HyperlabError } from "@hyperlab/core";
+
 import type { CountName, StudyCounts } from "./counts";
+import { studyError } from "./errors";
 
 /** The events the model prices; each is a count of StudyCounts. */
 export type CostName = Exclude<CountName, "operations">;
@@ -119,7 +120,7 @@ export const DEFAULT_COSTS: Readonly<CostTable> = Object.freeze(
 /** The defaults with `overrides` applied; throws on an unknown name or a bad value. */
 export function resolveCosts(overrides: Partial<Record<string, number>> = {}): CostTable {
   if (overrides === null || typeof overrides !== "object") {
-    throw new HyperlabError(
+    throw studyError(
       "STUDY_BAD_COST",
       'Cost overrides are an object of cycles per event, e.g. { "vmExits": 800 }.',
     );
@@ -127,13 +128,13 @@ export function resolveCosts(overrides: Partial<Record<string, number>> = {}): C
   const out = { ...DEFAULT_COSTS } as CostTable;
   for (const [name, value] of Object.entries(overrides)) {
     if (!(COST_NAMES as readonly string[]).includes(name)) {
-      throw new HyperlabError(
+      throw studyError(
         "STUDY_BAD_COST",
         `There is no cost "${name}". Override one of: ${COST_NAMES.join(", ")}.`,
       );
     }
     if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
-      throw new HyperlabError(
+      throw studyError(
         "STUDY_BAD_COST",
         `Cost "${name}" must be a finite number of cycles >= 0, got ${String(value)}.`,
       );

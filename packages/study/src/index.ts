@@ -10,6 +10,13 @@ export {
   shadowBackend,
 } from "./backends";
 export {
+  type ComparableResults,
+  type Comparison,
+  compareResults,
+  comparisonTable,
+  loadResults,
+} from "./compare";
+export {
   backendByName,
   expandMatrix,
   PAGE_SIZES,
@@ -18,6 +25,7 @@ export {
   type StudyConfig,
   type StudyConfigInput,
 } from "./config";
+export { STUDY_CONFIG_FIELDS, studyConfigJsonSchema, studyConfigSchema } from "./config-schema";
 export {
   COST_INFO,
   COST_NAMES,
@@ -29,32 +37,56 @@ export {
   resolveCosts,
 } from "./cost-model";
 export { COUNT_INFO, COUNT_NAMES, type CountName, type StudyCounts, zeroCounts } from "./counts";
+export {
+  STUDY_CONFIG_ERROR_CODES,
+  STUDY_ERROR_CODES,
+  STUDY_HOST_ERROR_CODES,
+  STUDY_RUN_ERROR_CODES,
+  type StudyConfigErrorCode,
+  type StudyErrorCode,
+  type StudyHostErrorCode,
+  type StudyRunErrorCode,
+  studyError,
+} from "./errors";
 export { GuestTarget, type GuestTargetConfig } from "./guest-target";
 export {
   buildResults,
+  groupDigits,
   RESULTS_FORMAT,
+  RESULTS_SCHEMA_VERSION,
   type RunReport,
   reportHtml,
   resultsCsv,
   resultsJson,
   type StudyResults,
+  sig,
   summaryTable,
   writeResults,
 } from "./report";
 export {
+  type CellTick,
   type ProgressFn,
   type RunOptions,
   type RunResult,
   runCell,
   runCells,
   runMatrix,
+  type StudyProgress,
+  TICK_ACCESSES,
+  type TickFn,
 } from "./run";
 export {
+  checkOutDir,
+  checkStudyMemory,
   DEFAULT_STUDY,
+  estimateStudyMemory,
+  type HostMemory,
   listBackends,
   listWorkloads,
   loadStudyConfig,
+  type ProgressDisplayOptions,
   type ProgressStream,
+  progressDisplay,
   progressReporter,
   runDefaultStudy,
   runStudy,

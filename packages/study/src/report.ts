@@ -1,22 +1,29 @@
 /*
  * Reports of a study: derived figures, the terminal summary, results.json, results.csv and
- * an offline report.html (inline SVG, no script, no network).
+ * an offline report.html (inline SVG drawn here with d3-scale's scales and ticks; no script,
+ * no network).
  *
  * Invariant: every output is a pure function of the resolved configuration and the runs, in
- * matrix order, with no clock, host or path in it, so one seed gives byte-identical files.
- * Counts are labelled as exact and cycles as estimates wherever they appear.
+ * matrix order, plus the package and Node versions, with no clock, host or path in it, so
+ * one seed gives byte-identical files. Counts are labelled as exact and cycles as estimates
+ * wherever they appear.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { StudyConfig } from "./config";
-import { COST_INFO, type CostTable, estimateCycles } from "./cost-model";
-import { COUNT_INFO, COUNT_NAMES } from "./counts";
+import { scaleLinear, scaleLog } from "d3-scale";
+import { CONFIG_DEFAULTS, type StudyConfig } from "./config";
+import { COST_INFO, type CostTable, DEFAULT_COSTS, estimateCycles } from "./cost-model";
+import { COUNT_INFO, COUNT_NAMES, type StudyCounts } from "./counts";
 import type { RunResult } from "./run";
+import { STUDY_VERSION } from "./version";
+import { WORKLOADS } from "./workloads";
 
-export const RESULTS_FORMAT = "hyperlab-study/1";
+export const RESULTS_FORMAT = "hyperlab-study/2";
+/** Bumped whenever a field of results.json changes meaning or shape. */
+export const RESULTS_SCHEMA_VERSION = 2;
 
 /** One run with its derived figures. */
-export interface RunReport extends RunResult {
+export interface RunReport extends Omit<RunResult, "statInfo"> {
   /** Estimated cycles (cost model). */
   estCycles: number;
   /** Estimated cycles per priced event. */
@@ -31,11 +38,34 @@ export interface RunReport extends RunResult {
   trapsPerOp: number;
   /** Whether the checksum equals the one of the first backend run on the same case. */
   sameResultAsOtherBackends: boolean;
+  /** Estimated cycles of the warm-up (the counts in `warmup`). */
+  warmupEstCycles: number;
+  /** The steady state: the counts after warm-up, and the figures derived from them. */
+  steady: {
+    counts: StudyCounts;
+    estCycles: number;
+    /** Steady-state estimated cycles over native's on the same case, or null. */
+    estOverheadVsNative: number | null;
+    refsPerTlbMiss: number | null;
+  };
 }
 
 export interface StudyResults {
   format: string;
+  schemaVersion: number;
+  /** What wrote the results. */
+  generator: { package: string; version: string; node: string };
   note: string;
+  /** Units of every count and derived figure of a run. */
+  units: Record<string, string>;
+  /** Every default the configuration could have resolved from, and the workloads' own. */
+  defaults: {
+    config: typeof CONFIG_DEFAULTS;
+    costs: CostTable;
+    workloads: { name: string; defaultOperations: number; operationUnit: string }[];
+  };
+  /** Units and descriptions of the runs' `backendStats`, keyed "group.name". */
+  statInfo: Record<string, { unit: string; description: string }>;
   /** The resolved configuration, without the worker count (which never changes a result). */
   config: Omit<StudyConfig, "workers">;
   costs: { name: string; cycles: number; source: string; assumption: boolean }[];
@@ -45,6 +75,29 @@ export interface StudyResults {
 
 const NOTE =
   "Counts are exact counts of modelled events (facts). Cycles and overheads are estimates: counts times the cost model's cycles per event (see docs/cost-model.md).";
+
+const UNITS: Record<string, string> = {
+  ...Object.fromEntries(COUNT_INFO.map((c) => [`counts.${c.name}`, c.unit])),
+  "params.workingSetBytes": "bytes",
+  "params.operations": "workload operations",
+  estCycles: "cycles (estimate)",
+  estCyclesByEvent: "cycles (estimate)",
+  estOverheadVsNative: "ratio (estimate)",
+  refsPerTlbMiss: "references per TLB miss",
+  exitsPerOp: "VM exits per operation",
+  hypercallsPerOp: "hypercalls per operation",
+  trapsPerOp: "traps per operation",
+  warmup: "the counts' units, at the end of warm-up",
+  warmupEstCycles: "cycles (estimate)",
+  "steady.counts": "the counts' units, after warm-up",
+  "steady.estCycles": "cycles (estimate)",
+  "steady.estOverheadVsNative": "ratio (estimate)",
+  "steady.refsPerTlbMiss": "references per TLB miss",
+};
+
+function ratioOf(x: number, base: number | undefined): number | null {
+  return base === undefined || base === 0 ? null : round(x / base);
+}
 
 function round(x: number): number {
   return Math.round(x * 1e4) / 1e4;
@@ -56,14 +109,33 @@ export function buildResults(
   runs: readonly RunResult[],
   skipped: readonly { key: string; reason: string }[],
 ): StudyResults {
-  const estimated = runs.map((r) => ({ r, est: estimateCycles(r.counts, config.costs) }));
+  const estimated = runs.map((r) => {
+    const steadyCounts = {} as StudyCounts;
+    for (const n of COUNT_NAMES) steadyCounts[n] = r.counts[n] - r.warmup[n];
+    return {
+      r,
+      est: estimateCycles(r.counts, config.costs),
+      warm: estimateCycles(r.warmup, config.costs).total,
+      steadyCounts,
+      steadyEst: estimateCycles(steadyCounts, config.costs).total,
+    };
+  });
   const native = new Map<string, number>();
+  const nativeSteady = new Map<string, number>();
   const firstChecksum = new Map<string, string>();
-  for (const { r, est } of estimated) {
+  for (const { r, est, steadyEst } of estimated) {
     if (r.backend === "native") native.set(r.baseKey, est.total);
+    if (r.backend === "native") nativeSteady.set(r.baseKey, steadyEst);
     if (!firstChecksum.has(r.baseKey)) firstChecksum.set(r.baseKey, r.checksum);
   }
-  const reports: RunReport[] = estimated.map(({ r, est }) => {
+  const statInfo: StudyResults["statInfo"] = {};
+  for (const r of runs) {
+    for (const k of Object.keys(r.statInfo).sort()) statInfo[k] ??= r.statInfo[k];
+  }
+  const sortedInfo: StudyResults["statInfo"] = {};
+  for (const k of Object.keys(statInfo).sort()) sortedInfo[k] = statInfo[k];
+  const reports: RunReport[] = estimated.map(({ r: full, est, warm, steadyCounts, steadyEst }) => {
+    const { statInfo: _info, ...r } = full;
     const c = r.counts;
     const ops = Math.max(1, c.operations);
     const base = native.get(r.baseKey);
@@ -77,12 +149,35 @@ export function buildResults(
       hypercallsPerOp: round(c.hypercalls / ops),
       trapsPerOp: round(c.traps / ops),
       sameResultAsOtherBackends: firstChecksum.get(r.baseKey) === r.checksum,
+      warmupEstCycles: warm,
+      steady: {
+        counts: steadyCounts,
+        estCycles: steadyEst,
+        estOverheadVsNative: ratioOf(steadyEst, nativeSteady.get(r.baseKey)),
+        refsPerTlbMiss:
+          steadyCounts.tlbMisses === 0
+            ? null
+            : round(steadyCounts.walkRefs / steadyCounts.tlbMisses),
+      },
     };
   });
   const { workers: _workers, ...facts } = config;
   return {
     format: RESULTS_FORMAT,
+    schemaVersion: RESULTS_SCHEMA_VERSION,
+    generator: { package: "@hyperlab/study", version: STUDY_VERSION, node: process.version },
     note: NOTE,
+    units: UNITS,
+    defaults: {
+      config: CONFIG_DEFAULTS,
+      costs: { ...DEFAULT_COSTS },
+      workloads: WORKLOADS.map((w) => ({
+        name: w.name,
+        defaultOperations: w.defaultOperations,
+        operationUnit: w.operationUnit,
+      })),
+    },
+    statInfo: sortedInfo,
     config: facts,
     costs: COST_INFO.map((i) => ({
       name: i.name,
@@ -127,6 +222,9 @@ export function resultsCsv(res: StudyResults): string {
     "trapsPerOp",
     "estCycles",
     "estOverheadVsNative",
+    "warmupEstCycles",
+    "steadyEstCycles",
+    "steadyEstOverheadVsNative",
   ];
   const lines = [head.join(",")];
   for (const r of res.runs) {
@@ -149,6 +247,9 @@ export function resultsCsv(res: StudyResults): string {
       r.trapsPerOp,
       r.estCycles,
       r.estOverheadVsNative,
+      r.warmupEstCycles,
+      r.steady.estCycles,
+      r.steady.estOverheadVsNative,
     ];
     lines.push(row.map(csvCell).join(","));
   }
@@ -156,13 +257,6 @@ export function resultsCsv(res: StudyResults): string {
 }
 
 // ---- terminal summary ----
-
-function fmt(x: number | null, digits = 2): string {
-  if (x === null) return "-";
-  if (Math.abs(x) >= 1e6) return `${(x / 1e6).toFixed(1)}M`;
-  if (Math.abs(x) >= 1e4) return `${(x / 1e3).toFixed(1)}k`;
-  return Number.isInteger(x) ? String(x) : x.toFixed(digits);
-}
 
 /** A plain-text table of the runs (counts exact, cycles estimated). */
 export function summaryTable(res: StudyResults): string {
@@ -177,18 +271,22 @@ export function summaryTable(res: StudyResults): string {
     "hcalls/op",
     "est. Mcycles",
     "est. vs native",
+    "warm-up share",
+    "steady vs native",
   ];
   const rows = res.runs.map((r) => [
     r.caseKey,
     r.backend,
     r.sameResultAsOtherBackends ? r.checksum : `${r.checksum}!`,
-    fmt(r.counts.accesses),
-    fmt(r.counts.tlbMisses),
-    fmt(r.refsPerTlbMiss),
-    fmt(r.exitsPerOp),
-    fmt(r.hypercallsPerOp),
-    (r.estCycles / 1e6).toFixed(2),
-    r.estOverheadVsNative === null ? "-" : `${r.estOverheadVsNative.toFixed(2)}x`,
+    sig(r.counts.accesses),
+    sig(r.counts.tlbMisses),
+    sig(r.refsPerTlbMiss),
+    sig(r.exitsPerOp),
+    sig(r.hypercallsPerOp),
+    sig(r.estCycles / 1e6),
+    r.estOverheadVsNative === null ? "-" : `${sig(r.estOverheadVsNative)}x`,
+    r.estCycles === 0 ? "-" : `${sig(round((100 * r.warmupEstCycles) / r.estCycles))}%`,
+    r.steady.estOverheadVsNative === null ? "-" : `${sig(r.steady.estOverheadVsNative)}x`,
   ]);
   const all = [head, ...rows];
   const widths = head.map((_, i) => Math.max(...all.map((row) => row[i].length)));
@@ -197,6 +295,9 @@ export function summaryTable(res: StudyResults): string {
   const out = [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)];
   out.push("");
   out.push("Counts are exact; 'est.' columns are cost-model estimates (docs/cost-model.md).");
+  out.push(
+    "Warm-up is the first touch of the working set; 'steady vs native' compares what follows it (estimates).",
+  );
   if (res.runs.some((r) => !r.sameResultAsOtherBackends)) {
     out.push("A checksum marked ! differs from another backend's on the same case: a bug.");
   }
@@ -221,35 +322,69 @@ function esc(s: string): string {
     .replaceAll('"', "&quot;");
 }
 
+/** An integer with thousands separators: 1234567 -> "1,234,567". */
+export function groupDigits(n: number): string {
+  const s = String(Math.abs(Math.round(n))).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return n < 0 ? `-${s}` : s;
+}
+
+/**
+ * A number for a label: integers in full with separators below a million, otherwise three
+ * significant digits, so a value that is not zero is never shown as zero.
+ */
+export function sig(x: number | null): string {
+  if (x === null) return "-";
+  if (x === 0) return "0";
+  const a = Math.abs(x);
+  if (a >= 1e9) return `${Number((x / 1e9).toPrecision(3))}G`;
+  if (a >= 1e6) return `${Number((x / 1e6).toPrecision(3))}M`;
+  if (Number.isInteger(x)) return groupDigits(x);
+  if (a >= 1000) return groupDigits(Number(x.toPrecision(4)));
+  return String(Number(x.toPrecision(3)));
+}
+
 interface Series {
   backend: string;
   values: (number | null)[];
 }
 
+interface ChartSpec {
+  title: string;
+  /** What the axis measures, with its unit. */
+  axis: string;
+  groups: string[];
+  series: Series[];
+  /** A reference value drawn as a dashed line (native's 1.0 on overhead charts). */
+  ref?: { value: number; label: string };
+}
+
+const PLOT_W = 560;
+const BAR_H = 14;
+
 /**
- * Horizontal grouped bars: one group per case, one bar per backend. A range of 100 or more
- * between the smallest and largest positive value is drawn on a log scale (said under the
- * title); every bar is labelled with its value.
+ * Horizontal grouped bars: one group per case, one bar per backend, an x axis with ticks and
+ * gridlines at the bottom and the top. Values spanning two decades or more are drawn on a log
+ * scale with a tick per decade (and unlabelled ones between). Every bar is labelled with its
+ * value to three significant digits.
  */
-function barChart(
-  title: string,
-  kind: string,
-  groups: string[],
-  series: Series[],
-  ref?: number,
-): string {
-  const longest = groups.reduce((m, g) => Math.max(m, g.length), 0);
-  const labelW = Math.max(160, Math.ceil(longest * 7) + 16);
-  const barW = 470;
-  const barH = 14;
-  const gap = 10;
-  const rowsPerGroup = Math.max(1, series.length);
-  const groupH = rowsPerGroup * barH + gap;
-  const top = 44;
-  const height = top + groups.length * groupH + 20;
-  const width = labelW + barW + 130;
-  let max = ref ?? 0;
-  let minPos = ref ?? Number.POSITIVE_INFINITY;
+function barChart(spec: ChartSpec): string {
+  const series = spec.series.filter((s) => s.values.some((v) => v !== null));
+  const backends = series.map((s) => s.backend);
+  const longest = spec.groups.reduce((m, g) => Math.max(m, g.length), 0);
+  const labelW = Math.max(160, Math.ceil(longest * 6.2) + 16);
+  const groupH = Math.max(1, series.length) * BAR_H + 10;
+  const top = 74;
+  const plotH = Math.max(1, spec.groups.length) * groupH;
+  const height = top + plotH + 48;
+  const width = labelW + PLOT_W + 170;
+  const parts: string[] = [];
+  const title = `${spec.title}: ${backends.length > 0 ? backends.join(", ") : "nothing ran"}`;
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" role="img" aria-label="${esc(title)}">`,
+  );
+  parts.push(`<text x="4" y="18" font-size="15" font-weight="bold">${esc(title)}</text>`);
+  let max = spec.ref?.value ?? 0;
+  let minPos = spec.ref?.value ?? Number.POSITIVE_INFINITY;
   for (const s of series) {
     for (const v of s.values) {
       if (v === null) continue;
@@ -257,44 +392,92 @@ function barChart(
       if (v > 0 && v < minPos) minPos = v;
     }
   }
-  if (max <= 0) max = 1;
-  const log = Number.isFinite(minPos) && max / minPos >= 100;
-  const lo = log ? minPos / 2 : 0;
-  const x = (v: number) =>
-    labelW + (log ? (v <= lo ? 0 : Math.log10(v / lo) / Math.log10(max / lo)) : v / max) * barW;
-  const parts: string[] = [];
-  parts.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" role="img" aria-label="${esc(title)}">`,
-  );
-  parts.push(`<text x="4" y="18" font-size="15" font-weight="bold">${esc(title)}</text>`);
-  parts.push(
-    `<text x="4" y="35" font-size="11" fill="#555">${esc(log ? `${kind} (log scale)` : kind)}</text>`,
-  );
-  groups.forEach((g, gi) => {
-    const y0 = top + gi * groupH;
+  if (series.length === 0 || max <= 0) {
     parts.push(
-      `<text x="${labelW - 6}" y="${y0 + (rowsPerGroup * barH) / 2 + 4}" font-size="11" text-anchor="end">${esc(g)}</text>`,
+      `<text x="4" y="40" font-size="12" fill="#555">No values to draw (${esc(spec.axis)}).</text>`,
+      "</svg>",
+    );
+    return parts.join("\n");
+  }
+  const log = Number.isFinite(minPos) && max / minPos >= 100;
+  let x: (v: number) => number;
+  let ticks: { v: number; label: string | null }[];
+  if (log) {
+    const lo = 10 ** Math.floor(Math.log10(minPos));
+    const hi = 10 ** Math.ceil(Math.log10(max));
+    const scale = scaleLog()
+      .domain([lo, hi === lo ? lo * 10 : hi])
+      .range([0, PLOT_W]);
+    x = (v) => (v <= 0 ? 0 : Math.max(0, scale(v)));
+    ticks = scale.ticks().map((v) => {
+      const decade = Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9;
+      return { v, label: decade ? sig(v) : null };
+    });
+  } else {
+    const scale = scaleLinear().domain([0, max]).nice(6).range([0, PLOT_W]);
+    x = (v) => scale(v);
+    ticks = scale.ticks(6).map((v) => ({ v, label: sig(v) }));
+  }
+  const axisNote = log ? `${spec.axis}, log scale` : spec.axis;
+  parts.push(`<text x="4" y="36" font-size="12" fill="#444">${esc(axisNote)}</text>`);
+  // Legend: the backends drawn, in bar order.
+  backends.forEach((b, i) => {
+    const lx = 4 + i * 110;
+    parts.push(
+      `<rect x="${lx}" y="46" width="12" height="12" fill="${COLORS[b] ?? "#888"}"/><text x="${lx + 16}" y="56" font-size="12">${esc(b)}</text>`,
+    );
+  });
+  const y0 = top;
+  const y1 = top + plotH;
+  // Gridlines and ticks, top and bottom axes.
+  for (const t of ticks) {
+    const tx = (labelW + x(t.v)).toFixed(1);
+    const major = t.label !== null;
+    parts.push(
+      `<line class="grid" x1="${tx}" y1="${y0}" x2="${tx}" y2="${y1}" stroke="${major ? "#d0d0d0" : "#ececec"}"/>`,
+    );
+    parts.push(
+      `<line x1="${tx}" y1="${y1}" x2="${tx}" y2="${y1 + (major ? 5 : 3)}" stroke="#333"/>`,
+    );
+    parts.push(
+      `<line x1="${tx}" y1="${y0}" x2="${tx}" y2="${y0 - (major ? 5 : 3)}" stroke="#333"/>`,
+    );
+    if (major) {
+      parts.push(
+        `<text class="tick" x="${tx}" y="${y1 + 17}" font-size="11" text-anchor="middle">${esc(t.label as string)}</text>`,
+      );
+    }
+  }
+  parts.push(
+    `<line class="axis" x1="${labelW}" y1="${y1}" x2="${labelW + PLOT_W}" y2="${y1}" stroke="#333"/>`,
+    `<line class="axis" x1="${labelW}" y1="${y0}" x2="${labelW + PLOT_W}" y2="${y0}" stroke="#333"/>`,
+    `<line class="axis" x1="${labelW}" y1="${y0}" x2="${labelW}" y2="${y1}" stroke="#333"/>`,
+    `<text x="${labelW + PLOT_W / 2}" y="${y1 + 36}" font-size="12" text-anchor="middle">${esc(axisNote)}</text>`,
+  );
+  spec.groups.forEach((g, gi) => {
+    const gy = y0 + 5 + gi * groupH;
+    parts.push(
+      `<text x="${labelW - 6}" y="${gy + (series.length * BAR_H) / 2 + 4}" font-size="11" text-anchor="end">${esc(g)}</text>`,
     );
     series.forEach((s, si) => {
       const v = s.values[gi];
-      const y = y0 + si * barH;
       if (v === null || v === undefined) return;
-      const w = Math.max(0.5, x(v) - labelW);
+      const y = gy + si * BAR_H;
+      // A visible value always gets a visible bar (at least one pixel).
+      const w = Math.max(v > 0 ? 1 : 0, x(v));
       parts.push(
-        `<rect x="${labelW}" y="${y}" width="${w.toFixed(1)}" height="${barH - 2}" fill="${COLORS[s.backend] ?? "#888"}"><title>${esc(`${g} ${s.backend}: ${v}`)}</title></rect>`,
+        `<rect class="bar" x="${labelW}" y="${y}" width="${w.toFixed(1)}" height="${BAR_H - 2}" fill="${COLORS[s.backend] ?? "#888"}"><title>${esc(`${g}, ${s.backend}: ${sig(v)} (${spec.axis})`)}</title></rect>`,
       );
       parts.push(
-        `<text x="${(labelW + w + 4).toFixed(1)}" y="${y + barH - 4}" font-size="10">${esc(`${s.backend} ${fmt(v)}`)}</text>`,
+        `<text x="${(labelW + w + 4).toFixed(1)}" y="${y + BAR_H - 3}" font-size="10">${esc(`${s.backend} ${sig(v)}`)}</text>`,
       );
     });
   });
-  if (ref !== undefined) {
-    const rx = x(ref).toFixed(1);
+  if (spec.ref !== undefined) {
+    const rx = (labelW + x(spec.ref.value)).toFixed(1);
     parts.push(
-      `<line x1="${rx}" y1="${top - 4}" x2="${rx}" y2="${height - 16}" stroke="#000" stroke-dasharray="4 3"/>`,
-    );
-    parts.push(
-      `<text x="${rx}" y="${height - 4}" font-size="10" text-anchor="middle">${ref}</text>`,
+      `<line x1="${rx}" y1="${y0}" x2="${rx}" y2="${y1}" stroke="#000" stroke-dasharray="4 3"/>`,
+      `<text x="${rx}" y="${y0 - 8}" font-size="10" text-anchor="middle">${esc(spec.ref.label)}</text>`,
     );
   }
   parts.push("</svg>");
@@ -322,55 +505,164 @@ function chartData(res: StudyResults, backends: string[], pick: (r: RunReport) =
   return { groups, series };
 }
 
+/** The backends that ran at least one cell, in the configuration's order. */
+function ranBackends(res: StudyResults): string[] {
+  const ran = new Set(res.runs.map((r) => r.backend));
+  return res.config.backends.filter((b) => ran.has(b));
+}
+
+const SHORT_UNITS: Record<string, string> = {
+  translations: "transl.",
+  references: "refs",
+};
+
+function runsTable(res: StudyResults): string {
+  const head = [
+    "<th>case</th>",
+    "<th>backend</th>",
+    "<th>checksum</th>",
+    ...COUNT_INFO.map(
+      (c) =>
+        `<th title="${esc(c.description)}">${esc(c.description)}<br><span class="unit">${esc(SHORT_UNITS[c.unit] ?? c.unit)}</span></th>`,
+    ),
+    '<th>est. cycles<br><span class="unit">cycles</span></th>',
+    '<th>est. vs native<br><span class="unit">ratio</span></th>',
+  ];
+  const rows = res.runs.map(
+    (r) =>
+      `<tr><td class="case">${esc(r.caseKey)}</td><td class="text">${esc(r.backend)}</td><td class="text">${r.checksum}${r.sameResultAsOtherBackends ? "" : " (differs!)"}</td>${COUNT_NAMES.map((n) => `<td>${groupDigits(r.counts[n])}</td>`).join("")}<td>${sig(r.estCycles)}</td><td>${r.estOverheadVsNative === null ? "-" : `${sig(r.estOverheadVsNative)}×`}</td></tr>`,
+  );
+  return `<table id="runs">\n<tr>${head.join("")}</tr>\n${rows.join("\n")}\n</table>`;
+}
+
+function phaseTable(res: StudyResults): string {
+  const head = [
+    "case",
+    "backend",
+    "warm-up<br>accesses",
+    "warm-up<br>page faults",
+    "warm-up<br>est. cycles",
+    "steady<br>accesses",
+    "steady<br>TLB misses",
+    "steady<br>VM exits",
+    "steady<br>hypercalls",
+    "steady<br>est. cycles",
+    "steady est.<br>vs native",
+    "whole run est.<br>vs native",
+  ];
+  const rows = res.runs.map((r) => {
+    const w = r.warmup;
+    const st = r.steady;
+    const cells = [
+      groupDigits(w.accesses),
+      groupDigits(w.pageFaults),
+      sig(r.warmupEstCycles),
+      groupDigits(st.counts.accesses),
+      groupDigits(st.counts.tlbMisses),
+      groupDigits(st.counts.vmExits),
+      groupDigits(st.counts.hypercalls),
+      sig(st.estCycles),
+      st.estOverheadVsNative === null ? "-" : `${sig(st.estOverheadVsNative)}×`,
+      r.estOverheadVsNative === null ? "-" : `${sig(r.estOverheadVsNative)}×`,
+    ];
+    return `<tr><td class="case">${esc(r.caseKey)}</td><td class="text">${esc(r.backend)}</td>${cells.map((c) => `<td>${c}</td>`).join("")}</tr>`;
+  });
+  return `<table id="phases">\n<tr>${head.map((h) => `<th>${h}</th>`).join("")}</tr>\n${rows.join("\n")}\n</table>`;
+}
+
+/** Every statistic of the backends, per case: one column per backend that ran it. */
+function statsTables(res: StudyResults): string {
+  const cases = new Map<string, RunReport[]>();
+  for (const r of res.runs) cases.set(r.caseKey, [...(cases.get(r.caseKey) ?? []), r]);
+  const out: string[] = [];
+  for (const [caseKey, runs] of cases) {
+    const keys: string[] = [];
+    for (const r of runs) {
+      for (const [g, stats] of Object.entries(r.backendStats)) {
+        for (const n of Object.keys(stats)) {
+          const k = `${g}.${n}`;
+          if (!keys.includes(k)) keys.push(k);
+        }
+      }
+    }
+    const rows = keys.map((k) => {
+      const dot = k.indexOf(".");
+      const g = k.slice(0, dot);
+      const n = k.slice(dot + 1);
+      const info = res.statInfo[k];
+      const cells = runs.map((r) => {
+        const v = r.backendStats[g]?.[n];
+        return `<td>${v === undefined ? "" : groupDigits(v)}</td>`;
+      });
+      return `<tr><td class="text" title="${esc(info?.description ?? "")}">${esc(k)}</td><td class="text">${esc(info?.unit ?? "")}</td>${cells.join("")}</tr>`;
+    });
+    out.push(
+      `<details><summary>${esc(caseKey)}</summary>\n<table class="stats">\n<tr><th>statistic</th><th>unit</th>${runs.map((r) => `<th>${esc(r.backend)}</th>`).join("")}</tr>\n${rows.join("\n")}\n</table>\n</details>`,
+    );
+  }
+  return out.join("\n");
+}
+
 /** The offline HTML report. */
 export function reportHtml(res: StudyResults): string {
-  const backends = res.config.backends;
+  const backends = ranBackends(res);
   const nonNative = backends.filter((b) => b !== "native");
   const o = chartData(res, nonNative, (r) => r.estOverheadVsNative);
+  const so = chartData(res, nonNative, (r) => r.steady.estOverheadVsNative);
   const refs = chartData(res, backends, (r) => r.refsPerTlbMiss);
   const exits = chartData(res, nonNative, (r) => r.exitsPerOp);
   const hcalls = chartData(res, nonNative, (r) => r.hypercallsPerOp);
-  const rows = res.runs
-    .map(
-      (r) =>
-        `<tr><td>${esc(r.caseKey)}</td><td>${esc(r.backend)}</td><td>${r.checksum}${r.sameResultAsOtherBackends ? "" : " (differs!)"}</td>${COUNT_NAMES.map((n) => `<td>${r.counts[n]}</td>`).join("")}<td>${r.estCycles}</td><td>${r.estOverheadVsNative ?? "-"}</td></tr>`,
-    )
-    .join("\n");
   const costRows = res.costs
     .map(
       (c) =>
-        `<tr><td>${esc(c.name)}</td><td>${c.cycles}</td><td>${c.assumption ? "assumption" : "published"}</td><td>${esc(c.source)}</td></tr>`,
+        `<tr><td class="text">${esc(c.name)}</td><td>${sig(c.cycles)}</td><td class="text">${c.assumption ? "assumption" : "published"}</td><td class="text">${esc(c.source)}</td></tr>`,
     )
     .join("\n");
   const skipped = res.skipped.map((s) => `<li>${esc(s.key)}: ${esc(s.reason)}</li>`).join("\n");
+  const workloads = [...new Set(res.runs.map((r) => r.workload))];
+  const heading =
+    backends.length === 0
+      ? "Hyperlab study: no runs"
+      : `Hyperlab study: ${backends.join(", ")} on ${workloads.join(", ")}`;
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>Hyperlab study</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(heading)}</title>
 <style>
-body { font-family: sans-serif; margin: 2em; color: #222; }
+body { font-family: sans-serif; margin: 1.5em; color: #222; max-width: 1360px; }
 table { border-collapse: collapse; font-size: 12px; }
-td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
-td:first-child, th:first-child { text-align: left; }
+td, th { border: 1px solid #ccc; padding: 2px 5px; text-align: right; }
+th { vertical-align: bottom; font-weight: 600; background: #f4f4f4; }
+#runs th { max-width: 6.5em; white-space: normal; }
+#runs td.case { max-width: 14em; }
+td.text, td.case, th:first-child { text-align: left; }
+td { font-variant-numeric: tabular-nums; }
+.unit { font-weight: normal; color: #555; }
 .note { background: #f4f4f4; padding: 0.6em 1em; border-left: 4px solid #888; }
-svg { display: block; margin: 1.5em 0; }
+svg { display: block; margin: 1.5em 0; max-width: 100%; height: auto; }
+details { margin: 0.4em 0; }
 </style>
 </head>
 <body>
-<h1>Hyperlab study: PV direct paging, nested and shadow paging against native</h1>
+<h1>${esc(heading)}</h1>
 <p class="note">${esc(res.note)}</p>
-<p>Seed ${res.config.seed}; workloads ${esc(res.config.workloads.join(", "))}; backends ${esc(backends.join(", "))}; guest kernel @hyperlab/guest. The resolved configuration is in config.json beside this file.</p>
-${barChart("Overhead against native (estimate)", "estimated cycles / native's estimated cycles on the same case; the dashed line is native", o.groups, o.series, 1)}
-${barChart("Page-walk references per TLB miss (exact)", "memory references made by walks / TLB misses", refs.groups, refs.series)}
-${barChart("VM exits per operation (exact)", "VM exits / workload operations", exits.groups, exits.series)}
-${barChart("Hypercalls per operation (exact)", "hypercalls / workload operations", hcalls.groups, hcalls.series)}
+<p>Seed ${res.config.seed}; workloads ${esc(workloads.join(", "))}; backends that ran ${esc(backends.join(", "))}; guest kernel @hyperlab/guest; @hyperlab/study ${esc(res.generator.version)} on Node ${esc(res.generator.node)}. The resolved configuration is in config.json, every figure in results.json beside this file.</p>
+${barChart({ title: "Overhead against native (estimate)", axis: "estimated cycles / native's on the same case (ratio)", groups: o.groups, series: o.series, ref: { value: 1, label: "native = 1" } })}
+${barChart({ title: "Steady-state overhead against native (estimate)", axis: "estimated cycles after warm-up / native's on the same case (ratio)", groups: so.groups, series: so.series, ref: { value: 1, label: "native = 1" } })}
+${barChart({ title: "Page-walk references per TLB miss (exact)", axis: "memory references per TLB miss", groups: refs.groups, series: refs.series })}
+${barChart({ title: "VM exits per operation (exact)", axis: "VM exits per workload operation", groups: exits.groups, series: exits.series })}
+${barChart({ title: "Hypercalls per operation (exact)", axis: "hypercalls per workload operation", groups: hcalls.groups, series: hcalls.series })}
 <h2>Runs</h2>
-<p>Every count is exact; the last two columns are estimates.</p>
-<table>
-<tr><th>case</th><th>backend</th><th>checksum</th>${COUNT_INFO.map((c) => `<th title="${esc(c.description)}">${esc(c.name)}</th>`).join("")}<th>est. cycles</th><th>est. vs native</th></tr>
-${rows}
-</table>
+<p>Every count is exact; the last two columns are estimates. An update (random, kbuild) reads and then writes its word: two translations, so TLB hits plus misses can be twice the accesses.</p>
+${runsTable(res)}
+<h2>Warm-up and steady state</h2>
+<p>Warm-up ends when the workload has touched its working set once (first-touch faults, table building); the steady state is everything after. Counts are exact; cycles and ratios are estimates.</p>
+${phaseTable(res)}
+<h2>Backend statistics</h2>
+<p>Every statistic the hypervisor and the backend's plugins keep (exit reasons, walk-cache and nested-TLB hits, ...), counted at the end of each run, with its unit; hover a name for its description.</p>
+${statsTables(res)}
 <h2>Cost model</h2>
 <table>
 <tr><th>event</th><th>cycles</th><th>kind</th><th>source</th></tr>

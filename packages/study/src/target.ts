@@ -36,6 +36,12 @@ export interface StudyTarget {
    * `base + slot * stride`, each read depending on the one before. Returns the checksum.
    */
   chase(pid: number, base: number, stride: number, start: number, steps: number): number;
+  /**
+   * Marks the end of warm-up: the working set has been touched once (first-touch faults,
+   * table building). Counts up to here are the run's warm-up, the rest its steady state.
+   * Optional: the study's run wrapper provides it; a workload calls it at most once.
+   */
+  warmedUp?(): void;
   /** Counts a workload-level operation (the unit of per-operation figures). */
   countOperations(n: number): void;
   /** Kernel counts plus the backend's hardware counts, as of now. */

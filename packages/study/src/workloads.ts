@@ -3,9 +3,10 @@
  * interface: what it does depends only on its parameters and its PRNG, never on the backend,
  * so its functional result (a checksum of everything it read) must be the same on all.
  */
-import { HyperlabError } from "@hyperlab/core";
+
 import type { Prng } from "@hyperlab/machine";
 import type { PageSize } from "./backends";
+import { studyError } from "./errors";
 import { ACCESS_READ, ACCESS_UPDATE, ACCESS_WRITE, type StudyTarget } from "./target";
 
 /** The parameters of one run of a workload. */
@@ -117,6 +118,8 @@ const forkExec: Workload = {
       populate(b, va, ws);
       parents.push({ pid, va });
     }
+    b.flush();
+    k.warmedUp?.();
     for (let op = 0; op < p.operations; op++) {
       const parent = parents[op % parents.length];
       b.to(parent.pid);
@@ -153,6 +156,8 @@ const mmapChurn: Workload = {
     const b = new Batch(k, 0);
     const pids: number[] = [];
     for (let i = 0; i < p.processes; i++) pids.push(k.spawn());
+    // No working set survives an operation: every operation is alike, warm-up is the spawn.
+    k.warmedUp?.();
     const pb = k.pageSize;
     for (let op = 0; op < p.operations; op++) {
       const pid = pids[op % pids.length];
@@ -190,6 +195,8 @@ const gups: Workload = {
       populate(b, va, ws);
       tables.push({ pid, va });
     }
+    b.flush();
+    k.warmedUp?.();
     const words = ws / 4;
     let left = p.operations;
     let t = 0;
@@ -233,8 +240,14 @@ const stream: Workload = {
       areas.push({ pid, va: k.mmap(pid, half * 2 + 4096 + 64) });
     }
     const lines = half / 64;
+    // Warm-up: the first pass over every area touches each page for the first time.
+    const firstPass = lines * areas.length;
     for (let op = 0; op < p.operations; op += 2) {
       const round = Math.floor(op / 2);
+      if (round === firstPass) {
+        b.flush();
+        k.warmedUp?.();
+      }
       const a = areas[Math.floor(round / lines) % areas.length];
       b.to(a.pid);
       const at = (round % lines) * 64;
@@ -283,6 +296,7 @@ const pointerChase: Workload = {
       }
       chains.push({ pid, va });
     }
+    k.warmedUp?.();
     const per = Math.ceil(p.operations / chains.length);
     let left = p.operations;
     for (const c of chains) {
@@ -315,6 +329,9 @@ const kbuild: Workload = {
     const makeVa = k.mmap(make, makeWs);
     b.to(make);
     populate(b, makeVa, makeWs);
+    b.flush();
+    // Warm-up: make's own working set; every job after that starts afresh, as real jobs do.
+    k.warmedUp?.();
     let done = 0;
     while (done < p.operations) {
       const jobs = Math.min(p.processes, p.operations - done);
@@ -366,7 +383,7 @@ export const WORKLOADS: readonly Workload[] = [
 export function workloadByName(name: string): Workload {
   const w = WORKLOADS.find((x) => x.name === name);
   if (w === undefined) {
-    throw new HyperlabError(
+    throw studyError(
       "STUDY_UNKNOWN_WORKLOAD",
       `There is no workload "${name}". Choose from: ${WORKLOADS.map((x) => x.name).join(", ")}.`,
     );

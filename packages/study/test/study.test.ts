@@ -3,10 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
+  checkStudyMemory,
+  estimateStudyMemory,
   expandMatrix,
   listBackends,
   listWorkloads,
   loadStudyConfig,
+  progressDisplay,
   progressReporter,
   resolveConfig,
   runCells,
@@ -77,6 +80,35 @@ describe("a study run", () => {
     expect(table.split("\n")[2]).toMatch(/^random .* native /);
   });
 
+  it("separates warm-up (the first touch of the working set) from the steady state", async () => {
+    const { results } = await runStudy({
+      ...SMALL,
+      workloads: ["random", "mmap-churn"],
+      processes: [1],
+      operations: [2000],
+      workers: 0,
+    });
+    for (const r of results.runs.filter((x) => x.workload === "random")) {
+      // Every first-touch fault is warm-up; nothing faults afterwards.
+      expect(r.warmup.pageFaults, r.key).toBe(2 ** 20 / 4096);
+      expect(r.steady.counts.pageFaults, r.key).toBe(0);
+      expect(r.steady.counts.operations, r.key).toBe(2000);
+      expect(r.warmup.accesses + r.steady.counts.accesses).toBe(r.counts.accesses);
+      expect(r.warmupEstCycles + r.steady.estCycles).toBe(r.estCycles);
+    }
+    const pv = results.runs.find((x) => x.key.startsWith("random") && x.backend === "pv");
+    // Xen PV pays for first touch (traps, mmu_update); after warm-up it runs at native speed.
+    expect(pv?.estOverheadVsNative).toBeGreaterThan(1.2);
+    expect(pv?.steady.estOverheadVsNative).toBe(1);
+    // mmap-churn keeps no working set: warm-up is only the spawn of its process.
+    for (const r of results.runs.filter((x) => x.workload === "mmap-churn")) {
+      expect(r.warmup.accesses, r.key).toBe(0);
+      expect(r.warmup.operations, r.key).toBe(0);
+      expect(r.steady.counts.accesses, r.key).toBe(r.counts.accesses);
+      expect(r.steady.counts.pageFaults, r.key).toBe(r.counts.pageFaults);
+    }
+  });
+
   it("without native, overheads are absent rather than wrong", async () => {
     const { results } = await runStudy({
       ...SMALL,
@@ -108,6 +140,91 @@ describe("a study run", () => {
     p(2, 2, last);
     expect(out[0]).toBe(`\r\u001b[K[${"#".repeat(15)}${"-".repeat(15)}] 1/2 k`);
     expect(out.at(-1)).toBe("\n");
+  });
+
+  it("checks --out before any run, and says which directory", async () => {
+    const d = tmp();
+    const file = join(d, "a-file");
+    writeFileSync(file, "x");
+    let ran = 0;
+    await expect(
+      runStudy(
+        { ...SMALL, workers: 0 },
+        { outDir: join(file, "sub"), onProgress: () => void ran++ },
+      ),
+    ).rejects.toMatchObject({ code: "STUDY_BAD_OUT_DIR", message: /--out/ });
+    expect(ran).toBe(0);
+  });
+
+  it("refuses a study too big for the host's memory before it starts, naming the flags", async () => {
+    const config = resolveConfig({ ...SMALL, workers: 2 });
+    const est = estimateStudyMemory(config);
+    expect(est.concurrent).toBe(2);
+    expect(est.bytes).toBeGreaterThan(2 * 2 ** 20);
+    expect(() => checkStudyMemory(config, { free: est.bytes, total: est.bytes })).not.toThrow();
+    let ran = 0;
+    await expect(
+      runStudy(
+        { ...SMALL, workers: 2 },
+        { hostMemory: { free: est.bytes - 1, total: 2 ** 34 }, onProgress: () => void ran++ },
+      ),
+    ).rejects.toMatchObject({
+      code: "STUDY_HOST_MEMORY",
+      message: expect.stringMatching(/--working-set.*--workers.*--skip-memory-check/),
+    });
+    expect(ran).toBe(0);
+  });
+
+  it("ticks inside a cell, so progress moves before a cell ends", async () => {
+    const fractions: number[] = [];
+    const accesses: number[] = [];
+    let finished = 0;
+    await runStudy(
+      { ...SMALL, workloads: ["random"], backends: ["native"], operations: [200_000], workers: 1 },
+      {
+        onProgress: () => void finished++,
+        onTick: (p) => {
+          if (p.done === 0) fractions.push(p.fraction);
+          accesses.push(p.accesses);
+        },
+      },
+    );
+    expect(finished).toBe(1);
+    // Several ticks came from the worker while the only cell was still running.
+    expect(fractions.length).toBeGreaterThan(2);
+    expect(fractions.every((f) => f > 0 && f < 1)).toBe(true);
+    expect([...fractions].sort((a, b) => a - b)).toEqual(fractions);
+    expect(accesses.at(-1)).toBe(200_000 + 2 ** 20 / 4096);
+  });
+
+  it("shows elapsed time, rate and ETA; redraws in place on a terminal", () => {
+    let t = 0;
+    const out: string[] = [];
+    const tty = progressDisplay({ write: (s) => out.push(s) }, { isTTY: true, now: () => t });
+    t = 2000;
+    tty.onTick({ done: 0, total: 4, fraction: 0.25, accesses: 2_000_000 });
+    expect(out[0]).toBe(
+      `\r\u001b[K[${"#".repeat(6)}${"-".repeat(18)}]  25% 0/4 runs, elapsed 0:02, 1.0M accesses/s, ETA 0:06`,
+    );
+    t = 2100; // within the redraw interval: nothing drawn
+    tty.onTick({ done: 0, total: 4, fraction: 0.3, accesses: 2_100_000 });
+    expect(out).toHaveLength(1);
+    tty.onProgress(1, 4, { key: "k", checksum: "0" } as never);
+    expect(out).toHaveLength(1);
+    t = 4000;
+    tty.onTick({ done: 4, total: 4, fraction: 1, accesses: 4_000_000 });
+    expect(out.at(-2)).toMatch(/\] 100% 4\/4 runs, elapsed 0:04, 1.0M accesses\/s, ETA 0:00$/);
+    expect(out.at(-1)).toBe("\n");
+
+    const lines: string[] = [];
+    const plain = progressDisplay({ write: (s) => lines.push(s) }, { isTTY: false, now: () => t });
+    t = 5000;
+    plain.onTick({ done: 0, total: 2, fraction: 0.5, accesses: 10 });
+    expect(lines).toHaveLength(0);
+    plain.onProgress(1, 2, { key: "k", checksum: "00ff" } as never);
+    expect(lines).toEqual([
+      "study: 1/2 done: k (checksum 00ff);  50% 1/2 runs, elapsed 0:01, 10 accesses/s, ETA 0:01\n",
+    ]);
   });
 
   it("passes worker errors on as typed errors and stops the pool", async () => {

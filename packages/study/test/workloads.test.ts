@@ -10,7 +10,7 @@ const MiB = 2 ** 20;
 /** Runs one case on every backend that can; returns the distinct checksums and the results. */
 function acrossBackends(input: Parameters<typeof resolveConfig>[0]) {
   const { cells } = expandMatrix(resolveConfig(input));
-  const runs = cells.map(runCell);
+  const runs = cells.map((c) => runCell(c));
   return { runs, checksums: new Set(runs.map((r) => r.checksum)) };
 }
 

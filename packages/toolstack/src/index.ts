@@ -1,4 +1,5 @@
-export { type CliIo, runCli } from "./main";
+export { TOOLSTACK_ERROR_CODES, type ToolstackErrorCode } from "./errors";
+export { type CliIo, COMMANDS, runCli, type Verb } from "./main";
 export { UpcallLoop, type UpcallLoopOptions, type UpcallMode } from "./upcall-loop";
 export {
   Dom0Xenstored,

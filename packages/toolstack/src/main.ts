@@ -1,127 +1,95 @@
 /*
- * The `hyperlab` command: a small dispatcher of subcommands. So far it has one,
- * `xenstored`, which runs @hyperlab/xenstore's daemon in the foreground.
+ * The `hyperlab` command: a table of verbs, one module each (study-command.ts,
+ * xenstored-command.ts, ...), each parsing its own flags with commander. This module only
+ * dispatches; no verb imports it, so there is no import circle.
  *
  * Invariant: every user mistake ends with a message on stderr that says what to do and a
  * non-zero exit status (2 for usage, 1 for a failure); nothing here throws at the user.
  */
-import { runXenstored, XenstoreError } from "@hyperlab/xenstore";
+import { type CliIo, processIo, type Verb } from "./cli/io";
+import { VERSION } from "./cli/version";
 import { ringCommand } from "./ring-command";
 import { studyCommand } from "./study-command";
+import { xenstoredCommand } from "./xenstored-command";
 
-/** Where the CLI writes; tests pass their own. */
-export interface CliIo {
-  out: (s: string) => void;
-  err: (s: string) => void;
-}
+export type { CliIo, Verb } from "./cli/io";
 
-const processIo: CliIo = {
-  out: (s) => process.stdout.write(s),
-  err: (s) => process.stderr.write(s),
+/** The verbs, in the order the help lists them. */
+export const COMMANDS: Record<string, Verb> = {
+  xenstored: {
+    summary: "xenstored --socket PATH   run a xenstore daemon on a unix socket (foreground)",
+    run: xenstoredCommand,
+  },
+  study: {
+    summary: "study [options]           list or run comparative MMU studies and write their report",
+    run: studyCommand,
+  },
+  ring: {
+    summary: "ring replay SCRIPT|layout step a Xen shared ring through a script; print ring layouts",
+    run: ringCommand,
+  },
 };
 
-const USAGE = `usage: hyperlab <command> [options]
+function usage(): string {
+  const verbs = Object.values(COMMANDS)
+    .map((c) => `  ${c.summary}`)
+    .join("\n");
+  return `usage: hyperlab <command> [options]
 
 Commands:
-  xenstored --socket PATH   run a xenstore daemon on a unix socket (foreground)
-  study [options]           list or run comparative MMU studies and write their report
-  ring replay SCRIPT|layout step a Xen shared ring through a script; print ring layouts
+${verbs}
+  help [COMMAND]            show this help, or a command's
 
 Options:
   -h, --help                show this help (or: hyperlab <command> --help)
+  -V, --version             print the version
 `;
-
-const XENSTORED_USAGE = `usage: hyperlab xenstored --socket PATH
-
-Runs a xenstore daemon (Xen 4.17 semantics) in the foreground, serving the unix socket
-PATH. libxenstore clients reach it with XENSTORED_PATH=PATH, e.g.
-  XENSTORED_PATH=PATH xenstore-ls /
-Logs one line per connection event and error to stderr. SIGTERM or SIGINT closes the
-socket, removes its file and exits 0.
-
-Options:
-  --socket PATH   the socket to create (required)
-  -h, --help      show this help
-`;
-
-interface Command {
-  summary: string;
-  run: (args: string[], io: CliIo) => Promise<number>;
 }
 
-const COMMANDS: Record<string, Command> = {
-  xenstored: { summary: "run a xenstore daemon", run: xenstored },
-  study: {
-    summary: "run comparative MMU studies",
-    run: (args, io) => studyCommand(args, io, io === processIo && process.stderr.isTTY === true),
-  },
-  ring: { summary: "replay Xen shared rings step by step", run: ringCommand },
-};
+function verbOf(name: string): Verb | undefined {
+  return Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+}
+
+function unknown(cmd: string, io: CliIo): number {
+  io.err(
+    `hyperlab: unknown command '${cmd}'. Run 'hyperlab --help' to see the commands (${Object.keys(COMMANDS).join(", ")}).\n`,
+  );
+  return 2;
+}
 
 /** Run the CLI with `argv` (without node and the script); resolves to the exit status. */
 export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined) {
-    io.err(USAGE);
+    io.err(usage());
     return 2;
   }
-  if (cmd === "-h" || cmd === "--help" || cmd === "help") {
-    io.out(USAGE);
+  if (cmd === "-h" || cmd === "--help") {
+    io.out(usage());
     return 0;
   }
-  const c = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
-  if (c === undefined) {
-    io.err(
-      `hyperlab: unknown command '${cmd}'. Run 'hyperlab --help' to see the commands (${Object.keys(COMMANDS).join(", ")}).\n`,
-    );
-    return 2;
+  if (cmd === "-V" || cmd === "--version") {
+    io.out(`hyperlab ${VERSION}\n`);
+    return 0;
   }
-  return c.run(rest, io);
-}
-
-async function xenstored(args: string[], io: CliIo): Promise<number> {
-  let socket: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === "-h" || a === "--help") {
-      io.out(XENSTORED_USAGE);
+  if (cmd === "help") {
+    if (rest.length === 0) {
+      io.out(usage());
       return 0;
     }
-    if (a === "--socket") {
-      socket = args[++i];
-      if (socket === undefined || socket.startsWith("-")) {
-        io.err("hyperlab xenstored: --socket needs a path, e.g. --socket /run/xenstored/socket\n");
-        return 2;
-      }
-      continue;
+    const v = verbOf(rest[0]);
+    if (v === undefined) return unknown(rest[0], io);
+    if (rest.length > 1) {
+      io.err("hyperlab help: takes one command, e.g. hyperlab help study\n");
+      return 2;
     }
-    if (a.startsWith("--socket=")) {
-      socket = a.slice("--socket=".length);
-      continue;
-    }
-    io.err(
-      `hyperlab xenstored: unknown option '${a}'. Run 'hyperlab xenstored --help' for the options.\n`,
-    );
+    return v.run(["--help"], io);
+  }
+  if (cmd.startsWith("-")) {
+    io.err(`hyperlab: unknown option '${cmd}'. Run 'hyperlab --help' for the options.\n`);
     return 2;
   }
-  if (socket === undefined || socket.length === 0) {
-    io.err(
-      "hyperlab xenstored: --socket PATH is required, e.g. hyperlab xenstored --socket /run/xenstored/socket\n",
-    );
-    return 2;
-  }
-  try {
-    const running = await runXenstored({
-      socketPath: socket,
-      log: (line) => io.err(`xenstored: ${line}\n`),
-    });
-    await running.stopped;
-    return 0;
-  } catch (e) {
-    if (e instanceof XenstoreError) {
-      io.err(`hyperlab xenstored: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
-  }
+  const v = verbOf(cmd);
+  if (v === undefined) return unknown(cmd, io);
+  return v.run(rest, io);
 }

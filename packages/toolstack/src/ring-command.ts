@@ -9,7 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import { ringLayout, ringReplay } from "@hyperlab/split-drivers";
-import type { CliIo } from "./main";
+import type { CliIo } from "./cli/io";
 
 export const RING_USAGE = `usage: hyperlab ring replay SCRIPT | hyperlab ring layout
 

@@ -1,162 +1,193 @@
 /*
  * `hyperlab study`: lists the study's workloads and backends, or runs a matrix of them from
- * flags and/or a JSON config file, with progress on stderr, the summary table on stdout, and
- * config.json, results.json, results.csv and report.html written to --out.
+ * flags and/or a JSON config file, with progress on stderr, the summary table (or --json) on
+ * stdout, and config.json, results.json, results.csv and report.html written to --out.
  *
  * Invariant: every user mistake ends with a message on stderr that says what to do and a
  * non-zero exit status (2 for usage and configuration, 1 for a failure); nothing here throws
- * at the user.
+ * at the user. Errors are told apart by their typed codes, never by a prefix.
  */
-import { HyperlabError } from "@hyperlab/core";
+import { isHyperlabError } from "@hyperlab/core";
 import {
+  backendByName,
+  compareResults,
+  comparisonTable,
   DEFAULT_STUDY,
   listBackends,
   listWorkloads,
+  loadResults,
   loadStudyConfig,
-  progressReporter,
+  PAGE_SIZES,
+  type PageSize,
+  progressDisplay,
+  resolveCosts,
   runStudy,
+  STUDY_CONFIG_ERROR_CODES,
+  STUDY_ERROR_CODES,
   type StudyConfigInput,
   summaryTable,
+  workloadByName,
 } from "@hyperlab/study";
-import type { CliIo } from "./main";
+import { InvalidArgumentError } from "commander";
+import type { CliIo } from "./cli/io";
+import { flagValue, parseVerb, verbProgram } from "./cli/parse";
 
-export const STUDY_USAGE = `usage: hyperlab study [options]
-
-Lists the study's workloads and MMU backends, or runs a matrix of workloads x parameters x
-backends and prints a summary (counts are exact; cycles are cost-model estimates, see
-docs/cost-model.md). With --out, writes config.json, results.json, results.csv and
-report.html (offline, inline SVG) into DIR. Progress goes to stderr.
-
-Options:
-  --list               list workloads and backends, then exit
-  --config FILE        read the study configuration from a JSON file (flags override it)
-  --default            start from the short default study
-  --out DIR            write config.json, results.json, results.csv and report.html into DIR
-  --workloads LIST     comma-separated workload names (default: all)
-  --backends LIST      comma-separated backend names (default: all)
-  --working-set LIST   working-set sizes, e.g. 16M,256M (K, M, G suffixes; plain = bytes)
-  --guest-pages LIST   guest page sizes: 4K,2M
-  --host-pages LIST    host page sizes (nested paging only): 4K,2M,1G
-  --processes LIST     process counts, e.g. 1,4
-  --ops LIST           operations per run (default: each workload's own)
-  --seed N             seed of the whole study (default 1)
-  --workers N          worker threads (default 2; 0 runs on the main thread)
-  --cost NAME=CYCLES   override one cost-model figure; repeatable (e.g. --cost vmExits=800)
-  -h, --help           show this help
-`;
-
-class UsageError extends Error {}
-
-function sizeOf(flag: string, s: string): number {
-  const m = /^(\d+)([KMG])?$/i.exec(s);
-  if (m === null) {
-    throw new UsageError(`${flag} takes sizes such as 64K, 16M or 1G; got '${s}'`);
-  }
-  const mult = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 }[(m[2] ?? "").toUpperCase()] ?? 1;
-  return Number(m[1]) * mult;
-}
-
-function intOf(flag: string, s: string): number {
-  if (!/^-?\d+$/.test(s)) throw new UsageError(`${flag} takes whole numbers; got '${s}'`);
-  return Number(s);
-}
+const DESCRIPTION = `Lists the study's workloads and MMU backends, or runs a matrix of workloads x parameters x backends and prints a summary (counts are exact; cycles are cost-model estimates, see docs/cost-model.md). With --out, writes config.json, results.json, results.csv and report.html (offline, inline SVG) into DIR; DIR is checked before any run. Progress (elapsed time, accesses per second, ETA) goes to stderr when it is a terminal, or with --progress. A config file follows the JSON Schema in @hyperlab/study/config.schema.json.`;
 
 function listOf(s: string): string[] {
   return s.split(",").filter((x) => x.length > 0);
 }
 
-interface Parsed {
-  help: boolean;
-  list: boolean;
-  out?: string;
-  config: StudyConfigInput;
+function sizeOf(s: string): number {
+  const m = /^(\d+)([KMG])?$/i.exec(s);
+  if (m === null) throw new InvalidArgumentError(`takes sizes such as 64K, 16M or 1G; got '${s}'`);
+  const mult = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 }[(m[2] ?? "").toUpperCase()] ?? 1;
+  return Number(m[1]) * mult;
 }
 
-function parse(args: readonly string[]): Parsed {
-  const p: Parsed = { help: false, list: false, config: {} };
-  let file: string | undefined;
-  let useDefault = false;
-  const flags: StudyConfigInput = {};
-  const costs: Record<string, number> = {};
-  for (let i = 0; i < args.length; i++) {
-    let a = args[i];
-    let value: string | undefined;
-    const eq = a.startsWith("--") ? a.indexOf("=") : -1;
-    if (eq > 0) {
-      value = a.slice(eq + 1);
-      a = a.slice(0, eq);
+function intOf(s: string): number {
+  if (!/^-?\d+$/.test(s)) throw new InvalidArgumentError(`takes whole numbers; got '${s}'`);
+  return Number(s);
+}
+
+/** Checks a name with the study's own lookup, so the message lists the choices. */
+function known(check: (name: string) => unknown) {
+  return (s: string): string[] => {
+    const names = listOf(flagValue(s));
+    for (const n of names) {
+      try {
+        check(n);
+      } catch (e) {
+        if (isHyperlabError(e, STUDY_ERROR_CODES)) throw new InvalidArgumentError(e.message);
+        throw e;
+      }
     }
-    const need = (): string => {
-      const v = value ?? args[++i];
-      if (v === undefined || (value === undefined && v.startsWith("-"))) {
-        throw new UsageError(`${a} needs a value; run 'hyperlab study --help' for the options`);
-      }
-      return v;
-    };
-    switch (a) {
-      case "-h":
-      case "--help":
-        p.help = true;
-        break;
-      case "--list":
-        p.list = true;
-        break;
-      case "--default":
-        useDefault = true;
-        break;
-      case "--config":
-        file = need();
-        break;
-      case "--out":
-        p.out = need();
-        break;
-      case "--workloads":
-        flags.workloads = listOf(need());
-        break;
-      case "--backends":
-        flags.backends = listOf(need());
-        break;
-      case "--working-set":
-        flags.workingSetBytes = listOf(need()).map((s) => sizeOf(a, s));
-        break;
-      case "--guest-pages":
-        flags.guestPageSizes = listOf(need()) as StudyConfigInput["guestPageSizes"];
-        break;
-      case "--host-pages":
-        flags.hostPageSizes = listOf(need()) as StudyConfigInput["hostPageSizes"];
-        break;
-      case "--processes":
-        flags.processes = listOf(need()).map((s) => intOf(a, s));
-        break;
-      case "--ops":
-        flags.operations = listOf(need()).map((s) => intOf(a, s));
-        break;
-      case "--seed":
-        flags.seed = intOf(a, need());
-        break;
-      case "--workers":
-        flags.workers = intOf(a, need());
-        break;
-      case "--cost": {
-        const v = need();
-        const m = /^([A-Za-z]+)=(\d+(?:\.\d+)?)$/.exec(v);
-        if (m === null) {
-          throw new UsageError(`--cost takes NAME=CYCLES, e.g. --cost vmExits=800; got '${v}'`);
-        }
-        costs[m[1]] = Number(m[2]);
-        break;
-      }
-      default:
-        throw new UsageError(
-          `unknown option '${args[i]}'. Run 'hyperlab study --help' for the options.`,
+    return names;
+  };
+}
+
+function pagesOf(field: string) {
+  return (s: string): PageSize[] => {
+    const xs = listOf(s);
+    for (const x of xs) {
+      if (!(PAGE_SIZES as readonly string[]).includes(x)) {
+        throw new InvalidArgumentError(
+          `takes ${PAGE_SIZES.join(", ")} (the config field ${field}); got '${x}'`,
         );
+      }
     }
+    return xs as PageSize[];
+  };
+}
+
+function costOf(s: string, prev: Record<string, number> = {}): Record<string, number> {
+  const m = /^([A-Za-z]+)=(\d+(?:\.\d+)?)$/.exec(s);
+  if (m === null) {
+    throw new InvalidArgumentError(`takes NAME=CYCLES, e.g. --cost vmExits=800; got '${s}'`);
   }
-  const base: StudyConfigInput = useDefault ? { ...DEFAULT_STUDY } : {};
-  const fromFile = file === undefined ? {} : loadStudyConfig(file);
-  p.config = { ...base, ...fromFile, ...flags };
-  if (Object.keys(costs).length > 0) p.config.costs = { ...(p.config.costs ?? {}), ...costs };
-  return p;
+  try {
+    resolveCosts({ [m[1]]: Number(m[2]) });
+  } catch (e) {
+    if (isHyperlabError(e, STUDY_ERROR_CODES)) throw new InvalidArgumentError(e.message);
+    throw e;
+  }
+  return { ...prev, [m[1]]: Number(m[2]) };
+}
+
+interface StudyFlags {
+  list?: boolean;
+  config?: string;
+  default?: boolean;
+  out?: string;
+  workloads?: string[];
+  backends?: string[];
+  workingSet?: number[];
+  guestPages?: PageSize[];
+  hostPages?: PageSize[];
+  processes?: number[];
+  ops?: number[];
+  seed?: number;
+  workers?: number;
+  cost?: Record<string, number>;
+  json?: boolean;
+  quiet?: boolean;
+  progress?: boolean;
+  skipMemoryCheck?: boolean;
+}
+
+function program(io: CliIo) {
+  return verbProgram("study", DESCRIPTION, io)
+    .option("--list", "list workloads and backends, then exit")
+    .option(
+      "--config <FILE>",
+      "read the study configuration from a JSON file (flags override it)",
+      flagValue,
+    )
+    .option("--default", "start from the short default study")
+    .option(
+      "--out <DIR>",
+      "write config.json, results.json, results.csv and report.html into DIR",
+      flagValue,
+    )
+    .option(
+      "--workloads <LIST>",
+      "comma-separated workload names (default: all)",
+      known(workloadByName),
+    )
+    .option(
+      "--backends <LIST>",
+      "comma-separated backend names (default: all)",
+      known(backendByName),
+    )
+    .option(
+      "--working-set <LIST>",
+      "working-set sizes, e.g. 16M,256M (K, M, G suffixes; plain = bytes)",
+      (s: string) => listOf(s).map(sizeOf),
+    )
+    .option("--guest-pages <LIST>", "guest page sizes: 4K,2M", pagesOf("guestPageSizes"))
+    .option(
+      "--host-pages <LIST>",
+      "host page sizes (nested paging only): 4K,2M,1G",
+      pagesOf("hostPageSizes"),
+    )
+    .option("--processes <LIST>", "process counts, e.g. 1,4", (s: string) => listOf(s).map(intOf))
+    .option("--ops <LIST>", "operations per run (default: each workload's own)", (s: string) =>
+      listOf(s).map(intOf),
+    )
+    .option("--seed <N>", "seed of the whole study (default 1)", intOf)
+    .option("--workers <N>", "worker threads (default 2; 0 runs on the main thread)", intOf)
+    .option(
+      "--cost <NAME=CYCLES>",
+      "override one cost-model figure; repeatable (e.g. --cost vmExits=800)",
+      costOf,
+    )
+    .option("--json", "print the results as JSON on stdout instead of the summary table")
+    .option("--quiet", "print nothing but errors (and --json's output)")
+    .option("--progress", "show progress even when stderr is not a terminal")
+    .option("--no-progress", "never show progress")
+    .option("--skip-memory-check", "run even if the memory estimate exceeds the host's free memory")
+    .addHelpText(
+      "after",
+      "\nAlso: hyperlab study compare A B   B/A ratios of two results.json, run by run (see its --help)",
+    );
+}
+
+function configOf(f: StudyFlags): StudyConfigInput {
+  const flags: StudyConfigInput = {};
+  if (f.workloads !== undefined) flags.workloads = f.workloads;
+  if (f.backends !== undefined) flags.backends = f.backends;
+  if (f.workingSet !== undefined) flags.workingSetBytes = f.workingSet;
+  if (f.guestPages !== undefined) flags.guestPageSizes = f.guestPages;
+  if (f.hostPages !== undefined) flags.hostPageSizes = f.hostPages;
+  if (f.processes !== undefined) flags.processes = f.processes;
+  if (f.ops !== undefined) flags.operations = f.ops;
+  if (f.seed !== undefined) flags.seed = f.seed;
+  if (f.workers !== undefined) flags.workers = f.workers;
+  const base: StudyConfigInput = f.default === true ? { ...DEFAULT_STUDY } : {};
+  const fromFile = f.config === undefined ? {} : loadStudyConfig(f.config);
+  const config: StudyConfigInput = { ...base, ...fromFile, ...flags };
+  if (f.cost !== undefined) config.costs = { ...(config.costs ?? {}), ...f.cost };
+  return config;
 }
 
 function listing(): string {
@@ -170,45 +201,76 @@ function listing(): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** Runs `hyperlab study ARGS`; resolves to the exit status. */
-export async function studyCommand(
-  args: readonly string[],
-  io: CliIo,
-  stderrIsTTY = false,
-): Promise<number> {
-  let parsed: Parsed;
+/** `hyperlab study compare A B`: two results.json side by side as ratios. */
+async function compareCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const cmd = verbProgram(
+    "study compare",
+    "Compares two study results (results.json files, or the --out directories that hold them) run by run: estimated cycles of each, and B/A ratios of cycles and of the exact counts behind them. Runs are matched by their key.",
+    io,
+  )
+    .argument("<A>", "the results to compare against")
+    .argument("<B>", "the results compared")
+    .option("--json", "print the comparison as JSON");
+  const p = parseVerb<{ json?: boolean }>(cmd, args, io, "study compare");
+  if (!p.ok) return p.status;
   try {
-    parsed = parse(args);
+    const [a, b] = p.operands.map(loadResults);
+    const c = compareResults(a, b);
+    io.out(p.opts.json === true ? `${JSON.stringify(c, null, 2)}\n` : comparisonTable(c));
+    return 0;
   } catch (e) {
-    if (e instanceof UsageError || e instanceof HyperlabError) {
-      io.err(`hyperlab study: ${e.message}\n`);
+    if (isHyperlabError(e, STUDY_CONFIG_ERROR_CODES)) {
+      io.err(`hyperlab study compare: ${e.message}\n`);
       return 2;
     }
     throw e;
   }
-  if (parsed.help) {
-    io.out(STUDY_USAGE);
-    return 0;
-  }
-  if (parsed.list) {
+}
+
+/** Runs `hyperlab study ARGS` (or `hyperlab study compare A B`); resolves to the exit status. */
+export async function studyCommand(
+  args: readonly string[],
+  io: CliIo,
+  stderrIsTTY = io.errIsTTY === true,
+): Promise<number> {
+  if (args[0] === "compare") return compareCommand(args.slice(1), io);
+  const p = parseVerb<StudyFlags>(program(io), args, io, "study");
+  if (!p.ok) return p.status;
+  const f = p.opts;
+  if (f.list === true) {
     io.out(listing());
     return 0;
   }
   try {
-    const { results, files } = await runStudy(parsed.config, {
-      outDir: parsed.out,
-      onProgress: progressReporter({ write: (s) => io.err(s), isTTY: stderrIsTTY }),
+    const config = configOf(f);
+    const showProgress = f.quiet !== true && (f.progress ?? stderrIsTTY);
+    const display = showProgress
+      ? progressDisplay({ write: (s) => io.err(s) }, { isTTY: stderrIsTTY })
+      : undefined;
+    const { results, files } = await runStudy(config, {
+      outDir: f.out,
+      onProgress: display?.onProgress,
+      onTick: display?.onTick,
+      skipMemoryCheck: f.skipMemoryCheck === true,
     });
-    io.out(summaryTable(results));
-    for (const f of files) io.out(`wrote ${f}\n`);
+    if (f.json === true) {
+      io.out(`${JSON.stringify({ files, results }, null, 2)}\n`);
+    } else if (f.quiet !== true) {
+      io.out(summaryTable(results));
+      for (const file of files) io.out(`wrote ${file}\n`);
+    }
     return 0;
   } catch (e) {
-    if (e instanceof HyperlabError) {
+    if (isHyperlabError(e, STUDY_CONFIG_ERROR_CODES)) {
       io.err(`hyperlab study: ${e.message}\n`);
-      return e.code.startsWith("STUDY_BAD") || e.code.startsWith("STUDY_UNKNOWN") ? 2 : 1;
+      return 2;
     }
-    if (e instanceof Error && "code" in e && typeof e.code === "string" && e.code.startsWith("E")) {
-      // A file-system error writing the report.
+    if (isHyperlabError(e, STUDY_ERROR_CODES)) {
+      io.err(`hyperlab study: ${e.message}\n`);
+      return 1;
+    }
+    if (e instanceof Error && "errno" in e && "syscall" in e) {
+      // A system error writing the report after the runs (the directory was checked before).
       io.err(`hyperlab study: cannot write the results: ${e.message}\n`);
       return 1;
     }

@@ -94,6 +94,70 @@ describe("hyperlab (in process)", () => {
   });
 });
 
+describe("CLI conventions", () => {
+  const version = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")).version;
+
+  it("--version and -V print the package's version", async () => {
+    for (const flag of ["--version", "-V"]) {
+      const c = capture();
+      expect(await runCli([flag], c.io)).toBe(0);
+      expect(c.out.join("")).toBe(`hyperlab ${version}\n`);
+    }
+  });
+
+  it("help VERB prints that verb's help, not the top-level one", async () => {
+    let c = capture();
+    expect(await runCli(["help", "study"], c.io)).toBe(0);
+    expect(c.out.join("")).toMatch(/^Usage: hyperlab study \[options\]/);
+    expect(c.out.join("")).toMatch(/--working-set <LIST>/);
+    expect(c.out.join("")).not.toMatch(/Commands:/);
+    c = capture();
+    expect(await runCli(["help", "xenstored"], c.io)).toBe(0);
+    expect(c.out.join("")).toMatch(/--socket <PATH>/);
+    c = capture();
+    expect(await runCli(["help"], c.io)).toBe(0);
+    expect(c.out.join("")).toMatch(/Commands:[\s\S]*help \[COMMAND\]/);
+    c = capture();
+    expect(await runCli(["help", "nope"], c.io)).toBe(2);
+    expect(c.err.join("")).toMatch(/unknown command 'nope'/);
+    c = capture();
+    expect(await runCli(["--frob"], c.io)).toBe(2);
+    expect(c.err.join("")).toMatch(/unknown option '--frob'.*hyperlab --help/);
+  });
+
+  it("errors name the flag as typed and suggest the near one", async () => {
+    let c = capture();
+    expect(await runCli(["xenstored", "--sock", "x"], c.io)).toBe(2);
+    expect(c.err.join("")).toBe(
+      "hyperlab xenstored: unknown option '--sock' (did you mean --socket?). Run 'hyperlab xenstored --help' for the options.\n",
+    );
+    c = capture();
+    expect(await runCli(["xenstored", "--socket", "--help"], c.io)).toBe(2);
+    expect(c.err.join("")).toMatch(
+      /^hyperlab xenstored: --socket needs a value; got the flag '--help'/,
+    );
+    c = capture();
+    expect(await runCli(["xenstored", "stray"], c.io)).toBe(2);
+    expect(c.err.join("")).toMatch(/unexpected argument 'stray'/);
+  });
+
+  it("`pnpm exec hyperlab` works from the repository root after pnpm install", async () => {
+    const root = join(pkgDir, "../..");
+    const run = promisify(execFile);
+    const { stdout } = await run("pnpm", ["exec", "hyperlab", "--version"], { cwd: root });
+    expect(stdout).toBe(`hyperlab ${version}\n`);
+    const help = await run("pnpm", ["exec", "hyperlab", "help", "study"], { cwd: root });
+    expect(help.stdout).toMatch(/--out <DIR>/);
+    // Usage errors keep status 2 through the bin.
+    const bad = await run("pnpm", ["exec", "hyperlab", "study", "--bogus"], { cwd: root }).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(bad?.code).toBe(2);
+    expect(bad?.stderr).toMatch(/unknown option '--bogus'/);
+  });
+});
+
 describe("hyperlab xenstored (as a process)", () => {
   it("the bin starts with a node shebang", () => {
     expect(readFileSync(join(pkgDir, "src/cli.ts"), "utf8").split("\n")[0]).toBe(

@@ -25,8 +25,8 @@ describe("hyperlab study", () => {
   it("--help shows its options", async () => {
     const c = capture();
     expect(await runCli(["study", "--help"], c.io)).toBe(0);
-    expect(c.out.join("")).toMatch(/--working-set LIST/);
-    expect(c.out.join("")).toMatch(/--cost NAME=CYCLES/);
+    expect(c.out.join("")).toMatch(/--working-set <LIST>/);
+    expect(c.out.join("")).toMatch(/--cost <NAME=CYCLES>/);
   });
 
   it("--list lists workloads and backends", async () => {
@@ -44,12 +44,13 @@ describe("hyperlab study", () => {
     const c = capture();
     const out = join(dir, "flags");
     const args = ["study", ...SMALL, "--seed", "3", "--cost", "vmExits=800", "--out", out];
+    args.push("--progress");
     expect(await runCli(args, c.io)).toBe(0);
     const text = c.out.join("");
     expect(text).toMatch(/random ws=1MiB page=4K\/4K procs=1 ops=500 +native/);
     expect(text).toContain("est. vs native");
     expect(text).toContain(`wrote ${join(out, "report.html")}`);
-    // Progress: one plain line per run on a non-terminal stderr.
+    // Progress (asked for): one plain line per run on a non-terminal stderr.
     expect(c.err).toHaveLength(4);
     expect(c.err[3]).toMatch(/^study: 4\/4 done: /);
     const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
@@ -70,7 +71,7 @@ describe("hyperlab study", () => {
     expect(await runCli(args, c.io)).toBe(0);
     const text = c.out.join("");
     expect(text).toMatch(/stream ws=512KiB page=4K\/4K procs=1 ops=100 +pv/);
-    expect(text).not.toMatch(/ native /);
+    expect(text).not.toMatch(/ native +[0-9a-f]{8}/);
   });
 
   it("runs 2 MiB guest pages on the guest kernel (Xen PV has none)", async () => {
@@ -116,6 +117,80 @@ describe("hyperlab study", () => {
     expect(c.err.join("")).toMatch(/not valid JSON/);
   });
 
+  it("names the flag as the user typed it in every value error", async () => {
+    const cases: [string[], string][] = [
+      [["--working-set=12Q"], "--working-set takes sizes such as 64K, 16M or 1G; got '12Q'"],
+      [["--ops", "1,x"], "--ops takes whole numbers; got 'x'"],
+      [["--workloads", "random,nope"], '--workloads There is no workload "nope"'],
+      [["--backends=xen"], '--backends There is no backend "xen"'],
+      [["--host-pages", "3M"], "--host-pages takes 4K, 2M, 1G (the config field hostPageSizes)"],
+      [["--cost", "nope=3"], '--cost There is no cost "nope"'],
+      [["--out", "--json"], "--out needs a value; got the flag '--json'"],
+      [["--seed"], "--seed needs a value"],
+      [["extra"], "unexpected argument 'extra'"],
+    ];
+    for (const [args, text] of cases) {
+      const c = capture();
+      expect(await runCli(["study", ...args], c.io), args.join(" ")).toBe(2);
+      expect(c.err.join(""), args.join(" ")).toContain(`hyperlab study: ${text}`);
+      expect(c.out).toEqual([]);
+    }
+  });
+
+  it("--json prints the results as JSON; --quiet prints nothing; no progress off a terminal", async () => {
+    let c = capture();
+    expect(await runCli(["study", ...SMALL, "--backends", "native,pv", "--json"], c.io)).toBe(0);
+    const j = JSON.parse(c.out.join(""));
+    expect(j.files).toEqual([]);
+    expect(j.results.runs.map((r: { backend: string }) => r.backend)).toEqual(["native", "pv"]);
+    expect(c.err).toEqual([]);
+    c = capture();
+    expect(await runCli(["study", ...SMALL, "--backends", "native", "--quiet"], c.io)).toBe(0);
+    expect(c.out).toEqual([]);
+    expect(c.err).toEqual([]);
+  });
+
+  it("refuses a study bigger than the host's memory before running, naming the flags", async () => {
+    const c = capture();
+    const args = ["study", "--workloads", "fork-exec", "--working-set", "64G", "--workers", "16"];
+    expect(await runCli([...args, "--processes", "1,2,3,4,5,6,7,8"], c.io)).toBe(1);
+    expect(c.err.join("")).toMatch(
+      /needs about .* GiB .*--working-set.*--workers.*--skip-memory-check/,
+    );
+    expect(c.out).toEqual([]);
+  });
+
+  it("compare: two results side by side as B/A ratios, matched by run key", async () => {
+    const a = join(dir, "cmp-a");
+    const b = join(dir, "cmp-b");
+    const base = ["study", ...SMALL, "--backends", "native,nested", "--quiet"];
+    expect(await runCli([...base, "--out", a], capture().io)).toBe(0);
+    expect(await runCli([...base, "--cost", "vmExits=5000", "--out", b], capture().io)).toBe(0);
+    let c = capture();
+    expect(await runCli(["study", "compare", a, join(b, "results.json")], c.io)).toBe(0);
+    const lines = c.out.join("").split("\n");
+    expect(lines[0]).toMatch(
+      /^run +A est\. cycles +B est\. cycles +est\. cycles B\/A +TLB misses B\/A/,
+    );
+    // Native has no exits: same cycles. Nested pays more per exit: more cycles, same counts.
+    expect(lines[2]).toMatch(/native +([\d,]+) +\1 +1 +1 +1 +1 +1 +1$/);
+    expect(lines[3]).toMatch(/nested +[\d,]+ +[\d,]+ +\d+(\.\d+)? +1 +1 +1 +1 +1$/);
+    expect(Number(lines[3].trim().split(/ +/).at(-6))).toBeGreaterThan(1);
+    c = capture();
+    expect(await runCli(["study", "compare", a, b, "--json"], c.io)).toBe(0);
+    expect(JSON.parse(c.out.join("")).rows).toHaveLength(2);
+    // Mistakes: a missing operand, a file that is not results.
+    c = capture();
+    expect(await runCli(["study", "compare", a], c.io)).toBe(2);
+    expect(c.err.join("")).toMatch(/missing required argument 'B'.*hyperlab study compare --help/);
+    c = capture();
+    expect(await runCli(["study", "compare", a, join(a, "config.json")], c.io)).toBe(2);
+    expect(c.err.join("")).toMatch(/is not a study's results\.json/);
+    c = capture();
+    expect(await runCli(["study", "compare", a, join(dir, "none")], c.io)).toBe(2);
+    expect(c.err.join("")).toMatch(/Cannot read study results/);
+  });
+
   it("reports an unwritable output directory with status 1", async () => {
     const file = join(dir, "a-file");
     writeFileSync(file, "x");
@@ -123,6 +198,8 @@ describe("hyperlab study", () => {
     expect(
       await runCli(["study", ...SMALL, "--backends", "native", "--out", join(file, "sub")], c.io),
     ).toBe(1);
-    expect(c.err.join("")).toMatch(/cannot write the results/);
+    expect(c.err.join("")).toMatch(/cannot write the results.*choose another --out/i);
+    // Checked before any run: no summary was printed.
+    expect(c.out).toEqual([]);
   });
 });
