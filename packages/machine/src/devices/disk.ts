@@ -245,7 +245,9 @@ export class DiskController {
       dmaMaskBits: options.dmaMaskBits ?? 32,
       bars: [
         {
+          // 64-bit so firmware can place it above RAM on a machine of more than 3 GiB
           size: 0x1000,
+          is64: true,
           ops: {
             read: (off, width, out) => this.read(off, width, out),
             write: (off, width, value) => this.write(off, width, value),
