@@ -2,7 +2,8 @@
 // Installs the real peers that the tests run against, from Debian's packages:
 // Xen 4.17's public headers (libxen-dev), xenstore-utils, python3-pyxs, gcc and readelf (the
 // ABI test compiles against the headers and reads the program's DWARF), and Xen's own
-// test-xenstore taken out of xen-utils-4.17 into .peers/. Does nothing when all are present.
+// test-xenstore taken out of xen-utils-4.17 into .peers/, and tshark (machine's pcap test reads
+// its capture with it). Does nothing when all are present.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -15,6 +16,7 @@ const wanted = [
   { pkg: "python3-pyxs", has: () => pythonHasPyxs() },
   { pkg: "gcc", has: () => existsSync("/usr/bin/gcc") },
   { pkg: "binutils", has: () => existsSync("/usr/bin/readelf") },
+  { pkg: "tshark", has: () => existsSync("/usr/bin/tshark") },
 ];
 
 function pythonHasPyxs() {
@@ -44,6 +46,13 @@ if (process.getuid?.() !== 0) {
 const quiet = { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } };
 if (missing.length > 0) {
   console.log(`peers: installing ${missing.join(" ")} from Debian`);
+  if (missing.includes("tshark")) {
+    // tshark's package asks whether non-root users may capture; answer no, without a prompt.
+    execFileSync("debconf-set-selections", {
+      input: "wireshark-common wireshark-common/install-setuid boolean false\n",
+      stdio: ["pipe", "inherit", "inherit"],
+    });
+  }
   run("apt-get", ["update", "-qq"], quiet);
   run("apt-get", ["install", "-y", "-qq", ...missing], quiet);
 }
