@@ -184,7 +184,7 @@ export class IoApic {
       const lo = this.lo[p];
       if ((lo & IO_APIC_RTE_VECTOR) !== vector || (lo & IO_APIC_RTE_LEVEL) === 0) continue;
       const gsi = this.gsiBase + p;
-      if (this.claimed[p] !== null || !this.irqs.state(gsi).inService) continue;
+      if (this.claimed[p] !== null || !this.irqs.inService(gsi)) continue;
       this.eoisApplied++;
       this.irqs.eoi(gsi);
     }

@@ -117,6 +117,7 @@ describe("delivery", () => {
     expect(seen).toEqual([0x51]);
     expect(p.ioapic.readRte(19).lo & IO_APIC_RTE_REMOTE_IRR).toBe(IO_APIC_RTE_REMOTE_IRR);
     expect(l0.inIsr(0x51)).toBe(true);
+    expect(m.irqs.inService(19)).toBe(true);
     expect(l0.read(APIC_TMR + 0x20) & (1 << (0x51 & 31))).not.toBe(0);
     l0.write(APIC_EOI, 0); // still asserted: fires again
     expect(seen).toEqual([0x51, 0x51]);
@@ -124,6 +125,8 @@ describe("delivery", () => {
     l0.eoi();
     expect(seen).toEqual([0x51, 0x51]);
     expect(p.ioapic.readRte(19).lo & IO_APIC_RTE_REMOTE_IRR).toBe(0);
+    expect(m.irqs.inService(19)).toBe(false);
+    expectMachineError(() => m.irqs.inService(24), "IRQ_BAD_LINE");
     expect(l0.highestIsr()).toBe(-1);
   });
 
