@@ -11,6 +11,8 @@
  *   by an EOI for the entry's vector (LAPIC broadcast or the EOI register).
  * - Software register accesses (MMIO, readRte/writeRte) never throw; bad indices read 0 and
  *   writes to them are dropped. Read-only bits (delivery status, Remote IRR) ignore writes.
+ * - Polarity is stored and read back but inverts nothing: a line's input is modelled as its
+ *   logical state (asserted or not), whatever the wire level that means.
  * - A claimed pin (claim(gsi, handler)) is delivered to the claimer instead of the APIC bus:
  *   a hypervisor that owns the IO-APIC, as Xen does, takes the line there.
  */

@@ -192,8 +192,11 @@ export interface DiskStats {
   ringErrors: number;
 }
 
-/** Host vendor ID this project uses for its own devices (QEMU's Red Hat range is not ours). */
-export const HYPERLAB_VENDOR_ID = 0x1d0f;
+/**
+ * Vendor ID of this project's own devices: "HY". A model's choice, not an ID the PCI-SIG
+ * assigned to us; drivers in the models match on it together with the magic register.
+ */
+export const HYPERLAB_VENDOR_ID = 0x4859;
 export const DISK_DEVICE_ID = 0x0d15;
 
 export class DiskController {
