@@ -281,6 +281,27 @@ describe("disk controller", () => {
     expect(m.irqs.stats(disk.pci.gsi).raised).toBe(0);
   });
 
+  it("goes through the bus's IOMMU when one is installed, refusing unmapped pages", () => {
+    const { m, p, disk } = rig();
+    const d = new DiskDriver(m, disk, RING, 4);
+    (disk.image as MemoryDiskImage).bytes.fill(0x5c, 0, 512);
+    // Identity for the ring's page; bus page 0x7000_0000 -> machine 0x30_0000; nothing else.
+    p.pci.translator = {
+      translate: (page) => (page === RING ? RING : page === 0x7000_0000 ? 0x30_0000 : -1),
+    };
+    expect(disk.pci.dma.translator).toBe(p.pci.translator);
+    const [a, b] = d.submit([
+      { op: DISK_OP_READ, sector: 0, count: 1, buf: 0x7000_0000 },
+      { op: DISK_OP_READ, sector: 0, count: 1, buf: BUF },
+    ]);
+    expect(d.status(a)).toBe(DISK_ST_OK);
+    expect(m.ram.read32(0x30_0000)).toBe(0x5c5c5c5c);
+    expect(d.status(b)).toBe(DISK_ST_DMA_ERROR);
+    expect(m.ram.read32(BUF)).toBe(0);
+    p.pci.translator = null;
+    expect(disk.pci.dma.translator).toBeNull();
+  });
+
   it("its registers vanish when memory decoding is off", () => {
     const { m, disk } = rig();
     const bar = disk.pci.barAddress(0);
