@@ -7,6 +7,7 @@
 // The same extraction holds Debian's C xenstored, which the xenstore package's differential
 // tests run as a reference (packages/xenstore/test/peers/c-xenstored): it needs make, the
 // Xen runtime libraries it links against, and libxen-dev's libxenstore for the benchmark.
+// tshark reads machine's pcap capture in its test.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -30,6 +31,7 @@ const wanted = [
   ].map((pkg) => ({ pkg, has: () => debInstalled(pkg) })),
   // The study's report is checked in a real browser (playwright-core drives it).
   { pkg: "chromium", has: () => existsSync("/usr/bin/chromium") },
+  { pkg: "tshark", has: () => existsSync("/usr/bin/tshark") },
 ];
 
 function debInstalled(pkg) {
@@ -72,6 +74,13 @@ if (process.getuid?.() !== 0) {
 const quiet = { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } };
 if (missing.length > 0) {
   console.log(`peers: installing ${missing.join(" ")} from Debian`);
+  if (missing.includes("tshark")) {
+    // tshark's package asks whether non-root users may capture; answer no, without a prompt.
+    execFileSync("debconf-set-selections", {
+      input: "wireshark-common wireshark-common/install-setuid boolean false\n",
+      stdio: ["pipe", "inherit", "inherit"],
+    });
+  }
   run("apt-get", ["update", "-qq"], quiet);
   run("apt-get", ["install", "-y", "-qq", ...missing], quiet);
 }

@@ -136,3 +136,5 @@ measure("prng nextU32", N, () => {
 });
 
 if (sink === 0.5) console.log("(sink)");
+
+await import("./devices");

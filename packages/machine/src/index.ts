@@ -1,8 +1,25 @@
 export { Clock, type ClockCallback, type TimerHandle } from "./clock";
 export { createPcpus, MAX_PCPUS, onlinePcpus, PCPU_SCRATCH_SLOTS, type Pcpu } from "./cpu";
-export { DMA_EFAULT, DMA_OK, DmaEngine, type DmaStats } from "./dma";
+export * from "./devices/disk";
+export * from "./devices/net-port";
+export * from "./devices/nic";
+export {
+  type BusTranslator,
+  DMA_EACCES,
+  DMA_EFAULT,
+  DMA_ERANGE,
+  DMA_OK,
+  DmaEngine,
+  DmaPort,
+  type DmaPortOptions,
+  type DmaStats,
+  MSI_WINDOW_BASE,
+  MSI_WINDOW_SIZE,
+  type MsiSink,
+} from "./dma";
 export { MachineError, type MachineErrorCode } from "./errors";
 export { type AllocPagesOptions, FrameAllocator, MAX_ORDER } from "./frame-allocator";
+export * from "./ioapic";
 export {
   type IrqHandler,
   type IrqLineState,
@@ -11,6 +28,7 @@ export {
   type IrqTrigger,
   MAX_IRQ_LINES,
 } from "./irq";
+export * from "./lapic";
 export {
   createMachine,
   DEFAULT_IRQ_LINES,
@@ -27,6 +45,9 @@ export {
   type MmioRegionSpec,
   type MmioWidth,
 } from "./mmio";
+export * from "./pcap";
+export * from "./pci";
+export { createPlatform, type Platform, type PlatformOptions } from "./platform";
 export { createPrng, Prng } from "./prng";
 export {
   CHUNK_FRAMES,

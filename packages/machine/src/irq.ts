@@ -211,6 +211,12 @@ export class IrqLines {
     } while ((this.flags[gsi] & F_AGAIN) !== 0);
   }
 
+  /** Whether a level line is in service (Remote IRR), without building a state object. */
+  inService(gsi: number): boolean {
+    this.check(gsi);
+    return (this.flags[gsi] & F_IN_SERVICE) !== 0;
+  }
+
   /** The counters of a line. */
   stats(gsi: number): IrqLineStats {
     this.check(gsi);
