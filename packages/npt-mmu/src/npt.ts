@@ -47,16 +47,16 @@ import {
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
 import {
+  CpuTlbs,
   createPagingMode,
   type PagingMode,
-  PERM_DIRTY,
-  PERM_NX,
   PERM_RW,
   PERM_USER,
   STEP_LEAF,
   STEP_TABLE,
-  Tlb,
+  type Tlb,
   type TlbConfig,
+  tlbGrants,
   WalkResult,
   walkBegin,
   walkFinish,
@@ -215,16 +215,6 @@ function levels(name: string, v: number | undefined): number {
   return n;
 }
 
-/** Whether a TLB entry's PERM_* rights allow an access (PFEC_* bits; CR0.WP set). */
-function allows(perms: number, access: number): boolean {
-  return (
-    ((access & PFEC_write_access) === 0 ||
-      (perms & (PERM_RW | PERM_DIRTY)) === (PERM_RW | PERM_DIRTY)) &&
-    ((access & PFEC_user_mode) === 0 || (perms & PERM_USER) !== 0) &&
-    ((access & PFEC_insn_fetch) === 0 || (perms & PERM_NX) === 0)
-  );
-}
-
 /** The nested-paging MMU backend: fills core's `mmu` slot. */
 export class NptMmu implements MmuBackend {
   readonly kind = "nested";
@@ -248,8 +238,7 @@ export class NptMmu implements MmuBackend {
   private readonly out = new WalkResult();
 
   // Combined TLB and guest structure caches: paging's Tlb, one per vCPU (by uid).
-  private readonly tlbConfig: TlbConfig | null;
-  private readonly tlbs: (Tlb | undefined)[] = [];
+  private readonly tlbs: CpuTlbs;
   // Nested paging-structure caches: per pCPU, per nested level 1..m-1.
   private readonly npwcSize: number;
   private readonly npwcTag: Float64Array;
@@ -294,19 +283,15 @@ export class NptMmu implements MmuBackend {
     this.vpid = options.vpid ?? true;
     this.mode = createPagingMode({ levels: this.guestLevels as 4 | 5 });
     this.vaLimit = Math.min(this.mode.vaLimit, NUMBER_VA_LIMIT);
-    const tlb = options.tlb;
-    if (tlb === false) {
-      this.tlbConfig = null;
-    } else if (tlb === undefined || (typeof tlb === "object" && tlb !== null)) {
-      const prng = hv.machine.prng.fork("npt-mmu");
-      this.tlbConfig = { random: () => prng.nextU32(), ...(tlb ?? {}) };
-      new Tlb(this.tlbConfig); // a bad configuration throws paging's typed error now, not later
-    } else {
+    const prng = hv.machine.prng.fork("npt-mmu");
+    const tlbs = CpuTlbs.fromOption(options.tlb, () => prng.nextU32());
+    if (tlbs === undefined) {
       throw new HyperlabError(
         "NPT_BAD_OPTION",
-        `nptMmu option tlb must be a TlbConfig from @hyperlab/paging or false, got ${String(tlb)}.`,
+        `nptMmu option tlb must be a TlbConfig from @hyperlab/paging or false, got ${String(options.tlb)}.`,
       );
     }
+    this.tlbs = tlbs;
     const np = Math.max(1, hv.machine.cpus.length);
     this.lastOnPcpu = new Int32Array(np).fill(-1);
     const m = this.nestedLevels;
@@ -337,13 +322,7 @@ export class NptMmu implements MmuBackend {
 
   /** The vCPU's combined TLB (paging's Tlb, with the guest structure caches as its pwc), or null without one. */
   tlbOf(vcpu: Vcpu): Tlb | null {
-    if (this.tlbConfig === null) return null;
-    let t = this.tlbs[vcpu.uid];
-    if (t === undefined) {
-      t = new Tlb(this.tlbConfig);
-      this.tlbs[vcpu.uid] = t;
-    }
-    return t;
+    return this.tlbs.of(vcpu.uid);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -353,7 +332,7 @@ export class NptMmu implements MmuBackend {
     const uid = vcpu.uid;
     if (uid >= this.lastCr3.length) this.growVcpus(uid);
     const p = vcpu.processor;
-    const tlb = this.tlbs[uid] ?? this.tlbOf(vcpu);
+    const tlb = this.tlbs.of(uid);
     if (!this.vpid && this.lastOnPcpu[p] !== uid) {
       // Without VPID, entering another vCPU on this pCPU left nothing of ours behind.
       this.lastOnPcpu[p] = uid;
@@ -362,7 +341,7 @@ export class NptMmu implements MmuBackend {
     }
     if (vcpu.cr3Mfn !== this.lastCr3[uid]) this.cr3Loaded(vcpu);
     const vpn = Math.floor(va / 4096);
-    if (tlb?.lookup(va, 0) && allows(tlb.hitPerms, access)) {
+    if (tlb?.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, this.mode)) {
       this.counts.tlbHits++;
       return tlb.hitMfn * 4096 + (va - vpn * 4096);
     }
@@ -817,13 +796,13 @@ export class NptMmu implements MmuBackend {
   private cr3Loaded(vcpu: Vcpu): void {
     this.lastCr3[vcpu.uid] = vcpu.cr3Mfn;
     this.counts.guestCr3Loads++;
-    this.tlbs[vcpu.uid]?.flushNonGlobal();
+    this.tlbs.peek(vcpu.uid)?.flushNonGlobal();
   }
 
   /** A guest INVLPG: no exit with EPT and VPID; the address's entries (global too) go. */
   flushOne(vcpu: Vcpu, va: number): void {
     this.counts.guestInvlpg++;
-    if (Number.isFinite(va)) this.tlbs[vcpu.uid]?.invlpg(va, 0);
+    if (Number.isFinite(va)) this.tlbs.peek(vcpu.uid)?.invlpg(va, 0);
   }
 
   /**
@@ -834,7 +813,7 @@ export class NptMmu implements MmuBackend {
   invept(type: number, d?: Domain): void {
     if (type === VMX_EPT_EXTENT_GLOBAL) {
       this.counts.invept++;
-      for (const t of this.tlbs) t?.flushAll();
+      this.tlbs.flushAll();
       this.npwcDom.fill(-1);
       this.ntlbDom.fill(-1);
       return;
@@ -847,7 +826,7 @@ export class NptMmu implements MmuBackend {
     }
     this.counts.invept++;
     const dom = d.domid;
-    for (const v of d.vcpus) this.tlbs[v.uid]?.flushAll();
+    for (const v of d.vcpus) this.tlbs.peek(v.uid)?.flushAll();
     for (let i = 0; i < this.npwcDom.length; i++) if (this.npwcDom[i] === dom) this.npwcDom[i] = -1;
     for (let i = 0; i < this.ntlbDom.length; i++) if (this.ntlbDom[i] === dom) this.ntlbDom[i] = -1;
   }
@@ -860,7 +839,7 @@ export class NptMmu implements MmuBackend {
   invvpid(type: number, vcpu?: Vcpu, va?: number): void {
     if (type === VMX_VPID_EXTENT_ALL_CONTEXT) {
       this.counts.invvpid++;
-      for (const t of this.tlbs) t?.flushAll();
+      this.tlbs.flushAll();
       return;
     }
     if (vcpu === undefined) {
@@ -869,7 +848,7 @@ export class NptMmu implements MmuBackend {
         `invvpid type ${type} needs the vCPU whose VPID to flush.`,
       );
     }
-    const tlb = this.tlbs[vcpu.uid];
+    const tlb = this.tlbs.peek(vcpu.uid);
     if (type === VMX_VPID_EXTENT_INDIVIDUAL_ADDR) {
       if (typeof va !== "number" || !Number.isInteger(va) || va < 0) {
         throw new HyperlabError(

@@ -21,6 +21,18 @@ export class CpuTlbs {
     if (config !== null) new Tlb(config); // a bad configuration throws paging's typed error now
   }
 
+  /**
+   * The table a backend's `tlb` option asks for: a TlbConfig (or nothing, for the default
+   * TLB) with `random` as the replacement source unless the config gives one; `false` for no
+   * TLBs. Answers undefined for anything else, so the backend throws its own typed error.
+   */
+  static fromOption(option: unknown, random: () => number): CpuTlbs | undefined {
+    if (option === false) return new CpuTlbs(null);
+    if (option === undefined) return new CpuTlbs({ random });
+    if (typeof option !== "object" || option === null) return undefined;
+    return new CpuTlbs({ random, ...(option as TlbConfig) });
+  }
+
   /** The TLB of CPU `cpu` (made on first use), or null when the table holds none. */
   of(cpu: number): Tlb | null {
     const t = this.tlbs[cpu];

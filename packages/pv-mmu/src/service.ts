@@ -86,15 +86,13 @@ import {
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
 import {
+  CpuTlbs,
   createPagingMode,
   type PagingMode,
-  PERM_DIRTY,
   PERM_GLOBAL,
-  PERM_NX,
-  PERM_RW,
-  PERM_USER,
-  Tlb,
+  type Tlb,
   type TlbConfig,
+  tlbGrants,
   WalkResult,
   walk,
 } from "@hyperlab/paging";
@@ -172,7 +170,6 @@ const TAG_USER = 1;
 
 /** Per-vCPU PV state this package keeps. */
 interface PvVcpu {
-  tlb: Tlb;
   /** The root each tag's entries were filled from (-2: none yet). */
   roots: Float64Array;
   /** Flushes of this vCPU's TLB (local, all, CR3 loads). */
@@ -186,15 +183,6 @@ interface PvVcpu {
 export interface PvMmuOptions {
   /** TLB shape per vCPU (paging's Tlb config); the default is paging's Skylake-like TLB. */
   tlb?: TlbConfig;
-}
-
-/** Whether TLB rights `p` (PERM_*) allow `access` (PFEC_* bits); a write needs D already set. */
-function allows(p: number, access: number): boolean {
-  if ((access & PFEC_write_access) !== 0 && (p & (PERM_RW | PERM_DIRTY)) !== (PERM_RW | PERM_DIRTY))
-    return false;
-  if ((access & PFEC_user_mode) !== 0 && (p & PERM_USER) === 0) return false;
-  if ((access & PFEC_insn_fetch) !== 0 && (p & PERM_NX) !== 0) return false;
-  return true;
 }
 
 const scratch = { lo: 0, hi: 0 };
@@ -221,7 +209,8 @@ export class PvMmu implements MmuBackend {
   /** Walks made, and the entries they read and wrote (A/D), for studies. */
   readonly walkCounts = { walks: 0, reads: 0, writes: 0 };
   private readonly out = new WalkResult();
-  private readonly tlbConfig: TlbConfig;
+  /** One TLB per vCPU (by uid); tags 0 and 1 are the kernel and user tables. */
+  private readonly tlbs: CpuTlbs;
   /*
    * Fast path (as native-mmu's): the most recent translation, of any vCPU. The same vCPU
    * touching the same page in the same mode again would hit that entry in the first TLB level,
@@ -255,7 +244,7 @@ export class PvMmu implements MmuBackend {
     this.m2p = new M2p(this.frames, this.ram);
     this.pt.roMptL3 = this.m2p.l3;
     const prng = hv.machine.prng.fork("pv-mmu");
-    this.tlbConfig = { random: () => prng.nextU32(), ...(options.tlb ?? {}) };
+    this.tlbs = new CpuTlbs({ random: () => prng.nextU32(), ...(options.tlb ?? {}) });
     this.lastFrees = hv.machine.frames.nrFrees;
   }
 
@@ -265,7 +254,6 @@ export class PvMmu implements MmuBackend {
     let s = this.vcpuState[v.uid];
     if (s === undefined) {
       s = {
-        tlb: new Tlb(this.tlbConfig),
         roots: new Float64Array([-2, -2]),
         flushes: 0,
         ldtBase: 0,
@@ -278,7 +266,7 @@ export class PvMmu implements MmuBackend {
 
   /** The vCPU's TLB (paging's Tlb; tags 0 and 1 are the kernel and user tables). */
   tlbOf(v: Vcpu): Tlb {
-    return this.pv(v).tlb;
+    return this.tlbs.get(v.uid);
   }
 
   /** How many times the vCPU's TLB was flushed (locally, by a CR3 load, or by a remote flush). */
@@ -291,12 +279,12 @@ export class PvMmu implements MmuBackend {
     this.counters.tlbFlushes.value++;
     const s = this.pv(v);
     s.flushes++;
-    s.tlb.flushNonGlobal();
+    this.tlbs.get(v.uid).flushNonGlobal();
   }
 
   flushOne(v: Vcpu, va: number): void {
     this.fastVpn = -1;
-    const t = this.pv(v).tlb;
+    const t = this.tlbs.get(v.uid);
     t.invlpg(va, TAG_KERNEL);
     t.invlpg(va, TAG_USER);
   }
@@ -341,7 +329,7 @@ export class PvMmu implements MmuBackend {
       v.uid === this.fastUid &&
       tag === this.fastTag &&
       root === this.fastRoot &&
-      allows(this.fastPerms, acc)
+      tlbGrants(this.fastPerms, acc, this.mode)
     ) {
       const c = this.fastCounters;
       c[0]++; // level-0 lookups
@@ -350,7 +338,7 @@ export class PvMmu implements MmuBackend {
     }
     this.fastVpn = -1;
     const s = this.vcpuState[v.uid] ?? this.pv(v);
-    const tlb = s.tlb;
+    const tlb = this.tlbs.get(v.uid);
     if (s.roots[tag] !== root) {
       // A new base pointer for this mode: a CR3 load under this tag's PCID.
       tlb.flushTag(tag);
@@ -365,7 +353,7 @@ export class PvMmu implements MmuBackend {
       this.fastMfn = tlb.hitMfn;
       this.fastPerms = p;
       this.fastCounters = tlb.counters;
-      if (allows(p, acc)) return tlb.hitMfn * 4096 + (va % 4096);
+      if (tlbGrants(p, acc, this.mode)) return tlb.hitMfn * 4096 + (va % 4096);
     }
     let errorCode = acc & (PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch);
     if (root >= 0) {
