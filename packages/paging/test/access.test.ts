@@ -90,7 +90,9 @@ describe("CpuTlbs: one TLB per CPU", () => {
     t.flushAll();
     expect(a.lookup(0x1000, 0)).toBe(false);
     const seen: number[] = [];
-    t.forEach((_, cpu) => seen.push(cpu));
+    t.forEach((_, cpu) => {
+      seen.push(cpu);
+    });
     expect(seen).toEqual([0, 3]);
   });
 
