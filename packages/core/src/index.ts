@@ -50,6 +50,7 @@ export {
   PFEC_user_mode,
   PFEC_write_access,
 } from "./mmu";
+export { type CountStat, countGauges, defineMmuPlugin, type MmuPluginSpec } from "./mmu-plugin";
 export {
   type PluginShape,
   type Resolution,
