@@ -31,6 +31,7 @@ export {
   mmuBuildOf,
   mmuConformanceCases,
   runMmuConformance,
+  tablesMmuBuild,
 } from "./mmu-conformance";
 export {
   type EntryStore,
@@ -45,4 +46,6 @@ export {
   PTE_PSE,
   PTE_RW,
   PTE_US,
+  type RefWalkOptions,
+  refWalk,
 } from "./mmu-harness";

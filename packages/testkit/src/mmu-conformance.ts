@@ -22,6 +22,7 @@ import {
   type Vcpu,
 } from "@hyperlab/core";
 import type { TestRunner } from "./guest-conformance";
+import { type GuestTables, PTE_NX_HI, PTE_P, PTE_RW, PTE_US } from "./mmu-harness";
 
 /** The rights of a leaf mapping the suite asks for. */
 export interface MmuRights {
@@ -75,6 +76,26 @@ export function mmuBuildOf(
     },
     flushLocal: () => mmu.flushLocal(vcpu),
   };
+}
+
+/**
+ * The build of a backend whose guest kernel writes its own page tables (bare metal, nested,
+ * shadow): page k is mapped at `base + k * 4096` through `tables` (so through whatever store
+ * the tables were given) to a fresh frame of the tables' memory, and `vcpu` runs on them.
+ */
+export function tablesMmuBuild(
+  mmu: MmuBackend,
+  vcpu: Vcpu,
+  tables: GuestTables,
+  base: number,
+): MmuConformanceBuild {
+  vcpu.cr3Mfn = tables.cr3;
+  return mmuBuildOf(mmu, vcpu, (k, r) => {
+    const va = base + k * 4096;
+    const flags = PTE_P | (r.write ? PTE_RW : 0) | (r.user ? PTE_US : 0);
+    tables.map(va, tables.mem.alloc(), flags, 1, r.nx ? PTE_NX_HI : 0);
+    return va;
+  });
 }
 
 export class MmuConformanceError extends Error {

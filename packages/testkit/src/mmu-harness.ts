@@ -136,3 +136,50 @@ export class GuestTables<W extends HarnessWorld = HarnessWorld> {
     this.store(this.slot(va, level), 0, 0);
   }
 }
+
+export interface RefWalkOptions {
+  /** Paging levels, 4 or 5 (default 4). */
+  levels?: number;
+  /** PFEC_* bits of the access (default 0, a supervisor read). */
+  access?: number;
+  /** Whether a frame on the path may be used (default: it is inside RAM). */
+  owns?: (frame: number) => boolean;
+}
+
+/**
+ * A reference walk of guest tables written with no shared code from @hyperlab/paging (no
+ * caches, no A/D): the address the hardware reaches, or -1 where it would fault or a frame on
+ * the path is not the guest's. Superpages at levels 2 and 3 are followed.
+ */
+export function refWalk(ram: Ram, cr3: number, va: number, options: RefWalkOptions = {}): number {
+  const levels = options.levels ?? 4;
+  const access = options.access ?? 0;
+  const owns = options.owns ?? ((f: number) => f < ram.nrFrames);
+  let table = cr3;
+  let rw = PTE_RW;
+  let us = PTE_US;
+  let nx = 0;
+  for (let L = levels; L >= 1; L--) {
+    if (!(table < ram.nrFrames && owns(table))) return -1;
+    const a = table * 4096 + (Math.floor(va / 2 ** (12 + 9 * (L - 1))) % 512) * 8;
+    const lo = ram.read64lo(a);
+    const hi = ram.read64hi(a);
+    if ((lo & PTE_P) === 0) return -1;
+    rw &= lo;
+    us &= lo;
+    nx |= hi & PTE_NX_HI;
+    const next = (hi & 0xfffff) * 2 ** 20 + (lo >>> 12);
+    if (L > 1 && (lo & PTE_PSE) !== 0) {
+      const span = 512 ** (L - 1);
+      if (L > 3 || next % span > 1) return -1;
+      table = next - (next % span) + (Math.floor(va / 4096) % span);
+      break;
+    }
+    table = next;
+  }
+  if (!(table < ram.nrFrames && owns(table))) return -1;
+  if ((access & 2) !== 0 && rw === 0) return -1;
+  if ((access & 4) !== 0 && us === 0) return -1;
+  if ((access & 16) !== 0 && nx !== 0) return -1;
+  return table * 4096 + (va % 4096);
+}
