@@ -27,6 +27,7 @@ import {
   WalkResult,
   walk,
 } from "@hyperlab/paging";
+import { nativeMmuError } from "./errors";
 
 export interface NativeMmuOptions {
   /** TLB shape per vCPU (paging's Tlb config); the default is paging's Skylake-like TLB. */
@@ -74,8 +75,21 @@ export class NativeMmu implements MmuBackend {
   constructor(hv: Hypervisor, options: NativeMmuOptions = {}) {
     this.ram = hv.machine.ram;
     this.mode = createPagingMode({});
+    if (options === null || typeof options !== "object") {
+      throw nativeMmuError(
+        "NATIVE_BAD_OPTION",
+        "nativeMmuPlugin takes an options object, e.g. nativeMmuPlugin({ tlb: { pwc: false } }).",
+      );
+    }
     const prng = hv.machine.prng.fork("native-mmu");
-    this.tlbs = new CpuTlbs({ random: () => prng.nextU32(), ...(options.tlb ?? {}) });
+    const tlbs = CpuTlbs.fromOption(options.tlb, () => prng.nextU32());
+    if (tlbs === undefined || tlbs.config === null) {
+      throw nativeMmuError(
+        "NATIVE_BAD_OPTION",
+        `nativeMmuPlugin option tlb must be a TlbConfig from @hyperlab/paging (bare metal always has a TLB), got ${String(options.tlb)}.`,
+      );
+    }
+    this.tlbs = tlbs;
   }
 
   /** The vCPU's TLB (created on first use). */

@@ -34,7 +34,6 @@
 import { DOMID_FIRST_RESERVED, DOMID_XEN, EFAULT, EINVAL } from "@hyperlab/abi";
 import {
   type Domain,
-  HyperlabError,
   type Hypervisor,
   type MmuBackend,
   type MmuFault,
@@ -62,6 +61,7 @@ import {
   walkFinish,
   walkStep,
 } from "@hyperlab/paging";
+import { nptMmuError } from "./errors";
 import {
   EXIT_REASON_EPT_MISCONFIG,
   EXIT_REASON_EPT_VIOLATION,
@@ -199,7 +199,7 @@ function newCounts(): NptCounts {
 function cacheSize(name: string, v: number | undefined, dflt: number): number {
   const n = v ?? dflt;
   if (!Number.isInteger(n) || n < 0 || n > 1 << 16 || (n & (n - 1)) !== 0) {
-    throw new HyperlabError(
+    throw nptMmuError(
       "NPT_BAD_OPTION",
       `nptMmu option ${name} must be 0 or a power of two up to 65536, got ${v}.`,
     );
@@ -210,7 +210,7 @@ function cacheSize(name: string, v: number | undefined, dflt: number): number {
 function levels(name: string, v: number | undefined): number {
   const n = v ?? 4;
   if (n !== 4 && n !== 5) {
-    throw new HyperlabError("NPT_BAD_OPTION", `nptMmu option ${name} must be 4 or 5, got ${v}.`);
+    throw nptMmuError("NPT_BAD_OPTION", `nptMmu option ${name} must be 4 or 5, got ${v}.`);
   }
   return n;
 }
@@ -262,7 +262,7 @@ export class NptMmu implements MmuBackend {
 
   constructor(hv: Hypervisor, options: NptMmuOptions = {}) {
     if (options === null || typeof options !== "object") {
-      throw new HyperlabError(
+      throw nptMmuError(
         "NPT_BAD_OPTION",
         "nptMmu takes an options object, e.g. nptMmu({ hostPageSize: '2M' }).",
       );
@@ -274,7 +274,7 @@ export class NptMmu implements MmuBackend {
     this.nestedLevels = levels("nestedLevels", options.nestedLevels);
     const hps = options.hostPageSize ?? "4K";
     if (hps !== "4K" && hps !== "2M" && hps !== "1G") {
-      throw new HyperlabError(
+      throw nptMmuError(
         "NPT_BAD_OPTION",
         `nptMmu option hostPageSize must be "4K", "2M" or "1G", got ${String(hps)}.`,
       );
@@ -286,7 +286,7 @@ export class NptMmu implements MmuBackend {
     const prng = hv.machine.prng.fork("npt-mmu");
     const tlbs = CpuTlbs.fromOption(options.tlb, () => prng.nextU32());
     if (tlbs === undefined) {
-      throw new HyperlabError(
+      throw nptMmuError(
         "NPT_BAD_OPTION",
         `nptMmu option tlb must be a TlbConfig from @hyperlab/paging or false, got ${String(options.tlb)}.`,
       );
@@ -708,7 +708,7 @@ export class NptMmu implements MmuBackend {
    */
   zapGfn(d: Domain, gfn: number): boolean {
     if (!Number.isInteger(gfn) || gfn < 0 || gfn >= 2 ** 40) {
-      throw new HyperlabError("NPT_BAD_GFN", `zapGfn needs a whole gfn below 2^40, got ${gfn}.`);
+      throw nptMmuError("NPT_BAD_GFN", `zapGfn needs a whole gfn below 2^40, got ${gfn}.`);
     }
     const a = this.findLeaf(d.domid, gfn);
     if (a < 0 || (this.ram.read64lo(a) & VMX_EPT_RWX_MASK) === 0) return false;
@@ -819,7 +819,7 @@ export class NptMmu implements MmuBackend {
       return;
     }
     if (type !== VMX_EPT_EXTENT_CONTEXT || d === undefined) {
-      throw new HyperlabError(
+      throw nptMmuError(
         "NPT_BAD_INVEPT",
         `invept takes VMX_EPT_EXTENT_CONTEXT with a domain or VMX_EPT_EXTENT_GLOBAL, got type ${type}${d === undefined ? " without a domain" : ""}.`,
       );
@@ -843,7 +843,7 @@ export class NptMmu implements MmuBackend {
       return;
     }
     if (vcpu === undefined) {
-      throw new HyperlabError(
+      throw nptMmuError(
         "NPT_BAD_INVVPID",
         `invvpid type ${type} needs the vCPU whose VPID to flush.`,
       );
@@ -851,7 +851,7 @@ export class NptMmu implements MmuBackend {
     const tlb = this.tlbs.peek(vcpu.uid);
     if (type === VMX_VPID_EXTENT_INDIVIDUAL_ADDR) {
       if (typeof va !== "number" || !Number.isInteger(va) || va < 0) {
-        throw new HyperlabError(
+        throw nptMmuError(
           "NPT_BAD_INVVPID",
           `invvpid individual-address needs a whole va >= 0, got ${va}.`,
         );
@@ -870,7 +870,7 @@ export class NptMmu implements MmuBackend {
       tlb?.flushNonGlobal();
       return;
     }
-    throw new HyperlabError(
+    throw nptMmuError(
       "NPT_BAD_INVVPID",
       `invvpid type must be one of VMX_VPID_EXTENT_* (0..3), got ${type}.`,
     );

@@ -96,6 +96,7 @@ import {
   WalkResult,
   walk,
 } from "@hyperlab/paging";
+import { pvMmuError } from "./errors";
 import { M2p } from "./m2p";
 import { PTE_MFN_HI_MASK, splitU64 } from "./pte";
 import { PvPageTables, xsmTarget } from "./pv-mmu";
@@ -244,7 +245,17 @@ export class PvMmu implements MmuBackend {
     this.m2p = new M2p(this.frames, this.ram);
     this.pt.roMptL3 = this.m2p.l3;
     const prng = hv.machine.prng.fork("pv-mmu");
-    this.tlbs = new CpuTlbs({ random: () => prng.nextU32(), ...(options.tlb ?? {}) });
+    const tlbs =
+      options !== null && typeof options === "object"
+        ? CpuTlbs.fromOption(options.tlb, () => prng.nextU32())
+        : undefined;
+    if (tlbs === undefined || tlbs.config === null) {
+      throw pvMmuError(
+        "PV_MMU_BAD_OPTION",
+        `pvMmuPlugin option tlb must be a TlbConfig from @hyperlab/paging (a PV vCPU always has a TLB), got ${String(options?.tlb)}.`,
+      );
+    }
+    this.tlbs = tlbs;
     this.lastFrees = hv.machine.frames.nrFrees;
   }
 

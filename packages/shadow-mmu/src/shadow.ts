@@ -29,7 +29,6 @@
 import { DOMID_XEN, EFAULT, EINVAL } from "@hyperlab/abi";
 import {
   type Domain,
-  HyperlabError,
   type Hypervisor,
   type MmuBackend,
   type MmuFault,
@@ -58,6 +57,7 @@ import {
   walkFinish,
   walkStep,
 } from "@hyperlab/paging";
+import { shadowMmuError } from "./errors";
 import {
   EXIT_REASON_CR_ACCESS,
   EXIT_REASON_EXCEPTION_NMI,
@@ -232,7 +232,7 @@ export class ShadowMmu implements MmuBackend {
 
   constructor(hv: Hypervisor, options: ShadowMmuOptions = {}) {
     if (options === null || typeof options !== "object") {
-      throw new HyperlabError(
+      throw shadowMmuError(
         "SHADOW_BAD_OPTION",
         "shadowMmu takes an options object, e.g. shadowMmu({ tlbEntries: 64 }).",
       );
@@ -240,7 +240,7 @@ export class ShadowMmu implements MmuBackend {
     const prng = hv.machine.prng.fork("shadow-mmu");
     const tlbs = CpuTlbs.fromOption(options.tlb, () => prng.nextU32());
     if (tlbs === undefined) {
-      throw new HyperlabError(
+      throw shadowMmuError(
         "SHADOW_BAD_OPTION",
         `shadowMmu option tlb must be a TlbConfig from @hyperlab/paging or false, got ${String(options.tlb)}.`,
       );
@@ -248,7 +248,7 @@ export class ShadowMmu implements MmuBackend {
     this.tlbs = tlbs;
     const max = options.maxShadowPages ?? 16384;
     if (!Number.isInteger(max) || max < 8) {
-      throw new HyperlabError(
+      throw shadowMmuError(
         "SHADOW_BAD_OPTION",
         `shadowMmu option maxShadowPages must be a whole number >= 8, got ${options.maxShadowPages}.`,
       );
