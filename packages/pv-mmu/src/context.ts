@@ -15,7 +15,12 @@ import type { Domain, FrameTable, Hypervisor, MmuFault, Vcpu } from "@hyperlab/c
 import type { Ram } from "@hyperlab/machine";
 import type { M2p } from "./m2p";
 import type { PvPageTables } from "./pv-mmu";
-import { HYPERVISOR_VIRT_END_48, HYPERVISOR_VIRT_START_48, VA_LIMIT } from "./xen";
+import {
+  HYPERVISOR_VIRT_END_48,
+  HYPERVISOR_VIRT_START_48,
+  MMU_UPDATE_PREEMPTED,
+  VA_LIMIT,
+} from "./xen";
 
 /** Per-vCPU PV state this package keeps. */
 export interface PvVcpu {
@@ -105,4 +110,33 @@ export function anyDomain(ctx: PvMmuContext, v: Vcpu, domid: unknown): Domain | 
   if (domid === DOMID_SELF) return v.domain;
   const d = ctx.hv.domain(domid);
   return d === undefined || d.state === "dead" ? undefined : d;
+}
+
+/** A batched hypercall's prologue, read by readBatch. */
+export interface Batch {
+  count: number;
+  foreigndom: number;
+  /** Requests already done: the guest's `pdone` when it resumes a preempted batch, else 0. */
+  done: number;
+}
+
+/**
+ * The prologue of do_mmu_update and do_mmuext_op: `count` and `foreigndom` are C unsigned
+ * ints, and a count with MMU_UPDATE_PREEMPTED set resumes a preempted batch at `pdone`.
+ * False when a word is not a C unsigned int (the caller answers -EFAULT).
+ */
+export function readBatch(
+  a: { count: number; foreigndom: number; pdone?: number },
+  out: Batch,
+): boolean {
+  if (!isU32(a.count) || !isU32(a.foreigndom)) return false;
+  let count = a.count >>> 0;
+  out.done = 0;
+  if ((count & MMU_UPDATE_PREEMPTED) !== 0) {
+    count = (count & ~MMU_UPDATE_PREEMPTED) >>> 0;
+    if (typeof a.pdone === "number" && a.pdone >>> 0 === a.pdone) out.done = a.pdone;
+  }
+  out.count = count;
+  out.foreigndom = a.foreigndom >>> 0;
+  return true;
 }

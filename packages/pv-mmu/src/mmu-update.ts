@@ -38,12 +38,14 @@ import {
   PGT_writable_page,
   type Vcpu,
 } from "@hyperlab/core";
-import type { PvMmuContext } from "./context";
-import { getPgOwner, isU32, TWO_20, vcpusOf } from "./context";
+import { type Batch, type PvMmuContext, readBatch } from "./context";
+
+const batch: Batch = { count: 0, foreigndom: 0, done: 0 };
+
+import { getPgOwner, TWO_20, vcpusOf } from "./context";
 import { splitU64 } from "./pte";
 import * as ptwr from "./ptwr";
 import { xsmTarget } from "./pv-mmu";
-import { MMU_UPDATE_PREEMPTED } from "./xen";
 
 /** One mmu_update request (struct mmu_update): `ptr` with the MMU_* command in bits 0..1, `val`. */
 export interface MmuUpdate {
@@ -75,15 +77,10 @@ const scratch2 = { lo: 0, hi: 0 };
 
 /** HYPERVISOR_mmu_update (Xen's do_mmu_update). */
 export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number {
-  let count = a.count;
-  if (!isU32(count) || !isU32(a.foreigndom)) return -EFAULT;
-  count >>>= 0;
-  const foreigndom = a.foreigndom >>> 0;
-  let done = 0;
-  if ((count & MMU_UPDATE_PREEMPTED) !== 0) {
-    count = (count & ~MMU_UPDATE_PREEMPTED) >>> 0;
-    if (typeof a.pdone === "number" && a.pdone >>> 0 === a.pdone) done = a.pdone;
-  }
+  if (!readBatch(a, batch)) return -EFAULT;
+  const count = batch.count;
+  const foreigndom = batch.foreigndom;
+  const done = batch.done;
   const ureqs = a.ureqs;
   const packed = ureqs instanceof Uint32Array;
   if (packed ? ureqs.length < count * 4 : !Array.isArray(ureqs) || ureqs.length < count)

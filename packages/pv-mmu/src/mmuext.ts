@@ -44,10 +44,12 @@ import {
   PGT_writable_page,
   type Vcpu,
 } from "@hyperlab/core";
-import type { PvMmuContext } from "./context";
-import { addrOk, getPgOwner, isU32, vcpusOf } from "./context";
+import { type Batch, type PvMmuContext, readBatch } from "./context";
+
+const batch: Batch = { count: 0, foreigndom: 0, done: 0 };
+
+import { addrOk, getPgOwner, vcpusOf } from "./context";
 import { xsmTarget } from "./pv-mmu";
-import { MMU_UPDATE_PREEMPTED } from "./xen";
 
 /** struct mmuext_op. `vcpumask` is a bitmap in 32-bit words (bit i of word j = vCPU 32j+i). */
 export interface MmuextOp {
@@ -65,15 +67,10 @@ export interface MmuextOpArgs {
 
 /** HYPERVISOR_mmuext_op (Xen's do_mmuext_op). */
 export function mmuextOp(ctx: PvMmuContext, v: Vcpu, a: MmuextOpArgs): number {
-  let count = a.count;
-  if (!isU32(count) || !isU32(a.foreigndom)) return -EFAULT;
-  count >>>= 0;
-  const foreigndom = a.foreigndom >>> 0;
-  let done = 0;
-  if ((count & MMU_UPDATE_PREEMPTED) !== 0) {
-    count = (count & ~MMU_UPDATE_PREEMPTED) >>> 0;
-    if (typeof a.pdone === "number" && a.pdone >>> 0 === a.pdone) done = a.pdone;
-  }
+  if (!readBatch(a, batch)) return -EFAULT;
+  const count = batch.count;
+  const foreigndom = batch.foreigndom;
+  const done = batch.done;
   const uops = a.uops;
   if (!Array.isArray(uops) || uops.length < count) return -EFAULT;
   const currd = v.domain;
