@@ -41,6 +41,7 @@ export {
   type Slots,
   type TraceEvent,
 } from "./hypervisor";
+export { type CountStat, countGauges, defineMmuPlugin, type MmuPluginSpec } from "./mmu-plugin";
 export {
   type PluginShape,
   type Resolution,

@@ -15,26 +15,19 @@
  * the fast path counts it as exactly that hit (first-level lookup and hit) without
  * searching. Every flush, and every other translation, moves or clears `fast*`.
  */
-import {
-  type Hypervisor,
-  type MmuBackend,
-  type MmuFault,
-  PFEC_user_mode,
-  PFEC_write_access,
-  type Vcpu,
-} from "@hyperlab/core";
+import type { Hypervisor, MmuBackend, MmuFault, Vcpu } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
 import {
+  CpuTlbs,
   createPagingMode,
   type PagingMode,
-  PERM_DIRTY,
-  PERM_RW,
-  PERM_USER,
-  Tlb,
+  type Tlb,
   type TlbConfig,
+  tlbGrants,
   WalkResult,
   walk,
 } from "@hyperlab/paging";
+import { nativeMmuError } from "./errors";
 
 export interface NativeMmuOptions {
   /** TLB shape per vCPU (paging's Tlb config); the default is paging's Skylake-like TLB. */
@@ -71,8 +64,7 @@ export class NativeMmu implements MmuBackend {
   private readonly ram: Ram;
   private readonly mode: PagingMode;
   private readonly out = new WalkResult();
-  private readonly tlbs: (Tlb | undefined)[] = [];
-  private readonly tlbConfig: TlbConfig;
+  private readonly tlbs: CpuTlbs;
   private fastUid = -1;
   /** Base VA of the remembered page (-1: none) and its machine address. */
   private fastBase = -1;
@@ -83,25 +75,38 @@ export class NativeMmu implements MmuBackend {
   constructor(hv: Hypervisor, options: NativeMmuOptions = {}) {
     this.ram = hv.machine.ram;
     this.mode = createPagingMode({});
+    if (options === null || typeof options !== "object") {
+      throw nativeMmuError(
+        "NATIVE_BAD_OPTION",
+        "nativeMmuPlugin takes an options object, e.g. nativeMmuPlugin({ tlb: { pwc: false } }).",
+      );
+    }
     const prng = hv.machine.prng.fork("native-mmu");
-    this.tlbConfig = { random: () => prng.nextU32(), ...(options.tlb ?? {}) };
+    const tlbs = CpuTlbs.fromOption(options.tlb, () => prng.nextU32());
+    if (tlbs === undefined || tlbs.config === null) {
+      throw nativeMmuError(
+        "NATIVE_BAD_OPTION",
+        `nativeMmuPlugin option tlb must be a TlbConfig from @hyperlab/paging (bare metal always has a TLB), got ${String(options.tlb)}.`,
+      );
+    }
+    this.tlbs = tlbs;
   }
 
   /** The vCPU's TLB (created on first use). */
   tlbOf(v: Vcpu): Tlb {
-    let t = this.tlbs[v.uid];
-    if (t === undefined) {
-      t = new Tlb(this.tlbConfig);
-      this.tlbs[v.uid] = t;
-    }
-    return t;
+    return this.tlbs.get(v.uid);
   }
 
   translate(v: Vcpu, va: number, access: number): number {
     const c = this.counts;
     c.translations++;
     const off = va - this.fastBase;
-    if (off >= 0 && off < 4096 && v.uid === this.fastUid && allows(this.fastPerms, access)) {
+    if (
+      off >= 0 &&
+      off < 4096 &&
+      v.uid === this.fastUid &&
+      tlbGrants(this.fastPerms, access, this.mode)
+    ) {
       // Paging's Tlb counters: level 0's lookups at [0], hits at [1].
       const tc = this.fastCounters;
       tc[0]++;
@@ -109,11 +114,11 @@ export class NativeMmu implements MmuBackend {
       c.tlbHits++;
       return this.fastMa + off;
     }
-    const tlb = this.tlbs[v.uid] ?? this.tlbOf(v);
+    const tlb = this.tlbs.get(v.uid);
     if (tlb.lookup(va, 0)) {
       const p = tlb.hitPerms;
       this.remember(v, tlb, va, tlb.hitMfn, p);
-      if (allows(p, access)) {
+      if (tlbGrants(p, access, this.mode)) {
         c.tlbHits++;
         return tlb.hitMfn * 4096 + (va % 4096);
       }
@@ -168,12 +173,4 @@ export class NativeMmu implements MmuBackend {
     this.counts.invlpgs++;
     this.tlbOf(v).invlpg(va, 0);
   }
-}
-
-/** Whether PERM_* rights allow an access: user needs USER; a write needs RW and a dirty leaf (else the walk sets D). */
-function allows(p: number, access: number): boolean {
-  return (
-    ((access & PFEC_user_mode) === 0 || (p & PERM_USER) !== 0) &&
-    ((access & PFEC_write_access) === 0 || (p & (PERM_RW | PERM_DIRTY)) === (PERM_RW | PERM_DIRTY))
-  );
 }

@@ -1,3 +1,4 @@
+export type { NptMmuError, NptMmuErrorCode } from "./errors";
 export {
   type HostPageSize,
   type NptCounts,

@@ -34,7 +34,6 @@
 import { DOMID_FIRST_RESERVED, DOMID_XEN, EFAULT, EINVAL } from "@hyperlab/abi";
 import {
   type Domain,
-  HyperlabError,
   type Hypervisor,
   type MmuBackend,
   type MmuFault,
@@ -47,21 +46,22 @@ import {
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
 import {
+  CpuTlbs,
   createPagingMode,
   type PagingMode,
-  PERM_DIRTY,
-  PERM_NX,
   PERM_RW,
   PERM_USER,
   STEP_LEAF,
   STEP_TABLE,
-  Tlb,
+  type Tlb,
   type TlbConfig,
+  tlbGrants,
   WalkResult,
   walkBegin,
   walkFinish,
   walkStep,
 } from "@hyperlab/paging";
+import { nptMmuError } from "./errors";
 import {
   EXIT_REASON_EPT_MISCONFIG,
   EXIT_REASON_EPT_VIOLATION,
@@ -199,7 +199,7 @@ function newCounts(): NptCounts {
 function cacheSize(name: string, v: number | undefined, dflt: number): number {
   const n = v ?? dflt;
   if (!Number.isInteger(n) || n < 0 || n > 1 << 16 || (n & (n - 1)) !== 0) {
-    throw new HyperlabError(
+    throw nptMmuError(
       "NPT_BAD_OPTION",
       `nptMmu option ${name} must be 0 or a power of two up to 65536, got ${v}.`,
     );
@@ -210,19 +210,9 @@ function cacheSize(name: string, v: number | undefined, dflt: number): number {
 function levels(name: string, v: number | undefined): number {
   const n = v ?? 4;
   if (n !== 4 && n !== 5) {
-    throw new HyperlabError("NPT_BAD_OPTION", `nptMmu option ${name} must be 4 or 5, got ${v}.`);
+    throw nptMmuError("NPT_BAD_OPTION", `nptMmu option ${name} must be 4 or 5, got ${v}.`);
   }
   return n;
-}
-
-/** Whether a TLB entry's PERM_* rights allow an access (PFEC_* bits; CR0.WP set). */
-function allows(perms: number, access: number): boolean {
-  return (
-    ((access & PFEC_write_access) === 0 ||
-      (perms & (PERM_RW | PERM_DIRTY)) === (PERM_RW | PERM_DIRTY)) &&
-    ((access & PFEC_user_mode) === 0 || (perms & PERM_USER) !== 0) &&
-    ((access & PFEC_insn_fetch) === 0 || (perms & PERM_NX) === 0)
-  );
 }
 
 /** The nested-paging MMU backend: fills core's `mmu` slot. */
@@ -248,8 +238,7 @@ export class NptMmu implements MmuBackend {
   private readonly out = new WalkResult();
 
   // Combined TLB and guest structure caches: paging's Tlb, one per vCPU (by uid).
-  private readonly tlbConfig: TlbConfig | null;
-  private readonly tlbs: (Tlb | undefined)[] = [];
+  private readonly tlbs: CpuTlbs;
   // Nested paging-structure caches: per pCPU, per nested level 1..m-1.
   private readonly npwcSize: number;
   private readonly npwcTag: Float64Array;
@@ -273,7 +262,7 @@ export class NptMmu implements MmuBackend {
 
   constructor(hv: Hypervisor, options: NptMmuOptions = {}) {
     if (options === null || typeof options !== "object") {
-      throw new HyperlabError(
+      throw nptMmuError(
         "NPT_BAD_OPTION",
         "nptMmu takes an options object, e.g. nptMmu({ hostPageSize: '2M' }).",
       );
@@ -285,7 +274,7 @@ export class NptMmu implements MmuBackend {
     this.nestedLevels = levels("nestedLevels", options.nestedLevels);
     const hps = options.hostPageSize ?? "4K";
     if (hps !== "4K" && hps !== "2M" && hps !== "1G") {
-      throw new HyperlabError(
+      throw nptMmuError(
         "NPT_BAD_OPTION",
         `nptMmu option hostPageSize must be "4K", "2M" or "1G", got ${String(hps)}.`,
       );
@@ -294,19 +283,15 @@ export class NptMmu implements MmuBackend {
     this.vpid = options.vpid ?? true;
     this.mode = createPagingMode({ levels: this.guestLevels as 4 | 5 });
     this.vaLimit = Math.min(this.mode.vaLimit, NUMBER_VA_LIMIT);
-    const tlb = options.tlb;
-    if (tlb === false) {
-      this.tlbConfig = null;
-    } else if (tlb === undefined || (typeof tlb === "object" && tlb !== null)) {
-      const prng = hv.machine.prng.fork("npt-mmu");
-      this.tlbConfig = { random: () => prng.nextU32(), ...(tlb ?? {}) };
-      new Tlb(this.tlbConfig); // a bad configuration throws paging's typed error now, not later
-    } else {
-      throw new HyperlabError(
+    const prng = hv.machine.prng.fork("npt-mmu");
+    const tlbs = CpuTlbs.fromOption(options.tlb, () => prng.nextU32());
+    if (tlbs === undefined) {
+      throw nptMmuError(
         "NPT_BAD_OPTION",
-        `nptMmu option tlb must be a TlbConfig from @hyperlab/paging or false, got ${String(tlb)}.`,
+        `nptMmu option tlb must be a TlbConfig from @hyperlab/paging or false, got ${String(options.tlb)}.`,
       );
     }
+    this.tlbs = tlbs;
     const np = Math.max(1, hv.machine.cpus.length);
     this.lastOnPcpu = new Int32Array(np).fill(-1);
     const m = this.nestedLevels;
@@ -337,13 +322,7 @@ export class NptMmu implements MmuBackend {
 
   /** The vCPU's combined TLB (paging's Tlb, with the guest structure caches as its pwc), or null without one. */
   tlbOf(vcpu: Vcpu): Tlb | null {
-    if (this.tlbConfig === null) return null;
-    let t = this.tlbs[vcpu.uid];
-    if (t === undefined) {
-      t = new Tlb(this.tlbConfig);
-      this.tlbs[vcpu.uid] = t;
-    }
-    return t;
+    return this.tlbs.of(vcpu.uid);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -353,7 +332,7 @@ export class NptMmu implements MmuBackend {
     const uid = vcpu.uid;
     if (uid >= this.lastCr3.length) this.growVcpus(uid);
     const p = vcpu.processor;
-    const tlb = this.tlbs[uid] ?? this.tlbOf(vcpu);
+    const tlb = this.tlbs.of(uid);
     if (!this.vpid && this.lastOnPcpu[p] !== uid) {
       // Without VPID, entering another vCPU on this pCPU left nothing of ours behind.
       this.lastOnPcpu[p] = uid;
@@ -362,7 +341,7 @@ export class NptMmu implements MmuBackend {
     }
     if (vcpu.cr3Mfn !== this.lastCr3[uid]) this.cr3Loaded(vcpu);
     const vpn = Math.floor(va / 4096);
-    if (tlb?.lookup(va, 0) && allows(tlb.hitPerms, access)) {
+    if (tlb?.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, this.mode)) {
       this.counts.tlbHits++;
       return tlb.hitMfn * 4096 + (va - vpn * 4096);
     }
@@ -729,7 +708,7 @@ export class NptMmu implements MmuBackend {
    */
   zapGfn(d: Domain, gfn: number): boolean {
     if (!Number.isInteger(gfn) || gfn < 0 || gfn >= 2 ** 40) {
-      throw new HyperlabError("NPT_BAD_GFN", `zapGfn needs a whole gfn below 2^40, got ${gfn}.`);
+      throw nptMmuError("NPT_BAD_GFN", `zapGfn needs a whole gfn below 2^40, got ${gfn}.`);
     }
     const a = this.findLeaf(d.domid, gfn);
     if (a < 0 || (this.ram.read64lo(a) & VMX_EPT_RWX_MASK) === 0) return false;
@@ -817,13 +796,13 @@ export class NptMmu implements MmuBackend {
   private cr3Loaded(vcpu: Vcpu): void {
     this.lastCr3[vcpu.uid] = vcpu.cr3Mfn;
     this.counts.guestCr3Loads++;
-    this.tlbs[vcpu.uid]?.flushNonGlobal();
+    this.tlbs.peek(vcpu.uid)?.flushNonGlobal();
   }
 
   /** A guest INVLPG: no exit with EPT and VPID; the address's entries (global too) go. */
   flushOne(vcpu: Vcpu, va: number): void {
     this.counts.guestInvlpg++;
-    if (Number.isFinite(va)) this.tlbs[vcpu.uid]?.invlpg(va, 0);
+    if (Number.isFinite(va)) this.tlbs.peek(vcpu.uid)?.invlpg(va, 0);
   }
 
   /**
@@ -834,20 +813,20 @@ export class NptMmu implements MmuBackend {
   invept(type: number, d?: Domain): void {
     if (type === VMX_EPT_EXTENT_GLOBAL) {
       this.counts.invept++;
-      for (const t of this.tlbs) t?.flushAll();
+      this.tlbs.flushAll();
       this.npwcDom.fill(-1);
       this.ntlbDom.fill(-1);
       return;
     }
     if (type !== VMX_EPT_EXTENT_CONTEXT || d === undefined) {
-      throw new HyperlabError(
+      throw nptMmuError(
         "NPT_BAD_INVEPT",
         `invept takes VMX_EPT_EXTENT_CONTEXT with a domain or VMX_EPT_EXTENT_GLOBAL, got type ${type}${d === undefined ? " without a domain" : ""}.`,
       );
     }
     this.counts.invept++;
     const dom = d.domid;
-    for (const v of d.vcpus) this.tlbs[v.uid]?.flushAll();
+    for (const v of d.vcpus) this.tlbs.peek(v.uid)?.flushAll();
     for (let i = 0; i < this.npwcDom.length; i++) if (this.npwcDom[i] === dom) this.npwcDom[i] = -1;
     for (let i = 0; i < this.ntlbDom.length; i++) if (this.ntlbDom[i] === dom) this.ntlbDom[i] = -1;
   }
@@ -860,19 +839,19 @@ export class NptMmu implements MmuBackend {
   invvpid(type: number, vcpu?: Vcpu, va?: number): void {
     if (type === VMX_VPID_EXTENT_ALL_CONTEXT) {
       this.counts.invvpid++;
-      for (const t of this.tlbs) t?.flushAll();
+      this.tlbs.flushAll();
       return;
     }
     if (vcpu === undefined) {
-      throw new HyperlabError(
+      throw nptMmuError(
         "NPT_BAD_INVVPID",
         `invvpid type ${type} needs the vCPU whose VPID to flush.`,
       );
     }
-    const tlb = this.tlbs[vcpu.uid];
+    const tlb = this.tlbs.peek(vcpu.uid);
     if (type === VMX_VPID_EXTENT_INDIVIDUAL_ADDR) {
       if (typeof va !== "number" || !Number.isInteger(va) || va < 0) {
-        throw new HyperlabError(
+        throw nptMmuError(
           "NPT_BAD_INVVPID",
           `invvpid individual-address needs a whole va >= 0, got ${va}.`,
         );
@@ -891,7 +870,7 @@ export class NptMmu implements MmuBackend {
       tlb?.flushNonGlobal();
       return;
     }
-    throw new HyperlabError(
+    throw nptMmuError(
       "NPT_BAD_INVVPID",
       `invvpid type must be one of VMX_VPID_EXTENT_* (0..3), got ${type}.`,
     );

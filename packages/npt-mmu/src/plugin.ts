@@ -2,7 +2,7 @@
  * The npt-mmu plugin: fills core's `mmu` slot with nested paging, and `nptMmu` with the
  * full backend (host operations: INVEPT, INVVPID, zapGfn; the guest's guestStore).
  */
-import { definePlugin, type Plugin } from "@hyperlab/core";
+import { type CountStat, defineMmuPlugin, type Plugin } from "@hyperlab/core";
 import { type NptCounts, NptMmu, type NptMmuOptions } from "./npt";
 import { VMX_EXIT_REASON_NAMES } from "./vmx";
 
@@ -13,7 +13,7 @@ declare module "@hyperlab/core" {
   }
 }
 
-const STATS: [keyof NptCounts, string, string, string][] = [
+const STATS: readonly CountStat<keyof NptCounts>[] = [
   ["tlbHits", "tlb_hits", "translations", "translations served by the combined TLB"],
   ["tlbMisses", "tlb_misses", "translations", "translations that missed the combined TLB"],
   ["walks", "walks", "walks", "two-dimensional walks started (retries after an exit count again)"],
@@ -56,25 +56,15 @@ const STATS: [keyof NptCounts, string, string, string][] = [
 
 /** KVM-style nested paging (EPT/NPT) as a plugin for core's `mmu` slot. */
 export function nptMmu(options: NptMmuOptions = {}): Plugin {
-  return definePlugin({
+  return defineMmuPlugin({
     name: "npt-mmu",
     description:
       "KVM-style nested paging (EPT/NPT): two-dimensional walks, EPT violations, VM exits",
-    provides: ["mmu", "nptMmu"],
-    setup(ctx) {
-      const npt = new NptMmu(ctx.hv, options);
-      const s = ctx.stats;
-      for (const [key, name, unit, description] of STATS) {
-        s.gauge(name, unit, description, () => npt.counts[key]);
-      }
-      for (const [reason, name] of Object.entries(VMX_EXIT_REASON_NAMES)) {
-        s.gauge(`exit_${name}`, "exits", `VM exits with reason ${name}`, () =>
-          npt.exitCount(Number(reason)),
-        );
-      }
-      ctx.provide("mmu", npt);
-      ctx.provide("nptMmu", npt);
-      ctx.onDomainDestroy((d) => npt.domainDestroyed(d));
-    },
+    service: "nptMmu",
+    create: (hv) => new NptMmu(hv, options),
+    counts: (b) => b.counts,
+    stats: STATS,
+    exits: { names: VMX_EXIT_REASON_NAMES, count: (b, reason) => b.exitCount(reason) },
+    domainDestroyed: (b, d) => b.domainDestroyed(d),
   });
 }

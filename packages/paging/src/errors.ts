@@ -12,7 +12,8 @@ export type PagingErrorCode =
   | "PAGING_BAD_MFN"
   | "PAGING_BAD_VA"
   | "PAGING_BAD_PAGE_SIZE"
-  | "TLB_BAD_CONFIG";
+  | "TLB_BAD_CONFIG"
+  | "TLB_BAD_CPU";
 
 /** An API misuse of @hyperlab/paging: `code` says which, the message says what to do. */
 export class PagingError extends Error {

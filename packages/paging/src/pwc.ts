@@ -13,7 +13,19 @@
 
 import { AssocArray, type AssocConfig } from "./assoc";
 import { LEVEL_PAGE_SIZE, pteMfn } from "./entry";
-import type { WalkResult } from "./walker";
+
+/**
+ * What `fill` reads of a successful walk (a WalkResult has it): the levels it read and, per
+ * level, the entry and the rights accumulated down to it. Declared here, not imported from
+ * the walker, so that the walker may use the caches without an import circle.
+ */
+export interface PwcFillSource {
+  readonly startLevel: number;
+  readonly leafLevel: number;
+  readonly entryLo: Uint32Array;
+  readonly entryHi: Uint32Array;
+  readonly levelPerms: Uint16Array;
+}
 
 /** Geometry of the page-walk caches; leave a level out (or null) to have no cache there. */
 export interface PwcConfig {
@@ -97,7 +109,7 @@ export class PageWalkCache {
   }
 
   /** Caches the non-leaf entries a successful walk read (called by `walk`). */
-  fill(va: number, tag: number, out: WalkResult): void {
+  fill(va: number, tag: number, out: PwcFillSource): void {
     for (let level = out.startLevel; level > out.leafLevel; level--) {
       const a = this.caches[level];
       if (a === null) continue;

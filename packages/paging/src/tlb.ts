@@ -13,10 +13,11 @@
  * inserts and INVLPG allocate nothing.
  */
 
+import { PERM_GLOBAL } from "./access";
 import { AssocArray, type AssocConfig } from "./assoc";
 import { PagingError } from "./errors";
 import { DEFAULT_PWC_CONFIG, PageWalkCache, type PwcConfig, type PwcStats, pwcStats } from "./pwc";
-import { PERM_GLOBAL, type WalkResult } from "./walker";
+import type { WalkResult } from "./walker";
 
 /** One TLB level: an array per page size; leave a size out (or null) for none. */
 export interface TlbLevelConfig {

@@ -21,30 +21,20 @@
 
 import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_GLOBAL, _PAGE_NX_HI, _PAGE_PSE } from "@hyperlab/abi";
 import { CHUNK_FRAMES, type Ram } from "@hyperlab/machine";
+import {
+  ACCESS_WRITE,
+  accessDenied,
+  faultCode,
+  PERM_DIRTY,
+  PERM_GLOBAL,
+  PERM_NX,
+  PERM_RW,
+  PERM_USER,
+  PFEC_page_present,
+  PFEC_reserved_bit,
+} from "./access";
 import { PAGING_4LEVEL, PAGING_5LEVEL, type PagingLevels, type PagingMode, pteMfn } from "./entry";
 import type { PageWalkCache } from "./pwc";
-
-/** Page-fault error code bits (SDM §4.7; Xen's PFEC_* in asm-x86/processor.h). */
-export const PFEC_page_present = 0x01;
-export const PFEC_write_access = 0x02;
-export const PFEC_user_mode = 0x04;
-export const PFEC_reserved_bit = 0x08;
-export const PFEC_insn_fetch = 0x10;
-
-/** Access kinds for `walk`: the same bits as the error code, OR them together. */
-export const ACCESS_READ = 0;
-export const ACCESS_WRITE = PFEC_write_access;
-export const ACCESS_USER = PFEC_user_mode;
-export const ACCESS_FETCH = PFEC_insn_fetch;
-
-/** Effective permissions of a translation (WalkResult.perms, TLB entries). */
-export const PERM_RW = 0x02;
-export const PERM_USER = 0x04;
-export const PERM_NX = 0x08;
-/** The leaf's D flag is set (a TLB entry without it must walk again on a write). */
-export const PERM_DIRTY = 0x40;
-/** The leaf's G flag is set. */
-export const PERM_GLOBAL = 0x100;
 
 /** Why a walk failed (WalkResult.fault). */
 export const FAULT_NONE = 0;
@@ -154,11 +144,6 @@ export function walkBegin(
   out.totalWalks++;
 }
 
-function faultCode(access: number, mode: PagingMode): number {
-  // I/D is reported only when NX is enabled (SMEP is not modelled).
-  return access & (mode.nxe ? 0x16 : 0x06);
-}
-
 /**
  * One level of a walk: reads entry `index` of the paging structure at machine frame
  * `tableMfn`, which is a level-`level` structure (5 = PML5 .. 1 = PT), checks it and
@@ -227,15 +212,8 @@ export function walkStep(
 export function walkFinish(ram: Ram, mode: PagingMode, out: WalkResult): boolean {
   const access = out.access;
   const p = out.perms;
-  let deny: boolean;
-  if ((access & ACCESS_USER) !== 0) {
-    deny = (p & PERM_USER) === 0 || ((access & ACCESS_WRITE) !== 0 && (p & PERM_RW) === 0);
-  } else {
-    deny = (access & ACCESS_WRITE) !== 0 && mode.wp && (p & PERM_RW) === 0;
-  }
-  if ((access & ACCESS_FETCH) !== 0 && (p & PERM_NX) !== 0) deny = true;
   const leaf = out.leafLevel;
-  if (deny) {
+  if (accessDenied(p, access, mode)) {
     out.fault = FAULT_PROTECTION;
     out.errorCode = faultCode(access, mode) | PFEC_page_present;
     out.faultLevel = deniedLevel(out, mode);
@@ -296,14 +274,8 @@ function deniedLevel(out: WalkResult, mode: PagingMode): number {
   for (let level = out.startLevel; level >= out.leafLevel; level--) {
     const lo = out.entryLo[level];
     const hi = out.entryHi[level];
-    if ((access & ACCESS_USER) !== 0 && (lo & PERM_USER) === 0) return level;
-    if (
-      (access & ACCESS_WRITE) !== 0 &&
-      ((access & ACCESS_USER) !== 0 || mode.wp) &&
-      (lo & PERM_RW) === 0
-    )
-      return level;
-    if ((access & ACCESS_FETCH) !== 0 && mode.nxe && (hi & _PAGE_NX_HI) !== 0) return level;
+    const own = (lo & RW_US) | (mode.nxe && (hi & _PAGE_NX_HI) !== 0 ? PERM_NX : 0);
+    if (accessDenied(own, access, mode)) return level;
   }
   // Denied by rights above the start level (a page-walk-cache entry's).
   return out.pwcLevel;
@@ -413,26 +385,4 @@ export function walk(
 /** The frame number an entry read during the last walk points to (level 1-5). */
 export function walkEntryMfn(out: WalkResult, level: number): number {
   return pteMfn(out.entryLo[level], out.entryHi[level]);
-}
-
-/** checkAccess's answer for a write through a translation whose leaf is not yet dirty. */
-export const ACCESS_NEEDS_WALK = -1;
-
-/**
- * What the CPU does with cached rights (a TLB hit's `hitPerms`, or WalkResult.perms) for
- * `access` under `mode`: 0 when the access may proceed; ACCESS_NEEDS_WALK for an allowed
- * write whose leaf is not dirty (walk again so the walk sets D, as hardware does); otherwise
- * the #PF error code of the protection fault (PFEC_page_present set). Allocates nothing.
- */
-export function checkAccess(perms: number, access: number, mode: PagingMode): number {
-  let deny: boolean;
-  if ((access & ACCESS_USER) !== 0) {
-    deny = (perms & PERM_USER) === 0 || ((access & ACCESS_WRITE) !== 0 && (perms & PERM_RW) === 0);
-  } else {
-    deny = (access & ACCESS_WRITE) !== 0 && mode.wp && (perms & PERM_RW) === 0;
-  }
-  if ((access & ACCESS_FETCH) !== 0 && (perms & PERM_NX) !== 0) deny = true;
-  if (deny) return faultCode(access, mode) | PFEC_page_present;
-  if ((access & ACCESS_WRITE) !== 0 && (perms & PERM_DIRTY) === 0) return ACCESS_NEEDS_WALK;
-  return 0;
 }

@@ -17,7 +17,8 @@ import {
   SIF_PRIVILEGED,
   start_info_x86_64,
 } from "@hyperlab/abi";
-import { type Domain, HyperlabError, type Hypervisor, PGT_l4_page_table } from "@hyperlab/core";
+import { type Domain, type Hypervisor, PGT_l4_page_table } from "@hyperlab/core";
+import { pvMmuError } from "./errors";
 import { _PAGE_GUEST_KERNEL_HI } from "./pte";
 import type { PvMmu } from "./service";
 import { HYPERVISOR_VIRT_END_48, HYPERVISOR_VIRT_START_48, VA_LIMIT } from "./xen";
@@ -100,26 +101,26 @@ export function buildPvDomain(hv: Hypervisor, pv: PvMmu, options: PvBuildOptions
   const d = options.domain;
   const nrPages = options.nrPages;
   if (d.addressSize !== 64) {
-    throw new HyperlabError(
+    throw pvMmuError(
       "PV_BUILD_32BIT",
       `Domain ${d.domid} is 32-bit; this builder makes 64-bit PV guests. Create it with addressSize: 64.`,
     );
   }
   if (!Number.isInteger(nrPages) || nrPages < 1 || nrPages > d.maxPages - d.totPages) {
-    throw new HyperlabError(
+    throw pvMmuError(
       "PV_BUILD_BAD_SIZE",
       `nrPages must be a whole number from 1 to the domain's free allowance (${d.maxPages - d.totPages}), got ${nrPages}. Raise maxPages or ask for fewer pages.`,
     );
   }
   if (d.vcpus[0].cr3Mfn >= 0) {
-    throw new HyperlabError(
+    throw pvMmuError(
       "PV_BUILD_TWICE",
       `Domain ${d.domid} already has page tables. Build a domain once, right after creating it.`,
     );
   }
   const vStart = options.virtBase ?? 0xffff_8000_0000;
   if (!(Number.isInteger(vStart) && vStart % 4096 === 0 && vStart >= 0 && vStart < VA_LIMIT)) {
-    throw new HyperlabError(
+    throw pvMmuError(
       "PV_BUILD_BAD_BASE",
       `virtBase must be a page-aligned 48-bit address, got ${vStart}.`,
     );
@@ -145,14 +146,14 @@ export function buildPvDomain(hv: Hypervisor, pv: PvMmu, options: PvBuildOptions
     vEnd + 4096 > VA_LIMIT ||
     (vStart < HYPERVISOR_VIRT_END_48 && vEnd + 4096 > HYPERVISOR_VIRT_START_48)
   ) {
-    throw new HyperlabError(
+    throw pvMmuError(
       "PV_BUILD_OVERLAPS_XEN",
       "The guest image overlaps Xen's private area (L4 slots 256..271). Choose another virtBase.",
     );
   }
   const nrMapped = (vEnd - vStart) / 4096;
   if (nrMapped > nrPages) {
-    throw new HyperlabError(
+    throw pvMmuError(
       "PV_BUILD_TOO_SMALL",
       `The bootstrap region needs ${nrMapped} pages but the domain gets ${nrPages}. Give it at least ${nrMapped} pages.`,
     );
@@ -165,7 +166,7 @@ export function buildPvDomain(hv: Hypervisor, pv: PvMmu, options: PvBuildOptions
   for (let pfn = 0; pfn < nrPages; pfn++) {
     const mfn = hv.allocDomainPages(d, 0);
     if (mfn < 0) {
-      throw new HyperlabError(
+      throw pvMmuError(
         "PV_BUILD_NO_MEMORY",
         `The machine ran out of frames after ${pfn} of ${nrPages} pages. Give the machine more RAM.`,
       );

@@ -1,4 +1,5 @@
 export { buildPvDomain, type PvBuildOptions, type PvBuildResult } from "./builder";
+export type { PvMmuError, PvMmuErrorCode } from "./errors";
 export { PvGrantMapping } from "./grant-mapping";
 export { M2p } from "./m2p";
 export { pvGrantMapping, pvMmuPlugin } from "./plugin";

@@ -9,8 +9,9 @@
  */
 
 import { _PAGE_ACCESSED, _PAGE_NX_HI, _PAGE_PRESENT, _PAGE_USER, DOMID_XEN } from "@hyperlab/abi";
-import { type FrameTable, HyperlabError } from "@hyperlab/core";
+import type { FrameTable } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
+import { pvMmuError } from "./errors";
 
 const TWO_20 = 0x10_0000;
 const TWO_32 = 0x1_0000_0000;
@@ -35,7 +36,7 @@ export class M2p {
     const take = (): number => {
       const mfn = frames.allocate(DOMID_XEN, 0);
       if (mfn < 0) {
-        throw new HyperlabError(
+        throw pvMmuError(
           "PV_MMU_NO_MEMORY_FOR_M2P",
           `The machine has no free frame left for Xen's M2P table (${nData} data frames needed). Give the machine more RAM.`,
         );

@@ -1,3 +1,4 @@
+export type { ShadowMmuError, ShadowMmuErrorCode } from "./errors";
 export { shadowMmu } from "./plugin";
 export {
   type ShadowCounts,

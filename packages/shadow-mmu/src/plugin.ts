@@ -2,7 +2,7 @@
  * The shadow-mmu plugin: fills core's `mmu` slot with shadow paging, and `shadowMmu` with
  * the full backend (the guest's guestStore, introspection).
  */
-import { definePlugin, type Plugin } from "@hyperlab/core";
+import { type CountStat, defineMmuPlugin, type Plugin } from "@hyperlab/core";
 import { type ShadowCounts, ShadowMmu, type ShadowMmuOptions } from "./shadow";
 import { SHADOW_EXIT_REASON_NAMES } from "./vmx";
 
@@ -13,7 +13,7 @@ declare module "@hyperlab/core" {
   }
 }
 
-const STATS: [keyof ShadowCounts, string, string, string][] = [
+const STATS: readonly CountStat<keyof ShadowCounts>[] = [
   ["tlbHits", "tlb_hits", "translations", "translations served by the TLB"],
   ["tlbMisses", "tlb_misses", "translations", "translations that missed the TLB"],
   ["walks", "walks", "walks", "hardware walks of the shadow tables"],
@@ -60,24 +60,14 @@ const STATS: [keyof ShadowCounts, string, string, string][] = [
 
 /** Shadow paging as a plugin for core's `mmu` slot. */
 export function shadowMmu(options: ShadowMmuOptions = {}): Plugin {
-  return definePlugin({
+  return defineMmuPlugin({
     name: "shadow-mmu",
     description: "Shadow paging: write-protected guest page tables propagated into shadow tables",
-    provides: ["mmu", "shadowMmu"],
-    setup(ctx) {
-      const sh = new ShadowMmu(ctx.hv, options);
-      const s = ctx.stats;
-      for (const [key, name, unit, description] of STATS) {
-        s.gauge(name, unit, description, () => sh.counts[key]);
-      }
-      for (const [reason, name] of Object.entries(SHADOW_EXIT_REASON_NAMES)) {
-        s.gauge(`exit_${name}`, "exits", `VM exits with reason ${name}`, () =>
-          sh.exitCount(Number(reason)),
-        );
-      }
-      ctx.provide("mmu", sh);
-      ctx.provide("shadowMmu", sh);
-      ctx.onDomainDestroy((d) => sh.domainDestroyed(d));
-    },
+    service: "shadowMmu",
+    create: (hv) => new ShadowMmu(hv, options),
+    counts: (b) => b.counts,
+    stats: STATS,
+    exits: { names: SHADOW_EXIT_REASON_NAMES, count: (b, reason) => b.exitCount(reason) },
+    domainDestroyed: (b, d) => b.domainDestroyed(d),
   });
 }

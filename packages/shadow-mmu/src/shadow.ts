@@ -29,7 +29,6 @@
 import { DOMID_XEN, EFAULT, EINVAL } from "@hyperlab/abi";
 import {
   type Domain,
-  HyperlabError,
   type Hypervisor,
   type MmuBackend,
   type MmuFault,
@@ -42,21 +41,23 @@ import {
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
 import {
+  CpuTlbs,
   PAGING_4LEVEL,
-  PERM_DIRTY,
   PERM_NX,
   PERM_RW,
   PERM_USER,
   STEP_LEAF,
   STEP_TABLE,
-  Tlb,
+  type Tlb,
   type TlbConfig,
+  tlbGrants,
   WalkResult,
   walk,
   walkBegin,
   walkFinish,
   walkStep,
 } from "@hyperlab/paging";
+import { shadowMmuError } from "./errors";
 import {
   EXIT_REASON_CR_ACCESS,
   EXIT_REASON_EXCEPTION_NMI,
@@ -86,16 +87,6 @@ const ROLE_DIRECT = 0x8;
 const ACC_W = 1;
 const ACC_U = 2;
 const ACC_NX = 4;
-
-/** Whether a TLB entry's PERM_* rights allow an access (PFEC_* bits; CR0.WP set). */
-function allows(perms: number, access: number): boolean {
-  return (
-    ((access & PFEC_write_access) === 0 ||
-      (perms & (PERM_RW | PERM_DIRTY)) === (PERM_RW | PERM_DIRTY)) &&
-    ((access & PFEC_user_mode) === 0 || (perms & PERM_USER) !== 0) &&
-    ((access & PFEC_insn_fetch) === 0 || (perms & PERM_NX) === 0)
-  );
-}
 
 export interface ShadowMmuOptions {
   /**
@@ -209,8 +200,7 @@ export class ShadowMmu implements MmuBackend {
   private readonly hv: Hypervisor;
   private readonly ram: Ram;
   private readonly owner: Int32Array;
-  private readonly tlbConfig: TlbConfig | null;
-  private readonly tlbs: (Tlb | undefined)[] = [];
+  private readonly tlbs: CpuTlbs;
   private readonly out = new WalkResult();
   private readonly gout = new WalkResult();
 
@@ -242,27 +232,23 @@ export class ShadowMmu implements MmuBackend {
 
   constructor(hv: Hypervisor, options: ShadowMmuOptions = {}) {
     if (options === null || typeof options !== "object") {
-      throw new HyperlabError(
+      throw shadowMmuError(
         "SHADOW_BAD_OPTION",
         "shadowMmu takes an options object, e.g. shadowMmu({ tlbEntries: 64 }).",
       );
     }
-    const tlb = options.tlb;
-    if (tlb === false) {
-      this.tlbConfig = null;
-    } else if (tlb === undefined || (typeof tlb === "object" && tlb !== null)) {
-      const prng = hv.machine.prng.fork("shadow-mmu");
-      this.tlbConfig = { random: () => prng.nextU32(), ...(tlb ?? {}) };
-      new Tlb(this.tlbConfig); // a bad configuration throws paging's typed error now
-    } else {
-      throw new HyperlabError(
+    const prng = hv.machine.prng.fork("shadow-mmu");
+    const tlbs = CpuTlbs.fromOption(options.tlb, () => prng.nextU32());
+    if (tlbs === undefined) {
+      throw shadowMmuError(
         "SHADOW_BAD_OPTION",
-        `shadowMmu option tlb must be a TlbConfig from @hyperlab/paging or false, got ${String(tlb)}.`,
+        `shadowMmu option tlb must be a TlbConfig from @hyperlab/paging or false, got ${String(options.tlb)}.`,
       );
     }
+    this.tlbs = tlbs;
     const max = options.maxShadowPages ?? 16384;
     if (!Number.isInteger(max) || max < 8) {
-      throw new HyperlabError(
+      throw shadowMmuError(
         "SHADOW_BAD_OPTION",
         `shadowMmu option maxShadowPages must be a whole number >= 8, got ${options.maxShadowPages}.`,
       );
@@ -285,13 +271,7 @@ export class ShadowMmu implements MmuBackend {
 
   /** The vCPU's TLB (paging's Tlb, its page-walk caches over the shadow tables), or null without one. */
   tlbOf(vcpu: Vcpu): Tlb | null {
-    if (this.tlbConfig === null) return null;
-    let t = this.tlbs[vcpu.uid];
-    if (t === undefined) {
-      t = new Tlb(this.tlbConfig);
-      this.tlbs[vcpu.uid] = t;
-    }
-    return t;
+    return this.tlbs.of(vcpu.uid);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -302,8 +282,8 @@ export class ShadowMmu implements MmuBackend {
     if (uid >= this.cap) this.grow(uid);
     if (vcpu.cr3Mfn !== this.guestCr3[uid]) this.cr3Write(vcpu);
     const vpn = Math.floor(va / 4096);
-    const tlb = this.tlbs[uid] ?? this.tlbOf(vcpu);
-    if (tlb?.lookup(va, 0) && allows(tlb.hitPerms, access)) {
+    const tlb = this.tlbs.of(uid);
+    if (tlb?.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, PAGING_4LEVEL)) {
       this.counts.tlbHits++;
       return tlb.hitMfn * 4096 + (va - vpn * 4096);
     }
@@ -767,7 +747,7 @@ export class ShadowMmu implements MmuBackend {
     }
     this.counts.tlbFlushes++;
     // A root switch also changes what the page-walk caches would find: they go too.
-    this.tlbs[uid]?.flushNonGlobal();
+    this.tlbs.peek(uid)?.flushNonGlobal();
   }
 
   /** A guest INVLPG (an INVLPG exit): the address's TLB entry goes, global or not. */
@@ -775,14 +755,14 @@ export class ShadowMmu implements MmuBackend {
     if (vcpu.uid >= this.cap) this.grow(vcpu.uid);
     this.exits[EXIT_REASON_INVLPG]++;
     this.counts.invlpg++;
-    if (Number.isFinite(va)) this.tlbs[vcpu.uid]?.invlpg(va, 0);
+    if (Number.isFinite(va)) this.tlbs.peek(vcpu.uid)?.invlpg(va, 0);
   }
 
   private flushDomain(dom: number): void {
     const d = this.hv.domain(dom);
     if (d === undefined) return;
     for (const v of d.vcpus) {
-      const t = this.tlbs[v.uid];
+      const t = this.tlbs.peek(v.uid);
       if (t === undefined) continue;
       t.flushAll();
       this.counts.tlbFlushes++;

@@ -1,5 +1,10 @@
-import { createHypervisor, type Domain, type Hypervisor, type Vcpu } from "@hyperlab/core";
+import { createHypervisor, type Hypervisor, type Vcpu } from "@hyperlab/core";
 import { createMachine, type Ram } from "@hyperlab/machine";
+import {
+  GuestMem as HarnessMem,
+  GuestTables as HarnessTables,
+  refWalk as harnessRefWalk,
+} from "@hyperlab/testkit";
 import { type ShadowMmu, type ShadowMmuOptions, shadowMmu } from "../src/index";
 
 export const P = 0x1;
@@ -24,84 +29,21 @@ export function boot(options: ShadowMmuOptions = {}, ramBytes = 64 << 20): World
   return { hv, sh: hv.slot("shadowMmu"), ram: machine.ram };
 }
 
-/** A guest's memory: frames its domain owns, handed out by a tiny page allocator. */
-export class GuestMem {
-  readonly d: Domain;
-  readonly frames: number[] = [];
-  private next = 0;
-
-  constructor(
-    readonly w: World,
-    opts: { pages?: number; order?: number; vcpus?: number } = {},
-  ) {
-    const order = opts.order ?? 0;
-    const pages = opts.pages ?? 64;
-    this.d = w.hv.createDomain({ maxVcpus: opts.vcpus ?? 2, maxPages: pages + (1 << order) });
-    while (this.frames.length < pages) {
-      const mfn = w.hv.allocDomainPages(this.d, order);
-      if (mfn < 0) throw new Error("test machine out of memory");
-      for (let i = 0; i < 1 << order && this.frames.length < pages; i++) this.frames.push(mfn + i);
-    }
-  }
-
-  /** Frames handed out so far, in order. */
-  allocated(): number[] {
-    return this.frames.slice(0, this.next);
-  }
-
-  alloc(): number {
-    const gfn = this.frames[this.next++];
-    if (gfn === undefined) throw new Error("guest out of frames");
-    this.w.ram.clearFrame(gfn);
-    return gfn;
-  }
-}
+/** A guest's memory over this world (testkit's harness). */
+export class GuestMem extends HarnessMem<World> {}
 
 /** The guest kernel's page-table code: every store goes through guestStore, as it must. */
-export class GuestTables {
-  readonly cr3: number;
-
+export class GuestTables extends HarnessTables<World> {
   constructor(
-    readonly mem: GuestMem,
+    mem: GuestMem,
     readonly v: Vcpu,
   ) {
-    this.cr3 = mem.alloc();
-  }
-
-  store(gpa: number, lo: number, hi: number): void {
-    const rc = this.mem.w.sh.guestStore(this.v, gpa, lo, hi);
-    if (rc !== 0) throw new Error(`guestStore failed: ${rc}`);
-  }
-
-  /** The machine address of va's entry at `level`, creating tables above it. */
-  slot(va: number, level: number): number {
-    const ram = this.mem.w.ram;
-    let table = this.cr3;
-    for (let L = 4; L > level; L--) {
-      const a = table * 4096 + (Math.floor(va / 2 ** (12 + 9 * (L - 1))) % 512) * 8;
-      const lo = ram.read64lo(a);
-      if ((lo & P) === 0 || (lo & PSE) !== 0) {
-        const t = this.mem.alloc();
-        this.store(a, (t * 4096 + PRW) >>> 0, 0);
-        table = t;
-      } else {
-        table = (ram.read64hi(a) & 0xfffff) * 2 ** 20 + (lo >>> 12);
-      }
-    }
-    return table * 4096 + (Math.floor(va / 2 ** (12 + 9 * (level - 1))) % 512) * 8;
-  }
-
-  map(va: number, gfn: number, flags = PRW, leafLevel = 1, hi = 0): void {
-    const f = flags | (leafLevel > 1 ? PSE : 0);
-    this.store(
-      this.slot(va, leafLevel),
-      ((gfn % 2 ** 20) * 4096 + f) >>> 0,
-      (Math.floor(gfn / 2 ** 20) | hi) >>> 0,
-    );
-  }
-
-  unmap(va: number, level = 1): void {
-    this.store(this.slot(va, level), 0, 0);
+    super(mem, {
+      store: (gpa, lo, hi) => {
+        const rc = mem.w.sh.guestStore(v, gpa, lo, hi);
+        if (rc !== 0) throw new Error(`guestStore failed: ${rc}`);
+      },
+    });
   }
 }
 
@@ -117,33 +59,7 @@ export function refWalk(
   va: number,
   access = 0,
 ): number {
-  let table = cr3;
-  let rw = RW;
-  let us = US;
-  let nx = 0;
-  for (let L = 4; L >= 1; L--) {
-    if (!(table < ram.nrFrames && owner[table] === dom)) return -1;
-    const a = table * 4096 + (Math.floor(va / 2 ** (12 + 9 * (L - 1))) % 512) * 8;
-    const lo = ram.read64lo(a);
-    const hi = ram.read64hi(a);
-    if ((lo & P) === 0) return -1;
-    rw &= lo;
-    us &= lo;
-    nx |= hi & NX_HI;
-    const next = (hi & 0xfffff) * 2 ** 20 + (lo >>> 12);
-    if (L > 1 && (lo & PSE) !== 0) {
-      const span = 512 ** (L - 1);
-      if (L > 3 || next % span > 1) return -1;
-      table = next - (next % span) + (Math.floor(va / 4096) % span);
-      break;
-    }
-    table = next;
-  }
-  if (!(table < ram.nrFrames && owner[table] === dom)) return -1;
-  if ((access & 2) !== 0 && rw === 0) return -1;
-  if ((access & 4) !== 0 && us === 0) return -1;
-  if ((access & 16) !== 0 && nx !== 0) return -1;
-  return table * 4096 + (va % 4096);
+  return harnessRefWalk(ram, cr3, va, { access, owns: (f) => owner[f] === dom });
 }
 
 export const seed = 20261124;

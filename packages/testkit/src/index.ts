@@ -21,3 +21,32 @@ export {
   type TestRunner,
 } from "./guest-conformance";
 export { assertFrameInvariants, checkFrameInvariants, type InvariantOptions } from "./invariants";
+export {
+  defineMmuConformance,
+  MMU_CONFORMANCE_PAGES,
+  type MmuBuildFactory,
+  type MmuConformanceBuild,
+  type MmuConformanceCase,
+  MmuConformanceError,
+  type MmuRights,
+  mmuBuildOf,
+  mmuConformanceCases,
+  runMmuConformance,
+  tablesMmuBuild,
+} from "./mmu-conformance";
+export {
+  type EntryStore,
+  GuestMem,
+  type GuestMemOptions,
+  GuestTables,
+  type GuestTablesOptions,
+  type HarnessWorld,
+  PTE_NX_HI,
+  PTE_P,
+  PTE_PRW,
+  PTE_PSE,
+  PTE_RW,
+  PTE_US,
+  type RefWalkOptions,
+  refWalk,
+} from "./mmu-harness";

@@ -1,0 +1,280 @@
+/*
+ * HYPERVISOR_mmu_update and update_va_mapping (Xen's do_mmu_update and
+ * do_update_va_mapping in arch/x86/mm.c): a guest's requests to change one page-table entry
+ * or one M2P entry.
+ *
+ * Invariant: an entry of a validated page table changes only through the PvPageTables
+ * mod_l*_entry paths, which take the new entry's references before they drop the old one's;
+ * a request on a frame that is not a page table of the page owner is a plain write only
+ * where Xen allows it; every request is checked and answers Xen's negative errno, and
+ * `pdone` counts the requests done before the first failure.
+ */
+
+import {
+  _PAGE_PRESENT,
+  EFAULT,
+  EINVAL,
+  ENOSYS,
+  EPERM,
+  ESRCH,
+  MMU_MACHPHYS_UPDATE,
+  MMU_NORMAL_PT_UPDATE,
+  MMU_PT_UPDATE_NO_TRANSLATE,
+  MMU_PT_UPDATE_PRESERVE_AD,
+  UVMF_ALL,
+  UVMF_FLUSHTYPE_MASK,
+  UVMF_INVLPG,
+  UVMF_LOCAL,
+  UVMF_TLB_FLUSH,
+} from "@hyperlab/abi";
+import {
+  type Domain,
+  PGT_count_mask,
+  PGT_l1_page_table,
+  PGT_l2_page_table,
+  PGT_l4_page_table,
+  PGT_type_mask,
+  PGT_validated,
+  PGT_writable_page,
+  type Vcpu,
+} from "@hyperlab/core";
+import { type Batch, type PvMmuContext, readBatch } from "./context";
+
+const batch: Batch = { count: 0, foreigndom: 0, done: 0 };
+
+import { getPgOwner, TWO_20, vcpusOf } from "./context";
+import { splitU64 } from "./pte";
+import * as ptwr from "./ptwr";
+import { xsmTarget } from "./pv-mmu";
+
+/** One mmu_update request (struct mmu_update): `ptr` with the MMU_* command in bits 0..1, `val`. */
+export interface MmuUpdate {
+  ptr: number | bigint;
+  val: number | bigint;
+}
+
+/** Arguments of HYPERVISOR_mmu_update. `ureqs` is an array, or 4 words per request (ptr lo, hi, val lo, hi). */
+export interface MmuUpdateArgs {
+  ureqs: readonly MmuUpdate[] | Uint32Array;
+  count: number;
+  /** Output: requests done (Xen's *pdone). */
+  pdone?: number;
+  foreigndom: number;
+}
+
+/** update_va_mapping: `flags` is UVMF_*; for a vCPU subset (UVMF_MULTI) pass `vcpumask`. */
+export interface UpdateVaMappingArgs {
+  va: number;
+  val: number | bigint;
+  flags: number;
+  vcpumask?: readonly number[] | Uint32Array;
+  /** update_va_mapping_otherdomain only. */
+  domid?: number;
+}
+
+const scratch = { lo: 0, hi: 0 };
+const scratch2 = { lo: 0, hi: 0 };
+
+/** HYPERVISOR_mmu_update (Xen's do_mmu_update). */
+export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number {
+  if (!readBatch(a, batch)) return -EFAULT;
+  const count = batch.count;
+  const foreigndom = batch.foreigndom;
+  const done = batch.done;
+  const ureqs = a.ureqs;
+  const packed = ureqs instanceof Uint32Array;
+  if (packed ? ureqs.length < count * 4 : !Array.isArray(ureqs) || ureqs.length < count)
+    return -EFAULT;
+  const d = v.domain;
+  let ptOwner = d;
+  const ptDom = foreigndom >>> 16;
+  if (ptDom !== 0) {
+    const o = ctx.hv.domain(ptDom - 1);
+    if (o === undefined || o.state === "dead") return -ESRCH;
+    if (o !== d && o.vcpus.length === 0) {
+      a.pdone = done;
+      return -EINVAL;
+    }
+    ptOwner = o;
+  }
+  const pgOwner = getPgOwner(ctx, v, foreigndom & 0xffff);
+  if (pgOwner === undefined) {
+    a.pdone = done;
+    return -ESRCH;
+  }
+  const pt = ctx.pt;
+  const f = ctx.frames;
+  let rc = 0;
+  let flushLinear = false;
+  let i = 0;
+  for (; i < count; i++) {
+    let plo: number;
+    let phi: number;
+    let vlo: number;
+    let vhi: number;
+    if (packed) {
+      const u = ureqs as Uint32Array;
+      plo = u[i * 4];
+      phi = u[i * 4 + 1];
+      vlo = u[i * 4 + 2];
+      vhi = u[i * 4 + 3];
+    } else {
+      const r = (ureqs as readonly MmuUpdate[])[i];
+      if (
+        typeof r !== "object" ||
+        r === null ||
+        !splitU64(r.ptr, scratch) ||
+        !splitU64(r.val, scratch2)
+      ) {
+        rc = -EFAULT;
+        break;
+      }
+      plo = scratch.lo;
+      phi = scratch.hi;
+      vlo = scratch2.lo;
+      vhi = scratch2.hi;
+    }
+    // The command is ptr's low three bits (sizeof(l1_pgentry_t) - 1); 4..7 are unknown.
+    const cmd = plo & 7;
+    if (
+      cmd === MMU_NORMAL_PT_UPDATE ||
+      cmd === MMU_PT_UPDATE_PRESERVE_AD ||
+      cmd === MMU_PT_UPDATE_NO_TRANSLATE
+    ) {
+      if ((ptOwner !== d && !xsmTarget(d, ptOwner)) || (pgOwner !== d && !xsmTarget(d, pgOwner))) {
+        rc = -EPERM;
+        break;
+      }
+      rc = -EINVAL;
+      const gmfn = phi * TWO_20 + (plo >>> 12);
+      if (!f.getPage(gmfn, ptOwner.domid)) break;
+      const slot = (plo & 0xfff) >>> 3;
+      const x = f.typeInfo[gmfn];
+      if ((x & PGT_validated) !== 0 && (x & PGT_count_mask) !== 0) {
+        const type = (x & PGT_type_mask) >>> 0;
+        if (type === PGT_l1_page_table) {
+          rc = pt.modL1Entry(gmfn, slot, vlo, vhi, cmd, ptOwner, pgOwner);
+        } else if (type >= PGT_l2_page_table && type <= PGT_l4_page_table) {
+          if (pgOwner === ptOwner) {
+            rc = pt.modLnEntry(
+              type >>> 29,
+              gmfn,
+              slot,
+              vlo,
+              vhi,
+              cmd === MMU_PT_UPDATE_PRESERVE_AD,
+              ptOwner,
+            );
+            if (rc === 0) flushLinear = true;
+          }
+        } else if (type === PGT_writable_page) {
+          writeRaw(ctx, gmfn, plo & 0xff8, vlo, vhi);
+          rc = 0;
+        }
+      } else if (pt.getPageType(gmfn, PGT_writable_page) === 0) {
+        writeRaw(ctx, gmfn, plo & 0xff8, vlo, vhi);
+        f.putPageType(gmfn);
+        rc = 0;
+      }
+      f.putPage(gmfn);
+    } else if (cmd !== MMU_MACHPHYS_UPDATE) {
+      rc = -ENOSYS;
+      break;
+    } else {
+      if (ptOwner !== d) {
+        rc = -EPERM;
+        break;
+      }
+      if (pgOwner !== d && !xsmTarget(d, pgOwner)) {
+        rc = -EPERM;
+        break;
+      }
+      const mfn = phi * TWO_20 + (plo >>> 12);
+      if (!f.getPage(mfn, pgOwner.domid)) {
+        rc = -EINVAL;
+        break;
+      }
+      ctx.m2p.set(mfn, vlo, vhi);
+      f.putPage(mfn);
+      rc = 0;
+    }
+    if (rc !== 0) break;
+  }
+  ctx.counters.mmuUpdates.value += i;
+  if (flushLinear) ctx.flushDomain(ptOwner.domid);
+  a.pdone = done + i;
+  return rc;
+}
+
+function writeRaw(ctx: PvMmuContext, mfn: number, off: number, lo: number, hi: number): void {
+  const w = ctx.ram.frameWords(mfn, true);
+  const b = ctx.ram.frameWordBase(mfn) + (off >>> 2);
+  w[b] = lo;
+  w[b + 1] = hi;
+}
+
+/** HYPERVISOR_update_va_mapping. */
+export function updateVaMapping(ctx: PvMmuContext, v: Vcpu, a: UpdateVaMappingArgs): number {
+  return doUpdateVaMapping(ctx, v, a, v.domain);
+}
+
+/** HYPERVISOR_update_va_mapping_otherdomain. */
+export function updateVaMappingOtherdomain(
+  ctx: PvMmuContext,
+  v: Vcpu,
+  a: UpdateVaMappingArgs,
+): number {
+  if (typeof a.domid !== "number") return -EFAULT;
+  const pgOwner = getPgOwner(ctx, v, a.domid);
+  if (pgOwner === undefined) return -ESRCH;
+  return doUpdateVaMapping(ctx, v, a, pgOwner);
+}
+
+function doUpdateVaMapping(
+  ctx: PvMmuContext,
+  v: Vcpu,
+  a: UpdateVaMappingArgs,
+  pgOwner: Domain,
+): number {
+  const d = v.domain;
+  const { va, flags } = a;
+  if (
+    typeof va !== "number" ||
+    typeof flags !== "number" ||
+    !Number.isSafeInteger(flags) ||
+    flags < 0
+  )
+    return -EFAULT;
+  if (!splitU64(a.val, scratch)) return -EFAULT;
+  // xsm_update_va_mapping: only a present entry needs rights over the page owner.
+  if ((scratch.lo & _PAGE_PRESENT) !== 0 && pgOwner !== d && !xsmTarget(d, pgOwner)) return -EPERM;
+  const loc = ptwr.guestL1Slot(ctx, v.cr3Mfn, va);
+  if (loc < 0) return -EINVAL;
+  const l1 = Math.floor(loc / 512);
+  if (!ctx.frames.getPage(l1, d.domid)) return -EINVAL;
+  let rc = -EINVAL;
+  if (
+    ctx.pt.lockable(l1) &&
+    (ctx.frames.typeInfo[l1] & PGT_type_mask) >>> 0 === PGT_l1_page_table
+  ) {
+    rc = ctx.pt.modL1Entry(l1, loc % 512, scratch.lo, scratch.hi, MMU_NORMAL_PT_UPDATE, d, pgOwner);
+  }
+  ctx.frames.putPage(l1);
+  if (rc !== 0) return rc;
+  const sel = flags & ~UVMF_FLUSHTYPE_MASK;
+  const type = flags & UVMF_FLUSHTYPE_MASK;
+  if (type === UVMF_TLB_FLUSH || type === UVMF_INVLPG) {
+    let targets: readonly Vcpu[] | undefined;
+    if (sel === UVMF_LOCAL) targets = [v];
+    else if (sel === UVMF_ALL) targets = d.vcpus;
+    else {
+      targets = vcpusOf(d, a.vcpumask);
+      if (targets === undefined) return -EFAULT;
+    }
+    for (const t of targets) {
+      if (type === UVMF_TLB_FLUSH) ctx.flushLocal(t);
+      else ctx.flushOne(t, va);
+    }
+  }
+  return 0;
+}
