@@ -98,6 +98,7 @@ import {
   WalkResult,
   walk,
 } from "@hyperlab/paging";
+import { exchangeAddressLimit } from "./exchange";
 import { M2p } from "./m2p";
 import { PTE_MFN_HI_MASK, splitU64 } from "./pte";
 import { PvPageTables, xsmTarget } from "./pv-mmu";
@@ -1207,8 +1208,7 @@ export class PvMmu implements MmuBackend {
     const d = this.anyDomain(v, ein.domid);
     if (d === undefined) return -ESRCH;
     if (!xsmTarget(v.domain, d)) return -EPERM;
-    const bits = outFlags & 0xff;
-    const below = bits > 12 && bits < 64 ? 2 ** bits : undefined;
+    const below = exchangeAddressLimit(outFlags);
     const inChunkOrder =
       ein.extent_order <= eout.extent_order ? eout.extent_order - ein.extent_order : 0;
     const outChunkOrder =
@@ -1266,15 +1266,12 @@ export class PvMmu implements MmuBackend {
         const gpfn = outList[idx];
         if (typeof gpfn === "number" && Number.isSafeInteger(gpfn) && gpfn >= 0) {
           for (let k = 0; k < 2 ** eout.extent_order; k++) this.m2p.setPfn(got[j] + k, gpfn + k);
+          outList[idx] = got[j];
         } else {
-          rc = -EFAULT;
+          rc = -EFAULT; // Xen's chunk is then not counted in nr_exchanged
         }
-        outList[idx] = got[j];
       }
-      if (rc !== 0) {
-        i++;
-        break;
-      }
+      if (rc !== 0) break;
     }
     a.nr_exchanged = rc === 0 ? ein.nr_extents : i << inChunkOrder;
     return rc;
