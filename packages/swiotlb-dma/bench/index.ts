@@ -42,7 +42,7 @@ function rounds(label: string, pfn: number, offset: number, size: number, expect
   const buf = new Uint8Array(size);
   const b0 = s.counts.bounces;
   // Warm up, then measure for about 300 ms.
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0; i < 2000; i++) {
     const bus = dma.mapPage(dev, pfn, offset, size, DMA_BIDIRECTIONAL);
     eng.read(bus, buf);
     dma.unmapPage(dev, bus, size, DMA_BIDIRECTIONAL);

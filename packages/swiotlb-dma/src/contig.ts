@@ -15,6 +15,7 @@ import {
   __HYPERVISOR_memory_op,
   __HYPERVISOR_update_va_mapping,
   DOMID_SELF,
+  EINVAL,
   ENOMEM,
   UVMF_INVLPG,
   XENMEM_exchange,
@@ -92,8 +93,9 @@ export function xenCreateContiguousRegion(
   addressBits: number,
   counts: ContigCounts,
 ): number {
-  if (order > MAX_CONTIG_ORDER) return -ENOMEM;
+  if (!Number.isInteger(order) || order < 0 || order > MAX_CONTIG_ORDER) return -ENOMEM;
   const n = 2 ** order;
+  if (!Number.isSafeInteger(pfn) || pfn < 0 || pfn + n > xen(k).nrPages) return -EINVAL;
   for (let i = 0; i < n; i++) k.clearPage(pfn + i);
   unmapAll(k, pfn, n);
   const inList: number[] = [];
@@ -134,8 +136,9 @@ export function xenDestroyContiguousRegion(
   order: number,
   counts: ContigCounts,
 ): number {
-  if (order > MAX_CONTIG_ORDER) return -ENOMEM;
+  if (!Number.isInteger(order) || order < 0 || order > MAX_CONTIG_ORDER) return -ENOMEM;
   const n = 2 ** order;
+  if (!Number.isSafeInteger(pfn) || pfn < 0 || pfn + n > xen(k).nrPages) return -EINVAL;
   for (let i = 0; i < n; i++) k.clearPage(pfn + i);
   unmapAll(k, pfn, n);
   const outList: number[] = [];

@@ -385,9 +385,10 @@ export class SwiotlbXen implements PvDmaOps {
     let order = 0;
     while (2 ** order * PAGE < size) order++;
     const n = 2 ** order;
-    const block = k.allocHugePage();
+    // One page comes from the free list; a larger run from a free 2 MiB block.
+    const block = order === 0 ? k.allocPage() : k.allocHugePage();
     if (block < 0) return null;
-    for (let p = block + n; p < block + 512; p++) k.freePage(p);
+    if (order > 0) for (let p = block + n; p < block + 512; p++) k.freePage(p);
     let bus = this.busOf(block, 0);
     let exchanged = false;
     if (!dmaCapable(dev.coherentDmaMaskBits, bus, n * PAGE) || this.straddles(block, 0, n * PAGE)) {

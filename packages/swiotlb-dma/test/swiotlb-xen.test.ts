@@ -15,6 +15,8 @@ import {
   IO_TLB_SEGSIZE,
   SwiotlbXen,
   swiotlbOf,
+  xenCreateContiguousRegion,
+  xenDestroyContiguousRegion,
 } from "../src/index";
 import { device, xenBuild } from "./helpers";
 
@@ -430,5 +432,33 @@ describe("errors", () => {
     expect(() => xenBuild({ swiotlb: { poolBytes: 100_000 } })).toThrowError(
       expect.objectContaining({ code: "SWIOTLB_BAD_OPTIONS" }),
     );
+  });
+});
+
+describe("xen_create_contiguous_region", () => {
+  it("refuses an order above 9 with -ENOMEM and pfns outside the kernel with -EINVAL, touching nothing", () => {
+    const { kernel } = xenBuild();
+    const counts = { exchanges: 0, exchangeFailures: 0 };
+    expect(xenCreateContiguousRegion(kernel, 0, 10, 32, counts)).toBe(-12);
+    expect(xenCreateContiguousRegion(kernel, kernel.nrPfns - 1, 1, 32, counts)).toBe(-22);
+    expect(xenCreateContiguousRegion(kernel, -1, 0, 32, counts)).toBe(-22);
+    expect(xenDestroyContiguousRegion(kernel, 0.5, 0, counts)).toBe(-22);
+    expect(counts.exchanges).toBe(0);
+  });
+
+  it("a failed exchange leaves every pfn on its old frame, mapped again", () => {
+    const { kernel } = xenBuild();
+    const pfn = kernel.allocHugePage();
+    const before = Array.from(kernel.xen!.p2m.subarray(pfn, pfn + 4));
+    const counts = { exchanges: 0, exchangeFailures: 0 };
+    // Nothing this large fits below 2^14 (16 KiB) on this machine.
+    expect(xenCreateContiguousRegion(kernel, pfn, 2, 14, counts)).toBe(-12);
+    expect(counts).toEqual({ exchanges: 1, exchangeFailures: 1 });
+    expect(Array.from(kernel.xen!.p2m.subarray(pfn, pfn + 4))).toEqual(before);
+    const v = kernel.port.vcpus[0];
+    for (let i = 0; i < 4; i++) {
+      expect(kernel.port.cpu.translate(v, kernel.physVa(pfn + i), 0)).toBe(before[i] * 4096);
+      expect(kernel.xen!.m2p[before[i]]).toBe(pfn + i);
+    }
   });
 });
