@@ -5,6 +5,7 @@ import {
   DMA_TO_DEVICE,
   type DmaDirection,
   type DmaSgEntry,
+  dmaSetMask,
   type GuestKernel,
 } from "@hyperlab/guest";
 import { DmaEngine } from "@hyperlab/machine";
@@ -143,6 +144,17 @@ describe("map_page: direct or bounced", () => {
     dma.syncSingleForCpu(dev, Number.NaN, 10, DMA_FROM_DEVICE);
   });
 
+  it("dma_set_mask asks the pool: a 32-bit device is supported, a 24-bit one only if the pool is below 16 MiB", () => {
+    const { kernel } = xenBuild();
+    const s = swiotlbOf(kernel);
+    const dev = device(64);
+    expect(dmaSetMask(kernel.ops.dma, dev, 32)).toBe(0);
+    expect(dev.dmaMaskBits).toBe(32);
+    const low = s.pool.bounds().end <= 2 ** 24;
+    expect(dmaSetMask(kernel.ops.dma, dev, 24)).toBe(low ? 0 : -5);
+    expect(dmaSetMask(kernel.ops.dma, dev, 20)).toBe(-5);
+  });
+
   it("a direction that is none of the three throws SWIOTLB_BAD_DIRECTION (a driver bug)", () => {
     const { kernel } = xenBuild();
     expect(() => kernel.ops.dma.mapPage(device(32), 1, 0, 10, 3 as DmaDirection)).toThrowError(
@@ -241,6 +253,24 @@ describe("scatter-gather", () => {
     kernel.ops.dma.unmapSg(device(32), sg, DMA_TO_DEVICE);
     expect(s.pool.used).toBe(0);
     expect(sg.every((e) => e.busAddr === DMA_MAPPING_ERROR)).toBe(true);
+  });
+
+  it("sync_sg for CPU and for device copy each bounced entry by direction", () => {
+    const { kernel } = xenBuild();
+    const pfn = buffer(kernel, 8);
+    const sg = [entry(pfn, 3000, 3000), entry(pfn + 4, 100, 200)];
+    const dma = kernel.ops.dma;
+    expect(dma.mapSg(device(32), sg, DMA_BIDIRECTIONAL)).toBe(2);
+    const eng = new DmaEngine(kernel.ram);
+    const devBytes = new Uint8Array(3000).fill(0x3c);
+    eng.write(sg[0].busAddr, devBytes);
+    dma.syncSgForCpu(device(32), sg, DMA_FROM_DEVICE);
+    expect(readBuf(kernel, pfn, 3000, 3000)).toEqual(devBytes);
+    const cpu = fill(kernel, pfn, 3000, 3000, 11);
+    dma.syncSgForDevice(device(32), sg, DMA_TO_DEVICE);
+    expect(kernel.ram.readBytes(sg[0].busAddr, 3000)).toEqual(cpu);
+    dma.unmapSg(device(32), sg, DMA_BIDIRECTIONAL);
+    expect(swiotlbOf(kernel).pool.used).toBe(0);
   });
 
   it("is all or nothing: a failing entry unmaps the ones before it without copying back", () => {
