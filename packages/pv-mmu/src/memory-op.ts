@@ -28,6 +28,7 @@ import {
 } from "@hyperlab/core";
 import type { PvMmuContext } from "./context";
 import { anyDomain } from "./context";
+import { exchangeAddressLimit } from "./exchange";
 import { xsmTarget } from "./pv-mmu";
 import { RO_MPT_VIRT_START_48 } from "./xen";
 
@@ -200,8 +201,7 @@ export function exchange(ctx: PvMmuContext, v: Vcpu, a: MemoryOpArgs): number {
   const d = anyDomain(ctx, v, ein.domid);
   if (d === undefined) return -ESRCH;
   if (!xsmTarget(v.domain, d)) return -EPERM;
-  const bits = outFlags & 0xff;
-  const below = bits > 12 && bits < 64 ? 2 ** bits : undefined;
+  const below = exchangeAddressLimit(outFlags);
   const inChunkOrder =
     ein.extent_order <= eout.extent_order ? eout.extent_order - ein.extent_order : 0;
   const outChunkOrder =
@@ -259,15 +259,12 @@ export function exchange(ctx: PvMmuContext, v: Vcpu, a: MemoryOpArgs): number {
       const gpfn = outList[idx];
       if (typeof gpfn === "number" && Number.isSafeInteger(gpfn) && gpfn >= 0) {
         for (let k = 0; k < 2 ** eout.extent_order; k++) ctx.m2p.setPfn(got[j] + k, gpfn + k);
+        outList[idx] = got[j];
       } else {
-        rc = -EFAULT;
+        rc = -EFAULT; // Xen's chunk is then not counted in nr_exchanged
       }
-      outList[idx] = got[j];
     }
-    if (rc !== 0) {
-      i++;
-      break;
-    }
+    if (rc !== 0) break;
   }
   a.nr_exchanged = rc === 0 ? ein.nr_extents : i << inChunkOrder;
   return rc;
