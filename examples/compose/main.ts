@@ -3,9 +3,9 @@
 // small program in it, and print what was built and what it cost. Then the same program on a
 // KVM-style build (nested paging), which differs only by the plugins passed in.
 // Run with `pnpm demo` from the repository root.
-import { createHypervisor, creditScheduler, type Hypervisor, type Plugin } from "@hyperlab/core";
+import { createHypervisor, type Hypervisor, type Plugin, schedCredit } from "@hyperlab/core";
 import { evtchn2l } from "@hyperlab/evtchn";
-import { grantTablePlugin } from "@hyperlab/grant-table";
+import { grantTable } from "@hyperlab/grant-table";
 import {
   bootNativeKernel,
   bootXenPvKernel,
@@ -16,7 +16,7 @@ import {
 } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
 import { nptMmu } from "@hyperlab/npt-mmu";
-import { buildPvDomain, pvGrantMapping, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, pvGrantMapping, pvMmu } from "@hyperlab/pv-mmu";
 
 const MiB = 2 ** 20;
 
@@ -70,19 +70,13 @@ function program(kernel: GuestKernel): { checksum: number } {
 }
 
 // A Xen-style build.
-const xen = compose([
-  pvMmuPlugin(),
-  evtchn2l(),
-  creditScheduler(),
-  grantTablePlugin(),
-  pvGrantMapping(),
-]);
+const xen = compose([pvMmu(), evtchn2l(), schedCredit(), grantTable(), pvGrantMapping()]);
 describe("Xen-style build", xen);
 const dom0 = xen.createDomain({ domid: 0, maxVcpus: 2, maxPages: 8192 });
-buildPvDomain(xen, xen.slot("pvMmu"), { domain: dom0, nrPages: 4096 });
+buildPvDomain(xen, xen.slot("pv-mmu"), { domain: dom0, nrPages: 4096 });
 xen.unpauseDomain(dom0);
 const domU = xen.createDomain({ maxVcpus: 1, maxPages: 4200 });
-const built = buildPvDomain(xen, xen.slot("pvMmu"), { domain: domU, nrPages: 4096 });
+const built = buildPvDomain(xen, xen.slot("pv-mmu"), { domain: domU, nrPages: 4096 });
 xen.unpauseDomain(domU);
 const kernel = bootXenPvKernel(xen, domU, { startInfoVa: built.rsi, batching: true });
 console.log("domains:");
@@ -97,7 +91,7 @@ const after = xen.describe().stats.core.find((s) => s.name === "hypercalls")?.va
 console.log(`program on Xen PV ops: checksum ${pv.checksum}, ${after - before} hypercalls`);
 
 // A KVM-style build: the same kernel on native pv_ops over nested paging.
-const kvm = compose([nptMmu({ hostPageSize: "4K" }), creditScheduler()]);
+const kvm = compose([nptMmu({ hostPageSize: "4K" }), schedCredit()]);
 describe("KVM-style build", kvm);
 const vm = kvm.createDomain({ domid: 1, maxVcpus: 1, maxPages: 4200 });
 kvm.unpauseDomain(vm);

@@ -67,11 +67,11 @@ export {
 } from "./sched/credit2";
 export { SCHED_ERROR_CODES, type SchedErrorCode } from "./sched/errors";
 export {
-  credit2Scheduler,
-  creditScheduler,
-  rrScheduler,
   SCHEDULER_NAMES,
   type SchedulerName,
+  schedCredit,
+  schedCredit2,
+  schedRr,
   schedulerByName,
 } from "./sched/plugin";
 export type { RoundRobinOptions } from "./sched/rr";

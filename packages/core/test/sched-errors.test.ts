@@ -3,10 +3,10 @@ import { describe, expect, it } from "vitest";
 import {
   computeThenBlock,
   createHypervisor,
-  creditScheduler,
   isHyperlabError,
   SCHED_ERROR_CODES,
   type SchedErrorCode,
+  schedCredit,
   schedulerByName,
 } from "../src/index";
 
@@ -23,12 +23,12 @@ function codeOf(fn: () => unknown): SchedErrorCode {
 
 describe("scheduler error codes", () => {
   const machine = createMachine({ ramBytes: 16 << 20, cpus: 1, seed: 3 });
-  const hv = createHypervisor({ machine, plugins: [creditScheduler()] }).boot();
+  const hv = createHypervisor({ machine, plugins: [schedCredit()] }).boot();
   const sched = hv.slot("sched");
   const d = hv.createDomain({ maxVcpus: 1, maxPages: 4 });
   const other = createHypervisor({
     machine: createMachine({ ramBytes: 16 << 20, cpus: 1, seed: 3 }),
-    plugins: [creditScheduler()],
+    plugins: [schedCredit()],
   }).boot();
   const foreign = other.createDomain({ maxVcpus: 1, maxPages: 4 });
 
@@ -36,7 +36,7 @@ describe("scheduler error codes", () => {
     const seen = new Set<SchedErrorCode>([
       codeOf(() => sched.setParams(d, { cap: 101 })),
       codeOf(() => sched.schedule(1)),
-      codeOf(() => creditScheduler({ tsliceMs: -1 })),
+      codeOf(() => schedCredit({ tsliceMs: -1 })),
       codeOf(() => sched.setParams(d, { weight: 0 })),
       codeOf(() => computeThenBlock(hv, d.vcpus[0], Number.NaN)),
       codeOf(() => schedulerByName("sedf")),

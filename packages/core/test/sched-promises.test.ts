@@ -10,10 +10,10 @@ import {
   burnCpu,
   computeThenBlock,
   createHypervisor,
-  creditScheduler,
   type Domain,
   type Plugin,
   SCHEDULER_NAMES,
+  schedCredit,
   schedulerByName,
 } from "../src/index";
 
@@ -147,7 +147,7 @@ describe("a cap is never exceeded", () => {
 describe("BOOST", () => {
   it("credit: a vCPU woken by an event runs sooner with BOOST than without", () => {
     const latency = (boost: boolean) => {
-      const { hv, sched, clock, dom } = system(creditScheduler({ boost }), 1);
+      const { hv, sched, clock, dom } = system(schedCredit({ boost }), 1);
       dom(1);
       dom(1);
       const io = dom(1);

@@ -32,11 +32,11 @@ import {
   burnCpu,
   computeThenBlock,
   createHypervisor,
-  creditScheduler,
   HyperlabError,
   type Plugin,
-  rrScheduler,
   SCHEDULER_NAMES,
+  schedCredit,
+  schedRr,
   schedulerByName,
 } from "../src/index";
 
@@ -70,12 +70,12 @@ describe("choosing a scheduler", () => {
   it("rejects an unknown name and bad options with a HyperlabError", () => {
     expect(() => schedulerByName("sedf")).toThrow(HyperlabError);
     expect(() => schedulerByName("sedf")).toThrow(/credit, credit2, rr/);
-    expect(() => creditScheduler({ tsliceMs: -1 })).toThrow(/tsliceMs/);
+    expect(() => schedCredit({ tsliceMs: -1 })).toThrow(/tsliceMs/);
     expect(() => schedulerByName("credit2", { runqueue: "socket" as never })).toThrow(/runqueue/);
-    expect(() => rrScheduler({ sliceMs: Number.NaN })).toThrow(/sliceMs/);
+    expect(() => schedRr({ sliceMs: Number.NaN })).toThrow(/sliceMs/);
     const machine = createMachine({ ramBytes: 16 << 20, cpus: 1, seed: 1 });
     expect(() =>
-      createHypervisor({ machine, plugins: [creditScheduler({ contextSwitchNs: -5 })] }).boot(),
+      createHypervisor({ machine, plugins: [schedCredit({ contextSwitchNs: -5 })] }).boot(),
     ).toThrow(/contextSwitchNs/);
   });
 });
@@ -97,7 +97,7 @@ describe("runstates and accounting", () => {
   });
 
   it("counts context switches and charges their cost to nobody", () => {
-    const { hv, sched, clock, dom } = boot(creditScheduler({ contextSwitchNs: 5000 }));
+    const { hv, sched, clock, dom } = boot(schedCredit({ contextSwitchNs: 5000 }));
     const a = dom();
     const b = dom();
     clock.runUntil(300 * MS);
@@ -176,7 +176,7 @@ describe("SCHEDOP_*", () => {
   });
 
   it("yields to another runnable vCPU, and keeps running when alone", () => {
-    const { hv, sched, clock, dom } = boot(creditScheduler({ ratelimitUs: 0 }));
+    const { hv, sched, clock, dom } = boot(schedCredit({ ratelimitUs: 0 }));
     const a = dom();
     clock.runUntil(MS);
     expect(hv.hypercall(a.vcpus[0], __HYPERVISOR_sched_op, op(SCHEDOP_yield))).toBe(0);
@@ -345,7 +345,7 @@ describe("parameters and synthetic work", () => {
     expect(() => sched.setParams(d, { cap: -1 })).toThrow(/cap/);
     const other = createHypervisor({
       machine: createMachine({ ramBytes: 16 << 20, cpus: 1, seed: 1 }),
-      plugins: [creditScheduler()],
+      plugins: [schedCredit()],
     }).boot();
     const foreign = other.createDomain({ maxVcpus: 1, maxPages: 4 });
     expect(() => sched.getParams(foreign)).toThrow(/not scheduled/);

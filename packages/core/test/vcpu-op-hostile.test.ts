@@ -29,7 +29,7 @@ import {
 import { createMachine } from "@hyperlab/machine";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { createHypervisor, creditScheduler, PGT_l4_page_table, readPvClock } from "../src/index";
+import { createHypervisor, PGT_l4_page_table, readPvClock, schedCredit } from "../src/index";
 import { directMmu } from "./helpers";
 
 const LONG = process.env.HYPERLAB_LONG !== undefined;
@@ -128,7 +128,7 @@ describe.each(["native", "pv"])(
           const machine = createMachine({ ramBytes: 8 << 20, cpus: 2, seed: 9 });
           const hv = createHypervisor({
             machine,
-            plugins: [creditScheduler(), directMmu(kind)],
+            plugins: [schedCredit(), directMmu(kind)],
           }).boot();
           if (kind === "pv") {
             hv.frames.setTypeHooks(PGT_l4_page_table, { validate: () => 0, devalidate: () => {} });

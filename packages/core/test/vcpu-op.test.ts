@@ -30,7 +30,6 @@ import { createMachine } from "@hyperlab/machine";
 import { describe, expect, it } from "vitest";
 import {
   createHypervisor,
-  creditScheduler,
   type Hypervisor,
   type MemoryReader,
   PGT_l4_page_table,
@@ -39,6 +38,7 @@ import {
   pvClockNs,
   readPvClock,
   readRunstateArea,
+  schedCredit,
   stealNs,
   tscAt,
   type Vcpu,
@@ -51,7 +51,7 @@ const GC = vcpu_guest_context_x86_64.fields;
 
 function boot(opts: { mmu?: string; cpus?: number } = {}) {
   const machine = createMachine({ ramBytes: 16 << 20, cpus: opts.cpus ?? 1, seed: 5 });
-  const plugins: Plugin[] = [creditScheduler({ ratelimitUs: 0 })];
+  const plugins: Plugin[] = [schedCredit({ ratelimitUs: 0 })];
   if (opts.mmu !== undefined) plugins.push(directMmu(opts.mmu));
   const hv = createHypervisor({ machine, plugins }).boot();
   if (opts.mmu === "pv") {

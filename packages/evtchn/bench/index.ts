@@ -2,7 +2,7 @@
 // dispatcher), Xen sets the bits in the receiver's shared_info or FIFO queue, and the
 // receiver's upcall scans, acks and runs the bound irq handler. One event = all three.
 import { __HYPERVISOR_event_channel_op, EVTCHNOP_send } from "@hyperlab/abi";
-import { createHypervisor, creditScheduler } from "@hyperlab/core";
+import { createHypervisor, schedCredit } from "@hyperlab/core";
 import { XenEvtchnGuest } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
 import { evtchn2l, evtchnFifo } from "../src/index";
@@ -19,7 +19,7 @@ function pair(abi: "2-level" | "fifo", channels: number) {
   const machine = createMachine({ ramBytes: 64 << 20, cpus: 1, seed: 1 });
   const hv = createHypervisor({
     machine,
-    plugins: [creditScheduler(), abi === "fifo" ? evtchnFifo() : evtchn2l()],
+    plugins: [schedCredit(), abi === "fifo" ? evtchnFifo() : evtchn2l()],
   }).boot();
   const mk = (domid?: number) => {
     const d = hv.createDomain({ domid, maxVcpus: 1, maxPages: 64 });

@@ -17,7 +17,7 @@ import {
   VIRQ_DEBUG,
   VIRQ_TIMER,
 } from "@hyperlab/abi";
-import { creditScheduler, HyperlabError } from "@hyperlab/core";
+import { HyperlabError, schedCredit } from "@hyperlab/core";
 import { XenEvtchnGuest } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
 import { describe, expect, it } from "vitest";
@@ -304,7 +304,7 @@ describe("wake-up latency of an event-driven vCPU", () => {
   it("credit: an interdomain event wakes a blocked vCPU sooner with BOOST than without", () => {
     const measure = (boost: boolean) => {
       const machine = createMachine({ ramBytes: 64 << 20, cpus: 1, seed: 3 });
-      const { hv } = boot("2-level", [], {}, machine, creditScheduler({ boost }));
+      const { hv } = boot("2-level", [], {}, machine, schedCredit({ boost }));
       const sched = hv.slot("sched");
       const sender = guestDomain(hv, "2-level", { domid: 0, vcpus: 1 });
       const io = guestDomain(hv, "2-level", { vcpus: 1 });

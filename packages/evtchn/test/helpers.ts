@@ -1,9 +1,9 @@
 import {
   createHypervisor,
-  creditScheduler,
   type Domain,
   type Hypervisor,
   type Plugin,
+  schedCredit,
 } from "@hyperlab/core";
 import { XenEvtchnGuest } from "@hyperlab/guest";
 import { createMachine, type Machine } from "@hyperlab/machine";
@@ -17,7 +17,7 @@ export function boot(
   extra: Plugin[] = [],
   options: { maxEvtchnPort?: number } = {},
   machine: Machine = createMachine({ ramBytes: 64 << 20, cpus: 2, seed: 1 }),
-  sched: Plugin = creditScheduler(),
+  sched: Plugin = schedCredit(),
 ) {
   const ev = abi === "fifo" ? evtchnFifo(options) : evtchn2l(options);
   const hv = createHypervisor({

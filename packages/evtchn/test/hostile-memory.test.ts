@@ -23,9 +23,9 @@ import {
   EVTCHNOP_status,
   EVTCHNOP_unmask,
 } from "@hyperlab/abi";
-import { createHypervisor, creditScheduler, type Domain, type Hypervisor } from "@hyperlab/core";
+import { createHypervisor, type Domain, type Hypervisor, schedCredit } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, pvMmu } from "@hyperlab/pv-mmu";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { evtchn2l, evtchnFifo, vcpuTimers } from "../src/index";
@@ -68,15 +68,10 @@ function world(abi: "2-level" | "fifo", addressSize: 32 | 64 = 64) {
   const machine = createMachine({ ramBytes: 64 << 20, cpus: 1, seed: 1 });
   const hv = createHypervisor({
     machine,
-    plugins: [
-      pvMmuPlugin(),
-      creditScheduler(),
-      abi === "fifo" ? evtchnFifo() : evtchn2l(),
-      vcpuTimers(),
-    ],
+    plugins: [pvMmu(), schedCredit(), abi === "fifo" ? evtchnFifo() : evtchn2l(), vcpuTimers()],
   }).boot();
   const dom0 = hv.createDomain({ domid: 0, maxVcpus: 1, maxPages: 1100 });
-  buildPvDomain(hv, hv.slot("pvMmu"), { domain: dom0, nrPages: 1024 });
+  buildPvDomain(hv, hv.slot("pv-mmu"), { domain: dom0, nrPages: 1024 });
   const armed: number[] = [];
   for (let i = 0; i < 40; i++) {
     const mfn = hv.allocDomainPages(dom0);

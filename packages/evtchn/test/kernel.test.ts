@@ -9,10 +9,10 @@ import {
   VCPUOP_set_singleshot_timer,
   VIRQ_TIMER,
 } from "@hyperlab/abi";
-import { createHypervisor, creditScheduler } from "@hyperlab/core";
+import { createHypervisor, schedCredit } from "@hyperlab/core";
 import { bootXenPvKernel } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, pvMmu } from "@hyperlab/pv-mmu";
 import { describe, expect, it } from "vitest";
 import { evtchn2l, evtchnFifo, vcpuTimers } from "../src/index";
 
@@ -25,12 +25,12 @@ for (const abi of ["2-level", "fifo"] as const) {
       const ev = abi === "fifo" ? evtchnFifo() : evtchn2l();
       const hv = createHypervisor({
         machine,
-        plugins: [pvMmuPlugin(), creditScheduler(), ev, vcpuTimers()],
+        plugins: [pvMmu(), schedCredit(), ev, vcpuTimers()],
       }).boot();
       const dom0 = hv.createDomain({ domid: 0, maxVcpus: 1, maxPages: 64 });
       hv.unpauseDomain(dom0);
       const d = hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: 2048 + 16 });
-      const b = buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages: 2048 });
+      const b = buildPvDomain(hv, hv.slot("pv-mmu"), { domain: d, nrPages: 2048 });
       hv.unpauseDomain(d);
       const kernel = bootXenPvKernel(hv, d, { startInfoVa: b.rsi, evtchnAbi: abi });
       return { hv, machine, dom0, d, kernel };

@@ -1,4 +1,4 @@
-import { createHypervisor, creditScheduler } from "@hyperlab/core";
+import { createHypervisor, schedCredit } from "@hyperlab/core";
 import { XenEvtchnGuest } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
 import { expect, it } from "vitest";
@@ -8,7 +8,7 @@ it("runs the README example", () => {
   const machine = createMachine({ ramBytes: 64 * 2 ** 20, cpus: 2, seed: 1 });
   const hv = createHypervisor({
     machine,
-    plugins: [creditScheduler(), evtchn2l(), vcpuTimers()],
+    plugins: [schedCredit(), evtchn2l(), vcpuTimers()],
   }).boot();
 
   function start(domid?: number) {

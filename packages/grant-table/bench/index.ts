@@ -19,14 +19,14 @@ import {
 } from "@hyperlab/abi";
 import { createHypervisor, type Domain, type Hypervisor, type Plugin } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, pvGrantMapping, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, pvGrantMapping, pvMmu } from "@hyperlab/pv-mmu";
 import { GrantMappingDouble } from "@hyperlab/testkit";
 import {
   type GnttabCopy,
   type GnttabMapGrantRef,
   type GnttabUnmapGrantRef,
-  grantHostMappingPlugin,
-  grantTablePlugin,
+  grantHostMapping,
+  grantTable,
 } from "../src/index";
 
 function measure(name: string, ops: number, loop: () => void): void {
@@ -43,7 +43,7 @@ function hv(plugins: Plugin[]): Hypervisor {
 }
 
 function grant(h: Hypervisor, granter: Domain, ref: number, grantee: number, frame: number) {
-  const t = h.slot("grantTable").table(granter.domid)!;
+  const t = h.slot("grant-table").table(granter.domid)!;
   const a = t.entryAddr(ref);
   h.machine.ram.write32(a + 4, frame);
   h.machine.ram.write16(a + 2, grantee);
@@ -53,7 +53,7 @@ function grant(h: Hypervisor, granter: Domain, ref: number, grantee: number, fra
 // ---- copy and device map/unmap, with the test double for host mappings ----
 {
   const dbl = new GrantMappingDouble();
-  const h = hv([grantHostMappingPlugin(() => dbl), grantTablePlugin()]);
+  const h = hv([grantHostMapping(() => dbl), grantTable()]);
   const a = h.createDomain({ domid: 1, maxVcpus: 1, maxPages: 64 });
   const b = h.createDomain({ domid: 2, maxVcpus: 1, maxPages: 64 });
   const src = h.allocDomainPages(a);
@@ -88,8 +88,8 @@ function grant(h: Hypervisor, granter: Domain, ref: number, grantee: number, fra
 
 // ---- host map/unmap through PV page tables ----
 {
-  const h = hv([pvMmuPlugin(), pvGrantMapping(), grantTablePlugin()]);
-  const pv = h.slot("pvMmu");
+  const h = hv([pvMmu(), pvGrantMapping(), grantTable()]);
+  const pv = h.slot("pv-mmu");
   const mk = (domid: number) => {
     const d = h.createDomain({ domid, maxVcpus: 1, maxPages: 1200 });
     return { d, b: buildPvDomain(h, pv, { domain: d, nrPages: 1100 }) };

@@ -1,7 +1,7 @@
 /** The `grant-host-mapping` contract lives in @hyperlab/core; re-exported for older imports. */
 export type { GrantHostMapping } from "@hyperlab/core";
 export { GRANT_ERROR_CODES, type GrantErrorCode } from "./errors";
-export { grantHostMappingPlugin, grantTablePlugin } from "./plugin";
+export { grantHostMapping, grantTable } from "./plugin";
 export {
   type ActiveGrantInfo,
   type GrantMappingInfo,

@@ -31,7 +31,7 @@ import type { GrantTableOpArgs } from "./types";
 declare module "@hyperlab/core" {
   interface Slots {
     /** The grant table service: GNTTABOP_* and views for tools and checkers. */
-    grantTable: GrantTableService;
+    "grant-table": GrantTableService;
   }
   interface HypercallArgs {
     [__HYPERVISOR_grant_table_op]: GrantTableOpArgs;
@@ -51,7 +51,7 @@ const OPS = [
 ];
 
 /** Xen grant tables (v1, and v2 where a guest asks for it), as a plugin value. */
-export function grantTablePlugin(options: GrantTableOptions = {}): Plugin {
+export function grantTable(options: GrantTableOptions = {}): Plugin {
   const { maxGrantFrames = 64, maxMaptrackFrames = 1024, maxVersion = 2 } = options;
   if (!Number.isInteger(maxGrantFrames) || maxGrantFrames < 1 || maxGrantFrames > 1024) {
     throw new HyperlabError<GrantErrorCode>(
@@ -74,7 +74,7 @@ export function grantTablePlugin(options: GrantTableOptions = {}): Plugin {
   return definePlugin({
     name: "grant-table",
     description: "Xen grant tables: setup, map, unmap, copy, versions",
-    provides: ["grantTable"],
+    provides: ["grant-table"],
     requires: ["grant-host-mapping"],
     hypercalls: OPS.map((cmd) => ({ op: __HYPERVISOR_grant_table_op, cmd })),
     setup(ctx) {
@@ -91,7 +91,7 @@ export function grantTablePlugin(options: GrantTableOptions = {}): Plugin {
         copiedBytes: s.counter("copied_bytes", "bytes", "bytes moved by GNTTABOP_copy"),
         errors: s.counter("errors", "elements", "elements answered with a GNTST_ error"),
       };
-      ctx.provide("grantTable", gt);
+      ctx.provide("grant-table", gt);
       const hc = (
         cmd: number,
         fn: (v: Parameters<typeof gt.copy>[0], a: GrantTableOpArgs) => number,
@@ -122,7 +122,7 @@ export function grantTablePlugin(options: GrantTableOptions = {}): Plugin {
  * A plugin that fills `grant-host-mapping` with any implementation, e.g. testkit's
  * GrantMappingDouble for builds without page tables.
  */
-export function grantHostMappingPlugin(
+export function grantHostMapping(
   make: (hv: Hypervisor) => GrantHostMapping,
   name = "grant-host-mapping",
 ): Plugin {

@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isHyperlabError } from "@hyperlab/core";
 import { describe, expect, it } from "vitest";
-import { GRANT_ERROR_CODES, grantTablePlugin } from "../src/index";
+import { GRANT_ERROR_CODES, grantTable } from "../src/index";
 
 const src = join(dirname(fileURLToPath(import.meta.url)), "../src");
 
@@ -33,7 +33,7 @@ describe("GrantErrorCode", () => {
   it("throws a typed code for a bad option, told apart by isHyperlabError", () => {
     let err: unknown;
     try {
-      grantTablePlugin({ maxGrantFrames: 0 });
+      grantTable({ maxGrantFrames: 0 });
     } catch (e) {
       err = e;
     }

@@ -13,8 +13,8 @@ import {
   type GnttabUnmapGrantRef,
   type GrantTableOptions,
   type GrantTableService,
-  grantHostMappingPlugin,
-  grantTablePlugin,
+  grantHostMapping,
+  grantTable,
 } from "../src/index";
 
 export interface World {
@@ -33,9 +33,9 @@ export function boot(
   const dbl = new GrantMappingDouble();
   const hv = createHypervisor({
     machine,
-    plugins: [grantHostMappingPlugin(() => dbl), grantTablePlugin(options), ...extra],
+    plugins: [grantHostMapping(() => dbl), grantTable(options), ...extra],
   }).boot();
-  return { hv, gt: hv.slot("grantTable"), dbl };
+  return { hv, gt: hv.slot("grant-table"), dbl };
 }
 
 export function dom(

@@ -9,7 +9,7 @@ import {
 import { createHypervisor, HyperlabError } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
 import { describe, expect, it } from "vitest";
-import { grantTablePlugin } from "../src/index";
+import { grantTable } from "../src/index";
 import { boot, check, dom, grantV1, M } from "./helpers";
 
 describe("the grant-table plugin", () => {
@@ -17,7 +17,7 @@ describe("the grant-table plugin", () => {
     const machine = createMachine({ ramBytes: 1 << 20, cpus: 1, seed: 1 });
     let err: unknown;
     try {
-      createHypervisor({ machine, plugins: [grantTablePlugin()] });
+      createHypervisor({ machine, plugins: [grantTable()] });
     } catch (e) {
       err = e;
     }
@@ -30,7 +30,7 @@ describe("the grant-table plugin", () => {
     const w = boot();
     const desc = w.hv.describe();
     expect(desc.slots).toMatchObject({
-      grantTable: "grant-table",
+      "grant-table": "grant-table",
       "grant-host-mapping": "grant-host-mapping",
     });
     const cmds = desc.hypercalls

@@ -13,14 +13,14 @@ import {
   type PvBuildResult,
   type PvMmu,
   pvGrantMapping,
-  pvMmuPlugin,
+  pvMmu,
 } from "@hyperlab/pv-mmu";
 import {
   checkFrameInvariants,
   checkGrantInvariants,
   grantInvariantOptions,
 } from "@hyperlab/testkit";
-import { type GrantTableService, grantTablePlugin } from "../src/index";
+import { type GrantTableService, grantTable } from "../src/index";
 
 export interface PvWorld {
   hv: Hypervisor;
@@ -40,9 +40,9 @@ export function bootPv(ramBytes = 32 << 20): PvWorld {
   const machine = createMachine({ ramBytes, cpus: 2, seed: 3 });
   const hv = createHypervisor({
     machine,
-    plugins: [pvMmuPlugin(), pvGrantMapping(), grantTablePlugin()],
+    plugins: [pvMmu(), pvGrantMapping(), grantTable()],
   }).boot();
-  return { hv, pv: hv.slot("pvMmu"), gt: hv.slot("grantTable") };
+  return { hv, pv: hv.slot("pv-mmu"), gt: hv.slot("grant-table") };
 }
 
 /**

@@ -7,9 +7,9 @@ import {
 } from "@hyperlab/abi";
 import { createHypervisor } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, pvGrantMapping, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, pvGrantMapping, pvMmu } from "@hyperlab/pv-mmu";
 import { expect, it } from "vitest";
-import { type GnttabMapGrantRef, type GnttabUnmapGrantRef, grantTablePlugin } from "../src/index";
+import { type GnttabMapGrantRef, type GnttabUnmapGrantRef, grantTable } from "../src/index";
 
 it("runs the README example", () => {
   const log: unknown[][] = [];
@@ -18,10 +18,10 @@ it("runs the README example", () => {
   const machine = createMachine({ ramBytes: 64 * 2 ** 20, cpus: 1, seed: 1 });
   const hv = createHypervisor({
     machine,
-    plugins: [pvMmuPlugin(), pvGrantMapping(), grantTablePlugin()],
+    plugins: [pvMmu(), pvGrantMapping(), grantTable()],
   }).boot();
-  const pv = hv.slot("pvMmu");
-  const gt = hv.slot("grantTable");
+  const pv = hv.slot("pv-mmu");
+  const gt = hv.slot("grant-table");
 
   // Two 64-bit PV guests: dom1 shares one of its pages with dom2.
   const [front, back] = [1, 2].map((domid) => {

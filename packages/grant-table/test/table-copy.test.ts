@@ -37,7 +37,7 @@ import {
 import { HyperlabError, PGC_xen_heap, PGT_writable_page } from "@hyperlab/core";
 import { describe, expect, it } from "vitest";
 import type { GnttabCopy, GnttabCopyPtr } from "../src/index";
-import { grantTablePlugin } from "../src/index";
+import { grantTable } from "../src/index";
 import { boot, check, dom, flagsV1, gnttab, grantV1, M } from "./helpers";
 
 describe("setup_table and query_size", () => {
@@ -119,9 +119,9 @@ describe("setup_table and query_size", () => {
   });
 
   it("checks the plugin's options and says what to do", () => {
-    expect(() => grantTablePlugin({ maxGrantFrames: 0 })).toThrow(HyperlabError);
-    expect(() => grantTablePlugin({ maxMaptrackFrames: -1 })).toThrow(/maxMaptrackFrames/);
-    expect(() => grantTablePlugin({ maxVersion: 3 as 2 })).toThrow(/maxVersion/);
+    expect(() => grantTable({ maxGrantFrames: 0 })).toThrow(HyperlabError);
+    expect(() => grantTable({ maxMaptrackFrames: -1 })).toThrow(/maxMaptrackFrames/);
+    expect(() => grantTable({ maxVersion: 3 as 2 })).toThrow(/maxVersion/);
     const w = boot({}, 1 << 20);
     while (w.hv.machine.frames.nrFreeFrames > 1) w.hv.machine.frames.allocFrame();
     expect(() => w.hv.createDomain({ maxVcpus: 1, maxPages: 1 })).toThrow(/grant-table frame/);

@@ -6,8 +6,8 @@
  */
 import { createHypervisor } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { nativeMmuPlugin } from "@hyperlab/native-mmu";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { nativeMmu } from "@hyperlab/native-mmu";
+import { buildPvDomain, pvMmu } from "@hyperlab/pv-mmu";
 import {
   bootNativeKernel,
   bootXenPvKernel,
@@ -26,11 +26,11 @@ function boot(kind: "native" | "xen", batching = true): GuestKernel {
   const machine = createMachine({ ramBytes: (NR_PAGES + 8192) * 4096, cpus: 1, seed: 1 });
   const hv = createHypervisor({
     machine,
-    plugins: [kind === "native" ? nativeMmuPlugin() : pvMmuPlugin()],
+    plugins: [kind === "native" ? nativeMmu() : pvMmu()],
   }).boot();
   const d = hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: NR_PAGES + 64 });
   if (kind === "native") return bootNativeKernel(hv, d, { nrPages: NR_PAGES });
-  const b = buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages: NR_PAGES });
+  const b = buildPvDomain(hv, hv.slot("pv-mmu"), { domain: d, nrPages: NR_PAGES });
   return bootXenPvKernel(hv, d, { startInfoVa: b.rsi, batching });
 }
 

@@ -1,7 +1,7 @@
 import { createHypervisor, definePlugin, type Hypervisor, type Plugin } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { NativeMmu, nativeMmuPlugin } from "@hyperlab/native-mmu";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { NativeMmu, nativeMmu } from "@hyperlab/native-mmu";
+import { buildPvDomain, pvMmu } from "@hyperlab/pv-mmu";
 import { bootNativeKernel, bootXenPvKernel, type GuestKernel } from "../src/index";
 
 export interface Built {
@@ -12,7 +12,7 @@ export interface Built {
 /** A bare-metal machine with one native kernel of `nrPages` pages. */
 export function nativeBuild(nrPages = 4096, ramBytes = 128 << 20): Built {
   const machine = createMachine({ ramBytes, cpus: 1, seed: 1 });
-  const hv = createHypervisor({ machine, plugins: [nativeMmuPlugin()] }).boot();
+  const hv = createHypervisor({ machine, plugins: [nativeMmu()] }).boot();
   const d = hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: nrPages + 16 });
   return { hv, kernel: bootNativeKernel(hv, d, { nrPages }) };
 }
@@ -20,9 +20,9 @@ export function nativeBuild(nrPages = 4096, ramBytes = 128 << 20): Built {
 /** A Xen machine with one PV domU built by pv-mmu's builder and booted. */
 export function xenBuild(nrPages = 4096, batching = true, ramBytes = 128 << 20): Built {
   const machine = createMachine({ ramBytes, cpus: 1, seed: 1 });
-  const hv = createHypervisor({ machine, plugins: [pvMmuPlugin()] }).boot();
+  const hv = createHypervisor({ machine, plugins: [pvMmu()] }).boot();
   const d = hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: nrPages + 16 });
-  const b = buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages });
+  const b = buildPvDomain(hv, hv.slot("pv-mmu"), { domain: d, nrPages });
   return { hv, kernel: bootXenPvKernel(hv, d, { startInfoVa: b.rsi, batching }) };
 }
 
@@ -62,7 +62,7 @@ export function hwBuild(
 ): Built & { stores: { stores: number } } {
   const machine = createMachine({ ramBytes: 128 << 20, cpus: 1, seed: 1 });
   const stores = { stores: 0 };
-  const plugin = hw === "native" ? nativeMmuPlugin() : guestStoreMmu(stores);
+  const plugin = hw === "native" ? nativeMmu() : guestStoreMmu(stores);
   const hv = createHypervisor({ machine, plugins: [plugin] }).boot();
   const d = hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: nrPages + 16 });
   const kernel = bootNativeKernel(hv, d, { nrPages, transparentHugepage });

@@ -1,8 +1,8 @@
 import { ENOMEM } from "@hyperlab/abi";
 import { createHypervisor, HyperlabError } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { nativeMmuPlugin } from "@hyperlab/native-mmu";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { nativeMmu } from "@hyperlab/native-mmu";
+import { buildPvDomain, pvMmu } from "@hyperlab/pv-mmu";
 import { assertFrameInvariants } from "@hyperlab/testkit";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -21,7 +21,7 @@ import { type Built, nativeBuild, xenBuild } from "./helpers";
 describe("boot", () => {
   it("native: refuses bad sizes and a second kernel on one domain", () => {
     const machine = createMachine({ ramBytes: 8 << 20, cpus: 1, seed: 1 });
-    const hv = createHypervisor({ machine, plugins: [nativeMmuPlugin()] }).boot();
+    const hv = createHypervisor({ machine, plugins: [nativeMmu()] }).boot();
     const d = hv.createDomain({ maxVcpus: 1, maxPages: 600 });
     expect(() => bootNativeKernel(hv, d, { nrPages: 8 })).toThrow(/GUEST_BAD_SIZE|from 16/);
     expect(() => bootNativeKernel(hv, d, { nrPages: 601 })).toThrow(HyperlabError);
@@ -36,9 +36,9 @@ describe("boot", () => {
 
   it("Xen PV: start_info must be where Xen said", () => {
     const machine = createMachine({ ramBytes: 64 << 20, cpus: 1, seed: 1 });
-    const hv = createHypervisor({ machine, plugins: [pvMmuPlugin()] }).boot();
+    const hv = createHypervisor({ machine, plugins: [pvMmu()] }).boot();
     const d = hv.createDomain({ maxVcpus: 1, maxPages: 2100 });
-    const b = buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages: 2048 });
+    const b = buildPvDomain(hv, hv.slot("pv-mmu"), { domain: d, nrPages: 2048 });
     expect(() => bootXenPvKernel(hv, d, { startInfoVa: b.rsi + 1 })).toThrow(/page-aligned/);
     expect(() => bootXenPvKernel(hv, d, { startInfoVa: 0x1000 })).toThrow(/not mapped/);
     expect(() => bootXenPvKernel(hv, d, { startInfoVa: b.kernelVa })).toThrow(/magic/);

@@ -3,8 +3,8 @@ import { join } from "node:path";
 import { EINVAL } from "@hyperlab/abi";
 import { createHypervisor, isHyperlabError } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { nativeMmuPlugin } from "@hyperlab/native-mmu";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { nativeMmu } from "@hyperlab/native-mmu";
+import { buildPvDomain, pvMmu } from "@hyperlab/pv-mmu";
 import { describe, expect, it } from "vitest";
 import {
   createGuestPort,
@@ -25,9 +25,9 @@ function imports(file: string): string[] {
 
 function xenHost() {
   const machine = createMachine({ ramBytes: 64 << 20, cpus: 1, seed: 1 });
-  const hv = createHypervisor({ machine, plugins: [pvMmuPlugin()] }).boot();
+  const hv = createHypervisor({ machine, plugins: [pvMmu()] }).boot();
   const d = hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: 2100 });
-  const b = buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages: 2048 });
+  const b = buildPvDomain(hv, hv.slot("pv-mmu"), { domain: d, nrPages: 2048 });
   return { hv, d, b, port: createGuestPort(hv, d) };
 }
 
@@ -132,7 +132,7 @@ describe("the guest holds a GuestPort, not the hypervisor", () => {
 
   it("a native kernel runs on the frames its builder gives it, and checks them", () => {
     const machine = createMachine({ ramBytes: 64 << 20, cpus: 1, seed: 1 });
-    const hv = createHypervisor({ machine, plugins: [nativeMmuPlugin()] }).boot();
+    const hv = createHypervisor({ machine, plugins: [nativeMmu()] }).boot();
     const d = hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: 600 });
     const port = createGuestPort(hv, d);
     expect(port.ioApic).toBe(machine.irqs);

@@ -4,13 +4,13 @@ it("README example", async () => {
   // --- the README's example, verbatim from here ---
   const { createHypervisor } = await import("@hyperlab/core");
   const { createMachine } = await import("@hyperlab/machine");
-  const { buildPvDomain, pvMmuPlugin } = await import("@hyperlab/pv-mmu");
+  const { buildPvDomain, pvMmu } = await import("@hyperlab/pv-mmu");
   const { bootXenPvKernel, PROT_READ, PROT_WRITE, spawnProcess } = await import("../src/index");
 
   const machine = createMachine({ ramBytes: 64 << 20, cpus: 1, seed: 1 });
-  const hv = createHypervisor({ machine, plugins: [pvMmuPlugin()] }).boot();
+  const hv = createHypervisor({ machine, plugins: [pvMmu()] }).boot();
   const d = hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: 4200 });
-  const built = buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages: 4096 });
+  const built = buildPvDomain(hv, hv.slot("pv-mmu"), { domain: d, nrPages: 4096 });
   const kernel = bootXenPvKernel(hv, d, { startInfoVa: built.rsi, batching: true });
 
   const init = spawnProcess(kernel);

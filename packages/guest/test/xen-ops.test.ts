@@ -25,8 +25,8 @@ import {
   PGT_pinned,
 } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { nativeMmuPlugin } from "@hyperlab/native-mmu";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { nativeMmu } from "@hyperlab/native-mmu";
+import { buildPvDomain, pvMmu } from "@hyperlab/pv-mmu";
 import { assertFrameInvariants } from "@hyperlab/testkit";
 import { describe, expect, it } from "vitest";
 import {
@@ -224,7 +224,7 @@ describe("Xen PV ops: isolation", () => {
     p.store(a, 0xcafe);
     // A second domain with its own kernel and a secret.
     const d2 = hv.createDomain({ domid: 2, maxVcpus: 1, maxPages: 2100 });
-    const b2 = buildPvDomain(hv, hv.slot("pvMmu"), { domain: d2, nrPages: 2048 });
+    const b2 = buildPvDomain(hv, hv.slot("pv-mmu"), { domain: d2, nrPages: 2048 });
     const k2 = bootXenPvKernel(hv, d2, { startInfoVa: b2.rsi });
     const q = spawnProcess(k2);
     const s = q.mmap(4096, PROT_READ | PROT_WRITE);
@@ -251,13 +251,13 @@ describe("Xen PV ops: other vCPUs and the trap path", () => {
       const machine = createMachine({ ramBytes: 64 << 20, cpus: 2, seed: 1 });
       const hv = createHypervisor({
         machine,
-        plugins: [kind === "xen" ? pvMmuPlugin() : nativeMmuPlugin()],
+        plugins: [kind === "xen" ? pvMmu() : nativeMmu()],
       }).boot();
       const d = hv.createDomain({ domid: 1, maxVcpus: 2, maxPages: 2100 });
       const k =
         kind === "xen"
           ? bootXenPvKernel(hv, d, {
-              startInfoVa: buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages: 2048 }).rsi,
+              startInfoVa: buildPvDomain(hv, hv.slot("pv-mmu"), { domain: d, nrPages: 2048 }).rsi,
             })
           : bootNativeKernel(hv, d, { nrPages: 2048 });
       const p = spawnProcess(k);

@@ -4,10 +4,10 @@
  */
 import { createHypervisor, PFEC_user_mode } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { type NativeMmu, nativeMmuPlugin } from "../src/index";
+import { type NativeMmu, nativeMmu } from "../src/index";
 
 const machine = createMachine({ ramBytes: 64 << 20, cpus: 1, seed: 1 });
-const hv = createHypervisor({ machine, plugins: [nativeMmuPlugin()] }).boot();
+const hv = createHypervisor({ machine, plugins: [nativeMmu()] }).boot();
 const d = hv.createDomain({ maxVcpus: 1, maxPages: 16 });
 const ram = machine.ram;
 const BASE = 0x7f00_0000_0000;

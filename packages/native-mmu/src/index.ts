@@ -1,3 +1,3 @@
 export type { NativeMmuError, NativeMmuErrorCode } from "./errors";
 export { NativeMmu, type NativeMmuCounts, type NativeMmuOptions } from "./native-mmu";
-export { nativeMmuPlugin } from "./plugin";
+export { nativeMmu } from "./plugin";

@@ -78,7 +78,7 @@ export class NativeMmu implements MmuBackend {
     if (options === null || typeof options !== "object") {
       throw nativeMmuError(
         "NATIVE_BAD_OPTION",
-        "nativeMmuPlugin takes an options object, e.g. nativeMmuPlugin({ tlb: { pwc: false } }).",
+        "nativeMmu takes an options object, e.g. nativeMmu({ tlb: { pwc: false } }).",
       );
     }
     const prng = hv.machine.prng.fork("native-mmu");
@@ -86,7 +86,7 @@ export class NativeMmu implements MmuBackend {
     if (tlbs === undefined || tlbs.config === null) {
       throw nativeMmuError(
         "NATIVE_BAD_OPTION",
-        `nativeMmuPlugin option tlb must be a TlbConfig from @hyperlab/paging (bare metal always has a TLB), got ${String(options.tlb)}.`,
+        `nativeMmu option tlb must be a TlbConfig from @hyperlab/paging (bare metal always has a TLB), got ${String(options.tlb)}.`,
       );
     }
     this.tlbs = tlbs;

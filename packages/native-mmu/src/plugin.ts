@@ -16,8 +16,8 @@ const STATS: readonly CountStat<keyof NativeMmuCounts>[] = [
   ["invlpgs", "invlpg", "flushes", "single-address flushes"],
 ];
 
-/** The bare-metal MMU as a plugin value: `createHypervisor({ machine, plugins: [nativeMmuPlugin()] })`. */
-export function nativeMmuPlugin(options: NativeMmuOptions = {}): Plugin {
+/** The bare-metal MMU as a plugin value: `createHypervisor({ machine, plugins: [nativeMmu()] })`. */
+export function nativeMmu(options: NativeMmuOptions = {}): Plugin {
   return defineMmuPlugin({
     name: "native-mmu",
     description: "bare-metal paging: the hardware walks the kernel's own tables, nothing validates",

@@ -4,11 +4,11 @@ import { createHypervisor } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
 import { defineMmuConformance, GuestMem, GuestTables, tablesMmuBuild } from "@hyperlab/testkit";
 import { describe, it } from "vitest";
-import { nativeMmuPlugin } from "../src/index";
+import { nativeMmu } from "../src/index";
 
 function build() {
   const machine = createMachine({ ramBytes: 8 << 20, cpus: 1, seed: 1 });
-  const hv = createHypervisor({ machine, plugins: [nativeMmuPlugin()] }).boot();
+  const hv = createHypervisor({ machine, plugins: [nativeMmu()] }).boot();
   const mem = new GuestMem({ hv, ram: machine.ram }, { pages: 32, vcpus: 1 });
   return tablesMmuBuild(hv.slot("mmu"), mem.d.vcpus[0], new GuestTables(mem), 0x7f00_0000_0000);
 }

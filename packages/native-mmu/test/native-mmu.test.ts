@@ -6,7 +6,7 @@ import {
 } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
 import { describe, expect, it } from "vitest";
-import { type NativeMmu, nativeMmuPlugin } from "../src/index";
+import { type NativeMmu, nativeMmu } from "../src/index";
 
 const P = 1;
 const RW = 2;
@@ -16,7 +16,7 @@ const BASE = 0x7f00_0000_0000;
 /** A domain whose vCPU 0 runs on hand-written tables mapping 16 pages at BASE to frames 200.. */
 function world(leafFlags = P | RW | US) {
   const machine = createMachine({ ramBytes: 8 << 20, cpus: 1, seed: 1 });
-  const hv = createHypervisor({ machine, plugins: [nativeMmuPlugin()] }).boot();
+  const hv = createHypervisor({ machine, plugins: [nativeMmu()] }).boot();
   const d = hv.createDomain({ maxVcpus: 2, maxPages: 64 });
   const ram = machine.ram;
   const idx = (shift: number) => Math.floor(BASE / 2 ** shift) % 512;
@@ -116,9 +116,7 @@ describe("native-mmu", () => {
     const machine = createMachine({ ramBytes: 4 << 20, cpus: 1, seed: 1 });
     const hv = createHypervisor({
       machine,
-      plugins: [
-        nativeMmuPlugin({ tlb: { levels: [{ size4k: { sets: 1, ways: 2 } }], pwc: false } }),
-      ],
+      plugins: [nativeMmu({ tlb: { levels: [{ size4k: { sets: 1, ways: 2 } }], pwc: false } })],
     }).boot();
     const d = hv.createDomain({ maxVcpus: 1, maxPages: 4 });
     expect((hv.slot("mmu") as NativeMmu).tlbOf(d.vcpus[0]).nrLevels).toBe(1);

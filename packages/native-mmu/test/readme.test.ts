@@ -1,11 +1,11 @@
 import { createHypervisor, PFEC_user_mode } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
 import { expect, it } from "vitest";
-import { nativeMmuPlugin } from "../src/index";
+import { nativeMmu } from "../src/index";
 
 it("README example", () => {
   const machine = createMachine({ ramBytes: 8 << 20, cpus: 1, seed: 1 });
-  const hv = createHypervisor({ machine, plugins: [nativeMmuPlugin()] }).boot();
+  const hv = createHypervisor({ machine, plugins: [nativeMmu()] }).boot();
   const d = hv.createDomain({ maxVcpus: 1, maxPages: 16 });
   const ram = machine.ram;
   ram.write64(100 * 4096, 101 * 4096 + 7, 0);

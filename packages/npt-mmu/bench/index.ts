@@ -25,7 +25,7 @@ const BASE = 0x7f00_0000_0000;
 function world(options: NptMmuOptions, order = 0): { npt: NptMmu; v: Vcpu } {
   const machine = createMachine({ ramBytes: 256 * 2 ** 20, cpus: 1, seed: 1 });
   const hv = createHypervisor({ machine, plugins: [nptMmu(options)] }).boot();
-  const npt = hv.slot("nptMmu");
+  const npt = hv.slot("npt-mmu");
   const d = hv.createDomain({ maxVcpus: 1, maxPages: 4096 });
   const frames: number[] = [];
   while (frames.length < 1024) {

@@ -9,7 +9,7 @@ import { VMX_EXIT_REASON_NAMES } from "./vmx";
 declare module "@hyperlab/core" {
   interface Slots {
     /** The nested-paging MMU with its host operations (INVEPT, INVVPID, zapGfn) and guestStore. */
-    nptMmu: NptMmu;
+    "npt-mmu": NptMmu;
   }
 }
 
@@ -60,7 +60,7 @@ export function nptMmu(options: NptMmuOptions = {}): Plugin {
     name: "npt-mmu",
     description:
       "KVM-style nested paging (EPT/NPT): two-dimensional walks, EPT violations, VM exits",
-    service: "nptMmu",
+    service: "npt-mmu",
     create: (hv) => new NptMmu(hv, options),
     counts: (b) => b.counts,
     stats: STATS,

@@ -264,7 +264,7 @@ describe("options and the plugin", () => {
     expect(names).toContain("exit_EPT_VIOLATION");
     expect(names).toContain("exit_CR_ACCESS");
     expect(names).toContain("nested_refs");
-    expect(nptMmu().provides).toEqual(["mmu", "nptMmu"]);
+    expect(nptMmu().provides).toEqual(["mmu", "npt-mmu"]);
   });
 
   it("works on a guest with RW pages cleared at an upper level", () => {

@@ -37,7 +37,7 @@ export function boot(
 ): World {
   const machine = createMachine({ ramBytes, cpus: 2, seed: 1 });
   const hv = createHypervisor({ machine, plugins: [nptMmu(options), ...extra] }).boot();
-  return { hv, npt: hv.slot("nptMmu"), ram: machine.ram };
+  return { hv, npt: hv.slot("npt-mmu"), ram: machine.ram };
 }
 
 /** A guest's memory over this world (testkit's harness). */

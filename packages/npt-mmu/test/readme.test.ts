@@ -7,7 +7,7 @@ import { EXIT_REASON_EPT_VIOLATION, nptMmu } from "../src/index";
 it("runs the README example", () => {
   const machine = createMachine({ ramBytes: 64 * 2 ** 20, cpus: 1, seed: 1 });
   const hv = createHypervisor({ machine, plugins: [nptMmu({ hostPageSize: "2M" })] }).boot();
-  const npt = hv.slot("nptMmu");
+  const npt = hv.slot("npt-mmu");
 
   // A guest whose 512 frames form one aligned 2 MiB run; its gfns are those frames.
   const d = hv.createDomain({ maxVcpus: 1, maxPages: 512 });

@@ -11,7 +11,7 @@ import {
 } from "@hyperlab/abi";
 import { createHypervisor } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, type PvMmu, pvMmuPlugin } from "../src/index";
+import { buildPvDomain, type PvMmu, pvMmu } from "../src/index";
 
 function now(): number {
   return performance.now();
@@ -19,8 +19,8 @@ function now(): number {
 
 function benchMmuUpdate(): void {
   const machine = createMachine({ ramBytes: 64 << 20, cpus: 1, seed: 1 });
-  const hv = createHypervisor({ machine, plugins: [pvMmuPlugin()] }).boot();
-  const pv: PvMmu = hv.slot("pvMmu");
+  const hv = createHypervisor({ machine, plugins: [pvMmu()] }).boot();
+  const pv: PvMmu = hv.slot("pv-mmu");
   const d = hv.createDomain({ maxVcpus: 1, maxPages: 4096 });
   const b = buildPvDomain(hv, pv, { domain: d, nrPages: 3072 });
   const v = d.vcpus[0];
@@ -64,8 +64,8 @@ function benchMmuUpdate(): void {
 
 function benchGuestReads(): void {
   const machine = createMachine({ ramBytes: 64 << 20, cpus: 1, seed: 1 });
-  const hv = createHypervisor({ machine, plugins: [pvMmuPlugin()] }).boot();
-  const pv: PvMmu = hv.slot("pvMmu");
+  const hv = createHypervisor({ machine, plugins: [pvMmu()] }).boot();
+  const pv: PvMmu = hv.slot("pv-mmu");
   const d = hv.createDomain({ maxVcpus: 1, maxPages: 4096 });
   const b = buildPvDomain(hv, pv, { domain: d, nrPages: 3072 });
   const v = d.vcpus[0];
@@ -106,7 +106,7 @@ function benchGuestReads(): void {
 function benchPin4G(): void {
   const pages = 1 << 20; // 4 GiB of 4 KiB pages
   const machine = createMachine({ ramBytes: (pages + 8192) * 4096, cpus: 1, seed: 1 });
-  const hv = createHypervisor({ machine, plugins: [pvMmuPlugin()] }).boot();
+  const hv = createHypervisor({ machine, plugins: [pvMmu()] }).boot();
   const d = hv.createDomain({ maxVcpus: 1, maxPages: pages + 4096 });
   const v = d.vcpus[0];
   const ram = machine.ram;

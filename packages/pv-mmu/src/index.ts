@@ -2,7 +2,7 @@ export { buildPvDomain, type PvBuildOptions, type PvBuildResult } from "./builde
 export type { PvMmuError, PvMmuErrorCode } from "./errors";
 export { PvGrantMapping } from "./grant-mapping";
 export { M2p } from "./m2p";
-export { pvGrantMapping, pvMmuPlugin } from "./plugin";
+export { pvGrantMapping, pvMmu } from "./plugin";
 export * from "./pte";
 export { PvPageTables, type TlbMaintenance, xsmTarget } from "./pv-mmu";
 export {

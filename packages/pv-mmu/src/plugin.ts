@@ -33,7 +33,7 @@ import {
 declare module "@hyperlab/core" {
   interface Slots {
     /** The Xen PV MMU service: hypercalls, M2P, guest memory access, the domain builder's tools. */
-    pvMmu: PvMmu;
+    "pv-mmu": PvMmu;
   }
   interface HypercallArgs {
     [__HYPERVISOR_mmu_update]: MmuUpdateArgs;
@@ -56,12 +56,12 @@ const MEMORY_OPS = [
 ];
 
 /** The Xen PV direct-paging MMU, as a plugin value. */
-export function pvMmuPlugin(options: PvMmuOptions = {}): Plugin {
+export function pvMmu(options: PvMmuOptions = {}): Plugin {
   return definePlugin({
     name: "pv-mmu",
     description:
       "Xen PV direct paging: page types, validation, mmu_update, mmuext_op, P2M/M2P, ptwr",
-    provides: ["mmu", "pvMmu"],
+    provides: ["mmu", "pv-mmu"],
     hypercalls: [
       { op: __HYPERVISOR_mmu_update },
       { op: __HYPERVISOR_mmuext_op },
@@ -101,7 +101,7 @@ export function pvMmuPlugin(options: PvMmuOptions = {}): Plugin {
         () => pv.pt.counts.typeChangeFlushes,
       );
       ctx.provide("mmu", pv);
-      ctx.provide("pvMmu", pv);
+      ctx.provide("pv-mmu", pv);
       ctx.hypercall(__HYPERVISOR_mmu_update, (v, a) => pv.mmuUpdate(v, a));
       ctx.hypercall(__HYPERVISOR_mmuext_op, (v, a) => pv.mmuextOp(v, a));
       ctx.hypercall(__HYPERVISOR_update_va_mapping, (v, a) => pv.updateVaMapping(v, a));
@@ -149,16 +149,16 @@ export function pvMmuPlugin(options: PvMmuOptions = {}): Plugin {
 /**
  * Grant host mappings in Xen PV page tables (Xen's create_grant_pv_mapping and
  * replace_grant_pv_mapping): fills core's `grant-host-mapping` slot for builds with the
- * `pv-mmu` plugin, e.g. `[pvMmuPlugin(), pvGrantMapping(), grantTablePlugin()]`.
+ * `pv-mmu` plugin, e.g. `[pvMmu(), pvGrantMapping(), grantTable()]`.
  */
 export function pvGrantMapping(): Plugin {
   return definePlugin({
     name: "pv-grant-mapping",
     description: "grant host mappings in Xen PV page tables",
     provides: ["grant-host-mapping"],
-    requires: ["pvMmu"],
+    requires: ["pv-mmu"],
     setup(ctx) {
-      ctx.provide("grant-host-mapping", new PvGrantMapping(ctx.slot("pvMmu")));
+      ctx.provide("grant-host-mapping", new PvGrantMapping(ctx.slot("pv-mmu")));
     },
   });
 }

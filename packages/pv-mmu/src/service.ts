@@ -18,7 +18,6 @@ import {
   type FrameTable,
   type Hypervisor,
   type MmuBackend,
-  type PvMmuService,
   type MmuFault,
   PFEC_insn_fetch,
   PFEC_page_present,
@@ -32,6 +31,7 @@ import {
   PGT_type_mask,
   PGT_validated,
   PGT_writable_page,
+  type PvMmuService,
   type Vcpu,
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
@@ -150,7 +150,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
     if (tlbs === undefined || tlbs.config === null) {
       throw pvMmuError(
         "PV_MMU_BAD_OPTION",
-        `pvMmuPlugin option tlb must be a TlbConfig from @hyperlab/paging (a PV vCPU always has a TLB), got ${String(options?.tlb)}.`,
+        `pvMmu option tlb must be a TlbConfig from @hyperlab/paging (a PV vCPU always has a TLB), got ${String(options?.tlb)}.`,
       );
     }
     this.tlbs = tlbs;

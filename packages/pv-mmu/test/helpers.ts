@@ -1,6 +1,6 @@
 import { createHypervisor, type Domain, type Hypervisor } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, type PvBuildResult, type PvMmu, pvMmuPlugin } from "../src/index";
+import { buildPvDomain, type PvBuildResult, type PvMmu, pvMmu } from "../src/index";
 
 export interface World {
   hv: Hypervisor;
@@ -10,8 +10,8 @@ export interface World {
 /** A booted hypervisor with the PV MMU on a small machine. */
 export function boot(ramBytes = 64 << 20): World {
   const machine = createMachine({ ramBytes, cpus: 2, seed: 1 });
-  const hv = createHypervisor({ machine, plugins: [pvMmuPlugin()] }).boot();
-  return { hv, pv: hv.slot("pvMmu") };
+  const hv = createHypervisor({ machine, plugins: [pvMmu()] }).boot();
+  return { hv, pv: hv.slot("pv-mmu") };
 }
 
 export interface Guest {

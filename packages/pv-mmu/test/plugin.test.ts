@@ -9,7 +9,7 @@ import {
 import { createHypervisor, HyperlabError } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
 import { describe, expect, it } from "vitest";
-import { pvMmuPlugin } from "../src/index";
+import { pvMmu } from "../src/index";
 import { boot, guest } from "./helpers";
 
 describe("the pv-mmu plugin", () => {
@@ -51,9 +51,9 @@ describe("the pv-mmu plugin", () => {
       seed: 1,
       reserved: [{ mfn: 0, count: 62 }],
     });
-    const hv = createHypervisor({ machine, plugins: [pvMmuPlugin()] });
+    const hv = createHypervisor({ machine, plugins: [pvMmu()] });
     expect(() => hv.boot()).toThrow(HyperlabError);
-    expect(() => createHypervisor({ machine, plugins: [pvMmuPlugin()] }).boot()).toThrow(
+    expect(() => createHypervisor({ machine, plugins: [pvMmu()] }).boot()).toThrow(
       /Give the machine more RAM/,
     );
   });

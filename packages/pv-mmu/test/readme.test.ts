@@ -8,15 +8,15 @@ import {
 import { createHypervisor } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
 import { expect, it } from "vitest";
-import { buildPvDomain, pvMmuPlugin } from "../src/index";
+import { buildPvDomain, pvMmu } from "../src/index";
 
 it("runs the README example", () => {
   const log: unknown[][] = [];
   const console = { log: (...a: unknown[]) => log.push(a) };
 
   const machine = createMachine({ ramBytes: 64 * 2 ** 20, cpus: 1, seed: 1 });
-  const hv = createHypervisor({ machine, plugins: [pvMmuPlugin()] }).boot();
-  const pv = hv.slot("pvMmu");
+  const hv = createHypervisor({ machine, plugins: [pvMmu()] }).boot();
+  const pv = hv.slot("pv-mmu");
 
   // A 64-bit PV domU with 8 MiB, built as Xen builds one: tables validated, L4 pinned and in CR3.
   const domu = hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: 2048 });

@@ -31,7 +31,7 @@ interface World {
 function world(options: ShadowMmuOptions): World {
   const machine = createMachine({ ramBytes: 256 * 2 ** 20, cpus: 1, seed: 1 });
   const hv = createHypervisor({ machine, plugins: [shadowMmu(options)] }).boot();
-  const sh = hv.slot("shadowMmu");
+  const sh = hv.slot("shadow-mmu");
   const d = hv.createDomain({ maxVcpus: 1, maxPages: 4096 });
   const alloc = () => {
     const f = hv.allocDomainPages(d, 0);

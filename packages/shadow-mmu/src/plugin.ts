@@ -9,7 +9,7 @@ import { SHADOW_EXIT_REASON_NAMES } from "./vmx";
 declare module "@hyperlab/core" {
   interface Slots {
     /** The shadow-paging MMU with guestStore (the trapping page-table store) and introspection. */
-    shadowMmu: ShadowMmu;
+    "shadow-mmu": ShadowMmu;
   }
 }
 
@@ -63,7 +63,7 @@ export function shadowMmu(options: ShadowMmuOptions = {}): Plugin {
   return defineMmuPlugin({
     name: "shadow-mmu",
     description: "Shadow paging: write-protected guest page tables propagated into shadow tables",
-    service: "shadowMmu",
+    service: "shadow-mmu",
     create: (hv) => new ShadowMmu(hv, options),
     counts: (b) => b.counts,
     stats: STATS,

@@ -4,7 +4,7 @@
 import { createHypervisor, type Plugin } from "@hyperlab/core";
 import { bootNativeKernel, conformanceBuildOf } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
-import { nativeMmuPlugin } from "@hyperlab/native-mmu";
+import { nativeMmu } from "@hyperlab/native-mmu";
 import { defineGuestConformance, type GuestBuildFactory } from "@hyperlab/testkit";
 import { describe, it } from "vitest";
 import { shadowMmu } from "../src/index";
@@ -19,7 +19,7 @@ function factory(mmu: () => Plugin): GuestBuildFactory {
 }
 
 const backends: [string, () => Plugin][] = [
-  ["native (reference)", nativeMmuPlugin],
+  ["native (reference)", nativeMmu],
   ["shadow paging", () => shadowMmu()],
 ];
 const builds = backends.map(([name, mmu]) => [name, factory(mmu)] as const);

@@ -26,7 +26,7 @@ export interface World {
 export function boot(options: ShadowMmuOptions = {}, ramBytes = 64 << 20): World {
   const machine = createMachine({ ramBytes, cpus: 2, seed: 1 });
   const hv = createHypervisor({ machine, plugins: [shadowMmu(options)] }).boot();
-  return { hv, sh: hv.slot("shadowMmu"), ram: machine.ram };
+  return { hv, sh: hv.slot("shadow-mmu"), ram: machine.ram };
 }
 
 /** A guest's memory over this world (testkit's harness). */

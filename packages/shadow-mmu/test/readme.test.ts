@@ -7,7 +7,7 @@ import { EXIT_REASON_EXCEPTION_NMI, shadowMmu } from "../src/index";
 it("runs the README example", () => {
   const machine = createMachine({ ramBytes: 64 * 2 ** 20, cpus: 1, seed: 1 });
   const hv = createHypervisor({ machine, plugins: [shadowMmu()] }).boot();
-  const sh = hv.slot("shadowMmu");
+  const sh = hv.slot("shadow-mmu");
   const d = hv.createDomain({ maxVcpus: 1, maxPages: 16 });
   const [l4, l3, l2, l1, a, b] = [0, 1, 2, 3, 4, 5].map(() => hv.allocDomainPages(d, 0));
   for (const f of [l4, l3, l2, l1]) machine.ram.clearFrame(f);

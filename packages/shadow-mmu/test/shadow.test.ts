@@ -340,7 +340,7 @@ describe("limits, teardown, options", () => {
     expect(w.hv.slot("mmu")).toBe(w.sh);
     expect(w.sh.kind).toBe("shadow");
     expect(w.hv.describe().slots.mmu).toBe("shadow-mmu");
-    expect(shadowMmu().provides).toEqual(["mmu", "shadowMmu"]);
+    expect(shadowMmu().provides).toEqual(["mmu", "shadow-mmu"]);
     expect(w.sh.isWriteProtected(-1)).toBe(false);
     void RW;
   });

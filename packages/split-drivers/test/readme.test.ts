@@ -1,11 +1,11 @@
 // The README's xenbus example, run as written (and checked to be the README's text).
 import { readFileSync } from "node:fs";
 import { __HYPERVISOR_event_channel_op, EVTCHNOP_alloc_unbound } from "@hyperlab/abi";
-import { createHypervisor, creditScheduler, type Domain } from "@hyperlab/core";
+import { createHypervisor, type Domain, schedCredit } from "@hyperlab/core";
 import { evtchn2l } from "@hyperlab/evtchn";
 import { XenEvtchnGuest } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, pvMmu } from "@hyperlab/pv-mmu";
 import { Xenstored, XenstoreRing, XsClient } from "@hyperlab/xenstore";
 import { expect, it } from "vitest";
 import { XenbusComms } from "../src/index";
@@ -16,11 +16,11 @@ it("runs the README's xenbus example", async () => {
   // --- README example: begin ---
   const hv = createHypervisor({
     machine: createMachine({ ramBytes: 64 << 20, cpus: 2, seed: 1 }),
-    plugins: [pvMmuPlugin(), evtchn2l(), creditScheduler()],
+    plugins: [pvMmu(), evtchn2l(), schedCredit()],
   }).boot();
   const boot = (domid?: number) => {
     const d = hv.createDomain({ domid, maxVcpus: 1, maxPages: 1100 });
-    buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages: 1024 });
+    buildPvDomain(hv, hv.slot("pv-mmu"), { domain: d, nrPages: 1024 });
     hv.unpauseDomain(d);
     return d;
   };

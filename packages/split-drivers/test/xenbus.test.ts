@@ -8,11 +8,11 @@ import {
   start_info_x86_64,
   XENSTORE_ERROR_NONE,
 } from "@hyperlab/abi";
-import { createHypervisor, creditScheduler, type Domain } from "@hyperlab/core";
+import { createHypervisor, type Domain, schedCredit } from "@hyperlab/core";
 import { evtchn2l, evtchnFifo } from "@hyperlab/evtchn";
 import { XenEvtchnGuest } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, type PvBuildResult, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, type PvBuildResult, pvMmu } from "@hyperlab/pv-mmu";
 import { Xenstored, XenstoreRing, XsClient } from "@hyperlab/xenstore";
 import { describe, expect, it } from "vitest";
 import { XenbusComms, XenbusError, type XenbusUpcalls } from "../src/index";
@@ -51,12 +51,12 @@ class Upcalls implements XenbusUpcalls {
 function world(abi: Abi) {
   const hv = createHypervisor({
     machine: createMachine({ ramBytes: 64 << 20, cpus: 2, seed: 3 }),
-    plugins: [pvMmuPlugin(), abi === "fifo" ? evtchnFifo() : evtchn2l(), creditScheduler()],
+    plugins: [pvMmu(), abi === "fifo" ? evtchnFifo() : evtchn2l(), schedCredit()],
   }).boot();
   const builds = new Map<Domain, PvBuildResult>();
   const boot = (domid?: number, maxPages = 1100) => {
     const d = hv.createDomain({ domid, maxVcpus: 1, maxPages });
-    builds.set(d, buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages: 1024 }));
+    builds.set(d, buildPvDomain(hv, hv.slot("pv-mmu"), { domain: d, nrPages: 1024 }));
     hv.unpauseDomain(d);
     return d;
   };

@@ -8,10 +8,10 @@
  * backend's own counters, never estimated.
  */
 import type { Hypervisor, Plugin, Vcpu } from "@hyperlab/core";
-import { nativeMmuPlugin } from "@hyperlab/native-mmu";
+import { nativeMmu } from "@hyperlab/native-mmu";
 import { type NptMmu, nptMmu } from "@hyperlab/npt-mmu";
 import { tlbStats } from "@hyperlab/paging";
-import { type PvMmu, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { type PvMmu, pvMmu } from "@hyperlab/pv-mmu";
 import { type ShadowMmu, shadowMmu } from "@hyperlab/shadow-mmu";
 import type { StudyCounts } from "./counts";
 
@@ -60,7 +60,7 @@ export const nativeBackend: StudyBackend = {
   name: "native",
   description: "bare metal: one walk of the kernel's own tables per TLB miss",
   unsupported: noGiantGuestPages,
-  plugins: () => [nativeMmuPlugin()],
+  plugins: () => [nativeMmu()],
   attach: (hv) => ({
     addHardwareCounts(out) {
       out.tlbHits += hv.stats.read("native-mmu", "tlb_hits") ?? 0;
@@ -81,9 +81,9 @@ export const pvBackend: StudyBackend = {
   description: "Xen PV direct paging: validated mmu_update, pinned roots, traps through Xen",
   unsupported: (p) =>
     p.guestPageSize !== "4K" ? "Xen PV guests have no superpages (PSE is refused in L2/L3)" : null,
-  plugins: () => [pvMmuPlugin()],
+  plugins: () => [pvMmu()],
   attach(hv, vcpu) {
-    const pv: PvMmu = hv.slot("pvMmu");
+    const pv: PvMmu = hv.slot("pv-mmu");
     return {
       addHardwareCounts(out) {
         const levels = tlbStats(pv.tlbOf(vcpu)).levels;
@@ -109,7 +109,7 @@ export const nestedBackend: StudyBackend = {
   unsupported: noGiantGuestPages,
   plugins: (p) => [nptMmu({ hostPageSize: p.hostPageSize })],
   attach(hv) {
-    const npt: NptMmu = hv.slot("nptMmu");
+    const npt: NptMmu = hv.slot("npt-mmu");
     return {
       addHardwareCounts(out) {
         const c = npt.counts;
@@ -139,7 +139,7 @@ export const shadowBackend: StudyBackend = {
   unsupported: noGiantGuestPages,
   plugins: () => [shadowMmu()],
   attach(hv) {
-    const sh: ShadowMmu = hv.slot("shadowMmu");
+    const sh: ShadowMmu = hv.slot("shadow-mmu");
     return {
       addHardwareCounts(out) {
         const c = sh.counts;

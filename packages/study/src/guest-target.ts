@@ -70,7 +70,7 @@ export class GuestTarget implements StudyTarget {
     const d = this.hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: nrPages + 512 });
     this.xen = backend.name === "pv";
     if (this.xen) {
-      const built = buildPvDomain(this.hv, this.hv.slot("pvMmu"), { domain: d, nrPages });
+      const built = buildPvDomain(this.hv, this.hv.slot("pv-mmu"), { domain: d, nrPages });
       this.kernel = bootXenPvKernel(this.hv, d, { startInfoVa: built.rsi, batching: true });
     } else {
       this.kernel = bootNativeKernel(this.hv, d, {

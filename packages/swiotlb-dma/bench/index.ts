@@ -8,7 +8,7 @@
 import { createHypervisor } from "@hyperlab/core";
 import { bootXenPvKernel, DMA_BIDIRECTIONAL, type GuestKernel } from "@hyperlab/guest";
 import { createMachine, DmaEngine } from "@hyperlab/machine";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, pvMmu } from "@hyperlab/pv-mmu";
 import {
   type ContigCounts,
   IO_TLB_SEGMENT_ORDER,
@@ -22,9 +22,9 @@ const NR_PAGES = 16384;
 
 function boot(): GuestKernel {
   const machine = createMachine({ ramBytes: 256 << 20, cpus: 1, seed: 1 });
-  const hv = createHypervisor({ machine, plugins: [pvMmuPlugin()] }).boot();
+  const hv = createHypervisor({ machine, plugins: [pvMmu()] }).boot();
   const d = hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: NR_PAGES + 64 });
-  const b = buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages: NR_PAGES });
+  const b = buildPvDomain(hv, hv.slot("pv-mmu"), { domain: d, nrPages: NR_PAGES });
   return bootXenPvKernel(hv, d, {
     startInfoVa: b.rsi,
     plugins: [swiotlbDma({ poolBytes: 4 << 20 })],

@@ -73,7 +73,7 @@ describe("XENMEM_exchange from a PV guest", () => {
     const out = [p, p + 1, p + 2];
     const r = exchange(kernel, [...old], 0, out, 0);
     expect(r).toEqual({ rc: -EINVAL, nrExchanged: 2 });
-    const m2p = hv.slot("pvMmu").m2p;
+    const m2p = hv.slot("pv-mmu").m2p;
     for (let i = 0; i < 2; i++) {
       expect(out[i]).not.toBe(p + i);
       expect(out[i]).not.toBe(old[i]);
@@ -113,7 +113,7 @@ describe("XENMEM_exchange from a PV guest", () => {
     expect(exchange(kernel, [...old], 0, out, 2, { bits: 32 })).toEqual({ rc: 0, nrExchanged: 4 });
     expect(out[0] % 4).toBe(0);
     expect(out[0] * 4096 + 4 * 4096).toBeLessThanOrEqual(2 ** 32);
-    for (let i = 0; i < 4; i++) expect(hv.slot("pvMmu").m2p.get(out[0] + i)).toBe(p + i);
+    for (let i = 0; i < 4; i++) expect(hv.slot("pv-mmu").m2p.get(out[0] + i)).toBe(p + i);
   });
 
   it("answers Xen's errnos for bad arguments, exchanging nothing", () => {

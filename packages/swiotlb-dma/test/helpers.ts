@@ -7,7 +7,7 @@ import {
   type GuestPlugin,
 } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, pvMmu } from "@hyperlab/pv-mmu";
 import { type SwiotlbOptions, swiotlbDma } from "../src/index";
 
 export interface Built {
@@ -27,9 +27,9 @@ export interface BuildOptions {
 export function xenBuild(o: BuildOptions = {}): Built {
   const nrPages = o.nrPages ?? 4096;
   const machine = createMachine({ ramBytes: o.ramBytes ?? 128 << 20, cpus: 1, seed: 1 });
-  const hv = createHypervisor({ machine, plugins: [pvMmuPlugin()] }).boot();
+  const hv = createHypervisor({ machine, plugins: [pvMmu()] }).boot();
   const d = hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: nrPages + 16 });
-  const b = buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages });
+  const b = buildPvDomain(hv, hv.slot("pv-mmu"), { domain: d, nrPages });
   const kernel = bootXenPvKernel(hv, d, {
     startInfoVa: b.rsi,
     plugins: o.plugins ?? [swiotlbDma(o.swiotlb)],

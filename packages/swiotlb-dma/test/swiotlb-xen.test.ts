@@ -331,7 +331,7 @@ describe("the bounce pool", () => {
     const s = swiotlbOf(kernel);
     expect(s.initPool()).toBe(true);
     expect(s.poolDmaBits).toBeLessThanOrEqual(32);
-    const m2p = hv.slot("pvMmu").m2p;
+    const m2p = hv.slot("pv-mmu").m2p;
     const v = kernel.port.vcpus[0];
     for (let seg = 0; seg < s.pool.nsegs; seg++) {
       const base = s.pool.segMaddr[seg];

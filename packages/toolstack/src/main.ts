@@ -25,7 +25,8 @@ export const COMMANDS: Record<string, Verb> = {
     run: studyCommand,
   },
   ring: {
-    summary: "ring replay SCRIPT|layout step a Xen shared ring through a script; print ring layouts",
+    summary:
+      "ring replay SCRIPT|layout step a Xen shared ring through a script; print ring layouts",
     run: ringCommand,
   },
 };

@@ -1,8 +1,8 @@
 // The README's xenstore-over-the-ring example, run as written.
-import { createHypervisor, creditScheduler } from "@hyperlab/core";
+import { createHypervisor, schedCredit } from "@hyperlab/core";
 import { evtchn2l } from "@hyperlab/evtchn";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, pvMmu } from "@hyperlab/pv-mmu";
 import { XenbusComms } from "@hyperlab/split-drivers";
 import { expect, it } from "vitest";
 import { Dom0Xenstored, introduceDomainToXenstore, UpcallLoop } from "../src/index";
@@ -14,10 +14,10 @@ it("README example: xenstore over the ring page and event channels", async () =>
   const machine = createMachine({ ramBytes: 64 << 20, cpus: 2, seed: 1 });
   const hv = createHypervisor({
     machine,
-    plugins: [pvMmuPlugin(), evtchn2l(), creditScheduler()],
+    plugins: [pvMmu(), evtchn2l(), schedCredit()],
   }).boot();
   const dom0 = hv.createDomain({ domid: 0, maxVcpus: 1, maxPages: 1100 });
-  buildPvDomain(hv, hv.slot("pvMmu"), { domain: dom0, nrPages: 1024 });
+  buildPvDomain(hv, hv.slot("pv-mmu"), { domain: dom0, nrPages: 1024 });
   hv.unpauseDomain(dom0);
 
   // xenstored in dom0; the loop delivers every domain's upcalls.
@@ -26,7 +26,7 @@ it("README example: xenstore over the ring page and event channels", async () =>
 
   // Build a PV domU (paused), give it its xenstore connection, unpause it.
   const domU = hv.createDomain({ maxVcpus: 1, maxPages: 1100 });
-  const built = buildPvDomain(hv, hv.slot("pvMmu"), { domain: domU, nrPages: 1024 });
+  const built = buildPvDomain(hv, hv.slot("pv-mmu"), { domain: domU, nrPages: 1024 });
   const store = await introduceDomainToXenstore(xenstored, {
     domain: domU,
     startInfoMfn: built.startInfoMfn,

@@ -17,10 +17,10 @@ import {
   XS_READ,
   xenstore_domain_interface,
 } from "@hyperlab/abi";
-import { createHypervisor, creditScheduler, type Domain, HyperlabError } from "@hyperlab/core";
+import { createHypervisor, type Domain, HyperlabError, schedCredit } from "@hyperlab/core";
 import { evtchn2l, evtchnFifo } from "@hyperlab/evtchn";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, type PvBuildResult, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, type PvBuildResult, pvMmu } from "@hyperlab/pv-mmu";
 import { XenbusComms } from "@hyperlab/split-drivers";
 import { encodeMessage, type XsWatch, type XsWatchEvent } from "@hyperlab/xenstore";
 import fc from "fast-check";
@@ -42,9 +42,9 @@ function world(abi: Abi, mode: UpcallMode = "microtask") {
   const machine = createMachine({ ramBytes: 64 << 20, cpus: 2, seed: 7 });
   const hv = createHypervisor({
     machine,
-    plugins: [pvMmuPlugin(), abi === "fifo" ? evtchnFifo() : evtchn2l(), creditScheduler()],
+    plugins: [pvMmu(), abi === "fifo" ? evtchnFifo() : evtchn2l(), schedCredit()],
   }).boot();
-  const pv = hv.slot("pvMmu");
+  const pv = hv.slot("pv-mmu");
   const dom0 = hv.createDomain({ domid: 0, maxVcpus: 1, maxPages: 1100 });
   buildPvDomain(hv, pv, { domain: dom0, nrPages: 1024 });
   hv.unpauseDomain(dom0);

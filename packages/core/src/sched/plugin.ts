@@ -51,13 +51,13 @@ function schedPlugin(name: SchedulerName, make: () => Policy, options: SchedCore
 }
 
 /** Xen's credit scheduler (sched=credit): weights, caps, 30 ms slices, BOOST/UNDER/OVER. */
-export function creditScheduler(options: CreditOptions & SchedCoreOptions = {}): Plugin {
+export function schedCredit(options: CreditOptions & SchedCoreOptions = {}): Plugin {
   checkNumbers(options, ["tsliceMs", "ratelimitUs"]);
   return schedPlugin("credit", () => new CreditPolicy(options), options);
 }
 
 /** Xen's credit2 scheduler (sched=credit2): credits in ns, burnt by weight, reset together. */
-export function credit2Scheduler(options: Credit2Options & SchedCoreOptions = {}): Plugin {
+export function schedCredit2(options: Credit2Options & SchedCoreOptions = {}): Plugin {
   checkNumbers(options, ["ratelimitUs"]);
   if (
     options.runqueue !== undefined &&
@@ -73,7 +73,7 @@ export function credit2Scheduler(options: Credit2Options & SchedCoreOptions = {}
 }
 
 /** A plain round robin (sched=rr): equal turns, no weights. */
-export function rrScheduler(options: RoundRobinOptions & SchedCoreOptions = {}): Plugin {
+export function schedRr(options: RoundRobinOptions & SchedCoreOptions = {}): Plugin {
   checkNumbers(options, ["sliceMs"]);
   return schedPlugin("rr", () => new RoundRobinPolicy(options), options);
 }
@@ -85,11 +85,11 @@ export function schedulerByName(
 ): Plugin {
   switch (name) {
     case "credit":
-      return creditScheduler(options);
+      return schedCredit(options);
     case "credit2":
-      return credit2Scheduler(options);
+      return schedCredit2(options);
     case "rr":
-      return rrScheduler(options);
+      return schedRr(options);
     default:
       throw new HyperlabError<SchedErrorCode>(
         "SCHED_UNKNOWN",
