@@ -114,7 +114,7 @@ export class NativeMmu implements MmuBackend {
       c.tlbHits++;
       return this.fastMa + off;
     }
-    const tlb = this.tlbs.get(v.uid);
+    const tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
     if (tlb.lookup(va, 0)) {
       const p = tlb.hitPerms;
       this.remember(v, tlb, va, tlb.hitMfn, p);

@@ -332,7 +332,7 @@ export class NptMmu implements MmuBackend {
     const uid = vcpu.uid;
     if (uid >= this.lastCr3.length) this.growVcpus(uid);
     const p = vcpu.processor;
-    const tlb = this.tlbs.of(uid);
+    const tlb = this.tlbs.byCpu[uid] ?? this.tlbs.of(uid);
     if (!this.vpid && this.lastOnPcpu[p] !== uid) {
       // Without VPID, entering another vCPU on this pCPU left nothing of ours behind.
       this.lastOnPcpu[p] = uid;

@@ -55,8 +55,13 @@ export function accessDenied(perms: number, access: number, mode: PagingMode): b
  * this and walks when it answers false (the walk then faults or sets D).
  */
 export function tlbGrants(perms: number, access: number, mode: PagingMode): boolean {
-  if ((access & ACCESS_WRITE) !== 0 && (perms & PERM_DIRTY) === 0) return false;
-  return !accessDenied(perms, access, mode);
+  // accessDenied's rule, flat (no call) so that it inlines into every backend's hit path.
+  if ((access & ACCESS_WRITE) !== 0) {
+    if ((perms & PERM_DIRTY) === 0) return false;
+    if ((perms & PERM_RW) === 0 && ((access & ACCESS_USER) !== 0 || mode.wp)) return false;
+  }
+  if ((access & ACCESS_USER) !== 0 && (perms & PERM_USER) === 0) return false;
+  return (access & ACCESS_FETCH) === 0 || (perms & PERM_NX) === 0;
 }
 
 /** The error-code bits of `access` a #PF reports (I/D only with EFER.NXE; SMEP is not modelled). */

@@ -14,10 +14,16 @@ import { Tlb, type TlbConfig } from "./tlb";
 export class CpuTlbs {
   /** The configuration each TLB is made with, or null for CPUs without TLBs. */
   readonly config: TlbConfig | null;
+  /**
+   * The TLBs made so far, by CPU (undefined where none yet): for a hot path to index
+   * directly, falling back to `get`/`of` on undefined. Never written from outside.
+   */
+  readonly byCpu: readonly (Tlb | undefined)[];
   private readonly tlbs: (Tlb | undefined)[] = [];
 
   constructor(config: TlbConfig | null) {
     this.config = config;
+    this.byCpu = this.tlbs;
     if (config !== null) new Tlb(config); // a bad configuration throws paging's typed error now
   }
 

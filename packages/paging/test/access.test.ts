@@ -85,6 +85,8 @@ describe("CpuTlbs: one TLB per CPU", () => {
     const a = t.get(3);
     expect(t.of(3)).toBe(a);
     expect(t.peek(3)).toBe(a);
+    expect(t.byCpu[3]).toBe(a);
+    expect(t.byCpu[2]).toBeUndefined();
     expect(t.of(0)).not.toBe(a);
     a.insert(0x1000, 0, 7, 12, PERM_RW);
     t.flushAll();

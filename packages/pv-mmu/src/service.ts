@@ -264,7 +264,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
     }
     this.fastVpn = -1;
     const s = this.vcpuState[v.uid] ?? this.pv(v);
-    const tlb = this.tlbs.get(v.uid);
+    const tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
     if (s.roots[tag] !== root) {
       // A new base pointer for this mode: a CR3 load under this tag's PCID.
       tlb.flushTag(tag);

@@ -282,7 +282,7 @@ export class ShadowMmu implements MmuBackend {
     if (uid >= this.cap) this.grow(uid);
     if (vcpu.cr3Mfn !== this.guestCr3[uid]) this.cr3Write(vcpu);
     const vpn = Math.floor(va / 4096);
-    const tlb = this.tlbs.of(uid);
+    const tlb = this.tlbs.byCpu[uid] ?? this.tlbs.of(uid);
     if (tlb?.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, PAGING_4LEVEL)) {
       this.counts.tlbHits++;
       return tlb.hitMfn * 4096 + (va - vpn * 4096);
