@@ -1,0 +1,151 @@
+// The xenbus device state machine: frontend and backend as independent actors that meet only
+// through xenstore watches, over the project's xenstored, with libxl's paths and permissions.
+// The console drivers stand in for any device type.
+import { describe, expect, it } from "vitest";
+import {
+  GnttabGuest,
+  parseXenbusState,
+  parseXenbusUint,
+  XenbusError,
+  XenconsBack,
+  XenconsFrontDriver,
+  xenbusRegisterBackend,
+  xenbusRegisterFrontend,
+  xenbusStrstate,
+} from "../src/index";
+import { until, world } from "./world";
+
+async function pair() {
+  const w = world();
+  const u = await w.bootDomU();
+  const back = new XenconsBack(w.dom0Kernel);
+  const backBus = xenbusRegisterBackend(w.dom0Kernel, back);
+  const front = new XenconsFrontDriver(u.kernel, new GnttabGuest(w.hv, u.domain));
+  const frontBus = xenbusRegisterFrontend(u.kernel, front);
+  const { fe, be } = await w.addDevice(u.domain.domid, "console", 1);
+  return { w, u, back, backBus, front, frontBus, fe, be };
+}
+
+const both = async (p: Awaited<ReturnType<typeof pair>>, fe: string, be: string) =>
+  `${await p.w.state(fe)}/${await p.w.state(be)}`;
+
+describe("xenbus device state machine", () => {
+  it("parses states and keys as Linux does, never throwing", () => {
+    expect(parseXenbusState(null)).toBe(0);
+    expect(parseXenbusState("abc")).toBe(0);
+    expect(parseXenbusState("4")).toBe(4);
+    expect(parseXenbusState("42")).toBe(42);
+    expect(xenbusStrstate(2)).toBe("InitWait");
+    expect(xenbusStrstate(42)).toBe("INVALID");
+    expect(parseXenbusUint("12")).toBe(12);
+    expect(parseXenbusUint("-1")).toBe(-1);
+    expect(parseXenbusUint("0x10")).toBe(-1);
+    expect(parseXenbusUint("99999999999")).toBe(-1);
+  });
+
+  it("runs the full handshake with libxl's paths, keys and permissions", async () => {
+    const p = await pair();
+    const seen: number[] = [];
+    const back = p.back;
+    back.otherendChanged = (_d, s) => void seen.push(s);
+    await p.backBus.start();
+    await until(async () => (await p.w.state(p.be)) === "2");
+    expect(await p.w.state(p.fe)).toBe("1"); // the backend waits; the frontend has not started
+    await p.frontBus.start();
+    await until(async () => (await both(p, p.fe, p.be)) === "4/4");
+    expect(seen).toContain(3);
+    const ref = await p.w.xs.read(`${p.fe}/ring-ref`);
+    expect(Number(ref)).toBeGreaterThanOrEqual(8); // above GNTTAB_NR_RESERVED_ENTRIES
+    expect(await p.w.xs.read(`${p.fe}/protocol`)).toBe("x86_64-abi");
+    expect(await p.w.xs.getPerms(p.fe)).toEqual([`n${p.u.domain.domid}`, "r0"]);
+    expect(await p.w.xs.getPerms(p.be)).toEqual(["n0", `r${p.u.domain.domid}`]);
+    const dev = p.backBus.device(1, p.u.domain.domid)!;
+    expect(dev.otherend).toBe(p.fe);
+    expect(dev.otherendId).toBe(p.u.domain.domid);
+    expect(p.frontBus.device(1)!.otherend).toBe(p.be);
+    // The domU may not write the backend's directory.
+    await expect(p.u.comms.client.write(`${p.be}/state`, "6")).rejects.toMatchObject({
+      errno: 13,
+    });
+  });
+
+  it("closes from the frontend: Closing, then both Closed", async () => {
+    const p = await pair();
+    await p.backBus.start();
+    await p.frontBus.start();
+    await until(async () => (await both(p, p.fe, p.be)) === "4/4");
+    await p.frontBus.device(1)!.close();
+    await until(async () => (await both(p, p.fe, p.be)) === "6/6");
+    expect(p.back.console(p.u.domain.domid, 1).connected).toBe(false);
+  });
+
+  it("closes from the backend: the frontend follows to Closed", async () => {
+    const p = await pair();
+    await p.backBus.start();
+    await p.frontBus.start();
+    await until(async () => (await both(p, p.fe, p.be)) === "4/4");
+    await p.backBus.device(1, p.u.domain.domid)!.fatal(-5, "device removed by test");
+    await until(async () => (await p.w.state(p.fe)) === "6");
+    await until(async () => (await p.w.state(p.be)) === "6");
+    expect(
+      await p.w.xs.read(`/local/domain/0/error/backend/console/${p.u.domain.domid}/1/error`),
+    ).toBe("5 device removed by test");
+  });
+
+  it("a restarted backend goes Closed -> InitWait and the frontend reconnects", async () => {
+    const p = await pair();
+    await p.backBus.start();
+    await p.frontBus.start();
+    await until(async () => (await both(p, p.fe, p.be)) === "4/4");
+    const firstRef = await p.w.xs.read(`${p.fe}/ring-ref`);
+    await p.backBus.stop(); // the backend goes away: Closed
+    await until(async () => (await both(p, p.fe, p.be)) === "6/6");
+    const again = xenbusRegisterBackend(p.w.dom0Kernel, p.back);
+    await again.start();
+    await until(async () => (await both(p, p.fe, p.be)) === "4/4");
+    expect(await p.w.xs.read(`${p.fe}/ring-ref`)).toBe(firstRef); // the old grant was revoked and reused
+    const c = p.front.consoles.get(1)!;
+    c.write("after restart\n");
+    const s = p.back.console(p.u.domain.domid, 1);
+    await until(() => s.text().endsWith("after restart\n"));
+  });
+
+  describe("a hostile frontend", () => {
+    const hostile = async (writes: Record<string, string>, message: RegExp) => {
+      const p = await pair();
+      await p.backBus.start();
+      await until(async () => (await p.w.state(p.be)) === "2");
+      // No frontend driver: the domU writes its own nodes by hand.
+      for (const [k, v] of Object.entries(writes)) {
+        await p.u.comms.client.write(`${p.fe}/${k}`, v);
+      }
+      await until(async () => (await p.w.state(p.be)) === "5");
+      const err = await p.w.xs.read(
+        `/local/domain/0/error/backend/console/${p.u.domain.domid}/1/error`,
+      );
+      expect(err).toMatch(message);
+      expect(p.back.console(p.u.domain.domid, 1).connected).toBe(false);
+    };
+
+    it("a ring-ref it never granted: the map fails, Closing with an error node", () =>
+      hostile({ "ring-ref": "300", port: "5", state: "3" }, /mapping ring-ref 300/));
+
+    it("a non-numeric port", () =>
+      hostile({ "ring-ref": "8", port: "five", state: "3" }, /^22 reading .*\/port$/));
+
+    it("a garbage ring-ref", () =>
+      hostile({ "ring-ref": "-1x", port: "5", state: "3" }, /^22 reading .*\/ring-ref$/));
+
+    it("a state out of range", () => hostile({ state: "42" }, /^22 saw state 42 at frontend$/));
+  });
+
+  it("setup mistakes throw XenbusError", async () => {
+    const w = world();
+    expect(() => xenbusRegisterBackend(w.dom0Kernel, { type: "Bad Type" } as never)).toThrow(
+      XenbusError,
+    );
+    expect(() => xenbusRegisterFrontend(undefined as never, new XenconsBack(w.dom0Kernel))).toThrow(
+      expect.objectContaining({ code: "XENBUS_BAD_OPTION" }),
+    );
+  });
+});
