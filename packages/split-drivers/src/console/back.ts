@@ -98,6 +98,11 @@ export class XenconsStream {
     this.notifyFn = null;
   }
 
+  /** Kick the domain through the console's port (nothing while detached). */
+  notify(): void {
+    this.notifyFn?.();
+  }
+
   private pushIn(): void {
     const page = this.page;
     if (page === null || this.input.length === 0) return;
@@ -192,6 +197,12 @@ export class XenconsBack implements XenbusDriver {
     }
     const rc = this.bind(domid, 0, frame, ring, port);
     return rc < 0 ? rc : this.console(domid, 0);
+  }
+
+  /** How console `devid` of `domid` is mapped: by grant, by frame (console 0 only), or not. */
+  mappedBy(domid: number, devid = 0): "grant" | "mfn" | null {
+    const b = this.bound.get(`${domid}/${devid}`);
+    return b === undefined ? null : b.ring === null ? "mfn" : "grant";
   }
 
   /** Stop serving console `devid` of `domid` (unbind, unmap); the stream keeps its log. */

@@ -76,7 +76,8 @@ export class XenconsFrontConsole {
     if (n > 0) this.notify();
   }
 
-  private notify(): void {
+  /** notify_daemon: kick the backend through the console's port. */
+  notify(): void {
     if (this.irq < 0) return;
     this.kernel.evtchn.notifyRemoteViaIrq(this.irq);
     this.kernel.kick();
