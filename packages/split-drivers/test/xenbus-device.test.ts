@@ -1,6 +1,7 @@
 // The xenbus device state machine: frontend and backend as independent actors that meet only
 // through xenstore watches, over the project's xenstored, with libxl's paths and permissions.
 // The console drivers stand in for any device type.
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   GnttabGuest,
@@ -137,6 +138,62 @@ describe("xenbus device state machine", () => {
       hostile({ "ring-ref": "-1x", port: "5", state: "3" }, /^22 reading .*\/ring-ref$/));
 
     it("a state out of range", () => hostile({ state: "42" }, /^22 saw state 42 at frontend$/));
+  });
+
+  it("the toolstack's unplug (online=0, backend Closing) ends with both Closed and the device gone", async () => {
+    const p = await pair();
+    await p.backBus.start();
+    await p.frontBus.start();
+    await until(async () => (await both(p, p.fe, p.be)) === "4/4");
+    // libxl__initiate_device_generic_remove: online=0 and state=Closing in the backend dir.
+    await p.w.xs.transaction(async (tx) => {
+      await tx.write(`${p.be}/online`, "0");
+      await tx.write(`${p.be}/state`, "5");
+    });
+    await until(async () => (await both(p, p.fe, p.be)) === "6/6");
+    const dev = p.backBus.device(1, p.u.domain.domid)!;
+    await until(() => dev.removed);
+    expect(p.back.console(p.u.domain.domid, 1).connected).toBe(false);
+  });
+
+  it("property: whatever a frontend writes into its nodes, the backend never throws and never connects", async () => {
+    const value = fc.oneof(
+      fc.string({ maxLength: 12 }),
+      fc.integer({ min: -5, max: 70_000 }).map(String),
+      fc.constantFrom("", "3", "4", "8", "0x8", "1e3", " 5", "4294967296"),
+    );
+    const writes = fc.record({ "ring-ref": value, port: value, state: value });
+    await fc.assert(
+      fc.asyncProperty(writes, async (ws) => {
+        const p = await pair();
+        await p.backBus.start();
+        await until(async () => (await p.w.state(p.be)) === "2");
+        for (const [k, v] of Object.entries(ws)) await p.u.comms.client.write(`${p.fe}/${k}`, v);
+        const dev = p.backBus.device(1, p.u.domain.domid)!;
+        await p.w.xs.read(`${p.fe}/state`);
+        for (let i = 0; i < 200; i++) await new Promise((r) => setImmediate(r));
+        await dev.enqueue(async () => {});
+        // Nothing was granted, so nothing may map; the backend waits, closes or gave up.
+        expect(p.back.console(p.u.domain.domid, 1).connected).toBe(false);
+        // The oracle: what blkback/netback's frontend_changed does with that state.
+        const fs = parseXenbusState(ws.state);
+        if (fs === 3 || fs === 4) {
+          expect(dev.state).toBe(5); // nothing was granted: connecting fails
+          expect(dev.lastError).toMatch(/^\d+ (reading|mapping) /);
+        } else if (fs === 5) {
+          expect([dev.state, dev.lastError]).toEqual([5, ""]);
+        } else if (fs === 0) {
+          expect(dev.state).toBe(6);
+          expect(dev.removed).toBe(true);
+        } else if (fs >= 0 && fs <= 8) {
+          expect([dev.state, dev.lastError]).toEqual([2, ""]);
+        } else {
+          expect(dev.state).toBe(5);
+          expect(dev.lastError).toBe(`22 saw state ${fs} at frontend`);
+        }
+      }),
+      { seed: 13, numRuns: process.env.HYPERLAB_LONG !== undefined ? 60 : 8 },
+    );
   });
 
   it("setup mistakes throw XenbusError", async () => {
