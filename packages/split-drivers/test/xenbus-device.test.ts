@@ -140,6 +140,28 @@ describe("xenbus device state machine", () => {
     it("a state out of range", () => hostile({ state: "42" }, /^22 saw state 42 at frontend$/));
   });
 
+  it("a frontend whose key transaction conflicts (EAGAIN) starts its transport afresh and retries", async () => {
+    const p = await pair();
+    let calls = 0;
+    const refs: number[] = [];
+    const inner = p.front.initialise.bind(p.front);
+    p.front.initialise = async (dev, tx) => {
+      calls++;
+      const rc = await inner(dev, tx);
+      refs.push(Number(await tx.read(`${dev.nodename}/ring-ref`)));
+      // Someone else touches a node this transaction wrote: its commit gets EAGAIN.
+      if (calls === 1) await p.w.xs.write(`${dev.nodename}/ring-ref`, "0");
+      return rc;
+    };
+    await p.backBus.start();
+    await p.frontBus.start();
+    await until(async () => (await both(p, p.fe, p.be)) === "4/4");
+    expect(calls).toBe(2);
+    // The first attempt's grant was revoked before the retry, so the same ref came back.
+    expect(refs[1]).toBe(refs[0]);
+    expect(await p.w.xs.read(`${p.fe}/ring-ref`)).toBe(String(refs[1]));
+  });
+
   it("the toolstack's unplug (online=0, backend Closing) ends with both Closed and the device gone", async () => {
     const p = await pair();
     await p.backBus.start();

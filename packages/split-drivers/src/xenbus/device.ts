@@ -307,6 +307,7 @@ export class XenbusDevice {
       return;
     }
     let rc = 0;
+    const before = this.lastError;
     try {
       await this.kernel.client.transaction(async (tx) => {
         // A retried transaction starts the transport afresh.
@@ -319,7 +320,7 @@ export class XenbusDevice {
       rc = errnoOf(e);
     }
     if (rc < 0) {
-      if (this.lastError === "") await this.fatal(rc, "writing the transport keys");
+      if (this.lastError === before) await this.fatal(rc, "writing the transport keys");
       else await this.switchState(XenbusStateClosing);
       return;
     }
