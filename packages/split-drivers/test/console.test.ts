@@ -118,6 +118,21 @@ describe("console 0 (start_info)", () => {
     expect(() => xenconsConsole0(u.kernel, u.build.startInfoMfn)).toThrow(XenbusError);
   });
 
+  it("a domU that points its console ring-ref at another domain's frame gets -EINVAL", async () => {
+    const w = world();
+    const u = await w.bootDomU();
+    // The domU owns its home, so it can rewrite console/ring-ref: point it at dom0's frame.
+    await u.comms.client.write("console/ring-ref", String(w.dom0.sharedInfoMfn));
+    const back = new XenconsBack(w.dom0Kernel);
+    expect(await back.attachConsole0(u.domain.domid)).toBe(-22);
+    expect(back.mappedBy(u.domain.domid)).toBe(null);
+    // Its real frame, with the reserved grant seeded, still works.
+    await u.comms.client.write("console/ring-ref", String(u.consoleMfn));
+    new GnttabGuest(w.hv, u.domain).grantForeignAccessRef(GNTTAB_RESERVED_CONSOLE, 0, u.consoleMfn);
+    expect(await back.attachConsole0(u.domain.domid)).toBeInstanceOf(XenconsStream);
+    expect(back.mappedBy(u.domain.domid)).toBe("grant");
+  });
+
   it("attachConsole0 answers -errno for a domain without console nodes", async () => {
     const w = world();
     const back = new XenconsBack(w.dom0Kernel);
