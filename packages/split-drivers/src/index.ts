@@ -1,5 +1,8 @@
 // @hyperlab/split-drivers: Xen's split drivers on the guest kernel.
 
+// consoles (hvc_xen and xenconsoled)
+export { XenconsBack, XenconsStream } from "./console/back";
+export { XenconsFrontConsole, XenconsFrontDriver, xenconsConsole0 } from "./console/front";
 export type { XenconsErrorCode } from "./console/xencons";
 export {
   MASK_XENCONS_IDX,
@@ -36,6 +39,22 @@ export {
   ringReplay,
   unescapeData,
 } from "./ring-replay/replay";
+
+// xenbus device state machine (xenbus_probe*.c, xenbus_client.c)
+export {
+  XenbusBus,
+  XenbusDevice,
+  type XenbusDriver,
+  type XenbusKernel,
+  xenbusRegisterBackend,
+  xenbusRegisterFrontend,
+} from "./xenbus/device";
+export {
+  GnttabGuest,
+  type MappedRing,
+  xenbusMapRing,
+  xenbusUnmapRing,
+} from "./xenbus/gnttab";
 // xenbus (the guest's xenstore connection and the device state machine)
 export {
   XenbusComms,
@@ -44,3 +63,10 @@ export {
   type XenbusErrorCode,
   type XenbusUpcalls,
 } from "./xenbus/index";
+
+export {
+  isXenbusState,
+  parseXenbusState,
+  parseXenbusUint,
+  xenbusStrstate,
+} from "./xenbus/state";

@@ -11,7 +11,9 @@ export type XenbusErrorCode =
   | "XENBUS_NOT_OWNER"
   | "XENBUS_NO_STORE"
   | "XENBUS_STORE_IRQ"
-  | "XENBUS_EVTCHN_INIT";
+  | "XENBUS_EVTCHN_INIT"
+  | "XENBUS_GNTTAB_INIT"
+  | "XENBUS_BAD_DEVICE";
 
 /** A xenbus setup mistake: `code` says which, the message what to do. */
 export class XenbusError extends Error {
