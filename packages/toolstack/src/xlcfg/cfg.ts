@@ -104,7 +104,8 @@ class Ctx {
       if (len === 0) newline = "<newline>";
     }
     while (len > 0 && (text[len - 1] === "\t" || text[len - 1] === " ")) len--;
-    const shown = text.slice(0, len);
+    const cut = text.indexOf("\0");
+    const shown = text.slice(0, cut >= 0 && cut < len ? cut : len);
     this.out += `${this.fileName}:${lineno}: config parsing error near ${len ? "`" : ""}${shown}${len ? "'" : ""}${newline}: ${msg}\n`;
     this.err = true;
   }
@@ -274,6 +275,8 @@ function dequote(tok: Tok, ctx: Ctx): string {
 
 class Parser {
   private readonly it: Generator<Tok>;
+  /** Tokens still to shift before syntax errors are reported again (bison's yyerrstatus). */
+  private quiet = 0;
   private la: Tok;
   readonly settings = new Map<string, CfgSetting>();
 
@@ -295,6 +298,7 @@ class Parser {
   }
 
   private shift(): Tok {
+    if (this.quiet > 0) this.quiet--;
     const t = this.la;
     this.la = this.next();
     return t;
@@ -309,19 +313,17 @@ class Parser {
 
   /** Parses the file; returns when the input ends or the parse aborts. */
   run(): void {
-    let quiet = 0; // tokens still to shift before errors are reported again (bison's yyerrstatus)
     for (;;) {
       const t = this.la;
       if (t.kind === "$end") return;
       if (t.kind === "NEWLINE" || t.kind === ";") {
         this.shift();
-        if (quiet > 0) quiet--;
         continue;
       }
       let ok: "stored" | "end" | "error" | "abort";
-      if (t.kind === "IDENT") ok = this.assignment(quiet > 0);
+      if (t.kind === "IDENT") ok = this.assignment();
       else {
-        if (quiet === 0) this.syntax(["$end", "IDENT", "NEWLINE", "';'"]);
+        if (this.quiet === 0) this.syntax(["$end", "IDENT", "NEWLINE", "';'"]);
         else this.ctx.err = true;
         ok = "error";
       }
@@ -332,24 +334,23 @@ class Parser {
           if (this.peek() === "$end") return;
           this.shift();
         }
+        this.quiet = 3;
         this.shift();
-        quiet = 2;
-        continue;
       }
-      quiet = Math.max(0, quiet - 3);
     }
   }
 
-  private assignment(quiet: boolean): "stored" | "end" | "error" | "abort" {
+  private assignment(): "stored" | "end" | "error" | "abort" {
     const name = this.shift();
     const fail = (expecting: string[]): "error" => {
-      if (!quiet) this.syntax(expecting);
+      if (this.quiet === 0) this.syntax(expecting);
       else this.ctx.err = true;
       return "error";
     };
     if (this.peek() !== "=" && this.peek() !== "+=") return fail(["+=", "'='"]);
     const append = this.shift().kind === "+=";
     let value: CfgValue;
+    this.lastValue = this.la;
     if (this.peek() === "STRING" || this.peek() === "NUMBER") {
       value = { kind: "string", value: this.atom(this.shift()) };
     } else if (this.peek() === "[") {
@@ -375,14 +376,14 @@ class Parser {
         }
         if (this.peek() !== "]") return fail(["']'"]);
       }
-      this.shift();
+      this.lastValue = this.shift();
       value = { kind: "list", values };
     } else return fail(["STRING", "NUMBER", "'['"]);
     this.store(name, value, append);
     const k = this.peek();
     if (k === "NEWLINE" || k === ";") return "stored";
     if (k === "$end") return "end";
-    if (!quiet) this.syntax(["$end"]);
+    if (this.quiet === 0) this.syntax(["$end"]);
     this.ctx.err = true;
     return "abort";
   }
@@ -413,8 +414,8 @@ class Parser {
     if (append && prev) {
       if (prev.value.kind !== value.kind) {
         this.ctx.lexical(
-          name.line,
-          this.lastText(value),
+          this.lastValue.line,
+          this.lastValue.text,
           `can't add [list] to "string" or vice versa`,
         );
         return;
@@ -432,9 +433,7 @@ class Parser {
     this.settings.set(name.text, { name: name.text, value, lineno: name.line, appended: append });
   }
 
-  private lastText(value: CfgValue): string {
-    return value.kind === "list" ? "]" : "";
-  }
+  private lastValue: Tok = { kind: "$end", text: "", line: 1 };
 }
 
 /** Parses xl.cfg text as libxlutil 4.17 does; `fileName` is what messages name. */

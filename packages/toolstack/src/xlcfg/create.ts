@@ -1,7 +1,7 @@
 // Invariant: dryRunCreate never throws on file content; every input yields xl's stdout, stderr
 // and exit status for `xl -N create FILE` (parse_config_data in tools/xl/xl_parse.c, 4.17).
 import { type CfgSetting, type ParsedCfg, parseXlCfg } from "./cfg";
-import { parseDiskSpec, parseVifSpec } from "./devices";
+import { parseDiskSpec, parsePciSpec, parseVifSpec } from "./devices";
 import { type JsonValue, obj, printJson } from "./json";
 
 export interface DryRunResult {
@@ -94,9 +94,43 @@ const ACTIONS: Record<string, string> = {
   "soft-reset": "soft_reset",
 };
 
+/** The host the shim describes has 8 pCPUs; affinity bits beyond them are dropped, as libxl does. */
+const HOST_CPUS = 8;
+
+/** xl's cpu list syntax (`all`, `N`, `N-M`, `^N`, comma separated) as the sorted set bits. */
+function parseCpuList(text: string): number[] | string {
+  const bits = new Uint8Array(HOST_CPUS);
+  for (const item of text.split(",")) {
+    const neg = item.startsWith("^");
+    const body = neg ? item.slice(1) : item;
+    let lo: number;
+    let hi: number;
+    if (body === "all") {
+      lo = 0;
+      hi = HOST_CPUS - 1;
+    } else {
+      const m = /^(\d+)(?:-(\d+))?$/.exec(body);
+      if (!m) return `Invalid pcpu range: ${item}.\n`;
+      lo = Number(m[1]);
+      hi = m[2] === undefined ? lo : Number(m[2]);
+      if (hi < lo) return `Invalid pcpu range: ${item}.\n`;
+    }
+    for (let c = lo; c <= hi && c < HOST_CPUS; c++) bits[c] = neg ? 0 : 1;
+  }
+  const out: number[] = [];
+  for (let c = 0; c < HOST_CPUS; c++) if (bits[c]) out.push(c);
+  if (out.length === 0) return "vcpu hard affinity map is empty\n";
+  return out;
+}
+
 const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
-function buildConfig(file: string, g: Getters, say: (s: string) => void): JsonValue {
+function buildConfig(
+  cfg: ParsedCfg,
+  file: string,
+  g: Getters,
+  say: (s: string) => void,
+): JsonValue {
   const flush = () => {
     if (g.err) say(g.err);
     g.err = "";
@@ -134,17 +168,36 @@ function buildConfig(file: string, g: Getters, say: (s: string) => void): JsonVa
 
   const vcpus = g.long("vcpus");
   flush();
-  let maxVcpus: number | undefined;
-  if (vcpus !== undefined) {
-    const mv = g.long("maxvcpus");
-    flush();
-    maxVcpus = mv ?? vcpus;
-    if (maxVcpus < vcpus) {
+  let maxVcpus = 0;
+  if (vcpus !== undefined) maxVcpus = vcpus;
+  const mv = g.long("maxvcpus");
+  flush();
+  if (mv !== undefined) {
+    if (vcpus !== undefined && mv < vcpus) {
       say("xl: maxvcpus < vcpus\n");
       throw new Exit(1);
     }
-    bInfo.push(["max_vcpus", maxVcpus]);
+    maxVcpus = mv;
+  }
+  if (vcpus !== undefined || mv !== undefined) bInfo.push(["max_vcpus", maxVcpus]);
+  if (vcpus !== undefined && vcpus > 0)
     bInfo.push(["avail_vcpus", Array.from({ length: vcpus }, (_, i) => i)]);
+  const cpus = cfg.settings.get("cpus");
+  if (cpus !== undefined) {
+    const maps: JsonValue[] = [];
+    const items = cpus.value.kind === "list" ? cpus.value.values : [];
+    const one = cpus.value.kind === "string" ? cpus.value.value : "";
+    const count = cpus.value.kind === "list" ? items.length : maxVcpus;
+    for (let i = 0; i < count; i++) {
+      const r = parseCpuList(cpus.value.kind === "list" ? (items[i] as string) : one);
+      if (typeof r === "string") {
+        say(r);
+        throw new Exit(1);
+      }
+      maps.push(r);
+    }
+    if (maps.length > 0) bInfo.push(["vcpu_hard_affinity", maps]);
+    if (cpus.value.kind === "list") bInfo.push(["numa_placement", "False"]);
   }
   const memory = g.long("memory");
   flush();
@@ -204,7 +257,8 @@ function buildConfig(file: string, g: Getters, say: (s: string) => void): JsonVa
     say("Neither kernel nor bootloader specified\n");
     throw new Exit(1);
   }
-  bInfo.push([`type.${type}`, obj([])]);
+  const typeInfo: [string, JsonValue][] = [];
+  bInfo.push([`type.${type}`, obj(typeInfo)]);
   bInfo.push(["arch_arm", obj([])]);
   bInfo.push(["arch_x86", obj([])]);
 
@@ -231,6 +285,21 @@ function buildConfig(file: string, g: Getters, say: (s: string) => void): JsonVa
   if (vifs && vifs.length > 0) {
     top.push(["nics", vifs.map((spec, i) => parseVifSpec(spec, i, say))]);
   }
+  const pcis = g.list("pci");
+  flush();
+  if (pcis && pcis.length > 0) {
+    const out: JsonValue[] = [];
+    for (const spec of pcis) {
+      const r = parsePciSpec(spec);
+      if (r !== null && typeof r === "object" && "exitCode" in r) {
+        say(`${r.message}unable to parse PCI_SPEC_STRING \`${spec}' for passthrough\n`);
+        throw new Exit(r.exitCode);
+      }
+      out.push(r);
+    }
+    top.push(["pcidevs", out]);
+    if (type === "pv") typeInfo.push(["e820_host", "True"]);
+  }
   for (const [key, a] of actions) if (a !== "destroy") top.push([key, a]);
   return obj(top);
 }
@@ -251,7 +320,7 @@ export function dryRunCreate(fileText: string, fileName: string): DryRunResult {
   }
   const g = new Getters(cfg, fileName);
   try {
-    const json = buildConfig(fileName, g, (s) => {
+    const json = buildConfig(cfg, fileName, g, (s) => {
       stderr += s;
     });
     return { stdout: `${printJson(json)}\n`, stderr, exitCode: 0 };

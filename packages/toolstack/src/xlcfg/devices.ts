@@ -174,8 +174,8 @@ export function parseDiskSpec(spec: string): JsonValue | string {
   if (d.cdrom) pairs.push(["is_cdrom", 1]);
   if (d.directIoSafe) pairs.push(["direct_io_safe", true]);
   if (d.discard !== undefined) pairs.push(["discard_enable", d.discard ? "True" : "False"]);
-  if (d.colo) pairs.push(["colo_enable", "True"]);
   if (d.specification !== undefined) pairs.push(["specification", d.specification]);
+  if (d.colo) pairs.push(["colo_enable", "True"]);
   return obj(pairs);
 }
 
@@ -271,4 +271,116 @@ export function parseVifSpec(spec: string, index: number, say: (s: string) => vo
   for (const k of order)
     if (f[k] !== undefined && !(k === "mtu" && f[k] === 0)) pairs.push([k, f[k] as JsonValue]);
   return obj(pairs);
+}
+
+/** A pci spec error: what xl prints before "unable to parse ..." and its exit status. */
+export interface PciSpecError {
+  readonly message: string;
+  readonly exitCode: number;
+}
+
+function hexField(s: string, max: number): number | null {
+  if (!/^[0-9a-fA-F]+$/.test(s)) return null;
+  const v = Number.parseInt(s, 16);
+  return v > max ? null : v;
+}
+
+/** Parses `[DDDD:]BB:DD.F[@VSLOT][,key=value...]` (or all key=value) as xlu's pci parser does. */
+export function parsePciSpec(spec: string): JsonValue | PciSpecError {
+  const bad: PciSpecError = { message: "", exitCode: 6 };
+  const f: Record<string, JsonValue> = {};
+  let haveBdf = false;
+  const setBdf = (s: string): boolean => {
+    const m = /^(?:([^:]+):)?([^:]+):([^.]+)\.(.+)$/.exec(s);
+    if (!m) return false;
+    const dom = m[1] === undefined ? 0 : hexField(m[1], 0xffff);
+    const bus = hexField(m[2] as string, 0xff);
+    const dev = hexField(m[3] as string, 0x1f);
+    const func = m[4] === "*" ? 0 : hexField(m[4] as string, 7);
+    if (dom === null || bus === null || dev === null || func === null) return false;
+    f.func = func;
+    f.dev = dev;
+    f.bus = bus;
+    f.domain = dom;
+    f.vfunc_mask = m[4] === "*" ? 0xffffffff : 1;
+    haveBdf = true;
+    return true;
+  };
+  const setVslot = (s: string): boolean => {
+    const v = hexField(s, 0xff);
+    if (v === null) return false;
+    f.vdevfn = v << 3;
+    return true;
+  };
+  let rest = spec;
+  const comma = spec.indexOf(",");
+  const first = comma < 0 ? spec : spec.slice(0, comma);
+  if (!first.includes("=")) {
+    const at = first.indexOf("@");
+    if (!setBdf(at < 0 ? first : first.slice(0, at))) return bad;
+    if (at >= 0 && !setVslot(first.slice(at + 1))) return bad;
+    rest = comma < 0 ? "" : spec.slice(comma + 1);
+  }
+  while (rest.length > 0) {
+    const eq = rest.indexOf("=");
+    if (eq < 0) return bad;
+    const key = rest.slice(0, eq);
+    const after = rest.slice(eq + 1);
+    const c = after.indexOf(",");
+    const value = c < 0 ? after : after.slice(0, c);
+    rest = c < 0 ? "" : after.slice(c + 1);
+    switch (key) {
+      case "bdf":
+        if (!setBdf(value)) return bad;
+        break;
+      case "vslot":
+        if (!setVslot(value)) return bad;
+        break;
+      case "permissive":
+      case "msitranslate":
+      case "power_mgmt":
+      case "seize":
+        f[key] = atoi(value) !== 0;
+        break;
+      case "rdm_policy":
+        if (value !== "strict" && value !== "relaxed")
+          return { message: `Unknown RDM policy: ${value}`, exitCode: 3 };
+        f.rdm_policy = value;
+        break;
+      case "name":
+        f.name = value;
+        break;
+      default:
+        return { message: `Unknown PCI_SPEC_STRING option: ${key}`, exitCode: 6 };
+    }
+  }
+  if (!haveBdf && f.name === undefined) return bad;
+  f.rdm_policy ??= "strict";
+  const order = [
+    "func",
+    "dev",
+    "bus",
+    "domain",
+    "vdevfn",
+    "vfunc_mask",
+    "msitranslate",
+    "power_mgmt",
+    "permissive",
+    "seize",
+    "rdm_policy",
+    "name",
+  ];
+  const pairs: [string, JsonValue][] = [];
+  for (const k of order) {
+    const v = f[k];
+    if (v === undefined || v === 0 || v === false) continue;
+    pairs.push([k, v]);
+  }
+  return obj(pairs);
+}
+
+/** C's atoi: optional blanks and sign, then decimal digits; anything else stops it. */
+function atoi(s: string): number {
+  const m = /^[ \t\n\v\f\r]*([+-]?\d+)/.exec(s);
+  return m ? Number.parseInt(m[1] as string, 10) : 0;
 }
