@@ -2,6 +2,8 @@
 // the diagnostics libxlutil 4.17 would print (FILE:LINE: config parsing error near ...), with
 // `failed` set exactly when libxlutil's parse returns an error.
 
+import { checkXlCfgArgs } from "./errors";
+
 export type CfgValue = { kind: "string"; value: string } | { kind: "list"; values: string[] };
 
 export interface CfgSetting {
@@ -438,6 +440,7 @@ class Parser {
 
 /** Parses xl.cfg text as libxlutil 4.17 does; `fileName` is what messages name. */
 export function parseXlCfg(text: string, fileName: string): ParsedCfg {
+  checkXlCfgArgs(text, fileName);
   const ctx = new Ctx(fileName);
   const p = new Parser(text, ctx);
   p.run();

@@ -2,6 +2,7 @@
 // and exit status for `xl -N create FILE` (parse_config_data in tools/xl/xl_parse.c, 4.17).
 import { type CfgSetting, type ParsedCfg, parseXlCfg } from "./cfg";
 import { parseDiskSpec, parsePciSpec, parseVifSpec } from "./devices";
+import { checkXlCfgArgs } from "./errors";
 import { type JsonValue, obj, printJson } from "./json";
 
 export interface DryRunResult {
@@ -306,6 +307,7 @@ function buildConfig(
 
 /** What `xl -N create FILE` prints and returns for a config file with this text. */
 export function dryRunCreate(fileText: string, fileName: string): DryRunResult {
+  checkXlCfgArgs(fileText, fileName);
   let stderr = `Parsing config from ${fileName}\n`;
   const cfg = parseXlCfg(fileText, fileName);
   stderr += cfg.diagnostics;
