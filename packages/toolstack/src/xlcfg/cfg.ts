@@ -123,13 +123,32 @@ const isIdentStart = (c: string) => c >= "a" && c <= "z";
 const isIdentRest = (c: string) =>
   isIdentStart(c) || (c >= "0" && c <= "9") || c === "_" || c === ".";
 const isNumRest = (c: string) => (c >= "0" && c <= "9") || (c >= "a" && c <= "f") || c === "x";
-const isWordish = (c: string) => /[A-Za-z0-9_.+-]/.test(c);
 
 /** Lexes the whole text; lexical errors are reported as they are met, like flex would. */
 function* lex(src: string, ctx: Ctx): Generator<Tok> {
   let i = 0;
   let line = 1;
   const n = src.length;
+  let endText = "\0";
+  // No token starts here: the run of non-blank characters is one lexical error (for an
+  // unterminated string, with a newline right after it, which moves the error line past it).
+  const lexError = (from: number, takeNewline = false): number => {
+    let j = from + 1;
+    while (j < n && src[j] !== " " && src[j] !== "\t" && src[j] !== "\n") j++;
+    if (src[j] === "\n" && takeNewline) {
+      j++;
+      line++;
+    }
+    const bad = src.slice(from, j);
+    // A single stray byte that ends the input is not reported: the scanner meets the end first.
+    if (j === n && j === from + 1) {
+      endText = bad;
+      return j;
+    }
+    if ("-+.(:".includes(bad[0] as string)) ctx.python = true;
+    ctx.lexical(line, bad, "lexical error");
+    return j;
+  };
   while (i < n) {
     const c = src[i] as string;
     if (c === " " || c === "\t") {
@@ -145,8 +164,7 @@ function* lex(src: string, ctx: Ctx): Generator<Tok> {
     if (c === "#") {
       const nl = src.indexOf("\n", i);
       if (nl < 0) {
-        ctx.lexical(line, "#", "lexical error");
-        i++;
+        i = lexError(i);
         continue;
       }
       yield { kind: "NEWLINE", text: src.slice(i, nl + 1), line };
@@ -181,13 +199,11 @@ function* lex(src: string, ctx: Ctx): Generator<Tok> {
     if (c === '"' || c === "'") {
       let j = i + 1;
       let closed = false;
-      let badEscape = false;
       while (j < n && src[j] !== "\n") {
         const d = src[j] as string;
         if (d === "\\") {
           const e = src[j + 1];
           if (e === undefined || e === "\n") break;
-          if (!VALID_ESCAPE.has(e)) badEscape = true;
           j += 2;
           continue;
         }
@@ -198,30 +214,18 @@ function* lex(src: string, ctx: Ctx): Generator<Tok> {
         j++;
       }
       if (!closed) {
-        const nl = src.indexOf("\n", i);
-        const end = nl < 0 ? n : nl;
-        ctx.lexical(line, src.slice(i, end), "lexical error");
-        i = end;
+        // An unterminated string is its own error, which also takes a newline right after it.
+        i = lexError(i, true);
         continue;
       }
       const text = src.slice(i, j + 1);
       i = j + 1;
-      if (badEscape) {
-        ctx.lexical(line, text, "invalid character after backlash in quoted string");
-        continue;
-      }
       yield { kind: "STRING", text, line };
       continue;
     }
-    // Anything else is a lexical error; a word-like run is reported as one piece.
-    let j = i + 1;
-    if (isWordish(c)) while (j < n && isWordish(src[j] as string)) j++;
-    const bad = src.slice(i, j);
-    if (c === "-" || c === "+") ctx.python = true;
-    ctx.lexical(line, bad, "lexical error");
-    i = j;
+    i = lexError(i);
   }
-  yield { kind: "$end", text: "\0", line };
+  yield { kind: "$end", text: endText, line };
 }
 
 /** strtoul's view of a prefix: how many characters it consumes in base 10. */
@@ -258,6 +262,9 @@ function dequote(tok: Tok, ctx: Ctx): string {
         "invalid digit after backslash hexnumerical character escape in quoted string",
       );
       return out;
+    } else if (!VALID_ESCAPE.has(nc)) {
+      ctx.lexical(tok.line, src, "invalid character after backlash in quoted string");
+      return out;
     } else if (nc >= "0" && nc <= "7") {
       const buf = `${src}\0`.slice(p, p + 3).split("\0")[0] as string;
       const used = strtoulConsumed(buf);
@@ -290,9 +297,15 @@ class Parser {
     this.la = this.next();
   }
 
+  private lastLine = 1;
+
+  /** The next token; the end of input takes the location of the token before it, as in bison. */
   private next(): Tok {
     const r = this.it.next();
-    return r.done ? { kind: "$end", text: "\0", line: 1 } : r.value;
+    const t: Tok = r.done ? { kind: "$end", text: "\0", line: 1 } : r.value;
+    if (t.kind === "$end") return { ...t, line: this.lastLine };
+    this.lastLine = t.line;
+    return t;
   }
 
   private peek(): TokKind {
