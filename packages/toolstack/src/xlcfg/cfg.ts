@@ -130,22 +130,22 @@ function* lex(src: string, ctx: Ctx): Generator<Tok> {
   let line = 1;
   const n = src.length;
   let endText = "\0";
-  // No token starts here: the run of non-blank characters is one lexical error (for an
-  // unterminated string, with a newline right after it, which moves the error line past it).
-  const lexError = (from: number, takeNewline = false): number => {
+  // No token starts here: the run of non-blank characters is one lexical error; a lone byte
+  // (other than a CR) takes a newline right after it too, which moves the error line past it.
+  const lexError = (from: number): number => {
     let j = from + 1;
     while (j < n && src[j] !== " " && src[j] !== "\t" && src[j] !== "\n") j++;
-    if (src[j] === "\n" && takeNewline) {
+    if (src[j] === "\n" && j === from + 1 && src[from] !== "\r") {
       j++;
       line++;
     }
     const bad = src.slice(from, j);
+    if ("-+.(:".includes(bad[0] as string)) ctx.python = true;
     // A single stray byte that ends the input is not reported: the scanner meets the end first.
     if (j === n && j === from + 1) {
       endText = bad;
       return j;
     }
-    if ("-+.(:".includes(bad[0] as string)) ctx.python = true;
     ctx.lexical(line, bad, "lexical error");
     return j;
   };
@@ -214,8 +214,7 @@ function* lex(src: string, ctx: Ctx): Generator<Tok> {
         j++;
       }
       if (!closed) {
-        // An unterminated string is its own error, which also takes a newline right after it.
-        i = lexError(i, true);
+        i = lexError(i);
         continue;
       }
       const text = src.slice(i, j + 1);
