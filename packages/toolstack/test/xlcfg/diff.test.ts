@@ -1,8 +1,10 @@
 // Differential test: our dryRunCreate against Debian's real `xl -N create` (4.17) run through the
 // repository's copy of the xl shim, byte for byte on stdout, stderr and exit status.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { dryRunCreate } from "../../src/xlcfg/create";
 
@@ -50,4 +52,39 @@ describe("xl -N create, ours against the real xl 4.17", () => {
       });
     });
   }
+});
+
+// Mutated configs, each compared with the real xl (a fixed seed, so the cases are the same on
+// every run; HYPERLAB_LONG=1 tries more of them).
+const base =
+  'name = "g"\nkernel = "/k"\nvcpus = 2\ndisk = [ "/a,raw,xvda,rw" ]\nvif = [ "bridge=xenbr0" ]\n';
+const edit = fc.tuple(
+  fc.nat(base.length),
+  fc.nat(3),
+  fc.constantFrom(..."\"'[],;=+#\\\n 0aZ@-x".split("")),
+);
+
+describe.skipIf(missing !== null)("mutated configs, ours against the real xl 4.17", () => {
+  it("matches byte for byte", () => {
+    const dir = mkdtempSync(join(tmpdir(), "xlcfg-"));
+    try {
+      fc.assert(
+        fc.property(fc.array(edit, { maxLength: 3 }), (edits) => {
+          let text = base;
+          for (const [at, del, ins] of edits) text = text.slice(0, at) + ins + text.slice(at + del);
+          writeFileSync(join(dir, "m.cfg"), text, "latin1");
+          const real = spawnSync(shim, ["-N", "create", "m.cfg"], { cwd: dir, encoding: "latin1" });
+          const ours = dryRunCreate(text, "m.cfg");
+          expect({ stdout: ours.stdout, stderr: ours.stderr, exitCode: ours.exitCode }).toEqual({
+            stdout: real.stdout,
+            stderr: real.stderr,
+            exitCode: real.status,
+          });
+        }),
+        { seed: 0x14c0f, numRuns: process.env.HYPERLAB_LONG ? 200 : 20 },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 600_000);
 });
