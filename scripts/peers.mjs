@@ -33,6 +33,10 @@ const wanted = [
   { pkg: "chromium", has: () => existsSync("/usr/bin/chromium") },
   { pkg: "tshark", has: () => existsSync("/usr/bin/tshark") },
 ];
+// Debian's real xl 4.17, which toolstack's xl.cfg differential test runs through its shim
+// (packages/toolstack/test/peers/xl). Installed without recommends: the hypervisor package
+// itself is not needed, and the package's postinst only warns when no Xen is running.
+const xlBin = "/usr/lib/xen-4.17/bin/xl";
 
 function debInstalled(pkg) {
   try {
@@ -62,11 +66,11 @@ const missing = wanted.filter((w) => !w.has()).map((w) => w.pkg);
 const testXenstore = join(peersDir, "usr/lib/xen-4.17/bin/test-xenstore");
 const cXenstored = join(peersDir, "usr/lib/xen-4.17/bin/xenstored");
 const extracted = () => existsSync(testXenstore) && existsSync(cXenstored);
-if (missing.length === 0 && extracted()) process.exit(0);
+if (missing.length === 0 && extracted() && existsSync(xlBin)) process.exit(0);
 
 if (process.getuid?.() !== 0) {
   console.error(
-    `peers: missing ${[...missing, extracted() ? null : "xen-utils-4.17 (test-xenstore, xenstored)"].filter(Boolean).join(", ")}.\n` +
+    `peers: missing ${[...missing, extracted() ? null : "xen-utils-4.17 (test-xenstore, xenstored)", existsSync(xlBin) ? null : "xen-utils-4.17 (xl)"].filter(Boolean).join(", ")}.\n` +
       "Run this as root once (sudo node scripts/peers.mjs), or install them with apt-get.",
   );
   process.exit(1);
@@ -98,5 +102,14 @@ if (!extracted()) {
   const deb = readdirSync(dl).find((f) => f.startsWith("xen-utils-4.17") && f.endsWith(".deb"));
   if (!deb) throw new Error("peers: apt-get download xen-utils-4.17 gave no .deb");
   run("dpkg", ["-x", join(dl, deb), peersDir]);
+}
+if (!existsSync(xlBin)) {
+  console.log("peers: installing xen-utils-4.17 (the real xl) from Debian");
+  try {
+    run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", "xen-utils-4.17"], quiet);
+  } catch {
+    run("apt-get", ["update", "-qq"], quiet);
+    run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", "xen-utils-4.17"], quiet);
+  }
 }
 console.log("peers: ready");

@@ -10,3 +10,20 @@ export {
   type XenstoreDomainSetup,
   type XenstoreInterfaceInfo,
 } from "./xenstore-domain";
+export {
+  type CfgSetting,
+  type CfgValue,
+  type DryRunResult,
+  dryRunCreate,
+  type JsonObject,
+  type JsonValue,
+  type ParsedCfg,
+  type PciSpecError,
+  parseDiskSpec,
+  parsePciSpec,
+  parseVifSpec,
+  parseXlCfg,
+  printJson,
+  XlCfgError,
+  type XlCfgErrorCode,
+} from "./xlcfg/index";
