@@ -6,12 +6,12 @@ import {
   EVTCHNOP_alloc_unbound,
   start_info_x86_64,
 } from "@hyperlab/abi";
-import { createHypervisor, creditScheduler, type Domain } from "@hyperlab/core";
+import { createHypervisor, type Domain, schedCredit } from "@hyperlab/core";
 import { evtchn2l } from "@hyperlab/evtchn";
-import { grantTablePlugin, pvGrantMapping } from "@hyperlab/grant-table";
+import { grantTable, pvGrantMapping } from "@hyperlab/grant-table";
 import { XenEvtchnGuest } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, type PvBuildResult, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, type PvBuildResult, pvMmu } from "@hyperlab/pv-mmu";
 import { Xenstored, XenstoreRing, XsClient } from "@hyperlab/xenstore";
 import { XenbusComms, type XenbusKernel, type XenbusUpcalls } from "../src/index";
 
@@ -61,11 +61,11 @@ export interface DomU {
 export function world() {
   const hv = createHypervisor({
     machine: createMachine({ ramBytes: 64 << 20, cpus: 2, seed: 5 }),
-    plugins: [pvMmuPlugin(), pvGrantMapping(), grantTablePlugin(), evtchn2l(), creditScheduler()],
+    plugins: [pvMmu(), pvGrantMapping(), grantTable(), evtchn2l(), schedCredit()],
   }).boot();
   const loop = new Upcalls();
   const dom0 = hv.createDomain({ domid: 0, maxVcpus: 1, maxPages: 1200 });
-  buildPvDomain(hv, hv.slot("pvMmu"), { domain: dom0, nrPages: 1024 });
+  buildPvDomain(hv, hv.slot("pv-mmu"), { domain: dom0, nrPages: 1024 });
   hv.unpauseDomain(dom0);
   const dom0Evtchn = new XenEvtchnGuest({
     hv,
@@ -106,7 +106,7 @@ export function world() {
     };
     const consolePort = alloc(0);
     const storePort = alloc(0);
-    const build = buildPvDomain(hv, hv.slot("pvMmu"), { domain, nrPages: 1024 });
+    const build = buildPvDomain(hv, hv.slot("pv-mmu"), { domain, nrPages: 1024 });
     const consoleMfn = hv.allocDomainPages(domain);
     const storeMfn = hv.allocDomainPages(domain);
     hv.machine.ram.clearFrame(consoleMfn);
