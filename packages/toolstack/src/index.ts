@@ -1,3 +1,12 @@
+export {
+  consoleDevice,
+  type DevicePaths,
+  type DeviceSpec,
+  devicePaths,
+  libxlDeviceDestroy,
+  libxlDeviceGenericAdd,
+  libxlDeviceRemove,
+} from "./devices";
 export { TOOLSTACK_ERROR_CODES, type ToolstackErrorCode } from "./errors";
 export { type CliIo, COMMANDS, runCli, type Verb } from "./main";
 export { UpcallLoop, type UpcallLoopOptions, type UpcallMode } from "./upcall-loop";

@@ -8,6 +8,7 @@
  */
 import { type CliIo, processIo, type Verb } from "./cli/io";
 import { VERSION } from "./cli/version";
+import { createCommand } from "./create-command";
 import { ringCommand } from "./ring-command";
 import { studyCommand } from "./study-command";
 import { xenstoredCommand } from "./xenstored-command";
@@ -16,6 +17,11 @@ export type { CliIo, Verb } from "./cli/io";
 
 /** The verbs, in the order the help lists them. */
 export const COMMANDS: Record<string, Verb> = {
+  create: {
+    summary:
+      "create [-n] FILE          parse an xl.cfg file; with -N or -n print libxl's JSON (xl's dry run)",
+    run: (args, io) => createCommand(args, io),
+  },
   xenstored: {
     summary: "xenstored --socket PATH   run a xenstore daemon on a unix socket (foreground)",
     run: xenstoredCommand,
@@ -44,6 +50,7 @@ ${verbs}
 Options:
   -h, --help                show this help (or: hyperlab <command> --help)
   -V, --version             print the version
+  -N                        dry run, as xl's -N: e.g. hyperlab -N create guest.cfg
 `;
 }
 
@@ -72,6 +79,12 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
   if (cmd === "-V" || cmd === "--version") {
     io.out(`hyperlab ${VERSION}\n`);
     return 0;
+  }
+  if (cmd === "-N") {
+    // xl's global dry-run flag; of the verbs here only create has a dry run.
+    if (rest[0] === "create") return createCommand(rest.slice(1), io, true);
+    io.err("hyperlab: -N is a dry run of create: hyperlab -N create FILE\n");
+    return 2;
   }
   if (cmd === "help") {
     if (rest.length === 0) {

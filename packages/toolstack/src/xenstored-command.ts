@@ -14,13 +14,16 @@ Logs one line per connection event and error to stderr. SIGTERM or SIGINT closes
 
 /** Runs `hyperlab xenstored ARGS`; resolves to the exit status. */
 export async function xenstoredCommand(args: readonly string[], io: CliIo): Promise<number> {
-  const cmd = verbProgram("xenstored", DESCRIPTION, io).option(
-    "--socket <PATH>",
-    "the socket to create (required)",
-    flagValue,
-  );
-  const p = parseVerb<{ socket?: string }>(cmd, args, io, "xenstored", {
+  const cmd = verbProgram("xenstored", DESCRIPTION, io)
+    .option("--socket <PATH>", "the socket to create (required)", flagValue)
+    .option(
+      "--domains <LIST>",
+      "the domids that exist, e.g. 0,1-8 (C xenstored learns them from Xen); default: every domid",
+      flagValue,
+    );
+  const p = parseVerb<{ socket?: string; domains?: string }>(cmd, args, io, "xenstored", {
     "--socket": "a path, e.g. --socket /run/xenstored/socket",
+    "--domains": "a list of domids, e.g. --domains 0,1-8",
   });
   if (!p.ok) return p.status;
   const socket = p.opts.socket;
@@ -33,6 +36,7 @@ export async function xenstoredCommand(args: readonly string[], io: CliIo): Prom
   try {
     const running = await runXenstored({
       socketPath: socket,
+      domains: p.opts.domains,
       log: (line) => io.err(`xenstored: ${line}\n`),
     });
     await running.stopped;
