@@ -8,10 +8,10 @@ import {
 } from "@hyperlab/abi";
 import { createHypervisor, type Domain, schedCredit } from "@hyperlab/core";
 import { evtchn2l } from "@hyperlab/evtchn";
-import { grantTable, pvGrantMapping } from "@hyperlab/grant-table";
+import { grantTable } from "@hyperlab/grant-table";
 import { XenEvtchnGuest } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, type PvBuildResult, pvMmu } from "@hyperlab/pv-mmu";
+import { buildPvDomain, type PvBuildResult, pvGrantMapping, pvMmu } from "@hyperlab/pv-mmu";
 import { Xenstored, XenstoreRing, XsClient } from "@hyperlab/xenstore";
 import { XenbusComms, type XenbusKernel, type XenbusUpcalls } from "../src/index";
 
