@@ -7,6 +7,12 @@
  * write access for a write), so a failed copy changes no byte; an address that is not a
  * canonical, unsigned 64-bit integer is -EFAULT before anything is touched; a length that
  * is not a whole number from 0 to 2^20 is -EFAULT.
+ *
+ * Addresses: the model's MMUs take 48-bit virtual addresses, the upper canonical half spelled
+ * without its sign extension (the guest's PAGE_OFFSET is 0x8880_0000_0000), since a JS number
+ * cannot hold a sign-extended kernel address to the byte. So an address below 2^48 is taken
+ * as it is, a sign-extended one (from 2^64 - 2^47) is folded to its 48-bit spelling, and
+ * everything between is non-canonical.
  */
 import { EFAULT } from "@hyperlab/abi";
 import { type MmuBackend, PFEC_write_access, type Vcpu } from "@hyperlab/core";
@@ -23,9 +29,14 @@ export function u64(x: unknown): number {
   return typeof x === "number" && Number.isInteger(x) && x >= 0 && x < 2 ** 64 ? x : -1;
 }
 
-/** Whether a 64-bit address is canonical (bits 63..47 all equal). */
+/** Whether an address is canonical: a 48-bit spelling, or sign-extended from bit 47. */
 export function isCanonical(addr: number): boolean {
-  return addr < 2 ** 47 || addr >= 2 ** 64 - 2 ** 47;
+  return addr < 2 ** 48 || addr >= 2 ** 64 - 2 ** 47;
+}
+
+/** The 48-bit spelling of a canonical address. */
+function fold(addr: number): number {
+  return addr >= 2 ** 64 - 2 ** 47 ? addr - 2 ** 64 + 2 ** 48 : addr;
 }
 
 export class GuestAccess {
@@ -43,10 +54,11 @@ export class GuestAccess {
   private walk(v: Vcpu, va: number, len: number, access: number): number {
     if (u64(va) < 0 || !Number.isInteger(len) || len < 0 || len > MAX_COPY) return -EFAULT;
     if (len === 0) return 0;
-    if (!isCanonical(va) || !isCanonical(va + len - 1)) return -EFAULT;
-    if (va < 2 ** 47 && va + len > 2 ** 47) return -EFAULT;
+    if (!isCanonical(va)) return -EFAULT;
+    const va48 = fold(va);
+    if (va48 + len > 2 ** 48) return -EFAULT;
     let n = 0;
-    let at = va;
+    let at = va48;
     let left = len;
     while (left > 0) {
       const chunk = Math.min(left, PAGE - (at % PAGE));

@@ -70,7 +70,10 @@ const hostile = fc.oneof(
     arbitrary: fc.constantFrom(Number.NaN, Infinity, -Infinity, -1, 0.5, 2 ** 64, 1e300, -0),
     weight: 4,
   },
-  { arbitrary: fc.constantFrom(2 ** 31, 2 ** 32, 2 ** 47, 2 ** 53, 2 ** 63, -1e300), weight: 1 },
+  {
+    arbitrary: fc.constantFrom(2 ** 31, 2 ** 32, 2 ** 47, 2 ** 48, 2 ** 53, 2 ** 63, -1e300),
+    weight: 1,
+  },
   { arbitrary: fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }), weight: 1 },
   { arbitrary: fc.constantFrom(undefined, null, "1", true, {}, [], [1]), weight: 1 },
 );
