@@ -47,7 +47,10 @@ import {
   SEGBASE_GS_USER_SEL,
   SHUTDOWN_crash,
   trap_info,
+  VGCF_failsafe_disables_events,
   VGCF_in_syscall,
+  VGCF_syscall_disables_events,
+  vcpu_guest_context_x86_64,
   vcpu_info_x86_64,
   XEN_CAPABILITIES_INFO_LEN,
   XEN_CHANGESET_INFO_LEN,
@@ -97,6 +100,7 @@ const PAGE = 4096;
 const DESCS_PER_PAGE = 512;
 const TRAP_nmi = 2;
 const X86_EFLAGS_IF = 0x200;
+const X86_CR0_TS = 0x8;
 const X86_EFLAGS_IOPL = 0x3000;
 const X86_EFLAGS_VM = 0x20000;
 /** console_io copies a guest's text in chunks of this many bytes (Xen: 128). */
@@ -157,12 +161,23 @@ export class PvCpuService {
     this.console = new XenConsole(options.consoleRingSize ?? 16384);
   }
 
-  /** The vCPU's PV CPU state (created on first use). */
+  /**
+   * The vCPU's PV CPU state (created on first use). A vCPU that VCPUOP_initialise started
+   * takes its trap table, callbacks, kernel stack, segment bases and CR0.TS from that
+   * context once, as Xen's arch_set_info_guest does.
+   */
   state(v: Vcpu): PvVcpu {
     let s = this.byUid[v.uid];
     if (s === undefined) {
       s = new PvVcpu();
       this.byUid[v.uid] = s;
+    }
+    if (!s.contextLoaded && v.vcpuId !== 0) {
+      const ctxt = this.hv.vcpuAreas.guestContext(v);
+      if (ctxt !== undefined) {
+        s.contextLoaded = true;
+        loadContext(s, ctxt);
+      }
     }
     return s;
   }
@@ -618,4 +633,40 @@ export class PvCpuService {
     }
     return -ENOSYS;
   }
+}
+
+/** arch_set_info_guest's PV part: the vCPU state a vcpu_guest_context carries. */
+function loadContext(s: PvVcpu, c: Uint8Array): void {
+  const f = vcpu_guest_context_x86_64.fields;
+  const ti = f.trap_ctxt;
+  for (let i = 0; i < 256; i++) {
+    const at = ti.offset + i * ti.size;
+    const address = le64(c, at + trap_info.fields.address.offset);
+    if (address === 0 || !isCanonical(address)) continue;
+    const vector = c[at + trap_info.fields.vector.offset];
+    let cs = le16(c, at + trap_info.fields.cs.offset);
+    if ((cs & 3) < GUEST_KERNEL_RPL) cs = (cs & ~3) | GUEST_KERNEL_RPL;
+    s.trapAddress[vector] = address;
+    s.trapCs[vector] = cs;
+    s.trapFlags[vector] = c[at + trap_info.fields.flags.offset];
+  }
+  const flags = le32(c, f.flags.offset);
+  const addr = (off: number) => {
+    const x = le64(c, off);
+    return isCanonical(x) ? x : 0;
+  };
+  s.callbackAddress[CALLBACKTYPE_event] = addr(f.event_callback_eip.offset);
+  s.callbackAddress[CALLBACKTYPE_failsafe] = addr(f.failsafe_callback_eip.offset);
+  s.callbackAddress[CALLBACKTYPE_syscall] = addr(f.syscall_callback_eip.offset);
+  s.callbackMasksEvents[CALLBACKTYPE_failsafe] =
+    (flags & VGCF_failsafe_disables_events) !== 0 ? 1 : 0;
+  s.callbackMasksEvents[CALLBACKTYPE_syscall] =
+    (flags & VGCF_syscall_disables_events) !== 0 ? 1 : 0;
+  const ss = le16(c, f.kernel_ss.offset);
+  s.kernelSs = (ss & 3) < GUEST_KERNEL_RPL ? (ss & ~3) | GUEST_KERNEL_RPL : ss;
+  s.kernelSp = le64(c, f.kernel_sp.offset);
+  s.fsBase = addr(f.fs_base.offset);
+  s.gsBaseKernel = addr(f.gs_base_kernel.offset);
+  s.gsBaseUser = addr(f.gs_base_user.offset);
+  s.cr0Ts = (c[f.ctrlreg.offset] & X86_CR0_TS) !== 0;
 }

@@ -43,4 +43,6 @@ export class PvVcpu {
   /** rax, r11, rcx, rip, cs, rflags, rsp, ss as the last iret left them. */
   readonly regs = new Float64Array(8);
   irets = 0;
+  /** Whether the VCPUOP_initialise context was taken over (once). */
+  contextLoaded = false;
 }

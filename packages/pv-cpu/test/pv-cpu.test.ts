@@ -482,3 +482,45 @@ describe("descriptors", () => {
     expect(hv.domain(domU.domid)).toBeUndefined();
   });
 });
+
+describe("a vCPU started by VCPUOP_initialise", () => {
+  it("takes its trap table, callbacks, kernel stack, segment bases and CR0.TS from the context", async () => {
+    const {
+      __HYPERVISOR_vcpu_op,
+      VCPUOP_initialise,
+      vcpu_guest_context_x86_64,
+      VGCF_syscall_disables_events,
+    } = await import("@hyperlab/abi");
+    const { PGT_l4_page_table } = await import("@hyperlab/core");
+    const { hv, domU, fU } = rig();
+    hv.frames.setTypeHooks(PGT_l4_page_table, { validate: () => 0, devalidate: () => {} });
+    const f = vcpu_guest_context_x86_64.fields;
+    const c = new Uint8Array(vcpu_guest_context_x86_64.sizeof);
+    const put = (off: number, bytes: number[]) => c.set(bytes, off);
+    put(f.trap_ctxt.offset + 14 * 16, trap(14, 0, 0xe030, 0x9000));
+    put(f.kernel_ss.offset, u64le(0xe02b));
+    put(f.kernel_sp.offset, u64le(0x8000));
+    put(f.event_callback_eip.offset, u64le(0x1000));
+    put(f.syscall_callback_eip.offset, u64le(0x3000));
+    put(f.fs_base.offset, u64le(0x7000_0000));
+    put(f.flags.offset, u64le(VGCF_syscall_disables_events));
+    put(f.ctrlreg.offset, u64le(0x8));
+    put(f.ctrlreg.offset + 3 * 8, u64le(fU[2] * PAGE));
+    const v1 = domU.vcpus[1];
+    expect(
+      hv.hypercall(domU.vcpus[0], __HYPERVISOR_vcpu_op, {
+        cmd: VCPUOP_initialise,
+        vcpuid: 1,
+        ctxt: c,
+      }),
+    ).toBe(0);
+    const s = hv.slot("pv-cpu").state(v1);
+    expect(s.trapAddress[14]).toBe(0x9000);
+    expect(s.trapCs[14]).toBe(0xe033);
+    expect(s.kernelSp).toBe(0x8000);
+    expect(s.callbackAddress[CALLBACKTYPE_event]).toBe(0x1000);
+    expect(s.callbackMasksEvents[CALLBACKTYPE_syscall]).toBe(1);
+    expect(s.fsBase).toBe(0x7000_0000);
+    expect(s.cr0Ts).toBe(true);
+  });
+});
