@@ -309,7 +309,7 @@ export function startXenPvKernel(port: GuestPort, options: XenPvBootOptions): Gu
     const cpu = k.ops.cpu;
     if (cpu instanceof XenCpuOps) {
       cpu.setupCallbacks();
-      for (let vi = 0; vi < port.vcpus.length; vi++) cpu.registerRunstate(vi);
+      cpu.registerRunstate(0); // the others' when they come up (xenCpuUp)
     }
   });
   const cpuErr = k.takeError();

@@ -105,6 +105,7 @@ export {
   type PvOpsGroup,
   type PvTimeOps,
 } from "./pv-ops";
+export { xenCpuUp } from "./smp";
 export type { Task } from "./task";
 export { type CpuBatch, XenCpuOps, xenTimeOps } from "./xen-cpu";
 export {

@@ -193,3 +193,72 @@ describe("the guest's CPU setup on bare metal", () => {
     for (let op = 0; op < 64; op++) expect(hv.hypercallCount(op)).toBe(0);
   });
 });
+
+describe("a second vCPU (xen_pv_cpu_up)", () => {
+  it("is brought up with register_vcpu_info, VCPUOP_initialise and VCPUOP_up, and TLB shootdowns reach it", async () => {
+    const {
+      __HYPERVISOR_mmuext_op,
+      MMUEXT_INVLPG_MULTI,
+      MMUEXT_TLB_FLUSH_MULTI,
+      VCPUOP_initialise,
+      VCPUOP_register_vcpu_info,
+      VCPUOP_up,
+      CALLBACKTYPE_failsafe,
+    } = await import("@hyperlab/abi");
+    const { xenCpuUp } = await import("../src/index");
+    const machine = createMachine({ ramBytes: 128 << 20, cpus: 2, seed: 1 });
+    const hv = createHypervisor({
+      machine,
+      plugins: [creditScheduler(), pvMmuPlugin(), pvCpu()],
+    }).boot();
+    const d = hv.createDomain({ domid: 1, maxVcpus: 2, maxPages: 4096 + 16 });
+    const b = buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages: 4096 });
+    const kernel = bootXenPvKernel(hv, d, { startInfoVa: b.rsi });
+    hv.unpauseDomain(d);
+    // Record what the kernel asks of Xen.
+    const seen: { op: number; cmd: number }[] = [];
+    const orig = hv.hypercall.bind(hv);
+    (hv as { hypercall: typeof hv.hypercall }).hypercall = ((v, op, args) => {
+      const a = args as {
+        cmd?: number;
+        uops?: { cmd: number }[];
+        entries?: { op: number; args: { cmd?: number; uops?: { cmd: number }[] } }[];
+      };
+      const note = (o: number, x: typeof a) => {
+        if (x.uops) for (const u of x.uops) seen.push({ op: o, cmd: u.cmd });
+        else seen.push({ op: o, cmd: x.cmd ?? -1 });
+      };
+      if (a.entries) for (const e of a.entries) note(e.op, e.args);
+      else note(op, a);
+      return orig(v, op, args);
+    }) as typeof hv.hypercall;
+    const v1 = d.vcpus[1];
+    expect(v1.state).toBe("offline");
+    expect(xenCpuUp(kernel, 1)).toBe(0);
+    expect(seen.filter((s) => s.op === __HYPERVISOR_vcpu_op).map((s) => s.cmd)).toEqual([
+      VCPUOP_register_vcpu_info,
+      VCPUOP_initialise,
+      VCPUOP_up,
+      5, // VCPUOP_register_runstate_memory_area
+    ]);
+    expect(v1.state).not.toBe("offline");
+    expect(hv.vcpuAreas.isInitialised(v1)).toBe(true);
+    // Its vcpu_info left shared_info for a page of the kernel.
+    expect(Math.floor(hv.vcpuAreas.vcpuInfoMaddr(v1) / 4096)).not.toBe(d.sharedInfoMfn);
+    // Xen took the IDT and callbacks from the context.
+    const s1 = hv.slot("pv-cpu").state(v1);
+    expect(s1.trapAddress[14]).toBe(KERNEL_IDT[14].address);
+    expect(s1.callbackAddress[CALLBACKTYPE_failsafe]).toBe(XEN_CALLBACKS.failsafe);
+    expect(xenCpuUp(kernel, 1)).toBeLessThan(0); // once
+    expect(xenCpuUp(kernel, 2)).toBeLessThan(0);
+    // Both vCPUs run the init mm: a kernel range flush reaches vCPU 1 by MMUEXT_*_MULTI.
+    seen.length = 0;
+    const va = 0x8880_0000_0000;
+    kernel.flushRange(kernel.initMm, va, va + 4096);
+    expect(seen).toContainEqual({ op: __HYPERVISOR_mmuext_op, cmd: MMUEXT_INVLPG_MULTI });
+    seen.length = 0;
+    kernel.flushRange(kernel.initMm, va, va + 4096 * 512);
+    expect(seen).toContainEqual({ op: __HYPERVISOR_mmuext_op, cmd: MMUEXT_TLB_FLUSH_MULTI });
+    expect(kernel.takeError()).toBe(0);
+  });
+});

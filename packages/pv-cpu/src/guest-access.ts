@@ -105,6 +105,18 @@ export function le64(b: Uint8Array, off: number): number {
   return le32(b, off) + le32(b, off + 4) * 2 ** 32;
 }
 
+/**
+ * A guest's 64-bit address field as the model spells addresses: a sign-extended upper-half
+ * address folds (exactly, from its halves) to its 48-bit spelling; anything else is the
+ * plain value, so a non-canonical one stays non-canonical.
+ */
+export function addr64(b: Uint8Array, off: number): number {
+  const lo = le32(b, off);
+  const hi = le32(b, off + 4);
+  if (hi >= 0xffff8000) return (hi - 0xffff0000) * 2 ** 32 + lo;
+  return hi * 2 ** 32 + lo;
+}
+
 export function le32(b: Uint8Array, off: number): number {
   return (b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (b[off + 3] << 24)) >>> 0;
 }

@@ -83,7 +83,17 @@ import {
 } from "@hyperlab/core";
 import { XenConsole } from "./console";
 import { checkDescriptor, GUEST_KERNEL_RPL } from "./descriptors";
-import { GuestAccess, isCanonical, le16, le32, le64, put32, put64, u64 } from "./guest-access";
+import {
+  addr64,
+  GuestAccess,
+  isCanonical,
+  le16,
+  le32,
+  le64,
+  put32,
+  put64,
+  u64,
+} from "./guest-access";
 import {
   PvVcpu,
   REG_CS,
@@ -212,7 +222,7 @@ export class PvCpuService {
       // Xen's loop is preemptible and unbounded; a table longer than this is a guest bug.
       const rc = this.mem.read(v, va + i * trap_info.sizeof, b, trap_info.sizeof);
       if (rc < 0) return rc;
-      const address = le64(b, trap_info.fields.address.offset);
+      const address = addr64(b, trap_info.fields.address.offset);
       if (address === 0) return 0;
       if (!isCanonical(address)) return -EINVAL;
       const vector = b[trap_info.fields.vector.offset];
@@ -274,7 +284,7 @@ export class PvCpuService {
     if (a.cmd === CALLBACKOP_register) {
       const rc = this.mem.read(v, u64(a.arg) < 0 ? -1 : (a.arg as number), b, 16);
       if (rc < 0) return rc;
-      return this.registerCallback(v, le16(b, 0), le16(b, 2), le64(b, 8));
+      return this.registerCallback(v, le16(b, 0), le16(b, 2), addr64(b, 8));
     }
     if (a.cmd === CALLBACKOP_unregister) {
       const rc = this.mem.read(v, u64(a.arg) < 0 ? -1 : (a.arg as number), b, 4);
@@ -328,12 +338,12 @@ export class PvCpuService {
     const s = this.state(v);
     const r = s.regs;
     const flagsLo = le32(b, f.rflags.offset);
-    r[REG_RIP] = le64(b, f.rip.offset);
+    r[REG_RIP] = addr64(b, f.rip.offset);
     r[REG_CS] = cs | 3;
     r[REG_RFLAGS] =
       (((flagsLo & ~(X86_EFLAGS_IOPL | X86_EFLAGS_VM)) | X86_EFLAGS_IF) >>> 0) +
       le32(b, f.rflags.offset + 4) * 2 ** 32;
-    r[REG_RSP] = le64(b, f.rsp.offset);
+    r[REG_RSP] = addr64(b, f.rsp.offset);
     r[REG_SS] = le16(b, f.ss.offset) | 3;
     if ((le32(b, f.flags.offset) & VGCF_in_syscall) === 0) {
       r[REG_R11] = le64(b, f.r11.offset);
@@ -641,7 +651,7 @@ function loadContext(s: PvVcpu, c: Uint8Array): void {
   const ti = f.trap_ctxt;
   for (let i = 0; i < 256; i++) {
     const at = ti.offset + i * ti.size;
-    const address = le64(c, at + trap_info.fields.address.offset);
+    const address = addr64(c, at + trap_info.fields.address.offset);
     if (address === 0 || !isCanonical(address)) continue;
     const vector = c[at + trap_info.fields.vector.offset];
     let cs = le16(c, at + trap_info.fields.cs.offset);
@@ -652,7 +662,7 @@ function loadContext(s: PvVcpu, c: Uint8Array): void {
   }
   const flags = le32(c, f.flags.offset);
   const addr = (off: number) => {
-    const x = le64(c, off);
+    const x = addr64(c, off);
     return isCanonical(x) ? x : 0;
   };
   s.callbackAddress[CALLBACKTYPE_event] = addr(f.event_callback_eip.offset);
@@ -664,7 +674,7 @@ function loadContext(s: PvVcpu, c: Uint8Array): void {
     (flags & VGCF_syscall_disables_events) !== 0 ? 1 : 0;
   const ss = le16(c, f.kernel_ss.offset);
   s.kernelSs = (ss & 3) < GUEST_KERNEL_RPL ? (ss & ~3) | GUEST_KERNEL_RPL : ss;
-  s.kernelSp = le64(c, f.kernel_sp.offset);
+  s.kernelSp = addr64(c, f.kernel_sp.offset);
   s.fsBase = addr(f.fs_base.offset);
   s.gsBaseKernel = addr(f.gs_base_kernel.offset);
   s.gsBaseUser = addr(f.gs_base_user.offset);
