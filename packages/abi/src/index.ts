@@ -12,6 +12,7 @@ export * from "./layout";
 export * from "./memory";
 export * from "./netif";
 export * from "./physdev";
+export * from "./pv-cpu";
 export * from "./ring";
 export * from "./sched";
 export * from "./vcpu";

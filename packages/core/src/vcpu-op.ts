@@ -418,20 +418,23 @@ export class VcpuAreas {
       this.dropRunstateArea(uid);
       return 0;
     }
-    // access_ok: canonical, and outside the hypervisor's hole.
-    const end = addr + RS_SIZE - 1;
-    const hiOf = (x: number) => Math.floor(x / TWO_32) >>> 0;
-    if (!canonical(hiOf(addr)) || !canonical(hiOf(end))) return -EFAULT;
-    if (hiOf(end) >= HYPERVISOR_VIRT_START_HI && hiOf(addr) < HYPERVISOR_VIRT_END_HI) {
-      return -EFAULT;
-    }
+    // access_ok: canonical, and outside the hypervisor's hole. The MMUs take 48-bit addresses
+    // (the upper half without its sign extension, as the guest's PAGE_OFFSET is spelled), so a
+    // sign-extended address is folded to that spelling; values in between are not canonical.
+    if (addr >= 2 ** 48 && addr < 2 ** 64 - 2 ** 47) return -EFAULT;
+    const a48 = addr >= 2 ** 48 ? addr - 2 ** 64 + 2 ** 48 : addr;
+    const hole = (hi: number) => hi - 0xffff0000; // the hole's bounds in the 48-bit spelling
+    const holeStart = hole(HYPERVISOR_VIRT_START_HI) * TWO_32;
+    const holeEnd = hole(HYPERVISOR_VIRT_END_HI) * TWO_32;
+    if (a48 + RS_SIZE > 2 ** 48) return -EFAULT;
+    if (a48 + RS_SIZE > holeStart && a48 < holeEnd) return -EFAULT;
     if (!this.hv.hasSlot("mmu")) return -EFAULT;
     const mmu = this.hv.slot("mmu");
-    const first = PAGE - (addr % PAGE);
+    const first = PAGE - (a48 % PAGE);
     const split = Math.min(first, RS_SIZE);
-    const ma = mmu.translate(v, addr, PFEC_write_access);
+    const ma = mmu.translate(v, a48, PFEC_write_access);
     if (ma < 0) return -EFAULT;
-    const ma2 = split < RS_SIZE ? mmu.translate(v, addr + split, PFEC_write_access) : -1;
+    const ma2 = split < RS_SIZE ? mmu.translate(v, a48 + split, PFEC_write_access) : -1;
     if (split < RS_SIZE && ma2 < 0) return -EFAULT;
     const f = this.hv.frames;
     const domid = t.domain.domid;

@@ -19,6 +19,7 @@ import {
   VMASST_TYPE_writable_pagetables,
   XENMEM_maximum_ram_page,
 } from "@hyperlab/abi";
+import { cpuInit } from "./cpu";
 import { guestError } from "./errors";
 import { XenEvtchnGuest } from "./events";
 import { GuestKernel, type XenBootInfo } from "./kernel";
@@ -29,6 +30,7 @@ import { composePvOps, type GuestPlugin } from "./plugins";
 import type { GuestPort } from "./port";
 import { Process } from "./process";
 import { E_PRESENT, KERNPG_TABLE, PAGE_KERNEL, PAGE_KERNEL_RO } from "./pte";
+import { XenCpuOps } from "./xen-cpu";
 import { type XenPvOpsOptions, xenPvOps } from "./xen-ops";
 
 const TWO_32 = 0x1_0000_0000;
@@ -155,6 +157,7 @@ export function startNativeKernel(
   k.initMm = new Mm(0, pgd);
   k.switchMm(0, k.initMm);
   k.counts.contextSwitches = 0;
+  cpuInit(k);
   return k;
 }
 
@@ -301,6 +304,21 @@ export function startXenPvKernel(port: GuestPort, options: XenPvBootOptions): Gu
   k.events = events;
   // Linux registers xen_hypervisor_callback as its event callback: the upcall entry.
   port.registerUpcall((cpu) => events.xenEvtchnDoUpcall(cpu));
+  // trap_init's IDT, the callbacks Xen bounces to, the runstate area for steal time, the banner.
+  cpuInit(k, () => {
+    const cpu = k.ops.cpu;
+    if (cpu instanceof XenCpuOps) {
+      cpu.setupCallbacks();
+      cpu.registerRunstate(0); // the others' when they come up (xenCpuUp)
+    }
+  });
+  const cpuErr = k.takeError();
+  if (cpuErr !== 0) {
+    throw guestError(
+      "GUEST_BOOT_HYPERCALL",
+      `Xen refused the kernel's CPU setup (trap table, callbacks or runstate area): ${cpuErr}.`,
+    );
+  }
   return k;
 }
 

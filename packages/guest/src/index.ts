@@ -9,6 +9,20 @@ export {
   type XenPvBootOptions,
 } from "./boot";
 export {
+  contextSwitch,
+  cpuInit,
+  fpuTrap,
+  KERNEL_IDT,
+  KERNEL_STACKS,
+  printk,
+  setFsBase,
+  type TaskCpu,
+  THREAD_SIZE,
+  taskCpu,
+  X86_CR0_TS,
+  XEN_CALLBACKS,
+} from "./cpu";
+export {
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,
   DMA_MAPPING_ERROR,
@@ -47,7 +61,14 @@ export {
 } from "./kernel";
 export * from "./layout";
 export { Mm, type Vma } from "./mm";
-export { nativeCpuOps, nativeIrqOps, nativeMmuOps, nativePvOps, nativeTimeOps } from "./native-ops";
+export {
+  NativeCpu,
+  nativeCpuOps,
+  nativeIrqOps,
+  nativeMmuOps,
+  nativePvOps,
+  nativeTimeOps,
+} from "./native-ops";
 export {
   composePvOps,
   defineGuestPlugin,
@@ -84,7 +105,9 @@ export {
   type PvOpsGroup,
   type PvTimeOps,
 } from "./pv-ops";
+export { xenCpuUp } from "./smp";
 export type { Task } from "./task";
+export { type CpuBatch, XenCpuOps, xenTimeOps } from "./xen-cpu";
 export {
   MC_ARGS,
   MC_BATCH,

@@ -16,6 +16,7 @@
  *   init mm; freeing an mm's tables leaves none of its pages, tables or pins behind.
  */
 import { ENOMEM } from "@hyperlab/abi";
+import { contextSwitch } from "./cpu";
 import {
   HPAGE_PMD_NR,
   HPAGE_SIZE,
@@ -184,10 +185,14 @@ export class KernelMemory extends KernelPages {
 
   /** Loads `mm` on vCPU `vi` (switch_mm). */
   switchMm(vi: number, mm: Mm): void {
-    if (this.loadedMm[vi] === mm) return;
-    this.ops.mmu.writeCr3(vi, mm);
-    this.loadedMm[vi] = mm;
-    this.cr3Pfn[vi] = mm.pgd;
+    const prev = this.loadedMm[vi];
+    if (prev === mm) return;
+    // A switch to another task: its CPU state comes with its address space (cpu.ts).
+    contextSwitch(this, vi, prev, mm, () => {
+      this.ops.mmu.writeCr3(vi, mm);
+      this.loadedMm[vi] = mm;
+      this.cr3Pfn[vi] = mm.pgd;
+    });
     this.counts.contextSwitches++;
   }
 

@@ -12,7 +12,7 @@ import type { GuestKernel } from "./kernel";
 import { PAGE_SIZE, TLB_SINGLE_PAGE_FLUSH_CEILING, X86_FEATURE_PSE } from "./layout";
 import type { Mm } from "./mm";
 import { E_IOMAP } from "./pte";
-import type { BuiltinPvOps, PvCpuOps, PvIrqOps, PvMmuOps, PvTimeOps } from "./pv-ops";
+import type { BuiltinPvOps, IdtGate, PvCpuOps, PvIrqOps, PvMmuOps, PvTimeOps } from "./pv-ops";
 
 const X86_EFLAGS_IF = 0x200;
 
@@ -70,21 +70,78 @@ export function nativeMmuOps(k: GuestKernel): PvMmuOps {
   };
 }
 
-export function nativeCpuOps(): PvCpuOps {
-  return {
-    cpuid: (leaf, out) => {
-      out.fill(0);
-      // Leaf 0: highest basic leaf and "GenuineIntel"; no hypervisor leaves on bare metal.
-      if (leaf === 0) {
-        out[0] = 0x16;
-        out[1] = 0x756e6547;
-        out[2] = 0x6c65746e;
-        out[3] = 0x49656e69;
-      }
-      // Leaf 1: the features the model has; of them the kernel asks only for PSE (2 MiB pages).
-      if (leaf === 1) out[3] = 1 << X86_FEATURE_PSE;
-    },
-  };
+/**
+ * Native pv_ops.cpu: the instructions themselves (LIDT, the TSS, WRMSR, MOV CR0, the serial
+ * port), modelled as the registers they load, per vCPU.
+ */
+export class NativeCpu implements PvCpuOps {
+  /** Each vCPU's IDT: 256 handler addresses per vCPU (0: none). */
+  readonly idt: Float64Array;
+  readonly sp0: Float64Array;
+  readonly fsBase: Float64Array;
+  readonly gsBaseUser: Float64Array;
+  readonly cr0: Float64Array;
+  /** What the kernel wrote to the serial port. */
+  serial = "";
+
+  constructor(nrVcpus: number) {
+    this.idt = new Float64Array(256 * nrVcpus);
+    this.sp0 = new Float64Array(nrVcpus);
+    this.fsBase = new Float64Array(nrVcpus);
+    this.gsBaseUser = new Float64Array(nrVcpus);
+    // CR0 after boot: PE, MP, ET, NE, WP, AM, PG.
+    this.cr0 = new Float64Array(nrVcpus).fill(0x80050033);
+  }
+
+  cpuid(leaf: number, out: Uint32Array): void {
+    out.fill(0);
+    // Leaf 0: highest basic leaf and "GenuineIntel"; no hypervisor leaves on bare metal.
+    if (leaf === 0) {
+      out[0] = 0x16;
+      out[1] = 0x756e6547;
+      out[2] = 0x6c65746e;
+      out[3] = 0x49656e69;
+    }
+    // Leaf 1: the features the model has; of them the kernel asks only for PSE (2 MiB pages).
+    if (leaf === 1) out[3] = 1 << X86_FEATURE_PSE;
+  }
+
+  loadIdt(vi: number, gates: readonly IdtGate[]): void {
+    this.idt.fill(0, vi * 256, vi * 256 + 256);
+    for (const g of gates) this.idt[vi * 256 + g.vector] = g.address;
+  }
+
+  loadSp0(vi: number, sp0: number): void {
+    this.sp0[vi] = sp0;
+  }
+
+  writeFsBase(vi: number, base: number): void {
+    this.fsBase[vi] = base;
+  }
+
+  writeGsBaseUser(vi: number, base: number): void {
+    this.gsBaseUser[vi] = base;
+  }
+
+  readCr0(vi: number): number {
+    return this.cr0[vi];
+  }
+
+  writeCr0(vi: number, cr0: number): void {
+    this.cr0[vi] = cr0;
+  }
+
+  startContextSwitch(): void {}
+
+  endContextSwitch(): void {}
+
+  consoleWrite(text: string): void {
+    this.serial += text;
+  }
+}
+
+export function nativeCpuOps(nrVcpus = 1): PvCpuOps {
+  return new NativeCpu(nrVcpus);
 }
 
 export function nativeIrqOps(k: GuestKernel): PvIrqOps {
@@ -114,7 +171,7 @@ export function nativeTimeOps(k: GuestKernel): PvTimeOps {
 export function nativePvOps(k: GuestKernel): BuiltinPvOps {
   return {
     mmu: nativeMmuOps(k),
-    cpu: nativeCpuOps(),
+    cpu: nativeCpuOps(k.port.vcpus.length),
     irq: nativeIrqOps(k),
     time: nativeTimeOps(k),
     dma: dmaDirectOps(k),

@@ -8,8 +8,10 @@
  * the process (default action) and is counted, never thrown. Bulk loops allocate nothing.
  * A process that has exited keeps its pid, state and exit status; nothing else.
  */
+
 import { EINVAL, ENOMEM } from "@hyperlab/abi";
 import { PFEC_user_mode, PFEC_write_access, type Vcpu } from "@hyperlab/core";
+import { fpuTrap, setFsBase } from "./cpu";
 import { guestError } from "./errors";
 import type { GuestKernel } from "./kernel";
 import { HPAGE_PMD_NR, MAP_FIXED, PAGE_SIZE } from "./layout";
@@ -306,6 +308,18 @@ export class Process implements Task {
     k.processes.set(p.pid, p);
     k.counts.forks++;
     return p;
+  }
+
+  /** arch_prctl(ARCH_SET_FS, base): this task's FS base (its TLS pointer), loaded now and at every switch to it. */
+  setFsBase(base: number): void {
+    const mm = this.enter("arch_prctl");
+    setFsBase(this.kernel, 0, mm, base);
+  }
+
+  /** Runs an FPU instruction: after a switch it traps (#NM) and the kernel clears CR0.TS. */
+  useFpu(): void {
+    this.enter("fpu");
+    fpuTrap(this.kernel, 0);
   }
 
   /** exec(): replaces the address space with a fresh one (a stack only). 0 or -errno. */

@@ -89,10 +89,37 @@ export interface PvMmuOps {
   lazyMmuFlush(): void;
 }
 
-/** pv_ops.cpu: what the kernel asks of the processor that a hypervisor may answer instead. */
+/** One gate of the kernel's IDT as load_idt hands it over: vector, DPL, handler address. */
+export interface IdtGate {
+  readonly vector: number;
+  /** The ring allowed to raise it with INT n (3 for int3/into/int 0x80, else 0). */
+  readonly dpl: number;
+  readonly address: number;
+}
+
+/**
+ * pv_ops.cpu: what the kernel asks of the processor that a hypervisor may answer instead
+ * (Linux's pv_cpu_ops, plus the early console). Addresses are the model's 48-bit spelling.
+ */
 export interface PvCpuOps {
   /** CPUID: eax, ebx, ecx, edx of `leaf` into `out`. */
   cpuid(leaf: number, out: Uint32Array): void;
+  /** load_idt at boot (native: LIDT of the table; Xen: set_trap_table). */
+  loadIdt(vcpuIndex: number, gates: readonly IdtGate[]): void;
+  /** load_sp0: the stack the CPU switches to on entry from user mode (native: TSS.sp0; Xen: stack_switch). */
+  loadSp0(vcpuIndex: number, sp0: number): void;
+  /** write_msr(MSR_FS_BASE) (Xen: set_segment_base SEGBASE_FS). */
+  writeFsBase(vcpuIndex: number, base: number): void;
+  /** write_msr(MSR_KERNEL_GS_BASE): the user GS base (Xen: set_segment_base SEGBASE_GS_USER). */
+  writeGsBaseUser(vcpuIndex: number, base: number): void;
+  /** read_cr0 / write_cr0; only CR0.TS changes after boot (Xen: fpu_taskswitch). */
+  readCr0(vcpuIndex: number): number;
+  writeCr0(vcpuIndex: number, cr0: number): void;
+  /** arch_start_context_switch / arch_end_context_switch: lazy CPU mode (Xen batches into one multicall). */
+  startContextSwitch(vcpuIndex: number): void;
+  endContextSwitch(vcpuIndex: number): void;
+  /** The early console printk writes to (native: the serial port; Xen: console_io). */
+  consoleWrite(text: string): void;
 }
 
 /** pv_ops.irq: the interrupt flag (native: EFLAGS.IF; Xen: vcpu_info.evtchn_upcall_mask). */

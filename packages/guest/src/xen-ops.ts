@@ -53,6 +53,7 @@ import type { Mm } from "./mm";
 import { defineGuestPlugin, type GuestPlugin } from "./plugins";
 import { E_IOMAP, E_PRESENT, PAGE_KERNEL, PAGE_KERNEL_RO } from "./pte";
 import type { BuiltinPvOps, PvMmuOps } from "./pv-ops";
+import { XenCpuOps, xenTimeOps } from "./xen-cpu";
 
 /** Linux's MC_BATCH: entries per multicall. */
 export const MC_BATCH = 32;
@@ -93,10 +94,12 @@ interface McEntry {
 }
 
 /** Linux's multicall buffer (arch/x86/xen/multicalls.c). */
-class Multicalls {
+export class Multicalls {
   private entries: McEntry[] = [];
   private argBytes = 0;
   lazy = false;
+  /** Lazy CPU mode (a context switch): CPU and MMU operations collect until it ends. */
+  lazyCpu = false;
   private readonly k: GuestKernel;
   private readonly c: XenOpsCounts;
   readonly batching: boolean;
@@ -154,15 +157,20 @@ class Multicalls {
     );
   }
 
+  /** A CPU hypercall whose arguments travel in registers (stack_switch, fpu_taskswitch). */
+  cpuOp(op: number, args: Record<string, unknown>): void {
+    this.entry(op, args, 0);
+  }
+
   /** update_va_mapping: its arguments travel in registers, no argument space. */
   updateVaMapping(va: number, val: number, flags: number): void {
     this.c.updateVaMappings++;
     this.entry(__HYPERVISOR_update_va_mapping, { va, val, flags }, 0);
   }
 
-  /** xen_mc_issue: flush unless lazy MMU mode is collecting (and batching is on). */
+  /** xen_mc_issue: flush unless lazy MMU or lazy CPU mode is collecting (and batching is on). */
   issue(): void {
-    if (!this.batching || !this.lazy) this.flush();
+    if (!this.batching || (!this.lazy && !this.lazyCpu)) this.flush();
   }
 
   /** xen_mc_flush. */
@@ -556,36 +564,21 @@ export class XenMmuOps implements PvMmuOps {
   }
 }
 
-const XEN_CPUID_FIRST_LEAF = 0x4000_0000;
-
 /** The Xen PV pv_ops for every group, from the kernel's boot information. */
 export function xenPvOpsFor(
   k: GuestKernel,
   options: XenPvOpsOptions = {},
-): Omit<BuiltinPvOps, "dma" | "apic"> & { mmu: XenMmuOps } {
+): Omit<BuiltinPvOps, "dma" | "apic"> & { mmu: XenMmuOps; cpu: XenCpuOps } {
   const mmu = new XenMmuOps(k, options.batching ?? true);
   const xen = k.xen!;
   const ram = k.ram;
   const vcpuInfo = (vi: number) =>
     xen.sharedInfoMaddr + shared_info_x86_64.fields.vcpu_info.offset + vi * vcpu_info_x86_64.sizeof;
   const maskOff = vcpu_info_x86_64.fields.evtchn_upcall_mask.offset;
-  const timeOff = vcpu_info_x86_64.fields["time.system_time"].offset;
+  const cpu = new XenCpuOps(k, mmu.mc, mmu.counts);
   return {
     mmu,
-    cpu: {
-      cpuid: (leaf, out) => {
-        // Leaf 1 has no PSE: Xen 4.17 refuses superpages for PV guests, so Linux's Xen PV
-        // never maps 2 MiB pages (transparent huge pages fall back to 4 KiB ones).
-        out.fill(0);
-        if (leaf === XEN_CPUID_FIRST_LEAF) {
-          // "XenVMMXenVMM", as Xen answers its first hypervisor leaf.
-          out[0] = XEN_CPUID_FIRST_LEAF + 5;
-          out[1] = 0x566e6558;
-          out[2] = 0x65584d4d;
-          out[3] = 0x4d4d566e;
-        }
-      },
-    },
+    cpu,
     irq: {
       // Linux's xen_save_fl / xen_irq_disable: the event mask byte in this vCPU's vcpu_info.
       saveFl: (vi) => (ram.read8(vcpuInfo(vi) + maskOff) === 0 ? 0x200 : 0),
@@ -593,11 +586,7 @@ export function xenPvOpsFor(
       irqDisable: (vi) => ram.write8(vcpuInfo(vi) + maskOff, 1),
       irqEnable: (vi) => ram.write8(vcpuInfo(vi) + maskOff, 0),
     },
-    time: {
-      // xen_clocksource_read without the TSC extrapolation: vcpu_time_info.system_time.
-      schedClock: (vi) => ram.read64(vcpuInfo(vi) + timeOff),
-      stealClock: () => 0,
-    },
+    time: xenTimeOps(k, cpu),
   };
 }
 

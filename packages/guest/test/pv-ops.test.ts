@@ -55,13 +55,14 @@ describe("pv_ops composition", () => {
       setup(ctx) {
         const native = ctx.group("cpu");
         const c = ctx.stats.counter("cpuid", "calls", "cpuid calls");
-        ctx.provide("cpu", {
-          cpuid: (leaf, out) => {
-            seen++;
-            c.value++;
-            native.cpuid(leaf, out);
-          },
-        });
+        // Everything but cpuid stays the native group's (delegated through the prototype).
+        const wrapped = Object.create(native) as typeof native;
+        wrapped.cpuid = (leaf, out) => {
+          seen++;
+          c.value++;
+          native.cpuid(leaf, out);
+        };
+        ctx.provide("cpu", wrapped);
       },
     });
     const { hv } = nativeBuild(256);
