@@ -14,10 +14,10 @@ import {
   FLAT_KERNEL_SS,
   XENFEAT_mmu_pt_update_preserve_ad,
 } from "@hyperlab/abi";
-import { createHypervisor, creditScheduler, type Hypervisor } from "@hyperlab/core";
+import { createHypervisor, type Hypervisor, schedCredit } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
 import { pvCpu, readConsoleLog } from "@hyperlab/pv-cpu";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, pvMmu } from "@hyperlab/pv-mmu";
 import { describe, expect, it } from "vitest";
 import {
   bootXenPvKernel,
@@ -62,10 +62,10 @@ function xenPvCpuBuild(nrPages = 4096) {
   const machine = createMachine({ ramBytes: 128 << 20, cpus: 1, seed: 1 });
   const hv = createHypervisor({
     machine,
-    plugins: [creditScheduler(), pvMmuPlugin(), pvCpu()],
+    plugins: [schedCredit(), pvMmu(), pvCpu()],
   }).boot();
   const d = hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: nrPages + 16 });
-  const b = buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages });
+  const b = buildPvDomain(hv, hv.slot("pv-mmu"), { domain: d, nrPages });
   const before = counts(hv);
   const kernel = bootXenPvKernel(hv, d, { startInfoVa: b.rsi });
   hv.unpauseDomain(d);
@@ -209,10 +209,10 @@ describe("a second vCPU (xen_pv_cpu_up)", () => {
     const machine = createMachine({ ramBytes: 128 << 20, cpus: 2, seed: 1 });
     const hv = createHypervisor({
       machine,
-      plugins: [creditScheduler(), pvMmuPlugin(), pvCpu()],
+      plugins: [schedCredit(), pvMmu(), pvCpu()],
     }).boot();
     const d = hv.createDomain({ domid: 1, maxVcpus: 2, maxPages: 4096 + 16 });
-    const b = buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages: 4096 });
+    const b = buildPvDomain(hv, hv.slot("pv-mmu"), { domain: d, nrPages: 4096 });
     const kernel = bootXenPvKernel(hv, d, { startInfoVa: b.rsi });
     hv.unpauseDomain(d);
     // Record what the kernel asks of Xen.

@@ -1,10 +1,10 @@
 import {
   createHypervisor,
-  creditScheduler,
   type Domain,
   definePlugin,
   type Hypervisor,
   type Plugin,
+  schedCredit,
 } from "@hyperlab/core";
 import { createMachine, type Machine } from "@hyperlab/machine";
 import { pvCpu } from "../src/index";
@@ -61,7 +61,7 @@ export function rig(ramBytes = 8 << 20): Rig {
   const readOnly = new Set<number>();
   const hv = createHypervisor({
     machine,
-    plugins: [creditScheduler(), directMmu(readOnly), pvCpu({ commandLine: "dom0_mem=512M" })],
+    plugins: [schedCredit(), directMmu(readOnly), pvCpu({ commandLine: "dom0_mem=512M" })],
   }).boot();
   const dom0 = hv.createDomain({ domid: 0, maxVcpus: 1, maxPages: 16 });
   const domU = hv.createDomain({ maxVcpus: 2, maxPages: 16 });

@@ -4,7 +4,7 @@ import {
   CONSOLEIO_write,
   XENVER_version,
 } from "@hyperlab/abi";
-import { createHypervisor, creditScheduler, definePlugin } from "@hyperlab/core";
+import { createHypervisor, definePlugin, schedCredit } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
 import { expect, it } from "vitest";
 import { pvCpu, readConsoleLog } from "../src/index";
@@ -28,7 +28,7 @@ it("runs the README example", () => {
   const machine = createMachine({ ramBytes: 8 << 20, cpus: 1, seed: 1 });
   const hv = createHypervisor({
     machine,
-    plugins: [creditScheduler(), directMmu, pvCpu()],
+    plugins: [schedCredit(), directMmu, pvCpu()],
   }).boot();
   const d = hv.createDomain({ maxVcpus: 1, maxPages: 4 });
   const v = d.vcpus[0];
