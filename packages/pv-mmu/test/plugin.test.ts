@@ -13,12 +13,12 @@ import { pvMmu } from "../src/index";
 import { boot, guest } from "./helpers";
 
 describe("the pv-mmu plugin", () => {
-  it("fills mmu and pvMmu, and owns Xen's PV memory hypercalls", () => {
+  it("fills mmu and pv-mmu, and owns Xen's PV memory hypercalls", () => {
     const w = boot();
     expect(w.hv.slot("mmu")).toBe(w.pv);
     expect(w.pv.kind).toBe("pv");
     const desc = w.hv.describe();
-    expect(desc.slots).toMatchObject({ mmu: "pv-mmu", pvMmu: "pv-mmu" });
+    expect(desc.slots).toMatchObject({ mmu: "pv-mmu", "pv-mmu": "pv-mmu" });
     const ops = desc.hypercalls
       .filter((h) => h.plugin === "pv-mmu")
       .map((h) => (h.cmd === undefined ? h.op : `${h.op}/${h.cmd}`));
