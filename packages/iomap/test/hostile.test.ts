@@ -20,6 +20,7 @@ import {
   EINVAL,
   EPERM,
 } from "@hyperlab/abi";
+import { checkFrameInvariants } from "@hyperlab/testkit";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { IOMEM_FRAME_LIMIT, Rangeset } from "../src/index";
@@ -104,6 +105,7 @@ describe("a hostile domU mapping I/O memory", () => {
             else ioRefused++;
           }
           expect(iomemViolations(w, d1.d)).toEqual([]);
+          expect(checkFrameInvariants(w.hv)).toEqual([]);
         }
         expect(w.dev.reads + w.dev.writes).toBe(0);
       }),
