@@ -18,6 +18,7 @@ import {
   PGT_type_mask,
   PGT_writable_page,
 } from "@hyperlab/core";
+import { checkFrameInvariants } from "@hyperlab/testkit";
 import { describe, expect, it } from "vitest";
 import { IOMEM_FRAME_LIMIT, iomap } from "../src/index";
 import {
@@ -166,6 +167,10 @@ describe("get_page_from_l1e with iomap composed", () => {
     expect(setL1(w, d0, freeVa(d0), dom0Page, KIO)).toBe(0);
     expect((w.hv.frames.typeInfo[dom0Page] & PGT_type_mask) >>> 0).toBe(PGT_writable_page);
     expect(l1Lo(w, d0, freeVa(d0)) & _PAGE_PCD).toBe(0);
+    // Even dom0 cannot take a domU's RAM with the bit: it is RAM of another owner (-EBUSY).
+    const domUPage = d1.b.p2m[d1.b.p2m.length - 1];
+    expect(setL1(w, d0, freeVa(d0, 1), domUPage, KIO)).toBe(-EBUSY);
+    expect(checkFrameInvariants(w.hv)).toEqual([]);
   });
 
   it("forces read-only access to a read-only MMIO range (Xen 4.17 strips RW, it does not refuse)", () => {
