@@ -2,6 +2,7 @@ import {
   _PAGE_ACCESSED,
   _PAGE_DIRTY,
   _PAGE_IOMAP,
+  _PAGE_PAT,
   _PAGE_PCD,
   _PAGE_PRESENT,
   _PAGE_PWT,
@@ -133,6 +134,10 @@ describe("get_page_from_l1e with iomap composed", () => {
     expect(l1Lo(w, d0, freeVa(d0, 1)) & (_PAGE_PCD | _PAGE_PWT)).toBe(_PAGE_PCD | _PAGE_PWT);
     expect(setL1(w, d0, freeVa(d0, 2), DEV_MFN, KIO | _PAGE_PCD)).toBe(0);
     expect(l1Lo(w, d0, freeVa(d0, 2)) & (_PAGE_PCD | _PAGE_PWT)).toBe(_PAGE_PCD);
+    // Write-protect (PWT|PAT) becomes UC too: PCD set, PAT cleared.
+    const ALL = _PAGE_PCD | _PAGE_PWT | _PAGE_PAT;
+    expect(setL1(w, d0, freeVa(d0, 3), DEV_MFN, KIO | _PAGE_PWT | _PAGE_PAT)).toBe(0);
+    expect(l1Lo(w, d0, freeVa(d0, 3)) & ALL).toBe(_PAGE_PCD | _PAGE_PWT);
   });
 
   it("refuses a domU without permission with -EPERM, accepts it once granted, refuses again once revoked", () => {

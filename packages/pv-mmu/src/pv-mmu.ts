@@ -202,7 +202,8 @@ export class PvPageTables {
    * caller for DOMID_IO) and the table's owner need it in iomem_caps (-EPERM otherwise).
    * Accepted, it answers the flags the caller flips in the entry, as Xen 4.17 does: RW off in
    * a read-only MMIO range (Xen forces read-only access, it does not refuse), and a write-back
-   * entry made uncached (PCD|PWT), a write-through or write-protect one made uncached (PCD).
+   * entry made uncached (PCD|PWT), a write-through one made uncached (PCD) and a
+   * write-protect one too (PCD set, PAT cleared).
    */
   private getIoPageFromL1e(lo: number, mfn: number, l1eOwner: Domain, pgOwner: Domain): number {
     const io = this.iomem;
@@ -219,7 +220,9 @@ export class PvPageTables {
     if (access === IOMEM_ACCESS_RO && (lo & _PAGE_RW) !== 0) flip |= _PAGE_RW;
     const cache = lo & PAGE_CACHE_ATTRS;
     if (cache === 0) flip |= _PAGE_PWT | _PAGE_PCD;
-    else if (cache === _PAGE_PWT || cache === (_PAGE_PWT | _PAGE_PAT)) flip |= _PAGE_PCD;
+    else if (cache === _PAGE_PWT || cache === (_PAGE_PWT | _PAGE_PAT)) {
+      flip |= _PAGE_PCD | (cache & _PAGE_PAT);
+    }
     return flip;
   }
 
