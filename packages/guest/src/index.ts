@@ -54,6 +54,20 @@ export {
   type HostGuestPort,
 } from "./host";
 export {
+  FIXADDR_TOP,
+  fixToVirt,
+  IOREMAP_END,
+  IOREMAP_START,
+  type IoremapStrategy,
+  ioremap,
+  ioremapOps,
+  iounmap,
+  mmapBar,
+  type PvIoremapOps,
+  remapPfnRange,
+  setFixmapIo,
+} from "./ioremap";
+export {
   GuestKernel,
   type KernelCounts,
   type Platform,

@@ -21,7 +21,10 @@ import {
   _PAGE_ACCESSED,
   _PAGE_DIRTY,
   _PAGE_GLOBAL,
+  _PAGE_PAT,
+  _PAGE_PCD,
   _PAGE_PRESENT,
+  _PAGE_PWT,
   _PAGE_RW,
   _PAGE_USER,
   EACCES,
@@ -31,9 +34,10 @@ import {
   MMU_PT_UPDATE_PRESERVE_AD,
   VMASST_TYPE_m2p_strict,
 } from "@hyperlab/abi";
-import type { Domain, FrameTable, Hypervisor } from "@hyperlab/core";
+import type { Domain, FrameTable, Hypervisor, IomemService } from "@hyperlab/core";
 import {
   FRAME_FREE,
+  IOMEM_ACCESS_RO,
   PGC_count_mask,
   PGC_xen_heap,
   PGT_count_mask,
@@ -170,22 +174,71 @@ export class PvPageTables {
 
   // ---- L1 ----
 
-  /** Xen's l1_disallow_mask(d): cache attributes are allowed only to domains with I/O rights. */
-  l1DisallowLo(d: Domain): number {
-    return d.isPrivileged ? L1_DISALLOW_IO_LO : L1_DISALLOW_LO;
+  /**
+   * The `iomem` slot when a provider is composed (looked up once, after boot), else null: then
+   * every PTE to a frame that is not RAM is refused with -EPERM, as before iomap existed.
+   */
+  private iomemSvc: IomemService | null | undefined;
+  get iomem(): IomemService | null {
+    if (this.iomemSvc === undefined) {
+      if (!this.hv.isBooted) return null;
+      this.iomemSvc = this.hv.hasSlot("iomem") ? this.hv.slot("iomem") : null;
+    }
+    return this.iomemSvc;
   }
 
   /**
-   * Xen's get_page_from_l1e: the references a present L1 entry holds. 0 or -errno:
-   * -EINVAL bad flags, -EPERM a frame that is not RAM, -EBUSY a frame the domain may not map
-   * (or may not map writable), -EACCES a cache attribute on a Xen heap page.
+   * Xen's l1_disallow_mask(d): cache attributes are allowed only to domains with I/O rights
+   * (privileged here, or holding some I/O memory).
+   */
+  l1DisallowLo(d: Domain): number {
+    if (d.isPrivileged) return L1_DISALLOW_IO_LO;
+    const io = this.iomem;
+    return io !== null && io.iomemRanges(d).length > 0 ? L1_DISALLOW_IO_LO : L1_DISALLOW_LO;
+  }
+
+  /**
+   * get_page_from_l1e for a frame that is not RAM: I/O memory. Both the page owner (the
+   * caller for DOMID_IO) and the table's owner need it in iomem_caps (-EPERM otherwise).
+   * Accepted, it answers the flags the caller flips in the entry, as Xen 4.17 does: RW off in
+   * a read-only MMIO range (Xen forces read-only access, it does not refuse), and a write-back
+   * entry made uncached (PCD|PWT), a write-through one made uncached (PCD) and a
+   * write-protect one too (PCD set, PAT cleared).
+   */
+  private getIoPageFromL1e(lo: number, mfn: number, l1eOwner: Domain, pgOwner: Domain): number {
+    const io = this.iomem;
+    if (io === null) return -EPERM;
+    const a = io.mmioAccess(pgOwner, mfn);
+    if (a < 0) return -EPERM;
+    let access = a;
+    if (pgOwner !== l1eOwner) {
+      const b = io.mmioAccess(l1eOwner, mfn);
+      if (b < 0) return -EPERM;
+      if (b === IOMEM_ACCESS_RO) access = b;
+    }
+    let flip = 0;
+    if (access === IOMEM_ACCESS_RO && (lo & _PAGE_RW) !== 0) flip |= _PAGE_RW;
+    const cache = lo & PAGE_CACHE_ATTRS;
+    if (cache === 0) flip |= _PAGE_PWT | _PAGE_PCD;
+    else if (cache === _PAGE_PWT || cache === (_PAGE_PWT | _PAGE_PAT)) {
+      flip |= _PAGE_PCD | (cache & _PAGE_PAT);
+    }
+    return flip;
+  }
+
+  /**
+   * Xen's get_page_from_l1e: the references a present L1 entry holds. 0, flags the caller
+   * flips in the entry (> 0, only for I/O memory), or -errno: -EINVAL bad flags, -EPERM a
+   * frame that is not RAM without I/O memory permission, -EBUSY a frame the domain may not
+   * map (or may not map writable), -EACCES a cache attribute on a Xen heap page.
    */
   getPageFromL1e(lo: number, hi: number, l1eOwner: Domain, pgOwnerIn: Domain): number {
     if ((lo & this.l1DisallowLo(l1eOwner)) !== 0 || (hi & L1_DISALLOW_HI) !== 0) return -EINVAL;
     const mfn = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
     if (mfn >= this.frames.nrFrames) {
-      // Not RAM: MMIO, which needs I/O memory rights this model does not grant (see README).
-      return mfn === INVALID_MFN_IN_PTE ? -EINVAL : -EPERM;
+      // Not RAM: I/O memory, which needs iomem permission (the iomem slot; none: -EPERM).
+      if (mfn === INVALID_MFN_IN_PTE) return -EINVAL;
+      return this.getIoPageFromL1e(lo, mfn, l1eOwner, pgOwnerIn);
     }
     let pgOwner = pgOwnerIn;
     const real = this.getRef(mfn);
@@ -327,19 +380,19 @@ export class PvPageTables {
       if ((lo & _PAGE_PRESENT) === 0) continue;
       const hi = w[base + i * 2 + 1];
       const rc = this.getPageFromL1e(lo, hi, d, d);
-      if (rc !== 0) {
+      if (rc < 0) {
         while (i-- > 0) this.putPageFromL1e(w[base + i * 2], w[base + i * 2 + 1]);
         return rc;
       }
-      this.adjustL1(mfn, i, lo, hi);
+      this.adjustL1(mfn, i, lo, hi, rc);
     }
     this.counts.validatedL1e += 512;
     return 0;
   }
 
-  /** Writes adjust_guest_l1e's form of a present entry back if it differs. */
-  private adjustL1(mfn: number, i: number, lo: number, hi: number): void {
-    let nlo = lo;
+  /** Writes adjust_guest_l1e's form of a present entry (with get_page_from_l1e's flips) back if it differs. */
+  private adjustL1(mfn: number, i: number, lo: number, hi: number, flip: number): void {
+    let nlo = flip === 0 ? lo : (lo ^ flip) >>> 0;
     let nhi = hi;
     if ((nlo & _PAGE_USER) === 0) {
       nlo |= _PAGE_USER;
@@ -469,7 +522,8 @@ export class PvPageTables {
         return 0;
       }
       const rc = this.getPageFromL1e(nlo, nhi, ptDom, pgDom);
-      if (rc !== 0) return rc;
+      if (rc < 0) return rc;
+      nlo ^= rc;
       this.counts.validatedL1e++;
     } else if (cmd === MMU_PT_UPDATE_PRESERVE_AD) {
       nlo |= olo & (_PAGE_ACCESSED | _PAGE_DIRTY);

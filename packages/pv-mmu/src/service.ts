@@ -297,6 +297,9 @@ export class PvMmu implements MmuBackend, PvMmuService {
         this.fastVpn = -1;
         return out.maddr;
       }
+      // A validated entry to I/O memory (only accepted with an iomem provider): the address
+      // goes to the machine's MMIO decoder, uncached, so it is not kept in the TLB.
+      if (ok && out.maddr >= this.ram.bytes && this.pt.iomem !== null) return out.maddr;
       if (!ok && out.errorCode !== 0) errorCode = out.errorCode;
       else if (ok) errorCode |= PFEC_page_present | PFEC_reserved_bit;
     }
@@ -319,6 +322,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
     }
     const ma = this.translate(v, va, 0);
     if (ma < 0) return -1;
+    if (ma >= this.ram.bytes) return this.hv.machine.mmio.read(ma, size);
     return size === 4 ? this.ram.read32(ma) : size === 2 ? this.ram.read16(ma) : this.ram.read8(ma);
   }
 
@@ -348,6 +352,10 @@ export class PvMmu implements MmuBackend, PvMmuService {
     if (ma < 0) {
       return ptwr.tryPtwr(this.ctx, v, va, size, value >>> 0, 0);
     }
+    if (ma >= this.ram.bytes) {
+      this.hv.machine.mmio.write(ma, size, value >>> 0);
+      return true;
+    }
     if (size === 4) this.ram.write32(ma, value >>> 0);
     else if (size === 2) this.ram.write16(ma, value & 0xffff);
     else this.ram.write8(ma, value & 0xff);
@@ -359,7 +367,8 @@ export class PvMmu implements MmuBackend, PvMmuService {
     if (va % 8 === 0) {
       const ma = this.translate(v, va, PFEC_write_access);
       if (ma < 0) return ptwr.tryPtwr(this.ctx, v, va, 8, lo >>> 0, hi >>> 0);
-      this.ram.write64(ma, lo, hi);
+      if (ma >= this.ram.bytes) this.hv.machine.mmio.write(ma, 8, lo >>> 0, hi >>> 0);
+      else this.ram.write64(ma, lo, hi);
       return true;
     }
     return this.write(v, va, 4, lo) && this.write(v, va + 4, 4, hi);

@@ -77,6 +77,7 @@ export function checkFrameInvariants(hv: Hypervisor, options: InvariantOptions =
   const general = new Uint32Array(n);
   const typed = new Uint32Array(n);
   const granted = options.granted ?? (() => false);
+  const iomem = hv.hasSlot("iomem") ? hv.slot("iomem") : null;
   const privOk = options.privilegedMayMapForeign ?? true;
   const domains = new Map(hv.domains().map((d) => [d.domid, d]));
 
@@ -102,7 +103,11 @@ export function checkFrameInvariants(hv: Hypervisor, options: InvariantOptions =
       const m = (hi & 0xf_ffff) * TWO_20 + (lo >>> 12);
       const rw = (lo & 2) !== 0;
       if (m >= n) {
-        bad(`L${level} ${t}[${i}] maps frame ${m}, which is not RAM`);
+        // I/O memory: legal only in an L1, with an iomem provider, inside the mapper's caps.
+        const io = level === 1 && mapper !== undefined && iomem !== null;
+        if (!io || !iomem.iomemAccessPermitted(mapper, m, m)) {
+          bad(`L${level} ${t}[${i}] maps frame ${m}, which is not RAM nor I/O memory it was given`);
+        }
         continue;
       }
       if (level === 1) {
