@@ -2,8 +2,8 @@ import { _PAGE_PCD, _PAGE_RW, EINVAL, EPERM } from "@hyperlab/abi";
 import { createHypervisor, type Hypervisor } from "@hyperlab/core";
 import { iomap } from "@hyperlab/iomap";
 import { createMachine } from "@hyperlab/machine";
-import { nativeMmuPlugin } from "@hyperlab/native-mmu";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { nativeMmu } from "@hyperlab/native-mmu";
+import { buildPvDomain, pvMmu } from "@hyperlab/pv-mmu";
 import { describe, expect, it } from "vitest";
 import {
   bootNativeKernel,
@@ -42,9 +42,9 @@ function withDevice(ramBytes: number) {
 /** A Xen host with pv-mmu and iomap, and one PV kernel (dom0 when domid is 0). */
 function xenKernel(strategy: IoremapStrategy, domid = 0) {
   const { machine, regs } = withDevice(64 << 20);
-  const hv = createHypervisor({ machine, plugins: [pvMmuPlugin(), iomap()] }).boot();
+  const hv = createHypervisor({ machine, plugins: [pvMmu(), iomap()] }).boot();
   const d = hv.createDomain({ domid, maxVcpus: 1, maxPages: 2048 + 16 });
-  const b = buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages: 2048 });
+  const b = buildPvDomain(hv, hv.slot("pv-mmu"), { domain: d, nrPages: 2048 });
   const k = bootXenPvKernel(hv, d, { startInfoVa: b.rsi, plugins: [ioremapOps({ strategy })] });
   return { hv, k, regs };
 }
@@ -56,11 +56,11 @@ function entryOf(k: GuestKernel, va: number): number {
 }
 
 function load(hv: Hypervisor, k: GuestKernel, va: number): number {
-  return hv.slot("pvMmu").read(k.vcpu(0), va, 4);
+  return hv.slot("pv-mmu").read(k.vcpu(0), va, 4);
 }
 
 function store(hv: Hypervisor, k: GuestKernel, va: number, x: number): boolean {
-  return hv.slot("pvMmu").write(k.vcpu(0), va, 4, x);
+  return hv.slot("pv-mmu").write(k.vcpu(0), va, 4, x);
 }
 
 describe("ioremap under Xen PV: both strategies give the same machine mapping", () => {
@@ -121,7 +121,7 @@ describe("ioremap on bare metal", () => {
   it("keeps the physical frame and drops the software bit, with or without the plugin", () => {
     for (const plugins of [[ioremapOps({ strategy: "identity-p2m" })], []]) {
       const { machine } = withDevice(64 << 20);
-      const hv = createHypervisor({ machine, plugins: [nativeMmuPlugin()] }).boot();
+      const hv = createHypervisor({ machine, plugins: [nativeMmu()] }).boot();
       const d = hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: 2048 + 16 });
       const k = bootNativeKernel(hv, d, { nrPages: 2048, plugins });
       const va = ioremap(k, DEV_BASE, 4096);

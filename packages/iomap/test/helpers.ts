@@ -21,7 +21,7 @@ import {
   type Plugin,
 } from "@hyperlab/core";
 import { createMachine, type MmioWidth } from "@hyperlab/machine";
-import { buildPvDomain, type PvBuildResult, type PvMmu, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, type PvBuildResult, type PvMmu, pvMmu } from "@hyperlab/pv-mmu";
 import { type Iomap, type IomapOptions, iomap } from "../src/index";
 
 /** The device's register window: one frame at 3.75 GiB, far above the 64 MiB of RAM. */
@@ -66,11 +66,11 @@ export function boot(opts: IomapOptions & { withIomap?: boolean } = {}): World {
     read: (o, w) => dev.read(o, w),
     write: (o, w, v) => dev.write(o, w, v),
   });
-  const plugins: Plugin[] = [pvMmuPlugin()];
+  const plugins: Plugin[] = [pvMmu()];
   if (opts.withIomap !== false) plugins.push(iomap(opts));
   const hv = createHypervisor({ machine, plugins }).boot();
   const io = (opts.withIomap !== false ? hv.slot("iomap") : undefined) as Iomap;
-  return { hv, pv: hv.slot("pvMmu"), io, dev };
+  return { hv, pv: hv.slot("pv-mmu"), io, dev };
 }
 
 export interface Guest {

@@ -1,7 +1,7 @@
 import { __HYPERVISOR_mmu_update, _PAGE_IOMAP, _PAGE_PCD, DOMID_SELF } from "@hyperlab/abi";
 import { createHypervisor } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { buildPvDomain, pvMmu } from "@hyperlab/pv-mmu";
 import { expect, it } from "vitest";
 import { iomap } from "../src/index";
 
@@ -20,8 +20,8 @@ it("runs the README example", () => {
       regs[offset >>> 2] = value;
     },
   });
-  const hv = createHypervisor({ machine, plugins: [pvMmuPlugin(), iomap()] }).boot();
-  const pv = hv.slot("pvMmu");
+  const hv = createHypervisor({ machine, plugins: [pvMmu(), iomap()] }).boot();
+  const pv = hv.slot("pv-mmu");
   const io = hv.slot("iomap");
 
   // A domU holds no I/O memory until the toolstack grants its device's frame.
