@@ -48,6 +48,7 @@ export {
 export * from "./layout";
 export { Mm, type Vma } from "./mm";
 export { nativeCpuOps, nativeIrqOps, nativeMmuOps, nativePvOps, nativeTimeOps } from "./native-ops";
+export { type XenApicCounts, type XenApicOptions, xenApicOps } from "./pirq";
 export {
   composePvOps,
   defineGuestPlugin,
