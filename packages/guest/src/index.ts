@@ -48,7 +48,7 @@ export {
 export * from "./layout";
 export { Mm, type Vma } from "./mm";
 export { nativeCpuOps, nativeIrqOps, nativeMmuOps, nativePvOps, nativeTimeOps } from "./native-ops";
-export { type XenApicCounts, type XenApicOptions, xenApicOps } from "./pirq";
+export { type XenApicCounts, type XenApicOptions, xenApic, xenApicOps } from "./pirq";
 export {
   composePvOps,
   defineGuestPlugin,

@@ -16,6 +16,7 @@ import {
   DOMID_SELF,
   EEXIST,
   EINVAL,
+  ENODEV,
   MAP_PIRQ_TYPE_GSI,
   MAP_PIRQ_TYPE_MSI,
   MAP_PIRQ_TYPE_MSI_SEG,
@@ -31,11 +32,12 @@ import {
 } from "@hyperlab/abi";
 import type { Ram } from "@hyperlab/machine";
 import type { XenEvtchnGuest } from "./events";
+import { defineGuestPlugin, type GuestPlugin } from "./plugins";
 import type { MsiDevice, PvApicOps } from "./pv-ops";
 
 export interface XenApicOptions {
-  /** The domain's event channels (initialised). */
-  evtchn: XenEvtchnGuest;
+  /** The domain's event channels (initialised), or a getter for a kernel that sets them up later. */
+  evtchn: XenEvtchnGuest | (() => XenEvtchnGuest | null);
   /** HYPERVISOR_physdev_op and friends on the boot vCPU. */
   hypercall(op: number, args: object): number;
   /** GSIs the platform has (ACPI's count); default 24. */
@@ -59,7 +61,8 @@ export interface XenApicCounts {
 export function xenApicOps(
   options: XenApicOptions,
 ): PvApicOps & { readonly counts: XenApicCounts; pirqOf(irq: number): number } {
-  const { evtchn } = options;
+  const events = (): XenEvtchnGuest | null =>
+    typeof options.evtchn === "function" ? options.evtchn() : options.evtchn;
   const call = (cmd: number, a: Record<string, unknown>) => {
     a.cmd = cmd;
     return options.hypercall(__HYPERVISOR_physdev_op, a);
@@ -178,6 +181,8 @@ export function xenApicOps(
     },
     bindIrq(irq: number, handler: ((irq: number) => void) | null): number {
       if (!isIrq(irq)) return -EINVAL;
+      const evtchn = events();
+      if (evtchn === null) return -ENODEV;
       if (handler === null) {
         if (evIrq[irq] < 0) return 0;
         const rc = evtchn.unbindFromIrqHandler(evIrq[irq]);
@@ -196,12 +201,14 @@ export function xenApicOps(
     },
     mask(irq: number): number {
       if (!isIrq(irq)) return -EINVAL;
-      if (evIrq[irq] >= 0) evtchn.maskEvtchn(evtchn.evtchnFromIrq(evIrq[irq]));
+      const evtchn = events();
+      if (evtchn !== null && evIrq[irq] >= 0) evtchn.maskEvtchn(evtchn.evtchnFromIrq(evIrq[irq]));
       return 0;
     },
     unmask(irq: number): number {
       if (!isIrq(irq)) return -EINVAL;
-      if (evIrq[irq] >= 0) evtchn.unmaskEvtchn(evtchn.evtchnFromIrq(evIrq[irq]));
+      const evtchn = events();
+      if (evtchn !== null && evIrq[irq] >= 0) evtchn.unmaskEvtchn(evtchn.evtchnFromIrq(evIrq[irq]));
       return 0;
     },
     eoi(irq: number): number {
@@ -210,4 +217,29 @@ export function xenApicOps(
     },
   };
   return ops;
+}
+
+/**
+ * The Xen apic provider as a guest plugin, for dom0 booted with bootXenPvKernel: pv_ops.apic
+ * goes through PHYSDEVOP_* and the kernel's event channels (without the EOI map page; the
+ * irq_status_query flag decides EOIs).
+ */
+export function xenApic(options: { nrGsi?: number; ioApicBase?: number } = {}): GuestPlugin {
+  return defineGuestPlugin({
+    name: "xen-apic",
+    description: "pv_ops.apic through Xen's physdev_op: pirqs bound to event channels",
+    provides: ["apic"],
+    setup(ctx) {
+      const k = ctx.kernel;
+      ctx.provide(
+        "apic",
+        xenApicOps({
+          evtchn: () => k.events,
+          hypercall: (op, a) => k.port.hypercall(0, op, a),
+          nrGsi: options.nrGsi,
+          ioApicBase: options.ioApicBase,
+        }),
+      );
+    },
+  });
 }
