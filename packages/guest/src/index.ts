@@ -83,6 +83,7 @@ export {
   nativePvOps,
   nativeTimeOps,
 } from "./native-ops";
+export { type XenApicCounts, type XenApicOptions, xenApic, xenApicOps } from "./pirq";
 export {
   composePvOps,
   defineGuestPlugin,
