@@ -5,7 +5,7 @@
  * dom0's upcall finds the port's irq), the driver acknowledges the device and EOIs (Xen:
  * PHYSDEVOP_eoi, or none for an edge line with the EOI map). Times depend on the host.
  */
-import { createHypervisor, creditScheduler } from "@hyperlab/core";
+import { createHypervisor, schedCredit } from "@hyperlab/core";
 import { evtchn2l } from "@hyperlab/evtchn";
 import { type GuestPort, nativeApicOps, XenEvtchnGuest, xenApicOps } from "@hyperlab/guest";
 import { createMachine, createPlatform } from "@hyperlab/machine";
@@ -55,7 +55,7 @@ for (const level of [true, false]) {
   const platform = createPlatform(machine);
   const hv = createHypervisor({
     machine,
-    plugins: [creditScheduler(), evtchn2l(), apicHooks({ platform })],
+    plugins: [schedCredit(), evtchn2l(), apicHooks({ platform })],
   }).boot();
   const dom0 = hv.createDomain({ domid: 0, maxVcpus: 1, maxPages: 64 });
   const g = new XenEvtchnGuest({ hv, vcpus: dom0.vcpus, sharedInfoMfn: dom0.sharedInfoMfn });

@@ -10,10 +10,10 @@ import {
 } from "@hyperlab/abi";
 import {
   createHypervisor,
-  creditScheduler,
   type Domain,
   type Hypervisor,
   type IrqService,
+  schedCredit,
 } from "@hyperlab/core";
 import { evtchn2l } from "@hyperlab/evtchn";
 import { createMachine, createPlatform, type Platform } from "@hyperlab/machine";
@@ -25,7 +25,7 @@ export function boot(domUs = 2, options: ApicHooksOptions = {}) {
   const platform: Platform = createPlatform(machine);
   const hv = createHypervisor({
     machine,
-    plugins: [creditScheduler(), evtchn2l(), apicHooks({ platform, ...options })],
+    plugins: [schedCredit(), evtchn2l(), apicHooks({ platform, ...options })],
   }).boot();
   const mk = (domid: number) => {
     const d = hv.createDomain({ domid, maxVcpus: 1, maxPages: 64 });

@@ -1,9 +1,9 @@
-import { createHypervisor, creditScheduler } from "@hyperlab/core";
+import { createHypervisor, schedCredit } from "@hyperlab/core";
 import { evtchn2l } from "@hyperlab/evtchn";
 import { bootNativeKernel, bootXenPvKernel, type GuestKernel, xenApic } from "@hyperlab/guest";
 import { createMachine, createPlatform, type Machine } from "@hyperlab/machine";
-import { nativeMmuPlugin } from "@hyperlab/native-mmu";
-import { buildPvDomain, pvMmuPlugin } from "@hyperlab/pv-mmu";
+import { nativeMmu } from "@hyperlab/native-mmu";
+import { buildPvDomain, pvMmu } from "@hyperlab/pv-mmu";
 import { describe, expect, it } from "vitest";
 import { apicHooks } from "../src/index";
 
@@ -25,7 +25,7 @@ function driver(k: GuestKernel, machine: Machine) {
 describe("pv_ops.apic in booted kernels: the NIC on GSI 19 raises irq 19 on native and on Xen dom0", () => {
   it("native kernel", () => {
     const machine = createMachine({ ramBytes: 64 << 20, cpus: 1, seed: 1 });
-    const hv = createHypervisor({ machine, plugins: [nativeMmuPlugin()] }).boot();
+    const hv = createHypervisor({ machine, plugins: [nativeMmu()] }).boot();
     const d = hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: 2064 });
     const k = bootNativeKernel(hv, d, { nrPages: 2048 });
     const drv = driver(k, machine);
@@ -41,10 +41,10 @@ describe("pv_ops.apic in booted kernels: the NIC on GSI 19 raises irq 19 on nati
     const platform = createPlatform(machine);
     const hv = createHypervisor({
       machine,
-      plugins: [pvMmuPlugin(), creditScheduler(), evtchn2l(), apicHooks({ platform })],
+      plugins: [pvMmu(), schedCredit(), evtchn2l(), apicHooks({ platform })],
     }).boot();
     const d = hv.createDomain({ domid: 0, maxVcpus: 1, maxPages: 2064 });
-    const b = buildPvDomain(hv, hv.slot("pvMmu"), { domain: d, nrPages: 2048 });
+    const b = buildPvDomain(hv, hv.slot("pv-mmu"), { domain: d, nrPages: 2048 });
     const k = bootXenPvKernel(hv, d, { startInfoVa: b.rsi, plugins: [xenApic()] });
     const drv = driver(k, machine);
     machine.irqs.raise(GSI);

@@ -2,7 +2,7 @@ import { expect, it } from "vitest";
 
 it("README example", async () => {
   // --- the README's example, verbatim from here ---
-  const { createHypervisor, creditScheduler } = await import("@hyperlab/core");
+  const { createHypervisor, schedCredit } = await import("@hyperlab/core");
   const { evtchn2l } = await import("@hyperlab/evtchn");
   const { createMachine, createPlatform } = await import("@hyperlab/machine");
   const { apicHooks } = await import("../src/index");
@@ -11,7 +11,7 @@ it("README example", async () => {
   const platform = createPlatform(machine);
   const hv = createHypervisor({
     machine,
-    plugins: [creditScheduler(), evtchn2l(), apicHooks({ platform })],
+    plugins: [schedCredit(), evtchn2l(), apicHooks({ platform })],
   }).boot();
   const dom0 = hv.createDomain({ domid: 0, maxVcpus: 1, maxPages: 64 });
   const call = (op: number, args: object) => hv.hypercall(dom0.vcpus[0], op, args as never);
