@@ -10,11 +10,12 @@
  *   frees it and leaves the other ECS_UNBOUND, naming the closer as the allowed peer.
  * - A freed port has no pending event (evtchn_free clears it), so nothing stale reaches
  *   whoever binds that port next.
- * - An operation that names a port acts only on a port in use (send, close, unmask,
- *   bind_vcpu: -EINVAL otherwise; set_priority, which touches no guest memory, on any existing
- *   port, as Xen's), and ports exist only below the current ABI's
- *   limit (a reset from FIFO back to 2-level forgets the rest), so no guest-chosen port
- *   reaches memory outside the domain's shared_info, control blocks and event arrays.
+ * - An operation that names a port acts only on a port in use (send, close, bind_vcpu:
+ *   -EINVAL otherwise) or, as Xen's unmask and set_priority, on any existing port (one in an
+ *   allocated bucket, Xen's port_is_valid); ports exist only below the current ABI's limit (a
+ *   reset from FIFO back to 2-level forgets the rest) and the ABI ops ignore a port past their
+ *   bitmaps or event-array pages, so no guest-chosen port reaches memory outside the domain's
+ *   shared_info, control blocks and event arrays.
  * - Guest input never throws: every field is checked and bad ones get Xen's errno.
  */
 import {
@@ -517,11 +518,15 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     }
   }
 
-  /** Xen's evtchn_unmask: only a port in use, so a free or nonexistent one is -EINVAL. */
+  /**
+   * Xen's evtchn_unmask: any existing port (port_is_valid), in use or free, as Xen 4.17; a port
+   * past the allocated buckets is -EINVAL. The ABI op clears the mask bit in the domain's own
+   * shared_info or event array, and ignores a port those cannot name.
+   */
   private unmask(e: EvtDomain, a: Args): number {
     const port = a.port;
     if (!int(port)) return -EFAULT;
-    if (!e.portInUse(port)) return -EINVAL;
+    if (!e.portValid(port)) return -EINVAL;
     e.ops.unmask(e, port);
     return 0;
   }
