@@ -5,6 +5,8 @@
  * every backend must pass, so `pnpm test` runs it with the other packages' tests.
  */
 import { spawnSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -67,5 +69,18 @@ describe("the dependency rule", () => {
   it("lets a plugin import core", () => {
     expect(violations.filter((v) => v.from.startsWith("packages/pv-mmu/"))).toEqual([]);
     expect(violations).toHaveLength(4);
+  });
+
+  it("gives every package of the repository a floor, so a new package cannot escape the rule", () => {
+    const config = createRequire(import.meta.url)(join(root, ".dependency-cruiser.cjs")) as {
+      forbidden: { name: string }[];
+    };
+    const rules = new Set(config.forbidden.map((r) => r.name));
+    const packages = readdirSync(join(root, "packages"), { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name);
+    expect(packages.length).toBeGreaterThan(15);
+    // toolstack is the top floor: nothing is above it, so it alone needs no floor rule.
+    expect(packages.filter((p) => !rules.has(`floor-${p}`))).toEqual(["toolstack"]);
   });
 });
