@@ -1,5 +1,5 @@
 /*
- * The `iomem` slot (phase 2, contract only; issue 12's iomap provides it): Xen's I/O memory
+ * The `iomem` slot (provided by @hyperlab/iomap): Xen's I/O memory
  * permission, d->iomem_caps, a rangeset of machine frames per domain (xen/common/rangeset.c,
  * XEN_DOMCTL_iomem_permission), and the machine's map of what each frame is: RAM, MMIO, or
  * MMIO that must stay read-only (Xen's mmio_ro_ranges). pv-mmu asks it from

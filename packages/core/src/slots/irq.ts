@@ -1,5 +1,5 @@
 /*
- * The `irq` slot (phase 2, contract only; issue 12's apic-hooks provides it): Xen's physical
+ * The `irq` slot (provided by @hyperlab/apic-hooks): Xen's physical
  * interrupt layer as xen/arch/x86/irq.c and physdev.c keep it. Terms as Xen's: an *irq* is
  * Xen's own interrupt number (for a GSI it equals the GSI; MSIs get dynamic ones above
  * nr_irqs_gsi); a *pirq* is a per-domain name for a physical interrupt source, mapped to an
