@@ -16,6 +16,7 @@ import {
 } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
 import { nptMmu } from "@hyperlab/npt-mmu";
+import { pvCpu, readConsoleLog } from "@hyperlab/pv-cpu";
 import { buildPvDomain, pvGrantMapping, pvMmu } from "@hyperlab/pv-mmu";
 
 const MiB = 2 ** 20;
@@ -70,7 +71,7 @@ function program(kernel: GuestKernel): { checksum: number } {
 }
 
 // A Xen-style build.
-const xen = compose([pvMmu(), evtchn2l(), schedCredit(), grantTable(), pvGrantMapping()]);
+const xen = compose([pvMmu(), pvCpu(), evtchn2l(), schedCredit(), grantTable(), pvGrantMapping()]);
 describe("Xen-style build", xen);
 const dom0 = xen.createDomain({ domid: 0, maxVcpus: 2, maxPages: 8192 });
 buildPvDomain(xen, xen.slot("pv-mmu"), { domain: dom0, nrPages: 4096 });
@@ -89,6 +90,12 @@ const before = xen.describe().stats.core.find((s) => s.name === "hypercalls")?.v
 const pv = program(kernel);
 const after = xen.describe().stats.core.find((s) => s.name === "hypercalls")?.value ?? 0;
 console.log(`program on Xen PV ops: checksum ${pv.checksum}, ${after - before} hypercalls`);
+console.log("Xen's console (the guest's printk through console_io):");
+for (const line of readConsoleLog(xen)
+  .split("\n")
+  .filter((l) => l.length > 0)) {
+  console.log(`  ${line}`);
+}
 
 // A KVM-style build: the same kernel on native pv_ops over nested paging.
 const kvm = compose([nptMmu({ hostPageSize: "4K" }), schedCredit()]);
