@@ -275,19 +275,7 @@ class Replay {
     };
     switch (op) {
       case "f.req": {
-        const views = RING_VIEWS[r.name].req;
-        let v = views[""]!;
-        let toks = args;
-        const first = args[0];
-        if (
-          first !== undefined &&
-          first !== "" &&
-          !first.includes("=") &&
-          Object.hasOwn(views, first)
-        ) {
-          v = views[first]!;
-          toks = args.slice(1);
-        }
+        const [v, toks] = this.leadingView(RING_VIEWS[r.name].req, args);
         const sets = parseAssignments(v, toks);
         const freeBefore = front.freeRequests();
         const off = front.nextRequestOffset();
@@ -348,19 +336,7 @@ class Replay {
         return ` idx=${idx} cons_overflow=${consOverflow ? 1 : 0}${printFields(this.scratchDv, 0, fields)}`;
       }
       case "b.rsp": {
-        const views = RING_VIEWS[r.name].rsp;
-        let v = views[""]!;
-        let toks = args;
-        const first = args[0];
-        if (
-          first !== undefined &&
-          first !== "" &&
-          !first.includes("=") &&
-          Object.hasOwn(views, first)
-        ) {
-          v = views[first]!;
-          toks = args.slice(1);
-        }
+        const [v, toks] = this.leadingView(RING_VIEWS[r.name].rsp, args);
         const sets = parseAssignments(v, toks);
         const off = back.nextResponseOffset(v.bytes);
         for (const [fl, val] of sets) writeField(sring.view, off, fl, val);
@@ -399,6 +375,17 @@ class Replay {
         noArgs();
         return "";
     }
+  }
+
+  /** An optional view name before `k=v` fields (`f.req`, `b.rsp`): the view and the rest. */
+  private leadingView(
+    views: Readonly<Record<string, ReplayView>>,
+    args: readonly string[],
+  ): [ReplayView, readonly string[]] {
+    const first = args[0];
+    if (first !== undefined && first !== "" && !first.includes("=") && Object.hasOwn(views, first))
+      return [views[first]!, args.slice(1)];
+    return [views[""]!, args];
   }
 
   private pickView(
