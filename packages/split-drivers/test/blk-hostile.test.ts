@@ -40,7 +40,7 @@ import {
   xenbusRegisterBackend,
   xenbusRegisterFrontend,
 } from "../src/index";
-import { blkWorld, makeImage, sha256, XVDA } from "./blk-world";
+import { makeImage, sha256, XVDA } from "./blk-world";
 import { until, world } from "./world";
 
 const LONG = process.env.HYPERLAB_LONG === "1";
@@ -305,7 +305,9 @@ function putReq(h: HW, r: Req): void {
       const bytes = ram.frameBytes(page);
       const dv = new DataView(bytes.buffer, bytes.byteOffset, 4096);
       bytes.fill(0);
-      r.segs.forEach((s, i) => writeSegment(dv, i * 8, h.refOf(s), s.first, s.last));
+      r.segs.forEach((s, i) => {
+        writeSegment(dv, i * 8, h.refOf(s), s.first, s.last);
+      });
       const iref = kind === "rw" || kind === "ro" ? h.indRef[kind] : h.refOf({ kind, page: 0 });
       writeIndirectRequest(
         v,
