@@ -343,7 +343,7 @@ export class BlkBack implements XenbusDriver {
     // xenbus_map_ring_valloc of all the ring's pages in one batch.
     const n = refs.length;
     for (let i = 0; i < n; i++) this.setMap(i, refs[i]!, dev.otherendId, false);
-    const rc = this.grantOp(GNTTABOP_map_grant_ref, this.mapOps, n);
+    const rc = this.grantOp(GNTTABOP_map_grant_ref, this.mapOps, n, false);
     const maps: Mapping[] = [];
     let bad = rc < 0;
     for (let i = 0; i < n && rc >= 0; i++) {
@@ -356,7 +356,7 @@ export class BlkBack implements XenbusDriver {
       if (maps[i]!.mfn !== maps[0]!.mfn + i || maps[0]!.mfn % (1 << order) !== 0) bad = true;
     }
     if (bad) {
-      this.unmapAll(maps);
+      this.unmapAll(maps, false);
       closeSync(fd);
       await dev.fatal(-EINVAL, `mapping ring-ref ${refs.join(",")} of domain ${dev.otherendId}`);
       return -EINVAL;
@@ -385,7 +385,7 @@ export class BlkBack implements XenbusDriver {
       this.schedule(vbd),
     );
     if (irq < 0) {
-      this.unmapAll(maps);
+      this.unmapAll(maps, false);
       closeSync(fd);
       await dev.fatal(irq, `binding event-channel ${port} of domain ${dev.otherendId}`);
       return irq;
@@ -418,7 +418,7 @@ export class BlkBack implements XenbusDriver {
     this.kernel.evtchn.unbindFromIrqHandler(v.irq);
     this.unmapAll([...v.pgnts.values()]);
     v.pgnts.clear();
-    this.unmapAll(v.ringMaps);
+    this.unmapAll(v.ringMaps, false);
     closeSync(v.fd);
   }
 
@@ -611,13 +611,14 @@ export class BlkBack implements XenbusDriver {
       ok = this.getPages(v, 0, pages, false, r.indirectGrefs, this.segMfn);
     }
     if (ok) {
-      for (let i = 0; i < nseg; i++) {
-        const p = (i / BLKIF_SEGS_PER_INDIRECT_FRAME) | 0;
+      for (let p = 0; p < pages; p++) {
         const mfn = this.segMfn[p]!;
         this.touch?.(mfn, false);
         const page = ram.frameBytes(mfn);
         const dv = new DataView(page.buffer, page.byteOffset, 4096);
-        readSegment(dv, (i % BLKIF_SEGS_PER_INDIRECT_FRAME) * 8, r, i);
+        const lo = p * BLKIF_SEGS_PER_INDIRECT_FRAME;
+        const hi = Math.min(nseg, lo + BLKIF_SEGS_PER_INDIRECT_FRAME);
+        for (let i = lo; i < hi; i++) readSegment(dv, (i - lo) * 8, r, i);
       }
     }
     if (this.mode !== "copy") this.putPages(pages);
@@ -808,10 +809,12 @@ export class BlkBack implements XenbusDriver {
     op.dev_bus_addr = 0;
   }
 
-  /** One grant-table hypercall over `n` ops, counted. */
-  private grantOp(cmd: number, uops: object[], n: number): number {
-    this.c.hypercalls.value++;
-    this.c.grantOps.value += n;
+  /** One grant-table hypercall over `n` ops; counted unless it sets the ring up or down. */
+  private grantOp(cmd: number, uops: object[], n: number, io = true): number {
+    if (io) {
+      this.c.hypercalls.value++;
+      this.c.grantOps.value += n;
+    }
     const { hv, domain } = this.kernel;
     return hv.hypercall(domain.vcpus[0]!, __HYPERVISOR_grant_table_op, {
       cmd,
@@ -820,7 +823,7 @@ export class BlkBack implements XenbusDriver {
     });
   }
 
-  private unmapAll(maps: Mapping[]): void {
+  private unmapAll(maps: Mapping[], io = true): void {
     for (let base = 0; base < maps.length; base += this.unmapOps.length) {
       const n = Math.min(this.unmapOps.length, maps.length - base);
       for (let i = 0; i < n; i++) {
@@ -831,7 +834,7 @@ export class BlkBack implements XenbusDriver {
         u.handle = m.handle;
         u.status = 0;
       }
-      this.grantOp(GNTTABOP_unmap_grant_ref, this.unmapOps, n);
+      this.grantOp(GNTTABOP_unmap_grant_ref, this.unmapOps, n, io);
     }
   }
 }

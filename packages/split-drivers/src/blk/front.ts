@@ -661,7 +661,6 @@ export class BlkfrontDisk {
     for (const ref of this.ringRefs) this.drv.gnttab.endForeignAccess(ref);
     this.ringRefs = [];
     for (const [page, ref] of this.pgrant) {
-      this.drv.counters.grantOps.value++;
       if (!this.drv.gnttab.endForeignAccess(ref)) {
         const i = this.freePages.indexOf(page);
         if (i >= 0) this.freePages.splice(i, 1);
