@@ -238,12 +238,31 @@ describe("multi-page rings", () => {
 describe("persistent grants", () => {
   it("stay mapped between requests, bounded by maxPersistentGrants (LRU purge)", async () => {
     const w = await make({ mode: "persistent", back: { maxPersistentGrants: 20 } });
-    const data = pattern(64 * 1024, 21);
-    for (let i = 0; i < 6; i++) expect(await w.disk.write(i * 128, data)).toBe(BLKIF_RSP_OKAY);
-    const n = w.back.persistentGrants(w.u.domain.domid, XVDA);
-    expect(n).toBeGreaterThan(0);
-    expect(n).toBeLessThanOrEqual(20);
-    for (let i = 0; i < 6; i++) same((await w.disk.read(i * 128, 128)).data, data);
+    const dom = w.u.domain.domid;
+    // One 4 KiB read maps one page for good: the next read of it needs no grant operation.
+    await w.disk.read(0, 8);
+    expect(w.back.persistentGrants(dom, XVDA)).toBe(1);
+    const ops = w.back.stats.read("blkback", "grantOps")!;
+    await w.disk.read(0, 8);
+    expect(w.back.stats.read("blkback", "grantOps")).toBe(ops);
+    // Six 64 KiB writes at once use 6 x 17 pool pages: far more than the bound.
+    const data = Array.from({ length: 6 }, (_, i) => pattern(64 * 1024, 30 + i));
+    const st = await Promise.all(data.map((d, i) => w.disk.write(i * 128, d)));
+    expect(st.every((s) => s === BLKIF_RSP_OKAY)).toBe(true);
+    expect(w.back.persistentGrants(dom, XVDA)).toBeLessThanOrEqual(20);
+    // Purged grants are mapped again when their pages come back.
+    const rs = await Promise.all(data.map((_, i) => w.disk.read(i * 128, 128)));
+    rs.forEach((r, i) => {
+      same(r.data, data[i]!);
+    });
+    expect(w.back.persistentGrants(dom, XVDA)).toBeLessThanOrEqual(20);
+    // Disconnecting unmaps every one of them: no mapping of the domU's pages is left.
+    await w.backBus!.stop();
+    let left = 0;
+    w.hv.slot("grant-table").forEachMapping((m) => {
+      if (m.granterDomid === dom) left++;
+    });
+    expect(left).toBe(0);
   });
 
   it("a frontend without feature-persistent gets the map mode", async () => {
@@ -255,6 +274,21 @@ describe("persistent grants", () => {
 });
 
 describe("features turned off", () => {
+  it("a backend built without flush answers EOPNOTSUPP and the frontend turns the feature off", async () => {
+    const w = await make({ back: { flush: false, barrier: false, discard: false } });
+    const f = w.disk.features!;
+    // As if the frontend had read stale features: the requests reach the backend.
+    f.flush = f.barrier = f.discard = true;
+    expect(await w.disk.flush()).toBe(BLKIF_RSP_EOPNOTSUPP);
+    expect(await w.disk.barrier(0, pattern(512, 1))).toBe(BLKIF_RSP_EOPNOTSUPP);
+    expect(await w.disk.discard(0, 8)).toBe(BLKIF_RSP_EOPNOTSUPP);
+    expect(w.back.stats.read("blkback", "requests")).toBe(3);
+    expect([f.flush, f.barrier, f.discard]).toEqual([false, false, false]);
+    // Now answered by the frontend without a request.
+    expect(await w.disk.flush()).toBe(BLKIF_RSP_EOPNOTSUPP);
+    expect(w.back.stats.read("blkback", "requests")).toBe(3);
+  });
+
   it("a backend without flush, barrier or discard: the frontend answers EOPNOTSUPP itself", async () => {
     const w = await make({ back: { flush: false, barrier: false, discard: false } });
     expect(await w.xs.read(`${w.be}/feature-flush-cache`)).toBe("0");
