@@ -20,6 +20,7 @@ export {
   decodeRequest,
   decodeResponse,
   perRequest,
+  readSegment,
   segmentOffset,
   writeDiscardRequest,
   writeIndirectRequest,

@@ -66,6 +66,8 @@ class RawFront implements XenbusDriver {
     private readonly ringMfn: number,
     private readonly persistent: boolean,
     private readonly ringRef?: number,
+    /** Keys written after the usual ones (a hostile ring-page-order, ring-ref%u...). */
+    private readonly extraKeys?: (ref: number) => Record<string, string>,
   ) {}
   probe(): number {
     return 0;
@@ -82,6 +84,9 @@ class RawFront implements XenbusDriver {
     await tx.write(`${dev.nodename}/event-channel`, String(this.k.evtchn.evtchnFromIrq(this.irq)));
     await tx.write(`${dev.nodename}/protocol`, "x86_64-abi");
     await tx.write(`${dev.nodename}/feature-persistent`, this.persistent ? "1" : "0");
+    for (const [k, v] of Object.entries(this.extraKeys?.(ref) ?? {})) {
+      await tx.write(`${dev.nodename}/${k}`, v);
+    }
     return 0;
   }
   connect(): number {
@@ -215,7 +220,11 @@ function expected(mode: BlkbackMode, r: Req): number {
 }
 
 /** A connected raw frontend, a victim domain with a page granted to dom0, and the audit. */
-async function hostileWorld(mode: BlkbackMode, ringRefOf?: "victim") {
+async function hostileWorld(
+  mode: BlkbackMode,
+  ringRefOf?: "victim",
+  extraKeys?: (ref: number, g: GnttabGuest, page: () => number) => Record<string, string>,
+) {
   const w = world();
   w.dom0.maxPages += 256;
   const u = await w.bootDomU();
@@ -245,6 +254,7 @@ async function hostileWorld(mode: BlkbackMode, ringRefOf?: "victim") {
     ringMfn,
     mode === "persistent",
     ringRefOf === "victim" ? victimRef : undefined,
+    extraKeys && ((ref) => extraKeys(ref, g, () => w.hv.allocDomainPages(u.domain))),
   );
   await xenbusRegisterFrontend(u.kernel, raw).start();
   const { fe, be } = await w.addDevice(u.domain.domid, "vbd", XVDA);
@@ -425,6 +435,47 @@ describe("a ring-ref the frontend did not grant", () => {
     expect(err).toMatch(/^22 mapping ring-ref/);
     expect(h.back.connected(h.u.domain.domid, XVDA)).toBe(false);
     expect(h.touched.length).toBe(0);
+  });
+});
+
+describe("hostile transport keys", () => {
+  const fatal = async (
+    keys: (ref: number, g: GnttabGuest, page: () => number) => Record<string, string>,
+    msg: RegExp,
+  ) => {
+    const h = await hostileWorld("map", undefined, keys);
+    const errPath = `/local/domain/0/error/backend/vbd/${h.u.domain.domid}/${XVDA}/error`;
+    await until(() => h.w.xs.exists(errPath));
+    expect(await h.w.xs.read(errPath)).toMatch(msg);
+    await until(async () => (await h.w.state(h.be)) === "6");
+    expect(h.back.connected(h.u.domain.domid, XVDA)).toBe(false);
+    expect(h.touched.length).toBe(0);
+    // Nothing of the domU stays mapped by dom0.
+    let left = 0;
+    h.w.hv.slot("grant-table").forEachMapping((m) => {
+      if (m.granterDomid === h.u.domain.domid) left++;
+    });
+    expect(left).toBe(0);
+  };
+
+  it("a two-page ring whose pages are not contiguous: -EINVAL, nothing left mapped", async () => {
+    await fatal((ref, g, page) => {
+      page(); // a gap, so the second page is not next to the first
+      const other = g.grantForeignAccess(0, page());
+      return { "ring-page-order": "1", "ring-ref0": String(ref), "ring-ref1": String(other) };
+    }, /^22 mapping ring-ref/);
+  });
+
+  it("a ring-page-order above max-ring-page-order", async () => {
+    await fatal(() => ({ "ring-page-order": "5" }), /^22 .*ring-page-order 5 too big/);
+  });
+
+  it("garbage in event-channel", async () => {
+    await fatal(() => ({ "event-channel": "x7" }), /^22 reading .*event-channel/);
+  });
+
+  it("an unknown protocol", async () => {
+    await fatal(() => ({ protocol: "x86_32-abi" }), /^38 unknown fe protocol x86_32-abi/);
   });
 });
 
