@@ -132,6 +132,18 @@ interface Shadow {
   indirectGrefs: number[];
 }
 
+/** The part a free shadow entry points at. */
+const NO_BIO: Bio = {
+  op: 0,
+  sector: 0,
+  nsec: 0,
+  data: new Uint8Array(0),
+  flag: 0,
+  parts: 0,
+  status: 0,
+  done: () => {},
+};
+
 type DiskState = "disconnected" | "connected" | "error";
 
 /** One virtual disk of the domU (struct blkfront_info with its one ring). */
@@ -152,6 +164,7 @@ export class BlkfrontDisk {
   private readonly drv: BlkFront;
   private readonly queue: Part[] = [];
   private shadow: (Shadow | null)[] = [];
+  private shadowPool: Shadow[] = [];
   private freeIds: number[] = [];
   private seq = 0;
   private sring: SharedRing | null = null;
@@ -306,15 +319,15 @@ export class BlkfrontDisk {
     const f = this.features!;
     const bio = part.bio;
     const id = this.freeIds.pop()!;
-    const sh: Shadow = {
-      part,
-      seq: this.seq++,
-      operation: bio.op,
-      pages: [],
-      grefs: [],
-      indirectPages: [],
-      indirectGrefs: [],
-    };
+    // The id's shadow entry is reused: its arrays keep their room between requests.
+    const sh = this.shadowPool[id]!;
+    sh.part = part;
+    sh.seq = this.seq++;
+    sh.operation = bio.op;
+    sh.pages.length = 0;
+    sh.grefs.length = 0;
+    sh.indirectPages.length = 0;
+    sh.indirectGrefs.length = 0;
     this.shadow[id] = sh;
     const front = this.front!;
     const v = this.sring!.view;
@@ -334,12 +347,11 @@ export class BlkfrontDisk {
     const ram = this.drv.kernel.hv.machine.ram;
     const toBackend = bio.op !== BLKIF_OP_READ; // the backend only reads these pages
     const c = this.drv.counters;
-    const grefs: number[] = [];
+    const grefs = sh.grefs;
     for (let s = 0; s < nseg; s++) {
       const page = this.takePage();
       const gref = this.grantPage(page, toBackend);
       sh.pages.push(page);
-      sh.grefs.push(gref);
       grefs.push(gref);
       if (toBackend) {
         const n = Math.min(BLKIF_SECTORS_PER_PAGE, part.nsec - s * BLKIF_SECTORS_PER_PAGE) * SECTOR;
@@ -593,6 +605,15 @@ export class BlkfrontDisk {
     // blkif_recover: the old shadow's requests wait at the head of the queue, in issue order.
     const size = sring.size;
     this.shadow = new Array<Shadow | null>(size).fill(null);
+    this.shadowPool = Array.from({ length: size }, () => ({
+      part: { bio: NO_BIO, off: 0, nsec: 0 },
+      seq: 0,
+      operation: 0,
+      pages: [],
+      grefs: [],
+      indirectPages: [],
+      indirectGrefs: [],
+    }));
     this.freeIds = [];
     for (let id = size - 1; id >= 0; id--) this.freeIds.push(id);
     return 0;
