@@ -1,6 +1,8 @@
 // blkfront and blkback end to end: the xenstore handshake with libxl/blkback's keys, reads
 // and writes checked against the image file, indirect segments, multi-page rings, flush,
 // barrier, discard, read-only disks, and the three backend data modes with their counters.
+
+import { rmSync } from "node:fs";
 import {
   BLKIF_RSP_EOPNOTSUPP,
   BLKIF_RSP_ERROR,
@@ -16,7 +18,8 @@ import {
   GnttabGuest,
   perRequest,
 } from "../src/index";
-import { type BlkWorld, blkWorld, XVDA } from "./blk-world";
+import { type BlkWorld, blkWorld, makeImage, XVDA } from "./blk-world";
+import { until } from "./world";
 
 let live: BlkWorld[] = [];
 afterEach(() => {
@@ -297,5 +300,72 @@ describe("features turned off", () => {
     expect(await w.disk.barrier(0, pattern(512, 1))).toBe(BLKIF_RSP_EOPNOTSUPP);
     expect(await w.disk.discard(0, 8)).toBe(BLKIF_RSP_EOPNOTSUPP);
     expect(w.back.stats.read("blkback", "requests")).toBe(0);
+  });
+});
+
+describe("indirect maxima", () => {
+  it("front 256 and back 256: a 1 MiB write is one indirect request; back 64 caps the front", async () => {
+    const w = await make({ front: { maxIndirectSegments: 256, poolPages: 600 } });
+    expect(w.disk.features!.maxSegments).toBe(256);
+    const big = pattern(1 << 20, 40);
+    const n0 = w.back.stats.read("blkback", "requests")!;
+    expect(await w.disk.write(0, big)).toBe(BLKIF_RSP_OKAY);
+    expect(w.back.stats.read("blkback", "requests")! - n0).toBe(1);
+    same((await w.disk.read(0, 2048)).data, big);
+    const w64 = await make({
+      back: { maxIndirectSegments: 64 },
+      front: { maxIndirectSegments: 256, poolPages: 600 },
+    });
+    expect(w64.disk.features!.maxSegments).toBe(64);
+    const m0 = w64.back.stats.read("blkback", "requests")!;
+    expect(await w64.disk.write(0, big)).toBe(BLKIF_RSP_OKAY);
+    expect(w64.back.stats.read("blkback", "requests")! - m0).toBe(4);
+  });
+});
+
+describe("ordering and queueing", () => {
+  it("a barrier completes after every write issued before it", async () => {
+    const w = await make();
+    const order: string[] = [];
+    const jobs: Promise<unknown>[] = [];
+    for (let i = 0; i < 40; i++) {
+      jobs.push(w.disk.write(i * 8, pattern(4096, i)).then(() => order.push(`w${i}`)));
+    }
+    jobs.push(w.disk.barrier(400, pattern(4096, 99)).then(() => order.push("barrier")));
+    await Promise.all(jobs);
+    expect(order.indexOf("barrier")).toBe(40);
+  });
+
+  it("requests issued before the backend exists wait, then go once connected", async () => {
+    const w = await make({ noBackend: true });
+    await until(() => w.front.disk(XVDA) !== undefined);
+    const disk = w.front.disk(XVDA)!;
+    const data = pattern(8192, 5);
+    const wr = disk.write(64, data);
+    const rd = disk.read(0, 8);
+    expect(disk.queued).toBe(2);
+    await w.startBackend();
+    expect(await wr).toBe(BLKIF_RSP_OKAY);
+    same((await rd).data, w.img.bytes.subarray(0, 4096));
+    same(w.image().subarray(64 * 512, 64 * 512 + 8192), data);
+  });
+
+  it("one backend serves two disks of a domU from two images", async () => {
+    const w = await make({ noBackend: true });
+    const second = makeImage(2048, 9);
+    live.push({ cleanup: () => rmSync(second.dir, { recursive: true, force: true }) } as BlkWorld);
+    const back = new BlkBack(w.dom0Kernel, {
+      image: (_domid, devid) => (devid === XVDA ? w.img.path : second.path),
+    });
+    await w.startBackend(back);
+    const xvda = await w.connected();
+    const { fe } = await w.addDevice(w.u.domain.domid, "vbd", XVDA + 16);
+    await until(async () => (await w.state(fe)) === "4");
+    const xvdb = w.front.disk(XVDA + 16)!;
+    await xvdb.ready();
+    expect(xvdb.features!.sectors).toBe(2048);
+    same((await xvdb.read(0, 8)).data, second.bytes.subarray(0, 4096));
+    same((await xvda.read(0, 8)).data, w.img.bytes.subarray(0, 4096));
+    expect(back.connected(w.u.domain.domid, XVDA + 16)).toBe(true);
   });
 });
