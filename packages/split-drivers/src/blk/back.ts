@@ -24,7 +24,6 @@
  */
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from "node:fs";
 import {
-  __HYPERVISOR_grant_table_op,
   BLKIF_DISCARD_SECURE,
   BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST,
   BLKIF_MAX_SEGMENTS_PER_REQUEST,
@@ -37,26 +36,17 @@ import {
   BLKIF_RSP_EOPNOTSUPP,
   BLKIF_RSP_ERROR,
   BLKIF_RSP_OKAY,
-  DOMID_SELF,
   EINVAL,
   ENOENT,
   ENOSYS,
-  GNTCOPY_dest_gref,
-  GNTCOPY_source_gref,
-  GNTMAP_device_map,
-  GNTMAP_readonly,
-  GNTST_okay,
-  GNTTABOP_copy,
-  GNTTABOP_map_grant_ref,
-  GNTTABOP_unmap_grant_ref,
   VDISK_READONLY,
 } from "@hyperlab/abi";
 import type { Stats } from "@hyperlab/core";
 import { BackRing, RING_MAX_ORDER, SharedRing } from "../ring";
 import type { XenbusDevice, XenbusDriver, XenbusKernel } from "../xenbus/device";
 import { parseXenbusUint } from "../xenbus/state";
+import { BlkbackGrants, type Mapping } from "./back-grants";
 import {
-  BLKBACK_LRU_PERCENT_CLEAN,
   BLKBACK_MAX_INDIRECT_SEGMENTS,
   BLKBACK_MAX_PERSISTENT_GRANTS,
   BLKIF_ENTRY_BYTES,
@@ -100,11 +90,6 @@ export interface BlkbackOptions {
   onTouch?: (mfn: number, write: boolean) => void;
 }
 
-interface Mapping {
-  mfn: number;
-  handle: number;
-}
-
 /** One connected device (blkback's struct xen_blkif with its one ring). */
 interface Vbd {
   dev: XenbusDevice;
@@ -121,29 +106,6 @@ interface Vbd {
   halted: boolean;
   scheduled: boolean;
   alive: boolean;
-}
-
-interface MapOp {
-  host_addr: number;
-  flags: number;
-  ref: number;
-  dom: number;
-  status: number;
-  handle: number;
-  dev_bus_addr: number;
-}
-interface UnmapOp {
-  host_addr: number;
-  dev_bus_addr: number;
-  handle: number;
-  status: number;
-}
-interface CopyOp {
-  source: { u: { ref?: number; gmfn?: number }; domid: number; offset: number };
-  dest: { u: { ref?: number; gmfn?: number }; domid: number; offset: number };
-  len: number;
-  flags: number;
-  status: number;
 }
 
 const SECTOR = 512;
@@ -170,12 +132,7 @@ export class BlkBack implements XenbusDriver {
   private readonly req: BlkifRequest;
   /** Per segment of the request in hand: the frame and whether it came from a temporary map. */
   private readonly segMfn: Float64Array;
-  private readonly mapOps: MapOp[] = [];
-  private readonly unmapOps: UnmapOp[] = [];
-  private readonly copyOps: CopyOp[] = [];
-  private readonly tmpMaps: Mapping[] = [];
-  private readonly mapSeg: Int32Array;
-  private readonly bufFrames: number[] = [];
+  private readonly g: BlkbackGrants;
   private readonly zeros = new Uint8Array(64 * 1024);
 
   constructor(kernel: XenbusKernel, options: BlkbackOptions) {
@@ -235,31 +192,14 @@ export class BlkBack implements XenbusDriver {
     this.maxSegs = Math.max(BLKIF_MAX_SEGMENTS_PER_REQUEST, this.opts.maxIndirectSegments);
     this.req = new BlkifRequest(this.maxSegs);
     this.segMfn = new Float64Array(this.maxSegs);
-    const n = this.maxSegs + BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST;
-    this.mapSeg = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      this.mapOps.push({
-        host_addr: 0,
-        flags: 0,
-        ref: 0,
-        dom: 0,
-        status: 0,
-        handle: 0,
-        dev_bus_addr: 0,
-      });
-      this.unmapOps.push({ host_addr: 0, dev_bus_addr: 0, handle: 0, status: 0 });
-      this.copyOps.push({
-        source: { u: {}, domid: 0, offset: 0 },
-        dest: { u: {}, domid: 0, offset: 0 },
-        len: 0,
-        flags: 0,
-        status: 0,
-      });
-      this.tmpMaps.push({ mfn: 0, handle: -1 });
-    }
     const { stats, counters } = blkCounters("blkback");
     this.stats = stats;
     this.c = counters;
+    this.g = new BlkbackGrants(
+      kernel,
+      counters,
+      this.maxSegs + BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST,
+    );
   }
 
   /** Whether the device of frontend `domid`, `devid` is connected (ring mapped, port bound). */
@@ -341,22 +281,14 @@ export class BlkBack implements XenbusDriver {
       return -ENOENT;
     }
     // xenbus_map_ring_valloc of all the ring's pages in one batch.
-    const n = refs.length;
-    for (let i = 0; i < n; i++) this.setMap(i, refs[i]!, dev.otherendId, false);
-    const rc = this.grantOp(GNTTABOP_map_grant_ref, this.mapOps, n, false);
-    const maps: Mapping[] = [];
-    let bad = rc < 0;
-    for (let i = 0; i < n && rc >= 0; i++) {
-      const op = this.mapOps[i]!;
-      if (op.status === GNTST_okay) maps.push({ mfn: op.dev_bus_addr / 4096, handle: op.handle });
-      else bad = true;
-    }
+    const maps = this.g.mapRing(refs, dev.otherendId);
     // The ring is one virtually contiguous area; this model needs the frames contiguous.
+    let bad = maps.length !== refs.length;
     for (let i = 1; i < maps.length && !bad; i++) {
       if (maps[i]!.mfn !== maps[0]!.mfn + i || maps[0]!.mfn % (1 << order) !== 0) bad = true;
     }
     if (bad) {
-      this.unmapAll(maps, false);
+      this.g.unmapAll(maps, false);
       closeSync(fd);
       await dev.fatal(-EINVAL, `mapping ring-ref ${refs.join(",")} of domain ${dev.otherendId}`);
       return -EINVAL;
@@ -385,7 +317,7 @@ export class BlkBack implements XenbusDriver {
       this.schedule(vbd),
     );
     if (irq < 0) {
-      this.unmapAll(maps, false);
+      this.g.unmapAll(maps, false);
       closeSync(fd);
       await dev.fatal(irq, `binding event-channel ${port} of domain ${dev.otherendId}`);
       return irq;
@@ -416,9 +348,9 @@ export class BlkBack implements XenbusDriver {
     this.vbds.delete(key);
     v.alive = false;
     this.kernel.evtchn.unbindFromIrqHandler(v.irq);
-    this.unmapAll([...v.pgnts.values()]);
+    this.g.unmapAll([...v.pgnts.values()]);
     v.pgnts.clear();
-    this.unmapAll(v.ringMaps, false);
+    this.g.unmapAll(v.ringMaps, false);
     closeSync(v.fd);
   }
 
@@ -550,7 +482,15 @@ export class BlkBack implements XenbusDriver {
     if (r.sectorHi !== 0 || r.sectorNumber + nsec > v.sectors) return BLKIF_RSP_ERROR;
     if (this.mode === "copy") return this.rwCopy(v, op, nseg);
     const write = op !== BLKIF_OP_READ;
-    const got = this.getPages(v, 0, nseg, !write, r.gref, this.segMfn);
+    const got = this.g.getPages(
+      v.persistent ? v.pgnts : null,
+      v.dev.otherendId,
+      0,
+      nseg,
+      !write,
+      r.gref,
+      this.segMfn,
+    );
     let status = got ? BLKIF_RSP_OKAY : BLKIF_RSP_ERROR;
     if (got) {
       const ram = this.kernel.hv.machine.ram;
@@ -565,8 +505,9 @@ export class BlkBack implements XenbusDriver {
         pos += len;
       }
     }
-    this.putPages(nseg);
-    if (v.persistent && v.pgnts.size > this.opts.maxPersistentGrants) this.purgePersistent(v);
+    this.g.putPages(nseg);
+    if (v.persistent && v.pgnts.size > this.opts.maxPersistentGrants)
+      this.g.purgePersistent(v.pgnts, this.opts.maxPersistentGrants);
     return status;
   }
 
@@ -592,23 +533,31 @@ export class BlkBack implements XenbusDriver {
     let ok: boolean;
     if (this.mode === "copy") {
       // Copy the indirect pages into the buffer frames after the data chunk.
-      if (!this.ensureBuffers(COPY_CHUNK + pages)) return false;
+      if (!this.g.ensureBuffers(COPY_CHUNK + pages)) return false;
       for (let p = 0; p < pages; p++) {
-        this.setCopy(
+        this.g.setCopy(
           p,
           true,
           r.indirectGrefs[p]!,
           v.dev.otherendId,
           0,
-          this.bufFrames[COPY_CHUNK + p]!,
+          this.g.bufFrames[COPY_CHUNK + p]!,
           0,
           4096,
         );
       }
-      ok = this.copyBatch(pages);
-      for (let p = 0; p < pages && ok; p++) this.segMfn[p] = this.bufFrames[COPY_CHUNK + p]!;
+      ok = this.g.copyBatch(pages);
+      for (let p = 0; p < pages && ok; p++) this.segMfn[p] = this.g.bufFrames[COPY_CHUNK + p]!;
     } else {
-      ok = this.getPages(v, 0, pages, false, r.indirectGrefs, this.segMfn);
+      ok = this.g.getPages(
+        v.persistent ? v.pgnts : null,
+        v.dev.otherendId,
+        0,
+        pages,
+        false,
+        r.indirectGrefs,
+        this.segMfn,
+      );
     }
     if (ok) {
       for (let p = 0; p < pages; p++) {
@@ -621,100 +570,14 @@ export class BlkBack implements XenbusDriver {
         for (let i = lo; i < hi; i++) readSegment(dv, (i - lo) * 8, r, i);
       }
     }
-    if (this.mode !== "copy") this.putPages(pages);
+    if (this.mode !== "copy") this.g.putPages(pages);
     return ok;
-  }
-
-  /**
-   * Frames for `n` grants in `grefs` (xen_blkbk_map): persistent ones from the tree, the rest
-   * mapped in one batch (read-only when `readonly` and not persistent). Fills `out[0..n)`;
-   * temporary mappings are recorded for putPages. False if any map failed.
-   */
-  private getPages(
-    v: Vbd,
-    from: number,
-    n: number,
-    deviceWrites: boolean,
-    grefs: Uint32Array,
-    out: Float64Array,
-  ): boolean {
-    const dom = v.dev.otherendId;
-    const tmp = this.tmpMaps;
-    let batch = 0;
-    for (let i = 0; i < n; i++) {
-      tmp[i]!.handle = -1;
-      const ref = grefs[from + i]!;
-      if (v.persistent) {
-        const p = v.pgnts.get(ref);
-        if (p !== undefined) {
-          v.pgnts.delete(ref); // most recently used goes last
-          v.pgnts.set(ref, p);
-          out[i] = p.mfn;
-          continue;
-        }
-      }
-      this.setMap(batch, ref, dom, !v.persistent && !deviceWrites);
-      this.mapSeg[batch] = i; // the segment this op is for
-      batch++;
-    }
-    if (batch === 0) return true;
-    const rc = this.grantOp(GNTTABOP_map_grant_ref, this.mapOps, batch);
-    let ok = rc >= 0;
-    for (let b = 0; b < batch && rc >= 0; b++) {
-      const op = this.mapOps[b]!;
-      const i = this.mapSeg[b]!;
-      if (op.status !== GNTST_okay) {
-        ok = false;
-        continue;
-      }
-      const m = { mfn: op.dev_bus_addr / 4096, handle: op.handle };
-      out[i] = m.mfn;
-      if (v.persistent && !v.pgnts.has(op.ref)) {
-        v.pgnts.set(op.ref, m); // kept; the LRU bound is applied after the I/O
-      } else {
-        tmp[i]!.mfn = m.mfn;
-        tmp[i]!.handle = m.handle;
-      }
-    }
-    return ok;
-  }
-
-  /** xen_blkbk_unmap: undo the temporary mappings of the last getPages. */
-  private putPages(n: number): void {
-    let k = 0;
-    for (let i = 0; i < n; i++) {
-      const t = this.tmpMaps[i]!;
-      if (t.handle < 0) continue;
-      const u = this.unmapOps[k++]!;
-      u.host_addr = 0;
-      u.dev_bus_addr = t.mfn * 4096;
-      u.handle = t.handle;
-      u.status = 0;
-      t.handle = -1;
-    }
-    if (k > 0) this.grantOp(GNTTABOP_unmap_grant_ref, this.unmapOps, k);
-  }
-
-  /**
-   * purge_persistent_gnt: unmap the least recently used LRU_PERCENT_CLEAN% of the grants
-   * (at least enough to get back under the bound). Runs between requests, so none is in use.
-   */
-  private purgePersistent(v: Vbd): void {
-    const max = this.opts.maxPersistentGrants;
-    const n = Math.max(v.pgnts.size - max, Math.floor((max * BLKBACK_LRU_PERCENT_CLEAN) / 100));
-    const victims: Mapping[] = [];
-    for (const [ref, m] of v.pgnts) {
-      if (victims.length === n) break;
-      victims.push(m);
-      v.pgnts.delete(ref);
-    }
-    this.unmapAll(victims);
   }
 
   /** The copy mode: per chunk of buffer frames, grant-copy in (write) or out (read). */
   private rwCopy(v: Vbd, op: number, nseg: number): number {
     const r = this.req;
-    if (!this.ensureBuffers(COPY_CHUNK)) return BLKIF_RSP_ERROR;
+    if (!this.g.ensureBuffers(COPY_CHUNK)) return BLKIF_RSP_ERROR;
     const ram = this.kernel.hv.machine.ram;
     const write = op !== BLKIF_OP_READ;
     const dom = v.dev.otherendId;
@@ -725,116 +588,20 @@ export class BlkBack implements XenbusDriver {
         const s = base + i;
         const off = r.firstSect[s]! * SECTOR;
         const len = (r.lastSect[s]! - r.firstSect[s]! + 1) * SECTOR;
-        this.setCopy(i, write, r.gref[s]!, dom, off, this.bufFrames[i]!, off, len);
+        this.g.setCopy(i, write, r.gref[s]!, dom, off, this.g.bufFrames[i]!, off, len);
       }
-      if (write && !this.copyBatch(n)) return BLKIF_RSP_ERROR;
+      if (write && !this.g.copyBatch(n)) return BLKIF_RSP_ERROR;
       for (let i = 0; i < n; i++) {
         const s = base + i;
         const off = r.firstSect[s]! * SECTOR;
         const len = (r.lastSect[s]! - r.firstSect[s]! + 1) * SECTOR;
-        const mfn = this.bufFrames[i]!;
+        const mfn = this.g.bufFrames[i]!;
         this.touch?.(mfn, !write);
         if (!this.io(v.fd, write, ram.frameBytes(mfn), off, len, pos)) return BLKIF_RSP_ERROR;
         pos += len;
       }
-      if (!write && !this.copyBatch(n)) return BLKIF_RSP_ERROR;
+      if (!write && !this.g.copyBatch(n)) return BLKIF_RSP_ERROR;
     }
     return BLKIF_RSP_OKAY;
-  }
-
-  /** One GNTTABOP_copy batch of `n` prepared ops; true when every element succeeded. */
-  private copyBatch(n: number): boolean {
-    const rc = this.grantOp(GNTTABOP_copy, this.copyOps, n);
-    if (rc < 0) return false;
-    let ok = true;
-    for (let i = 0; i < n; i++) {
-      const op = this.copyOps[i]!;
-      if (op.status !== GNTST_okay) ok = false;
-      else {
-        this.c.copies.value++;
-        this.c.copiedBytes.value += op.len;
-      }
-    }
-    return ok;
-  }
-
-  /**
-   * Copy op `i`: between the frontend's grant `ref` (at `gOff`) and our frame `mfn` (at
-   * `mOff`); `fromGuest` copies guest → ours (a write's data, an indirect page).
-   */
-  private setCopy(
-    i: number,
-    fromGuest: boolean,
-    ref: number,
-    dom: number,
-    gOff: number,
-    mfn: number,
-    mOff: number,
-    len: number,
-  ): void {
-    const op = this.copyOps[i]!;
-    const g = fromGuest ? op.source : op.dest;
-    const m = fromGuest ? op.dest : op.source;
-    g.u.ref = ref;
-    g.u.gmfn = undefined;
-    g.domid = dom;
-    g.offset = gOff;
-    m.u.gmfn = mfn;
-    m.u.ref = undefined;
-    m.domid = DOMID_SELF;
-    m.offset = mOff;
-    op.len = len;
-    op.flags = fromGuest ? GNTCOPY_source_gref : GNTCOPY_dest_gref;
-    op.status = 0;
-  }
-
-  /** The copy mode's own frames (dom0's), taken once. */
-  private ensureBuffers(n: number): boolean {
-    while (this.bufFrames.length < n) {
-      const mfn = this.kernel.hv.allocDomainPages(this.kernel.domain);
-      if (mfn < 0) return false;
-      this.bufFrames.push(mfn);
-    }
-    return true;
-  }
-
-  private setMap(i: number, ref: number, dom: number, readonly: boolean): void {
-    const op = this.mapOps[i]!;
-    op.host_addr = 0;
-    op.flags = GNTMAP_device_map | (readonly ? GNTMAP_readonly : 0);
-    op.ref = ref;
-    op.dom = dom;
-    op.status = 0;
-    op.handle = 0;
-    op.dev_bus_addr = 0;
-  }
-
-  /** One grant-table hypercall over `n` ops; counted unless it sets the ring up or down. */
-  private grantOp(cmd: number, uops: object[], n: number, io = true): number {
-    if (io) {
-      this.c.hypercalls.value++;
-      this.c.grantOps.value += n;
-    }
-    const { hv, domain } = this.kernel;
-    return hv.hypercall(domain.vcpus[0]!, __HYPERVISOR_grant_table_op, {
-      cmd,
-      uops: uops as never,
-      count: n,
-    });
-  }
-
-  private unmapAll(maps: Mapping[], io = true): void {
-    for (let base = 0; base < maps.length; base += this.unmapOps.length) {
-      const n = Math.min(this.unmapOps.length, maps.length - base);
-      for (let i = 0; i < n; i++) {
-        const u = this.unmapOps[i]!;
-        const m = maps[base + i]!;
-        u.host_addr = 0;
-        u.dev_bus_addr = m.mfn * 4096;
-        u.handle = m.handle;
-        u.status = 0;
-      }
-      this.grantOp(GNTTABOP_unmap_grant_ref, this.unmapOps, n, io);
-    }
   }
 }
