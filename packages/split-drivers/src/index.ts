@@ -28,13 +28,8 @@ export {
   writeRwRequest,
   writeSegment,
 } from "./blk/blkif";
-export {
-  BlkFront,
-  BlkfrontDisk,
-  type BlkfrontFeatures,
-  type BlkfrontOptions,
-  type BlkReadResult,
-} from "./blk/front";
+export { BlkFront, type BlkfrontOptions } from "./blk/front";
+export { BlkfrontDisk, type BlkfrontFeatures, type BlkReadResult } from "./blk/front-disk";
 // consoles (hvc_xen and xenconsoled)
 export { XenconsBack, XenconsStream } from "./console/back";
 export { XenconsFrontConsole, XenconsFrontDriver, xenconsConsole0 } from "./console/front";
