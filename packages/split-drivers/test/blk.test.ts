@@ -303,6 +303,25 @@ describe("features turned off", () => {
   });
 });
 
+describe("a backend whose image cannot be opened", () => {
+  it("reports 2 (ENOENT) in its error node and closes; the frontend keeps its requests", async () => {
+    const w = await make({ noBackend: true });
+    await w.startBackend(new BlkBack(w.dom0Kernel, { image: `${w.img.dir}/missing.img` }));
+    const errPath = `/local/domain/0/error/backend/vbd/${w.u.domain.domid}/${XVDA}/error`;
+    await until(() => w.xs.exists(errPath));
+    expect(await w.xs.read(errPath)).toMatch(/^2 opening the image/);
+    await until(async () => (await w.state(w.be)) === "6");
+    const disk = w.front.disk(XVDA)!;
+    expect(disk.state).toBe("disconnected");
+    const pending = disk.read(0, 8);
+    expect(disk.queued).toBe(1);
+    // The toolstack fixes the image and a new backend serves the waiting read.
+    await w.backBus!.stop();
+    await w.startBackend(new BlkBack(w.dom0Kernel, w.backOpts));
+    same((await pending).data, w.img.bytes.subarray(0, 4096));
+  });
+});
+
 describe("indirect maxima", () => {
   it("front 256 and back 256: a 1 MiB write is one indirect request; back 64 caps the front", async () => {
     const w = await make({ front: { maxIndirectSegments: 256, poolPages: 600 } });
