@@ -13,6 +13,8 @@
 import {
   BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST,
   BLKIF_MAX_SEGMENTS_PER_REQUEST,
+  BLKIF_OP_DISCARD,
+  BLKIF_OP_INDIRECT,
   blkif_request,
   blkif_request_discard,
   blkif_request_indirect,
@@ -99,7 +101,7 @@ export function decodeRequest(slot: DataView, out: BlkifRequest): void {
   out.idHi = slot.getUint32(F.id!.offset + 4, true);
   out.sectorHi = slot.getUint32(F.sector_number!.offset + 4, true);
   out.sectorNumber = slot.getUint32(F.sector_number!.offset, true) + out.sectorHi * 2 ** 32;
-  if (op === 6 /* BLKIF_OP_INDIRECT */) {
+  if (op === BLKIF_OP_INDIRECT) {
     out.indirectOp = slot.getUint8(I.indirect_op!.offset);
     out.nrSegments = slot.getUint16(I.nr_segments!.offset, true);
     out.handle = slot.getUint16(I.handle!.offset, true);
@@ -109,7 +111,7 @@ export function decodeRequest(slot: DataView, out: BlkifRequest): void {
     return;
   }
   out.handle = slot.getUint16(F.handle!.offset, true);
-  if (op === 5 /* BLKIF_OP_DISCARD */) {
+  if (op === BLKIF_OP_DISCARD) {
     out.flag = slot.getUint8(D.flag!.offset);
     out.nrSectorsHi = slot.getUint32(D.nr_sectors!.offset + 4, true);
     out.nrSectors = slot.getUint32(D.nr_sectors!.offset, true) + out.nrSectorsHi * 2 ** 32;
@@ -140,7 +142,7 @@ export function writeSegment(
   v.setUint32(off, gref, true);
   v.setUint8(off + SEG_FIRST, first);
   v.setUint8(off + SEG_LAST, last);
-  v.setUint16(off + 6, 0, true);
+  v.setUint16(off + 6, 0, true); // bytes 6..7: the segment's padding
 }
 
 /** Byte offset of direct segment `i` in a request slot. */
@@ -161,7 +163,7 @@ export function writeRwRequest(
   v.setUint8(off + F.operation!.offset, operation);
   v.setUint8(off + F.nr_segments!.offset, nrSegments);
   v.setUint16(off + F.handle!.offset, handle, true);
-  v.setUint32(off + 4, 0, true);
+  v.setUint32(off + 4, 0, true); // bytes 4..7: the padding before the u64 id
   v.setUint32(off + F.id!.offset, id, true);
   v.setUint32(off + F.id!.offset + 4, 0, true);
   setU64(v, off + F.sector_number!.offset, sector);
@@ -177,10 +179,10 @@ export function writeDiscardRequest(
   sector: number,
   nrSectors: number,
 ): void {
-  v.setUint8(off + D.operation!.offset, 5);
+  v.setUint8(off + D.operation!.offset, BLKIF_OP_DISCARD);
   v.setUint8(off + D.flag!.offset, flag);
   v.setUint16(off + D.handle!.offset, handle, true);
-  v.setUint32(off + 4, 0, true);
+  v.setUint32(off + 4, 0, true); // bytes 4..7: the padding before the u64 id
   v.setUint32(off + D.id!.offset, id, true);
   v.setUint32(off + D.id!.offset + 4, 0, true);
   setU64(v, off + D.sector_number!.offset, sector);
@@ -199,10 +201,10 @@ export function writeIndirectRequest(
   grefs: ArrayLike<number>,
   nrGrefs: number,
 ): void {
-  v.setUint8(off + I.operation!.offset, 6);
+  v.setUint8(off + I.operation!.offset, BLKIF_OP_INDIRECT);
   v.setUint8(off + I.indirect_op!.offset, indirectOp);
   v.setUint16(off + I.nr_segments!.offset, nrSegments, true);
-  v.setUint32(off + 4, 0, true);
+  v.setUint32(off + 4, 0, true); // bytes 4..7: the padding before the u64 id
   v.setUint32(off + I.id!.offset, id, true);
   v.setUint32(off + I.id!.offset + 4, 0, true);
   setU64(v, off + I.sector_number!.offset, sector);
