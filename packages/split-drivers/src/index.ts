@@ -1,5 +1,35 @@
 // @hyperlab/split-drivers: Xen's split drivers on the guest kernel.
 
+// block (blkfront and blkback over io/blkif.h)
+export { BlkBack, type BlkbackMode, type BlkbackOptions } from "./blk/back";
+export {
+  BLKBACK_LRU_PERCENT_CLEAN,
+  BLKBACK_MAX_INDIRECT_SEGMENTS,
+  BLKBACK_MAX_PERSISTENT_GRANTS,
+  BLKFRONT_MAX_INDIRECT_SEGMENTS,
+  BLKIF_ENTRY_BYTES,
+  BLKIF_RESPONSE_BYTES,
+  BLKIF_SECTORS_PER_PAGE,
+  BLKIF_SEGS_PER_INDIRECT_FRAME,
+  type BlkCounters,
+  BlkError,
+  type BlkErrorCode,
+  BlkifRequest,
+  type BlkifResponse,
+  blkCounters,
+  decodeRequest,
+  decodeResponse,
+  perRequest,
+  readSegment,
+  segmentOffset,
+  writeDiscardRequest,
+  writeIndirectRequest,
+  writeResponse,
+  writeRwRequest,
+  writeSegment,
+} from "./blk/blkif";
+export { BlkFront, type BlkfrontOptions } from "./blk/front";
+export { BlkfrontDisk, type BlkfrontFeatures, type BlkReadResult } from "./blk/front-disk";
 // consoles (hvc_xen and xenconsoled)
 export { XenconsBack, XenconsStream } from "./console/back";
 export { XenconsFrontConsole, XenconsFrontDriver, xenconsConsole0 } from "./console/front";
@@ -39,7 +69,6 @@ export {
   ringReplay,
   unescapeData,
 } from "./ring-replay/replay";
-
 // xenbus device state machine (xenbus_probe*.c, xenbus_client.c)
 export {
   XenbusBus,
@@ -63,7 +92,6 @@ export {
   type XenbusErrorCode,
   type XenbusUpcalls,
 } from "./xenbus/index";
-
 export {
   isXenbusState,
   parseXenbusState,
