@@ -40,6 +40,35 @@ export {
   dmaSetCoherentMask,
   dmaSetMask,
 } from "./dma-direct";
+export {
+  type Hldisk,
+  type HldiskCounts,
+  type HldiskOptions,
+  type HldiskRequest,
+  hldiskMatch,
+  hldiskProbe,
+} from "./drivers/hldisk";
+export {
+  HLNIC_RX_BUF,
+  type Hlnic,
+  type HlnicCounts,
+  type HlnicOptions,
+  hlnicMatch,
+  hlnicProbe,
+} from "./drivers/hlnic";
+export { type MmioCounts, mmioCounts, readl, writel } from "./drivers/io";
+export { freeIrq, type PciIrq, type PciIrqMode, requestIrq } from "./drivers/irq";
+export {
+  type PciDev,
+  type PciHost,
+  pciEnableDevice,
+  pciFindCapability,
+  pciIomap,
+  pciReadConfig,
+  pciResourceStart,
+  pciScanBus,
+  pciWriteConfig,
+} from "./drivers/pci";
 export { type GuestError, type GuestErrorCode, guestError } from "./errors";
 export {
   type EvtchnGuestHost,
@@ -51,6 +80,7 @@ export {
   bootNativeKernel,
   bootXenPvKernel,
   createGuestPort,
+  type GuestPortOptions,
   type HostGuestPort,
 } from "./host";
 export {
@@ -91,7 +121,7 @@ export {
   type GuestSetupContext,
   type PvOpsDefaults,
 } from "./plugins";
-export type { GuestPort, UpcallHandler } from "./port";
+export type { GuestPort, PortMmio, UpcallHandler } from "./port";
 export { Process, type ProcessSnapshot, type ProcessState } from "./process";
 export {
   E_ACCESSED,

@@ -13,7 +13,7 @@
  * or that `cpu` translated for it.
  */
 import type { MmuBackend, Vcpu } from "@hyperlab/core";
-import type { IrqLines, Ram } from "@hyperlab/machine";
+import type { IrqLines, LocalApic, Ram } from "@hyperlab/machine";
 
 /** The upcall entry a kernel registers (Linux's xen_hypervisor_callback): the events handled. */
 export type UpcallHandler = (cpu: number) => number;
@@ -36,6 +36,18 @@ export interface GuestPort {
    * shadow paging guests will get an emulated one with the device models).
    */
   readonly ioApic: IrqLines | null;
+  /**
+   * Where a CPU load or store to a machine address beyond RAM goes: the device registers
+   * (MMIO) the address decodes to. Absent or null: such a load reads all ones and a store is
+   * dropped, as on a bus with nothing behind the address. A KVM-style host gives a port whose
+   * accesses exit to its device model here.
+   */
+  readonly mmio?: PortMmio | null;
+  /**
+   * The local APIC of cpu 0 where the kernel owns it (bare metal with a modelled chipset):
+   * MSI messages land in it and the kernel takes their vectors. Absent or null elsewhere.
+   */
+  readonly lapic?: LocalApic | null;
   /** The machine clock, in nanoseconds (the TSC a native kernel reads). */
   readonly clock: { readonly now: number };
   /**
@@ -50,4 +62,10 @@ export interface GuestPort {
    * this guest's vCPUs enters it when an upcall is pending and unmasked. One per kernel.
    */
   registerUpcall(handler: UpcallHandler): void;
+}
+
+/** The MMIO half of the memory bus: reads and writes of 1, 2, 4 or 8 bytes at a machine address. */
+export interface PortMmio {
+  read(maddr: number, width: 1 | 2 | 4 | 8): number;
+  write(maddr: number, width: 1 | 2 | 4 | 8, value: number): void;
 }
