@@ -11,7 +11,7 @@
  * kernel, or throws before the kernel exists.
  */
 import { EINVAL, shared_info_x86_64, vcpu_info_x86_64 } from "@hyperlab/abi";
-import type { Domain, Hypervisor } from "@hyperlab/core";
+import { type Domain, type Hypervisor, PFEC_write_access } from "@hyperlab/core";
 import type { ApicBus } from "@hyperlab/machine";
 import {
   type NativeBootOptions,
@@ -60,13 +60,37 @@ export function createGuestPort(
   const vcpuInfo0 = shared_info_x86_64.fields.vcpu_info.offset;
   const nrVcpuInfo = shared_info_x86_64.fields.vcpu_info.count ?? 32;
   let upcall: UpcallHandler | null = null;
+  const validCpu = (c: number) => Number.isInteger(c) && c >= 0 && c < vcpus.length;
+  const validWidth = (w: number) => w === 1 || w === 2 || w === 4;
+  /** Loads and stores inside one page only: a device access never straddles pages. */
+  const onePage = (va: number, w: number) =>
+    Number.isSafeInteger(va) &&
+    va >= 0 &&
+    Math.floor(va / 4096) === Math.floor((va + w - 1) / 4096);
+  const ram = machine.ram;
   return {
     vcpus,
     ram: machine.ram,
     cpu,
     // Only on bare metal does the kernel own the IO-APIC; under Xen, Xen does.
     ioApic: cpu.kind === "native" ? machine.irqs : null,
-    mmio: machine.mmio,
+    mmioRead(c, va, w) {
+      if (!validCpu(c) || !validWidth(w) || !onePage(va, w)) return -1;
+      const ma = cpu.translate(vcpus[c], va, 0);
+      if (ma < 0) return -1;
+      if (ma >= ram.bytes) return machine.mmio.read(ma, w);
+      return w === 4 ? ram.read32(ma) : w === 2 ? ram.read16(ma) : ram.read8(ma);
+    },
+    mmioWrite(c, va, w, value) {
+      if (!validCpu(c) || !validWidth(w) || !onePage(va, w)) return false;
+      const ma = cpu.translate(vcpus[c], va, PFEC_write_access);
+      if (ma < 0) return false;
+      if (ma >= ram.bytes) machine.mmio.write(ma, w, value >>> 0);
+      else if (w === 4) ram.write32(ma, value >>> 0);
+      else if (w === 2) ram.write16(ma, value & 0xffff);
+      else ram.write8(ma, value & 0xff);
+      return true;
+    },
     lapic: cpu.kind === "native" ? (options.apics?.lapics[0] ?? null) : null,
     clock: machine.clock,
     get sharedInfoMfn() {

@@ -56,7 +56,6 @@ export {
   hlnicMatch,
   hlnicProbe,
 } from "./drivers/hlnic";
-export { type MmioCounts, mmioCounts, readl, writel } from "./drivers/io";
 export { freeIrq, type PciIrq, type PciIrqMode, requestIrq } from "./drivers/irq";
 export {
   type PciDev,
@@ -83,6 +82,7 @@ export {
   type GuestPortOptions,
   type HostGuestPort,
 } from "./host";
+export { readb, readl, readw, writeb, writel, writew } from "./io";
 export {
   FIXADDR_TOP,
   fixToVirt,
@@ -121,7 +121,7 @@ export {
   type GuestSetupContext,
   type PvOpsDefaults,
 } from "./plugins";
-export type { GuestPort, PortMmio, UpcallHandler } from "./port";
+export type { GuestPort, UpcallHandler } from "./port";
 export { Process, type ProcessSnapshot, type ProcessState } from "./process";
 export {
   E_ACCESSED,

@@ -37,12 +37,14 @@ export interface GuestPort {
    */
   readonly ioApic: IrqLines | null;
   /**
-   * Where a CPU load or store to a machine address beyond RAM goes: the device registers
-   * (MMIO) the address decodes to. Absent or null: such a load reads all ones and a store is
-   * dropped, as on a bus with nothing behind the address. A KVM-style host gives a port whose
-   * accesses exit to its device model here.
+   * A load of `width` (1, 2 or 4) bytes at virtual address `va` on cpu `cpu` through an
+   * uncached (device) mapping, as readb/readw/readl compile to: the value, or -1 when the access
+   * faulted. On bare metal and Xen PV it reaches the machine's MMIO decoder; under nested
+   * paging it exits to the host, whose device model (the `io-bus` slot) emulates it.
    */
-  readonly mmio?: PortMmio | null;
+  mmioRead(cpu: number, va: number, width: 1 | 2 | 4): number;
+  /** The store twin of mmioRead (writeb/writew/writel): false when the access faulted. */
+  mmioWrite(cpu: number, va: number, width: 1 | 2 | 4, value: number): boolean;
   /**
    * The local APIC of cpu 0 where the kernel owns it (bare metal with a modelled chipset):
    * MSI messages land in it and the kernel takes their vectors. Absent or null elsewhere.
@@ -62,10 +64,4 @@ export interface GuestPort {
    * this guest's vCPUs enters it when an upcall is pending and unmasked. One per kernel.
    */
   registerUpcall(handler: UpcallHandler): void;
-}
-
-/** The MMIO half of the memory bus: reads and writes of 1, 2, 4 or 8 bytes at a machine address. */
-export interface PortMmio {
-  read(maddr: number, width: 1 | 2 | 4 | 8): number;
-  write(maddr: number, width: 1 | 2 | 4 | 8, value: number): void;
 }

@@ -17,10 +17,10 @@ import {
   bootXenPvKernel,
   type GuestKernel,
   hldiskProbe,
+  ioremapOps,
   type PciIrqMode,
   pciScanBus,
   xenApic,
-  ioremapOps,
 } from "@hyperlab/guest";
 import { iomap } from "@hyperlab/iomap";
 import { createMachine, createPlatform, DiskController, MemoryDiskImage } from "@hyperlab/machine";
@@ -79,7 +79,8 @@ function measure(build: "native" | "xen", mode: PciIrqMode): void {
     n += 100;
     t = performance.now();
   }
-  if (completed - c0 !== n) throw new Error(`${build} ${mode}: ${completed - c0} of ${n} completed`);
+  if (completed - c0 !== n)
+    throw new Error(`${build} ${mode}: ${completed - c0} of ${n} completed`);
   const label = `${build === "xen" ? "Xen dom0" : "native"}, disk ${mode === "msi" ? "MSI" : "INTx (level GSI)"}`;
   console.log(
     `interrupt delivery, device raise to guest handler: ${label.padEnd(26)} ${((n * 1000) / (t - t0) / 1e3).toFixed(1)} k/s`,

@@ -50,8 +50,8 @@ import {
   type DmaDevice,
   type DmaDirection,
 } from "../dma-api";
+import { readl, writel } from "../io";
 import type { GuestKernel } from "../kernel";
-import { readl, writel } from "./io";
 import { type PciIrq, type PciIrqMode, requestIrq } from "./irq";
 import { type PciDev, pciEnableDevice, pciIomap } from "./pci";
 
@@ -163,7 +163,7 @@ export function hldiskProbe(
   };
   const handler = (): void => {
     const st = readl(k, regs + DISK_REG_INT_STATUS);
-    if (st === 0 || st === 0xffff_ffff) {
+    if (st <= 0 || st === 0xffff_ffff) {
       counts.spurious++;
       return;
     }

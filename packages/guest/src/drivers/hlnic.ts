@@ -45,8 +45,8 @@ import {
   NIC_REG_TX_TAIL,
 } from "@hyperlab/machine";
 import { DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, type DmaDevice } from "../dma-api";
+import { readl, writel } from "../io";
 import type { GuestKernel } from "../kernel";
-import { readl, writel } from "./io";
 import { type PciIrq, type PciIrqMode, requestIrq } from "./irq";
 import { type PciDev, pciEnableDevice, pciIomap } from "./pci";
 
@@ -208,7 +208,7 @@ export function hlnicProbe(
   };
   const handler = (): void => {
     const st = readl(k, regs + NIC_REG_INT_STATUS);
-    if (st === 0 || st === 0xffff_ffff) {
+    if (st <= 0 || st === 0xffff_ffff) {
       counts.spurious++;
       return;
     }

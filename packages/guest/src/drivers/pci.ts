@@ -24,9 +24,9 @@ import {
   PCI_STATUS_CAP_LIST,
   PCI_VENDOR_ID,
 } from "@hyperlab/machine";
+import { readl, writel } from "../io";
 import { ioremap } from "../ioremap";
 import type { GuestKernel } from "../kernel";
-import { readl, writel } from "./io";
 
 /** The ECAM window of a host bridge (what ACPI's MCFG table tells Linux). */
 export interface PciHost {
@@ -102,6 +102,7 @@ export function pciScanBus(k: GuestKernel, host: PciHost): PciDev[] | number {
 /** pci_read_config_{byte,word,dword}: `width` bytes at `offset` (inside one dword). */
 export function pciReadConfig(k: GuestKernel, dev: PciDev, offset: number, width: 1 | 2 | 4) {
   const shift = (offset & 3) * 8;
+  // A fault reads -1: all ones, as a master abort does.
   const v = readl(k, dev.cfgVa + (offset & 0xffc));
   return width === 4 ? v >>> 0 : (v >>> shift) & (width === 2 ? 0xffff : 0xff);
 }
