@@ -14,6 +14,9 @@
  *   then, which forces the EOI for everyone.
  * - Every GSI pin is claimed from the IO-APIC at setup (Xen owns it); guest writes to the
  *   IO-APIC go through apic_write, which keeps Xen's vector and destination.
+ * - An MSI irq exists exactly while some domain maps it; while it exists its function's MSI
+ *   capability holds Xen's message (its vector, on CPU 0) and is enabled, and vectorIrq names
+ *   it, so the device's write reaches do_IRQ through the LAPIC Xen owns.
  * - Nothing a guest passes throws: bad values get Xen 4.17's negative errno.
  */
 import {
@@ -40,9 +43,11 @@ import {
   IO_APIC_RTE_LEVEL,
   IO_APIC_RTE_MASKED,
   IO_APIC_RTE_POLARITY_LOW,
+  type PciFunction,
   type Platform,
 } from "@hyperlab/machine";
 import { apicHooksError } from "./errors";
+import { interceptMsiVectors, msiCapabilityInit, msiDisable } from "./msi";
 
 /** Xen's ack types (irq_acktype): none for edge and maskable MSI, EOI for IO-APIC level. */
 export const ACKTYPE_NONE = 0;
@@ -58,6 +63,8 @@ export const FORCED_EOI_NS = 1_000_000;
 
 /** The first vector Xen hands out to IO-APIC pins in this model. */
 const XEN_VECTOR_BASE = 0x30;
+/** The last vector Xen gives a device (below its own system vectors). */
+const XEN_LAST_DYNAMIC_VECTOR = 0xdf;
 
 export interface ApicHooksOptions {
   /** The chipset whose IO-APIC Xen takes over; default createPlatform(machine) at setup. */
@@ -123,6 +130,8 @@ export class ApicHooks implements IrqService {
   private readonly timer: Float64Array;
   private readonly gsiSetup: Uint8Array;
   private readonly msiBdf: Int32Array;
+  /** Which MSI irq each LAPIC vector belongs to (-1: none), as Xen's per-CPU vector_irq. */
+  private readonly vectorIrq = new Int32Array(256).fill(-1);
   private readonly sharers: number[][];
   private readonly timerCbs: ((now: number) => void)[];
   readonly counters: ApicHooksCounters = { delivered: 0, sent: 0, forcedEois: 0, unbound: 0 };
@@ -177,6 +186,8 @@ export class ApicHooks implements IrqService {
     // Xen owns the IO-APIC: every pin's line comes to do_IRQ here.
     const onGsi = (gsi: number) => this.doIrq(gsi);
     for (let p = 0; p < io.pins; p++) io.claim(io.gsiBase + p, onGsi);
+    // Xen owns the local APICs too: an MSI's vector reaches do_IRQ (msi.ts).
+    interceptMsiVectors(platform.apics, this.vectorIrq, (irq) => this.doIrq(irq));
     this.evtchn.setPirqHooks({
       bind: (d, pirq, willShare) => this.guestBind(d, pirq, willShare),
       unbind: (d, pirq) => this.guestUnbind(d, pirq),
@@ -290,10 +301,11 @@ export class ApicHooks implements IrqService {
     if (irq < 0) {
       for (let i = this.nrIrqsGsi; i < this.nrIrqs && irq < 0; i++)
         if (this.kind[i] === KIND_FREE) irq = i;
-      if (irq < 0) return -ENOSPC;
+      if (irq < 0 || this.vectorOf(irq) > XEN_LAST_DYNAMIC_VECTOR) return -ENOSPC;
       this.kind[irq] = KIND_MSI;
       this.msiBdf[irq] = bdf;
       created = true;
+      this.msiEnable(fn, irq);
       // create_irq grants the hardware domain access to a new dynamic irq.
       for (const other of this.doms) if (other?.d.isPrivileged) other.caps[irq] = 1;
     }
@@ -314,7 +326,18 @@ export class ApicHooks implements IrqService {
     return pirq;
   }
 
+  /** msi_capability_init for a new MSI irq: Xen's message in the function, MSI on. */
+  private msiEnable(fn: PciFunction, irq: number): void {
+    const vector = this.vectorOf(irq);
+    msiCapabilityInit(fn, vector);
+    this.vectorIrq[vector] = irq;
+  }
+
   private freeMsiIrq(irq: number): void {
+    // pci_disable_msi: the function goes back to INTx and the vector is Xen's no more.
+    const fn = this.platform.pci.get(this.msiBdf[irq]);
+    if (fn !== undefined) msiDisable(fn);
+    this.vectorIrq[this.vectorOf(irq)] = -1;
     for (const pd of this.doms) if (pd !== undefined) pd.caps[irq] = 0;
     this.kind[irq] = KIND_FREE;
     this.msiBdf[irq] = -1;

@@ -11,7 +11,8 @@
  * kernel, or throws before the kernel exists.
  */
 import { EINVAL, shared_info_x86_64, vcpu_info_x86_64 } from "@hyperlab/abi";
-import type { Domain, Hypervisor } from "@hyperlab/core";
+import { type Domain, type Hypervisor, PFEC_write_access } from "@hyperlab/core";
+import type { ApicBus } from "@hyperlab/machine";
 import {
   type NativeBootOptions,
   startNativeKernel,
@@ -32,8 +33,21 @@ export interface HostGuestPort extends GuestPort {
   deliverUpcall(cpu: number): number;
 }
 
+/** What a host adds to a port beyond the hypervisor and the domain. */
+export interface GuestPortOptions {
+  /**
+   * The machine's APIC bus (createPlatform's `apics`): on bare metal the kernel then owns
+   * cpu 0's local APIC and takes MSI vectors there. Ignored under Xen, which owns the LAPICs.
+   */
+  apics?: ApicBus;
+}
+
 /** Builds the GuestPort of domain `d` on `hv` (whose `mmu` slot is the CPU's MMU). */
-export function createGuestPort(hv: Hypervisor, d: Domain): HostGuestPort {
+export function createGuestPort(
+  hv: Hypervisor,
+  d: Domain,
+  options: GuestPortOptions = {},
+): HostGuestPort {
   if (hv.domain(d?.domid) !== d) {
     throw guestError(
       "GUEST_BAD_PORT",
@@ -46,12 +60,38 @@ export function createGuestPort(hv: Hypervisor, d: Domain): HostGuestPort {
   const vcpuInfo0 = shared_info_x86_64.fields.vcpu_info.offset;
   const nrVcpuInfo = shared_info_x86_64.fields.vcpu_info.count ?? 32;
   let upcall: UpcallHandler | null = null;
+  const validCpu = (c: number) => Number.isInteger(c) && c >= 0 && c < vcpus.length;
+  const validWidth = (w: number) => w === 1 || w === 2 || w === 4;
+  /** Loads and stores inside one page only: a device access never straddles pages. */
+  const onePage = (va: number, w: number) =>
+    Number.isSafeInteger(va) &&
+    va >= 0 &&
+    Math.floor(va / 4096) === Math.floor((va + w - 1) / 4096);
+  const ram = machine.ram;
   return {
     vcpus,
     ram: machine.ram,
     cpu,
     // Only on bare metal does the kernel own the IO-APIC; under Xen, Xen does.
     ioApic: cpu.kind === "native" ? machine.irqs : null,
+    mmioRead(c, va, w) {
+      if (!validCpu(c) || !validWidth(w) || !onePage(va, w)) return -1;
+      const ma = cpu.translate(vcpus[c], va, 0);
+      if (ma < 0) return -1;
+      if (ma >= ram.bytes) return machine.mmio.read(ma, w);
+      return w === 4 ? ram.read32(ma) : w === 2 ? ram.read16(ma) : ram.read8(ma);
+    },
+    mmioWrite(c, va, w, value) {
+      if (!validCpu(c) || !validWidth(w) || !onePage(va, w)) return false;
+      const ma = cpu.translate(vcpus[c], va, PFEC_write_access);
+      if (ma < 0) return false;
+      if (ma >= ram.bytes) machine.mmio.write(ma, w, value >>> 0);
+      else if (w === 4) ram.write32(ma, value >>> 0);
+      else if (w === 2) ram.write16(ma, value & 0xffff);
+      else ram.write8(ma, value & 0xff);
+      return true;
+    },
+    lapic: cpu.kind === "native" ? (options.apics?.lapics[0] ?? null) : null,
     clock: machine.clock,
     get sharedInfoMfn() {
       return d.sharedInfoMfn;
@@ -103,7 +143,7 @@ export function bootNativeKernel(
       `Domain ${d.domid} already runs a kernel (vCPU 0 has page tables). Boot one kernel per domain.`,
     );
   }
-  const port = createGuestPort(hv, d);
+  const port = createGuestPort(hv, d, { apics: options.apics });
   const frames: number[] = [];
   // Whole 2 MiB blocks first (aligned, as a buddy allocator hands them out); the rest page by page.
   while (nrPages - frames.length >= HPAGE_PMD_NR) {

@@ -13,7 +13,7 @@
  * or that `cpu` translated for it.
  */
 import type { MmuBackend, Vcpu } from "@hyperlab/core";
-import type { IrqLines, Ram } from "@hyperlab/machine";
+import type { IrqLines, LocalApic, Ram } from "@hyperlab/machine";
 
 /** The upcall entry a kernel registers (Linux's xen_hypervisor_callback): the events handled. */
 export type UpcallHandler = (cpu: number) => number;
@@ -36,6 +36,20 @@ export interface GuestPort {
    * shadow paging guests will get an emulated one with the device models).
    */
   readonly ioApic: IrqLines | null;
+  /**
+   * A load of `width` (1, 2 or 4) bytes at virtual address `va` on cpu `cpu` through an
+   * uncached (device) mapping, as readb/readw/readl compile to: the value, or -1 when the access
+   * faulted. On bare metal and Xen PV it reaches the machine's MMIO decoder; under nested
+   * paging it exits to the host, whose device model (the `io-bus` slot) emulates it.
+   */
+  mmioRead(cpu: number, va: number, width: 1 | 2 | 4): number;
+  /** The store twin of mmioRead (writeb/writew/writel): false when the access faulted. */
+  mmioWrite(cpu: number, va: number, width: 1 | 2 | 4, value: number): boolean;
+  /**
+   * The local APIC of cpu 0 where the kernel owns it (bare metal with a modelled chipset):
+   * MSI messages land in it and the kernel takes their vectors. Absent or null elsewhere.
+   */
+  readonly lapic?: LocalApic | null;
   /** The machine clock, in nanoseconds (the TSC a native kernel reads). */
   readonly clock: { readonly now: number };
   /**
