@@ -12,6 +12,36 @@ export {
   XenconsError,
   XenconsInterface,
 } from "./console/xencons";
+// network (xen-netfront, xen-netback, dom0's bridge)
+export { type NetbackCounters, NetbackDriver, type NetbackOptions } from "./net/back";
+export { NETBACK_RX_BATCH } from "./net/back-rx";
+export { NETBACK_TX_BUDGET } from "./net/back-tx";
+export { NETBACK_TX_STAGE_PAGES, NetbackVif } from "./net/back-vif";
+export { VifBridge, type VifBridgeOptions, type VifBridgePort } from "./net/bridge";
+export {
+  type NetfrontCounters,
+  NetfrontDevice,
+  NetfrontDriver,
+  type NetfrontOptions,
+  type NetfrontReceiver,
+  type NetfrontSendOptions,
+} from "./net/front";
+export {
+  ETH_HLEN,
+  FATAL_SKB_SLOTS_DEFAULT,
+  formatMac,
+  NET_RX_RING_SIZE,
+  NET_TX_RING_SIZE,
+  NETIF_MAX_FRAME,
+  NetError,
+  type NetErrorCode,
+  type NetMeta,
+  netifSlotsFor,
+  netMeta,
+  parseMac,
+  XEN_NETBK_LEGACY_SLOTS_MAX,
+  XEN_PAGE_SIZE,
+} from "./net/netif";
 export type { RingErrorCode } from "./ring";
 export {
   BackRing,
@@ -39,7 +69,6 @@ export {
   ringReplay,
   unescapeData,
 } from "./ring-replay/replay";
-
 // xenbus device state machine (xenbus_probe*.c, xenbus_client.c)
 export {
   XenbusBus,
@@ -63,7 +92,6 @@ export {
   type XenbusErrorCode,
   type XenbusUpcalls,
 } from "./xenbus/index";
-
 export {
   isXenbusState,
   parseXenbusState,
