@@ -4,6 +4,7 @@
 import { blkif_request, blkif_response } from "@hyperlab/abi";
 import { createMachine } from "@hyperlab/machine";
 import { BackRing, FrontRing, RING_ENTRY_BYTES, SharedRing, XenconsInterface } from "../src/index";
+import { benchNet } from "./net";
 
 function rate(label: string, unit: string, count: number, fn: () => void): void {
   fn(); // warm up
@@ -98,3 +99,6 @@ rate("console out ring write+read", "bytes", LINES * line.length, () => {
     cons.readOut(sink);
   }
 });
+
+// Network split drivers: packets per second through dom0's bridge.
+await benchNet();

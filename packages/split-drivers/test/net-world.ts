@@ -64,6 +64,7 @@ export async function netWorld(opts: { pcap?: PcapWriter; back?: Partial<Netback
     mac: string,
     frontOpts: NetfrontOptions = {},
     devid = 0,
+    record = true,
   ): Promise<VifDomU> => {
     const u = await w.bootDomU();
     const front = new NetfrontDriver(u.kernel, new GnttabGuest(w.hv, u.domain), frontOpts);
@@ -72,7 +73,7 @@ export async function netWorld(opts: { pcap?: PcapWriter; back?: Partial<Netback
     await until(async () => (await w.state(fe)) === "4" && (await w.state(be)) === "4");
     const dev = front.devices.get(devid)!;
     const got: Uint8Array[] = [];
-    dev.onReceive((f) => got.push(f.slice()));
+    if (record) dev.onReceive((f) => got.push(f.slice()));
     return { u, front, dev, mac, fe, be, got };
   };
 
