@@ -26,38 +26,40 @@ export interface VifDomU {
   got: Uint8Array[];
 }
 
+/** libxl__device_nic_add: both vif directories in one transaction, state 1. */
+export async function addVifTo(xs: XsClient, domid: number, devid: number, mac: string) {
+  const fe = `/local/domain/${domid}/device/vif/${devid}`;
+  const be = `/local/domain/0/backend/vif/${domid}/${devid}`;
+  await xs.transaction(async (tx) => {
+    await tx.mkdir(fe);
+    await tx.setPerms(fe, [`n${domid}`, "r0"]);
+    await tx.write(`${fe}/backend`, be);
+    await tx.write(`${fe}/backend-id`, "0");
+    await tx.write(`${fe}/handle`, String(devid));
+    await tx.write(`${fe}/mac`, mac);
+    await tx.write(`${fe}/state`, "1");
+    await tx.mkdir(be);
+    await tx.setPerms(be, ["n0", `r${domid}`]);
+    await tx.write(`${be}/frontend`, fe);
+    await tx.write(`${be}/frontend-id`, String(domid));
+    await tx.write(`${be}/online`, "1");
+    await tx.write(`${be}/script`, "/etc/xen/scripts/vif-bridge");
+    await tx.write(`${be}/mac`, mac);
+    await tx.write(`${be}/bridge`, "xenbr0");
+    await tx.write(`${be}/handle`, String(devid));
+    await tx.write(`${be}/type`, "vif");
+    await tx.write(`${be}/state`, "1");
+  });
+  return { fe, be };
+}
+
 export async function netWorld(opts: { pcap?: PcapWriter; back?: Partial<NetbackOptions> } = {}) {
   const w = world();
   const bridge = new VifBridge({ pcap: opts.pcap });
   const back = new NetbackDriver(w.dom0Kernel, { bridge, ...opts.back });
   await xenbusRegisterBackend(w.dom0Kernel, back).start();
 
-  /** libxl__device_nic_add: both vif directories in one transaction, state 1. */
-  const addVif = async (domid: number, devid: number, mac: string) => {
-    const fe = `/local/domain/${domid}/device/vif/${devid}`;
-    const be = `/local/domain/0/backend/vif/${domid}/${devid}`;
-    await w.xs.transaction(async (tx) => {
-      await tx.mkdir(fe);
-      await tx.setPerms(fe, [`n${domid}`, "r0"]);
-      await tx.write(`${fe}/backend`, be);
-      await tx.write(`${fe}/backend-id`, "0");
-      await tx.write(`${fe}/handle`, String(devid));
-      await tx.write(`${fe}/mac`, mac);
-      await tx.write(`${fe}/state`, "1");
-      await tx.mkdir(be);
-      await tx.setPerms(be, ["n0", `r${domid}`]);
-      await tx.write(`${be}/frontend`, fe);
-      await tx.write(`${be}/frontend-id`, String(domid));
-      await tx.write(`${be}/online`, "1");
-      await tx.write(`${be}/script`, "/etc/xen/scripts/vif-bridge");
-      await tx.write(`${be}/mac`, mac);
-      await tx.write(`${be}/bridge`, "xenbr0");
-      await tx.write(`${be}/handle`, String(devid));
-      await tx.write(`${be}/type`, "vif");
-      await tx.write(`${be}/state`, "1");
-    });
-    return { fe, be };
-  };
+  const addVif = (domid: number, devid: number, mac: string) => addVifTo(w.xs, domid, devid, mac);
 
   /** A domU with netfront on vif `devid`, connected (both ends state 4). */
   const bootVif = async (
