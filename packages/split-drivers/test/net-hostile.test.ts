@@ -81,15 +81,22 @@ async function hostileWorld() {
   const rxMfn = page();
   const tx = new SharedRing(hv.machine.ram.frameBytes(txMfn), 12);
   tx.init();
-  new SharedRing(hv.machine.ram.frameBytes(rxMfn), 8).init();
+  const rx = new SharedRing(hv.machine.ram.frameBytes(rxMfn), 8);
+  rx.init();
+  const rxFront = new FrontRing(rx);
   const txRef = gt.grantForeignAccess(0, txMfn);
   const rxRef = gt.grantForeignAccess(0, rxMfn);
   const dataRefs: number[] = [];
+  const dataMfns: number[] = [];
   for (let i = 0; i < 4; i++) {
     const m = page();
     hv.machine.ram.frameBytes(m).fill(HOSTILE_BYTE);
     dataRefs.push(gt.grantForeignAccess(0, m, true));
+    dataMfns.push(m);
   }
+  /** The hostile domain writes its own data page `i`. */
+  const writeData = (i: number, bytes: Uint8Array) =>
+    hv.machine.ram.frameBytes(dataMfns[i]!).set(bytes);
   const ev = u.kernel.evtchn;
   const irq = ev.bindListeningPortToIrqHandler(0, () => {});
   const { fe, be } = await w.addVif(u.domain.domid, 0, MAC_H);
@@ -122,6 +129,14 @@ async function hostileWorld() {
     dv.setUint16(o + 2, gsoSize, true);
     dv.setUint8(o + 4, gsoType);
     front.produceRequest();
+  };
+  /** Post an rx buffer (any gref the hostile domain likes) and push. */
+  const postRx = (id: number, gref: number) => {
+    const o = rxFront.nextRequestOffset();
+    rx.view.setUint16(o, id, true);
+    rx.view.setUint32(o + 4, gref >>> 0, true);
+    rxFront.produceRequest();
+    rxFront.pushRequests();
   };
   const kick = () => {
     ev.notifyRemoteViaIrq(irq);
@@ -162,6 +177,9 @@ async function hostileWorld() {
     push,
     settle,
     responses,
+    rx,
+    postRx,
+    writeData,
   };
 }
 
@@ -392,6 +410,52 @@ describe("a hostile frontend's tx ring", () => {
       { seed: 2213, numRuns: RUNS },
     );
   }, 600_000);
+});
+
+describe("a hostile frontend's rx ring", () => {
+  it("rx buffers naming grants it never made: the copy fails, the response carries GNTST, no one else's page is written", async () => {
+    const h = await hostileWorld();
+    // The hostile domain announces its MAC (a broadcast from its data page) so that frames to
+    // it are not flooded to the victim.
+    h.writeData(0, ethFrame("ff:ff:ff:ff:ff:ff", MAC_H, 14));
+    h.req(h.dataRefs[0]!, 0, 0, 1, 60);
+    h.push();
+    await until(() => h.victim.got.length === 1);
+    // The victim's rx buffers are granted writable to dom0; the hostile domain names their refs.
+    const vRefs = (h.victim.dev as unknown as { rxIdxGref: Int32Array }).rxIdxGref;
+    const vPages = (h.victim.dev as unknown as { rxPageMfn: number[] }).rxPageMfn;
+    const ram = h.w.hv.machine.ram;
+    const before = vPages.map((m) => ram.frameBytes(m).slice());
+    const victimRef = vRefs[5]!;
+    expect(victimRef).toBeGreaterThan(13); // not one the hostile domain granted itself
+    h.postRx(0, victimRef);
+    h.kick();
+    const b = await h.w.bootVif(MAC_B);
+    expect(b.dev.send(ethFrame(MAC_H, MAC_B, 200))).toBe(0);
+    await until(() => h.rx.rspProd === 1);
+    const o = h.rx.slotOffset(0);
+    // GNTST_general_error: Xen finds no GTF_permit_access in the hostile domain's own entry.
+    expect(h.rx.view.getInt16(o + 6, true)).toBe(-1);
+    expect(h.w.back.stats.read("netback", "rx_errors")).toBe(1);
+    expect(h.victim.got.length).toBe(1); // the frame to the hostile MAC went nowhere else
+    vPages.forEach((m, i) => expect(ram.frameBytes(m)).toEqual(before[i]));
+  });
+
+  it("a frontend without feature-sg gets no multi-slot frame: it is dropped", async () => {
+    const h = await hostileWorld();
+    const page = h.w.hv.allocDomainPages(h.u.domain);
+    const ref = new GnttabGuest(h.w.hv, h.u.domain).grantForeignAccess(0, page);
+    h.postRx(0, ref);
+    h.postRx(1, ref);
+    h.kick();
+    const b = await h.w.bootVif(MAC_B);
+    expect(b.dev.send(ethFrame(MAC_H, MAC_B, 5000))).toBe(0);
+    await until(() => h.w.back.stats.read("netback", "rx_dropped") === 1);
+    expect(h.rx.rspProd).toBe(0);
+    expect(b.dev.send(ethFrame(MAC_H, MAC_B, 100))).toBe(0);
+    await until(() => h.rx.rspProd === 1);
+    expect(h.rx.view.getInt16(h.rx.slotOffset(0) + 6, true)).toBe(100);
+  });
 });
 
 describe("a hostile backend", () => {

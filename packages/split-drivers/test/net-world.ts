@@ -10,6 +10,7 @@ import {
   NetfrontDriver,
   type NetfrontOptions,
   VifBridge,
+  type XenbusBus,
   xenbusRegisterBackend,
   xenbusRegisterFrontend,
 } from "../src/index";
@@ -18,6 +19,7 @@ import { type DomU, until, world } from "./world";
 export interface VifDomU {
   u: DomU;
   front: NetfrontDriver;
+  bus: XenbusBus;
   dev: NetfrontDevice;
   mac: string;
   fe: string;
@@ -70,13 +72,14 @@ export async function netWorld(opts: { pcap?: PcapWriter; back?: Partial<Netback
   ): Promise<VifDomU> => {
     const u = await w.bootDomU();
     const front = new NetfrontDriver(u.kernel, new GnttabGuest(w.hv, u.domain), frontOpts);
-    await xenbusRegisterFrontend(u.kernel, front).start();
+    const bus = xenbusRegisterFrontend(u.kernel, front);
+    await bus.start();
     const { fe, be } = await addVif(u.domain.domid, devid, mac);
     await until(async () => (await w.state(fe)) === "4" && (await w.state(be)) === "4");
     const dev = front.devices.get(devid)!;
     const got: Uint8Array[] = [];
     if (record) dev.onReceive((f) => got.push(f.slice()));
-    return { u, front, dev, mac, fe, be, got };
+    return { u, front, bus, dev, mac, fe, be, got };
   };
 
   return { ...w, bridge, back, addVif, bootVif };

@@ -195,6 +195,26 @@ describe("frames through the bridge", () => {
     expect(vif.rxQueued).toBe(0);
   });
 
+  it("a frontend that closes: netback unmaps and unbinds, frames to it are dropped", async () => {
+    const w = await netWorld();
+    const a = await w.bootVif(MAC_A);
+    const b = await w.bootVif(MAC_B);
+    expect(b.dev.send(ethFrame(MAC_A, MAC_B, 60))).toBe(0);
+    await until(() => a.got.length === 1);
+    const unmaps = w.hv.stats.read("grant-table", "unmaps")!;
+    await b.bus.device(0)!.close();
+    await until(async () => (await w.state(b.be)) === "6" && (await w.state(b.fe)) === "6");
+    const vif = w.back.vif(b.u.domain.domid)!;
+    expect(vif.connected).toBe(false);
+    expect(b.dev.connected).toBe(false);
+    expect(b.front.devices.has(0)).toBe(false);
+    expect(w.hv.stats.read("grant-table", "unmaps")).toBe(unmaps + 2); // both rings
+    const dropped = w.back.stats.read("netback", "rx_dropped")!;
+    expect(a.dev.send(ethFrame(MAC_B, MAC_A, 60))).toBe(0);
+    await until(() => w.back.stats.read("netback", "rx_dropped") === dropped + 1);
+    expect(b.got.length).toBe(0);
+  });
+
   it("send refuses frames outside 14..65535 bytes with a NetError, and -ENOTCONN when broken", async () => {
     const w = await netWorld();
     const a = await w.bootVif(MAC_A);
