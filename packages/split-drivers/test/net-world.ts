@@ -2,6 +2,7 @@
 // netback in dom0 on a VifBridge, libxl's vif directories (libxl__device_nic_add's keys:
 // mac, handle, bridge, script, type), netfront domUs, and Ethernet/IPv4/ICMP frame builders.
 import type { PcapWriter } from "@hyperlab/machine";
+import type { XsClient } from "@hyperlab/xenstore";
 import {
   GnttabGuest,
   NetbackDriver,
