@@ -21,11 +21,11 @@ export { VifBridge, type VifBridgeOptions, type VifBridgePort } from "./net/brid
 export {
   type NetfrontCounters,
   NetfrontDevice,
-  NetfrontDriver,
   type NetfrontOptions,
   type NetfrontReceiver,
   type NetfrontSendOptions,
 } from "./net/front";
+export { NetfrontDriver } from "./net/front-xenbus";
 export {
   ETH_HLEN,
   FATAL_SKB_SLOTS_DEFAULT,

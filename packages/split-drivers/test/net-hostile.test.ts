@@ -438,7 +438,7 @@ describe("a hostile frontend's rx ring", () => {
     expect(h.rx.view.getInt16(o + 6, true)).toBe(-1);
     expect(h.w.back.stats.read("netback", "rx_errors")).toBe(1);
     expect(h.victim.got.length).toBe(1); // the frame to the hostile MAC went nowhere else
-    vPages.forEach((m, i) => expect(ram.frameBytes(m)).toEqual(before[i]));
+    for (const [i, m] of vPages.entries()) expect(ram.frameBytes(m)).toEqual(before[i]);
   });
 
   it("a frontend without feature-sg gets no multi-slot frame: it is dropped", async () => {
