@@ -195,6 +195,22 @@ describe("frames through the bridge", () => {
     expect(vif.rxQueued).toBe(0);
   });
 
+  it("any NetEndpoint shares the bridge; a frame no slot chain can carry is dropped", async () => {
+    const w = await netWorld();
+    const b = await w.bootVif(MAC_B);
+    const seen: number[] = [];
+    const port = w.bridge.connect({ receive: (f) => seen.push(f.length) });
+    const tap = "02:00:00:00:00:01";
+    port.transmit(ethFrame(MAC_B, tap, 200)); // a plain NIC's frame: no offload metadata
+    await until(() => b.got.length === 1);
+    expect(b.dev.send(ethFrame(tap, MAC_B, 300))).toBe(0);
+    await until(() => seen.length === 1);
+    expect(seen).toEqual([300]);
+    port.transmit(ethFrame(MAC_B, tap, 70_000));
+    expect(w.back.stats.read("netback", "rx_dropped")).toBe(1);
+    expect(b.got.length).toBe(1);
+  });
+
   it("a frontend that closes: netback unmaps and unbinds, frames to it are dropped", async () => {
     const w = await netWorld();
     const a = await w.bootVif(MAC_A);

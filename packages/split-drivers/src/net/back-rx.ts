@@ -24,6 +24,7 @@ import {
   EXTRA_GSO_SIZE,
   EXTRA_GSO_TYPE,
   EXTRA_TYPE,
+  NETIF_MAX_FRAME,
   type NetMeta,
   netifSlotsFor,
   RX_REQ_GREF,
@@ -54,6 +55,11 @@ export function netbackRxQueue(vif: NetbackVif, frame: Uint8Array, meta: NetMeta
     return;
   }
   const len = frame.length;
+  if (len > NETIF_MAX_FRAME) {
+    // No netif slot chain carries more (the tx side's size field is 16 bits).
+    c.rxDropped.value++;
+    return;
+  }
   const pages = netifSlotsFor(len);
   const P = vif.rxStagePages;
   let start = vif.stageProd % P;
@@ -91,8 +97,9 @@ export function netbackRxAction(vif: NetbackVif): void {
     const h = vif.qHead;
     const len = vif.qLen[h]!;
     const gso = vif.qGsoSize[h]! !== 0 && vif.frontGso;
-    const needed = netifSlotsFor(len) + (gso ? 1 : 0);
-    if (needed > 1 && !vif.frontSg) {
+    const dataSlots = netifSlotsFor(len);
+    const needed = dataSlots + (gso ? 1 : 0);
+    if (dataSlots > 1 && !vif.frontSg) {
       // A frontend without feature-sg takes one slot per frame: the frame cannot go.
       vif.back.counters.rxDropped.value++;
       dequeue(vif);
