@@ -94,6 +94,7 @@ async function hostileWorld() {
     dataRefs.push(gt.grantForeignAccess(0, m, true));
     dataMfns.push(m);
   }
+  const rxDataRef = gt.grantForeignAccess(0, page()); // a page dom0 may write
   /** The hostile domain writes its own data page `i`. */
   const writeData = (i: number, bytes: Uint8Array) =>
     hv.machine.ram.frameBytes(dataMfns[i]!).set(bytes);
@@ -180,6 +181,8 @@ async function hostileWorld() {
     rx,
     postRx,
     writeData,
+    rxDataRef,
+    rxFront,
   };
 }
 
@@ -362,9 +365,22 @@ describe("a hostile frontend's tx ring", () => {
     await until(() => h.victim.got.length === 1);
   });
 
-  it("property: any sequence of hostile slots, pushes, jumps and kicks", async () => {
+  it("property: any sequence of hostile tx slots, rx buffers, pushes, jumps, kicks and frames", async () => {
     const slot = fc.record({
-      kind: fc.constantFrom("req", "req", "req", "extra", "push", "jump", "storm"),
+      kind: fc.constantFrom(
+        "req",
+        "req",
+        "req",
+        "extra",
+        "push",
+        "jump",
+        "storm",
+        "rx",
+        "rxjump",
+        "frame",
+        "good",
+        "good",
+      ),
       gref: fc.integer({ min: 0, max: 7 }),
       offset: fc.oneof(fc.constantFrom(0, 1, 100, 4000, 4095, 4096, 65535), fc.nat(65535)),
       size: fc.oneof(fc.constantFrom(0, 13, 14, 60, 1500, 4096, 4097, 65535), fc.nat(65535)),
@@ -372,14 +388,32 @@ describe("a hostile frontend's tx ring", () => {
       id: fc.nat(65535),
       jump: fc.integer({ min: 1, max: 2 ** 32 - 1 }),
     });
+    const seen = { rxAnswered: 0, framesOut: 0, disabled: 0, runs: 0 };
     await fc.assert(
       fc.asyncProperty(fc.array(slot, { minLength: 1, maxLength: 40 }), async (cmds) => {
         const h = await hostileWorld();
-        const refs = [...h.dataRefs, 0, 300, h.secretRef, 0xffffffff];
+        const b = await h.w.bootVif(MAC_B);
+        const refs = [...h.dataRefs.slice(0, 3), h.rxDataRef, 0, 300, h.secretRef, 0xffffffff];
         let consAtDisable = -1;
         for (const c of cmds) {
           if (c.kind === "req") h.req(refs[c.gref]!, c.offset, c.flags, c.id, c.size);
-          else if (c.kind === "extra") h.extra(c.flags % 7, c.flags & 1, c.size, c.id % 4);
+          else if (c.kind === "good") {
+            // A well-formed packet of one or two slots, among the hostile ones.
+            const two = (c.flags & 1) === 1;
+            h.req(h.dataRefs[0]!, 0, two ? NETTXF_more_data : 0, c.id, two ? 5000 : 60);
+            if (two) h.req(h.dataRefs[1]!, 0, 0, c.id ^ 1, 4000);
+            h.push();
+          } else if (c.kind === "rx") {
+            h.postRx(c.id, refs[c.gref]!);
+            h.kick();
+          } else if (c.kind === "rxjump") {
+            h.rx.reqProd = (h.rxFront.reqProdPvt + c.jump) >>> 0;
+            h.kick();
+          } else if (c.kind === "frame") {
+            const len = Math.max(14, Math.min(65535, c.size));
+            const dst = c.flags & 1 ? "ff:ff:ff:ff:ff:ff" : MAC_H;
+            b.dev.send(ethFrame(dst, MAC_B, len));
+          } else if (c.kind === "extra") h.extra(c.flags % 7, c.flags & 1, c.size, c.id % 4);
           else if (c.kind === "push") h.push();
           else if (c.kind === "jump") {
             h.tx.reqProd = (h.front.reqProdPvt + c.jump) >>> 0;
@@ -394,14 +428,26 @@ describe("a hostile frontend's tx ring", () => {
             // Every consumed request answered, and the answers published.
             expect(ring.rspProdPvt).toBe(ring.reqCons);
             expect(h.tx.rspProd).toBe(ring.rspProdPvt);
+            // rx: every consumed buffer answered in its own slot, no status beyond a page.
+            const rx = h.vif.rxRing!;
+            expect(rx.rspProdPvt).toBe(rx.reqCons);
+            for (let i = 0; i < Math.min(256, h.rx.rspProd); i++) {
+              expect(
+                h.rx.view.getInt16(h.rx.slotOffset(h.rx.rspProd - 1 - i) + 6, true),
+              ).toBeLessThanOrEqual(4096);
+            }
           }
         }
         h.push();
         await h.settle();
         expect(h.secretIntact()).toBe(true);
         for (const f of h.cap.frames) expect(hasSecret(f)).toBe(false);
+        seen.runs++;
+        seen.rxAnswered += h.rx.rspProd;
+        seen.framesOut += h.cap.frames.filter((f) => f[6] === 0x5a).length;
+        if (h.vif.disabled) seen.disabled++;
         // The backend still serves a well-behaved pair.
-        const b = await h.w.bootVif(MAC_B);
+        await until(() => b.dev.txFree === 256);
         expect(b.dev.send(ethFrame(MAC_V, MAC_B, 60))).toBe(0);
         await until(() =>
           h.victim.got.some((f) => f.length === 60 && f[6] === 0x00 && f[11] === 0x0b),
@@ -409,6 +455,12 @@ describe("a hostile frontend's tx ring", () => {
       }),
       { seed: 2213, numRuns: RUNS },
     );
+    // The runs reached every outcome: frames out of the hostile domain, rx answers, fatal errors.
+    expect(seen.runs).toBe(RUNS);
+    expect(seen.framesOut).toBeGreaterThan(0);
+    expect(seen.rxAnswered).toBeGreaterThan(0);
+    expect(seen.disabled).toBeGreaterThan(0);
+    expect(seen.disabled).toBeLessThan(RUNS);
   }, 600_000);
 });
 
@@ -533,6 +585,7 @@ describe("a hostile backend", () => {
       id: fc.nat(65535),
       type: fc.nat(7),
     });
+    const seen = { delivered: 0, broken: 0, rxErrors: 0 };
     await fc.assert(
       fc.asyncProperty(
         fc.array(rsp, { minLength: 1, maxLength: 40 }),
@@ -568,9 +621,16 @@ describe("a hostile backend", () => {
             expect(f.every((x) => x === 0x77)).toBe(true);
           }
           if (prodAhead > 256) expect(v.b.dev.broken).toBe(true);
+          seen.delivered += v.b.got.length;
+          if (v.b.dev.broken) seen.broken++;
+          seen.rxErrors += v.b.front.stats.read("netfront", "rx_errors")!;
         },
       ),
       { seed: 2214, numRuns: RUNS },
     );
+    // The runs reached frames delivered, chains dropped and devices broken.
+    expect(seen.delivered).toBeGreaterThan(0);
+    expect(seen.rxErrors).toBeGreaterThan(0);
+    expect(seen.broken).toBeGreaterThan(0);
   }, 600_000);
 });
