@@ -209,6 +209,36 @@ describe("a hostile frontend's tx ring", () => {
     expect(h.cap.frames[0]!.every((b) => b === HOSTILE_BYTE)).toBe(true);
   });
 
+  it("slots at any offset in their pages are joined in order (copies split at staging pages)", async () => {
+    const h = await hostileWorld();
+    const p0 = ethFrame("ff:ff:ff:ff:ff:ff", MAC_H, 4096, (i) => (i * 7) & 0xff);
+    const p1 = new Uint8Array(4096).map((_, i) => (i * 11 + 3) & 0xff);
+    const p2 = new Uint8Array(4096).map((_, i) => (i * 5 + 1) & 0xff);
+    h.writeData(0, p0);
+    h.writeData(1, p1);
+    h.writeData(2, p2);
+    // The header sits at offset 0 of page 0 here: Linux puts it at offset_in_page(skb->data).
+    h.req(h.dataRefs[0]!, 0, NETTXF_more_data, 1, 3000 + 3000 + 1500);
+    h.req(h.dataRefs[1]!, 1000, NETTXF_more_data, 2, 3000);
+    h.req(h.dataRefs[2]!, 2596, 0, 3, 1500);
+    h.push();
+    await until(() => h.cap.frames.length === 1);
+    const want = new Uint8Array(7500);
+    want.set(p0.subarray(0, 3000), 0);
+    want.set(p1.subarray(1000, 4000), 3000);
+    want.set(p2.subarray(2596, 4096), 6000);
+    expect(h.cap.frames[0]).toEqual(want);
+    expect(h.responses()).toEqual([
+      [1, NETIF_RSP_OKAY],
+      [2, NETIF_RSP_OKAY],
+      [3, NETIF_RSP_OKAY],
+    ]);
+    // tx: 3000, then 1096 + 1904 (the second slot crosses staging page 0/1), then 1500: four
+    // ops in one hypercall; rx: the broadcast flooded to the victim, 4096 + 3404.
+    await until(() => h.victim.got.length === 1);
+    expect(h.w.back.stats.read("netback", "grant_copies")).toBe(6);
+  });
+
   it("a following slot bigger than the total: every slot answered ERROR (drop, not fatal)", async () => {
     const h = await hostileWorld();
     h.req(h.dataRefs[0]!, 0, NETTXF_more_data, 1, 100);
