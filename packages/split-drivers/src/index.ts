@@ -13,14 +13,20 @@ export {
   XenconsInterface,
 } from "./console/xencons";
 // network (xen-netfront, xen-netback, dom0's bridge)
-export { type NetbackCounters, NetbackDriver, type NetbackOptions } from "./net/back";
+export { NetbackDriver, type NetbackOptions } from "./net/back";
 export { NETBACK_RX_BATCH } from "./net/back-rx";
 export { NETBACK_TX_BUDGET } from "./net/back-tx";
-export { NETBACK_TX_STAGE_PAGES, NetbackVif } from "./net/back-vif";
+export {
+  NETBACK_TX_STAGE_PAGES,
+  type NetbackCounters,
+  type NetbackShared,
+  NetbackVif,
+} from "./net/back-vif";
 export { VifBridge, type VifBridgeOptions, type VifBridgePort } from "./net/bridge";
 export {
   type NetfrontCounters,
   NetfrontDevice,
+  type NetfrontHost,
   type NetfrontOptions,
   type NetfrontReceiver,
   type NetfrontSendOptions,

@@ -5,21 +5,45 @@
  *
  * Invariant: a vif reaches the frontend's memory only through its two mapped ring pages and
  * grant copies; once `disabled` (xenvif_fatal_tx_err) it consumes no request and sends no
- * frame until it is connected afresh. The vif object is the bridge endpoint for its
- * (domid, devid) for the driver's life, so a reconnect keeps its bridge port.
+ * frame until it is connected afresh. A vif keeps its bridge port for (domid, devid) for the
+ * driver's life, so a reconnect keeps its place in the bridge's forwarding table.
  */
 
 import { XEN_NETIF_EXTRA_TYPE_MAX } from "@hyperlab/abi";
-import type { NetEndpoint } from "@hyperlab/machine";
+import type { Counter } from "@hyperlab/core";
 import type { BackRing } from "../ring";
 import type { MappedRing } from "../xenbus/gnttab";
-import type { NetbackDriver } from "./back";
-import { netbackRxQueue } from "./back-rx";
 import type { VifBridgePort } from "./bridge";
+import type { GnttabCopyBatch } from "./copy";
 import { FATAL_SKB_SLOTS_DEFAULT, NET_RX_RING_SIZE, netMeta, XEN_PAGE_SIZE } from "./netif";
 
-export class NetbackVif implements NetEndpoint {
-  readonly back: NetbackDriver;
+/** The counters netback keeps (units in the stats), per driver. */
+export interface NetbackCounters {
+  txPackets: Counter;
+  txBytes: Counter;
+  txErrors: Counter;
+  rxPackets: Counter;
+  rxBytes: Counter;
+  rxDropped: Counter;
+  rxErrors: Counter;
+  fatalErrors: Counter;
+  notifications: Counter;
+  events: Counter;
+  localCopyBytes: Counter;
+}
+
+/** What the vifs of one netback share: its counters, copy batch, tx staging and kicks. */
+export interface NetbackShared {
+  readonly counters: NetbackCounters;
+  readonly copy: GnttabCopyBatch;
+  readonly txStageMfn: number;
+  readonly txStage: Uint8Array;
+  notify(irq: number): void;
+  contiguous(mfn: number, pages: number): Uint8Array;
+}
+
+export class NetbackVif {
+  readonly back: NetbackShared;
   readonly domid: number;
   readonly devid: number;
   /** The MAC libxl gave the vif (backend `mac`), "" if none. */
@@ -72,7 +96,7 @@ export class NetbackVif implements NetEndpoint {
 
   /** @internal */
   constructor(
-    back: NetbackDriver,
+    back: NetbackShared,
     domid: number,
     devid: number,
     stageMfn: number,
@@ -100,11 +124,6 @@ export class NetbackVif implements NetEndpoint {
   /** Frames waiting in dom0 for rx buffers. */
   get rxQueued(): number {
     return this.queued;
-  }
-
-  /** The bridge delivers a frame: queue it for the frontend (NetEndpoint). */
-  receive(frame: Uint8Array): void {
-    netbackRxQueue(this, frame, this.back.bridge.meta);
   }
 
   /** xenvif_fatal_tx_err: report, switch the vif off (carrier off); no responses follow. */

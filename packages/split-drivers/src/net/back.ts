@@ -10,14 +10,19 @@
  * local memory the copies touch.
  */
 import { EINVAL, ENOENT, EOPNOTSUPP } from "@hyperlab/abi";
-import { type Counter, Stats } from "@hyperlab/core";
+import { Stats } from "@hyperlab/core";
 import { BackRing, RING_ENTRY_BYTES, SharedRing } from "../ring";
 import type { XenbusDevice, XenbusDriver, XenbusKernel } from "../xenbus/device";
 import { xenbusMapRing, xenbusUnmapRing } from "../xenbus/gnttab";
 import { parseXenbusUint } from "../xenbus/state";
-import { netbackRxAction } from "./back-rx";
+import { netbackRxAction, netbackRxQueue } from "./back-rx";
 import { netbackTxPoll } from "./back-tx";
-import { NETBACK_TX_STAGE_PAGES, NetbackVif } from "./back-vif";
+import {
+  NETBACK_TX_STAGE_PAGES,
+  type NetbackCounters,
+  type NetbackShared,
+  NetbackVif,
+} from "./back-vif";
 import type { VifBridge } from "./bridge";
 import { GnttabCopyBatch } from "./copy";
 import { NetError, parseMac, XEN_PAGE_SIZE } from "./netif";
@@ -31,23 +36,8 @@ export interface NetbackOptions {
   splitEventChannels?: boolean;
 }
 
-/** The counters netback keeps (units in the stats), per driver. */
-export interface NetbackCounters {
-  txPackets: Counter;
-  txBytes: Counter;
-  txErrors: Counter;
-  rxPackets: Counter;
-  rxBytes: Counter;
-  rxDropped: Counter;
-  rxErrors: Counter;
-  fatalErrors: Counter;
-  notifications: Counter;
-  events: Counter;
-  localCopyBytes: Counter;
-}
-
 /** Linux's xen-netback in dom0's kernel: a xenbus backend driver of type `vif`. */
-export class NetbackDriver implements XenbusDriver {
+export class NetbackDriver implements XenbusDriver, NetbackShared {
   readonly type = "vif";
   readonly kernel: XenbusKernel;
   readonly bridge: VifBridge;
@@ -281,7 +271,8 @@ export class NetbackDriver implements XenbusDriver {
       const mfn = this.kernel.hv.allocDomainPages(this.kernel.domain, Math.log2(this.rxStagePages));
       if (mfn < 0) return -12; // -ENOMEM
       vif = new NetbackVif(this, domid, devid, mfn, this.rxStagePages);
-      vif.port = this.bridge.connect(vif);
+      const v = vif;
+      v.port = this.bridge.connect({ receive: (f) => netbackRxQueue(v, f, this.bridge.meta) });
       this.vifs.set(key, vif);
     }
     return vif;

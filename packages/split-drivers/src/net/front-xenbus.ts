@@ -13,11 +13,16 @@ import type { XsOps } from "@hyperlab/xenstore";
 import type { XenbusDevice, XenbusDriver, XenbusKernel } from "../xenbus/device";
 import type { GnttabGuest } from "../xenbus/gnttab";
 import { parseXenbusUint } from "../xenbus/state";
-import { type NetfrontCounters, NetfrontDevice, type NetfrontOptions } from "./front";
+import {
+  type NetfrontCounters,
+  NetfrontDevice,
+  type NetfrontHost,
+  type NetfrontOptions,
+} from "./front";
 import { NetError, parseMac } from "./netif";
 
 /** netfront: a xenbus frontend driver of type `vif` in a domU's kernel. */
-export class NetfrontDriver implements XenbusDriver {
+export class NetfrontDriver implements XenbusDriver, NetfrontHost {
   readonly type = "vif";
   readonly kernel: XenbusKernel;
   /** @internal */ readonly gnttab: GnttabGuest;

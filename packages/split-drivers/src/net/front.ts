@@ -34,7 +34,8 @@ import {
 } from "@hyperlab/abi";
 import type { Counter } from "@hyperlab/core";
 import { FrontRing, RING_ENTRY_BYTES, SharedRing } from "../ring";
-import type { NetfrontDriver } from "./front-xenbus";
+import type { XenbusKernel } from "../xenbus/device";
+import type { GnttabGuest } from "../xenbus/gnttab";
 import {
   ETH_HLEN,
   EXTRA_FLAGS,
@@ -100,6 +101,14 @@ export interface NetfrontCounters {
   copyBytes: Counter;
 }
 
+/** What a vif's datapath needs of its driver (NetfrontDriver is one). */
+export interface NetfrontHost {
+  readonly kernel: XenbusKernel;
+  readonly gnttab: GnttabGuest;
+  readonly counters: NetfrontCounters;
+  notify(irq: number): void;
+}
+
 /** What a received frame is handed to: the bytes are valid only during the call. */
 export type NetfrontReceiver = (frame: Uint8Array, meta: NetMeta) => void;
 
@@ -118,7 +127,7 @@ export class NetfrontDevice {
   /** @internal */ readonly rxRing: FrontRing;
   /** @internal */ txIrq = -1;
   /** @internal */ rxIrq = -1;
-  private readonly drv: NetfrontDriver;
+  private readonly drv: NetfrontHost;
   private readonly txPageMfn: number[];
   private readonly rxPageMfn: number[];
   private readonly txFreePages: Int32Array;
@@ -138,7 +147,7 @@ export class NetfrontDevice {
 
   /** @internal */
   constructor(
-    drv: NetfrontDriver,
+    drv: NetfrontHost,
     devid: number,
     backendId: number,
     mac: Uint8Array,
