@@ -3,8 +3,18 @@
 // flooding, back-pressure on both rings, the counters, and the backend's refusals of bad keys.
 import { NETRXF_extra_info, NETRXF_more_data, XEN_NETIF_GSO_TYPE_TCPV4 } from "@hyperlab/abi";
 import { describe, expect, it } from "vitest";
-import { NetError, netifSlotsFor } from "../src/index";
-import { ethFrame, macBytes, netWorld, until } from "./net-world";
+import {
+  formatMac,
+  GnttabGuest,
+  NetbackDriver,
+  NetError,
+  NetfrontDriver,
+  netifSlotsFor,
+  parseMac,
+  VifBridge,
+} from "../src/index";
+import { addVifTo, ethFrame, macBytes, netWorld, until } from "./net-world";
+import { world } from "./world";
 
 const MAC_A = "00:16:3e:00:00:0a";
 const MAC_B = "00:16:3e:00:00:0b";
@@ -289,5 +299,93 @@ describe("netback refuses bad frontend keys (xenbus_dev_fatal)", () => {
     const { err, w } = await rawFront({ ...good, "tx-ring-ref": "300" });
     expect(err).toMatch(/^\d+ mapping tx-ring-ref 300$/);
     expect(w.back.vif(1)?.connected ?? false).toBe(false);
+  });
+});
+
+describe("user mistakes throw NetError with what to do", () => {
+  it("bad driver options", async () => {
+    const w = await netWorld();
+    const bad = (fn: () => unknown, code: string) => {
+      try {
+        fn();
+      } catch (e) {
+        expect(e).toBeInstanceOf(NetError);
+        expect((e as NetError).code).toBe(code);
+        return;
+      }
+      throw new Error("no throw");
+    };
+    const k = w.dom0Kernel;
+    bad(() => new NetbackDriver(k, {} as never), "NET_BAD_OPTION");
+    bad(
+      () => new NetbackDriver(k, { bridge: new VifBridge(), rxStagePages: 24 }),
+      "NET_BAD_OPTION",
+    );
+    bad(
+      () => new NetbackDriver(k, { bridge: new VifBridge(), rxStagePages: 512 }),
+      "NET_BAD_OPTION",
+    );
+    const u = await w.bootDomU();
+    const gt = new GnttabGuest(w.hv, u.domain);
+    bad(() => new NetfrontDriver(u.kernel, gt, { txPages: 0 }), "NET_BAD_OPTION");
+    bad(() => new NetfrontDriver(u.kernel, gt, { rxBuffers: 257 }), "NET_BAD_OPTION");
+    bad(() => formatMac(new Uint8Array(5)), "NET_BAD_MAC");
+  });
+
+  it("a dom0 without room for the staging pages", async () => {
+    const w = await netWorld();
+    w.dom0.maxPages = w.dom0.totPages; // nothing more may be allocated
+    expect(() => new NetbackDriver(w.dom0Kernel, { bridge: new VifBridge() })).toThrow(
+      /no room for 16 staging pages; raise its maxPages/,
+    );
+  });
+
+  it("MAC text as libxl writes it", () => {
+    expect(parseMac("00:16:3e:0A:ff:01")).toEqual(new Uint8Array([0, 0x16, 0x3e, 0x0a, 0xff, 1]));
+    expect(formatMac(new Uint8Array([0, 0x16, 0x3e, 0x0a, 0xff, 1]))).toBe("00:16:3e:0a:ff:01");
+    for (const t of [
+      null,
+      "",
+      "00:16:3e:0a:ff",
+      "00:16:3e:0a:ff:01:02",
+      "0:16:3e:0a:ff:01",
+      "zz:16:3e:0a:ff:01",
+    ])
+      expect(parseMac(t)).toBe(null);
+  });
+
+  it("a vif whose mac libxl wrote as garbage: netfront reports it and closes", async () => {
+    const w = await netWorld();
+    const u = await w.bootDomU();
+    const front = new NetfrontDriver(u.kernel, new GnttabGuest(w.hv, u.domain));
+    const { xenbusRegisterFrontend } = await import("../src/index");
+    await xenbusRegisterFrontend(u.kernel, front).start();
+    const { fe } = await w.addVif(u.domain.domid, 0, "not-a-mac");
+    await until(async () => ["5", "6"].includes((await w.state(fe)) ?? ""));
+    expect(await w.xs.read(`/local/domain/${u.domain.domid}/error/device/vif/0/error`)).toBe(
+      `2 parsing ${fe}/mac`,
+    );
+  });
+
+  it("a backend that does not offer feature-rx-copy: netfront refuses it (-ENODEV)", async () => {
+    const w = world();
+    const { xenbusRegisterBackend, xenbusRegisterFrontend } = await import("../src/index");
+    // A vif backend that advertises nothing (an old flip-only netback).
+    await xenbusRegisterBackend(w.dom0Kernel, {
+      type: "vif",
+      probe: () => 0,
+      connect: () => 0,
+      disconnect: () => {},
+    }).start();
+    const u = await w.bootDomU();
+    await xenbusRegisterFrontend(
+      u.kernel,
+      new NetfrontDriver(u.kernel, new GnttabGuest(w.hv, u.domain)),
+    ).start();
+    const { fe } = await addVifTo(w.xs, u.domain.domid, 0, "00:16:3e:00:00:01");
+    await until(async () => ["5", "6"].includes((await w.state(fe)) ?? ""));
+    expect(await w.xs.read(`/local/domain/${u.domain.domid}/error/device/vif/0/error`)).toBe(
+      "19 backend does not support copying receive path",
+    );
   });
 });
