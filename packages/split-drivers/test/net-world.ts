@@ -60,7 +60,8 @@ export async function netWorld(opts: { pcap?: PcapWriter; back?: Partial<Netback
   const w = world();
   const bridge = new VifBridge({ pcap: opts.pcap });
   const back = new NetbackDriver(w.dom0Kernel, { bridge, ...opts.back });
-  await xenbusRegisterBackend(w.dom0Kernel, back).start();
+  const backBus = xenbusRegisterBackend(w.dom0Kernel, back);
+  await backBus.start();
 
   const addVif = (domid: number, devid: number, mac: string) => addVifTo(w.xs, domid, devid, mac);
 
@@ -83,7 +84,7 @@ export async function netWorld(opts: { pcap?: PcapWriter; back?: Partial<Netback
     return { u, front, bus, dev, mac, fe, be, got };
   };
 
-  return { ...w, bridge, back, addVif, bootVif };
+  return { ...w, bridge, back, backBus, addVif, bootVif };
 }
 
 export const macBytes = (mac: string) =>

@@ -12,6 +12,7 @@ import {
   netifSlotsFor,
   parseMac,
   VifBridge,
+  xenbusRegisterBackend,
 } from "../src/index";
 import { addVifTo, ethFrame, macBytes, netWorld, until } from "./net-world";
 import { world } from "./world";
@@ -239,6 +240,34 @@ describe("frames through the bridge", () => {
     expect(a.dev.send(ethFrame(MAC_B, MAC_A, 60))).toBe(0);
     await until(() => w.back.stats.read("netback", "rx_dropped") === dropped + 1);
     expect(b.got.length).toBe(0);
+  });
+
+  it("netback goes away and comes back: the frontends reconnect and traffic flows again", async () => {
+    const w = await netWorld();
+    const a = await w.bootVif(MAC_A);
+    const b = await w.bootVif(MAC_B);
+    const got: number[] = [];
+    const listen = (d: { onReceive(fn: (f: Uint8Array) => void): void }) =>
+      d.onReceive((f) => got.push(f.length));
+    b.front.onConnect(listen);
+    const freeA = a.front.gnttab.freeCount;
+    await w.backBus.stop();
+    await until(async () => (await w.state(a.be)) === "6" && (await w.state(b.fe)) === "6");
+    expect(w.back.vif(a.u.domain.domid)!.connected).toBe(false);
+    // Every grant of A's rings and buffers was revoked when it disconnected.
+    expect(a.front.gnttab.freeCount).toBe(freeA + 2 + 64);
+    await xenbusRegisterBackend(w.dom0Kernel, w.back).start();
+    await until(
+      async () =>
+        (await w.state(a.fe)) === "4" &&
+        (await w.state(b.fe)) === "4" &&
+        a.front.devices.get(0)?.connected === true &&
+        b.front.devices.get(0)?.connected === true,
+    );
+    expect(a.front.devices.get(0)!.send(ethFrame(MAC_B, MAC_A, 333))).toBe(0);
+    await until(() => got.length === 1);
+    expect(got).toEqual([333]);
+    expect(w.back.vif(a.u.domain.domid)!.connected).toBe(true);
   });
 
   it("send refuses frames outside 14..65535 bytes with a NetError, and -ENOTCONN when broken", async () => {

@@ -183,6 +183,7 @@ export class NetfrontDriver implements XenbusDriver, NetfrontHost {
       if (d.rxIrq >= 0 && d.rxIrq !== d.txIrq) ev.unbindFromIrqHandler(d.rxIrq);
       if (d.txIrq >= 0) ev.unbindFromIrqHandler(d.txIrq);
       d.txIrq = d.rxIrq = -1;
+      d.releaseBuffers();
       this.devices.delete(dev.devid);
     }
     const refs = this.ringRefs.get(dev.devid) ?? [];

@@ -309,6 +309,22 @@ export class NetfrontDevice {
     this.brokenReason = reason;
   }
 
+  /**
+   * xennet_release_tx_bufs + xennet_release_rx_bufs: on disconnect every buffer's grant is
+   * revoked (a grant the backend still holds stays, and the device is marked broken).
+   */
+  releaseBuffers(): void {
+    const gnttab = this.drv.gnttab;
+    for (let id = 0; id < NET_TX_RING_SIZE; id++) {
+      const ref = this.txIdGref[id]!;
+      if (ref < 0) continue;
+      if (!gnttab.endForeignAccess(ref)) this.markBroken("Grant still in use by backend domain");
+      this.txIdGref[id] = -1;
+      this.txIdPage[id] = -1;
+    }
+    for (let i = 0; i < NET_RX_RING_SIZE; i++) this.releaseRx(i);
+  }
+
   /** xennet_tx_buf_gc: take tx responses back, revoke the grants, free ids and pages. */
   txBufGc(): void {
     const ring = this.txRing;
