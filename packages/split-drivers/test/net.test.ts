@@ -33,6 +33,7 @@ describe("xenbus keys", () => {
     expect(await be("feature-rx-copy")).toBe("1");
     expect(await be("feature-rx-flip")).toBe("0");
     expect(await be("feature-split-event-channels")).toBe("1");
+    expect(await be("hotplug-status")).toBe("connected");
     expect(await fe("request-rx-copy")).toBe("1");
     expect(await fe("feature-rx-notify")).toBe("1");
     expect(await fe("feature-sg")).toBe("1");

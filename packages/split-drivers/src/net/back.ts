@@ -129,6 +129,9 @@ export class NetbackDriver implements XenbusDriver, NetbackShared {
       ["feature-rx-copy", "1"],
       ["feature-rx-flip", "0"],
       ["feature-split-event-channels", this.split ? "1" : "0"],
+      // What the vif-bridge hotplug script writes once the vif is on the bridge; libxl waits
+      // for it. Here the vif takes its bridge port when the frontend connects.
+      ["hotplug-status", "connected"],
     ];
     for (const [k, v] of keys) {
       const rc = await dev.write(k, v);
