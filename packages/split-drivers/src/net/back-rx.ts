@@ -127,7 +127,7 @@ function dequeue(vif: NetbackVif): void {
 function rxSkb(vif: NetbackVif, h: number, len: number, gso: boolean): void {
   const ring = vif.rxRing!;
   const dv = ring.sring.view;
-  const batch = vif.back.copy;
+  const batch = vif.back.rxCopy;
   const c = vif.back.counters;
   batch.reset();
   const base = vif.rxStageMfn + vif.qStart[h]!;

@@ -169,7 +169,6 @@ function countRequests(vif: NetbackVif, firstFlags: number, workToDo: number): n
 export function netbackTxPoll(vif: NetbackVif, budget = NETBACK_TX_BUDGET): number {
   const ring = vif.txRing;
   if (ring === null || vif.disabled) return 0;
-  const c = vif.back.counters;
   const t = vif.txScratch;
   let done = 0;
   while (done < budget && !vif.disabled) {
@@ -232,22 +231,42 @@ export function netbackTxPoll(vif: NetbackVif, budget = NETBACK_TX_BUDGET): numb
       }
     }
     ring.reqCons = (ring.reqCons + n) >>> 0;
-    sendPacket(vif, n + 1, total, flags);
-    c.txPackets.value++;
+    queuePacket(vif, n + 1, total, flags);
   }
+  flushTx(vif);
   if (pushTxResponses(vif)) vif.notifyTx();
   return done;
 }
 
-/** Grant-copy the slots into the staging pages, answer them, hand the frame to the bridge. */
-function sendPacket(vif: NetbackVif, nslots: number, total: number, flags: number): void {
+/**
+ * Queue the packet in hand (slots 0..nslots-1 of the vif's scratch) into the poll's batch:
+ * its copies into the staging pages at `stagePos`, its slots' ids for the responses. The
+ * batch is flushed first when the packet would not fit (staging, copy ops or slots).
+ */
+function queuePacket(vif: NetbackVif, nslots: number, total: number, flags: number): void {
   const back = vif.back;
   const batch = back.copy;
-  const stage = back.txStage;
-  batch.reset();
-  let pos = 0;
+  if (
+    vif.stagePos + total > back.txStage.length ||
+    !batch.hasRoom(2 * nslots) ||
+    vif.pendSlots + nslots > vif.pendId.length
+  ) {
+    flushTx(vif);
+  }
+  const p = vif.pendPkts++;
+  vif.pktFirstSlot[p] = vif.pendSlots;
+  vif.pktSlots[p] = nslots;
+  vif.pktPos[p] = vif.stagePos;
+  vif.pktLen[p] = total;
+  vif.pktGsoSize[p] = vif.gsoSize;
+  vif.pktGsoType[p] = vif.gsoType;
+  vif.pktFlags[p] = flags;
+  let pos = vif.stagePos;
   for (let s = 0; s < nslots; s++) {
-    vif.slotOpFirst[s] = batch.count;
+    const q = vif.pendSlots++;
+    vif.pendId[q] = vif.slotId[s]!;
+    vif.pendExtra[q] = s === 0 ? vif.extraCount : 0;
+    vif.pendOpFirst[q] = batch.count;
     let srcOff = vif.slotOffset[s]!;
     let left = vif.slotSize[s]!;
     while (left > 0) {
@@ -266,32 +285,59 @@ function sendPacket(vif: NetbackVif, nslots: number, total: number, flags: numbe
       srcOff += n;
       left -= n;
     }
-    vif.slotOpEnd[s] = batch.count;
+    vif.pendOpEnd[q] = batch.count;
   }
+  // pos - stagePos === total: the first slot holds total minus the sizes of the others.
+  vif.stagePos = pos;
+}
+
+/**
+ * gnttab_batch_copy + xenvif_tx_submit: one hypercall for the batch, then every slot
+ * answered (OKAY, or ERROR where its copy failed; the packet is then dropped) and every whole
+ * packet handed to the bridge with its metadata.
+ */
+export function flushTx(vif: NetbackVif): void {
+  if (vif.pendPkts === 0) return;
+  const back = vif.back;
+  const batch = back.copy;
+  const c = back.counters;
   batch.flush();
-  let ok = true;
-  for (let s = 0; s < nslots; s++) {
-    let st = NETIF_RSP_OKAY;
-    for (let i = vif.slotOpFirst[s]!; i < vif.slotOpEnd[s]!; i++) {
-      if (batch.status(i) !== 0) st = NETIF_RSP_ERROR;
+  for (let p = 0; p < vif.pendPkts; p++) {
+    let ok = 1;
+    const first = vif.pktFirstSlot[p]!;
+    for (let q = first; q < first + vif.pktSlots[p]!; q++) {
+      let st = NETIF_RSP_OKAY;
+      for (let i = vif.pendOpFirst[q]!; i < vif.pendOpEnd[q]!; i++) {
+        if (batch.status(i) !== 0) st = NETIF_RSP_ERROR;
+      }
+      if (st !== NETIF_RSP_OKAY) ok = 0;
+      makeTxResponse(vif, vif.pendId[q]!, vif.pendExtra[q]!, st);
     }
-    if (st !== NETIF_RSP_OKAY) ok = false;
-    makeTxResponse(vif, vif.slotId[s]!, s === 0 ? vif.extraCount : 0, st);
+    vif.pktOk[p] = ok;
   }
   batch.reset();
-  const c = back.counters;
-  if (!ok) {
-    c.txErrors.value++;
-    return;
-  }
-  // pos === total: the first slot holds total minus the sizes of the others.
+  // The frames go out after every response is written: a receiver runs synchronously.
   const m = vif.txMeta;
-  m.gsoSize = vif.gsoSize;
-  m.gsoType = vif.gsoType;
-  m.csumBlank = (flags & NETTXF_csum_blank) !== 0;
-  m.dataValidated = (flags & NETTXF_data_validated) !== 0;
-  c.txBytes.value += total;
-  vif.port!.transmitWithMeta(stage.subarray(0, pos), m);
+  const n = vif.pendPkts;
+  vif.pendPkts = 0;
+  vif.pendSlots = 0;
+  vif.stagePos = 0;
+  for (let p = 0; p < n; p++) {
+    if (vif.pktOk[p] === 0) {
+      c.txErrors.value++;
+      continue;
+    }
+    const flags = vif.pktFlags[p]!;
+    m.gsoSize = vif.pktGsoSize[p]!;
+    m.gsoType = vif.pktGsoType[p]!;
+    m.csumBlank = (flags & NETTXF_csum_blank) !== 0;
+    m.dataValidated = (flags & NETTXF_data_validated) !== 0;
+    const pos = vif.pktPos[p]!;
+    const len = vif.pktLen[p]!;
+    c.txPackets.value++;
+    c.txBytes.value += len;
+    vif.port!.transmitWithMeta(back.txStage.subarray(pos, pos + len), m);
+  }
 }
 
 /** RING_PUSH_RESPONSES_AND_CHECK_NOTIFY on the tx ring. */

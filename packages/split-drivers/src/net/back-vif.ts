@@ -15,7 +15,13 @@ import type { BackRing } from "../ring";
 import type { MappedRing } from "../xenbus/gnttab";
 import type { VifBridgePort } from "./bridge";
 import type { GnttabCopyBatch } from "./copy";
-import { FATAL_SKB_SLOTS_DEFAULT, NET_RX_RING_SIZE, netMeta, XEN_PAGE_SIZE } from "./netif";
+import {
+  FATAL_SKB_SLOTS_DEFAULT,
+  NET_RX_RING_SIZE,
+  NET_TX_RING_SIZE,
+  netMeta,
+  XEN_PAGE_SIZE,
+} from "./netif";
 
 /** The counters netback keeps (units in the stats), per driver. */
 export interface NetbackCounters {
@@ -35,7 +41,10 @@ export interface NetbackCounters {
 /** What the vifs of one netback share: its counters, copy batch, tx staging and kicks. */
 export interface NetbackShared {
   readonly counters: NetbackCounters;
+  /** The tx copies of a poll (flushed at its end, or when staging or the batch is full). */
   readonly copy: GnttabCopyBatch;
+  /** The rx copies of one frame. */
+  readonly rxCopy: GnttabCopyBatch;
   readonly txStageMfn: number;
   readonly txStage: Uint8Array;
   notify(irq: number): void;
@@ -69,8 +78,23 @@ export class NetbackVif {
   /** @internal */ readonly slotOffset = new Uint16Array(FATAL_SKB_SLOTS_DEFAULT + 1);
   /** @internal */ readonly slotId = new Uint16Array(FATAL_SKB_SLOTS_DEFAULT + 1);
   /** @internal */ readonly slotSize = new Uint16Array(FATAL_SKB_SLOTS_DEFAULT + 1);
-  /** @internal */ readonly slotOpFirst = new Int32Array(FATAL_SKB_SLOTS_DEFAULT + 1);
-  /** @internal */ readonly slotOpEnd = new Int32Array(FATAL_SKB_SLOTS_DEFAULT + 1);
+  // tx batch: the packets of one poll whose copies go in one GNTTABOP_copy, and their slots
+  // (at most a ring's worth: each consumed request stays unanswered until the flush).
+  /** @internal */ readonly pendId = new Uint16Array(NET_TX_RING_SIZE);
+  /** @internal */ readonly pendExtra = new Uint8Array(NET_TX_RING_SIZE);
+  /** @internal */ readonly pendOpFirst = new Int32Array(NET_TX_RING_SIZE);
+  /** @internal */ readonly pendOpEnd = new Int32Array(NET_TX_RING_SIZE);
+  /** @internal */ pendSlots = 0;
+  /** @internal */ readonly pktFirstSlot = new Int32Array(NET_TX_RING_SIZE);
+  /** @internal */ readonly pktSlots = new Int32Array(NET_TX_RING_SIZE);
+  /** @internal */ readonly pktPos = new Int32Array(NET_TX_RING_SIZE);
+  /** @internal */ readonly pktLen = new Int32Array(NET_TX_RING_SIZE);
+  /** @internal */ readonly pktGsoSize = new Uint16Array(NET_TX_RING_SIZE);
+  /** @internal */ readonly pktGsoType = new Uint8Array(NET_TX_RING_SIZE);
+  /** @internal */ readonly pktFlags = new Uint16Array(NET_TX_RING_SIZE);
+  /** @internal */ readonly pktOk = new Uint8Array(NET_TX_RING_SIZE);
+  /** @internal */ pendPkts = 0;
+  /** @internal */ stagePos = 0;
   /** @internal */ readonly extraSeen = new Uint8Array(XEN_NETIF_EXTRA_TYPE_MAX);
   /** @internal */ extraCount = 0;
   /** @internal */ gsoSize = 0;

@@ -45,6 +45,7 @@ export class NetbackDriver implements XenbusDriver, NetbackShared {
   readonly stats = new Stats();
   /** @internal */ readonly counters: NetbackCounters;
   /** @internal */ readonly copy: GnttabCopyBatch;
+  /** @internal */ readonly rxCopy: GnttabCopyBatch;
   /** @internal */ readonly txStageMfn: number;
   /** @internal */ readonly txStage: Uint8Array;
   private readonly rxStagePages: number;
@@ -67,11 +68,14 @@ export class NetbackDriver implements XenbusDriver, NetbackShared {
     }
     this.rxStagePages = pages;
     this.split = options.splitEventChannels ?? true;
-    this.copy = new GnttabCopyBatch(kernel.hv, kernel.domain, 64);
+    // Two ops per slot at most (a slot may cross a staging page), a ring's worth of slots.
+    this.copy = new GnttabCopyBatch(kernel.hv, kernel.domain, 2 * 256);
+    this.rxCopy = new GnttabCopyBatch(kernel.hv, kernel.domain, 64);
     this.txStageMfn = this.allocStage(NETBACK_TX_STAGE_PAGES);
     this.txStage = this.contiguous(this.txStageMfn, NETBACK_TX_STAGE_PAGES);
     const g = this.stats.group("netback");
     const copy = this.copy;
+    const rxCopy = this.rxCopy;
     this.counters = {
       txPackets: g.counter(
         "tx_packets",
@@ -105,14 +109,19 @@ export class NetbackDriver implements XenbusDriver, NetbackShared {
       "hypercalls",
       "hypercalls",
       "GNTTABOP_copy and EVTCHNOP_send hypercalls made",
-      () => copy.hypercalls + this.counters.notifications.value,
+      () => copy.hypercalls + rxCopy.hypercalls + this.counters.notifications.value,
     );
-    g.gauge("grant_copies", "copies", "GNTTABOP_copy operations issued", () => copy.ops);
+    g.gauge(
+      "grant_copies",
+      "copies",
+      "GNTTABOP_copy operations issued",
+      () => copy.ops + rxCopy.ops,
+    );
     g.gauge(
       "grant_copy_bytes",
       "bytes",
       "bytes named by GNTTABOP_copy operations",
-      () => copy.bytes,
+      () => copy.bytes + rxCopy.bytes,
     );
   }
 
