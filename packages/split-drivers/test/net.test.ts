@@ -164,6 +164,21 @@ describe("frames through the bridge", () => {
     expect(metas[1]).toEqual({ gso: 0, type: 0, csum: false, valid: true });
   });
 
+  it("a frontend without feature-gso-tcpv4 gets the frame with no extra slot", async () => {
+    const w = await netWorld();
+    const a = await w.bootVif(MAC_A);
+    const b = await w.bootVif(MAC_B, { gso: false });
+    expect(await w.xs.read(`${b.fe}/feature-gso-tcpv4`)).toBe("0");
+    const sizes: number[] = [];
+    b.dev.onReceive((_f, m) => sizes.push(m.gsoSize));
+    const f = ethFrame(MAC_B, MAC_A, 9000, undefined, 0x0800);
+    expect(a.dev.send(f, { gsoSize: 1448 })).toBe(0);
+    await until(() => b.got.length === 1);
+    expect(b.got[0]).toEqual(f);
+    expect(sizes).toEqual([0]);
+    expect(b.dev.rxRing.sring.rspProd).toBe(3); // three data slots, no extra
+  });
+
   it("the bridge learns: broadcast reaches everyone else, a learned unicast only its owner", async () => {
     const w = await netWorld();
     const a = await w.bootVif(MAC_A);

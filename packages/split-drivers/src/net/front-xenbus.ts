@@ -34,6 +34,7 @@ export class NetfrontDriver implements XenbusDriver, NetfrontHost {
   private readonly txPages: number;
   private readonly rxBuffers: number;
   private readonly split: boolean;
+  private readonly gso: boolean;
   private readonly allocFrame: () => number;
   private readonly frames = new Map<
     number,
@@ -58,6 +59,7 @@ export class NetfrontDriver implements XenbusDriver, NetfrontHost {
     this.txPages = check("txPages", options.txPages ?? 32);
     this.rxBuffers = check("rxBuffers", options.rxBuffers ?? 64);
     this.split = options.splitEventChannels ?? true;
+    this.gso = options.gso ?? true;
     this.allocFrame = options.allocFrame ?? (() => kernel.hv.allocDomainPages(kernel.domain));
     const g = this.stats.group("netfront");
     this.counters = {
@@ -157,7 +159,7 @@ export class NetfrontDriver implements XenbusDriver, NetfrontHost {
     await tx.write(`${n}/request-rx-copy`, "1");
     await tx.write(`${n}/feature-rx-notify`, "1");
     await tx.write(`${n}/feature-sg`, "1");
-    await tx.write(`${n}/feature-gso-tcpv4`, "1");
+    await tx.write(`${n}/feature-gso-tcpv4`, this.gso ? "1" : "0");
     // xennet_connect posts the rx buffers before the backend looks.
     d.allocRxBuffers();
     return 0;

@@ -74,6 +74,8 @@ export interface NetfrontOptions {
   rxBuffers?: number;
   /** Use split event channels when the backend offers them (default true). */
   splitEventChannels?: boolean;
+  /** Offer feature-gso-tcpv4 (default true): without it netback sends no GSO extra slots. */
+  gso?: boolean;
   /** How the frontend gets a page (default: hv.allocDomainPages of its domain). */
   allocFrame?: () => number;
 }
