@@ -110,10 +110,14 @@ export function netbackRxAction(vif: NetbackVif): void {
       ring.sring.reqEvent = (ring.reqCons + needed) >>> 0;
       if (ring.unconsumedRequests() < needed) break;
     }
+    if (!vif.back.rxCopy.hasRoom(dataSlots)) rxCopyFlush(vif);
     rxSkb(vif, h, len, gso);
     dequeue(vif);
     moved++;
   }
+  // The staging pages of the frames dequeued above are reused only by the next frame from
+  // the bridge, which comes after this flush (nothing here hands frames to the bridge).
+  rxCopyFlush(vif);
   if (ring.rspProdPvt !== ring.sring.rspProd && ring.pushResponsesAndCheckNotify()) vif.notifyRx();
 }
 
@@ -123,26 +127,43 @@ function dequeue(vif: NetbackVif): void {
   vif.queued--;
 }
 
-/** xenvif_rx_skb: one frame into `needed` slots, one grant copy per data slot, one hypercall. */
+/**
+ * xenvif_rx_copy_flush: one GNTTABOP_copy for the queued frames; a failed copy overwrites its
+ * response's status with the GNTST_* code.
+ */
+function rxCopyFlush(vif: NetbackVif): void {
+  const batch = vif.back.rxCopy;
+  const n = batch.count;
+  if (n === 0) return;
+  batch.flush();
+  const ring = vif.rxRing!;
+  const c = vif.back.counters;
+  for (let i = 0; i < n; i++) {
+    const st = batch.status(i);
+    if (st !== 0) {
+      ring.sring.view.setInt16(ring.sring.slotOffset(vif.rxOpRsp[i]!) + RX_RSP_STATUS, st, true);
+      c.rxErrors.value++;
+    }
+  }
+  batch.reset();
+}
+
+/** xenvif_rx_skb: one frame into `needed` slots, one grant copy per data slot (queued). */
 function rxSkb(vif: NetbackVif, h: number, len: number, gso: boolean): void {
   const ring = vif.rxRing!;
   const dv = ring.sring.view;
   const batch = vif.back.rxCopy;
   const c = vif.back.counters;
-  batch.reset();
   const base = vif.rxStageMfn + vif.qStart[h]!;
   const dataSlots = netifSlotsFor(len);
   let left = len;
-  let opIdx = 0;
   for (let s = 0; s < dataSlots; s++) {
     // RING_COPY_REQUEST: id and gref read once, from our own copy.
     ring.consumeRequest(vif.rxBytes);
     const id = vif.rxScratch.getUint16(RX_REQ_ID, true);
     const gref = vif.rxScratch.getUint32(RX_REQ_GREF, true);
     const n = Math.min(left, XEN_PAGE_SIZE);
-    const rspIdx = ring.rspProdPvt;
-    vif.rxOpRsp[opIdx++] = rspIdx;
-    batch.toGrant(base + s, 0, vif.domid, gref, 0, n);
+    vif.rxOpRsp[batch.toGrant(base + s, 0, vif.domid, gref, 0, n)] = ring.rspProdPvt;
     left -= n;
     let flags = left > 0 ? NETRXF_more_data : 0;
     if (s === 0) {
@@ -167,16 +188,6 @@ function rxSkb(vif: NetbackVif, h: number, len: number, gso: boolean): void {
       ring.produceResponse();
     }
   }
-  batch.flush();
-  // xenvif_rx_copy_flush: a failed copy overwrites its response's status.
-  for (let i = 0; i < opIdx; i++) {
-    const st = batch.status(i);
-    if (st !== 0) {
-      dv.setInt16(ring.sring.slotOffset(vif.rxOpRsp[i]!) + RX_RSP_STATUS, st, true);
-      c.rxErrors.value++;
-    }
-  }
-  batch.reset();
   c.rxPackets.value++;
   c.rxBytes.value += len;
 }

@@ -43,7 +43,7 @@ export interface NetbackShared {
   readonly counters: NetbackCounters;
   /** The tx copies of a poll (flushed at its end, or when staging or the batch is full). */
   readonly copy: GnttabCopyBatch;
-  /** The rx copies of one frame. */
+  /** The rx copies of one rx action (flushed at its end, or when full). */
   readonly rxCopy: GnttabCopyBatch;
   readonly txStageMfn: number;
   readonly txStage: Uint8Array;
