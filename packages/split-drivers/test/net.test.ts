@@ -110,6 +110,20 @@ describe("frames through the bridge", () => {
     expect(w.back.stats.read("netback", "tx_packets")).toBe(10);
   });
 
+  it("frames waiting for rx buffers go together: one GNTTABOP_copy per rx action", async () => {
+    const w = await netWorld();
+    const a = await w.bootVif(MAC_A);
+    const b = await w.bootVif(MAC_B, { rxBuffers: 2 });
+    const rxCalls = w.back.rxCopy.hypercalls;
+    for (let i = 0; i < 6; i++) expect(a.dev.send(ethFrame(MAC_B, MAC_A, 100 + i))).toBe(0);
+    await until(() => b.got.length === 6);
+    expect(b.got.map((f) => f.length)).toEqual([100, 101, 102, 103, 104, 105]);
+    // Two frames find buffers as they arrive; the other four wait and go two by two, as B
+    // re-posts its two buffers.
+    expect(w.back.rxCopy.hypercalls - rxCalls).toBe(4);
+    expect(w.back.rxCopy.ops).toBe(6);
+  });
+
   it("frames of 4096, 4097, 9000 and 65535 bytes use more_data chains both ways", async () => {
     const w = await netWorld();
     const a = await w.bootVif(MAC_A);
