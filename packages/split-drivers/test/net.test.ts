@@ -465,4 +465,22 @@ describe("user mistakes throw NetError with what to do", () => {
       "19 backend does not support copying receive path",
     );
   });
+
+  it("a frontend out of grant references gives up cleanly: -ENOSPC, nothing left granted or bound", async () => {
+    const w = await netWorld();
+    const u = await w.bootDomU();
+    const gt = new GnttabGuest(w.hv, u.domain);
+    const page = w.hv.allocDomainPages(u.domain);
+    while (gt.freeCount > 1) gt.grantForeignAccess(0, page, true);
+    const front = new NetfrontDriver(u.kernel, gt);
+    const { xenbusRegisterFrontend } = await import("../src/index");
+    await xenbusRegisterFrontend(u.kernel, front).start();
+    const { fe } = await w.addVif(u.domain.domid, 0, MAC_A);
+    await until(async () => ["5", "6"].includes((await w.state(fe)) ?? ""));
+    expect(await w.xs.read(`/local/domain/${u.domain.domid}/error/device/vif/0/error`)).toBe(
+      "28 writing the transport keys",
+    );
+    expect(gt.freeCount).toBe(1);
+    expect(front.devices.size).toBe(0);
+  });
 });

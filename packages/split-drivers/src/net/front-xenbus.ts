@@ -125,28 +125,35 @@ export class NetfrontDriver implements XenbusDriver, NetfrontHost {
       f.txPages,
       f.rxPages,
     );
+    // From here a failure undoes what was set up (xennet_disconnect_backend).
+    this.devices.set(dev.devid, d);
+    const fail = (err: number) => {
+      this.disconnect(dev);
+      return err;
+    };
     const refs: number[] = [];
     const txRef = this.gnttab.grantForeignAccess(dev.otherendId, f.tx);
     if (txRef >= 0) refs.push(txRef);
     const rxRef = this.gnttab.grantForeignAccess(dev.otherendId, f.rx);
     if (rxRef >= 0) refs.push(rxRef);
     this.ringRefs.set(dev.devid, refs);
-    if (txRef < 0 || rxRef < 0) return -ENOSPC;
+    if (txRef < 0 || rxRef < 0) return fail(-ENOSPC);
     const ev = this.kernel.evtchn;
     if (split) {
-      d.txIrq = ev.bindListeningPortToIrqHandler(dev.otherendId, () => d.handleTx());
-      if (d.txIrq < 0) return d.txIrq;
-      d.rxIrq = ev.bindListeningPortToIrqHandler(dev.otherendId, () => d.handleRx());
-      if (d.rxIrq < 0) return d.rxIrq;
+      const txIrq = ev.bindListeningPortToIrqHandler(dev.otherendId, () => d.handleTx());
+      if (txIrq < 0) return fail(txIrq);
+      d.txIrq = txIrq;
+      const rxIrq = ev.bindListeningPortToIrqHandler(dev.otherendId, () => d.handleRx());
+      if (rxIrq < 0) return fail(rxIrq);
+      d.rxIrq = rxIrq;
     } else {
-      d.txIrq = ev.bindListeningPortToIrqHandler(dev.otherendId, () => {
+      const irq = ev.bindListeningPortToIrqHandler(dev.otherendId, () => {
         d.handleTx();
         d.poll();
       });
-      if (d.txIrq < 0) return d.txIrq;
-      d.rxIrq = d.txIrq;
+      if (irq < 0) return fail(irq);
+      d.txIrq = d.rxIrq = irq;
     }
-    this.devices.set(dev.devid, d);
     const n = dev.nodename;
     await tx.write(`${n}/tx-ring-ref`, String(txRef));
     await tx.write(`${n}/rx-ring-ref`, String(rxRef));
