@@ -87,9 +87,35 @@ export function xlGetopt(
   for (const o of opts) cmd.option(`-${o.short}, --${o.long}${o.arg ? " <value>" : ""}`);
   const argv: string[] = [];
   let ended = false;
-  for (const a of args) {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
     argv.push(ended ? a : expandLong(a, opts));
     if (a === "--") ended = true;
+    if (ended || a.length < 2 || a[0] !== "-" || a[1] === "-") continue;
+    // A short-option cluster: getopt takes "-0" or "-5" as options too (commander would take
+    // them as numbers), so check each letter here as getopt does.
+    for (let j = 1; j < a.length; j++) {
+      const c = a[j];
+      const o = opts.find((x) => x.short === c);
+      if (c === "h" || o === undefined) {
+        if (c === "h") {
+          help(verb, io);
+          return { ok: false, status: 0 };
+        }
+        io.err(`option \`${c}' not supported.\n`);
+        return { ok: false, status: 2 };
+      }
+      if (o.arg) {
+        if (j === a.length - 1) {
+          if (i + 1 >= args.length) {
+            io.err(`option \`${c}' not supported.\n`);
+            return { ok: false, status: 2 };
+          }
+          argv.push(args[++i]); // the value, whatever it looks like
+        }
+        break;
+      }
+    }
   }
   try {
     cmd.parse(argv, { from: "user" });
