@@ -1,0 +1,12 @@
+export { type Dashboard, type DashboardOptions, startDashboard } from "./server";
+export {
+  type DashboardSnapshot,
+  type DashboardSource,
+  type DashDomain,
+  type DashVcpu,
+  type EvtchnTraffic,
+  type GrantMapping,
+  type PageTableNode,
+  type RingOccupancy,
+  snapshot,
+} from "./source";
