@@ -85,23 +85,35 @@ export function xlGetopt(
     .option("-h, --help")
     .configureOutput({ writeOut: () => {}, writeErr: () => {}, outputError: () => {} });
   for (const o of opts) cmd.option(`-${o.short}, --${o.long}${o.arg ? " <value>" : ""}`);
+  // xl's main() parses its global flags with getopt("+...") and resets optind to 1, not 0,
+  // so glibc keeps that "+": a verb's options end at its first operand (or at "--").
   const argv: string[] = [];
-  let ended = false;
-  for (let i = 0; i < args.length; i++) {
+  let i = 0;
+  for (; i < args.length; i++) {
     const a = args[i];
-    argv.push(ended ? a : expandLong(a, opts));
-    if (a === "--") ended = true;
-    if (ended || a.length < 2 || a[0] !== "-" || a[1] === "-") continue;
+    if (a === "--") {
+      i++;
+      break;
+    }
+    if (a.length < 2 || a[0] !== "-") break;
+    if (a[1] === "-") {
+      const long = expandLong(a, opts);
+      argv.push(long);
+      const o = opts.find((x) => `--${x.long}` === long);
+      if (o?.arg && i + 1 < args.length) argv.push(args[++i]);
+      continue;
+    }
+    argv.push(a);
     // A short-option cluster: getopt takes "-0" or "-5" as options too (commander would take
     // them as numbers), so check each letter here as getopt does.
     for (let j = 1; j < a.length; j++) {
       const c = a[j];
       const o = opts.find((x) => x.short === c);
-      if (c === "h" || o === undefined) {
-        if (c === "h") {
-          help(verb, io);
-          return { ok: false, status: 0 };
-        }
+      if (c === "h") {
+        help(verb, io);
+        return { ok: false, status: 0 };
+      }
+      if (o === undefined) {
         io.err(`option \`${c}' not supported.\n`);
         return { ok: false, status: 2 };
       }
@@ -117,6 +129,7 @@ export function xlGetopt(
       }
     }
   }
+  const rest = args.slice(i);
   try {
     cmd.parse(argv, { from: "user" });
   } catch (e) {
@@ -144,7 +157,7 @@ export function xlGetopt(
     help(verb, io);
     return { ok: false, status: 0 };
   }
-  const operands = cmd.args;
+  const operands = [...cmd.args, ...rest];
   if (operands.length < required) {
     io.err(`'xl ${verb}' requires at least ${required} argument${required > 1 ? "s" : ""}.\n\n`);
     help(verb, io);
