@@ -15,16 +15,19 @@ export function cLength(s: string): number {
   return s.length;
 }
 
+const SPACES = " ".repeat(256);
+const spaces = (n: number) => (n <= 256 ? SPACES.slice(0, n) : " ".repeat(n));
+
 /** `%-Ns`: left-justified in N bytes; longer strings are never cut. */
 export function padEnd(s: string, width: number): string {
   const n = cLength(s);
-  return n >= width ? s : s + " ".repeat(width - n);
+  return n >= width ? s : s + spaces(width - n);
 }
 
 /** `%Ns` / `%Nd`: right-justified in N bytes; longer text is never cut. */
 export function padStart(s: string, width: number): string {
   const n = cLength(s);
-  return n >= width ? s : " ".repeat(width - n) + s;
+  return n >= width ? s : spaces(width - n) + s;
 }
 
 /** A JS number as C's `int` (two's complement wrap of the low 32 bits). */
