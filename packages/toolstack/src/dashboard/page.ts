@@ -141,9 +141,12 @@ function tree(n) {
   if (n.children && n.children.length) li.append(el("ul", { class: "tree" }, ...n.children.map(tree)));
   return li;
 }
+let ptBusy = false;
+let ptShown = "";
 async function drawPageTable() {
   const box = $("pagetable");
   const id = $("pt-domain").value;
+  ptShown = id;
   if (id === "") { box.replaceChildren(el("div", { class: "empty" }, "choose a domain")); return; }
   const res = await fetch("/api/pagetable?domid=" + encodeURIComponent(id));
   if (!res.ok) { box.replaceChildren(el("div", { class: "empty" }, await res.text())); return; }
@@ -161,6 +164,11 @@ function onSnapshot(s) {
   history.push(s);
   if (history.length > HISTORY) history.shift();
   drawDomains(s); drawTimeline(); drawEvtchn(s, dt); drawGrants(s); drawRings(s); drawStudy(s);
+  // The chosen domain's tree follows the host too (one fetch at a time).
+  if ((ptShown !== "" || $("pt-domain").value !== "") && !ptBusy) {
+    ptBusy = true;
+    drawPageTable().catch((e) => { $("pagetable").textContent = String(e); }).finally(() => { ptBusy = false; });
+  }
   prev = s; prevAt = now;
   document.body.dataset.snapshots = String(Number(document.body.dataset.snapshots || 0) + 1);
 }

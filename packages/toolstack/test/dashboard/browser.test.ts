@@ -123,6 +123,15 @@ describe("the dashboard in chromium", () => {
     await page.selectOption("#pt-domain", "0");
     await page.waitForSelector("#pt-root");
     expect(await page.textContent("#pt-root")).toContain("L1 pte 0x2000 -> mfn 0x300 rw");
+    // ... and follows it when the guest remaps the page.
+    src.trees.set(0, {
+      label: "L4 mfn 0x100",
+      children: [{ label: "L1 pte 0x2000 -> mfn 0x301 ro" }],
+    });
+    src.changed();
+    await page.waitForFunction(() =>
+      document.querySelector("#pt-root")?.textContent?.includes("0x301 ro"),
+    );
 
     // The study report, drawn by @hyperlab/study's own page in a frame.
     const frame = page.frameLocator('#study iframe[src="/study"]');
