@@ -72,8 +72,12 @@ export async function topVerb(args: string[], io: CliIo): Promise<number> {
   let left = o.iterations;
   let stop = false;
   const interactive = !o.batch;
+  let wake: (() => void) | undefined;
   const onKey = (b: Buffer) => {
-    if (b.includes(0x71) || b.includes(0x03)) stop = true; // 'q' or Ctrl-C
+    if (b.includes(0x71) || b.includes(0x03)) {
+      stop = true; // 'q' or Ctrl-C: quit now, not after the wait
+      wake?.();
+    }
   };
   if (interactive && process.stdin.isTTY) {
     process.stdin.setRawMode(true);
@@ -94,7 +98,7 @@ export async function topVerb(args: string[], io: CliIo): Promise<number> {
       prevUs = now;
       if (left !== undefined && --left === 0) break;
       if (stop) break;
-      await clock.sleep(o.delay * 1000);
+      await Promise.race([clock.sleep(o.delay * 1000), new Promise<void>((r) => (wake = r))]);
       if (stop) break;
     }
   } finally {
