@@ -12,7 +12,22 @@ import { listVerb } from "./xl/cmd/list";
 import { schedCredit2Verb, schedCreditVerb } from "./xl/cmd/sched";
 import { vcpuListVerb } from "./xl/cmd/vcpu-list";
 
-export const XL_READ_COMMANDS: Record<string, Verb> = {
+/**
+ * A verb whose host fails mid-command (the daemon went away, a socket broke) ends with a
+ * message and status 1, as xl does when libxl reports a failure, instead of a crash.
+ */
+function guarded(verb: string, run: Verb["run"]): Verb["run"] {
+  return async (args, io) => {
+    try {
+      return await run(args, io);
+    } catch (e) {
+      io.err(`hyperlab ${verb}: the host failed: ${e instanceof Error ? e.message : String(e)}\n`);
+      return 1;
+    }
+  };
+}
+
+const XL_VERBS: Record<string, Verb> = {
   list: {
     summary: "list [-l] [-v] [-Z] [-c] [DOM] list domains, as xl list",
     run: listVerb,
@@ -49,3 +64,7 @@ export const XL_READ_COMMANDS: Record<string, Verb> = {
     run: topVerb,
   },
 };
+
+export const XL_READ_COMMANDS: Record<string, Verb> = Object.fromEntries(
+  Object.entries(XL_VERBS).map(([name, v]) => [name, { ...v, run: guarded(name, v.run) }]),
+);

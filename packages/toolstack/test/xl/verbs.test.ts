@@ -302,3 +302,32 @@ describe("info -n and reaching the host", () => {
     expect(r.code).toBe(0);
   });
 });
+
+describe("a host that fails mid-command", () => {
+  it("ends with a message and status 1, for every verb", async () => {
+    const h = twoDomains();
+    const broken = new Proxy(h, {
+      get(target, prop, receiver) {
+        if (prop === "listDomains" || prop === "physInfo" || prop === "domid" || prop === "dmesg") {
+          return async () => {
+            throw new Error("control socket closed");
+          };
+        }
+        return Reflect.get(target, prop, receiver);
+      },
+    });
+    for (const args of [
+      ["list"],
+      ["info"],
+      ["vcpu-list"],
+      ["sched-credit2"],
+      ["domid", "x"],
+      ["dmesg"],
+      ["top", "-b", "-i", "1"],
+    ]) {
+      const r = await run(broken, ...args);
+      expect(r.code).toBe(1);
+      expect(r.err).toBe(`hyperlab ${args[0]}: the host failed: control socket closed\n`);
+    }
+  });
+});
