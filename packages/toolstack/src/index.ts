@@ -11,6 +11,7 @@ export {
   type RingOccupancy,
   snapshot as dashboardSnapshot,
   startDashboard,
+  studyResultsFile,
 } from "./dashboard/index";
 export {
   consoleDevice,

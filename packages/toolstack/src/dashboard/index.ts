@@ -9,4 +9,5 @@ export {
   type PageTableNode,
   type RingOccupancy,
   snapshot,
+  studyResultsFile,
 } from "./source";

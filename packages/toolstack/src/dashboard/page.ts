@@ -156,7 +156,7 @@ $("pt-domain").addEventListener("change", () => { drawPageTable().catch((e) => {
 let studyShown = false;
 function drawStudy(s) {
   if (s.hasStudy && !studyShown) { studyShown = true; $("study").replaceChildren(el("iframe", { src: "/study", title: "Study report" })); }
-  if (!s.hasStudy) { studyShown = false; $("study").replaceChildren(el("div", { class: "empty" }, "no study results")); }
+  if (!s.hasStudy) { studyShown = false; $("study").replaceChildren(el("div", { class: "empty" }, s.studyError || "no study results")); }
 }
 function onSnapshot(s) {
   const now = performance.now();

@@ -5,7 +5,11 @@
  *
  * Invariant: a snapshot is plain JSON (no functions, no cycles), so it goes over SSE as is.
  */
-import type { StudyResults } from "@hyperlab/study";
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { HyperlabError } from "@hyperlab/core";
+import { RESULTS_FORMAT, type StudyResults } from "@hyperlab/study";
+import type { ToolstackErrorCode } from "../errors";
 import type { XlHost } from "../xl/types";
 
 /** Traffic on one event-channel port: cumulative notifications sent and received. */
@@ -88,6 +92,8 @@ export interface DashboardSnapshot {
   grants: GrantMapping[];
   rings: RingOccupancy[];
   hasStudy: boolean;
+  /** Why the study's results could not be read (the rest of the page still updates). */
+  studyError?: string;
   hasPageTables: boolean;
 }
 
@@ -115,7 +121,10 @@ export async function snapshot(source: DashboardSource): Promise<DashboardSnapsh
     source.evtchnTraffic?.() ?? [],
     source.grantMappings?.() ?? [],
     source.rings?.() ?? [],
-    source.study?.(),
+    source.study?.().then(
+      (r) => ({ r, error: undefined }),
+      (e: unknown) => ({ r: undefined, error: e instanceof Error ? e.message : String(e) }),
+    ),
   ]);
   const domains = await Promise.all(
     doms.map(async (d): Promise<DashDomain> => {
@@ -144,7 +153,43 @@ export async function snapshot(source: DashboardSource): Promise<DashboardSnapsh
     evtchn,
     grants,
     rings,
-    hasStudy: study !== undefined,
+    hasStudy: study?.r !== undefined,
+    ...(study?.error === undefined ? {} : { studyError: study.error }),
     hasPageTables: source.pageTable !== undefined,
+  };
+}
+
+/**
+ * A `study` stream for DashboardSource reading a results.json (or a study's --out folder)
+ * each time it is asked, so a study still running shows its latest results. A missing file
+ * is "no results"; a file that is not a study's results throws with what to do.
+ */
+export function studyResultsFile(path: string): () => Promise<StudyResults | undefined> {
+  return async () => {
+    let file = path;
+    let text: string;
+    try {
+      if ((await stat(path)).isDirectory()) file = join(path, "results.json");
+      text = await readFile(file, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw e;
+    }
+    let j: unknown;
+    try {
+      j = JSON.parse(text);
+    } catch (e) {
+      throw new HyperlabError<ToolstackErrorCode>(
+        "TOOLSTACK_DASHBOARD",
+        `${file} is not valid JSON (${(e as Error).message}): give the results.json a study wrote.`,
+      );
+    }
+    if ((j as { format?: unknown })?.format !== RESULTS_FORMAT) {
+      throw new HyperlabError<ToolstackErrorCode>(
+        "TOOLSTACK_DASHBOARD",
+        `${file} is not a study's results (its "format" is not "${RESULTS_FORMAT}"): give the results.json hyperlab study wrote.`,
+      );
+    }
+    return j as StudyResults;
   };
 }

@@ -4,19 +4,19 @@
 // with no console errors, shows every section, and shows a domain created a moment later
 // without a reload (pushed over Server-Sent Events); the page-table tree and the study
 // report (@hyperlab/study's, in a frame) draw too.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runStudy, type StudyResults } from "@hyperlab/study";
+import { runStudy } from "@hyperlab/study";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Dashboard, startDashboard } from "../../src/dashboard/index";
+import { type Dashboard, startDashboard, studyResultsFile } from "../../src/dashboard/index";
 import { addDomain, fakeSource } from "./fixture";
 
 const CHROMIUM = "/usr/bin/chromium";
 const dir = mkdtempSync(join(tmpdir(), "hyperlab-dashboard-browser-"));
 let browser: BrowserContext;
-let study: StudyResults;
+let studyDir: string;
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
@@ -48,7 +48,7 @@ beforeAll(async () => {
     },
     { outDir: out },
   );
-  study = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as StudyResults;
+  studyDir = out;
 }, 120_000);
 
 afterAll(async () => {
@@ -75,7 +75,7 @@ describe("the dashboard in chromium", () => {
 
   it("loads with no console errors and shows a domain created a moment later, without reload", async () => {
     const src = fakeSource();
-    src.study = async () => study;
+    src.study = studyResultsFile(studyDir);
     dash = await startDashboard(src, { port: 0, intervalMs: 200 });
     const page = await browser.newPage();
     const problems = watch(page);

@@ -1,9 +1,12 @@
 // The dashboard over HTTP: every route, the SSE stream (first frame, pushes on change, error
 // frames from a failing source), and the user mistakes startDashboard refuses.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { isHyperlabError } from "@hyperlab/core";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Dashboard, startDashboard } from "../../src/dashboard/index";
+import { type Dashboard, startDashboard, studyResultsFile } from "../../src/dashboard/index";
 import { addDomain, fakeSource } from "./fixture";
 
 let dash: Dashboard | undefined;
@@ -193,5 +196,43 @@ describe("startDashboard", () => {
     await d.close();
     await ended;
     await expect(get(d.url)).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
+
+describe("studyResultsFile", () => {
+  it("reads a results.json or a study folder each time; missing is no results; junk says what to give", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "dash-study-"));
+    try {
+      const read = studyResultsFile(join(dir, "out"));
+      expect(await read()).toBeUndefined();
+      mkdirSync(join(dir, "out"));
+      expect(await read()).toBeUndefined();
+      writeFileSync(join(dir, "out", "results.json"), '{"format":"hyperlab-study/2","runs":[]}');
+      expect((await read())?.format).toBe("hyperlab-study/2");
+      writeFileSync(join(dir, "out", "results.json"), "{nope");
+      await expect(read()).rejects.toSatisfy(
+        (e: unknown) =>
+          isHyperlabError(e, ["TOOLSTACK_DASHBOARD"]) &&
+          /is not valid JSON/.test((e as Error).message),
+      );
+      writeFileSync(join(dir, "x.json"), '{"format":"other"}');
+      await expect(studyResultsFile(join(dir, "x.json"))()).rejects.toThrow(
+        /is not a study's results/,
+      );
+      // served: /study answers 500 with the message while the file is junk
+      const src = fakeSource();
+      src.study = studyResultsFile(join(dir, "x.json"));
+      dash = await startDashboard(src, { port: 0, intervalMs: 60_000 });
+      const r = await get(`${dash.url}study`);
+      expect(r.status).toBe(500);
+      expect(r.body).toContain("is not a study's results");
+      // ... while the snapshot still carries everything else, and says why.
+      const snap = JSON.parse((await get(`${dash.url}api/snapshot`)).body);
+      expect(snap.domains).toHaveLength(1);
+      expect(snap.hasStudy).toBe(false);
+      expect(snap.studyError).toMatch(/is not a study's results/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
