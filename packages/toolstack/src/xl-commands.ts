@@ -29,7 +29,7 @@ function guarded(verb: string, run: Verb["run"]): Verb["run"] {
 
 const XL_VERBS: Record<string, Verb> = {
   list: {
-    summary: "list [-l] [-v] [-Z] [-c] [DOM] list domains, as xl list",
+    summary: "list [-lvZc] [DOM]        list domains, as xl list",
     run: listVerb,
   },
   info: { summary: "info [NAME]               the host, as xl info", run: infoVerb },
@@ -38,11 +38,11 @@ const XL_VERBS: Record<string, Verb> = {
     run: vcpuListVerb,
   },
   "sched-credit": {
-    summary: "sched-credit [-d DOM ...]  get/set credit scheduler parameters, as xl sched-credit",
+    summary: "sched-credit [options]    get/set credit scheduler parameters, as xl sched-credit",
     run: schedCreditVerb,
   },
   "sched-credit2": {
-    summary: "sched-credit2 [-d DOM ...] get/set credit2 scheduler parameters, as xl sched-credit2",
+    summary: "sched-credit2 [options]   get/set credit2 scheduler parameters, as xl sched-credit2",
     run: schedCredit2Verb,
   },
   domid: { summary: "domid NAME                a domain's id, as xl domid", run: domidVerb },
