@@ -1,3 +1,4 @@
+export { type PageTableWalkOptions, type PteHalves, pageTableTree } from "./pagetable";
 export { type Dashboard, type DashboardOptions, startDashboard } from "./server";
 export {
   type DashboardSnapshot,
