@@ -53,6 +53,7 @@ export {
   createGuestPort,
   type HostGuestPort,
 } from "./host";
+export { readb, readl, readw, writeb, writel, writew } from "./io";
 export {
   FIXADDR_TOP,
   fixToVirt,

@@ -33,9 +33,18 @@ export interface GuestPort {
   /**
    * The interrupt lines of the IO-APIC this kernel may program itself (bare metal), or null
    * where it has none it may touch (a Xen PV guest routes interrupts through Xen; nested and
-   * shadow paging guests will get an emulated one with the device models).
+   * shadow paging guests get their VM's virtual IO-APIC when the host has an `io-bus`).
    */
   readonly ioApic: IrqLines | null;
+  /**
+   * A load of `width` (1, 2 or 4) bytes at virtual address `va` on cpu `cpu` through an
+   * uncached (device) mapping, as readb/readw/readl compile to: the value, or -1 when the access
+   * faulted. On bare metal and Xen PV it reaches the machine's MMIO decoder; under nested
+   * paging it exits to the host, whose device model (the `io-bus` slot) emulates it.
+   */
+  mmioRead(cpu: number, va: number, width: 1 | 2 | 4): number;
+  /** The store twin of mmioRead (writeb/writew/writel): false when the access faulted. */
+  mmioWrite(cpu: number, va: number, width: 1 | 2 | 4, value: number): boolean;
   /** The machine clock, in nanoseconds (the TSC a native kernel reads). */
   readonly clock: { readonly now: number };
   /**
