@@ -1,0 +1,49 @@
+/*
+ * A VM's in-kernel irqchip (KVM's virtual IO-APIC, arch/x86/kvm/ioapic.c, with the local APIC
+ * virtualized): interrupt lines that the guest kernel programs exactly as it programs the
+ * machine's, and that the VM's emulated devices raise. A delivery is an injection: KVM sets
+ * the vector in the vCPU's virtual IRR and enters the guest with it (kvm_inject_irq;
+ * kvm_stat's irq_injections), and the guest's native irq flow runs its handler.
+ *
+ * EOI (a decision, docs/decisions.md): the local APIC is modelled with APICv's virtual
+ * interrupt delivery. An EOI of an edge vector is completed by the CPU without an exit; a
+ * level vector's bit is set in the EOI-exit bitmap, so its EOI exits (EXIT_REASON_EOI_INDUCED)
+ * and KVM clears the IO-APIC's remote IRR (kvm_ioapic_update_eoi), re-injecting a line the
+ * device still asserts. The guest's native apic ops touch the IO-APIC only for a level EOI,
+ * which is exactly the set of EOIs that exit here.
+ *
+ * Invariants: IrqLines' own (one handler per line, level lines held in service until EOI);
+ * every handler call is counted as one injection and every line EOI as one exit.
+ */
+import { type IrqHandler, IrqLines } from "@hyperlab/machine";
+
+/** GSIs of the virtual IO-APIC: 24, as KVM_IOAPIC_NUM_PINS. */
+export const KVM_IOAPIC_NUM_PINS = 24;
+
+export class VirtualIoApic extends IrqLines {
+  /** Interrupts injected into the guest (handler entries). */
+  injections = 0;
+  /** EOIs that exited (level vectors, EOI-exit bitmap). */
+  eoiExits = 0;
+
+  constructor() {
+    super(KVM_IOAPIC_NUM_PINS);
+  }
+
+  override setHandler(gsi: number, handler: IrqHandler | null): void {
+    super.setHandler(
+      gsi,
+      handler === null
+        ? null
+        : (g) => {
+            this.injections++;
+            handler(g);
+          },
+    );
+  }
+
+  override eoi(gsi: number): void {
+    this.eoiExits++;
+    super.eoi(gsi);
+  }
+}

@@ -1,0 +1,147 @@
+/*
+ * One VM's I/O as a KVM-style host keeps it: the guest-physical device space (Linux's
+ * kvm_io_bus for KVM_MMIO_BUS, then QEMU's memory-region dispatch after KVM_EXIT_MMIO), the
+ * emulated PCI bus with its ECAM window, virtio-mmio windows, the virtual IO-APIC, and the
+ * memory map device models DMA through.
+ *
+ * The emulated PCI devices are @hyperlab/machine's own DiskController and Nic, unchanged: they
+ * sit on a PciBus whose "machine" is this VM's view (its device space, its IO-APIC lines, and
+ * a DMA translator that is the VM's memory map), so a driver written for the real devices
+ * runs against them in the guest, and the DMA they do lands only in frames the VM owns.
+ *
+ * Invariants: an MMIO exit reaches only this VM's device space; every exit completes (an
+ * access no device claims reads all ones and a write to it is dropped, as QEMU's unassigned
+ * memory answers) and is counted once under its exit reason; nothing a guest writes throws.
+ */
+import type { Domain, Hypervisor, Vcpu } from "@hyperlab/core";
+import {
+  DiskController,
+  type DiskControllerOptions,
+  type Machine,
+  MmioMap,
+  Nic,
+  type NicOptions,
+  PciBus,
+  VIRTIO_MMIO_SIZE,
+} from "@hyperlab/machine";
+import { VMX_EXIT_REASONS_MAX } from "@hyperlab/paging";
+import { kvmIoError } from "./errors";
+import { GuestMemory } from "./guest-memory";
+import { KVM_IOAPIC_NUM_PINS, VirtualIoApic } from "./irqchip";
+import type { VirtioMmioDevice, VirtioBackend } from "./virtio/mmio";
+import { VirtioMmio } from "./virtio/mmio";
+
+/** First GSI handed to virtio-mmio devices (Firecracker starts its legacy IRQs at 5). */
+export const VIRTIO_MMIO_FIRST_GSI = 5;
+/** Last GSI below the PCI INTx swizzle (16-19). */
+const VIRTIO_MMIO_LAST_GSI = 15;
+
+/** Counters of one VM's I/O path. */
+export interface VmIoCounts {
+  /** Accesses that exited to the device model (any reason). */
+  mmioExits: number;
+  mmioReads: number;
+  mmioWrites: number;
+  /** Exits no device claimed (reads answered all ones, writes dropped). */
+  unclaimed: number;
+}
+
+export class VmIo {
+  readonly domain: Domain;
+  /** The VM's guest-physical device space. */
+  readonly mmio = new MmioMap();
+  readonly ioApic = new VirtualIoApic();
+  readonly memory: GuestMemory;
+  /** The emulated PCI bus (ECAM in `mmio`), for the machine's device models. */
+  readonly pci: PciBus;
+  /** Exits handled here, by VM-exit basic reason. */
+  readonly exits = new Float64Array(VMX_EXIT_REASONS_MAX);
+  readonly counts: VmIoCounts = { mmioExits: 0, mmioReads: 0, mmioWrites: 0, unclaimed: 0 };
+  /** Where the next virtio-mmio window goes. */
+  readonly virtioBase: number;
+  private readonly virtio: VirtioMmio[] = [];
+
+  constructor(hv: Hypervisor, d: Domain) {
+    this.domain = d;
+    this.memory = new GuestMemory(hv, d);
+    const m = hv.machine;
+    // The VM as its emulated PCI devices see it: its device space, its IO-APIC lines, host RAM
+    // (BARs go above it, where no gfn is RAM) and the machine's DMA engine behind the VM's
+    // memory map (set as the bus's translator below).
+    const view = { ...m, mmio: this.mmio, irqs: this.ioApic } as Machine;
+    this.pci = new PciBus(view, null);
+    this.pci.translator = this.memory;
+    this.virtioBase = this.pci.ecamBase + 0x1000_0000;
+  }
+
+  /** The emulated disk controller (the machine's model) on this VM's PCI bus. */
+  addDisk(options: DiskControllerOptions): DiskController {
+    return new DiskController(this.pci, options);
+  }
+
+  /** The emulated NIC (the machine's model) on this VM's PCI bus. */
+  addNic(options: NicOptions = {}): Nic {
+    return new Nic(this.pci, options);
+  }
+
+  /** What the VM's firmware does at boot: places every BAR and routes INTx (call once, after adding PCI devices). */
+  assignPciResources(): void {
+    this.pci.assignResources();
+  }
+
+  /**
+   * A virtio-mmio device with `backend` behind it, at the next window above the PCI hole, on
+   * the next free GSI from 5 (what a kernel command line `virtio_mmio.device=4K@base:gsi`
+   * tells the guest).
+   */
+  addVirtio(backend: VirtioBackend): VirtioMmioDevice {
+    const n = this.virtio.length;
+    const gsi = VIRTIO_MMIO_FIRST_GSI + n;
+    if (gsi > VIRTIO_MMIO_LAST_GSI || gsi >= KVM_IOAPIC_NUM_PINS) {
+      throw kvmIoError(
+        "KVM_IO_NO_GSI",
+        `This VM already has ${n} virtio-mmio devices, all GSIs from ${VIRTIO_MMIO_FIRST_GSI} to ${VIRTIO_MMIO_LAST_GSI}; add fewer devices.`,
+      );
+    }
+    const base = this.virtioBase + n * VIRTIO_MMIO_SIZE;
+    const dev = new VirtioMmio(this.memory, backend, (level) =>
+      level ? this.ioApic.raise(gsi) : this.ioApic.lower(gsi),
+    );
+    this.mmio.register({
+      name: `virtio-mmio.${n} (${backend.name})`,
+      base,
+      len: VIRTIO_MMIO_SIZE,
+      read: (off, w) => dev.read(off, w),
+      write: (off, w, v) => dev.write(off, w, v),
+    });
+    this.virtio.push(dev);
+    return { base, size: VIRTIO_MMIO_SIZE, gsi, transport: dev };
+  }
+
+  /** The virtio-mmio devices, in the order they were added. */
+  virtioDevices(): readonly VirtioMmio[] {
+    return this.virtio;
+  }
+
+  /**
+   * KVM's handle_ept_misconfig / handle_ept_violation for a gpa without RAM, then
+   * KVM_EXIT_MMIO to the device model: emulates one access. The value read (unsigned) or 0
+   * after a write; -1 only for an access no instruction can make (bad width or address).
+   */
+  mmioExit(vcpu: Vcpu, reason: number, gpa: number, width: number, write: boolean, value: number): number {
+    if (vcpu?.domain !== this.domain) return -1;
+    if (!(width === 1 || width === 2 || width === 4)) return -1;
+    if (!(Number.isSafeInteger(gpa) && gpa >= 0 && gpa + width <= 2 ** 52)) return -1;
+    if (Number.isInteger(reason) && reason >= 0 && reason < VMX_EXIT_REASONS_MAX) this.exits[reason]++;
+    this.counts.mmioExits++;
+    const r = this.mmio.lookup(gpa);
+    if (r === undefined || gpa + width > r.base + r.len) this.counts.unclaimed++;
+    if (write) {
+      this.counts.mmioWrites++;
+      this.mmio.write(gpa, width, value >>> 0);
+      return 0;
+    }
+    this.counts.mmioReads++;
+    return this.mmio.read(gpa, width);
+  }
+}
