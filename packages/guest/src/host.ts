@@ -60,7 +60,9 @@ export function createGuestPort(hv: Hypervisor, d: Domain): HostGuestPort {
   };
   /** Loads and stores inside one page only: a device access never straddles pages. */
   const onePage = (va: number, w: number) =>
-    Number.isSafeInteger(va) && va >= 0 && Math.floor(va / 4096) === Math.floor((va + w - 1) / 4096);
+    Number.isSafeInteger(va) &&
+    va >= 0 &&
+    Math.floor(va / 4096) === Math.floor((va + w - 1) / 4096);
   const ram = machine.ram;
   return {
     vcpus,

@@ -26,7 +26,10 @@ export class GuestMemory implements BusTranslator {
   /** Accesses refused: a range not wholly in frames the domain owns. */
   refused = 0;
 
-  constructor(hv: Hypervisor, readonly domain: Domain) {
+  constructor(
+    hv: Hypervisor,
+    readonly domain: Domain,
+  ) {
     this.ram = hv.machine.ram;
     this.owner = hv.frames.owner;
     this.domid = domain.domid;

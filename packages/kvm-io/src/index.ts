@@ -1,4 +1,4 @@
-export { type KvmIoError, type KvmIoErrorCode } from "./errors";
+export type { KvmIoError, KvmIoErrorCode } from "./errors";
 export { GuestMemory } from "./guest-memory";
 export { KVM_IOAPIC_NUM_PINS, VirtualIoApic } from "./irqchip";
 export { KvmIo, kvmIo } from "./plugin";
@@ -22,5 +22,5 @@ export {
   type VirtioNetCounts,
   type VirtioNetOptions,
 } from "./virtio/net";
-export { VIRTQUEUE_MAX_SEGS, VQ_BROKEN, VQ_EMPTY, VirtQueue } from "./virtio/queue";
+export { VIRTQUEUE_MAX_SEGS, VirtQueue, VQ_BROKEN, VQ_EMPTY } from "./virtio/queue";
 export { VIRTIO_MMIO_FIRST_GSI, VmIo, type VmIoCounts } from "./vm";

@@ -12,8 +12,14 @@
  * device still asserts. The guest's native apic ops touch the IO-APIC only for a level EOI,
  * which is exactly the set of EOIs that exit here.
  *
+ * Injection happens at VM entry: a line a device raises while a vCPU is in an exit (the
+ * device model is emulating its access) is latched and delivered when the exit returns
+ * (`exitDone`), unless the device lowered it meanwhile; a line raised outside any exit (a
+ * frame arriving from the bridge) is delivered at once, as KVM kicks the vCPU.
+ *
  * Invariants: IrqLines' own (one handler per line, level lines held in service until EOI);
- * every handler call is counted as one injection and every line EOI as one exit.
+ * every handler call is counted as one injection and every line EOI as one exit; no handler
+ * runs inside an exit.
  */
 import { type IrqHandler, IrqLines } from "@hyperlab/machine";
 
@@ -26,8 +32,45 @@ export class VirtualIoApic extends IrqLines {
   /** EOIs that exited (level vectors, EOI-exit bitmap). */
   eoiExits = 0;
 
+  /** Exits in progress (nested only through the host's own code paths). */
+  private inExit = 0;
+  /** Lines raised during the exit and still asserted, to raise at VM entry. */
+  private readonly deferred = new Uint8Array(KVM_IOAPIC_NUM_PINS);
+  private anyDeferred = false;
+
   constructor() {
     super(KVM_IOAPIC_NUM_PINS);
+  }
+
+  /** A vCPU left the guest for the device model. */
+  exitBegin(): void {
+    this.inExit++;
+  }
+
+  /** The exit returns: raise what devices raised meanwhile (the injection at VM entry). */
+  exitDone(): void {
+    if (--this.inExit > 0 || !this.anyDeferred) return;
+    this.anyDeferred = false;
+    const d = this.deferred;
+    for (let g = 0; g < d.length; g++) {
+      if (d[g] === 0) continue;
+      d[g] = 0;
+      super.raise(g);
+    }
+  }
+
+  override raise(gsi: number): void {
+    if (this.inExit > 0 && gsi >>> 0 === gsi && gsi < KVM_IOAPIC_NUM_PINS) {
+      this.deferred[gsi] = 1;
+      this.anyDeferred = true;
+      return;
+    }
+    super.raise(gsi);
+  }
+
+  override lower(gsi: number): void {
+    if (gsi >>> 0 === gsi && gsi < KVM_IOAPIC_NUM_PINS) this.deferred[gsi] = 0;
+    super.lower(gsi);
   }
 
   override setHandler(gsi: number, handler: IrqHandler | null): void {

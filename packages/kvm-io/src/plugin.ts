@@ -34,7 +34,14 @@ export class KvmIo implements IoBusService {
     return [...this.vms.values()];
   }
 
-  mmioExit(vcpu: Vcpu, reason: number, gpa: number, width: 1 | 2 | 4, write: boolean, value: number): number {
+  mmioExit(
+    vcpu: Vcpu,
+    reason: number,
+    gpa: number,
+    width: 1 | 2 | 4,
+    write: boolean,
+    value: number,
+  ): number {
     const v = this.vms.get(vcpu?.domain?.domid);
     if (v === undefined) return -1;
     return v.mmioExit(vcpu, reason, gpa, width, write, value);
@@ -68,7 +75,8 @@ declare module "@hyperlab/core" {
 export function kvmIo(): Plugin {
   return {
     name: "kvm-io",
-    description: "KVM-style I/O: MMIO exits to a host device model, injected interrupts, virtio-mmio",
+    description:
+      "KVM-style I/O: MMIO exits to a host device model, injected interrupts, virtio-mmio",
     provides: ["io-bus", "kvm-io"],
     requires: [],
     setup(ctx) {

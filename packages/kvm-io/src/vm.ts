@@ -28,7 +28,7 @@ import { VMX_EXIT_REASONS_MAX } from "@hyperlab/paging";
 import { kvmIoError } from "./errors";
 import { GuestMemory } from "./guest-memory";
 import { KVM_IOAPIC_NUM_PINS, VirtualIoApic } from "./irqchip";
-import type { VirtioMmioDevice, VirtioBackend } from "./virtio/mmio";
+import type { VirtioBackend, VirtioMmioDevice } from "./virtio/mmio";
 import { VirtioMmio } from "./virtio/mmio";
 
 /** First GSI handed to virtio-mmio devices (Firecracker starts its legacy IRQs at 5). */
@@ -128,20 +128,34 @@ export class VmIo {
    * KVM_EXIT_MMIO to the device model: emulates one access. The value read (unsigned) or 0
    * after a write; -1 only for an access no instruction can make (bad width or address).
    */
-  mmioExit(vcpu: Vcpu, reason: number, gpa: number, width: number, write: boolean, value: number): number {
+  mmioExit(
+    vcpu: Vcpu,
+    reason: number,
+    gpa: number,
+    width: number,
+    write: boolean,
+    value: number,
+  ): number {
     if (vcpu?.domain !== this.domain) return -1;
     if (!(width === 1 || width === 2 || width === 4)) return -1;
     if (!(Number.isSafeInteger(gpa) && gpa >= 0 && gpa + width <= 2 ** 52)) return -1;
-    if (Number.isInteger(reason) && reason >= 0 && reason < VMX_EXIT_REASONS_MAX) this.exits[reason]++;
+    if (Number.isInteger(reason) && reason >= 0 && reason < VMX_EXIT_REASONS_MAX)
+      this.exits[reason]++;
     this.counts.mmioExits++;
     const r = this.mmio.lookup(gpa);
     if (r === undefined || gpa + width > r.base + r.len) this.counts.unclaimed++;
-    if (write) {
-      this.counts.mmioWrites++;
-      this.mmio.write(gpa, width, value >>> 0);
-      return 0;
+    this.ioApic.exitBegin();
+    try {
+      if (write) {
+        this.counts.mmioWrites++;
+        this.mmio.write(gpa, width, value >>> 0);
+        return 0;
+      }
+      this.counts.mmioReads++;
+      return this.mmio.read(gpa, width);
+    } finally {
+      // VM entry: interrupts the access made the device raise are injected now.
+      this.ioApic.exitDone();
     }
-    this.counts.mmioReads++;
-    return this.mmio.read(gpa, width);
   }
 }

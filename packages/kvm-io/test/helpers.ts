@@ -1,6 +1,13 @@
 /* A KVM-style build for tests: nested paging, kvm-io, one VM with a native guest kernel. */
 import { createHypervisor, type Domain, type Hypervisor } from "@hyperlab/core";
-import { bootNativeKernel, type GuestKernel, ioremap, readl, writel, writew } from "@hyperlab/guest";
+import {
+  bootNativeKernel,
+  type GuestKernel,
+  ioremap,
+  readl,
+  writel,
+  writew,
+} from "@hyperlab/guest";
 import {
   createMachine,
   DISK_CONTROL_ENABLE,
@@ -66,7 +73,9 @@ export class TestDiskDriver {
     readonly ringSize = 8,
   ) {
     const cfg = ecamVa + (fn.bdf << 12);
-    const bar = ((readl(k, cfg + PCI_BASE_ADDRESS_0) & ~0xf) >>> 0) + readl(k, cfg + PCI_BASE_ADDRESS_0 + 4) * 2 ** 32;
+    const bar =
+      ((readl(k, cfg + PCI_BASE_ADDRESS_0) & ~0xf) >>> 0) +
+      readl(k, cfg + PCI_BASE_ADDRESS_0 + 4) * 2 ** 32;
     this.regs = ioremap(k, bar, 4096);
     writew(k, cfg + PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
     this.irq = readl(k, cfg + PCI_INTERRUPT_LINE) & 0xff;

@@ -1,4 +1,3 @@
-import { EXIT_REASON_EOI_INDUCED } from "@hyperlab/paging";
 import { ioremap, readl, readw, writel } from "@hyperlab/guest";
 import {
   DISK_DEVICE_ID,
@@ -14,6 +13,7 @@ import {
   PCI_VENDOR_ID,
 } from "@hyperlab/machine";
 import { EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_EPT_VIOLATION } from "@hyperlab/npt-mmu";
+import { EXIT_REASON_EOI_INDUCED } from "@hyperlab/paging";
 import { describe, expect, it } from "vitest";
 import { bootGuest, kvmBuild, TestDiskDriver } from "./helpers";
 

@@ -25,7 +25,14 @@ export interface IoBusService {
    * `reason`. For a read, returns the value (unsigned); for a write of `value`, returns 0.
    * Returns -1 when no device of the vCPU's VM claims the access.
    */
-  mmioExit(vcpu: Vcpu, reason: number, gpa: number, width: 1 | 2 | 4, write: boolean, value: number): number;
+  mmioExit(
+    vcpu: Vcpu,
+    reason: number,
+    gpa: number,
+    width: 1 | 2 | 4,
+    write: boolean,
+    value: number,
+  ): number;
   /** d's virtual IO-APIC lines (created on first use). */
   ioApic(d: Domain): IrqLines;
 }

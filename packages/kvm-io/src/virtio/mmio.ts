@@ -134,7 +134,12 @@ export class VirtioMmio {
   ) {
     this.queues = [];
     for (let i = 0; i < backend.numQueues; i++) this.queues.push(new VirtQueue(memory));
-    for (const b of [VIRTIO_F_VERSION_1, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, ...backend.featureBits]) {
+    for (const b of [
+      VIRTIO_F_VERSION_1,
+      VIRTIO_F_EVENT_IDX,
+      VIRTIO_F_INDIRECT_DESC,
+      ...backend.featureBits,
+    ]) {
       bit(this.deviceFeatures, b);
     }
     backend.attach(this);
@@ -147,7 +152,10 @@ export class VirtioMmio {
 
   /** Whether the device is live: DRIVER_OK and not waiting for a reset. */
   get live(): boolean {
-    return (this.status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0 && (this.status & VIRTIO_CONFIG_S_NEEDS_RESET) === 0;
+    return (
+      (this.status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0 &&
+      (this.status & VIRTIO_CONFIG_S_NEEDS_RESET) === 0
+    );
   }
 
   /** Sets InterruptStatus bits and raises the line (virtio_notify / virtio_notify_config). */
@@ -313,7 +321,10 @@ export class VirtioMmio {
     }
     // The device owns NEEDS_RESET; the driver's other bits are taken as written.
     let s = (v & ~VIRTIO_CONFIG_S_NEEDS_RESET) | (this.status & VIRTIO_CONFIG_S_NEEDS_RESET);
-    if ((s & VIRTIO_CONFIG_S_FEATURES_OK) !== 0 && (this.status & VIRTIO_CONFIG_S_FEATURES_OK) === 0) {
+    if (
+      (s & VIRTIO_CONFIG_S_FEATURES_OK) !== 0 &&
+      (this.status & VIRTIO_CONFIG_S_FEATURES_OK) === 0
+    ) {
       const subset =
         (this.driverFeatures[0] & ~this.deviceFeatures[0]) === 0 &&
         (this.driverFeatures[1] & ~this.deviceFeatures[1]) === 0;

@@ -130,7 +130,8 @@ export class VirtQueue {
       const hi = mem.read32(d + 4);
       const len = mem.read32(d + 8);
       const fn = mem.read32(d + 12);
-      if (lo < 0 || hi < 0 || len < 0 || fn < 0) return this.fail("descriptor table is not in guest memory");
+      if (lo < 0 || hi < 0 || len < 0 || fn < 0)
+        return this.fail("descriptor table is not in guest memory");
       const flags = fn & 0xffff;
       const next = fn >>> 16;
       const addr = hi * 2 ** 32 + lo;
