@@ -330,9 +330,8 @@ export class VirtioMmio {
         (this.driverFeatures[1] & ~this.deviceFeatures[1]) === 0;
       if (!subset || !this.hasFeature(VIRTIO_F_VERSION_1)) s &= ~VIRTIO_CONFIG_S_FEATURES_OK;
     }
-    const wasOk = (this.status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0;
+    // Queues are served on kicks only, as QEMU's devices do; DRIVER_OK just lets kicks through.
     this.status = s;
-    if (!wasOk && this.live) for (let q = 0; q < this.queues.length; q++) this.run(q);
   }
 
   private kick(q: number): void {
