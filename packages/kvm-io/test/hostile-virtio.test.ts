@@ -179,7 +179,9 @@ function apply(w: W, o: Op): void {
     });
   } else if (o.op === "avail") {
     const base = ringOf(o.q) + 2048;
-    o.ring.forEach((h: number, i: number) => ram.write16(base + 4 + 2 * i, h));
+    o.ring.forEach((h: number, i: number) => {
+      ram.write16(base + 4 + 2 * i, h);
+    });
     ram.write16(base + 2, o.idx);
     ram.write16(base + 4 + 2 * 16, o.usedEvent);
   } else if (o.op === "kick") {
