@@ -1,10 +1,4 @@
 import {
-  VirtioBlk as Blk,
-  type VirtioBlk,
-  type VirtioMmioDevice,
-  VirtioNet,
-} from "@hyperlab/kvm-io";
-import {
   MemoryDiskImage,
   NetBridge,
   VIRTIO_BLK_S_IOERR,
@@ -16,8 +10,9 @@ import {
   VIRTIO_BLK_T_OUT,
 } from "@hyperlab/machine";
 import { EXIT_REASON_EPT_MISCONFIG } from "@hyperlab/npt-mmu";
+import { VirtioBlkFront, VirtioNetFront } from "@hyperlab/split-drivers";
 import { describe, expect, it } from "vitest";
-import { VirtioBlkFront, VirtioNetFront } from "../src/index";
+import { VirtioBlk, type VirtioMmioDevice, VirtioNet } from "../src/index";
 import { kvmGuest, kvmWorld } from "./virtio-world";
 
 function blkGuest(sectors = 2048, eventIdx = true) {
@@ -26,7 +21,7 @@ function blkGuest(sectors = 2048, eventIdx = true) {
   let backend!: VirtioBlk;
   let where!: VirtioMmioDevice;
   const g = kvmGuest(w, (vm) => {
-    backend = new Blk({ image });
+    backend = new VirtioBlk({ image });
     where = vm.addVirtio(backend);
   });
   const front = VirtioBlkFront.probe(g.k, where.base, where.gsi, { eventIdx });

@@ -1,9 +1,9 @@
 /* A KVM-style build with virtio devices, for the virtio tests and the bench. */
 import { createHypervisor, type Domain, type Hypervisor } from "@hyperlab/core";
 import { bootNativeKernel, type GuestKernel } from "@hyperlab/guest";
-import { type KvmIo, kvmIo, type VmIo } from "@hyperlab/kvm-io";
 import { createMachine } from "@hyperlab/machine";
 import { nptMmu } from "@hyperlab/npt-mmu";
+import { type KvmIo, kvmIo, type VmIo } from "../src/index";
 
 export const MiB = 2 ** 20;
 
