@@ -1,5 +1,7 @@
-import { ioremap, readl, readw, writel } from "@hyperlab/guest";
+import { createHypervisor } from "@hyperlab/core";
+import { bootNativeKernel, ioremap, readl, readw, writel } from "@hyperlab/guest";
 import {
+  createMachine,
   DISK_DEVICE_ID,
   DISK_MAGIC,
   DISK_OP_READ,
@@ -12,7 +14,7 @@ import {
   PCI_DEVICE_ID,
   PCI_VENDOR_ID,
 } from "@hyperlab/machine";
-import { EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_EPT_VIOLATION } from "@hyperlab/npt-mmu";
+import { EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_EPT_VIOLATION, nptMmu } from "@hyperlab/npt-mmu";
 import { EXIT_REASON_EOI_INDUCED } from "@hyperlab/paging";
 import { describe, expect, it } from "vitest";
 import { bootGuest, kvmBuild, TestDiskDriver } from "./helpers";
@@ -120,5 +122,18 @@ describe("MMIO exits to the host's device model", () => {
     expect(b.kvm.mmioExit(d2.vcpus[0], 49, cfg, 2, false, 0)).toBe(0xffff);
     // A vCPU of one VM presented to another VM's bus is refused.
     expect(vm2.mmioExit(b.d.vcpus[0], 49, cfg, 2, false, 0)).toBe(-1);
+  });
+
+  it("without a device-model host (no kvm-io), a nested guest's access to a gpa without RAM faults", () => {
+    const machine = createMachine({ ramBytes: 64 * 2 ** 20, cpus: 1, seed: 1 });
+    const hv = createHypervisor({ machine, plugins: [nptMmu()] }).boot();
+    const d = hv.createDomain({ maxVcpus: 1, maxPages: 300 });
+    hv.unpauseDomain(d);
+    const k = bootNativeKernel(hv, d, { nrPages: 256 });
+    expect(k.port.ioApic).toBeNull();
+    const va = ioremap(k, 0xd000_0000, 4096);
+    expect(readl(k, va)).toBe(-1);
+    expect(writel(k, va, 1)).toBe(false);
+    expect(k.counts.kernelErrors).toBe(2);
   });
 });
