@@ -15,7 +15,7 @@ import { describe, expect, it } from "vitest";
 import { VirtioBlk, type VirtioMmioDevice, VirtioNet } from "../src/index";
 import { kvmGuest, kvmWorld } from "./virtio-world";
 
-function blkGuest(sectors = 2048, eventIdx = true) {
+function blkGuest(sectors = 2048, eventIdx = true, indirect = true) {
   const w = kvmWorld();
   const image = new MemoryDiskImage(sectors);
   let backend!: VirtioBlk;
@@ -24,7 +24,7 @@ function blkGuest(sectors = 2048, eventIdx = true) {
     backend = new VirtioBlk({ image });
     where = vm.addVirtio(backend);
   });
-  const front = VirtioBlkFront.probe(g.k, where.base, where.gsi, { eventIdx });
+  const front = VirtioBlkFront.probe(g.k, where.base, where.gsi, { eventIdx, indirect });
   if (typeof front === "number") throw new Error(`probe ${front}`);
   return { w, g, image, backend, where, front };
 }
@@ -69,6 +69,30 @@ describe("virtio-blk over virtio-mmio in a KVM-style guest", () => {
     expect(where.transport.counts.notifications).toBe(2);
     expect(g.vm.exits[EXIT_REASON_EPT_MISCONFIG]).toBeGreaterThan(0);
     expect(front.counts).toEqual({ requests: 2, completions: 2, errors: 0 });
+    // Both requests were multi-buffer chains: each took one ring slot through an indirect table.
+    expect(front.vq.indirect).toBe(true);
+    expect(front.vq.counts.indirect).toBe(2);
+    expect(where.transport.queues[0].indirect).toBe(true);
+  });
+
+  it("without INDIRECT_DESC or EVENT_IDX, chains take one descriptor per buffer and NO_INTERRUPT is the flag", () => {
+    const { g, front, where, image } = blkGuest(64, false, false);
+    expect(where.transport.queues[0].indirect).toBe(false);
+    expect(where.transport.queues[0].eventIdx).toBe(false);
+    const buf = g.k.allocPage();
+    g.k.ram.write8(buf * 4096, 0x77);
+    const free0 = front.vq.numFree;
+    let st = -1;
+    front.submit(VIRTIO_BLK_T_OUT, 1, [{ addr: buf * 4096, len: 512 }], (s) => (st = s), false);
+    expect(front.vq.numFree).toBe(free0 - 3);
+    front.vq.disableCb(); // VRING_AVAIL_F_NO_INTERRUPT
+    front.kick();
+    expect(image.bytes[512]).toBe(0x77);
+    expect(st).toBe(-1); // no interrupt: the driver polls
+    expect(where.transport.queues[0].suppressed).toBe(1);
+    expect(front.vq.enableCb()).toBe(false);
+    expect(front.vq.getBuf()?.len).toBe(1);
+    expect(front.vq.counts.indirect).toBe(0);
   });
 
   it("answers flush, GET_ID, out-of-range and unsupported requests as the spec says", () => {

@@ -40,6 +40,8 @@ export interface VirtioBlkFrontOptions {
   queueSize?: number;
   /** Negotiate VIRTIO_F_EVENT_IDX; default true. */
   eventIdx?: boolean;
+  /** Negotiate VIRTIO_F_INDIRECT_DESC (multi-buffer requests take one ring slot); default true. */
+  indirect?: boolean;
 }
 
 export class VirtioBlkFront {
@@ -100,6 +102,7 @@ export class VirtioBlkFront {
     const rc = dev.finalizeFeatures(
       [VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_SEG_MAX],
       options.eventIdx ?? true,
+      options.indirect ?? true,
     );
     if (rc < 0) return rc;
     const front = new VirtioBlkFront(k, dev, options);

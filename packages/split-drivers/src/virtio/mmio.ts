@@ -23,6 +23,7 @@ import {
   VIRTIO_CONFIG_S_FEATURES_OK,
   VIRTIO_CONFIG_S_NEEDS_RESET,
   VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_INDIRECT_DESC,
   VIRTIO_F_VERSION_1,
   VIRTIO_MMIO_CONFIG,
   VIRTIO_MMIO_DEVICE_FEATURES,
@@ -130,13 +131,18 @@ export class VirtioMmioDriver {
 
   /**
    * virtio_finalize_features: accepts `wanted` (bit numbers) that the device offers, plus
-   * VERSION_1 (required) and EVENT_IDX when offered and `eventIdx` is on; 0, or -ENODEV when
+   * VERSION_1 (required), EVENT_IDX and INDIRECT_DESC when offered and asked for; 0, or -ENODEV when
    * the device refuses them or is not a VERSION_1 device.
    */
-  finalizeFeatures(wanted: readonly number[], eventIdx = true): number {
+  finalizeFeatures(wanted: readonly number[], eventIdx = true, indirect = true): number {
     const offered = (n: number) => ((this.deviceFeatures[n >>> 5] >>> (n & 31)) & 1) === 1;
     if (!offered(VIRTIO_F_VERSION_1)) return this.fail();
-    for (const n of [VIRTIO_F_VERSION_1, ...(eventIdx ? [VIRTIO_F_EVENT_IDX] : []), ...wanted]) {
+    // vring_transport_features: the ring features the driver takes when offered.
+    const ring = [
+      ...(eventIdx ? [VIRTIO_F_EVENT_IDX] : []),
+      ...(indirect ? [VIRTIO_F_INDIRECT_DESC] : []),
+    ];
+    for (const n of [VIRTIO_F_VERSION_1, ...ring, ...wanted]) {
       if (offered(n)) this.features[n >>> 5] |= 1 << (n & 31);
     }
     const k = this.kernel;
@@ -171,6 +177,7 @@ export class VirtioMmioDriver {
     while ((n & (n - 1)) !== 0) n &= n - 1;
     const vq = new Virtqueue(k, index, n, {
       eventIdx: this.hasFeature(VIRTIO_F_EVENT_IDX),
+      indirect: this.hasFeature(VIRTIO_F_INDIRECT_DESC),
       notify: (q) => writel(k, r + VIRTIO_MMIO_QUEUE_NOTIFY, q),
     });
     writel(k, r + VIRTIO_MMIO_QUEUE_NUM, n);

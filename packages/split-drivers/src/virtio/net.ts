@@ -43,6 +43,8 @@ export interface VirtioNetFrontOptions {
   queueSize?: number;
   /** Negotiate VIRTIO_F_EVENT_IDX; default true. */
   eventIdx?: boolean;
+  /** Negotiate VIRTIO_F_INDIRECT_DESC (multi-buffer requests take one ring slot); default true. */
+  indirect?: boolean;
   /** Receives each frame (valid during the call). */
   onReceive?: (frame: Uint8Array) => void;
 }
@@ -111,7 +113,11 @@ export class VirtioNetFront {
     const dev = VirtioMmioDriver.probe(k, base, gsi);
     if (typeof dev === "number") return dev;
     if (dev.deviceId !== VIRTIO_ID_NET) return -19;
-    const rc = dev.finalizeFeatures([VIRTIO_NET_F_MAC], options.eventIdx ?? true);
+    const rc = dev.finalizeFeatures(
+      [VIRTIO_NET_F_MAC],
+      options.eventIdx ?? true,
+      options.indirect ?? true,
+    );
     if (rc < 0) return rc;
     const front = new VirtioNetFront(k, dev, options);
     for (let i = 0; i < front.rx.num; i++) front.postRx(i);

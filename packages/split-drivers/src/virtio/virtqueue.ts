@@ -10,7 +10,9 @@
  *
  * Invariants:
  * - A descriptor is either on the free list or in exactly one outstanding chain, whose head
- *   holds the caller's token; numFree counts the free list.
+ *   holds the caller's token; numFree counts the free list. With VIRTIO_F_INDIRECT_DESC a chain
+ *   of 2 to VIRTQ_INDIRECT_MAX buffers takes one ring descriptor pointing at the indirect table
+ *   that belongs to that head (one table per head, so tables need no allocator).
  * - The driver publishes a chain's head in avail.ring before it moves avail.idx (the spec's
  *   write order), and reads a used element only after reading used.idx.
  * - The device is not trusted: a used id that is not an outstanding head, or a used index more
@@ -23,6 +25,7 @@ import {
   VIRTQ_AVAIL_FLAGS,
   VIRTQ_AVAIL_IDX,
   VIRTQ_AVAIL_RING,
+  VIRTQ_DESC_F_INDIRECT,
   VIRTQ_DESC_F_NEXT,
   VIRTQ_DESC_F_WRITE,
   VIRTQ_DESC_SIZE,
@@ -40,6 +43,9 @@ import {
 import { virtioError } from "./errors";
 
 const PAGE = 4096;
+/** Buffers an indirect table holds (512 bytes of descriptors per head). */
+export const VIRTQ_INDIRECT_MAX = 32;
+const INDIRECT_BYTES = VIRTQ_INDIRECT_MAX * VIRTQ_DESC_SIZE;
 
 /** One buffer of a chain: guest-physical address and length. */
 export interface VirtqBuf {
@@ -57,6 +63,8 @@ export interface VirtqueueCounts {
   kicksSuppressed: number;
   /** Callbacks run from the interrupt. */
   callbacks: number;
+  /** Chains made through an indirect table. */
+  indirect: number;
 }
 
 export class Virtqueue<T = unknown> {
@@ -66,6 +74,8 @@ export class Virtqueue<T = unknown> {
   readonly availPa: number;
   readonly usedPa: number;
   readonly eventIdx: boolean;
+  /** VIRTIO_F_INDIRECT_DESC negotiated: multi-buffer chains use an indirect table. */
+  readonly indirect: boolean;
   numFree: number;
   broken: string | null = null;
   readonly counts: VirtqueueCounts = {
@@ -74,6 +84,7 @@ export class Virtqueue<T = unknown> {
     kicks: 0,
     kicksSuppressed: 0,
     callbacks: 0,
+    indirect: 0,
   };
   private freeHead = 0;
   private availIdx = 0;
@@ -85,12 +96,14 @@ export class Virtqueue<T = unknown> {
   private readonly inLen: Uint32Array;
   private readonly ram: GuestKernel["ram"];
   private readonly pages: number[] = [];
+  /** Pages of the per-head indirect tables (8 heads a page), when indirect. */
+  private readonly indirectPages: number[] = [];
 
   constructor(
     readonly kernel: GuestKernel,
     readonly index: number,
     num: number,
-    options: { eventIdx: boolean; notify: (q: number) => void },
+    options: { eventIdx: boolean; indirect?: boolean; notify: (q: number) => void },
   ) {
     if (!(Number.isInteger(num) && num >= 1 && num <= 32768 && (num & (num - 1)) === 0)) {
       throw virtioError(
@@ -100,6 +113,7 @@ export class Virtqueue<T = unknown> {
     }
     this.num = num;
     this.eventIdx = options.eventIdx;
+    this.indirect = options.indirect ?? false;
     this.notify = options.notify;
     this.ram = kernel.ram;
     // vring_create_virtqueue_split: one physically contiguous area, desc then avail then used
@@ -130,13 +144,43 @@ export class Virtqueue<T = unknown> {
       this.ram.write16(this.descPa + i * VIRTQ_DESC_SIZE + 14, i + 1);
     this.tokens = new Array(num).fill(undefined);
     this.inLen = new Uint32Array(num);
+    if (this.indirect) {
+      const per = PAGE / INDIRECT_BYTES;
+      for (let i = 0; i < Math.ceil(num / per); i++) {
+        const pfn = kernel.allocPage();
+        if (pfn < 0) {
+          for (const p of [...this.pages, ...this.indirectPages]) kernel.freePage(p);
+          throw virtioError(
+            "VIRTIO_NO_MEMORY",
+            "No pages for the virtqueue's indirect tables; boot the guest with more memory.",
+          );
+        }
+        this.indirectPages.push(pfn);
+      }
+    }
+  }
+
+  /** Guest-physical address of head `h`'s indirect table. */
+  private indirectPa(h: number): number {
+    const per = PAGE / INDIRECT_BYTES;
+    return this.indirectPages[Math.floor(h / per)] * PAGE + (h % per) * INDIRECT_BYTES;
+  }
+
+  /** Writes one descriptor at `d`. */
+  private writeDesc(d: number, b: VirtqBuf, flags: number, next: number): void {
+    const ram = this.ram;
+    ram.write32(d, b.addr % 2 ** 32);
+    ram.write32(d + 4, Math.floor(b.addr / 2 ** 32));
+    ram.write32(d + 8, b.len);
+    ram.write16(d + 12, flags);
+    ram.write16(d + 14, next);
   }
 
   private readonly notify: (q: number) => void;
 
-  /** The pages of the rings (freed by the driver on removal). */
+  /** The pages of the rings and indirect tables (freed by the driver on removal). */
   ringPages(): readonly number[] {
-    return this.pages;
+    return [...this.pages, ...this.indirectPages];
   }
 
   /**
@@ -148,29 +192,46 @@ export class Virtqueue<T = unknown> {
     if (this.broken !== null) return -5;
     const total = out.length + inBufs.length;
     if (total === 0) return -5;
-    if (total > this.numFree) return -28;
+    const useIndirect = this.indirect && total > 1 && total <= VIRTQ_INDIRECT_MAX;
+    if ((useIndirect ? 1 : total) > this.numFree) return -28;
     const ram = this.ram;
     const head = this.freeHead;
-    let i = head;
-    let prev = -1;
     let inBytes = 0;
-    for (let s = 0; s < total; s++) {
-      const w = s >= out.length;
-      const b = w ? inBufs[s - out.length] : out[s];
-      const d = this.descPa + i * VIRTQ_DESC_SIZE;
-      ram.write32(d, b.addr % 2 ** 32);
-      ram.write32(d + 4, Math.floor(b.addr / 2 ** 32));
-      ram.write32(d + 8, b.len);
+    for (const b of inBufs) inBytes += b.len;
+    if (useIndirect) {
+      // The chain goes into head's own table; the ring gets one INDIRECT descriptor.
+      const t = this.indirectPa(head);
+      for (let s = 0; s < total; s++) {
+        const w = s >= out.length;
+        const b = w ? inBufs[s - out.length] : out[s];
+        const flags = (w ? VIRTQ_DESC_F_WRITE : 0) | (s < total - 1 ? VIRTQ_DESC_F_NEXT : 0);
+        this.writeDesc(t + s * VIRTQ_DESC_SIZE, b, flags, s + 1);
+      }
+      const d = this.descPa + head * VIRTQ_DESC_SIZE;
       const next = ram.read16(d + 14);
-      ram.write16(d + 12, (w ? VIRTQ_DESC_F_WRITE : 0) | (s < total - 1 ? VIRTQ_DESC_F_NEXT : 0));
-      if (w) inBytes += b.len;
-      prev = i;
-      i = next;
+      this.writeDesc(d, { addr: t, len: total * VIRTQ_DESC_SIZE }, VIRTQ_DESC_F_INDIRECT, next);
+      this.freeHead = next;
+      this.numFree -= 1;
+      this.counts.indirect++;
+    } else {
+      let i = head;
+      for (let s = 0; s < total; s++) {
+        const w = s >= out.length;
+        const b = w ? inBufs[s - out.length] : out[s];
+        const d = this.descPa + i * VIRTQ_DESC_SIZE;
+        const next = ram.read16(d + 14);
+        // The last descriptor keeps `next`: where the free list continues.
+        this.writeDesc(
+          d,
+          b,
+          (w ? VIRTQ_DESC_F_WRITE : 0) | (s < total - 1 ? VIRTQ_DESC_F_NEXT : 0),
+          next,
+        );
+        i = next;
+      }
+      this.freeHead = i;
+      this.numFree -= total;
     }
-    // The last descriptor's next is where the free list continues.
-    void prev;
-    this.freeHead = i;
-    this.numFree -= total;
     this.tokens[head] = token;
     this.inLen[head] = inBytes;
     const slot = this.availIdx & (this.num - 1);
