@@ -14,6 +14,9 @@
  *   then, which forces the EOI for everyone.
  * - Every GSI pin is claimed from the IO-APIC at setup (Xen owns it); guest writes to the
  *   IO-APIC go through apic_write, which keeps Xen's vector and destination.
+ * - An MSI irq exists exactly while some domain maps it; while it exists its function's MSI
+ *   capability holds Xen's message (its vector, on CPU 0) and is enabled, and vectorIrq names
+ *   it, so the device's write reaches do_IRQ through the LAPIC Xen owns.
  * - Nothing a guest passes throws: bad values get Xen 4.17's negative errno.
  */
 import {
@@ -36,10 +39,21 @@ import {
   type SetupContext,
 } from "@hyperlab/core";
 import {
+  DELIVERY_FIXED,
   IO_APIC_REDTBL,
   IO_APIC_RTE_LEVEL,
   IO_APIC_RTE_MASKED,
   IO_APIC_RTE_POLARITY_LOW,
+  MSI_ADDR_DEST_SHIFT,
+  MSI_DATA_DELIVERY_SHIFT,
+  PCI_MSI_ADDRESS_HI,
+  PCI_MSI_ADDRESS_LO,
+  PCI_MSI_DATA_32,
+  PCI_MSI_DATA_64,
+  PCI_MSI_FLAGS,
+  PCI_MSI_FLAGS_64BIT,
+  PCI_MSI_FLAGS_ENABLE,
+  type PciFunction,
   type Platform,
 } from "@hyperlab/machine";
 import { apicHooksError } from "./errors";
@@ -58,6 +72,10 @@ export const FORCED_EOI_NS = 1_000_000;
 
 /** The first vector Xen hands out to IO-APIC pins in this model. */
 const XEN_VECTOR_BASE = 0x30;
+/** The last vector Xen gives a device (below its own system vectors). */
+const XEN_LAST_DYNAMIC_VECTOR = 0xdf;
+/** The LAPICs' MSI window (x86's MSI_ADDR_BASE_LO). */
+const MSI_ADDR_BASE = 0xfee0_0000;
 
 export interface ApicHooksOptions {
   /** The chipset whose IO-APIC Xen takes over; default createPlatform(machine) at setup. */
@@ -123,6 +141,8 @@ export class ApicHooks implements IrqService {
   private readonly timer: Float64Array;
   private readonly gsiSetup: Uint8Array;
   private readonly msiBdf: Int32Array;
+  /** Which MSI irq each LAPIC vector belongs to (-1: none), as Xen's per-CPU vector_irq. */
+  private readonly vectorIrq = new Int32Array(256).fill(-1);
   private readonly sharers: number[][];
   private readonly timerCbs: ((now: number) => void)[];
   readonly counters: ApicHooksCounters = { delivered: 0, sent: 0, forcedEois: 0, unbound: 0 };
@@ -177,6 +197,19 @@ export class ApicHooks implements IrqService {
     // Xen owns the IO-APIC: every pin's line comes to do_IRQ here.
     const onGsi = (gsi: number) => this.doIrq(gsi);
     for (let p = 0; p < io.pins; p++) io.claim(io.gsiBase + p, onGsi);
+    // Xen owns the local APICs too: an MSI's vector reaches do_IRQ, which acks it at once
+    // (a maskable MSI needs no EOI from the guest); other vectors go on as they would.
+    for (const lapic of platform.apics.lapics) {
+      const prev = lapic.intercept;
+      lapic.intercept = (vector, level, apic) => {
+        const irq = this.vectorIrq[vector];
+        if (irq >= 0) {
+          this.doIrq(irq);
+          return true;
+        }
+        return prev?.(vector, level, apic) ?? false;
+      };
+    }
     this.evtchn.setPirqHooks({
       bind: (d, pirq, willShare) => this.guestBind(d, pirq, willShare),
       unbind: (d, pirq) => this.guestUnbind(d, pirq),
@@ -290,10 +323,11 @@ export class ApicHooks implements IrqService {
     if (irq < 0) {
       for (let i = this.nrIrqsGsi; i < this.nrIrqs && irq < 0; i++)
         if (this.kind[i] === KIND_FREE) irq = i;
-      if (irq < 0) return -ENOSPC;
+      if (irq < 0 || this.vectorOf(irq) > XEN_LAST_DYNAMIC_VECTOR) return -ENOSPC;
       this.kind[irq] = KIND_MSI;
       this.msiBdf[irq] = bdf;
       created = true;
+      this.msiEnable(fn, irq);
       // create_irq grants the hardware domain access to a new dynamic irq.
       for (const other of this.doms) if (other?.d.isPrivileged) other.caps[irq] = 1;
     }
@@ -314,7 +348,31 @@ export class ApicHooks implements IrqService {
     return pirq;
   }
 
+  /**
+   * msi_capability_init: Xen writes the message (its vector on CPU 0, fixed delivery, edge)
+   * into the function's MSI capability and enables it; the guest never sees the message.
+   */
+  private msiEnable(fn: PciFunction, irq: number): void {
+    const cap = fn.msiCap;
+    const vector = this.vectorOf(irq);
+    const flags = fn.readConfig(cap + PCI_MSI_FLAGS, 2);
+    const is64 = (flags & PCI_MSI_FLAGS_64BIT) !== 0;
+    fn.writeConfig(cap + PCI_MSI_ADDRESS_LO, 4, MSI_ADDR_BASE | (0 << MSI_ADDR_DEST_SHIFT));
+    if (is64) fn.writeConfig(cap + PCI_MSI_ADDRESS_HI, 4, 0);
+    const data = vector | (DELIVERY_FIXED << MSI_DATA_DELIVERY_SHIFT);
+    fn.writeConfig(cap + (is64 ? PCI_MSI_DATA_64 : PCI_MSI_DATA_32), 2, data);
+    fn.writeConfig(cap + PCI_MSI_FLAGS, 2, flags | PCI_MSI_FLAGS_ENABLE);
+    this.vectorIrq[vector] = irq;
+  }
+
   private freeMsiIrq(irq: number): void {
+    // pci_disable_msi: the function goes back to INTx and the vector is Xen's no more.
+    const fn = this.platform.pci.get(this.msiBdf[irq]);
+    if (fn !== undefined && fn.msiCap !== 0) {
+      const flags = fn.readConfig(fn.msiCap + PCI_MSI_FLAGS, 2);
+      fn.writeConfig(fn.msiCap + PCI_MSI_FLAGS, 2, flags & ~PCI_MSI_FLAGS_ENABLE);
+    }
+    this.vectorIrq[this.vectorOf(irq)] = -1;
     for (const pd of this.doms) if (pd !== undefined) pd.caps[irq] = 0;
     this.kind[irq] = KIND_FREE;
     this.msiBdf[irq] = -1;

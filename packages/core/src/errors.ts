@@ -63,6 +63,8 @@ export const CORE_ERROR_CODES = [
   "DOMAIN_NOT_PAUSED",
   "DOMAIN_NO_MEMORY",
   "FRAME_TYPE_HOOKS_TAKEN",
+  // PCI passthrough (slots/passthrough.ts).
+  "PASSTHROUGH_BAR_UNASSIGNED",
   // The scheduler.
   "SCHED_BAD_CAP",
   "SCHED_BAD_CPU",

@@ -105,6 +105,11 @@ export {
   PFEC_user_mode,
   PFEC_write_access,
 } from "./slots/mmu";
+export {
+  type PciPassthroughGrant,
+  pciPassthroughPermission,
+  pciPassthroughResources,
+} from "./slots/passthrough";
 export type { PvMmuService } from "./slots/pv-mmu";
 export type {
   EventSource,

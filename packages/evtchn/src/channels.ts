@@ -357,14 +357,17 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     if (e.pirqPort[pirq] !== 0) return -EEXIST;
     const port = this.getFreePort(e);
     if (port < 0) return port;
-    const rc = this.pirqHooks?.bind(e.d, pirq, (flags & 1) !== 0) ?? 0;
-    if (rc !== 0) {
-      e.active--;
-      return rc < 0 ? rc : -EINVAL;
-    }
+    // Xen's order: the pirq names its port (info->evtchn) before pirq_guest_bind, so an
+    // interrupt the bind lets through (an edge latched while the pin was masked) finds it.
     this.bindPort(e, port, ECS_PIRQ, 0);
     e.u[port] = pirq;
     e.pirqPort[pirq] = port;
+    const rc = this.pirqHooks?.bind(e.d, pirq, (flags & 1) !== 0) ?? 0;
+    if (rc !== 0) {
+      e.pirqPort[pirq] = 0;
+      this.free(e, port);
+      return rc < 0 ? rc : -EINVAL;
+    }
     a.port = port;
     return 0;
   }

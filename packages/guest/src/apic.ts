@@ -2,7 +2,10 @@
  * Interrupt routing's native default (Linux's arch/x86/kernel/apic/io_apic.c, msi.c and the
  * local APIC's EOI): the kernel programs the IO-APIC itself. A GSI's irq is the GSI; an MSI
  * gets a dynamic irq above the last GSI, with the message (address 0xfee00000 | dest << 12,
- * data = vector, fixed delivery, edge) its driver writes into the device.
+ * data = vector, fixed delivery, edge) its driver writes into the device; the device's write
+ * lands in cpu 0's local APIC (GuestPort.lapic) and the vector's irq handler runs there,
+ * acknowledged by eoi (the LAPIC's EOI register). Masking an MSI irq is the device's mask bit,
+ * which its driver owns; mask/unmask here act on GSI lines only.
  *
  * Invariants: a redirection entry read back is what was written, except the bits the
  * hardware owns (delivery status, remote IRR), which mirror the line; every irq this group
@@ -48,6 +51,20 @@ export function nativeApicOps(port: GuestPort, counts?: ApicNativeCounts): PvApi
   const vectors: number[] = [];
   let nextVector = FIRST_EXTERNAL_VECTOR;
   let nextMsiIrq = nrGsi;
+  // MSI: the message lands in cpu 0's local APIC (when the kernel owns one); its vector names
+  // the irq, whose handler runs as the CPU takes the vector (Linux's common_interrupt).
+  const lapic = port.lapic ?? null;
+  const vectorIrq = new Int32Array(256).fill(-1);
+  const msiHandlers: (((irq: number) => void) | null)[] = [];
+  if (lapic !== null) {
+    lapic.onDeliver = (vector, apic) => {
+      const irq = vectorIrq[vector];
+      const h = irq < 0 ? null : (msiHandlers[irq - nrGsi] ?? null);
+      if (h === null)
+        apic.eoi(); // a vector nobody handles: acknowledged and dropped
+      else h(irq);
+    };
+  }
   const allocVector = (irq: number): number => {
     if (vectors[irq] > 0) return vectors[irq];
     if (nextVector >= FIRST_SYSTEM_VECTOR) return -ENOSPC;
@@ -114,6 +131,8 @@ export function nativeApicOps(port: GuestPort, counts?: ApicNativeCounts): PvApi
       const vector = allocVector(irq);
       if (vector < 0) return vector;
       nextMsiIrq++;
+      vectorIrq[vector] = irq;
+      msiHandlers.push(null);
       c.msiIrqs++;
       // Destination APIC ID 0, physical mode; data: the vector, fixed delivery, edge.
       return { irq, address: MSI_ADDR_BASE, data: vector };
@@ -121,8 +140,8 @@ export function nativeApicOps(port: GuestPort, counts?: ApicNativeCounts): PvApi
     bindIrq(irq, handler) {
       if (lines === null) return -ENODEV;
       if (!isIrq(irq)) return -EINVAL;
-      // An MSI has no line here (no device model sends its message yet); its vector is kept.
       if (isGsi(irq)) lines.setHandler(irq, handler === null ? null : () => handler(irq));
+      else msiHandlers[irq - nrGsi] = handler;
       return 0;
     },
     mask(irq) {
@@ -143,6 +162,7 @@ export function nativeApicOps(port: GuestPort, counts?: ApicNativeCounts): PvApi
       c.eois++;
       // The local APIC's EOI; a level line's is broadcast to the IO-APIC (clears remote IRR).
       if (isGsi(irq) && lines.state(irq).trigger === "level") lines.eoi(irq);
+      else if (!isGsi(irq)) lapic?.eoi();
       return 0;
     },
   };

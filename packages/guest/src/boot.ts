@@ -19,6 +19,7 @@ import {
   VMASST_TYPE_writable_pagetables,
   XENMEM_maximum_ram_page,
 } from "@hyperlab/abi";
+import type { ApicBus } from "@hyperlab/machine";
 import { cpuInit } from "./cpu";
 import { guestError } from "./errors";
 import { XenEvtchnGuest } from "./events";
@@ -45,6 +46,8 @@ export interface NativeStartOptions {
 export interface NativeBootOptions extends NativeStartOptions {
   /** Pages of RAM the kernel gets (allocated to its domain by bootNativeKernel). */
   nrPages: number;
+  /** The chipset's APIC bus (createPlatform's `apics`), so the kernel takes MSIs on cpu 0's LAPIC. */
+  apics?: ApicBus;
 }
 
 export interface XenPvBootOptions extends XenPvOpsOptions {

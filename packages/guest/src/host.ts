@@ -12,6 +12,7 @@
  */
 import { EINVAL, shared_info_x86_64, vcpu_info_x86_64 } from "@hyperlab/abi";
 import { type Domain, type Hypervisor, type MmuFault, PFEC_write_access } from "@hyperlab/core";
+import type { ApicBus } from "@hyperlab/machine";
 import {
   type NativeBootOptions,
   startNativeKernel,
@@ -32,8 +33,21 @@ export interface HostGuestPort extends GuestPort {
   deliverUpcall(cpu: number): number;
 }
 
+/** What a host adds to a port beyond the hypervisor and the domain. */
+export interface GuestPortOptions {
+  /**
+   * The machine's APIC bus (createPlatform's `apics`): on bare metal the kernel then owns
+   * cpu 0's local APIC and takes MSI vectors there. Ignored under Xen, which owns the LAPICs.
+   */
+  apics?: ApicBus;
+}
+
 /** Builds the GuestPort of domain `d` on `hv` (whose `mmu` slot is the CPU's MMU). */
-export function createGuestPort(hv: Hypervisor, d: Domain): HostGuestPort {
+export function createGuestPort(
+  hv: Hypervisor,
+  d: Domain,
+  options: GuestPortOptions = {},
+): HostGuestPort {
   if (hv.domain(d?.domid) !== d) {
     throw guestError(
       "GUEST_BAD_PORT",
@@ -139,7 +153,7 @@ export function bootNativeKernel(
       `Domain ${d.domid} already runs a kernel (vCPU 0 has page tables). Boot one kernel per domain.`,
     );
   }
-  const port = createGuestPort(hv, d);
+  const port = createGuestPort(hv, d, { apics: options.apics });
   const frames: number[] = [];
   // Whole 2 MiB blocks first (aligned, as a buddy allocator hands them out); the rest page by page.
   while (nrPages - frames.length >= HPAGE_PMD_NR) {

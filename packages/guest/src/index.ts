@@ -40,6 +40,34 @@ export {
   dmaSetCoherentMask,
   dmaSetMask,
 } from "./dma-direct";
+export {
+  type Hldisk,
+  type HldiskCounts,
+  type HldiskOptions,
+  type HldiskRequest,
+  hldiskMatch,
+  hldiskProbe,
+} from "./drivers/hldisk";
+export {
+  HLNIC_RX_BUF,
+  type Hlnic,
+  type HlnicCounts,
+  type HlnicOptions,
+  hlnicMatch,
+  hlnicProbe,
+} from "./drivers/hlnic";
+export { freeIrq, type PciIrq, type PciIrqMode, requestIrq } from "./drivers/irq";
+export {
+  type PciDev,
+  type PciHost,
+  pciEnableDevice,
+  pciFindCapability,
+  pciIomap,
+  pciReadConfig,
+  pciResourceStart,
+  pciScanBus,
+  pciWriteConfig,
+} from "./drivers/pci";
 export { type GuestError, type GuestErrorCode, guestError } from "./errors";
 export {
   type EvtchnGuestHost,
@@ -51,6 +79,7 @@ export {
   bootNativeKernel,
   bootXenPvKernel,
   createGuestPort,
+  type GuestPortOptions,
   type HostGuestPort,
 } from "./host";
 export { readb, readl, readw, writeb, writel, writew } from "./io";

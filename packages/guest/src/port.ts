@@ -13,7 +13,7 @@
  * or that `cpu` translated for it.
  */
 import type { MmuBackend, Vcpu } from "@hyperlab/core";
-import type { IrqLines, Ram } from "@hyperlab/machine";
+import type { IrqLines, LocalApic, Ram } from "@hyperlab/machine";
 
 /** The upcall entry a kernel registers (Linux's xen_hypervisor_callback): the events handled. */
 export type UpcallHandler = (cpu: number) => number;
@@ -45,6 +45,11 @@ export interface GuestPort {
   mmioRead(cpu: number, va: number, width: 1 | 2 | 4): number;
   /** The store twin of mmioRead (writeb/writew/writel): false when the access faulted. */
   mmioWrite(cpu: number, va: number, width: 1 | 2 | 4, value: number): boolean;
+  /**
+   * The local APIC of cpu 0 where the kernel owns it (bare metal with a modelled chipset):
+   * MSI messages land in it and the kernel takes their vectors. Absent or null elsewhere.
+   */
+  readonly lapic?: LocalApic | null;
   /** The machine clock, in nanoseconds (the TSC a native kernel reads). */
   readonly clock: { readonly now: number };
   /**

@@ -106,3 +106,5 @@ s2.initPool();
 console.log(
   `pool build (4 MiB, 16 segments)  ${(performance.now() - tb).toFixed(1)} ms, ${s2.counts.exchanges} exchanges (${s2.counts.exchangeFailures} at too narrow a width, final width ${s2.poolDmaBits} bits); boot ${(tb - t0).toFixed(0)} ms`,
 );
+
+import "./interrupts";

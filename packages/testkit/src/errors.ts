@@ -8,6 +8,10 @@ export const TESTKIT_ERROR_CODES = [
   "FRAME_INVARIANTS_BROKEN",
   /** assertGrantInvariants found grant violations. */
   "GRANT_INVARIANTS_BROKEN",
+  /** assertIrqRoutingInvariants found interrupt-routing violations. */
+  "IRQ_ROUTING_INVARIANTS_BROKEN",
+  /** assertIomemInvariants found I/O memory violations. */
+  "IOMEM_INVARIANTS_BROKEN",
 ] as const;
 
 export type TestkitErrorCode = (typeof TESTKIT_ERROR_CODES)[number];

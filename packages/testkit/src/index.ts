@@ -22,6 +22,13 @@ export {
 } from "./guest-conformance";
 export { assertFrameInvariants, checkFrameInvariants, type InvariantOptions } from "./invariants";
 export {
+  assertIomemInvariants,
+  assertIrqRoutingInvariants,
+  checkIomemInvariants,
+  checkIrqRoutingInvariants,
+  type IomemCheckOptions,
+} from "./io-invariants";
+export {
   defineMmuConformance,
   MMU_CONFORMANCE_PAGES,
   type MmuBuildFactory,
