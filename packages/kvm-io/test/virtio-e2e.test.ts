@@ -37,6 +37,7 @@ describe("virtio-blk over virtio-mmio in a KVM-style guest", () => {
     for (let i = 0; i < 4096; i++) g.k.ram.write8(buf * 4096 + i, (i * 13) & 0xff);
     const exits0 = g.vm.counts.mmioExits;
     const inj0 = g.vm.ioApic.injections;
+    const s0 = g.vm.snapshot();
     let st = -1;
     expect(
       front.submit(VIRTIO_BLK_T_OUT, 16, [{ addr: buf * 4096, len: 4096 }], (s) => (st = s)),
@@ -47,6 +48,16 @@ describe("virtio-blk over virtio-mmio in a KVM-style guest", () => {
     expect(g.vm.counts.mmioExits - exits0).toBe(3);
     expect(g.vm.ioApic.injections - inj0).toBe(1);
     expect(g.vm.ioApic.eoiExits).toBe(g.vm.ioApic.injections);
+    // Per request, as a study reads it: two snapshots subtracted.
+    const s1 = g.vm.snapshot();
+    expect(s1.mmioExits - s0.mmioExits).toBe(3);
+    expect(s1.exitsByReason.EPT_MISCONFIG - s0.exitsByReason.EPT_MISCONFIG).toBe(3);
+    expect(s1.notifications - s0.notifications).toBe(1);
+    expect(s1.injections - s0.injections).toBe(1);
+    expect(s1.eoiExits - s0.eoiExits).toBe(1);
+    expect(s1.virtioInterrupts - s0.virtioInterrupts).toBe(1);
+    // The device read the 4 KiB, the header and 3 descriptor/ring words at least.
+    expect(s1.copiedBytes - s0.copiedBytes).toBeGreaterThanOrEqual(4096 + 16 + 1);
     const back = g.k.allocPage();
     st = -1;
     front.submit(
