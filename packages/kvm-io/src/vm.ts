@@ -70,7 +70,7 @@ export class VmIo {
   readonly domain: Domain;
   /** The VM's guest-physical device space. */
   readonly mmio = new MmioMap();
-  readonly ioApic = new VirtualIoApic();
+  readonly ioApic: VirtualIoApic;
   readonly memory: GuestMemory;
   /** The emulated PCI bus (ECAM in `mmio`), for the machine's device models. */
   readonly pci: PciBus;
@@ -83,6 +83,7 @@ export class VmIo {
 
   constructor(hv: Hypervisor, d: Domain) {
     this.domain = d;
+    this.ioApic = new VirtualIoApic(this.exits);
     this.memory = new GuestMemory(hv, d);
     const m = hv.machine;
     // The VM as its emulated PCI devices see it: its device space, its IO-APIC lines, host RAM
