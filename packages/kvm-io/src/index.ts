@@ -23,4 +23,4 @@ export {
   type VirtioNetOptions,
 } from "./virtio/net";
 export { VIRTQUEUE_MAX_SEGS, VirtQueue, VQ_BROKEN, VQ_EMPTY } from "./virtio/queue";
-export { VIRTIO_MMIO_FIRST_GSI, VmIo, type VmIoCounts } from "./vm";
+export { VIRTIO_MMIO_FIRST_GSI, VmIo, type VmIoCounts, type VmIoSnapshot } from "./vm";

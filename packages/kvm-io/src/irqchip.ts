@@ -22,6 +22,7 @@
  * runs inside an exit.
  */
 import { type IrqHandler, IrqLines } from "@hyperlab/machine";
+import { EXIT_REASON_EOI_INDUCED } from "@hyperlab/paging";
 
 /** GSIs of the virtual IO-APIC: 24, as KVM_IOAPIC_NUM_PINS. */
 export const KVM_IOAPIC_NUM_PINS = 24;
@@ -38,7 +39,8 @@ export class VirtualIoApic extends IrqLines {
   private readonly deferred = new Uint8Array(KVM_IOAPIC_NUM_PINS);
   private anyDeferred = false;
 
-  constructor() {
+  /** @param exits the VM's exit counters by reason, where EOI exits are also counted. */
+  constructor(private readonly exits: Float64Array | null = null) {
     super(KVM_IOAPIC_NUM_PINS);
   }
 
@@ -87,6 +89,7 @@ export class VirtualIoApic extends IrqLines {
 
   override eoi(gsi: number): void {
     this.eoiExits++;
+    if (this.exits !== null) this.exits[EXIT_REASON_EOI_INDUCED]++;
     super.eoi(gsi);
   }
 }

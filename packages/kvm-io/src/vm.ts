@@ -24,7 +24,7 @@ import {
   PciBus,
   VIRTIO_MMIO_SIZE,
 } from "@hyperlab/machine";
-import { VMX_EXIT_REASONS_MAX } from "@hyperlab/paging";
+import { VMX_EXIT_REASON_NAMES, VMX_EXIT_REASONS_MAX } from "@hyperlab/paging";
 import { kvmIoError } from "./errors";
 import { GuestMemory } from "./guest-memory";
 import { KVM_IOAPIC_NUM_PINS, VirtualIoApic } from "./irqchip";
@@ -46,11 +46,31 @@ export interface VmIoCounts {
   unclaimed: number;
 }
 
+/** One VM's I/O counters at a moment, for studies (each with its unit in the name). */
+export interface VmIoSnapshot {
+  /** Exits to the device model, and those by VM-exit reason name. */
+  mmioExits: number;
+  exitsByReason: Record<string, number>;
+  /** Accesses no device claimed. */
+  unclaimed: number;
+  /** Interrupts injected, and EOIs that exited. */
+  injections: number;
+  eoiExits: number;
+  /** virtio kicks (QueueNotify writes) over every virtio device. */
+  notifications: number;
+  /** Interrupts the virtio devices raised, and those EVENT_IDX / NO_INTERRUPT suppressed. */
+  virtioInterrupts: number;
+  suppressedInterrupts: number;
+  /** Bytes device models copied from and into guest memory, and accesses refused. */
+  copiedBytes: number;
+  refusedAccesses: number;
+}
+
 export class VmIo {
   readonly domain: Domain;
   /** The VM's guest-physical device space. */
   readonly mmio = new MmioMap();
-  readonly ioApic = new VirtualIoApic();
+  readonly ioApic: VirtualIoApic;
   readonly memory: GuestMemory;
   /** The emulated PCI bus (ECAM in `mmio`), for the machine's device models. */
   readonly pci: PciBus;
@@ -63,6 +83,7 @@ export class VmIo {
 
   constructor(hv: Hypervisor, d: Domain) {
     this.domain = d;
+    this.ioApic = new VirtualIoApic(this.exits);
     this.memory = new GuestMemory(hv, d);
     const m = hv.machine;
     // The VM as its emulated PCI devices see it: its device space, its IO-APIC lines, host RAM
@@ -116,6 +137,34 @@ export class VmIo {
     });
     this.virtio.push(dev);
     return { base, size: VIRTIO_MMIO_SIZE, gsi, transport: dev };
+  }
+
+  /** The VM's counters now (subtract two snapshots for a run's per-request counts). */
+  snapshot(): VmIoSnapshot {
+    const exitsByReason: Record<string, number> = {};
+    for (let r = 0; r < this.exits.length; r++) {
+      if (this.exits[r] > 0) exitsByReason[VMX_EXIT_REASON_NAMES[r] ?? `EXIT_${r}`] = this.exits[r];
+    }
+    let notifications = 0;
+    let virtioInterrupts = 0;
+    let suppressed = 0;
+    for (const v of this.virtio) {
+      notifications += v.counts.notifications;
+      virtioInterrupts += v.counts.interrupts;
+      for (const q of v.queues) suppressed += q.suppressed;
+    }
+    return {
+      mmioExits: this.counts.mmioExits,
+      exitsByReason,
+      unclaimed: this.counts.unclaimed,
+      injections: this.ioApic.injections,
+      eoiExits: this.ioApic.eoiExits,
+      notifications,
+      virtioInterrupts,
+      suppressedInterrupts: suppressed,
+      copiedBytes: this.memory.bytesRead + this.memory.bytesWritten,
+      refusedAccesses: this.memory.refused,
+    };
   }
 
   /** The virtio-mmio devices, in the order they were added. */

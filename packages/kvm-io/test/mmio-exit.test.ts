@@ -66,6 +66,8 @@ describe("MMIO exits to the host's device model", () => {
     expect(b.vm.ioApic.injections).toBe(2);
     // Level-triggered: each EOI exits so the IO-APIC's remote IRR clears (APICv EOI-exit bitmap).
     expect(b.vm.ioApic.eoiExits).toBe(2);
+    expect(b.vm.exits[EXIT_REASON_EOI_INDUCED]).toBe(2);
+    expect(b.vm.snapshot().exitsByReason.EOI_INDUCED).toBe(2);
     expect(b.vm.ioApic.state(drv.irq).inService).toBe(false);
     expect(disk.pci.intxAsserted).toBe(false);
     expect(EXIT_REASON_EOI_INDUCED).toBe(45);

@@ -1,4 +1,8 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
+  FileDiskImage,
   MemoryDiskImage,
   NetBridge,
   VIRTIO_BLK_S_IOERR,
@@ -37,6 +41,7 @@ describe("virtio-blk over virtio-mmio in a KVM-style guest", () => {
     for (let i = 0; i < 4096; i++) g.k.ram.write8(buf * 4096 + i, (i * 13) & 0xff);
     const exits0 = g.vm.counts.mmioExits;
     const inj0 = g.vm.ioApic.injections;
+    const s0 = g.vm.snapshot();
     let st = -1;
     expect(
       front.submit(VIRTIO_BLK_T_OUT, 16, [{ addr: buf * 4096, len: 4096 }], (s) => (st = s)),
@@ -47,6 +52,16 @@ describe("virtio-blk over virtio-mmio in a KVM-style guest", () => {
     expect(g.vm.counts.mmioExits - exits0).toBe(3);
     expect(g.vm.ioApic.injections - inj0).toBe(1);
     expect(g.vm.ioApic.eoiExits).toBe(g.vm.ioApic.injections);
+    // Per request, as a study reads it: two snapshots subtracted.
+    const s1 = g.vm.snapshot();
+    expect(s1.mmioExits - s0.mmioExits).toBe(3);
+    expect(s1.exitsByReason.EPT_MISCONFIG - s0.exitsByReason.EPT_MISCONFIG).toBe(3);
+    expect(s1.notifications - s0.notifications).toBe(1);
+    expect(s1.injections - s0.injections).toBe(1);
+    expect(s1.eoiExits - s0.eoiExits).toBe(1);
+    expect(s1.virtioInterrupts - s0.virtioInterrupts).toBe(1);
+    // The device read the 4 KiB, the header and 3 descriptor/ring words at least.
+    expect(s1.copiedBytes - s0.copiedBytes).toBeGreaterThanOrEqual(4096 + 16 + 1);
     const back = g.k.allocPage();
     st = -1;
     front.submit(
@@ -140,6 +155,48 @@ describe("virtio-blk over virtio-mmio in a KVM-style guest", () => {
     expect(where.transport.counts.notifications).toBe(1);
     expect(g.vm.ioApic.injections - inj0).toBe(1);
     expect(front.inFlight).toBe(0);
+  });
+});
+
+describe("virtio-blk over a file-backed raw image, as blkback's", () => {
+  it("writes reach the file, flush fsyncs it, and a second VM's device reads them back", () => {
+    const dir = mkdtempSync(join(tmpdir(), "hyperlab-vblk-"));
+    const path = join(dir, "disk.img");
+    writeFileSync(path, new Uint8Array(64 * 512));
+    try {
+      const w = kvmWorld();
+      const open = () => {
+        const image = new FileDiskImage(path);
+        let where!: VirtioMmioDevice;
+        const g = kvmGuest(
+          w,
+          (vm) => {
+            where = vm.addVirtio(new VirtioBlk({ image }));
+          },
+          1024,
+        );
+        const front = VirtioBlkFront.probe(g.k, where.base, where.gsi);
+        if (typeof front === "number") throw new Error(`probe ${front}`);
+        return { g, front, image };
+      };
+      const a = open();
+      const page = a.g.k.allocPage();
+      for (let i = 0; i < 512; i++) a.g.k.ram.write8(page * 4096 + i, 255 - (i & 0xff));
+      const st: number[] = [];
+      a.front.submit(VIRTIO_BLK_T_OUT, 7, [{ addr: page * 4096, len: 512 }], (s) => st.push(s));
+      a.front.submit(VIRTIO_BLK_T_FLUSH, 0, [], (s) => st.push(s));
+      expect(st).toEqual([VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK]);
+      expect(readFileSync(path)[7 * 512 + 1]).toBe(254);
+      const b = open();
+      const back = b.g.k.allocPage();
+      b.front.submit(VIRTIO_BLK_T_IN, 7, [{ addr: back * 4096, len: 512 }], (s) => st.push(s));
+      expect(st[2]).toBe(VIRTIO_BLK_S_OK);
+      expect(b.g.k.ram.read8(back * 4096 + 1)).toBe(254);
+      a.image.close();
+      b.image.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

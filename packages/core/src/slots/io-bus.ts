@@ -8,8 +8,10 @@
  * - `mmioExit` is entered only after the vCPU's MMU reported a VM exit for the access
  *   (EPT_VIOLATION or EPT_MISCONFIG on a gpa without RAM). It emulates the access on the device
  *   that claims [gpa, gpa + width) in the vCPU's own VM and returns; an access nobody claims
- *   returns -1 (the instruction then faults in the guest). It never throws on any
- *   guest-chosen gpa, width or value, and never reaches another VM's devices.
+ *   completes as on unassigned memory (a read answers all ones, a write is dropped). Only an
+ *   access no instruction can make (bad width or gpa, a vCPU of no VM) answers -1, and the
+ *   instruction then faults. It never throws on any guest-chosen gpa, width or value, and
+ *   never reaches another VM's devices.
  * - A device model reaches guest memory only through the VM's memory map: guest-physical
  *   frames the domain owns. Any other address is refused, never read or written.
  * - `ioApic(d)` is d's virtual IO-APIC as interrupt lines (one per GSI) that the guest kernel
@@ -23,7 +25,7 @@ export interface IoBusService {
   /**
    * A vCPU's access to `gpa` (`width` 1, 2 or 4 bytes) exited with VM-exit basic reason
    * `reason`. For a read, returns the value (unsigned); for a write of `value`, returns 0.
-   * Returns -1 when no device of the vCPU's VM claims the access.
+   * Returns -1 only for an access no instruction can make (the guest then faults).
    */
   mmioExit(
     vcpu: Vcpu,
