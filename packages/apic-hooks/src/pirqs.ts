@@ -39,24 +39,15 @@ import {
   type SetupContext,
 } from "@hyperlab/core";
 import {
-  DELIVERY_FIXED,
   IO_APIC_REDTBL,
   IO_APIC_RTE_LEVEL,
   IO_APIC_RTE_MASKED,
   IO_APIC_RTE_POLARITY_LOW,
-  MSI_ADDR_DEST_SHIFT,
-  MSI_DATA_DELIVERY_SHIFT,
-  PCI_MSI_ADDRESS_HI,
-  PCI_MSI_ADDRESS_LO,
-  PCI_MSI_DATA_32,
-  PCI_MSI_DATA_64,
-  PCI_MSI_FLAGS,
-  PCI_MSI_FLAGS_64BIT,
-  PCI_MSI_FLAGS_ENABLE,
   type PciFunction,
   type Platform,
 } from "@hyperlab/machine";
 import { apicHooksError } from "./errors";
+import { interceptMsiVectors, msiCapabilityInit, msiDisable } from "./msi";
 
 /** Xen's ack types (irq_acktype): none for edge and maskable MSI, EOI for IO-APIC level. */
 export const ACKTYPE_NONE = 0;
@@ -74,8 +65,6 @@ export const FORCED_EOI_NS = 1_000_000;
 const XEN_VECTOR_BASE = 0x30;
 /** The last vector Xen gives a device (below its own system vectors). */
 const XEN_LAST_DYNAMIC_VECTOR = 0xdf;
-/** The LAPICs' MSI window (x86's MSI_ADDR_BASE_LO). */
-const MSI_ADDR_BASE = 0xfee0_0000;
 
 export interface ApicHooksOptions {
   /** The chipset whose IO-APIC Xen takes over; default createPlatform(machine) at setup. */
@@ -197,19 +186,8 @@ export class ApicHooks implements IrqService {
     // Xen owns the IO-APIC: every pin's line comes to do_IRQ here.
     const onGsi = (gsi: number) => this.doIrq(gsi);
     for (let p = 0; p < io.pins; p++) io.claim(io.gsiBase + p, onGsi);
-    // Xen owns the local APICs too: an MSI's vector reaches do_IRQ, which acks it at once
-    // (a maskable MSI needs no EOI from the guest); other vectors go on as they would.
-    for (const lapic of platform.apics.lapics) {
-      const prev = lapic.intercept;
-      lapic.intercept = (vector, level, apic) => {
-        const irq = this.vectorIrq[vector];
-        if (irq >= 0) {
-          this.doIrq(irq);
-          return true;
-        }
-        return prev?.(vector, level, apic) ?? false;
-      };
-    }
+    // Xen owns the local APICs too: an MSI's vector reaches do_IRQ (msi.ts).
+    interceptMsiVectors(platform.apics, this.vectorIrq, (irq) => this.doIrq(irq));
     this.evtchn.setPirqHooks({
       bind: (d, pirq, willShare) => this.guestBind(d, pirq, willShare),
       unbind: (d, pirq) => this.guestUnbind(d, pirq),
@@ -348,30 +326,17 @@ export class ApicHooks implements IrqService {
     return pirq;
   }
 
-  /**
-   * msi_capability_init: Xen writes the message (its vector on CPU 0, fixed delivery, edge)
-   * into the function's MSI capability and enables it; the guest never sees the message.
-   */
+  /** msi_capability_init for a new MSI irq: Xen's message in the function, MSI on. */
   private msiEnable(fn: PciFunction, irq: number): void {
-    const cap = fn.msiCap;
     const vector = this.vectorOf(irq);
-    const flags = fn.readConfig(cap + PCI_MSI_FLAGS, 2);
-    const is64 = (flags & PCI_MSI_FLAGS_64BIT) !== 0;
-    fn.writeConfig(cap + PCI_MSI_ADDRESS_LO, 4, MSI_ADDR_BASE | (0 << MSI_ADDR_DEST_SHIFT));
-    if (is64) fn.writeConfig(cap + PCI_MSI_ADDRESS_HI, 4, 0);
-    const data = vector | (DELIVERY_FIXED << MSI_DATA_DELIVERY_SHIFT);
-    fn.writeConfig(cap + (is64 ? PCI_MSI_DATA_64 : PCI_MSI_DATA_32), 2, data);
-    fn.writeConfig(cap + PCI_MSI_FLAGS, 2, flags | PCI_MSI_FLAGS_ENABLE);
+    msiCapabilityInit(fn, vector);
     this.vectorIrq[vector] = irq;
   }
 
   private freeMsiIrq(irq: number): void {
     // pci_disable_msi: the function goes back to INTx and the vector is Xen's no more.
     const fn = this.platform.pci.get(this.msiBdf[irq]);
-    if (fn !== undefined && fn.msiCap !== 0) {
-      const flags = fn.readConfig(fn.msiCap + PCI_MSI_FLAGS, 2);
-      fn.writeConfig(fn.msiCap + PCI_MSI_FLAGS, 2, flags & ~PCI_MSI_FLAGS_ENABLE);
-    }
+    if (fn !== undefined) msiDisable(fn);
     this.vectorIrq[this.vectorOf(irq)] = -1;
     for (const pd of this.doms) if (pd !== undefined) pd.caps[irq] = 0;
     this.kind[irq] = KIND_FREE;

@@ -1,4 +1,4 @@
-import { EBUSY, EINVAL, ENODEV } from "@hyperlab/abi";
+import { EBUSY, EINVAL, EIO, ENODEV, ENOMEM } from "@hyperlab/abi";
 import { createHypervisor } from "@hyperlab/core";
 import {
   createMachine,
@@ -14,7 +14,11 @@ import { nativeMmu } from "@hyperlab/native-mmu";
 import { describe, expect, it } from "vitest";
 import {
   bootNativeKernel,
+  DMA_MAPPING_ERROR,
+  defineGuestPlugin,
+  dmaDirectOps,
   type GuestKernel,
+  type GuestPlugin,
   hldiskMatch,
   hldiskProbe,
   hlnicMatch,
@@ -27,7 +31,7 @@ import {
 } from "../src/index";
 
 /** A bare-metal machine with the disk controller and the NIC, and a native kernel on it. */
-function nativeHost(options: { apics?: boolean } = {}) {
+function nativeHost(options: { apics?: boolean; plugins?: GuestPlugin[] } = {}) {
   const machine = createMachine({ ramBytes: 64 << 20, cpus: 1, seed: 5 });
   const platform = createPlatform(machine);
   const image = new MemoryDiskImage(64);
@@ -41,6 +45,7 @@ function nativeHost(options: { apics?: boolean } = {}) {
   const k = bootNativeKernel(hv, d, {
     nrPages: 4096,
     apics: options.apics === false ? undefined : platform.apics,
+    plugins: options.plugins,
   });
   return { machine, platform, image, disk, nic, hv, k };
 }
@@ -190,5 +195,40 @@ describe("without the LAPIC in the port, MSI has nowhere to land", () => {
     d.submit({ op: "flush", sector: 0, count: 0, pfn: 0, done: (s) => seen.push(s) });
     expect(disk.pci.msiSent).toBe(1);
     expect(seen).toEqual([]);
+  });
+});
+
+/** pv_ops.dma that refuses: every streaming map fails, and coherent memory too if asked. */
+function refusingDma(coherent: boolean): GuestPlugin {
+  return defineGuestPlugin({
+    name: "refusing-dma",
+    description: "dma-direct whose maps fail",
+    provides: ["dma"],
+    setup(ctx) {
+      const base = dmaDirectOps(ctx.kernel);
+      ctx.provide("dma", {
+        ...base,
+        mapPage: () => DMA_MAPPING_ERROR,
+        allocCoherent: coherent ? base.allocCoherent.bind(base) : () => null,
+      });
+    },
+  });
+}
+
+describe("the drivers when the DMA API refuses", () => {
+  it("a refused streaming mapping is -EIO and nothing is queued; no coherent ring is -ENOMEM", () => {
+    const { k, platform } = nativeHost({ plugins: [refusingDma(true)] });
+    const devs = scan(k, platform.pci.ecamBase);
+    const d = hldiskProbe(k, devs[0]);
+    if (typeof d === "number") throw new Error(`probe ${d}`);
+    const pfn = k.allocPage();
+    expect(d.submit({ op: "read", sector: 0, count: 1, pfn, done: () => {} })).toBe(-EIO);
+    expect(d.inFlight()).toBe(0);
+    // The NIC posts its receive buffers at probe: a refused mapping fails the probe.
+    expect(hlnicProbe(k, devs[1])).toBe(-EIO);
+    const n = nativeHost({ plugins: [refusingDma(false)] });
+    const ndevs = scan(n.k, n.platform.pci.ecamBase);
+    expect(hldiskProbe(n.k, ndevs[0])).toBe(-ENOMEM);
+    expect(hlnicProbe(n.k, ndevs[1])).toBe(-ENOMEM);
   });
 });

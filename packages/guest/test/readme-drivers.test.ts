@@ -18,7 +18,6 @@ it("README: probe the disk, read two sectors", () => {
 
   const devs = pciScanBus(kernel, { ecamBase: platform.pci.ecamBase });
   if (typeof devs === "number") throw new Error(String(devs));
-  // biome-ignore lint/style/noNonNullAssertion: as in the README
   const disk = hldiskProbe(kernel, devs.find(hldiskMatch)!, { irq: "msi" });
   if (typeof disk === "number") throw new Error(String(disk));
   const pfn = kernel.allocPage();

@@ -8,7 +8,8 @@
  * (unmapping them), and for each received one unmaps its buffer (a bounce is copied back),
  * hands the frame up and posts the buffer again.
  *
- * Invariants: tx slots [txHead, txTail) are the frames handed to the device, each mapped;
+ * Invariants: a failed probe gives back everything it took (rings, pages, rx mappings);
+ * tx slots [txHead, txTail) are the frames handed to the device, each mapped;
  * rx slots [rxHead, rxTail) hold posted buffers, each mapped, and slot rxTail is the one
  * free slot; every mapping is unmapped exactly once; nothing the device or a frame's bytes
  * hold throws: a bad descriptor status counts an error and the frame is dropped.
@@ -107,7 +108,18 @@ export function hlnicProbe(
   const dma = k.ops.dma;
   const txRing = dma.allocCoherent(dmaDev, 4096);
   const rxRing = dma.allocCoherent(dmaDev, 4096);
-  if (txRing === null || rxRing === null) return -ENOMEM;
+  // The probe's one cleanup path: what it allocated goes back, in reverse.
+  const pagesTaken: number[] = [];
+  let posted = 0;
+  const unwind = (rc: number): number => {
+    for (let i = 0; i < posted; i++) dma.unmapPage(dmaDev, rxBus[i], HLNIC_RX_BUF, DMA_FROM_DEVICE);
+    for (const p of pagesTaken) k.freePage(p);
+    if (rxRing !== null) dma.freeCoherent(dmaDev, 4096, rxRing.pfn, rxRing.busAddr);
+    if (txRing !== null) dma.freeCoherent(dmaDev, 4096, txRing.pfn, txRing.busAddr);
+    return rc;
+  };
+  const rxBus = new Float64Array(size);
+  if (txRing === null || rxRing === null) return unwind(-ENOMEM);
   const view = (pfn: number) => {
     const b = k.ram.frameBytes(k.frameOf(pfn));
     return new DataView(b.buffer, b.byteOffset, 4096);
@@ -130,12 +142,13 @@ export function hlnicProbe(
   const rxPfn = new Int32Array(size);
   for (let i = 0; i < size; i++) {
     txPfn[i] = k.allocPage();
+    if (txPfn[i] >= 0) pagesTaken.push(txPfn[i]);
     rxPfn[i] = k.allocPage();
-    if (txPfn[i] < 0 || rxPfn[i] < 0) return -ENOMEM;
+    if (rxPfn[i] >= 0) pagesTaken.push(rxPfn[i]);
+    if (txPfn[i] < 0 || rxPfn[i] < 0) return unwind(-ENOMEM);
   }
   const txBus = new Float64Array(size);
   const txLen = new Int32Array(size);
-  const rxBus = new Float64Array(size);
   let txHead = 0;
   let txTail = 0;
   let rxHead = 0;
@@ -164,7 +177,7 @@ export function hlnicProbe(
     rxTail = (rxTail + 1) % size;
     return true;
   };
-  for (let i = 0; i < size - 1; i++) if (!postRx()) return -EIO;
+  for (; posted < size - 1; posted++) if (!postRx()) return unwind(-EIO);
 
   const reclaimTx = (): void => {
     const hw = readl(k, regs + NIC_REG_TX_HEAD);
@@ -218,7 +231,7 @@ export function hlnicProbe(
     if ((st & (NIC_INT_RX | NIC_INT_RX_NOBUF | NIC_INT_ERROR)) !== 0) receive();
   };
   const irq = requestIrq(k, dev, handler, options.irq ?? "intx");
-  if (typeof irq === "number") return irq;
+  if (typeof irq === "number") return unwind(irq);
   writel(k, regs + NIC_REG_RX_TAIL, rxTail);
   writel(k, regs + NIC_REG_INT_MASK, NIC_INT_TX | NIC_INT_RX | NIC_INT_ERROR | NIC_INT_RX_NOBUF);
   writel(k, regs + NIC_REG_CONTROL, NIC_CTRL_TX_EN | NIC_CTRL_RX_EN);
