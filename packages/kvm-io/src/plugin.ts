@@ -51,6 +51,10 @@ export class KvmIo implements IoBusService {
     return this.vm(d).ioApic;
   }
 
+  lapic(d: Domain) {
+    return this.vm(d).lapic;
+  }
+
   /** Drops a dying domain's I/O state. */
   domainDestroyed(d: Domain): void {
     this.vms.delete(d.domid);
@@ -92,7 +96,7 @@ export function kvmIo(): Plugin {
         k.sum((v) => v.counts.unclaimed),
       );
       g.gauge("irq_injections", "interrupts", "interrupts injected into guests", () =>
-        k.sum((v) => v.ioApic.injections),
+        k.sum((v) => v.injections),
       );
       g.gauge("eoi_exits", "exits", "level-triggered EOIs that exited (EOI_INDUCED)", () =>
         k.sum((v) => v.ioApic.eoiExits),

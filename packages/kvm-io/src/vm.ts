@@ -15,8 +15,10 @@
  */
 import type { Domain, Hypervisor, Vcpu } from "@hyperlab/core";
 import {
+  ApicBus,
   DiskController,
   type DiskControllerOptions,
+  type LocalApic,
   type Machine,
   MmioMap,
   Nic,
@@ -71,6 +73,11 @@ export class VmIo {
   /** The VM's guest-physical device space. */
   readonly mmio = new MmioMap();
   readonly ioApic: VirtualIoApic;
+  /**
+   * The VM's APIC bus: one virtual local APIC (vCPU 0) where MSI writes of the emulated PCI
+   * devices land. With APICv its EOI does not exit; each vector it dispatches is an injection.
+   */
+  readonly apics = new ApicBus(1);
   readonly memory: GuestMemory;
   /** The emulated PCI bus (ECAM in `mmio`), for the machine's device models. */
   readonly pci: PciBus;
@@ -90,7 +97,7 @@ export class VmIo {
     // (BARs go above it, where no gfn is RAM) and the machine's DMA engine behind the VM's
     // memory map (set as the bus's translator below).
     const view = { ...m, mmio: this.mmio, irqs: this.ioApic } as Machine;
-    this.pci = new PciBus(view, null);
+    this.pci = new PciBus(view, this.apics);
     this.pci.translator = this.memory;
     this.virtioBase = this.pci.ecamBase + 0x1000_0000;
   }
@@ -139,6 +146,16 @@ export class VmIo {
     return { base, size: VIRTIO_MMIO_SIZE, gsi, transport: dev };
   }
 
+  /** The virtual local APIC of vCPU 0. */
+  get lapic(): LocalApic {
+    return this.apics.lapics[0];
+  }
+
+  /** Interrupts injected: IO-APIC deliveries and MSI vectors the local APIC dispatched. */
+  get injections(): number {
+    return this.ioApic.injections + this.apics.lapics[0].delivered;
+  }
+
   /** The VM's counters now (subtract two snapshots for a run's per-request counts). */
   snapshot(): VmIoSnapshot {
     const exitsByReason: Record<string, number> = {};
@@ -157,7 +174,7 @@ export class VmIo {
       mmioExits: this.counts.mmioExits,
       exitsByReason,
       unclaimed: this.counts.unclaimed,
-      injections: this.ioApic.injections,
+      injections: this.injections,
       eoiExits: this.ioApic.eoiExits,
       notifications,
       virtioInterrupts,

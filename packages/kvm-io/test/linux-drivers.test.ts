@@ -75,4 +75,23 @@ describe("the guest's disk and NIC drivers in a KVM-style guest", () => {
     expect(vm.ioApic.injections).toBeGreaterThan(0);
     expect(k.counts.kernelErrors).toBe(0);
   });
+
+  it("hldisk with MSI: the message lands in the VM's virtual local APIC and runs the driver's handler", () => {
+    const { vm, image, k, devs, disk } = kvmHost();
+    const dev = devs.find(hldiskMatch);
+    if (dev === undefined) throw new Error("no disk");
+    const d = hldiskProbe(k, dev, { irq: "msi" });
+    if (typeof d === "number") throw new Error(`probe ${d}`);
+    expect(disk.pci.msiEnabled).toBe(true);
+    const pfn = k.allocPage();
+    const seen: number[] = [];
+    const eoi0 = vm.ioApic.eoiExits;
+    expect(d.submit({ op: "read", sector: 5, count: 1, pfn, done: (s) => seen.push(s) })).toBe(0);
+    expect(seen).toEqual([DISK_ST_OK]);
+    expect(k.ram.read8(pfn * 4096 + 7)).toBe(image.bytes[5 * 512 + 7]);
+    expect(vm.lapic.delivered).toBe(1);
+    expect(vm.injections).toBe(1);
+    expect(vm.ioApic.eoiExits - eoi0).toBe(0); // an edge vector's EOI is virtualized
+    expect(k.counts.kernelErrors).toBe(0);
+  });
 });

@@ -138,4 +138,35 @@ describe("MMIO exits to the host's device model", () => {
     expect(writel(k, va, 1)).toBe(false);
     expect(k.counts.kernelErrors).toBe(2);
   });
+
+  it("an emulated device's MSI lands in the VM's virtual local APIC: injected, and its EOI does not exit", () => {
+    const b = kvmBuild();
+    const disk = b.vm.addDisk({ image: new MemoryDiskImage(64) });
+    b.vm.assignPciResources();
+    const k = bootGuest(b);
+    const ecam = ioremap(k, b.vm.pci.ecamBase, 1 << 20);
+    const drv = new TestDiskDriver(k, ecam, disk.pci);
+    // The guest's MSI setup: message address and data in the capability, then enable (INTx off).
+    const cap = ecam + (disk.pci.bdf << 12) + disk.pci.msiCap;
+    writel(k, cap + 4, 0xfee0_0000); // PCI_MSI_ADDRESS_LO: APIC ID 0
+    writel(k, cap + 8, 0x41); // PCI_MSI_DATA_32: vector 0x41, fixed, edge
+    writel(k, cap, 1 << 16); // PCI_MSI_FLAGS_ENABLE (flags are the upper half of the dword)
+    expect(disk.pci.msiEnabled).toBe(true);
+    const lapic = b.kvm.lapic(b.d);
+    const vectors: number[] = [];
+    lapic.onDeliver = (vector, apic) => {
+      vectors.push(vector);
+      writel(k, drv.regs + 0x30, readl(k, drv.regs + 0x2c)); // INT_ACK what INT_STATUS holds
+      apic.eoi(); // virtualized: no exit
+    };
+    const inj0 = b.vm.injections;
+    const eoi0 = b.vm.ioApic.eoiExits;
+    const buf = k.allocPage();
+    expect(drv.submit(DISK_OP_READ, 1, 0, buf * 4096)).toBe(DISK_ST_OK);
+    expect(vectors).toEqual([0x41]);
+    expect(b.vm.injections - inj0).toBe(1);
+    expect(b.vm.ioApic.eoiExits - eoi0).toBe(0);
+    expect(drv.interrupts).toBe(0); // INTx stayed quiet
+    expect(lapic.highestIsr()).toBe(-1);
+  });
 });

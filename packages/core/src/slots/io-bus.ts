@@ -16,8 +16,10 @@
  *   frames the domain owns. Any other address is refused, never read or written.
  * - `ioApic(d)` is d's virtual IO-APIC as interrupt lines (one per GSI) that the guest kernel
  *   programs as it programs a real one; a delivery there is an injection into the guest.
+ *   `lapic(d)` is the local APIC of d's vCPU 0, where MSI messages from d's emulated devices
+ *   land; a vector it dispatches is an injection too.
  */
-import type { IrqLines } from "@hyperlab/machine";
+import type { IrqLines, LocalApic } from "@hyperlab/machine";
 import type { Domain, Vcpu } from "../domain";
 
 /** The `io-bus` slot: MMIO exits to device models and the VM's virtual irqchip. */
@@ -37,4 +39,6 @@ export interface IoBusService {
   ): number;
   /** d's virtual IO-APIC lines (created on first use). */
   ioApic(d: Domain): IrqLines;
+  /** The virtual local APIC of d's vCPU 0, where its devices' MSIs land (created on first use). */
+  lapic(d: Domain): LocalApic;
 }
