@@ -232,3 +232,28 @@ describe("the drivers when the DMA API refuses", () => {
     expect(hlnicProbe(n.k, ndevs[1])).toBe(-ENOMEM);
   });
 });
+
+describe("native MSI vectors on cpu 0's LAPIC", () => {
+  it("a vector with no handler is acknowledged and dropped; a bound one runs its handler until unbound", () => {
+    const { k, platform, disk } = nativeHost();
+    const m = k.ops.apic.setupMsi({ bus: 0, devfn: disk.pci.bdf & 0xff });
+    if (typeof m === "number") throw new Error(`setupMsi ${m}`);
+    const lapic = platform.apics.lapics[0];
+    const vector = m.data & 0xff;
+    expect(m.address).toBe(0xfee0_0000);
+    platform.apics.msi(m.address, m.data);
+    expect(lapic.inIsr(vector) || lapic.inIrr(vector)).toBe(false);
+    const seen: number[] = [];
+    expect(k.ops.apic.bindIrq(m.irq, (irq) => seen.push(irq))).toBe(0);
+    platform.apics.msi(m.address, m.data);
+    // Not EOId yet: the vector stays in service until the handler's EOI.
+    expect(lapic.inIsr(vector)).toBe(true);
+    expect(k.ops.apic.eoi(m.irq)).toBe(0);
+    expect(lapic.inIsr(vector)).toBe(false);
+    expect(seen).toEqual([m.irq]);
+    expect(k.ops.apic.bindIrq(m.irq, null)).toBe(0);
+    platform.apics.msi(m.address, m.data);
+    expect(seen).toEqual([m.irq]);
+    expect(k.ops.apic.eoi(999)).toBe(-EINVAL);
+  });
+});
