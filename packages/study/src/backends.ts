@@ -11,6 +11,7 @@ import type { Hypervisor, Plugin, Vcpu } from "@hyperlab/core";
 import { nativeMmu } from "@hyperlab/native-mmu";
 import { type NptMmu, nptMmu } from "@hyperlab/npt-mmu";
 import { tlbStats } from "@hyperlab/paging";
+import { pvCpu } from "@hyperlab/pv-cpu";
 import { type PvMmu, pvMmu } from "@hyperlab/pv-mmu";
 import { type ShadowMmu, shadowMmu } from "@hyperlab/shadow-mmu";
 import type { StudyCounts } from "./counts";
@@ -46,8 +47,13 @@ export interface StudyBackend {
   attach(hv: Hypervisor, vcpu: Vcpu): BackendCounters;
 }
 
-function hypercallsOf(hv: Hypervisor): number {
-  return hv.stats.read("core", "hypercalls") ?? 0;
+/**
+ * Entries into Xen by hypercall (a multicall is one, as Xen's do_multicall is one trap),
+ * and the calls made inside multicalls, counted apart.
+ */
+function addHypercalls(hv: Hypervisor, out: StudyCounts): void {
+  out.hypercalls += hv.stats.read("core", "hypercall_entries") ?? 0;
+  out.multicallEntries += hv.stats.read("core", "multicall_entries") ?? 0;
 }
 
 /** The guest kernel maps user memory with 4 KiB or 2 MiB (transparent huge) pages. */
@@ -66,7 +72,7 @@ export const nativeBackend: StudyBackend = {
       out.tlbHits += hv.stats.read("native-mmu", "tlb_hits") ?? 0;
       out.tlbMisses += hv.stats.read("native-mmu", "tlb_misses") ?? 0;
       out.walkRefs += hv.stats.read("native-mmu", "walk_reads") ?? 0;
-      out.hypercalls += hypercallsOf(hv);
+      addHypercalls(hv, out);
     },
     addFlushCounts(out) {
       out.tlbFlushes += hv.stats.read("native-mmu", "tlb_flushes") ?? 0;
@@ -81,7 +87,8 @@ export const pvBackend: StudyBackend = {
   description: "Xen PV direct paging: validated mmu_update, pinned roots, traps through Xen",
   unsupported: (p) =>
     p.guestPageSize !== "4K" ? "Xen PV guests have no superpages (PSE is refused in L2/L3)" : null,
-  plugins: () => [pvMmu()],
+  // As examples/compose builds Xen: the guest boots through set_trap_table and callbacks.
+  plugins: () => [pvMmu(), pvCpu()],
   attach(hv, vcpu) {
     const pv: PvMmu = hv.slot("pv-mmu");
     return {
@@ -91,7 +98,8 @@ export const pvBackend: StudyBackend = {
         out.tlbHits += levels[0].lookups - misses;
         out.tlbMisses += misses;
         out.walkRefs += pv.walkCounts.reads;
-        out.hypercalls += hypercallsOf(hv);
+        addHypercalls(hv, out);
+        out.mmuUpdateRequests += hv.stats.read("pv-mmu", "mmu_updates") ?? 0;
       },
       addFlushCounts(out) {
         out.tlbFlushes += pv.tlbFlushCount(vcpu);
@@ -119,7 +127,7 @@ export const nestedBackend: StudyBackend = {
         let exits = 0;
         for (let i = 0; i < npt.exits.length; i++) exits += npt.exits[i];
         out.vmExits += exits;
-        out.hypercalls += hypercallsOf(hv);
+        addHypercalls(hv, out);
       },
       addFlushCounts(out) {
         out.tlbFlushes += npt.counts.guestCr3Loads;
@@ -151,7 +159,7 @@ export const shadowBackend: StudyBackend = {
         let exits = 0;
         for (let i = 0; i < sh.exits.length; i++) exits += sh.exits[i];
         out.vmExits += exits;
-        out.hypercalls += hypercallsOf(hv);
+        addHypercalls(hv, out);
       },
       addFlushCounts(out) {
         out.tlbFlushes += sh.counts.cr3Writes;

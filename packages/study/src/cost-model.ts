@@ -51,16 +51,58 @@ export const COST_INFO: readonly CostInfo[] = [
     assumption: true,
   },
   {
-    name: "pageFaults",
-    cycles: 2000,
+    name: "instructions",
+    cycles: 1,
     source:
-      "Linux anonymous page fault, as lmbench lat_pagefault measures it (cost-model.md#pagefaults)",
+      "one non-memory instruction at a CPI of about 1, as compilers run (cost-model.md#instructions)",
     assumption: true,
+  },
+  {
+    name: "pageFaults",
+    cycles: 1500,
+    source:
+      "Linux anonymous page fault without its page clear or copy, lmbench lat_pagefault's order (cost-model.md#pagefaults)",
+    assumption: true,
+  },
+  {
+    name: "pagesZeroed",
+    cycles: 256,
+    source:
+      "clear_page of 4 KiB at 16 bytes per cycle (REP STOSB fast strings), Intel optimization manual (cost-model.md#pageszeroed)",
+    assumption: false,
+  },
+  {
+    name: "pagesCopied",
+    cycles: 512,
+    source:
+      "copy_page of 4 KiB at 8 bytes per cycle (REP MOVSB fast strings), Intel optimization manual (cost-model.md#pagescopied)",
+    assumption: false,
   },
   {
     name: "syscalls",
     cycles: 150,
     source: "direct cost of a null system call, Soares & Stumm OSDI 2010 (cost-model.md#syscalls)",
+    assumption: true,
+  },
+  {
+    name: "forks",
+    cycles: 40000,
+    source:
+      "fork's fixed work (task, mm, areas), lmbench lat_proc's order, McVoy & Staelin USENIX 1996 (cost-model.md#forks)",
+    assumption: true,
+  },
+  {
+    name: "execs",
+    cycles: 100000,
+    source:
+      "exec's fixed work (binary loading, new mm), lmbench lat_proc's order (cost-model.md#execs)",
+    assumption: true,
+  },
+  {
+    name: "exits",
+    cycles: 25000,
+    source:
+      "exit's fixed work (files, signals, mm teardown beyond tables), lmbench lat_proc's order (cost-model.md#exits)",
     assumption: true,
   },
   {
@@ -71,9 +113,23 @@ export const COST_INFO: readonly CostInfo[] = [
   },
   {
     name: "hypercalls",
-    cycles: 1000,
+    cycles: 600,
     source:
-      "Xen PV hypercall round trip with validation, Barham et al. SOSP 2003 (cost-model.md#hypercalls)",
+      "one entry into Xen and back (a multicall is one), Barham et al. SOSP 2003 for the mechanism (cost-model.md#hypercalls)",
+    assumption: true,
+  },
+  {
+    name: "multicallEntries",
+    cycles: 60,
+    source:
+      "Xen's do_multicall: copy one entry in, dispatch it, copy its result out (cost-model.md#multicallentries)",
+    assumption: true,
+  },
+  {
+    name: "mmuUpdateRequests",
+    cycles: 150,
+    source:
+      "Xen's per-request mmu_update work: copy, get_page_from_l1e type and reference checks, the write (cost-model.md#mmuupdaterequests)",
     assumption: true,
   },
   {

@@ -205,6 +205,10 @@ export class GuestTarget implements StudyTarget {
     return h >>> 0;
   }
 
+  compute(n: number): void {
+    this.k.instructions += n;
+  }
+
   countOperations(n: number): void {
     this.k.operations += n;
   }
@@ -215,6 +219,12 @@ export class GuestTarget implements StudyTarget {
     c.pageFaults = g.pageFaults;
     c.contextSwitches = g.contextSwitches;
     c.ptUpdates = g.ptUpdates;
+    // Demand-zero pages (512 per huge page) and new page tables are zeroed; COW copies.
+    c.pagesZeroed = g.demandZero + g.ptPagesAllocated;
+    c.pagesCopied = g.cowCopies;
+    c.forks = g.forks;
+    c.execs = g.execs;
+    c.exits = g.exits;
     // Under Xen PV faults trap through Xen, and so do stores to pinned tables (ptwr).
     if (this.xen) c.traps += g.pageFaults + g.trappingStores;
     this.hw.addHardwareCounts(c);

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { resolveConfig } from "../src/config";
+import { COST_NAMES } from "../src/cost-model";
 import { COUNT_NAMES, zeroCounts } from "../src/counts";
 import {
   buildResults,
@@ -82,7 +83,7 @@ describe("reports", () => {
     expect(j.format).toBe("hyperlab-study/2");
     expect(j.schemaVersion).toBe(2);
     expect(j.note).toMatch(/exact.*estimates/);
-    expect(j.costs).toHaveLength(13);
+    expect(j.costs).toHaveLength(COST_NAMES.length);
     const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
     expect(j.generator).toEqual({
       package: "@hyperlab/study",
