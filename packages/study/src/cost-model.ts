@@ -32,6 +32,27 @@ export const COST_INFO: readonly CostInfo[] = [
     assumption: false,
   },
   {
+    name: "l2Hits",
+    cycles: 8,
+    source:
+      "L2 load-to-use latency (12 cycles) beyond L1's 4, Skylake, Intel optimization manual (cost-model.md#l2hits)",
+    assumption: false,
+  },
+  {
+    name: "llcHits",
+    cycles: 38,
+    source:
+      "LLC load-to-use latency (about 42 cycles) beyond L1's 4, Skylake, Intel optimization manual (cost-model.md#llchits)",
+    assumption: true,
+  },
+  {
+    name: "dramAccesses",
+    cycles: 240,
+    source:
+      "DRAM latency (about 80 ns at 3 GHz) beyond L1's 4, Intel optimization manual and Drepper 2007 (cost-model.md#dramaccesses)",
+    assumption: true,
+  },
+  {
     name: "tlbHits",
     cycles: 0,
     source: "a first-level TLB hit is inside the load pipeline (cost-model.md#tlbhits)",

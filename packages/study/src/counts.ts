@@ -7,8 +7,14 @@
 export interface StudyCounts {
   /** Workload operations (the unit of "per operation" figures; each workload defines it). */
   operations: number;
-  /** User memory accesses replayed through the MMU. */
+  /** User memory accesses replayed through the MMU (each at least an L1 data-cache access). */
   accesses: number;
+  /** User accesses that missed L1d and hit L2 (the data-cache model, cache.ts). */
+  l2Hits: number;
+  /** User accesses that missed L2 and hit the last-level cache. */
+  llcHits: number;
+  /** User accesses that missed every cache level and went to DRAM. */
+  dramAccesses: number;
   tlbHits: number;
   tlbMisses: number;
   /** Memory references made by page walks (guest and nested entries read). */
@@ -55,6 +61,9 @@ export type CountName = keyof StudyCounts & string;
 export const COUNT_INFO: readonly { name: CountName; unit: string; description: string }[] = [
   { name: "operations", unit: "ops", description: "workload operations" },
   { name: "accesses", unit: "accesses", description: "user memory accesses" },
+  { name: "l2Hits", unit: "accesses", description: "user accesses served by L2" },
+  { name: "llcHits", unit: "accesses", description: "user accesses served by the LLC" },
+  { name: "dramAccesses", unit: "accesses", description: "user accesses served by DRAM" },
   { name: "tlbHits", unit: "translations", description: "TLB hits" },
   { name: "tlbMisses", unit: "translations", description: "TLB misses" },
   { name: "walkRefs", unit: "references", description: "memory references made by page walks" },

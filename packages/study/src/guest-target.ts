@@ -25,6 +25,7 @@ import {
 import { createMachine } from "@hyperlab/machine";
 import { buildPvDomain } from "@hyperlab/pv-mmu";
 import type { BackendCounters, BackendParams, StudyBackend } from "./backends";
+import { CacheHierarchy, type CacheLevelConfig, DEFAULT_CACHE_LEVELS } from "./cache";
 import { type StudyCounts, zeroCounts } from "./counts";
 import { ACCESS_READ, ACCESS_WRITE, type StudyTarget } from "./target";
 
@@ -33,6 +34,8 @@ export interface GuestTargetConfig {
   params: BackendParams;
   guestBytes: number;
   seed: number;
+  /** The data caches user accesses go through (default: DEFAULT_CACHE_LEVELS, Skylake's). */
+  cache?: readonly CacheLevelConfig[];
 }
 
 const HPAGE = 2 ** 21;
@@ -48,9 +51,12 @@ export class GuestTarget implements StudyTarget {
   private readonly procs = new Map<number, Process>();
   private readonly k = zeroCounts();
   private readonly xen: boolean;
+  /** The data-cache hierarchy every user access goes through (the same on every backend). */
+  readonly cache: CacheHierarchy;
 
   constructor(config: GuestTargetConfig) {
     const { backend, params } = config;
+    this.cache = new CacheHierarchy(config.cache ?? DEFAULT_CACHE_LEVELS);
     const why = backend.unsupported(params);
     if (why !== null) {
       throw new HyperlabError(
@@ -167,10 +173,12 @@ export class GuestTarget implements StudyTarget {
 
   replay(pid: number, vas: Float64Array, kinds: Uint8Array, n: number, salt: number): number {
     const p = this.proc(pid);
+    const cache = this.cache;
     let h = 0x811c9dc5 ^ salt;
     for (let i = 0; i < n; i++) {
       const va = vas[i];
       const kind = kinds[i];
+      cache.access(pid, va);
       if (kind === ACCESS_WRITE) {
         if (!p.store(va, Math.imul(i + salt, 0x9e3779b1) >>> 0)) this.killed(p, va);
         continue;
@@ -187,6 +195,7 @@ export class GuestTarget implements StudyTarget {
   store(pid: number, vas: Float64Array, values: Uint32Array, n: number): void {
     const p = this.proc(pid);
     if (p.accessSet(vas, values, n) !== n) this.killed(p, vas[0]);
+    for (let i = 0; i < n; i++) this.cache.access(pid, vas[i]);
     this.k.accesses += n;
   }
 
@@ -196,6 +205,7 @@ export class GuestTarget implements StudyTarget {
     let h = 0x811c9dc5;
     for (let i = 0; i < steps; i++) {
       const va = base + slot * stride;
+      this.cache.access(pid, va);
       const x = p.load(va);
       if (x < 0) this.killed(p, va);
       slot = x;
@@ -216,6 +226,10 @@ export class GuestTarget implements StudyTarget {
   counts(): StudyCounts {
     const c = { ...this.k };
     const g = this.kernel.counts;
+    const hits = this.cache.hits;
+    c.l2Hits = hits[1];
+    c.llcHits = hits[2];
+    c.dramAccesses = hits[3];
     c.pageFaults = g.pageFaults;
     c.contextSwitches = g.contextSwitches;
     c.ptUpdates = g.ptUpdates;
