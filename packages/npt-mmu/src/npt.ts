@@ -153,6 +153,12 @@ export interface NptCounts {
   backed4k: number;
   backed2m: number;
   backed1g: number;
+  /**
+   * TLB fills whose guest page was larger than its host page (a guest 2 MiB page over 4 KiB
+   * host pages): the combined entry covers only the host page, so one guest page takes
+   * many TLB entries (TLB splintering).
+   */
+  splinteredFills: number;
   /** Host frames holding nested tables now. */
   nestedTableFrames: number;
   /** Host frames a nested table needed and the machine did not have. */
@@ -185,6 +191,7 @@ function newCounts(): NptCounts {
     backed4k: 0,
     backed2m: 0,
     backed1g: 0,
+    splinteredFills: 0,
     nestedTableFrames: 0,
     nestedAllocFailures: 0,
     invept: 0,
@@ -433,6 +440,7 @@ export class NptMmu implements MmuBackend {
       if (pwc !== null) pwc.fill(va, 0, out);
       // The combined page is the smaller of the guest's page and the host's.
       const shift = Math.min(out.pageShift, this.nShift);
+      if (shift < out.pageShift) c.splinteredFills++;
       tlb.insert(va, 0, mfn - (vpn % 2 ** (shift - 12)), shift, out.perms);
     }
     return mfn * 4096 + (va - vpn * 4096);

@@ -227,6 +227,8 @@ describe("guest large pages", () => {
       let got = -2;
       expect(refsOf(w.npt, () => (got = w.npt.translate(v, other, 0))) === 0).toBe(hits);
       expect(got).toBe(base * 4096 + 0x7_3008);
+      // Splintered: each 4 KiB of the guest page was a fill of its own.
+      expect(w.npt.counts.splinteredFills).toBe(hits ? 0 : 2);
     }
   });
 });

@@ -15,12 +15,14 @@ import { createHypervisor, HyperlabError, type Hypervisor } from "@hyperlab/core
 import {
   bootNativeKernel,
   bootXenPvKernel,
+  createGuestPort,
   type GuestKernel,
   PROT_READ,
   PROT_WRITE,
   type Process,
   SIGKILL,
   spawnProcess,
+  startNativeKernel,
 } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
 import { buildPvDomain } from "@hyperlab/pv-mmu";
@@ -34,11 +36,14 @@ export interface GuestTargetConfig {
   params: BackendParams;
   guestBytes: number;
   seed: number;
+  /** Xen PV only: batch page-table updates into multicalls (Linux's lazy MMU mode). Default true. */
+  pvBatching?: boolean;
   /** The data caches user accesses go through (default: DEFAULT_CACHE_LEVELS, Skylake's). */
   cache?: readonly CacheLevelConfig[];
 }
 
 const HPAGE = 2 ** 21;
+const GPAGE = 2 ** 30;
 /** mmap hands out addresses below this (the guest's MMAP_BASE); lengths stay under it. */
 const MMAP_LIMIT = 0x7f00_0000_0000;
 
@@ -69,15 +74,37 @@ export class GuestTarget implements StudyTarget {
     // Whole 2 MiB blocks, so huge pages come from the kernel's own blocks; with huge pages,
     // one more block per 64 for page tables and 4 KiB pages.
     const blocks = Math.max(2, Math.ceil(config.guestBytes / HPAGE));
-    const nrPages = (large ? blocks + Math.ceil(blocks / 64) + 1 : blocks) * 512;
-    const ramBytes = (nrPages + Math.ceil(nrPages / 64) + 8192) * 4096;
+    // A 1 GiB host page maps only a whole, aligned 1 GiB run the domain owns (npt-mmu's
+    // backGfn): with 1 GiB host pages the guest's memory is whole 1 GiB runs, and the
+    // machine has one run more for the hypervisor's own frames below the first.
+    const giant = backend.name === "nested" && params.hostPageSize === "1G";
+    const runs = Math.ceil((blocks * HPAGE * 1.1) / GPAGE);
+    const nrPages = giant
+      ? runs * (GPAGE / 4096)
+      : (large ? blocks + Math.ceil(blocks / 64) + 1 : blocks) * 512;
+    const ramBytes = giant
+      ? (runs + 1) * GPAGE + (Math.ceil(nrPages / 64) + 8192) * 4096
+      : (nrPages + Math.ceil(nrPages / 64) + 8192) * 4096;
     const machine = createMachine({ ramBytes, cpus: 1, seed: config.seed });
     this.hv = createHypervisor({ machine, plugins: backend.plugins(params) }).boot();
     const d = this.hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: nrPages + 512 });
     this.xen = backend.name === "pv";
     if (this.xen) {
       const built = buildPvDomain(this.hv, this.hv.slot("pv-mmu"), { domain: d, nrPages });
-      this.kernel = bootXenPvKernel(this.hv, d, { startInfoVa: built.rsi, batching: true });
+      this.kernel = bootXenPvKernel(this.hv, d, {
+        startInfoVa: built.rsi,
+        batching: config.pvBatching ?? true,
+      });
+    } else if (giant) {
+      const frames: number[] = [];
+      for (let r = 0; r < runs; r++) {
+        const mfn = this.hv.allocDomainPages(d, 18);
+        if (mfn < 0) this.failed("1 GiB of aligned guest memory", mfn);
+        for (let i = 0; i < GPAGE / 4096; i++) frames.push(mfn + i);
+      }
+      this.kernel = startNativeKernel(createGuestPort(this.hv, d), frames, {
+        transparentHugepage: large ? "always" : "never",
+      });
     } else {
       this.kernel = bootNativeKernel(this.hv, d, {
         nrPages,
