@@ -259,6 +259,10 @@ export function resultsCsv(res: StudyResults): string {
 // ---- terminal summary ----
 
 /** A plain-text table of the runs (counts exact, cycles estimated). */
+function ratioText(x: number, base: number | undefined): string {
+  return base === undefined || base === 0 ? "-" : `${sig(round(x / base))}x`;
+}
+
 export function summaryTable(res: StudyResults): string {
   const head = [
     "case",
@@ -272,8 +276,12 @@ export function summaryTable(res: StudyResults): string {
     "est. Mcycles",
     "est. vs native",
     "warm-up share",
+    "warm-up vs native",
     "steady vs native",
   ];
+  const nativeWarm = new Map<string, number>();
+  for (const r of res.runs)
+    if (r.backend === "native") nativeWarm.set(r.baseKey, r.warmupEstCycles);
   const rows = res.runs.map((r) => [
     r.caseKey,
     r.backend,
@@ -286,6 +294,7 @@ export function summaryTable(res: StudyResults): string {
     sig(r.estCycles / 1e6),
     r.estOverheadVsNative === null ? "-" : `${sig(r.estOverheadVsNative)}x`,
     r.estCycles === 0 ? "-" : `${sig(round((100 * r.warmupEstCycles) / r.estCycles))}%`,
+    ratioText(r.warmupEstCycles, nativeWarm.get(r.baseKey)),
     r.steady.estOverheadVsNative === null ? "-" : `${sig(r.steady.estOverheadVsNative)}x`,
   ]);
   const all = [head, ...rows];
@@ -296,7 +305,7 @@ export function summaryTable(res: StudyResults): string {
   out.push("");
   out.push("Counts are exact; 'est.' columns are cost-model estimates (docs/cost-model.md).");
   out.push(
-    "Warm-up is the first touch of the working set; 'steady vs native' compares what follows it (estimates).",
+    "Warm-up is the first touch of the working set; 'warm-up vs native' compares it alone, 'steady vs native' what follows it (estimates).",
   );
   if (res.runs.some((r) => !r.sameResultAsOtherBackends)) {
     out.push("A checksum marked ! differs from another backend's on the same case: a bug.");

@@ -188,7 +188,7 @@ const gups: Workload = {
   description:
     "random access over a large working set (GUPS-like): the table is written once, then updated at random offsets",
   operationUnit: "update",
-  defaultOperations: 200_000,
+  defaultOperations: 1_000_000,
   guestBytes: (p) => p.workingSetBytes + headroom(p),
   run(k, p, prng) {
     const ws = perProcess(p);
@@ -232,7 +232,7 @@ const stream: Workload = {
   description:
     "sequential streaming: copy one half of the working set into the other (padded apart by a page and a line), one 64-byte line per access",
   operationUnit: "access",
-  defaultOperations: 200_000,
+  defaultOperations: 1_000_000,
   guestBytes: (p) => p.workingSetBytes + headroom(p),
   run(k, p) {
     const ws = perProcess(p);
@@ -272,7 +272,7 @@ const pointerChase: Workload = {
   description:
     "pointer chasing: a random cycle through 256-byte slots of the working set, one dependent load per step",
   operationUnit: "dependent load",
-  defaultOperations: 200_000,
+  defaultOperations: 1_000_000,
   guestBytes: (p) => p.workingSetBytes + headroom(p),
   run(k, p, prng) {
     const ws = perProcess(p);

@@ -110,7 +110,13 @@ describe("reports", () => {
     expect(nested.steady.estOverheadVsNative).toBeGreaterThan(1);
     expect(nested.steady.refsPerTlbMiss).toBe(4);
     const table = summaryTable(res);
-    expect(table.split("\n")[0]).toMatch(/est\. vs native +warm-up share +steady vs native$/);
+    expect(table.split("\n")[0]).toMatch(
+      /est\. vs native +warm-up share +warm-up vs native +steady vs native$/,
+    );
+    // The nested row shows its warm-up against native's warm-up, beside the steady state.
+    const warmRatio = Math.round((nested.warmupEstCycles / native.warmupEstCycles) * 1e4) / 1e4;
+    const nestedRow = table.split("\n").find((l) => / nested /.test(l)) ?? "";
+    expect(nestedRow).toContain(`${sig(warmRatio)}x  `);
     expect(reportHtml(res)).toContain("Steady-state overhead against native (estimate): nested");
   });
 
