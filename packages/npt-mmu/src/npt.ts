@@ -243,6 +243,11 @@ export class NptMmu implements MmuBackend {
   private readonly pow = [1, 512, 512 ** 2, 512 ** 3, 512 ** 4, 512 ** 5];
   private readonly vaLimit: number;
   private readonly out = new WalkResult();
+  /**
+   * Told the machine address of every entry a 2D walk reads, guest and nested, in the order
+   * read (for a data-cache model such as the study's); null for none.
+   */
+  walkRefSink: ((maddr: number) => void) | null = null;
 
   // Combined TLB and guest structure caches: paging's Tlb, one per vCPU (by uid).
   private readonly tlbs: CpuTlbs;
@@ -415,6 +420,7 @@ export class NptMmu implements MmuBackend {
         return this.nestedExit(tmfn, dom, table, va, acc);
       }
       const r = walkStep(ram, tmfn, Math.floor(vpn / pow[level - 1]) % 512, level, mode, out);
+      if (this.walkRefSink !== null) this.walkRefSink(out.entryMaddr[level]);
       if (r === STEP_TABLE) {
         table = out.nextMfn;
         level--;
@@ -497,6 +503,7 @@ export class NptMmu implements MmuBackend {
       const lo = w[b];
       const hi = w[b + 1];
       c.nestedRefs++;
+      if (this.walkRefSink !== null) this.walkRefSink(table * 4096 + idx * 8);
       const rwx = lo & VMX_EPT_RWX_MASK;
       if (rwx === 0) return N_VIOLATION;
       if ((rwx & VMX_EPT_WRITABLE_MASK) !== 0 && (rwx & VMX_EPT_READABLE_MASK) === 0) {

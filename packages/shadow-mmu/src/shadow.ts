@@ -257,6 +257,11 @@ export class ShadowMmu implements MmuBackend {
   private readonly owner: Int32Array;
   private readonly tlbs: CpuTlbs;
   private readonly out = new WalkResult();
+  /**
+   * Told the machine address of every paging-structure entry a hardware walk reads, in the
+   * order read (for a data-cache model such as the study's); null for none.
+   */
+  walkRefSink: ((maddr: number) => void) | null = null;
   private readonly gout = new WalkResult();
 
   // Per shadow frame (indexed by mfn).
@@ -386,6 +391,11 @@ export class ShadowMmu implements MmuBackend {
         0,
       );
       c.shadowRefs += out.reads;
+      const sink = this.walkRefSink;
+      if (sink !== null) {
+        const top = out.pwcLevel > 0 ? out.pwcLevel - 1 : LEVELS;
+        for (let i = 0; i < out.reads; i++) sink(out.entryMaddr[top - i]);
+      }
       if (ok) {
         if (tlb !== null) tlb.insertWalk(out, 0);
         return out.maddr;

@@ -248,3 +248,19 @@ describe("fork, exec and exit under shadow paging", () => {
     expect(run(shadowMmu())).toEqual(run(shadowMmu({ outOfSync: false, writeFlooding: false })));
   });
 });
+
+describe("walkRefSink", () => {
+  it("hears every shadow entry a hardware walk reads, and nothing of the host's software walks", () => {
+    const { w, mem, t, v, sh } = setup();
+    const heard: number[] = [];
+    sh.walkRefSink = (ma) => heard.push(ma);
+    t.map(0x1000, mem.alloc());
+    const before = sh.counts.shadowRefs;
+    sh.translate(v, 0x1000, 0);
+    expect(heard).toHaveLength(sh.counts.shadowRefs - before);
+    // Every address heard is in a shadow page (a host frame Xen owns), never in the guest's tables.
+    for (const ma of heard) expect(w.hv.frames.owner[Math.floor(ma / 4096)]).toBe(0x7ff2);
+    expect(heard).toContain(sh.shadowRoot(v) * 4096);
+    expect(heard).not.toContain(t.cr3 * 4096);
+  });
+});

@@ -8,7 +8,7 @@
  * backend's own counters, never estimated.
  */
 import type { Hypervisor, Plugin, Vcpu } from "@hyperlab/core";
-import { nativeMmu } from "@hyperlab/native-mmu";
+import { type NativeMmu, nativeMmu } from "@hyperlab/native-mmu";
 import { type NptMmu, nptMmu } from "@hyperlab/npt-mmu";
 import { tlbStats } from "@hyperlab/paging";
 import { pvCpu } from "@hyperlab/pv-cpu";
@@ -43,8 +43,11 @@ export interface StudyBackend {
   unsupported(params: BackendParams): string | null;
   /** The hypervisor plugins of a build with this backend. */
   plugins(params: BackendParams): Plugin[];
-  /** The backend's counters for one domain's vCPU, after boot. */
-  attach(hv: Hypervisor, vcpu: Vcpu): BackendCounters;
+  /**
+   * The backend's counters for one domain's vCPU, after boot. `walkRef`, when given, hears
+   * the machine address of every entry a hardware page walk reads (guest and nested).
+   */
+  attach(hv: Hypervisor, vcpu: Vcpu, walkRef?: (maddr: number) => void): BackendCounters;
 }
 
 /**
@@ -67,7 +70,16 @@ export const nativeBackend: StudyBackend = {
   description: "bare metal: one walk of the kernel's own tables per TLB miss",
   unsupported: noGiantGuestPages,
   plugins: () => [nativeMmu()],
-  attach: (hv) => ({
+  attach: (hv, _vcpu, walkRef) => {
+    // The bare-metal MMU fills core's mmu slot itself (it has no service slot of its own).
+    const mmu = hv.slot("mmu") as NativeMmu;
+    mmu.walkRefSink = walkRef ?? null;
+    return nativeCounters(hv);
+  },
+};
+
+function nativeCounters(hv: Hypervisor): BackendCounters {
+  return {
     addHardwareCounts(out) {
       out.tlbHits += hv.stats.read("native-mmu", "tlb_hits") ?? 0;
       out.tlbMisses += hv.stats.read("native-mmu", "tlb_misses") ?? 0;
@@ -78,8 +90,8 @@ export const nativeBackend: StudyBackend = {
       out.tlbFlushes += hv.stats.read("native-mmu", "tlb_flushes") ?? 0;
       out.invlpg += hv.stats.read("native-mmu", "invlpg") ?? 0;
     },
-  }),
-};
+  };
+}
 
 /** Xen PV direct paging: entries change by validated mmu_update, roots are pinned. */
 export const pvBackend: StudyBackend = {
@@ -89,8 +101,9 @@ export const pvBackend: StudyBackend = {
     p.guestPageSize !== "4K" ? "Xen PV guests have no superpages (PSE is refused in L2/L3)" : null,
   // As examples/compose builds Xen: the guest boots through set_trap_table and callbacks.
   plugins: () => [pvMmu(), pvCpu()],
-  attach(hv, vcpu) {
+  attach(hv, vcpu, walkRef) {
     const pv: PvMmu = hv.slot("pv-mmu");
+    pv.walkRefSink = walkRef ?? null;
     return {
       addHardwareCounts(out) {
         const levels = tlbStats(pv.tlbOf(vcpu)).levels;
@@ -116,8 +129,9 @@ export const nestedBackend: StudyBackend = {
   description: "nested paging (EPT/NPT): 2D walks, EPT-violation exits back guest memory",
   unsupported: noGiantGuestPages,
   plugins: (p) => [nptMmu({ hostPageSize: p.hostPageSize })],
-  attach(hv) {
+  attach(hv, _vcpu, walkRef) {
     const npt: NptMmu = hv.slot("npt-mmu");
+    npt.walkRefSink = walkRef ?? null;
     return {
       addHardwareCounts(out) {
         const c = npt.counts;
@@ -146,8 +160,9 @@ export const shadowBackend: StudyBackend = {
   description: "shadow paging: write-protected guest tables, hidden faults fill shadow tables",
   unsupported: noGiantGuestPages,
   plugins: () => [shadowMmu()],
-  attach(hv) {
+  attach(hv, _vcpu, walkRef) {
     const sh: ShadowMmu = hv.slot("shadow-mmu");
+    sh.walkRefSink = walkRef ?? null;
     return {
       addHardwareCounts(out) {
         const c = sh.counts;

@@ -66,9 +66,27 @@ export const COST_INFO: readonly CostInfo[] = [
   },
   {
     name: "walkRefs",
-    cycles: 30,
+    cycles: 4,
     source:
-      "a paging-structure read served by L2/L3, Intel optimization manual; Bhargava et al. ASPLOS 2008 (cost-model.md#walkrefs)",
+      "a paging-structure read that hits L1d (walks read through the data caches, Intel SDM 4.10); misses priced apart; Bhargava et al. ASPLOS 2008 (cost-model.md#walkrefs)",
+    assumption: false,
+  },
+  {
+    name: "walkL2Hits",
+    cycles: 8,
+    source: "as l2Hits: L2 latency beyond L1's (cost-model.md#walkl2hits)",
+    assumption: false,
+  },
+  {
+    name: "walkLlcHits",
+    cycles: 38,
+    source: "as llcHits: LLC latency beyond L1's (cost-model.md#walkllchits)",
+    assumption: true,
+  },
+  {
+    name: "walkDramAccesses",
+    cycles: 240,
+    source: "as dramAccesses: DRAM latency beyond L1's (cost-model.md#walkdramaccesses)",
     assumption: true,
   },
   {

@@ -19,6 +19,12 @@ export interface StudyCounts {
   tlbMisses: number;
   /** Memory references made by page walks (guest and nested entries read). */
   walkRefs: number;
+  /** Page-walk references that missed L1d and hit L2 (the data-cache model, cache.ts). */
+  walkL2Hits: number;
+  /** Page-walk references that missed L2 and hit the last-level cache. */
+  walkLlcHits: number;
+  /** Page-walk references that missed every cache level and went to DRAM. */
+  walkDramAccesses: number;
   /** Non-memory instructions the workload executes besides its accesses (its computation). */
   instructions: number;
   /** Page faults delivered to the guest kernel (demand paging, copy on write). */
@@ -67,6 +73,9 @@ export const COUNT_INFO: readonly { name: CountName; unit: string; description: 
   { name: "tlbHits", unit: "translations", description: "TLB hits" },
   { name: "tlbMisses", unit: "translations", description: "TLB misses" },
   { name: "walkRefs", unit: "references", description: "memory references made by page walks" },
+  { name: "walkL2Hits", unit: "references", description: "walk references served by L2" },
+  { name: "walkLlcHits", unit: "references", description: "walk references served by the LLC" },
+  { name: "walkDramAccesses", unit: "references", description: "walk references served by DRAM" },
   { name: "instructions", unit: "instructions", description: "non-memory instructions" },
   { name: "pageFaults", unit: "faults", description: "page faults handled by the guest kernel" },
   { name: "pagesZeroed", unit: "pages", description: "4 KiB pages zeroed by the guest kernel" },

@@ -47,6 +47,11 @@ const GPAGE = 2 ** 30;
 /** mmap hands out addresses below this (the guest's MMAP_BASE); lengths stay under it. */
 const MMAP_LIMIT = 0x7f00_0000_0000;
 
+/** A process's address space in the data-cache model (0 is machine addresses). */
+function space(pid: number): number {
+  return 1 + (pid % 2046);
+}
+
 /** The guest kernel as a study target. */
 export class GuestTarget implements StudyTarget {
   readonly hv: Hypervisor;
@@ -58,6 +63,8 @@ export class GuestTarget implements StudyTarget {
   private readonly xen: boolean;
   /** The data-cache hierarchy every user access goes through (the same on every backend). */
   readonly cache: CacheHierarchy;
+  /** Page-walk references served by L1d, L2, the LLC and DRAM (the rest of cache.hits is user data). */
+  readonly walkHits = new Float64Array(4);
 
   constructor(config: GuestTargetConfig) {
     const { backend, params } = config;
@@ -88,6 +95,13 @@ export class GuestTarget implements StudyTarget {
     const machine = createMachine({ ramBytes, cpus: 1, seed: config.seed });
     this.hv = createHypervisor({ machine, plugins: backend.plugins(params) }).boot();
     const d = this.hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: nrPages + 512 });
+    // Page walks' references (from boot on) go through the same caches as user data, at
+    // machine addresses (space 0; processes are spaces 1..2046).
+    const cache = this.cache;
+    const walkHits = this.walkHits;
+    this.hw = backend.attach(this.hv, d.vcpus[0], (maddr) => {
+      walkHits[cache.access(0, maddr)]++;
+    });
     this.xen = backend.name === "pv";
     if (this.xen) {
       const built = buildPvDomain(this.hv, this.hv.slot("pv-mmu"), { domain: d, nrPages });
@@ -112,7 +126,6 @@ export class GuestTarget implements StudyTarget {
       });
     }
     this.hv.unpauseDomain(d);
-    this.hw = backend.attach(this.hv, d.vcpus[0]);
   }
 
   private proc(pid: number): Process {
@@ -205,7 +218,7 @@ export class GuestTarget implements StudyTarget {
     for (let i = 0; i < n; i++) {
       const va = vas[i];
       const kind = kinds[i];
-      cache.access(pid, va);
+      cache.access(space(pid), va);
       if (kind === ACCESS_WRITE) {
         if (!p.store(va, Math.imul(i + salt, 0x9e3779b1) >>> 0)) this.killed(p, va);
         continue;
@@ -222,7 +235,7 @@ export class GuestTarget implements StudyTarget {
   store(pid: number, vas: Float64Array, values: Uint32Array, n: number): void {
     const p = this.proc(pid);
     if (p.accessSet(vas, values, n) !== n) this.killed(p, vas[0]);
-    for (let i = 0; i < n; i++) this.cache.access(pid, vas[i]);
+    for (let i = 0; i < n; i++) this.cache.access(space(pid), vas[i]);
     this.k.accesses += n;
   }
 
@@ -232,7 +245,7 @@ export class GuestTarget implements StudyTarget {
     let h = 0x811c9dc5;
     for (let i = 0; i < steps; i++) {
       const va = base + slot * stride;
-      this.cache.access(pid, va);
+      this.cache.access(space(pid), va);
       const x = p.load(va);
       if (x < 0) this.killed(p, va);
       slot = x;
@@ -254,9 +267,13 @@ export class GuestTarget implements StudyTarget {
     const c = { ...this.k };
     const g = this.kernel.counts;
     const hits = this.cache.hits;
-    c.l2Hits = hits[1];
-    c.llcHits = hits[2];
-    c.dramAccesses = hits[3];
+    const walk = this.walkHits;
+    c.l2Hits = hits[1] - walk[1];
+    c.llcHits = hits[2] - walk[2];
+    c.dramAccesses = hits[3] - walk[3];
+    c.walkL2Hits = walk[1];
+    c.walkLlcHits = walk[2];
+    c.walkDramAccesses = walk[3];
     c.pageFaults = g.pageFaults;
     c.contextSwitches = g.contextSwitches;
     c.ptUpdates = g.ptUpdates;

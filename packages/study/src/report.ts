@@ -533,6 +533,9 @@ const WORK_COUNTS: readonly CountName[] = [
   "l2Hits",
   "llcHits",
   "dramAccesses",
+  "walkL2Hits",
+  "walkLlcHits",
+  "walkDramAccesses",
   "instructions",
   "pagesZeroed",
   "pagesCopied",
@@ -703,7 +706,7 @@ ${barChart({ title: "Entries into Xen by hypercall per operation (exact)", axis:
 <p>Every count is exact; the last two columns are estimates. An update (random, kbuild) reads and then writes its word: two translations, so TLB hits plus misses can be twice the accesses.</p>
 ${runsTable(res)}
 <h2>Data caches, kernel and hypervisor work</h2>
-<p>Work counted apart and priced per event (exact counts): where user accesses that missed L1d were served, the workload's own instructions, pages the guest kernel zeroed and copied, its process system calls, and what Xen did inside multicalls and mmu_update batches.</p>
+<p>Work counted apart and priced per event (exact counts): where user accesses and page-walk references that missed L1d were served, the workload's own instructions, pages the guest kernel zeroed and copied, its process system calls, and what Xen did inside multicalls and mmu_update batches.</p>
 ${workTable(res)}
 <h2>Warm-up and steady state</h2>
 <p>Warm-up ends when the workload has touched its working set once (first-touch faults, table building); the steady state is everything after. Counts are exact; cycles and ratios are estimates.</p>

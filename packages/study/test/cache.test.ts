@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { nativeBackend } from "../src/backends";
+import { BACKENDS, nativeBackend } from "../src/backends";
 import { CacheHierarchy, DEFAULT_CACHE_LEVELS, LINE_BYTES } from "../src/cache";
 import { GuestTarget } from "../src/guest-target";
 import { ACCESS_READ } from "../src/target";
@@ -76,7 +76,7 @@ describe("the data-cache hierarchy", () => {
     expect(() => new CacheHierarchy(wide)).toThrow(/ways at most 32/);
   });
 
-  it("counts every user access of a run once, at the level that served it", () => {
+  it("counts every user access and every page-walk reference of a run once, at the level that served it", () => {
     const k = new GuestTarget({
       backend: nativeBackend,
       params: { guestPageSize: "4K", hostPageSize: "4K" },
@@ -91,6 +91,29 @@ describe("the data-cache hierarchy", () => {
     expect(c.accesses).toBe(8);
     expect(c.dramAccesses).toBe(4);
     expect(c.l2Hits + c.llcHits).toBe(0);
-    expect(k.cache.hits[0]).toBe(4);
+    expect(k.cache.hits[0] - k.walkHits[0]).toBe(4);
+    // Every reference the page walks made went through the same caches.
+    expect(k.walkHits.reduce((x, y) => x + y, 0)).toBe(c.walkRefs);
+    expect(c.walkRefs).toBeGreaterThan(0);
+  });
+
+  it("hears every walk reference on every backend", () => {
+    for (const backend of BACKENDS) {
+      const k = new GuestTarget({
+        backend,
+        params: { guestPageSize: "4K", hostPageSize: "4K" },
+        guestBytes: 8 * 2 ** 20,
+        seed: 1,
+      });
+      const pid = k.spawn();
+      const va = k.mmap(pid, 4096 * 64);
+      const vas = Float64Array.from({ length: 64 }, (_, i) => va + i * 4096);
+      k.replay(pid, vas, new Uint8Array(64).fill(ACCESS_READ), 64, 0);
+      const c = k.counts();
+      expect(c.walkRefs, backend.name).toBeGreaterThan(64);
+      expect(c.walkL2Hits + c.walkLlcHits + c.walkDramAccesses + k.walkHits[0], backend.name).toBe(
+        c.walkRefs,
+      );
+    }
   });
 });
