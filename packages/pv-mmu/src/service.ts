@@ -95,6 +95,11 @@ export class PvMmu implements MmuBackend, PvMmuService {
   readonly walkCounts = { walks: 0, reads: 0, writes: 0 };
 
   private readonly out = new WalkResult();
+  /**
+   * Told the machine address of every paging-structure entry a hardware walk reads, in the
+   * order read (for a data-cache model such as the study's); null for none.
+   */
+  walkRefSink: ((maddr: number) => void) | null = null;
   /** What the hypercall handlers (mmu-update.ts, mmuext.ts, memory-op.ts, ptwr.ts) run with. */
   private readonly ctx: PvMmuContext;
 
@@ -196,6 +201,14 @@ export class PvMmu implements MmuBackend, PvMmuService {
   }
 
   /** How many times the vCPU's TLB was flushed (locally, by a CR3 load, or by a remote flush). */
+  /** Hands the entries the last walk read to walkRefSink (from the walk's first level down). */
+  private emitWalkRefs(out: WalkResult): void {
+    const sink = this.walkRefSink;
+    if (sink === null) return;
+    const top = out.pwcLevel > 0 ? out.pwcLevel - 1 : this.mode.levels;
+    for (let i = 0; i < out.reads; i++) sink(out.entryMaddr[top - i]);
+  }
+
   tlbFlushCount(v: Vcpu): number {
     return this.pv(v).flushes;
   }
@@ -289,6 +302,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
       const w0 = out.totalWrites;
       c.walks++;
       const ok = walk(this.ram, root, va, acc, this.mode, out, tlb.pwc, tag);
+      if (this.walkRefSink !== null) this.emitWalkRefs(out);
       c.reads += out.totalReads - r0;
       c.writes += out.totalWrites - w0;
       if (ok && out.maddr < this.ram.bytes) {

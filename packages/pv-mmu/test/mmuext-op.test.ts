@@ -193,6 +193,29 @@ describe("mmuext_op: base pointers", () => {
   });
 });
 
+describe("walkRefSink", () => {
+  it("hears the machine address of every entry a hardware walk reads", () => {
+    const { w, g, v } = setup();
+    const heard: number[] = [];
+    w.pv.walkRefSink = (ma) => heard.push(ma);
+    const reads = w.pv.walkCounts.reads;
+    w.pv.read(v, g.b.startInfoVa, 4);
+    expect(heard.length).toBe(w.pv.walkCounts.reads - reads);
+    expect(heard.length).toBeGreaterThan(0);
+    // The last entry heard is the leaf, in a page table the guest owns.
+    const leaf = heard[heard.length - 1];
+    expect(w.hv.frames.owner[Math.floor(leaf / 4096)]).toBe(g.d.domid);
+    // Without a sink the walks go on unheard.
+    const n = heard.length;
+    w.pv.walkRefSink = null;
+    w.pv.flushLocal(v);
+    const r1 = w.pv.walkCounts.reads;
+    w.pv.read(v, g.b.startInfoVa, 4);
+    expect(w.pv.walkCounts.reads).toBeGreaterThan(r1);
+    expect(heard.length).toBe(n);
+  });
+});
+
 describe("mmuext_op: TLB flushes", () => {
   it("flushes the local TLB, one address, a vCPU set and the whole domain", () => {
     const { w, g, v } = setup();

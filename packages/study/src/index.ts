@@ -10,6 +10,12 @@ export {
   shadowBackend,
 } from "./backends";
 export {
+  CacheHierarchy,
+  type CacheLevelConfig,
+  DEFAULT_CACHE_LEVELS,
+  LINE_BYTES,
+} from "./cache";
+export {
   type ComparableResults,
   type Comparison,
   compareResults,
