@@ -198,7 +198,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     const e = new EvtDomain(
       d,
       si,
-      ram.frameWordBase(d.sharedInfoMfn),
+      0, // the view is shared_info's frame alone
       this.twoLevel,
       this.nrPirqs,
       this.maxPortOpt,

@@ -170,7 +170,7 @@ export class XenEvtchnGuest {
     this.allocFrame = options.allocFrame;
     this.layout = options.addressSize === 32 ? LAYOUT_32 : LAYOUT_64;
     this.si = this.ram.frameWords(sharedInfoMfn, true);
-    this.siBase = this.ram.frameWordBase(sharedInfoMfn);
+    this.siBase = 0; // the view is shared_info's frame alone
     const n = vcpus.length;
     this.virqIrq = vcpus.map(() => new Int32Array(24).fill(-1));
     this.ipiIrq = vcpus.map(() => new Map());
@@ -203,8 +203,8 @@ export class XenEvtchnGuest {
         const mfn = this.allocFrame!();
         const ram = this.ram;
         const view = ram.frameWords(mfn, true);
-        const base = ram.frameWordBase(mfn);
-        view.fill(0, base, base + 1024);
+        const base = 0; // the view is the control block's frame alone
+        view.fill(0);
         const rc = this.op(cpu, {
           cmd: EVTCHNOP_init_control,
           control_gfn: mfn,
@@ -230,8 +230,8 @@ export class XenEvtchnGuest {
     const mfn = this.allocFrame!();
     const ram = this.ram;
     const view = ram.frameWords(mfn, true);
-    const base = ram.frameWordBase(mfn);
-    view.fill(MASKED >>> 0, base, base + FIFO_PAGE_WORDS);
+    const base = 0; // the view is the event array's frame alone
+    view.fill(MASKED >>> 0, 0, FIFO_PAGE_WORDS);
     const rc = this.op(0, { cmd: EVTCHNOP_expand_array, array_gfn: mfn });
     if (rc < 0) return rc;
     this.arrView.push(view);
