@@ -45,13 +45,15 @@ export function nativeMmuOps(k: GuestKernel): PvMmuOps {
     flushTlbKernel: (vi) => k.hwMmu.flushLocal(k.vcpu(vi)),
     flushTlbOneUser: (vi, va) => k.hwMmu.flushOne(k.vcpu(vi), va),
     flushTlbMulti: (vcpus, _mm, start, end) => {
-      // An IPI to each; each flushes the range or everything (native_flush_tlb_multi).
-      for (const vi of vcpus) {
+      // native_flush_tlb_multi: a function call on each CPU by IPI (on_each_cpu_cond_mask),
+      // whose handler (flush_tlb_func) flushes the range, or everything, on its own CPU.
+      const single = (end - start) / PAGE_SIZE <= TLB_SINGLE_PAGE_FLUSH_CEILING;
+      k.smp.callFunctionMany(0, vcpus, (vi) => {
         const v = k.vcpu(vi);
-        if ((end - start) / PAGE_SIZE <= TLB_SINGLE_PAGE_FLUSH_CEILING) {
+        if (single) {
           for (let va = start; va < end; va += PAGE_SIZE) k.hwMmu.flushOne(v, va);
         } else k.hwMmu.flushLocal(v);
-      }
+      });
     },
     allocPte: nop,
     allocPmd: nop,

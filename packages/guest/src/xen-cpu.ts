@@ -250,7 +250,7 @@ export function xenTimeOps(k: GuestKernel, cpu: XenCpuOps): PvTimeOps {
   return {
     // xen_clocksource_read: the vCPU's vcpu_time_info, extrapolated with the TSC.
     schedClock: (vi) => {
-      const at = k.port.vcpuInfoMaddr(vi);
+      const at = k.xenVcpuInfo(vi);
       const snap = at < 0 ? null : readPvClock(k.ram, at);
       if (snap === null) return last[vi];
       const ns = pvClockNs(snap, tscAt(k.port.clock.now));
