@@ -182,9 +182,15 @@ export class XenEvtchnGuest {
     this.ipiIrq = vcpus.map(() => new Map());
     this.cpuMask = vcpus.map(() => new Uint32Array(this.layout.nrChannels / 32));
     this.curWord = new Int32Array(n);
-    this.viView = vcpus.map(() => this.si);
+    // A vCPU from 32 on has no slot in shared_info: until it registers one, its vcpu_info is
+    // a private dummy (Xen's dummy_vcpu_info), where nothing is ever pending.
+    const dummy = new Uint32Array(this.layout.vcpuInfoW);
+    this.viView = vcpus.map((_, cpu) => (cpu < this.layout.legacyVcpus ? this.si : dummy));
     this.viWord = new Int32Array(n);
-    for (let cpu = 0; cpu < n; cpu++) this.viWord[cpu] = this.siBase + cpu * this.layout.vcpuInfoW;
+    for (let cpu = 0; cpu < n; cpu++) {
+      this.viWord[cpu] =
+        cpu < this.layout.legacyVcpus ? this.siBase + cpu * this.layout.vcpuInfoW : 0;
+    }
     this.qHead = new Int32Array(n * 16);
     this.handled = new Float64Array(n);
     this.growPorts(this.layout.nrChannels);
@@ -283,6 +289,11 @@ export class XenEvtchnGuest {
   /** Sets evtchn_upcall_mask (the PV guest's "interrupts off"). */
   disableUpcalls(cpu: number): void {
     this.viView[cpu][this.viWord[cpu]] |= 0x100;
+  }
+
+  /** Whether this vCPU has upcalls masked (evtchn_upcall_mask, the PV "interrupts off"). */
+  upcallMasked(cpu: number): boolean {
+    return (this.viView[cpu][this.viWord[cpu]] & 0xff00) !== 0;
   }
 
   /** Whether Xen has flagged an upcall for this vCPU (evtchn_upcall_pending). */

@@ -16,10 +16,21 @@
  * one EOI. Counts say which, so a study can price them (VM exits under nested paging).
  */
 import { EINVAL } from "@hyperlab/abi";
-import { PFEC_user_mode, PFEC_write_access } from "@hyperlab/core";
+import { type MmuBackend, PFEC_user_mode, PFEC_write_access, type Vcpu } from "@hyperlab/core";
 import { guestError } from "./errors";
-import type { GuestKernel } from "./kernel";
+import type { XenEvtchnGuest } from "./events";
 import type { Mm } from "./mm";
+import type { GuestPort } from "./port";
+
+/** What the IPI layer needs of the kernel (a GuestKernel, which makes one SmpCalls for itself). */
+export interface IpiKernel {
+  readonly port: GuestPort;
+  readonly events: XenEvtchnGuest | null;
+  readonly hwMmu: MmuBackend;
+  vcpu(vi: number): Vcpu;
+  switchMm(vi: number, mm: Mm): void;
+  handleFault(mm: Mm, va: number, write: boolean): number;
+}
 
 /** Linux's enum ipi_vector (include/xen/events.h): the IPIs a Xen PV guest binds per vCPU. */
 export const XEN_RESCHEDULE_VECTOR = 0;
@@ -78,13 +89,13 @@ export class SmpCalls {
     calls: 0,
     reschedules: 0,
   };
-  private readonly k: GuestKernel;
+  private readonly k: IpiKernel;
   /** Per CPU: the functions queued for it (call_single_queue). */
   private readonly queue: SmpCallFunction[][];
   /** Xen PV: whether the IPIs are bound (xen_smp_intr_init ran) on each CPU. */
   private readonly bound: boolean[];
 
-  constructor(k: GuestKernel) {
+  constructor(k: IpiKernel) {
     this.k = k;
     const n = k.port.vcpus.length;
     this.queue = Array.from({ length: n }, () => []);
@@ -216,13 +227,7 @@ export class SmpCalls {
  * first): translated by that vCPU's MMU, so its TLB holds the entry afterwards; a miss takes
  * the fault path. Returns the machine address, or -1 when the access would fault fatally.
  */
-export function threadTouch(
-  k: GuestKernel,
-  vi: number,
-  mm: Mm,
-  va: number,
-  write: boolean,
-): number {
+export function threadTouch(k: IpiKernel, vi: number, mm: Mm, va: number, write: boolean): number {
   const v = k.vcpu(vi);
   k.switchMm(vi, mm);
   const access = PFEC_user_mode | (write ? PFEC_write_access : 0);

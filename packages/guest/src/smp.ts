@@ -14,6 +14,7 @@ import {
   __HYPERVISOR_vcpu_op,
   EINVAL,
   ENOMEM,
+  ENOSYS,
   FLAT_KERNEL_CS,
   FLAT_KERNEL_SS,
   trap_info,
@@ -97,12 +98,13 @@ export function xenCpuUp(k: GuestKernel, vi: number): number {
   put64(c, f.ctrlreg.offset + 3 * 8, k.frameOf(k.initMm.pgd) * PAGE_SIZE);
   rc = hc({ cmd: VCPUOP_initialise, vcpuid: vi, ctxt: c });
   if (rc < 0) return rc;
-  // xen_smp_intr_init: the boot CPU's IPIs (once) and this CPU's, bound before it runs.
+  // xen_smp_intr_init: the boot CPU's IPIs (once) and this CPU's, bound before it runs. A
+  // Xen without event channels (a build with no evtchn plugin) answers -ENOSYS: the vCPU
+  // then comes up without IPIs.
   if (k.events !== null) {
     rc = k.smp.intrInit(0);
-    if (rc < 0) return rc;
-    rc = k.smp.intrInit(vi);
-    if (rc < 0) return rc;
+    if (rc === 0) rc = k.smp.intrInit(vi);
+    if (rc < 0 && rc !== -ENOSYS) return rc;
   }
   rc = hc({ cmd: VCPUOP_up, vcpuid: vi });
   if (rc < 0) return rc;
