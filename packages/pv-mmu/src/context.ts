@@ -46,6 +46,8 @@ export interface PvMmuCounters {
   ptwrEmulations: { value: number };
   tlbFlushes: { value: number };
   pageFaults: { value: number };
+  /** Flushes on a vCPU other than the caller's (each an IPI to its pCPU in Xen). */
+  remoteFlushes: { value: number };
 }
 
 /** The context every PV MMU hypercall handler runs in (one per PvMmu). */

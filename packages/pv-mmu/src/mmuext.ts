@@ -170,17 +170,23 @@ function mmuextOne(ctx: PvMmuContext, v: Vcpu, op: MmuextOp, pgOwner: Domain): n
       for (const t of targets) {
         if (op.cmd === MMUEXT_TLB_FLUSH_MULTI) ctx.flushLocal(t);
         else if (typeof va === "number" && addrOk(va)) ctx.flushOne(t, va);
+        else continue;
+        if (t !== v) ctx.counters.remoteFlushes.value++;
       }
       return 0;
     }
     case MMUEXT_TLB_FLUSH_ALL:
       if (currd !== pgOwner) return -EPERM;
       ctx.flushDomain(currd.domid);
+      ctx.counters.remoteFlushes.value += currd.vcpus.length - 1;
       return 0;
     case MMUEXT_INVLPG_ALL: {
       if (currd !== pgOwner) return -EPERM;
       const va = op.arg1?.linear_addr;
-      if (typeof va === "number" && addrOk(va)) for (const t of currd.vcpus) ctx.flushOne(t, va);
+      if (typeof va === "number" && addrOk(va)) {
+        for (const t of currd.vcpus) ctx.flushOne(t, va);
+        ctx.counters.remoteFlushes.value += currd.vcpus.length - 1;
+      }
       return 0;
     }
     case MMUEXT_FLUSH_CACHE:

@@ -132,6 +132,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
     ptwrEmulations: { value: 0 },
     tlbFlushes: { value: 0 },
     pageFaults: { value: 0 },
+    remoteFlushes: { value: 0 },
   };
 
   constructor(hv: Hypervisor, options: PvMmuOptions = {}) {
