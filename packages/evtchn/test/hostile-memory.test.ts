@@ -206,7 +206,10 @@ const roundArb = fc.record({
 
 describe("hostile-guest property: event channel sequences with ABI switches", () => {
   for (const abi of ["2-level", "fifo"] as const) {
-    it(`no byte outside the domain's own event channel frames changes (${abi} build)`, () => {
+    // A generous timeout: the sweeps make ~10^5 hypercalls, slow on a loaded machine.
+    it(`no byte outside the domain's own event channel frames changes (${abi} build)`, {
+      timeout: LONG ? 3_600_000 : 600_000,
+    }, () => {
       fc.assert(
         fc.property(
           fc.array(roundArb, { minLength: 1, maxLength: LONG ? 6 : 3 }),
