@@ -91,6 +91,15 @@ export {
   type XenBootInfo,
 } from "./kernel";
 export * from "./layout";
+export {
+  destroyLdt,
+  LDT_ENTRIES_MODELLED,
+  LDT_ENTRY_SIZE,
+  type LdtFreeKernel,
+  type LdtKernel,
+  ldtEntries,
+  writeLdt,
+} from "./ldt";
 export { Mm, type Vma } from "./mm";
 export {
   NativeCpu,

@@ -80,6 +80,9 @@ export class NativeCpu implements PvCpuOps {
   /** Each vCPU's IDT: 256 handler addresses per vCPU (0: none). */
   readonly idt: Float64Array;
   readonly sp0: Float64Array;
+  /** Each vCPU's LDT register: base and entries (0: no LDT). */
+  readonly ldtBase: Float64Array;
+  readonly ldtEntries: Float64Array;
   readonly fsBase: Float64Array;
   readonly gsBaseUser: Float64Array;
   readonly cr0: Float64Array;
@@ -89,6 +92,8 @@ export class NativeCpu implements PvCpuOps {
   constructor(nrVcpus: number) {
     this.idt = new Float64Array(256 * nrVcpus);
     this.sp0 = new Float64Array(nrVcpus);
+    this.ldtBase = new Float64Array(nrVcpus);
+    this.ldtEntries = new Float64Array(nrVcpus);
     this.fsBase = new Float64Array(nrVcpus);
     this.gsBaseUser = new Float64Array(nrVcpus);
     // CR0 after boot: PE, MP, ET, NE, WP, AM, PG.
@@ -106,6 +111,16 @@ export class NativeCpu implements PvCpuOps {
     }
     // Leaf 1: the features the model has; of them the kernel asks only for PSE (2 MiB pages).
     if (leaf === 1) out[3] = 1 << X86_FEATURE_PSE;
+  }
+
+  allocLdt(_pfns: readonly number[]): void {}
+
+  freeLdt(_pfns: readonly number[]): void {}
+
+  /** LLDT: the LDT register of the vCPU (its base and limit in entries). */
+  setLdt(vi: number, va: number, entries: number): void {
+    this.ldtBase[vi] = entries === 0 ? 0 : va;
+    this.ldtEntries[vi] = entries;
   }
 
   loadIdt(vi: number, gates: readonly IdtGate[]): void {
