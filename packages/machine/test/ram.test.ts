@@ -263,6 +263,28 @@ describe("Ram frame views", () => {
     expect(ram.frameWords(mfn, false)).toBe(view);
   });
 
+  it("chunkWordsForRead: the chunk view and the frame's base in it, for masked hot-path reads", () => {
+    const ram = new Ram({ bytes: 8 * MiB });
+    const mfn = CHUNK_FRAMES + 3;
+    ram.write32(mfn * PAGE_SIZE + 8, 0x1234);
+    const c = ram.chunkWordsForRead(mfn);
+    expect(c.length).toBe(CHUNK_FRAMES * FRAME_WORDS);
+    const b = ram.chunkWordBase(mfn);
+    expect(b).toBe(3 * FRAME_WORDS);
+    expect(c[b + 2]).toBe(0x1234);
+    // A masked index stays in the frame whatever the guest gave.
+    for (const i of [0, 511, 512, 4096, -1, 2 ** 31]) {
+      const w = b + ((i * 2) & (FRAME_WORDS - 1));
+      expect(w).toBeGreaterThanOrEqual(b);
+      expect(w).toBeLessThan(b + FRAME_WORDS);
+    }
+    // An untouched chunk reads zeros and allocates nothing.
+    expect(ram.chunkWordsForRead(3 * CHUNK_FRAMES)[5]).toBe(0);
+    expect(ram.residentBytes).toBe(CHUNK);
+    expectMachineError(() => ram.chunkWordsForRead(ram.nrFrames), "RAM_OUT_OF_RANGE");
+    expectMachineError(() => ram.chunkWordsForRead(-1), "RAM_OUT_OF_RANGE");
+  });
+
   it("handing out a view allocates nothing once the chunk exists (the same view each time)", () => {
     const ram = new Ram({ bytes: 8 * MiB });
     const a = ram.frameWords(5, true);

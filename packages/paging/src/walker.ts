@@ -17,7 +17,8 @@
  *   RAM reads as zeros (a not-present entry) and is still counted; a walk never throws on
  *   guest-controlled entries.
  * - A walk reads only the entry its index names inside the table frame: indices are masked
- *   to 0..511 and the RAM view is the table frame alone, so no index reaches another frame.
+ *   to 0..511 (the walker reads the RAM's chunk view for speed), so no index reaches another
+ *   frame.
  * - A walk allocates nothing: it fills a caller-owned WalkResult.
  */
 
@@ -168,10 +169,10 @@ export function walkStep(
   out.reads++;
   out.totalReads++;
   if (tableMfn < ram.nrFrames) {
-    // The view is the table's frame alone, and the index is masked to its 512 entries: no
-    // index a caller computes from guest input can read past the table.
-    const words = ram.frameWords(tableMfn, false);
-    const w = (index & 511) * 2;
+    // The chunk view (the walker's hot path) with the index masked to the table's 512
+    // entries by construction: no index a caller computes from guest input reads past it.
+    const words = ram.chunkWordsForRead(tableMfn);
+    const w = ram.chunkWordBase(tableMfn) + (index & 511) * 2;
     lo = words[w];
     hi = words[w + 1];
   }
@@ -344,8 +345,9 @@ export function walk(
     let hi = 0;
     reads++;
     if (table < nrFrames) {
-      const words = ram.frameWords(table, false);
-      const w = index * 2; // index is masked to 511 above; the view is the table's frame
+      // The chunk view with the index masked to 511 above: inside the table by construction.
+      const words = ram.chunkWordsForRead(table);
+      const w = ram.chunkWordBase(table) + index * 2;
       lo = words[w];
       hi = words[w + 1];
     }
