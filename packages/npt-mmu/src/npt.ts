@@ -498,8 +498,8 @@ export class NptMmu implements MmuBackend {
     let leafLevel = 1;
     for (; level >= 1; level--) {
       const idx = Math.floor(gfn / pow[level - 1]) % 512;
-      const w = ram.frameWords(table, false);
-      const b = ram.frameWordBase(table) + idx * 2;
+      const w = ram.frameWords(table, false); // the table's frame alone; idx < 512
+      const b = idx * 2;
       const lo = w[b];
       const hi = w[b + 1];
       c.nestedRefs++;

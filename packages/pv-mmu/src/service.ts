@@ -13,6 +13,8 @@
  * the change visible, as on hardware, except where Xen flushes for safety (type changes,
  * linear page-table updates, frames reused). Nothing here throws on guest input.
  */
+
+import { vcpu_guest_context_x86_64 } from "@hyperlab/abi";
 import {
   type Domain,
   type FrameTable,
@@ -135,6 +137,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
     ptwrEmulations: { value: 0 },
     tlbFlushes: { value: 0 },
     pageFaults: { value: 0 },
+    remoteFlushes: { value: 0 },
   };
 
   constructor(hv: Hypervisor, options: PvMmuOptions = {}) {
@@ -189,8 +192,27 @@ export class PvMmu implements MmuBackend, PvMmuService {
         flushes: 0,
         ldtBase: 0,
         ldtEnts: 0,
+        ldtLoads: 0,
+        contextLoaded: false,
       };
       this.vcpuState[v.uid] = s;
+    }
+    if (!s.contextLoaded && v.vcpuId !== 0) {
+      // A vCPU VCPUOP_initialise started takes its LDT from that context (arch_set_info_guest).
+      const c = this.hv.vcpuAreas.guestContext(v);
+      if (c !== undefined) {
+        s.contextLoaded = true;
+        const dv = new DataView(c.buffer, c.byteOffset, c.byteLength);
+        const GC = vcpu_guest_context_x86_64.fields;
+        const ents = dv.getUint32(GC.ldt_ents.offset, true);
+        s.ldtEnts = ents;
+        s.ldtBase =
+          ents === 0
+            ? 0
+            : // A 48-bit plain number, as every VA here (canonical bits 63..48 dropped).
+              (dv.getUint32(GC.ldt_base.offset + 4, true) & 0xffff) * 2 ** 32 +
+              dv.getUint32(GC.ldt_base.offset, true);
+      }
     }
     return s;
   }
@@ -198,6 +220,12 @@ export class PvMmu implements MmuBackend, PvMmuService {
   /** The vCPU's TLB (paging's Tlb; tags 0 and 1 are the kernel and user tables). */
   tlbOf(v: Vcpu): Tlb {
     return this.tlbs.get(v.uid);
+  }
+
+  /** The vCPU's LDT as MMUEXT_SET_LDT (or VCPUOP_initialise) set it: Xen's arch.pv.ldt_base/ents. */
+  ldtOf(v: Vcpu): { base: number; ents: number; loads: number } {
+    const s = this.pv(v);
+    return { base: s.ldtBase, ents: s.ldtEnts, loads: s.ldtLoads };
   }
 
   /** How many times the vCPU's TLB was flushed (locally, by a CR3 load, or by a remote flush). */

@@ -82,6 +82,16 @@ export {
   type TickFn,
 } from "./run";
 export {
+  DEFAULT_SHOOTDOWN_COSTS,
+  runShootdownStudy,
+  type ShootdownBackend,
+  type ShootdownCosts,
+  type ShootdownCounts,
+  type ShootdownOptions,
+  type ShootdownResult,
+  shootdownCycles,
+} from "./shootdown";
+export {
   checkOutDir,
   checkStudyMemory,
   DEFAULT_STUDY,
