@@ -132,7 +132,7 @@ export function walkBegin(
   perms: number,
 ): void {
   out.va = va;
-  out.vaLo = (va - Math.floor(va / 0x1_0000_0000) * 0x1_0000_0000) >>> 0;
+  out.vaLo = va >>> 0; // ToUint32: the low 32 bits of an integer VA
   out.access = access;
   out.ok = false;
   out.fault = FAULT_NONE;
@@ -324,7 +324,7 @@ export function walk(
   // walkStep, inlined with locals (the hot path of every backend): the same checks in the
   // same order. Indices come from the VA's halves with 32-bit operations.
   const vaLo = out.vaLo;
-  const vaHi = (va - vaLo) / 0x1_0000_0000;
+  const vaHi = (va - vaLo) * 2 ** -32;
   const nrFrames = ram.nrFrames;
   const rsvdLo = mode.rsvdLo;
   const rsvdHi = mode.rsvdHi;
