@@ -119,13 +119,17 @@ export function writeFixture(f: PagingFixture, path: string): void {
 export const C_SOURCE = fileURLToPath(new URL("./c/paging-ref.c", import.meta.url));
 
 /**
- * Compiles the C reference with gcc -O2 into a fresh temporary directory and writes the
- * fixture next to it; returns both paths. Throws when gcc is missing or fails.
+ * Compiles a C reference (paging's own, or another package's bench/c/*.c that includes it)
+ * with gcc -O2 into a fresh temporary directory and writes the fixture next to it; returns
+ * both paths. Throws when gcc is missing or fails.
  */
-export function buildCReference(f: PagingFixture): { bin: string; fixture: string } {
+export function buildCReference(
+  f: PagingFixture,
+  source: string = C_SOURCE,
+): { bin: string; fixture: string } {
   const dir = mkdtempSync(join(tmpdir(), "hyperlab-paging-ref-"));
-  const bin = join(dir, "paging-ref");
-  execFileSync("gcc", ["-O2", "-o", bin, C_SOURCE], { stdio: "inherit" });
+  const bin = join(dir, "ref");
+  execFileSync("gcc", ["-O2", "-o", bin, source], { stdio: "inherit" });
   const fixture = join(dir, "fixture.bin");
   writeFixture(f, fixture);
   return { bin, fixture };
