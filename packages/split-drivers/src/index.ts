@@ -1,3 +1,4 @@
+export { type XenManage, type XenManageOptions, xenManage } from "./manage";
 // @hyperlab/split-drivers: Xen's split drivers on the guest kernel.
 
 // consoles (hvc_xen and xenconsoled)

@@ -36,3 +36,56 @@ export {
   XlCfgError,
   type XlCfgErrorCode,
 } from "./xlcfg/index";
+export {
+  type ConfigResult,
+  configFromJson,
+  configFromXlCfg,
+  type DiskConfig,
+  type DomainAction,
+  type DomainConfig,
+  type NicConfig,
+} from "./libxl/config";
+export {
+  CREATE_STEPS,
+  type CreateOptions,
+  type CreateStep,
+  domainCreate,
+  loadKernel,
+  MIN_GUEST_MEMKB,
+} from "./libxl/create";
+export {
+  attachDevice,
+  type DeviceRequest,
+  detachDevice,
+  deviceState,
+  diskDevice,
+  nicDevice,
+  vdevNumber,
+} from "./libxl/devices";
+export {
+  createHost,
+  type DeviceDriverPair,
+  type DeviceRecord,
+  type DomainRecord,
+  findDomain,
+  freePages,
+  type Host,
+  type HostKind,
+  type HostOptions,
+  startHostServices,
+} from "./libxl/host";
+export {
+  actionFor,
+  destroyDomainRecord,
+  memSet,
+  pauseDomain,
+  type ReapEvent,
+  reapShutdowns,
+  renameDomain,
+  requestShutdown,
+  schedCreditSet,
+  type ShutdownRequest,
+  unpauseDomain,
+  vcpuPin,
+  waitShutdown,
+} from "./libxl/lifecycle";
