@@ -72,6 +72,7 @@ export {
   type Host,
   type HostKind,
   type HostOptions,
+  settle,
   startHostServices,
 } from "./libxl/host";
 export {

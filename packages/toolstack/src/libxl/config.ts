@@ -8,7 +8,7 @@
  * 1 to 128 with maxVcpus >= vcpus, every affinity entry a list of CPU numbers.
  */
 import type { JsonObject, JsonValue } from "../xlcfg/index";
-import { dryRunCreate } from "../xlcfg/index";
+import { dryRunCreate, parseXlCfg } from "../xlcfg/index";
 
 /** xl.cfg(5)'s on_poweroff / on_reboot / on_crash / on_watchdog / on_soft_reset actions. */
 export type DomainAction =
@@ -39,6 +39,7 @@ export interface NicConfig {
 
 export interface DomainConfig {
   name: string;
+  /** The domain's uuid; "" when the file gave none (create then makes one, as libxl_uuid_generate). */
   uuid: string;
   /** memory (target_memkb) and maxmem (max_memkb), KiB. */
   targetMemkb: number;
@@ -154,5 +155,8 @@ export function configFromXlCfg(
   const r = dryRunCreate(full, file);
   if (r.exitCode !== 0) return { ok: false, stderr: r.stderr, exitCode: r.exitCode };
   const json = JSON.parse(r.stdout) as JsonObject;
-  return { ok: true, config: configFromJson(json), stderr: r.stderr };
+  const config = configFromJson(json);
+  // No uuid= in the file: libxl makes a fresh one at create (the dry run prints a fixed one).
+  if (!parseXlCfg(full, file).settings.has("uuid")) config.uuid = "";
+  return { ok: true, config, stderr: r.stderr };
 }

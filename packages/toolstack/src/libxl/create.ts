@@ -17,7 +17,7 @@ import {
   EVTCHNOP_alloc_unbound,
   start_info_x86_64,
 } from "@hyperlab/abi";
-import { type Domain, isHyperlabError } from "@hyperlab/core";
+import { type Domain, HyperlabError } from "@hyperlab/core";
 import { bootNativeKernel, bootXenPvKernel } from "@hyperlab/guest";
 import { buildPvDomain } from "@hyperlab/pv-mmu";
 import {
@@ -30,6 +30,7 @@ import {
   xenManage,
 } from "@hyperlab/split-drivers";
 import type { XsOps } from "@hyperlab/xenstore";
+import { xsPathCleanup } from "../devices";
 import { introduceDomainToXenstore } from "../xenstore-domain";
 import type { DomainConfig } from "./config";
 import { attachDevice, diskDevice, nicDevice } from "./devices";
@@ -123,13 +124,9 @@ async function writeDomainNodes(tx: XsOps, host: Host, r: DomainRecord, consoleM
 /** Removes what writeDomainNodes and the introduce wrote. */
 export async function removeDomainNodes(host: Host, domid: number, uuid: string): Promise<void> {
   const xs = hostXs(host);
-  for (const p of [`/local/domain/${domid}`, `/vm/${uuid}`, `/libxl/${domid}`]) {
-    try {
-      await xs.rm(p);
-    } catch {
-      // Not there: nothing to remove.
-    }
-  }
+  await xs.transaction(async (tx) => {
+    for (const p of [`/local/domain/${domid}`, `/vm/${uuid}`, `/libxl/${domid}`]) await xsPathCleanup(tx, p);
+  });
 }
 
 /** Frames a config needs: memory plus the builder's slack (libxl's max_memkb + constant). */
@@ -150,6 +147,7 @@ export async function domainCreate(host: Host, config: DomainConfig, options: Cr
     if (options.fault?.(s) === true) throw injected(s);
   };
   const { hv } = host;
+  if (config.uuid === "") config = { ...config, uuid: makeUuid(host) };
   try {
     step("name");
     if (config.name === "" || nameInUse(host, config.name)) {
@@ -286,9 +284,26 @@ export async function domainCreate(host: Host, config: DomainConfig, options: Cr
       host.loop.kick();
       host.xsd?.domainCleanup();
     }
-    if (isHyperlabError(e)) throw e;
+    if (e instanceof HyperlabError) throw e;
     throw libxlError("TOOLSTACK_CREATE_FAILED", `libxl: error: domain create failed: ${(e as Error).message}`);
   }
+}
+
+const uuidPrng = new WeakMap<Host, ReturnType<Host["hv"]["machine"]["prng"]["fork"]>>();
+
+/** libxl_uuid_generate, from the machine's seeded PRNG (deterministic runs), RFC 4122 version 4. */
+export function makeUuid(host: Host): string {
+  let prng = uuidPrng.get(host);
+  if (prng === undefined) {
+    prng = host.hv.machine.prng.fork("libxl-uuid");
+    uuidPrng.set(host, prng);
+  }
+  const b: number[] = [];
+  for (let i = 0; i < 16; i++) b.push(prng.nextInt(256));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = b.map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
 function loadRamdisk(path: string): void {

@@ -27,3 +27,43 @@ export async function host(options: Parameters<typeof createHost>[0] = {}): Prom
   await startHostServices(h);
   return h;
 }
+
+/** Everything a create could leak: frames, dom0's channels, grant mappings, xenstore, records. */
+export async function snapshot(h: Host) {
+  const { hv } = h;
+  const owners = Array.from(hv.frames.owner);
+  const evtchn = hv.slot("evtchn");
+  const ports: string[] = [];
+  if (h.dom0 !== null) {
+    for (let p = 1; p < 256; p++) {
+      const i = evtchn.portInfo(h.dom0, p);
+      if (i.status !== 0) ports.push(`${p}:${JSON.stringify(i)}`);
+    }
+  }
+  const maps: string[] = [];
+  if (h.kind === "xen") hv.slot("grant-table").forEachMapping((m) => maps.push(JSON.stringify(m)));
+  const tree: string[] = [];
+  if (h.xsd !== null) {
+    const xs = h.xsd.xs;
+    const walk = async (p: string): Promise<void> => {
+      let v = "";
+      try {
+        v = await xs.read(p);
+      } catch {
+        v = "<dir>";
+      }
+      tree.push(`${p}=${v}`);
+      for (const c of await xs.directory(p)) await walk(p === "/" ? `/${c}` : `${p}/${c}`);
+    };
+    await walk("/");
+  }
+  return {
+    owners,
+    domains: hv.domains().map((d) => `${d.domid}:${d.state}`),
+    ports,
+    maps,
+    tree,
+    records: [...h.domains.keys()],
+    interfaces: h.xsd?.interfaces().length ?? 0,
+  };
+}
