@@ -35,7 +35,7 @@ import { introduceDomainToXenstore } from "../xenstore-domain";
 import type { DomainConfig } from "./config";
 import { attachDevice, diskDevice, nicDevice } from "./devices";
 import { libxlError } from "./errors";
-import { type DomainRecord, freePages, type Host, hostXs, nameInUse } from "./host";
+import { type DomainRecord, freePages, type Host, hostXs, nameInUse, nextDomid } from "./host";
 
 /** The steps of a create, in order; a fault can be injected at each (tests). */
 export const CREATE_STEPS = [
@@ -175,7 +175,7 @@ export async function domainCreate(host: Host, config: DomainConfig, options: Cr
       if (config.ramdisk !== undefined) loadRamdisk(config.ramdisk);
     }
     step("domain");
-    const domain: Domain = hv.createDomain({ domid: options.domid, maxVcpus: config.maxVcpus, maxPages });
+    const domain: Domain = hv.createDomain({ domid: options.domid ?? nextDomid(host), maxVcpus: config.maxVcpus, maxPages });
     const domid = domain.domid;
     undo.push(() => hv.destroyDomain(domain));
     const r: DomainRecord = {

@@ -113,8 +113,9 @@ export interface Host {
   readonly dom0Kernel: XenbusKernel | null;
   readonly consoles: XenconsBack | null;
   readonly domains: Map<number, DomainRecord>;
-  /** Frames each kind of failure injection left allocated must be zero: a check helper. */
   readonly dom0Name: string;
+  /** Xen's domid rover: the next id tried (ids are not reused at once, as in Xen). */
+  domidRover: number;
 }
 
 const MiB_PAGES = 256;
@@ -157,6 +158,7 @@ export function createHost(options: HostOptions = {}): Host {
       consoles: null,
       domains: new Map(),
       dom0Name: "Domain-0",
+      domidRover: 1,
     };
   }
   const hv = createHypervisor({
@@ -185,6 +187,7 @@ export function createHost(options: HostOptions = {}): Host {
     consoles,
     domains: new Map(),
     dom0Name: "Domain-0",
+    domidRover: 1,
   };
   return host;
 }
@@ -238,6 +241,17 @@ export function findDomain(host: Host, idOrName: string | number): DomainRecord 
   }
   for (const r of host.domains.values()) if (r.name === idOrName) return r;
   return undefined;
+}
+
+/** XEN_DOMCTL_createdomain's domid choice: the next free id after the last one given. */
+export function nextDomid(host: Host): number {
+  const LIMIT = 0x7ff0; // DOMID_FIRST_RESERVED
+  for (let i = 0; i < LIMIT; i++) {
+    const id = host.domidRover;
+    host.domidRover = id + 1 >= LIMIT ? 1 : id + 1;
+    if (host.hv.domain(id) === undefined) return id;
+  }
+  throw libxlError("TOOLSTACK_CREATE_FAILED", "libxl: error: no free domain id");
 }
 
 /** Whether `name` is taken (by a guest or by dom0). */
