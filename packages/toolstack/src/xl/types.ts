@@ -79,6 +79,11 @@ export interface XlDomInfo {
   cpupool: number;
   /** A LIBXL_DOMAIN_TYPE value. */
   domainType: number;
+  /**
+   * The domain's name, when the host has it at hand (not in libxl_dominfo: xl asks
+   * libxl_domid_to_name per domain). Present, it spares the verbs one domname() per row.
+   */
+  name?: string;
 }
 
 /** libxl_vcpuinfo: one vCPU as `xl vcpu-list` sees it. */
@@ -215,6 +220,20 @@ export interface XlNicInfo {
   mac: string;
 }
 
+/** I/O counters of one domain, as libxenstat gathers them for xentop (bytes and requests). */
+export interface XlDomainStats {
+  nets: { rxBytes: number; txBytes: number }[];
+  vbds: {
+    /** libxenstat could not read this device's statistics. */
+    error?: boolean;
+    ooReqs: number;
+    rdReqs: number;
+    wrReqs: number;
+    rdSects: number;
+    wrSects: number;
+  }[];
+}
+
 /**
  * The host the read-side verbs query. Every method is one libxl call (named in its comment).
  * A domain that does not exist is `undefined` (or a LIBXL_ERROR code for setters); host
@@ -237,8 +256,15 @@ export interface XlHost {
   cpupools(): Promise<XlCpupoolInfo[]>;
   /** libxl_domain_sched_params_get. */
   domainSchedParams(domid: number): Promise<XlDomainSchedParams | undefined>;
-  /** libxl_domain_sched_params_set (weight/cap of credit or credit2). */
-  setDomainSchedParams(domid: number, params: XlDomainSchedParams): Promise<number>;
+  /**
+   * libxl_domain_sched_params_set: `sched` names the scheduler xl asked for; an absent
+   * weight or cap stays as it is (libxl's *_DEFAULT). Resolves to 0 or a LIBXL_ERROR value
+   * (INVAL when the domain runs another scheduler or a value is out of range).
+   */
+  setDomainSchedParams(
+    domid: number,
+    params: { sched: LibxlScheduler; weight?: number; cap?: number },
+  ): Promise<number>;
   /** libxl_sched_credit_params_get; undefined when the pool does not run credit. */
   schedCreditParams(poolid: number): Promise<XlSchedCreditParams | undefined>;
   /** libxl_sched_credit_params_set. */
@@ -255,4 +281,9 @@ export interface XlHost {
   domainConfig(domid: number): Promise<JsonValue | undefined>;
   /** xc_readconsolering: Xen's console ring text; `clear` empties it after reading. */
   dmesg(clear?: boolean): Promise<string>;
+  /**
+   * libxenstat's per-domain network and block counters, for `hyperlab top`. Optional: without
+   * it top counts devices from blockList/networkList and shows zero traffic.
+   */
+  domainStats?(domid: number): Promise<XlDomainStats | undefined>;
 }
