@@ -90,3 +90,4 @@ export {
   vcpuPin,
   waitShutdown,
 } from "./libxl/lifecycle";
+export { libxlHost, toJsonValue } from "./libxl/info";

@@ -7,7 +7,6 @@
  * Invariant: a DomainConfig holds only checked values: memory in whole KiB, vCPU counts from
  * 1 to 128 with maxVcpus >= vcpus, every affinity entry a list of CPU numbers.
  */
-import type { JsonObject, JsonValue } from "../xlcfg/index";
 import { dryRunCreate, parseXlCfg } from "../xlcfg/index";
 
 /** xl.cfg(5)'s on_poweroff / on_reboot / on_crash / on_watchdog / on_soft_reset actions. */
@@ -61,8 +60,8 @@ export interface DomainConfig {
   onWatchdog: DomainAction;
   disks: DiskConfig[];
   nics: NicConfig[];
-  /** The JSON it came from (what `xl list -l` prints as "config"). */
-  json: JsonObject;
+  /** The JSON it came from, as JSON.parse gives it (what `xl list -l` prints as "config"). */
+  json: PlainJson;
 }
 
 /** What parsing a config gave: a DomainConfig, or xl's messages and exit status. */
@@ -80,18 +79,21 @@ const ACTIONS: Record<string, DomainAction> = {
   soft_reset: "soft-reset",
 };
 
-function o(v: JsonValue | undefined): JsonObject {
-  return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as JsonObject) : {};
+/** A JSON object as JSON.parse gives it. */
+export type PlainJson = { [key: string]: unknown };
+
+function o(v: unknown): PlainJson {
+  return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as PlainJson) : {};
 }
-function num(v: JsonValue | undefined): number | undefined {
+function num(v: unknown): number | undefined {
   return typeof v === "number" ? v : undefined;
 }
-function str(v: JsonValue | undefined): string | undefined {
+function str(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
 }
 
 /** Reads libxl's JSON (as dryRunCreate prints it) into a DomainConfig. */
-export function configFromJson(json: JsonObject): DomainConfig {
+export function configFromJson(json: PlainJson): DomainConfig {
   const c = o(json.c_info);
   const b = o(json.b_info);
   const maxMemkb = num(b.max_memkb) ?? 32 * 1024;
@@ -111,14 +113,14 @@ export function configFromJson(json: JsonObject): DomainConfig {
     kernel: str(b.kernel),
     ramdisk: str(b.ramdisk),
     cmdline: str(b.cmdline) ?? "",
-    hardAffinity: aff.map((m) => (Array.isArray(m) ? m.filter((x) => typeof x === "number") : [])),
+    hardAffinity: aff.map((m: unknown) => (Array.isArray(m) ? m.filter((x): x is number => typeof x === "number") : [])),
     weight: num(sp.weight),
     cap: num(sp.cap),
     onPoweroff: action("on_poweroff", "destroy"),
     onReboot: action("on_reboot", "restart"),
     onCrash: action("on_crash", "destroy"),
     onWatchdog: action("on_watchdog", "destroy"),
-    disks: (Array.isArray(json.disks) ? json.disks : []).map((d) => {
+    disks: (Array.isArray(json.disks) ? json.disks : []).map((d: unknown) => {
       const x = o(d);
       return {
         target: str(x.pdev_path) ?? "",
@@ -128,7 +130,7 @@ export function configFromJson(json: JsonObject): DomainConfig {
         backendDomid: 0,
       };
     }),
-    nics: (Array.isArray(json.nics) ? json.nics : []).map((n, i) => {
+    nics: (Array.isArray(json.nics) ? json.nics : []).map((n: unknown, i: number) => {
       const x = o(n);
       return {
         devid: num(x.devid) ?? i,
@@ -154,7 +156,7 @@ export function configFromXlCfg(
   const full = extra.length === 0 ? text : `${text}${text.endsWith("\n") ? "" : "\n"}${extra.join("\n")}\n`;
   const r = dryRunCreate(full, file);
   if (r.exitCode !== 0) return { ok: false, stderr: r.stderr, exitCode: r.exitCode };
-  const json = JSON.parse(r.stdout) as JsonObject;
+  const json = JSON.parse(r.stdout) as PlainJson;
   const config = configFromJson(json);
   // No uuid= in the file: libxl makes a fresh one at create (the dry run prints a fixed one).
   if (!parseXlCfg(full, file).settings.has("uuid")) config.uuid = "";

@@ -112,7 +112,9 @@ export async function attachDevice(
     json: req.json,
   };
   r.devices.push(rec);
-  undo?.push(() => detachDevice(host, r, rec.type, rec.devid, true));
+  undo?.push(async () => {
+    await detachDevice(host, r, rec.type, rec.devid, true);
+  });
   return rec;
 }
 

@@ -19,6 +19,7 @@ import { grantTable } from "@hyperlab/grant-table";
 import { type GuestKernel, XenEvtchnGuest } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
 import { nptMmu } from "@hyperlab/npt-mmu";
+import { pvCpu } from "@hyperlab/pv-cpu";
 import { buildPvDomain, type PvBuildResult, pvGrantMapping, pvMmu } from "@hyperlab/pv-mmu";
 import {
   type XenbusComms,
@@ -163,7 +164,7 @@ export function createHost(options: HostOptions = {}): Host {
   }
   const hv = createHypervisor({
     machine,
-    plugins: [pvMmu(), pvGrantMapping(), grantTable(), evtchn2l(), schedCredit()],
+    plugins: [pvMmu(), pvCpu(), pvGrantMapping(), grantTable(), evtchn2l(), schedCredit()],
   }).boot();
   const dom0Pages = opts.dom0MiB * MiB_PAGES;
   const dom0 = hv.createDomain({ domid: 0, maxVcpus: 1, maxPages: dom0Pages + 256 });

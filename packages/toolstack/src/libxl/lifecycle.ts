@@ -21,7 +21,7 @@ import {
 } from "@hyperlab/abi";
 import { destroyIntroducedDomain } from "../xenstore-domain";
 import type { DomainAction } from "./config";
-import { domainCreate, placeVcpu, removeDomainNodes } from "./create";
+import { domainCreate, makeUuid, placeVcpu, removeDomainNodes } from "./create";
 import { detachDevice } from "./devices";
 import { libxlError } from "./errors";
 import { type DomainRecord, type Host, hostXs, settle } from "./host";
@@ -128,9 +128,9 @@ export interface ReapEvent {
 /** Where coredump-* actions write (xl: /var/lib/xen/dump); the daemon sets its run dir. */
 export const coreDump = { dir: "" };
 
-/** Writes a domain's memory, pfn by pfn, to DIR/NAME-DOMID.core (xl's core dump, simplified: no ELF notes). */
+/** Writes a domain's memory, pfn by pfn, to DIR/NAME (xl: XEN_DUMP_DIR/NAME; raw pages, without libxc's ELF headers). */
 export function dumpCore(host: Host, r: DomainRecord, dir: string): string {
-  const path = join(dir, `${r.name}-${r.domid}.core`);
+  const path = join(dir, r.name);
   const p2m = r.kernel?.xen?.p2m ?? r.build?.p2m;
   const n = p2m?.length ?? 0;
   const out = new Uint8Array(n * 4096);
@@ -146,8 +146,8 @@ export function dumpCore(host: Host, r: DomainRecord, dir: string): string {
 
 /**
  * xl's handle_domain_death for every domain that has shut down and not been handled:
- * destroy, restart (same config, new domid), rename-restart (the old one keeps running as
- * NAME-DOMID... here: renamed and preserved), preserve (left shut down), coredump-destroy,
+ * destroy, restart (same config, new domid), rename-restart (the old one preserved as
+ * NAME-%Y%m%dT%H%MZ with a new uuid), preserve (left shut down), coredump-destroy,
  * coredump-restart, soft-reset (modelled as restart; see README).
  */
 export async function reapShutdowns(host: Host): Promise<ReapEvent[]> {
@@ -166,9 +166,12 @@ export async function reapShutdowns(host: Host): Promise<ReapEvent[]> {
     }
     if (action.startsWith("coredump")) ev.core = dumpCore(host, r, coreDump.dir || ".");
     if (action === "rename-restart") {
-      const newName = `${r.name}-${r.domid}`;
-      await renameDomain(host, r, newName);
-      const again = await domainCreate(host, { ...r.config, name: r.config.name, uuid: r.config.uuid });
+      // xl's preserve_domain: the old domain keeps its memory under NAME-%Y%m%dT%H%MZ with a
+      // new uuid (libxl_domain_preserve); a new one starts under the original name.
+      const c = r.config;
+      await renameDomain(host, r, `${c.name}${preserveSuffix(host.hv.machine.clock.now)}`);
+      r.config = { ...c, name: r.name, uuid: makeUuid(host) };
+      const again = await domainCreate(host, c);
       ev.newDomid = again.domid;
       events.push(ev);
       continue;
@@ -181,6 +184,13 @@ export async function reapShutdowns(host: Host): Promise<ReapEvent[]> {
     events.push(ev);
   }
   return events;
+}
+
+/** strftime("-%Y%m%dT%H%MZ") of the host's virtual clock (ns since the epoch it starts at, 1970). */
+export function preserveSuffix(nowNs: number): string {
+  const d = new Date(Math.floor(nowNs / 1e6));
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `-${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}T${p(d.getUTCHours())}${p(d.getUTCMinutes())}Z`;
 }
 
 /** libxl_domain_rename: /local/domain/N/name and /vm/UUID/name. */

@@ -91,15 +91,17 @@ describe("shutdown, reboot and the on_* actions", () => {
     expect(findDomain(h, "cr")?.domid).toBe(ev!.newDomid);
   });
 
-  it("on_reboot=rename-restart keeps the old domain under a new name and starts a fresh one", async () => {
+  it("on_reboot=rename-restart preserves the old domain as NAME-%Y%m%dT%H%MZ and starts a fresh one", async () => {
     const h = await host();
     const r = await domainCreate(h, config("rr", 'on_reboot = "rename-restart"'));
     await requestShutdown(h, r, "reboot");
     await waitShutdown(h, r);
     const [ev] = await reapShutdowns(h);
     expect(ev?.action).toBe("rename-restart");
-    expect(r.name).toBe(`rr-${r.domid}`);
-    expect(await h.xsd!.xs.read(`/local/domain/${r.domid}/name`)).toBe(`rr-${r.domid}`);
+    expect(r.name).toBe("rr-19700101T0000Z");
+    expect(r.domain.state).toBe("shutdown");
+    expect(await h.xsd!.xs.read(`/local/domain/${r.domid}/name`)).toBe("rr-19700101T0000Z");
+    expect(r.config.uuid).not.toBe(findDomain(h, "rr")!.config.uuid);
     expect(findDomain(h, "rr")?.domid).toBe(ev!.newDomid);
   });
 
