@@ -43,7 +43,10 @@ export interface XenManage {
 }
 
 /** setup_shutdown_watcher: advertise the features, watch control/shutdown. */
-export async function xenManage(kernel: XenbusKernel, options: XenManageOptions = {}): Promise<XenManage> {
+export async function xenManage(
+  kernel: XenbusKernel,
+  options: XenManageOptions = {},
+): Promise<XenManage> {
   const xs = kernel.client;
   for (const f of ["feature-poweroff", "feature-reboot", "feature-suspend"]) {
     try {
@@ -75,7 +78,10 @@ export async function xenManage(kernel: XenbusKernel, options: XenManageOptions 
     state.requests++;
     state.last = req;
     if (reason === SHUTDOWN_suspend) options.onSuspend?.();
-    kernel.hv.hypercall(kernel.domain.vcpus[0]!, __HYPERVISOR_sched_op, { cmd: SCHEDOP_shutdown, reason });
+    kernel.hv.hypercall(kernel.domain.vcpus[0]!, __HYPERVISOR_sched_op, {
+      cmd: SCHEDOP_shutdown,
+      reason,
+    });
     kernel.kick();
   };
   const watch: XsWatch = await xs.watch("control/shutdown", "shutdown");

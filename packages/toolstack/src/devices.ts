@@ -141,7 +141,11 @@ export async function xsPathCleanup(tx: XsOps, path: string): Promise<void> {
   } catch {
     // Already gone: removing it is what was asked.
   }
-  for (let p = path.slice(0, path.lastIndexOf("/")); p.length > 1; p = p.slice(0, p.lastIndexOf("/"))) {
+  for (
+    let p = path.slice(0, path.lastIndexOf("/"));
+    p.length > 1;
+    p = p.slice(0, p.lastIndexOf("/"))
+  ) {
     let children: string[];
     try {
       children = await tx.directory(p);

@@ -1,3 +1,13 @@
+export { ControlClient, xlHostOverSocket } from "./daemon/client";
+export { type DaemonOptions, type RunningDaemon, runDaemon } from "./daemon/daemon";
+export type { ControlError, ControlRequest, ControlResponse } from "./daemon/protocol";
+export {
+  checkSocketPath,
+  defaultRunDir,
+  type RunPaths,
+  runPaths,
+  SUN_PATH_MAX,
+} from "./daemon/rundir";
 export {
   consoleDevice,
   type DevicePaths,
@@ -8,34 +18,6 @@ export {
   libxlDeviceRemove,
 } from "./devices";
 export { TOOLSTACK_ERROR_CODES, type ToolstackErrorCode } from "./errors";
-export { type CliIo, COMMANDS, runCli, type Verb } from "./main";
-export { UpcallLoop, type UpcallLoopOptions, type UpcallMode } from "./upcall-loop";
-export {
-  Dom0Xenstored,
-  type Dom0XenstoredOptions,
-  destroyIntroducedDomain,
-  type IntroduceDomainOptions,
-  introduceDomainToXenstore,
-  type XenstoreDomainSetup,
-  type XenstoreInterfaceInfo,
-} from "./xenstore-domain";
-export {
-  type CfgSetting,
-  type CfgValue,
-  type DryRunResult,
-  dryRunCreate,
-  type JsonObject,
-  type JsonValue,
-  type ParsedCfg,
-  type PciSpecError,
-  parseDiskSpec,
-  parsePciSpec,
-  parseVifSpec,
-  parseXlCfg,
-  printJson,
-  XlCfgError,
-  type XlCfgErrorCode,
-} from "./xlcfg/index";
 export {
   type ConfigResult,
   configFromJson,
@@ -75,6 +57,7 @@ export {
   settle,
   startHostServices,
 } from "./libxl/host";
+export { libxlHost, toJsonValue } from "./libxl/info";
 export {
   actionFor,
   destroyDomainRecord,
@@ -84,10 +67,38 @@ export {
   reapShutdowns,
   renameDomain,
   requestShutdown,
-  schedCreditSet,
   type ShutdownRequest,
+  schedCreditSet,
   unpauseDomain,
   vcpuPin,
   waitShutdown,
 } from "./libxl/lifecycle";
-export { libxlHost, toJsonValue } from "./libxl/info";
+export { domainRestore, domainSave, type SaveResult } from "./libxl/save";
+export { type CliIo, COMMANDS, runCli, type Verb } from "./main";
+export { UpcallLoop, type UpcallLoopOptions, type UpcallMode } from "./upcall-loop";
+export {
+  Dom0Xenstored,
+  type Dom0XenstoredOptions,
+  destroyIntroducedDomain,
+  type IntroduceDomainOptions,
+  introduceDomainToXenstore,
+  type XenstoreDomainSetup,
+  type XenstoreInterfaceInfo,
+} from "./xenstore-domain";
+export {
+  type CfgSetting,
+  type CfgValue,
+  type DryRunResult,
+  dryRunCreate,
+  type JsonObject,
+  type JsonValue,
+  type ParsedCfg,
+  type PciSpecError,
+  parseDiskSpec,
+  parsePciSpec,
+  parseVifSpec,
+  parseXlCfg,
+  printJson,
+  XlCfgError,
+  type XlCfgErrorCode,
+} from "./xlcfg/index";

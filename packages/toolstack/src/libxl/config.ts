@@ -113,7 +113,9 @@ export function configFromJson(json: PlainJson): DomainConfig {
     kernel: str(b.kernel),
     ramdisk: str(b.ramdisk),
     cmdline: str(b.cmdline) ?? "",
-    hardAffinity: aff.map((m: unknown) => (Array.isArray(m) ? m.filter((x): x is number => typeof x === "number") : [])),
+    hardAffinity: aff.map((m: unknown) =>
+      Array.isArray(m) ? m.filter((x): x is number => typeof x === "number") : [],
+    ),
     weight: num(sp.weight),
     cap: num(sp.cap),
     onPoweroff: action("on_poweroff", "destroy"),
@@ -153,7 +155,8 @@ export function configFromXlCfg(
   file: string,
   extra: readonly string[] = [],
 ): ConfigResult {
-  const full = extra.length === 0 ? text : `${text}${text.endsWith("\n") ? "" : "\n"}${extra.join("\n")}\n`;
+  const full =
+    extra.length === 0 ? text : `${text}${text.endsWith("\n") ? "" : "\n"}${extra.join("\n")}\n`;
   const r = dryRunCreate(full, file);
   if (r.exitCode !== 0) return { ok: false, stderr: r.stderr, exitCode: r.exitCode };
   const json = JSON.parse(r.stdout) as PlainJson;

@@ -36,6 +36,7 @@ import type { DomainConfig } from "./config";
 import { attachDevice, diskDevice, nicDevice } from "./devices";
 import { libxlError } from "./errors";
 import { type DomainRecord, freePages, type Host, hostXs, nameInUse, nextDomid } from "./host";
+import { xenPreSuspend } from "./suspend";
 
 /** The steps of a create, in order; a fault can be injected at each (tests). */
 export const CREATE_STEPS = [
@@ -59,8 +60,12 @@ export interface CreateOptions {
   fault?: (step: CreateStep) => boolean;
   /** Use this domid (restore keeps none; tests may pin one). */
   domid?: number;
-  /** Skip the kernel file and boot (restore builds its memory from the save file). */
+  /** Skip the kernel file and the builder (restore builds its memory from the save file). */
   noBuild?: boolean;
+  /** Restore: fills the new domain's memory instead of the builder (sets r.build). */
+  populate?: (r: DomainRecord) => void;
+  /** Restore: hands a running kernel over instead of booting one. */
+  adopt?: (r: DomainRecord, undo: (() => Promise<void> | void)[]) => Promise<void>;
 }
 
 /** LIBXL_MAXMEM_CONSTANT: the slack libxl adds to max_memkb for the builder's extra pages. */
@@ -70,7 +75,10 @@ export const LIBXL_MAXMEM_CONSTANT_KB = 1024;
 export const MIN_GUEST_MEMKB = 5 * 1024;
 
 function injected(step: CreateStep): Error {
-  return libxlError("TOOLSTACK_CREATE_FAILED", `libxl: error: domain create failed at ${step} (injected)`);
+  return libxlError(
+    "TOOLSTACK_CREATE_FAILED",
+    `libxl: error: domain create failed at ${step} (injected)`,
+  );
 }
 
 /** xc_dom_find_loader: the kernel must be a 64-bit ELF image. */
@@ -85,7 +93,12 @@ export function loadKernel(path: string): Uint8Array {
       `libxl: error: libxl_dom.c: xc_dom_kernel_file failed: ${path}: ${code}`,
     );
   }
-  const elf = bytes.length >= 16 && bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
+  const elf =
+    bytes.length >= 16 &&
+    bytes[0] === 0x7f &&
+    bytes[1] === 0x45 &&
+    bytes[2] === 0x4c &&
+    bytes[3] === 0x46;
   if (!elf || bytes[4] !== 2) {
     throw libxlError(
       "TOOLSTACK_BAD_KERNEL",
@@ -96,7 +109,13 @@ export function loadKernel(path: string): Uint8Array {
 }
 
 /** What libxl writes under /local/domain/N, /vm/UUID and /libxl/N at create. */
-async function writeDomainNodes(tx: XsOps, host: Host, r: DomainRecord, consoleMfn: number, consolePort: number) {
+async function writeDomainNodes(
+  tx: XsOps,
+  host: Host,
+  r: DomainRecord,
+  consoleMfn: number,
+  consolePort: number,
+) {
   const c = r.config;
   const home = `/local/domain/${r.domid}`;
   const vm = `/vm/${c.uuid}`;
@@ -125,7 +144,8 @@ async function writeDomainNodes(tx: XsOps, host: Host, r: DomainRecord, consoleM
 export async function removeDomainNodes(host: Host, domid: number, uuid: string): Promise<void> {
   const xs = hostXs(host);
   await xs.transaction(async (tx) => {
-    for (const p of [`/local/domain/${domid}`, `/vm/${uuid}`, `/libxl/${domid}`]) await xsPathCleanup(tx, p);
+    for (const p of [`/local/domain/${domid}`, `/vm/${uuid}`, `/libxl/${domid}`])
+      await xsPathCleanup(tx, p);
   });
 }
 
@@ -141,7 +161,11 @@ export function pagesFor(c: DomainConfig): { nrPages: number; maxPages: number }
  * Creates and starts a domain from a config. Resolves to its record; rejects with a typed
  * HyperlabError (message as libxl/xl print it) after undoing every step taken.
  */
-export async function domainCreate(host: Host, config: DomainConfig, options: CreateOptions = {}): Promise<DomainRecord> {
+export async function domainCreate(
+  host: Host,
+  config: DomainConfig,
+  options: CreateOptions = {},
+): Promise<DomainRecord> {
   const undo: (() => Promise<void> | void)[] = [];
   const step = (s: CreateStep) => {
     if (options.fault?.(s) === true) throw injected(s);
@@ -164,10 +188,11 @@ export async function domainCreate(host: Host, config: DomainConfig, options: Cr
         `libxl: error: memory=${config.targetMemkb / 1024} MiB is below the ${MIN_GUEST_MEMKB / 1024} MiB this PV builder needs; set memory to at least ${MIN_GUEST_MEMKB / 1024}.`,
       );
     }
-    if (nrPages + 8 > freePages(hv)) throw libxlError("TOOLSTACK_NO_MEMORY", "failed to free memory for the domain");
+    if (nrPages + 8 > freePages(hv))
+      throw libxlError("TOOLSTACK_NO_MEMORY", "failed to free memory for the domain");
     step("kernel");
     let image: Uint8Array | undefined;
-    if (host.kind === "xen" && options.noBuild !== true) {
+    if (host.kind === "xen" && options.noBuild !== true && options.populate === undefined) {
       if (config.kernel === undefined) {
         throw libxlError("TOOLSTACK_BAD_KERNEL", "Neither kernel nor bootloader specified");
       }
@@ -175,7 +200,11 @@ export async function domainCreate(host: Host, config: DomainConfig, options: Cr
       if (config.ramdisk !== undefined) loadRamdisk(config.ramdisk);
     }
     step("domain");
-    const domain: Domain = hv.createDomain({ domid: options.domid ?? nextDomid(host), maxVcpus: config.maxVcpus, maxPages });
+    const domain: Domain = hv.createDomain({
+      domid: options.domid ?? nextDomid(host),
+      maxVcpus: config.maxVcpus,
+      maxPages,
+    });
     const domid = domain.domid;
     undo.push(() => hv.destroyDomain(domain));
     const r: DomainRecord = {
@@ -210,7 +239,10 @@ export async function domainCreate(host: Host, config: DomainConfig, options: Cr
       host.domains.set(domid, r);
       return r;
     }
-    if (options.noBuild !== true) {
+    if (options.populate !== undefined) {
+      step("build");
+      options.populate(r);
+    } else if (options.noBuild !== true) {
       step("build");
       r.build = buildPvDomain(hv, hv.slot("pv-mmu"), {
         domain,
@@ -222,11 +254,13 @@ export async function domainCreate(host: Host, config: DomainConfig, options: Cr
     step("console");
     const dom0 = host.dom0!;
     const consoleMfn = hv.allocDomainPages(domain);
-    if (consoleMfn < 0) throw libxlError("TOOLSTACK_NO_MEMORY", "failed to free memory for the domain");
+    if (consoleMfn < 0)
+      throw libxlError("TOOLSTACK_NO_MEMORY", "failed to free memory for the domain");
     hv.machine.ram.clearFrame(consoleMfn);
     const a = { cmd: EVTCHNOP_alloc_unbound, dom: domid, remote_dom: dom0.domid, port: 0 };
     const rc = hv.hypercall(dom0.vcpus[0]!, __HYPERVISOR_event_channel_op, a);
-    if (rc < 0) throw libxlError("TOOLSTACK_CREATE_FAILED", `libxl: error: console event channel: ${rc}`);
+    if (rc < 0)
+      throw libxlError("TOOLSTACK_CREATE_FAILED", `libxl: error: console event channel: ${rc}`);
     const consolePort = a.port;
     if (r.build !== null) {
       const si = r.build.startInfoMfn * 4096;
@@ -262,14 +296,19 @@ export async function domainCreate(host: Host, config: DomainConfig, options: Cr
     // xenconsoled notices the new domain and maps console 0.
     const stream = await host.consoles!.attachConsole0(domid);
     if (typeof stream === "number") {
-      throw libxlError("TOOLSTACK_CREATE_FAILED", `xenconsoled could not attach domain ${domid}'s console (${stream}).`);
+      throw libxlError(
+        "TOOLSTACK_CREATE_FAILED",
+        `xenconsoled could not attach domain ${domid}'s console (${stream}).`,
+      );
     }
     r.stream = stream;
     undo.push(() => host.consoles!.detach(domid, 0));
     step("unpause");
     hv.unpauseDomain(domain);
     step("boot");
-    if (host.options.bootGuests && r.build !== null) await bootGuest(host, r, undo);
+    if (options.adopt !== undefined) await options.adopt(r, undo);
+    else if (host.options.bootGuests && r.build !== null && options.populate === undefined)
+      await bootGuest(host, r, undo);
     host.domains.set(domid, r);
     return r;
   } catch (e) {
@@ -285,7 +324,10 @@ export async function domainCreate(host: Host, config: DomainConfig, options: Cr
       host.xsd?.domainCleanup();
     }
     if (e instanceof HyperlabError) throw e;
-    throw libxlError("TOOLSTACK_CREATE_FAILED", `libxl: error: domain create failed: ${(e as Error).message}`);
+    throw libxlError(
+      "TOOLSTACK_CREATE_FAILED",
+      `libxl: error: domain create failed: ${(e as Error).message}`,
+    );
   }
 }
 
@@ -327,7 +369,10 @@ export function applySched(host: Host, r: DomainRecord): void {
     try {
       sched.setParams(r.domain, p);
     } catch (e) {
-      throw libxlError("TOOLSTACK_BAD_ARGUMENT", `libxl: error: setting scheduler parameters: ${(e as Error).message}`);
+      throw libxlError(
+        "TOOLSTACK_BAD_ARGUMENT",
+        `libxl: error: setting scheduler parameters: ${(e as Error).message}`,
+      );
     }
   }
   for (let v = 0; v < r.domain.vcpus.length; v++) {
@@ -337,7 +382,12 @@ export function applySched(host: Host, r: DomainRecord): void {
 }
 
 /** Puts a vCPU on a pCPU of its hard affinity (the core scheduler does not enforce masks; see README). */
-export function placeVcpu(host: Host, r: DomainRecord, vcpu: number, mask: readonly number[]): void {
+export function placeVcpu(
+  host: Host,
+  r: DomainRecord,
+  vcpu: number,
+  mask: readonly number[],
+): void {
   const n = host.hv.machine.cpus.length;
   const ok = mask.filter((c) => c < n);
   const v = r.domain.vcpus[vcpu];
@@ -346,31 +396,63 @@ export function placeVcpu(host: Host, r: DomainRecord, vcpu: number, mask: reado
 }
 
 /**
- * The domU's kernel: xenbus over its store ring, console 0, the shutdown watcher, its
- * frontends, and the guest kernel on the builder's start_info.
+ * The domU's kernel: the guest kernel on the builder's start_info, then its xenbus over its
+ * store ring, console 0, the shutdown watcher and its frontends (connectGuest).
  */
-async function bootGuest(host: Host, r: DomainRecord, undo: (() => Promise<void> | void)[]): Promise<void> {
-  const { hv } = host;
+async function bootGuest(
+  host: Host,
+  r: DomainRecord,
+  undo: (() => Promise<void> | void)[],
+): Promise<void> {
   const build = r.build!;
-  // The kernel first (xen_start_kernel), with interrupts off; then its xenbus over the
-  // kernel's own event channels, and interrupts on (local_irq_enable).
-  const k = bootXenPvKernel(hv, r.domain, { startInfoVa: build.rsi, batching: true });
-  r.kernel = k;
+  // The kernel first (xen_start_kernel), with interrupts off.
+  r.kernel = bootXenPvKernel(host.hv, r.domain, { startInfoVa: build.rsi, batching: true });
+  await connectGuest(host, r, undo);
+  r.console0!.write(`Linux version 6.1.0-hyperlab (${r.config.name}) #1 SMP PREEMPT_DYNAMIC\n`);
+  r.console0!.write(`Command line: ${r.config.cmdline}\n`);
+}
+
+/**
+ * A running guest kernel's connections: its event channels join the upcall loop, interrupts
+ * go on (local_irq_enable), xenbus over the store ring, console 0 (echoing input, as a getty's
+ * tty does), the shutdown watcher (with Linux's suspend hooks) and the frontends.
+ */
+export async function connectGuest(
+  host: Host,
+  r: DomainRecord,
+  undo: (() => Promise<void> | void)[],
+): Promise<void> {
+  const { hv } = host;
+  const k = r.kernel!;
+  const build = r.build!;
   const events = k.events!;
   host.loop!.register(r.domain, events);
   undo.push(() => host.loop!.unregister(r.domain));
   events.enableUpcalls(0);
-  const comms = new XenbusComms({ hv, domain: r.domain, loop: host.loop!, evtchn: events, startInfoMfn: build.startInfoMfn });
+  const comms = new XenbusComms({
+    hv,
+    domain: r.domain,
+    loop: host.loop!,
+    evtchn: events,
+    startInfoMfn: build.startInfoMfn,
+  });
   r.comms = comms;
   undo.push(() => comms.close());
-  const kernel: XenbusKernel = { hv, domain: r.domain, client: comms.client, evtchn: events, kick: () => host.loop!.kick() };
+  const kernel: XenbusKernel = {
+    hv,
+    domain: r.domain,
+    client: comms.client,
+    evtchn: events,
+    kick: () => host.loop!.kick(),
+  };
   r.xenbus = kernel;
   r.console0 = xenconsConsole0(kernel, build.startInfoMfn);
-  // A tty in echo mode: what the domain's getty does with a line typed at its console.
   r.console0.onInput((b) => r.console0?.write(b));
-  r.manage = await xenManage(kernel);
-  await xenbusRegisterFrontend(kernel, new XenconsFrontDriver(kernel, new GnttabGuest(hv, r.domain))).start();
-  for (const p of host.options.drivers) await xenbusRegisterFrontend(kernel, p.frontend(kernel)).start();
-  r.console0.write(`Linux version 6.1.0-hyperlab (${r.config.name}) #1 SMP PREEMPT_DYNAMIC\n`);
-  r.console0.write(`Command line: ${r.config.cmdline}\n`);
+  r.manage = await xenManage(kernel, { onSuspend: () => xenPreSuspend(r) });
+  await xenbusRegisterFrontend(
+    kernel,
+    new XenconsFrontDriver(kernel, new GnttabGuest(hv, r.domain)),
+  ).start();
+  for (const p of host.options.drivers)
+    await xenbusRegisterFrontend(kernel, p.frontend(kernel)).start();
 }

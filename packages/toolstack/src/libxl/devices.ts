@@ -9,7 +9,12 @@
  * Invariant: a device is in `r.devices` exactly while its directories exist.
  */
 import { HyperlabError } from "@hyperlab/core";
-import { type DeviceSpec, libxlDeviceDestroy, libxlDeviceGenericAdd, libxlDeviceRemove } from "../devices";
+import {
+  type DeviceSpec,
+  libxlDeviceDestroy,
+  libxlDeviceGenericAdd,
+  libxlDeviceRemove,
+} from "../devices";
 import type { DiskConfig, NicConfig } from "./config";
 import { libxlError } from "./errors";
 import { type DeviceRecord, type DomainRecord, type Host, hostXs, settle } from "./host";
@@ -25,9 +30,15 @@ export function vdevNumber(vdev: string): number {
   const m = /^xvd([a-z]+)(\d*)$/.exec(vdev);
   if (m === null) {
     const h = /^(?:hd|sd)([a-z])(\d*)$/.exec(vdev);
-    if (h === null) throw libxlError("TOOLSTACK_BAD_ARGUMENT", `Invalid virtual disk identifier ${vdev}; use xvdX, e.g. xvdb.`);
+    if (h === null)
+      throw libxlError(
+        "TOOLSTACK_BAD_ARGUMENT",
+        `Invalid virtual disk identifier ${vdev}; use xvdX, e.g. xvdb.`,
+      );
     const idx = h[1]!.charCodeAt(0) - 97;
-    return vdev.startsWith("hd") ? (3 << 8) | (idx << 6) | Number(h[2] || 0) : (8 << 8) | (idx << 4) | Number(h[2] || 0);
+    return vdev.startsWith("hd")
+      ? (3 << 8) | (idx << 6) | Number(h[2] || 0)
+      : (8 << 8) | (idx << 4) | Number(h[2] || 0);
   }
   let idx = 0;
   for (const ch of m[1]!) idx = idx * 26 + (ch.charCodeAt(0) - 96);
@@ -54,11 +65,18 @@ export function diskDevice(r: DomainRecord, d: DiskConfig): DeviceRequest {
         bootable: "1",
         dev: d.vdev,
         "discard-enable": "1",
-        "specification": "xen",
+        specification: "xen",
       },
       frontend: { "virtual-device": String(devid), "device-type": "disk" },
     },
-    json: { backend_domid: d.backendDomid, pdev_path: d.target, vdev: d.vdev, format: d.format, readwrite: d.readwrite ? 1 : 0, devid },
+    json: {
+      backend_domid: d.backendDomid,
+      pdev_path: d.target,
+      vdev: d.vdev,
+      format: d.format,
+      readwrite: d.readwrite ? 1 : 0,
+      devid,
+    },
   };
 }
 
@@ -71,7 +89,13 @@ export function nicDevice(r: DomainRecord, n: NicConfig): DeviceRequest {
       domid: r.domid,
       devid: n.devid,
       backendDomid: n.backendDomid,
-      backend: { mac, bridge: n.bridge, handle: String(n.devid), script: "/etc/xen/scripts/vif-bridge", type: "vif" },
+      backend: {
+        mac,
+        bridge: n.bridge,
+        handle: String(n.devid),
+        script: "/etc/xen/scripts/vif-bridge",
+        type: "vif",
+      },
       frontend: { mac, handle: String(n.devid) },
     },
     json: { backend_domid: n.backendDomid, devid: n.devid, mac, bridge: n.bridge },
@@ -81,7 +105,11 @@ export function nicDevice(r: DomainRecord, n: NicConfig): DeviceRequest {
 /** libxl's default MAC: 00:16:3e plus three bytes from the domain's uuid and devid. */
 function defaultMac(uuid: string, devid: number): string {
   const h = uuid.replace(/-/g, "");
-  const b = [parseInt(h.slice(0, 2), 16) & 0x7f, parseInt(h.slice(2, 4), 16), (parseInt(h.slice(4, 6), 16) + devid) & 0xff];
+  const b = [
+    parseInt(h.slice(0, 2), 16) & 0x7f,
+    parseInt(h.slice(2, 4), 16),
+    (parseInt(h.slice(4, 6), 16) + devid) & 0xff,
+  ];
   return ["00", "16", "3e", ...b.map((x) => x.toString(16).padStart(2, "0"))].join(":");
 }
 
@@ -103,7 +131,10 @@ export async function attachDevice(
     await libxlDeviceGenericAdd(xs, req.spec);
   } catch (e) {
     if (e instanceof HyperlabError) throw e;
-    throw libxlError("TOOLSTACK_CREATE_FAILED", `libxl: error: adding ${req.spec.type} ${req.spec.devid}: ${(e as Error).message}`);
+    throw libxlError(
+      "TOOLSTACK_CREATE_FAILED",
+      `libxl: error: adding ${req.spec.type} ${req.spec.devid}: ${(e as Error).message}`,
+    );
   }
   const rec: DeviceRecord = {
     type: req.spec.type,
@@ -132,7 +163,12 @@ export async function detachDevice(
   const i = r.devices.findIndex((d) => d.type === type && d.devid === devid);
   if (i < 0) return false;
   const xs = hostXs(host);
-  const spec: DeviceSpec = { type, domid: r.domid, devid, backendDomid: r.devices[i]!.backendDomid };
+  const spec: DeviceSpec = {
+    type,
+    domid: r.domid,
+    devid,
+    backendDomid: r.devices[i]!.backendDomid,
+  };
   if (!force) {
     await libxlDeviceRemove(xs, spec);
     for (let n = 0; n < 50; n++) await settle();
@@ -143,11 +179,20 @@ export async function detachDevice(
 }
 
 /** The backend's XenbusState of a device (1 Initialising .. 6 Closed), or -1. */
-export async function deviceState(host: Host, r: DomainRecord, type: string, devid: number): Promise<number> {
+export async function deviceState(
+  host: Host,
+  r: DomainRecord,
+  type: string,
+  devid: number,
+): Promise<number> {
   const d = r.devices.find((x) => x.type === type && x.devid === devid);
   if (d === undefined) return -1;
   try {
-    return Number(await hostXs(host).read(`/local/domain/${d.backendDomid}/backend/${type}/${r.domid}/${devid}/state`));
+    return Number(
+      await hostXs(host).read(
+        `/local/domain/${d.backendDomid}/backend/${type}/${r.domid}/${devid}/state`,
+      ),
+    );
   } catch {
     return -1;
   }

@@ -3,6 +3,9 @@ import { HyperlabError } from "@hyperlab/core";
 import type { ToolstackErrorCode } from "../errors";
 
 /** A typed toolstack error. */
-export function libxlError(code: ToolstackErrorCode, message: string): HyperlabError<ToolstackErrorCode> {
+export function libxlError(
+  code: ToolstackErrorCode,
+  message: string,
+): HyperlabError<ToolstackErrorCode> {
   return new HyperlabError<ToolstackErrorCode>(code, message);
 }

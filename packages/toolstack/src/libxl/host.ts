@@ -13,7 +13,13 @@
  *   store channels, its devices' nodes) is released by destroyDomainRecord, in libxl's order:
  *   devices, dom0's console end, xenstore (release, home, /vm, /libxl), the domain.
  */
-import { type Domain, FRAME_FREE, type Hypervisor, createHypervisor, schedCredit } from "@hyperlab/core";
+import {
+  createHypervisor,
+  type Domain,
+  FRAME_FREE,
+  type Hypervisor,
+  schedCredit,
+} from "@hyperlab/core";
 import { evtchn2l } from "@hyperlab/evtchn";
 import { grantTable } from "@hyperlab/grant-table";
 import { type GuestKernel, XenEvtchnGuest } from "@hyperlab/guest";
@@ -106,7 +112,9 @@ export interface DomainRecord {
 export interface Host {
   readonly kind: HostKind;
   readonly hv: Hypervisor;
-  readonly options: Required<Omit<HostOptions, "drivers">> & { drivers: readonly DeviceDriverPair[] };
+  readonly options: Required<Omit<HostOptions, "drivers">> & {
+    drivers: readonly DeviceDriverPair[];
+  };
   /** Xen-style only: dom0, its upcall loop, xenstored, xenconsoled. */
   readonly dom0: Domain | null;
   readonly loop: UpcallLoop | null;
@@ -125,7 +133,10 @@ const MiB_PAGES = 256;
 export function createHost(options: HostOptions = {}): Host {
   const kind = options.kind ?? "xen";
   if (kind !== "xen" && kind !== "kvm") {
-    throw libxlError("TOOLSTACK_BAD_OPTION", `kind must be "xen" or "kvm", got ${JSON.stringify(kind)}.`);
+    throw libxlError(
+      "TOOLSTACK_BAD_OPTION",
+      `kind must be "xen" or "kvm", got ${JSON.stringify(kind)}.`,
+    );
   }
   const opts = {
     kind,
@@ -142,12 +153,18 @@ export function createHost(options: HostOptions = {}): Host {
     ["dom0MiB", opts.dom0MiB, 5, 4096],
   ] as const) {
     if (!(Number.isInteger(v) && v >= lo && v <= hi)) {
-      throw libxlError("TOOLSTACK_BAD_OPTION", `${k} must be a whole number from ${lo} to ${hi}, got ${v}.`);
+      throw libxlError(
+        "TOOLSTACK_BAD_OPTION",
+        `${k} must be a whole number from ${lo} to ${hi}, got ${v}.`,
+      );
     }
   }
   const machine = createMachine({ ramBytes: opts.ramMiB << 20, cpus: opts.cpus, seed: opts.seed });
   if (kind === "kvm") {
-    const hv = createHypervisor({ machine, plugins: [nptMmu({ hostPageSize: "4K" }), schedCredit()] }).boot();
+    const hv = createHypervisor({
+      machine,
+      plugins: [nptMmu({ hostPageSize: "4K" }), schedCredit()],
+    }).boot();
     return {
       kind,
       hv,
@@ -175,7 +192,13 @@ export function createHost(options: HostOptions = {}): Host {
   evtchn.init();
   loop.register(dom0, evtchn);
   const xsd = new Dom0Xenstored({ hv, dom0, loop, evtchn });
-  const dom0Kernel: XenbusKernel = { hv, domain: dom0, client: xsd.xs, evtchn, kick: () => loop.kick() };
+  const dom0Kernel: XenbusKernel = {
+    hv,
+    domain: dom0,
+    client: xsd.xs,
+    evtchn,
+    kick: () => loop.kick(),
+  };
   const consoles = new XenconsBack(dom0Kernel);
   const host: Host = {
     kind,

@@ -69,7 +69,13 @@ function allCpus(host: Host): number[] {
 }
 
 /** The device's backend directory keys libxl_device_*_getinfo reads. */
-async function deviceInfo(host: Host, r: DomainRecord, type: string, devid: number, backendDomid: number) {
+async function deviceInfo(
+  host: Host,
+  r: DomainRecord,
+  type: string,
+  devid: number,
+  backendDomid: number,
+) {
   const be = `/local/domain/${backendDomid}/backend/${type}/${r.domid}/${devid}`;
   const fe = `/local/domain/${r.domid}/device/${type}/${devid}`;
   const xs = host.xsd!.xs;
@@ -81,7 +87,14 @@ async function deviceInfo(host: Host, r: DomainRecord, type: string, devid: numb
       return -1;
     }
   };
-  return { be, fe, state: await num(`${be}/state`), evtch: await num(`${fe}/event-channel`), xs, num };
+  return {
+    be,
+    fe,
+    state: await num(`${be}/state`),
+    evtch: await num(`${fe}/event-channel`),
+    xs,
+    num,
+  };
 }
 
 /** XlHost over a host in this process. */
@@ -179,7 +192,13 @@ export function libxlHost(host: Host): XlHost {
           commandline: host.kind === "xen" ? "sched=credit" : "sched=credit hap",
           buildId: "",
         },
-        uname: { sysname: "Linux", nodename: "hyperlab", release: "6.1.0-hyperlab", version: "#1 SMP", machine: "x86_64" },
+        uname: {
+          sysname: "Linux",
+          nodename: "hyperlab",
+          release: "6.1.0-hyperlab",
+          version: "#1 SMP",
+          machine: "x86_64",
+        },
       };
     },
     async cpupools(): Promise<XlCpupoolInfo[]> {
@@ -197,7 +216,11 @@ export function libxlHost(host: Host): XlHost {
       const d = live(domid);
       if (d === undefined) return undefined;
       const p = hv.slot("sched").getParams(d);
-      return { sched: credit ? LIBXL_SCHEDULER.CREDIT : LIBXL_SCHEDULER.CREDIT2, weight: p.weight, cap: p.cap };
+      return {
+        sched: credit ? LIBXL_SCHEDULER.CREDIT : LIBXL_SCHEDULER.CREDIT2,
+        weight: p.weight,
+        cap: p.cap,
+      };
     },
     async setDomainSchedParams(domid, params) {
       const d = live(domid);
@@ -299,10 +322,16 @@ const dmesgCleared = new WeakMap<Host, number>();
 
 /** Plain JSON (JSON.parse's) as the ordered JsonValue xl's printer takes; key order kept. */
 export function toJsonValue(x: unknown): JsonValue {
-  if (x === null || typeof x === "string" || typeof x === "number" || typeof x === "boolean") return x;
+  if (x === null || typeof x === "string" || typeof x === "number" || typeof x === "boolean")
+    return x;
   if (Array.isArray(x)) return x.map(toJsonValue);
   if (typeof x === "object") {
-    return obj(Object.entries(x as Record<string, unknown>).map(([k, v]): [string, JsonValue] => [k, toJsonValue(v)]));
+    return obj(
+      Object.entries(x as Record<string, unknown>).map(([k, v]): [string, JsonValue] => [
+        k,
+        toJsonValue(v),
+      ]),
+    );
   }
   return null;
 }

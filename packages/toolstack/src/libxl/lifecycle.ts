@@ -66,7 +66,11 @@ export type ShutdownRequest = "poweroff" | "reboot" | "suspend" | "crash";
  * Without a guest kernel that watches (no feature-poweroff), libxl answers as xl prints:
  * "PV control interface not available".
  */
-export async function requestShutdown(host: Host, r: DomainRecord, req: ShutdownRequest): Promise<void> {
+export async function requestShutdown(
+  host: Host,
+  r: DomainRecord,
+  req: ShutdownRequest,
+): Promise<void> {
   const xs = hostXs(host);
   const home = `/local/domain/${r.domid}`;
   let feature = "";
@@ -87,7 +91,8 @@ export async function requestShutdown(host: Host, r: DomainRecord, req: Shutdown
 /** Waits (by letting the guest run) until the domain has shut down or is gone; false on timeout. */
 export async function waitShutdown(host: Host, r: DomainRecord, rounds = 2000): Promise<boolean> {
   for (let i = 0; i < rounds; i++) {
-    if (r.domain.state === "shutdown" || r.domain.state === "dying" || r.domain.state === "dead") return true;
+    if (r.domain.state === "shutdown" || r.domain.state === "dying" || r.domain.state === "dead")
+      return true;
     await settle();
   }
   return false;
@@ -197,7 +202,10 @@ export function preserveSuffix(nowNs: number): string {
 export async function renameDomain(host: Host, r: DomainRecord, name: string): Promise<void> {
   for (const o of host.domains.values()) {
     if (o !== r && o.name === name) {
-      throw libxlError("TOOLSTACK_NAME_IN_USE", `libxl: error: libxl_domain.c: domain with name "${name}" already exists.`);
+      throw libxlError(
+        "TOOLSTACK_NAME_IN_USE",
+        `libxl: error: libxl_domain.c: domain with name "${name}" already exists.`,
+      );
     }
   }
   r.name = name;
@@ -226,13 +234,22 @@ export async function memSet(host: Host, r: DomainRecord, targetKb: number): Pro
 }
 
 /** libxl_set_vcpuaffinity: the hard (or soft) mask of one vCPU, or of all with vcpu = -1. */
-export function vcpuPin(host: Host, r: DomainRecord, vcpu: number, hard: readonly number[] | null): void {
+export function vcpuPin(
+  host: Host,
+  r: DomainRecord,
+  vcpu: number,
+  hard: readonly number[] | null,
+): void {
   const n = r.domain.vcpus.length;
   if (vcpu >= n) {
-    throw libxlError("TOOLSTACK_BAD_ARGUMENT", `libxl: error: vcpu ${vcpu} of domain ${r.domid} does not exist`);
+    throw libxlError(
+      "TOOLSTACK_BAD_ARGUMENT",
+      `libxl: error: vcpu ${vcpu} of domain ${r.domid} does not exist`,
+    );
   }
   const cpus = host.hv.machine.cpus.length;
-  const mask = hard === null ? Array.from({ length: cpus }, (_, i) => i) : hard.filter((c) => c < cpus);
+  const mask =
+    hard === null ? Array.from({ length: cpus }, (_, i) => i) : hard.filter((c) => c < cpus);
   if (mask.length === 0) {
     throw libxlError("TOOLSTACK_BAD_ARGUMENT", "libxl: error: no valid cpu in the affinity mask");
   }
@@ -244,10 +261,17 @@ export function vcpuPin(host: Host, r: DomainRecord, vcpu: number, hard: readonl
 }
 
 /** libxl_domain_sched_params_set for credit: weight 1..65535, cap 0..(100 * vCPUs). */
-export function schedCreditSet(host: Host, r: DomainRecord, p: { weight?: number; cap?: number }): void {
+export function schedCreditSet(
+  host: Host,
+  r: DomainRecord,
+  p: { weight?: number; cap?: number },
+): void {
   try {
     host.hv.slot("sched").setParams(r.domain, p);
   } catch (e) {
-    throw libxlError("TOOLSTACK_BAD_ARGUMENT", `libxl: error: libxl_sched.c: setting domain sched credit: ${(e as Error).message}`);
+    throw libxlError(
+      "TOOLSTACK_BAD_ARGUMENT",
+      `libxl: error: libxl_sched.c: setting domain sched credit: ${(e as Error).message}`,
+    );
   }
 }

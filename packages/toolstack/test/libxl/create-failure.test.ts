@@ -1,12 +1,19 @@
 // A failed create leaves nothing behind: a fault injected at every step of libxl's create
 // (and the natural failures: no memory, bad kernel, name in use) gives back every frame, event
 // channel, grant mapping, xenstore node and record it took.
-import { HyperlabError } from "@hyperlab/core";
-import fc from "fast-check";
+
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { HyperlabError } from "@hyperlab/core";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CREATE_STEPS, type CreateStep, destroyDomainRecord, domainCreate, settle } from "../../src/index";
+import {
+  CREATE_STEPS,
+  type CreateStep,
+  destroyDomainRecord,
+  domainCreate,
+  settle,
+} from "../../src/index";
 import { config, dir, host, snapshot } from "./world";
 
 const RUNS = process.env.HYPERLAB_LONG === "1" ? 200 : 12;
@@ -64,7 +71,10 @@ describe("a failed create leaves nothing behind", () => {
         async (plans) => {
           const made = [];
           for (const [i, p] of plans.entries()) {
-            const disks = Array.from({ length: p.disks }, (_, j) => `"/d${j}.img,raw,xvd${"abc"[j]},rw"`);
+            const disks = Array.from(
+              { length: p.disks },
+              (_, j) => `"/d${j}.img,raw,xvd${"abc"[j]},rw"`,
+            );
             const vifs = Array.from({ length: p.vifs }, () => '"bridge=xenbr0"');
             const extra = `vcpus = ${p.vcpus}\ndisk = [${disks.join(",")}]\nvif = [${vifs.join(",")}]\n`;
             const c = config(`g${i}`, extra, [`memory=${p.memory}`]);
@@ -100,11 +110,23 @@ describe("a failed create leaves nothing behind", () => {
   it("a kernel that is missing or not a 64-bit ELF image", async () => {
     const h = await host();
     const before = await snapshot(h);
-    await expectFails(domainCreate(h, config("k", "", ['kernel="/nonexistent/vmlinuz"'])), "TOOLSTACK_BAD_KERNEL", /ENOENT/);
+    await expectFails(
+      domainCreate(h, config("k", "", ['kernel="/nonexistent/vmlinuz"'])),
+      "TOOLSTACK_BAD_KERNEL",
+      /ENOENT/,
+    );
     const junk = join(dir, "junk");
     writeFileSync(junk, "#!/bin/sh\necho not a kernel\n");
-    await expectFails(domainCreate(h, config("k", "", [`kernel="${junk}"`])), "TOOLSTACK_BAD_KERNEL", /no loader found/);
-    await expectFails(domainCreate(h, config("k", "", [`ramdisk="/nonexistent/initrd"`])), "TOOLSTACK_BAD_KERNEL", /xc_dom_module_file/);
+    await expectFails(
+      domainCreate(h, config("k", "", [`kernel="${junk}"`])),
+      "TOOLSTACK_BAD_KERNEL",
+      /no loader found/,
+    );
+    await expectFails(
+      domainCreate(h, config("k", "", [`ramdisk="/nonexistent/initrd"`])),
+      "TOOLSTACK_BAD_KERNEL",
+      /xc_dom_module_file/,
+    );
     expect(await snapshot(h)).toEqual(before);
   });
 
@@ -112,7 +134,11 @@ describe("a failed create leaves nothing behind", () => {
     const h = await host();
     const a = await domainCreate(h, config("taken"));
     const before = await snapshot(h);
-    await expectFails(domainCreate(h, config("taken")), "TOOLSTACK_NAME_IN_USE", /domain with name "taken" already exists/);
+    await expectFails(
+      domainCreate(h, config("taken")),
+      "TOOLSTACK_NAME_IN_USE",
+      /domain with name "taken" already exists/,
+    );
     await expectFails(domainCreate(h, config("Domain-0")), "TOOLSTACK_NAME_IN_USE");
     expect(await snapshot(h)).toEqual(before);
     await destroyDomainRecord(h, a);

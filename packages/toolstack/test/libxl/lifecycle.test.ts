@@ -43,7 +43,9 @@ describe("shutdown, reboot and the on_* actions", () => {
     expect(r.manage?.last).toBe("poweroff");
     expect(await h.xsd!.xs.read(`/local/domain/${r.domid}/control/shutdown`)).toBe("");
     const ev = await reapShutdowns(h);
-    expect(ev).toEqual([{ domid: r.domid, name: "s", reason: SHUTDOWN_poweroff, action: "destroy" }]);
+    expect(ev).toEqual([
+      { domid: r.domid, name: "s", reason: SHUTDOWN_poweroff, action: "destroy" },
+    ]);
     expect(h.domains.size).toBe(0);
     expect(await snapshot(h)).toEqual(before);
   });
@@ -108,7 +110,9 @@ describe("shutdown, reboot and the on_* actions", () => {
   it("a domain whose kernel does not watch control/shutdown: PV control interface not available", async () => {
     const h = await host({ bootGuests: false });
     const r = await domainCreate(h, config("nok"));
-    await expect(requestShutdown(h, r, "poweroff")).rejects.toThrow(/PV control interface not available/);
+    await expect(requestShutdown(h, r, "poweroff")).rejects.toThrow(
+      /PV control interface not available/,
+    );
   });
 });
 
@@ -118,7 +122,9 @@ describe("mem-set, vcpu-pin, sched-credit", () => {
     const r = await domainCreate(h, config("m", "maxmem = 16"));
     await memSet(h, r, 6 * 1024);
     expect(await h.xsd!.xs.read(`/local/domain/${r.domid}/memory/target`)).toBe("6144");
-    await expect(memSet(h, r, 32 * 1024)).rejects.toThrow(/memory_dynamic_max must be less than or equal to memory_static_max/);
+    await expect(memSet(h, r, 32 * 1024)).rejects.toThrow(
+      /memory_dynamic_max must be less than or equal to memory_static_max/,
+    );
   });
 
   it("vcpu-pin records the hard affinity and moves the vCPU onto it; a vCPU that does not exist is refused", async () => {
@@ -135,7 +141,10 @@ describe("mem-set, vcpu-pin, sched-credit", () => {
 
   it("cpus= and cpu_weight/cap from the config reach the scheduler; sched-credit changes them", async () => {
     const h = await host();
-    const r = await domainCreate(h, config("w", 'vcpus = 2\ncpus = "1"\ncpu_weight = 512\ncap = 50'));
+    const r = await domainCreate(
+      h,
+      config("w", 'vcpus = 2\ncpus = "1"\ncpu_weight = 512\ncap = 50'),
+    );
     expect(h.hv.slot("sched").getParams(r.domain)).toEqual({ weight: 512, cap: 50 });
     expect(r.domain.vcpus.map((v) => v.processor)).toEqual([1, 1]);
     schedCreditSet(h, r, { weight: 128 });

@@ -2,7 +2,13 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { configFromXlCfg, createHost, type DomainConfig, type Host, startHostServices } from "../../src/index";
+import {
+  configFromXlCfg,
+  createHost,
+  type DomainConfig,
+  type Host,
+  startHostServices,
+} from "../../src/index";
 
 export const dir = mkdtempSync(join(tmpdir(), "hyperlab-libxl-"));
 
