@@ -74,6 +74,14 @@ export {
   waitShutdown,
 } from "./libxl/lifecycle";
 export { domainRestore, domainSave, type SaveResult } from "./libxl/save";
+export {
+  CONSOLE_ESCAPE,
+  type ConsoleStreams,
+  LIFECYCLE_COMMANDS,
+  parseCpuMap,
+  parseMemSizeKb,
+  setConsoleStreams,
+} from "./lifecycle-commands";
 export { type CliIo, COMMANDS, runCli, type Verb } from "./main";
 export { UpcallLoop, type UpcallLoopOptions, type UpcallMode } from "./upcall-loop";
 export {

@@ -557,7 +557,11 @@ async function downVerb(args: string[], io: CliIo): Promise<number> {
     return 1;
   }
   const info = await c.request<{ pid: number }>("hello");
-  await c.request("stop");
+  try {
+    await c.request("stop");
+  } catch {
+    // The daemon may close the connection as it stops: that is the answer too.
+  }
   c.close();
   for (let i = 0; i < 600 && existsSync(paths.control); i++)
     await new Promise((r) => setTimeout(r, 20));

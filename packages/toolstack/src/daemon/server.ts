@@ -79,13 +79,11 @@ function str(a: Args, k: string): string {
 }
 
 /** The request handlers: one libxl call each. */
-function handlers(host: Host, info: ControlInfo, xl: XlHost, onStop: () => void) {
+function handlers(host: Host, info: ControlInfo, xl: XlHost) {
   const h: Record<string, (a: Args) => Promise<unknown>> = {
     hello: async () => info,
-    stop: async () => {
-      onStop();
-      return null;
-    },
+    // Answered first; the daemon stops once the answer is out (see the connection handler).
+    stop: async () => null,
     create: async (a) => {
       const extra = Array.isArray(a.extra) ? a.extra.map(String) : [];
       const c = configFromXlCfg(str(a, "text"), str(a, "file"), extra);
@@ -232,7 +230,7 @@ export async function serveControl(
     stopResolve = r;
   });
   const xl = libxlHost(host);
-  const ops = handlers(host, info, xl, () => stopResolve());
+  const ops = handlers(host, info, xl);
   const sockets = new Set<Socket>();
 
   const serveConsole = (sock: Socket, r: DomainRecord, leftover: string) => {
@@ -242,8 +240,8 @@ export async function serveControl(
     const off = stream.onOutput((b) => {
       if (!sock.destroyed) sock.write(Buffer.from(b));
     });
-    const input = (b: Buffer) => {
-      stream.write(new Uint8Array(b));
+    const input = (b: Buffer | string) => {
+      stream.write(typeof b === "string" ? Buffer.from(b, "latin1") : new Uint8Array(b));
       host.loop?.kick();
     };
     if (leftover.length > 0) input(Buffer.from(leftover, "latin1"));
@@ -310,7 +308,10 @@ export async function serveControl(
         for (let i = 0; i < 3; i++) await settle();
         return result;
       }).then(
-        (result) => reply({ id, ok: true, result: result ?? null }),
+        (result) => {
+          reply({ id, ok: true, result: result ?? null });
+          if (req.op === "stop") sock.end(() => stopResolve());
+        },
         (e: unknown) => reply({ id, ok: false, error: toError(e) }),
       );
     });
