@@ -1,6 +1,7 @@
-export { type XenManage, type XenManageOptions, xenManage } from "./manage";
 // @hyperlab/split-drivers: Xen's split drivers on the guest kernel.
 
+// the guest's control drivers (drivers/xen/manage.c, balloon.c)
+export { INVALID_P2M_ENTRY, type XenBalloon, xenBalloon } from "./balloon";
 // consoles (hvc_xen and xenconsoled)
 export { XenconsBack, XenconsStream } from "./console/back";
 export { XenconsFrontConsole, XenconsFrontDriver, xenconsConsole0 } from "./console/front";
@@ -13,6 +14,7 @@ export {
   XenconsError,
   XenconsInterface,
 } from "./console/xencons";
+export { type XenManage, type XenManageOptions, xenManage } from "./manage";
 export type { RingErrorCode } from "./ring";
 export {
   BackRing,
@@ -40,7 +42,6 @@ export {
   ringReplay,
   unescapeData,
 } from "./ring-replay/replay";
-
 // xenbus device state machine (xenbus_probe*.c, xenbus_client.c)
 export {
   XenbusBus,
@@ -64,7 +65,6 @@ export {
   type XenbusErrorCode,
   type XenbusUpcalls,
 } from "./xenbus/index";
-
 export {
   isXenbusState,
   parseXenbusState,

@@ -25,6 +25,7 @@ import {
   XenbusComms,
   type XenbusKernel,
   XenconsFrontDriver,
+  xenBalloon,
   xenbusRegisterFrontend,
   xenconsConsole0,
   xenManage,
@@ -218,6 +219,7 @@ export async function domainCreate(
       xenbus: null,
       console0: null,
       manage: null,
+      balloon: null,
       stream: null,
       devices: [],
       hardAffinity: config.hardAffinity.map((m) => [...m]),
@@ -449,6 +451,7 @@ export async function connectGuest(
   r.console0 = xenconsConsole0(kernel, build.startInfoMfn);
   r.console0.onInput((b) => r.console0?.write(b));
   r.manage = await xenManage(kernel, { onSuspend: () => xenPreSuspend(r) });
+  r.balloon = await xenBalloon(kernel, k);
   await xenbusRegisterFrontend(
     kernel,
     new XenconsFrontDriver(kernel, new GnttabGuest(hv, r.domain)),

@@ -28,6 +28,7 @@ import { nptMmu } from "@hyperlab/npt-mmu";
 import { pvCpu } from "@hyperlab/pv-cpu";
 import { buildPvDomain, type PvBuildResult, pvGrantMapping, pvMmu } from "@hyperlab/pv-mmu";
 import {
+  type XenBalloon,
   type XenbusComms,
   type XenbusDriver,
   type XenbusKernel,
@@ -96,6 +97,8 @@ export interface DomainRecord {
   xenbus: XenbusKernel | null;
   console0: XenconsFrontConsole | null;
   manage: XenManage | null;
+  /** The guest's balloon driver (watches memory/target). */
+  balloon: XenBalloon | null;
   /** dom0's end of console 0. */
   stream: XenconsStream | null;
   devices: DeviceRecord[];

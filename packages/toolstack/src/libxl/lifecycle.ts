@@ -39,6 +39,7 @@ export async function destroyDomainRecord(host: Host, r: DomainRecord): Promise<
   host.consoles!.detach(r.domid, 0);
   for (const d of [...r.devices]) await detachDevice(host, r, d.type, d.devid, true);
   await r.manage?.stop();
+  await r.balloon?.stop();
   r.comms?.close();
   host.loop!.unregister(r.domain);
   await destroyIntroducedDomain(host.xsd!, r.domain);

@@ -59,6 +59,8 @@ interface SaveHeader {
     startInfoPfn: number;
     l4Pfn: number;
   };
+  /** pfns with no page (ballooned out): restore gives them no frame. */
+  holes: number[];
   /** The pfns holding the guest's P2M list (start_info.mfn_list). */
   p2mPfns: [number, number];
 }
@@ -157,10 +159,14 @@ export async function domainSave(host: Host, r: DomainRecord, file: string): Pro
   const tables: [number, number][] = [];
   const pinned: [number, number][] = [];
   const out = new Uint8Array(nrPages * PAGE);
+  const holes: number[] = [];
   for (let pfn = 0; pfn < nrPages; pfn++) {
     const mfn = p2m[pfn]!;
     const page = out.subarray(pfn * PAGE, (pfn + 1) * PAGE);
-    if (!(f.validMfn(mfn) && f.owner[mfn] === r.domid)) continue; // ballooned out: a hole
+    if (!(f.validMfn(mfn) && f.owner[mfn] === r.domid)) {
+      holes.push(pfn); // ballooned out
+      continue;
+    }
     page.set(hv.machine.ram.frameBytes(mfn));
     const level = levelOf(f.typeInfo[mfn]!);
     if (level === 0) continue;
@@ -185,6 +191,7 @@ export async function domainSave(host: Host, r: DomainRecord, file: string): Pro
     pinned,
     cr3,
     vmAssist: [...d.vmAssist],
+    holes,
     build: { ...va, startInfoPfn, l4Pfn },
     p2mPfns: [p2mFirst, Math.ceil((nrPages * 8) / PAGE)],
   };
@@ -249,7 +256,14 @@ export async function domainRestore(host: Host, file: string): Promise<DomainRec
       const d = rec.domain;
       const n = header.nrPages;
       const p2m = new Float64Array(n);
+      const hole = new Uint8Array(n);
+      for (const pfn of Array.isArray(header.holes) ? header.holes : [])
+        if (pfn >= 0 && pfn < n) hole[pfn] = 1;
       for (let pfn = 0; pfn < n; pfn++) {
+        if (hole[pfn] === 1) {
+          p2m[pfn] = -1;
+          continue;
+        }
         const mfn = hv.allocDomainPages(d);
         if (mfn < 0)
           throw libxlError("TOOLSTACK_NO_MEMORY", "failed to free memory for the domain");
@@ -272,7 +286,9 @@ export async function domainRestore(host: Host, file: string): Promise<DomainRec
       for (let pfn = 0; pfn < n; pfn++) {
         const at = first + Math.floor((pfn * 8) / PAGE);
         if (at >= first + count) break;
-        ram.write64n(p2m[at]! * PAGE + ((pfn * 8) % PAGE), p2m[pfn]!);
+        const e = p2m[pfn]!;
+        if (e < 0) ram.write64(p2m[at]! * PAGE + ((pfn * 8) % PAGE), 0xffff_ffff, 0xffff_ffff);
+        else ram.write64n(p2m[at]! * PAGE + ((pfn * 8) % PAGE), e);
       }
       // arch_set_info_guest: the vm_assist bits come with the vCPU context.
       for (const a of Array.isArray(header.vmAssist) ? header.vmAssist : []) d.vmAssist.add(a);

@@ -62,7 +62,8 @@ export function xenPostResume(
   // The kernel's view of Xen's M2P (the pv_ops hold this very array): rewritten in place.
   const m2p = xen.m2p;
   m2p.fill(-1);
-  for (let pfn = 0; pfn < p2m.length; pfn++) if (p2m[pfn]! < m2p.length) m2p[p2m[pfn]!] = pfn;
+  for (let pfn = 0; pfn < p2m.length; pfn++)
+    if (p2m[pfn]! >= 0 && p2m[pfn]! < m2p.length) m2p[p2m[pfn]!] = pfn;
   xen.sharedInfoMaddr = d.sharedInfoMfn * 4096;
   const rc = k.port.hypercall(0, __HYPERVISOR_update_va_mapping, {
     va: xen.sharedInfoVa,

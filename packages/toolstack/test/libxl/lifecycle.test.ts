@@ -1,13 +1,21 @@
 // Lifecycle on a created domain: pause/unpause, shutdown and reboot through control/shutdown
 // and the guest's watcher, xl.cfg(5)'s actions, mem-set, vcpu-pin, sched-credit.
 import { existsSync, readFileSync } from "node:fs";
-import { SHUTDOWN_crash, SHUTDOWN_poweroff, SHUTDOWN_reboot } from "@hyperlab/abi";
+import {
+  __HYPERVISOR_memory_op,
+  SHUTDOWN_crash,
+  SHUTDOWN_poweroff,
+  SHUTDOWN_reboot,
+} from "@hyperlab/abi";
 import { HyperlabError } from "@hyperlab/core";
+import { PAGE_OFFSET, PROT_READ, PROT_WRITE, spawnProcess } from "@hyperlab/guest";
+import { INVALID_P2M_ENTRY } from "@hyperlab/split-drivers";
 import { describe, expect, it } from "vitest";
 import {
   destroyDomainRecord,
   domainCreate,
   findDomain,
+  freePages,
   memSet,
   pauseDomain,
   reapShutdowns,
@@ -150,5 +158,42 @@ describe("mem-set, vcpu-pin, sched-credit", () => {
     schedCreditSet(h, r, { weight: 128 });
     expect(h.hv.slot("sched").getParams(r.domain).weight).toBe(128);
     expect(() => schedCreditSet(h, r, { weight: 0 })).toThrow(HyperlabError);
+  });
+});
+
+describe("the balloon", () => {
+  it("mem-set down: the guest gives pages back with decrease_reservation; up: takes them with populate_physmap", async () => {
+    const h = await host();
+    const r = await domainCreate(h, config("b", "maxmem = 8"));
+    const k = r.kernel!;
+    const pages0 = r.domain.totPages;
+    const free0 = freePages(h.hv);
+    const decrease0 = h.hv.hypercallCount(__HYPERVISOR_memory_op);
+    await memSet(h, r, 6 * 1024);
+    for (let i = 0; i < 50 && r.balloon!.currentPages !== 6 * 256; i++)
+      await new Promise((res) => setImmediate(res));
+    expect(r.balloon!.currentPages).toBe(6 * 256);
+    expect(r.domain.totPages).toBe(pages0 - 512);
+    expect(freePages(h.hv)).toBe(free0 + 512);
+    expect(h.hv.hypercallCount(__HYPERVISOR_memory_op)).toBeGreaterThan(decrease0);
+    // Ballooned pfns have no frame and no direct-map entry.
+    const pfn = r.balloon!.ballooned[0]!;
+    expect(k.xen!.p2m[pfn]).toBe(INVALID_P2M_ENTRY);
+    expect(
+      h.hv.slot("mmu").translate(r.domain.vcpus[0]!, PAGE_OFFSET + pfn * 4096, 0),
+    ).toBeLessThan(0);
+    // A program still runs in what is left.
+    const p = spawnProcess(k);
+    const buf = p.mmap(64 * 4096, PROT_READ | PROT_WRITE);
+    p.writeRange(buf, 64 * 4096, 5);
+    await memSet(h, r, 8 * 1024);
+    for (let i = 0; i < 50 && r.balloon!.currentPages !== 8 * 256; i++)
+      await new Promise((res) => setImmediate(res));
+    expect(r.balloon!.currentPages).toBe(8 * 256);
+    expect(r.domain.totPages).toBe(pages0);
+    expect(k.xen!.p2m[pfn]).toBeGreaterThanOrEqual(0);
+    expect(k.xen!.m2p[k.xen!.p2m[pfn]!]).toBe(pfn);
+    await destroyDomainRecord(h, r);
+    expect(h.hv.domain(r.domid)).toBeUndefined();
   });
 });
