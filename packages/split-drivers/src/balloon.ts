@@ -43,10 +43,19 @@ export interface XenBalloon {
   stop(): Promise<void>;
 }
 
+export interface XenBalloonOptions {
+  /** pfns already ballooned out (a kernel resumed after a restore keeps its balloon). */
+  ballooned?: readonly number[];
+}
+
 /** Starts the balloon driver of kernel `k`, whose xenbus connection is `kernel`. */
-export async function xenBalloon(kernel: XenbusKernel, k: GuestKernel): Promise<XenBalloon> {
+export async function xenBalloon(
+  kernel: XenbusKernel,
+  k: GuestKernel,
+  options: XenBalloonOptions = {},
+): Promise<XenBalloon> {
   const xen = k.xen;
-  const held: number[] = [];
+  const held: number[] = [...(options.ballooned ?? [])];
   let target = xen?.nrPages ?? 0;
   const hc = (op: number, args: object) => k.port.hypercall(0, op, args);
   const directVa = (pfn: number) => PAGE_OFFSET + pfn * 4096;

@@ -1,7 +1,7 @@
 // @hyperlab/split-drivers: Xen's split drivers on the guest kernel.
 
 // the guest's control drivers (drivers/xen/manage.c, balloon.c)
-export { INVALID_P2M_ENTRY, type XenBalloon, xenBalloon } from "./balloon";
+export { INVALID_P2M_ENTRY, type XenBalloon, type XenBalloonOptions, xenBalloon } from "./balloon";
 // consoles (hvc_xen and xenconsoled)
 export { XenconsBack, XenconsStream } from "./console/back";
 export { XenconsFrontConsole, XenconsFrontDriver, xenconsConsole0 } from "./console/front";

@@ -237,7 +237,7 @@ describe("a Xen-style host in the background", () => {
     expect(s.err).toMatch(/^Saving to .*web\.save new xl format/);
     expect((await hl("list", "web")).code).toBe(1);
     const r = await hl("restore", file);
-    expect(r.code).toBe(0);
+    expect(r).toEqual({ code: 0, out: "", err: "" });
     const sd = await hl("shutdown", "-w", "web");
     expect(sd.code).toBe(0);
     expect(sd.err).toMatch(

@@ -423,6 +423,7 @@ export async function connectGuest(
   host: Host,
   r: DomainRecord,
   undo: (() => Promise<void> | void)[],
+  ballooned: readonly number[] = [],
 ): Promise<void> {
   const { hv } = host;
   const k = r.kernel!;
@@ -451,7 +452,7 @@ export async function connectGuest(
   r.console0 = xenconsConsole0(kernel, build.startInfoMfn);
   r.console0.onInput((b) => r.console0?.write(b));
   r.manage = await xenManage(kernel, { onSuspend: () => xenPreSuspend(r) });
-  r.balloon = await xenBalloon(kernel, k);
+  r.balloon = await xenBalloon(kernel, k, { ballooned });
   await xenbusRegisterFrontend(
     kernel,
     new XenconsFrontDriver(kernel, new GnttabGuest(hv, r.domain)),

@@ -13,13 +13,7 @@
  *   store channels, its devices' nodes) is released by destroyDomainRecord, in libxl's order:
  *   devices, dom0's console end, xenstore (release, home, /vm, /libxl), the domain.
  */
-import {
-  createHypervisor,
-  type Domain,
-  FRAME_FREE,
-  type Hypervisor,
-  schedCredit,
-} from "@hyperlab/core";
+import { createHypervisor, type Domain, type Hypervisor, schedCredit } from "@hyperlab/core";
 import { evtchn2l } from "@hyperlab/evtchn";
 import { grantTable } from "@hyperlab/grant-table";
 import { type GuestKernel, XenEvtchnGuest } from "@hyperlab/guest";
@@ -253,10 +247,7 @@ export function hostXs(host: Host): XsClient {
 
 /** Free machine frames now (Xen's free pages, what `xl info` prints as free_memory). */
 export function freePages(hv: Hypervisor): number {
-  const owner = hv.frames.owner;
-  let n = 0;
-  for (let i = 0; i < owner.length; i++) if (owner[i] === FRAME_FREE) n++;
-  return n;
+  return hv.machine.frames.nrFreeFrames;
 }
 
 /** The record of a domain by id or name (libxl_name_to_domid, then a domid). */

@@ -66,7 +66,7 @@ interface SaveHeader {
 }
 
 /** Kernels of domains saved by this host, by save id (see suspend.ts for why). */
-const suspended = new Map<string, GuestKernel>();
+const suspended = new Map<string, { kernel: GuestKernel; ballooned: number[] }>();
 let saveSerial = 0;
 
 function levelOf(typeInfo: number): number {
@@ -209,7 +209,8 @@ export async function domainSave(host: Host, r: DomainRecord, file: string): Pro
       `Failed to open temp file ${file} for writing: ${(e as NodeJS.ErrnoException).code ?? e}`,
     );
   }
-  if (r.kernel !== null) suspended.set(id, r.kernel);
+  if (r.kernel !== null)
+    suspended.set(id, { kernel: r.kernel, ballooned: [...(r.balloon?.ballooned ?? [])] });
   r.kernel = null;
   await destroyDomainRecord(host, r);
   return { domid: r.domid, bytes: head.length + out.length, pages: nrPages };
@@ -250,7 +251,8 @@ export async function domainRestore(host: Host, file: string): Promise<DomainRec
   const config = configFromJson(header.config);
   const { hv } = host;
   const pv = hv.slot("pv-mmu");
-  const kernel = suspended.get(header.id) ?? null;
+  const saved = suspended.get(header.id);
+  const kernel = saved?.kernel ?? null;
   const r = await domainCreate(host, config, {
     populate: (rec) => {
       const d = rec.domain;
@@ -271,8 +273,10 @@ export async function domainRestore(host: Host, file: string): Promise<DomainRec
         pv.m2p.set(mfn, pfn, 0);
       }
       const ram = hv.machine.ram;
-      for (let pfn = 0; pfn < n; pfn++)
-        ram.writeBytes(p2m[pfn]! * PAGE, data.subarray(pfn * PAGE, (pfn + 1) * PAGE));
+      for (let pfn = 0; pfn < n; pfn++) {
+        if (hole[pfn] === 0)
+          ram.writeBytes(p2m[pfn]! * PAGE, data.subarray(pfn * PAGE, (pfn + 1) * PAGE));
+      }
       for (const [pfn] of header.tables) {
         const page = ram.frameBytes(p2m[pfn]!);
         if (!localise(page, p2m))
@@ -330,7 +334,7 @@ export async function domainRestore(host: Host, file: string): Promise<DomainRec
       if (rc !== 0)
         throw libxlError("TOOLSTACK_SAVE_FILE", `restore: the guest could not resume (${rc})`);
       rec.kernel = kernel;
-      await connectGuest(host, rec, undo);
+      await connectGuest(host, rec, undo, saved?.ballooned ?? []);
       suspended.delete(header.id);
     },
   });

@@ -5,7 +5,14 @@ import { join } from "node:path";
 import { HyperlabError } from "@hyperlab/core";
 import { PROT_READ, PROT_WRITE, spawnProcess } from "@hyperlab/guest";
 import { describe, expect, it } from "vitest";
-import { domainCreate, domainRestore, domainSave, findDomain, freePages } from "../../src/index";
+import {
+  domainCreate,
+  domainRestore,
+  domainSave,
+  findDomain,
+  freePages,
+  memSet,
+} from "../../src/index";
 import { config, dir, host, snapshot } from "./world";
 
 describe("save and restore", () => {
@@ -48,6 +55,27 @@ describe("save and restore", () => {
     expect(child).not.toBeTypeOf("number");
     expect(await h.xsd!.xs.read(`/local/domain/${back.domid}/control/feature-suspend`)).toBe("1");
     expect(filler.domain.state).toBe("running");
+  });
+
+  it("a ballooned domain: its holes stay holes, and the resumed balloon can give the pages back", async () => {
+    const h = await host();
+    const r = await domainCreate(h, config("bal"));
+    const settle = async (want: number) => {
+      for (let i = 0; i < 50 && r.balloon!.currentPages !== want; i++)
+        await new Promise((res) => setImmediate(res));
+    };
+    await memSet(h, r, 6 * 1024);
+    await settle(6 * 256);
+    const pages = r.domain.totPages;
+    const file = join(dir, "bal.save");
+    await domainSave(h, r, file);
+    const back = await domainRestore(h, file);
+    expect(back.domain.totPages).toBe(pages);
+    expect(back.balloon!.currentPages).toBe(6 * 256);
+    await memSet(h, back, 8 * 1024);
+    for (let i = 0; i < 50 && back.balloon!.currentPages !== 8 * 256; i++)
+      await new Promise((res) => setImmediate(res));
+    expect(back.domain.totPages).toBe(pages + 512);
   });
 
   it("page-table pages are in the file as pfns, not mfns", async () => {
