@@ -88,7 +88,7 @@ export async function xenBalloon(
       extent_order: 0,
       domid: DOMID_SELF,
     });
-    const ok = done < 0 ? 0 : done;
+    const ok = Math.max(done, 0);
     for (let i = 0; i < unmapped.length; i++) {
       const pfn = unmapped[i]!;
       if (i < ok) {
@@ -120,7 +120,7 @@ export async function xenBalloon(
       extent_order: 0,
       domid: DOMID_SELF,
     });
-    const ok = done < 0 ? 0 : done;
+    const ok = Math.max(done, 0);
     for (let i = 0; i < ok; i++) {
       const pfn = pfns[i]!;
       const mfn = list[i]!;

@@ -90,7 +90,7 @@ export async function requestShutdown(
 }
 
 /** Waits (by letting the guest run) until the domain has shut down or is gone; false on timeout. */
-export async function waitShutdown(host: Host, r: DomainRecord, rounds = 2000): Promise<boolean> {
+export async function waitShutdown(_host: Host, r: DomainRecord, rounds = 2000): Promise<boolean> {
   for (let i = 0; i < rounds; i++) {
     if (r.domain.state === "shutdown" || r.domain.state === "dying" || r.domain.state === "dead")
       return true;
