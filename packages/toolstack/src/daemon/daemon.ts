@@ -23,6 +23,11 @@ export interface DaemonOptions extends HostOptions {
   /** Stop on SIGTERM and SIGINT (default true). */
   handleSignals?: boolean;
   log?: (line: string) => void;
+  /**
+   * More services over the host, started after the sockets and closed before them (the
+   * dashboard of `up --http PORT` plugs in here).
+   */
+  services?: readonly ((host: Host) => Promise<{ close(): Promise<void> }>)[];
 }
 
 export interface RunningDaemon {
@@ -58,6 +63,8 @@ export async function runDaemon(options: DaemonOptions): Promise<RunningDaemon> 
     control: paths.control,
     xenstored: xenstored === null ? null : paths.xenstored,
   });
+  const extra: { close(): Promise<void> }[] = [];
+  for (const start of options.services ?? []) extra.push(await start(host));
   writeFileSync(paths.pid, `${process.pid}\n`);
   log(
     `hyperlabd: ${host.kind} host up (pid ${process.pid}); control ${paths.control}${xenstored ? `, xenstored ${paths.xenstored}` : ""}`,
@@ -72,6 +79,7 @@ export async function runDaemon(options: DaemonOptions): Promise<RunningDaemon> 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       for (const [sig, h] of handlers) process.off(sig, h);
+      for (const x of extra) await x.close();
       await control.close();
       await xenstored?.close();
       rmSync(paths.control, { force: true });
