@@ -53,7 +53,19 @@ async function withHost<T>(
   }
 }
 
-/** The daemon's typed error as xl prints it; `numeric` errors of a missing domain by number. */
+/**
+ * xl's find_domain takes an all-digit qualifier as a domid without looking it up; libxl then
+ * fails on it and logs (libxl_domain.c) "Domain N:Non-existant domain".
+ */
+function missingById(e: unknown, dom: string): boolean {
+  return e instanceof HyperlabError && e.code === "TOOLSTACK_NO_DOMAIN" && /^\d+$/.test(dom);
+}
+
+function nonExistant(io: CliIo, dom: string): void {
+  io.err(`libxl: error: libxl_domain.c: Domain ${Number(dom)}:Non-existant domain\n`);
+}
+
+/** The daemon's typed error as xl prints it. */
 function report(io: CliIo, e: unknown, prefix = ""): number {
   if (e instanceof HyperlabError) {
     io.err(`${prefix}${e.message}${e.message.endsWith("\n") ? "" : "\n"}`);
@@ -126,6 +138,11 @@ const simple =
         if (message) io.err(message(dom, r));
         return 0;
       } catch (e) {
+        if (missingById(e, dom)) {
+          // xl's pause_domain / unpause_domain ignore libxl's answer.
+          nonExistant(io, dom);
+          return 0;
+        }
         return report(io, e);
       }
     });
@@ -161,10 +178,16 @@ async function destroyVerb(args: string[], io: CliIo): Promise<number> {
   const p = xlGetopt("destroy", [{ short: "f", long: "force", arg: false }], args, io, 1);
   if (!p.ok) return p.status;
   return (await withHost("destroy", io, async (c) => {
+    const dom = p.operands[0]!;
     try {
-      await c.request("destroy", { dom: p.operands[0] });
+      await c.request("destroy", { dom });
       return 0;
     } catch (e) {
+      if (missingById(e, dom)) {
+        nonExistant(io, dom);
+        io.err("destroy failed (rc=-21)\n");
+        return 1;
+      }
       return report(io, e);
     }
   })) as number;
@@ -578,7 +601,7 @@ async function downVerb(args: string[], io: CliIo): Promise<number> {
 }
 
 export const LIFECYCLE_COMMANDS: Record<string, Verb> = {
-  up: { summary: "up [--kvm] [--run-dir DIR]  start a host in the background", run: upVerb },
+  up: { summary: "up [--kvm] [--run-dir DIR] start a host in the background", run: upVerb },
   down: { summary: "down [--run-dir DIR]      stop the host", run: downVerb },
   destroy: {
     summary: "destroy DOM               destroy a domain, as xl destroy",

@@ -138,6 +138,13 @@ describe("a Xen-style host in the background", () => {
       err: "nosuch is an invalid domain identifier (rc=-6)\n",
     });
     expect((await hl("pause", "nosuch")).code).toBe(1);
+    // An all-digit qualifier is a domid that xl does not look up; libxl fails on it.
+    expect(await hl("destroy", "42")).toEqual({
+      code: 1,
+      out: "",
+      err: "libxl: error: libxl_domain.c: Domain 42:Non-existant domain\ndestroy failed (rc=-21)\n",
+    });
+    expect((await hl("pause", "42")).code).toBe(0);
     const d0 = await hl("destroy", "0");
     expect(d0.code).toBe(1);
     expect(d0.err).toMatch(/^Not destroying domain 0; use -f to force\./);

@@ -156,7 +156,11 @@ export function createHost(options: HostOptions = {}): Host {
       );
     }
   }
-  const machine = createMachine({ ramBytes: opts.ramMiB * 2 ** 20, cpus: opts.cpus, seed: opts.seed });
+  const machine = createMachine({
+    ramBytes: opts.ramMiB * 2 ** 20,
+    cpus: opts.cpus,
+    seed: opts.seed,
+  });
   if (kind === "kvm") {
     const hv = createHypervisor({
       machine,
