@@ -17,7 +17,7 @@
  * and leaves the domain as it was (paused); a failed restore leaves nothing behind (the
  * create path undoes it).
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import { SHUTDOWN_suspend, start_info_x86_64 } from "@hyperlab/abi";
 import {
   PGT_l1_page_table,
@@ -85,7 +85,7 @@ function levelOf(typeInfo: number): number {
 }
 
 /** x86_pv_normalise_pagetable: entries' mfns to pfns, in a copy of the page. */
-function normalise(page: Uint8Array, level: number, m2p: Map<number, number>): string | null {
+function normalise(page: Uint8Array, level: number, pfnOf: (mfn: number) => number): string | null {
   const dv = new DataView(page.buffer, page.byteOffset, PAGE);
   for (let i = 0; i < 512; i++) {
     const lo = dv.getUint32(i * 8, true);
@@ -97,8 +97,8 @@ function normalise(page: Uint8Array, level: number, m2p: Map<number, number>): s
     }
     if ((lo & 1) === 0) continue;
     const mfn = (hi & 0xfffff) * TWO_20 + (lo >>> 12);
-    const pfn = m2p.get(mfn);
-    if (pfn === undefined) return `Bad mfn ${mfn} in slot ${i} of an L${level} table`;
+    const pfn = pfnOf(mfn);
+    if (pfn < 0) return `Bad mfn ${mfn} in slot ${i} of an L${level} table`;
     dv.setUint32(i * 8, ((pfn % TWO_20) * PAGE + (lo & 0xfff)) >>> 0, true);
     dv.setUint32(i * 8 + 4, ((hi & ~0xfffff) | Math.floor(pfn / TWO_20)) >>> 0, true);
   }
@@ -153,8 +153,12 @@ export async function domainSave(host: Host, r: DomainRecord, file: string): Pro
   }
   const p2m = r.kernel?.xen?.p2m ?? r.build.p2m;
   const nrPages = p2m.length;
-  const m2p = new Map<number, number>();
-  for (let pfn = 0; pfn < nrPages; pfn++) m2p.set(p2m[pfn]!, pfn);
+  const m2p = new Int32Array(hv.frames.nrFrames).fill(-1);
+  for (let pfn = 0; pfn < nrPages; pfn++) {
+    const mfn = p2m[pfn]!;
+    if (mfn >= 0 && mfn < m2p.length) m2p[mfn] = pfn;
+  }
+  const pfnOf = (mfn: number) => (mfn >= 0 && mfn < m2p.length ? m2p[mfn]! : -1);
   const f = hv.frames;
   const tables: [number, number][] = [];
   const pinned: [number, number][] = [];
@@ -172,13 +176,13 @@ export async function domainSave(host: Host, r: DomainRecord, file: string): Pro
     if (level === 0) continue;
     tables.push([pfn, level]);
     if (f.isPinned(mfn)) pinned.push([pfn, level]);
-    const bad = normalise(page, level, m2p);
+    const bad = normalise(page, level, pfnOf);
     if (bad !== null) throw libxlError("TOOLSTACK_SAVE_FILE", `xc: error: ${bad} (pfn ${pfn})`);
   }
-  const cr3 = d.vcpus.map((v) => (v.cr3Mfn >= 0 ? (m2p.get(v.cr3Mfn) ?? -1) : -1));
+  const cr3 = d.vcpus.map((v) => (v.cr3Mfn >= 0 ? pfnOf(v.cr3Mfn) : -1));
   const b = r.build;
-  const startInfoPfn = m2p.get(b.startInfoMfn) ?? -1;
-  const l4Pfn = m2p.get(b.l4Mfn) ?? -1;
+  const startInfoPfn = pfnOf(b.startInfoMfn);
+  const l4Pfn = pfnOf(b.l4Mfn);
   const p2mFirst = (b.p2mVa - b.virtBase) / PAGE;
   const id = `${process.pid}-${++saveSerial}-${r.config.uuid}`;
   const { p2m: _p, l4Mfn: _l, startInfoMfn: _s, ...va } = b;
@@ -202,7 +206,13 @@ export async function domainSave(host: Host, r: DomainRecord, file: string): Pro
   };
   const head = Buffer.from(`${MAGIC}${JSON.stringify(header)}\n`, "utf8");
   try {
-    writeFileSync(file, Buffer.concat([head, out]));
+    const fd = openSync(file, "w");
+    try {
+      writeSync(fd, head);
+      for (let off = 0; off < out.length; ) off += writeSync(fd, out, off, out.length - off);
+    } finally {
+      closeSync(fd);
+    }
   } catch (e) {
     throw libxlError(
       "TOOLSTACK_SAVE_FILE",
