@@ -197,3 +197,22 @@ describe("the balloon", () => {
     expect(h.hv.domain(r.domid)).toBeUndefined();
   });
 });
+
+describe("the KVM-style host", () => {
+  it("creates a nested-paging domain running the native kernel, pauses and destroys it; xenstore verbs are refused", async () => {
+    const h = await host({ kind: "kvm" });
+    const free0 = freePages(h.hv);
+    const r = await domainCreate(h, config("vm"));
+    expect(r.domain.state).toBe("running");
+    expect(r.kernel?.platform.kind).toBe("native");
+    const p = spawnProcess(r.kernel!);
+    const buf = p.mmap(16 * 4096, PROT_READ | PROT_WRITE);
+    p.store(buf, 99);
+    expect(p.load(buf)).toBe(99);
+    pauseDomain(h, r);
+    expect(r.domain.state).toBe("paused");
+    await expect(memSet(h, r, 4096)).rejects.toThrow(/KVM-style host: it has no xenstore/);
+    await destroyDomainRecord(h, r);
+    expect(freePages(h.hv)).toBe(free0);
+  });
+});
