@@ -9,6 +9,7 @@
 import { type CliIo, processIo, type Verb } from "./cli/io";
 import { VERSION } from "./cli/version";
 import { createCommand } from "./create-command";
+import { LIFECYCLE_COMMANDS } from "./lifecycle-commands";
 import { ringCommand } from "./ring-command";
 import { studyCommand } from "./study-command";
 import { xenstoredCommand } from "./xenstored-command";
@@ -20,7 +21,7 @@ export type { CliIo, Verb } from "./cli/io";
 export const COMMANDS: Record<string, Verb> = {
   create: {
     summary:
-      "create [-n] FILE          parse an xl.cfg file; with -N or -n print libxl's JSON (xl's dry run)",
+      "create [-n] FILE [K=V...] create a domain from an xl.cfg file; with -N or -n print libxl's JSON (xl's dry run)",
     run: (args, io) => createCommand(args, io),
   },
   xenstored: {
@@ -37,6 +38,7 @@ export const COMMANDS: Record<string, Verb> = {
     run: ringCommand,
   },
   ...XL_READ_COMMANDS,
+  ...LIFECYCLE_COMMANDS,
 };
 
 function usage(): string {
