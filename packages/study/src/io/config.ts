@@ -75,7 +75,7 @@ export const ioConfigSchema = z
     diskBytes: z
       .number()
       .int()
-      .min(1024 * KiB)
+      .min(64 * KiB)
       .max(256 * 1024 * KiB)
       .multipleOf(512)
       .optional()

@@ -43,4 +43,11 @@ export {
   ioSummaryTable,
   runIoStudy,
 } from "./results";
-export { type IoPlatformRun, type IoRow, ioDiskImage, runIoPlatform } from "./workload";
+export {
+  bootIoHost,
+  type IoPlatformRun,
+  type IoRow,
+  ioDiskImage,
+  runIoOnHost,
+  runIoPlatform,
+} from "./workload";

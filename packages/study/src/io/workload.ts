@@ -45,6 +45,8 @@ export interface IoPlatformRun {
   platform: IoPlatformName;
   /** What boot and the drivers' probes cost (before the first request). */
   setup: IoCounts;
+  /** The kernel page the requests' buffer starts at (a run of 512 pages). */
+  bufferPfn: number;
   rows: IoRow[];
   /** FNV-1a over the patterns' checksums and the disk image at the end (hex). */
   checksum: string;
@@ -163,16 +165,36 @@ export function ioDiskImage(config: IoConfig, seed: number): MemoryDiskImage {
   return image;
 }
 
-/** Runs every pattern of `config` on one platform. */
-export function runIoPlatform(name: IoPlatformName, config: IoConfig, seed: number): IoPlatformRun {
-  const inbox: Uint8Array[] = [];
-  const host = ioPlatformByName(name).boot({
+/** Boots `name`'s host for `config` (its disk image from the seed). */
+export function bootIoHost(
+  name: IoPlatformName,
+  config: IoConfig,
+  seed: number,
+  inbox: Uint8Array[],
+): IoHost {
+  return ioPlatformByName(name).boot({
     seed,
     image: ioDiskImage(config, seed),
     diskIrq: config.diskIrq,
     nicIrq: config.nicIrq,
     onReceive: (f) => inbox.push(f),
   });
+}
+
+/** Runs every pattern of `config` on one platform. */
+export function runIoPlatform(name: IoPlatformName, config: IoConfig, seed: number): IoPlatformRun {
+  const inbox: Uint8Array[] = [];
+  return runIoOnHost(bootIoHost(name, config, seed, inbox), inbox, config, seed);
+}
+
+/** Runs every pattern of `config` on a booted host whose NIC hands frames to `inbox`. */
+export function runIoOnHost(
+  host: IoHost,
+  inbox: Uint8Array[],
+  config: IoConfig,
+  seed: number,
+): IoPlatformRun {
+  const name = host.platform;
   const prng = createPrng(seed);
   const buf = host.k.allocHugePage(); // 512 pfns in a row: a 1 MiB request and its offset fit
   if (buf < 0) failed(host, "setup", "no 2 MiB block for the buffers");
@@ -201,5 +223,5 @@ export function runIoPlatform(name: IoPlatformName, config: IoConfig, seed: numb
   for (const p of config.nic)
     add("nic", p.name, () => runNic(host, p, config.requests, inbox, prng));
   total = hashBytes(total, host.image.bytes);
-  return { platform: name, setup, rows, checksum: hex(total) };
+  return { platform: name, setup, bufferPfn: buf, rows, checksum: hex(total) };
 }
