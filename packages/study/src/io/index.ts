@@ -40,6 +40,7 @@ export {
 export {
   IO_PENDING_PLATFORMS,
   type IoResults,
+  ioReportHtml,
   ioSummaryTable,
   runIoStudy,
 } from "./results";

@@ -98,3 +98,53 @@ export function ioSummaryTable(res: IoResults): string {
   for (const p of res.pending) out.push(`${p.name}: pending (${p.reason})`);
   return `${out.join("\n")}\n`;
 }
+
+const esc = (s: string) =>
+  s
+    .replaceAll("&", "&amp;")
+    .replaceAll("<", "&lt;")
+    .replaceAll(">", "&gt;")
+    .replaceAll('"', "&quot;");
+
+/** The report's I/O section: per-request counts with units, the I/O cost model, what is pending. */
+export function ioReportHtml(res: IoResults): string {
+  const names = IO_COUNT_INFO.filter((c) => c.name !== "requests");
+  const head = `<tr><th>pattern</th><th>platform</th>${names
+    .map((c) => `<th>${esc(c.description)} <span class="unit">(${esc(c.unit)}/request)</span></th>`)
+    .join(
+      "",
+    )}<th>est. cycles <span class="unit">(cycles/request)</span></th><th>checksum</th></tr>`;
+  const patterns = res.runs[0]?.rows.map((r) => r.pattern) ?? [];
+  const rows: string[] = [];
+  for (const p of patterns) {
+    for (const run of res.runs) {
+      const r = run.rows.find((x) => x.pattern === p) as IoRow;
+      rows.push(
+        `<tr><td class="text">${esc(p)}</td><td class="text">${esc(run.platform)}</td>${names
+          .map((c) => `<td>${fmt(r.perRequest[c.name])}</td>`)
+          .join(
+            "",
+          )}<td>${Math.round(r.cyclesPerRequest)}</td><td class="text">${r.checksum}</td></tr>`,
+      );
+    }
+  }
+  const costs = res.costs
+    .map(
+      (c) =>
+        `<tr><td class="text">${esc(c.name)}</td><td>${c.cycles}</td><td class="text">${c.assumption ? "assumption" : "published"}</td><td class="text">${esc(c.source)}</td></tr>`,
+    )
+    .join("\n");
+  const pending = res.pending.map((p) => `<li>${esc(p.name)}: pending (${esc(p.reason)})</li>`);
+  return `<h2>I/O workload</h2>
+<p class="note">${esc(res.note)} Checksums ${res.checksumsAgree ? "agree" : "DIFFER"} across platforms.</p>
+<table id="io">
+${head}
+${rows.join("\n")}
+</table>
+${pending.length > 0 ? `<ul>\n${pending.join("\n")}\n</ul>` : ""}
+<h3>I/O cost model</h3>
+<table>
+<tr><th>event</th><th>cycles</th><th>kind</th><th>source</th></tr>
+${costs}
+</table>`;
+}
