@@ -84,6 +84,7 @@ export {
   ioPlatformByName,
   ioReportHtml,
   ioSummaryTable,
+  kvmGuestIoPlatform,
   nativeIoPlatform,
   resolveIoConfig,
   resolveIoCosts,

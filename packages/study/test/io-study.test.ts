@@ -41,7 +41,7 @@ describe("the io field of a study configuration", () => {
     expect(resolveConfig({}).io).toBeNull();
     expect(resolveConfig({ io: null }).io).toBeNull();
     expect(resolveConfig({ io: {} }).io).toEqual({
-      platforms: ["native", "xen-dom0"],
+      platforms: ["native", "xen-dom0", "kvm-guest"],
       requests: 64,
       disk: IO_DEFAULT_DISK,
       nic: IO_DEFAULT_NIC,
@@ -92,7 +92,7 @@ describe("a study with the I/O workload", () => {
     expect(res.io.format).toBe("hyperlab-study-io");
     expect(res.io.units.eoiHypercalls).toBe("calls");
     expect(res.io.units.bytesBounced).toBe("bytes");
-    expect(res.io.runs.map((r) => r.platform)).toEqual(["native", "xen-dom0"]);
+    expect(res.io.runs.map((r) => r.platform)).toEqual(["native", "xen-dom0", "kvm-guest"]);
     expect(res.io.checksumsAgree).toBe(true);
     const xen = res.io.runs[1].rows[0];
     expect(xen.perRequest.upcalls).toBe(1);
@@ -100,7 +100,8 @@ describe("a study with the I/O workload", () => {
     const html = readFileSync(join(a, "report.html"), "utf8");
     expect(html).toContain("<h2>I/O workload</h2>");
     expect(html).toContain('PHYSDEVOP_eoi hypercalls <span class="unit">(calls/request)</span>');
-    expect(html).toContain("kvm-guest: pending");
+    expect(html).toContain("EOIs that exited to the hypervisor");
+    expect(res.io.runs[2].rows[0].perRequest.mmioExits).toBe(5);
     // The resolved configuration, read back, runs the same study byte for byte.
     const b = tmp();
     const config = JSON.parse(readFileSync(join(a, "config.json"), "utf8"));

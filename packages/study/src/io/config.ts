@@ -10,7 +10,7 @@ import { z } from "zod";
 import { IO_COST_INFO, type IoCostName, type IoCostTable, resolveIoCosts } from "./cost";
 
 /** A platform the I/O workload can run on (see IO_PLATFORMS for what each is). */
-export const IO_PLATFORM_NAMES = ["native", "xen-dom0"] as const;
+export const IO_PLATFORM_NAMES = ["native", "xen-dom0", "kvm-guest"] as const;
 export type IoPlatformName = (typeof IO_PLATFORM_NAMES)[number];
 
 const DISK_MAX_BYTES = 2048 * 512;

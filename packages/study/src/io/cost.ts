@@ -85,6 +85,13 @@ export const IO_COST_INFO: readonly IoCostInfo[] = [
       "KVM event injection at VM entry and the guest's virtual EOI; Gordon et al., ELI, ASPLOS 2012 (cost-model.md#io-injections)",
     assumption: true,
   },
+  {
+    name: "eoiExits",
+    cycles: 1500,
+    source:
+      "an in-kernel VM exit and entry (EOI_INDUCED, handled in KVM); kvm-unit-tests vmexit (cost-model.md#io-eoi-exits)",
+    assumption: true,
+  },
 ];
 
 export const IO_COST_NAMES: readonly IoCostName[] = IO_COST_INFO.map((c) => c.name);

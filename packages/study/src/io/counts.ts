@@ -28,6 +28,8 @@ export interface IoCounts {
   mmioExits: number;
   /** Interrupts injected into the guest by a hypervisor. */
   injections: number;
+  /** Guest EOIs of level interrupts that exited to the hypervisor (EXIT_REASON_EOI_INDUCED). */
+  eoiExits: number;
 }
 
 export type IoCountName = keyof IoCounts & string;
@@ -46,6 +48,7 @@ export const IO_COUNT_INFO: readonly { name: IoCountName; unit: string; descript
   { name: "mmioAccesses", unit: "accesses", description: "MMIO loads and stores" },
   { name: "mmioExits", unit: "exits", description: "MMIO exits to a device model" },
   { name: "injections", unit: "interrupts", description: "interrupts injected by a hypervisor" },
+  { name: "eoiExits", unit: "exits", description: "EOIs that exited to the hypervisor" },
 ];
 
 export const IO_COUNT_NAMES: readonly IoCountName[] = IO_COUNT_INFO.map((c) => c.name);

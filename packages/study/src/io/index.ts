@@ -34,6 +34,7 @@ export {
   type IoHostOptions,
   type IoPlatform,
   ioPlatformByName,
+  kvmGuestIoPlatform,
   nativeIoPlatform,
   xenDom0IoPlatform,
 } from "./hosts";
