@@ -82,8 +82,21 @@ function eachPiece(
   }
 }
 
+/** Fills `b` from the PRNG, four bytes per draw (little-endian). */
 function fillRandom(prng: Prng, b: Uint8Array): void {
-  for (let i = 0; i < b.length; i++) b[i] = prng.nextU32() & 0xff;
+  const n = b.length;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const x = prng.nextU32();
+    b[i] = x;
+    b[i + 1] = x >>> 8;
+    b[i + 2] = x >>> 16;
+    b[i + 3] = x >>> 24;
+  }
+  if (i < n) {
+    const x = prng.nextU32();
+    for (let j = 0; i < n; i++, j += 8) b[i] = x >>> j;
+  }
 }
 
 function failed(host: IoHost, pattern: string, what: string): never {
