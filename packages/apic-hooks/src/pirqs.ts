@@ -534,9 +534,9 @@ export class ApicHooks implements IrqService {
 
   private setEoiBit(pd: PirqDomain, pirq: number, on: boolean): void {
     if (pd.eoiMfn < 0) return;
+    // The view is the EOI frame alone: a pirq past its 32768 bits cannot reach another frame.
     const words = this.ctx.hv.machine.ram.frameWords(pd.eoiMfn, true);
-    const base = this.ctx.hv.machine.ram.frameWordBase(pd.eoiMfn);
-    const i = base + (pirq >>> 5);
+    const i = pirq >>> 5;
     const bit = 1 << (pirq & 31);
     words[i] = on ? words[i] | bit : words[i] & ~bit;
   }

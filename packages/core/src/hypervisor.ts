@@ -166,6 +166,7 @@ export class Hypervisor {
   private traceFn: ((e: TraceEvent) => void) | null = null;
   private readonly counts = new Float64Array(MAX_HYPERCALL);
   private readonly hcUnknown;
+  private readonly hcInMulticall;
   private multicallDepth = 0;
 
   constructor(options: HypervisorOptions) {
@@ -211,6 +212,17 @@ export class Hypervisor {
     );
     g.gauge("hypercalls", "calls", "hypercalls dispatched", () =>
       this.counts.reduce((a, b) => a + b, 0),
+    );
+    this.hcInMulticall = g.counter(
+      "multicall_entries",
+      "calls",
+      "hypercalls dispatched from inside a multicall (counted in hypercalls too)",
+    );
+    g.gauge(
+      "hypercall_entries",
+      "entries",
+      "entries into the hypervisor by hypercall: a multicall is one, whatever it carries",
+      () => this.counts.reduce((a, b) => a + b, 0) - this.hcInMulticall.value,
     );
     g.gauge("domains", "domains", "domains that exist (not dead)", () => this.domainList.size);
   }
@@ -380,6 +392,7 @@ export class Hypervisor {
     }
     if (typeof args !== "object" || args === null) return this.traced(vcpu, op, -1, -EFAULT);
     this.counts[op]++;
+    if (this.multicallDepth > 0) this.hcInMulticall.value++;
     if (route.cmds === undefined) return this.traced(vcpu, op, -1, route.handler!(vcpu, args));
     const cmd = (args as { cmd?: unknown }).cmd;
     const sub = typeof cmd === "number" ? route.cmds.get(cmd) : undefined;

@@ -327,6 +327,10 @@ export class VcpuAreas {
     const ldtBaseLo = lo(GC.ldt_base.offset);
     if (ldtEnts > MAX_LDT_ENTS || ldtBaseLo % PAGE !== 0) return -EINVAL;
     if (ldtEnts !== 0 && !canonical(hi(GC.ldt_base.offset))) return -EINVAL;
+    // __addr_ok(ldt_base), whatever ldt_ents: below 2^47, or at/above HYPERVISOR_VIRT_END
+    // (0xffff880000000000): never inside the hypervisor's hole.
+    const ldtHi = hi(GC.ldt_base.offset);
+    if (!(ldtHi < 0x8000 || ldtHi >= 0xffff_8800)) return -EINVAL;
     const gdtEnts = u64at(GC.gdt_ents.offset);
     if (gdtEnts > FIRST_RESERVED_GDT_ENTRY) return -EINVAL;
     const d = t.domain;

@@ -247,6 +247,23 @@ describe("hypercall dispatch", () => {
     expect(hv.hypercall(v, __HYPERVISOR_multicall, { entries: [7] })).toBe(-EFAULT);
   });
 
+  it("counts a multicall as one entry into the hypervisor, and its calls apart", () => {
+    const read = (n: string) => hv.stats.read("core", n) ?? -1;
+    const [calls, entries, inside] = ["hypercalls", "hypercall_entries", "multicall_entries"].map(
+      read,
+    );
+    const batch = [
+      { op: __HYPERVISOR_xen_version, args: { cmd: 1 }, result: 0 },
+      { op: __HYPERVISOR_xen_version, args: { cmd: 1 }, result: 0 },
+      { op: 60, args: {}, result: 0 }, // no handler: not dispatched, not counted
+    ];
+    expect(hv.hypercall(v, __HYPERVISOR_multicall, { entries: batch })).toBe(0);
+    expect(hv.hypercall(v, __HYPERVISOR_xen_version, { cmd: 1 })).toBe(1);
+    expect(read("hypercalls")).toBe(calls + 4);
+    expect(read("multicall_entries")).toBe(inside + 2);
+    expect(read("hypercall_entries")).toBe(entries + 2);
+  });
+
   it("keeps vm_assist per domain and refuses unknown types", () => {
     const wp = VMASST_TYPE_writable_pagetables;
     expect(hv.hypercall(v, __HYPERVISOR_vm_assist, { cmd: VMASST_CMD_enable, type: wp })).toBe(0);

@@ -178,12 +178,18 @@ describe("VCPUOP_initialise and VCPUOP_up", () => {
     expect(init(context({ event_callback_eip: 2 ** 50 }))).toBe(-EINVAL);
     expect(init(context({ ldt_base: 0x1234, ldt_ents: 1 }))).toBe(-EINVAL);
     expect(init(context({ ldt_ents: 8193 }))).toBe(-EINVAL);
+    // __addr_ok(ldt_base) holds even for an empty LDT: a base inside the hypervisor's hole
+    // (0xffff800000000000..0xffff87ffffffffff) is refused (accepted before this check).
+    expect(init(context({ ldt_base: 0xffff_8000_0000_0000 }))).toBe(-EINVAL);
+    expect(init(context({ ldt_base: 0xffff_8000_0000_0000, ldt_ents: 4 }))).toBe(-EINVAL);
     expect(init(context({ gdt_ents: 0x1c01 }))).toBe(-EINVAL);
     // A GDT frame that is not the domain's.
     expect(init(context({ gdt_ents: 16, "gdt_frames#0": 1 }))).toBe(-EINVAL);
     expect(hv.vcpuAreas.isInitialised(d.vcpus[1])).toBe(false);
-    // VGCF_online brings it up at once.
-    expect(init(context({ flags: VGCF_online }), 2)).toBe(0);
+    // VGCF_online brings it up at once. An LDT just above the hole is fine.
+    expect(
+      init(context({ flags: VGCF_online, ldt_base: 0xffff_8800_0000_0000, ldt_ents: 4 }), 2),
+    ).toBe(0);
     expect(d.vcpus[2].state).not.toBe("offline");
   });
 

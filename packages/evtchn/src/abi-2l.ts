@@ -65,8 +65,8 @@ function raiseSelector(e: EvtDomain, vcpuId: number, port: number, host: PortOps
   const sel = port >>> (e.layout.bitsPerWord === 64 ? 6 : 5);
   const sw = vi + e.layout.selW + (sel >>> 5);
   const sbit = 1 << (sel & 31);
-  const s = e.si[sw];
+  const s = e.vi[sw];
   if (s & sbit) return;
-  e.si[sw] = s | sbit;
+  e.vi[sw] = s | sbit;
   host.markEventsPending(e, vcpuId);
 }

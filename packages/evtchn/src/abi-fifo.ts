@@ -190,7 +190,7 @@ export function initControl(
   if (mfn < 0) return mfn;
   f.cbMfn[vcpu] = mfn;
   f.cbView[vcpu] = hv.machine.ram.frameWords(mfn, true);
-  f.cbBase[vcpu] = hv.machine.ram.frameWordBase(mfn) + offset / 4;
+  f.cbBase[vcpu] = offset / 4; // the view is the control block's frame alone
   if (first) {
     const old = e.ops;
     for (let port = 1; port < e.valid; port++) {
@@ -218,7 +218,7 @@ export function expandArray(
   if (mfn < 0) return mfn;
   f.arrMfn[slot] = mfn;
   f.arrView[slot] = hv.machine.ram.frameWords(mfn, true);
-  f.arrBase[slot] = hv.machine.ram.frameWordBase(mfn);
+  f.arrBase[slot] = 0; // the view is the event array's frame alone
   f.pages++;
   const end = Math.min(e.valid, f.pages * EVTCHN_FIFO_EVENT_WORDS_PER_PAGE);
   for (let port = slot * EVTCHN_FIFO_EVENT_WORDS_PER_PAGE; port < end; port++) {

@@ -198,10 +198,12 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     const e = new EvtDomain(
       d,
       si,
-      ram.frameWordBase(d.sharedInfoMfn),
+      0, // the view is shared_info's frame alone
       this.twoLevel,
       this.nrPirqs,
       this.maxPortOpt,
+      this.ctx.hv.vcpuAreas,
+      ram,
     );
     e.growTo(1);
     e.state[0] = ECS_RESERVED;
@@ -562,9 +564,9 @@ export class EventChannels implements EvtchnService, PortOpsHost {
   markEventsPending(e: EvtDomain, vcpuId: number): void {
     const vi = e.vcpuInfoW(vcpuId);
     if (vi < 0) return;
-    const w = e.si[vi];
+    const w = e.vi[vi];
     if ((w & 0xff) !== 0) return;
-    e.si[vi] = (w & ~0xff) | 1;
+    e.vi[vi] = (w & ~0xff) | 1;
     this.cUpcalls.value++;
     this.sched.vcpuKick(e.d.vcpus[vcpuId]);
   }
@@ -580,7 +582,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     if (e === undefined) return false;
     const vi = e.vcpuInfoW(v.vcpuId);
     if (vi < 0) return false;
-    const w = e.si[vi];
+    const w = e.vi[vi];
     return (w & 0xff) !== 0 && (w & 0xff00) === 0;
   }
 
@@ -588,7 +590,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     const e = this.doms[v.domain.domid];
     if (e === undefined) return;
     const vi = e.vcpuInfoW(v.vcpuId);
-    if (vi >= 0) e.si[vi] &= ~0xff00;
+    if (vi >= 0) e.vi[vi] &= ~0xff00;
   }
 
   private portPoll(d: Domain, port: number): number {

@@ -19,7 +19,13 @@ import {
   vcpu_info_x86_32,
   vcpu_info_x86_64,
 } from "@hyperlab/abi";
-import type { Domain } from "@hyperlab/core";
+import type { Domain, Vcpu } from "@hyperlab/core";
+import type { Ram } from "@hyperlab/machine";
+
+/** Where each vCPU's vcpu_info is now: core's VcpuAreas (the registered area, or shared_info's slot). */
+export interface VcpuInfoSource {
+  vcpuInfoMaddr(v: Vcpu): number;
+}
 
 export const ECS_FREE = 0;
 export const ECS_RESERVED = 1;
@@ -74,6 +80,13 @@ export class EvtDomain {
   /** The 32-bit word view holding the shared_info frame, and the frame's first word in it. */
   readonly si: Uint32Array;
   readonly siBase: number;
+  /**
+   * The frame view holding the vcpu_info that vcpuInfoW last found: shared_info's, or the
+   * frame the vCPU registered with VCPUOP_register_vcpu_info. Read it right after vcpuInfoW.
+   */
+  vi: Uint32Array;
+  private readonly areas: VcpuInfoSource | null;
+  private readonly ram: Ram | null;
   ops: PortOps;
   /** Ports below this exist (allocated buckets). */
   valid = 0;
@@ -105,11 +118,16 @@ export class EvtDomain {
     ops: PortOps,
     nrPirqs: number,
     maxPort: number,
+    areas: VcpuInfoSource | null = null,
+    ram: Ram | null = null,
   ) {
     this.d = d;
     this.layout = d.addressSize === 32 ? LAYOUT_32 : LAYOUT_64;
     this.si = si;
     this.siBase = siBase;
+    this.vi = si;
+    this.areas = areas;
+    this.ram = ram;
     this.ops = ops;
     this.maxEvtchnPort = maxPort;
     this.virqPort = new Int32Array(d.vcpus.length * NR_VIRQS);
@@ -164,8 +182,23 @@ export class EvtDomain {
     return this.portValid(port) && this.state[port] !== ECS_FREE;
   }
 
-  /** Word index (in `si`) of the vcpu_info of a vCPU, or -1 if it has none in shared_info. */
+  /**
+   * Word index (in `vi`, which this sets) of the vCPU's vcpu_info, or -1 if it has none: the
+   * area it registered (VCPUOP_register_vcpu_info) when it did, else its slot in shared_info
+   * (none for vCPUs from 32 on), as Xen's vcpu_info(v, field) reads through v->vcpu_info.
+   */
   vcpuInfoW(vcpuId: number): number {
+    const v = this.d.vcpus[vcpuId];
+    if (this.areas !== null && this.ram !== null && v !== undefined) {
+      const ma = this.areas.vcpuInfoMaddr(v);
+      if (ma < 0) return -1;
+      const mfn = Math.floor(ma / 4096);
+      if (mfn !== this.d.sharedInfoMfn) {
+        this.vi = this.ram.frameWords(mfn, true);
+        return (ma % 4096) >>> 2;
+      }
+    }
+    this.vi = this.si;
     return vcpuId < this.layout.legacyVcpus ? this.siBase + vcpuId * this.layout.vcpuInfoW : -1;
   }
 }

@@ -3,7 +3,9 @@
  * shared_info, FIFO control block and event array frames, whatever sequence of event channel
  * hypercalls it makes (ABI switches, resets, closes, re-binds, unmasks of any port). Every
  * other frame of the machine, dom0's pinned page tables included, is snapshotted before and
- * compared after.
+ * compared after. The sequences also run under testkit's write audit: each store the
+ * hypervisor makes while serving domU's hypercalls (and each frame view it takes for writing)
+ * must land in a frame domU owns or shared with it.
  */
 import {
   __HYPERVISOR_event_channel_op,
@@ -26,6 +28,7 @@ import {
 import { createHypervisor, type Domain, type Hypervisor, schedCredit } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
 import { buildPvDomain, pvMmu } from "@hyperlab/pv-mmu";
+import { createWriteAudit } from "@hyperlab/testkit";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { evtchn2l, evtchnFifo, vcpuTimers } from "../src/index";
@@ -85,7 +88,8 @@ function world(abi: "2-level" | "fifo", addressSize: 32 | 64 = 64) {
     for (const v of d.vcpus) hv.slot("sched").vcpuUp(v);
   }
   const own = new Set<number>([domU.sharedInfoMfn]);
-  return { hv, machine, dom0, domU, own };
+  const audit = createWriteAudit(hv, { throwOnStray: false });
+  return { hv, machine, dom0, domU, own, audit };
 }
 
 function op(hv: Hypervisor, d: Domain, args: Record<string, unknown>, vcpu = 0): number {
@@ -202,7 +206,10 @@ const roundArb = fc.record({
 
 describe("hostile-guest property: event channel sequences with ABI switches", () => {
   for (const abi of ["2-level", "fifo"] as const) {
-    it(`no byte outside the domain's own event channel frames changes (${abi} build)`, () => {
+    // A generous timeout: the sweeps make ~10^5 hypercalls, slow on a loaded machine.
+    it(`no byte outside the domain's own event channel frames changes (${abi} build)`, {
+      timeout: LONG ? 3_600_000 : 600_000,
+    }, () => {
       fc.assert(
         fc.property(
           fc.array(roundArb, { minLength: 1, maxLength: LONG ? 6 : 3 }),
@@ -213,7 +220,7 @@ describe("hostile-guest property: event channel sequences with ABI switches", ()
             const dom0Page = hv.allocDomainPages(dom0);
             const snap = snapshot(hv, w.own);
             const call = (args: Record<string, unknown>, vcpu = 0) => {
-              const rc = op(hv, domU, args, vcpu);
+              const rc = w.audit.as(domU.domid, () => op(hv, domU, args, vcpu));
               expect(Number.isInteger(rc) && rc <= 0).toBe(true);
               return rc;
             };
@@ -273,9 +280,12 @@ describe("hostile-guest property: event channel sequences with ABI switches", ()
               // After every round, sweep the ports a 2-level domain cannot name.
               for (let port = 4096; port < 20_000; port += 7) call({ cmd: EVTCHNOP_unmask, port });
               expect(changed(hv, snap, w.own)).toEqual([]);
+              expect(w.audit.strays).toEqual([]);
               const ev = hv.slot("evtchn");
               expect(ev.activePorts(domU)).toBeLessThanOrEqual(ev.maxPorts(domU));
             }
+            w.audit.assertClean();
+            w.audit.dispose();
           },
         ),
         { seed: 15, numRuns: LONG ? 40 : 6 },

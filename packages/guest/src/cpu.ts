@@ -50,6 +50,15 @@ export interface TaskCpu {
   sp0: number;
   /** Its FS base (arch_prctl(ARCH_SET_FS), the TLS pointer). */
   fsBase: number;
+  /** Its mm's LDT (mm->context.ldt): one kernel page of descriptors, or null. */
+  ldt: TaskLdt | null;
+}
+
+/** An installed LDT: its page, where the kernel maps it, and how many entries it holds. */
+export interface TaskLdt {
+  readonly pfn: number;
+  readonly va: number;
+  readonly entries: number;
 }
 
 const tasks = new WeakMap<Mm, TaskCpu>();
@@ -58,7 +67,7 @@ const tasks = new WeakMap<Mm, TaskCpu>();
 export function taskCpu(mm: Mm): TaskCpu {
   let t = tasks.get(mm);
   if (t === undefined) {
-    t = { sp0: KERNEL_STACKS + (mm.id + 1) * THREAD_SIZE, fsBase: 0 };
+    t = { sp0: KERNEL_STACKS + (mm.id + 1) * THREAD_SIZE, fsBase: 0, ldt: null };
     tasks.set(mm, t);
   }
   return t;
@@ -94,6 +103,9 @@ export function contextSwitch(
   cpu.loadSp0(vi, t.sp0);
   const was = prev === null ? 0 : taskCpu(prev).fsBase;
   if (t.fsBase !== was) cpu.writeFsBase(vi, t.fsBase);
+  // switch_ldt: load the next mm's LDT when it differs (none: a null LDT).
+  const prevLdt = prev === null ? null : taskCpu(prev).ldt;
+  if (t.ldt !== prevLdt) cpu.setLdt(vi, t.ldt?.va ?? 0, t.ldt?.entries ?? 0);
   // Lazy FPU: the next task's first FPU instruction traps and restores its state.
   const cr0 = cpu.readCr0(vi);
   if ((cr0 & X86_CR0_TS) === 0) cpu.writeCr0(vi, cr0 | X86_CR0_TS);

@@ -19,6 +19,7 @@ export type GuestErrorCode =
   | "GUEST_NOT_XEN_PV"
   | "GUEST_BAD_PORT"
   | "GUEST_UPCALL_TWICE"
+  | "GUEST_BAD_CPU"
   // processes
   | "GUEST_NO_MEMORY"
   | "GUEST_SPAWN_FAILED"

@@ -128,6 +128,12 @@ export class XenEvtchnGuest {
   private readonly cpuMask: Uint32Array[];
   private readonly curWord: Int32Array;
   private readonly selBuf = new Uint32Array(2);
+  /**
+   * Per vCPU, the frame view holding its vcpu_info and the word it starts at (Linux's
+   * per_cpu(xen_vcpu)): shared_info's slot until xen_vcpu_setup registers another area.
+   */
+  private readonly viView: Uint32Array[];
+  private readonly viWord: Int32Array;
   // FIFO
   private readonly cbView: Uint32Array[] = [];
   private readonly cbBase: number[] = [];
@@ -170,12 +176,21 @@ export class XenEvtchnGuest {
     this.allocFrame = options.allocFrame;
     this.layout = options.addressSize === 32 ? LAYOUT_32 : LAYOUT_64;
     this.si = this.ram.frameWords(sharedInfoMfn, true);
-    this.siBase = this.ram.frameWordBase(sharedInfoMfn);
+    this.siBase = 0; // the view is shared_info's frame alone
     const n = vcpus.length;
     this.virqIrq = vcpus.map(() => new Int32Array(24).fill(-1));
     this.ipiIrq = vcpus.map(() => new Map());
     this.cpuMask = vcpus.map(() => new Uint32Array(this.layout.nrChannels / 32));
     this.curWord = new Int32Array(n);
+    // A vCPU from 32 on has no slot in shared_info: until it registers one, its vcpu_info is
+    // a private dummy (Xen's dummy_vcpu_info), where nothing is ever pending.
+    const dummy = new Uint32Array(this.layout.vcpuInfoW);
+    this.viView = vcpus.map((_, cpu) => (cpu < this.layout.legacyVcpus ? this.si : dummy));
+    this.viWord = new Int32Array(n);
+    for (let cpu = 0; cpu < n; cpu++) {
+      this.viWord[cpu] =
+        cpu < this.layout.legacyVcpus ? this.siBase + cpu * this.layout.vcpuInfoW : 0;
+    }
     this.qHead = new Int32Array(n * 16);
     this.handled = new Float64Array(n);
     this.growPorts(this.layout.nrChannels);
@@ -203,8 +218,8 @@ export class XenEvtchnGuest {
         const mfn = this.allocFrame!();
         const ram = this.ram;
         const view = ram.frameWords(mfn, true);
-        const base = ram.frameWordBase(mfn);
-        view.fill(0, base, base + 1024);
+        const base = 0; // the view is the control block's frame alone
+        view.fill(0);
         const rc = this.op(cpu, {
           cmd: EVTCHNOP_init_control,
           control_gfn: mfn,
@@ -230,8 +245,8 @@ export class XenEvtchnGuest {
     const mfn = this.allocFrame!();
     const ram = this.ram;
     const view = ram.frameWords(mfn, true);
-    const base = ram.frameWordBase(mfn);
-    view.fill(MASKED >>> 0, base, base + FIFO_PAGE_WORDS);
+    const base = 0; // the view is the event array's frame alone
+    view.fill(MASKED >>> 0, 0, FIFO_PAGE_WORDS);
     const rc = this.op(0, { cmd: EVTCHNOP_expand_array, array_gfn: mfn });
     if (rc < 0) return rc;
     this.arrView.push(view);
@@ -249,23 +264,41 @@ export class XenEvtchnGuest {
     }
   }
 
-  private vi(cpu: number): number {
-    return this.siBase + cpu * this.layout.vcpuInfoW;
+  /**
+   * xen_vcpu_setup's switch: vCPU `cpu`'s vcpu_info now lives at machine address `maddr` (a
+   * page of this kernel it registered with VCPUOP_register_vcpu_info); every read and write
+   * of its upcall flags and selector goes there from now on, as Xen's do.
+   */
+  setVcpuInfo(cpu: number, maddr: number): void {
+    this.checkCpu(cpu);
+    if (!Number.isInteger(maddr) || maddr < 0 || maddr % 64 !== 0) {
+      throw guestError(
+        "EVTCHN_GUEST_OPTIONS",
+        `vcpu_info address ${maddr} is not a 64-byte aligned machine address; pass the area registered with VCPUOP_register_vcpu_info.`,
+      );
+    }
+    this.viView[cpu] = this.ram.frameWords(Math.floor(maddr / 4096), true);
+    this.viWord[cpu] = (maddr % 4096) >>> 2;
   }
 
   /** Clears evtchn_upcall_mask (the PV guest's "interrupts on"). */
   enableUpcalls(cpu: number): void {
-    this.si[this.vi(cpu)] &= ~0xff00;
+    this.viView[cpu][this.viWord[cpu]] &= ~0xff00;
   }
 
   /** Sets evtchn_upcall_mask (the PV guest's "interrupts off"). */
   disableUpcalls(cpu: number): void {
-    this.si[this.vi(cpu)] |= 0x100;
+    this.viView[cpu][this.viWord[cpu]] |= 0x100;
+  }
+
+  /** Whether this vCPU has upcalls masked (evtchn_upcall_mask, the PV "interrupts off"). */
+  upcallMasked(cpu: number): boolean {
+    return (this.viView[cpu][this.viWord[cpu]] & 0xff00) !== 0;
   }
 
   /** Whether Xen has flagged an upcall for this vCPU (evtchn_upcall_pending). */
   upcallPending(cpu: number): boolean {
-    return (this.si[this.vi(cpu)] & 0xff) !== 0;
+    return (this.viView[cpu][this.viWord[cpu]] & 0xff) !== 0;
   }
 
   // ---- port primitives (Linux's evtchn_ops) ----
@@ -516,12 +549,13 @@ export class XenEvtchnGuest {
    */
   xenEvtchnDoUpcall(cpu: number): number {
     const before = this.handled[cpu];
-    const vi = this.vi(cpu);
+    const view = this.viView[cpu];
+    const vi = this.viWord[cpu];
     do {
-      this.si[vi] &= ~0xff;
+      view[vi] &= ~0xff;
       if (this.abi === "fifo") this.handleFifo(cpu);
       else this.handle2l(cpu);
-    } while ((this.si[vi] & 0xff) !== 0);
+    } while ((view[vi] & 0xff) !== 0);
     return this.handled[cpu] - before;
   }
 
@@ -540,12 +574,13 @@ export class XenEvtchnGuest {
       if (si[pw + c] & ~si[mw + c] & mask[c] & bit) this.handlePort(p, cpu);
     }
     // Take the selector (Linux's xchg), then scan its words round robin from where we stopped.
-    const sw = this.vi(cpu) + L.selW;
+    const sw = this.viWord[cpu] + L.selW;
+    const view = this.viView[cpu];
     const chunks = L.bitsPerWord / 32;
     const sel = this.selBuf;
     for (let i = 0; i < chunks; i++) {
-      sel[i] = si[sw + i];
-      si[sw + i] = 0;
+      sel[i] = view[sw + i];
+      view[sw + i] = 0;
     }
     const nWords = L.bitsPerWord;
     let w = this.curWord[cpu];

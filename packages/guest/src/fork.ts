@@ -8,9 +8,11 @@
  * switching every vCPU off it, so afterwards none of its pages, tables or pins remain. The
  * pid table holds tasks through their Task view only (task.ts), never the program interface.
  */
+
 import { ENOMEM } from "@hyperlab/abi";
 import { KernelFaults } from "./fault";
 import { PAGE_SIZE, PROT_READ, PROT_WRITE, STACK_PAGES, STACK_TOP, USER_VA_END } from "./layout";
+import { destroyLdt } from "./ldt";
 import type { Mm } from "./mm";
 import type { Task } from "./task";
 
@@ -64,6 +66,7 @@ export class KernelTasks extends KernelFaults {
     for (const a of mm.vmas) this.zapRange(mm, a.start, a.end);
     mm.vmas = [];
     this.freeAllTables(mm);
+    destroyLdt(this, mm);
   }
 
   /** The next free pid. */

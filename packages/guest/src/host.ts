@@ -85,6 +85,14 @@ export function createGuestPort(
     // Only on bare metal does the kernel own the IO-APIC; under Xen, Xen does.
     // under nested paging with a device-model host, its VM's virtual IO-APIC.
     ioApic: cpu.kind === "native" ? machine.irqs : ioBus !== null ? ioBus.ioApic(d) : null,
+    // Bare metal: cpu 0's local APIC when the host models the chipset; a KVM-style VM: the
+    // virtual local APIC of its vCPU 0, where its emulated devices' MSIs land.
+    lapic:
+      cpu.kind === "native"
+        ? (options.apics?.lapics[0] ?? null)
+        : ioBus !== null
+          ? ioBus.lapic(d)
+          : null,
     mmioRead(c, va, w) {
       if (!validCpu(c) || !validWidth(w) || !onePage(va, w)) return -1;
       const ma = cpu.translate(vcpus[c], va, 0);
@@ -102,13 +110,6 @@ export function createGuestPort(
       else ram.write8(ma, value & 0xff);
       return true;
     },
-    // The local APIC MSI messages land in: bare metal's own, or the VM's virtual one.
-    lapic:
-      cpu.kind === "native"
-        ? (options.apics?.lapics[0] ?? null)
-        : ioBus !== null
-          ? ioBus.lapic(d)
-          : null,
     clock: machine.clock,
     get sharedInfoMfn() {
       return d.sharedInfoMfn;

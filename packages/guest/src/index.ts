@@ -98,12 +98,38 @@ export {
   setFixmapIo,
 } from "./ioremap";
 export {
+  CALL_FUNCTION_SINGLE_VECTOR,
+  CALL_FUNCTION_VECTOR,
+  type IpiCounts,
+  MSR_X2APIC_EOI,
+  MSR_X2APIC_ICR,
+  RESCHEDULE_VECTOR,
+  type SmpCallFunction,
+  SmpCalls,
+  threadTouch,
+  XEN_CALL_FUNCTION_SINGLE_VECTOR,
+  XEN_CALL_FUNCTION_VECTOR,
+  XEN_IRQ_WORK_VECTOR,
+  XEN_NMI_VECTOR,
+  XEN_RESCHEDULE_VECTOR,
+  XEN_SPIN_UNLOCK_VECTOR,
+} from "./ipi";
+export {
   GuestKernel,
   type KernelCounts,
   type Platform,
   type XenBootInfo,
 } from "./kernel";
 export * from "./layout";
+export {
+  destroyLdt,
+  LDT_ENTRIES_MODELLED,
+  LDT_ENTRY_SIZE,
+  type LdtFreeKernel,
+  type LdtKernel,
+  ldtEntries,
+  writeLdt,
+} from "./ldt";
 export { Mm, type Vma } from "./mm";
 export {
   NativeCpu,

@@ -17,6 +17,7 @@
 import type { Stats } from "@hyperlab/core";
 import { guestError } from "./errors";
 import type { XenEvtchnGuest } from "./events";
+import { SmpCalls } from "./ipi";
 import { type TransparentHugepage, X86_FEATURE_PSE } from "./layout";
 import type { Platform } from "./pages";
 import { KernelSyscalls } from "./syscalls";
@@ -29,6 +30,27 @@ export class GuestKernel extends KernelSyscalls {
    * IPIs and the upcall handler; null on bare metal, nested and shadow paging.
    */
   events: XenEvtchnGuest | null = null;
+
+  /**
+   * Xen PV: per cpu, the machine address of the vcpu_info the kernel registered for it with
+   * VCPUOP_register_vcpu_info (Linux's per_cpu(xen_vcpu)), or -1 while it uses its slot in
+   * shared_info. Read it through xenVcpuInfo.
+   */
+  readonly registeredVcpuInfo: number[] = [];
+
+  private smpCalls: SmpCalls | null = null;
+
+  /** Cross-CPU calls and IPIs (kernel/smp.c): event channels on Xen PV, the x2APIC natively. */
+  get smp(): SmpCalls {
+    if (this.smpCalls === null) this.smpCalls = new SmpCalls(this);
+    return this.smpCalls;
+  }
+
+  /** Machine address of cpu `vi`'s vcpu_info as Linux's per_cpu(xen_vcpu) points: registered, else shared_info's slot (-1: none). */
+  xenVcpuInfo(vi: number): number {
+    const r = this.registeredVcpuInfo[vi];
+    return r !== undefined && r >= 0 ? r : this.port.vcpuInfoMaddr(vi);
+  }
 
   /** Which plugin fills each pv_ops group ("native" for a default), in setup order. */
   composition: { plugins: string[]; pvOps: Record<string, string> } = { plugins: [], pvOps: {} };

@@ -45,13 +45,15 @@ export function nativeMmuOps(k: GuestKernel): PvMmuOps {
     flushTlbKernel: (vi) => k.hwMmu.flushLocal(k.vcpu(vi)),
     flushTlbOneUser: (vi, va) => k.hwMmu.flushOne(k.vcpu(vi), va),
     flushTlbMulti: (vcpus, _mm, start, end) => {
-      // An IPI to each; each flushes the range or everything (native_flush_tlb_multi).
-      for (const vi of vcpus) {
+      // native_flush_tlb_multi: a function call on each CPU by IPI (on_each_cpu_cond_mask),
+      // whose handler (flush_tlb_func) flushes the range, or everything, on its own CPU.
+      const single = (end - start) / PAGE_SIZE <= TLB_SINGLE_PAGE_FLUSH_CEILING;
+      k.smp.callFunctionMany(0, vcpus, (vi) => {
         const v = k.vcpu(vi);
-        if ((end - start) / PAGE_SIZE <= TLB_SINGLE_PAGE_FLUSH_CEILING) {
+        if (single) {
           for (let va = start; va < end; va += PAGE_SIZE) k.hwMmu.flushOne(v, va);
         } else k.hwMmu.flushLocal(v);
-      }
+      });
     },
     allocPte: nop,
     allocPmd: nop,
@@ -78,6 +80,9 @@ export class NativeCpu implements PvCpuOps {
   /** Each vCPU's IDT: 256 handler addresses per vCPU (0: none). */
   readonly idt: Float64Array;
   readonly sp0: Float64Array;
+  /** Each vCPU's LDT register: base and entries (0: no LDT). */
+  readonly ldtBase: Float64Array;
+  readonly ldtEntries: Float64Array;
   readonly fsBase: Float64Array;
   readonly gsBaseUser: Float64Array;
   readonly cr0: Float64Array;
@@ -87,6 +92,8 @@ export class NativeCpu implements PvCpuOps {
   constructor(nrVcpus: number) {
     this.idt = new Float64Array(256 * nrVcpus);
     this.sp0 = new Float64Array(nrVcpus);
+    this.ldtBase = new Float64Array(nrVcpus);
+    this.ldtEntries = new Float64Array(nrVcpus);
     this.fsBase = new Float64Array(nrVcpus);
     this.gsBaseUser = new Float64Array(nrVcpus);
     // CR0 after boot: PE, MP, ET, NE, WP, AM, PG.
@@ -104,6 +111,16 @@ export class NativeCpu implements PvCpuOps {
     }
     // Leaf 1: the features the model has; of them the kernel asks only for PSE (2 MiB pages).
     if (leaf === 1) out[3] = 1 << X86_FEATURE_PSE;
+  }
+
+  allocLdt(_pfns: readonly number[]): void {}
+
+  freeLdt(_pfns: readonly number[]): void {}
+
+  /** LLDT: the LDT register of the vCPU (its base and limit in entries). */
+  setLdt(vi: number, va: number, entries: number): void {
+    this.ldtBase[vi] = entries === 0 ? 0 : va;
+    this.ldtEntries[vi] = entries;
   }
 
   loadIdt(vi: number, gates: readonly IdtGate[]): void {

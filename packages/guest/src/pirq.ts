@@ -78,17 +78,15 @@ export function xenApicOps(
   let nextMsiIrq = nrGsi;
 
   let eoiWords: Uint32Array | null = null;
-  let eoiBase = 0;
   if (options.eoiMap !== undefined) {
     const { mfn, ram } = options.eoiMap;
     if (call(PHYSDEVOP_pirq_eoi_gmfn_v2, { gmfn: mfn }) === 0) {
       eoiWords = ram.frameWords(mfn, false);
-      eoiBase = ram.frameWordBase(mfn);
     }
   }
   const pirqNeedsEoi = (irq: number): boolean => {
     const p = pirq[irq];
-    if (eoiWords !== null) return ((eoiWords[eoiBase + (p >>> 5)] >>> (p & 31)) & 1) !== 0;
+    if (eoiWords !== null) return ((eoiWords[p >>> 5] >>> (p & 31)) & 1) !== 0;
     return needsEoi[irq];
   };
   const isIrq = (irq: number) => Number.isInteger(irq) && irq >= 0 && pirq[irq] !== undefined;

@@ -15,6 +15,7 @@ import { fpuTrap, setFsBase } from "./cpu";
 import { guestError } from "./errors";
 import type { GuestKernel } from "./kernel";
 import { HPAGE_PMD_NR, MAP_FIXED, PAGE_SIZE } from "./layout";
+import { writeLdt } from "./ldt";
 import type { Mm } from "./mm";
 import { E_HOLDS_PAGE } from "./pte";
 import type { ProcessSnapshot, ProcessState, Task } from "./task";
@@ -287,6 +288,11 @@ export class Process implements Task {
 
   munmap(addr: number, length: number): number {
     return this.kernel.sysMunmap(this.enter("munmap"), addr, length);
+  }
+
+  /** modify_ldt(1, ...): sets LDT entry `index` to the descriptor (lo, hi). 0 or -errno. */
+  modifyLdt(index: number, lo: number, hi: number): number {
+    return writeLdt(this.kernel, this.enter("modify_ldt"), index, lo, hi);
   }
 
   mprotect(addr: number, length: number, prot: number): number {

@@ -120,6 +120,12 @@ export interface PvCpuOps {
   endContextSwitch(vcpuIndex: number): void;
   /** The early console printk writes to (native: the serial port; Xen: console_io). */
   consoleWrite(text: string): void;
+  /** paravirt_alloc_ldt: the pages of a new LDT, filled (Xen: each made read-only). */
+  allocLdt(pfns: readonly number[]): void;
+  /** paravirt_free_ldt: an LDT's pages leave it (Xen: writable again). */
+  freeLdt(pfns: readonly number[]): void;
+  /** load_LDT on vCPU `vcpuIndex`: `entries` descriptors at `va`, 0 for none (native: LLDT; Xen: MMUEXT_SET_LDT). */
+  setLdt(vcpuIndex: number, va: number, entries: number): void;
 }
 
 /** pv_ops.irq: the interrupt flag (native: EFLAGS.IF; Xen: vcpu_info.evtchn_upcall_mask). */

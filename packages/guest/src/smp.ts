@@ -14,6 +14,7 @@ import {
   __HYPERVISOR_vcpu_op,
   EINVAL,
   ENOMEM,
+  ENOSYS,
   FLAT_KERNEL_CS,
   FLAT_KERNEL_SS,
   trap_info,
@@ -67,6 +68,10 @@ export function xenCpuUp(k: GuestKernel, vi: number): number {
     k.freePage(infoPfn);
     return rc;
   }
+  // per_cpu(xen_vcpu) now points at the registered area: events and the clock read it there.
+  const infoMaddr = k.frameOf(infoPfn) * PAGE_SIZE;
+  k.registeredVcpuInfo[vi] = infoMaddr;
+  k.events?.setVcpuInfo(vi, infoMaddr);
   // cpu_initialize_context.
   const f = vcpu_guest_context_x86_64.fields;
   const c = new Uint8Array(vcpu_guest_context_x86_64.sizeof);
@@ -93,6 +98,14 @@ export function xenCpuUp(k: GuestKernel, vi: number): number {
   put64(c, f.ctrlreg.offset + 3 * 8, k.frameOf(k.initMm.pgd) * PAGE_SIZE);
   rc = hc({ cmd: VCPUOP_initialise, vcpuid: vi, ctxt: c });
   if (rc < 0) return rc;
+  // xen_smp_intr_init: the boot CPU's IPIs (once) and this CPU's, bound before it runs. A
+  // Xen without event channels (a build with no evtchn plugin) answers -ENOSYS: the vCPU
+  // then comes up without IPIs.
+  if (k.events !== null) {
+    rc = k.smp.intrInit(0);
+    if (rc === 0) rc = k.smp.intrInit(vi);
+    if (rc < 0 && rc !== -ENOSYS) return rc;
+  }
   rc = hc({ cmd: VCPUOP_up, vcpuid: vi });
   if (rc < 0) return rc;
   k.loadedMm[vi] = k.initMm;

@@ -15,9 +15,11 @@ import {
   __HYPERVISOR_callback_op,
   __HYPERVISOR_console_io,
   __HYPERVISOR_fpu_taskswitch,
+  __HYPERVISOR_mmuext_op,
   __HYPERVISOR_set_segment_base,
   __HYPERVISOR_set_trap_table,
   __HYPERVISOR_stack_switch,
+  __HYPERVISOR_update_va_mapping,
   __HYPERVISOR_vcpu_op,
   __HYPERVISOR_xen_version,
   CALLBACKF_mask_events,
@@ -27,11 +29,14 @@ import {
   CALLBACKTYPE_nmi,
   CALLBACKTYPE_syscall,
   CONSOLEIO_write,
+  DOMID_SELF,
   FLAT_KERNEL_CS,
   FLAT_KERNEL_SS,
+  MMUEXT_SET_LDT,
   SEGBASE_FS,
   SEGBASE_GS_USER,
   trap_info,
+  UVMF_INVLPG,
   VCPUOP_register_runstate_memory_area,
   XENVER_get_features,
   XENVER_version,
@@ -40,6 +45,7 @@ import { pvClockNs, readPvClock, readRunstateArea, stealNs, tscAt } from "@hyper
 import { X86_CR0_TS, XEN_CALLBACKS } from "./cpu";
 import type { GuestKernel } from "./kernel";
 import { PAGE_SIZE } from "./layout";
+import { PAGE_KERNEL, PAGE_KERNEL_RO } from "./pte";
 import type { IdtGate, PvCpuOps, PvTimeOps } from "./pv-ops";
 
 /** What the CPU ops need of xen-ops.ts's multicall buffer. */
@@ -50,6 +56,8 @@ export interface CpuBatch {
   cpuOp(op: number, args: Record<string, unknown>): void;
   /** xen_mc_issue: flushes unless a lazy mode is collecting. */
   issue(): void;
+  /** Makes `vi` the CPU whose buffer collects (what another CPU collected leaves first). */
+  onCpu(vi: number): void;
 }
 
 const XEN_CPUID_FIRST_LEAF = 0x4000_0000;
@@ -221,6 +229,43 @@ export class XenCpuOps implements PvCpuOps {
     this.mc.issue();
   }
 
+  /**
+   * xen_alloc_ldt: each LDT page is made read-only (set_aliased_prot), as Xen will take it as
+   * a descriptor page when the CPU first loads a selector from it.
+   */
+  allocLdt(pfns: readonly number[]): void {
+    this.ldtProt(pfns, PAGE_KERNEL_RO);
+  }
+
+  /** xen_free_ldt: the pages writable again. */
+  freeLdt(pfns: readonly number[]): void {
+    this.ldtProt(pfns, PAGE_KERNEL);
+  }
+
+  private ldtProt(pfns: readonly number[], prot: number): void {
+    const k = this.k;
+    for (const pfn of pfns) {
+      const rc = this.call(__HYPERVISOR_update_va_mapping, {
+        va: k.physVa(pfn),
+        val: k.frameOf(pfn) * PAGE_SIZE + prot,
+        flags: UVMF_INVLPG,
+      });
+      if (rc < 0) k.kernelError(__HYPERVISOR_update_va_mapping, rc);
+    }
+  }
+
+  /** xen_set_ldt: MMUEXT_SET_LDT in the multicall batch, from the vCPU that loads it. */
+  setLdt(vi: number, va: number, entries: number): void {
+    this.mc.onCpu(vi);
+    this.mc.cpuOp(__HYPERVISOR_mmuext_op, {
+      uops: [{ cmd: MMUEXT_SET_LDT, arg1: { linear_addr: va }, arg2: { nr_ents: entries } }],
+      count: 1,
+      foreigndom: DOMID_SELF,
+    });
+    this.mc.issue();
+    this.mc.onCpu(0);
+  }
+
   /** xen_raw_console_write: HYPERVISOR_console_io(CONSOLEIO_write) a page at a time. */
   consoleWrite(text: string): void {
     const page = this.available ? this.scratch() : null;
@@ -250,7 +295,7 @@ export function xenTimeOps(k: GuestKernel, cpu: XenCpuOps): PvTimeOps {
   return {
     // xen_clocksource_read: the vCPU's vcpu_time_info, extrapolated with the TSC.
     schedClock: (vi) => {
-      const at = k.port.vcpuInfoMaddr(vi);
+      const at = k.xenVcpuInfo(vi);
       const snap = at < 0 ? null : readPvClock(k.ram, at);
       if (snap === null) return last[vi];
       const ns = pvClockNs(snap, tscAt(k.port.clock.now));

@@ -96,6 +96,18 @@ interface McEntry {
 /** Linux's multicall buffer (arch/x86/xen/multicalls.c). */
 export class Multicalls {
   private entries: McEntry[] = [];
+  /** The CPU whose buffer collects (Linux's per-cpu mc_buffer): entries leave from that vCPU. */
+  private cpu = 0;
+
+  /**
+   * Makes `vi` the collecting CPU; what another CPU had collected leaves first, from that
+   * CPU (each CPU's multicall buffer is its own).
+   */
+  onCpu(vi: number): void {
+    if (vi === this.cpu) return;
+    this.flush();
+    this.cpu = vi;
+  }
   private argBytes = 0;
   lazy = false;
   /** Lazy CPU mode (a context switch): CPU and MMU operations collect until it ends. */
@@ -191,13 +203,13 @@ export class Multicalls {
     this.c.hypercalls++;
     if (n === 1) {
       const e = entries[0];
-      const rc = k.port.hypercall(0, e.op, e.args);
+      const rc = k.port.hypercall(this.cpu, e.op, e.args);
       if (rc < 0) k.kernelError(e.op, rc);
       return;
     }
     this.c.multicalls++;
     this.c.multicallEntries += n;
-    const rc = k.port.hypercall(0, __HYPERVISOR_multicall, { entries });
+    const rc = k.port.hypercall(this.cpu, __HYPERVISOR_multicall, { entries });
     if (rc < 0) {
       k.kernelError(__HYPERVISOR_multicall, rc);
       return;
@@ -364,26 +376,34 @@ export class XenMmuOps implements PvMmuOps {
     return this.k.cr3Pfn[vi];
   }
 
-  writeCr3(_vi: number, mm: Mm): void {
-    // xen_write_cr3: the kernel base pointer and the user one, in one batch.
+  writeCr3(vi: number, mm: Mm): void {
+    // xen_write_cr3: the kernel base pointer and the user one, in one batch, from that vCPU.
+    this.mc.onCpu(vi);
     this.mc.mmuext(MMUEXT_NEW_BASEPTR, { mfn: this.p2m[mm.pgd] });
     this.mc.mmuext(MMUEXT_NEW_USER_BASEPTR, { mfn: mm.userPgd >= 0 ? this.p2m[mm.userPgd] : 0 });
     this.mc.issue();
+    this.mc.onCpu(0);
   }
 
-  flushTlbUser(_vi: number): void {
+  flushTlbUser(vi: number): void {
+    this.mc.onCpu(vi);
     this.mc.mmuext(MMUEXT_TLB_FLUSH_LOCAL);
     this.mc.issue();
+    this.mc.onCpu(0);
   }
 
-  flushTlbKernel(_vi: number): void {
+  flushTlbKernel(vi: number): void {
+    this.mc.onCpu(vi);
     this.mc.mmuext(MMUEXT_TLB_FLUSH_ALL);
     this.mc.issue();
+    this.mc.onCpu(0);
   }
 
-  flushTlbOneUser(_vi: number, va: number): void {
+  flushTlbOneUser(vi: number, va: number): void {
+    this.mc.onCpu(vi);
     this.mc.mmuext(MMUEXT_INVLPG_LOCAL, { linear_addr: va });
     this.mc.issue();
+    this.mc.onCpu(0);
   }
 
   flushTlbMulti(vcpus: readonly number[], _mm: Mm, start: number, end: number): void {

@@ -90,13 +90,22 @@ measure("ram frameWords u32 read (per word)", N, () => {
   for (let i = 0; i < N; i += 1024) {
     const mfn = (base >>> 12) + ((i >>> 10) % frames);
     const v = ram.frameWords(mfn, false);
-    const b = ram.frameWordBase(mfn);
-    for (let j = 0; j < 1024; j++) s += v[b + j];
+    for (let j = 0; j < 1024; j++) s += v[j];
   }
   sink += s;
 });
 
 const FRAMES = 1 << 20;
+measure("ram frameWords hand-out + one u32 read, random frames", N, () => {
+  let s = 0;
+  const frames = REGION / PAGE_SIZE;
+  const first = base >>> 12;
+  for (let i = 0; i < N; i++) {
+    s += ram.frameWords(first + ((rand32[i & (RAND - 1)] >>> 12) % frames), false)[i & 1023];
+  }
+  sink += s;
+});
+
 measure("frame alloc (1 M frames, fresh allocator)", FRAMES, () => {
   const fa = new FrameAllocator(FRAMES);
   let s = 0;

@@ -10,6 +10,7 @@ export type MachineErrorCode =
   | "RAM_BAD_SIZE"
   | "RAM_OUT_OF_RANGE"
   | "RAM_BAD_LENGTH"
+  | "RAM_BAD_HOOK"
   | "FRAME_BAD_RANGE"
   | "FRAME_BAD_ORDER"
   | "FRAME_NOT_ALLOCATED"

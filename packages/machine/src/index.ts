@@ -51,11 +51,13 @@ export { createPlatform, type Platform, type PlatformOptions } from "./platform"
 export { createPrng, Prng } from "./prng";
 export {
   CHUNK_FRAMES,
+  FRAME_WORDS,
   MAX_RAM_BYTES,
   PAGE_MASK,
   PAGE_SHIFT,
   PAGE_SIZE,
   Ram,
   type RamOptions,
+  type RamWriteHook,
 } from "./ram";
 export * from "./virtio";

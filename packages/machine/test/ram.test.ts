@@ -1,6 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CHUNK_FRAMES, MAX_RAM_BYTES, MachineError, PAGE_SIZE, Ram } from "../src/index";
+import {
+  CHUNK_FRAMES,
+  FRAME_WORDS,
+  MAX_RAM_BYTES,
+  MachineError,
+  PAGE_SIZE,
+  Ram,
+} from "../src/index";
 import { expectMachineError, fcParams } from "./helpers";
 
 const MiB = 1024 * 1024;
@@ -210,7 +217,7 @@ describe("Ram laziness", () => {
     expect(dst).toEqual(new Uint8Array(16));
     const mfn = 123456;
     const view = ram.frameWords(mfn, false);
-    expect(view[ram.frameWordBase(mfn) + 3]).toBe(0);
+    expect(view[3]).toBe(0);
     ram.clearFrame(mfn);
     ram.copyFrame(mfn, mfn + 1);
     expect(ram.frameResident(mfn)).toBe(false);
@@ -232,15 +239,141 @@ describe("Ram laziness", () => {
 });
 
 describe("Ram frame views", () => {
-  it("frameWords / frameWordBase address the same words as read32", () => {
+  // Issue 15: frameWords used to hand out the whole 2 MiB chunk, so view[base + i] with an i
+  // computed from guest input landed in the next frame. Each view is now one frame.
+  it("a frame view ends at its frame: an index past it neither reads nor writes a neighbour", () => {
+    const ram = new Ram({ bytes: 8 * MiB });
+    const mfn = CHUNK_FRAMES + 3;
+    ram.write32((mfn + 1) * PAGE_SIZE, 0x11223344);
+    ram.write32((mfn - 1) * PAGE_SIZE + 4092, 0x55667788);
+    const view = ram.frameWords(mfn, true);
+    expect(view.length).toBe(FRAME_WORDS);
+    expect(view.length).toBe(1024);
+    expect(ram.frameWordBase(mfn)).toBe(0);
+    // Before the fix view[1024] was word 0 of frame mfn + 1, and view[-1]... of mfn - 1 via base.
+    expect(view[1024]).toBeUndefined();
+    view[1024] = 0xdeadbeef;
+    view[4096] = 0xdeadbeef;
+    view[-1] = 0xdeadbeef;
+    expect(ram.read32((mfn + 1) * PAGE_SIZE)).toBe(0x11223344);
+    expect(ram.read32((mfn - 1) * PAGE_SIZE + 4092)).toBe(0x55667788);
+    // The same holds for views of untouched frames (the shared zero frame) and read views.
+    const cold = ram.frameWords(3 * CHUNK_FRAMES + 7, false);
+    expect(cold.length).toBe(FRAME_WORDS);
+    expect(ram.frameWords(mfn, false)).toBe(view);
+  });
+
+  it("chunkWordsForRead: the chunk view and the frame's base in it, for masked hot-path reads", () => {
+    const ram = new Ram({ bytes: 8 * MiB });
+    const mfn = CHUNK_FRAMES + 3;
+    ram.write32(mfn * PAGE_SIZE + 8, 0x1234);
+    const c = ram.chunkWordsForRead(mfn);
+    expect(c.length).toBe(CHUNK_FRAMES * FRAME_WORDS);
+    const b = ram.chunkWordBase(mfn);
+    expect(b).toBe(3 * FRAME_WORDS);
+    expect(c[b + 2]).toBe(0x1234);
+    // A masked index stays in the frame whatever the guest gave.
+    for (const i of [0, 511, 512, 4096, -1, 2 ** 31]) {
+      const w = b + ((i * 2) & (FRAME_WORDS - 1));
+      expect(w).toBeGreaterThanOrEqual(b);
+      expect(w).toBeLessThan(b + FRAME_WORDS);
+    }
+    // An untouched chunk reads zeros and allocates nothing.
+    expect(ram.chunkWordsForRead(3 * CHUNK_FRAMES)[5]).toBe(0);
+    expect(ram.residentBytes).toBe(CHUNK);
+    expectMachineError(() => ram.chunkWordsForRead(ram.nrFrames), "RAM_OUT_OF_RANGE");
+    expectMachineError(() => ram.chunkWordsForRead(-1), "RAM_OUT_OF_RANGE");
+  });
+
+  it("handing out a view allocates nothing once the chunk exists (the same view each time)", () => {
+    const ram = new Ram({ bytes: 8 * MiB });
+    const a = ram.frameWords(5, true);
+    expect(ram.frameWords(5, true)).toBe(a);
+    expect(ram.frameWords(5, false)).toBe(a);
+    expect(ram.frameWords(6, true)).not.toBe(a);
+    expect(ram.residentBytes).toBe(CHUNK);
+  });
+
+  it("a hostile index into any frame view never changes another frame (property)", () => {
+    const ram = new Ram({ bytes: 4 * MiB });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 2 * CHUNK_FRAMES - 2 }),
+        fc.oneof(fc.integer({ min: -5000, max: 5000 }), fc.integer()),
+        (mfn, i) => {
+          ram.write32((mfn - 1) * PAGE_SIZE + 4092, 0xa5a5a5a5);
+          ram.write32((mfn + 1) * PAGE_SIZE, 0x5a5a5a5a);
+          const v = ram.frameWords(mfn, true);
+          v[i] = 0xffffffff;
+          if (i < 0 || i >= 1024) expect(v[i]).toBeUndefined();
+          return (
+            ram.read32((mfn - 1) * PAGE_SIZE + 4092) === 0xa5a5a5a5 &&
+            ram.read32((mfn + 1) * PAGE_SIZE) === 0x5a5a5a5a
+          );
+        },
+      ),
+      fcParams(200),
+    );
+  });
+
+  it("the write hook hears every store and every view handed out for writing, and costs nothing once removed", () => {
+    const ram = new Ram({ bytes: 8 * MiB });
+    const seen: [number, number][] = [];
+    expect(ram.setWriteHook((a, n) => seen.push([a, n]))).toBeUndefined();
+    ram.write8(1, 1);
+    ram.write16(2, 1);
+    ram.write32(4, 1);
+    ram.write32(9, 1); // unaligned: the slow path
+    ram.write64(16, 1, 2);
+    ram.write64(25, 1, 2);
+    ram.write64n(32, 5);
+    ram.writeU64(40, 5n);
+    ram.writeBytes(48, new Uint8Array(3));
+    ram.writeBytes(48, new Uint8Array(0));
+    ram.frameWords(3, true);
+    ram.frameWords(4, false);
+    ram.frameBytes(5);
+    ram.clearFrame(6);
+    ram.copyFrame(7, 3);
+    expect(seen).toEqual([
+      [1, 1],
+      [2, 2],
+      [4, 4],
+      [9, 4],
+      [16, 8],
+      [25, 4],
+      [29, 4],
+      [32, 8],
+      [40, 8],
+      [48, 3],
+      [3 * PAGE_SIZE, PAGE_SIZE],
+      [5 * PAGE_SIZE, PAGE_SIZE],
+      [6 * PAGE_SIZE, PAGE_SIZE],
+      [7 * PAGE_SIZE, PAGE_SIZE],
+    ]);
+    // Reads never call it.
+    ram.read32(4);
+    ram.readBytes(0, 64);
+    expect(seen.length).toBe(14);
+    const hook = ram.setWriteHook(undefined);
+    expect(typeof hook).toBe("function");
+    ram.write32(4, 2);
+    expect(seen.length).toBe(14);
+  });
+
+  it("a write hook that is not a function throws RAM_BAD_HOOK", () => {
+    const ram = new Ram({ bytes: 8 * MiB });
+    expectMachineError(() => ram.setWriteHook(42 as never), "RAM_BAD_HOOK");
+  });
+
+  it("frameWords addresses the same words as read32", () => {
     const ram = new Ram({ bytes: 8 * MiB });
     const mfn = CHUNK_FRAMES + 3;
     const view = ram.frameWords(mfn, true);
-    const base = ram.frameWordBase(mfn);
-    view[base + 5] = 0xcafef00d;
+    view[5] = 0xcafef00d;
     expect(ram.read32(mfn * PAGE_SIZE + 20)).toBe(0xcafef00d);
     ram.write32(mfn * PAGE_SIZE + 4092, 77);
-    expect(view[base + 1023]).toBe(77);
+    expect(view[1023]).toBe(77);
   });
 
   it("frameBytes writes through; clearFrame and copyFrame work on whole frames", () => {

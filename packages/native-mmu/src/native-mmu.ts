@@ -64,6 +64,11 @@ export class NativeMmu implements MmuBackend {
   private readonly ram: Ram;
   private readonly mode: PagingMode;
   private readonly out = new WalkResult();
+  /**
+   * Told the machine address of every paging-structure entry a hardware walk reads, in the
+   * order read (for a data-cache model such as the study's); null for none.
+   */
+  walkRefSink: ((maddr: number) => void) | null = null;
   private readonly tlbs: CpuTlbs;
   private fastUid = -1;
   /** Base VA of the remembered page (-1: none) and its machine address. */
@@ -149,6 +154,7 @@ export class NativeMmu implements MmuBackend {
     const r0 = out.totalReads;
     const w0 = out.totalWrites;
     const ok = walk(this.ram, v.cr3Mfn, va, access, this.mode, out, tlb.pwc);
+    if (this.walkRefSink !== null) this.emitWalkRefs(out);
     c.walkReads += out.totalReads - r0;
     c.walkWrites += out.totalWrites - w0;
     if (!ok) {
@@ -160,6 +166,14 @@ export class NativeMmu implements MmuBackend {
     tlb.insertWalk(out, 0);
     this.remember(v, tlb, va, Math.floor(out.maddr / 4096), out.perms);
     return out.maddr;
+  }
+
+  /** Hands the entries the last walk read to walkRefSink (from the walk's first level down). */
+  private emitWalkRefs(out: WalkResult): void {
+    const sink = this.walkRefSink;
+    if (sink === null) return;
+    const top = out.pwcLevel > 0 ? out.pwcLevel - 1 : this.mode.levels;
+    for (let i = 0; i < out.reads; i++) sink(out.entryMaddr[top - i]);
   }
 
   flushLocal(v: Vcpu): void {

@@ -122,3 +122,28 @@ describe("native-mmu", () => {
     expect((hv.slot("mmu") as NativeMmu).tlbOf(d.vcpus[0]).nrLevels).toBe(1);
   });
 });
+
+describe("walkRefSink", () => {
+  it("hears the machine address of every entry a walk reads, top level first", () => {
+    const machine = createMachine({ ramBytes: 8 << 20, cpus: 1, seed: 1 });
+    const hv = createHypervisor({ machine, plugins: [nativeMmu()] }).boot();
+    const d = hv.createDomain({ maxVcpus: 1, maxPages: 16 });
+    const ram = machine.ram;
+    ram.write64(100 * 4096, 101 * 4096 + 7, 0);
+    ram.write64(101 * 4096, 102 * 4096 + 7, 0);
+    ram.write64(102 * 4096, 103 * 4096 + 7, 0);
+    for (let i = 0; i < 512; i++) ram.write64(103 * 4096 + i * 8, i * 4096 + 7, 0);
+    const v = d.vcpus[0];
+    v.cr3Mfn = 100;
+    const mmu = hv.slot("mmu") as NativeMmu;
+    const heard: number[] = [];
+    mmu.walkRefSink = (ma) => heard.push(ma);
+    expect(mmu.translate(v, 0x5123, 0)).toBe(0x5123);
+    expect(heard).toEqual([100 * 4096, 101 * 4096, 102 * 4096, 103 * 4096 + 5 * 8]);
+    // A page-walk-cache hit starts lower: only the entries really read are heard.
+    heard.length = 0;
+    mmu.translate(v, 0x6000, 0);
+    expect(heard).toEqual([103 * 4096 + 6 * 8]);
+    expect(hv.stats.read("native-mmu", "walk_reads")).toBe(5);
+  });
+});

@@ -153,6 +153,12 @@ export interface NptCounts {
   backed4k: number;
   backed2m: number;
   backed1g: number;
+  /**
+   * TLB fills whose guest page was larger than its host page (a guest 2 MiB page over 4 KiB
+   * host pages): the combined entry covers only the host page, so one guest page takes
+   * many TLB entries (TLB splintering).
+   */
+  splinteredFills: number;
   /** Host frames holding nested tables now. */
   nestedTableFrames: number;
   /** Host frames a nested table needed and the machine did not have. */
@@ -185,6 +191,7 @@ function newCounts(): NptCounts {
     backed4k: 0,
     backed2m: 0,
     backed1g: 0,
+    splinteredFills: 0,
     nestedTableFrames: 0,
     nestedAllocFailures: 0,
     invept: 0,
@@ -236,6 +243,11 @@ export class NptMmu implements MmuBackend {
   private readonly pow = [1, 512, 512 ** 2, 512 ** 3, 512 ** 4, 512 ** 5];
   private readonly vaLimit: number;
   private readonly out = new WalkResult();
+  /**
+   * Told the machine address of every entry a 2D walk reads, guest and nested, in the order
+   * read (for a data-cache model such as the study's); null for none.
+   */
+  walkRefSink: ((maddr: number) => void) | null = null;
 
   // Combined TLB and guest structure caches: paging's Tlb, one per vCPU (by uid).
   private readonly tlbs: CpuTlbs;
@@ -408,6 +420,7 @@ export class NptMmu implements MmuBackend {
         return this.nestedExit(tmfn, dom, table, va, acc);
       }
       const r = walkStep(ram, tmfn, Math.floor(vpn / pow[level - 1]) % 512, level, mode, out);
+      if (this.walkRefSink !== null) this.walkRefSink(out.entryMaddr[level]);
       if (r === STEP_TABLE) {
         table = out.nextMfn;
         level--;
@@ -433,6 +446,7 @@ export class NptMmu implements MmuBackend {
       if (pwc !== null) pwc.fill(va, 0, out);
       // The combined page is the smaller of the guest's page and the host's.
       const shift = Math.min(out.pageShift, this.nShift);
+      if (shift < out.pageShift) c.splinteredFills++;
       tlb.insert(va, 0, mfn - (vpn % 2 ** (shift - 12)), shift, out.perms);
     }
     return mfn * 4096 + (va - vpn * 4096);
@@ -484,11 +498,12 @@ export class NptMmu implements MmuBackend {
     let leafLevel = 1;
     for (; level >= 1; level--) {
       const idx = Math.floor(gfn / pow[level - 1]) % 512;
-      const w = ram.frameWords(table, false);
-      const b = ram.frameWordBase(table) + idx * 2;
+      const w = ram.frameWords(table, false); // the table's frame alone; idx < 512
+      const b = idx * 2;
       const lo = w[b];
       const hi = w[b + 1];
       c.nestedRefs++;
+      if (this.walkRefSink !== null) this.walkRefSink(table * 4096 + idx * 8);
       const rwx = lo & VMX_EPT_RWX_MASK;
       if (rwx === 0) return N_VIOLATION;
       if ((rwx & VMX_EPT_WRITABLE_MASK) !== 0 && (rwx & VMX_EPT_READABLE_MASK) === 0) {

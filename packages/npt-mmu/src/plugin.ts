@@ -39,6 +39,12 @@ const STATS: readonly CountStat<keyof NptCounts>[] = [
   ["backed4k", "backed_4k", "pages", "nested mappings created with 4 KiB host pages"],
   ["backed2m", "backed_2m", "pages", "nested mappings created with 2 MiB host pages"],
   ["backed1g", "backed_1g", "pages", "nested mappings created with 1 GiB host pages"],
+  [
+    "splinteredFills",
+    "splintered_fills",
+    "fills",
+    "TLB fills split to the host page because the guest page was larger (TLB splintering)",
+  ],
   ["nestedTableFrames", "nested_table_frames", "frames", "host frames holding nested tables"],
   [
     "nestedAllocFailures",

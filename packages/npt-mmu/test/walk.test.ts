@@ -227,6 +227,28 @@ describe("guest large pages", () => {
       let got = -2;
       expect(refsOf(w.npt, () => (got = w.npt.translate(v, other, 0))) === 0).toBe(hits);
       expect(got).toBe(base * 4096 + 0x7_3008);
+      // Splintered: each 4 KiB of the guest page was a fill of its own.
+      expect(w.npt.counts.splinteredFills).toBe(hits ? 0 : 2);
     }
+  });
+});
+
+describe("walkRefSink", () => {
+  it("hears every guest and nested entry of a 2D walk: 24 on a cold walk", () => {
+    const w = boot(NO_CACHES);
+    const mem = new GuestMem(w, { pages: 64, order: 9 });
+    const t = new GuestTables(mem);
+    t.map(0x7000_0000, mem.alloc());
+    const v = mem.d.vcpus[0];
+    v.cr3Mfn = t.cr3;
+    w.npt.translate(v, 0x7000_0000, 0); // faults the nested table in
+    const heard: number[] = [];
+    w.npt.walkRefSink = (ma) => heard.push(ma);
+    expect(refsOf(w.npt, () => w.npt.translate(v, 0x7000_0000, 0))).toBe(24);
+    expect(heard).toHaveLength(24);
+    // The guest's own entries are among them, at their machine addresses (gfn = mfn here).
+    expect(heard).toContain(t.slot(0x7000_0000, 4));
+    expect(heard).toContain(t.slot(0x7000_0000, 1));
+    expect(new Set(heard).size).toBeGreaterThan(8);
   });
 });

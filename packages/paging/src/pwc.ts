@@ -12,7 +12,11 @@
  */
 
 import { AssocArray, type AssocConfig } from "./assoc";
-import { LEVEL_PAGE_SIZE, pteMfn } from "./entry";
+import { pteMfn } from "./entry";
+
+/** 1 / the page size of a level's entry: keys are Math.floor(va * scale), exact (a power of
+ * two) and cheaper than a division on the walk path. */
+const LEVEL_SCALE = [0, 2 ** -12, 2 ** -21, 2 ** -30, 2 ** -39, 2 ** -48];
 
 /**
  * What `fill` reads of a successful walk (a WalkResult has it): the levels it read and, per
@@ -99,7 +103,7 @@ export class PageWalkCache {
 
   private probe(a: AssocArray | null, level: number, va: number, tag: number): boolean {
     if (a === null) return false;
-    const i = a.find(Math.floor(va / LEVEL_PAGE_SIZE[level]), tag);
+    const i = a.find(Math.floor(va * LEVEL_SCALE[level]), tag);
     if (i < 0) return false;
     this.hitLevel = level;
     this.hitMfn = a.value[i];
@@ -114,7 +118,7 @@ export class PageWalkCache {
       const a = this.caches[level];
       if (a === null) continue;
       a.insert(
-        Math.floor(va / LEVEL_PAGE_SIZE[level]),
+        Math.floor(va * LEVEL_SCALE[level]),
         tag,
         false,
         pteMfn(out.entryLo[level], out.entryHi[level]),

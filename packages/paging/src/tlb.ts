@@ -72,6 +72,9 @@ const NR_COUNTERS = TLB_ENTRIES_FLUSHED + 1;
 
 const SIZE_SHIFT = [12, 21, 30];
 const SIZE_BYTES = [2 ** 12, 2 ** 21, 2 ** 30];
+/** 1 / SIZE_BYTES: a key is Math.floor(va * scale), exact (a power of two) and cheaper than a
+ * division on the lookup path. */
+const SIZE_SCALE = [2 ** -12, 2 ** -21, 2 ** -30];
 
 export class Tlb {
   readonly nrLevels: number;
@@ -81,7 +84,7 @@ export class Tlb {
   private readonly arrays: AssocArray[];
   private readonly arrayLevel: Int32Array;
   private readonly arraySize: Int32Array;
-  private readonly arrayBytes: Float64Array;
+  private readonly arrayScale: Float64Array;
   /** Per level and page size, the array or null (index level * 3 + size). */
   private readonly grid: (AssocArray | null)[];
   /** Page-walk caches, or null. Pass it to `walk`. */
@@ -139,7 +142,7 @@ export class Tlb {
     });
     this.arrayLevel = Int32Array.from(lv);
     this.arraySize = Int32Array.from(sz);
-    this.arrayBytes = Float64Array.from(sz, (x) => SIZE_BYTES[x]);
+    this.arrayScale = Float64Array.from(sz, (x) => SIZE_SCALE[x]);
     this.pwc =
       config.pwc === false
         ? null
@@ -160,7 +163,7 @@ export class Tlb {
     const c = this.counters;
     const arrays = this.arrays;
     const n = arrays.length;
-    const pageBytes = this.arrayBytes;
+    const scale = this.arrayScale;
     const levelOf = this.arrayLevel;
     let level = 0;
     c[TLB_LOOKUPS]++;
@@ -172,7 +175,7 @@ export class Tlb {
         c[l * TLB_LEVEL_STRIDE + TLB_LOOKUPS]++;
       }
       const a = arrays[i];
-      const key = Math.floor(va / pageBytes[i]);
+      const key = Math.floor(va * scale[i]);
       const idx = a.find(key, tag);
       if (idx >= 0) {
         c[l * TLB_LEVEL_STRIDE + TLB_HITS]++;

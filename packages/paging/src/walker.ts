@@ -16,11 +16,14 @@
  *   reference) and `writes` (one per entry whose A/D flags were set). A table frame outside
  *   RAM reads as zeros (a not-present entry) and is still counted; a walk never throws on
  *   guest-controlled entries.
+ * - A walk reads only the entry its index names inside the table frame: indices are masked
+ *   to 0..511 (the walker reads the RAM's chunk view for speed), so no index reaches another
+ *   frame.
  * - A walk allocates nothing: it fills a caller-owned WalkResult.
  */
 
 import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_GLOBAL, _PAGE_NX_HI, _PAGE_PSE } from "@hyperlab/abi";
-import { CHUNK_FRAMES, type Ram } from "@hyperlab/machine";
+import type { Ram } from "@hyperlab/machine";
 import {
   ACCESS_WRITE,
   accessDenied,
@@ -129,7 +132,7 @@ export function walkBegin(
   perms: number,
 ): void {
   out.va = va;
-  out.vaLo = (va - Math.floor(va / 0x1_0000_0000) * 0x1_0000_0000) >>> 0;
+  out.vaLo = va >>> 0; // ToUint32: the low 32 bits of an integer VA
   out.access = access;
   out.ok = false;
   out.fault = FAULT_NONE;
@@ -166,13 +169,14 @@ export function walkStep(
   out.reads++;
   out.totalReads++;
   if (tableMfn < ram.nrFrames) {
-    const words = ram.frameWords(tableMfn, false);
-    // Same as ram.frameWordBase, without a floating-point modulo (tableMfn < 2^40).
-    const w = ((tableMfn & (CHUNK_FRAMES - 1)) << 10) + index * 2;
+    // The chunk view (the walker's hot path) with the index masked to the table's 512
+    // entries by construction: no index a caller computes from guest input reads past it.
+    const words = ram.chunkWordsForRead(tableMfn);
+    const w = ram.chunkWordBase(tableMfn) + (index & 511) * 2;
     lo = words[w];
     hi = words[w + 1];
   }
-  out.entryMaddr[level] = tableMfn * 4096 + index * 8;
+  out.entryMaddr[level] = tableMfn * 4096 + (index & 511) * 8;
   out.entryLo[level] = lo;
   out.entryHi[level] = hi;
   if ((lo & 1) === 0) {
@@ -320,7 +324,7 @@ export function walk(
   // walkStep, inlined with locals (the hot path of every backend): the same checks in the
   // same order. Indices come from the VA's halves with 32-bit operations.
   const vaLo = out.vaLo;
-  const vaHi = (va - vaLo) / 0x1_0000_0000;
+  const vaHi = (va - vaLo) * 2 ** -32;
   const nrFrames = ram.nrFrames;
   const rsvdLo = mode.rsvdLo;
   const rsvdHi = mode.rsvdHi;
@@ -341,8 +345,9 @@ export function walk(
     let hi = 0;
     reads++;
     if (table < nrFrames) {
-      const words = ram.frameWords(table, false);
-      const w = ((table & (CHUNK_FRAMES - 1)) << 10) + index * 2;
+      // The chunk view with the index masked to 511 above: inside the table by construction.
+      const words = ram.chunkWordsForRead(table);
+      const w = ram.chunkWordBase(table) + index * 2;
       lo = words[w];
       hi = words[w + 1];
     }

@@ -378,3 +378,26 @@ describe("walk steps (for two-dimensional walkers)", () => {
     expect(out).toBe(out);
   });
 });
+
+describe("walk steps: an index past the table stays inside it (issue 15)", () => {
+  it("walkStep reads entry index & 511 of its own table, never the next frame", () => {
+    const ram = new Ram({ bytes: 16 * 2 ** 20 });
+    const table = 0x20;
+    // Entry 0 of the next frame looks like a present table entry: before the fix, index 512
+    // of `table` read it (the view was the whole 2 MiB chunk).
+    ram.write64(((table + 1) * 4096) >>> 0, 0x55000 | 1, 0);
+    for (const index of [512, 1024, 512 * 7 + 3, -512]) {
+      const o = new WalkResult();
+      walkBegin(o, 0, ACCESS_READ, 4, PERM_RW | PERM_USER);
+      expect(walkStep(ram, table, index, 4, PAGING_4LEVEL, o)).not.toBe(STEP_TABLE);
+      expect(o.entryMaddr[4]).toBe(table * 4096 + (index & 511) * 8);
+      expect(o.entryMaddr[4]).toBeLessThan((table + 1) * 4096);
+    }
+    // The same index reads the same-table entry once it is present.
+    ram.write64(table * 4096, 0x77000 | 1, 0);
+    const o = new WalkResult();
+    walkBegin(o, 0, ACCESS_READ, 4, PERM_RW | PERM_USER);
+    expect(walkStep(ram, table, 512, 4, PAGING_4LEVEL, o)).toBe(STEP_TABLE);
+    expect(o.nextMfn).toBe(0x77);
+  });
+});

@@ -5,7 +5,9 @@
  * serial input ring CONSOLEIO_read drains.
  *
  * Invariants: the log keeps at most `capacity` characters (oldest dropped first, as Xen's
- * conring); a domU's unfinished line is at most DOMAIN_LINE_MAX characters before it is
+ * conring); a read starts at the consumer mark (conringc), or at the oldest character kept if
+ * the ring overwrote the mark, and a clearing read (XEN_SYSCTL_readconsole with clear, `xl
+ * dmesg -c`) moves the mark to the producer (conringp); a domU's unfinished line is at most DOMAIN_LINE_MAX characters before it is
  * flushed; reading input never returns more than was asked for.
  */
 
@@ -14,6 +16,9 @@ export const DOMAIN_LINE_MAX = 200;
 
 export class XenConsole {
   private log = "";
+  /** Characters ever appended (conringp) and the consumer mark a clear left (conringc). */
+  private produced = 0;
+  private consumer = 0;
   private readonly capacity: number;
   private readonly partial = new Map<number, string>();
   private input: number[] = [];
@@ -47,12 +52,21 @@ export class XenConsole {
 
   private append(text: string): void {
     this.log += text;
+    this.produced += text.length;
     if (this.log.length > this.capacity) this.log = this.log.slice(this.log.length - this.capacity);
   }
 
-  /** The console log as `xl dmesg` prints it. */
-  read(): string {
-    return this.log;
+  /**
+   * The console log as `xl dmesg` prints it: from the consumer mark (or the oldest character
+   * still in the ring) to the end. With `clear` (xl dmesg -c), the mark moves to the end,
+   * so the next read shows only what is written after this one (Xen's read_console_ring).
+   */
+  read(clear = false): string {
+    const oldest = this.produced - this.log.length;
+    const from = Math.max(this.consumer, oldest);
+    const out = this.log.slice(from - oldest);
+    if (clear) this.consumer = this.produced;
+    return out;
   }
 
   /** Characters typed on the serial line, for CONSOLEIO_read. */

@@ -97,13 +97,24 @@ export function pvCpu(options: PvCpuOptions = {}): Plugin {
   });
 }
 
-/** Xen's console log (what `xl dmesg` prints) of a hypervisor built with pvCpu(). */
-export function readConsoleLog(hv: Hypervisor): string {
+/**
+ * Xen's console log (what `xl dmesg` prints) of a hypervisor built with pvCpu(): the console
+ * ring from its consumer mark on. With `{ clear: true }` (xl dmesg -c, XEN_SYSCTL_readconsole
+ * with clear) the mark moves past what was read, so the next read shows only newer text.
+ */
+export function readConsoleLog(hv: Hypervisor, options: { clear?: boolean } = {}): string {
+  const clear = options?.clear ?? false;
+  if (typeof clear !== "boolean") {
+    throw pvCpuError(
+      "PV_CPU_BAD_OPTION",
+      `readConsoleLog's clear must be true or false, got ${JSON.stringify(clear)}.`,
+    );
+  }
   if (!hv.hasSlot("pv-cpu")) {
     throw pvCpuError(
       "PV_CPU_NOT_IN_BUILD",
       "This hypervisor has no pv-cpu plugin, so no console log. Add pvCpu() to its plugins.",
     );
   }
-  return hv.slot("pv-cpu").console.read();
+  return hv.slot("pv-cpu").console.read(clear);
 }

@@ -178,6 +178,47 @@ describe("console_io", () => {
     ).toBe(-ENOSYS);
   });
 
+  it("xl dmesg -c: a clearing read moves the consumer mark, also after the ring wrapped", async () => {
+    const { createHypervisor, schedCredit } = await import("@hyperlab/core");
+    const { createMachine } = await import("@hyperlab/machine");
+    const { directMmu } = await import("./helpers");
+    const machine = createMachine({ ramBytes: 8 << 20, cpus: 1, seed: 1 });
+    const hv = createHypervisor({
+      machine,
+      plugins: [schedCredit(), directMmu(), pvCpu({ consoleRingSize: 32 })],
+    }).boot();
+    const dom0 = hv.createDomain({ domid: 0, maxVcpus: 1, maxPages: 4 });
+    const at = hv.allocDomainPages(dom0) * PAGE;
+    const w = (s: string) => {
+      poke(machine, at, text(s));
+      return hv.hypercall(dom0.vcpus[0], __HYPERVISOR_console_io, {
+        cmd: CONSOLEIO_write,
+        count: s.length,
+        buffer: at,
+      });
+    };
+    expect(w("boot 1\n")).toBe(0);
+    expect(readConsoleLog(hv, { clear: true })).toBe("boot 1\n");
+    expect(readConsoleLog(hv)).toBe("");
+    expect(w("boot 2\n")).toBe(0);
+    expect(readConsoleLog(hv)).toBe("boot 2\n");
+    expect(readConsoleLog(hv)).toBe("boot 2\n");
+    // 40 more characters overwrite the 32-character ring, the mark included: a read starts at
+    // the oldest character kept (an offset into the text, as a caller might keep, would not).
+    expect(w(`${"a".repeat(19)}\n${"b".repeat(19)}\n`)).toBe(0);
+    expect(readConsoleLog(hv, { clear: true })).toBe(`${"a".repeat(11)}\n${"b".repeat(19)}\n`);
+    expect(readConsoleLog(hv)).toBe("");
+    expect(w("c\n")).toBe(0);
+    expect(readConsoleLog(hv)).toBe("c\n");
+    let err: unknown;
+    try {
+      readConsoleLog(hv, { clear: "yes" as unknown as boolean });
+    } catch (e) {
+      err = e;
+    }
+    expect(isHyperlabError(err, ["PV_CPU_BAD_OPTION"])).toBe(true);
+  });
+
   it("readConsoleLog throws a typed error on a build without pv-cpu", async () => {
     const { createHypervisor } = await import("@hyperlab/core");
     const { createMachine } = await import("@hyperlab/machine");

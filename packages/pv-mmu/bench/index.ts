@@ -123,11 +123,10 @@ function benchPin4G(): void {
       const l1 = t();
       ram.write64(l2 * 4096 + j * 8, (l1 * 4096 + 0x67) >>> 0, Math.floor(l1 / 0x10_0000));
       const w = ram.frameWords(l1, true);
-      const base = ram.frameWordBase(l1);
       for (let i = 0; i < 512; i++) {
         const m = data[(g * 512 + j) * 512 + i];
-        w[base + i * 2] = ((m % 0x10_0000) * 4096 + 0x63) >>> 0;
-        w[base + i * 2 + 1] = Math.floor(m / 0x10_0000);
+        w[i * 2] = ((m % 0x10_0000) * 4096 + 0x63) >>> 0;
+        w[i * 2 + 1] = Math.floor(m / 0x10_0000);
       }
     }
   }

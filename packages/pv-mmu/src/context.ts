@@ -28,10 +28,17 @@ export interface PvVcpu {
   roots: Float64Array;
   /** Flushes of this vCPU's TLB (local, all, CR3 loads). */
   flushes: number;
-  /** Xen's arch.pv.ldt_base / ldt_ents. */
+  /** Xen's arch.pv.ldt_base / ldt_ents (base 0 when ents is 0). */
   ldtBase: number;
   ldtEnts: number;
+  /** LDTs loaded (load_LDT after SET_LDT changed them). */
+  ldtLoads: number;
+  /** Whether a VCPUOP_initialise context was taken over (vCPUs other than 0, once). */
+  contextLoaded: boolean;
 }
+
+/** Most LDT entries (a 64 KiB LDT of 8-byte descriptors): MMUEXT_SET_LDT's bound. */
+export const MAX_LDT_ENTS = 8192;
 
 /** Stat counters the service bumps (filled by the plugin from ctx.stats). */
 export interface PvMmuCounters {
@@ -39,6 +46,8 @@ export interface PvMmuCounters {
   ptwrEmulations: { value: number };
   tlbFlushes: { value: number };
   pageFaults: { value: number };
+  /** Flushes on a vCPU other than the caller's (each an IPI to its pCPU in Xen). */
+  remoteFlushes: { value: number };
 }
 
 /** The context every PV MMU hypercall handler runs in (one per PvMmu). */

@@ -49,13 +49,13 @@ export class M2p {
     for (let i = 0; i < nData; i++) {
       const mfn = take();
       this.dataFrames[i] = mfn;
-      ram.frameWords(mfn, true).set(allOnes, ram.frameWordBase(mfn));
+      ram.frameWords(mfn, true).set(allOnes);
     }
     // Read-only, user-readable, non-executable: as Xen maps RO_MPT for PV guests.
     const ro = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED;
     const put = (table: number, i: number, target: number): void => {
       const w = ram.frameWords(table, true);
-      const b = ram.frameWordBase(table) + i * 2;
+      const b = i * 2;
       w[b] = ((target % TWO_20) * 4096 + ro) >>> 0;
       w[b + 1] = (Math.floor(target / TWO_20) | _PAGE_NX_HI) >>> 0;
     };
@@ -79,7 +79,7 @@ export class M2p {
     const byte = mfn * 8;
     const frame = this.dataFrames[(byte / 4096) | 0];
     const w = this.ram.frameWords(frame, true);
-    const b = this.ram.frameWordBase(frame) + ((byte % 4096) >>> 2);
+    const b = (byte % 4096) >>> 2;
     w[b] = lo;
     w[b + 1] = hi;
   }

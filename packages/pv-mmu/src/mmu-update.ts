@@ -208,7 +208,7 @@ export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number 
 
 function writeRaw(ctx: PvMmuContext, mfn: number, off: number, lo: number, hi: number): void {
   const w = ctx.ram.frameWords(mfn, true);
-  const b = ctx.ram.frameWordBase(mfn) + (off >>> 2);
+  const b = off >>> 2;
   w[b] = lo;
   w[b + 1] = hi;
 }

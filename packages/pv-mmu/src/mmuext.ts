@@ -48,7 +48,7 @@ import { type Batch, type PvMmuContext, readBatch } from "./context";
 
 const batch: Batch = { count: 0, foreigndom: 0, done: 0 };
 
-import { addrOk, getPgOwner, vcpusOf } from "./context";
+import { addrOk, getPgOwner, MAX_LDT_ENTS, vcpusOf } from "./context";
 import { xsmTarget } from "./pv-mmu";
 
 /** struct mmuext_op. `vcpumask` is a bitmap in 32-bit words (bit i of word j = vCPU 32j+i). */
@@ -170,17 +170,23 @@ function mmuextOne(ctx: PvMmuContext, v: Vcpu, op: MmuextOp, pgOwner: Domain): n
       for (const t of targets) {
         if (op.cmd === MMUEXT_TLB_FLUSH_MULTI) ctx.flushLocal(t);
         else if (typeof va === "number" && addrOk(va)) ctx.flushOne(t, va);
+        else continue;
+        if (t !== v) ctx.counters.remoteFlushes.value++;
       }
       return 0;
     }
     case MMUEXT_TLB_FLUSH_ALL:
       if (currd !== pgOwner) return -EPERM;
       ctx.flushDomain(currd.domid);
+      ctx.counters.remoteFlushes.value += currd.vcpus.length - 1;
       return 0;
     case MMUEXT_INVLPG_ALL: {
       if (currd !== pgOwner) return -EPERM;
       const va = op.arg1?.linear_addr;
-      if (typeof va === "number" && addrOk(va)) for (const t of currd.vcpus) ctx.flushOne(t, va);
+      if (typeof va === "number" && addrOk(va)) {
+        for (const t of currd.vcpus) ctx.flushOne(t, va);
+        ctx.counters.remoteFlushes.value += currd.vcpus.length - 1;
+      }
       return 0;
     }
     case MMUEXT_FLUSH_CACHE:
@@ -190,19 +196,26 @@ function mmuextOne(ctx: PvMmuContext, v: Vcpu, op: MmuextOp, pgOwner: Domain): n
       if (currd !== pgOwner) return -EPERM;
       return currd.isPrivileged ? 0 : -EINVAL;
     case MMUEXT_SET_LDT: {
+      // Xen 4.17's checks, in its order: the caller's own domain, then nr_ents <= 8192 and,
+      // for a non-empty LDT, a page-aligned base that __addr_ok accepts (below 2^47 or above
+      // the hypervisor's hole). Only the base is checked: an LDT running past the guest area
+      // faults when a selector reaches it (pv_map_ldt_shadow_page), as in Xen. With no entries
+      // the base is ignored (Xen stores ZERO_BLOCK_PTR; reported as 0 here).
       if (currd !== pgOwner) return -EPERM;
       const ents = op.arg2?.nr_ents;
       const ptr = op.arg1?.linear_addr;
       if (typeof ents !== "number" || ents >>> 0 !== ents) return -EINVAL;
-      if (ents > 8192) return -EINVAL;
+      if (ents > MAX_LDT_ENTS) return -EINVAL;
       if (ents !== 0 && (typeof ptr !== "number" || ptr % 4096 !== 0 || !addrOk(ptr)))
         return -EINVAL;
       const s = ctx.pvVcpu(v);
       const base = ents === 0 ? 0 : (ptr as number);
       if (s.ldtEnts !== ents || s.ldtBase !== base) {
+        // pv_destroy_ldt flushes only when it dropped LDT shadow mappings; this model maps
+        // none (no LDT selector is ever loaded through them), so nothing is flushed.
         s.ldtBase = base;
         s.ldtEnts = ents;
-        ctx.flushLocal(v);
+        s.ldtLoads++;
       }
       return 0;
     }

@@ -81,6 +81,11 @@ export function pvMmu(options: PvMmuOptions = {}): Plugin {
         ),
         tlbFlushes: s.counter("tlb_flushes", "flushes", "vCPU TLB flushes"),
         pageFaults: s.counter("page_faults", "faults", "translations that faulted to the guest"),
+        remoteFlushes: s.counter(
+          "remote_flushes",
+          "IPIs",
+          "flushes Xen made on another vCPU for MMUEXT_*_MULTI/_ALL (flush_tlb_mask: an IPI to its pCPU)",
+        ),
       };
       s.gauge(
         "promotions",

@@ -130,16 +130,16 @@ export class PvPageTables {
 
   /** lo half of the entry at index `i` of table `mfn`. */
   readLo(mfn: number, i: number): number {
-    return this.ram.frameWords(mfn, false)[this.ram.frameWordBase(mfn) + i * 2];
+    return this.ram.frameWords(mfn, false)[i * 2];
   }
 
   readHi(mfn: number, i: number): number {
-    return this.ram.frameWords(mfn, false)[this.ram.frameWordBase(mfn) + i * 2 + 1];
+    return this.ram.frameWords(mfn, false)[i * 2 + 1];
   }
 
   writeEntry(mfn: number, i: number, lo: number, hi: number): void {
     const w = this.ram.frameWords(mfn, true);
-    const b = this.ram.frameWordBase(mfn) + i * 2;
+    const b = i * 2;
     w[b] = lo;
     w[b + 1] = hi;
   }
@@ -373,15 +373,14 @@ export class PvPageTables {
 
   private promoteL1(mfn: number, d: Domain): number {
     const w = this.ram.frameWords(mfn, false);
-    const base = this.ram.frameWordBase(mfn);
     let i = 0;
     for (; i < 512; i++) {
-      const lo = w[base + i * 2];
+      const lo = w[i * 2];
       if ((lo & _PAGE_PRESENT) === 0) continue;
-      const hi = w[base + i * 2 + 1];
+      const hi = w[i * 2 + 1];
       const rc = this.getPageFromL1e(lo, hi, d, d);
       if (rc < 0) {
-        while (i-- > 0) this.putPageFromL1e(w[base + i * 2], w[base + i * 2 + 1]);
+        while (i-- > 0) this.putPageFromL1e(w[i * 2], w[i * 2 + 1]);
         return rc;
       }
       this.adjustL1(mfn, i, lo, hi, rc);
@@ -409,17 +408,16 @@ export class PvPageTables {
 
   private promoteLn(level: number, mfn: number, d: Domain): number {
     const w = this.ram.frameWords(mfn, false);
-    const base = this.ram.frameWordBase(mfn);
     for (let i = 0; i < 512; i++) {
       if (level === 4 && !PvPageTables.isGuestL4Slot(i)) continue;
-      const lo = w[base + i * 2];
+      const lo = w[i * 2];
       if ((lo & _PAGE_PRESENT) === 0) continue;
-      const hi = w[base + i * 2 + 1];
+      const hi = w[i * 2 + 1];
       const rc = this.getPageFromLne(level, lo, hi, mfn, d);
       if (rc !== 0) {
         for (let j = i - 1; j >= 0; j--) {
           if (level === 4 && !PvPageTables.isGuestL4Slot(j)) continue;
-          this.putPageFromLne(w[base + j * 2], w[base + j * 2 + 1], mfn);
+          this.putPageFromLne(w[j * 2], w[j * 2 + 1], mfn);
         }
         return rc;
       }
@@ -469,19 +467,18 @@ export class PvPageTables {
   private devalidate(mfn: number, type: number): void {
     this.counts.demotions++;
     const w = this.ram.frameWords(mfn, false);
-    const base = this.ram.frameWordBase(mfn);
     if (type === PGT_l1_page_table) {
       for (let i = 0; i < 512; i++) {
-        const lo = w[base + i * 2];
-        if ((lo & _PAGE_PRESENT) !== 0) this.putPageFromL1e(lo, w[base + i * 2 + 1]);
+        const lo = w[i * 2];
+        if ((lo & _PAGE_PRESENT) !== 0) this.putPageFromL1e(lo, w[i * 2 + 1]);
       }
       return;
     }
     const isL4 = type === PGT_l4_page_table;
     for (let i = 511; i >= 0; i--) {
       if (isL4 && !PvPageTables.isGuestL4Slot(i)) continue;
-      const lo = w[base + i * 2];
-      if ((lo & _PAGE_PRESENT) !== 0) this.putPageFromLne(lo, w[base + i * 2 + 1], mfn);
+      const lo = w[i * 2];
+      if ((lo & _PAGE_PRESENT) !== 0) this.putPageFromLne(lo, w[i * 2 + 1], mfn);
     }
   }
 
@@ -501,7 +498,7 @@ export class PvPageTables {
     pgDom: Domain,
   ): number {
     const w = this.ram.frameWords(l1mfn, true);
-    const b = this.ram.frameWordBase(l1mfn) + i * 2;
+    const b = i * 2;
     const olo = w[b];
     const ohi = w[b + 1];
     let nlo = nloIn;
@@ -546,7 +543,7 @@ export class PvPageTables {
   ): number {
     if (level === 4 && !PvPageTables.isGuestL4Slot(i)) return -EINVAL;
     const w = this.ram.frameWords(mfn, true);
-    const b = this.ram.frameWordBase(mfn) + i * 2;
+    const b = i * 2;
     const olo = w[b];
     const ohi = w[b + 1];
     let nlo = nloIn;

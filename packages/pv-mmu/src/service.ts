@@ -13,6 +13,8 @@
  * the change visible, as on hardware, except where Xen flushes for safety (type changes,
  * linear page-table updates, frames reused). Nothing here throws on guest input.
  */
+
+import { vcpu_guest_context_x86_64 } from "@hyperlab/abi";
 import {
   type Domain,
   type FrameTable,
@@ -95,6 +97,11 @@ export class PvMmu implements MmuBackend, PvMmuService {
   readonly walkCounts = { walks: 0, reads: 0, writes: 0 };
 
   private readonly out = new WalkResult();
+  /**
+   * Told the machine address of every paging-structure entry a hardware walk reads, in the
+   * order read (for a data-cache model such as the study's); null for none.
+   */
+  walkRefSink: ((maddr: number) => void) | null = null;
   /** What the hypercall handlers (mmu-update.ts, mmuext.ts, memory-op.ts, ptwr.ts) run with. */
   private readonly ctx: PvMmuContext;
 
@@ -130,6 +137,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
     ptwrEmulations: { value: 0 },
     tlbFlushes: { value: 0 },
     pageFaults: { value: 0 },
+    remoteFlushes: { value: 0 },
   };
 
   constructor(hv: Hypervisor, options: PvMmuOptions = {}) {
@@ -184,8 +192,27 @@ export class PvMmu implements MmuBackend, PvMmuService {
         flushes: 0,
         ldtBase: 0,
         ldtEnts: 0,
+        ldtLoads: 0,
+        contextLoaded: false,
       };
       this.vcpuState[v.uid] = s;
+    }
+    if (!s.contextLoaded && v.vcpuId !== 0) {
+      // A vCPU VCPUOP_initialise started takes its LDT from that context (arch_set_info_guest).
+      const c = this.hv.vcpuAreas.guestContext(v);
+      if (c !== undefined) {
+        s.contextLoaded = true;
+        const dv = new DataView(c.buffer, c.byteOffset, c.byteLength);
+        const GC = vcpu_guest_context_x86_64.fields;
+        const ents = dv.getUint32(GC.ldt_ents.offset, true);
+        s.ldtEnts = ents;
+        s.ldtBase =
+          ents === 0
+            ? 0
+            : // A 48-bit plain number, as every VA here (canonical bits 63..48 dropped).
+              (dv.getUint32(GC.ldt_base.offset + 4, true) & 0xffff) * 2 ** 32 +
+              dv.getUint32(GC.ldt_base.offset, true);
+      }
     }
     return s;
   }
@@ -195,7 +222,21 @@ export class PvMmu implements MmuBackend, PvMmuService {
     return this.tlbs.get(v.uid);
   }
 
+  /** The vCPU's LDT as MMUEXT_SET_LDT (or VCPUOP_initialise) set it: Xen's arch.pv.ldt_base/ents. */
+  ldtOf(v: Vcpu): { base: number; ents: number; loads: number } {
+    const s = this.pv(v);
+    return { base: s.ldtBase, ents: s.ldtEnts, loads: s.ldtLoads };
+  }
+
   /** How many times the vCPU's TLB was flushed (locally, by a CR3 load, or by a remote flush). */
+  /** Hands the entries the last walk read to walkRefSink (from the walk's first level down). */
+  private emitWalkRefs(out: WalkResult): void {
+    const sink = this.walkRefSink;
+    if (sink === null) return;
+    const top = out.pwcLevel > 0 ? out.pwcLevel - 1 : this.mode.levels;
+    for (let i = 0; i < out.reads; i++) sink(out.entryMaddr[top - i]);
+  }
+
   tlbFlushCount(v: Vcpu): number {
     return this.pv(v).flushes;
   }
@@ -289,6 +330,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
       const w0 = out.totalWrites;
       c.walks++;
       const ok = walk(this.ram, root, va, acc, this.mode, out, tlb.pwc, tag);
+      if (this.walkRefSink !== null) this.emitWalkRefs(out);
       c.reads += out.totalReads - r0;
       c.writes += out.totalWrites - w0;
       if (ok && out.maddr < this.ram.bytes) {

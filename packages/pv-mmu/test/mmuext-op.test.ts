@@ -193,6 +193,29 @@ describe("mmuext_op: base pointers", () => {
   });
 });
 
+describe("walkRefSink", () => {
+  it("hears the machine address of every entry a hardware walk reads", () => {
+    const { w, g, v } = setup();
+    const heard: number[] = [];
+    w.pv.walkRefSink = (ma) => heard.push(ma);
+    const reads = w.pv.walkCounts.reads;
+    w.pv.read(v, g.b.startInfoVa, 4);
+    expect(heard.length).toBe(w.pv.walkCounts.reads - reads);
+    expect(heard.length).toBeGreaterThan(0);
+    // The last entry heard is the leaf, in a page table the guest owns.
+    const leaf = heard[heard.length - 1];
+    expect(w.hv.frames.owner[Math.floor(leaf / 4096)]).toBe(g.d.domid);
+    // Without a sink the walks go on unheard.
+    const n = heard.length;
+    w.pv.walkRefSink = null;
+    w.pv.flushLocal(v);
+    const r1 = w.pv.walkCounts.reads;
+    w.pv.read(v, g.b.startInfoVa, 4);
+    expect(w.pv.walkCounts.reads).toBeGreaterThan(r1);
+    expect(heard.length).toBe(n);
+  });
+});
+
 describe("mmuext_op: TLB flushes", () => {
   it("flushes the local TLB, one address, a vCPU set and the whole domain", () => {
     const { w, g, v } = setup();
@@ -304,6 +327,52 @@ describe("mmuext_op: pages, LDT and the rest", () => {
       ]).rc,
     ).toBe(-EINVAL);
     expect(ext(w, v, [{ cmd: MMUEXT_SET_LDT, arg1: {}, arg2: {} }]).rc).toBe(-EINVAL);
+  });
+
+  it("SET_LDT follows Xen 4.17 on every path: each bad argument -EINVAL, the state untouched", () => {
+    const { w, g, v } = setup();
+    const pv = w.hv.slot("pv-mmu");
+    const ldt = (linear_addr: unknown, nr_ents: unknown) =>
+      ext(w, v, [{ cmd: MMUEXT_SET_LDT, arg1: { linear_addr }, arg2: { nr_ents } } as MmuextOp]).rc;
+    const base = g.b.virtBase;
+    expect(ldt(base, 16)).toBe(0);
+    expect(pv.ldtOf(v)).toEqual({ base, ents: 16, loads: 1 });
+    const flushes = pv.tlbFlushCount(v);
+    // Each error path, with the LDT left as it was.
+    const bad: [unknown, unknown][] = [
+      [base, 8193], // more than 8192 entries
+      [base, 2 ** 32], // not an unsigned int
+      [base, -1],
+      [base, 1.5],
+      [base, Number.NaN],
+      [base, 5n],
+      [base + 8, 1], // base not page aligned
+      [base + 0.5, 1],
+      [-4096, 1],
+      [0x8000_0000_0000, 1], // inside the hypervisor's hole (first page)
+      [0x87ff_ffff_f000, 1], // inside the hole (last page)
+      [2 ** 48, 1], // beyond the 48-bit address space
+      [Number.NaN, 1],
+      [Infinity, 1],
+      [BigInt(base), 1],
+      [undefined, 1],
+    ];
+    for (const [p, n] of bad)
+      expect(ldt(p, n), `SET_LDT(${String(p)}, ${String(n)})`).toBe(-EINVAL);
+    expect(pv.ldtOf(v)).toEqual({ base, ents: 16, loads: 1 });
+    // The edges Xen accepts: 8192 entries; a base just below the hole or at its end (only the
+    // base is checked, so an LDT that runs into the hole is accepted here and faults on use).
+    expect(ldt(0x7fff_ffff_f000, 8192)).toBe(0);
+    expect(ldt(0x8800_0000_0000, 1)).toBe(0);
+    expect(pv.ldtOf(v)).toEqual({ base: 0x8800_0000_0000, ents: 1, loads: 3 });
+    // The same LDT again is no change (no load_LDT); with no entries the base is ignored.
+    expect(ldt(0x8800_0000_0000, 1)).toBe(0);
+    expect(pv.ldtOf(v).loads).toBe(3);
+    expect(ldt(12, 0)).toBe(0);
+    expect(ldt(Number.NaN, 0)).toBe(0);
+    expect(pv.ldtOf(v)).toEqual({ base: 0, ents: 0, loads: 4 });
+    // pv_destroy_ldt dropped no shadow mapping (none is modelled), so no flush was made.
+    expect(pv.tlbFlushCount(v)).toBe(flushes);
   });
 
   it("answers -EOPNOTSUPP for superpage marking, -ENOSYS for unknown commands, -EFAULT for bad arguments", () => {

@@ -1,6 +1,7 @@
 export type { ShadowMmuError, ShadowMmuErrorCode } from "./errors";
 export { shadowMmu } from "./plugin";
 export {
+  FLOOD_WRITES,
   type ShadowCounts,
   type ShadowFault,
   ShadowMmu,

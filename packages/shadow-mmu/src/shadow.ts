@@ -17,7 +17,15 @@
  *   protected. Hence every change to a shadowed guest entry goes through the host (guestStore
  *   emulates it and zaps the shadow entries of that slot; translate for a write unprotects
  *   the frame by zapping its shadow pages), and a present shadow entry always agrees with
- *   the guest entries on its path.
+ *   the guest entries on its path, except in an out-of-sync page (below).
+ * - Out of sync (KVM's unsync shadow pages): a guest frame whose shadow pages are all level-1
+ *   pages may go unsync on the first write fault; its pages are then all unsync (wpCount 0,
+ *   listed in unsyncPages) and the guest writes the table without exits. Its shadow entries
+ *   may be stale, as a TLB may be, until the guest flushes: a CR3 load syncs every unsync
+ *   page of the domain and write-protects its frame again; INVLPG syncs the one entry. A
+ *   frame's non-direct shadow pages are either all in sync or all unsync.
+ * - Write flooding: an emulated store to a shadow page above level 1 counts against it; a
+ *   page written FLOOD_WRITES times without a fault walking through it is zapped.
  * - A shadow leaf is writable only if the guest leaf is dirty (the host sets D on the first
  *   write, as the hardware would), the guest path allows writes, and the frame is not
  *   protected.
@@ -46,6 +54,7 @@ import {
   PERM_NX,
   PERM_RW,
   PERM_USER,
+  pteReserved,
   STEP_LEAF,
   STEP_TABLE,
   type Tlb,
@@ -87,6 +96,8 @@ const ROLE_DIRECT = 0x8;
 const ACC_W = 1;
 const ACC_U = 2;
 const ACC_NX = 4;
+/** Emulated writes without use after which a shadow page is zapped (KVM's detect_write_flooding). */
+export const FLOOD_WRITES = 3;
 
 export interface ShadowMmuOptions {
   /**
@@ -99,6 +110,17 @@ export interface ShadowMmuOptions {
    * and starts again (KVM's kvm_mmu_zap_all under memory pressure). Default 16384.
    */
   maxShadowPages?: number;
+  /**
+   * Let level-1 shadow pages go out of sync on a write fault and resync them at CR3 loads
+   * and INVLPG, as KVM does (default true). With false every store to a shadowed table
+   * traps and is emulated.
+   */
+  outOfSync?: boolean;
+  /**
+   * Zap a shadow page above level 1 after FLOOD_WRITES emulated writes without use, as
+   * KVM's detect_write_flooding (default true).
+   */
+  writeFlooding?: boolean;
 }
 
 /** A fault reported by translate. */
@@ -131,6 +153,14 @@ export interface ShadowCounts {
   emulatedWrites: number;
   /** Guest stores through guestStore to frames that were not write-protected. */
   plainStores: number;
+  /** Guest frames whose level-1 shadow pages went out of sync on a write fault. */
+  unsyncs: number;
+  /** Out-of-sync shadow pages brought back in sync (CR3 loads, reuse), frame re-protected. */
+  syncs: number;
+  /** Shadow entries dropped by a sync because the guest entry had changed. */
+  syncDropped: number;
+  /** Shadow pages zapped because they were written FLOOD_WRITES times without use. */
+  floodZaps: number;
   /** Present shadow entries zapped because the guest entry they shadow changed. */
   sptesZapped: number;
   shadowPagesCreated: number;
@@ -167,6 +197,10 @@ function newCounts(): ShadowCounts {
     injectedFaults: 0,
     emulatedWrites: 0,
     plainStores: 0,
+    unsyncs: 0,
+    syncs: 0,
+    syncDropped: 0,
+    floodZaps: 0,
     sptesZapped: 0,
     shadowPagesCreated: 0,
     shadowPagesZapped: 0,
@@ -188,6 +222,25 @@ function entryFrame(lo: number, hi: number): number {
   return (hi & ADDR_HI_MASK) * TWO_20 + (lo >>> 12);
 }
 
+/**
+ * Whether a level-1 shadow entry (slo, shi) still agrees with the guest entry (glo, ghi) it
+ * shadows, under the access bits `acc` of the upper levels (the page's role): the guest
+ * entry is present, accessed, free of reserved bits, names the same frame with the same
+ * user, NX and global bits, and allows a write wherever the shadow does (and is dirty).
+ */
+function spteAgrees(slo: number, shi: number, glo: number, ghi: number, acc: number): boolean {
+  if ((glo & (_PAGE_PRESENT | _PAGE_ACCESSED)) !== (_PAGE_PRESENT | _PAGE_ACCESSED)) return false;
+  if (pteReserved(glo, ghi, 1, PAGING_4LEVEL)) return false;
+  if (entryFrame(glo, ghi) !== entryFrame(slo, shi)) return false;
+  const user = (acc & ACC_U) !== 0 && (glo & _PAGE_USER) !== 0;
+  if (((slo & _PAGE_USER) !== 0) !== user) return false;
+  const nx = (acc & ACC_NX) !== 0 || (ghi & _PAGE_NX_HI) !== 0;
+  if (((shi & _PAGE_NX_HI) !== 0) !== nx) return false;
+  if ((slo & _PAGE_GLOBAL) !== (glo & _PAGE_GLOBAL)) return false;
+  const gw = (acc & ACC_W) !== 0 && (glo & (_PAGE_RW | _PAGE_DIRTY)) === (_PAGE_RW | _PAGE_DIRTY);
+  return (slo & _PAGE_RW) === 0 || gw;
+}
+
 /** The shadow-paging MMU backend: fills core's `mmu` slot. */
 export class ShadowMmu implements MmuBackend {
   readonly kind = "shadow";
@@ -196,19 +249,32 @@ export class ShadowMmu implements MmuBackend {
   /** VM exits by basic exit reason (index EXIT_REASON_*). */
   readonly exits = new Float64Array(VMX_EXIT_REASONS_MAX);
   readonly maxShadowPages: number;
+  readonly outOfSync: boolean;
+  readonly writeFlooding: boolean;
 
   private readonly hv: Hypervisor;
   private readonly ram: Ram;
   private readonly owner: Int32Array;
   private readonly tlbs: CpuTlbs;
   private readonly out = new WalkResult();
+  /**
+   * Told the machine address of every paging-structure entry a hardware walk reads, in the
+   * order read (for a data-cache model such as the study's); null for none.
+   */
+  walkRefSink: ((maddr: number) => void) | null = null;
   private readonly gout = new WalkResult();
 
   // Per shadow frame (indexed by mfn).
   private readonly spGfn: Float64Array;
   private readonly spRole: Uint8Array;
   private readonly spDom: Int32Array;
-  /** Per guest frame: non-direct shadow pages of it. */
+  /** 1 while the shadow page is out of sync. */
+  private readonly spUnsync: Uint8Array;
+  /** Emulated writes since a fault last walked through the shadow page. */
+  private readonly spFlood: Uint8Array;
+  /** Per domain: its out-of-sync shadow pages. */
+  private readonly unsyncPages = new Map<number, Set<number>>();
+  /** Per guest frame: in-sync non-direct shadow pages of it. */
   private readonly wpCount: Uint32Array;
   private readonly parents = new Map<number, number[]>();
   private readonly hash = new Map<number, Map<number, number>>();
@@ -254,6 +320,16 @@ export class ShadowMmu implements MmuBackend {
       );
     }
     this.maxShadowPages = max;
+    for (const k of ["outOfSync", "writeFlooding"] as const) {
+      if (options[k] !== undefined && typeof options[k] !== "boolean") {
+        throw shadowMmuError(
+          "SHADOW_BAD_OPTION",
+          `shadowMmu option ${k} must be true or false, got ${String(options[k])}.`,
+        );
+      }
+    }
+    this.outOfSync = options.outOfSync ?? true;
+    this.writeFlooding = options.writeFlooding ?? true;
     this.hv = hv;
     this.ram = hv.machine.ram;
     this.owner = hv.frames.owner;
@@ -261,6 +337,8 @@ export class ShadowMmu implements MmuBackend {
     this.spGfn = new Float64Array(n);
     this.spRole = new Uint8Array(n);
     this.spDom = new Int32Array(n);
+    this.spUnsync = new Uint8Array(n);
+    this.spFlood = new Uint8Array(n);
     this.wpCount = new Uint32Array(n);
   }
 
@@ -313,6 +391,11 @@ export class ShadowMmu implements MmuBackend {
         0,
       );
       c.shadowRefs += out.reads;
+      const sink = this.walkRefSink;
+      if (sink !== null) {
+        const top = out.pwcLevel > 0 ? out.pwcLevel - 1 : LEVELS;
+        for (let i = 0; i < out.reads; i++) sink(out.entryMaddr[top - i]);
+      }
       if (ok) {
         if (tlb !== null) tlb.insertWalk(out, 0);
         return out.maddr;
@@ -362,7 +445,7 @@ export class ShadowMmu implements MmuBackend {
       this.zapAll(dom);
     }
     const write = (access & PFEC_write_access) !== 0;
-    if (write && this.wpCount[pageGfn] > 0) {
+    if (write && this.wpCount[pageGfn] > 0 && !this.tryUnsync(pageGfn, dom)) {
       // The guest writes a frame it once used as a page table: stop shadowing it.
       this.counts.unprotects++;
       this.unprotect(pageGfn);
@@ -446,6 +529,8 @@ export class ShadowMmu implements MmuBackend {
     const leaf = this.wLeaf;
     let sp = root;
     for (let level = LEVELS; level >= 2; level--) {
+      // The fault walked through this page: it is in use, not flooded.
+      this.spFlood[sp] = 0;
       const a = sp * 4096 + (Math.floor(vpn / POW[level - 1]) % 512) * 8;
       const lo = ram.read64lo(a);
       if ((lo & _PAGE_PRESENT) !== 0) {
@@ -471,6 +556,7 @@ export class ShadowMmu implements MmuBackend {
       this.addParent(child, a);
       sp = child;
     }
+    this.spFlood[sp] = 0;
     const a = sp * 4096 + (vpn % 512) * 8;
     const acc = this.wAcc[leaf];
     const leafLo = this.wLeafLo;
@@ -508,7 +594,20 @@ export class ShadowMmu implements MmuBackend {
       this.hash.set(dom, h);
     }
     const found = h.get(key);
-    if (found !== undefined) return found;
+    if (found !== undefined) {
+      // A stale page about to be linked again is synced first (KVM's kvm_sync_page on reuse).
+      if (this.spUnsync[found] !== 0) this.syncPage(found);
+      this.spFlood[found] = 0;
+      return found;
+    }
+    if (!direct && this.wpCount[gfn] === 0 && this.byGfn.has(gfn)) {
+      // The frame's pages are out of sync. A new level-1 page syncs them (a frame is all in
+      // sync or all unsync); a table above level 1 zaps them, as KVM's get_shadow_page does.
+      for (const old of [...(this.byGfn.get(gfn) ?? [])]) {
+        if (level > 1) this.zapShadowPage(old);
+        else this.syncPage(old);
+      }
+    }
     const sm = this.hv.frames.allocate(DOMID_XEN, 0);
     if (sm < 0) {
       this.counts.allocFailures++;
@@ -518,6 +617,8 @@ export class ShadowMmu implements MmuBackend {
     this.spGfn[sm] = gfn;
     this.spRole[sm] = role;
     this.spDom[sm] = dom;
+    this.spUnsync[sm] = 0;
+    this.spFlood[sm] = 0;
     h.set(key, sm);
     this.counts.shadowPagesCreated++;
     this.counts.shadowPages++;
@@ -629,7 +730,10 @@ export class ShadowMmu implements MmuBackend {
         if (i >= 0) list.splice(i, 1);
         if (list.length === 0) this.byGfn.delete(gfn);
       }
-      this.wpCount[gfn]--;
+      if (this.spUnsync[sm] !== 0) {
+        this.spUnsync[sm] = 0;
+        this.unsyncPages.get(dom)?.delete(sm);
+      } else this.wpCount[gfn]--;
     }
     this.spRole[sm] = 0;
     this.hv.frames.release(sm);
@@ -678,6 +782,13 @@ export class ShadowMmu implements MmuBackend {
       return 0;
     }
     this.exits[EXIT_REASON_EXCEPTION_NMI]++;
+    if (this.tryUnsync(gfn, dom)) {
+      // The #PF exit made the frame's level-1 shadows unsync and the mapping writable: the
+      // store re-executes as a plain store, and so do the ones after it until the next sync.
+      ram.write64(gpa, lo >>> 0, hi >>> 0);
+      this.counts.plainStores++;
+      return 0;
+    }
     this.emulatedStore(dom, gpa, lo, hi);
     return 0;
   }
@@ -712,7 +823,14 @@ export class ShadowMmu implements MmuBackend {
     let changed = false;
     if (list !== undefined) {
       const off = gpa % 4096;
-      for (const sm of list) {
+      for (const sm of [...list]) {
+        if (this.writeFlooding && (this.spRole[sm] & 7) > 1 && ++this.spFlood[sm] >= FLOOD_WRITES) {
+          // Written again and again, never used: the guest is not using it as a table any
+          // more (KVM's detect_write_flooding); unshadow it so later stores do not trap.
+          this.counts.floodZaps++;
+          this.zapShadowPage(sm);
+          continue;
+        }
         const a = sm * 4096 + off;
         const slo = ram.read64lo(a);
         if ((slo & _PAGE_PRESENT) === 0) continue;
@@ -748,6 +866,8 @@ export class ShadowMmu implements MmuBackend {
     this.counts.tlbFlushes++;
     // A root switch also changes what the page-walk caches would find: they go too.
     this.tlbs.peek(uid)?.flushNonGlobal();
+    // A CR3 load is where the guest expects its table changes to be seen (kvm_mmu_sync_roots).
+    this.syncAll(vcpu.domain.domid);
   }
 
   /** A guest INVLPG (an INVLPG exit): the address's TLB entry goes, global or not. */
@@ -755,7 +875,94 @@ export class ShadowMmu implements MmuBackend {
     if (vcpu.uid >= this.cap) this.grow(vcpu.uid);
     this.exits[EXIT_REASON_INVLPG]++;
     this.counts.invlpg++;
-    if (Number.isFinite(va)) this.tlbs.peek(vcpu.uid)?.invlpg(va, 0);
+    if (!Number.isFinite(va)) return;
+    this.tlbs.peek(vcpu.uid)?.invlpg(va, 0);
+    if ((this.unsyncPages.get(vcpu.domain.domid)?.size ?? 0) > 0) this.syncOne(vcpu, va);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Out-of-sync shadow pages (KVM's unsync pages) and their resync
+
+  /**
+   * A write fault on a protected guest frame (KVM's mmu_try_to_unsync_pages): when every
+   * shadow page of it is a level-1 page, they all go out of sync and the frame is no longer
+   * protected. Returns false (nothing changed) when out-of-sync is off or the frame is also
+   * shadowed above level 1.
+   */
+  private tryUnsync(gfn: number, dom: number): boolean {
+    if (!this.outOfSync) return false;
+    const list = this.byGfn.get(gfn);
+    if (list === undefined) return false;
+    for (const sm of list) if ((this.spRole[sm] & 7) !== 1) return false;
+    let set = this.unsyncPages.get(dom);
+    if (set === undefined) {
+      set = new Set();
+      this.unsyncPages.set(dom, set);
+    }
+    for (const sm of list) {
+      this.spUnsync[sm] = 1;
+      set.add(sm);
+    }
+    this.wpCount[gfn] = 0;
+    this.counts.unsyncs++;
+    return true;
+  }
+
+  /** Syncs every out-of-sync shadow page of a domain. */
+  private syncAll(dom: number): void {
+    const set = this.unsyncPages.get(dom);
+    if (set === undefined || set.size === 0) return;
+    for (const sm of [...set]) this.syncPage(sm);
+  }
+
+  /**
+   * Brings an out-of-sync level-1 shadow page back in sync (KVM's kvm_sync_page): its frame
+   * is write-protected again, then every shadow entry whose guest entry changed is dropped
+   * (it refills on the next fault).
+   */
+  private syncPage(sm: number): void {
+    const dom = this.spDom[sm];
+    const gfn = this.spGfn[sm];
+    this.spUnsync[sm] = 0;
+    this.unsyncPages.get(dom)?.delete(sm);
+    this.counts.syncs++;
+    if (this.wpCount[gfn]++ === 0) this.writeProtect(gfn, dom);
+    let dropped = false;
+    for (let i = 0; i < 512; i++) if (this.syncEntry(sm, i)) dropped = true;
+    if (dropped) this.flushDomain(dom);
+  }
+
+  /** INVLPG in an out-of-sync page: the entry for va is synced, the page stays unsync. */
+  private syncOne(vcpu: Vcpu, va: number): void {
+    const root = vcpu.uid < this.cap ? this.root[vcpu.uid] : -1;
+    if (root < 0 || !(va >= 0 && va < VA_LIMIT)) return;
+    const vpn = Math.floor(va / 4096);
+    const ram = this.ram;
+    let sp = root;
+    for (let level = LEVELS; level >= 2; level--) {
+      const lo = ram.read64lo(sp * 4096 + (Math.floor(vpn / POW[level - 1]) % 512) * 8);
+      if ((lo & _PAGE_PRESENT) === 0) return;
+      sp = entryFrame(lo, ram.read64hi(sp * 4096 + (Math.floor(vpn / POW[level - 1]) % 512) * 8));
+    }
+    if (this.spUnsync[sp] !== 0 && (this.spRole[sp] & 7) === 1) this.syncEntry(sp, vpn % 512);
+  }
+
+  /**
+   * Drops the shadow entry i of level-1 shadow page sm if it no longer agrees with the guest
+   * entry it shadows (KVM's FNAME(sync_spte)). Returns whether it dropped one.
+   */
+  private syncEntry(sm: number, i: number): boolean {
+    const ram = this.ram;
+    const a = sm * 4096 + i * 8;
+    const slo = ram.read64lo(a);
+    if ((slo & _PAGE_PRESENT) === 0) return false;
+    const g = this.spGfn[sm] * 4096 + i * 8;
+    if (!spteAgrees(slo, ram.read64hi(a), ram.read64lo(g), ram.read64hi(g), this.spRole[sm] >> 4)) {
+      ram.write64(a, 0, 0);
+      this.counts.syncDropped++;
+      return true;
+    }
+    return false;
   }
 
   private flushDomain(dom: number): void {
@@ -813,10 +1020,16 @@ export class ShadowMmu implements MmuBackend {
     return null;
   }
 
+  /** Whether a shadow page (a host frame) is out of sync now. For tests and tools. */
+  isUnsync(sm: number): boolean {
+    return Number.isInteger(sm) && sm >= 0 && sm < this.spUnsync.length && this.spUnsync[sm] !== 0;
+  }
+
   /** Called by the plugin when a domain is destroyed: frees its shadow pages. */
   domainDestroyed(d: Domain): void {
     this.zapAll(d.domid);
     this.hash.delete(d.domid);
+    this.unsyncPages.delete(d.domid);
     for (const v of d.vcpus) {
       if (v.uid < this.cap) {
         this.root[v.uid] = -1;

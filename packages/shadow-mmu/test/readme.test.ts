@@ -23,8 +23,10 @@ it("runs the README example", () => {
   expect(sh.translate(v, 0x1000, 0) === a * 4096).toBe(true);
   expect(sh.isWriteProtected(l1)).toBe(true);
 
-  sh.guestStore(v, l1 * 4096 + 8, b * 4096 + 7, 0); // traps, is emulated, zaps the shadow entry
-  expect(sh.counts.emulatedWrites).toBe(1);
+  sh.guestStore(v, l1 * 4096 + 8, b * 4096 + 7, 0); // traps once: l1's shadow goes out of sync
+  sh.guestStore(v, l1 * 4096 + 16, b * 4096 + 7, 0); // no exit: l1 is writable now
+  expect(sh.counts.unsyncs).toBe(1);
+  sh.flushLocal(v); // the guest's CR3 reload syncs l1 and protects it again
   expect(sh.translate(v, 0x1000, 0) === b * 4096).toBe(true);
   expect(sh.exitCount(EXIT_REASON_EXCEPTION_NMI)).toBe(3);
 });
@@ -33,7 +35,8 @@ it("keeps the README's example in step with this test", () => {
   const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
   for (const line of [
     "const hv = createHypervisor({ machine, plugins: [shadowMmu()] }).boot();",
-    "sh.guestStore(v, l1 * 4096 + 8, b * 4096 + 7, 0); // traps, is emulated, zaps the shadow entry",
+    "sh.guestStore(v, l1 * 4096 + 8, b * 4096 + 7, 0); // traps once: l1's shadow goes out of sync",
+    "sh.flushLocal(v); // the guest's CR3 reload syncs l1 and protects it again",
     "sh.writeCr3(v, l4);",
   ]) {
     expect(readme).toContain(line);

@@ -15,6 +15,9 @@ import {
 } from "../src/index";
 import { boot, G, GuestMem, GuestTables, NX_HI, P, PRW, RW, US } from "./helpers";
 
+/** The in-sync model (KVM with unsync pages and write-flood detection turned off). */
+const IN_SYNC = { outOfSync: false, writeFlooding: false };
+
 function setup(options = {}) {
   const w = boot(options);
   const mem = new GuestMem(w);
@@ -138,7 +141,7 @@ describe("shadow faults and the hardware walk", () => {
 
 describe("write-protected guest page tables", () => {
   it("a guest PTE store traps, is emulated, and the shadow follows it without INVLPG", () => {
-    const { mem, t, v, sh } = setup();
+    const { mem, t, v, sh } = setup(IN_SYNC);
     const a = mem.alloc();
     const b = mem.alloc();
     t.map(0x1000, a);
@@ -155,7 +158,7 @@ describe("write-protected guest page tables", () => {
   });
 
   it("a PTE store by one vCPU flushes the other vCPUs' TLBs (the remote flush)", () => {
-    const { mem, t, v, sh } = setup();
+    const { mem, t, v, sh } = setup(IN_SYNC);
     const v1 = mem.d.vcpus[1];
     v1.cr3Mfn = t.cr3;
     const a = mem.alloc();
@@ -191,7 +194,7 @@ describe("write-protected guest page tables", () => {
   });
 
   it("a data page that becomes a page table loses write access; writing it as data unprotects it", () => {
-    const { mem, t, v, sh } = setup();
+    const { mem, t, v, sh } = setup(IN_SYNC);
     const x = mem.alloc();
     t.map(0x1000, x);
     expect(sh.translate(v, 0x1000, PFEC_write_access)).toBe(x * 4096);
@@ -224,7 +227,7 @@ describe("write-protected guest page tables", () => {
   });
 
   it("write64 through a mapping of a live table is emulated and propagated", () => {
-    const { w, mem, t, v, sh } = setup();
+    const { w, mem, t, v, sh } = setup(IN_SYNC);
     const a = mem.alloc();
     const b = mem.alloc();
     t.map(0x5000, a);

@@ -5,6 +5,7 @@ import { blkif_request, blkif_response } from "@hyperlab/abi";
 import { createMachine } from "@hyperlab/machine";
 import { BackRing, FrontRing, RING_ENTRY_BYTES, SharedRing, XenconsInterface } from "../src/index";
 import { benchBlk } from "./blk";
+import { benchNet } from "./net";
 
 function rate(label: string, unit: string, count: number, fn: () => void): void {
   fn(); // warm up
@@ -102,3 +103,5 @@ rate("console out ring write+read", "bytes", LINES * line.length, () => {
 
 // Block split drivers end to end, one run per backend data mode.
 await benchBlk();
+// Network split drivers: packets per second through dom0's bridge.
+await benchNet();

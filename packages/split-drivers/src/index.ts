@@ -42,6 +42,42 @@ export {
   XenconsError,
   XenconsInterface,
 } from "./console/xencons";
+// network (xen-netfront, xen-netback, dom0's bridge)
+export { NetbackDriver, type NetbackOptions } from "./net/back";
+export { NETBACK_RX_BATCH } from "./net/back-rx";
+export { NETBACK_TX_BUDGET } from "./net/back-tx";
+export {
+  NETBACK_TX_STAGE_PAGES,
+  type NetbackCounters,
+  type NetbackShared,
+  NetbackVif,
+} from "./net/back-vif";
+export { VifBridge, type VifBridgeOptions, type VifBridgePort } from "./net/bridge";
+export {
+  type NetfrontCounters,
+  NetfrontDevice,
+  type NetfrontHost,
+  type NetfrontOptions,
+  type NetfrontReceiver,
+  type NetfrontSendOptions,
+} from "./net/front";
+export { NetfrontDriver } from "./net/front-xenbus";
+export {
+  ETH_HLEN,
+  FATAL_SKB_SLOTS_DEFAULT,
+  formatMac,
+  NET_RX_RING_SIZE,
+  NET_TX_RING_SIZE,
+  NETIF_MAX_FRAME,
+  NetError,
+  type NetErrorCode,
+  type NetMeta,
+  netifSlotsFor,
+  netMeta,
+  parseMac,
+  XEN_NETBK_LEGACY_SLOTS_MAX,
+  XEN_PAGE_SIZE,
+} from "./net/netif";
 export type { RingErrorCode } from "./ring";
 export {
   BackRing,

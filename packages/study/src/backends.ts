@@ -8,9 +8,10 @@
  * backend's own counters, never estimated.
  */
 import type { Hypervisor, Plugin, Vcpu } from "@hyperlab/core";
-import { nativeMmu } from "@hyperlab/native-mmu";
+import { type NativeMmu, nativeMmu } from "@hyperlab/native-mmu";
 import { type NptMmu, nptMmu } from "@hyperlab/npt-mmu";
 import { tlbStats } from "@hyperlab/paging";
+import { pvCpu } from "@hyperlab/pv-cpu";
 import { type PvMmu, pvMmu } from "@hyperlab/pv-mmu";
 import { type ShadowMmu, shadowMmu } from "@hyperlab/shadow-mmu";
 import type { StudyCounts } from "./counts";
@@ -42,12 +43,20 @@ export interface StudyBackend {
   unsupported(params: BackendParams): string | null;
   /** The hypervisor plugins of a build with this backend. */
   plugins(params: BackendParams): Plugin[];
-  /** The backend's counters for one domain's vCPU, after boot. */
-  attach(hv: Hypervisor, vcpu: Vcpu): BackendCounters;
+  /**
+   * The backend's counters for one domain's vCPU, after boot. `walkRef`, when given, hears
+   * the machine address of every entry a hardware page walk reads (guest and nested).
+   */
+  attach(hv: Hypervisor, vcpu: Vcpu, walkRef?: (maddr: number) => void): BackendCounters;
 }
 
-function hypercallsOf(hv: Hypervisor): number {
-  return hv.stats.read("core", "hypercalls") ?? 0;
+/**
+ * Entries into Xen by hypercall (a multicall is one, as Xen's do_multicall is one trap),
+ * and the calls made inside multicalls, counted apart.
+ */
+function addHypercalls(hv: Hypervisor, out: StudyCounts): void {
+  out.hypercalls += hv.stats.read("core", "hypercall_entries") ?? 0;
+  out.multicallEntries += hv.stats.read("core", "multicall_entries") ?? 0;
 }
 
 /** The guest kernel maps user memory with 4 KiB or 2 MiB (transparent huge) pages. */
@@ -61,19 +70,28 @@ export const nativeBackend: StudyBackend = {
   description: "bare metal: one walk of the kernel's own tables per TLB miss",
   unsupported: noGiantGuestPages,
   plugins: () => [nativeMmu()],
-  attach: (hv) => ({
+  attach: (hv, _vcpu, walkRef) => {
+    // The bare-metal MMU fills core's mmu slot itself (it has no service slot of its own).
+    const mmu = hv.slot("mmu") as NativeMmu;
+    mmu.walkRefSink = walkRef ?? null;
+    return nativeCounters(hv);
+  },
+};
+
+function nativeCounters(hv: Hypervisor): BackendCounters {
+  return {
     addHardwareCounts(out) {
       out.tlbHits += hv.stats.read("native-mmu", "tlb_hits") ?? 0;
       out.tlbMisses += hv.stats.read("native-mmu", "tlb_misses") ?? 0;
       out.walkRefs += hv.stats.read("native-mmu", "walk_reads") ?? 0;
-      out.hypercalls += hypercallsOf(hv);
+      addHypercalls(hv, out);
     },
     addFlushCounts(out) {
       out.tlbFlushes += hv.stats.read("native-mmu", "tlb_flushes") ?? 0;
       out.invlpg += hv.stats.read("native-mmu", "invlpg") ?? 0;
     },
-  }),
-};
+  };
+}
 
 /** Xen PV direct paging: entries change by validated mmu_update, roots are pinned. */
 export const pvBackend: StudyBackend = {
@@ -81,9 +99,11 @@ export const pvBackend: StudyBackend = {
   description: "Xen PV direct paging: validated mmu_update, pinned roots, traps through Xen",
   unsupported: (p) =>
     p.guestPageSize !== "4K" ? "Xen PV guests have no superpages (PSE is refused in L2/L3)" : null,
-  plugins: () => [pvMmu()],
-  attach(hv, vcpu) {
+  // As examples/compose builds Xen: the guest boots through set_trap_table and callbacks.
+  plugins: () => [pvMmu(), pvCpu()],
+  attach(hv, vcpu, walkRef) {
     const pv: PvMmu = hv.slot("pv-mmu");
+    pv.walkRefSink = walkRef ?? null;
     return {
       addHardwareCounts(out) {
         const levels = tlbStats(pv.tlbOf(vcpu)).levels;
@@ -91,7 +111,8 @@ export const pvBackend: StudyBackend = {
         out.tlbHits += levels[0].lookups - misses;
         out.tlbMisses += misses;
         out.walkRefs += pv.walkCounts.reads;
-        out.hypercalls += hypercallsOf(hv);
+        addHypercalls(hv, out);
+        out.mmuUpdateRequests += hv.stats.read("pv-mmu", "mmu_updates") ?? 0;
       },
       addFlushCounts(out) {
         out.tlbFlushes += pv.tlbFlushCount(vcpu);
@@ -108,8 +129,9 @@ export const nestedBackend: StudyBackend = {
   description: "nested paging (EPT/NPT): 2D walks, EPT-violation exits back guest memory",
   unsupported: noGiantGuestPages,
   plugins: (p) => [nptMmu({ hostPageSize: p.hostPageSize })],
-  attach(hv) {
+  attach(hv, _vcpu, walkRef) {
     const npt: NptMmu = hv.slot("npt-mmu");
+    npt.walkRefSink = walkRef ?? null;
     return {
       addHardwareCounts(out) {
         const c = npt.counts;
@@ -119,7 +141,7 @@ export const nestedBackend: StudyBackend = {
         let exits = 0;
         for (let i = 0; i < npt.exits.length; i++) exits += npt.exits[i];
         out.vmExits += exits;
-        out.hypercalls += hypercallsOf(hv);
+        addHypercalls(hv, out);
       },
       addFlushCounts(out) {
         out.tlbFlushes += npt.counts.guestCr3Loads;
@@ -138,8 +160,9 @@ export const shadowBackend: StudyBackend = {
   description: "shadow paging: write-protected guest tables, hidden faults fill shadow tables",
   unsupported: noGiantGuestPages,
   plugins: () => [shadowMmu()],
-  attach(hv) {
+  attach(hv, _vcpu, walkRef) {
     const sh: ShadowMmu = hv.slot("shadow-mmu");
+    sh.walkRefSink = walkRef ?? null;
     return {
       addHardwareCounts(out) {
         const c = sh.counts;
@@ -151,7 +174,7 @@ export const shadowBackend: StudyBackend = {
         let exits = 0;
         for (let i = 0; i < sh.exits.length; i++) exits += sh.exits[i];
         out.vmExits += exits;
-        out.hypercalls += hypercallsOf(hv);
+        addHypercalls(hv, out);
       },
       addFlushCounts(out) {
         out.tlbFlushes += sh.counts.cr3Writes;

@@ -32,6 +32,27 @@ export const COST_INFO: readonly CostInfo[] = [
     assumption: false,
   },
   {
+    name: "l2Hits",
+    cycles: 8,
+    source:
+      "L2 load-to-use latency (12 cycles) beyond L1's 4, Skylake, Intel optimization manual (cost-model.md#l2hits)",
+    assumption: false,
+  },
+  {
+    name: "llcHits",
+    cycles: 38,
+    source:
+      "LLC load-to-use latency (about 42 cycles) beyond L1's 4, Skylake, Intel optimization manual (cost-model.md#llchits)",
+    assumption: true,
+  },
+  {
+    name: "dramAccesses",
+    cycles: 240,
+    source:
+      "DRAM latency (about 80 ns at 3 GHz) beyond L1's 4, Intel optimization manual and Drepper 2007 (cost-model.md#dramaccesses)",
+    assumption: true,
+  },
+  {
     name: "tlbHits",
     cycles: 0,
     source: "a first-level TLB hit is inside the load pipeline (cost-model.md#tlbhits)",
@@ -45,22 +66,82 @@ export const COST_INFO: readonly CostInfo[] = [
   },
   {
     name: "walkRefs",
-    cycles: 30,
+    cycles: 4,
     source:
-      "a paging-structure read served by L2/L3, Intel optimization manual; Bhargava et al. ASPLOS 2008 (cost-model.md#walkrefs)",
+      "a paging-structure read that hits L1d (walks read through the data caches, Intel SDM 4.10); misses priced apart; Bhargava et al. ASPLOS 2008 (cost-model.md#walkrefs)",
+    assumption: false,
+  },
+  {
+    name: "walkL2Hits",
+    cycles: 8,
+    source: "as l2Hits: L2 latency beyond L1's (cost-model.md#walkl2hits)",
+    assumption: false,
+  },
+  {
+    name: "walkLlcHits",
+    cycles: 38,
+    source: "as llcHits: LLC latency beyond L1's (cost-model.md#walkllchits)",
+    assumption: true,
+  },
+  {
+    name: "walkDramAccesses",
+    cycles: 240,
+    source: "as dramAccesses: DRAM latency beyond L1's (cost-model.md#walkdramaccesses)",
+    assumption: true,
+  },
+  {
+    name: "instructions",
+    cycles: 1,
+    source:
+      "one non-memory instruction at a CPI of about 1, as compilers run (cost-model.md#instructions)",
     assumption: true,
   },
   {
     name: "pageFaults",
-    cycles: 2000,
+    cycles: 1500,
     source:
-      "Linux anonymous page fault, as lmbench lat_pagefault measures it (cost-model.md#pagefaults)",
+      "Linux anonymous page fault without its page clear or copy, lmbench lat_pagefault's order (cost-model.md#pagefaults)",
     assumption: true,
+  },
+  {
+    name: "pagesZeroed",
+    cycles: 256,
+    source:
+      "clear_page of 4 KiB at 16 bytes per cycle (REP STOSB fast strings), Intel optimization manual (cost-model.md#pageszeroed)",
+    assumption: false,
+  },
+  {
+    name: "pagesCopied",
+    cycles: 512,
+    source:
+      "copy_page of 4 KiB at 8 bytes per cycle (REP MOVSB fast strings), Intel optimization manual (cost-model.md#pagescopied)",
+    assumption: false,
   },
   {
     name: "syscalls",
     cycles: 150,
     source: "direct cost of a null system call, Soares & Stumm OSDI 2010 (cost-model.md#syscalls)",
+    assumption: true,
+  },
+  {
+    name: "forks",
+    cycles: 40000,
+    source:
+      "fork's fixed work (task, mm, areas), lmbench lat_proc's order, McVoy & Staelin USENIX 1996 (cost-model.md#forks)",
+    assumption: true,
+  },
+  {
+    name: "execs",
+    cycles: 100000,
+    source:
+      "exec's fixed work (binary loading, new mm), lmbench lat_proc's order (cost-model.md#execs)",
+    assumption: true,
+  },
+  {
+    name: "exits",
+    cycles: 25000,
+    source:
+      "exit's fixed work (files, signals, mm teardown beyond tables), lmbench lat_proc's order (cost-model.md#exits)",
     assumption: true,
   },
   {
@@ -71,9 +152,23 @@ export const COST_INFO: readonly CostInfo[] = [
   },
   {
     name: "hypercalls",
-    cycles: 1000,
+    cycles: 600,
     source:
-      "Xen PV hypercall round trip with validation, Barham et al. SOSP 2003 (cost-model.md#hypercalls)",
+      "one entry into Xen and back (a multicall is one), Barham et al. SOSP 2003 for the mechanism (cost-model.md#hypercalls)",
+    assumption: true,
+  },
+  {
+    name: "multicallEntries",
+    cycles: 60,
+    source:
+      "Xen's do_multicall: copy one entry in, dispatch it, copy its result out (cost-model.md#multicallentries)",
+    assumption: true,
+  },
+  {
+    name: "mmuUpdateRequests",
+    cycles: 150,
+    source:
+      "Xen's per-request mmu_update work: copy, get_page_from_l1e type and reference checks, the write (cost-model.md#mmuupdaterequests)",
     assumption: true,
   },
   {

@@ -14,6 +14,7 @@ export const STUDY_CONFIG_ERROR_CODES = [
   "STUDY_CONFIG_UNREADABLE",
   "STUDY_CONFIG_INVALID",
   "STUDY_BAD_RESULTS",
+  "STUDY_BAD_CACHE",
 ] as const;
 
 /** What the host cannot give the study: a writable output directory, enough memory. */

@@ -15,16 +15,19 @@ import { createHypervisor, HyperlabError, type Hypervisor } from "@hyperlab/core
 import {
   bootNativeKernel,
   bootXenPvKernel,
+  createGuestPort,
   type GuestKernel,
   PROT_READ,
   PROT_WRITE,
   type Process,
   SIGKILL,
   spawnProcess,
+  startNativeKernel,
 } from "@hyperlab/guest";
 import { createMachine } from "@hyperlab/machine";
 import { buildPvDomain } from "@hyperlab/pv-mmu";
 import type { BackendCounters, BackendParams, StudyBackend } from "./backends";
+import { CacheHierarchy, type CacheLevelConfig, DEFAULT_CACHE_LEVELS } from "./cache";
 import { type StudyCounts, zeroCounts } from "./counts";
 import { ACCESS_READ, ACCESS_WRITE, type StudyTarget } from "./target";
 
@@ -33,11 +36,21 @@ export interface GuestTargetConfig {
   params: BackendParams;
   guestBytes: number;
   seed: number;
+  /** Xen PV only: batch page-table updates into multicalls (Linux's lazy MMU mode). Default true. */
+  pvBatching?: boolean;
+  /** The data caches user accesses go through (default: DEFAULT_CACHE_LEVELS, Skylake's). */
+  cache?: readonly CacheLevelConfig[];
 }
 
 const HPAGE = 2 ** 21;
+const GPAGE = 2 ** 30;
 /** mmap hands out addresses below this (the guest's MMAP_BASE); lengths stay under it. */
 const MMAP_LIMIT = 0x7f00_0000_0000;
+
+/** A process's address space in the data-cache model (0 is machine addresses). */
+function space(pid: number): number {
+  return 1 + (pid % 2046);
+}
 
 /** The guest kernel as a study target. */
 export class GuestTarget implements StudyTarget {
@@ -48,9 +61,14 @@ export class GuestTarget implements StudyTarget {
   private readonly procs = new Map<number, Process>();
   private readonly k = zeroCounts();
   private readonly xen: boolean;
+  /** The data-cache hierarchy every user access goes through (the same on every backend). */
+  readonly cache: CacheHierarchy;
+  /** Page-walk references served by L1d, L2, the LLC and DRAM (the rest of cache.hits is user data). */
+  readonly walkHits = new Float64Array(4);
 
   constructor(config: GuestTargetConfig) {
     const { backend, params } = config;
+    this.cache = new CacheHierarchy(config.cache ?? DEFAULT_CACHE_LEVELS);
     const why = backend.unsupported(params);
     if (why !== null) {
       throw new HyperlabError(
@@ -63,15 +81,44 @@ export class GuestTarget implements StudyTarget {
     // Whole 2 MiB blocks, so huge pages come from the kernel's own blocks; with huge pages,
     // one more block per 64 for page tables and 4 KiB pages.
     const blocks = Math.max(2, Math.ceil(config.guestBytes / HPAGE));
-    const nrPages = (large ? blocks + Math.ceil(blocks / 64) + 1 : blocks) * 512;
-    const ramBytes = (nrPages + Math.ceil(nrPages / 64) + 8192) * 4096;
+    // A 1 GiB host page maps only a whole, aligned 1 GiB run the domain owns (npt-mmu's
+    // backGfn): with 1 GiB host pages the guest's memory is whole 1 GiB runs, and the
+    // machine has one run more for the hypervisor's own frames below the first.
+    const giant = backend.name === "nested" && params.hostPageSize === "1G";
+    const runs = Math.ceil((blocks * HPAGE * 1.1) / GPAGE);
+    const nrPages = giant
+      ? runs * (GPAGE / 4096)
+      : (large ? blocks + Math.ceil(blocks / 64) + 1 : blocks) * 512;
+    const ramBytes = giant
+      ? (runs + 1) * GPAGE + (Math.ceil(nrPages / 64) + 8192) * 4096
+      : (nrPages + Math.ceil(nrPages / 64) + 8192) * 4096;
     const machine = createMachine({ ramBytes, cpus: 1, seed: config.seed });
     this.hv = createHypervisor({ machine, plugins: backend.plugins(params) }).boot();
     const d = this.hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: nrPages + 512 });
+    // Page walks' references (from boot on) go through the same caches as user data, at
+    // machine addresses (space 0; processes are spaces 1..2046).
+    const cache = this.cache;
+    const walkHits = this.walkHits;
+    this.hw = backend.attach(this.hv, d.vcpus[0], (maddr) => {
+      walkHits[cache.access(0, maddr)]++;
+    });
     this.xen = backend.name === "pv";
     if (this.xen) {
       const built = buildPvDomain(this.hv, this.hv.slot("pv-mmu"), { domain: d, nrPages });
-      this.kernel = bootXenPvKernel(this.hv, d, { startInfoVa: built.rsi, batching: true });
+      this.kernel = bootXenPvKernel(this.hv, d, {
+        startInfoVa: built.rsi,
+        batching: config.pvBatching ?? true,
+      });
+    } else if (giant) {
+      const frames: number[] = [];
+      for (let r = 0; r < runs; r++) {
+        const mfn = this.hv.allocDomainPages(d, 18);
+        if (mfn < 0) this.failed("1 GiB of aligned guest memory", mfn);
+        for (let i = 0; i < GPAGE / 4096; i++) frames.push(mfn + i);
+      }
+      this.kernel = startNativeKernel(createGuestPort(this.hv, d), frames, {
+        transparentHugepage: large ? "always" : "never",
+      });
     } else {
       this.kernel = bootNativeKernel(this.hv, d, {
         nrPages,
@@ -79,7 +126,6 @@ export class GuestTarget implements StudyTarget {
       });
     }
     this.hv.unpauseDomain(d);
-    this.hw = backend.attach(this.hv, d.vcpus[0]);
   }
 
   private proc(pid: number): Process {
@@ -167,10 +213,12 @@ export class GuestTarget implements StudyTarget {
 
   replay(pid: number, vas: Float64Array, kinds: Uint8Array, n: number, salt: number): number {
     const p = this.proc(pid);
+    const cache = this.cache;
     let h = 0x811c9dc5 ^ salt;
     for (let i = 0; i < n; i++) {
       const va = vas[i];
       const kind = kinds[i];
+      cache.access(space(pid), va);
       if (kind === ACCESS_WRITE) {
         if (!p.store(va, Math.imul(i + salt, 0x9e3779b1) >>> 0)) this.killed(p, va);
         continue;
@@ -187,6 +235,7 @@ export class GuestTarget implements StudyTarget {
   store(pid: number, vas: Float64Array, values: Uint32Array, n: number): void {
     const p = this.proc(pid);
     if (p.accessSet(vas, values, n) !== n) this.killed(p, vas[0]);
+    for (let i = 0; i < n; i++) this.cache.access(space(pid), vas[i]);
     this.k.accesses += n;
   }
 
@@ -196,6 +245,7 @@ export class GuestTarget implements StudyTarget {
     let h = 0x811c9dc5;
     for (let i = 0; i < steps; i++) {
       const va = base + slot * stride;
+      this.cache.access(space(pid), va);
       const x = p.load(va);
       if (x < 0) this.killed(p, va);
       slot = x;
@@ -205,6 +255,10 @@ export class GuestTarget implements StudyTarget {
     return h >>> 0;
   }
 
+  compute(n: number): void {
+    this.k.instructions += n;
+  }
+
   countOperations(n: number): void {
     this.k.operations += n;
   }
@@ -212,9 +266,23 @@ export class GuestTarget implements StudyTarget {
   counts(): StudyCounts {
     const c = { ...this.k };
     const g = this.kernel.counts;
+    const hits = this.cache.hits;
+    const walk = this.walkHits;
+    c.l2Hits = hits[1] - walk[1];
+    c.llcHits = hits[2] - walk[2];
+    c.dramAccesses = hits[3] - walk[3];
+    c.walkL2Hits = walk[1];
+    c.walkLlcHits = walk[2];
+    c.walkDramAccesses = walk[3];
     c.pageFaults = g.pageFaults;
     c.contextSwitches = g.contextSwitches;
     c.ptUpdates = g.ptUpdates;
+    // Demand-zero pages (512 per huge page) and new page tables are zeroed; COW copies.
+    c.pagesZeroed = g.demandZero + g.ptPagesAllocated;
+    c.pagesCopied = g.cowCopies;
+    c.forks = g.forks;
+    c.execs = g.execs;
+    c.exits = g.exits;
     // Under Xen PV faults trap through Xen, and so do stores to pinned tables (ptwr).
     if (this.xen) c.traps += g.pageFaults + g.trappingStores;
     this.hw.addHardwareCounts(c);

@@ -10,6 +10,12 @@ export {
   shadowBackend,
 } from "./backends";
 export {
+  CacheHierarchy,
+  type CacheLevelConfig,
+  DEFAULT_CACHE_LEVELS,
+  LINE_BYTES,
+} from "./cache";
+export {
   type ComparableResults,
   type Comparison,
   compareResults,
@@ -120,6 +126,16 @@ export {
   TICK_ACCESSES,
   type TickFn,
 } from "./run";
+export {
+  DEFAULT_SHOOTDOWN_COSTS,
+  runShootdownStudy,
+  type ShootdownBackend,
+  type ShootdownCosts,
+  type ShootdownCounts,
+  type ShootdownOptions,
+  type ShootdownResult,
+  shootdownCycles,
+} from "./shootdown";
 export {
   checkOutDir,
   checkStudyMemory,

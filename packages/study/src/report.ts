@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { scaleLinear, scaleLog } from "d3-scale";
 import { CONFIG_DEFAULTS, type StudyConfig } from "./config";
 import { COST_INFO, type CostTable, DEFAULT_COSTS, estimateCycles } from "./cost-model";
-import { COUNT_INFO, COUNT_NAMES, type StudyCounts } from "./counts";
+import { COUNT_INFO, COUNT_NAMES, type CountName, type StudyCounts } from "./counts";
 import { type IoResults, ioReportHtml } from "./io/results";
 import type { RunResult } from "./run";
 import { STUDY_VERSION } from "./version";
@@ -262,6 +262,10 @@ export function resultsCsv(res: StudyResults): string {
 // ---- terminal summary ----
 
 /** A plain-text table of the runs (counts exact, cycles estimated). */
+function ratioText(x: number, base: number | undefined): string {
+  return base === undefined || base === 0 ? "-" : `${sig(round(x / base))}x`;
+}
+
 export function summaryTable(res: StudyResults): string {
   const head = [
     "case",
@@ -275,8 +279,12 @@ export function summaryTable(res: StudyResults): string {
     "est. Mcycles",
     "est. vs native",
     "warm-up share",
+    "warm-up vs native",
     "steady vs native",
   ];
+  const nativeWarm = new Map<string, number>();
+  for (const r of res.runs)
+    if (r.backend === "native") nativeWarm.set(r.baseKey, r.warmupEstCycles);
   const rows = res.runs.map((r) => [
     r.caseKey,
     r.backend,
@@ -289,6 +297,7 @@ export function summaryTable(res: StudyResults): string {
     sig(r.estCycles / 1e6),
     r.estOverheadVsNative === null ? "-" : `${sig(r.estOverheadVsNative)}x`,
     r.estCycles === 0 ? "-" : `${sig(round((100 * r.warmupEstCycles) / r.estCycles))}%`,
+    ratioText(r.warmupEstCycles, nativeWarm.get(r.baseKey)),
     r.steady.estOverheadVsNative === null ? "-" : `${sig(r.steady.estOverheadVsNative)}x`,
   ]);
   const all = [head, ...rows];
@@ -299,7 +308,7 @@ export function summaryTable(res: StudyResults): string {
   out.push("");
   out.push("Counts are exact; 'est.' columns are cost-model estimates (docs/cost-model.md).");
   out.push(
-    "Warm-up is the first touch of the working set; 'steady vs native' compares what follows it (estimates).",
+    "Warm-up is the first touch of the working set; 'warm-up vs native' compares it alone, 'steady vs native' what follows it (estimates).",
   );
   if (res.runs.some((r) => !r.sameResultAsOtherBackends)) {
     out.push("A checksum marked ! differs from another backend's on the same case: a bug.");
@@ -519,12 +528,51 @@ const SHORT_UNITS: Record<string, string> = {
   references: "refs",
 };
 
+/**
+ * Counts of the work every backend shares or Xen does per request: shown in their own
+ * table beside the runs table, so each fits 1,400 px.
+ */
+const WORK_COUNTS: readonly CountName[] = [
+  "l2Hits",
+  "llcHits",
+  "dramAccesses",
+  "walkL2Hits",
+  "walkLlcHits",
+  "walkDramAccesses",
+  "instructions",
+  "pagesZeroed",
+  "pagesCopied",
+  "forks",
+  "execs",
+  "exits",
+  "multicallEntries",
+  "mmuUpdateRequests",
+];
+const RUN_COUNTS = COUNT_INFO.filter((c) => !WORK_COUNTS.includes(c.name));
+
+function workTable(res: StudyResults): string {
+  const info = COUNT_INFO.filter((c) => WORK_COUNTS.includes(c.name));
+  const head = [
+    "<th>case</th>",
+    "<th>backend</th>",
+    ...info.map(
+      (c) =>
+        `<th title="${esc(c.description)}">${esc(c.description)}<br><span class="unit">${esc(SHORT_UNITS[c.unit] ?? c.unit)}</span></th>`,
+    ),
+  ];
+  const rows = res.runs.map(
+    (r) =>
+      `<tr><td class="case">${esc(r.caseKey)}</td><td class="text">${esc(r.backend)}</td>${info.map((c) => `<td>${groupDigits(r.counts[c.name])}</td>`).join("")}</tr>`,
+  );
+  return `<table id="work">\n<tr>${head.join("")}</tr>\n${rows.join("\n")}\n</table>`;
+}
+
 function runsTable(res: StudyResults): string {
   const head = [
     "<th>case</th>",
     "<th>backend</th>",
     "<th>checksum</th>",
-    ...COUNT_INFO.map(
+    ...RUN_COUNTS.map(
       (c) =>
         `<th title="${esc(c.description)}">${esc(c.description)}<br><span class="unit">${esc(SHORT_UNITS[c.unit] ?? c.unit)}</span></th>`,
     ),
@@ -533,7 +581,7 @@ function runsTable(res: StudyResults): string {
   ];
   const rows = res.runs.map(
     (r) =>
-      `<tr><td class="case">${esc(r.caseKey)}</td><td class="text">${esc(r.backend)}</td><td class="text">${r.checksum}${r.sameResultAsOtherBackends ? "" : " (differs!)"}</td>${COUNT_NAMES.map((n) => `<td>${groupDigits(r.counts[n])}</td>`).join("")}<td>${sig(r.estCycles)}</td><td>${r.estOverheadVsNative === null ? "-" : `${sig(r.estOverheadVsNative)}×`}</td></tr>`,
+      `<tr><td class="case">${esc(r.caseKey)}</td><td class="text">${esc(r.backend)}</td><td class="text">${r.checksum}${r.sameResultAsOtherBackends ? "" : " (differs!)"}</td>${RUN_COUNTS.map((c) => `<td>${groupDigits(r.counts[c.name])}</td>`).join("")}<td>${sig(r.estCycles)}</td><td>${r.estOverheadVsNative === null ? "-" : `${sig(r.estOverheadVsNative)}×`}</td></tr>`,
   );
   return `<table id="runs">\n<tr>${head.join("")}</tr>\n${rows.join("\n")}\n</table>`;
 }
@@ -656,10 +704,13 @@ ${barChart({ title: "Overhead against native (estimate)", axis: "estimated cycle
 ${barChart({ title: "Steady-state overhead against native (estimate)", axis: "estimated cycles after warm-up / native's on the same case (ratio)", groups: so.groups, series: so.series, ref: { value: 1, label: "native = 1" } })}
 ${barChart({ title: "Page-walk references per TLB miss (exact)", axis: "memory references per TLB miss", groups: refs.groups, series: refs.series })}
 ${barChart({ title: "VM exits per operation (exact)", axis: "VM exits per workload operation", groups: exits.groups, series: exits.series })}
-${barChart({ title: "Hypercalls per operation (exact)", axis: "hypercalls per workload operation", groups: hcalls.groups, series: hcalls.series })}
+${barChart({ title: "Entries into Xen by hypercall per operation (exact)", axis: "hypercall entries per workload operation (a multicall is one)", groups: hcalls.groups, series: hcalls.series })}
 <h2>Runs</h2>
 <p>Every count is exact; the last two columns are estimates. An update (random, kbuild) reads and then writes its word: two translations, so TLB hits plus misses can be twice the accesses.</p>
 ${runsTable(res)}
+<h2>Data caches, kernel and hypervisor work</h2>
+<p>Work counted apart and priced per event (exact counts): where user accesses and page-walk references that missed L1d were served, the workload's own instructions, pages the guest kernel zeroed and copied, its process system calls, and what Xen did inside multicalls and mmu_update batches.</p>
+${workTable(res)}
 <h2>Warm-up and steady state</h2>
 <p>Warm-up ends when the workload has touched its working set once (first-touch faults, table building); the steady state is everything after. Counts are exact; cycles and ratios are estimates.</p>
 ${phaseTable(res)}

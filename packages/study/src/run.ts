@@ -116,6 +116,9 @@ class RunTarget implements StudyTarget {
     this.saw(steps);
     return h;
   }
+  compute(n: number): void {
+    this.k.compute?.(n);
+  }
   countOperations(n: number): void {
     this.k.countOperations(n);
     this.operations += n;

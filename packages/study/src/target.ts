@@ -42,6 +42,11 @@ export interface StudyTarget {
    * Optional: the study's run wrapper provides it; a workload calls it at most once.
    */
   warmedUp?(): void;
+  /**
+   * Counts `n` non-memory instructions of the workload's own computation (what a compiler
+   * does between its memory accesses). Optional; the same on every backend.
+   */
+  compute?(n: number): void;
   /** Counts a workload-level operation (the unit of per-operation figures). */
   countOperations(n: number): void;
   /** Kernel counts plus the backend's hardware counts, as of now. */

@@ -37,6 +37,12 @@ export interface Workload {
 }
 
 const MiB = 2 ** 20;
+/**
+ * Instructions a compile job executes per 4 KiB page of heap it touches: the order of a
+ * kernel build's instructions per page fault as `perf stat` reports them (a few 10^4;
+ * docs/cost-model.md#instructions). Every backend runs the same instructions.
+ */
+export const KBUILD_INSTRUCTIONS_PER_PAGE = 25_000;
 const TWO_32 = 0x1_0000_0000;
 const BATCH = 4096;
 
@@ -182,7 +188,7 @@ const gups: Workload = {
   description:
     "random access over a large working set (GUPS-like): the table is written once, then updated at random offsets",
   operationUnit: "update",
-  defaultOperations: 200_000,
+  defaultOperations: 1_000_000,
   guestBytes: (p) => p.workingSetBytes + headroom(p),
   run(k, p, prng) {
     const ws = perProcess(p);
@@ -226,7 +232,7 @@ const stream: Workload = {
   description:
     "sequential streaming: copy one half of the working set into the other (padded apart by a page and a line), one 64-byte line per access",
   operationUnit: "access",
-  defaultOperations: 200_000,
+  defaultOperations: 1_000_000,
   guestBytes: (p) => p.workingSetBytes + headroom(p),
   run(k, p) {
     const ws = perProcess(p);
@@ -266,7 +272,7 @@ const pointerChase: Workload = {
   description:
     "pointer chasing: a random cycle through 256-byte slots of the working set, one dependent load per step",
   operationUnit: "dependent load",
-  defaultOperations: 200_000,
+  defaultOperations: 1_000_000,
   guestBytes: (p) => p.workingSetBytes + headroom(p),
   run(k, p, prng) {
     const ws = perProcess(p);
@@ -351,6 +357,7 @@ const kbuild: Workload = {
           const from = Math.floor((heapBytes * slice) / 4 / 4096) * 4096;
           const to = Math.floor((heapBytes * (slice + 1)) / 4 / 4096) * 4096;
           populate(b, job.heap + from, to - from);
+          k.compute?.(((to - from) / 4096) * KBUILD_INSTRUCTIONS_PER_PAGE);
           for (let i = 0; i < 256; i++) b.push(job.heap + randomOffset(prng, to), ACCESS_UPDATE);
           for (let at = 0; at < to; at += 512) b.push(job.heap + at, ACCESS_READ);
           b.flush();

@@ -19,7 +19,7 @@ describe("cost model", () => {
 
   it("cites a section of docs/cost-model.md for every default, with its figure", () => {
     for (const c of COST_INFO) {
-      const anchor = c.source.match(/cost-model\.md#([a-z]+)/)?.[1];
+      const anchor = c.source.match(/cost-model\.md#([a-z0-9]+)/)?.[1];
       expect(anchor, c.name).toBe(c.name.toLowerCase());
       expect(doc).toContain(`## ${c.name}\n`);
       const row = new RegExp(`\\| \\[${c.name}\\]\\(#${anchor}\\) +\\| ${c.cycles} +\\|`);

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { resolveConfig } from "../src/config";
+import { COST_NAMES } from "../src/cost-model";
 import { COUNT_NAMES, zeroCounts } from "../src/counts";
 import {
   buildResults,
@@ -82,7 +83,7 @@ describe("reports", () => {
     expect(j.format).toBe("hyperlab-study/2");
     expect(j.schemaVersion).toBe(2);
     expect(j.note).toMatch(/exact.*estimates/);
-    expect(j.costs).toHaveLength(13);
+    expect(j.costs).toHaveLength(COST_NAMES.length);
     const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
     expect(j.generator).toEqual({
       package: "@hyperlab/study",
@@ -109,7 +110,13 @@ describe("reports", () => {
     expect(nested.steady.estOverheadVsNative).toBeGreaterThan(1);
     expect(nested.steady.refsPerTlbMiss).toBe(4);
     const table = summaryTable(res);
-    expect(table.split("\n")[0]).toMatch(/est\. vs native +warm-up share +steady vs native$/);
+    expect(table.split("\n")[0]).toMatch(
+      /est\. vs native +warm-up share +warm-up vs native +steady vs native$/,
+    );
+    // The nested row shows its warm-up against native's warm-up, beside the steady state.
+    const warmRatio = Math.round((nested.warmupEstCycles / native.warmupEstCycles) * 1e4) / 1e4;
+    const nestedRow = table.split("\n").find((l) => / nested /.test(l)) ?? "";
+    expect(nestedRow).toContain(`${sig(warmRatio)}x  `);
     expect(reportHtml(res)).toContain("Steady-state overhead against native (estimate): nested");
   });
 

@@ -243,7 +243,7 @@ describe("a study run", () => {
     expect(results.runs).toHaveLength(24);
     for (const r of results.runs) expect(r.sameResultAsOtherBackends, r.key).toBe(true);
     expect(readFileSync(join(out, "report.html"), "utf8")).toContain("<svg ");
-  });
+  }, 600_000); // the whole default study: minutes on a loaded host
 
   it("lists workloads and backends", () => {
     expect(listWorkloads().map((w) => w.name)).toEqual([

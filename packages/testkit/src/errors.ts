@@ -12,6 +12,8 @@ export const TESTKIT_ERROR_CODES = [
   "IRQ_ROUTING_INVARIANTS_BROKEN",
   /** assertIomemInvariants found I/O memory violations. */
   "IOMEM_INVARIANTS_BROKEN",
+  /** A write audit saw stores outside the acting domain's frames. */
+  "WRITE_AUDIT_STRAY",
 ] as const;
 
 export type TestkitErrorCode = (typeof TESTKIT_ERROR_CODES)[number];
@@ -28,3 +30,6 @@ export class InvariantError extends Error {
     this.violations = violations;
   }
 }
+
+/** Codes of the HyperlabErrors testkit throws for a caller's mistake (not a model bug). */
+export type TestkitUsageCode = "WRITE_AUDIT_NESTED" | "WRITE_AUDIT_DISPOSED";

@@ -1,4 +1,9 @@
-export { InvariantError, TESTKIT_ERROR_CODES, type TestkitErrorCode } from "./errors";
+export {
+  InvariantError,
+  TESTKIT_ERROR_CODES,
+  type TestkitErrorCode,
+  type TestkitUsageCode,
+} from "./errors";
 export {
   assertGrantInvariants,
   checkGrantInvariants,
@@ -57,3 +62,9 @@ export {
   type RefWalkOptions,
   refWalk,
 } from "./mmu-harness";
+export {
+  createWriteAudit,
+  type StrayWrite,
+  type WriteAudit,
+  type WriteAuditOptions,
+} from "./write-audit";

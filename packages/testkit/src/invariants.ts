@@ -94,12 +94,11 @@ export function checkFrameInvariants(hv: Hypervisor, options: InvariantOptions =
     const mapper = domains.get(owner);
     const level = type >>> 29;
     const w = ram.frameWords(t, false);
-    const base = ram.frameWordBase(t);
     for (let i = 0; i < 512; i++) {
       if (level === 4 && !isGuestL4Slot(i)) continue;
-      const lo = w[base + i * 2];
+      const lo = w[i * 2];
       if ((lo & 1) === 0) continue;
-      const hi = w[base + i * 2 + 1];
+      const hi = w[i * 2 + 1];
       const m = (hi & 0xf_ffff) * TWO_20 + (lo >>> 12);
       const rw = (lo & 2) !== 0;
       if (m >= n) {

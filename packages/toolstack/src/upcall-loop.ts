@@ -8,6 +8,10 @@
  * xen_evtchn_do_upcall on every vCPU that has an upcall pending, is not offline, has upcalls
  * unmasked, and belongs to a running (not paused, shut down or dying) domain.
  *
+ * A vCPU's upcall flags are read from its vcpu_info where the guest kernel points
+ * (per_cpu(xen_vcpu)): the area it registered with VCPUOP_register_vcpu_info once it has, its
+ * slot in shared_info before.
+ *
  * Invariants: runPendingUpcalls returns only when a whole round over the registered domains
  * found no deliverable upcall, or after `maxRounds` rounds (then, in "microtask" mode, another
  * run is queued, so a guest that keeps raising events is time-sliced rather than looping
@@ -15,12 +19,6 @@
  * a run makes the running call do another round. A paused domain's upcalls wait, as its
  * vCPUs do not run, and are taken by the first run after it is unpaused.
  */
-import {
-  shared_info_x86_32,
-  shared_info_x86_64,
-  vcpu_info_x86_32,
-  vcpu_info_x86_64,
-} from "@hyperlab/abi";
 import { type Domain, HyperlabError, type Hypervisor } from "@hyperlab/core";
 import type { XenEvtchnGuest } from "@hyperlab/guest";
 import type { XenbusUpcalls } from "@hyperlab/split-drivers";
@@ -42,10 +40,6 @@ export interface UpcallLoopOptions {
 interface Entry {
   readonly domain: Domain;
   readonly guest: XenEvtchnGuest;
-  /** Byte address of vCPU 0's evtchn_upcall_mask, and the stride between vCPUs. */
-  readonly maskAddr: number;
-  readonly stride: number;
-  readonly nrVcpuInfo: number;
 }
 
 /** Runs pending event-channel upcalls of the domains registered with it. */
@@ -61,10 +55,8 @@ export class UpcallLoop implements XenbusUpcalls {
   /** Events handled by those upcalls so far. */
   events = 0;
 
-  constructor(
-    private readonly hv: Hypervisor,
-    options: UpcallLoopOptions = {},
-  ) {
+  /** `_hv`: the hypervisor whose domains it serves (the guests' own views say what is pending). */
+  constructor(_hv: Hypervisor, options: UpcallLoopOptions = {}) {
     const mode = options.mode ?? "microtask";
     if (mode !== "microtask" && mode !== "manual") {
       throw new HyperlabError(
@@ -96,19 +88,7 @@ export class UpcallLoop implements XenbusUpcalls {
         `Domain ${domain.domid} already has guest-side event channels registered; unregister them first.`,
       );
     }
-    const is64 = domain.addressSize !== 32;
-    const si = is64 ? shared_info_x86_64 : shared_info_x86_32;
-    const vi = is64 ? vcpu_info_x86_64 : vcpu_info_x86_32;
-    this.entries.set(domain.domid, {
-      domain,
-      guest,
-      maskAddr:
-        domain.sharedInfoMfn * 4096 +
-        si.fields.vcpu_info.offset +
-        vi.fields.evtchn_upcall_mask.offset,
-      stride: vi.sizeof,
-      nrVcpuInfo: si.fields.vcpu_info.count ?? 32,
-    });
+    this.entries.set(domain.domid, { domain, guest });
   }
 
   /** Stops delivering to `domain` (its kernel is gone). */
@@ -177,10 +157,11 @@ export class UpcallLoop implements XenbusUpcalls {
 
   private deliverable(e: Entry, cpu: number): boolean {
     const d = e.domain;
-    if (d.state !== "running" || cpu >= e.nrVcpuInfo) return false;
+    if (d.state !== "running") return false;
     if (d.vcpus[cpu].state === "offline") return false;
-    if (!e.guest.upcallPending(cpu)) return false;
-    return this.hv.machine.ram.read8(e.maskAddr + cpu * e.stride) === 0;
+    // The guest reads its vcpu_info where its kernel points (the area it registered with
+    // VCPUOP_register_vcpu_info, else its shared_info slot; none from vCPU 32 on).
+    return e.guest.upcallPending(cpu) && !e.guest.upcallMasked(cpu);
   }
 
   private round(): boolean {

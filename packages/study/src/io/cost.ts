@@ -35,14 +35,16 @@ export const IO_COST_INFO: readonly IoCostInfo[] = [
   },
   {
     name: "eoiHypercalls",
-    cycles: 1000,
-    source: "a Xen PV hypercall round trip, Barham et al. SOSP 2003 (cost-model.md#io-hypercalls)",
+    cycles: 600,
+    source:
+      "one entry into Xen by hypercall, as the MMU study prices it (cost-model.md#hypercalls, #io-hypercalls)",
     assumption: true,
   },
   {
     name: "otherHypercalls",
-    cycles: 1000,
-    source: "a Xen PV hypercall round trip, Barham et al. SOSP 2003 (cost-model.md#io-hypercalls)",
+    cycles: 600,
+    source:
+      "one entry into Xen by hypercall, as the MMU study prices it (cost-model.md#hypercalls, #io-hypercalls)",
     assumption: true,
   },
   {

@@ -1,0 +1,627 @@
+/*
+ * C reference of @hyperlab/paging's hot paths, for the side-by-side rates of `pnpm bench`
+ * and the checksum test (test/c-reference.test.ts). The same algorithms and data layouts as
+ * src/walker.ts, src/assoc.ts, src/pwc.ts and src/tlb.ts: a 4-level walk over a flat RAM
+ * array of 8-byte entries (reserved-bit checks from the mode's masks, rights accumulated
+ * per level, A/D written only on success), set-associative LRU arrays keyed by VA prefix
+ * and tag, the default page-walk caches (PDE 8x4, PDPTE 1x4, PML4E 1x2, PML5E 1x2) and the
+ * default two-level TLB (dTLB 16x4 / 8x4 / 1x4, STLB 128x12 / 128x8 / 4x4) with refill of
+ * the levels that missed. Its input (page tables, VAs, access orders, mode) is written by
+ * bench/fixture.ts from the same seeded PRNG as the TypeScript bench, so both run the same
+ * walks in the same order.
+ *
+ * Usage: paging-ref FIXTURE bench N      rates, one "name<TAB>wall M/s<TAB>cpu M/s" line each
+ *        paging-ref FIXTURE check N      checksums and counters, one "name<TAB>..." line each
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef uint64_t u64;
+typedef uint32_t u32;
+
+/* ---- machine memory: a flat array of 32-bit words, 1024 per 4 KiB frame. */
+static u32 *ram;
+static u64 nr_frames;
+
+/* ---- paging mode */
+static u32 rsvd_lo[12], rsvd_hi[12];
+static int mode_nxe, mode_wp;
+
+#define PAGE_PRESENT 0x1u
+#define PAGE_ACCESSED 0x20u
+#define PAGE_DIRTY 0x40u
+#define PAGE_PSE 0x80u
+#define PAGE_GLOBAL 0x100u
+#define PAGE_NX_HI 0x80000000u
+#define ACCESS_WRITE 0x2
+#define ACCESS_USER 0x4
+#define ACCESS_FETCH 0x10
+#define PERM_RW 0x02
+#define PERM_USER 0x04
+#define PERM_NX 0x08
+#define PERM_DIRTY 0x40
+#define PERM_GLOBAL 0x100
+#define RW_US (PERM_RW | PERM_USER)
+
+/* ---- set-associative LRU array (src/assoc.ts) */
+typedef struct {
+  u32 sets, ways, mask;
+  u64 *key;
+  u32 *tag;
+  uint8_t *flags;
+  u64 *value;
+  uint16_t *perms;
+  u64 *stamp;
+  u64 clock;
+  int evicted;
+} assoc;
+
+static void assoc_init(assoc *a, u32 sets, u32 ways) {
+  u32 n = sets * ways;
+  a->sets = sets;
+  a->ways = ways;
+  a->mask = sets - 1;
+  a->key = calloc(n, sizeof(u64));
+  a->tag = calloc(n, sizeof(u32));
+  a->flags = calloc(n, 1);
+  a->value = calloc(n, sizeof(u64));
+  a->perms = calloc(n, sizeof(uint16_t));
+  a->stamp = calloc(n, sizeof(u64));
+  a->clock = 0;
+  a->evicted = 0;
+}
+
+static inline int assoc_find(assoc *a, u64 key, u32 tag) {
+  u32 base = ((u32)key & a->mask) * a->ways, end = base + a->ways;
+  for (u32 i = base; i < end; i++) {
+    if (a->key[i] != key) continue;
+    uint8_t f = a->flags[i];
+    if (f != 0 && (a->tag[i] == tag || (f & 2) != 0)) {
+      a->stamp[i] = ++a->clock;
+      return (int)i;
+    }
+  }
+  return -1;
+}
+
+static inline u32 assoc_insert(assoc *a, u64 key, u32 tag, int global, u64 value, u32 perms) {
+  u32 base = ((u32)key & a->mask) * a->ways, end = base + a->ways;
+  int idx = -1, free_ = -1;
+  for (u32 i = base; i < end; i++) {
+    uint8_t f = a->flags[i];
+    if (f == 0) {
+      if (free_ < 0) free_ = (int)i;
+    } else if (a->key[i] == key && (a->tag[i] == tag || (global && (f & 2) != 0))) {
+      idx = (int)i;
+      break;
+    }
+  }
+  a->evicted = 0;
+  if (idx < 0) {
+    if (free_ >= 0) idx = free_;
+    else {
+      u32 best = base;
+      for (u32 i = base + 1; i < end; i++)
+        if (a->stamp[i] < a->stamp[best]) best = i;
+      idx = (int)best;
+      a->evicted = 1;
+    }
+  }
+  a->key[idx] = key;
+  a->tag[idx] = tag;
+  a->flags[idx] = global ? 3 : 1;
+  a->value[idx] = value;
+  a->perms[idx] = (uint16_t)perms;
+  a->stamp[idx] = ++a->clock;
+  return (u32)idx;
+}
+
+/* ---- page-walk caches (src/pwc.ts) */
+enum { PWC_LOOKUPS, PWC_MISSES, PWC_NR = 4 + 4 * 3 };
+typedef struct {
+  assoc *caches[6];
+  assoc a[6];
+  u64 counters[PWC_NR];
+  int hit_level;
+  u64 hit_mfn;
+  u32 hit_perms;
+} pwc_t;
+
+static void pwc_init(pwc_t *p) {
+  memset(p, 0, sizeof *p);
+  assoc_init(&p->a[2], 8, 4);
+  assoc_init(&p->a[3], 1, 4);
+  assoc_init(&p->a[4], 1, 2);
+  assoc_init(&p->a[5], 1, 2);
+  for (int l = 2; l <= 5; l++) p->caches[l] = &p->a[l];
+}
+
+static const int level_shift[6] = {0, 12, 21, 30, 39, 48};
+
+static inline int pwc_probe(pwc_t *p, int level, u64 va, u32 tag) {
+  assoc *a = p->caches[level];
+  int i = assoc_find(a, va >> level_shift[level], tag);
+  if (i < 0) return 0;
+  p->hit_level = level;
+  p->hit_mfn = a->value[i];
+  p->hit_perms = a->perms[i];
+  p->counters[4 + (level - 2) * 3]++;
+  return 1;
+}
+
+static inline int pwc_lookup(pwc_t *p, u64 va, u32 tag, int levels) {
+  p->counters[PWC_LOOKUPS]++;
+  if (pwc_probe(p, 2, va, tag)) return 1;
+  if (pwc_probe(p, 3, va, tag)) return 1;
+  if (pwc_probe(p, 4, va, tag)) return 1;
+  if (levels == 5 && pwc_probe(p, 5, va, tag)) return 1;
+  p->counters[PWC_MISSES]++;
+  return 0;
+}
+
+/* ---- the walk (src/walker.ts) */
+typedef struct {
+  u64 va;
+  u32 va_lo;
+  int access, ok, fault, error_code, fault_level;
+  u64 maddr, page_mfn;
+  int page_shift, leaf_level, perms;
+  u32 leaf_lo, leaf_hi;
+  int start_level, pwc_level, reads, writes;
+  u64 total_walks, total_faults, total_reads, total_writes;
+  u64 entry_maddr[6];
+  u32 entry_lo[6], entry_hi[6];
+  uint16_t level_perms[6];
+} walk_result;
+
+static inline u64 pte_mfn(u32 lo, u32 hi) { return ((u64)(hi & 0xfffff) << 20) | (lo >> 12); }
+
+static inline int access_denied(int perms, int access) {
+  if (access & ACCESS_USER) {
+    if (!(perms & PERM_USER)) return 1;
+    if ((access & ACCESS_WRITE) && !(perms & PERM_RW)) return 1;
+  } else if ((access & ACCESS_WRITE) && !(perms & PERM_RW) && mode_wp) {
+    return 1;
+  }
+  return (access & ACCESS_FETCH) && (perms & PERM_NX);
+}
+static inline int fault_code(int access) { return access & (mode_nxe ? 0x16 : 0x06); }
+
+static inline void pwc_fill(pwc_t *p, u64 va, u32 tag, walk_result *out) {
+  for (int level = out->start_level; level > out->leaf_level; level--) {
+    assoc *a = p->caches[level];
+    assoc_insert(a, va >> level_shift[level], tag, 0,
+                 pte_mfn(out->entry_lo[level], out->entry_hi[level]), out->level_perms[level]);
+    int b = 4 + (level - 2) * 3;
+    p->counters[b + 1]++;
+    if (a->evicted) p->counters[b + 2]++;
+  }
+}
+
+static int walk_finish(walk_result *out) {
+  int access = out->access, p = out->perms, leaf = out->leaf_level;
+  if (access_denied(p, access)) {
+    out->fault = 3;
+    out->error_code = fault_code(access) | 1;
+    out->fault_level = leaf; /* the bench's walks never fault; see deniedLevel in TS */
+    out->total_faults++;
+    return 0;
+  }
+  for (int level = out->start_level; level > leaf; level--) {
+    u32 v = out->entry_lo[level];
+    if (!(v & PAGE_ACCESSED)) {
+      out->entry_lo[level] = v | PAGE_ACCESSED;
+      ram[out->entry_maddr[level] >> 2] = v | PAGE_ACCESSED;
+      out->writes++;
+      out->total_writes++;
+    }
+  }
+  u32 leaf_lo = out->entry_lo[leaf];
+  u32 want = (access & ACCESS_WRITE) ? PAGE_ACCESSED | PAGE_DIRTY : PAGE_ACCESSED;
+  if ((leaf_lo & want) != want) {
+    leaf_lo |= want;
+    out->entry_lo[leaf] = leaf_lo;
+    ram[out->entry_maddr[leaf] >> 2] = leaf_lo;
+    out->writes++;
+    out->total_writes++;
+  }
+  u32 leaf_hi = out->entry_hi[leaf];
+  out->leaf_lo = leaf_lo;
+  out->leaf_hi = leaf_hi;
+  int perms = p;
+  if (leaf_lo & PAGE_DIRTY) perms |= PERM_DIRTY;
+  if (leaf_lo & PAGE_GLOBAL) perms |= PERM_GLOBAL;
+  out->perms = perms;
+  u64 mfn = pte_mfn(leaf_lo, leaf_hi);
+  u32 offset;
+  if (leaf == 1) {
+    out->page_shift = 12;
+    offset = out->va_lo & 0xfff;
+  } else if (leaf == 2) {
+    out->page_shift = 21;
+    mfn -= (leaf_lo >> 12) & 0x1ff;
+    offset = out->va_lo & 0x1fffff;
+  } else {
+    out->page_shift = 30;
+    mfn -= (leaf_lo >> 12) & 0x3ffff;
+    offset = out->va_lo & 0x3fffffff;
+  }
+  out->page_mfn = mfn;
+  out->maddr = mfn * 4096 + offset;
+  out->ok = 1;
+  return 1;
+}
+
+static const u64 VA_LIMIT_4 = 1ull << 48;
+
+static int walk(u64 root, u64 va, int access, walk_result *out, pwc_t *pwc, u32 tag) {
+  int level = 4;
+  u64 table = root;
+  int perms = RW_US, pwc_level = 0;
+  if (va >= VA_LIMIT_4) {
+    out->va = va;
+    out->fault = 4;
+    out->ok = 0;
+    out->total_walks++;
+    out->total_faults++;
+    return 0;
+  }
+  if (pwc && pwc_lookup(pwc, va, tag, 4)) {
+    pwc_level = pwc->hit_level;
+    level = pwc_level - 1;
+    table = pwc->hit_mfn;
+    perms = (int)pwc->hit_perms;
+  }
+  out->va = va;
+  out->va_lo = (u32)va;
+  out->access = access;
+  out->ok = 0;
+  out->fault = 0;
+  out->error_code = 0;
+  out->fault_level = 0;
+  out->start_level = level;
+  out->pwc_level = pwc_level;
+  out->reads = 0;
+  out->writes = 0;
+  out->leaf_level = 0;
+  out->total_walks++;
+  int reads = 0;
+  u32 nx = mode_nxe ? PAGE_NX_HI : 0;
+  for (;;) {
+    u32 index = (u32)(va >> (3 + 9 * level)) & 511;
+    u32 lo = 0, hi = 0;
+    reads++;
+    if (table < nr_frames) {
+      const u32 *w = ram + (table << 10) + index * 2;
+      lo = w[0];
+      hi = w[1];
+    }
+    out->entry_maddr[level] = table * 4096 + index * 8;
+    out->entry_lo[level] = lo;
+    out->entry_hi[level] = hi;
+    if (!(lo & 1)) {
+      out->fault = 1;
+      out->error_code = fault_code(access);
+      break;
+    }
+    int ps = level > 1 && (lo & PAGE_PSE) ? 1 : 0;
+    int r = level * 2 + ps;
+    if ((lo & rsvd_lo[r]) || (hi & rsvd_hi[r])) {
+      out->fault = 2;
+      out->error_code = fault_code(access) | 1 | 8;
+      break;
+    }
+    perms &= (int)(lo | ~(u32)RW_US);
+    if (hi & nx) perms |= PERM_NX;
+    out->level_perms[level] = (uint16_t)perms;
+    if (level == 1 || ps) break;
+    table = pte_mfn(lo, hi);
+    level--;
+  }
+  out->reads = reads;
+  out->total_reads += reads;
+  if (out->fault) {
+    out->fault_level = level;
+    out->total_faults++;
+    return 0;
+  }
+  out->perms = perms;
+  out->leaf_level = level;
+  if (!walk_finish(out)) return 0;
+  if (pwc) pwc_fill(pwc, va, tag, out);
+  return 1;
+}
+
+/* ---- the TLB (src/tlb.ts), default geometry */
+#define TLB_STRIDE 5
+typedef struct {
+  int n;
+  assoc arrays[6];
+  assoc *grid[6];
+  int array_level[6], array_size[6];
+  u64 counters[4 * TLB_STRIDE];
+  pwc_t pwc;
+  int hit_level, hit_page_shift, hit_perms;
+  u64 hit_page_mfn, hit_mfn;
+} tlb_t;
+
+static const int size_shift[3] = {12, 21, 30};
+
+static void tlb_init(tlb_t *t) {
+  static const u32 geo[6][2] = {{16, 4}, {8, 4}, {1, 4}, {128, 12}, {128, 8}, {4, 4}};
+  memset(t, 0, sizeof *t);
+  t->n = 6;
+  for (int i = 0; i < 6; i++) {
+    assoc_init(&t->arrays[i], geo[i][0], geo[i][1]);
+    t->grid[i] = &t->arrays[i];
+    t->array_level[i] = i / 3;
+    t->array_size[i] = i % 3;
+  }
+  pwc_init(&t->pwc);
+}
+
+static inline void tlb_insert_at(tlb_t *t, int l, int s, u64 key, u32 tag, int global, u64 mfn,
+                                 u32 perms) {
+  assoc *a = t->grid[l * 3 + s];
+  assoc_insert(a, key, tag, global, mfn, perms);
+  t->counters[l * TLB_STRIDE + 3]++;
+  if (a->evicted) t->counters[l * TLB_STRIDE + 4]++;
+}
+
+static inline int tlb_lookup(tlb_t *t, u64 va, u32 tag) {
+  u64 *c = t->counters;
+  int level = 0;
+  c[0]++;
+  for (int i = 0; i < t->n; i++) {
+    int l = t->array_level[i];
+    if (l != level) {
+      c[level * TLB_STRIDE + 2]++;
+      level = l;
+      c[l * TLB_STRIDE + 0]++;
+    }
+    assoc *a = &t->arrays[i];
+    int s = t->array_size[i];
+    u64 key = va >> size_shift[s];
+    int idx = assoc_find(a, key, tag);
+    if (idx >= 0) {
+      c[l * TLB_STRIDE + 1]++;
+      u64 page_mfn = a->value[idx];
+      t->hit_level = l;
+      t->hit_page_mfn = page_mfn;
+      t->hit_perms = a->perms[idx];
+      t->hit_page_shift = size_shift[s];
+      t->hit_mfn = s == 0 ? page_mfn : page_mfn + ((u32)(va >> 12) & ((1u << (9 * s)) - 1));
+      if (l > 0)
+        for (int k = 0; k < l; k++)
+          tlb_insert_at(t, k, s, key, a->tag[idx], (a->flags[idx] & 2) != 0, page_mfn,
+                        a->perms[idx]);
+      return 1;
+    }
+  }
+  c[level * TLB_STRIDE + 2]++;
+  t->hit_level = -1;
+  return 0;
+}
+
+static inline void tlb_insert_walk(tlb_t *t, walk_result *out, u32 tag) {
+  int s = out->page_shift == 12 ? 0 : out->page_shift == 21 ? 1 : 2;
+  u64 key = out->va >> size_shift[s];
+  int global = (out->perms & PERM_GLOBAL) != 0;
+  for (int l = 0; l < 2; l++) tlb_insert_at(t, l, s, key, tag, global, out->page_mfn, out->perms);
+}
+
+/* ---- fixture (bench/fixture.ts writes it) */
+static u64 root;
+static u32 n_dense, n_sparse, n_order, hot;
+static u64 *vas, *sparse, *order;
+
+static void *read_exact(FILE *f, size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p || fread(p, 1, n, f) != n) {
+    fprintf(stderr, "paging-ref: short fixture\n");
+    exit(2);
+  }
+  return p;
+}
+
+static void load(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    perror(path);
+    exit(2);
+  }
+  u32 *h = read_exact(f, 4 * 32);
+  if (h[0] != 0x50474652u) {
+    fprintf(stderr, "paging-ref: %s is not a fixture\n", path);
+    exit(2);
+  }
+  nr_frames = h[1];
+  u32 dumped = h[2];
+  root = h[3];
+  n_dense = h[4];
+  n_sparse = h[5];
+  n_order = h[6];
+  hot = h[7];
+  mode_nxe = (int)h[8];
+  mode_wp = (int)h[9];
+  free(h);
+  u32 *r = read_exact(f, 4 * 24);
+  memcpy(rsvd_lo, r, 48);
+  memcpy(rsvd_hi, r + 12, 48);
+  free(r);
+  /* calloc of the whole RAM: pages never written stay unmapped zeros, as Ram's chunks. */
+  ram = calloc(nr_frames, 4096);
+  if (!ram) {
+    fprintf(stderr, "paging-ref: out of memory\n");
+    exit(2);
+  }
+  if (fread(ram, 4096, dumped, f) != dumped) {
+    fprintf(stderr, "paging-ref: short fixture\n");
+    exit(2);
+  }
+  double *d = read_exact(f, 8 * (size_t)(n_dense + n_sparse + n_order));
+  vas = malloc(8 * (size_t)n_dense);
+  sparse = malloc(8 * (size_t)n_sparse);
+  order = malloc(8 * (size_t)n_order);
+  for (u32 i = 0; i < n_dense; i++) vas[i] = (u64)d[i];
+  for (u32 i = 0; i < n_sparse; i++) sparse[i] = (u64)d[n_dense + i];
+  for (u32 i = 0; i < n_order; i++) order[i] = (u64)d[n_dense + n_sparse + i];
+  free(d);
+  fclose(f);
+}
+
+/* ---- timing: one untimed warm-up, best of five (as bench/index.ts) */
+static double now(clockid_t c) {
+  struct timespec ts;
+  clock_gettime(c, &ts);
+  return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+static volatile u64 sink;
+
+#define MEASURE(name, ops, body)                                                   \
+  do {                                                                             \
+    double best = 1e300, best_cpu = 1e300;                                         \
+    for (int run = 0; run < 6; run++) {                                            \
+      double t0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);        \
+      body;                                                                        \
+      double t = now(CLOCK_MONOTONIC) - t0, c = now(CLOCK_PROCESS_CPUTIME_ID) - c0; \
+      if (run > 0 && t < best) best = t;                                           \
+      if (run > 0 && c < best_cpu) best_cpu = c;                                   \
+    }                                                                              \
+    printf("%s\t%.1f\t%.1f\n", name, (ops) / (best / 1e3), (ops) / (best_cpu / 1e3)); \
+    fflush(stdout);                                                                \
+  } while (0)
+
+/* FNV-1a-style over both 32-bit halves: the checksum test/c-reference.test.ts also computes. */
+static inline u32 mix(u32 h, u64 x) {
+  h = (h ^ (u32)x) * 0x01000193u;
+  return (h ^ (u32)(x >> 32)) * 0x01000193u;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 4) {
+    fprintf(stderr, "usage: %s FIXTURE bench|check N\n", argv[0]);
+    return 2;
+  }
+  load(argv[1]);
+  int check = strcmp(argv[2], "check") == 0;
+  const u64 N = strtoull(argv[3], 0, 10);
+  const u32 R = n_order - 1, M = n_sparse - 1;
+  walk_result out;
+  memset(&out, 0, sizeof out);
+
+  if (check) {
+    u32 h = 0x811c9dc5u;
+    for (u64 i = 0; i < N; i++) {
+      walk(root, order[i & R], 0, &out, NULL, 0);
+      h = mix(h, out.maddr);
+    }
+    printf("walk-dense\t%08x\t%llu\t%llu\n", h, (unsigned long long)out.total_reads,
+           (unsigned long long)out.total_writes);
+    h = 0x811c9dc5u;
+    for (u64 i = 0; i < N / 10; i++) {
+      walk(root, sparse[i & M], 0, &out, NULL, 0);
+      h = mix(h, out.maddr);
+    }
+    printf("walk-sparse\t%08x\t%llu\t%llu\n", h, (unsigned long long)out.total_reads,
+           (unsigned long long)out.total_writes);
+  } else {
+    MEASURE("walk-dense", N, {
+      u64 s = 0;
+      for (u64 i = 0; i < N; i++) {
+        walk(root, order[i & R], 0, &out, NULL, 0);
+        s += out.maddr;
+      }
+      sink += s;
+    });
+    MEASURE("walk-sparse", N / 10, {
+      u64 s = 0;
+      for (u64 i = 0; i < N / 10; i++) {
+        walk(root, sparse[i & M], 0, &out, NULL, 0);
+        s += out.maddr;
+      }
+      sink += s;
+    });
+  }
+
+  pwc_t pwc;
+  pwc_init(&pwc);
+  if (check) {
+    u32 h = 0x811c9dc5u;
+    for (u64 i = 0; i < N; i++) {
+      walk(root, order[i & R], 0, &out, &pwc, 0);
+      h = mix(h, out.maddr);
+      h = mix(h, (u64)out.reads);
+    }
+    printf("walk-pwc\t%08x\t%llu\t%llu\t%llu\n", h, (unsigned long long)pwc.counters[PWC_MISSES],
+           (unsigned long long)pwc.counters[4], (unsigned long long)pwc.counters[4 + 3]);
+  } else {
+    MEASURE("walk-pwc", N, {
+      u64 s = 0;
+      for (u64 i = 0; i < N; i++) {
+        walk(root, order[i & R], 0, &out, &pwc, 0);
+        s += out.maddr;
+      }
+      sink += s;
+    });
+  }
+
+  tlb_t tlb;
+  tlb_init(&tlb);
+  for (u32 i = 0; i < hot; i++) {
+    walk(root, vas[i], ACCESS_WRITE, &out, NULL, 0);
+    tlb_insert_walk(&tlb, &out, 1);
+  }
+  const u32 H = hot - 1;
+  if (check) {
+    u32 h = 0x811c9dc5u;
+    for (u64 i = 0; i < N; i++) {
+      if (tlb_lookup(&tlb, vas[i & H] + 8, 1)) h = mix(h, tlb.hit_mfn);
+      else h = mix(h, 1);
+    }
+    printf("tlb-hit\t%08x\t%llu\t%llu\n", h, (unsigned long long)tlb.counters[1],
+           (unsigned long long)tlb.counters[2]);
+  } else {
+    MEASURE("tlb-hit", N * 5, {
+      u64 s = 0;
+      for (u64 i = 0; i < N * 5; i++)
+        if (tlb_lookup(&tlb, vas[i & H] + 8, 1)) s += tlb.hit_mfn;
+      sink += s;
+    });
+  }
+
+  tlb_t tlb2;
+  tlb_init(&tlb2);
+  if (check) {
+    u32 h = 0x811c9dc5u;
+    for (u64 i = 0; i < N / 2; i++) {
+      u64 va = order[i & R];
+      if (tlb_lookup(&tlb2, va, 1)) h = mix(h, tlb2.hit_mfn);
+      else if (walk(root, va, 0, &out, &tlb2.pwc, 1)) {
+        tlb_insert_walk(&tlb2, &out, 1);
+        h = mix(h, out.page_mfn * 2 + 1);
+      }
+    }
+    printf("tlb-miss\t%08x\t%llu\t%llu\t%llu\t%llu\n", h, (unsigned long long)tlb2.counters[1],
+           (unsigned long long)tlb2.counters[TLB_STRIDE + 1],
+           (unsigned long long)tlb2.counters[TLB_STRIDE + 4],
+           (unsigned long long)tlb2.pwc.counters[PWC_MISSES]);
+  } else {
+    MEASURE("tlb-miss", N / 2, {
+      u64 s = 0;
+      for (u64 i = 0; i < N / 2; i++) {
+        u64 va = order[i & R];
+        if (tlb_lookup(&tlb2, va, 1)) s += tlb2.hit_mfn;
+        else if (walk(root, va, 0, &out, &tlb2.pwc, 1)) {
+          tlb_insert_walk(&tlb2, &out, 1);
+          s += out.page_mfn & PERM_RW;
+        }
+      }
+      sink += s;
+    });
+  }
+  return 0;
+}

@@ -1,0 +1,149 @@
+/*
+ * The data-cache hierarchy user accesses go through: set-associative levels with LRU
+ * replacement over 64-byte lines, looked up in order (L1, L2, LLC), DRAM behind the last.
+ * A line missing at a level is filled into it and every level above on the way back, as a
+ * load brings a line into L1 (no back-invalidation: the levels are not kept inclusive).
+ *
+ * Invariants: `hits[i]` counts the accesses served by level i (`hits[3]` by DRAM), so
+ * their sum is the number of accesses; a lookup allocates nothing; the same sequence of
+ * lines gives the same counts (no randomness).
+ *
+ * Lines are named by process and virtual address (the study's workloads have no shared
+ * writable memory after copy on write, and a line's set index comes from address bits
+ * below the page offset for L1, so virtual and physical indexing agree there); the larger
+ * levels are indexed by the same bits, which models capacity and associativity, not the
+ * page colouring of a physically indexed cache.
+ */
+import { studyError } from "./errors";
+
+/** One level of the hierarchy. */
+export interface CacheLevelConfig {
+  /** Level name, e.g. "L1d". */
+  name: string;
+  /** Capacity in bytes (a power of two). */
+  bytes: number;
+  /** Ways per set (a power of two, at most 32). */
+  ways: number;
+}
+
+/**
+ * Skylake client's data caches, the _Intel 64 and IA-32 Architectures Optimization
+ * Reference Manual_, table "Cache parameters of the Skylake microarchitecture": L1 data
+ * 32 KiB 8-way, L2 256 KiB 4-way; an LLC of 8 MiB 16-way (four cores' 2 MiB slices).
+ */
+export const DEFAULT_CACHE_LEVELS: readonly CacheLevelConfig[] = Object.freeze([
+  { name: "L1d", bytes: 32 * 1024, ways: 8 },
+  { name: "L2", bytes: 256 * 1024, ways: 4 },
+  { name: "LLC", bytes: 8 * 1024 * 1024, ways: 16 },
+]);
+
+export const LINE_BYTES = 64;
+
+const isPow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+
+/**
+ * One level: per way a tag and a last-use stamp side by side (slot 2w and 2w + 1), the ways
+ * of a set consecutive, so a set's lookup and its LRU choice touch the same host lines.
+ */
+interface Level {
+  ways: Float64Array;
+  /** sets - 1 (sets is a power of two). */
+  mask: number;
+  /** Slots of one set: 2 x ways. */
+  span: number;
+}
+
+function makeLevel(l: CacheLevelConfig): Level {
+  const slots = l.bytes / LINE_BYTES;
+  const ways = new Float64Array(slots * 2);
+  for (let i = 0; i < ways.length; i += 2) ways[i] = -1;
+  return { ways, mask: slots / l.ways - 1, span: l.ways * 2 };
+}
+
+/** Looks the line up in one level; on a hit stamps it and returns true. */
+function hit(v: Level, set: number, line: number, now: number): boolean {
+  const base = (set & v.mask) * v.span;
+  const end = base + v.span;
+  const a = v.ways;
+  for (let w = base; w < end; w += 2) {
+    if (a[w] === line) {
+      a[w + 1] = now;
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Puts the line in its set of one level in place of the least recently used way. */
+function fill(v: Level, set: number, line: number, now: number): void {
+  const base = (set & v.mask) * v.span;
+  const end = base + v.span;
+  const a = v.ways;
+  let victim = base;
+  for (let w = base + 2; w < end; w += 2) if (a[w + 1] < a[victim + 1]) victim = w;
+  a[victim] = line;
+  a[victim + 1] = now;
+}
+
+/** A set-associative cache hierarchy of three levels with LRU replacement. */
+export class CacheHierarchy {
+  readonly levels: readonly CacheLevelConfig[];
+  /** Accesses served by L1d, L2, the LLC and DRAM, in that order. */
+  readonly hits = new Float64Array(4);
+  private readonly l1: Level;
+  private readonly l2: Level;
+  private readonly l3: Level;
+  private clock = 0;
+
+  constructor(levels: readonly CacheLevelConfig[] = DEFAULT_CACHE_LEVELS) {
+    if (!Array.isArray(levels) || levels.length !== 3) {
+      throw studyError(
+        "STUDY_BAD_CACHE",
+        "A cache hierarchy is a list of 3 levels (L1d, L2, LLC; the counts l2Hits, llcHits and dramAccesses name them), e.g. [{ name: 'L1d', bytes: 32768, ways: 8 }, ...].",
+      );
+    }
+    for (const l of levels) {
+      if (
+        l === null ||
+        typeof l !== "object" ||
+        !isPow2(l.bytes) ||
+        !isPow2(l.ways) ||
+        l.ways > 32 ||
+        l.bytes < l.ways * LINE_BYTES
+      ) {
+        throw studyError(
+          "STUDY_BAD_CACHE",
+          `Cache level ${JSON.stringify(l)}: bytes and ways must be powers of two, ways at most 32, and bytes at least ways x ${LINE_BYTES}.`,
+        );
+      }
+    }
+    this.levels = levels.map((l) => ({ ...l }));
+    this.l1 = makeLevel(levels[0]);
+    this.l2 = makeLevel(levels[1]);
+    this.l3 = makeLevel(levels[2]);
+  }
+
+  /**
+   * One access to the line of `va` in address space `space` (a whole number below 2^11, the
+   * process). Returns the level that served it: 0 L1d, 1 L2, 2 LLC, 3 DRAM.
+   */
+  access(space: number, va: number): number {
+    const lineInSpace = Math.floor(va / LINE_BYTES);
+    const line = space * 2 ** 42 + lineInSpace;
+    // Set index bits: the low bits of the line number (every level has fewer than 2^32 sets).
+    const set = lineInSpace >>> 0;
+    const now = ++this.clock;
+    if (hit(this.l1, set, line, now)) {
+      this.hits[0]++;
+      return 0;
+    }
+    let served = 3;
+    if (hit(this.l2, set, line, now)) served = 1;
+    else if (hit(this.l3, set, line, now)) served = 2;
+    else fill(this.l3, set, line, now);
+    if (served > 1) fill(this.l2, set, line, now);
+    fill(this.l1, set, line, now);
+    this.hits[served]++;
+    return served;
+  }
+}
