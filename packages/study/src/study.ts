@@ -8,6 +8,7 @@ import { freemem, totalmem } from "node:os";
 import { BACKENDS } from "./backends";
 import { expandMatrix, resolveConfig, type StudyConfig, type StudyConfigInput } from "./config";
 import { studyError } from "./errors";
+import { runIoStudy } from "./io/results";
 import { buildResults, type StudyResults, writeResults } from "./report";
 import { type ProgressFn, runCells, type StudyProgress, type TickFn } from "./run";
 import { WORKLOADS, workloadByName } from "./workloads";
@@ -193,6 +194,7 @@ export async function runStudy(
   const { cells, skipped } = expandMatrix(config);
   const runs = await runCells(cells, config.workers, options.onProgress, options.onTick);
   const results = buildResults(config, runs, skipped);
+  if (config.io !== null) results.io = runIoStudy(config.io, config.seed);
   const files = options.outDir === undefined ? [] : writeResults(options.outDir, results, config);
   return { results, files };
 }
@@ -225,6 +227,7 @@ export const DEFAULT_STUDY: StudyConfigInput = {
   guestPageSizes: ["4K"],
   hostPageSizes: ["4K"],
   processes: [2],
+  io: { requests: 32 },
 };
 
 /** Runs the default study and writes its report into `outDir`. */
