@@ -28,6 +28,7 @@ export const STUDY_RUN_ERROR_CODES = [
   "STUDY_SEGV",
   "STUDY_BAD_MMAP",
   "STUDY_WORKER_FAILED",
+  "STUDY_IO_FAILED",
 ] as const;
 
 export type StudyConfigErrorCode = (typeof STUDY_CONFIG_ERROR_CODES)[number];
