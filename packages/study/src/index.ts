@@ -66,6 +66,9 @@ export {
 export { SPLIT_IO_COSTS, type SplitIoCostTable, splitIoCycles } from "./io/split-costs";
 export {
   runSplitIo,
+  SPLIT_IO_COUNT_INFO,
+  type SplitIoCountName,
+  type SplitIoCounts,
   type SplitIoPerRequest,
   type SplitIoPlatform,
   type SplitIoResult,

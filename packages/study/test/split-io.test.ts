@@ -10,6 +10,7 @@ import {
   splitIoCycles,
   splitIoTable,
 } from "../src/index";
+import { ioConfigSchema } from "../src/io/index";
 
 const KiB = 1024;
 const cfg = resolveSplitIoConfig({ requests: 4, warmup: 4 });
@@ -32,7 +33,11 @@ describe("split-driver I/O cases", () => {
         ].map((p) => `xen-split-${m}/${p}`),
       ),
     );
-    for (const r of results) expect(r.requests).toBe(4);
+    for (const r of results) {
+      expect(r.counts.requests).toBe(4);
+      expect(r.kind).toBe(r.pattern.startsWith("frame") ? "nic" : "disk");
+      expect(r.counts.hypercalls).toBe(4 * r.perRequest.hypercalls);
+    }
   }, 120_000);
 
   it("grant map, 4 KiB: map and unmap hypercalls of one element each, plus a notify each way", () => {
@@ -40,6 +45,8 @@ describe("split-driver I/O cases", () => {
       const p = get("xen-split-map", `4k-random-${op}`).perRequest;
       // blkfront: grant 1 page + end it (no hypercall), EVTCHNOP_send; blkback: map, unmap, send.
       expect(p).toEqual({
+        requests: 1,
+        bytes: 4 * KiB,
         hypercalls: 4,
         grantOps: 2,
         frontendGrantOps: 2,
@@ -76,6 +83,8 @@ describe("split-driver I/O cases", () => {
     for (const pattern of ["4k-random-read", "4k-random-write"]) {
       const p = get("xen-split-persistent", pattern).perRequest;
       expect(p).toEqual({
+        requests: 1,
+        bytes: 4 * KiB,
         hypercalls: 2, // the two EVTCHNOP_send
         grantOps: 0,
         frontendGrantOps: 0,
@@ -104,6 +113,8 @@ describe("split-driver I/O cases", () => {
         // netback: GNTTABOP_copy of the tx slot, GNTTABOP_copy into B's buffer, and an
         // EVTCHNOP_send to each frontend; A kicks netback once.
         expect(p).toEqual({
+          requests: 1,
+          bytes: n,
           hypercalls: 5,
           grantOps: 2,
           frontendGrantOps: 2,
@@ -168,6 +179,14 @@ describe("split-driver I/O cases", () => {
     expect(other).not.toBe(a);
     expect(JSON.parse(other)[0].perRequest).toEqual(JSON.parse(a)[0].perRequest);
   }, 60_000);
+
+  it("the io section's schema takes the split cases as io.split", () => {
+    expect(ioConfigSchema.parse({ split: { modes: ["copy"], requests: 2 } }).split).toEqual({
+      modes: ["copy"],
+      requests: 2,
+    });
+    expect(() => ioConfigSchema.parse({ split: { modes: ["flip"] } })).toThrow();
+  });
 
   it("configuration mistakes throw STUDY_BAD_CONFIG saying what to fix", () => {
     expect(() => resolveSplitIoConfig({ modes: ["flip"] })).toThrow(/modes/);

@@ -36,13 +36,21 @@ import { splitHostUntil, xenSplitHost } from "./split-host";
 /** A platform of the split-driver cases: blkback's data mode (netback always grant-copies). */
 export type SplitIoPlatform = `xen-split-${BlkbackMode}`;
 
-/** Events of one request, averaged over the measured requests. */
-export interface SplitIoPerRequest {
+/**
+ * Counts of a split-driver case, totals over its measured requests (exact). The row has the
+ * shape of the io workload's IoRow (platform, pattern, kind, counts, perRequest,
+ * cyclesPerRequest, checksum); the count names are the split drivers' own.
+ */
+export interface SplitIoCounts {
+  /** Requests completed: disk requests answered, or frames received by the other domU. */
+  requests: number;
+  /** Payload bytes of those requests. */
+  bytes: number;
   /** Hypercalls of both ends (grant table ops, EVTCHNOP_send). */
   hypercalls: number;
   /** Grant operations: the backend's map/unmap/copy elements (inside hypercalls). */
   grantOps: number;
-  /** Grant entries the frontend wrote or ended in its own table (no hypercall). */
+  /** Grant entries the frontends wrote or ended in their own tables (no hypercall). */
   frontendGrantOps: number;
   /** Event channel notifications (EVTCHNOP_send) of both ends. */
   notifications: number;
@@ -56,18 +64,58 @@ export interface SplitIoPerRequest {
   cpuCopyBytes: number;
 }
 
+export type SplitIoCountName = keyof SplitIoCounts & string;
+
+/** Count names in report order, with their unit. */
+export const SPLIT_IO_COUNT_INFO: readonly { name: SplitIoCountName; unit: string }[] = [
+  { name: "requests", unit: "requests" },
+  { name: "bytes", unit: "bytes" },
+  { name: "hypercalls", unit: "calls" },
+  { name: "grantOps", unit: "grant ops" },
+  { name: "frontendGrantOps", unit: "grant entries" },
+  { name: "notifications", unit: "events" },
+  { name: "vmExits", unit: "exits" },
+  { name: "copies", unit: "copies" },
+  { name: "copiedBytes", unit: "bytes" },
+  { name: "cpuCopyBytes", unit: "bytes" },
+];
+
+/** Each count of a case divided by its requests. */
+export type SplitIoPerRequest = Record<SplitIoCountName, number>;
+
 /** One case: a pattern on a platform. */
 export interface SplitIoResult {
   platform: SplitIoPlatform;
-  device: "disk" | "nic";
   pattern: string;
-  /** Measured requests (disk requests or frames); warm-up requests are not counted. */
-  requests: number;
+  kind: "disk" | "nic";
+  /** Totals over the measured requests; warm-up requests are not counted. */
+  counts: SplitIoCounts;
   perRequest: SplitIoPerRequest;
   /** Estimated cycles per request: counts × the cited costs. */
   cyclesPerRequest: number;
   /** sha256 of every byte read (disk) or received (nic), and of the image after writes. */
   checksum: string;
+}
+
+function row(
+  platform: SplitIoPlatform,
+  kind: "disk" | "nic",
+  pattern: string,
+  counts: SplitIoCounts,
+  cycles: number,
+  checksum: string,
+): SplitIoResult {
+  const perRequest = {} as SplitIoPerRequest;
+  for (const { name } of SPLIT_IO_COUNT_INFO) perRequest[name] = counts[name] / counts.requests;
+  return {
+    platform,
+    pattern,
+    kind,
+    counts,
+    perRequest,
+    cyclesPerRequest: cycles / counts.requests,
+    checksum,
+  };
 }
 
 type Snap = Record<string, number>;
@@ -152,31 +200,26 @@ async function diskCase(
     if (p.op === "write") hash.update(readFileSync(img.path));
     const n = diff(s0, s1, "b.requests");
     if (n !== cfg.requests) failed(mode, p.name, n);
-    const both = (k: string) => (diff(s0, s1, `b.${k}`) + diff(s0, s1, `f.${k}`)) / n;
-    const per: SplitIoPerRequest = {
+    const both = (k: string) => diff(s0, s1, `b.${k}`) + diff(s0, s1, `f.${k}`);
+    const counts: SplitIoCounts = {
+      requests: n,
+      bytes: n * p.bytes,
       hypercalls: both("hypercalls"),
-      grantOps: diff(s0, s1, "b.grantOps") / n,
-      frontendGrantOps: diff(s0, s1, "f.grantOps") / n,
+      grantOps: diff(s0, s1, "b.grantOps"),
+      frontendGrantOps: diff(s0, s1, "f.grantOps"),
       notifications: both("notifications"),
       vmExits: 0,
       copies: both("copies"),
       copiedBytes: both("copiedBytes"),
-      cpuCopyBytes: diff(s0, s1, "f.copiedBytes") / n,
+      cpuCopyBytes: diff(s0, s1, "f.copiedBytes"),
     };
-    const grantCopies = mode === "copy" ? per.grantOps : 0;
-    return {
-      platform: `xen-split-${mode}`,
-      device: "disk",
-      pattern: p.name,
-      requests: n,
-      perRequest: per,
-      cyclesPerRequest: splitIoCycles(costs, per, {
-        grantMapOps: per.grantOps - grantCopies,
-        grantCopies,
-        grantCopyBytes: mode === "copy" ? diff(s0, s1, "b.copiedBytes") / n : 0,
-      }),
-      checksum: hash.digest("hex"),
-    };
+    const grantCopies = mode === "copy" ? counts.grantOps : 0;
+    const cycles = splitIoCycles(costs, counts, {
+      grantMapOps: counts.grantOps - grantCopies,
+      grantCopies,
+      grantCopyBytes: mode === "copy" ? diff(s0, s1, "b.copiedBytes") : 0,
+    });
+    return row(`xen-split-${mode}`, "disk", p.name, counts, cycles, hash.digest("hex"));
   } finally {
     rmSync(img.dir, { recursive: true, force: true });
   }
@@ -243,9 +286,11 @@ async function nicCase(
   for (let i = 0; i < cfg.requests; i++) await one();
   const s1 = take();
   const n = cfg.requests;
-  const d = (k: string) => diff(s0, s1, k) / n;
+  const d = (k: string) => diff(s0, s1, k);
   const fronts = (k: string) => d(`a.${k}`) + d(`c.${k}`);
-  const per: SplitIoPerRequest = {
+  const counts: SplitIoCounts = {
+    requests: n,
+    bytes: n * p.frameBytes,
     hypercalls: d("b.hypercalls") + fronts("notifications"),
     grantOps: d("b.grant_copies"),
     frontendGrantOps: fronts("grants"),
@@ -255,19 +300,12 @@ async function nicCase(
     copiedBytes: d("b.grant_copy_bytes") + d("b.local_copy_bytes") + fronts("copy_bytes"),
     cpuCopyBytes: d("b.local_copy_bytes") + fronts("copy_bytes"),
   };
-  return {
-    platform: `xen-split-${mode}`,
-    device: "nic",
-    pattern: p.name,
-    requests: n,
-    perRequest: per,
-    cyclesPerRequest: splitIoCycles(costs, per, {
-      grantMapOps: 0,
-      grantCopies: per.grantOps,
-      grantCopyBytes: d("b.grant_copy_bytes"),
-    }),
-    checksum: hash.digest("hex"),
-  };
+  const cycles = splitIoCycles(costs, counts, {
+    grantMapOps: 0,
+    grantCopies: counts.grantOps,
+    grantCopyBytes: d("b.grant_copy_bytes"),
+  });
+  return row(`xen-split-${mode}`, "nic", p.name, counts, cycles, hash.digest("hex"));
 }
 
 /**

@@ -26,7 +26,7 @@ export function splitIoTable(results: readonly SplitIoResult[]): string {
     return [
       r.platform,
       r.pattern,
-      String(r.requests),
+      String(r.counts.requests),
       fmt(p.hypercalls),
       fmt(p.grantOps),
       fmt(p.frontendGrantOps),
