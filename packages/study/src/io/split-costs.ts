@@ -23,7 +23,7 @@ export const SPLIT_IO_COSTS: Readonly<SplitIoCostTable> = {
   grantMapOp: 2500,
   grantCopyOp: 600,
   copyByte: 0.25,
-  eventDelivery: 1500,
+  eventDelivery: 2000,
   vmExit: 1500,
 };
 
