@@ -32,6 +32,7 @@ const FLOORS = {
   "apic-hooks": 4,
   iomap: 4,
   "pv-cpu": 4,
+  "kvm-io": 4,
   testkit: 4,
   guest: 5,
   "swiotlb-dma": 6,
@@ -51,6 +52,7 @@ const HYPERVISOR_PLUGINS = [
   "apic-hooks",
   "iomap",
   "pv-cpu",
+  "kvm-io",
 ];
 const PLUGIN_MAY_IMPORT = ["abi", "machine", "paging", "core"];
 const GUEST_SIDE = ["guest", "swiotlb-dma", "split-drivers"];

@@ -21,6 +21,8 @@ const wanted = [
   { pkg: "gcc", has: () => existsSync("/usr/bin/gcc") },
   { pkg: "binutils", has: () => existsSync("/usr/bin/readelf") },
   { pkg: "make", has: () => existsSync("/usr/bin/make") },
+  // machine's virtio layouts are checked against Linux's uapi headers with gcc.
+  { pkg: "linux-libc-dev", has: () => existsSync("/usr/include/linux/virtio_ring.h") },
   ...[
     "libxenevtchn1",
     "libxengnttab1",

@@ -32,6 +32,7 @@ import { hypercallName } from "./hypercall-names";
 import { type PluginShape, resolvePlugins, SlotTable } from "./registry";
 import type { EvtchnService } from "./slots/evtchn";
 import type { GrantHostMapping } from "./slots/grant-host-mapping";
+import type { IoBusService } from "./slots/io-bus";
 import type { IomemService } from "./slots/iomem";
 import type { IrqService } from "./slots/irq";
 import type { MmuBackend } from "./slots/mmu";
@@ -58,6 +59,8 @@ export interface Slots {
   irq: IrqService;
   /** I/O memory permission and the RAM/MMIO map (slots/iomem.ts); phase 2. */
   iomem: IomemService;
+  /** MMIO exits to device models and the virtual irqchip of KVM-style VMs (slots/io-bus.ts). */
+  "io-bus": IoBusService;
 }
 export type SlotName = keyof Slots & string;
 

@@ -88,6 +88,7 @@ export type {
   PortInfo,
 } from "./slots/evtchn";
 export type { GrantHostMapping } from "./slots/grant-host-mapping";
+export type { IoBusService } from "./slots/io-bus";
 export {
   type FrameRange,
   IOMEM_ACCESS_RO,

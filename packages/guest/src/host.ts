@@ -11,7 +11,7 @@
  * kernel, or throws before the kernel exists.
  */
 import { EINVAL, shared_info_x86_64, vcpu_info_x86_64 } from "@hyperlab/abi";
-import { type Domain, type Hypervisor, PFEC_write_access } from "@hyperlab/core";
+import { type Domain, type Hypervisor, type MmuFault, PFEC_write_access } from "@hyperlab/core";
 import type { ApicBus } from "@hyperlab/machine";
 import {
   type NativeBootOptions,
@@ -60,8 +60,18 @@ export function createGuestPort(
   const vcpuInfo0 = shared_info_x86_64.fields.vcpu_info.offset;
   const nrVcpuInfo = shared_info_x86_64.fields.vcpu_info.count ?? 32;
   let upcall: UpcallHandler | null = null;
+  // A KVM-style host's device models and virtual irqchip (nested paging only).
+  const ioBus = cpu.kind === "nested" && hv.hasSlot("io-bus") ? hv.slot("io-bus") : null;
+  const exitFault = cpu.fault as MmuFault & { gpa?: number; exitReason?: number };
   const validCpu = (c: number) => Number.isInteger(c) && c >= 0 && c < vcpus.length;
   const validWidth = (w: number) => w === 1 || w === 2 || w === 4;
+  /** The access faulted: a VM exit on a gpa without RAM goes to the host's device model. */
+  const exitToHost = (c: number, va: number, w: 1 | 2 | 4, write: boolean, value: number) => {
+    const reason = exitFault.exitReason ?? -1;
+    const gpa = exitFault.gpa ?? -1;
+    if (ioBus === null || reason < 0 || gpa < 0) return -1;
+    return ioBus.mmioExit(vcpus[c], reason, gpa + (va % 4096), w, write, value);
+  };
   /** Loads and stores inside one page only: a device access never straddles pages. */
   const onePage = (va: number, w: number) =>
     Number.isSafeInteger(va) &&
@@ -73,25 +83,33 @@ export function createGuestPort(
     ram: machine.ram,
     cpu,
     // Only on bare metal does the kernel own the IO-APIC; under Xen, Xen does.
-    ioApic: cpu.kind === "native" ? machine.irqs : null,
+    // under nested paging with a device-model host, its VM's virtual IO-APIC.
+    ioApic: cpu.kind === "native" ? machine.irqs : ioBus !== null ? ioBus.ioApic(d) : null,
+    // Bare metal: cpu 0's local APIC when the host models the chipset; a KVM-style VM: the
+    // virtual local APIC of its vCPU 0, where its emulated devices' MSIs land.
+    lapic:
+      cpu.kind === "native"
+        ? (options.apics?.lapics[0] ?? null)
+        : ioBus !== null
+          ? ioBus.lapic(d)
+          : null,
     mmioRead(c, va, w) {
       if (!validCpu(c) || !validWidth(w) || !onePage(va, w)) return -1;
       const ma = cpu.translate(vcpus[c], va, 0);
-      if (ma < 0) return -1;
+      if (ma < 0) return exitToHost(c, va, w, false, 0);
       if (ma >= ram.bytes) return machine.mmio.read(ma, w);
       return w === 4 ? ram.read32(ma) : w === 2 ? ram.read16(ma) : ram.read8(ma);
     },
     mmioWrite(c, va, w, value) {
       if (!validCpu(c) || !validWidth(w) || !onePage(va, w)) return false;
       const ma = cpu.translate(vcpus[c], va, PFEC_write_access);
-      if (ma < 0) return false;
+      if (ma < 0) return exitToHost(c, va, w, true, value >>> 0) >= 0;
       if (ma >= ram.bytes) machine.mmio.write(ma, w, value >>> 0);
       else if (w === 4) ram.write32(ma, value >>> 0);
       else if (w === 2) ram.write16(ma, value & 0xffff);
       else ram.write8(ma, value & 0xff);
       return true;
     },
-    lapic: cpu.kind === "native" ? (options.apics?.lapics[0] ?? null) : null,
     clock: machine.clock,
     get sharedInfoMfn() {
       return d.sharedInfoMfn;

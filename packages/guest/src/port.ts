@@ -33,7 +33,7 @@ export interface GuestPort {
   /**
    * The interrupt lines of the IO-APIC this kernel may program itself (bare metal), or null
    * where it has none it may touch (a Xen PV guest routes interrupts through Xen; nested and
-   * shadow paging guests will get an emulated one with the device models).
+   * shadow paging guests get their VM's virtual IO-APIC when the host has an `io-bus`).
    */
   readonly ioApic: IrqLines | null;
   /**

@@ -58,3 +58,4 @@ export {
   Ram,
   type RamOptions,
 } from "./ram";
+export * from "./virtio";

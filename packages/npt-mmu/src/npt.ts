@@ -547,10 +547,12 @@ export class NptMmu implements MmuBackend {
    * Returns whether the access can be retried.
    */
   private handleNestedExit(reason: number, dom: number, gfn: number): boolean {
-    if (!(Number.isInteger(gfn) && gfn >= 0 && gfn < this.ram.nrFrames)) return false;
+    // Any gfn below MAXPHYADDR may be marked: KVM installs an MMIO spte for every gfn without
+    // a memslot, device windows above RAM included, so later accesses exit as misconfigs.
+    if (!(Number.isInteger(gfn) && gfn >= 0 && gfn < 2 ** 40)) return false;
     const d = this.hv.domain(dom);
     if (d === undefined || d.state === "dying" || d.state === "dead") return false;
-    const owned = this.owner[gfn] === dom;
+    const owned = gfn < this.ram.nrFrames && this.owner[gfn] === dom;
     const leaf = this.findLeaf(dom, gfn);
     if (reason === EXIT_REASON_EPT_MISCONFIG) {
       // Only KVM's MMIO marker is ours to fix; any other misconfiguration stays.

@@ -79,13 +79,15 @@ describe("EPT violations", () => {
     expect(w.npt.exitCount(EXIT_REASON_EPT_MISCONFIG)).toBe(1);
   });
 
-  it("a gfn beyond RAM faults without a marker", () => {
+  it("a gfn beyond RAM gets KVM's MMIO marker too (a device window), so it then exits as a misconfig", () => {
     const { w, t, v } = setup();
     t.map(0xb000, 2 ** 30);
     expect(w.npt.translate(v, 0xb000, 0)).toBe(-1);
     expect(w.npt.fault.exitReason).toBe(EXIT_REASON_EPT_VIOLATION);
+    expect(w.npt.fault.gpa).toBe(2 ** 30 * 4096);
     expect(w.npt.translate(v, 0xb000, 0)).toBe(-1);
-    expect(w.npt.exitCount(EXIT_REASON_EPT_MISCONFIG)).toBe(0);
+    expect(w.npt.fault.exitReason).toBe(EXIT_REASON_EPT_MISCONFIG);
+    expect(w.npt.exitCount(EXIT_REASON_EPT_MISCONFIG)).toBe(1);
   });
 
   it("a misconfigured nested entry the host did not make is an EPT_MISCONFIG exit and a fault", () => {

@@ -105,6 +105,21 @@ export {
   ringReplay,
   unescapeData,
 } from "./ring-replay/replay";
+export {
+  VirtioBlkFront,
+  type VirtioBlkFrontCounts,
+  type VirtioBlkFrontOptions,
+} from "./virtio/blk";
+// virtio (the KVM-style build's guest drivers: split virtqueues over virtio-mmio)
+export { VirtioError, type VirtioErrorCode } from "./virtio/errors";
+export { VirtioMmioDriver, type VirtioMmioDriverCounts } from "./virtio/mmio";
+export {
+  VIRTIO_NET_FRONT_MTU_FRAME,
+  VirtioNetFront,
+  type VirtioNetFrontCounts,
+  type VirtioNetFrontOptions,
+} from "./virtio/net";
+export { type VirtqBuf, Virtqueue, type VirtqueueCounts } from "./virtio/virtqueue";
 // xenbus device state machine (xenbus_probe*.c, xenbus_client.c)
 export {
   XenbusBus,

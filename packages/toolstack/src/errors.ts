@@ -17,6 +17,7 @@ export const TOOLSTACK_ERROR_CODES = [
   "TOOLSTACK_INTRODUCE_DOM0",
   "TOOLSTACK_STORE_EVTCHN",
   "TOOLSTACK_INTRODUCE",
+  "TOOLSTACK_DASHBOARD",
 ] as const;
 
 /** Every code of a HyperlabError thrown by @hyperlab/toolstack. */

@@ -1,4 +1,22 @@
 export {
+  type Dashboard,
+  type DashboardOptions,
+  type DashboardSnapshot,
+  type DashboardSource,
+  type DashDomain,
+  type DashVcpu,
+  type EvtchnTraffic,
+  type GrantMapping,
+  type PageTableNode,
+  type PageTableWalkOptions,
+  type PteHalves,
+  pageTableTree,
+  type RingOccupancy,
+  snapshot as dashboardSnapshot,
+  startDashboard,
+  studyResultsFile,
+} from "./dashboard/index";
+export {
   consoleDevice,
   type DevicePaths,
   type DeviceSpec,
@@ -9,6 +27,15 @@ export {
 } from "./devices";
 export { TOOLSTACK_ERROR_CODES, type ToolstackErrorCode } from "./errors";
 export { type CliIo, COMMANDS, runCli, type Verb } from "./main";
+export { setTopClock, type TopClock } from "./top/command";
+export {
+  type TopDomain,
+  type TopOptions,
+  type TopSample,
+  topSummary,
+  topTable,
+} from "./top/format";
+export { sampleHost } from "./top/sample";
 export { UpcallLoop, type UpcallLoopOptions, type UpcallMode } from "./upcall-loop";
 export {
   Dom0Xenstored,
@@ -19,6 +46,13 @@ export {
   type XenstoreDomainSetup,
   type XenstoreInterfaceInfo,
 } from "./xenstore-domain";
+export { setXlHostConnector } from "./xl/cmd/common";
+export { BLOCK_HEADER, blockRow, NETWORK_HEADER, networkRow } from "./xl/format/devices";
+export { formatInfo } from "./xl/format/info";
+export { formatList, formatListLong, type ListOptions } from "./xl/format/list";
+export { cpuRanges, VCPU_HEADER, vcpuRow } from "./xl/format/vcpu";
+export { defaultPhysInfo, domInfo, type MemoryDomain, MemoryXlHost } from "./xl/memory-host";
+export * from "./xl/types";
 export {
   type CfgSetting,
   type CfgValue,

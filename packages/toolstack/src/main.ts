@@ -12,6 +12,7 @@ import { createCommand } from "./create-command";
 import { ringCommand } from "./ring-command";
 import { studyCommand } from "./study-command";
 import { xenstoredCommand } from "./xenstored-command";
+import { XL_READ_COMMANDS } from "./xl-commands";
 
 export type { CliIo, Verb } from "./cli/io";
 
@@ -35,6 +36,7 @@ export const COMMANDS: Record<string, Verb> = {
       "ring replay SCRIPT|layout step a Xen shared ring through a script; print ring layouts",
     run: ringCommand,
   },
+  ...XL_READ_COMMANDS,
 };
 
 function usage(): string {

@@ -1,4 +1,5 @@
 // Where the CLI writes: the process's streams, or a test's capture.
+import type { XlHost } from "../xl/types";
 
 /** Where the CLI writes; tests pass their own. */
 export interface CliIo {
@@ -6,6 +7,11 @@ export interface CliIo {
   err: (s: string) => void;
   /** Whether stderr is a terminal (progress is drawn in place there). Default false. */
   errIsTTY?: boolean;
+  /**
+   * Reaches the running host for xl's verbs (list, info, ...). Tests pass an in-memory
+   * XlHost; when absent the verbs use the connector set with setXlHostConnector.
+   */
+  connectHost?: () => Promise<XlHost>;
 }
 
 export const processIo: CliIo = {

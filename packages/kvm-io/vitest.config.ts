@@ -1,0 +1,3 @@
+import { hyperlabProject } from "../../vitest.shared.ts";
+
+export default hyperlabProject("kvm-io");

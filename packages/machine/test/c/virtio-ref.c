@@ -1,0 +1,90 @@
+/* Prints virtio's constants and layouts from Linux's uapi headers, one "NAME value" a line,
+ * then answers vring_need_event for each "event new old" triple read from stdin. */
+#include <stddef.h>
+#include <stdio.h>
+#include <linux/virtio_blk.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_mmio.h>
+#include <linux/virtio_net.h>
+#include <linux/virtio_ring.h>
+
+#define P(name, v) printf("%s %lu\n", name, (unsigned long)(v))
+
+int main(void) {
+  P("VIRTQ_DESC_SIZE", sizeof(struct vring_desc));
+  P("VIRTQ_DESC_ADDR", offsetof(struct vring_desc, addr));
+  P("VIRTQ_DESC_LEN", offsetof(struct vring_desc, len));
+  P("VIRTQ_DESC_FLAGS", offsetof(struct vring_desc, flags));
+  P("VIRTQ_DESC_NEXT", offsetof(struct vring_desc, next));
+  P("VIRTQ_DESC_F_NEXT", VRING_DESC_F_NEXT);
+  P("VIRTQ_DESC_F_WRITE", VRING_DESC_F_WRITE);
+  P("VIRTQ_DESC_F_INDIRECT", VRING_DESC_F_INDIRECT);
+  P("VIRTQ_AVAIL_FLAGS", offsetof(struct vring_avail, flags));
+  P("VIRTQ_AVAIL_IDX", offsetof(struct vring_avail, idx));
+  P("VIRTQ_AVAIL_RING", offsetof(struct vring_avail, ring));
+  P("VIRTQ_AVAIL_F_NO_INTERRUPT", VRING_AVAIL_F_NO_INTERRUPT);
+  P("VIRTQ_USED_FLAGS", offsetof(struct vring_used, flags));
+  P("VIRTQ_USED_IDX", offsetof(struct vring_used, idx));
+  P("VIRTQ_USED_RING", offsetof(struct vring_used, ring));
+  P("VIRTQ_USED_ELEM_SIZE", sizeof(struct vring_used_elem));
+  P("VIRTQ_USED_F_NO_NOTIFY", VRING_USED_F_NO_NOTIFY);
+  P("VIRTIO_F_INDIRECT_DESC", VIRTIO_RING_F_INDIRECT_DESC);
+  P("VIRTIO_F_EVENT_IDX", VIRTIO_RING_F_EVENT_IDX);
+  P("VIRTIO_F_VERSION_1", VIRTIO_F_VERSION_1);
+  P("VIRTIO_CONFIG_S_ACKNOWLEDGE", VIRTIO_CONFIG_S_ACKNOWLEDGE);
+  P("VIRTIO_CONFIG_S_DRIVER", VIRTIO_CONFIG_S_DRIVER);
+  P("VIRTIO_CONFIG_S_DRIVER_OK", VIRTIO_CONFIG_S_DRIVER_OK);
+  P("VIRTIO_CONFIG_S_FEATURES_OK", VIRTIO_CONFIG_S_FEATURES_OK);
+  P("VIRTIO_CONFIG_S_NEEDS_RESET", VIRTIO_CONFIG_S_NEEDS_RESET);
+  P("VIRTIO_CONFIG_S_FAILED", VIRTIO_CONFIG_S_FAILED);
+  P("VIRTIO_ID_NET", VIRTIO_ID_NET);
+  P("VIRTIO_ID_BLOCK", VIRTIO_ID_BLOCK);
+  P("VIRTIO_MMIO_MAGIC_VALUE", VIRTIO_MMIO_MAGIC_VALUE);
+  P("VIRTIO_MMIO_VERSION", VIRTIO_MMIO_VERSION);
+  P("VIRTIO_MMIO_DEVICE_ID", VIRTIO_MMIO_DEVICE_ID);
+  P("VIRTIO_MMIO_VENDOR_ID", VIRTIO_MMIO_VENDOR_ID);
+  P("VIRTIO_MMIO_DEVICE_FEATURES", VIRTIO_MMIO_DEVICE_FEATURES);
+  P("VIRTIO_MMIO_DEVICE_FEATURES_SEL", VIRTIO_MMIO_DEVICE_FEATURES_SEL);
+  P("VIRTIO_MMIO_DRIVER_FEATURES", VIRTIO_MMIO_DRIVER_FEATURES);
+  P("VIRTIO_MMIO_DRIVER_FEATURES_SEL", VIRTIO_MMIO_DRIVER_FEATURES_SEL);
+  P("VIRTIO_MMIO_QUEUE_SEL", VIRTIO_MMIO_QUEUE_SEL);
+  P("VIRTIO_MMIO_QUEUE_NUM_MAX", VIRTIO_MMIO_QUEUE_NUM_MAX);
+  P("VIRTIO_MMIO_QUEUE_NUM", VIRTIO_MMIO_QUEUE_NUM);
+  P("VIRTIO_MMIO_QUEUE_READY", VIRTIO_MMIO_QUEUE_READY);
+  P("VIRTIO_MMIO_QUEUE_NOTIFY", VIRTIO_MMIO_QUEUE_NOTIFY);
+  P("VIRTIO_MMIO_INTERRUPT_STATUS", VIRTIO_MMIO_INTERRUPT_STATUS);
+  P("VIRTIO_MMIO_INTERRUPT_ACK", VIRTIO_MMIO_INTERRUPT_ACK);
+  P("VIRTIO_MMIO_STATUS", VIRTIO_MMIO_STATUS);
+  P("VIRTIO_MMIO_QUEUE_DESC_LOW", VIRTIO_MMIO_QUEUE_DESC_LOW);
+  P("VIRTIO_MMIO_QUEUE_DESC_HIGH", VIRTIO_MMIO_QUEUE_DESC_HIGH);
+  P("VIRTIO_MMIO_QUEUE_AVAIL_LOW", VIRTIO_MMIO_QUEUE_AVAIL_LOW);
+  P("VIRTIO_MMIO_QUEUE_AVAIL_HIGH", VIRTIO_MMIO_QUEUE_AVAIL_HIGH);
+  P("VIRTIO_MMIO_QUEUE_USED_LOW", VIRTIO_MMIO_QUEUE_USED_LOW);
+  P("VIRTIO_MMIO_QUEUE_USED_HIGH", VIRTIO_MMIO_QUEUE_USED_HIGH);
+  P("VIRTIO_MMIO_CONFIG_GENERATION", VIRTIO_MMIO_CONFIG_GENERATION);
+  P("VIRTIO_MMIO_CONFIG", VIRTIO_MMIO_CONFIG);
+  P("VIRTIO_MMIO_INT_VRING", VIRTIO_MMIO_INT_VRING);
+  P("VIRTIO_MMIO_INT_CONFIG", VIRTIO_MMIO_INT_CONFIG);
+  P("VIRTIO_BLK_F_SEG_MAX", VIRTIO_BLK_F_SEG_MAX);
+  P("VIRTIO_BLK_F_FLUSH", VIRTIO_BLK_F_FLUSH);
+  P("VIRTIO_BLK_CFG_CAPACITY", offsetof(struct virtio_blk_config, capacity));
+  P("VIRTIO_BLK_CFG_SEG_MAX", offsetof(struct virtio_blk_config, seg_max));
+  P("VIRTIO_BLK_T_IN", VIRTIO_BLK_T_IN);
+  P("VIRTIO_BLK_T_OUT", VIRTIO_BLK_T_OUT);
+  P("VIRTIO_BLK_T_FLUSH", VIRTIO_BLK_T_FLUSH);
+  P("VIRTIO_BLK_T_GET_ID", VIRTIO_BLK_T_GET_ID);
+  P("VIRTIO_BLK_S_OK", VIRTIO_BLK_S_OK);
+  P("VIRTIO_BLK_S_IOERR", VIRTIO_BLK_S_IOERR);
+  P("VIRTIO_BLK_S_UNSUPP", VIRTIO_BLK_S_UNSUPP);
+  P("VIRTIO_BLK_OUTHDR_SIZE", sizeof(struct virtio_blk_outhdr));
+  P("VIRTIO_BLK_ID_BYTES", VIRTIO_BLK_ID_BYTES);
+  P("VIRTIO_NET_F_MAC", VIRTIO_NET_F_MAC);
+  P("VIRTIO_NET_CFG_MAC", offsetof(struct virtio_net_config, mac));
+  P("VIRTIO_NET_HDR_SIZE", sizeof(struct virtio_net_hdr_v1));
+  printf("END 0\n");
+  fflush(stdout);
+  unsigned e, n, o;
+  while (scanf("%u %u %u", &e, &n, &o) == 3) printf("%d\n", vring_need_event(e, n, o) ? 1 : 0);
+  return 0;
+}

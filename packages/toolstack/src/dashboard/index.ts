@@ -1,0 +1,14 @@
+export { type PageTableWalkOptions, type PteHalves, pageTableTree } from "./pagetable";
+export { type Dashboard, type DashboardOptions, startDashboard } from "./server";
+export {
+  type DashboardSnapshot,
+  type DashboardSource,
+  type DashDomain,
+  type DashVcpu,
+  type EvtchnTraffic,
+  type GrantMapping,
+  type PageTableNode,
+  type RingOccupancy,
+  snapshot,
+  studyResultsFile,
+} from "./source";
