@@ -2,7 +2,9 @@
 // xenbr0; two domUs each have a disk (a raw image file) and a vif. domU 1 writes checksummed
 // blocks and reads them back in each blkback mode (grant map, grant copy, persistent grants),
 // printing what one request cost; the domUs ping each other through dom0's bridge, which
-// writes every frame to a pcap file. Run with `pnpm demo` from the repository root, or
+// writes every frame to a pcap file. Then the same on the KVM-style build: two VMs with
+// virtio-blk over their own raw images and virtio-net on one bridge, the same blocks read
+// back, the per-request VM exits and injected interrupts, a second pcap. Run with `pnpm demo` from the repository root, or
 // `pnpm start -- --mode copy` here for one mode.
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
