@@ -4,8 +4,8 @@
 // printing what one request cost; the domUs ping each other through dom0's bridge, which
 // writes every frame to a pcap file. Then the same on the KVM-style build: two VMs with
 // virtio-blk over their own raw images and virtio-net on one bridge, the same blocks read
-// back, the per-request VM exits and injected interrupts, a second pcap. Run with `pnpm demo` from the repository root, or
-// `pnpm start -- --mode copy` here for one mode.
+// back, the per-request VM exits and injected interrupts, a second pcap. Run with `pnpm demo`
+// from the repository root, or `pnpm start -- --mode copy` here for one mode.
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -64,15 +64,7 @@ export {
   splitIoConfigSchema,
 } from "./io/split-config";
 export { SPLIT_IO_COSTS, type SplitIoCostTable, splitIoCycles } from "./io/split-costs";
-export {
-  runSplitIo,
-  SPLIT_IO_COUNT_INFO,
-  type SplitIoCountName,
-  type SplitIoCounts,
-  type SplitIoPerRequest,
-  type SplitIoPlatform,
-  type SplitIoResult,
-} from "./io/split-drivers";
+export { runSplitIo } from "./io/split-drivers";
 export {
   type SplitHost,
   type SplitHostDomU,
@@ -81,6 +73,14 @@ export {
   xenSplitHost,
 } from "./io/split-host";
 export { splitIoTable } from "./io/split-report";
+export {
+  SPLIT_IO_COUNT_INFO,
+  type SplitIoCountName,
+  type SplitIoCounts,
+  type SplitIoPerRequest,
+  type SplitIoPlatform,
+  type SplitIoResult,
+} from "./io/split-rows";
 export {
   buildResults,
   groupDigits,

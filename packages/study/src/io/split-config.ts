@@ -10,7 +10,8 @@
 import { z } from "zod";
 import { studyError } from "../errors";
 
-export const SPLIT_IO_MODES = ["map", "copy", "persistent"] as const;
+/** blkback's data modes on the Xen host, and "virtio" for the KVM-style build. */
+export const SPLIT_IO_MODES = ["map", "copy", "persistent", "virtio"] as const;
 export type SplitIoMode = (typeof SPLIT_IO_MODES)[number];
 
 const KiB = 1024;
@@ -40,7 +41,9 @@ export const splitIoConfigSchema = z
       .array(z.enum(SPLIT_IO_MODES))
       .min(1)
       .optional()
-      .describe('blkback data modes to run (default all: "map", "copy", "persistent")'),
+      .describe(
+        'data paths to run (default all): blkback "map", "copy", "persistent" on Xen; "virtio" on the KVM-style build',
+      ),
     requests: z
       .number()
       .int()

@@ -27,11 +27,17 @@ export const SPLIT_IO_COSTS: Readonly<SplitIoCostTable> = {
   vmExit: 1500,
 };
 
-/** Where the counts that are priced by kind of grant operation come from. */
+/** What a platform's counts mean for pricing: grant operations by kind, events delivered. */
 export interface SplitIoGrantSplit {
   grantMapOps: number;
   grantCopies: number;
   grantCopyBytes: number;
+  /**
+   * Events delivered to a kernel (upcalls on Xen: one per notification; injected interrupts
+   * on the KVM-style build, whose kicks are VM exits and are priced as such). Default: the
+   * notifications.
+   */
+  deliveries?: number;
 }
 
 /** Estimated cycles of one request from its counts. */
@@ -50,7 +56,7 @@ export function splitIoCycles(
     g.grantMapOps * c.grantMapOp +
     g.grantCopies * c.grantCopyOp +
     (g.grantCopyBytes + per.cpuCopyBytes) * c.copyByte +
-    per.notifications * c.eventDelivery +
+    (g.deliveries ?? per.notifications) * c.eventDelivery +
     per.vmExits * c.vmExit
   );
 }

@@ -2,7 +2,7 @@
  * The split-driver cases as a report table: one row per case with its per-request counts
  * (exact) and estimated cycles (counts × the cited costs of docs/cost-model.md).
  */
-import type { SplitIoResult } from "./split-drivers";
+import type { SplitIoResult } from "./split-rows";
 
 const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
 
