@@ -6,7 +6,7 @@
 // virtio-blk over their own raw images and virtio-net on one bridge, the same blocks read
 // back, the per-request VM exits and injected interrupts, a second pcap. Run with `pnpm demo`
 // from the repository root, or `pnpm start -- --mode copy` here for one mode.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseModes, runSplitDriversDemo } from "./split";
@@ -14,3 +14,5 @@ import { parseModes, runSplitDriversDemo } from "./split";
 const modes = parseModes(process.argv.slice(2));
 const dir = mkdtempSync(join(tmpdir(), "hyperlab-split-drivers-"));
 for (const line of await runSplitDriversDemo({ modes, dir })) console.log(line);
+// The raw images go; the pcap files stay for a look with tshark or wireshark.
+for (const f of readdirSync(dir)) if (f.endsWith(".img")) rmSync(join(dir, f));

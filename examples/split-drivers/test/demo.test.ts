@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -70,6 +71,16 @@ describe("examples/split-drivers", () => {
       ]);
       expect(all(kvm, "pcap:")).toEqual([`pcap: 4 frames written to ${join(dir, "kvm-br0.pcap")}`]);
       expect(readFileSync(join(dir, "kvm-br0.pcap")).length).toBe(24 + 4 * (16 + 98));
+      // Debian's tshark (installed by scripts/peers.mjs) reads both captures without errors.
+      const tshark = ["/usr/bin/tshark", "/usr/local/bin/tshark"].find((t) => existsSync(t));
+      expect(tshark, "tshark is missing: run node scripts/peers.mjs").toBeDefined();
+      for (const f of ["xenbr0.pcap", "kvm-br0.pcap"]) {
+        const out = execFileSync(tshark!, ["-r", join(dir, f), "-T", "fields", "-e", "eth.type"], {
+          encoding: "utf8",
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        expect(out.trim().split("\n")).toEqual(["0x88b5", "0x88b5", "0x88b5", "0x88b5"]);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
