@@ -8,6 +8,7 @@
  */
 import { z } from "zod";
 import { IO_COST_INFO, type IoCostName, type IoCostTable, resolveIoCosts } from "./cost";
+import { splitIoConfigSchema } from "./split-config";
 
 /** A platform the I/O workload can run on (see IO_PLATFORMS for what each is). */
 export const IO_PLATFORM_NAMES = ["native", "xen-dom0", "kvm-guest"] as const;
@@ -81,6 +82,7 @@ export const ioConfigSchema = z
       .optional()
       .describe("size of the disk image in bytes (default 8 MiB)"),
     costs: ioCosts.optional().describe("cycles per I/O event overriding the defaults"),
+    split: splitIoConfigSchema.optional().describe("the split-driver cases (Xen blkback/netback)"),
   })
   .describe("The I/O workload: disk requests and NIC frames through the guest drivers.");
 
