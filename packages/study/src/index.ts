@@ -49,6 +49,21 @@ export {
   studyError,
 } from "./errors";
 export { GuestTarget, type GuestTargetConfig } from "./guest-target";
+export { type CellOutcome, cellJob } from "./job";
+export {
+  type CellJobData,
+  cellJobId,
+  checkQueue,
+  parseQueueUrl,
+  type QueueConnection,
+  type QueueRunOptions,
+  type QueueWorker,
+  type QueueWorkerOptions,
+  runCellsOnQueue,
+  STUDY_QUEUE_NAME,
+  startQueueWorker,
+  studyHash,
+} from "./queue";
 export {
   buildResults,
   groupDigits,
