@@ -183,7 +183,7 @@ describe("runCellsOnQueue with a queue worker", () => {
   }, 60_000);
 
   it("refuses a result for another cell, and a job that fails every attempt", async () => {
-    const connection = await checkQueue(`redis://127.0.0.1:${(redis?.spawnargs ?? [])[2] ?? "0"}`);
+    const connection = started ?? (await startRedis());
     const cells = tiny().map((c) => ({ ...c, seed: c.seed + 100 }));
     // A rogue worker that answers every job with the result of cell 0.
     const wrong = runCell(cells[0]);
