@@ -12,6 +12,7 @@ import { createCommand } from "./create-command";
 import { LIFECYCLE_COMMANDS } from "./lifecycle-commands";
 import { ringCommand } from "./ring-command";
 import { studyCommand } from "./study-command";
+import { workerCommand } from "./worker-command";
 import { xenstoredCommand } from "./xenstored-command";
 import { XL_READ_COMMANDS } from "./xl-commands";
 
@@ -31,6 +32,10 @@ export const COMMANDS: Record<string, Verb> = {
   study: {
     summary: "study [options]           list or run comparative MMU studies and write their report",
     run: studyCommand,
+  },
+  worker: {
+    summary: "worker URL                run study cells from the queue of 'study --queue URL'",
+    run: (args, io) => workerCommand(args, io),
   },
   ring: {
     summary:
