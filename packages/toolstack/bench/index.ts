@@ -2,5 +2,6 @@
 // (formatting cost alone), then the host daemon (create/destroy, list over the control socket,
 // save/restore). Run: pnpm bench (tsx bench/index.ts).
 export {};
+
 await import("./xl-list");
 await import("./host");

@@ -12,9 +12,7 @@
  * every backend mode (the modes differ in how data moves, never in what moves).
  */
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync, rmSync } from "node:fs";
 import { BLKIF_RSP_OKAY as OKAY } from "@hyperlab/abi";
 import type { StatValue } from "@hyperlab/core";
 import { createPrng } from "@hyperlab/machine";
