@@ -7,7 +7,8 @@
 // The same extraction holds Debian's C xenstored, which the xenstore package's differential
 // tests run as a reference (packages/xenstore/test/peers/c-xenstored): it needs make, the
 // Xen runtime libraries it links against, and libxen-dev's libxenstore for the benchmark.
-// tshark reads machine's pcap capture in its test.
+// tshark reads machine's pcap capture in its test; redis-server holds the study's BullMQ queue
+// in the test of `hyperlab study --queue`.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -34,6 +35,8 @@ const wanted = [
   // The study's report is checked in a real browser (playwright-core drives it).
   { pkg: "chromium", has: () => existsSync("/usr/bin/chromium") },
   { pkg: "tshark", has: () => existsSync("/usr/bin/tshark") },
+  // The study's queue (BullMQ) is tested against a real Redis started on a free port.
+  { pkg: "redis-server", has: () => existsSync("/usr/bin/redis-server") },
 ];
 // Debian's real xl 4.17, which toolstack's xl.cfg differential test runs through its shim
 // (packages/toolstack/test/peers/xl). Installed without recommends: the hypervisor package

@@ -38,16 +38,19 @@ export class Process implements Task {
   signal = 0;
   /** Accumulated u32 sum of every value bulk and single reads returned (a data fingerprint). */
   checksum = 0;
+
+  /** The vCPU the process runs on: the kernel's CPU 0 now (after a restore, the new domain's). */
+  private get v(): Vcpu {
+    return this.kernel.vcpu(0);
+  }
   /** Accesses made (single and bulk). */
   accesses = 0;
-  private readonly v: Vcpu;
 
   constructor(kernel: GuestKernel, pid: number, ppid: number, mm: Mm) {
     this.kernel = kernel;
     this.pid = pid;
     this.ppid = ppid;
     this.mm = mm;
-    this.v = kernel.vcpu(0);
   }
 
   private alive(what: string): Mm {

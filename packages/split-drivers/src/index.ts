@@ -1,5 +1,7 @@
 // @hyperlab/split-drivers: Xen's split drivers on the guest kernel.
 
+// the guest's control drivers (drivers/xen/manage.c, balloon.c)
+export { INVALID_P2M_ENTRY, type XenBalloon, type XenBalloonOptions, xenBalloon } from "./balloon";
 // block (blkfront and blkback over io/blkif.h)
 export { BlkBack, type BlkbackMode, type BlkbackOptions } from "./blk/back";
 export {
@@ -42,6 +44,7 @@ export {
   XenconsError,
   XenconsInterface,
 } from "./console/xencons";
+export { type XenManage, type XenManageOptions, xenManage } from "./manage";
 // network (xen-netfront, xen-netback, dom0's bridge)
 export { NetbackDriver, type NetbackOptions } from "./net/back";
 export { NETBACK_RX_BATCH } from "./net/back-rx";

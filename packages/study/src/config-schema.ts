@@ -9,6 +9,7 @@
 import { z } from "zod";
 import { BACKENDS } from "./backends";
 import { COST_INFO } from "./cost-model";
+import { ioConfigSchema } from "./io/config";
 import { WORKLOADS } from "./workloads";
 
 const MiB = 2 ** 20;
@@ -63,6 +64,10 @@ export const studyConfigSchema = z
       .max(64)
       .optional()
       .describe("worker threads; 0 runs every cell on the calling thread (default 2)"),
+    io: ioConfigSchema
+      .nullable()
+      .optional()
+      .describe("the I/O workload (default or null: not run)"),
   })
   .describe("A Hyperlab study: a matrix of workloads x parameters x MMU backends.");
 

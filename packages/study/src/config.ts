@@ -12,6 +12,7 @@ import { BACKENDS, type PageSize, type StudyBackend } from "./backends";
 import { STUDY_CONFIG_FIELDS, studyConfigSchema } from "./config-schema";
 import { type CostTable, resolveCosts } from "./cost-model";
 import { studyError } from "./errors";
+import { type IoConfig, resolveIoConfig } from "./io/config";
 import { WORKLOADS, type WorkloadParams, workloadByName } from "./workloads";
 
 /** What a user writes (every field optional): the input type of the config schema. */
@@ -29,6 +30,8 @@ export interface StudyConfig {
   operations: number[];
   costs: CostTable;
   workers: number;
+  /** The I/O workload (src/io), or null when the study does not run it. */
+  io: IoConfig | null;
 }
 
 /** One run of the matrix. */
@@ -63,6 +66,7 @@ export const CONFIG_DEFAULTS = {
   operations: "each workload's defaultOperations",
   costs: "the cost model's defaults",
   workers: 2,
+  io: "not run",
 };
 
 /** A backend by name; throws with the list of names when there is none. */
@@ -158,6 +162,12 @@ export function resolveConfig(input: StudyConfigInput = {}): StudyConfig {
     operations: uniq(v.operations, []),
     costs: resolveCosts(v.costs ?? {}),
     workers: v.workers ?? CONFIG_DEFAULTS.workers,
+    io:
+      v.io === undefined || v.io === null
+        ? null
+        : resolveIoConfig(v.io, (m) => {
+            throw studyError("STUDY_BAD_CONFIG", m);
+          }),
   };
 }
 

@@ -15,10 +15,18 @@ export const STUDY_CONFIG_ERROR_CODES = [
   "STUDY_CONFIG_INVALID",
   "STUDY_BAD_RESULTS",
   "STUDY_BAD_CACHE",
+  "STUDY_BAD_QUEUE",
 ] as const;
 
-/** What the host cannot give the study: a writable output directory, enough memory. */
-export const STUDY_HOST_ERROR_CODES = ["STUDY_BAD_OUT_DIR", "STUDY_HOST_MEMORY"] as const;
+/**
+ * What the host cannot give the study: a writable output directory, enough memory, a
+ * reachable queue.
+ */
+export const STUDY_HOST_ERROR_CODES = [
+  "STUDY_BAD_OUT_DIR",
+  "STUDY_HOST_MEMORY",
+  "STUDY_QUEUE_UNREACHABLE",
+] as const;
 
 /** A run that failed: the guest, the workload or a backend did not finish. */
 export const STUDY_RUN_ERROR_CODES = [
@@ -29,6 +37,7 @@ export const STUDY_RUN_ERROR_CODES = [
   "STUDY_SEGV",
   "STUDY_BAD_MMAP",
   "STUDY_WORKER_FAILED",
+  "STUDY_IO_FAILED",
 ] as const;
 
 export type StudyConfigErrorCode = (typeof STUDY_CONFIG_ERROR_CODES)[number];

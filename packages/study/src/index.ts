@@ -56,6 +56,98 @@ export {
 } from "./errors";
 export { GuestTarget, type GuestTargetConfig } from "./guest-target";
 export {
+  bootIoHost,
+  DEFAULT_IO_COSTS,
+  estimateIoCycles,
+  IO_COST_INFO,
+  IO_COST_NAMES,
+  IO_COUNT_INFO,
+  IO_COUNT_NAMES,
+  IO_DEFAULT_DISK,
+  IO_DEFAULT_NIC,
+  IO_PENDING_PLATFORMS,
+  IO_PLATFORM_NAMES,
+  IO_PLATFORMS,
+  type IoConfig,
+  type IoConfigInput,
+  type IoCostInfo,
+  type IoCostName,
+  type IoCostTable,
+  type IoCountName,
+  type IoCounts,
+  type IoDiskPattern,
+  type IoHost,
+  type IoHostOptions,
+  type IoNicPattern,
+  type IoPlatform,
+  type IoPlatformName,
+  type IoPlatformRun,
+  type IoResults,
+  type IoRow,
+  ioConfigSchema,
+  ioCountsDelta,
+  ioDiskImage,
+  ioPlatformByName,
+  ioReportHtml,
+  ioSummaryTable,
+  kvmGuestIoPlatform,
+  nativeIoPlatform,
+  resolveIoConfig,
+  resolveIoCosts,
+  runIoOnHost,
+  runIoPlatform,
+  runIoStudy,
+  xenDom0IoPlatform,
+  zeroIoCounts,
+} from "./io/index";
+// split-driver I/O cases (blkfront/blkback, netfront/netback on a Xen-style host)
+export {
+  resolveSplitIoConfig,
+  SPLIT_IO_DEFAULT_DISK,
+  SPLIT_IO_DEFAULT_NIC,
+  SPLIT_IO_MODES,
+  type SplitIoConfig,
+  type SplitIoConfigInput,
+  type SplitIoDiskPattern,
+  type SplitIoMode,
+  type SplitIoNicPattern,
+  splitIoCaseSeed,
+  splitIoConfigSchema,
+} from "./io/split-config";
+export { SPLIT_IO_COSTS, type SplitIoCostTable, splitIoCycles } from "./io/split-costs";
+export { runSplitIo } from "./io/split-drivers";
+export {
+  type SplitHost,
+  type SplitHostDomU,
+  type SplitHostOptions,
+  splitHostUntil,
+  xenSplitHost,
+} from "./io/split-host";
+export { splitIoTable } from "./io/split-report";
+export {
+  SPLIT_IO_COUNT_INFO,
+  type SplitIoCountName,
+  type SplitIoCounts,
+  type SplitIoPerRequest,
+  type SplitIoPlatform,
+  type SplitIoResult,
+} from "./io/split-rows";
+export { type CellOutcome, cellJob } from "./job";
+export {
+  type CellJobData,
+  cellJobId,
+  checkQueue,
+  parseQueueUrl,
+  type QueueConnection,
+  type QueueRunOptions,
+  type QueueWorker,
+  type QueueWorkerOptions,
+  runCellsOnQueue,
+  STUDY_QUEUE_NAME,
+  startQueueWorker,
+  studyHash,
+} from "./queue";
+export {
   buildResults,
   groupDigits,
   RESULTS_FORMAT,

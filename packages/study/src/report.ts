@@ -14,6 +14,7 @@ import { scaleLinear, scaleLog } from "d3-scale";
 import { CONFIG_DEFAULTS, type StudyConfig } from "./config";
 import { COST_INFO, type CostTable, DEFAULT_COSTS, estimateCycles } from "./cost-model";
 import { COUNT_INFO, COUNT_NAMES, type CountName, type StudyCounts } from "./counts";
+import { type IoResults, ioReportHtml } from "./io/results";
 import type { RunResult } from "./run";
 import { STUDY_VERSION } from "./version";
 import { WORKLOADS } from "./workloads";
@@ -71,6 +72,8 @@ export interface StudyResults {
   costs: { name: string; cycles: number; source: string; assumption: boolean }[];
   runs: RunReport[];
   skipped: { key: string; reason: string }[];
+  /** The I/O workload's results (src/io), when the configuration asked for it. */
+  io?: IoResults;
 }
 
 const NOTE =
@@ -714,6 +717,7 @@ ${phaseTable(res)}
 <h2>Backend statistics</h2>
 <p>Every statistic the hypervisor and the backend's plugins keep (exit reasons, walk-cache and nested-TLB hits, ...), counted at the end of each run, with its unit; hover a name for its description.</p>
 ${statsTables(res)}
+${res.io === undefined ? "" : ioReportHtml(res.io)}
 <h2>Cost model</h2>
 <table>
 <tr><th>event</th><th>cycles</th><th>kind</th><th>source</th></tr>

@@ -8,6 +8,8 @@ import { freemem, totalmem } from "node:os";
 import { BACKENDS } from "./backends";
 import { expandMatrix, resolveConfig, type StudyConfig, type StudyConfigInput } from "./config";
 import { studyError } from "./errors";
+import { runIoStudy } from "./io/results";
+import { checkQueue, parseQueueUrl, runCellsOnQueue } from "./queue";
 import { buildResults, type StudyResults, writeResults } from "./report";
 import { type ProgressFn, runCells, type StudyProgress, type TickFn } from "./run";
 import { WORKLOADS, workloadByName } from "./workloads";
@@ -119,6 +121,12 @@ export interface StudyOptions {
   hostMemory?: HostMemory;
   /** Skip the memory check (default: check). */
   skipMemoryCheck?: boolean;
+  /**
+   * Run the cells as jobs on this BullMQ queue (redis://HOST:PORT) instead of local worker
+   * threads; `hyperlab worker URL` processes run them. Checked (URL, then a PING) before any
+   * run; the local memory check is skipped, as no cell runs here.
+   */
+  queue?: string;
 }
 
 export interface StudyOutcome {
@@ -186,13 +194,19 @@ export async function runStudy(
   const config = resolveConfig(input);
   if (options.workers !== undefined)
     config.workers = resolveConfig({ workers: options.workers }).workers;
+  if (options.queue !== undefined) parseQueueUrl(options.queue);
   if (options.outDir !== undefined) checkOutDir(options.outDir);
-  if (options.skipMemoryCheck !== true) {
+  const queue = options.queue === undefined ? undefined : await checkQueue(options.queue);
+  if (queue === undefined && options.skipMemoryCheck !== true) {
     checkStudyMemory(config, options.hostMemory ?? { free: freemem(), total: totalmem() });
   }
   const { cells, skipped } = expandMatrix(config);
-  const runs = await runCells(cells, config.workers, options.onProgress, options.onTick);
+  const runs =
+    queue === undefined
+      ? await runCells(cells, config.workers, options.onProgress, options.onTick)
+      : (await runCellsOnQueue(cells, queue, options)).runs;
   const results = buildResults(config, runs, skipped);
+  if (config.io !== null) results.io = runIoStudy(config.io, config.seed);
   const files = options.outDir === undefined ? [] : writeResults(options.outDir, results, config);
   return { results, files };
 }
@@ -225,6 +239,7 @@ export const DEFAULT_STUDY: StudyConfigInput = {
   guestPageSizes: ["4K"],
   hostPageSizes: ["4K"],
   processes: [2],
+  io: { requests: 32 },
 };
 
 /** Runs the default study and writes its report into `outDir`. */

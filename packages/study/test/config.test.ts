@@ -19,6 +19,7 @@ describe("study configuration", () => {
       operations: [],
       costs: { ...DEFAULT_COSTS },
       workers: 2,
+      io: null,
     });
   });
 

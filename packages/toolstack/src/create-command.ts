@@ -8,6 +8,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { CliIo } from "./cli/io";
+import { createOnHost } from "./lifecycle-commands";
 import { dryRunCreate } from "./xlcfg/index";
 
 /** strerror(3) for the errors reading a config file can give. */
@@ -21,11 +22,11 @@ const STRERROR: Record<string, string> = {
   EIO: "Input/output error",
 };
 
-const HELP = `usage: hyperlab [-N] create [-n] FILE
+const HELP = `usage: hyperlab [-N] create [-n] FILE [KEY=VALUE...]
 
-Parses FILE in xl.cfg(5) syntax exactly as xl 4.17 does. With -N (before the verb) or -n
-(after it) this is xl's dry run: the domain configuration is printed as libxl's JSON and
-nothing is started.
+Parses FILE in xl.cfg(5) syntax exactly as xl 4.17 does and creates the domain on the host
+that 'hyperlab up' started. With -N (before the verb) or -n (after it) this is xl's dry run:
+the domain configuration is printed as libxl's JSON and nothing is started.
 
 Options:
   -n, --dryrun   print the configuration as JSON; start nothing
@@ -40,6 +41,7 @@ export async function createCommand(
 ): Promise<number> {
   let file: string | undefined;
   let dry = dryRun;
+  const extra: string[] = [];
   for (const a of args) {
     if (a === "-h" || a === "--help") {
       io.out(HELP);
@@ -50,13 +52,8 @@ export async function createCommand(
       io.err(`hyperlab create: unknown option '${a}'. Run 'hyperlab help create'.\n`);
       return 2;
     } else if (file === undefined) file = a;
-    // xl takes further arguments as key=value overrides; they are not modelled (see README).
-    else {
-      io.err(
-        `hyperlab create: '${a}': extra key=value settings after FILE are not supported; put them in the file.\n`,
-      );
-      return 2;
-    }
+    // Further arguments are xl's key=value overrides (appended to the file's text).
+    else extra.push(a);
   }
   if (file === undefined) {
     io.err("Config file not specified and none in save file\n");
@@ -70,14 +67,11 @@ export async function createCommand(
     io.err(`Failed to read config file: ${file}: ${STRERROR[code] ?? code}\n`);
     return 3;
   }
-  if (!dry) {
-    io.err(
-      "hyperlab create: starting a domain needs a running host, which this version does not have yet; " +
-        `'hyperlab -N create ${file}' prints the configuration it would build.\n`,
-    );
-    return 1;
-  }
-  const r = dryRunCreate(text, file);
+  if (!dry) return createOnHost(text, file, extra, io);
+  const r = dryRunCreate(
+    extra.length === 0 ? text : `${text}${text.endsWith("\n") ? "" : "\n"}${extra.join("\n")}\n`,
+    file,
+  );
   io.out(r.stdout);
   io.err(r.stderr);
   return r.exitCode;

@@ -131,17 +131,41 @@ export async function libxlDeviceRemove(xs: XsClient, spec: DeviceSpec): Promise
   });
 }
 
-/** libxl__device_destroy: removes the three directories (one transaction). */
+/**
+ * libxl__xs_path_cleanup: removes `path`, then each parent left empty, up to the first
+ * parent that still has children.
+ */
+export async function xsPathCleanup(tx: XsOps, path: string): Promise<void> {
+  try {
+    await tx.rm(path);
+  } catch {
+    // Already gone: removing it is what was asked.
+  }
+  for (
+    let p = path.slice(0, path.lastIndexOf("/"));
+    p.length > 1;
+    p = p.slice(0, p.lastIndexOf("/"))
+  ) {
+    let children: string[];
+    try {
+      children = await tx.directory(p);
+    } catch {
+      continue;
+    }
+    if (children.length > 0) return;
+    try {
+      await tx.rm(p);
+    } catch {
+      return;
+    }
+  }
+}
+
+/** libxl__device_destroy: removes the three directories and their emptied parents (one transaction). */
 export async function libxlDeviceDestroy(xs: XsClient, spec: DeviceSpec): Promise<void> {
   const p = devicePaths(spec);
   await xs.transaction(async (tx) => {
-    for (const dir of [p.frontend, p.backend, p.libxl]) {
-      try {
-        await tx.rm(dir);
-      } catch {
-        // Already gone: removing it is what was asked.
-      }
-    }
+    for (const dir of [p.frontend, p.backend, p.libxl]) await xsPathCleanup(tx, dir);
   });
 }
 

@@ -1,3 +1,13 @@
+export { ControlClient, xlHostOverSocket } from "./daemon/client";
+export { type DaemonOptions, type RunningDaemon, runDaemon } from "./daemon/daemon";
+export type { ControlError, ControlRequest, ControlResponse } from "./daemon/protocol";
+export {
+  checkSocketPath,
+  defaultRunDir,
+  type RunPaths,
+  runPaths,
+  SUN_PATH_MAX,
+} from "./daemon/rundir";
 export {
   type Dashboard,
   type DashboardOptions,
@@ -26,6 +36,70 @@ export {
   libxlDeviceRemove,
 } from "./devices";
 export { TOOLSTACK_ERROR_CODES, type ToolstackErrorCode } from "./errors";
+export {
+  type ConfigResult,
+  configFromJson,
+  configFromXlCfg,
+  type DiskConfig,
+  type DomainAction,
+  type DomainConfig,
+  type NicConfig,
+} from "./libxl/config";
+export {
+  CREATE_STEPS,
+  type CreateOptions,
+  type CreateStep,
+  domainCreate,
+  loadKernel,
+  MIN_GUEST_MEMKB,
+} from "./libxl/create";
+export {
+  attachDevice,
+  type DeviceRequest,
+  detachDevice,
+  deviceState,
+  diskDevice,
+  nicDevice,
+  vdevNumber,
+} from "./libxl/devices";
+export {
+  createHost,
+  type DeviceDriverPair,
+  type DeviceRecord,
+  type DomainRecord,
+  findDomain,
+  freePages,
+  type Host,
+  type HostKind,
+  type HostOptions,
+  settle,
+  startHostServices,
+} from "./libxl/host";
+export { libxlHost, toJsonValue } from "./libxl/info";
+export {
+  actionFor,
+  destroyDomainRecord,
+  memSet,
+  pauseDomain,
+  type ReapEvent,
+  reapShutdowns,
+  renameDomain,
+  requestShutdown,
+  type ShutdownRequest,
+  schedCreditSet,
+  unpauseDomain,
+  vcpuPin,
+  waitShutdown,
+} from "./libxl/lifecycle";
+export { domainRestore, domainSave, type SaveResult } from "./libxl/save";
+export {
+  CONSOLE_ESCAPE,
+  type ConsoleStreams,
+  LIFECYCLE_COMMANDS,
+  parseCpuMap,
+  parseMemSizeKb,
+  setConsoleStreams,
+} from "./lifecycle-commands";
 export { type CliIo, COMMANDS, runCli, type Verb } from "./main";
 export { setTopClock, type TopClock } from "./top/command";
 export {

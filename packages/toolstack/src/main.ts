@@ -9,8 +9,10 @@
 import { type CliIo, processIo, type Verb } from "./cli/io";
 import { VERSION } from "./cli/version";
 import { createCommand } from "./create-command";
+import { LIFECYCLE_COMMANDS } from "./lifecycle-commands";
 import { ringCommand } from "./ring-command";
 import { studyCommand } from "./study-command";
+import { workerCommand } from "./worker-command";
 import { xenstoredCommand } from "./xenstored-command";
 import { XL_READ_COMMANDS } from "./xl-commands";
 
@@ -20,7 +22,7 @@ export type { CliIo, Verb } from "./cli/io";
 export const COMMANDS: Record<string, Verb> = {
   create: {
     summary:
-      "create [-n] FILE          parse an xl.cfg file; with -N or -n print libxl's JSON (xl's dry run)",
+      "create [-n] FILE [K=V...] create a domain from an xl.cfg file; with -N or -n print libxl's JSON (xl's dry run)",
     run: (args, io) => createCommand(args, io),
   },
   xenstored: {
@@ -31,12 +33,17 @@ export const COMMANDS: Record<string, Verb> = {
     summary: "study [options]           list or run comparative MMU studies and write their report",
     run: studyCommand,
   },
+  worker: {
+    summary: "worker URL                run study cells from the queue of 'study --queue URL'",
+    run: (args, io) => workerCommand(args, io),
+  },
   ring: {
     summary:
       "ring replay SCRIPT|layout step a Xen shared ring through a script; print ring layouts",
     run: ringCommand,
   },
   ...XL_READ_COMMANDS,
+  ...LIFECYCLE_COMMANDS,
 };
 
 function usage(): string {

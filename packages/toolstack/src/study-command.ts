@@ -113,6 +113,7 @@ interface StudyFlags {
   quiet?: boolean;
   progress?: boolean;
   skipMemoryCheck?: boolean;
+  queue?: string;
 }
 
 function program(io: CliIo) {
@@ -165,6 +166,11 @@ function program(io: CliIo) {
     .option("--quiet", "print nothing but errors (and --json's output)")
     .option("--progress", "show progress even when stderr is not a terminal")
     .option("--no-progress", "never show progress")
+    .option(
+      "--queue <URL>",
+      "run the cells as jobs on the BullMQ queue in this Redis (redis://HOST:PORT); 'hyperlab worker URL' processes run them",
+      flagValue,
+    )
     .option("--skip-memory-check", "run even if the memory estimate exceeds the host's free memory")
     .addHelpText(
       "after",
@@ -252,6 +258,7 @@ export async function studyCommand(
       onProgress: display?.onProgress,
       onTick: display?.onTick,
       skipMemoryCheck: f.skipMemoryCheck === true,
+      queue: f.queue,
     });
     if (f.json === true) {
       io.out(`${JSON.stringify({ files, results }, null, 2)}\n`);

@@ -59,10 +59,16 @@ describe("hyperlab create", () => {
     expect(d.err()).toBe("Config file not specified and none in save file\n");
   });
 
-  it("says that starting a domain needs a host, and names the dry run", async () => {
+  it("without a running host: parses the file, then says to start one", async () => {
+    const old = process.env.HYPERLAB_RUN_DIR;
+    process.env.HYPERLAB_RUN_DIR = dir;
     const c = capture();
     expect(await runCli(["create", join(corpus, "01-minimal.cfg")], c.io)).toBe(1);
-    expect(c.err()).toMatch(/needs a running host.*hyperlab -N create/);
+    expect(c.err()).toMatch(
+      /^Parsing config from .*\nhyperlab create: no host is running at .*start one with 'hyperlab up'/,
+    );
+    if (old === undefined) delete process.env.HYPERLAB_RUN_DIR;
+    else process.env.HYPERLAB_RUN_DIR = old;
   });
 
   it("names an unknown flag as typed, and -N without create is a usage error", async () => {

@@ -108,6 +108,10 @@ export class XsConnection {
   onOutput: (conn: XsConnection) => void;
   /** @internal */ readonly onDrop: ((conn: XsConnection, reason: string) => void) | undefined;
   /** @internal */ dirty = false;
+  /** One closure for every feed (no allocation per chunk). */
+  private readonly onMessage = (m: XsMessage): void => {
+    if (!this.closed) this.daemon.process(this, m);
+  };
 
   /** @internal */
   constructor(
@@ -145,9 +149,7 @@ export class XsConnection {
    */
   feed(bytes: Uint8Array): boolean {
     if (this.closed) return false;
-    const ok = this.reader.push(bytes, (m) => {
-      if (!this.closed) this.daemon.process(this, m);
-    });
+    const ok = this.reader.push(bytes, this.onMessage);
     if (!ok && !this.closed) {
       this.daemon.drop(this, `payload longer than ${XENSTORE_PAYLOAD_MAX} bytes`, 3);
     }
@@ -193,24 +195,31 @@ export class XsConnection {
     }
   }
 
-  /** All queued output at once (for stream transports), emptying the queue. */
-  takeAllOutput(): Uint8Array | undefined {
+  /**
+   * All queued output at once (for stream transports), emptying the queue. With `alloc`
+   * the bytes are always copied into `alloc(total)` (a socket passes Buffer.allocUnsafe, so
+   * the write needs no conversion); without it a single queued message is handed over as is.
+   */
+  takeAllOutput(alloc?: (size: number) => Uint8Array): Uint8Array | undefined {
     const n = this.out.length - this.outHead;
     if (n === 0) return undefined;
     let bytes: Uint8Array;
-    if (n === 1 && this.outOffset === 0) {
+    if (n === 1 && this.outOffset === 0 && alloc === undefined) {
       bytes = this.out[this.outHead].bytes;
     } else {
       let total = 0;
       for (let i = this.outHead; i < this.out.length; i++) total += this.out[i].bytes.length;
       total -= this.outOffset;
-      bytes = new Uint8Array(total);
+      bytes = alloc === undefined ? new Uint8Array(total) : alloc(total);
       let o = 0;
       for (let i = this.outHead; i < this.out.length; i++) {
-        const b =
-          i === this.outHead ? this.out[i].bytes.subarray(this.outOffset) : this.out[i].bytes;
-        bytes.set(b, o);
-        o += b.length;
+        const b = this.out[i].bytes;
+        const from = i === this.outHead ? this.outOffset : 0;
+        const len = b.length - from;
+        // Replies and events are mostly short: a loop beats set() and its subarray.
+        if (len < 64) for (let k = 0; k < len; k++) bytes[o + k] = b[from + k];
+        else bytes.set(from === 0 ? b : b.subarray(from), o);
+        o += len;
       }
     }
     this.clearOutput();
@@ -252,8 +261,11 @@ export class XsConnection {
 
   /** @internal */
   clearOutput(): void {
-    this.pendingEvents.clear();
-    this.out.length = 0;
+    if (this.pendingEvents.size !== 0) this.pendingEvents.clear();
+    // Usually one or two messages: popping them is cheaper than the length setter.
+    const out = this.out;
+    if (out.length > 8) out.length = 0;
+    else while (out.length !== 0) out.pop();
     this.outHead = 0;
     this.outOffset = 0;
     this.outBytes = 0;

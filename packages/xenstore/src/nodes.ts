@@ -21,7 +21,7 @@ import {
 } from "@hyperlab/abi";
 import { domainEntry, domainRec, entryInc, sizeOk } from "./accounting";
 import type { XsConnection } from "./connection";
-import { EMPTY, NO_GEN, RECORD_HDR, RECORD_PERM, XsNode } from "./node";
+import { EMPTY, NO_CHILDREN, NO_GEN, RECORD_HDR, RECORD_PERM, XsNode } from "./node";
 import { basename, canonicalize, childPath, isValidNodename, parentOf } from "./paths";
 import { adjustedPerms, permFor } from "./permissions";
 import {
@@ -238,7 +238,7 @@ export function createNode(ds: XsStore, conn: XsConnection, name: string, value:
   let made: XsNode | null = null;
   for (let k = names.length - 1; k >= 0; k--) {
     const n = names[k];
-    const node = new XsNode(n, NO_GEN, perms, k === 0 ? value : EMPTY, new Set(), 0, false);
+    const node = new XsNode(n, NO_GEN, perms, k === 0 ? value : EMPTY, NO_CHILDREN, 0, true);
     up.addChild(basename(n));
     let r = putNode(ds, conn, up);
     if (r === 0) r = putNode(ds, conn, node);

@@ -88,13 +88,15 @@ export async function listenUnix(
     sockets.add(sock);
     const conn = daemon.connect({
       onOutput: (c) => {
-        const b = c.takeAllOutput();
+        // One write per connection per turn, of a Buffer (pooled; no Uint8Array conversion).
+        const b = c.takeAllOutput(Buffer.allocUnsafe);
         if (b !== undefined && !sock.destroyed) sock.write(b);
       },
       onDrop: () => sock.destroy(),
     });
+    // A Buffer is a Uint8Array; the reader copies what it keeps, so the chunk is not held.
     sock.on("data", (chunk: Buffer) => {
-      conn.feed(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+      conn.feed(chunk);
     });
     sock.on("error", (e) => log(`connection ${conn.id}: ${e.message}`));
     sock.on("close", () => {

@@ -55,8 +55,16 @@ export function latin1z(s: string): Uint8Array {
   return out;
 }
 
+/**
+ * Node's native Latin-1 decoder (Buffer.prototype.latin1Slice: one char per byte, 0x80-0xff
+ * included, unlike TextDecoder's "latin1", which is windows-1252). It takes any Uint8Array.
+ */
+const nativeLatin1 = (globalThis as { Buffer?: { prototype: { latin1Slice?: unknown } } }).Buffer
+  ?.prototype.latin1Slice as ((this: Uint8Array, start: number, end: number) => string) | undefined;
+
 /** The string of bytes [start, end). */
 export function decodeLatin1(b: Uint8Array, start = 0, end = b.length): string {
+  if (nativeLatin1 !== undefined) return nativeLatin1.call(b, start, end);
   let s = "";
   for (let i = start; i < end; i += 4096) {
     s += String.fromCharCode.apply(
@@ -130,6 +138,18 @@ export function atoi(s: string): number {
   return (neg ? -v : v) | 0;
 }
 
+/** Store `v` as a little-endian u32 at `o` (no DataView: that would move a small array off-heap). */
+function putU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v;
+  b[o + 1] = v >>> 8;
+  b[o + 2] = v >>> 16;
+  b[o + 3] = v >>> 24;
+}
+
+function getU32(b: Uint8Array, o: number): number {
+  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+}
+
 /** A whole message: header then payload. */
 export function encodeMessage(
   type: number,
@@ -138,11 +158,10 @@ export function encodeMessage(
   payload: Uint8Array,
 ): Uint8Array {
   const out = new Uint8Array(XSD_SOCKMSG_SIZE + payload.length);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, type, true);
-  dv.setUint32(4, reqId >>> 0, true);
-  dv.setUint32(8, txId >>> 0, true);
-  dv.setUint32(12, payload.length, true);
+  putU32(out, 0, type);
+  putU32(out, 4, reqId);
+  putU32(out, 8, txId);
+  putU32(out, 12, payload.length);
   out.set(payload, XSD_SOCKMSG_SIZE);
   return out;
 }
@@ -181,28 +200,50 @@ export class MessageReader {
 
   push(chunk: Uint8Array, onMessage: (m: XsMessage) => void): boolean {
     let i = 0;
-    while (i < chunk.length) {
+    const end = chunk.length;
+    while (i < end) {
       if (this.bad) return false;
       if (this.body === null) {
-        const n = Math.min(XSD_SOCKMSG_SIZE - this.hdrUsed, chunk.length - i);
-        this.hdr.set(chunk.subarray(i, i + n), this.hdrUsed);
-        this.hdrUsed += n;
-        i += n;
-        if (this.hdrUsed < XSD_SOCKMSG_SIZE) return true;
-        const dv = new DataView(this.hdr.buffer);
-        this.type = dv.getUint32(0, true);
-        this.reqId = dv.getUint32(4, true);
-        this.txId = dv.getUint32(8, true);
-        const len = dv.getUint32(12, true);
+        let h: Uint8Array;
+        let ho: number;
+        if (this.hdrUsed === 0 && end - i >= XSD_SOCKMSG_SIZE) {
+          // The whole header is in this chunk (the usual case): read it in place.
+          h = chunk;
+          ho = i;
+          i += XSD_SOCKMSG_SIZE;
+        } else {
+          const n = Math.min(XSD_SOCKMSG_SIZE - this.hdrUsed, end - i);
+          for (let k = 0; k < n; k++) this.hdr[this.hdrUsed + k] = chunk[i + k];
+          this.hdrUsed += n;
+          i += n;
+          if (this.hdrUsed < XSD_SOCKMSG_SIZE) return true;
+          h = this.hdr;
+          ho = 0;
+        }
+        this.type = getU32(h, ho);
+        this.reqId = getU32(h, ho + 4);
+        this.txId = getU32(h, ho + 8);
+        const len = getU32(h, ho + 12);
         if (len > XENSTORE_PAYLOAD_MAX) {
           this.bad = true;
           return false;
+        }
+        if (end - i >= len) {
+          // The whole payload is here too: one copy, no partial state.
+          // A fresh plain Uint8Array (a Buffer's slice would be a view of the whole chunk).
+          const body = new Uint8Array(len);
+          if (len < 64) for (let k = 0; k < len; k++) body[k] = chunk[i + k];
+          else body.set(chunk.subarray(i, i + len));
+          i += len;
+          this.hdrUsed = 0;
+          onMessage({ type: this.type, reqId: this.reqId, txId: this.txId, payload: body });
+          continue;
         }
         this.body = new Uint8Array(len);
         this.bodyUsed = 0;
       }
       const body = this.body;
-      const n = Math.min(body.length - this.bodyUsed, chunk.length - i);
+      const n = Math.min(body.length - this.bodyUsed, end - i);
       body.set(chunk.subarray(i, i + n), this.bodyUsed);
       this.bodyUsed += n;
       i += n;

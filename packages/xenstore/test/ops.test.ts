@@ -14,6 +14,7 @@ import {
   XS_RM,
   XS_SET_PERMS,
   XS_SET_TARGET,
+  XS_TRANSACTION_END,
   XS_TRANSACTION_START,
   XS_WATCH,
   XS_WRITE,
@@ -241,5 +242,27 @@ describe("API misuse", () => {
     const d = new Xenstored();
     expect(() => d.connect({ domid: -1, onOutput: () => {} })).toThrow(/domid/);
     expect(() => d.connect({ domid: 1.5, onOutput: () => {} })).toThrow(XenstoreError);
+  });
+});
+
+describe("leaves share one empty child list until they get a child", () => {
+  it("a child added under one leaf appears there only, in and out of transactions", () => {
+    const { d, r } = fresh();
+    for (const p of ["/s/a", "/s/b", "/s/c"]) expect(r.q(XS_WRITE, `${p}\0v`)).toBe("OK|");
+    expect(r.q(XS_WRITE, "/s/a/x\0v")).toBe("OK|");
+    expect(r.q(XS_DIRECTORY, z("/s/a"))).toBe("x|");
+    expect(r.q(XS_DIRECTORY, z("/s/b"))).toBe("");
+    const tx = Number(r.q(XS_TRANSACTION_START, z("")).replace("|", ""));
+    expect(r.q(XS_WRITE, "/s/b/y\0v", tx)).toBe("OK|");
+    expect(r.q(XS_DIRECTORY, z("/s/b"), tx)).toBe("y|");
+    expect(r.q(XS_DIRECTORY, z("/s/c"), tx)).toBe("");
+    expect(r.q(XS_DIRECTORY, z("/s/b"))).toBe("");
+    expect(r.q(XS_TRANSACTION_END, z("T"), tx)).toBe("OK|");
+    expect(r.q(XS_DIRECTORY, z("/s/b"))).toBe("y|");
+    expect(r.q(XS_DIRECTORY, z("/s/c"))).toBe("");
+    expect(r.q(XS_RM, z("/s/a/x"))).toBe("OK|");
+    expect(r.q(XS_WRITE, "/s/d\0v")).toBe("OK|");
+    expect(r.q(XS_DIRECTORY, z("/s/d"))).toBe("");
+    expect(d.checkInvariants()).toEqual([]);
   });
 });

@@ -7,8 +7,10 @@ import {
   XS_WATCH_EVENT,
   XS_WRITE,
 } from "@hyperlab/abi";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { encodeMessage, MessageReader, Xenstored } from "../src/index";
+import { decodeLatin1 } from "../src/wire";
 import { enc, Raw, z } from "./helpers";
 
 describe("framing (xs_wire.h)", () => {
@@ -118,5 +120,86 @@ describe("framing (xs_wire.h)", () => {
     mr.push(m.subarray(16), (x) => got.push(x.type));
     expect(got).toEqual([XS_READ]);
     expect(mr.needed).toBe(16);
+  });
+});
+
+describe("framing fast paths (whole messages read in place, output gathered once)", () => {
+  const runs = process.env.HYPERLAB_LONG === "1" ? 2000 : 200;
+
+  it("MessageReader yields the same messages however a byte stream is cut", () => {
+    const msg = fc.record({
+      type: fc.nat(0xffff_ffff),
+      reqId: fc.nat(0xffff_ffff),
+      txId: fc.nat(0xffff_ffff),
+      payload: fc.uint8Array({ maxLength: 200 }),
+    });
+    fc.assert(
+      fc.property(fc.array(msg, { maxLength: 12 }), fc.array(fc.nat(300)), (msgs, cuts) => {
+        const wire = msgs.map((m) => encodeMessage(m.type, m.reqId, m.txId, m.payload));
+        const all = new Uint8Array(wire.reduce((n, w) => n + w.length, 0));
+        let o = 0;
+        for (const w of wire) {
+          all.set(w, o);
+          o += w.length;
+        }
+        const r = new MessageReader();
+        const got: { type: number; reqId: number; txId: number; payload: Uint8Array }[] = [];
+        let at = 0;
+        for (const c of [...cuts, all.length]) {
+          const end = Math.min(all.length, at + c);
+          // A Buffer chunk, as a socket delivers, scribbled over after the reader saw it:
+          // the payloads it handed out must be copies, and plain Uint8Arrays.
+          const chunk = Buffer.from(all.subarray(at, end));
+          expect(r.push(chunk, (m) => got.push(m))).toBe(true);
+          chunk.fill(0xee);
+          at = end;
+        }
+        expect(r.partial).toBe(0);
+        expect(got.length).toBe(msgs.length);
+        for (let i = 0; i < msgs.length; i++) {
+          expect(got[i].type).toBe(msgs[i].type);
+          expect(got[i].reqId).toBe(msgs[i].reqId);
+          expect(got[i].txId).toBe(msgs[i].txId);
+          expect(Object.getPrototypeOf(got[i].payload)).toBe(Uint8Array.prototype);
+          expect([...got[i].payload]).toEqual([...msgs[i].payload]);
+        }
+      }),
+      { seed: 0x5eed29, numRuns: runs },
+    );
+  });
+
+  it("decodes paths as Latin-1, byte for char, 0x80-0xff included (not windows-1252)", () => {
+    const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
+    const s = decodeLatin1(bytes);
+    expect(s.length).toBe(256);
+    for (let i = 0; i < 256; i++) expect(s.charCodeAt(i)).toBe(i);
+    expect(decodeLatin1(bytes, 0x80, 0x83)).toBe("\u0080\u0081\u0082");
+    expect(decodeLatin1(bytes, 5, 5)).toBe("");
+  });
+
+  it("takeAllOutput gathers every queued message, after a partial send, into alloc's array", () => {
+    const d = new Xenstored();
+    const c = d.connect({ onOutput: () => {} });
+    const w = encodeMessage(XS_WRITE, 1, 0, enc.encode("/x\0".concat("v".repeat(100))));
+    c.feed(w);
+    c.feed(encodeMessage(XS_READ, 2, 0, z("/x")));
+    c.feed(encodeMessage(XS_READ, 3, 0, z("/nope")));
+    const whole = [...c.peekOutput()!];
+    c.consumeOutput(5);
+    const sizes: number[] = [];
+    const out = c.takeAllOutput((n) => {
+      sizes.push(n);
+      return Buffer.alloc(n);
+    });
+    expect(Buffer.isBuffer(out)).toBe(true);
+    const ok = encodeMessage(XS_WRITE, 1, 0, z("OK"));
+    const val = encodeMessage(XS_READ, 2, 0, enc.encode("v".repeat(100)));
+    const err = encodeMessage(XS_ERROR, 3, 0, z("ENOENT"));
+    expect(whole).toEqual([...ok]);
+    const expected = [...ok.subarray(5), ...val, ...err];
+    expect(sizes).toEqual([expected.length]);
+    expect([...out!]).toEqual(expected);
+    expect(c.takeAllOutput(Buffer.allocUnsafe)).toBeUndefined();
+    expect(c.stats).toEqual({ watches: 0, transactions: 0 });
   });
 });

@@ -1,0 +1,27 @@
+/*
+ * What `hyperlab up --http PORT` shows: the live dashboard's source over a running host. The
+ * domains, vCPUs and scheduler come from the same XlHost the xl verbs read (libxlHost); a
+ * domain's page-table tree is walked from its vCPU 0's CR3 in machine memory, read-only.
+ */
+
+import { pageTableTree } from "../dashboard/pagetable";
+import type { DashboardSource, PageTableNode } from "../dashboard/source";
+import type { Host } from "../libxl/host";
+import { libxlHost } from "../libxl/info";
+
+export function hostDashboardSource(h: Host): DashboardSource {
+  const ram = h.hv.machine.ram;
+  return {
+    host: libxlHost(h),
+    async pageTable(domid: number): Promise<PageTableNode | undefined> {
+      const d = h.hv.domain(domid);
+      const cr3 = d?.vcpus[0]?.cr3Mfn ?? -1;
+      if (cr3 < 0 || !ram.validMfn(cr3)) return undefined;
+      return pageTableTree(cr3, (mfn, index) => {
+        if (!ram.validMfn(mfn)) return { lo: 0, hi: 0 };
+        const maddr = mfn * 4096 + index * 8;
+        return { lo: ram.read64lo(maddr), hi: ram.read64hi(maddr) };
+      });
+    },
+  };
+}

@@ -1,0 +1,29 @@
+// `hyperlab up --http PORT`'s source over a real host: the dashboard lists a domain created a
+// moment before, and draws its page-table tree from the CR3 of its vCPU 0.
+import { describe, expect, it } from "vitest";
+import { hostDashboardSource } from "../src/daemon/dashboard";
+import { destroyDomainRecord, domainCreate, startDashboard } from "../src/index";
+import { config, host } from "./libxl/world";
+
+describe("the host's dashboard source", () => {
+  it("shows a domain created a moment before, with its page-table tree", async () => {
+    const h = await host();
+    const dash = await startDashboard(hostDashboardSource(h), { port: 0 });
+    try {
+      const r = await domainCreate(h, config("alpha"));
+      const snap = (await (await fetch(`${dash.url}api/snapshot`)).json()) as {
+        domains: { name?: string; domid: number }[];
+      };
+      expect(snap.domains.map((d) => d.name)).toContain("alpha");
+      const res = await fetch(`${dash.url}api/pagetable?domid=${r.domid}`);
+      expect(res.status).toBe(200);
+      const tree = JSON.stringify(await res.json());
+      expect(tree).toContain("L4");
+      // A domain that does not exist has no tree.
+      expect((await fetch(`${dash.url}api/pagetable?domid=4242`)).status).toBe(404);
+      await destroyDomainRecord(h, r);
+    } finally {
+      await dash.close();
+    }
+  });
+});
