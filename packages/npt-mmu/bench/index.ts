@@ -4,9 +4,9 @@
  * structure caches and nested TLB warm, and cold walks over 2 MiB host pages. Each figure is
  * one loop timed with process.hrtime.bigint() after an untimed warm-up of the same loop.
  */
-import { createHypervisor, type Vcpu } from "@hyperlab/core";
-import { createMachine } from "@hyperlab/machine";
-import { type NptMmu, type NptMmuOptions, nptMmu } from "../src/index";
+import { runCReference } from "../../paging/bench/fixture";
+import type { NptMmuOptions } from "../src/index";
+import { BASE, buildNptReference, HOT, NONE, PAGES, world } from "./fixture";
 
 let sink = 0;
 
@@ -18,48 +18,6 @@ function measure(name: string, ops: number, loop: () => void): void {
   console.log(`${name}: ${(ops / (ns / 1e3)).toFixed(2)} M/s`);
 }
 
-const PAGES = 256;
-const BASE = 0x7f00_0000_0000;
-
-/** A booted world with one guest mapping PAGES pages at BASE, all backed already. */
-function world(options: NptMmuOptions, order = 0): { npt: NptMmu; v: Vcpu } {
-  const machine = createMachine({ ramBytes: 256 * 2 ** 20, cpus: 1, seed: 1 });
-  const hv = createHypervisor({ machine, plugins: [nptMmu(options)] }).boot();
-  const npt = hv.slot("npt-mmu");
-  const d = hv.createDomain({ maxVcpus: 1, maxPages: 4096 });
-  const frames: number[] = [];
-  while (frames.length < 1024) {
-    const mfn = hv.allocDomainPages(d, order);
-    for (let i = 0; i < 2 ** order; i++) frames.push(mfn + i);
-  }
-  let next = 0;
-  const alloc = () => {
-    const f = frames[next++];
-    machine.ram.clearFrame(f);
-    return f;
-  };
-  const cr3 = alloc();
-  for (let p = 0; p < PAGES; p++) {
-    const va = BASE + p * 4096;
-    let table = cr3;
-    for (let L = 4; L > 1; L--) {
-      const a = table * 4096 + (Math.floor(va / 2 ** (12 + 9 * (L - 1))) % 512) * 8;
-      const lo = machine.ram.read64lo(a);
-      if ((lo & 1) === 0) {
-        const t = alloc();
-        machine.ram.write64(a, (t * 4096 + 7) >>> 0, 0);
-        table = t;
-      } else table = lo >>> 12;
-    }
-    machine.ram.write64(table * 4096 + (p % 512) * 8, (alloc() * 4096 + 7) >>> 0, 0);
-  }
-  const v = d.vcpus[0];
-  v.cr3Mfn = cr3;
-  for (let p = 0; p < PAGES; p++) npt.translate(v, BASE + p * 4096, 0);
-  return { npt, v };
-}
-
-const NONE: NptMmuOptions = { tlb: false, nestedPwcEntries: 0, nestedTlbEntries: 0 };
 /** A TLB with no 4 KiB entries: every translation misses it and walks, with warm caches. */
 const TLB_MISSES: NptMmuOptions = {
   tlb: { levels: [{ size1g: { sets: 1, ways: 1 } }] },
@@ -91,5 +49,59 @@ for (const [name, options, order] of [
   });
   const refs = npt.counts.guestRefs + npt.counts.nestedRefs - refs0;
   console.log(`  references per walk: ${(refs / (npt.counts.walks - walks0)).toFixed(2)}`);
+}
+
+// ---- Side by side with the C reference (bench/c/npt-ref.c, gcc -O2; test/c-reference.test.ts
+// checks it computes the same addresses and counters): TS, C and TS/C by CPU time, one
+// untimed warm-up then the best of five runs on both sides.
+function cpuRate(ops: number, loop: () => void): number {
+  loop();
+  let best = Number.POSITIVE_INFINITY;
+  for (let run = 0; run < 5; run++) {
+    const c0 = process.cpuUsage();
+    loop();
+    const c = process.cpuUsage(c0);
+    best = Math.min(best, (c.user + c.system) * 1000);
+  }
+  return ops / (best / 1e3);
+}
+const NC = 1_000_000;
+const rates = new Map<string, number>();
+{
+  const w = world(NONE);
+  const cref = buildNptReference(w);
+  const { npt, v } = w;
+  // The VAs as coldVa and hitVa in bench/fixture.ts, written out so the loops inline.
+  rates.set(
+    "npt-cold",
+    cpuRate(NC, () => {
+      let s = 0;
+      for (let i = 0; i < NC; i++) s += npt.translate(v, BASE + (i % PAGES) * 4096, 0);
+      sink += s;
+    }),
+  );
+  const h = world({});
+  rates.set(
+    "npt-hit",
+    cpuRate(NC * 5, () => {
+      let s = 0;
+      for (let i = 0; i < NC * 5; i++)
+        s += h.npt.translate(h.v, BASE + (i & (HOT - 1)) * 4096 + 8, 0);
+      sink += s;
+    }),
+  );
+  const c = runCReference(cref.bin, cref.fixture, "bench", NC);
+  const label: Record<string, string> = {
+    "npt-cold": "cold 2D walk, 4K host pages (24 refs)",
+    "npt-hit": "translate, combined TLB hit",
+  };
+  console.log("\nTypeScript against the C reference (M/s by CPU time; TS/C = C rate / TS rate):");
+  for (const [key, ts] of rates) {
+    const cRate = Number(c.get(key)![1]);
+    const ratio = cRate / ts;
+    console.log(
+      `  ${label[key].padEnd(38)} TS ${ts.toFixed(1).padStart(7)}  C ${cRate.toFixed(1).padStart(7)}  TS/C ${ratio.toFixed(2)}${ratio > 2 ? "  (over 2x)" : ""}`,
+    );
+  }
 }
 if (sink === 42) console.log("");

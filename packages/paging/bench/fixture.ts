@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { _PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER } from "@hyperlab/abi";
-import { CHUNK_FRAMES, createPrng, Ram } from "@hyperlab/machine";
+import { createPrng, Ram } from "@hyperlab/machine";
 import { PAGING_4LEVEL, pteHi, pteIndex, pteLo, pteMfn } from "../src/index";
 
 export interface PagingFixture {
@@ -107,10 +107,8 @@ export function writeFixture(f: PagingFixture, path: string): void {
   header.set(PAGING_4LEVEL.rsvdLo, 32);
   header.set(PAGING_4LEVEL.rsvdHi, 44);
   const frames = new Uint32Array(f.framesUsed * 1024);
-  for (let mfn = 0; mfn < f.framesUsed; mfn++) {
-    const base = (mfn & (CHUNK_FRAMES - 1)) << 10;
-    frames.set(f.ram.frameWords(mfn, false).subarray(base, base + 1024), mfn * 1024);
-  }
+  // frameWords hands out exactly one frame's 1024 words.
+  for (let mfn = 0; mfn < f.framesUsed; mfn++) frames.set(f.ram.frameWords(mfn, false), mfn * 1024);
   const parts = [header, frames, f.vas, f.sparse, f.order];
   writeFileSync(
     path,
@@ -121,13 +119,17 @@ export function writeFixture(f: PagingFixture, path: string): void {
 export const C_SOURCE = fileURLToPath(new URL("./c/paging-ref.c", import.meta.url));
 
 /**
- * Compiles the C reference with gcc -O2 into a fresh temporary directory and writes the
- * fixture next to it; returns both paths. Throws when gcc is missing or fails.
+ * Compiles a C reference (paging's own, or another package's bench/c/*.c that includes it)
+ * with gcc -O2 into a fresh temporary directory and writes the fixture next to it; returns
+ * both paths. Throws when gcc is missing or fails.
  */
-export function buildCReference(f: PagingFixture): { bin: string; fixture: string } {
+export function buildCReference(
+  f: PagingFixture,
+  source: string = C_SOURCE,
+): { bin: string; fixture: string } {
   const dir = mkdtempSync(join(tmpdir(), "hyperlab-paging-ref-"));
-  const bin = join(dir, "paging-ref");
-  execFileSync("gcc", ["-O2", "-o", bin, C_SOURCE], { stdio: "inherit" });
+  const bin = join(dir, "ref");
+  execFileSync("gcc", ["-O2", "-o", bin, source], { stdio: "inherit" });
   const fixture = join(dir, "fixture.bin");
   writeFixture(f, fixture);
   return { bin, fixture };

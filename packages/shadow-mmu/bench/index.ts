@@ -4,9 +4,8 @@
  * PTE store that zaps the shadow entry, then the shadow page fault that refills it). Each
  * figure is one loop timed with process.hrtime.bigint() after an untimed warm-up.
  */
-import { createHypervisor, type Vcpu } from "@hyperlab/core";
-import { createMachine } from "@hyperlab/machine";
-import { type ShadowMmu, type ShadowMmuOptions, shadowMmu } from "../src/index";
+import { runCReference } from "../../paging/bench/fixture";
+import { BASE, buildShadowReference, HOT, PAGES, world } from "./fixture";
 
 let sink = 0;
 
@@ -16,52 +15,6 @@ function measure(name: string, ops: number, loop: () => void): void {
   loop();
   const ns = Number(process.hrtime.bigint() - t0);
   console.log(`${name}: ${(ops / (ns / 1e3)).toFixed(2)} M/s`);
-}
-
-const PAGES = 256;
-const BASE = 0x7f00_0000_0000;
-
-interface World {
-  sh: ShadowMmu;
-  v: Vcpu;
-  l1: number;
-  data: number[];
-}
-
-function world(options: ShadowMmuOptions): World {
-  const machine = createMachine({ ramBytes: 256 * 2 ** 20, cpus: 1, seed: 1 });
-  const hv = createHypervisor({ machine, plugins: [shadowMmu(options)] }).boot();
-  const sh = hv.slot("shadow-mmu");
-  const d = hv.createDomain({ maxVcpus: 1, maxPages: 4096 });
-  const alloc = () => {
-    const f = hv.allocDomainPages(d, 0);
-    machine.ram.clearFrame(f);
-    return f;
-  };
-  const v = d.vcpus[0];
-  const cr3 = alloc();
-  let l1 = -1;
-  const data: number[] = [];
-  for (let p = 0; p < PAGES; p++) {
-    const va = BASE + p * 4096;
-    let table = cr3;
-    for (let L = 4; L > 1; L--) {
-      const a = table * 4096 + (Math.floor(va / 2 ** (12 + 9 * (L - 1))) % 512) * 8;
-      const lo = machine.ram.read64lo(a);
-      if ((lo & 1) === 0) {
-        const t = alloc();
-        sh.guestStore(v, a, (t * 4096 + 7) >>> 0, 0);
-        table = t;
-      } else table = lo >>> 12;
-    }
-    l1 = table;
-    const f = alloc();
-    data.push(f);
-    sh.guestStore(v, table * 4096 + (p % 512) * 8, (f * 4096 + 7) >>> 0, 0);
-  }
-  v.cr3Mfn = cr3;
-  for (let p = 0; p < PAGES; p++) sh.translate(v, BASE + p * 4096, 0);
-  return { sh, v, l1, data };
 }
 
 {
@@ -98,5 +51,58 @@ function world(options: ShadowMmuOptions): World {
   console.log(
     `  emulated writes: ${sh.counts.emulatedWrites}, shadow faults fixed: ${sh.counts.shadowFaultsFixed}`,
   );
+}
+
+// ---- Side by side with the C reference (bench/c/shadow-ref.c, gcc -O2; test/c-reference.test.ts
+// checks it computes the same addresses and counters): TS, C and TS/C by CPU time, one
+// untimed warm-up then the best of five runs on both sides.
+function cpuRate(ops: number, loop: () => void): number {
+  loop();
+  let best = Number.POSITIVE_INFINITY;
+  for (let run = 0; run < 5; run++) {
+    const c0 = process.cpuUsage();
+    loop();
+    const c = process.cpuUsage(c0);
+    best = Math.min(best, (c.user + c.system) * 1000);
+  }
+  return ops / (best / 1e3);
+}
+{
+  const NC = 2_000_000;
+  const rates = new Map<string, number>();
+  const w = world({ tlb: false });
+  const cref = buildShadowReference(w);
+  // The VAs as walkVa and hitVa in bench/fixture.ts, written out so the loops inline.
+  rates.set(
+    "shadow-walk",
+    cpuRate(NC, () => {
+      let s = 0;
+      for (let i = 0; i < NC; i++) s += w.sh.translate(w.v, BASE + (i % PAGES) * 4096, 0);
+      sink += s;
+    }),
+  );
+  const h = world({});
+  rates.set(
+    "shadow-hit",
+    cpuRate(NC * 5, () => {
+      let s = 0;
+      for (let i = 0; i < NC * 5; i++)
+        s += h.sh.translate(h.v, BASE + (i & (HOT - 1)) * 4096 + 8, 0);
+      sink += s;
+    }),
+  );
+  const c = runCReference(cref.bin, cref.fixture, "bench", NC);
+  const label: Record<string, string> = {
+    "shadow-walk": "TLB miss, shadow-table walk (4 refs)",
+    "shadow-hit": "translate, TLB hit",
+  };
+  console.log("\nTypeScript against the C reference (M/s by CPU time; TS/C = C rate / TS rate):");
+  for (const [key, ts] of rates) {
+    const cRate = Number(c.get(key)![1]);
+    const ratio = cRate / ts;
+    console.log(
+      `  ${label[key].padEnd(38)} TS ${ts.toFixed(1).padStart(7)}  C ${cRate.toFixed(1).padStart(7)}  TS/C ${ratio.toFixed(2)}${ratio > 2 ? "  (over 2x)" : ""}`,
+    );
+  }
 }
 if (sink === 42) console.log("");

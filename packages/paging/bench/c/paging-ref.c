@@ -12,6 +12,9 @@
  *
  * Usage: paging-ref FIXTURE bench N      rates, one "name<TAB>wall M/s<TAB>cpu M/s" line each
  *        paging-ref FIXTURE check N      checksums and counters, one "name<TAB>..." line each
+ *
+ * Other packages' C references (native-mmu, ...) include this file with PAGING_REF_LIBRARY
+ * defined: they get the walk, caches, TLB, fixture loader and timing without this main.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -501,6 +504,7 @@ static inline u32 mix(u32 h, u64 x) {
   return (h ^ (u32)(x >> 32)) * 0x01000193u;
 }
 
+#ifndef PAGING_REF_LIBRARY
 int main(int argc, char **argv) {
   if (argc != 4) {
     fprintf(stderr, "usage: %s FIXTURE bench|check N\n", argv[0]);
@@ -625,3 +629,4 @@ int main(int argc, char **argv) {
   }
   return 0;
 }
+#endif /* PAGING_REF_LIBRARY */
