@@ -8,6 +8,7 @@
  */
 import { RUNSTATE_blocked, RUNSTATE_running } from "@hyperlab/abi";
 import type { Domain } from "@hyperlab/core";
+import { readConsoleLog } from "@hyperlab/pv-cpu";
 import {
   LIBXL_DOMAIN_TYPE,
   LIBXL_ERROR,
@@ -306,19 +307,13 @@ export function libxlHost(host: Host): XlHost {
     },
     async dmesg(clear) {
       if (!hv.hasSlot("pv-cpu")) return "";
-      const c = hv.slot("pv-cpu").console;
-      const text = c.read();
-      let from = dmesgCleared.get(host) ?? 0;
-      if (from > text.length) from = 0;
-      if (clear === true) dmesgCleared.set(host, text.length);
-      return text.slice(from);
+      // Xen's console ring keeps its own consumer mark (XEN_SYSCTL_readconsole's clear), so
+      // -c stays right after the ring wraps.
+      return readConsoleLog(hv, { clear: clear === true });
     },
   };
   return q;
 }
-
-/** How much of Xen's console ring `dmesg -c` has cleared, per host. */
-const dmesgCleared = new WeakMap<Host, number>();
 
 /** Plain JSON (JSON.parse's) as the ordered JsonValue xl's printer takes; key order kept. */
 export function toJsonValue(x: unknown): JsonValue {
