@@ -60,29 +60,27 @@ function makeLevel(l: CacheLevelConfig): Level {
   return { ways, mask: slots / l.ways - 1, span: l.ways * 2 };
 }
 
-/** Looks the line up in one level; on a hit stamps it and returns true. */
-function hit(v: Level, set: number, line: number, now: number): boolean {
-  const base = (set & v.mask) * v.span;
-  const end = base + v.span;
-  const a = v.ways;
+/**
+ * Looks the line up in one level. On a hit stamps the way and returns -1; on a miss returns
+ * the slot of the least recently used way (the first of equals), which the caller fills. One
+ * pass serves both: a miss at a level is then filled without scanning its set again (nothing
+ * touches the level between its lookup and its fill).
+ */
+function probe(a: Float64Array, base: number, end: number, line: number, now: number): number {
+  let victim = base;
+  let oldest = a[base + 1];
   for (let w = base; w < end; w += 2) {
     if (a[w] === line) {
       a[w + 1] = now;
-      return true;
+      return -1;
+    }
+    const t = a[w + 1];
+    if (t < oldest) {
+      oldest = t;
+      victim = w;
     }
   }
-  return false;
-}
-
-/** Puts the line in its set of one level in place of the least recently used way. */
-function fill(v: Level, set: number, line: number, now: number): void {
-  const base = (set & v.mask) * v.span;
-  const end = base + v.span;
-  const a = v.ways;
-  let victim = base;
-  for (let w = base + 2; w < end; w += 2) if (a[w + 1] < a[victim + 1]) victim = w;
-  a[victim] = line;
-  a[victim + 1] = now;
+  return victim;
 }
 
 /** A set-associative cache hierarchy of three levels with LRU replacement. */
@@ -133,16 +131,32 @@ export class CacheHierarchy {
     // Set index bits: the low bits of the line number (every level has fewer than 2^32 sets).
     const set = lineInSpace >>> 0;
     const now = ++this.clock;
-    if (hit(this.l1, set, line, now)) {
+    const l1 = this.l1;
+    const b1 = (set & l1.mask) * l1.span;
+    const v1 = probe(l1.ways, b1, b1 + l1.span, line, now);
+    if (v1 < 0) {
       this.hits[0]++;
       return 0;
     }
     let served = 3;
-    if (hit(this.l2, set, line, now)) served = 1;
-    else if (hit(this.l3, set, line, now)) served = 2;
-    else fill(this.l3, set, line, now);
-    if (served > 1) fill(this.l2, set, line, now);
-    fill(this.l1, set, line, now);
+    const l2 = this.l2;
+    const b2 = (set & l2.mask) * l2.span;
+    const v2 = probe(l2.ways, b2, b2 + l2.span, line, now);
+    if (v2 < 0) served = 1;
+    else {
+      const l3 = this.l3;
+      const b3 = (set & l3.mask) * l3.span;
+      const v3 = probe(l3.ways, b3, b3 + l3.span, line, now);
+      if (v3 < 0) served = 2;
+      else {
+        l3.ways[v3] = line;
+        l3.ways[v3 + 1] = now;
+      }
+      l2.ways[v2] = line;
+      l2.ways[v2 + 1] = now;
+    }
+    l1.ways[v1] = line;
+    l1.ways[v1 + 1] = now;
     this.hits[served]++;
     return served;
   }
