@@ -165,9 +165,13 @@ export function resolveConfig(input: StudyConfigInput = {}): StudyConfig {
     io:
       v.io === undefined || v.io === null
         ? null
-        : resolveIoConfig(v.io, (m) => {
-            throw studyError("STUDY_BAD_CONFIG", m);
-          }),
+        : resolveIoConfig(
+            v.io,
+            (m) => {
+              throw studyError("STUDY_BAD_CONFIG", m);
+            },
+            v.seed ?? CONFIG_DEFAULTS.seed,
+          ),
   };
 }
 
