@@ -135,10 +135,12 @@ export function ioReportHtml(res: IoResults): string {
   const pending = res.pending.map((p) => `<li>${esc(p.name)}: pending (${esc(p.reason)})</li>`);
   return `<h2>I/O workload</h2>
 <p class="note">${esc(res.note)} Checksums ${res.checksumsAgree ? "agree" : "DIFFER"} across platforms.</p>
+<div style="overflow-x: auto; max-width: 100%">
 <table id="io">
 ${head}
 ${rows.join("\n")}
 </table>
+</div>
 ${pending.length > 0 ? `<ul>\n${pending.join("\n")}\n</ul>` : ""}
 <h3>I/O cost model</h3>
 <table>
