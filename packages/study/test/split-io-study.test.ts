@@ -74,9 +74,9 @@ describe("io.split in a study's configuration", () => {
 
   it("a bad io.split value is a STUDY_BAD_CONFIG error that names it", () => {
     for (const [s, words] of [
-      [{ requests: 0 }, ["io", "split", "requests"]],
-      [{ modes: ["mapped"] }, ["modes"]],
-      [{ warmup: -1 }, ["warmup"]],
+      [{ requests: 0 }, ['"io.split.requests"', "got 0"]],
+      [{ modes: ["mapped"] }, ["io.split.modes.0", '"mapped"']],
+      [{ warmup: -1 }, ["io.split.warmup", "got -1"]],
       [{ diskBytes: 1000 }, ["diskBytes"]],
       [{ nic: [{ name: "f", frameBytes: 20 }] }, ["frameBytes"]],
       [{ bogus: 1 }, ["bogus"]],
