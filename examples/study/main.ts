@@ -1,6 +1,7 @@
 // The default study: every workload on native, Xen PV direct paging, nested and shadow
-// paging, from one seed. Prints the summary table and writes results.json, results.csv,
-// report.html and config.json to out/study/ at the repository root.
+// paging, plus the I/O workload and a small split-driver case (grant map, grant copy,
+// persistent grants, virtio), from one seed. Prints the summary table and writes
+// results.json, results.csv, report.html and config.json to out/study/ at the repository root.
 import { fileURLToPath } from "node:url";
 import { progressReporter, runDefaultStudy, summaryTable } from "@hyperlab/study";
 

@@ -116,6 +116,15 @@ function explain(input: Record<string, unknown>, issue: z.core.$ZodIssue): never
       `Study config has an unknown field "${k}". Known fields: ${STUDY_CONFIG_FIELDS.join(", ")}.`,
     );
   }
+  if (issue.path.length > 1 && typeof issue.path[1] === "string") {
+    // A nested field (io.split.requests, io.disk.0.bytes): name the whole path and its value.
+    let value: unknown = input;
+    for (const k of issue.path) value = (value as Record<PropertyKey, unknown> | undefined)?.[k];
+    throw studyError(
+      "STUDY_BAD_CONFIG",
+      `Study config field "${issue.path.join(".")}": ${issue.message}; got ${JSON.stringify(value)}. Fix that field (config.schema.json describes each).`,
+    );
+  }
   const field = String(issue.path[0]);
   const value = input[field];
   if (field === "workloads" && Array.isArray(value)) {
@@ -165,9 +174,13 @@ export function resolveConfig(input: StudyConfigInput = {}): StudyConfig {
     io:
       v.io === undefined || v.io === null
         ? null
-        : resolveIoConfig(v.io, (m) => {
-            throw studyError("STUDY_BAD_CONFIG", m);
-          }),
+        : resolveIoConfig(
+            v.io,
+            (m) => {
+              throw studyError("STUDY_BAD_CONFIG", m);
+            },
+            v.seed ?? CONFIG_DEFAULTS.seed,
+          ),
   };
 }
 

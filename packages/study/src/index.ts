@@ -125,6 +125,15 @@ export {
 } from "./io/split-host";
 export { splitIoTable } from "./io/split-report";
 export {
+  runSplitIoStudy,
+  SPLIT_IO_COST_DOC,
+  SPLIT_IO_COST_INFO,
+  SPLIT_IO_RESULTS_FORMAT,
+  type SplitIoResults,
+  splitIoReportHtml,
+  splitIoSummaryText,
+} from "./io/split-results";
+export {
   SPLIT_IO_COUNT_INFO,
   type SplitIoCountName,
   type SplitIoCounts,

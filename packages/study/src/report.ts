@@ -15,6 +15,7 @@ import { CONFIG_DEFAULTS, type StudyConfig } from "./config";
 import { COST_INFO, type CostTable, DEFAULT_COSTS, estimateCycles } from "./cost-model";
 import { COUNT_INFO, COUNT_NAMES, type CountName, type StudyCounts } from "./counts";
 import { type IoResults, ioReportHtml } from "./io/results";
+import { splitIoReportHtml, splitIoSummaryText } from "./io/split-results";
 import type { RunResult } from "./run";
 import { STUDY_VERSION } from "./version";
 import { WORKLOADS } from "./workloads";
@@ -314,6 +315,7 @@ export function summaryTable(res: StudyResults): string {
     out.push("A checksum marked ! differs from another backend's on the same case: a bug.");
   }
   for (const s of res.skipped) out.push(`skipped: ${s.key}: ${s.reason}`);
+  if (res.io?.split !== undefined) out.push("", splitIoSummaryText(res.io.split).trimEnd());
   return `${out.join("\n")}\n`;
 }
 
@@ -718,6 +720,7 @@ ${phaseTable(res)}
 <p>Every statistic the hypervisor and the backend's plugins keep (exit reasons, walk-cache and nested-TLB hits, ...), counted at the end of each run, with its unit; hover a name for its description.</p>
 ${statsTables(res)}
 ${res.io === undefined ? "" : ioReportHtml(res.io)}
+${res.io?.split === undefined ? "" : splitIoReportHtml(res.io.split)}
 <h2>Cost model</h2>
 <table>
 <tr><th>event</th><th>cycles</th><th>kind</th><th>source</th></tr>

@@ -9,6 +9,7 @@ import { BACKENDS } from "./backends";
 import { expandMatrix, resolveConfig, type StudyConfig, type StudyConfigInput } from "./config";
 import { studyError } from "./errors";
 import { runIoStudy } from "./io/results";
+import { runSplitIoStudy } from "./io/split-results";
 import { checkQueue, parseQueueUrl, runCellsOnQueue } from "./queue";
 import { buildResults, type StudyResults, writeResults } from "./report";
 import { type ProgressFn, runCells, type StudyProgress, type TickFn } from "./run";
@@ -206,7 +207,10 @@ export async function runStudy(
       ? await runCells(cells, config.workers, options.onProgress, options.onTick)
       : (await runCellsOnQueue(cells, queue, options)).runs;
   const results = buildResults(config, runs, skipped);
-  if (config.io !== null) results.io = runIoStudy(config.io, config.seed);
+  if (config.io !== null) {
+    results.io = runIoStudy(config.io, config.seed);
+    if (config.io.split !== null) results.io.split = await runSplitIoStudy(config.io.split);
+  }
   const files = options.outDir === undefined ? [] : writeResults(options.outDir, results, config);
   return { results, files };
 }
@@ -239,7 +243,9 @@ export const DEFAULT_STUDY: StudyConfigInput = {
   guestPageSizes: ["4K"],
   hostPageSizes: ["4K"],
   processes: [2],
-  io: { requests: 32 },
+  // A small split-driver case (every mode, the default patterns, 8 requests each after 8 of
+  // warm-up): a few seconds, so the default study (pnpm demo) stays well under 30 s.
+  io: { requests: 32, split: { requests: 8 } },
 };
 
 /** Runs the default study and writes its report into `outDir`. */

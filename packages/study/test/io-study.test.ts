@@ -49,8 +49,9 @@ describe("the io field of a study configuration", () => {
       nicIrq: "msi",
       diskBytes: 8 * 2 ** 20,
       costs: { ...DEFAULT_IO_COSTS },
+      split: null,
     });
-    expect(DEFAULT_STUDY.io).toEqual({ requests: 32 });
+    expect(DEFAULT_STUDY.io).toEqual({ requests: 32, split: { requests: 8 } });
   });
 
   it("a bad io field is a STUDY_BAD_CONFIG error naming it", () => {

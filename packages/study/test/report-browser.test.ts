@@ -51,6 +51,16 @@ describe("report.html in chromium", () => {
         workingSetBytes: [1024 * 1024],
         operations: [300],
         workers: 0,
+        io: {
+          platforms: ["native"],
+          requests: 2,
+          split: {
+            requests: 2,
+            warmup: 1,
+            disk: [{ name: "4k-random-read", op: "read", bytes: 4096, access: "random" }],
+            nic: [{ name: "frame-64", frameBytes: 64 }],
+          },
+        },
       },
       { outDir: out },
     );
@@ -78,6 +88,12 @@ describe("report.html in chromium", () => {
         pageWidth: document.documentElement.scrollWidth,
         tableRight: (document.querySelector("#runs") as HTMLElement).getBoundingClientRect().right,
         title: document.title,
+        splitRows: [...document.querySelectorAll("#split-io-table tr[data-mode]")].filter(
+          (r) => r.getBoundingClientRect().height > 0,
+        ).length,
+        splitRight: (
+          document.querySelector("#split-io-table") as HTMLElement
+        ).getBoundingClientRect().right,
       };
     });
     expect(problems).toEqual([]);
@@ -91,6 +107,10 @@ describe("report.html in chromium", () => {
     // Nothing is cut off or scrolls sideways at 1,400 px.
     expect(facts.pageWidth).toBeLessThanOrEqual(1400);
     expect(facts.tableRight).toBeLessThanOrEqual(1400);
+    // The split-driver section: a visible row per mode (map, copy, persistent, virtio) and
+    // pattern, within the page.
+    expect(facts.splitRows).toBe(8);
+    expect(facts.splitRight).toBeLessThanOrEqual(1400);
 
     // A screenshot of the first chart has coloured bar pixels: decode it in the page.
     const png = await page.locator("svg").first().screenshot();

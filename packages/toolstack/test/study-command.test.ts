@@ -150,6 +150,55 @@ describe("hyperlab study", () => {
     expect(c.err).toEqual([]);
   });
 
+  it("runs the split-driver cases of io.split: the table in text, io.split in --json, nothing with --quiet", async () => {
+    const file = join(dir, "split.json");
+    const split = {
+      modes: ["map", "persistent"],
+      requests: 2,
+      warmup: 1,
+      disk: [{ name: "r4k", op: "read", bytes: 4096, access: "random" }],
+      nic: [],
+    };
+    writeFileSync(
+      file,
+      JSON.stringify({
+        seed: 3,
+        backends: ["native"],
+        io: { platforms: ["native"], requests: 1, split },
+      }),
+    );
+    const base = ["study", "--config", file, ...SMALL];
+    let c = capture();
+    expect(await runCli(base, c.io)).toBe(0);
+    const text = c.out.join("");
+    expect(text).toContain("Split-driver I/O (2 requests per pattern, one at a time):");
+    expect(text).toContain("| xen-split-map | r4k | 2 | 4 | 2 | 2 | 2 | 0 | 0 | 0 | 13000 |");
+    expect(text).toContain(
+      "| xen-split-persistent | r4k | 2 | 2 | 0 | 0 | 2 | 0 | 1 | 4096 | 7024 |",
+    );
+    c = capture();
+    expect(await runCli([...base, "--json"], c.io)).toBe(0);
+    const j = JSON.parse(c.out.join(""));
+    expect(j.results.io.split.format).toBe("hyperlab-study-io-split/1");
+    expect(j.results.io.split.config.seed).toBe(3);
+    expect(
+      j.results.io.split.rows.map((r: { platform: string; perRequest: { hypercalls: number } }) => [
+        r.platform,
+        r.perRequest.hypercalls,
+      ]),
+    ).toEqual([
+      ["xen-split-map", 4],
+      ["xen-split-persistent", 2],
+    ]);
+    c = capture();
+    expect(await runCli([...base, "--quiet"], c.io)).toBe(0);
+    expect(c.out).toEqual([]);
+    writeFileSync(file, JSON.stringify({ io: { split: { ...split, requests: 0 } } }));
+    c = capture();
+    expect(await runCli(base, c.io)).toBe(2);
+    expect(c.err.join("")).toMatch(/hyperlab study: .*io\.split\.requests/);
+  });
+
   it("refuses a study bigger than the host's memory before running, naming the flags", async () => {
     const c = capture();
     const args = ["study", "--workloads", "fork-exec", "--working-set", "64G", "--workers", "16"];

@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import { IO_COST_INFO, type IoCostName, type IoCostTable, resolveIoCosts } from "./cost";
-import { splitIoConfigSchema } from "./split-config";
+import { resolveSplitIoConfig, type SplitIoConfig, splitIoConfigSchema } from "./split-config";
 
 /** A platform the I/O workload can run on (see IO_PLATFORMS for what each is). */
 export const IO_PLATFORM_NAMES = ["native", "xen-dom0", "kvm-guest"] as const;
@@ -82,7 +82,12 @@ export const ioConfigSchema = z
       .optional()
       .describe("size of the disk image in bytes (default 8 MiB)"),
     costs: ioCosts.optional().describe("cycles per I/O event overriding the defaults"),
-    split: splitIoConfigSchema.optional().describe("the split-driver cases (Xen blkback/netback)"),
+    split: splitIoConfigSchema
+      .nullable()
+      .optional()
+      .describe(
+        "the split-driver cases: blkback grant map, grant copy, persistent grants, and virtio (default: not run)",
+      ),
   })
   .describe("The I/O workload: disk requests and NIC frames through the guest drivers.");
 
@@ -100,6 +105,8 @@ export interface IoConfig {
   nicIrq: "intx" | "msi";
   diskBytes: number;
   costs: IoCostTable;
+  /** The split-driver cases (io.split), or null when the study does not run them. */
+  split: SplitIoConfig | null;
 }
 
 export const IO_DEFAULT_DISK: readonly IoDiskPattern[] = [
@@ -121,6 +128,7 @@ export const IO_DEFAULT_NIC: readonly IoNicPattern[] = [
 export function resolveIoConfig(
   input: z.output<typeof ioConfigSchema>,
   fail: (message: string) => never,
+  seed = 1,
 ): IoConfig {
   const disk = (input.disk ?? IO_DEFAULT_DISK).map((p) => ({
     ...p,
@@ -151,5 +159,9 @@ export function resolveIoConfig(
     nicIrq: input.nicIrq ?? "msi",
     diskBytes,
     costs: resolveIoCosts(input.costs as Partial<IoCostTable> | undefined),
+    split:
+      input.split === undefined || input.split === null
+        ? null
+        : resolveSplitIoConfig(input.split, "io.split", seed >>> 0),
   };
 }

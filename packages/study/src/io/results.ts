@@ -9,6 +9,7 @@ import { IO_PLATFORM_NAMES, type IoConfig } from "./config";
 import { IO_COST_INFO } from "./cost";
 import { IO_COUNT_INFO } from "./counts";
 import { IO_PLATFORMS } from "./hosts";
+import type { SplitIoResults } from "./split-results";
 import { type IoPlatformRun, type IoRow, runIoPlatform } from "./workload";
 
 /** Platforms of issue 12 item 5 that this build cannot run yet, and why (none left). */
@@ -27,6 +28,8 @@ export interface IoResults {
   runs: IoPlatformRun[];
   /** Whether every platform read and received the same bytes (their checksums agree). */
   checksumsAgree: boolean;
+  /** The split-driver cases (config.split), when the configuration asked for them. */
+  split?: SplitIoResults;
 }
 
 const NOTE =
@@ -132,10 +135,12 @@ export function ioReportHtml(res: IoResults): string {
   const pending = res.pending.map((p) => `<li>${esc(p.name)}: pending (${esc(p.reason)})</li>`);
   return `<h2>I/O workload</h2>
 <p class="note">${esc(res.note)} Checksums ${res.checksumsAgree ? "agree" : "DIFFER"} across platforms.</p>
+<div style="overflow-x: auto; max-width: 100%">
 <table id="io">
 ${head}
 ${rows.join("\n")}
 </table>
+</div>
 ${pending.length > 0 ? `<ul>\n${pending.join("\n")}\n</ul>` : ""}
 <h3>I/O cost model</h3>
 <table>

@@ -36,7 +36,13 @@ const nicPattern = z.strictObject({
 
 export const splitIoConfigSchema = z
   .strictObject({
-    seed: z.number().int().min(0).max(0xffffffff).optional().describe("seed (default 1)"),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(0xffffffff)
+      .optional()
+      .describe("seed (default: the study seed's low 32 bits, or 1 outside a study)"),
     modes: z
       .array(z.enum(SPLIT_IO_MODES))
       .min(1)
@@ -97,14 +103,22 @@ export const SPLIT_IO_DEFAULT_NIC: readonly SplitIoNicPattern[] = [
   { name: "frame-1514", frameBytes: 1514 },
 ];
 
-/** Checks `input` and applies the defaults; a mistake throws STUDY_BAD_CONFIG saying what to do. */
-export function resolveSplitIoConfig(input: unknown = {}): SplitIoConfig {
+/**
+ * Checks `input` and applies the defaults; a mistake throws STUDY_BAD_CONFIG saying what to do.
+ * `where` names the section in messages (the study passes "io.split"); `seed` is the default
+ * seed (the study's).
+ */
+export function resolveSplitIoConfig(
+  input: unknown = {},
+  where = "Split-driver I/O config",
+  seed = 1,
+): SplitIoConfig {
   const r = splitIoConfigSchema.safeParse(input);
   if (!r.success) {
     const i = r.error.issues[0]!;
     throw studyError(
       "STUDY_BAD_CONFIG",
-      `Split-driver I/O config: ${i.path.join(".") || "(top)"}: ${i.message}. Fix that field (the schema describes each).`,
+      `${where}: ${i.path.join(".") || "(top)"}: ${i.message}. Fix that field (the schema describes each).`,
     );
   }
   const c = r.data;
@@ -116,7 +130,7 @@ export function resolveSplitIoConfig(input: unknown = {}): SplitIoConfig {
     if (names.has(p.name)) {
       throw studyError(
         "STUDY_BAD_CONFIG",
-        `Split-driver I/O config: two patterns are named "${p.name}". Give each its own name.`,
+        `${where}: two patterns are named "${p.name}". Give each its own name.`,
       );
     }
     names.add(p.name);
@@ -125,12 +139,12 @@ export function resolveSplitIoConfig(input: unknown = {}): SplitIoConfig {
     if (p.bytes > diskBytes) {
       throw studyError(
         "STUDY_BAD_CONFIG",
-        `Split-driver I/O config: disk pattern "${p.name}" moves ${p.bytes} bytes, more than the ${diskBytes}-byte image. Raise diskBytes or lower its bytes.`,
+        `${where}: disk pattern "${p.name}" moves ${p.bytes} bytes, more than the ${diskBytes}-byte image. Raise diskBytes or lower its bytes.`,
       );
     }
   }
   return {
-    seed: c.seed ?? 1,
+    seed: c.seed ?? seed,
     modes: [...new Set(c.modes ?? SPLIT_IO_MODES)],
     requests: c.requests ?? 64,
     warmup: c.warmup ?? 8,
