@@ -51,6 +51,8 @@ export class NetbackDriver implements XenbusDriver, NetbackShared {
   private readonly rxStagePages: number;
   private readonly split: boolean;
   private readonly vifs = new Map<string, NetbackVif>();
+  /** Staging runs of released vifs: dom0's page allocator keeps them for the next vif. */
+  private readonly freeStage: number[] = [];
 
   /** Throws NetError when an option is wrong or dom0 has no room for the staging pages. */
   constructor(kernel: XenbusKernel, options: NetbackOptions) {
@@ -243,13 +245,32 @@ export class NetbackDriver implements XenbusDriver, NetbackShared {
   /** xenvif_disconnect: unbind, unmap; the vif keeps its bridge port and drops frames. */
   disconnect(dev: XenbusDevice): void {
     const vif = this.vifs.get(`${dev.otherendId}/${dev.devid}`);
-    if (vif === undefined || vif.txMap === null) return;
+    if (vif !== undefined) this.unbind(vif);
+  }
+
+  private unbind(vif: NetbackVif): void {
+    if (vif.txMap === null) return;
     const { hv, domain, evtchn } = this.kernel;
     if (vif.rxIrq !== vif.txIrq && vif.rxIrq >= 0) evtchn.unbindFromIrqHandler(vif.rxIrq);
     if (vif.txIrq >= 0) evtchn.unbindFromIrqHandler(vif.txIrq);
     xenbusUnmapRing(hv, domain, vif.txMap);
     if (vif.rxMap !== null) xenbusUnmapRing(hv, domain, vif.rxMap);
     vif.reset();
+  }
+
+  /**
+   * xenvif_free: the device is gone (its backend directory removed). Disconnects it if it is
+   * still connected, takes its port off the bridge and gives its staging pages back to dom0's
+   * allocator (they stay dom0's, as freed pages do in Linux; the next vif reuses them).
+   */
+  release(domid: number, devid: number): void {
+    const key = `${domid}/${devid}`;
+    const vif = this.vifs.get(key);
+    if (vif === undefined) return;
+    this.unbind(vif);
+    vif.port?.close();
+    this.freeStage.push(vif.rxStageMfn);
+    this.vifs.delete(key);
   }
 
   /** The tx interrupt (xenvif_tx_interrupt + NAPI poll): poll until the final check is empty. */
@@ -280,7 +301,9 @@ export class NetbackDriver implements XenbusDriver, NetbackShared {
     const key = `${domid}/${devid}`;
     let vif = this.vifs.get(key);
     if (vif === undefined) {
-      const mfn = this.kernel.hv.allocDomainPages(this.kernel.domain, Math.log2(this.rxStagePages));
+      const mfn =
+        this.freeStage.pop() ??
+        this.kernel.hv.allocDomainPages(this.kernel.domain, Math.log2(this.rxStagePages));
       if (mfn < 0) return -12; // -ENOMEM
       vif = new NetbackVif(this, domid, devid, mfn, this.rxStagePages);
       const v = vif;
