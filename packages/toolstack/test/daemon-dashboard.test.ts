@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { hostDashboardSource } from "../src/daemon/dashboard";
 import { destroyDomainRecord, domainCreate, startDashboard } from "../src/index";
-import { config, host } from "./libxl/world";
+import { config, devicesConnected, host, xImg } from "./libxl/world";
 
 describe("the host's dashboard source", () => {
   it("shows a domain created a moment before, with its page-table tree", async () => {
@@ -22,6 +22,28 @@ describe("the host's dashboard source", () => {
       // A domain that does not exist has no tree.
       expect((await fetch(`${dash.url}api/pagetable?domid=4242`)).status).toBe(404);
       await destroyDomainRecord(h, r);
+    } finally {
+      await dash.close();
+    }
+  });
+
+  it("feeds the grant mappings dom0's blkback and netback hold for a domU's rings", async () => {
+    const h = await host();
+    const dash = await startDashboard(hostDashboardSource(h), { port: 0 });
+    try {
+      const r = await domainCreate(h, config("beta", `disk = ["${xImg},raw,xvda,rw"]`));
+      await devicesConnected(h, r);
+      const snap = (await (await fetch(`${dash.url}api/snapshot`)).json()) as {
+        grants: { granter: number; grantee: number; ref: number; readonly: boolean }[];
+      };
+      const mine = snap.grants.filter((g) => g.granter === r.domid);
+      expect(mine.length).toBeGreaterThan(0); // blkback maps the ring (and console's page)
+      expect(mine.every((g) => g.grantee === 0 && g.readonly === false)).toBe(true);
+      await destroyDomainRecord(h, r);
+      const after = (await (await fetch(`${dash.url}api/snapshot`)).json()) as {
+        grants: { granter: number }[];
+      };
+      expect(after.grants.filter((g) => g.granter === r.domid)).toEqual([]);
     } finally {
       await dash.close();
     }

@@ -6,10 +6,17 @@
  *
  * Invariant: every key the frontend wrote is parsed, never trusted: a missing or malformed
  * one is xenbus_dev_fatal (the device goes Closing) and nothing is left mapped or bound.
- * dom0's own pages (tx staging, each vif's rx staging) are allocated once and are the only
- * local memory the copies touch.
+ * dom0's own pages (tx staging, each vif's rx staging) are the only local memory the copies
+ * touch; a vif's rx staging lives from its first connect until release().
  */
-import { EINVAL, ENOENT, EOPNOTSUPP } from "@hyperlab/abi";
+import {
+  __HYPERVISOR_memory_op,
+  DOMID_SELF,
+  EINVAL,
+  ENOENT,
+  EOPNOTSUPP,
+  XENMEM_decrease_reservation,
+} from "@hyperlab/abi";
 import { Stats } from "@hyperlab/core";
 import { BackRing, RING_ENTRY_BYTES, SharedRing } from "../ring";
 import type { XenbusDevice, XenbusDriver, XenbusKernel } from "../xenbus/device";
@@ -51,6 +58,8 @@ export class NetbackDriver implements XenbusDriver, NetbackShared {
   private readonly rxStagePages: number;
   private readonly split: boolean;
   private readonly vifs = new Map<string, NetbackVif>();
+  /** Staging runs of released vifs that Xen would not take back (reused by the next vif). */
+  private readonly freeStage: number[] = [];
 
   /** Throws NetError when an option is wrong or dom0 has no room for the staging pages. */
   constructor(kernel: XenbusKernel, options: NetbackOptions) {
@@ -243,13 +252,42 @@ export class NetbackDriver implements XenbusDriver, NetbackShared {
   /** xenvif_disconnect: unbind, unmap; the vif keeps its bridge port and drops frames. */
   disconnect(dev: XenbusDevice): void {
     const vif = this.vifs.get(`${dev.otherendId}/${dev.devid}`);
-    if (vif === undefined || vif.txMap === null) return;
+    if (vif !== undefined) this.unbind(vif);
+  }
+
+  private unbind(vif: NetbackVif): void {
+    if (vif.txMap === null) return;
     const { hv, domain, evtchn } = this.kernel;
     if (vif.rxIrq !== vif.txIrq && vif.rxIrq >= 0) evtchn.unbindFromIrqHandler(vif.rxIrq);
     if (vif.txIrq >= 0) evtchn.unbindFromIrqHandler(vif.txIrq);
     xenbusUnmapRing(hv, domain, vif.txMap);
     if (vif.rxMap !== null) xenbusUnmapRing(hv, domain, vif.rxMap);
     vif.reset();
+  }
+
+  /**
+   * xenvif_free: the device is gone (its backend directory removed). Disconnects it if it is
+   * still connected, takes its port off the bridge and gives its staging pages back to Xen
+   * (XENMEM_decrease_reservation from dom0's vCPU; this model's dom0 takes its driver pages
+   * from Xen directly, where Linux would keep them in its own allocator). If Xen refuses, the
+   * run is kept for the next vif.
+   */
+  release(domid: number, devid: number): void {
+    const key = `${domid}/${devid}`;
+    const vif = this.vifs.get(key);
+    if (vif === undefined) return;
+    this.unbind(vif);
+    vif.port?.close();
+    this.vifs.delete(key);
+    const { hv, domain } = this.kernel;
+    const done = hv.hypercall(domain.vcpus[0]!, __HYPERVISOR_memory_op, {
+      cmd: XENMEM_decrease_reservation,
+      extent_start: [vif.rxStageMfn],
+      nr_extents: 1,
+      extent_order: Math.log2(this.rxStagePages),
+      domid: DOMID_SELF,
+    });
+    if (done !== 1) this.freeStage.push(vif.rxStageMfn);
   }
 
   /** The tx interrupt (xenvif_tx_interrupt + NAPI poll): poll until the final check is empty. */
@@ -280,7 +318,9 @@ export class NetbackDriver implements XenbusDriver, NetbackShared {
     const key = `${domid}/${devid}`;
     let vif = this.vifs.get(key);
     if (vif === undefined) {
-      const mfn = this.kernel.hv.allocDomainPages(this.kernel.domain, Math.log2(this.rxStagePages));
+      const mfn =
+        this.freeStage.pop() ??
+        this.kernel.hv.allocDomainPages(this.kernel.domain, Math.log2(this.rxStagePages));
       if (mfn < 0) return -12; // -ENOMEM
       vif = new NetbackVif(this, domid, devid, mfn, this.rxStagePages);
       const v = vif;

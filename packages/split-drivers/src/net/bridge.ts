@@ -25,6 +25,12 @@ export interface VifBridgeOptions {
 /** A port of the bridge that can send a frame with its metadata. */
 export interface VifBridgePort extends NetPort {
   transmitWithMeta(frame: Uint8Array, meta: NetMeta): void;
+  /**
+   * Takes the port off the bridge (brctl delif): its endpoint receives nothing more and what
+   * it transmits is dropped. The switch keeps the slot, as a bridge keeps a learned address
+   * until it ages out.
+   */
+  close(): void;
 }
 
 /** The bridge in dom0 that joins the vifs of every domU. */
@@ -47,9 +53,15 @@ export class VifBridge {
 
   /** Plugs an endpoint (a vif, or any NIC) in; returns the port it sends through. */
   connect(endpoint: NetEndpoint): VifBridgePort {
-    const inner = this.bridge.connect(endpoint);
+    let open = true;
+    const inner = this.bridge.connect({
+      receive: (frame) => {
+        if (open) endpoint.receive(frame);
+      },
+    });
     const port: NetPort = this.pcap === null ? inner : new PcapPort(this.pcap, inner);
     const send = (frame: Uint8Array): void => {
+      if (!open) return;
       this.frames++;
       port.transmit(frame);
     };
@@ -62,6 +74,9 @@ export class VifBridge {
         } finally {
           this.current = this.none;
         }
+      },
+      close: () => {
+        open = false;
       },
     };
   }

@@ -69,6 +69,9 @@ export interface CreateOptions {
   adopt?: (r: DomainRecord, undo: (() => Promise<void> | void)[]) => Promise<void>;
 }
 
+/** Grant frames a domU kernel sets up: 2048 refs, room for blkfront's pool and netfront's rings. */
+export const GUEST_GRANT_FRAMES = 4;
+
 /** LIBXL_MAXMEM_CONSTANT: the slack libxl adds to max_memkb for the builder's extra pages. */
 export const LIBXL_MAXMEM_CONSTANT_KB = 1024;
 
@@ -222,6 +225,8 @@ export async function domainCreate(
       balloon: null,
       stream: null,
       devices: [],
+      gnttab: null,
+      frontends: new Map(),
       hardAffinity: config.hardAffinity.map((m) => [...m]),
       targetPages: nrPages,
       startNs: hv.machine.clock.now,
@@ -453,10 +458,14 @@ export async function connectGuest(
   r.console0.onInput((b) => r.console0?.write(b));
   r.manage = await xenManage(kernel, { onSuspend: () => xenPreSuspend(r) });
   r.balloon = await xenBalloon(kernel, k, { ballooned });
-  await xenbusRegisterFrontend(
-    kernel,
-    new XenconsFrontDriver(kernel, new GnttabGuest(hv, r.domain)),
-  ).start();
-  for (const p of host.options.drivers)
-    await xenbusRegisterFrontend(kernel, p.frontend(kernel)).start();
+  // gnttab_init: one grant table for all the kernel's frontends (each hands out refs from it).
+  const gnttab = new GnttabGuest(hv, r.domain, GUEST_GRANT_FRAMES);
+  r.gnttab = gnttab;
+  await xenbusRegisterFrontend(kernel, new XenconsFrontDriver(kernel, gnttab)).start();
+  r.frontends.clear();
+  for (const p of host.options.drivers) {
+    const drv = p.frontend(kernel, gnttab);
+    r.frontends.set(p.type, drv);
+    await xenbusRegisterFrontend(kernel, drv).start();
+  }
 }

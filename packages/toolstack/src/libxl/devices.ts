@@ -2,18 +2,21 @@
  * Disks, nics and extra consoles as libxl adds and removes them (libxl_disk.c,
  * libxl_nic.c, libxl_console.c over libxl_device.c): the two xenstore directories and the
  * private copy (../devices.ts), then the xenbus state machine between the backend dom0 runs
- * and the domU's frontend. A type with no driver pair on the host (vbd and vif until
- * blkback/netback land) gets its nodes written exactly as libxl writes them; its ends stay
- * in Initialising, as a real host without the backend module would leave them.
+ * and the domU's frontend: by default blkback/blkfront and netback/netfront (split-devices.ts).
+ * A type with no driver pair on the host gets its nodes written exactly as libxl writes them;
+ * its ends stay in Initialising, as a real host without the backend module would leave them.
  *
- * Invariant: a device is in `r.devices` exactly while its directories exist.
+ * Invariant: a device is in `r.devices` exactly while its directories exist; a detached
+ * device's backend has let it go (ring unmapped, port closed) before detach returns.
  */
+import { statSync } from "node:fs";
 import { HyperlabError } from "@hyperlab/core";
 import {
   type DeviceSpec,
   libxlDeviceDestroy,
   libxlDeviceGenericAdd,
   libxlDeviceRemove,
+  xsPathCleanup,
 } from "../devices";
 import type { DiskConfig, NicConfig } from "./config";
 import { libxlError } from "./errors";
@@ -127,9 +130,29 @@ export async function attachDevice(
       `libxl: error: device ${req.spec.type} ${req.spec.devid} of domain ${r.domid} already exists`,
     );
   }
+  const split = host.split;
+  const key = `${r.domid}/${req.spec.devid}`;
+  if (split !== null && req.spec.type === "vbd") {
+    // libxl__device_disk_set_backend stats the target before anything is written.
+    const target = String(req.spec.backend?.params ?? "");
+    let isFile = false;
+    try {
+      isFile = statSync(target).isFile();
+    } catch {
+      isFile = false;
+    }
+    if (!isFile) {
+      throw libxlError(
+        "TOOLSTACK_CREATE_FAILED",
+        `libxl: error: libxl_device.c: Disk vdev=${String(req.json.vdev ?? req.spec.devid)} failed to stat: ${target}: No such file or directory`,
+      );
+    }
+    split.images.set(key, target);
+  }
   try {
     await libxlDeviceGenericAdd(xs, req.spec);
   } catch (e) {
+    if (req.spec.type === "vbd") split?.images.delete(key);
     if (e instanceof HyperlabError) throw e;
     throw libxlError(
       "TOOLSTACK_CREATE_FAILED",
@@ -175,7 +198,39 @@ export async function detachDevice(
   }
   await libxlDeviceDestroy(xs, spec);
   r.devices.splice(i, 1);
+  await releaseBackend(host, r.domid, type, devid, spec.backendDomid ?? 0);
   return true;
+}
+
+/**
+ * Waits (bounded) for dom0's backend to notice the directory is gone and disconnect, then
+ * frees what the backend kept for the device (netback's vif, blkback's image path).
+ */
+async function releaseBackend(
+  host: Host,
+  domid: number,
+  type: string,
+  devid: number,
+  backendDomid: number,
+): Promise<void> {
+  const split = host.split;
+  if (split === null || (type !== "vbd" && type !== "vif")) return;
+  for (let n = 0; n < 200; n++) {
+    const live =
+      type === "vbd"
+        ? split.blkback?.connected(domid, devid) === true
+        : split.vifBackend?.netback(domid, devid)?.vif(domid, devid)?.txMap != null;
+    if (!live) break;
+    await settle();
+  }
+  // The backend's last state write found its directory gone and reported it under dom0's
+  // error/ (xenbus_dev_error); once the device is released the toolstack clears that too.
+  for (let n = 0; n < 20; n++) await settle();
+  if (type === "vbd") split.images.delete(`${domid}/${devid}`);
+  else split.vifBackend?.release(domid, devid);
+  await hostXs(host).transaction((tx) =>
+    xsPathCleanup(tx, `/local/domain/${backendDomid}/error/backend/${type}/${domid}/${devid}`),
+  );
 }
 
 /** The backend's XenbusState of a device (1 Initialising .. 6 Closed), or -1. */

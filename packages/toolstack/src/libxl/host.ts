@@ -22,6 +22,7 @@ import { nptMmu } from "@hyperlab/npt-mmu";
 import { pvCpu } from "@hyperlab/pv-cpu";
 import { buildPvDomain, type PvBuildResult, pvGrantMapping, pvMmu } from "@hyperlab/pv-mmu";
 import {
+  type GnttabGuest,
   type XenBalloon,
   type XenbusComms,
   type XenbusDriver,
@@ -37,18 +38,19 @@ import { UpcallLoop } from "../upcall-loop";
 import { Dom0Xenstored } from "../xenstore-domain";
 import type { DomainConfig } from "./config";
 import { libxlError } from "./errors";
+import { type SplitDevices, splitDevices, splitDriverPairs } from "./split-devices";
 
 export type HostKind = "xen" | "kvm";
 
 /**
  * A device type's two drivers: the backend dom0's kernel runs, and the frontend each domU's
- * kernel runs. The console's pair is always there; blkfront/blkback and netfront/netback
- * plug in here when they exist (see README: pending).
+ * kernel runs, given the domain's one grant table. The console's pair is always there;
+ * blkback/blkfront and netback/netfront (split-devices.ts) are plugged in by default.
  */
 export interface DeviceDriverPair {
   type: string;
   backend: (dom0: XenbusKernel) => XenbusDriver;
-  frontend: (domU: XenbusKernel) => XenbusDriver;
+  frontend: (domU: XenbusKernel, gnttab: GnttabGuest) => XenbusDriver;
 }
 
 export interface HostOptions {
@@ -62,8 +64,14 @@ export interface HostOptions {
   seed?: number;
   /** dom0's memory in MiB (default 8). */
   dom0MiB?: number;
-  /** Extra split drivers (vbd, vif) beside the console. */
+  /**
+   * Split drivers beside the console (Xen-style). Default: blkback/blkfront serving `disk=`
+   * image files and netback/netfront on dom0 bridges named by `vif=` (split-devices.ts);
+   * `[]` leaves vbds and vifs in Initialising, as a host without the backend modules.
+   */
   drivers?: readonly DeviceDriverPair[];
+  /** Capture each dom0 bridge NAME's frames to `${pcapDir}/NAME.pcap` (default: none). */
+  pcapDir?: string;
   /** Boot the guest kernel in each domU (default true; benches of the toolstack alone skip it). */
   bootGuests?: boolean;
 }
@@ -102,6 +110,10 @@ export interface DomainRecord {
   targetPages: number;
   /** Virtual time the domain was created (ns). */
   readonly startNs: number;
+  /** The domU kernel's grant table (shared by all its frontends). */
+  gnttab: GnttabGuest | null;
+  /** The domU kernel's frontend drivers by device type (blkfront is `vbd`, netfront `vif`). */
+  readonly frontends: Map<string, XenbusDriver>;
   /** Set while the record is being torn down. */
   destroying: boolean;
 }
@@ -109,9 +121,11 @@ export interface DomainRecord {
 export interface Host {
   readonly kind: HostKind;
   readonly hv: Hypervisor;
-  readonly options: Required<Omit<HostOptions, "drivers">> & {
+  readonly options: Required<Omit<HostOptions, "drivers" | "pcapDir">> & {
     drivers: readonly DeviceDriverPair[];
   };
+  /** dom0's block/network backends and bridges (Xen-style hosts with the default drivers). */
+  readonly split: SplitDevices | null;
   /** Xen-style only: dom0, its upcall loop, xenstored, xenconsoled. */
   readonly dom0: Domain | null;
   readonly loop: UpcallLoop | null;
@@ -144,6 +158,8 @@ export function createHost(options: HostOptions = {}): Host {
     bootGuests: options.bootGuests ?? true,
     drivers: options.drivers ?? [],
   };
+  const split = kind === "xen" && options.drivers === undefined ? splitDevices(options) : null;
+  if (split !== null) opts.drivers = splitDriverPairs(split);
   for (const [k, v, lo, hi] of [
     ["ramMiB", opts.ramMiB, 16, 65536],
     ["cpus", opts.cpus, 1, 64],
@@ -175,6 +191,7 @@ export function createHost(options: HostOptions = {}): Host {
       xsd: null,
       dom0Kernel: null,
       consoles: null,
+      split: null,
       domains: new Map(),
       dom0Name: "Domain-0",
       domidRover: 1,
@@ -210,6 +227,7 @@ export function createHost(options: HostOptions = {}): Host {
     xsd,
     dom0Kernel,
     consoles,
+    split,
     domains: new Map(),
     dom0Name: "Domain-0",
     domidRover: 1,

@@ -6,7 +6,10 @@ import {
   configFromXlCfg,
   createHost,
   type DomainConfig,
+  type DomainRecord,
+  deviceState,
   type Host,
+  settle,
   startHostServices,
 } from "../../src/index";
 
@@ -17,6 +20,13 @@ export const kernelPath = join(dir, "vmlinuz");
 const image = new Uint8Array(8192);
 image.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
 writeFileSync(kernelPath, image);
+
+/** Raw disk images blkback can open (64 sectors each): x.img, d0.img, d1.img, d2.img. */
+export const xImg = join(dir, "x.img");
+for (const n of ["x", "d0", "d1", "d2"])
+  writeFileSync(join(dir, `${n}.img`), new Uint8Array(32768));
+/** A disk target that does not exist (libxl's stat fails). */
+export const missingImg = join(dir, "missing.img");
 
 export function cfgText(name: string, extra = ""): string {
   return `name = "${name}"\nmemory = 8\nvcpus = 1\nkernel = "${kernelPath}"\nextra = "console=hvc0"\n${extra}`;
@@ -72,4 +82,15 @@ export async function snapshot(h: Host) {
     records: [...h.domains.keys()],
     interfaces: h.xsd?.interfaces().length ?? 0,
   };
+}
+
+/** Waits until every device of `r` is Connected at its backend (the drivers run async). */
+export async function devicesConnected(h: Host, r: DomainRecord): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    let all = true;
+    for (const d of r.devices) if ((await deviceState(h, r, d.type, d.devid)) !== 4) all = false;
+    if (all) return;
+    await settle();
+  }
+  throw new Error(`domain ${r.domid}'s devices did not reach Connected`);
 }
