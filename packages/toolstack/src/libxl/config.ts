@@ -36,6 +36,20 @@ export interface NicConfig {
   backendDomid: number;
 }
 
+/** One `pci=` entry (libxl_device_pci): the host function's segment, bus, device and function. */
+export interface PciConfig {
+  domain: number;
+  bus: number;
+  dev: number;
+  func: number;
+}
+
+/** libxl's name for a host PCI function, DDDD:BB:DD.F in hex (as xl pci-list prints it). */
+export function pciConfigName(p: PciConfig): string {
+  const h = (n: number, w: number) => n.toString(16).padStart(w, "0");
+  return `${h(p.domain, 4)}:${h(p.bus, 2)}:${h(p.dev, 2)}.${p.func}`;
+}
+
 export interface DomainConfig {
   name: string;
   /** The domain's uuid; "" when the file gave none (create then makes one, as libxl_uuid_generate). */
@@ -60,6 +74,8 @@ export interface DomainConfig {
   onWatchdog: DomainAction;
   disks: DiskConfig[];
   nics: NicConfig[];
+  /** Host PCI functions to pass through (pci=, libxl's pcidevs). */
+  pcidevs: PciConfig[];
   /** The JSON it came from, as JSON.parse gives it (what `xl list -l` prints as "config"). */
   json: PlainJson;
 }
@@ -139,6 +155,15 @@ export function configFromJson(json: PlainJson): DomainConfig {
         mac: str(x.mac) ?? "",
         bridge: str(x.bridge) ?? "xenbr0",
         backendDomid: 0,
+      };
+    }),
+    pcidevs: (Array.isArray(json.pcidevs) ? json.pcidevs : []).map((p: unknown) => {
+      const x = o(p);
+      return {
+        domain: num(x.domain) ?? 0,
+        bus: num(x.bus) ?? 0,
+        dev: num(x.dev) ?? 0,
+        func: num(x.func) ?? 0,
       };
     }),
     json,

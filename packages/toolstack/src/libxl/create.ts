@@ -17,8 +17,9 @@ import {
   EVTCHNOP_alloc_unbound,
   start_info_x86_64,
 } from "@hyperlab/abi";
-import { type Domain, HyperlabError } from "@hyperlab/core";
+import { type Domain, HyperlabError, pciPassthroughPermission } from "@hyperlab/core";
 import { bootNativeKernel, bootXenPvKernel } from "@hyperlab/guest";
+import { type PciFunction, pciBdf } from "@hyperlab/machine";
 import { buildPvDomain } from "@hyperlab/pv-mmu";
 import {
   GnttabGuest,
@@ -33,7 +34,7 @@ import {
 import type { XsOps } from "@hyperlab/xenstore";
 import { xsPathCleanup } from "../devices";
 import { introduceDomainToXenstore } from "../xenstore-domain";
-import type { DomainConfig } from "./config";
+import { type DomainConfig, type PciConfig, pciConfigName } from "./config";
 import { attachDevice, diskDevice, nicDevice } from "./devices";
 import { libxlError } from "./errors";
 import { type DomainRecord, freePages, type Host, hostXs, nameInUse, nextDomid } from "./host";
@@ -50,6 +51,7 @@ export const CREATE_STEPS = [
   "store",
   "xenstore",
   "devices",
+  "pci",
   "sched",
   "unpause",
   "boot",
@@ -110,6 +112,50 @@ export function loadKernel(path: string): Uint8Array {
     );
   }
   return bytes;
+}
+
+/**
+ * libxl__device_pci_add's permission half (do_pci_add): the host function must exist (libxl
+ * checks it is assignable, i.e. bound to pciback; this model has no pciback, so every function
+ * of the host's bus not yet assigned to a domain is assignable), then the domain gets its irq and BAR frames; the undo
+ * takes them back. The guest's pcifront connection is not modelled.
+ */
+function pciAdd(
+  host: Host,
+  r: DomainRecord,
+  p: PciConfig,
+  undo: (() => Promise<void> | void)[],
+): void {
+  const fn = hostPciFunction(host, p);
+  // libxl_device_pci_assignable_list leaves out functions already assigned to a domain.
+  let assigned = fn !== undefined && r.pci.includes(fn);
+  for (const o of host.domains.values())
+    if (fn !== undefined && o.pci.includes(fn)) assigned = true;
+  if (fn === undefined || assigned) {
+    throw libxlError(
+      "TOOLSTACK_CREATE_FAILED",
+      `libxl: error: libxl_pci.c: Domain ${r.domid}:PCI device ${pciConfigName(p)} is not assignable`,
+    );
+  }
+  pciPassthroughPermission(host.hv, r.domain, fn, true);
+  r.pci.push(fn);
+  undo.push(() => pciRemove(host, r, fn));
+}
+
+/** do_pci_remove's permission half: the irq and BAR frames go back (no-op once the domain is dead). */
+export function pciRemove(host: Host, r: DomainRecord, fn: PciFunction): void {
+  const i = r.pci.indexOf(fn);
+  if (i < 0) return;
+  r.pci.splice(i, 1);
+  const d = r.domain;
+  if (host.hv.domain(d.domid) === d && d.state !== "dead" && d.state !== "dying")
+    pciPassthroughPermission(host.hv, d, fn, false);
+}
+
+/** The host's PCI function at a `pci=` BDF (segment 0 only), or undefined. */
+export function hostPciFunction(host: Host, p: PciConfig): PciFunction | undefined {
+  if (host.platform === null || p.domain !== 0) return undefined;
+  return host.platform.pci.get(pciBdf(p.bus, p.dev, p.func));
 }
 
 /** What libxl writes under /local/domain/N, /vm/UUID and /libxl/N at create. */
@@ -227,6 +273,7 @@ export async function domainCreate(
       devices: [],
       gnttab: null,
       frontends: new Map(),
+      pci: [],
       hardAffinity: config.hardAffinity.map((m) => [...m]),
       targetPages: nrPages,
       startNs: hv.machine.clock.now,
@@ -234,6 +281,8 @@ export async function domainCreate(
     };
     if (host.kind === "kvm") {
       step("build");
+      step("pci");
+      for (const p of config.pcidevs) pciAdd(host, r, p, undo);
       step("sched");
       applySched(host, r);
       step("unpause");
@@ -298,6 +347,8 @@ export async function domainCreate(
     step("devices");
     for (const d of config.disks) await attachDevice(host, r, diskDevice(r, d), undo);
     for (const n of config.nics) await attachDevice(host, r, nicDevice(r, n), undo);
+    step("pci");
+    for (const p of config.pcidevs) pciAdd(host, r, p, undo);
     step("sched");
     applySched(host, r);
     // xenconsoled notices the new domain and maps console 0.

@@ -13,11 +13,21 @@
  *   store channels, its devices' nodes) is released by destroyDomainRecord, in libxl's order:
  *   devices, dom0's console end, xenstore (release, home, /vm, /libxl), the domain.
  */
+import { apicHooks } from "@hyperlab/apic-hooks";
 import { createHypervisor, type Domain, type Hypervisor, schedCredit } from "@hyperlab/core";
 import { evtchn2l } from "@hyperlab/evtchn";
 import { grantTable } from "@hyperlab/grant-table";
 import { type GuestKernel, XenEvtchnGuest } from "@hyperlab/guest";
-import { createMachine } from "@hyperlab/machine";
+import { iomap } from "@hyperlab/iomap";
+import {
+  createMachine,
+  createPlatform,
+  DiskController,
+  MemoryDiskImage,
+  Nic,
+  type PciFunction,
+  type Platform,
+} from "@hyperlab/machine";
 import { nptMmu } from "@hyperlab/npt-mmu";
 import { pvCpu } from "@hyperlab/pv-cpu";
 import { buildPvDomain, type PvBuildResult, pvGrantMapping, pvMmu } from "@hyperlab/pv-mmu";
@@ -114,6 +124,8 @@ export interface DomainRecord {
   gnttab: GnttabGuest | null;
   /** The domU kernel's frontend drivers by device type (blkfront is `vbd`, netfront `vif`). */
   readonly frontends: Map<string, XenbusDriver>;
+  /** The host PCI functions passed through to it (xl.cfg `pci=`), permissions granted. */
+  pci: PciFunction[];
   /** Set while the record is being torn down. */
   destroying: boolean;
 }
@@ -126,6 +138,11 @@ export interface Host {
   };
   /** dom0's block/network backends and bridges (Xen-style hosts with the default drivers). */
   readonly split: SplitDevices | null;
+  /**
+   * Xen-style only: the chipset (IO-APIC, PCI bus) with a disk controller at 00:02.0 and a
+   * NIC at 00:03.0, BARs placed by firmware; what `pci=` passes through.
+   */
+  readonly platform: Platform | null;
   /** Xen-style only: dom0, its upcall loop, xenstored, xenconsoled. */
   readonly dom0: Domain | null;
   readonly loop: UpcallLoop | null;
@@ -192,14 +209,30 @@ export function createHost(options: HostOptions = {}): Host {
       dom0Kernel: null,
       consoles: null,
       split: null,
+      platform: null,
       domains: new Map(),
       dom0Name: "Domain-0",
       domidRover: 1,
     };
   }
+  // The chipset and its two PCI devices, as firmware leaves them (BARs placed); Xen takes
+  // over the IO-APIC (apicHooks) and keeps per-domain irq and I/O-memory permissions (iomap).
+  const platform = createPlatform(machine);
+  new DiskController(platform.pci, { image: new MemoryDiskImage(64) });
+  new Nic(platform.pci);
+  platform.pci.assignResources();
   const hv = createHypervisor({
     machine,
-    plugins: [pvMmu(), pvCpu(), pvGrantMapping(), grantTable(), evtchn2l(), schedCredit()],
+    plugins: [
+      pvMmu(),
+      pvCpu(),
+      pvGrantMapping(),
+      grantTable(),
+      evtchn2l(),
+      schedCredit(),
+      apicHooks({ platform }),
+      iomap(),
+    ],
   }).boot();
   const dom0Pages = opts.dom0MiB * MiB_PAGES;
   const dom0 = hv.createDomain({ domid: 0, maxVcpus: 1, maxPages: dom0Pages + 256 });
@@ -228,6 +261,7 @@ export function createHost(options: HostOptions = {}): Host {
     dom0Kernel,
     consoles,
     split,
+    platform,
     domains: new Map(),
     dom0Name: "Domain-0",
     domidRover: 1,

@@ -21,7 +21,7 @@ import {
 } from "@hyperlab/abi";
 import { destroyIntroducedDomain } from "../xenstore-domain";
 import type { DomainAction } from "./config";
-import { domainCreate, makeUuid, placeVcpu, removeDomainNodes } from "./create";
+import { domainCreate, makeUuid, pciRemove, placeVcpu, removeDomainNodes } from "./create";
 import { detachDevice } from "./devices";
 import { libxlError } from "./errors";
 import { type DomainRecord, type Host, hostXs, settle } from "./host";
@@ -38,6 +38,7 @@ export async function destroyDomainRecord(host: Host, r: DomainRecord): Promise<
   }
   host.consoles!.detach(r.domid, 0);
   for (const d of [...r.devices]) await detachDevice(host, r, d.type, d.devid, true);
+  for (const fn of [...r.pci].reverse()) pciRemove(host, r, fn);
   await r.manage?.stop();
   await r.balloon?.stop();
   r.comms?.close();

@@ -76,6 +76,8 @@ describe("a failed create leaves nothing behind", () => {
             missing: fc.boolean(),
             vifs: fc.integer({ min: 0, max: 2 }),
             memory: fc.constantFrom(6, 8, 4096),
+            // pci=: the host's NIC (taken if an earlier guest holds it), or a BDF it lacks
+            pci: fc.constantFrom("", '"00:03.0"', '"0000:00:07.0"'),
           }),
           { minLength: 1, maxLength: 4 },
         ),
@@ -88,7 +90,7 @@ describe("a failed create leaves nothing behind", () => {
                 `"${p.missing && j === p.disks - 1 ? missingImg : join(dir, `d${j}.img`)},raw,xvd${"abc"[j]},rw"`,
             );
             const vifs = Array.from({ length: p.vifs }, () => '"bridge=xenbr0"');
-            const extra = `vcpus = ${p.vcpus}\ndisk = [${disks.join(",")}]\nvif = [${vifs.join(",")}]\n`;
+            const extra = `vcpus = ${p.vcpus}\ndisk = [${disks.join(",")}]\nvif = [${vifs.join(",")}]\npci = [${p.pci}]\n`;
             const c = config(`g${i}`, extra, [`memory=${p.memory}`]);
             const before = await snapshot(h);
             try {

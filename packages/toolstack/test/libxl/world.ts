@@ -2,6 +2,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pciPassthroughResources } from "@hyperlab/core";
 import {
   configFromXlCfg,
   createHost,
@@ -73,7 +74,21 @@ export async function snapshot(h: Host) {
     };
     await walk("/");
   }
+  // Passthrough permissions: each domain's caps over each host PCI function's irq and BARs.
+  const perms: string[] = [];
+  if (h.platform !== null) {
+    const irq = hv.slot("irq");
+    const io = hv.slot("iomem");
+    for (const d of hv.domains()) {
+      for (const fn of h.platform.pci.list()) {
+        const bars = pciPassthroughResources(fn).iomem;
+        const mem = bars.map((b) => io.iomemAccessPermitted(d, b.start, b.end));
+        perms.push(`${d.domid}/${fn.name}:${irq.irqAccessPermitted(d, fn.gsi)}:${mem}`);
+      }
+    }
+  }
   return {
+    perms,
     owners,
     domains: hv.domains().map((d) => `${d.domid}:${d.state}`),
     ports,
