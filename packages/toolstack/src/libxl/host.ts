@@ -47,21 +47,14 @@ import type { XsClient } from "@hyperlab/xenstore";
 import { UpcallLoop } from "../upcall-loop";
 import { Dom0Xenstored } from "../xenstore-domain";
 import type { DomainConfig } from "./config";
+import type { DeviceDriverPair } from "./driver-pair";
+
+export type { DeviceDriverPair } from "./driver-pair";
+
 import { libxlError } from "./errors";
 import { type SplitDevices, splitDevices, splitDriverPairs } from "./split-devices";
 
 export type HostKind = "xen" | "kvm";
-
-/**
- * A device type's two drivers: the backend dom0's kernel runs, and the frontend each domU's
- * kernel runs, given the domain's one grant table. The console's pair is always there;
- * blkback/blkfront and netback/netfront (split-devices.ts) are plugged in by default.
- */
-export interface DeviceDriverPair {
-  type: string;
-  backend: (dom0: XenbusKernel) => XenbusDriver;
-  frontend: (domU: XenbusKernel, gnttab: GnttabGuest) => XenbusDriver;
-}
 
 export interface HostOptions {
   /** "xen" (default) or "kvm" (nested paging, no dom0). */

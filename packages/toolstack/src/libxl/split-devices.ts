@@ -26,7 +26,7 @@ import {
   type XenbusDriver,
   type XenbusKernel,
 } from "@hyperlab/split-drivers";
-import type { DeviceDriverPair } from "./host";
+import type { DeviceDriverPair } from "./driver-pair";
 
 /** The bridge a vif joins when its `vif=` spec names none (xl's default). */
 export const DEFAULT_BRIDGE = "xenbr0";
