@@ -2,7 +2,7 @@
 // moment before, and draws its page-table tree from the CR3 of its vCPU 0.
 import { describe, expect, it } from "vitest";
 import { hostDashboardSource } from "../src/daemon/dashboard";
-import { destroyDomainRecord, domainCreate, startDashboard } from "../src/index";
+import { destroyDomainRecord, domainCreate, runCli, startDashboard } from "../src/index";
 import { config, devicesConnected, host, xImg } from "./libxl/world";
 
 describe("the host's dashboard source", () => {
@@ -46,6 +46,25 @@ describe("the host's dashboard source", () => {
       expect(after.grants.filter((g) => g.granter === r.domid)).toEqual([]);
     } finally {
       await dash.close();
+    }
+  });
+});
+
+describe("hyperlab up --http", () => {
+  it("refuses a port that is not one, naming the flag, before starting anything", async () => {
+    const { mkdtempSync, readdirSync, rmSync } = await import("node:fs");
+    const dir = mkdtempSync("/tmp/hl-http-");
+    const err: string[] = [];
+    const io = { out: () => {}, err: (s: string) => err.push(s) };
+    try {
+      for (const bad of ["web", "65536", "-1"]) {
+        err.length = 0;
+        expect(await runCli(["up", "--run-dir", dir, `--http=${bad}`], io)).toBe(2);
+        expect(err.join("")).toContain("--http");
+      }
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
