@@ -2,21 +2,17 @@
  * The shadow-mmu bench's worlds, shared by bench/index.ts, the C reference
  * (bench/c/shadow-ref.c) and test/c-reference.test.ts: a booted machine whose one guest maps
  * PAGES pages at BASE through trapped PTE stores, every page already translated once (so its
- * shadow entries exist), and the file that hands that steady state (every nonzero frame of
- * RAM, the shadow tables among them, and the vCPU's shadow root) to the C reference.
- *
- * Fixture file (little-endian): 32 u32 header words (magic "RFHS", RAM frames, frames
- * dumped, shadow root, pages, hot pages, BASE lo / hi, NXE, WP), the 4-level mode's 12
- * reserved-bit masks lo then hi, the dumped frame numbers, then those frames.
+ * shadow entries exist), and that steady state handed to the C reference as paging's own
+ * fixture (../../paging/bench/fixture.ts, read by paging-ref.c's loader): all of the
+ * machine's RAM (the guest and shadow tables among it), the vCPU's shadow root as the root,
+ * the loop's VAs as the dense VAs and HOT as the hot pages. The world's RAM is small (4 MiB)
+ * because the hypervisor allocates from the top of RAM and the fixture dumps every frame
+ * from 0 up.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHypervisor, type Vcpu } from "@hyperlab/core";
 import { createMachine, type Machine } from "@hyperlab/machine";
-import { PAGING_4LEVEL } from "@hyperlab/paging";
+import { buildCReference, type PagingFixture } from "../../paging/bench/fixture";
 import { type ShadowMmu, type ShadowMmuOptions, shadowMmu } from "../src/index";
 
 export const PAGES = 256;
@@ -33,7 +29,7 @@ export interface World {
 }
 
 export function world(options: ShadowMmuOptions): World {
-  const machine = createMachine({ ramBytes: 256 * 2 ** 20, cpus: 1, seed: 1 });
+  const machine = createMachine({ ramBytes: 4 * 2 ** 20, cpus: 1, seed: 1 });
   const hv = createHypervisor({ machine, plugins: [shadowMmu(options)] }).boot();
   const sh = hv.slot("shadow-mmu");
   const d = hv.createDomain({ maxVcpus: 1, maxPages: 4096 });
@@ -72,51 +68,32 @@ export function world(options: ShadowMmuOptions): World {
 export const walkVa = (i: number): number => BASE + (i % PAGES) * 4096;
 export const hitVa = (i: number): number => BASE + (i & (HOT - 1)) * 4096 + 8;
 
-/** Writes the steady state of `w` for the C reference. */
-export function writeShadowFixture(w: World, path: string): void {
+/**
+ * The steady state of `w` as paging's bench fixture: every frame of its RAM, the shadow root,
+ * the walk loop's PAGES VAs (walkVa) as the dense VAs and HOT as the hot pages.
+ */
+export function shadowPagingFixture(w: World): PagingFixture {
   const ram = w.machine.ram;
-  const mfns: number[] = [];
-  for (let mfn = 0; mfn < ram.nrFrames; mfn++) {
-    const f = ram.frameWords(mfn, false);
-    for (let i = 0; i < f.length; i++) {
-      if (f[i] !== 0) {
-        mfns.push(mfn);
-        break;
-      }
-    }
-  }
-  const header = new Uint32Array(32 + 24 + mfns.length);
-  header.set([
-    0x53484652,
-    ram.nrFrames,
-    mfns.length,
-    w.sh.shadowRoot(w.v),
-    PAGES,
-    HOT,
-    BASE % 2 ** 32,
-    Math.floor(BASE / 2 ** 32),
-    PAGING_4LEVEL.nxe ? 1 : 0,
-    PAGING_4LEVEL.wp ? 1 : 0,
-  ]);
-  header.set(PAGING_4LEVEL.rsvdLo, 32);
-  header.set(PAGING_4LEVEL.rsvdHi, 44);
-  header.set(mfns, 56);
-  const frames = new Uint32Array(mfns.length * 1024);
-  for (let i = 0; i < mfns.length; i++) frames.set(ram.frameWords(mfns[i], false), i * 1024);
-  writeFileSync(path, Buffer.concat([header, frames].map((p) => Buffer.from(p.buffer))));
+  return {
+    ram,
+    root: w.sh.shadowRoot(w.v),
+    vas: Float64Array.from({ length: PAGES }, (_, p) => walkVa(p)),
+    sparse: new Float64Array(0),
+    order: new Float64Array(0),
+    hot: HOT,
+    denseTables: w.sh.shadowPageCount(w.v.domain),
+    sparseTables: 0,
+    framesUsed: ram.nrFrames,
+  };
 }
 
 export const SHADOW_C_SOURCE = fileURLToPath(new URL("./c/shadow-ref.c", import.meta.url));
 
 /**
  * Compiles shadow-ref.c with gcc -O2 into a fresh temporary directory and writes `w`'s
- * fixture next to it; returns both paths. Throws when gcc is missing or fails.
+ * fixture next to it (paging's buildCReference); returns both paths. Throws when gcc is
+ * missing or fails.
  */
 export function buildShadowReference(w: World): { bin: string; fixture: string } {
-  const dir = mkdtempSync(join(tmpdir(), "hyperlab-shadow-ref-"));
-  const bin = join(dir, "shadow-ref");
-  execFileSync("gcc", ["-O2", "-o", bin, SHADOW_C_SOURCE], { stdio: "inherit" });
-  const fixture = join(dir, "fixture.bin");
-  writeShadowFixture(w, fixture);
-  return { bin, fixture };
+  return buildCReference(shadowPagingFixture(w), SHADOW_C_SOURCE);
 }

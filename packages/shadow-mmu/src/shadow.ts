@@ -86,6 +86,8 @@ const TWO_20 = 0x10_0000;
 const ACCESS_MASK = PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch;
 const LEVELS = 4;
 const VA_LIMIT = 2 ** 48;
+/** 1 / 4096: Math.floor(va * PAGE_SCALE) is va's page number, exact and cheaper than a division. */
+const PAGE_SCALE = 2 ** -12;
 const POW = [1, 512, 512 ** 2, 512 ** 3, 512 ** 4];
 /** A shadow entry that links a shadow table: present, writable, user, accessed. */
 const SPTE_TABLE = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED;
@@ -356,16 +358,46 @@ export class ShadowMmu implements MmuBackend {
   // Translation
 
   translate(vcpu: Vcpu, va: number, access: number): number {
+    // The TLB hit, kept small enough for V8 to inline into the caller's loop (so the VA is
+    // not boxed per call): a known vCPU, an unchanged CR3 and a TLB that grants the access.
+    // A miss, or no TLB at all ({ tlb: false }), walks the shadow tables (walkShadow); a new
+    // vCPU, a CR3 write or a TLB not made yet goes through translateSlow first.
+    const uid = vcpu.uid;
+    if (uid < this.cap && vcpu.cr3Mfn === this.guestCr3[uid]) {
+      const tlb = this.tlbs.byCpu[uid];
+      if (tlb !== undefined) {
+        if (tlb.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, PAGING_4LEVEL)) {
+          this.counts.tlbHits++;
+          return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
+        }
+        return this.walkShadow(vcpu, va, access, tlb);
+      }
+      if (this.tlbs.config === null) return this.walkShadow(vcpu, va, access, null);
+    }
+    return this.translateSlow(vcpu, va, access);
+  }
+
+  /** translate for a vCPU seen first, after a CR3 change, or before its TLB is made. */
+  private translateSlow(vcpu: Vcpu, va: number, access: number): number {
     const uid = vcpu.uid;
     if (uid >= this.cap) this.grow(uid);
     if (vcpu.cr3Mfn !== this.guestCr3[uid]) this.cr3Write(vcpu);
-    const vpn = Math.floor(va / 4096);
     const tlb = this.tlbs.byCpu[uid] ?? this.tlbs.of(uid);
     if (tlb?.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, PAGING_4LEVEL)) {
       this.counts.tlbHits++;
-      return tlb.hitMfn * 4096 + (va - vpn * 4096);
+      return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
     }
+    return this.walkShadow(vcpu, va, access, tlb);
+  }
+
+  /**
+   * A TLB miss (or a hit whose rights do not serve the access): the hardware walks the
+   * shadow tables; a shadow page fault exits to the host, which fills the path and retries.
+   */
+  private walkShadow(vcpu: Vcpu, va: number, access: number, tlb: Tlb | null): number {
+    const uid = vcpu.uid;
     this.counts.tlbMisses++;
+    const vpn = Math.floor(va * PAGE_SCALE);
     const acc = access & ACCESS_MASK;
     this.fault.exitReason = -1;
     this.fault.emulate = false;

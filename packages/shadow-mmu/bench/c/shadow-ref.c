@@ -4,8 +4,8 @@
  * (test/c-reference.test.ts). In that steady state a translation is what the hardware does
  * with the shadow tables: a TLB hit (CR3 check, lookup, rights), or a 4-level walk of the
  * shadow tables from the vCPU's shadow root. Both come from paging's C reference, included
- * here; this file adds the loader of the TypeScript world's RAM, ShadowMmu's counters and the
- * loops of bench/index.ts:
+ * here, with its fixture loader (the TypeScript world's RAM, written as paging's fixture);
+ * this file adds ShadowMmu's counters and the loops of bench/index.ts:
  * - shadow-walk: options { tlb: false }, 256 pages round robin, each a walk (4 references);
  * - shadow-hit: default options, 32 pages round robin, each a TLB hit (C fills its TLB by
  *   walks of the hot pages first).
@@ -20,52 +20,13 @@ static struct {
   u64 tlb_hits, tlb_misses, walks, shadow_refs, faults;
 } sc;
 
-static u64 shadow_root, base_va;
-static u32 n_pages, n_hot;
 static int64_t last_cr3 = -2;
 
-/* Fixture: 32 u32 header words (magic "RFHS", RAM frames, frames dumped, shadow root,
- * pages, hot pages, base VA lo / hi, NXE, WP), 24 reserved-bit mask words, the dumped frame
- * numbers, then their contents. */
-static void shadow_load(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    perror(path);
-    exit(2);
-  }
-  u32 *h = read_exact(f, 4 * 32);
-  if (h[0] != 0x53484652u) {
-    fprintf(stderr, "shadow-ref: %s is not a fixture\n", path);
-    exit(2);
-  }
-  nr_frames = h[1];
-  u32 dumped = h[2];
-  shadow_root = h[3];
-  n_pages = h[4];
-  n_hot = h[5];
-  base_va = (u64)h[6] | ((u64)h[7] << 32);
-  mode_nxe = (int)h[8];
-  mode_wp = (int)h[9];
-  free(h);
-  u32 *r = read_exact(f, 4 * 24);
-  memcpy(rsvd_lo, r, 48);
-  memcpy(rsvd_hi, r + 12, 48);
-  free(r);
-  ram = calloc(nr_frames, 4096);
-  if (!ram) {
-    fprintf(stderr, "shadow-ref: out of memory\n");
-    exit(2);
-  }
-  u32 *mfns = read_exact(f, 4 * (size_t)dumped);
-  for (u32 i = 0; i < dumped; i++) {
-    if (mfns[i] >= nr_frames || fread(ram + ((u64)mfns[i] << 10), 4096, 1, f) != 1) {
-      fprintf(stderr, "shadow-ref: short fixture\n");
-      exit(2);
-    }
-  }
-  free(mfns);
-  fclose(f);
-}
+/* The fixture is paging's (bench/fixture.ts writes it with paging's writeFixture; paging-ref.c's
+ * load reads it): root is the vCPU's shadow root, the dense VAs are the walk loop's pages
+ * (BASE + p * 4096), hot is the pages of the TLB-hit loop. Copied here after load. */
+static u64 shadow_root, base_va;
+static u32 n_pages, n_hot;
 
 /* paging's tlbGrants */
 static inline int tlb_grants(int perms, int access) {
@@ -119,7 +80,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s FIXTURE bench|check N\n", argv[0]);
     return 2;
   }
-  shadow_load(argv[1]);
+  load(argv[1]);
+  if (n_dense == 0 || hot == 0 || (hot & (hot - 1)) != 0 || hot > n_dense) {
+    fprintf(stderr, "shadow-ref: %s holds no shadow world (pages %u, hot %u)\n", argv[1], n_dense,
+            hot);
+    return 2;
+  }
+  shadow_root = root;
+  base_va = vas[0];
+  n_pages = n_dense;
+  n_hot = hot;
   int check = strcmp(argv[2], "check") == 0;
   const u64 N = strtoull(argv[3], 0, 10);
   const int64_t cr3 = 1;
@@ -138,7 +108,7 @@ int main(int argc, char **argv) {
     for (u64 i = 0; i < N; i++) h = mix(h, (u64)shadow_translate(NULL, WALK_VA(i), 0, cr3));
     print_check("shadow-walk", h);
     memset(&sc, 0, sizeof sc);
-      h = 0x811c9dc5u;
+    h = 0x811c9dc5u;
     for (u64 i = 0; i < N; i++) h = mix(h, (u64)shadow_translate(&tlb, HIT_VA(i), 0, cr3));
     print_check("shadow-hit", h);
     return 0;
