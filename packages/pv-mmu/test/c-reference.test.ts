@@ -189,14 +189,18 @@ describe("the C reference of pv-mmu's mmu_update, reads and pin", () => {
     const changed = hostileBatches(w, SEED, HOSTILE);
     // Clear RW in the last batch that mapped a frame writable into the update L1 and succeeded.
     const results = ts.get("pv-hostile")![0].split(",");
-    const k = changed.findLastIndex(
-      (b, i) =>
-        results[i] === "0:1" &&
-        b.ureqs.length === 4 &&
-        b.ureqs[0] >>> 12 === w.l1 % 0x10_0000 &&
-        (b.ureqs[0] & 7) === 0 &&
-        (b.ureqs[2] & 3) === 3,
-    );
+    let k = changed.length - 1;
+    for (; k >= 0; k--) {
+      const u = changed[k].ureqs;
+      if (
+        results[k] === "0:1" &&
+        u.length === 4 &&
+        u[0] >>> 12 === w.l1 % 0x10_0000 &&
+        (u[0] & 7) === 0 &&
+        (u[2] & 3) === 3
+      )
+        break;
+    }
     expect(k).toBeGreaterThanOrEqual(0);
     changed[k].ureqs[2] ^= 0x2;
     const other = checkTs(w, changed, N);
