@@ -41,13 +41,19 @@ function updateLoop(w: PvWorld, rounds: number): () => void {
   };
 }
 
-// The read loops' VAs are bench/fixture.ts's newVa and seqVa, written out so the loops inline.
+// The read loops' VAs are bench/fixture.ts's newVa and seqVa, kept as a running offset (one
+// add and compare instead of a modulo, as pv-ref.c's loops do) so that the loops inline.
 function newReads(w: PvWorld, n: number): () => void {
   const { pv, v, span } = w;
   const base = w.b.virtBase;
   return () => {
     let x = 0;
-    for (let i = 0; i < n; i++) x ^= pv.read(v, base + ((i * 4104) % span), 4);
+    let off = 0;
+    for (let i = 0; i < n; i++) {
+      x ^= pv.read(v, base + off, 4);
+      off += 4104;
+      if (off >= span) off -= span;
+    }
     sink += x;
   };
 }
@@ -57,7 +63,12 @@ function seqReads(w: PvWorld, n: number): () => void {
   const base = w.b.virtBase;
   return () => {
     let x = 0;
-    for (let i = 0; i < n; i++) x ^= pv.read(v, base + ((i * 4) % span), 4);
+    let off = 0;
+    for (let i = 0; i < n; i++) {
+      x ^= pv.read(v, base + off, 4);
+      off += 4;
+      if (off >= span) off -= span;
+    }
     sink += x;
   };
 }

@@ -389,6 +389,11 @@ export class PvMmu implements MmuBackend, PvMmuService {
       const w = this.fastWords === undefined ? this.loadFastWords() : this.fastWords;
       return w !== null ? w[off >>> 2] : 0;
     }
+    return this.readSlow(v, va, size);
+  }
+
+  /** read past the fast path's page: translate (TLB, walk), then RAM or MMIO. */
+  private readSlow(v: Vcpu, va: number, size: 1 | 2 | 4): number {
     const ma = this.translate(v, va, 0);
     if (ma < 0) return -1;
     if (ma >= this.ram.bytes) return this.hv.machine.mmio.read(ma, size);
