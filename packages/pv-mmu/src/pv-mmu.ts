@@ -433,12 +433,17 @@ export class PvPageTables {
 
   private promoteL1(mfn: number, d: Domain): number {
     const w = this.ram.frameWords(mfn, false);
+    // l1_disallow_mask(d), once for the table.
+    const disallowLo = this.l1DisallowLo(d);
     let i = 0;
     for (; i < 512; i++) {
       const lo = w[i * 2];
       if ((lo & _PAGE_PRESENT) === 0) continue;
       const hi = w[i * 2 + 1];
-      const rc = this.getPageFromL1e(lo, hi, d, d);
+      const rc =
+        (lo & disallowLo) !== 0 || (hi & L1_DISALLOW_HI) !== 0
+          ? -EINVAL
+          : this.getPageFromL1eFlagsChecked(lo, hi, d, d);
       if (rc < 0) {
         while (i-- > 0) this.putPageFromL1e(w[i * 2], w[i * 2 + 1]);
         return rc;

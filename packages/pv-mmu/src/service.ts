@@ -71,6 +71,8 @@ const INV_PAGE = 1 / 4096;
 /** TLB tags: a 64-bit PV vCPU's kernel and user page tables (Xen's PCIDs for each). */
 const TAG_KERNEL = 0;
 const TAG_USER = 1;
+/** No root: a root is a frame number or -1 (none), so this matches nothing. */
+const NO_ROOT = -3;
 
 /** Options of the PV MMU. */
 export interface PvMmuOptions {
@@ -117,11 +119,15 @@ export class PvMmu implements MmuBackend, PvMmuService {
    * where it is already most recently used, so it is counted as exactly that hit (a level-0
    * lookup and hit) without searching. Every other translation and every flush clears it.
    */
-  private fastUid = -1;
+  private fastVcpu: Vcpu | null = null;
 
-  private fastTag = -1;
+  /** The fast path's root in guest kernel mode and in guest user mode (NO_ROOT for the other). */
+  private fastKernelRoot = NO_ROOT;
 
-  private fastRoot = -1;
+  private fastUserRoot = NO_ROOT;
+
+  /** Whether the fast path's rights allow a guest read (tlbGrants for a user-mode read). */
+  private fastReadable = false;
 
   private fastVpn = -1;
 
@@ -311,10 +317,9 @@ export class PvMmu implements MmuBackend, PvMmuService {
    */
   private fastHit(v: Vcpu, acc: number): boolean {
     if (
-      v.uid === this.fastUid &&
-      (v.inKernel ? TAG_KERNEL : TAG_USER) === this.fastTag &&
-      (v.inKernel ? v.cr3Mfn : v.userCr3Mfn) === this.fastRoot &&
-      tlbGrants(this.fastPerms, acc, this.mode)
+      v === this.fastVcpu &&
+      (v.inKernel ? v.cr3Mfn === this.fastKernelRoot : v.userCr3Mfn === this.fastUserRoot) &&
+      (acc === PFEC_user_mode ? this.fastReadable : tlbGrants(this.fastPerms, acc, this.mode))
     ) {
       const c = this.fastCounters;
       c[0]++; // level-0 lookups
@@ -339,9 +344,10 @@ export class PvMmu implements MmuBackend, PvMmuService {
     if (tlb.lookup(va, tag)) {
       const p = tlb.hitPerms;
       const mfn = tlb.hitMfn;
-      this.fastUid = v.uid;
-      this.fastTag = tag;
-      this.fastRoot = root;
+      this.fastVcpu = v;
+      this.fastKernelRoot = tag === TAG_KERNEL ? root : NO_ROOT;
+      this.fastUserRoot = tag === TAG_USER ? root : NO_ROOT;
+      this.fastReadable = tlbGrants(p, PFEC_user_mode, this.mode);
       this.fastVpn = vpn;
       this.fastMfn = mfn;
       this.fastPerms = p;
