@@ -176,7 +176,12 @@ describe("the C reference of pv-mmu's mmu_update, reads and pin", () => {
     expect(c.get("pv-hostile-state")).toEqual(ts.get("pv-hostile-state"));
     // The batches reach every errno the validated update answers, and promotions and
     // demotions (tables made and unmade by L2..L4 updates).
-    const rcs = new Set(ts.get("pv-hostile")![0].split(",").map((x) => Number(x.split(":")[0])));
+    const rcs = new Set(
+      ts
+        .get("pv-hostile")![0]
+        .split(",")
+        .map((x) => Number(x.split(":")[0])),
+    );
     for (const rc of [0, -EINVAL, -EBUSY, -EPERM, -ENOSYS, -ESRCH]) expect(rcs).toContain(rc);
     expect(rcs).not.toContain(-EACCES); // no Xen-heap frame is offered with cache attributes
     const s = ts.get("pv-hostile-state")!.map(Number);
