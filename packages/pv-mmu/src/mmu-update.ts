@@ -104,9 +104,16 @@ export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number 
   }
   const pt = ctx.pt;
   const f = ctx.frames;
+  const typeInfo = f.typeInfo;
+  // What cannot change during one hypercall: l1_disallow_mask(ptOwner) and the XSM checks.
+  const disallowLo = pt.l1DisallowLo(ptOwner);
+  const ptRights =
+    (ptOwner === d || xsmTarget(d, ptOwner)) && (pgOwner === d || xsmTarget(d, pgOwner));
+  const ptDomid = ptOwner.domid;
   let rc = 0;
   let flushLinear = false;
   let i = 0;
+  // The loop keeps the validated L1 update inline and calls out for everything else.
   for (; i < count; i++) {
     let plo: number;
     let phi: number;
@@ -119,13 +126,7 @@ export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number 
       vlo = u[i * 4 + 2];
       vhi = u[i * 4 + 3];
     } else {
-      const r = (ureqs as readonly MmuUpdate[])[i];
-      if (
-        typeof r !== "object" ||
-        r === null ||
-        !splitU64(r.ptr, scratch) ||
-        !splitU64(r.val, scratch2)
-      ) {
+      if (!readRequest(ureqs as readonly MmuUpdate[], i)) {
         rc = -EFAULT;
         break;
       }
@@ -141,62 +142,28 @@ export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number 
       cmd === MMU_PT_UPDATE_PRESERVE_AD ||
       cmd === MMU_PT_UPDATE_NO_TRANSLATE
     ) {
-      if ((ptOwner !== d && !xsmTarget(d, ptOwner)) || (pgOwner !== d && !xsmTarget(d, pgOwner))) {
+      if (!ptRights) {
         rc = -EPERM;
         break;
       }
-      rc = -EINVAL;
       const gmfn = phi * TWO_20 + (plo >>> 12);
-      if (!f.getPage(gmfn, ptOwner.domid)) break;
-      const slot = (plo & 0xfff) >>> 3;
-      const x = f.typeInfo[gmfn];
-      if ((x & PGT_validated) !== 0 && (x & PGT_count_mask) !== 0) {
-        const type = (x & PGT_type_mask) >>> 0;
-        if (type === PGT_l1_page_table) {
-          rc = pt.modL1Entry(gmfn, slot, vlo, vhi, cmd, ptOwner, pgOwner);
-        } else if (type >= PGT_l2_page_table && type <= PGT_l4_page_table) {
-          if (pgOwner === ptOwner) {
-            rc = pt.modLnEntry(
-              type >>> 29,
-              gmfn,
-              slot,
-              vlo,
-              vhi,
-              cmd === MMU_PT_UPDATE_PRESERVE_AD,
-              ptOwner,
-            );
-            if (rc === 0) flushLinear = true;
-          }
-        } else if (type === PGT_writable_page) {
-          writeRaw(ctx, gmfn, plo & 0xff8, vlo, vhi);
-          rc = 0;
-        }
-      } else if (pt.getPageType(gmfn, PGT_writable_page) === 0) {
-        writeRaw(ctx, gmfn, plo & 0xff8, vlo, vhi);
-        f.putPageType(gmfn);
-        rc = 0;
+      if (!f.getPage(gmfn, ptDomid)) {
+        rc = -EINVAL;
+        break;
+      }
+      const x = typeInfo[gmfn];
+      if ((x & TYPE_AND_VALIDATED) >>> 0 === L1_VALIDATED && (x & PGT_count_mask) !== 0) {
+        rc = pt.modL1Entry(gmfn, (plo & 0xfff) >>> 3, vlo, vhi, cmd, ptOwner, pgOwner, disallowLo);
+      } else {
+        rc = updateOtherFrame(ctx, x, gmfn, plo, vlo, vhi, cmd, ptOwner, pgOwner);
+        // A linear page table may map the entry just changed.
+        if (rc === 0 && isValidatedLn(x)) flushLinear = true;
       }
       f.putPage(gmfn);
     } else if (cmd !== MMU_MACHPHYS_UPDATE) {
       rc = -ENOSYS;
-      break;
     } else {
-      if (ptOwner !== d) {
-        rc = -EPERM;
-        break;
-      }
-      if (pgOwner !== d && !xsmTarget(d, pgOwner)) {
-        rc = -EPERM;
-        break;
-      }
-      const mfn = phi * TWO_20 + (plo >>> 12);
-      if (!f.getPage(mfn, pgOwner.domid)) {
-        rc = -EINVAL;
-        break;
-      }
-      ctx.m2p.set(mfn, vlo, vhi);
-      f.putPage(mfn);
-      rc = 0;
+      rc = machphysUpdate(ctx, d, ptOwner, pgOwner, phi * TWO_20 + (plo >>> 12), vlo, vhi);
     }
     if (rc !== 0) break;
   }
@@ -204,6 +171,82 @@ export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number 
   if (flushLinear) ctx.flushDomain(ptOwner.domid);
   a.pdone = done + i;
   return rc;
+}
+
+/** Request `i` of an array of structs into scratch (ptr) and scratch2 (val); false if unreadable. */
+function readRequest(ureqs: readonly MmuUpdate[], i: number): boolean {
+  const r = ureqs[i];
+  return (
+    typeof r === "object" && r !== null && splitU64(r.ptr, scratch) && splitU64(r.val, scratch2)
+  );
+}
+
+const TYPE_AND_VALIDATED = (PGT_type_mask | PGT_validated) >>> 0;
+const L1_VALIDATED = (PGT_l1_page_table | PGT_validated) >>> 0;
+
+/** Whether type_info `x` is a validated L2..L4 table in use. */
+function isValidatedLn(x: number): boolean {
+  const type = (x & PGT_type_mask) >>> 0;
+  return (
+    (x & PGT_validated) !== 0 &&
+    (x & PGT_count_mask) !== 0 &&
+    type >= PGT_l2_page_table &&
+    type <= PGT_l4_page_table
+  );
+}
+
+/**
+ * A page-table update request on a frame that is not a validated L1 in use (type_info `x`,
+ * a general reference held): an L2..L4 entry, a plain write to a writable or untyped frame,
+ * or -EINVAL for any other type.
+ */
+function updateOtherFrame(
+  ctx: PvMmuContext,
+  x: number,
+  gmfn: number,
+  plo: number,
+  vlo: number,
+  vhi: number,
+  cmd: number,
+  ptOwner: Domain,
+  pgOwner: Domain,
+): number {
+  if ((x & PGT_validated) !== 0 && (x & PGT_count_mask) !== 0) {
+    const type = (x & PGT_type_mask) >>> 0;
+    if (type >= PGT_l2_page_table && type <= PGT_l4_page_table) {
+      if (pgOwner !== ptOwner) return -EINVAL;
+      const slot = (plo & 0xfff) >>> 3;
+      const preserveAd = cmd === MMU_PT_UPDATE_PRESERVE_AD;
+      return ctx.pt.modLnEntry(type >>> 29, gmfn, slot, vlo, vhi, preserveAd, ptOwner);
+    }
+    if (type === PGT_writable_page) {
+      writeRaw(ctx, gmfn, plo & 0xff8, vlo, vhi);
+      return 0;
+    }
+    return -EINVAL;
+  }
+  if (ctx.pt.getPageType(gmfn, PGT_writable_page) !== 0) return -EINVAL;
+  writeRaw(ctx, gmfn, plo & 0xff8, vlo, vhi);
+  ctx.frames.putPageType(gmfn);
+  return 0;
+}
+
+/** MMU_MACHPHYS_UPDATE: M2P[mfn] = (lo, hi) for a frame of the page owner. 0 or -errno. */
+function machphysUpdate(
+  ctx: PvMmuContext,
+  d: Domain,
+  ptOwner: Domain,
+  pgOwner: Domain,
+  mfn: number,
+  lo: number,
+  hi: number,
+): number {
+  if (ptOwner !== d) return -EPERM;
+  if (pgOwner !== d && !xsmTarget(d, pgOwner)) return -EPERM;
+  if (!ctx.frames.getPage(mfn, pgOwner.domid)) return -EINVAL;
+  ctx.m2p.set(mfn, lo, hi);
+  ctx.frames.putPage(mfn);
+  return 0;
 }
 
 function writeRaw(ctx: PvMmuContext, mfn: number, off: number, lo: number, hi: number): void {

@@ -72,6 +72,10 @@ const TWO_20 = 0x10_0000;
 /** The frame number Xen reads as INVALID_MFN in an entry (all address bits set). */
 const INVALID_MFN_IN_PTE = 2 ** 40 - 1;
 const LINEAR_MAX = 0x7fff;
+/** type_info of a frame whose first writable reference was just taken. */
+const WRITABLE_ONE = (PGT_writable_page | PGT_validated | 1) >>> 0;
+const TYPE_AND_VALIDATED = (PGT_type_mask | PGT_validated) >>> 0;
+const WRITABLE_VALIDATED = (PGT_writable_page | PGT_validated) >>> 0;
 
 /** TLB maintenance the page-table code needs from the MMU backend. */
 export interface TlbMaintenance {
@@ -90,6 +94,11 @@ export class PvPageTables {
   readonly hv: Hypervisor;
   readonly frames: FrameTable;
   readonly ram: Ram;
+  /** The frame table's arrays, for the inline common cases of the L1 paths. */
+  private readonly nrFrames: number;
+  private readonly owner: Int32Array;
+  private readonly countInfo: Uint32Array;
+  private readonly typeInfo: Uint32Array;
   /** Xen's linear_pt_count: > 0 linear entries this table holds; < 0 uses of it as a linear target. */
   readonly linear: Int16Array;
   /**
@@ -110,6 +119,10 @@ export class PvPageTables {
     this.hv = hv;
     this.frames = hv.frames;
     this.ram = hv.machine.ram;
+    this.nrFrames = this.frames.nrFrames;
+    this.owner = this.frames.owner;
+    this.countInfo = this.frames.countInfo;
+    this.typeInfo = this.frames.typeInfo;
     this.tlb = tlb;
     this.linear = new Int16Array(this.frames.nrFrames);
     this.writableEpoch = new Uint32Array(this.frames.nrFrames);
@@ -147,18 +160,6 @@ export class PvPageTables {
   private domainOf(mfn: number): Domain | undefined {
     const o = this.frames.owner[mfn];
     return o === FRAME_FREE ? undefined : this.hv.domain(o);
-  }
-
-  /** A general reference on a frame whoever owns it (Xen's page_get_owner_and_reference). */
-  private getRef(mfn: number): number {
-    const owner = this.frames.owner[mfn];
-    if (owner === FRAME_FREE) return FRAME_FREE;
-    const c = this.frames.countInfo[mfn];
-    const n = c & PGC_count_mask;
-    // Count 0: not allocated; the top two values are reserved, as in Xen.
-    if (n === 0 || n >= PGC_count_mask - 1) return FRAME_FREE;
-    this.frames.countInfo[mfn] = c + 1;
-    return owner;
   }
 
   /** Type reference (the frame table's get_page_type). */
@@ -234,29 +235,40 @@ export class PvPageTables {
    */
   getPageFromL1e(lo: number, hi: number, l1eOwner: Domain, pgOwnerIn: Domain): number {
     if ((lo & this.l1DisallowLo(l1eOwner)) !== 0 || (hi & L1_DISALLOW_HI) !== 0) return -EINVAL;
+    return this.getPageFromL1eFlagsChecked(lo, hi, l1eOwner, pgOwnerIn);
+  }
+
+  /**
+   * getPageFromL1e after its caller checked the flags against l1_disallow_mask(l1eOwner).
+   * The common case (a RAM frame of the page owner, no cache attributes) stays in this small
+   * function, so that it inlines into mod_l1_entry; the rare ones are calls.
+   */
+  private getPageFromL1eFlagsChecked(
+    lo: number,
+    hi: number,
+    l1eOwner: Domain,
+    pgOwner: Domain,
+  ): number {
     const mfn = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
-    if (mfn >= this.frames.nrFrames) {
-      // Not RAM: I/O memory, which needs iomem permission (the iomem slot; none: -EPERM).
-      if (mfn === INVALID_MFN_IN_PTE) return -EINVAL;
-      return this.getIoPageFromL1e(lo, mfn, l1eOwner, pgOwnerIn);
-    }
-    let pgOwner = pgOwnerIn;
-    const real = this.getRef(mfn);
-    if (real === FRAME_FREE) return -EBUSY;
-    if (real !== pgOwner.domid) {
-      // A privileged caller may pass on its right to map its target's frames.
-      const realDom = this.hv.domain(real);
-      if (realDom === undefined || pgOwner === l1eOwner || !xsmTarget(pgOwner, realDom)) {
-        this.frames.putPage(mfn);
-        return -EBUSY;
-      }
-      pgOwner = realDom;
-    }
-    if ((lo & _PAGE_RW) !== 0 && this.getPageType(mfn, PGT_writable_page) !== 0) {
+    // Not RAM: I/O memory, which needs iomem permission (the iomem slot; none: -EPERM).
+    if (mfn >= this.nrFrames) return this.getNotRamPageFromL1e(lo, mfn, l1eOwner, pgOwner);
+    // page_get_owner_and_reference: none on a free frame, at count 0 (not allocated) or at
+    // the top two counts (reserved, as in Xen).
+    const ci = this.countInfo;
+    const c = ci[mfn];
+    const n = c & PGC_count_mask;
+    const owner = this.owner[mfn];
+    if (owner === FRAME_FREE || n === 0 || n >= PGC_count_mask - 1) return -EBUSY;
+    ci[mfn] = c + 1;
+    if (owner !== pgOwner.domid && !this.mayMapOwnersFrame(owner, l1eOwner, pgOwner)) {
       this.frames.putPage(mfn);
       return -EBUSY;
     }
-    if ((lo & PAGE_CACHE_ATTRS) !== 0 && (this.frames.countInfo[mfn] & PGC_xen_heap) !== 0) {
+    if ((lo & _PAGE_RW) !== 0 && this.getWritableType(mfn) !== 0) {
+      this.frames.putPage(mfn);
+      return -EBUSY;
+    }
+    if ((lo & PAGE_CACHE_ATTRS) !== 0 && (ci[mfn] & PGC_xen_heap) !== 0) {
       if ((lo & _PAGE_RW) !== 0) this.frames.putPageType(mfn);
       this.frames.putPage(mfn);
       return -EACCES;
@@ -264,16 +276,64 @@ export class PvPageTables {
     return 0;
   }
 
-  /** Xen's put_page_from_l1e. */
+  /** get_page_from_l1e of a frame number beyond RAM. */
+  private getNotRamPageFromL1e(lo: number, mfn: number, l1eOwner: Domain, pgOwner: Domain): number {
+    if (mfn === INVALID_MFN_IN_PTE) return -EINVAL;
+    return this.getIoPageFromL1e(lo, mfn, l1eOwner, pgOwner);
+  }
+
+  /**
+   * Whether the page owner may map a frame `owner` owns: a privileged caller may pass on its
+   * right to map its target's frames (never for its own tables).
+   */
+  private mayMapOwnersFrame(owner: number, l1eOwner: Domain, pgOwner: Domain): boolean {
+    const realDom = this.hv.domain(owner);
+    return realDom !== undefined && pgOwner !== l1eOwner && xsmTarget(pgOwner, realDom);
+  }
+
+  /**
+   * get_page_type(mfn, PGT_writable_page), with the frame table's two common cases inline (a
+   * type count of zero, which takes the writable type at once as no validator runs for it,
+   * and a validated writable type below its count limit); anything else goes to the frame
+   * table.
+   */
+  private getWritableType(mfn: number): number {
+    const ti = this.typeInfo;
+    const x = ti[mfn];
+    const count = x & PGT_count_mask;
+    if (count === 0) {
+      ti[mfn] = WRITABLE_ONE;
+      return 0;
+    }
+    if ((x & TYPE_AND_VALIDATED) >>> 0 === WRITABLE_VALIDATED && count !== PGT_count_mask) {
+      ti[mfn] = x + 1;
+      return 0;
+    }
+    return this.frames.getPageType(mfn, PGT_writable_page);
+  }
+
+  /**
+   * Xen's put_page_from_l1e. put_page_type and put_page are the frame table's, inline for a
+   * writable type (no devalidation) and for a general count that stays above zero.
+   */
   putPageFromL1e(lo: number, hi: number): void {
     if ((lo & _PAGE_PRESENT) === 0) return;
     const mfn = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
-    if (mfn >= this.frames.nrFrames) return;
+    if (mfn >= this.nrFrames) return;
     if ((lo & _PAGE_RW) !== 0) {
       this.writableEpoch[mfn] = this.flushEpoch;
-      this.frames.putPageType(mfn);
+      const ti = this.typeInfo;
+      const x = ti[mfn];
+      const count = x & PGT_count_mask;
+      if (count > 1) ti[mfn] = x - 1;
+      else if (count === 1 && (x & PGT_type_mask) >>> 0 === PGT_writable_page) {
+        ti[mfn] = ((x & ~PGT_validated & ~PGT_pinned) - 1) >>> 0;
+      } else this.frames.putPageType(mfn);
     }
-    this.frames.putPage(mfn);
+    const ci = this.countInfo;
+    const c = ci[mfn];
+    if ((c & PGC_count_mask) > 1) ci[mfn] = c - 1;
+    else this.frames.putPage(mfn);
   }
 
   // ---- L2..L4 ----
@@ -373,12 +433,17 @@ export class PvPageTables {
 
   private promoteL1(mfn: number, d: Domain): number {
     const w = this.ram.frameWords(mfn, false);
+    // l1_disallow_mask(d), once for the table.
+    const disallowLo = this.l1DisallowLo(d);
     let i = 0;
     for (; i < 512; i++) {
       const lo = w[i * 2];
       if ((lo & _PAGE_PRESENT) === 0) continue;
       const hi = w[i * 2 + 1];
-      const rc = this.getPageFromL1e(lo, hi, d, d);
+      const rc =
+        (lo & disallowLo) !== 0 || (hi & L1_DISALLOW_HI) !== 0
+          ? -EINVAL
+          : this.getPageFromL1eFlagsChecked(lo, hi, d, d);
       if (rc < 0) {
         while (i-- > 0) this.putPageFromL1e(w[i * 2], w[i * 2 + 1]);
         return rc;
@@ -486,7 +551,8 @@ export class PvPageTables {
 
   /**
    * Xen's mod_l1_entry: replaces entry `i` of L1 table `l1mfn` with (nlo, nhi), taking the
-   * references the new entry needs before dropping the old one's. 0 or -errno.
+   * references the new entry needs before dropping the old one's. 0 or -errno. A batch may
+   * pass `disallowLo`, l1DisallowLo(ptDom), computed once for all its requests.
    */
   modL1Entry(
     l1mfn: number,
@@ -496,6 +562,7 @@ export class PvPageTables {
     cmd: number,
     ptDom: Domain,
     pgDom: Domain,
+    disallowLo: number = this.l1DisallowLo(ptDom),
   ): number {
     const w = this.ram.frameWords(l1mfn, true);
     const b = i * 2;
@@ -504,7 +571,7 @@ export class PvPageTables {
     let nlo = nloIn;
     let nhi = nhiIn;
     if ((nlo & _PAGE_PRESENT) !== 0) {
-      if ((nlo & this.l1DisallowLo(ptDom)) !== 0 || (nhi & L1_DISALLOW_HI) !== 0) return -EINVAL;
+      if ((nlo & disallowLo) !== 0 || (nhi & L1_DISALLOW_HI) !== 0) return -EINVAL;
       // adjust_guest_l1e
       if ((nlo & _PAGE_USER) === 0) {
         nlo |= _PAGE_USER;
@@ -518,7 +585,7 @@ export class PvPageTables {
         w[b + 1] = nhi >>> 0;
         return 0;
       }
-      const rc = this.getPageFromL1e(nlo, nhi, ptDom, pgDom);
+      const rc = this.getPageFromL1eFlagsChecked(nlo, nhi, ptDom, pgDom);
       if (rc < 0) return rc;
       nlo ^= rc;
       this.counts.validatedL1e++;

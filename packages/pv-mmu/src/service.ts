@@ -65,9 +65,14 @@ export type { MemoryOpArgs, MemoryReservation } from "./memory-op";
 export type { MmuUpdate, MmuUpdateArgs, UpdateVaMappingArgs } from "./mmu-update";
 export type { MmuextOp, MmuextOpArgs } from "./mmuext";
 
+/** 1 / 4096: multiplying by it divides by the page size exactly (a power of two), faster. */
+const INV_PAGE = 1 / 4096;
+
 /** TLB tags: a 64-bit PV vCPU's kernel and user page tables (Xen's PCIDs for each). */
 const TAG_KERNEL = 0;
 const TAG_USER = 1;
+/** No root: a root is a frame number or -1 (none), so this matches nothing. */
+const NO_ROOT = -3;
 
 /** Options of the PV MMU. */
 export interface PvMmuOptions {
@@ -114,11 +119,15 @@ export class PvMmu implements MmuBackend, PvMmuService {
    * where it is already most recently used, so it is counted as exactly that hit (a level-0
    * lookup and hit) without searching. Every other translation and every flush clears it.
    */
-  private fastUid = -1;
+  private fastVcpu: Vcpu | null = null;
 
-  private fastTag = -1;
+  /** The fast path's root in guest kernel mode and in guest user mode (NO_ROOT for the other). */
+  private fastKernelRoot = NO_ROOT;
 
-  private fastRoot = -1;
+  private fastUserRoot = NO_ROOT;
+
+  /** Whether the fast path's rights allow a guest read (tlbGrants for a user-mode read). */
+  private fastReadable = false;
 
   private fastVpn = -1;
 
@@ -127,6 +136,12 @@ export class PvMmu implements MmuBackend, PvMmuService {
   private fastPerms = 0;
 
   private fastCounters: Float64Array = new Float64Array(2);
+
+  /**
+   * The fast path page's words, which aligned u32 reads use directly: undefined until the
+   * first such read looks them up, null if the frame is not backed (it reads as zeros).
+   */
+  private fastWords: Uint32Array | null | undefined = undefined;
 
   private readonly vcpuState: (PvVcpu | undefined)[] = [];
 
@@ -287,22 +302,37 @@ export class PvMmu implements MmuBackend, PvMmuService {
    * reports the error code Xen gives the guest (U clear in guest kernel mode).
    */
   translate(v: Vcpu, va: number, access: number): number {
-    const tag = v.inKernel ? TAG_KERNEL : TAG_USER;
-    const root = v.inKernel ? v.cr3Mfn : v.userCr3Mfn;
     const acc = access | PFEC_user_mode;
-    const vpn = Math.floor(va / 4096);
+    const vpn = Math.floor(va * INV_PAGE);
+    if (vpn === this.fastVpn && this.fastHit(v, acc)) {
+      return this.fastMfn * 4096 + (va - vpn * 4096);
+    }
+    return this.translateSlow(v, va, vpn, acc);
+  }
+
+  /**
+   * Whether the fast path's page (vpn === fastVpn, the caller checked) serves vCPU `v` in its
+   * current mode and root for `acc`; if so, counts the first-level TLB lookup and hit it stands
+   * for.
+   */
+  private fastHit(v: Vcpu, acc: number): boolean {
     if (
-      vpn === this.fastVpn &&
-      v.uid === this.fastUid &&
-      tag === this.fastTag &&
-      root === this.fastRoot &&
-      tlbGrants(this.fastPerms, acc, this.mode)
+      v === this.fastVcpu &&
+      (v.inKernel ? v.cr3Mfn === this.fastKernelRoot : v.userCr3Mfn === this.fastUserRoot) &&
+      (acc === PFEC_user_mode ? this.fastReadable : tlbGrants(this.fastPerms, acc, this.mode))
     ) {
       const c = this.fastCounters;
       c[0]++; // level-0 lookups
       c[1]++; // level-0 hits
-      return this.fastMfn * 4096 + (va - vpn * 4096);
+      return true;
     }
+    return false;
+  }
+
+  /** translate past the fast path: the TLB, then a walk. */
+  private translateSlow(v: Vcpu, va: number, vpn: number, acc: number): number {
+    const tag = v.inKernel ? TAG_KERNEL : TAG_USER;
+    const root = v.inKernel ? v.cr3Mfn : v.userCr3Mfn;
     this.fastVpn = -1;
     const s = this.vcpuState[v.uid] ?? this.pv(v);
     const tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
@@ -313,14 +343,17 @@ export class PvMmu implements MmuBackend, PvMmuService {
     }
     if (tlb.lookup(va, tag)) {
       const p = tlb.hitPerms;
-      this.fastUid = v.uid;
-      this.fastTag = tag;
-      this.fastRoot = root;
+      const mfn = tlb.hitMfn;
+      this.fastVcpu = v;
+      this.fastKernelRoot = tag === TAG_KERNEL ? root : NO_ROOT;
+      this.fastUserRoot = tag === TAG_USER ? root : NO_ROOT;
+      this.fastReadable = tlbGrants(p, PFEC_user_mode, this.mode);
       this.fastVpn = vpn;
-      this.fastMfn = tlb.hitMfn;
+      this.fastMfn = mfn;
       this.fastPerms = p;
       this.fastCounters = tlb.counters;
-      if (tlbGrants(p, acc, this.mode)) return tlb.hitMfn * 4096 + (va % 4096);
+      this.fastWords = undefined;
+      if (tlbGrants(p, acc, this.mode)) return mfn * 4096 + (va - vpn * 4096);
     }
     let errorCode = acc & (PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch);
     if (root >= 0) {
@@ -353,19 +386,43 @@ export class PvMmu implements MmuBackend, PvMmuService {
 
   /** Reads `size` (1, 2 or 4) bytes at `va`; the value, or -1 after a fault (details in `fault`). */
   read(v: Vcpu, va: number, size: 1 | 2 | 4): number {
-    if (Math.floor(va / 4096) !== Math.floor((va + size - 1) / 4096)) {
-      let x = 0;
-      for (let i = size - 1; i >= 0; i--) {
-        const b = this.read(v, va + i, 1);
-        if (b < 0) return -1;
-        x = x * 256 + b;
-      }
-      return x;
+    const vpn = Math.floor(va * INV_PAGE);
+    const off = va - vpn * 4096;
+    // Not within one page (or not a number): byte by byte.
+    if (!(off <= 4096 - size)) return this.readBytes(v, va, size);
+    // The fast path's page, backed, an aligned u32: straight from its words.
+    if (vpn === this.fastVpn && size === 4 && (off & 3) === 0 && this.fastHit(v, PFEC_user_mode)) {
+      const w = this.fastWords === undefined ? this.loadFastWords() : this.fastWords;
+      return w !== null ? w[off >>> 2] : 0;
     }
+    return this.readSlow(v, va, size);
+  }
+
+  /** read past the fast path's page: translate (TLB, walk), then RAM or MMIO. */
+  private readSlow(v: Vcpu, va: number, size: 1 | 2 | 4): number {
     const ma = this.translate(v, va, 0);
     if (ma < 0) return -1;
     if (ma >= this.ram.bytes) return this.hv.machine.mmio.read(ma, size);
     return size === 4 ? this.ram.read32(ma) : size === 2 ? this.ram.read16(ma) : this.ram.read8(ma);
+  }
+
+  /** The fast path page's words (a TLB entry is always RAM), or null while it is not backed. */
+  private loadFastWords(): Uint32Array | null {
+    const mfn = this.fastMfn;
+    // Not cached while unbacked: a later write may back the frame with a new chunk.
+    if (!this.ram.frameResident(mfn)) return null;
+    this.fastWords = this.ram.frameWords(mfn, false);
+    return this.fastWords;
+  }
+
+  private readBytes(v: Vcpu, va: number, size: number): number {
+    let x = 0;
+    for (let i = size - 1; i >= 0; i--) {
+      const b = this.read(v, va + i, 1);
+      if (b < 0) return -1;
+      x = x * 256 + b;
+    }
+    return x;
   }
 
   /** Reads the u64 at `va` into `out`; false after a fault. */
