@@ -272,7 +272,7 @@ for (const abi of ["2-level", "fifo"] as const) {
               for (const p of ports(evtchn, gs[gi].d)) raised[gi].set(p.port, p.raised);
               vcpu[gi] = gs[gi].d.vcpus.map((v) => evtchn.vcpuEventCounts(v).raised);
             }
-            let total = hv.stats.read(`evtchn-${abi === "fifo" ? "fifo" : "2l"}`, "sends");
+            let total = hv.stats.read(`evtchn-${abi === "fifo" ? "fifo" : "2l"}`, "sends") ?? -1;
             for (const o of ops) {
               const me = gs[o.who];
               const v = me.d.vcpus[0];
