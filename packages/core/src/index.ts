@@ -86,6 +86,8 @@ export type {
   EvtchnService,
   PirqHooks,
   PortInfo,
+  PortTraffic,
+  VcpuEventCounts,
 } from "./slots/evtchn";
 export type { GrantHostMapping } from "./slots/grant-host-mapping";
 export type { IoBusService } from "./slots/io-bus";

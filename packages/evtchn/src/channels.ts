@@ -17,6 +17,10 @@
  *   bitmaps or event-array pages, so no guest-chosen port reaches memory outside the domain's
  *   shared_info, control blocks and event arrays.
  * - Guest input never throws: every field is checked and bad ones get Xen's errno.
+ * - Every event raised on a port goes through raise(), which counts it for the port and for
+ *   the vCPU it notifies before the ABI sets it pending (typed-array increments, no allocation),
+ *   and every send that raises one counts on the sender's port: the counts tools read
+ *   (forEachPort, vcpuEventCounts) are exactly the events the ABIs were handed.
  */
 import {
   __HYPERVISOR_event_channel_op,
@@ -61,9 +65,11 @@ import {
   HyperlabError,
   type PirqHooks,
   type PortInfo,
+  type PortTraffic,
   type SchedService,
   type SetupContext,
   type Vcpu,
+  type VcpuEventCounts,
 } from "@hyperlab/core";
 import { twoLevelOps } from "./abi-2l";
 import { destroyFifo, expandArray, fifoOps, initControl } from "./abi-fifo";
@@ -269,7 +275,16 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     e.remoteDom[port] = -1;
     e.remotePort[port] = 0;
     e.u[port] = -1;
+    e.sends[port] = 0;
+    e.raised[port] = 0;
     e.ops.init(e, port);
+  }
+
+  /** An event on `port` for `vcpuId`: counted, then handed to the ABI (Xen's evtchn_port_set_pending). */
+  private raise(e: EvtDomain, vcpuId: number, port: number): void {
+    e.raised[port]++;
+    e.vcpuRaised[vcpuId]++;
+    e.ops.setPending(e, vcpuId, port);
   }
 
   /** Xen's evtchn_free. */
@@ -318,7 +333,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     re.remoteDom[rport] = le.d.domid;
     re.remotePort[rport] = lport;
     // Events sent to the unbound remote end were dropped: raise one here, as Xen does.
-    le.ops.setPending(le, le.notify[lport], lport);
+    this.raise(le, le.notify[lport], lport);
     a.local_port = lport;
     return 0;
   }
@@ -422,12 +437,14 @@ export class EventChannels implements EvtchnService, PortOpsHost {
       case ECS_INTERDOMAIN: {
         const re = this.doms[e.remoteDom[port]]!;
         const rport = e.remotePort[port];
-        re.ops.setPending(re, re.notify[rport], rport);
+        e.sends[port]++;
+        this.raise(re, re.notify[rport], rport);
         this.cSends.value++;
         return 0;
       }
       case ECS_IPI:
-        e.ops.setPending(e, e.notify[port], port);
+        e.sends[port]++;
+        this.raise(e, e.notify[port], port);
         this.cSends.value++;
         return 0;
       case ECS_UNBOUND:
@@ -568,6 +585,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     if ((w & 0xff) !== 0) return;
     e.vi[vi] = (w & ~0xff) | 1;
     this.cUpcalls.value++;
+    e.vcpuUpcalls[vcpuId]++;
     this.sched.vcpuKick(e.d.vcpus[vcpuId]);
   }
 
@@ -615,11 +633,11 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     const e = this.evtDomain(v.domain);
     if (virqIsGlobal(virq)) {
       const port = e.virqPort[virq];
-      if (port !== 0) e.ops.setPending(e, e.notify[port], port);
+      if (port !== 0) this.raise(e, e.notify[port], port);
       return;
     }
     const port = e.virqPort[v.vcpuId * NR_VIRQS + virq];
-    if (port !== 0) e.ops.setPending(e, v.vcpuId, port);
+    if (port !== 0) this.raise(e, v.vcpuId, port);
   }
 
   sendGlobalVirq(virq: number): void {
@@ -633,7 +651,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     const e = this.doms[Math.max(h, 0)];
     if (e === undefined) return;
     const port = e.virqPort[virq];
-    if (port !== 0) e.ops.setPending(e, e.notify[port], port);
+    if (port !== 0) this.raise(e, e.notify[port], port);
   }
 
   setGlobalVirqHandler(d: Domain, virq: number): void {
@@ -652,7 +670,7 @@ export class EventChannels implements EvtchnService, PortOpsHost {
     if (!(Number.isInteger(pirq) && pirq >= 0 && pirq < this.nrPirqs)) return false;
     const port = e.pirqPort[pirq];
     if (port === 0) return false;
-    e.ops.setPending(e, e.notify[port], port);
+    this.raise(e, e.notify[port], port);
     return true;
   }
 
@@ -696,5 +714,38 @@ export class EventChannels implements EvtchnService, PortOpsHost {
 
   activePorts(d: Domain): number {
     return this.evtDomain(d).active;
+  }
+
+  forEachPort(d: Domain, fn: (p: Readonly<PortTraffic>) => void): void {
+    const e = this.evtDomain(d);
+    const out: PortTraffic = {
+      port: 0,
+      status: EVTCHNSTAT_closed,
+      vcpu: 0,
+      remoteDom: -1,
+      remotePort: 0,
+      irq: -1,
+      pending: false,
+      masked: true,
+      sends: 0,
+      raised: 0,
+    };
+    // `valid` is read each round: a callback may close ports (or a reset shrink the range).
+    for (let port = 1; port < e.valid; port++) {
+      const st = e.state[port];
+      if (st === ECS_FREE || st === ECS_RESERVED) continue;
+      Object.assign(out, this.info(e, port));
+      out.port = port;
+      out.pending = e.ops.isPending(e, port);
+      out.masked = e.ops.isMasked(e, port);
+      out.sends = e.sends[port];
+      out.raised = e.raised[port];
+      fn(out);
+    }
+  }
+
+  vcpuEventCounts(v: Vcpu): VcpuEventCounts {
+    const e = this.evtDomain(v.domain);
+    return { raised: e.vcpuRaised[v.vcpuId], upcalls: e.vcpuUpcalls[v.vcpuId] };
   }
 }

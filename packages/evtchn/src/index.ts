@@ -1,5 +1,11 @@
 /** The `evtchn` slot's contract lives in @hyperlab/core; re-exported for older imports. */
-export type { EvtchnService, PirqHooks, PortInfo } from "@hyperlab/core";
+export type {
+  EvtchnService,
+  PirqHooks,
+  PortInfo,
+  PortTraffic,
+  VcpuEventCounts,
+} from "@hyperlab/core";
 export { EVTCHN_FIFO_MAX_EVENT_ARRAY_PAGES } from "./abi-fifo";
 export { type EvtchnOptions, virqIsGlobal } from "./channels";
 export { EVTCHN_ERROR_CODES, type EvtchnErrorCode } from "./errors";

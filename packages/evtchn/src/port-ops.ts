@@ -9,7 +9,8 @@
  * back), or the domain allowed to bind an unbound port; `virqPort[vcpu*NR_VIRQS+virq]` and
  * `pirqPort[pirq]` name exactly the ports bound to them (0 = none); `valid` never exceeds what
  * the domain's current ABI can name (ops.maxPorts), so it shrinks back when a reset returns a
- * FIFO domain to the 2-level ABI.
+ * FIFO domain to the 2-level ABI. `sends[port]` and `raised[port]` count since the port was
+ * last bound (bindPort zeroes them); `vcpuRaised`/`vcpuUpcalls` since the domain was created.
  */
 import {
   NR_VIRQS,
@@ -105,6 +106,12 @@ export class EvtDomain {
   fifoPending = new Uint8Array(0);
   lastqVcpu = new Uint16Array(0);
   lastqPrio = new Uint8Array(0);
+  /** Traffic per port, for tools: this end's sends that raised an event, events raised here. */
+  sends = new Float64Array(0);
+  raised = new Float64Array(0);
+  /** Per vCPU: events raised on ports bound to it, and upcalls (upcall_pending 0 -> 1). */
+  readonly vcpuRaised: Float64Array;
+  readonly vcpuUpcalls: Float64Array;
   readonly virqPort: Int32Array;
   readonly pirqPort: Int32Array;
   readonly pirqPermitted: Uint8Array;
@@ -131,6 +138,8 @@ export class EvtDomain {
     this.ops = ops;
     this.maxEvtchnPort = maxPort;
     this.virqPort = new Int32Array(d.vcpus.length * NR_VIRQS);
+    this.vcpuRaised = new Float64Array(d.vcpus.length);
+    this.vcpuUpcalls = new Float64Array(d.vcpus.length);
     this.pirqPort = new Int32Array(nrPirqs);
     this.pirqPermitted = new Uint8Array(nrPirqs);
   }
@@ -142,7 +151,7 @@ export class EvtDomain {
     if (want > this.state.length) {
       let cap = Math.max(EVTCHNS_PER_BUCKET, this.state.length);
       while (cap < want) cap *= 2;
-      const grow = <T extends Uint8Array | Uint16Array | Int32Array>(
+      const grow = <T extends Uint8Array | Uint16Array | Int32Array | Float64Array>(
         a: T,
         make: (n: number) => T,
       ): T => {
@@ -159,6 +168,8 @@ export class EvtDomain {
       this.fifoPending = grow(this.fifoPending, (k) => new Uint8Array(k));
       this.lastqVcpu = grow(this.lastqVcpu, (k) => new Uint16Array(k));
       this.lastqPrio = grow(this.lastqPrio, (k) => new Uint8Array(k));
+      this.sends = grow(this.sends, (k) => new Float64Array(k));
+      this.raised = grow(this.raised, (k) => new Float64Array(k));
     }
     this.valid = want;
   }

@@ -21,10 +21,13 @@ export {
   type PageTableWalkOptions,
   type PteHalves,
   pageTableTree,
+  type RingKind,
   type RingOccupancy,
+  readRing,
   snapshot as dashboardSnapshot,
   startDashboard,
   studyResultsFile,
+  type VcpuEvents,
 } from "./dashboard/index";
 export {
   consoleDevice,

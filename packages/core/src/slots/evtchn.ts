@@ -9,7 +9,7 @@
  * answers -EINVAL (or false / EVTCHNSTAT_closed for the views); a store the provider makes on
  * a domain's behalf lands only in that domain's shared_info, vcpu_info, FIFO control blocks
  * or event arrays; a freed port has no pending event; nothing here throws on a guest-chosen
- * value. The irq provider connects physical interrupts through `setPirqHooks` (bind and
+ * value; the views (portInfo, forEachPort, vcpuEventCounts, ...) change nothing. The irq provider connects physical interrupts through `setPirqHooks` (bind and
  * unbind) and `sendPirq` (delivery); it never touches the ports itself.
  */
 import type { Domain, Vcpu } from "../domain";
@@ -23,6 +23,27 @@ export interface PortInfo {
   remotePort: number;
   /** VIRQ or PIRQ number; -1 otherwise. */
   irq: number;
+}
+
+/**
+ * One in-use port as tools see it (forEachPort): its binding, its bits, and its traffic since
+ * it was last bound. Counts are whole numbers below 2^53.
+ */
+export interface PortTraffic extends PortInfo {
+  port: number;
+  pending: boolean;
+  masked: boolean;
+  /** This end's EVTCHNOP_send calls that raised an event (at the peer, or here for an IPI). */
+  sends: number;
+  /** Events raised on this port (a peer's send, an IPI, a VIRQ, a PIRQ), coalesced or not. */
+  raised: number;
+}
+
+/** A vCPU's event counts (vcpuEventCounts): events raised on ports it is bound to, and upcalls. */
+export interface VcpuEventCounts {
+  raised: number;
+  /** Times evtchn_upcall_pending went from 0 to 1 (Xen's vcpu_mark_events_pending). */
+  upcalls: number;
 }
 
 /**
@@ -67,4 +88,11 @@ export interface EvtchnService {
   maxPorts(d: Domain): number;
   /** Ports in use (port 0, reserved, included). */
   activePorts(d: Domain): number;
+  /**
+   * Calls `fn` for each of the domain's ports in use (port 0 excluded), lowest first. The
+   * object passed is reused from call to call: copy what you keep.
+   */
+  forEachPort(d: Domain, fn: (p: Readonly<PortTraffic>) => void): void;
+  /** The vCPU's event counts since its domain was created. */
+  vcpuEventCounts(v: Vcpu): VcpuEventCounts;
 }

@@ -1,4 +1,5 @@
 export { type PageTableWalkOptions, type PteHalves, pageTableTree } from "./pagetable";
+export { ioRingSize, RING_KINDS, type RingKind, readRing } from "./rings";
 export { type Dashboard, type DashboardOptions, startDashboard } from "./server";
 export {
   type DashboardSnapshot,
@@ -11,4 +12,5 @@ export {
   type RingOccupancy,
   snapshot,
   studyResultsFile,
+  type VcpuEvents,
 } from "./source";

@@ -22,6 +22,10 @@ th.text, td.text { text-align: left; }
 .ring .bar { width: 240px; height: 12px; background: #eee; position: relative; }
 .ring .fill { height: 12px; background: #3b82f6; }
 .ring .name { font-family: monospace; width: 14rem; }
+.ring .idx { font: 11px monospace; color: #555; }
+.ring.over .fill { background: #dc2626; }
+svg.spark { vertical-align: middle; }
+svg.spark polyline { fill: none; stroke: #3b82f6; stroke-width: 1.2; }
 ul.tree { font-family: monospace; list-style: none; padding-left: 1.2rem; margin: 0; }
 .empty { color: #888; font-style: italic; }
 iframe { width: 100%; height: 800px; border: 1px solid #ddd; }
@@ -36,7 +40,9 @@ iframe { width: 100%; height: 800px; border: 1px solid #ddd; }
 <div class="legend"><span style="background:#16a34a"></span>running<span style="background:#f59e0b"></span>runnable<span style="background:#cbd5e1"></span>blocked<span style="background:#ffffff;border:1px solid #999"></span>offline</div>
 <svg id="timeline" width="900" height="20" role="img" aria-label="vCPU states over time"></svg>
 <h2>Event-channel traffic</h2>
-<table id="evtchn"><thead><tr><th>Dom</th><th>Port</th><th class="text">Kind</th><th class="text">Remote</th><th>Sent</th><th>Received</th><th>Sent/s</th></tr></thead><tbody></tbody></table>
+<table id="evtchn"><thead><tr><th>Dom</th><th>Port</th><th class="text">Kind</th><th class="text">Remote</th><th>vCPU</th><th class="text">Bits</th><th>Sent</th><th>Received</th><th>Sent/s</th><th class="text">Sends/s over time</th></tr></thead><tbody></tbody></table>
+<h3>Events per vCPU</h3>
+<table id="vcpu-events"><thead><tr><th>Dom</th><th>vCPU</th><th>Events</th><th>Upcalls</th><th>Upcalls/s</th></tr></thead><tbody></tbody></table>
 <h2>Grant mappings</h2>
 <table id="grants"><thead><tr><th>Granter</th><th>Grantee</th><th>Ref</th><th>Frame</th><th class="text">Access</th></tr></thead><tbody></tbody></table>
 <h2>Ring occupancy</h2>
@@ -112,15 +118,57 @@ function drawTimeline() {
   });
   svg.replaceChildren(...parts);
 }
+// Sends per second of each port over the last SPARK snapshots ("dom:port" -> rates).
+const SPARK = 60;
+const sparks = new Map();
+function sparkline(rates) {
+  const NS = "http://www.w3.org/2000/svg", W = 90, H = 16;
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("class", "spark"); svg.setAttribute("width", String(W)); svg.setAttribute("height", String(H));
+  const top = Math.max(1, ...rates);
+  const pts = rates.map((r, i) => ((i * W) / (SPARK - 1)).toFixed(1) + "," + (H - 1 - ((H - 2) * r) / top).toFixed(1));
+  const line = document.createElementNS(NS, "polyline");
+  line.setAttribute("points", pts.join(" "));
+  svg.append(line);
+  const t = document.createElementNS(NS, "title");
+  t.textContent = "peak " + top.toFixed(1) + "/s";
+  svg.append(t);
+  return svg;
+}
 function drawEvtchn(s, dt) {
-  const before = new Map((prev ? prev.evtchn : []).map((e) => [e.domid + ":" + e.port, e.sent]));
+  const before = new Map((prev ? prev.evtchn : []).map((e) => [e.domid + ":" + e.port, e]));
+  const seen = new Set();
   const rows = s.evtchn.map((e) => {
-    const was = before.get(e.domid + ":" + e.port);
-    const rate = was === undefined || dt <= 0 ? "" : ((e.sent - was) / dt).toFixed(1);
-    const remote = e.remoteDomid === undefined ? "" : e.remoteDomid + ":" + (e.remotePort ?? "?");
-    return row([[e.domid], [e.port], [e.kind, "text"], [remote, "text"], [e.sent], [e.received], [rate]]);
+    const key = e.domid + ":" + e.port;
+    seen.add(key);
+    const was = before.get(key);
+    // A port closed and bound again between snapshots restarts its counts: no rate then.
+    const same = was !== undefined && was.kind === e.kind && e.sent >= was.sent;
+    const perSec = same && dt > 0 ? (e.sent - was.sent) / dt : 0;
+    const rate = same && dt > 0 ? perSec.toFixed(1) : "";
+    const hist = sparks.get(key) || [];
+    hist.push(perSec);
+    if (hist.length > SPARK) hist.shift();
+    sparks.set(key, hist);
+    const remote = e.remoteDomid === undefined ? "" : e.remoteDomid + (e.remotePort === undefined ? "" : ":" + e.remotePort);
+    const kind = e.irq === undefined ? e.kind : e.kind + " " + e.irq;
+    const bits = (e.pending ? "P" : "-") + (e.masked ? "M" : "-");
+    const r = row([[e.domid], [e.port], [kind, "text"], [remote, "text"], [e.vcpu ?? ""], [bits, "text"], [e.sent], [e.received], [rate], ["", "text"]]);
+    r.lastChild.append(sparkline(hist));
+    r.dataset.port = key;
+    return r;
   });
-  fill($("evtchn").tBodies[0], rows, 7, "no event-channel traffic");
+  for (const k of [...sparks.keys()]) if (!seen.has(k)) sparks.delete(k);
+  fill($("evtchn").tBodies[0], rows, 10, "no event-channel ports");
+  const vbefore = new Map((prev && prev.vcpuEvents ? prev.vcpuEvents : []).map((v) => [v.domid + "." + v.vcpu, v.upcalls]));
+  const vrows = (s.vcpuEvents || []).map((v) => {
+    const was = vbefore.get(v.domid + "." + v.vcpu);
+    const rate = was === undefined || dt <= 0 || v.upcalls < was ? "" : ((v.upcalls - was) / dt).toFixed(1);
+    const r = row([[v.domid], [v.vcpu], [v.raised], [v.upcalls], [rate]]);
+    r.dataset.vcpu = v.domid + "." + v.vcpu;
+    return r;
+  });
+  fill($("vcpu-events").tBodies[0], vrows, 5, "no vCPU event counts");
 }
 function drawGrants(s) {
   const rows = s.grants.map((g) => row([[g.granter], [g.grantee], [g.ref], ["0x" + g.frame.toString(16)], [g.readonly ? "ro" : "rw", "text"]]));
@@ -130,10 +178,16 @@ function drawRings(s) {
   const box = $("rings");
   if (!s.rings.length) { box.replaceChildren(el("div", { class: "empty" }, "no shared rings")); return; }
   box.replaceChildren(...s.rings.map((r) => {
-    const used = Math.max(0, Math.min(r.size, r.reqProd - r.rspProd));
+    // Indexes are guest-written: a page claiming more than the ring holds is drawn full, in red.
+    const over = r.used > r.size;
     const fillDiv = el("div", { class: "fill" });
-    fillDiv.style.width = (r.size ? (100 * used) / r.size : 0) + "%";
-    return el("div", { class: "ring", "data-ring": r.name }, el("span", { class: "name" }, r.name), el("div", { class: "bar" }, fillDiv), el("span", {}, used + " / " + r.size + " in flight"));
+    fillDiv.style.width = (r.size ? (100 * Math.min(r.used, r.size)) / r.size : 0) + "%";
+    const unit = r.kind.startsWith("console") || r.kind.startsWith("xenstore") ? " bytes unread" : " in flight";
+    const idx = Object.entries(r.indexes || {}).map(([k, v]) => k + " " + v).join("  ");
+    return el("div", { class: over ? "ring over" : "ring", "data-ring": r.name, title: "frame 0x" + r.frame.toString(16) },
+      el("span", { class: "name" }, r.name), el("div", { class: "bar" }, fillDiv),
+      el("span", {}, r.used + " / " + r.size + unit + (over ? " (index beyond the ring)" : "")),
+      el("span", { class: "idx" }, idx));
   }));
 }
 function tree(n) {

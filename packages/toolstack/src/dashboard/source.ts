@@ -12,16 +12,34 @@ import { RESULTS_FORMAT, type StudyResults } from "@hyperlab/study";
 import type { ToolstackErrorCode } from "../errors";
 import type { XlHost } from "../xl/types";
 
-/** Traffic on one event-channel port: cumulative notifications sent and received. */
+/**
+ * One event-channel port in use and its traffic: cumulative notifications sent from it and
+ * events raised on it, since it was bound.
+ */
 export interface EvtchnTraffic {
   domid: number;
   port: number;
   /** "interdomain", "virq", "pirq", "ipi" or "unbound". */
   kind: string;
+  /** The peer (interdomain) or the domain allowed to bind (unbound). */
   remoteDomid?: number;
   remotePort?: number;
+  /** The VIRQ or PIRQ the port is bound to. */
+  irq?: number;
+  /** The vCPU the port notifies. */
+  vcpu?: number;
+  pending?: boolean;
+  masked?: boolean;
   sent: number;
   received: number;
+}
+
+/** A vCPU's event counts: events raised on ports that notify it, and upcalls it was sent. */
+export interface VcpuEvents {
+  domid: number;
+  vcpu: number;
+  raised: number;
+  upcalls: number;
 }
 
 /** One grant mapped by a domain: `grantee` maps `granter`'s grant `ref`. */
@@ -34,17 +52,25 @@ export interface GrantMapping {
   readonly: boolean;
 }
 
-/** A shared ring's indexes (public/io/ring.h): occupancy is what is produced, not consumed. */
+/**
+ * One shared ring as its page shows it (rings.ts reads one): the indexes under their names in
+ * Xen's headers, and the occupancy, what was produced and not yet consumed.
+ */
 export interface RingOccupancy {
-  /** e.g. "vbd 1/51712" or "vif 1/0 tx". */
+  /** e.g. "vbd 1/51712", "vif 1/0 tx", "console 1 out", "xenstore 1 req". */
   name: string;
+  /** The domain whose ring it is (the frontend). */
   domid: number;
-  /** Slots in the ring. */
+  /** "blkif", "netif_tx", "netif_rx", "console_in", "console_out", "xenstore_req", "xenstore_rsp". */
+  kind: string;
+  /** The machine frame holding the indexes (the ring's first page). */
+  frame: number;
+  /** Slots (ring.h rings) or bytes (console, xenstore) the ring holds. */
   size: number;
-  reqProd: number;
-  reqCons: number;
-  rspProd: number;
-  rspCons: number;
+  /** Produced and not yet consumed, mod 2^32; more than `size` only on a corrupt page. */
+  used: number;
+  /** e.g. req_prod, req_event, rsp_prod, rsp_event; or in_prod, in_cons. */
+  indexes: Record<string, number>;
 }
 
 /** A node of a domain's page-table tree (a table, or a leaf mapping). */
@@ -57,6 +83,8 @@ export interface PageTableNode {
 export interface DashboardSource {
   host: XlHost;
   evtchnTraffic?(): Promise<EvtchnTraffic[]>;
+  /** Per-vCPU event and upcall counts. */
+  vcpuEvents?(): Promise<VcpuEvents[]>;
   grantMappings?(): Promise<GrantMapping[]>;
   rings?(): Promise<RingOccupancy[]>;
   /** The page-table tree of `domid`, or undefined when it has none (or is unknown). */
@@ -89,6 +117,7 @@ export interface DashDomain {
 export interface DashboardSnapshot {
   domains: DashDomain[];
   evtchn: EvtchnTraffic[];
+  vcpuEvents: VcpuEvents[];
   grants: GrantMapping[];
   rings: RingOccupancy[];
   hasStudy: boolean;
@@ -116,9 +145,10 @@ function letters(d: {
 /** Reads the source once. */
 export async function snapshot(source: DashboardSource): Promise<DashboardSnapshot> {
   const host = source.host;
-  const [doms, evtchn, grants, rings, study] = await Promise.all([
+  const [doms, evtchn, vcpuEvents, grants, rings, study] = await Promise.all([
     host.listDomains(),
     source.evtchnTraffic?.() ?? [],
+    source.vcpuEvents?.() ?? [],
     source.grantMappings?.() ?? [],
     source.rings?.() ?? [],
     source.study?.().then(
@@ -151,6 +181,7 @@ export async function snapshot(source: DashboardSource): Promise<DashboardSnapsh
   return {
     domains,
     evtchn,
+    vcpuEvents,
     grants,
     rings,
     hasStudy: study?.r !== undefined,

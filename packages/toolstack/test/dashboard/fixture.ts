@@ -5,12 +5,14 @@ import type {
   GrantMapping,
   PageTableNode,
   RingOccupancy,
+  VcpuEvents,
 } from "../../src/dashboard/index";
 import { domInfo, MemoryXlHost } from "../../src/xl/memory-host";
 
 export interface FakeSource extends DashboardSource {
   host: MemoryXlHost;
   evtchn: EvtchnTraffic[];
+  vcpus: VcpuEvents[];
   grants: GrantMapping[];
   ringList: RingOccupancy[];
   trees: Map<number, PageTableNode>;
@@ -61,13 +63,25 @@ export function fakeSource(): FakeSource {
         kind: "interdomain",
         remoteDomid: 1,
         remotePort: 5,
+        vcpu: 0,
+        pending: true,
+        masked: false,
         sent: 10,
         received: 7,
       },
     ],
+    vcpus: [{ domid: 0, vcpu: 0, raised: 7, upcalls: 5 }],
     grants: [{ granter: 1, grantee: 0, ref: 8, frame: 0x1234, readonly: false }],
     ringList: [
-      { name: "vbd 1/51712", domid: 1, size: 32, reqProd: 12, reqCons: 10, rspProd: 4, rspCons: 4 },
+      {
+        name: "vbd 1/51712",
+        domid: 1,
+        kind: "blkif",
+        frame: 0x2345,
+        size: 32,
+        used: 8,
+        indexes: { req_prod: 12, req_event: 11, rsp_prod: 4, rsp_event: 5 },
+      },
     ],
     trees: new Map([
       [
@@ -87,6 +101,9 @@ export function fakeSource(): FakeSource {
     async evtchnTraffic() {
       if (src.broken) throw new Error("host gone");
       return src.evtchn;
+    },
+    async vcpuEvents() {
+      return src.vcpus;
     },
     async grantMappings() {
       return src.grants;
