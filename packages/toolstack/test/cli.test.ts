@@ -155,7 +155,9 @@ describe("CLI conventions", () => {
     );
     expect(bad?.code).toBe(2);
     expect(bad?.stderr).toMatch(/unknown option '--bogus'/);
-  });
+    // Three pnpm processes, each starting Node and the bin: a loaded 2-core host needs more than
+    // the default minute.
+  }, 180_000);
 });
 
 describe("hyperlab xenstored (as a process)", () => {
