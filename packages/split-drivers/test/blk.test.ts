@@ -139,7 +139,7 @@ describe("xenstore handshake", () => {
   });
 
   it("mode = w (and no mode at all) serves the vbd read-write", async () => {
-    for (const backendKeys of [{ mode: "w" }, {}]) {
+    for (const backendKeys of [{ mode: "w" }, {}] as Record<string, string>[]) {
       const w = await make({ backendKeys });
       expect(Number(await w.xs.read(`${w.be}/info`)) & VDISK_READONLY).toBe(0);
       expect(w.disk.readOnly).toBe(false);
