@@ -167,6 +167,14 @@ describe("a Xen-style host in the background", () => {
     ).toBe("6144\n");
     expect((await hl("vcpu-pin", "web", "0", "1")).code).toBe(0);
     expect((await hl("vcpu-list", "web")).out).toMatch(/^web\s+1\s+0\s+1\s.*\s1 \/ all$/m);
+    // The soft map alone ("-" keeps the hard one).
+    expect((await hl("vcpu-pin", "web", "0", "-", "0")).code).toBe(0);
+    expect((await hl("vcpu-list", "web")).out).toMatch(/^web\s+1\s+0\s+1\s.*\s1 \/ 0$/m);
+    expect(await hl("vcpu-pin", "web", "0", "-", "x")).toEqual({
+      code: 1,
+      out: "",
+      err: "Invalid cpu specification 'x'.\n",
+    });
     expect((await hl("sched-credit", "-d", "web", "-w", "512")).code).toBe(0);
     expect((await hl("sched-credit", "-d", "web")).out).toMatch(/^web\s+1\s+512\s+0$/m);
   });

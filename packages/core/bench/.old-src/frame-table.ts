@@ -1,0 +1,277 @@
+/*
+ * The frame table: per machine frame, its owner, reference count and type, in typed arrays.
+ *
+ * Invariants (Xen's, from xen/arch/x86/mm.c and asm/mm.h, in a 32-bit encoding):
+ * - A frame is free exactly when owner[mfn] === FRAME_FREE; then countInfo and typeInfo are 0.
+ * - An allocated frame holds one general reference for PGC_allocated; it returns to the
+ *   allocator when its general count reaches zero, never before.
+ * - A frame changes type only while its type count is zero.
+ * - A page-table type (L1..L4) counts as validated only after its validator accepted every
+ *   entry; when its type count drops to zero it is devalidated, releasing what its entries held.
+ * - The type count never exceeds the general count's use: callers take a general reference
+ *   (getPage) before a type reference (getPageType) and drop them in the other order.
+ */
+import { EINVAL } from "@hyperlab/abi";
+import { HyperlabError } from "./errors";
+
+/** Owner value of a frame in the free pool. */
+export const FRAME_FREE = -1;
+
+// type_info: type in bits 31..29, flags below, count in the low 26 bits.
+export const PGT_TYPE_SHIFT = 29;
+export const PGT_none = 0;
+export const PGT_l1_page_table = (1 << PGT_TYPE_SHIFT) >>> 0;
+export const PGT_l2_page_table = (2 << PGT_TYPE_SHIFT) >>> 0;
+export const PGT_l3_page_table = (3 << PGT_TYPE_SHIFT) >>> 0;
+export const PGT_l4_page_table = (4 << PGT_TYPE_SHIFT) >>> 0;
+export const PGT_seg_desc_page = (5 << PGT_TYPE_SHIFT) >>> 0;
+export const PGT_shared_page = (6 << PGT_TYPE_SHIFT) >>> 0;
+export const PGT_writable_page = (7 << PGT_TYPE_SHIFT) >>> 0;
+export const PGT_type_mask = (7 << PGT_TYPE_SHIFT) >>> 0;
+export const PGT_pinned = 1 << 28;
+export const PGT_validated = 1 << 27;
+export const PGT_count_mask = (1 << 26) - 1;
+
+// count_info: flags in the top bits, count in the low 28 bits.
+export const PGC_allocated = (1 << 31) >>> 0;
+export const PGC_xen_heap = 1 << 30;
+export const PGC_count_mask = (1 << 28) - 1;
+
+/** The page-table level of a type (1..4), or 0 for other types. */
+export function pgtLevel(type: number): number {
+  const t = type >>> PGT_TYPE_SHIFT;
+  return t >= 1 && t <= 4 ? t : 0;
+}
+
+export function pgtName(type: number): string {
+  return (
+    ["none", "l1", "l2", "l3", "l4", "seg_desc", "shared", "writable"][type >>> PGT_TYPE_SHIFT] ??
+    "?"
+  );
+}
+
+/** Validation hooks for a frame type, registered by the MMU backend that owns the type. */
+export interface TypeHooks {
+  /** Validates every entry of the frame as `type`, taking the references entries hold. 0 or -errno. */
+  validate(mfn: number, type: number): number;
+  /** Releases the references that the frame's entries hold as `type`. */
+  devalidate(mfn: number, type: number): void;
+}
+
+/** Where frames come from: the machine's allocator, seen through the operations core needs. */
+export interface FrameSource {
+  /** 2^order contiguous frames aligned to their size, all below machine address `below` if given; -1 if none. */
+  alloc(order: number, below?: number): number;
+  /** Returns one frame to the pool. */
+  free(mfn: number): void;
+}
+
+/** Called when a frame of a domain is freed, so the domain's accounting follows. */
+export type FrameFreedHook = (domid: number, mfn: number) => void;
+
+export class FrameTable {
+  readonly nrFrames: number;
+  /** Owning domid, or FRAME_FREE. */
+  readonly owner: Int32Array;
+  /** PGC_* flags and the general reference count. */
+  readonly countInfo: Uint32Array;
+  /** PGT_* type, flags and the type reference count. */
+  readonly typeInfo: Uint32Array;
+  private readonly hooks: (TypeHooks | undefined)[] = new Array(8).fill(undefined);
+  private readonly source: FrameSource;
+  private readonly onFreed: FrameFreedHook;
+
+  constructor(nrFrames: number, source: FrameSource, onFreed: FrameFreedHook) {
+    this.nrFrames = nrFrames;
+    this.owner = new Int32Array(nrFrames).fill(FRAME_FREE);
+    this.countInfo = new Uint32Array(nrFrames);
+    this.typeInfo = new Uint32Array(nrFrames);
+    this.source = source;
+    this.onFreed = onFreed;
+  }
+
+  /** Whether `mfn` is a frame number of this machine (guest-supplied numbers need this first). */
+  validMfn(mfn: number): boolean {
+    return Number.isInteger(mfn) && mfn >= 0 && mfn < this.nrFrames;
+  }
+
+  setTypeHooks(type: number, hooks: TypeHooks): void {
+    const t = type >>> PGT_TYPE_SHIFT;
+    if (this.hooks[t] !== undefined) {
+      throw new HyperlabError(
+        "FRAME_TYPE_HOOKS_TAKEN",
+        `Type hooks for page type ${pgtName(type)} are registered twice. Only one MMU backend may own page-table types; compose one.`,
+      );
+    }
+    this.hooks[t] = hooks;
+  }
+
+  /** Takes frames for domain `domid`: owner set, PGC_allocated and one reference, type none. */
+  assign(mfn: number, domid: number, flags = 0): void {
+    if (this.owner[mfn] !== FRAME_FREE) {
+      throw new Error(`frame table: assigning frame ${mfn} that is already owned`);
+    }
+    this.owner[mfn] = domid;
+    this.countInfo[mfn] = (PGC_allocated | flags | 1) >>> 0;
+    this.typeInfo[mfn] = 0;
+  }
+
+  /** Allocates 2^order frames for `domid` (below machine address `below` if given); -1 when none are free. */
+  allocate(domid: number, order: number, below?: number): number {
+    const mfn = this.source.alloc(order, below);
+    if (mfn < 0) return -1;
+    const n = 2 ** order;
+    for (let i = 0; i < n; i++) this.assign(mfn + i, domid);
+    return mfn;
+  }
+
+  /**
+   * Drops the allocation reference (Xen: test_and_clear PGC_allocated, then put_page).
+   * Returns false if the frame was not allocated.
+   */
+  release(mfn: number): boolean {
+    const c = this.countInfo[mfn];
+    if ((c & PGC_allocated) === 0) return false;
+    this.countInfo[mfn] = (c & ~PGC_allocated) >>> 0;
+    this.putPage(mfn);
+    return true;
+  }
+
+  /** Xen's get_page: a general reference on a frame `domid` owns. */
+  getPage(mfn: number, domid: number): boolean {
+    if (!this.validMfn(mfn) || this.owner[mfn] !== domid) return false;
+    const c = this.countInfo[mfn];
+    const count = c & PGC_count_mask;
+    // As page_get_owner_and_reference: count 0 is unallocated, and the top two counts are
+    // refused (the last one is kept for get_page_light), so a count never wraps.
+    if (count === 0 || count >= PGC_count_mask - 1) return false;
+    this.countInfo[mfn] = c + 1;
+    return true;
+  }
+
+  /** Xen's put_page: drops a general reference; the frame is freed when the count reaches zero. */
+  putPage(mfn: number): void {
+    const c = this.countInfo[mfn];
+    if ((c & PGC_count_mask) === 0) {
+      throw new Error(`frame table: put_page on frame ${mfn} with no references`);
+    }
+    const n = c - 1;
+    this.countInfo[mfn] = n;
+    if ((n & PGC_count_mask) === 0) this.free(mfn);
+  }
+
+  private free(mfn: number): void {
+    const domid = this.owner[mfn];
+    if ((this.typeInfo[mfn] & PGT_count_mask) !== 0) {
+      throw new Error(`frame table: freeing frame ${mfn} that still has type references`);
+    }
+    this.owner[mfn] = FRAME_FREE;
+    this.countInfo[mfn] = 0;
+    this.typeInfo[mfn] = 0;
+    this.source.free(mfn);
+    this.onFreed(domid, mfn);
+  }
+
+  /**
+   * Xen's get_page_type: a type reference. Returns 0, or -EINVAL when the frame has another
+   * type in use or its type count would overflow (as _get_page_type), or the validator's errno.
+   */
+  getPageType(mfn: number, type: number): number {
+    const x = this.typeInfo[mfn];
+    const count = x & PGT_count_mask;
+    if (count === PGT_count_mask) return -EINVAL;
+    if (count !== 0) {
+      if ((x & PGT_type_mask) >>> 0 !== type) return -EINVAL;
+      // In use but not yet validated: only during this frame's own validation.
+      if ((x & PGT_validated) === 0) return -EINVAL;
+      this.typeInfo[mfn] = x + 1;
+      return 0;
+    }
+    // Count zero: the type may change; page-table types validate on first use.
+    const level = pgtLevel(type);
+    if (level === 0) {
+      this.typeInfo[mfn] = (type | PGT_validated | 1) >>> 0;
+      return 0;
+    }
+    const hooks = this.hooks[type >>> PGT_TYPE_SHIFT];
+    if (hooks === undefined) return -EINVAL;
+    this.typeInfo[mfn] = (type | 1) >>> 0;
+    const rc = hooks.validate(mfn, type);
+    if (rc !== 0) {
+      this.typeInfo[mfn] = 0;
+      return rc;
+    }
+    this.typeInfo[mfn] = (this.typeInfo[mfn] | PGT_validated) >>> 0;
+    return 0;
+  }
+
+  /** Xen's put_page_type: drops a type reference; a page table is devalidated at zero. */
+  putPageType(mfn: number): void {
+    const x = this.typeInfo[mfn];
+    const count = x & PGT_count_mask;
+    if (count === 0) {
+      throw new Error(`frame table: put_page_type on frame ${mfn} with no type references`);
+    }
+    if (count === 1) {
+      const type = (x & PGT_type_mask) >>> 0;
+      if (pgtLevel(type) !== 0 && (x & PGT_validated) !== 0) {
+        // Keep the count while entries are released, so nothing re-enters this frame's type.
+        this.typeInfo[mfn] = (x & ~PGT_validated) >>> 0;
+        this.hooks[type >>> PGT_TYPE_SHIFT]?.devalidate(mfn, type);
+        this.typeInfo[mfn] = type;
+        return;
+      }
+      this.typeInfo[mfn] = ((x & ~PGT_validated & ~PGT_pinned) - 1) >>> 0;
+      return;
+    }
+    this.typeInfo[mfn] = x - 1;
+  }
+
+  /** Xen's get_page_and_type. Returns 0 or -errno (-EINVAL if the frame is not the domain's). */
+  getPageAndType(mfn: number, domid: number, type: number): number {
+    if (!this.getPage(mfn, domid)) return -EINVAL;
+    const rc = this.getPageType(mfn, type);
+    if (rc !== 0) this.putPage(mfn);
+    return rc;
+  }
+
+  putPageAndType(mfn: number): void {
+    this.putPageType(mfn);
+    this.putPage(mfn);
+  }
+
+  /** The frame's type (PGT_* value without flags and count). */
+  typeOf(mfn: number): number {
+    return (this.typeInfo[mfn] & PGT_type_mask) >>> 0;
+  }
+
+  typeCount(mfn: number): number {
+    return this.typeInfo[mfn] & PGT_count_mask;
+  }
+
+  refCount(mfn: number): number {
+    return this.countInfo[mfn] & PGC_count_mask;
+  }
+
+  isPinned(mfn: number): boolean {
+    return (this.typeInfo[mfn] & PGT_pinned) !== 0;
+  }
+
+  isValidated(mfn: number): boolean {
+    return (this.typeInfo[mfn] & PGT_validated) !== 0;
+  }
+
+  /** Sets or clears PGT_pinned (the pin's type and general references are the caller's). */
+  setPinned(mfn: number, pinned: boolean): void {
+    const x = this.typeInfo[mfn];
+    this.typeInfo[mfn] = (pinned ? x | PGT_pinned : x & ~PGT_pinned) >>> 0;
+  }
+
+  /** Frames owned by `domid`, in ascending order (a scan; for teardown and checkers). */
+  framesOf(domid: number): number[] {
+    const out: number[] = [];
+    const owner = this.owner;
+    for (let mfn = 0; mfn < owner.length; mfn++) if (owner[mfn] === domid) out.push(mfn);
+    return out;
+  }
+}
