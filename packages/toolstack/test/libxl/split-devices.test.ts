@@ -197,7 +197,10 @@ describe("disks and vifs through blkback/blkfront and netback/netfront", () => {
     for (const [target, msg] of [
       ["/dev/null", /Disk vdev=xvda phys path is not a block dev or file: \/dev\/null$/],
       [dir, /Disk vdev=xvda phys path is not a block dev or file: /],
-      ["/dev/hyperlab-none", /Disk vdev=xvda failed to stat: \/dev\/hyperlab-none: No such file or directory$/],
+      [
+        "/dev/hyperlab-none",
+        /Disk vdev=xvda failed to stat: \/dev\/hyperlab-none: No such file or directory$/,
+      ],
     ] as const) {
       await expect(
         domainCreate(h, config("bad", `disk = ["format=raw,vdev=xvda,target=${target}"]`)),

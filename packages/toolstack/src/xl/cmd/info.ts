@@ -16,7 +16,9 @@ export async function infoVerb(args: string[], io: CliIo): Promise<number> {
   const phys = await host.physInfo();
   const numa = p.opts.numa === true;
   if (numa && phys.nrNodes !== 1) {
-    io.err(`hyperlab info: -n is modelled for a host of one NUMA node; this one has ${phys.nrNodes}.\n`);
+    io.err(
+      `hyperlab info: -n is modelled for a host of one NUMA node; this one has ${phys.nrNodes}.\n`,
+    );
     return 1;
   }
   // main_info: "if (numa == 0 && argc > optind) info_name = ..." — with -n NAME is ignored.

@@ -74,7 +74,9 @@ export async function listVerb(args: string[], io: CliIo): Promise<number> {
   if (p.opts.numa === true) {
     const phys = await host.physInfo();
     if (phys.nrNodes !== 1) {
-      io.err(`hyperlab list: -n is modelled for a host of one NUMA node; this one has ${phys.nrNodes}.\n`);
+      io.err(
+        `hyperlab list: -n is modelled for a host of one NUMA node; this one has ${phys.nrNodes}.\n`,
+      );
       return 1;
     }
     o.numaNodes = phys.nrNodes;

@@ -101,7 +101,9 @@ export function numaLines(p: XlPhysInfo): string[] {
   out.push("numa_info              :\n", "node:    memsize    memfree    distances\n");
   // size and free are bytes (uint64_t) shifted right by 20.
   const mib = (pages: number) => Math.floor((pages * (p.version.pagesize || 4096)) / 2 ** 20);
-  out.push(`${cell(0, 4)}:    ${cell(mib(p.totalPages), 6)}     ${cell(mib(p.freePages), 6)}      10\n`);
+  out.push(
+    `${cell(0, 4)}:    ${cell(mib(p.totalPages), 6)}     ${cell(mib(p.freePages), 6)}      10\n`,
+  );
   return out;
 }
 
