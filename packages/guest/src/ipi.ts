@@ -125,6 +125,24 @@ export class SmpCalls {
   }
 
   /**
+   * restore_cpu_ipis (Linux's xen_irq_resume): after a save and restore the event channels
+   * are new, so each CPU whose IPIs were bound binds them again. 0, or the first negative
+   * errno (that CPU and the ones after it stay unbound).
+   */
+  restoreIpis(): number {
+    for (let cpu = 0; cpu < this.bound.length; cpu++) {
+      if (!this.bound[cpu]) continue;
+      this.bound[cpu] = false;
+      const rc = this.intrInit(cpu);
+      if (rc < 0) {
+        for (let c = cpu + 1; c < this.bound.length; c++) this.bound[c] = false;
+        return rc;
+      }
+    }
+    return 0;
+  }
+
+  /**
    * smp_call_function_many(mask, fn, wait = 1) from CPU `from`: runs `fn` on every CPU of
    * `cpus` (but `from`). Returns 0, or a negative errno when a CPU cannot be reached (an
    * IPI not bound on Xen, a send Xen refused); `fn` then has not run on that CPU.

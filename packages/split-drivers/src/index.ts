@@ -3,7 +3,7 @@
 // the guest's control drivers (drivers/xen/manage.c, balloon.c)
 export { INVALID_P2M_ENTRY, type XenBalloon, type XenBalloonOptions, xenBalloon } from "./balloon";
 // block (blkfront and blkback over io/blkif.h)
-export { BlkBack, type BlkbackMode, type BlkbackOptions } from "./blk/back";
+export { BlkBack, type BlkbackMode, type BlkbackOptions, imageSectors } from "./blk/back";
 export {
   BLKBACK_LRU_PERCENT_CLEAN,
   BLKBACK_MAX_INDIRECT_SEGMENTS,

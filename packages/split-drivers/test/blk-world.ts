@@ -24,6 +24,8 @@ export const XVDA = 51712;
 
 export interface BlkWorldOptions {
   mode?: BlkbackMode;
+  /** Keys the toolstack writes in the backend directory besides the handshake's (`mode`). */
+  backendKeys?: Record<string, string>;
   back?: Partial<BlkbackOptions>;
   front?: Partial<BlkfrontOptions>;
   /** Image size in 512-byte sectors (default 4096: 2 MiB). */
@@ -78,7 +80,7 @@ export async function blkWorld(o: BlkWorldOptions = {}) {
   const front = new BlkFront(u.kernel, { gnttab, ...o.front });
   const frontBus = xenbusRegisterFrontend(u.kernel, front);
   await frontBus.start();
-  const { fe, be } = await w.addDevice(u.domain.domid, "vbd", XVDA);
+  const { fe, be } = await w.addDevice(u.domain.domid, "vbd", XVDA, o.backendKeys);
   const connected = async () => {
     await until(async () => (await w.state(fe)) === "4" && (await w.state(be)) === "4");
     const d = front.disk(XVDA)!;

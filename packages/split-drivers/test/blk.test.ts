@@ -2,7 +2,7 @@
 // and writes checked against the image file, indirect segments, multi-page rings, flush,
 // barrier, discard, read-only disks, and the three backend data modes with their counters.
 
-import { rmSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, rmSync } from "node:fs";
 import {
   BLKIF_RSP_EOPNOTSUPP,
   BLKIF_RSP_ERROR,
@@ -16,6 +16,7 @@ import {
   BlkError,
   BlkFront,
   GnttabGuest,
+  imageSectors,
   perRequest,
 } from "../src/index";
 import { type BlkWorld, blkWorld, makeImage, XVDA } from "./blk-world";
@@ -93,6 +94,58 @@ describe("xenstore handshake", () => {
     const r = await w.disk.read(0, 8);
     expect(r.status).toBe(BLKIF_RSP_OKAY);
     same(r.data, w.img.bytes.subarray(0, 4096));
+  });
+
+  it.each(["map", "copy", "persistent"] as const)(
+    "%s: mode = r in the backend node makes that vbd read-only: writes, flushes, barriers and discards get BLKIF_RSP_ERROR",
+    async (mode) => {
+      const w = await make({ mode, backendKeys: { mode: "r" } });
+      expect(Number(await w.xs.read(`${w.be}/info`)) & VDISK_READONLY).toBe(VDISK_READONLY);
+      expect(w.disk.readOnly).toBe(true); // set_disk_ro
+      const before = w.image();
+      expect(await w.disk.write(0, pattern(4096, 3))).toBe(BLKIF_RSP_ERROR);
+      expect(await w.disk.flush()).toBe(BLKIF_RSP_ERROR);
+      expect(await w.disk.barrier(8, pattern(512, 4))).toBe(BLKIF_RSP_ERROR);
+      expect(await w.disk.barrier(0, new Uint8Array(0))).toBe(BLKIF_RSP_ERROR);
+      expect(await w.disk.discard(0, 16)).toBe(BLKIF_RSP_ERROR);
+      same(w.image(), before);
+      const r = await w.disk.read(0, 8);
+      expect(r.status).toBe(BLKIF_RSP_OKAY);
+      same(r.data, before.subarray(0, 4096));
+    },
+  );
+
+  it("an image is a regular file (its length) or a block device (its sysfs size, as phy: serves it)", () => {
+    const img = makeImage(96, 2);
+    try {
+      const fd = openSync(img.path, "r");
+      expect(imageSectors(fd)).toBe(96);
+      closeSync(fd);
+    } finally {
+      rmSync(img.dir, { recursive: true, force: true });
+    }
+    // A loop device node (always present on Linux), opened read-only: fstat says 0 bytes,
+    // the kernel's sysfs says how many sectors it has.
+    const dev = openSync("/dev/loop0", "r");
+    try {
+      expect(fstatSync(dev).isBlockDevice()).toBe(true);
+      const sys = Number(readFileSync("/sys/class/block/loop0/size", "latin1").trim());
+      expect(imageSectors(dev)).toBe(sys);
+      // The sysfs node is found from the device's major:minor (7:0).
+      expect(() => imageSectors(dev, "/nonexistent")).toThrow(/dev\/block\/7:0\/size/);
+    } finally {
+      closeSync(dev);
+    }
+  });
+
+  it("mode = w (and no mode at all) serves the vbd read-write", async () => {
+    for (const backendKeys of [{ mode: "w" }, {}] as Record<string, string>[]) {
+      const w = await make({ backendKeys });
+      expect(Number(await w.xs.read(`${w.be}/info`)) & VDISK_READONLY).toBe(0);
+      expect(w.disk.readOnly).toBe(false);
+      expect(await w.disk.write(0, pattern(512, 5))).toBe(BLKIF_RSP_OKAY);
+      same(w.image().subarray(0, 512), pattern(512, 5));
+    }
   });
 
   it("configuration mistakes throw BlkError with what to do", async () => {

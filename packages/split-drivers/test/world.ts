@@ -136,7 +136,12 @@ export function world() {
   };
 
   /** libxl__device_generic_add: both directories with state 1, in one transaction. */
-  const addDevice = async (domid: number, type: string, devid: number) => {
+  const addDevice = async (
+    domid: number,
+    type: string,
+    devid: number,
+    backendKeys: Record<string, string> = {},
+  ) => {
     const fe = `/local/domain/${domid}/device/${type}/${devid}`;
     const be = `/local/domain/0/backend/${type}/${domid}/${devid}`;
     await xs.transaction(async (tx) => {
@@ -151,6 +156,7 @@ export function world() {
       await tx.write(`${be}/frontend-id`, String(domid));
       await tx.write(`${be}/online`, "1");
       await tx.write(`${be}/state`, "1");
+      for (const [k, v] of Object.entries(backendKeys)) await tx.write(`${be}/${k}`, v);
     });
     return { fe, be };
   };

@@ -332,7 +332,7 @@ async function memSetVerb(args: string[], io: CliIo): Promise<number> {
 async function vcpuPinVerb(args: string[], io: CliIo): Promise<number> {
   const p = xlGetopt("vcpu-pin", [{ short: "f", long: "force", arg: false }], args, io, 3);
   if (!p.ok) return p.status;
-  const [dom, vcpuArg, hard] = p.operands;
+  const [dom, vcpuArg, hard, soft] = p.operands;
   const vcpu = vcpuArg === "all" ? -1 : /^\d+$/.test(vcpuArg!) ? Number(vcpuArg) : Number.NaN;
   if (Number.isNaN(vcpu)) {
     io.err(`Invalid vcpu specification '${vcpuArg}'.\n`);
@@ -340,16 +340,23 @@ async function vcpuPinVerb(args: string[], io: CliIo): Promise<number> {
   }
   return (await withHost("vcpu-pin", io, async (c) => {
     const phys = await xlHostOverSocket(c).physInfo();
-    let cpus: number[] | null = null;
-    if (hard !== "-") {
-      cpus = parseCpuMap(hard!, phys.nrCpus);
-      if (cpus === null) {
-        io.err(`Invalid cpu specification '${hard}'.\n`);
-        return 1;
+    // "-" (or a missing soft map) leaves that affinity as it is.
+    const parse = (s: string | undefined): number[] | null | false => {
+      if (s === undefined || s === "-") return null;
+      const m = parseCpuMap(s, phys.nrCpus);
+      if (m === null) {
+        io.err(`Invalid cpu specification '${s}'.\n`);
+        return false;
       }
-    } else return 0;
+      return m;
+    };
+    const cpus = parse(hard);
+    if (cpus === false) return 1;
+    const softCpus = parse(soft);
+    if (softCpus === false) return 1;
+    if (cpus === null && softCpus === null) return 0;
     try {
-      await c.request("vcpuPin", { dom, vcpu, cpus });
+      await c.request("vcpuPin", { dom, vcpu, cpus, soft: softCpus });
       return 0;
     } catch (e) {
       return report(io, e);

@@ -117,9 +117,9 @@ describe("a Xen-style host in the background", () => {
     expect(be).toContain(`params = "${dir}/web.img"`);
     const list = await hl("list");
     expect(list.code).toBe(0);
-    // VCPUs counts the online ones: a PV guest brings up vCPU 1 itself (VCPUOP_up), and the
-    // project's kernel runs on vCPU 0 alone.
-    expect(list.out).toMatch(/^web {42}1 {5}8 {5}1 {5}------ {7}0\.0$/m);
+    // VCPUs counts the online ones: the guest brought vCPU 1 up itself (VCPUOP_up), and the
+    // scheduler put the domain on a pCPU at once (no virtual time has passed: 0.0 s).
+    expect(list.out).toMatch(/^web {42}1 {5}8 {5}2 {5}r----- {7}0\.0$/m);
     expect((await hl("domid", "web")).out).toBe("1\n");
     const bl = await hl("block-list", "web");
     expect(bl.out).toMatch(/^51712\s+0\s+1\s+[14]\s/m); // Initialising, or Connected once blkback ran
@@ -167,6 +167,14 @@ describe("a Xen-style host in the background", () => {
     ).toBe("6144\n");
     expect((await hl("vcpu-pin", "web", "0", "1")).code).toBe(0);
     expect((await hl("vcpu-list", "web")).out).toMatch(/^web\s+1\s+0\s+1\s.*\s1 \/ all$/m);
+    // The soft map alone ("-" keeps the hard one).
+    expect((await hl("vcpu-pin", "web", "0", "-", "0")).code).toBe(0);
+    expect((await hl("vcpu-list", "web")).out).toMatch(/^web\s+1\s+0\s+1\s.*\s1 \/ 0$/m);
+    expect(await hl("vcpu-pin", "web", "0", "-", "x")).toEqual({
+      code: 1,
+      out: "",
+      err: "Invalid cpu specification 'x'.\n",
+    });
     expect((await hl("sched-credit", "-d", "web", "-w", "512")).code).toBe(0);
     expect((await hl("sched-credit", "-d", "web")).out).toMatch(/^web\s+1\s+512\s+0$/m);
   });

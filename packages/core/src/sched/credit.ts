@@ -110,7 +110,7 @@ export class CreditPolicy implements Policy {
     const cur = s.currUid[cpu];
     if (cur < 0) return cpu;
     if (this.pri[uid] > this.pri[cur]) return cpu;
-    return s.idleCpu();
+    return s.idleCpuFor(uid);
   }
 
   tickle(uid: number): number {
@@ -129,10 +129,13 @@ export class CreditPolicy implements Policy {
     this.credit[uid] -= (ns * CSCHED_CREDITS_PER_MSEC) / MS;
   }
 
-  /** First eligible vCPU in classes 0..maxCls of a pCPU's queues, skipping `skip`. */
-  private first(cpu: number, maxCls: number, skip: number): number {
+  /**
+   * First vCPU in classes 0..maxCls of pCPU `q`'s queues that may run on pCPU `cpu` (in the
+   * soft step, only those whose soft affinity holds it), skipping `skip`.
+   */
+  private first(q: number, maxCls: number, skip: number, cpu: number, softStep: boolean): number {
     for (let cls = 0; cls <= maxCls; cls++) {
-      const u = firstEligible(this.s, cpu * 3 + cls, skip);
+      const u = firstEligible(this.s, q * 3 + cls, skip, cpu, softStep);
       if (u >= 0) return u;
     }
     return -1;
@@ -151,18 +154,22 @@ export class CreditPolicy implements Policy {
       this.insert,
     );
     if (yielder === KEEP_PREV) return prev;
-    let next = this.first(cpu, 2, yielder);
+    let next = this.first(cpu, 2, yielder, cpu, false);
     let cls = next >= 0 ? -this.pri[next] : 3;
     if (cls === 2 || next < 0) {
-      // Work stealing: look for a higher-priority vCPU waiting on another pCPU.
-      for (let i = 1; i < this.n; i++) {
-        const peer = (cpu + i) % this.n;
-        const u = this.first(peer, cls - 1, -1);
-        if (u >= 0) {
-          next = u;
-          cls = -this.pri[u];
-          s.cMigrations.value++;
-          break;
+      // Work stealing (csched_load_balance): a higher-priority vCPU waiting on another pCPU
+      // that may run here, first among those that prefer this pCPU (the soft affinity
+      // step, skipped when no vCPU has one), then among all (the hard affinity step).
+      steal: for (let step = s.nrSoftEff > 0 ? 0 : 1; step < 2; step++) {
+        for (let i = 1; i < this.n; i++) {
+          const peer = (cpu + i) % this.n;
+          const u = this.first(peer, cls - 1, -1, cpu, step === 0);
+          if (u >= 0) {
+            next = u;
+            cls = -this.pri[u];
+            s.cMigrations.value++;
+            break steal;
+          }
         }
       }
     }

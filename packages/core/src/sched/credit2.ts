@@ -89,7 +89,7 @@ export class Credit2Policy implements Policy {
     let lowest = Number.POSITIVE_INFINITY;
     const now = s.clock.now;
     for (let c = 0; c < this.n; c++) {
-      if (this.rqOf(c) !== q) continue;
+      if (this.rqOf(c) !== q || !s.canRun(uid, c)) continue;
       const cur = s.currUid[c];
       if (cur < 0) {
         if (!s.softirq[c]) return c;
@@ -102,7 +102,7 @@ export class Credit2Policy implements Policy {
       }
     }
     if (best >= 0 && this.credit[uid] > lowest + CSCHED2_MIGRATE_RESIST) return best;
-    return this.perCpu ? s.idleCpu() : -1;
+    return this.perCpu ? s.idleCpuFor(uid) : -1;
   }
 
   tickle(uid: number): number {
@@ -136,11 +136,11 @@ export class Credit2Policy implements Policy {
       this.insert,
     );
     if (yielder === KEEP_PREV) return prev;
-    let next = firstEligible(s, q, yielder);
+    let next = firstEligible(s, q, yielder, cpu);
     if (next < 0 && this.perCpu) {
       let bestCredit = Number.NEGATIVE_INFINITY;
       for (let i = 1; i < this.n; i++) {
-        const u = firstEligible(s, (cpu + i) % this.n, -1);
+        const u = firstEligible(s, (cpu + i) % this.n, -1, cpu);
         if (u >= 0 && this.credit[u] > bestCredit) {
           bestCredit = this.credit[u];
           next = u;

@@ -22,11 +22,23 @@ export function growTo<T extends TypedArray>(a: T, uid: number): T {
   return b;
 }
 
-/** The first vCPU on queue `q` that core.eligible() accepts, other than `skip`; -1 if none. */
-export function firstEligible(s: SchedCore, q: number, skip: number): number {
+/**
+ * The first vCPU on queue `q` that may run on pCPU `cpu` (its hard affinity holds `cpu`, and,
+ * in a soft balance step, its soft affinity too) and that core.eligible() accepts, other than
+ * `skip`; -1 if none.
+ */
+export function firstEligible(
+  s: SchedCore,
+  q: number,
+  skip: number,
+  cpu: number,
+  softStep = false,
+): number {
   const rq = s.rq;
   for (let u = rq.head[q]; u >= 0; u = rq.next[u]) {
-    if (u !== skip && s.eligible(u)) return u;
+    if (u === skip || u === s.movedAway || !s.canRun(u, cpu)) continue;
+    if (softStep && !s.prefers(u, cpu)) continue;
+    if (s.eligible(u)) return u;
   }
   return -1;
 }
@@ -39,7 +51,9 @@ export const KEEP_PREV = -2;
  * requeued and returned as the yielder (so the pick can skip it); one that has run less than
  * `ratelimitNs` and may still run keeps the pCPU (KEEP_PREV, with core.slice set to the rest
  * of its rate-limit window); any other vCPU that wants to run is requeued. Returns the
- * yielder's uid, -1, or KEEP_PREV.
+ * yielder's uid, -1, or KEEP_PREV. A `prev` whose affinity changed while it ran is placed
+ * again (Xen's vcpu_migrate_finish): if placeCpu puts it on another pCPU (always so when its
+ * hard mask no longer holds `cpu`), it is queued there and that pCPU asked to decide.
  */
 export function takePrev(
   s: SchedCore,
@@ -51,7 +65,20 @@ export function takePrev(
   ratelimitNs: number,
   insert: (cpu: number, uid: number) => void,
 ): number {
-  if (prev < 0 || !requeue) return -1;
+  if (prev < 0) return -1;
+  const migrating = s.migrating[prev] === 1;
+  s.migrating[prev] = 0;
+  if (!requeue) return -1;
+  if (migrating || !s.canRun(prev, cpu)) {
+    const to = s.placeCpu(prev);
+    if (to !== cpu) {
+      yielding[prev] = 0;
+      s.movedAway = prev;
+      insert(to, prev);
+      s.raiseSoftirq(to);
+      return -1;
+    }
+  }
   let yielder = -1;
   if (yielding[prev]) {
     yielder = prev;
@@ -73,7 +100,7 @@ export function takePrev(
  */
 export function finishPick(s: SchedCore, next: number, yielder: number): number {
   let u = next;
-  if (u < 0 && yielder >= 0 && s.eligible(yielder)) u = yielder;
+  if (u < 0 && yielder >= 0 && s.eligible(yielder)) u = yielder; // on this pCPU's queue
   if (u < 0) return -1;
   s.rq.remove(u);
   return u;

@@ -51,7 +51,7 @@ export class RoundRobinPolicy implements Policy {
 
   tickle(uid: number): number {
     const cpu = this.s.hv.vcpus[uid].processor;
-    return this.s.currUid[cpu] < 0 ? cpu : this.s.idleCpu();
+    return this.s.currUid[cpu] < 0 ? cpu : this.s.idleCpuFor(uid);
   }
 
   sleep(uid: number): void {
@@ -68,13 +68,13 @@ export class RoundRobinPolicy implements Policy {
     const s = this.s;
     // No rate limit in rr: prev never keeps the pCPU.
     const yielder = takePrev(s, cpu, now, prev, requeue, this.yielding, 0, this.insert);
-    let next = firstEligible(s, cpu, yielder);
+    let next = firstEligible(s, cpu, yielder, cpu);
     if (next < 0) {
       let longest = 0;
       for (let i = 1; i < this.n; i++) {
         const peer = (cpu + i) % this.n;
         if (s.rq.len[peer] <= longest) continue;
-        const u = firstEligible(s, peer, -1);
+        const u = firstEligible(s, peer, -1, cpu);
         if (u >= 0) {
           longest = s.rq.len[peer];
           next = u;

@@ -15,6 +15,10 @@
  *   cap% of the period.
  * - Decisions happen in schedule(cpu), run from a clock event (a "softirq") so that no
  *   hypercall re-enters the scheduler.
+ * - Hard affinity (Xen's cpu_hard_affinity): a vCPU is chosen to run on a pCPU only if its
+ *   hard mask holds that pCPU (`hard[uid * nrCpus + cpu]`), and a queued vCPU sits on a queue
+ *   of a pCPU its mask holds; the mask is never empty. Soft affinity is a preference only:
+ *   where a waking vCPU is placed, and credit's first balance step.
  */
 import {
   __HYPERVISOR_sched_op,
@@ -147,6 +151,21 @@ export class SchedCore implements SchedService {
   private latMax = new Float64Array(0);
   private grant = new Float64Array(0);
   parked = new Uint8Array(0);
+  /** Hard affinity, one byte per (vCPU, pCPU): `hard[uid * nrCpus + cpu]`. */
+  hard = new Uint8Array(0);
+  /** Soft affinity, laid out as `hard`. */
+  soft = new Uint8Array(0);
+  /** Xen's has_soft_affinity: the soft mask meets the hard one and does not cover it. */
+  softEff = new Uint8Array(0);
+  /** Xen's _VPF_migrating: affinity changed while running; re-placed at the next decision. */
+  migrating = new Uint8Array(0);
+  /** A vCPU this decision moved to another pCPU's queue: no queue of this pCPU may take it back. */
+  movedAway = -1;
+  /** How many vCPUs have softEff set (credit skips its soft balance step when none does). */
+  nrSoftEff = 0;
+  /** Scratch masks for setAffinity (Xen's cpumask_scratch), one byte per pCPU. */
+  private readonly scratchHard: Uint8Array;
+  private readonly scratchSoft: Uint8Array;
 
   // per domain slot
   private domCap = 0;
@@ -187,6 +206,8 @@ export class SchedCore implements SchedService {
     this.softirq = new Uint8Array(n);
     this.sliceTimer = new Float64Array(n);
     this.runStart = new Float64Array(n);
+    this.scratchHard = new Uint8Array(n);
+    this.scratchSoft = new Uint8Array(n);
     for (let cpu = 0; cpu < n; cpu++) {
       this.softirqCb.push(() => this.schedule(cpu));
       this.sliceCb.push(() => {
@@ -301,6 +322,15 @@ export class SchedCore implements SchedService {
     this.latMax = f64(this.latMax);
     this.grant = f64(this.grant);
     this.parked = u8(this.parked);
+    this.softEff = u8(this.softEff);
+    this.migrating = u8(this.migrating);
+    const masks = (a: Uint8Array) => {
+      const b = new Uint8Array(cap * this.nrCpus).fill(1);
+      b.set(a);
+      return b;
+    };
+    this.hard = masks(this.hard);
+    this.soft = masks(this.soft);
     this.rq.grow(cap);
     this.cap = cap;
   }
@@ -332,6 +362,12 @@ export class SchedCore implements SchedService {
       const uid = v.uid;
       this.growVcpus(uid + 1);
       this.dom[uid] = slot;
+      this.hard.fill(1, uid * this.nrCpus, (uid + 1) * this.nrCpus);
+      this.soft.fill(1, uid * this.nrCpus, (uid + 1) * this.nrCpus);
+      if (this.softEff[uid]) {
+        this.softEff[uid] = 0;
+        this.nrSoftEff--;
+      }
       this.rsEntry[uid] = now;
       this.down[uid] = v.state === "offline" ? 1 : 0;
       this.rsState[uid] = this.down[uid] ? RUNSTATE_offline : RUNSTATE_runnable;
@@ -430,26 +466,66 @@ export class SchedCore implements SchedService {
     this.clock.schedule(this.clock.now, this.softirqCb[cpu]);
   }
 
+  /** Whether the vCPU's hard affinity holds the pCPU. */
+  canRun(uid: number, cpu: number): boolean {
+    return this.hard[uid * this.nrCpus + cpu] === 1;
+  }
+
+  /** Whether the vCPU has a soft affinity worth a balance step and it holds the pCPU. */
+  prefers(uid: number, cpu: number): boolean {
+    return this.softEff[uid] === 1 && this.soft[uid * this.nrCpus + cpu] === 1;
+  }
+
   /**
-   * Where a waking vCPU should queue: its own pCPU if that idles, else any idle pCPU that
-   * has no decision pending, else its own pCPU (Xen's pick_resource, without topology).
+   * Where a waking vCPU should queue (Xen's pick_resource with its affinity balance steps,
+   * without topology): its own pCPU if that idles, else any idle pCPU with no decision
+   * pending, first among its soft affinity, then among its hard affinity; else its own pCPU,
+   * or, when its hard mask no longer holds that one, the first pCPU the mask holds.
    */
   placeCpu(uid: number): number {
     const own = this.hv.vcpus[uid].processor;
-    const mine = own >= 0 && own < this.nrCpus ? own : 0;
-    if (this.currUid[mine] < 0 && !this.softirq[mine]) return mine;
-    for (let c = 0; c < this.nrCpus; c++) {
-      if (this.currUid[c] < 0 && !this.softirq[c]) {
+    const n = this.nrCpus;
+    const mine = own >= 0 && own < n ? own : 0;
+    const base = uid * n;
+    const hard = this.hard;
+    if (this.softEff[uid]) {
+      const soft = this.soft;
+      if (hard[base + mine] && soft[base + mine] && this.currUid[mine] < 0 && !this.softirq[mine])
+        return mine;
+      for (let c = 0; c < n; c++) {
+        if (hard[base + c] && soft[base + c] && this.currUid[c] < 0 && !this.softirq[c]) {
+          if (c !== mine) this.cMigrations.value++;
+          return c;
+        }
+      }
+    }
+    if (hard[base + mine] && this.currUid[mine] < 0 && !this.softirq[mine]) return mine;
+    for (let c = 0; c < n; c++) {
+      if (hard[base + c] && this.currUid[c] < 0 && !this.softirq[c]) {
         if (c !== mine) this.cMigrations.value++;
         return c;
       }
     }
-    return mine;
+    if (hard[base + mine]) return mine;
+    let first = -1;
+    for (let c = 0; c < n; c++) {
+      if (!hard[base + c]) continue;
+      if (this.softEff[uid] && this.soft[base + c]) {
+        first = c;
+        break;
+      }
+      if (first < 0) first = c;
+    }
+    this.cMigrations.value++;
+    return first;
   }
 
-  /** An idle pCPU with no decision pending, or -1. */
-  idleCpu(): number {
-    for (let c = 0; c < this.nrCpus; c++) if (this.currUid[c] < 0 && !this.softirq[c]) return c;
+  /** An idle pCPU with no decision pending that the vCPU's hard affinity holds, or -1. */
+  idleCpuFor(uid: number): number {
+    const base = uid * this.nrCpus;
+    for (let c = 0; c < this.nrCpus; c++) {
+      if (this.hard[base + c] && this.currUid[c] < 0 && !this.softirq[c]) return c;
+    }
     return -1;
   }
 
@@ -473,11 +549,13 @@ export class SchedCore implements SchedService {
       requeue = this.wantsToRun(prev);
     }
     this.slice = 0;
+    this.movedAway = -1;
     const next = this.policy.pick(cpu, now, prev, requeue);
     this.cDecisions.value++;
     if (next >= 0) {
       if (this.slice > 0 && this.slice < MIN_RUN_NS) this.slice = MIN_RUN_NS;
       this.takeGrant(next);
+      this.hv.vcpus[next].processor = cpu;
     }
 
     if (next !== prev) {
@@ -779,6 +857,68 @@ export class SchedCore implements SchedService {
   getParams(d: Domain): SchedParams {
     const slot = this.slotFor(d);
     return { weight: this.weight[slot], cap: this.capPct[slot] };
+  }
+
+  setAffinity(v: Vcpu, hard: readonly number[] | null, soft?: readonly number[] | null): number {
+    this.check(v);
+    const uid = v.uid;
+    const n = this.nrCpus;
+    if (hard !== null && !this.readMask(hard, this.scratchHard)) return -EINVAL;
+    // vcpu_set_hard_affinity: the mask must meet the online pCPUs.
+    if (hard !== null && this.scratchHard.indexOf(1) < 0) return -EINVAL;
+    const hasSoft = soft !== null && soft !== undefined;
+    if (hasSoft && !this.readMask(soft, this.scratchSoft)) return -EINVAL;
+    const base = uid * n;
+    if (hard !== null) this.hard.set(this.scratchHard, base);
+    if (hasSoft) this.soft.set(this.scratchSoft, base);
+    // sched_set_affinity: soft_aff_effective = !subset(hard, soft) && intersects(soft, hard).
+    let meets = false;
+    let covers = true;
+    for (let c = 0; c < n; c++) {
+      if (!this.hard[base + c]) continue;
+      if (this.soft[base + c]) meets = true;
+      else covers = false;
+    }
+    const eff = meets && !covers ? 1 : 0;
+    this.nrSoftEff += eff - this.softEff[uid];
+    this.softEff[uid] = eff;
+    // vcpu_set_affinity sets _VPF_migrating; vcpu_migrate_finish places the vCPU again. A
+    // running one is placed at its pCPU's next decision, a queued one now.
+    const cpu = this.onCpu[uid];
+    if (cpu >= 0) {
+      this.migrating[uid] = 1;
+      this.raiseSoftirq(cpu);
+    } else if (this.rq.onQueue(uid)) {
+      this.policy.sleep(uid);
+      this.kickCpu(this.policy.wake(uid, false));
+    } else if (!this.canRun(uid, v.processor)) {
+      v.processor = this.placeCpu(uid);
+    }
+    return 0;
+  }
+
+  /** Reads a list of pCPU numbers into a byte mask; false if it is not one. */
+  private readMask(list: readonly number[], out: Uint8Array): boolean {
+    if (!Array.isArray(list)) return false;
+    out.fill(0);
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i];
+      if (typeof c !== "number" || !Number.isInteger(c) || c < 0) return false;
+      if (c < out.length) out[c] = 1;
+    }
+    return true;
+  }
+
+  affinity(v: Vcpu): { hard: number[]; soft: number[] } {
+    this.check(v);
+    const base = v.uid * this.nrCpus;
+    const hard: number[] = [];
+    const soft: number[] = [];
+    for (let c = 0; c < this.nrCpus; c++) {
+      if (this.hard[base + c]) hard.push(c);
+      if (this.soft[base + c]) soft.push(c);
+    }
+    return { hard, soft };
   }
 
   runstate(v: Vcpu): RunstateInfo {

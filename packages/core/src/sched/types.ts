@@ -89,6 +89,18 @@ export interface SchedService {
   clearWork(v: Vcpu): void;
   /** Wake-to-run delays of a vCPU, measured by the scheduler. */
   wakeLatency(v: Vcpu): WakeLatency;
+  /**
+   * XEN_DOMCTL_setvcpuaffinity (Xen's vcpu_set_hard_affinity / vcpu_set_soft_affinity): the
+   * pCPUs a vCPU may run on (hard) and prefers (soft), as lists of pCPU numbers; `null` leaves
+   * that mask as it is. Numbers beyond the last pCPU are dropped, as bits beyond nr_cpu_ids
+   * are. Answers 0, or -EINVAL (nothing changed) when the hard mask names no online pCPU or
+   * a mask is not a list of non-negative whole numbers. A running vCPU outside its new hard
+   * mask leaves its pCPU at that pCPU's next decision (Xen's vcpu_migrate); a queued one is
+   * moved at once.
+   */
+  setAffinity(v: Vcpu, hard: readonly number[] | null, soft?: readonly number[] | null): number;
+  /** The vCPU's hard and soft masks as set (every pCPU until a setAffinity), ascending. */
+  affinity(v: Vcpu): { hard: number[]; soft: number[] };
   /** Runs the scheduling decision on a pCPU now (Xen's schedule()); tests and benches use it. */
   schedule(cpu: number): void;
 }

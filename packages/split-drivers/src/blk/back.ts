@@ -22,7 +22,15 @@
  *   is satisfied by construction; the barrier's write is followed by an fsync.
  * - Every mapping is undone on disconnect, persistent grants included.
  */
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  readSync,
+  writeSync,
+} from "node:fs";
 import {
   BLKIF_DISCARD_SECURE,
   BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST,
@@ -70,7 +78,11 @@ export interface BlkbackOptions {
   image: string | ((domid: number, devid: number) => string);
   /** Data mode (default "map"). "persistent" falls back to "map" if the frontend declines. */
   mode?: BlkbackMode;
-  /** Serve the image read-only (`info` gets VDISK_READONLY; writes answer ERROR). */
+  /**
+   * Serve every image read-only (`info` gets VDISK_READONLY; writes, flushes, barriers and
+   * discards answer ERROR). Without it each vbd is read-only when its backend node's `mode`
+   * (written by the toolstack: `r` or `w`) has no `w`, as xen-blkback's backend_changed reads it.
+   */
   readonly?: boolean;
   /** max-ring-page-order advertised (0..4, default 4: blkback's xen_blkif_max_ring_order). */
   maxRingPageOrder?: number;
@@ -269,12 +281,15 @@ export class BlkBack implements XenbusDriver {
       return -EINVAL;
     }
     const persistent = this.mode === "persistent" && (await rd("feature-persistent")) === "1";
+    // backend_changed: xen_vbd_create(..., readonly = !strchr(mode, 'w')).
+    const mode = await dev.read("mode");
+    const readonly = this.opts.readonly || (mode !== null && !mode.includes("w"));
 
     let fd = -1;
     let sectors = 0;
     try {
-      fd = openSync(this.image(dev.otherendId, dev.devid), this.opts.readonly ? "r" : "r+");
-      sectors = Math.floor(fstatSync(fd).size / SECTOR);
+      fd = openSync(this.image(dev.otherendId, dev.devid), readonly ? "r" : "r+");
+      sectors = imageSectors(fd);
     } catch (e) {
       if (fd >= 0) closeSync(fd);
       await dev.fatal(-ENOENT, `opening the image: ${(e as Error).message}`);
@@ -302,7 +317,7 @@ export class BlkBack implements XenbusDriver {
       dev,
       fd,
       sectors,
-      readonly: this.opts.readonly,
+      readonly,
       sring,
       back: new BackRing(sring),
       ringMaps: maps,
@@ -325,7 +340,7 @@ export class BlkBack implements XenbusDriver {
     vbd.irq = irq;
     this.vbds.set(key, vbd);
     // connect(): the disk's properties, then the caller switches to Connected.
-    const info = this.opts.readonly ? VDISK_READONLY : 0;
+    const info = readonly ? VDISK_READONLY : 0;
     for (const [k, v] of [
       ["sectors", String(sectors)],
       ["info", String(info)],
@@ -417,6 +432,7 @@ export class BlkBack implements XenbusDriver {
         return this.rw(v, r.operation, false);
       case BLKIF_OP_WRITE_BARRIER: {
         if (!this.opts.barrier) return BLKIF_RSP_EOPNOTSUPP;
+        if (v.readonly) return BLKIF_RSP_ERROR; // xen_vbd_translate: access denied
         // Drain: with synchronous I/O nothing earlier is still in flight. Then write, then sync.
         const st = this.rw(v, BLKIF_OP_WRITE, false, true);
         if (st === BLKIF_RSP_OKAY) fsyncSync(v.fd);
@@ -469,8 +485,9 @@ export class BlkBack implements XenbusDriver {
     const nseg = r.nrSegments;
     const max = indirect ? this.opts.maxIndirectSegments : BLKIF_MAX_SEGMENTS_PER_REQUEST;
     if ((nseg === 0 && !flushLike) || nseg > max) return BLKIF_RSP_ERROR;
-    if (nseg === 0) return BLKIF_RSP_OKAY;
+    // xen_vbd_translate: a write (or flush) on a read-only vbd is denied, data or not.
     if (op !== BLKIF_OP_READ && v.readonly) return BLKIF_RSP_ERROR;
+    if (nseg === 0) return BLKIF_RSP_OKAY;
     if (indirect && !this.readIndirect(v, nseg)) return BLKIF_RSP_ERROR;
     let nsec = 0;
     for (let i = 0; i < nseg; i++) {
@@ -604,4 +621,23 @@ export class BlkBack implements XenbusDriver {
     }
     return BLKIF_RSP_OKAY;
   }
+}
+
+/**
+ * The image's size in 512-byte sectors: a regular file's length, or, for a block device
+ * (`phy:` on a device node), what the kernel says in `/sys/dev/block/MAJ:MIN/size` (the
+ * sectors BLKGETSIZE64 would give; fstat reports 0 for a device). `sysRoot` is for tests.
+ */
+export function imageSectors(fd: number, sysRoot = "/sys"): number {
+  const st = fstatSync(fd);
+  if (!st.isBlockDevice()) return Math.floor(st.size / SECTOR);
+  const rdev = st.rdev;
+  const major = ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
+  const minor = (rdev & 0xff) | ((rdev >>> 12) & ~0xff & 0xfffff);
+  const text = readFileSync(`${sysRoot}/dev/block/${major}:${minor}/size`, "latin1").trim();
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) {
+    throw new Error(`${sysRoot}/dev/block/${major}:${minor}/size is not a sector count`);
+  }
+  return n;
 }

@@ -188,6 +188,16 @@ export class BlkfrontDisk {
     return new Promise((r) => this.waiters.push(r));
   }
 
+  /**
+   * Whether the disk is read-only: blkfront_connect's set_disk_ro(gd, info & VDISK_READONLY),
+   * what bdev_read_only answers (an open for writing gets EROFS). As in Linux 6.1 the block
+   * layer only warns on a write bio to such a disk, so `write` still reaches the ring and the
+   * backend refuses it (BLKIF_RSP_ERROR).
+   */
+  get readOnly(): boolean {
+    return this.features?.readonly === true;
+  }
+
   /** Requests waiting for ring room or pages. */
   get queued(): number {
     return this.queue.length;

@@ -8,7 +8,7 @@
  * Ops: every XlHost method as "xl.METHOD" with args {params: [...]} (list, info, ...);
  * create {text, file, extra}, destroy {dom}, pause {dom}, unpause {dom},
  * shutdown {dom, reboot?, wait?}, save {dom, file}, restore {file}, memSet {dom, kb},
- * vcpuPin {dom, vcpu, cpus}, blockAttach {dom, spec}, blockDetach {dom, dev},
+ * vcpuPin {dom, vcpu, cpus, soft?}, blockAttach {dom, spec}, blockDetach {dom, dev},
  * networkAttach {dom, spec}, networkDetach {dom, dev}, console {dom}, hello {}, stop {}.
  * `dom` is a name or a domid, resolved as xl's find_domain does.
  */

@@ -126,8 +126,9 @@ function handlers(host: Host, info: ControlInfo, xl: XlHost) {
     },
     vcpuPin: async (a) => {
       const r = find(host, a.dom);
-      const cpus = a.cpus === null ? null : (a.cpus as number[]);
-      vcpuPin(host, r, Number(a.vcpu), cpus);
+      const cpus = a.cpus === null || a.cpus === undefined ? null : (a.cpus as number[]);
+      const soft = a.soft === null || a.soft === undefined ? null : (a.soft as number[]);
+      vcpuPin(host, r, Number(a.vcpu), cpus, soft);
       return { domid: r.domid };
     },
     blockAttach: async (a) => {

@@ -18,7 +18,7 @@ import {
   start_info_x86_64,
 } from "@hyperlab/abi";
 import { type Domain, HyperlabError, pciPassthroughPermission } from "@hyperlab/core";
-import { bootNativeKernel, bootXenPvKernel } from "@hyperlab/guest";
+import { bootNativeKernel, bootXenPvKernel, xenCpuUp } from "@hyperlab/guest";
 import { type PciFunction, pciBdf } from "@hyperlab/machine";
 import { buildPvDomain } from "@hyperlab/pv-mmu";
 import {
@@ -368,6 +368,7 @@ export async function domainCreate(
     else if (host.options.bootGuests && r.build !== null && options.populate === undefined)
       await bootGuest(host, r, undo);
     host.domains.set(domid, r);
+    runPendingDecisions(host);
     return r;
   } catch (e) {
     for (const u of undo.reverse()) {
@@ -433,24 +434,43 @@ export function applySched(host: Host, r: DomainRecord): void {
       );
     }
   }
+  // libxl__build_pre: libxl_set_vcpuaffinity for each vCPU the config lists (xl lists every
+  // vCPU for `cpus="..."`, one per entry for `cpus=[...]`); the rest keep every pCPU.
   for (let v = 0; v < r.domain.vcpus.length; v++) {
-    const m = r.hardAffinity[v] ?? r.hardAffinity[0];
-    if (m !== undefined) placeVcpu(host, r, v, m);
+    const m = r.hardAffinity[v];
+    if (m !== undefined) setVcpuAffinity(host, r, v, m, null);
   }
 }
 
-/** Puts a vCPU on a pCPU of its hard affinity (the core scheduler does not enforce masks; see README). */
-export function placeVcpu(
+/**
+ * Lets the scheduler make the decisions already due (its softirqs at the current virtual
+ * time; no time passes), so vCPUs just woken, brought up or pinned elsewhere take their pCPUs.
+ */
+export function runPendingDecisions(host: Host): void {
+  const clock = host.hv.machine.clock;
+  clock.runUntil(clock.now);
+}
+
+/**
+ * libxl_set_vcpuaffinity: XEN_DOMCTL_setvcpuaffinity through the scheduler, which enforces
+ * the hard mask. A mask with no pCPU of this host fails as Xen's -EINVAL does in libxl.
+ */
+export function setVcpuAffinity(
   host: Host,
   r: DomainRecord,
   vcpu: number,
-  mask: readonly number[],
+  hard: readonly number[] | null,
+  soft: readonly number[] | null,
 ): void {
-  const n = host.hv.machine.cpus.length;
-  const ok = mask.filter((c) => c < n);
   const v = r.domain.vcpus[vcpu];
-  if (v === undefined || ok.length === 0) return;
-  if (!ok.includes(v.processor)) v.processor = ok[0]!;
+  if (v === undefined) return;
+  const rc = host.hv.slot("sched").setAffinity(v, hard, soft);
+  if (rc < 0) {
+    throw libxlError(
+      "TOOLSTACK_BAD_ARGUMENT",
+      `libxl: error: libxl_sched.c: Domain ${r.domid}:Setting vcpu affinity: Invalid argument`,
+    );
+  }
 }
 
 /**
@@ -468,6 +488,31 @@ async function bootGuest(
   await connectGuest(host, r, undo);
   r.console0!.write(`Linux version 6.1.0-hyperlab (${r.config.name}) #1 SMP PREEMPT_DYNAMIC\n`);
   r.console0!.write(`Command line: ${r.config.cmdline}\n`);
+  bringUpSecondaryCpus(r);
+}
+
+/**
+ * smp_init on Xen PV: every vCPU the toolstack marked online (`cpu/N/availability`, N below
+ * `vcpus`) comes up as xen_pv_cpu_up brings it (its vcpu_info registered, VCPUOP_initialise,
+ * its IPIs bound, VCPUOP_up), then takes events. A vCPU that fails stays offline and the
+ * kernel says so on its console, as Linux does and boots on.
+ */
+export function bringUpSecondaryCpus(r: DomainRecord): void {
+  const k = r.kernel!;
+  const want = Math.min(r.config.vcpus, r.domain.vcpus.length);
+  if (want <= 1) return;
+  r.console0!.write("smp: Bringing up secondary CPUs ...\n");
+  let up = 1;
+  for (let cpu = 1; cpu < want; cpu++) {
+    const rc = xenCpuUp(k, cpu);
+    if (rc < 0) {
+      r.console0!.write(`smp: CPU${cpu} failed to come online (${rc})\n`);
+      continue;
+    }
+    k.events?.enableUpcalls(cpu);
+    up++;
+  }
+  r.console0!.write(`smp: Brought up 1 node, ${up} CPUs\n`);
 }
 
 /**

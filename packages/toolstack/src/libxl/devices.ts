@@ -116,6 +116,18 @@ function defaultMac(uuid: string, devid: number): string {
   return ["00", "16", "3e", ...b.map((x) => x.toString(16).padStart(2, "0"))].join(":");
 }
 
+/** glibc's strerror for the errno codes a stat gives. */
+function strerror(code: string): string {
+  const texts: Record<string, string> = {
+    ENOENT: "No such file or directory",
+    EACCES: "Permission denied",
+    ENOTDIR: "Not a directory",
+    ELOOP: "Too many levels of symbolic links",
+    ENAMETOOLONG: "File name too long",
+  };
+  return texts[code] ?? code;
+}
+
 /** Adds a device; pushes its removal onto `undo` when given (a create in progress). */
 export async function attachDevice(
   host: Host,
@@ -133,18 +145,24 @@ export async function attachDevice(
   const split = host.split;
   const key = `${r.domid}/${req.spec.devid}`;
   if (split !== null && req.spec.type === "vbd") {
-    // libxl__device_disk_set_backend stats the target before anything is written.
+    // libxl__device_disk_set_backend stats the target before anything is written: a block
+    // device (phy:) or a regular file is served (blkback opens it as the image).
     const target = String(req.spec.backend?.params ?? "");
-    let isFile = false;
+    const vdev = String(req.json.vdev ?? req.spec.devid);
+    let st: ReturnType<typeof statSync> | undefined;
     try {
-      isFile = statSync(target).isFile();
-    } catch {
-      isFile = false;
-    }
-    if (!isFile) {
+      st = statSync(target);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? "ENOENT";
       throw libxlError(
         "TOOLSTACK_CREATE_FAILED",
-        `libxl: error: libxl_device.c: Disk vdev=${String(req.json.vdev ?? req.spec.devid)} failed to stat: ${target}: No such file or directory`,
+        `libxl: error: libxl_device.c: Disk vdev=${vdev} failed to stat: ${target}: ${strerror(code)}`,
+      );
+    }
+    if (!st.isFile() && !st.isBlockDevice()) {
+      throw libxlError(
+        "TOOLSTACK_CREATE_FAILED",
+        `libxl: error: libxl_device.c: Disk vdev=${vdev} phys path is not a block dev or file: ${target}`,
       );
     }
     split.images.set(key, target);

@@ -131,11 +131,11 @@ export function libxlHost(host: Host): XlHost {
       const d = live(domid);
       if (d === undefined) return undefined;
       const sched = hv.slot("sched");
-      const r = rec(domid);
       return {
         nrCpus: hv.machine.cpus.length,
         vcpus: d.vcpus.map((v) => {
           const st = v.state === "offline" ? -1 : sched.runstate(v).state;
+          const aff = sched.affinity(v);
           return {
             vcpuid: v.vcpuId,
             cpu: v.processor,
@@ -143,8 +143,8 @@ export function libxlHost(host: Host): XlHost {
             blocked: st === RUNSTATE_blocked,
             running: st === RUNSTATE_running,
             vcpuTime: sched.vcpuRuntime(v),
-            cpumap: r?.hardAffinity[v.vcpuId] ?? allCpus(host),
-            cpumapSoft: allCpus(host),
+            cpumap: aff.hard,
+            cpumapSoft: aff.soft,
           };
         }),
       };

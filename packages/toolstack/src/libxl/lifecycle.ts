@@ -21,7 +21,14 @@ import {
 } from "@hyperlab/abi";
 import { destroyIntroducedDomain } from "../xenstore-domain";
 import type { DomainAction } from "./config";
-import { domainCreate, makeUuid, pciRemove, placeVcpu, removeDomainNodes } from "./create";
+import {
+  domainCreate,
+  makeUuid,
+  pciRemove,
+  removeDomainNodes,
+  runPendingDecisions,
+  setVcpuAffinity,
+} from "./create";
 import { detachDevice } from "./devices";
 import { libxlError } from "./errors";
 import { type DomainRecord, type Host, hostXs, settle } from "./host";
@@ -235,12 +242,16 @@ export async function memSet(host: Host, r: DomainRecord, targetKb: number): Pro
   r.domain.maxPages = Math.max(r.domain.totPages, Math.ceil((targetKb + 1024) / 4) + 4);
 }
 
-/** libxl_set_vcpuaffinity: the hard (or soft) mask of one vCPU, or of all with vcpu = -1. */
+/**
+ * libxl_set_vcpuaffinity: the hard and soft masks of one vCPU, or of all with vcpu = -1
+ * (`null`: that mask unchanged). The scheduler enforces the hard mask from its next decision.
+ */
 export function vcpuPin(
   host: Host,
   r: DomainRecord,
   vcpu: number,
   hard: readonly number[] | null,
+  soft: readonly number[] | null = null,
 ): void {
   const n = r.domain.vcpus.length;
   if (vcpu >= n) {
@@ -250,16 +261,16 @@ export function vcpuPin(
     );
   }
   const cpus = host.hv.machine.cpus.length;
-  const mask =
-    hard === null ? Array.from({ length: cpus }, (_, i) => i) : hard.filter((c) => c < cpus);
-  if (mask.length === 0) {
+  const mask = hard === null ? null : hard.filter((c) => c < cpus);
+  if (mask !== null && mask.length === 0) {
     throw libxlError("TOOLSTACK_BAD_ARGUMENT", "libxl: error: no valid cpu in the affinity mask");
   }
   const which = vcpu < 0 ? [...Array(n).keys()] : [vcpu];
   for (const v of which) {
-    r.hardAffinity[v] = [...mask];
-    placeVcpu(host, r, v, mask);
+    setVcpuAffinity(host, r, v, mask, soft);
+    if (mask !== null) r.hardAffinity[v] = [...mask];
   }
+  runPendingDecisions(host);
 }
 
 /** libxl_domain_sched_params_set for credit: weight 1..65535, cap 0..(100 * vCPUs). */

@@ -22,6 +22,7 @@ import {
   PAGE_KERNEL,
   XenCpuOps,
   XenEvtchnGuest,
+  xenCpuUp,
 } from "@hyperlab/guest";
 import type { DomainRecord } from "./host";
 
@@ -56,6 +57,16 @@ export function xenPostResume(
   p2m: Float64Array,
 ): number {
   const xen = k.xen!;
+  // The secondary vCPUs that were up, and the pfns of their vcpu_info pages (read through the
+  // old M2P before it is rewritten): xen_vcpu_restore registers them again below.
+  const secondaries: number[] = [];
+  const infoPfns: number[] = [];
+  for (let vi = 1; vi < k.registeredVcpuInfo.length; vi++) {
+    const maddr = k.registeredVcpuInfo[vi];
+    if (maddr === undefined || maddr < 0) continue;
+    secondaries.push(vi);
+    infoPfns.push(xen.m2p[Math.floor(maddr / 4096)] ?? -1);
+  }
   // The kernel now runs on the new domain's vCPUs (the hardware it wakes up on).
   (k as { port: GuestKernel["port"] }).port = createGuestPort(hv, d);
   xen.p2m.set(p2m);
@@ -94,5 +105,18 @@ export function xenPostResume(
   for (let c = 0; c < k.port.vcpus.length; c++) events.disableUpcalls(c);
   k.events = events;
   k.port.registerUpcall((c) => events.xenEvtchnDoUpcall(c));
+  const ipi = k.smp.restoreIpis();
+  if (ipi < 0) return ipi;
+  // xen_vcpu_restore + cpu_up: each secondary vCPU that ran before the save gets its
+  // vcpu_info page back (freed, then taken again by the bring-up), a context and VCPUOP_up.
+  for (let i = 0; i < secondaries.length; i++) {
+    const vi = secondaries[i]!;
+    if (vi >= d.vcpus.length) continue;
+    if (infoPfns[i]! >= 0) k.freePage(infoPfns[i]!);
+    k.registeredVcpuInfo[vi] = -1;
+    const up = xenCpuUp(k, vi);
+    if (up < 0) return up;
+    events.enableUpcalls(vi);
+  }
   return k.takeError();
 }

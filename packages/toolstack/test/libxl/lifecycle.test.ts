@@ -16,11 +16,13 @@ import {
   domainCreate,
   findDomain,
   freePages,
+  libxlHost,
   memSet,
   pauseDomain,
   reapShutdowns,
   requestShutdown,
   schedCreditSet,
+  settle,
   unpauseDomain,
   vcpuPin,
   waitShutdown,
@@ -145,6 +147,77 @@ describe("mem-set, vcpu-pin, sched-credit", () => {
     expect(r.domain.vcpus.map((v) => v.processor)).toEqual([0, 0]);
     expect(() => vcpuPin(h, r, 5, [0])).toThrow(HyperlabError);
     expect(() => vcpuPin(h, r, 0, [7])).toThrow(/no valid cpu/);
+  });
+
+  it("vcpus=3, maxvcpus=4: the guest brings vCPUs 1 and 2 up as xen_pv_cpu_up does; 3 stays offline", async () => {
+    const h = await host();
+    const r = await domainCreate(h, config("smp", "vcpus = 3\nmaxvcpus = 4"));
+    const home = `/local/domain/${r.domid}`;
+    const avail = [];
+    for (let i = 0; i < 4; i++) avail.push(await h.xsd!.xs.read(`${home}/cpu/${i}/availability`));
+    expect(avail).toEqual(["online", "online", "online", "offline"]);
+    const list = (await libxlHost(h).vcpuList(r.domid))!;
+    expect(list.vcpus.map((v) => v.online)).toEqual([true, true, true, false]);
+    // Two pCPUs shared with dom0: the scheduler runs some of the three at once.
+    const running = list.vcpus.filter((v) => v.running).length;
+    expect(running).toBeGreaterThanOrEqual(1);
+    expect(running).toBeLessThanOrEqual(2);
+    const sched = h.hv.slot("sched");
+    const clock = h.hv.machine.clock;
+    clock.runUntil(clock.now + 300_000_000);
+    for (const v of r.domain.vcpus.slice(0, 3)) {
+      expect(sched.vcpuRuntime(v)).toBeGreaterThan(0);
+      expect(r.kernel!.registeredVcpuInfo[v.vcpuId]! > 0 || v.vcpuId === 0).toBe(true);
+    }
+    expect(r.domain.vcpus[3]!.state).toBe("offline");
+    expect(r.domain.vcpus.map((v) => v.state).filter((s) => s === "offline")).toHaveLength(1);
+    let text = "";
+    for (let i = 0; i < 200 && !text.includes("Brought up"); i++) {
+      await settle();
+      text = new TextDecoder().decode(r.stream!.output());
+    }
+    expect(text).toContain("smp: Bringing up secondary CPUs ...\nsmp: Brought up 1 node, 3 CPUs\n");
+    // xl list counts the online vCPUs.
+    const info = (await libxlHost(h).listDomains()).find((d) => d.domid === r.domid)!;
+    expect(info.vcpuOnline).toBe(3);
+  });
+
+  it("cpus= pins vCPUs so the scheduler never runs them elsewhere; vcpu-pin moves them, soft included", async () => {
+    const h = await host();
+    const r = await domainCreate(h, config("pin", 'vcpus = 2\ncpus = "1"'));
+    const sched = h.hv.slot("sched");
+    const clock = h.hv.machine.clock;
+    const ranOn = (cpu: number) => {
+      const cur = sched.curr(cpu);
+      return cur !== null && cur.domain === r.domain;
+    };
+    let seen0 = 0;
+    let seen1 = 0;
+    for (let t = 0; t < 200; t++) {
+      clock.runUntil(clock.now + 1_000_000);
+      if (ranOn(0)) seen0++;
+      if (ranOn(1)) seen1++;
+    }
+    expect(seen0).toBe(0);
+    expect(seen1).toBeGreaterThan(150);
+    for (const v of r.domain.vcpus) expect(sched.vcpuRuntime(v)).toBeGreaterThan(40_000_000);
+    let list = (await libxlHost(h).vcpuList(r.domid))!;
+    expect(list.vcpus.map((v) => v.cpumap)).toEqual([[1], [1]]);
+    // Pinned to pCPU 0: the running one leaves pCPU 1 at once.
+    vcpuPin(h, r, -1, [0], [0]);
+    expect(ranOn(1)).toBe(false);
+    expect(ranOn(0)).toBe(true);
+    list = (await libxlHost(h).vcpuList(r.domid))!;
+    expect(list.vcpus.map((v) => [v.cpumap, v.cpumapSoft])).toEqual([
+      [[0], [0]],
+      [[0], [0]],
+    ]);
+    // Only the soft mask: the hard one stays.
+    vcpuPin(h, r, 1, null, [1]);
+    expect(sched.affinity(r.domain.vcpus[1]!)).toEqual({ hard: [0], soft: [1] });
+    expect(() => vcpuPin(h, r, 0, [2, 9])).toThrow(/no valid cpu in the affinity mask/);
+    expect(() => vcpuPin(h, r, 0, null, [-1])).toThrow(/Setting vcpu affinity: Invalid argument/);
+    expect(sched.affinity(r.domain.vcpus[0]!).hard).toEqual([0]);
   });
 
   it("cpus= and cpu_weight/cap from the config reach the scheduler; sched-credit changes them", async () => {

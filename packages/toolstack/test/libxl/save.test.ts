@@ -11,6 +11,7 @@ import {
   domainSave,
   findDomain,
   freePages,
+  libxlHost,
   memSet,
 } from "../../src/index";
 import { config, dir, host, snapshot } from "./world";
@@ -55,6 +56,28 @@ describe("save and restore", () => {
     expect(child).not.toBeTypeOf("number");
     expect(await h.xsd!.xs.read(`/local/domain/${back.domid}/control/feature-suspend`)).toBe("1");
     expect(filler.domain.state).toBe("running");
+  });
+
+  it("vcpus=2: the secondary vCPU comes back up after restore, on the same vcpu_info page", async () => {
+    const h = await host();
+    const r = await domainCreate(h, config("smp", "vcpus = 2"));
+    const k = r.kernel!;
+    const pfnOf = (vi: number) => k.xen!.m2p[Math.floor(k.registeredVcpuInfo[vi]! / 4096)];
+    const infoPfn = pfnOf(1);
+    expect(infoPfn).toBeGreaterThan(0);
+    const file = join(dir, "smp.save");
+    await domainSave(h, r, file);
+    const back = await domainRestore(h, file);
+    expect(back.kernel).toBe(k);
+    const list = (await libxlHost(h).vcpuList(back.domid))!;
+    expect(list.vcpus.map((v) => v.online)).toEqual([true, true]);
+    expect(back.domain.vcpus[1]!.state).not.toBe("offline");
+    expect(pfnOf(1)).toBe(infoPfn);
+    expect(Math.floor(k.registeredVcpuInfo[1]! / 4096)).toBe(k.xen!.p2m[infoPfn!]);
+    // The restored vCPU 1 takes IPIs: a call on it from vCPU 0 runs.
+    let ran = -1;
+    expect(k.smp.callFunctionSingle(0, 1, (cpu) => (ran = cpu))).toBe(0);
+    expect(ran).toBe(1);
   });
 
   it("a ballooned domain: its holes stay holes, and the resumed balloon can give the pages back", async () => {

@@ -4,6 +4,7 @@
 // them; a missing image is xl's error with nothing left; destroy leaves nothing behind.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { BLKIF_RSP_ERROR } from "@hyperlab/abi";
 import {
   type BlkFront,
   NETBACK_TX_STAGE_PAGES,
@@ -154,6 +155,58 @@ describe("disks and vifs through blkback/blkfront and netback/netfront", () => {
     ).rejects.toThrow(/Disk vdev=xvda failed to stat: .*absent\.img: No such file or directory/);
     expect(await snapshot(h)).toEqual(before);
     expect(h.split!.images.size).toBe(0);
+  });
+
+  it("access=ro / positional r: blkback gets mode = r and serves the disk read-only", async () => {
+    const h = await host();
+    for (const [name, spec] of [
+      ["ro1", (p: string) => `format=raw, vdev=xvda, access=ro, target=${p}`],
+      ["ro2", (p: string) => `phy:${p},xvda,r`],
+    ] as const) {
+      const img = image(`${name}.img`);
+      const before = readFileSync(img);
+      const r = await domainCreate(h, config(name, `disk = ["${spec(img)}"]`));
+      const be = `/local/domain/0/backend/vbd/${r.domid}/51712`;
+      expect(await h.xsd!.xs.read(`${be}/mode`)).toBe("r");
+      await until(() => connected(h, r, "vbd", 51712));
+      const disk = blkfront(r).disk(51712)!;
+      await disk.ready();
+      expect(disk.readOnly).toBe(true);
+      expect(await disk.write(0, new Uint8Array(512).fill(0x77))).toBe(BLKIF_RSP_ERROR);
+      expect(await disk.flush()).toBe(BLKIF_RSP_ERROR);
+      const rd = await disk.read(0, 1);
+      expect(rd.status).toBe(0);
+      expect(Buffer.from(rd.data).equals(before.subarray(0, 512))).toBe(true);
+      expect(readFileSync(img).equals(before)).toBe(true);
+      await destroyDomainRecord(h, r);
+    }
+  });
+
+  it("phy: and target= on a regular file are served as the image; a path that is neither a block device nor a file is refused", async () => {
+    const h = await host();
+    const img = image("phy.img");
+    const r = await domainCreate(h, config("phy", `disk = ["phy:${img},xvda,w"]`));
+    await until(() => connected(h, r, "vbd", 51712));
+    const disk = blkfront(r).disk(51712)!;
+    await disk.ready();
+    expect(disk.readOnly).toBe(false);
+    expect(await disk.write(1, new Uint8Array(512).fill(0x42))).toBe(0);
+    expect(readFileSync(img)[512]).toBe(0x42);
+    await destroyDomainRecord(h, r);
+    const before = await snapshot(h);
+    for (const [target, msg] of [
+      ["/dev/null", /Disk vdev=xvda phys path is not a block dev or file: \/dev\/null$/],
+      [dir, /Disk vdev=xvda phys path is not a block dev or file: /],
+      [
+        "/dev/hyperlab-none",
+        /Disk vdev=xvda failed to stat: \/dev\/hyperlab-none: No such file or directory$/,
+      ],
+    ] as const) {
+      await expect(
+        domainCreate(h, config("bad", `disk = ["format=raw,vdev=xvda,target=${target}"]`)),
+      ).rejects.toThrow(msg);
+    }
+    expect(await snapshot(h)).toEqual(before);
   });
 
   it("destroying domUs with disks and vifs leaves nothing behind", async () => {

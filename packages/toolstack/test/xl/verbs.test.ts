@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { runCli } from "../../src/main";
 import { setXlHostConnector } from "../../src/xl/cmd/common";
-import { domInfo, MemoryXlHost } from "../../src/xl/memory-host";
+import { defaultPhysInfo, domInfo, MemoryXlHost } from "../../src/xl/memory-host";
 import { LIBXL_SCHEDULER, type XlHost } from "../../src/xl/types";
 
 async function run(host: XlHost | undefined, ...args: string[]) {
@@ -176,10 +176,26 @@ describe("list -l (list_domains_details)", () => {
     const r = await run(twoDomains(), "list", "-l", "0");
     expect(r.out).toBe("[\n\n]\n");
   });
-  it("refuses -n: NUMA is not modelled", async () => {
-    const r = await run(twoDomains(), "list", "-n");
-    expect(r.code).toBe(2);
-    expect(r.err).toContain("-n (NUMA node affinity) is not modelled");
+  it("-n adds the NODE Affinity column: on a one-node host every domain's is node 0, 'all'", async () => {
+    const r = await run(twoDomains(), "list", "-n", "guest");
+    expect(r.code).toBe(0);
+    const [head, row, end] = r.out.split("\n");
+    expect(head).toBe(
+      "Name                                        ID   Mem VCPUs\tState\tTime(s) NODE Affinity",
+    );
+    expect(row).toMatch(/^guest +3 .* all$/);
+    expect(end).toBe("");
+    // -l prints the configuration and ignores -n, as xl's main_list does.
+    expect((await run(twoDomains(), "list", "-l", "-n", "0")).out).toBe("[\n\n]\n");
+  });
+  it("-n on a host of several nodes says it is modelled for one only", async () => {
+    const h = new MemoryXlHost(defaultPhysInfo({ nrNodes: 2 }));
+    const r = await run(h, "list", "-n");
+    expect(r).toEqual({
+      out: "",
+      err: "hyperlab list: -n is modelled for a host of one NUMA node; this one has 2.\n",
+      code: 1,
+    });
   });
 });
 
@@ -266,10 +282,31 @@ describe("sched-credit setting forms", () => {
 });
 
 describe("info -n and reaching the host", () => {
-  it("info -n is refused: topology is not modelled", async () => {
-    const r = await run(twoDomains(), "info", "-n");
-    expect(r.code).toBe(2);
-    expect(r.err).toContain("not modelled");
+  it("info -n prints the cpu and device topology and numa_info between physinfo and xen info", async () => {
+    const h = new MemoryXlHost(
+      defaultPhysInfo({ nrCpus: 3, maxCpuId: 2, totalPages: 262144, freePages: 131072 }),
+    );
+    const r = await run(h, "info", "-n");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(
+      "free_cpus              : 0\n" +
+        "cpu_topology           :\n" +
+        "cpu:    core    socket     node\n" +
+        "  0:       0        0        0\n" +
+        "  1:       1        0        0\n" +
+        "  2:       2        0        0\n" +
+        "device topology        :\n" +
+        "device           node\n" +
+        "No device topology data available\n" +
+        "numa_info              :\n" +
+        "node:    memsize    memfree    distances\n" +
+        "   0:      1024        512      10\n" +
+        "xen_major              : 4\n",
+    );
+    // With -n xl ignores NAME (main_info sets info_name only without -n).
+    expect(await run(h, "info", "-n", "nr_cpus")).toEqual(r);
+    const two = new MemoryXlHost(defaultPhysInfo({ nrNodes: 2 }));
+    expect((await run(two, "info", "-n")).code).toBe(1);
   });
   it("with no host running, says how to start one", async () => {
     setXlHostConnector(undefined);

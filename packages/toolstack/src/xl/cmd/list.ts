@@ -1,6 +1,6 @@
 /*
  * `hyperlab list [-l] [-v] [-Z] [-c] [DOMAIN]`: xl's main_list (tools/xl/xl_info.c) over an
- * XlHost. -n (NUMA node affinity) is not modelled: the model has one node.
+ * XlHost; -n adds each domain's NUMA node affinity (a one-node host: "all").
  *
  * Invariant: xl's bytes and exit status for every outcome; never throws at the user.
  */
@@ -36,12 +36,6 @@ export async function domainNames(
 export async function listVerb(args: string[], io: CliIo): Promise<number> {
   const p = xlGetopt("list", OPTS, args, io, 0);
   if (!p.ok) return p.status;
-  if (p.opts.numa === true) {
-    io.err(
-      "hyperlab list: -n (NUMA node affinity) is not modelled: the model's host has one node.\n",
-    );
-    return 2;
-  }
   const host = await connectHost("list", io);
   if (typeof host === "number") return host;
   let domains: XlDomInfo[];
@@ -76,6 +70,16 @@ export async function listVerb(args: string[], io: CliIo): Promise<number> {
   if (p.opts.cpupool === true) {
     const pools = new Map((await host.cpupools()).map((x) => [x.poolid, x.poolName]));
     o.cpupool = (id) => pools.get(id);
+  }
+  if (p.opts.numa === true) {
+    const phys = await host.physInfo();
+    if (phys.nrNodes !== 1) {
+      io.err(
+        `hyperlab list: -n is modelled for a host of one NUMA node; this one has ${phys.nrNodes}.\n`,
+      );
+      return 1;
+    }
+    o.numaNodes = phys.nrNodes;
   }
   io.out(formatList(domains, (id) => names.get(id), o));
   return 0;

@@ -80,17 +80,51 @@ export function infoLines(p: XlPhysInfo): string[] {
 }
 
 /**
- * `xl info` (name undefined) or `xl info NAME`: for NAME, the value (after ": ") of every
- * line that starts with NAME and has ": " after its first colon.
+ * `xl info -n`'s tables for a host of one NUMA node (output_topologyinfo, output_numainfo):
+ * every pCPU's core, socket and node (0), the PCI device topology (none known: Xen has no
+ * node for a device without ACPI proximity data, so xl says "No device topology data
+ * available"), and node 0 holding all memory at distance 10 from itself. Printed with
+ * printf, so `xl info -n NAME` prints them whole.
  */
-export function formatInfo(p: XlPhysInfo, name?: string): string {
-  const lines = infoLines(p);
-  if (name === undefined) return lines.join("");
-  let out = "";
-  for (const line of lines) {
-    if (!line.startsWith(name)) continue;
-    const colon = line.indexOf(":");
-    if (colon >= 0 && line[colon + 1] === " ") out += line.slice(colon + 2);
+export function numaLines(p: XlPhysInfo): string[] {
+  const out = ["cpu_topology           :\n", "cpu:    core    socket     node\n"];
+  const threads = Math.max(1, p.threadsPerCore | 0);
+  const cores = Math.max(1, p.coresPerSocket | 0);
+  const cell = (n: number, w: number) => String(n).padStart(w);
+  for (let cpu = 0; cpu <= (p.maxCpuId | 0); cpu++) {
+    const core = Math.floor(cpu / threads) % cores;
+    const socket = Math.floor(cpu / (threads * cores));
+    out.push(`${cell(cpu, 3)}:    ${cell(core, 4)}     ${cell(socket, 4)}     ${cell(0, 4)}\n`);
   }
+  out.push("device topology        :\n", "device           node\n");
+  out.push("No device topology data available\n");
+  out.push("numa_info              :\n", "node:    memsize    memfree    distances\n");
+  // size and free are bytes (uint64_t) shifted right by 20.
+  const mib = (pages: number) => Math.floor((pages * (p.version.pagesize || 4096)) / 2 ** 20);
+  out.push(
+    `${cell(0, 4)}:    ${cell(mib(p.totalPages), 6)}     ${cell(mib(p.freePages), 6)}      10\n`,
+  );
   return out;
+}
+
+/**
+ * `xl info` (name undefined) or `xl info NAME`: for NAME, the value (after ": ") of every
+ * line that starts with NAME and has ": " after its first colon. `numa` (-n) adds the
+ * topology and NUMA tables after the physinfo lines, unfiltered.
+ */
+export function formatInfo(p: XlPhysInfo, name?: string, numa = false): string {
+  const lines = infoLines(p);
+  const filter = (ls: string[]) => {
+    if (name === undefined) return ls.join("");
+    let out = "";
+    for (const line of ls) {
+      if (!line.startsWith(name)) continue;
+      const colon = line.indexOf(":");
+      if (colon >= 0 && line[colon + 1] === " ") out += line.slice(colon + 2);
+    }
+    return out;
+  };
+  if (!numa) return filter(lines);
+  const split = lines.findIndex((l) => l.startsWith("xen_major"));
+  return filter(lines.slice(0, split)) + numaLines(p).join("") + filter(lines.slice(split));
 }

@@ -11,6 +11,7 @@ import type { JsonValue } from "../../xlcfg/json";
 import { printJson } from "../../xlcfg/json";
 import { cpuSeconds, fixed1, hex32, int32, padEnd, padStart } from "../cfmt";
 import type { XlDomInfo } from "../types";
+import { cpuRanges } from "./vcpu";
 
 /** What `xl list` adds to each row. */
 export interface ListOptions {
@@ -20,6 +21,11 @@ export interface ListOptions {
   context?: boolean;
   /** -c: the cpupool name, looked up per domain. */
   cpupool?: (poolid: number) => string | undefined;
+  /**
+   * -n: the host's node count. On a one-node host every domain's node affinity (Xen derives
+   * it from its vCPUs' affinities) is node 0, which print_bitmap writes as "all".
+   */
+  numaNodes?: number;
 }
 
 /** xl's letters for libxl_shutdown_reason 0..5; index 0 is also "not shut down". */
@@ -31,6 +37,7 @@ export function listHeader(o: ListOptions = {}): string {
   if (o.verbose) h += "   UUID                            Reason-Code\tSecurity Label";
   if (o.context && !o.verbose) h += "   Security Label";
   if (o.cpupool) h += "         Cpupool";
+  if (o.numaNodes !== undefined) h += " NODE Affinity";
   return `${h}\n`;
 }
 
@@ -57,6 +64,10 @@ export function listRow(d: XlDomInfo, name: string | undefined, o: ListOptions =
   }
   if (o.verbose || o.context) r += ` ${padStart(d.ssidLabel ?? "-", 16)}`;
   if (o.cpupool) r += padStart(o.cpupool(d.cpupool) ?? "(null)", 16);
+  if (o.numaNodes !== undefined) {
+    const nodes = Array.from({ length: o.numaNodes }, (_, i) => i);
+    r += ` ${cpuRanges(nodes, o.numaNodes)}`;
+  }
   return `${r}\n`;
 }
 
