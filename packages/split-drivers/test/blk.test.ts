@@ -2,7 +2,7 @@
 // and writes checked against the image file, indirect segments, multi-page rings, flush,
 // barrier, discard, read-only disks, and the three backend data modes with their counters.
 
-import { closeSync, fstatSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import {
   BLKIF_RSP_EOPNOTSUPP,
   BLKIF_RSP_ERROR,
@@ -124,15 +124,18 @@ describe("xenstore handshake", () => {
     } finally {
       rmSync(img.dir, { recursive: true, force: true });
     }
-    // A loop device node (always present on Linux), opened read-only: fstat says 0 bytes,
-    // the kernel's sysfs says how many sectors it has.
-    const dev = openSync("/dev/loop0", "r");
+    // A block device node of this host, opened read-only (the first /sys/class/block entry
+    // whose /dev node opens: loop0 on the machines seen so far): fstat says 0 bytes, the
+    // kernel's sysfs says how many sectors it has.
+    const found = hostBlockDevice();
+    expect(found, "this test needs one readable block device node under /dev").not.toBeNull();
+    const { fd: dev, name } = found as { fd: number; name: string };
     try {
       expect(fstatSync(dev).isBlockDevice()).toBe(true);
-      const sys = Number(readFileSync("/sys/class/block/loop0/size", "latin1").trim());
+      const sys = Number(readFileSync(`/sys/class/block/${name}/size`, "latin1").trim());
       expect(imageSectors(dev)).toBe(sys);
-      // The sysfs node is found from the device's major:minor (7:0).
-      expect(() => imageSectors(dev, "/nonexistent")).toThrow(/dev\/block\/7:0\/size/);
+      // The sysfs node is found from the device's major:minor.
+      expect(() => imageSectors(dev, "/nonexistent")).toThrow(/dev\/block\/\d+:\d+\/size/);
     } finally {
       closeSync(dev);
     }
@@ -441,3 +444,17 @@ describe("ordering and queueing", () => {
     expect(back.connected(w.u.domain.domid, XVDA + 16)).toBe(true);
   });
 });
+
+/** The first block device of this host whose /dev node opens read-only, or null. */
+function hostBlockDevice(): { fd: number; name: string } | null {
+  for (const name of readdirSync("/sys/class/block").sort()) {
+    try {
+      const fd = openSync(`/dev/${name}`, "r");
+      if (fstatSync(fd).isBlockDevice()) return { fd, name };
+      closeSync(fd);
+    } catch {
+      // Not present in /dev, or not readable: try the next one.
+    }
+  }
+  return null;
+}
