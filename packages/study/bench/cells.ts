@@ -25,8 +25,13 @@ for (const cell of cells) {
   const u = process.cpuUsage(t0);
   const secs = (u.user + u.system) / 1e6;
   console.log(
-    `${cell.backend}: ${secs.toFixed(2)} s CPU, ${((r.counts.accesses / secs) / 1e6).toFixed(2)} M accesses per CPU second, checksum ${r.checksum}`,
+    `${cell.backend}: ${secs.toFixed(2)} s CPU, ${(r.counts.accesses / secs / 1e6).toFixed(2)} M accesses per CPU second, checksum ${r.checksum}`,
   );
-  all[cell.key] = { checksum: r.checksum, counts: r.counts, warmup: r.warmup, stats: r.backendStats };
+  all[cell.key] = {
+    checksum: r.checksum,
+    counts: r.counts,
+    warmup: r.warmup,
+    stats: r.backendStats,
+  };
 }
 if (out) writeFileSync(out, `${JSON.stringify(all, null, 1)}\n`);
