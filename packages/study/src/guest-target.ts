@@ -214,11 +214,12 @@ export class GuestTarget implements StudyTarget {
   replay(pid: number, vas: Float64Array, kinds: Uint8Array, n: number, salt: number): number {
     const p = this.proc(pid);
     const cache = this.cache;
+    const sp = space(pid);
     let h = 0x811c9dc5 ^ salt;
     for (let i = 0; i < n; i++) {
       const va = vas[i];
       const kind = kinds[i];
-      cache.access(space(pid), va);
+      cache.access(sp, va);
       if (kind === ACCESS_WRITE) {
         if (!p.store(va, Math.imul(i + salt, 0x9e3779b1) >>> 0)) this.killed(p, va);
         continue;
@@ -235,7 +236,8 @@ export class GuestTarget implements StudyTarget {
   store(pid: number, vas: Float64Array, values: Uint32Array, n: number): void {
     const p = this.proc(pid);
     if (p.accessSet(vas, values, n) !== n) this.killed(p, vas[0]);
-    for (let i = 0; i < n; i++) this.cache.access(space(pid), vas[i]);
+    const sp = space(pid);
+    for (let i = 0; i < n; i++) this.cache.access(sp, vas[i]);
     this.k.accesses += n;
   }
 
@@ -243,9 +245,11 @@ export class GuestTarget implements StudyTarget {
     const p = this.proc(pid);
     let slot = start;
     let h = 0x811c9dc5;
+    const cache = this.cache;
+    const sp = space(pid);
     for (let i = 0; i < steps; i++) {
       const va = base + slot * stride;
-      this.cache.access(space(pid), va);
+      cache.access(sp, va);
       const x = p.load(va);
       if (x < 0) this.killed(p, va);
       slot = x;

@@ -17,7 +17,9 @@ export {
 } from "./cache";
 export {
   type ComparableResults,
+  type ComparableSplitRow,
   type Comparison,
+  type ComparisonTable,
   compareResults,
   comparisonTable,
   loadResults,
@@ -140,6 +142,7 @@ export {
   type SplitIoPerRequest,
   type SplitIoPlatform,
   type SplitIoResult,
+  splitRowKey,
 } from "./io/split-rows";
 export { type CellOutcome, cellJob } from "./job";
 export {

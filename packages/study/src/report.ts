@@ -16,6 +16,7 @@ import { COST_INFO, type CostTable, DEFAULT_COSTS, estimateCycles } from "./cost
 import { COUNT_INFO, COUNT_NAMES, type CountName, type StudyCounts } from "./counts";
 import { type IoResults, ioReportHtml } from "./io/results";
 import { splitIoReportHtml, splitIoSummaryText } from "./io/split-results";
+import { SPLIT_IO_COUNT_INFO, splitRowKey } from "./io/split-rows";
 import type { RunResult } from "./run";
 import { STUDY_VERSION } from "./version";
 import { WORKLOADS } from "./workloads";
@@ -206,6 +207,22 @@ function csvCell(v: string | number | boolean | null): string {
   return /[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 
+/** Columns of results.csv that only split-driver rows fill (per-request figures). */
+const SPLIT_CSV_COLUMNS = [
+  "splitKind",
+  "splitPattern",
+  "splitPlatform",
+  "splitRequests",
+  ...SPLIT_IO_COUNT_INFO.filter((c) => c.name !== "requests").map((c) => `${c.name}PerRequest`),
+  "cyclesPerRequest",
+];
+
+/**
+ * results.csv: one row per run of the matrix, then one per split-driver case (io.split) when
+ * the study ran them. A split row's key is splitRowKey's, its workload "io.split" and its
+ * backend the platform; it fills key, workload, backend, seed, checksum and the split columns
+ * (per request), and leaves the matrix's empty, as runs leave the split columns.
+ */
 export function resultsCsv(res: StudyResults): string {
   const head = [
     "key",
@@ -229,8 +246,10 @@ export function resultsCsv(res: StudyResults): string {
     "warmupEstCycles",
     "steadyEstCycles",
     "steadyEstOverheadVsNative",
+    ...SPLIT_CSV_COLUMNS,
   ];
   const lines = [head.join(",")];
+  const noSplit = SPLIT_CSV_COLUMNS.map(() => null);
   for (const r of res.runs) {
     const row = [
       r.key,
@@ -254,8 +273,32 @@ export function resultsCsv(res: StudyResults): string {
       r.warmupEstCycles,
       r.steady.estCycles,
       r.steady.estOverheadVsNative,
+      ...noSplit,
     ];
     lines.push(row.map(csvCell).join(","));
+  }
+  const split = res.io?.split;
+  if (split !== undefined) {
+    const matrixColumns = head.length - SPLIT_CSV_COLUMNS.length;
+    for (const r of split.rows) {
+      const row: (string | number | null)[] = new Array(matrixColumns).fill(null);
+      row[head.indexOf("key")] = splitRowKey(r);
+      row[head.indexOf("workload")] = "io.split";
+      row[head.indexOf("backend")] = r.platform;
+      row[head.indexOf("seed")] = split.config.seed;
+      row[head.indexOf("checksum")] = r.checksum;
+      row.push(
+        r.kind,
+        r.pattern,
+        r.platform,
+        r.counts.requests,
+        ...SPLIT_IO_COUNT_INFO.filter((c) => c.name !== "requests").map(
+          (c) => r.perRequest[c.name],
+        ),
+        r.cyclesPerRequest,
+      );
+      lines.push(row.map(csvCell).join(","));
+    }
   }
   return `${lines.join("\n")}\n`;
 }

@@ -58,6 +58,80 @@ describe("the data-cache hierarchy", () => {
     );
   });
 
+  it("matches a reference LRU with last-use stamps, access for access, whatever the stream", () => {
+    // The reference: per set, each way's line and last use; a miss fills the first way with
+    // the oldest stamp at every level it missed in (empty ways have stamp 0).
+    const reference = (levels: readonly { bytes: number; ways: number }[]) => {
+      // Sets made when first used: the LLC has thousands.
+      const sets = levels.map(() => new Map<number, { line: number; used: number }[]>());
+      const setOf = (i: number, lineInSpace: number) => {
+        const index = lineInSpace % (levels[i].bytes / LINE_BYTES / levels[i].ways);
+        let set = sets[i].get(index);
+        if (set === undefined) {
+          set = Array.from({ length: levels[i].ways }, () => ({ line: -1, used: 0 }));
+          sets[i].set(index, set);
+        }
+        return set;
+      };
+      let now = 0;
+      return (space: number, va: number): number => {
+        const lineInSpace = Math.floor(va / LINE_BYTES);
+        const line = space * 2 ** 42 + lineInSpace;
+        now++;
+        let served = 3;
+        const missed: { line: number; used: number }[][] = [];
+        for (let i = 0; i < 3; i++) {
+          const set = setOf(i, lineInSpace);
+          const way = set.find((w) => w.line === line);
+          if (way !== undefined) {
+            way.used = now;
+            served = i;
+            break;
+          }
+          missed.push(set);
+        }
+        for (const set of missed) {
+          const victim = set.reduce((a, b) => (b.used < a.used ? b : a));
+          victim.line = line;
+          victim.used = now;
+        }
+        return served;
+      };
+    };
+    const small = [
+      { name: "L1d", bytes: 4 * 64, ways: 2 },
+      { name: "L2", bytes: 16 * 64, ways: 4 },
+      { name: "LLC", bytes: 64 * 64, ways: 8 },
+    ];
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            // Few distinct lines, so sets fill, lines come back and get evicted.
+            space: fc.constantFrom(0, 1, 2046),
+            line: fc.integer({ min: 0, max: 40 }),
+            far: fc.boolean(),
+            offset: fc.integer({ min: 0, max: 63 }),
+          }),
+          { minLength: 100, maxLength: 600 },
+        ),
+        fc.boolean(),
+        (stream, skylake) => {
+          const levels = skylake ? DEFAULT_CACHE_LEVELS : small;
+          const c = new CacheHierarchy(levels);
+          const ref = reference(levels);
+          for (const a of stream) {
+            // Lines far apart in the address space share sets (and test the 47-bit tags).
+            const line = a.far ? a.line * 2 ** 29 + a.line : a.line;
+            const va = line * LINE_BYTES + a.offset;
+            expect(c.access(a.space, va)).toBe(ref(a.space, va));
+          }
+        },
+      ),
+      { seed: 17, numRuns: runs(200) },
+    );
+  });
+
   it("refuses a hierarchy that is not three power-of-two levels, with a typed error", () => {
     expect(() => new CacheHierarchy([])).toThrow(
       expect.objectContaining({ code: "STUDY_BAD_CACHE" }),

@@ -211,7 +211,7 @@ function listing(): string {
 async function compareCommand(args: readonly string[], io: CliIo): Promise<number> {
   const cmd = verbProgram(
     "study compare",
-    "Compares two study results (results.json files, or the --out directories that hold them) run by run: estimated cycles of each, and B/A ratios of cycles and of the exact counts behind them. Runs are matched by their key.",
+    "Compares two study results (results.json files, or the --out directories that hold them) run by run: estimated cycles of each, and B/A ratios of cycles and of the exact counts behind them. Runs are matched by their key. When either has split-driver cases (io.split), a second table compares them per request (est. cycles, hypercalls, grant ops, notifications, VM exits, copies), matched by kind/pattern platform.",
     io,
   )
     .argument("<A>", "the results to compare against")

@@ -74,6 +74,14 @@ export interface SplitIoResult {
   checksum: string;
 }
 
+/**
+ * A row's key in results.csv and `hyperlab study compare`: its kind and pattern, then its
+ * platform ("disk/4k-random-read kvm-virtio"), unique within a study's rows.
+ */
+export function splitRowKey(r: { kind: string; pattern: string; platform: string }): string {
+  return `${r.kind}/${r.pattern} ${r.platform}`;
+}
+
 export function row(
   platform: SplitIoPlatform,
   kind: "disk" | "nic",
