@@ -317,7 +317,7 @@ export function checkKernelRecord(rec: unknown, nrPages: number): string | null 
       c === undefined ||
       typeof c !== "object" ||
       !Array.isArray(c.cr0) ||
-      !c.cr0.every((x) => isInt(x) && x >= 0) ||
+      !c.cr0.every(isInt) ||
       !Array.isArray(c.runstatePfn) ||
       !c.runstatePfn.every(pfnOrNone) ||
       !pfnOrNone(c.scratchPfn)

@@ -330,7 +330,11 @@ export async function domainRestore(host: Host, file: string): Promise<DomainRec
   if (magic !== MAGIC && magic !== MAGIC_V1) throw bad();
   const v1 = magic === MAGIC_V1;
   const nl = bytes.indexOf(10, MAGIC.length);
-  if (nl < 0) throw bad();
+  if (nl < 0)
+    throw libxlError(
+      "TOOLSTACK_SAVE_FILE",
+      `restore file ${file} is truncated or corrupt: its header has no end`,
+    );
   let header: SaveHeader;
   try {
     header = JSON.parse(bytes.subarray(MAGIC.length, nl).toString("utf8")) as SaveHeader;
