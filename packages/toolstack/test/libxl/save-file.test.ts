@@ -288,5 +288,5 @@ describe("save format 2: the file alone", () => {
       }),
       { seed: 614, numRuns: RUNS },
     );
-  });
+  }, 30_000 + RUNS * 4000);
 });
