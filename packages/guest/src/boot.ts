@@ -232,7 +232,8 @@ export function readXenStartInfo(port: GuestPort, si: number): XenBootInfo {
     throw guestError("GUEST_BOOT_HYPERCALL", `XENMEM_maximum_ram_page failed (${maxRam}).`);
   }
   const m2p = new Int32Array(maxRam + 1).fill(-1);
-  for (let pfn = 0; pfn < nrPages; pfn++) if (p2m[pfn] >= 0 && p2m[pfn] <= maxRam) m2p[p2m[pfn]] = pfn;
+  for (let pfn = 0; pfn < nrPages; pfn++)
+    if (p2m[pfn] >= 0 && p2m[pfn] <= maxRam) m2p[p2m[pfn]] = pfn;
   const xen: XenBootInfo = {
     nrPages,
     p2m,

@@ -88,7 +88,7 @@ describe("save in one host daemon, restore in another", () => {
     const { addr } = await guest<{ addr: number }>({ cmd: "mmap", pid, length: N * 4096 });
     for (let i = 0; i < N; i++)
       await guest({ cmd: "poke", pid, va: addr + i * 4096 + 4 * i, value: valueAt(i) });
-    const block = Buffer.alloc(4096, 0).map((_, i) => (i * 31 + 7) & 0xff);
+    const block = Buffer.from(new Uint8Array(4096).map((_, i) => (i * 31 + 7) & 0xff));
     const w = await guest<{ status: number }>({
       cmd: "disk-write",
       devid: 51712,

@@ -194,7 +194,7 @@ describe("save format 2: the file alone", () => {
     }, /page-table pfn is beyond the domain/);
     // An L1 entry naming a pfn beyond the domain (a foreign frame, once localised).
     const l1 = (header.tables as number[][]).find((t) => t[1] === 1)![0]!;
-    await refuse((hd, d) => {
+    await refuse((_hd, d) => {
       const dv = new DataView(d.buffer, l1 * 4096, 4096);
       let i = 0;
       while ((dv.getUint32(i * 8, true) & 1) === 0) i++;
@@ -210,83 +210,87 @@ describe("save format 2: the file alone", () => {
     }, /restore of .* failed/);
   });
 
-  it("property: a corrupted save file restores or fails with libxl's error, and a failure leaves nothing behind", async () => {
-    const h = await host();
-    const r = await domainCreate(h, config("fc"));
-    const p = spawnProcess(r.kernel!);
-    p.writeRange(p.mmap(16 * 4096, PROT_READ | PROT_WRITE), 16 * 4096, 7);
-    const file = join(dir, "fc.save");
-    await domainSave(h, r, file);
-    const good = readFileSync(file);
-    const { header } = parts(file);
-    const headerEnd = good.indexOf(10, 15);
-    const tables = (header.tables as number[][]).map((t) => t[0]!);
-    const before = await snapshot(h);
-    const free = freePages(h.hv);
-    const bad = join(dir, "fc-bad.save");
-    const corruption = fc.oneof(
-      fc.record({ kind: fc.constant("truncate" as const), at: fc.nat(good.length - 1) }),
-      fc.record({
-        kind: fc.constant("header" as const),
-        at: fc.nat(headerEnd - 1),
-        byte: fc.integer({ min: 0x20, max: 0x7e }),
-      }),
-      fc.record({
-        kind: fc.constant("table" as const),
-        table: fc.nat(tables.length - 1),
-        slot: fc.nat(511),
-        lo: fc.nat(0xffff_ffff),
-      }),
-      fc.record({
-        kind: fc.constant("record" as const),
-        field: fc.constantFrom(
-          "free",
-          "mapcount",
-          "ptLevel",
-          "pinned",
-          "mms",
-          "processes",
-          "loadedMm",
-        ),
-        value: fc.oneof(fc.integer({ min: -3, max: 1 << 22 }), fc.constant(null), fc.string()),
-      }),
-    );
-    await fc.assert(
-      fc.asyncProperty(corruption, async (c) => {
-        let bytes: Buffer;
-        if (c.kind === "truncate") bytes = good.subarray(0, c.at);
-        else if (c.kind === "header") {
-          bytes = Buffer.from(good);
-          bytes[c.at] = c.byte;
-        } else if (c.kind === "table") {
-          bytes = Buffer.from(good);
-          bytes.writeUInt32LE(c.lo, headerEnd + 1 + tables[c.table]! * 4096 + c.slot * 8);
-        } else {
-          const p = parts(file);
-          const list = p.header.kernel[c.field] as unknown[];
-          if (list.length > 0) list[list.length - 1] = c.value;
-          else list.push(c.value);
-          bytes = join3(p.magic, p.header, p.data);
-        }
-        writeFileSync(bad, bytes);
-        let restored: DomainRecord | null = null;
-        try {
-          restored = await domainRestore(h, bad);
-        } catch (e) {
-          expect(
-            isHyperlabError(e, [
-              "TOOLSTACK_SAVE_FILE",
-              "TOOLSTACK_NO_MEMORY",
-              "TOOLSTACK_NAME_IN_USE",
-            ]),
-          ).toBe(true);
-        }
-        if (restored !== null) await destroyDomainRecord(h, restored);
-        await settle();
-        expect(await snapshot(h)).toEqual(before);
-        expect(freePages(h.hv)).toBe(free);
-      }),
-      { seed: 614, numRuns: RUNS },
-    );
-  }, 30_000 + RUNS * 4000);
+  it(
+    "property: a corrupted save file restores or fails with libxl's error, and a failure leaves nothing behind",
+    async () => {
+      const h = await host();
+      const r = await domainCreate(h, config("fc"));
+      const p = spawnProcess(r.kernel!);
+      p.writeRange(p.mmap(16 * 4096, PROT_READ | PROT_WRITE), 16 * 4096, 7);
+      const file = join(dir, "fc.save");
+      await domainSave(h, r, file);
+      const good = readFileSync(file);
+      const { header } = parts(file);
+      const headerEnd = good.indexOf(10, 15);
+      const tables = (header.tables as number[][]).map((t) => t[0]!);
+      const before = await snapshot(h);
+      const free = freePages(h.hv);
+      const bad = join(dir, "fc-bad.save");
+      const corruption = fc.oneof(
+        fc.record({ kind: fc.constant("truncate" as const), at: fc.nat(good.length - 1) }),
+        fc.record({
+          kind: fc.constant("header" as const),
+          at: fc.nat(headerEnd - 1),
+          byte: fc.integer({ min: 0x20, max: 0x7e }),
+        }),
+        fc.record({
+          kind: fc.constant("table" as const),
+          table: fc.nat(tables.length - 1),
+          slot: fc.nat(511),
+          lo: fc.nat(0xffff_ffff),
+        }),
+        fc.record({
+          kind: fc.constant("record" as const),
+          field: fc.constantFrom(
+            "free",
+            "mapcount",
+            "ptLevel",
+            "pinned",
+            "mms",
+            "processes",
+            "loadedMm",
+          ),
+          value: fc.oneof(fc.integer({ min: -3, max: 1 << 22 }), fc.constant(null), fc.string()),
+        }),
+      );
+      await fc.assert(
+        fc.asyncProperty(corruption, async (c) => {
+          let bytes: Buffer;
+          if (c.kind === "truncate") bytes = good.subarray(0, c.at);
+          else if (c.kind === "header") {
+            bytes = Buffer.from(good);
+            bytes[c.at] = c.byte;
+          } else if (c.kind === "table") {
+            bytes = Buffer.from(good);
+            bytes.writeUInt32LE(c.lo, headerEnd + 1 + tables[c.table]! * 4096 + c.slot * 8);
+          } else {
+            const p = parts(file);
+            const list = p.header.kernel[c.field] as unknown[];
+            if (list.length > 0) list[list.length - 1] = c.value;
+            else list.push(c.value);
+            bytes = join3(p.magic, p.header, p.data);
+          }
+          writeFileSync(bad, bytes);
+          let restored: DomainRecord | null = null;
+          try {
+            restored = await domainRestore(h, bad);
+          } catch (e) {
+            expect(
+              isHyperlabError(e, [
+                "TOOLSTACK_SAVE_FILE",
+                "TOOLSTACK_NO_MEMORY",
+                "TOOLSTACK_NAME_IN_USE",
+              ]),
+            ).toBe(true);
+          }
+          if (restored !== null) await destroyDomainRecord(h, restored);
+          await settle();
+          expect(await snapshot(h)).toEqual(before);
+          expect(freePages(h.hv)).toBe(free);
+        }),
+        { seed: 614, numRuns: RUNS },
+      );
+    },
+    30_000 + RUNS * 4000,
+  );
 });

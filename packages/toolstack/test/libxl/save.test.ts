@@ -3,7 +3,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { HyperlabError } from "@hyperlab/core";
-import { Process, PROT_READ, PROT_WRITE, spawnProcess } from "@hyperlab/guest";
+import { PROT_READ, PROT_WRITE, Process, spawnProcess } from "@hyperlab/guest";
 import { describe, expect, it } from "vitest";
 import {
   domainCreate,
