@@ -170,11 +170,12 @@ function vaOf(lo: number, hi: number): number {
 }
 
 /**
- * Starts a kernel as a Xen PV guest that Xen's domain builder has just set up: vCPU 0 runs on
- * the builder's pinned tables and `startInfoVa` is what Xen put in rsi. Throws
- * HyperlabError when start_info is not where it is said to be or boot hypercalls fail.
+ * Reads the boot information Xen's builder (or a restore) left at `si` (the start_info address
+ * in rsi) through the vCPU 0's page tables: start_info's fields and the P2M list it names, as
+ * Linux's xen_start_kernel reads them. Throws HyperlabError<GuestErrorCode> when start_info is
+ * not there or does not describe this domain.
  */
-export function startXenPvKernel(port: GuestPort, options: XenPvBootOptions): GuestKernel {
+export function readXenStartInfo(port: GuestPort, si: number): XenBootInfo {
   const v = port.vcpus[0];
   const mmu = port.cpu;
   const ram = port.ram;
@@ -188,7 +189,6 @@ export function startXenPvKernel(port: GuestPort, options: XenPvBootOptions): Gu
     }
     return [ram.read64lo(ma), ram.read64hi(ma)];
   };
-  const si = options?.startInfoVa;
   if (typeof si !== "number" || !Number.isSafeInteger(si) || si % PAGE_SIZE !== 0) {
     throw guestError(
       "GUEST_BAD_START_INFO",
@@ -209,6 +209,12 @@ export function startXenPvKernel(port: GuestPort, options: XenPvBootOptions): Gu
     );
   }
   const nrPages = rd64(si + f.nr_pages.offset)[0];
+  if (nrPages < 1 || nrPages > ram.nrFrames) {
+    throw guestError(
+      "GUEST_BAD_START_INFO",
+      `start_info.nr_pages (${nrPages}) is not a size this machine's RAM can hold. Pass the builder's rsi as startInfoVa.`,
+    );
+  }
   const [siLo, siHi] = rd64(si + f.shared_info.offset);
   const flags = rd64(si + f.flags.offset)[0];
   const ptBase = vaOf(...rd64(si + f.pt_base.offset));
@@ -218,14 +224,16 @@ export function startXenPvKernel(port: GuestPort, options: XenPvBootOptions): Gu
   const p2m = new Float64Array(nrPages);
   for (let pfn = 0; pfn < nrPages; pfn++) {
     const [lo, hi] = rd64(mfnList + pfn * 8);
-    p2m[pfn] = hi * TWO_32 + lo;
+    // INVALID_P2M_ENTRY (~0UL): a pfn with no frame (ballooned out before a save).
+    p2m[pfn] = lo === 0xffff_ffff && hi === 0xffff_ffff ? -1 : hi * TWO_32 + lo;
   }
   const maxRam = port.hypercall(0, __HYPERVISOR_memory_op, { cmd: XENMEM_maximum_ram_page });
   if (maxRam < 0) {
     throw guestError("GUEST_BOOT_HYPERCALL", `XENMEM_maximum_ram_page failed (${maxRam}).`);
   }
   const m2p = new Int32Array(maxRam + 1).fill(-1);
-  for (let pfn = 0; pfn < nrPages; pfn++) if (p2m[pfn] <= maxRam) m2p[p2m[pfn]] = pfn;
+  for (let pfn = 0; pfn < nrPages; pfn++)
+    if (p2m[pfn] >= 0 && p2m[pfn] <= maxRam) m2p[p2m[pfn]] = pfn;
   const xen: XenBootInfo = {
     nrPages,
     p2m,
@@ -235,6 +243,7 @@ export function startXenPvKernel(port: GuestPort, options: XenPvBootOptions): Gu
     flags,
     ptBasePfn: (ptBase - START_KERNEL_MAP) / PAGE_SIZE,
     nrPtFrames: nrPt,
+    startInfoVa: si,
   };
   if (port.sharedInfoMfn >= 0 && xen.sharedInfoMaddr !== port.sharedInfoMfn * PAGE_SIZE) {
     throw guestError(
@@ -248,6 +257,17 @@ export function startXenPvKernel(port: GuestPort, options: XenPvBootOptions): Gu
       "start_info.pt_base is not inside the kernel image at __START_KERNEL_map. Build the domain with the default virtBase.",
     );
   }
+  return xen;
+}
+
+/**
+ * Starts a kernel as a Xen PV guest that Xen's domain builder has just set up: vCPU 0 runs on
+ * the builder's pinned tables and `startInfoVa` is what Xen put in rsi. Throws
+ * HyperlabError when start_info is not where it is said to be or boot hypercalls fail.
+ */
+export function startXenPvKernel(port: GuestPort, options: XenPvBootOptions): GuestKernel {
+  const xen = readXenStartInfo(port, options?.startInfoVa);
+  const { nrPages, nrPtFrames: nrPt } = xen;
   const k = new GuestKernel(port, { kind: "xen-pv", xen });
   // Linux turns on writable page tables first thing (xen_start_kernel).
   port.hypercall(0, __HYPERVISOR_vm_assist, {

@@ -20,6 +20,8 @@ export type GuestErrorCode =
   | "GUEST_BAD_PORT"
   | "GUEST_UPCALL_TWICE"
   | "GUEST_BAD_CPU"
+  // suspend and resume (a save file's kernel record that does not fit its domain)
+  | "GUEST_BAD_RECORD"
   // processes
   | "GUEST_NO_MEMORY"
   | "GUEST_SPAWN_FAILED"

@@ -73,4 +73,14 @@ export class KernelTasks extends KernelFaults {
   allocPid(): number {
     return this.nextPid++;
   }
+
+  /** The pid the next allocPid gives (a suspend record keeps it). */
+  get pidCursor(): number {
+    return this.nextPid;
+  }
+
+  /** Resume: the pid allocator where a suspend record left it. */
+  set pidCursor(pid: number) {
+    this.nextPid = pid;
+  }
 }

@@ -3,6 +3,7 @@ export {
   conformanceBuildOf,
   type NativeBootOptions,
   type NativeStartOptions,
+  readXenStartInfo,
   spawnProcess,
   startNativeKernel,
   startXenPvKernel,
@@ -177,6 +178,16 @@ export {
   type PvTimeOps,
 } from "./pv-ops";
 export { xenCpuUp } from "./smp";
+export {
+  checkKernelRecord,
+  GUEST_KERNEL_RECORD_VERSION,
+  type GuestKernelRecord,
+  kernelSuspendRecord,
+  type MmRecord,
+  type ProcessRecord,
+  resumeXenPvKernel,
+  type XenPvResumeOptions,
+} from "./suspend";
 export type { Task } from "./task";
 export { type CpuBatch, XenCpuOps, xenTimeOps } from "./xen-cpu";
 export {

@@ -48,6 +48,8 @@ export interface XenBootInfo {
   /** pfns of the builder's page tables (start_info.pt_base / nr_pt_frames). */
   ptBasePfn: number;
   nrPtFrames: number;
+  /** Where start_info is mapped (the rsi Xen started the kernel with); a resume reads it there again. */
+  startInfoVa: number;
 }
 
 export type Platform = { kind: "native"; nrPages: number } | { kind: "xen-pv"; xen: XenBootInfo };
@@ -221,6 +223,30 @@ export class KernelPages {
       this.owned[pfn] = 1;
       this.nrPages++;
     }
+  }
+
+  /**
+   * The allocator's state for a suspend record (suspend.ts): the pfns this kernel does not own
+   * and the free list in its order (allocPage takes from the end), and the next mm id.
+   */
+  allocatorState(): { unowned: number[]; free: number[]; nextMmId: number } {
+    const unowned: number[] = [];
+    for (let pfn = 0; pfn < this.nrPfns; pfn++) if (this.owned[pfn] === 0) unowned.push(pfn);
+    return {
+      unowned,
+      free: Array.from(this.freeList.subarray(0, this.nrFree)),
+      nextMmId: this.nextMmId,
+    };
+  }
+
+  /**
+   * Resume: the allocator as a suspend record left it, on a kernel fresh from its constructor.
+   * The caller has checked the pfns (in range, distinct, free ones owned and not tables).
+   */
+  restoreAllocatorState(unowned: Uint8Array, free: readonly number[], nextMmId: number): void {
+    for (let pfn = 0; pfn < this.nrPfns; pfn++) if (unowned[pfn] === 0) this.reservePage(pfn);
+    for (const pfn of free) this.pushFree(pfn);
+    this.nextMmId = nextMmId;
   }
 
   get freePages(): number {

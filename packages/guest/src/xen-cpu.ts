@@ -168,12 +168,16 @@ export class XenCpuOps implements PvCpuOps {
     register(CALLBACKTYPE_nmi, 0, XEN_CALLBACKS.nmi);
   }
 
-  /** xen_setup_runstate_info: a page of this kernel as `vi`'s runstate area. */
-  registerRunstate(vi: number): void {
+  /**
+   * xen_setup_runstate_info: a page of this kernel as `vi`'s runstate area; `pfn`, when given,
+   * is the page it already had (a resume registers the same page again, as xen_vcpu_restore).
+   */
+  registerRunstate(vi: number, pfn = -1): void {
     if (!this.available || this.runstateMa[vi] >= 0) return;
-    const pfn = this.k.allocPage();
+    const given = pfn >= 0;
+    if (!given) pfn = this.k.allocPage();
     if (pfn < 0) return;
-    this.k.clearPage(pfn);
+    if (!given) this.k.clearPage(pfn);
     const rc = this.call(__HYPERVISOR_vcpu_op, {
       cmd: VCPUOP_register_runstate_memory_area,
       vcpuid: vi,
@@ -181,9 +185,40 @@ export class XenCpuOps implements PvCpuOps {
     });
     if (rc === 0) this.runstateMa[vi] = this.k.frameOf(pfn) * PAGE_SIZE;
     else {
-      this.k.freePage(pfn);
+      if (!given) this.k.freePage(pfn);
       this.check(__HYPERVISOR_vcpu_op, rc);
     }
+  }
+
+  /**
+   * What a suspend record keeps of these ops, in pfns (never machine addresses): each vCPU's
+   * CR0 as the kernel believes it, its runstate page (-1: none), and the scratch page.
+   */
+  suspendState(): { cr0: number[]; runstatePfn: number[]; scratchPfn: number } {
+    const pfnOf = (ma: number) =>
+      ma < 0 ? -1 : this.k.ops.mmu.frameToPfn(Math.floor(ma / PAGE_SIZE));
+    return {
+      cr0: Array.from(this.cr0),
+      runstatePfn: Array.from(this.runstateMa, pfnOf),
+      scratchPfn: this.scratchPfn,
+    };
+  }
+
+  /**
+   * Resume on the domain the kernel wakes up in (Linux's xen_post_suspend / xen_vcpu_restore):
+   * the scratch page and CR0 as recorded, the IDT as trap_info and the callbacks again, and
+   * the boot vCPU's runstate area at the page it had. Secondary vCPUs stay offline.
+   */
+  resumeState(
+    s: { cr0: readonly number[]; runstatePfn: readonly number[]; scratchPfn: number },
+    idt: readonly IdtGate[],
+  ): void {
+    this.scratchPfn = s.scratchPfn;
+    for (let vi = 0; vi < this.cr0.length && vi < s.cr0.length; vi++) this.cr0[vi] = s.cr0[vi];
+    this.loadIdt(0, idt);
+    this.setupCallbacks();
+    this.registerRunstate(0, s.runstatePfn[0] ?? -1);
+    this.writeCr0(0, this.cr0[0]);
   }
 
   /** xen_load_sp0: MULTI_stack_switch(__KERNEL_DS, sp0). */

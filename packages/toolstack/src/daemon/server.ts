@@ -32,6 +32,7 @@ import {
 import { domainRestore, domainSave } from "../libxl/save";
 import type { XlHost } from "../xl/types";
 import { parseDiskSpec, parseVifSpec } from "../xlcfg/index";
+import { guestOp } from "./guest-ops";
 import { type ControlRequest, type ControlResponse, LineSplitter } from "./protocol";
 
 export interface ControlServer {
@@ -204,6 +205,7 @@ function handlers(host: Host, info: ControlInfo, xl: XlHost) {
       const r = await domainRestore(host, str(a, "file"));
       return { domid: r.domid, name: r.name };
     },
+    guest: async (a) => await guestOp(find(host, a.dom), a),
   };
   for (const m of Object.keys(xl) as (keyof XlHost)[]) {
     h[`xl.${m}`] = async (a) => {

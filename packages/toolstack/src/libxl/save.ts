@@ -8,14 +8,20 @@
  * (pfn -> the new mfn), pins them, loads CR3, rewrites the guest's P2M list and start_info,
  * and then the guest resumes (suspend.ts).
  *
- * File format (version 1): the line "HyperlabSave 1", one line of JSON (the header: config,
+ * File format (version 2): the line "HyperlabSave 2", one line of JSON (the header: config,
  * nrPages, the page-table pfns and levels, pinned pfns, vCPU CR3 pfns, the builder's
- * addresses), then nrPages pages of 4096 bytes in pfn order.
+ * addresses, the ballooned pfns, and `kernel`: the guest kernel's suspend record, which
+ * stands for the bookkeeping Linux keeps in its own RAM; see @hyperlab/guest's suspend.ts),
+ * then nrPages pages of 4096 bytes in pfn order. A version 1 file (no kernel record) still
+ * restores as it did: memory, page tables and vCPU state, no running kernel.
  *
- * Invariants: a saved page-table page names no mfn, only pfns of the same domain; a page
- * table entry that names a frame outside the domain makes the save fail (libxc's "Bad mfn")
- * and leaves the domain as it was (paused); a failed restore leaves nothing behind (the
- * create path undoes it).
+ * Invariants: a saved page-table page and the kernel record name no mfn, only pfns of the
+ * same domain; a page table entry that names a frame outside the domain makes the save fail
+ * (libxc's "Bad mfn") and leaves the domain as it was (paused); restore checks every pfn the
+ * header names before it uses one, and a failed restore (a bad header, a page table naming a
+ * pfn the domain has no frame for, a kernel record that does not fit) leaves nothing behind
+ * (the create path undoes it). Nothing of a saved domain stays in the host: the file alone
+ * restores it, in this host process or another.
  */
 import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import { SHUTDOWN_suspend, start_info_x86_64 } from "@hyperlab/abi";
@@ -26,16 +32,21 @@ import {
   PGT_l4_page_table,
   PGT_type_mask,
 } from "@hyperlab/core";
-import type { GuestKernel } from "@hyperlab/guest";
+import {
+  createGuestPort,
+  type GuestKernelRecord,
+  kernelSuspendRecord,
+  resumeXenPvKernel,
+} from "@hyperlab/guest";
 import type { PvBuildResult } from "@hyperlab/pv-mmu";
 import { configFromJson, type PlainJson } from "./config";
 import { connectGuest, domainCreate } from "./create";
 import { libxlError } from "./errors";
 import { type DomainRecord, type Host, settle } from "./host";
 import { destroyDomainRecord, requestShutdown, waitShutdown } from "./lifecycle";
-import { xenPostResume } from "./suspend";
 
-const MAGIC = "HyperlabSave 1\n";
+const MAGIC = "HyperlabSave 2\n";
+const MAGIC_V1 = "HyperlabSave 1\n";
 const PAGE = 4096;
 const TWO_20 = 0x10_0000;
 /** Xen's private L4 slots in a 64-bit PV guest's tables (256..271). */
@@ -43,7 +54,6 @@ const XEN_L4_FIRST = 256;
 const XEN_L4_LAST = 271;
 
 interface SaveHeader {
-  id: string;
   config: PlainJson;
   name: string;
   nrPages: number;
@@ -63,11 +73,11 @@ interface SaveHeader {
   holes: number[];
   /** The pfns holding the guest's P2M list (start_info.mfn_list). */
   p2mPfns: [number, number];
+  /** Version 2: the guest kernel's suspend record, or null (no kernel ran). */
+  kernel?: GuestKernelRecord | null;
+  /** Version 2: the balloon driver's pfns, in its order (the holes, as it holds them). */
+  ballooned?: number[];
 }
-
-/** Kernels of domains saved by this host, by save id (see suspend.ts for why). */
-const suspended = new Map<string, { kernel: GuestKernel; ballooned: number[] }>();
-let saveSerial = 0;
 
 function levelOf(typeInfo: number): number {
   switch ((typeInfo & PGT_type_mask) >>> 0) {
@@ -115,6 +125,7 @@ function localise(page: Uint8Array, p2m: Float64Array): boolean {
     const pfn = (hi & 0xfffff) * TWO_20 + (lo >>> 12);
     if (pfn >= p2m.length) return false;
     const mfn = p2m[pfn]!;
+    if (mfn < 0) return false; // a hole: no frame to name
     dv.setUint32(i * 8, ((mfn % TWO_20) * PAGE + (lo & 0xfff)) >>> 0, true);
     dv.setUint32(i * 8 + 4, ((hi & ~0xfffff) | Math.floor(mfn / TWO_20)) >>> 0, true);
   }
@@ -184,10 +195,8 @@ export async function domainSave(host: Host, r: DomainRecord, file: string): Pro
   const startInfoPfn = pfnOf(b.startInfoMfn);
   const l4Pfn = pfnOf(b.l4Mfn);
   const p2mFirst = (b.p2mVa - b.virtBase) / PAGE;
-  const id = `${process.pid}-${++saveSerial}-${r.config.uuid}`;
   const { p2m: _p, l4Mfn: _l, startInfoMfn: _s, ...va } = b;
   const header: SaveHeader = {
-    id,
     config: r.config.json,
     name: r.name,
     nrPages,
@@ -198,6 +207,8 @@ export async function domainSave(host: Host, r: DomainRecord, file: string): Pro
     holes,
     build: { ...va, startInfoPfn, l4Pfn },
     p2mPfns: [p2mFirst, Math.ceil((nrPages * 8) / PAGE)],
+    kernel: r.kernel !== null ? kernelSuspendRecord(r.kernel) : null,
+    ballooned: [...(r.balloon?.ballooned ?? [])],
   };
   (header.config as { c_info?: PlainJson }).c_info = {
     ...((header.config.c_info as PlainJson) ?? {}),
@@ -219,11 +230,83 @@ export async function domainSave(host: Host, r: DomainRecord, file: string): Pro
       `Failed to open temp file ${file} for writing: ${(e as NodeJS.ErrnoException).code ?? e}`,
     );
   }
-  if (r.kernel !== null)
-    suspended.set(id, { kernel: r.kernel, ballooned: [...(r.balloon?.ballooned ?? [])] });
   r.kernel = null;
   await destroyDomainRecord(host, r);
   return { domid: r.domid, bytes: head.length + out.length, pages: nrPages };
+}
+
+/**
+ * The reason a header cannot be restored on this host, or null: every pfn it names must be
+ * below nrPages and have a frame (not a hole), and the sizes must be ones this host can hold.
+ */
+function checkHeader(h: SaveHeader, nrFrames: number): string | null {
+  const isInt = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x);
+  if (h === null || typeof h !== "object") return "the header is not an object";
+  const n = h.nrPages;
+  if (!isInt(n) || n < 1 || n > nrFrames) return `nrPages ${String(n)} does not fit this host`;
+  if (h.config === null || typeof h.config !== "object") return "no domain configuration";
+  const b = (h.config as { b_info?: { max_vcpus?: unknown } }).b_info;
+  const mv = b?.max_vcpus;
+  if (mv !== undefined && !(isInt(mv) && mv >= 1 && mv <= 128)) return "bad max_vcpus";
+  const hole = new Uint8Array(n);
+  if (!Array.isArray(h.holes)) return "no hole list";
+  for (const p of h.holes) {
+    if (!isInt(p) || p < 0 || p >= n) return `hole ${String(p)} is beyond the domain`;
+    hole[p] = 1;
+  }
+  const page = (p: unknown) => isInt(p) && p >= 0 && p < n && hole[p] === 0;
+  const leveled = (a: unknown) =>
+    Array.isArray(a) &&
+    a.every(
+      (e) =>
+        Array.isArray(e) && e.length === 2 && page(e[0]) && isInt(e[1]) && e[1] >= 1 && e[1] <= 4,
+    );
+  if (!leveled(h.tables)) return "a page-table pfn is beyond the domain or has no page";
+  if (!leveled(h.pinned)) return "a pinned pfn is beyond the domain or has no page";
+  const tables = new Map(h.tables.map(([p, l]) => [p, l]));
+  for (const [p, l] of h.pinned)
+    if (tables.get(p) !== l) return `pinned pfn ${p} is not a table of its level`;
+  if (!Array.isArray(h.cr3) || h.cr3.length > 128 || !h.cr3.every((p) => p === -1 || page(p)))
+    return "a vCPU's CR3 names a pfn the domain has no page for";
+  if (!Array.isArray(h.vmAssist) || !h.vmAssist.every((a) => isInt(a) && a >= 0 && a < 32))
+    return "bad vm_assist list";
+  const bd = h.build;
+  if (bd === null || typeof bd !== "object" || !page(bd.startInfoPfn) || !page(bd.l4Pfn))
+    return "start_info or the L4 names a pfn the domain has no page for";
+  for (const k of [
+    "virtBase",
+    "vEnd",
+    "kernelVa",
+    "p2mVa",
+    "startInfoVa",
+    "ptBaseVa",
+    "nrPtFrames",
+    "stackTop",
+    "sharedInfoVa",
+    "entry",
+    "rsi",
+  ] as const)
+    if (!isInt(bd[k])) return `bad builder field ${k}`;
+  const pp = h.p2mPfns;
+  if (
+    !Array.isArray(pp) ||
+    pp.length !== 2 ||
+    !isInt(pp[0]) ||
+    !isInt(pp[1]) ||
+    pp[0] < 0 ||
+    pp[1] < 0 ||
+    pp[0] + pp[1] > n
+  )
+    return "the P2M list is beyond the domain";
+  for (let p = pp[0]; p < pp[0] + pp[1]; p++) if (hole[p] !== 0) return "the P2M list has a hole";
+  if (h.ballooned !== undefined) {
+    if (
+      !Array.isArray(h.ballooned) ||
+      !h.ballooned.every((p) => isInt(p) && p >= 0 && p < n && hole[p] === 1)
+    )
+      return "the balloon holds a pfn that is not a hole";
+  }
+  return null;
 }
 
 /** libxl_domain_create_restore from `file`: a new domain (new domid, new frames) that resumes. */
@@ -243,8 +326,15 @@ export async function domainRestore(host: Host, file: string): Promise<DomainRec
       "TOOLSTACK_SAVE_FILE",
       `File has wrong magic number - corrupt or for a different tool? (${file})`,
     );
-  if (bytes.subarray(0, MAGIC.length).toString("latin1") !== MAGIC) throw bad();
+  const magic = bytes.subarray(0, MAGIC.length).toString("latin1");
+  if (magic !== MAGIC && magic !== MAGIC_V1) throw bad();
+  const v1 = magic === MAGIC_V1;
   const nl = bytes.indexOf(10, MAGIC.length);
+  if (nl < 0)
+    throw libxlError(
+      "TOOLSTACK_SAVE_FILE",
+      `restore file ${file} is truncated or corrupt: its header has no end`,
+    );
   let header: SaveHeader;
   try {
     header = JSON.parse(bytes.subarray(MAGIC.length, nl).toString("utf8")) as SaveHeader;
@@ -252,25 +342,28 @@ export async function domainRestore(host: Host, file: string): Promise<DomainRec
     throw bad();
   }
   const data = bytes.subarray(nl + 1);
-  if (!Number.isInteger(header.nrPages) || data.length !== header.nrPages * PAGE) {
+  const nr = header?.nrPages;
+  if (!Number.isSafeInteger(nr) || data.length !== nr * PAGE) {
     throw libxlError(
       "TOOLSTACK_SAVE_FILE",
-      `restore file ${file} is truncated or corrupt: ${data.length} bytes of pages, expected ${header.nrPages * PAGE}`,
+      `restore file ${file} is truncated or corrupt: ${data.length} bytes of pages, expected ${Number(nr) * PAGE}`,
     );
   }
-  const config = configFromJson(header.config);
   const { hv } = host;
+  const corrupt = (why: string) =>
+    libxlError("TOOLSTACK_SAVE_FILE", `libxl: error: restore of ${file} failed: ${why}`);
+  const why = checkHeader(header, hv.frames.nrFrames);
+  if (why !== null) throw corrupt(why);
+  const config = configFromJson(header.config);
   const pv = hv.slot("pv-mmu");
-  const saved = suspended.get(header.id);
-  const kernel = saved?.kernel ?? null;
+  const record = v1 ? null : (header.kernel ?? null);
   const r = await domainCreate(host, config, {
     populate: (rec) => {
       const d = rec.domain;
       const n = header.nrPages;
       const p2m = new Float64Array(n);
       const hole = new Uint8Array(n);
-      for (const pfn of Array.isArray(header.holes) ? header.holes : [])
-        if (pfn >= 0 && pfn < n) hole[pfn] = 1;
+      for (const pfn of header.holes) hole[pfn] = 1;
       for (let pfn = 0; pfn < n; pfn++) {
         if (hole[pfn] === 1) {
           p2m[pfn] = -1;
@@ -290,10 +383,7 @@ export async function domainRestore(host: Host, file: string): Promise<DomainRec
       for (const [pfn] of header.tables) {
         const page = ram.frameBytes(p2m[pfn]!);
         if (!localise(page, p2m))
-          throw libxlError(
-            "TOOLSTACK_SAVE_FILE",
-            `restore file ${file}: a page table names pfn beyond the domain`,
-          );
+          throw corrupt(`a page table (pfn ${pfn}) names a pfn the domain has no page for`);
       }
       // The guest's P2M list (start_info.mfn_list) now lists the new frames.
       const [first, count] = header.p2mPfns;
@@ -305,31 +395,25 @@ export async function domainRestore(host: Host, file: string): Promise<DomainRec
         else ram.write64n(p2m[at]! * PAGE + ((pfn * 8) % PAGE), e);
       }
       // arch_set_info_guest: the vm_assist bits come with the vCPU context.
-      for (const a of Array.isArray(header.vmAssist) ? header.vmAssist : []) d.vmAssist.add(a);
+      for (const a of header.vmAssist) d.vmAssist.add(a);
       // Pin what was pinned (validating each tree), then load each vCPU's CR3.
       const types = [0, PGT_l1_page_table, PGT_l2_page_table, PGT_l3_page_table, PGT_l4_page_table];
       const f = hv.frames;
       for (const [pfn, level] of [...header.pinned].sort((a, b) => b[1] - a[1])) {
         const mfn = p2m[pfn]!;
-        if (!f.getPage(mfn, d.domid))
-          throw libxlError("TOOLSTACK_SAVE_FILE", `restore: pfn ${pfn} is not the domain's`);
+        if (!f.getPage(mfn, d.domid)) throw corrupt(`pfn ${pfn} is not the domain's`);
         const rc = f.getPageType(mfn, types[level]!);
-        if (rc !== 0)
-          throw libxlError(
-            "TOOLSTACK_SAVE_FILE",
-            `restore: pinning the L${level} table at pfn ${pfn} failed (${rc})`,
-          );
+        if (rc !== 0) {
+          f.putPage(mfn);
+          throw corrupt(`pinning the L${level} table at pfn ${pfn} failed (${rc})`);
+        }
         f.setPinned(mfn, true);
       }
       header.cr3.forEach((pfn, i) => {
         const v = d.vcpus[i];
         if (pfn >= 0 && v !== undefined) {
           const rc = pv.newGuestCr3(v, p2m[pfn]!);
-          if (rc !== 0)
-            throw libxlError(
-              "TOOLSTACK_SAVE_FILE",
-              `restore: loading vCPU ${i}'s CR3 failed (${rc})`,
-            );
+          if (rc !== 0) throw corrupt(`loading vCPU ${i}'s CR3 failed (${rc})`);
         }
       });
       const si = p2m[header.build.startInfoPfn]!;
@@ -339,13 +423,14 @@ export async function domainRestore(host: Host, file: string): Promise<DomainRec
       ram.write64n(si * PAGE + start_info_x86_64.fields.shared_info.offset, d.sharedInfoMfn * PAGE);
     },
     adopt: async (rec, undo) => {
-      if (kernel === null || !host.options.bootGuests) return;
-      const rc = xenPostResume(kernel, hv, rec.domain, rec.build!.p2m);
-      if (rc !== 0)
-        throw libxlError("TOOLSTACK_SAVE_FILE", `restore: the guest could not resume (${rc})`);
-      rec.kernel = kernel;
-      await connectGuest(host, rec, undo, saved?.ballooned ?? []);
-      suspended.delete(header.id);
+      if (record === null || !host.options.bootGuests) return;
+      // The guest wakes up (its SCHEDOP_shutdown returns): xen_post_suspend from its record.
+      try {
+        rec.kernel = resumeXenPvKernel(createGuestPort(hv, rec.domain), record);
+      } catch (e) {
+        throw corrupt(`the guest could not resume: ${(e as Error).message}`);
+      }
+      await connectGuest(host, rec, undo, header.ballooned ?? []);
     },
   });
   await settle();
