@@ -464,21 +464,28 @@ export class NptMmu implements MmuBackend {
    * N_VIOLATION / N_MISCONFIG.
    */
   private nested(p: number, dom: number, gfn: number, need: number): number {
+    const Q = this.ntlbSize;
+    if (Q === 0) return this.nestedWalk(p, dom, gfn, need, 0);
+    const qs = p * Q + ((gfn + dom * 5) & (Q - 1));
+    if (this.ntlbDom[qs] === dom && this.ntlbGfn[qs] === gfn) {
+      const np = this.ntlbPerm[qs];
+      if ((np & need) === need) {
+        this.counts.nestedTlbHits++;
+        this.nShift = LEAF_SHIFT[np >>> 3];
+        return this.ntlbMfn[qs];
+      }
+    }
+    this.counts.nestedTlbMisses++;
+    return this.nestedWalk(p, dom, gfn, need, qs);
+  }
+
+  /**
+   * nested() after a nested TLB miss (`qs` the nested TLB slot to fill): the nested structure
+   * caches, then the walk of the nested table from the deepest level they give.
+   */
+  private nestedWalk(p: number, dom: number, gfn: number, need: number, qs: number): number {
     const c = this.counts;
     const Q = this.ntlbSize;
-    let qs = 0;
-    if (Q !== 0) {
-      qs = p * Q + ((gfn + dom * 5) & (Q - 1));
-      if (this.ntlbDom[qs] === dom && this.ntlbGfn[qs] === gfn) {
-        const np = this.ntlbPerm[qs];
-        if ((np & need) === need) {
-          c.nestedTlbHits++;
-          this.nShift = LEAF_SHIFT[np >>> 3];
-          return this.ntlbMfn[qs];
-        }
-      }
-      c.nestedTlbMisses++;
-    }
     const m = this.nestedLevels;
     let level = m;
     let table = this.eptRoots[dom];
