@@ -95,6 +95,8 @@ const RETRY = -2;
 // Results of a nested walk besides an mfn.
 const N_VIOLATION = -1;
 const N_MISCONFIG = -2;
+/** 2^-12: x * PAGE_SCALE is x / 4096 exactly, without a division. */
+const PAGE_SCALE = 2 ** -12;
 /** Page shift of a nested leaf by level. */
 const LEAF_SHIFT = [0, 12, 21, 30];
 /** 2^-9k: `(gfn * SCALE9[k]) & 511` is gfn's k-th 9-bit index group, Math.floor of the product gfn >> 9k. */
@@ -358,7 +360,7 @@ export class NptMmu implements MmuBackend {
       if (tlb !== null) tlb.flushAll();
     }
     if (vcpu.cr3Mfn !== this.lastCr3[uid]) this.cr3Loaded(vcpu);
-    const vpn = Math.floor(va / 4096);
+    const vpn = Math.floor(va * PAGE_SCALE);
     if (tlb?.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, this.mode)) {
       this.counts.tlbHits++;
       return tlb.hitMfn * 4096 + (va - vpn * 4096);
@@ -441,7 +443,7 @@ export class NptMmu implements MmuBackend {
     const ok = walkFinish(ram, mode, out);
     c.guestAdWrites += out.writes;
     if (!ok) return this.guestFault(va, out.errorCode);
-    const dataGfn = Math.floor(out.maddr / 4096);
+    const dataGfn = Math.floor(out.maddr * PAGE_SCALE);
     const need =
       VMX_EPT_READABLE_MASK |
       ((access & PFEC_write_access) !== 0 ? VMX_EPT_WRITABLE_MASK : 0) |
