@@ -5,9 +5,10 @@
  * file that hands that steady state (every nonzero frame of RAM: guest tables and EPT
  * tables) to the C reference.
  *
- * Fixture file (little-endian): 32 u32 header words (magic "RFPN", RAM frames, frames
- * dumped, guest CR3, EPT root, pages, hot pages, BASE lo / hi, NXE, WP), the guest mode's 12
- * reserved-bit masks lo then hi, the dumped frame numbers, then those frames.
+ * Fixture file (little-endian), read by paging-ref.c's loader (fixture_open, fixture_frames):
+ * 32 u32 header words (magic "RFPN", RAM frames, frames dumped, guest CR3, EPT root, pages,
+ * hot pages, BASE lo / hi, NXE, WP, domain id), the guest mode's 12 reserved-bit masks lo
+ * then hi, the dumped frame numbers, then those frames.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -70,6 +71,17 @@ export function world(options: NptMmuOptions, order = 0): NptWorld {
 /** No TLB, no guest or nested structure caches, no nested TLB: every walk is cold. */
 export const NONE: NptMmuOptions = { tlb: false, nestedPwcEntries: 0, nestedTlbEntries: 0 };
 
+/**
+ * A TLB with no 4 KiB entries (one level, one 1 GiB entry), paging's default guest structure
+ * caches, 16 nested structure-cache entries per level and a 1024-entry nested TLB: every
+ * translation misses the TLB and walks, with warm caches (npt-ref.c's npt-warm loop).
+ */
+export const WARM: NptMmuOptions = {
+  tlb: { levels: [{ size1g: { sets: 1, ways: 1 } }] },
+  nestedPwcEntries: 16,
+  nestedTlbEntries: 1024,
+};
+
 /** The loops' VAs (npt-ref.c's COLD_VA and HIT_VA say the same). */
 export const coldVa = (i: number): number => BASE + (i % PAGES) * 4096;
 export const hitVa = (i: number): number => BASE + (i & (HOT - 1)) * 4096 + 8;
@@ -101,6 +113,7 @@ export function writeNptFixture(w: NptWorld, path: string): void {
     Math.floor(BASE / 2 ** 32),
     npt.mode.nxe ? 1 : 0,
     npt.mode.wp ? 1 : 0,
+    v.domain.domid,
   ]);
   header.set(npt.mode.rsvdLo, 32);
   header.set(npt.mode.rsvdHi, 44);

@@ -95,8 +95,16 @@ const RETRY = -2;
 // Results of a nested walk besides an mfn.
 const N_VIOLATION = -1;
 const N_MISCONFIG = -2;
+/** 2^-12: x * PAGE_SCALE is x / 4096 exactly, without a division. */
+const PAGE_SCALE = 2 ** -12;
 /** Page shift of a nested leaf by level. */
 const LEAF_SHIFT = [0, 12, 21, 30];
+/** 2^-9k: `(gfn * SCALE9[k]) & 511` is gfn's k-th 9-bit index group, Math.floor of the product gfn >> 9k. */
+const SCALE9 = [1, 2 ** -9, 2 ** -18, 2 ** -27, 2 ** -36, 2 ** -45];
+/** 512^k: frames a nested entry of level k + 1 spans. */
+const SPAN9 = [1, 512, 512 ** 2, 512 ** 3, 512 ** 4, 512 ** 5];
+/** 2^-(12 + 9(L-1)) by guest level L: `(va * VA_SCALE[L]) & 511` is the VA's index at level L. */
+const VA_SCALE = [1, 2 ** -12, 2 ** -21, 2 ** -30, 2 ** -39, 2 ** -48];
 
 /** Bytes of a host page size. */
 export type HostPageSize = "4K" | "2M" | "1G";
@@ -352,7 +360,7 @@ export class NptMmu implements MmuBackend {
       if (tlb !== null) tlb.flushAll();
     }
     if (vcpu.cr3Mfn !== this.lastCr3[uid]) this.cr3Loaded(vcpu);
-    const vpn = Math.floor(va / 4096);
+    const vpn = Math.floor(va * PAGE_SCALE);
     if (tlb?.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, this.mode)) {
       this.counts.tlbHits++;
       return tlb.hitMfn * 4096 + (va - vpn * 4096);
@@ -397,7 +405,7 @@ export class NptMmu implements MmuBackend {
     if (!(cr3 >= 0)) return this.guestFault(va, acc);
     const mode = this.mode;
     const out = this.out;
-    const pow = this.pow;
+    const sink = this.walkRefSink;
     let level: number = mode.levels;
     let table = cr3;
     let perms = PERM_RW | PERM_USER;
@@ -419,8 +427,8 @@ export class NptMmu implements MmuBackend {
         c.guestRefs += out.reads;
         return this.nestedExit(tmfn, dom, table, va, acc);
       }
-      const r = walkStep(ram, tmfn, Math.floor(vpn / pow[level - 1]) % 512, level, mode, out);
-      if (this.walkRefSink !== null) this.walkRefSink(out.entryMaddr[level]);
+      const r = walkStep(ram, tmfn, (va * VA_SCALE[level]) & 511, level, mode, out);
+      if (sink !== null) sink(out.entryMaddr[level]);
       if (r === STEP_TABLE) {
         table = out.nextMfn;
         level--;
@@ -435,7 +443,7 @@ export class NptMmu implements MmuBackend {
     const ok = walkFinish(ram, mode, out);
     c.guestAdWrites += out.writes;
     if (!ok) return this.guestFault(va, out.errorCode);
-    const dataGfn = Math.floor(out.maddr / 4096);
+    const dataGfn = Math.floor(out.maddr * PAGE_SCALE);
     const need =
       VMX_EPT_READABLE_MASK |
       ((access & PFEC_write_access) !== 0 ? VMX_EPT_WRITABLE_MASK : 0) |
@@ -447,7 +455,9 @@ export class NptMmu implements MmuBackend {
       // The combined page is the smaller of the guest's page and the host's.
       const shift = Math.min(out.pageShift, this.nShift);
       if (shift < out.pageShift) c.splinteredFills++;
-      tlb.insert(va, 0, mfn - (vpn % 2 ** (shift - 12)), shift, out.perms);
+      // The frame the combined page starts at (SPAN9 rather than 2 ** x: no pow call per fill).
+      const first = shift === 12 ? mfn : mfn - (vpn % SPAN9[(shift - 12) / 9]);
+      tlb.insert(va, 0, first, shift, out.perms);
     }
     return mfn * 4096 + (va - vpn * 4096);
   }
@@ -458,30 +468,36 @@ export class NptMmu implements MmuBackend {
    * N_VIOLATION / N_MISCONFIG.
    */
   private nested(p: number, dom: number, gfn: number, need: number): number {
+    const Q = this.ntlbSize;
+    if (Q === 0) return this.nestedWalk(p, dom, gfn, need, 0);
+    const qs = p * Q + ((gfn + dom * 5) & (Q - 1));
+    if (this.ntlbDom[qs] === dom && this.ntlbGfn[qs] === gfn) {
+      const np = this.ntlbPerm[qs];
+      if ((np & need) === need) {
+        this.counts.nestedTlbHits++;
+        this.nShift = LEAF_SHIFT[np >>> 3];
+        return this.ntlbMfn[qs];
+      }
+    }
+    this.counts.nestedTlbMisses++;
+    return this.nestedWalk(p, dom, gfn, need, qs);
+  }
+
+  /**
+   * nested() after a nested TLB miss (`qs` the nested TLB slot to fill): the nested structure
+   * caches, then the walk of the nested table from the deepest level they give.
+   */
+  private nestedWalk(p: number, dom: number, gfn: number, need: number, qs: number): number {
     const c = this.counts;
     const Q = this.ntlbSize;
-    let qs = 0;
-    if (Q !== 0) {
-      qs = p * Q + ((gfn + dom * 5) & (Q - 1));
-      if (this.ntlbDom[qs] === dom && this.ntlbGfn[qs] === gfn) {
-        const np = this.ntlbPerm[qs];
-        if ((np & need) === need) {
-          c.nestedTlbHits++;
-          this.nShift = LEAF_SHIFT[np >>> 3];
-          return this.ntlbMfn[qs];
-        }
-      }
-      c.nestedTlbMisses++;
-    }
     const m = this.nestedLevels;
-    const pow = this.pow;
     let level = m;
     let table = this.eptRoots[dom];
     if (table < 0 || !(gfn >= 0 && gfn < 2 ** 40)) return N_VIOLATION;
     const N = this.npwcSize;
     if (N !== 0) {
       for (let L = 1; L < m; L++) {
-        const key = Math.floor(gfn / pow[L]);
+        const key = Math.floor(gfn * SCALE9[L]);
         const s = (p * m + L) * N + ((key + dom) & (N - 1));
         if (this.npwcDom[s] === dom && this.npwcTag[s] === key) {
           c.nestedPwcHits++;
@@ -493,54 +509,76 @@ export class NptMmu implements MmuBackend {
     }
     const ram = this.ram;
     const nrFrames = ram.nrFrames;
-    let perm = VMX_EPT_RWX_MASK;
-    let mfn = -1;
-    let leafLevel = 1;
-    for (; level >= 1; level--) {
-      const idx = Math.floor(gfn / pow[level - 1]) % 512;
-      const w = ram.frameWords(table, false); // the table's frame alone; idx < 512
-      const b = idx * 2;
-      const lo = w[b];
-      const hi = w[b + 1];
-      c.nestedRefs++;
-      if (this.walkRefSink !== null) this.walkRefSink(table * 4096 + idx * 8);
-      const rwx = lo & VMX_EPT_RWX_MASK;
-      if (rwx === 0) return N_VIOLATION;
-      if ((rwx & VMX_EPT_WRITABLE_MASK) !== 0 && (rwx & VMX_EPT_READABLE_MASK) === 0) {
-        return N_MISCONFIG;
+    const sink = this.walkRefSink;
+    // Imported constants as locals: read once per call rather than once per level.
+    const R = VMX_EPT_READABLE_MASK;
+    const W = VMX_EPT_WRITABLE_MASK;
+    const RWX = VMX_EPT_RWX_MASK;
+    const PS = PT_PAGE_SIZE_MASK;
+    let perm = RWX;
+    let refs = 0;
+    let result: number;
+    for (;;) {
+      // The entry's index: bits 9(level-1) .. 9level-1 of gfn (ToInt32 truncates; exact below 2^53).
+      const idx = (gfn * SCALE9[level - 1]) & 511;
+      // The chunk view, the index inside the table's 512 entries by the mask above.
+      const words = ram.chunkWordsForRead(table);
+      const w = ram.chunkWordBase(table) + idx * 2;
+      const lo = words[w];
+      const hi = words[w + 1];
+      refs++;
+      if (sink !== null) sink(table * 4096 + idx * 8);
+      const rwx = lo & RWX;
+      if (rwx === 0) {
+        result = N_VIOLATION;
+        break;
+      }
+      if ((rwx & W) !== 0 && (rwx & R) === 0) {
+        result = N_MISCONFIG;
+        break;
       }
       perm &= rwx;
       const next = (hi & ADDR_HI_MASK) * TWO_20 + (lo >>> 12);
-      const large = level > 1 && (lo & PT_PAGE_SIZE_MASK) !== 0;
-      if (large || level === 1) {
+      if (level === 1 || (lo & PS) !== 0) {
+        const large = level > 1;
         const mt = (lo & VMX_EPT_MT_MASK) >>> VMX_EPT_MT_EPTE_SHIFT;
-        if (mt === 2 || mt === 3 || mt === 7 || level > 3) return N_MISCONFIG;
-        const span = pow[level - 1];
-        mfn = large ? next - (next % span) + (gfn % span) : next;
-        leafLevel = level;
+        if (mt === 2 || mt === 3 || mt === 7 || level > 3) {
+          result = N_MISCONFIG;
+          break;
+        }
+        const span = SPAN9[level - 1];
+        const mfn = large ? next - (next % span) + (gfn % span) : next;
+        if (mfn >= nrFrames) result = N_MISCONFIG;
+        else if ((perm & need) !== need) result = N_VIOLATION;
+        else {
+          if (Q !== 0) {
+            this.ntlbDom[qs] = dom;
+            this.ntlbGfn[qs] = gfn;
+            this.ntlbMfn[qs] = mfn;
+            this.ntlbPerm[qs] = perm | (level << 3);
+          }
+          this.nShift = LEAF_SHIFT[level];
+          result = mfn;
+        }
         break;
       }
-      if (next >= nrFrames) return N_MISCONFIG;
+      if (next >= nrFrames) {
+        result = N_MISCONFIG;
+        break;
+      }
       if (N !== 0) {
         const L = level - 1;
-        const key = Math.floor(gfn / pow[L]);
+        const key = Math.floor(gfn * SCALE9[L]);
         const s = (p * m + L) * N + ((key + dom) & (N - 1));
         this.npwcTag[s] = key;
         this.npwcMfn[s] = next;
         this.npwcDom[s] = dom;
       }
       table = next;
+      level--;
     }
-    if (mfn < 0 || mfn >= nrFrames) return N_MISCONFIG;
-    if ((perm & need) !== need) return N_VIOLATION;
-    if (Q !== 0) {
-      this.ntlbDom[qs] = dom;
-      this.ntlbGfn[qs] = gfn;
-      this.ntlbMfn[qs] = mfn;
-      this.ntlbPerm[qs] = perm | (leafLevel << 3);
-    }
-    this.nShift = LEAF_SHIFT[leafLevel];
-    return mfn;
+    c.nestedRefs += refs;
+    return result;
   }
 
   /** A VM exit from a nested walk: the host handles it; the walk restarts or the guest faults. */

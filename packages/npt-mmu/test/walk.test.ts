@@ -14,18 +14,56 @@ import {
   seed,
 } from "./helpers";
 
+/** A cacheless world whose guest maps one page at 0x40_0000, CR3 loaded. */
+function onePage() {
+  const w = boot(NO_CACHES);
+  const mem = new GuestMem(w);
+  const t = new GuestTables(mem);
+  const data = mem.alloc();
+  t.map(0x40_0000, data);
+  const v = mem.d.vcpus[0];
+  v.cr3Mfn = t.cr3;
+  return { w, mem, t, v, data };
+}
+
 describe("two-dimensional walk", () => {
   it("a 4-level guest over a 4-level nested table makes 24 references", () => {
-    const w = boot(NO_CACHES);
-    const mem = new GuestMem(w);
-    const t = new GuestTables(mem);
-    const data = mem.alloc();
-    t.map(0x40_0000, data);
-    const v = mem.d.vcpus[0];
-    v.cr3Mfn = t.cr3;
+    const { w, v, data } = onePage();
     expect(w.npt.translate(v, 0x40_0123, 0)).toBe(data * 4096 + 0x123); // backs the pages
     expect(refsOf(w.npt, () => w.npt.translate(v, 0x40_0123, 0))).toBe(24);
     expect(w.npt.counts.guestRefs).toBeGreaterThan(0);
+  });
+
+  it("tells walkRefSink every entry it reads, nested then guest at each level, in order", () => {
+    const { w, mem, t, v, data } = onePage();
+    w.npt.translate(v, 0x40_0123, 0); // backs the pages
+    const heard: number[] = [];
+    w.npt.walkRefSink = (ma) => heard.push(ma);
+    expect(w.npt.translate(v, 0x40_0123, 0)).toBe(data * 4096 + 0x123);
+    w.npt.walkRefSink = null;
+    // The nested path of a gfn: the entry addresses from the EPT root down.
+    const root = w.npt.eptRoot(mem.d);
+    const nestedPath = (gfn: number): number[] => {
+      const path: number[] = [];
+      let table = root;
+      for (let L = 4; L >= 1; L--) {
+        const a = table * 4096 + (Math.floor(gfn / 512 ** (L - 1)) % 512) * 8;
+        path.push(a);
+        table = w.ram.read64lo(a) >>> 12;
+      }
+      return path;
+    };
+    const want: number[] = [];
+    let table = t.cr3;
+    for (let L = 4; L >= 1; L--) {
+      want.push(...nestedPath(table));
+      const a = table * 4096 + (Math.floor(0x40_0123 / 2 ** (12 + 9 * (L - 1))) % 512) * 8;
+      want.push(a);
+      table = w.ram.read64lo(a) >>> 12;
+    }
+    want.push(...nestedPath(data));
+    expect(heard).toEqual(want);
+    expect(heard).toHaveLength(24);
   });
 
   it("makes n*m + n + m references with empty caches, for every level count (property)", () => {

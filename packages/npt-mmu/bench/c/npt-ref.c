@@ -6,13 +6,20 @@
  * guest table's gfn translated through the EPT table first (EPT entry checks: RWX, the
  * write-without-read and memory-type misconfigurations, large leaves), then the final gfn.
  *
- * Two loops, as bench/index.ts:
+ * Three loops, as bench/index.ts:
  * - npt-cold: every translation a cold 2D walk (no TLB, no guest or nested structure caches,
  *   no nested TLB: 4 x 4 + 4 + 4 = 24 references with 4 KiB host pages);
  * - npt-hit: the combined TLB hit (CR3 check, TLB lookup, rights check). The TLB is filled by
  *   2D walks of the hot pages before the loop.
+ * - npt-warm: a combined-TLB miss (the TLB holds only one 1 GiB entry) and a warm 2D walk:
+ *   the guest paging-structure caches (paging's PageWalkCache, default geometry) skip to the
+ *   last guest level, and the nested TLB (gfn -> mfn, direct-mapped, 1024 entries) and the
+ *   nested paging-structure caches (gfn prefix -> next EPT table, 16 per level) stand in for
+ *   the nested walks, with NptMmu's slot hashing, tags and fills. One untimed pass over the
+ *   pages warms them first, as the TypeScript world's own first pass does.
  * Its input is the steady-state RAM of the TypeScript world (guest tables and the EPT table
- * it built on EPT violations), written by bench/fixture.ts.
+ * it built on EPT violations), written by bench/fixture.ts and read with paging-ref.c's
+ * fixture loader.
  *
  * Usage: npt-ref FIXTURE bench N      rates, one "name<TAB>wall M/s<TAB>cpu M/s" line each
  *        npt-ref FIXTURE check N      checksums and counters, one "name<TAB>..." line each
@@ -32,28 +39,19 @@
 /* NptCounts fields the loops move. */
 static struct {
   u64 tlb_hits, tlb_misses, walks, guest_refs, guest_ad_writes, nested_refs, guest_faults;
+  u64 guest_pwc_hits, nested_pwc_hits, nested_tlb_hits, nested_tlb_misses;
 } nc;
 
 static u64 npt_cr3, ept_root, base_va;
-static u32 n_pages, n_hot;
+static u32 n_pages, n_hot, dom;
 static int64_t last_cr3 = -2;
 
-/* Fixture: 32 u32 header words (magic "RFPN", RAM frames, dumped frames, guest CR3, EPT root,
- * pages, hot pages, base VA lo / hi, NXE, WP), 24 reserved-bit mask words, the dumped frame
- * numbers, then their contents. */
+/* Fixture: paging-ref.c's head (magic "RFPN"; header words: RAM frames, dumped frames, guest
+ * CR3, EPT root, pages, hot pages, base VA lo / hi, NXE, WP, domain id), then the dumped
+ * frames listed by number. */
 static void npt_load(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    perror(path);
-    exit(2);
-  }
-  u32 *h = read_exact(f, 4 * 32);
-  if (h[0] != 0x4e504652u) {
-    fprintf(stderr, "npt-ref: %s is not a fixture\n", path);
-    exit(2);
-  }
-  nr_frames = h[1];
-  u32 dumped = h[2];
+  u32 h[32];
+  FILE *f = fixture_open(path, 0x4e504652u, "npt-ref", h);
   npt_cr3 = h[3];
   ept_root = h[4];
   n_pages = h[5];
@@ -61,35 +59,68 @@ static void npt_load(const char *path) {
   base_va = (u64)h[7] | ((u64)h[8] << 32);
   mode_nxe = (int)h[9];
   mode_wp = (int)h[10];
-  free(h);
-  u32 *r = read_exact(f, 4 * 24);
-  memcpy(rsvd_lo, r, 48);
-  memcpy(rsvd_hi, r + 12, 48);
-  free(r);
-  ram = calloc(nr_frames, 4096);
-  if (!ram) {
-    fprintf(stderr, "npt-ref: out of memory\n");
-    exit(2);
-  }
-  u32 *mfns = read_exact(f, 4 * (size_t)dumped);
-  for (u32 i = 0; i < dumped; i++) {
-    if (mfns[i] >= nr_frames || fread(ram + ((u64)mfns[i] << 10), 4096, 1, f) != 1) {
-      fprintf(stderr, "npt-ref: short fixture\n");
-      exit(2);
-    }
-  }
-  free(mfns);
+  dom = h[11];
+  fixture_frames(f, h[2], 1, "npt-ref");
   fclose(f);
 }
 
-/* gfn -> mfn through the EPT table, no caches (nestedPwcEntries 0, nestedTlbEntries 0). */
+/* The nested structure caches and nested TLB of one pCPU (NptMmu's npwc* and ntlb* arrays
+ * for p = 0), their sizes 0 for none: nestedPwcEntries per level 1..3 and nestedTlbEntries. */
+#define NPWC_MAX 16
+#define NTLB_MAX 1024
+static u32 npwc_n, ntlb_q;
+static u64 npwc_tag[4 * NPWC_MAX], npwc_mfn[4 * NPWC_MAX];
+static int32_t npwc_dom[4 * NPWC_MAX];
+static u64 ntlb_gfn[NTLB_MAX], ntlb_mfn[NTLB_MAX];
+static int32_t ntlb_dom[NTLB_MAX];
+static uint8_t ntlb_perm[NTLB_MAX];
+static const int nleaf_shift[4] = {0, 12, 21, 30};
+static int n_shift = 12;
+
+/* Empties the caches (every slot tagged with no domain). */
+static void nested_caches_flush(void) {
+  for (u32 i = 0; i < 4 * NPWC_MAX; i++) npwc_dom[i] = -1;
+  for (u32 i = 0; i < NTLB_MAX; i++) ntlb_dom[i] = -1;
+}
+
+/* Which caches nested() uses from now on; their contents stay. */
+static void nested_caches(u32 n, u32 q) {
+  npwc_n = n;
+  ntlb_q = q;
+}
+
+/* gfn -> mfn through the nested TLB, the nested structure caches, then the EPT table. */
 static inline int64_t nested(u64 gfn, u32 need) {
+  u32 qs = 0;
+  if (ntlb_q) {
+    qs = (u32)(gfn + dom * 5) & (ntlb_q - 1);
+    if (ntlb_dom[qs] == (int32_t)dom && ntlb_gfn[qs] == gfn) {
+      u32 np = ntlb_perm[qs];
+      if ((np & need) == need) {
+        nc.nested_tlb_hits++;
+        n_shift = nleaf_shift[np >> 3];
+        return (int64_t)ntlb_mfn[qs];
+      }
+    }
+    nc.nested_tlb_misses++;
+  }
   int level = 4;
   u64 table = ept_root;
   if (gfn >= (1ull << 40)) return N_VIOLATION;
+  if (npwc_n) {
+    for (int L = 1; L < 4; L++) {
+      u64 key = gfn >> (9 * L);
+      u32 s = (u32)L * npwc_n + ((u32)(key + dom) & (npwc_n - 1));
+      if (npwc_dom[s] == (int32_t)dom && npwc_tag[s] == key) {
+        nc.nested_pwc_hits++;
+        level = L;
+        table = npwc_mfn[s];
+        break;
+      }
+    }
+  }
   u32 perm = EPT_RWX;
-  int64_t mfn = -1;
-  for (; level >= 1; level--) {
+  for (;; level--) {
     u32 idx = (u32)(gfn >> (9 * (level - 1))) & 511;
     const u32 *w = ram + (table << 10) + idx * 2;
     u32 lo = w[0], hi = w[1];
@@ -99,20 +130,34 @@ static inline int64_t nested(u64 gfn, u32 need) {
     if ((rwx & EPT_W) && !(rwx & EPT_R)) return N_MISCONFIG;
     perm &= rwx;
     u64 next = pte_mfn(lo, hi);
-    int large = level > 1 && (lo & EPT_PAGE_SIZE);
-    if (large || level == 1) {
+    if (level == 1 || (lo & EPT_PAGE_SIZE)) {
+      int large = level > 1;
       u32 mt = (lo & EPT_MT_MASK) >> 3;
       if (mt == 2 || mt == 3 || mt == 7 || level > 3) return N_MISCONFIG;
       u64 span = 1ull << (9 * (level - 1));
-      mfn = (int64_t)(large ? (next & ~(span - 1)) + (gfn & (span - 1)) : next);
-      break;
+      u64 mfn = large ? (next & ~(span - 1)) + (gfn & (span - 1)) : next;
+      if (mfn >= nr_frames) return N_MISCONFIG;
+      if ((perm & need) != need) return N_VIOLATION;
+      if (ntlb_q) {
+        ntlb_dom[qs] = (int32_t)dom;
+        ntlb_gfn[qs] = gfn;
+        ntlb_mfn[qs] = mfn;
+        ntlb_perm[qs] = (uint8_t)(perm | (u32)(level << 3));
+      }
+      n_shift = nleaf_shift[level];
+      return (int64_t)mfn;
     }
     if (next >= nr_frames) return N_MISCONFIG;
+    if (npwc_n) {
+      int L = level - 1;
+      u64 key = gfn >> (9 * L);
+      u32 s = (u32)L * npwc_n + ((u32)(key + dom) & (npwc_n - 1));
+      npwc_tag[s] = key;
+      npwc_mfn[s] = next;
+      npwc_dom[s] = (int32_t)dom;
+    }
     table = next;
   }
-  if (mfn < 0 || (u64)mfn >= nr_frames) return N_MISCONFIG;
-  if ((perm & need) != need) return N_VIOLATION;
-  return mfn;
 }
 
 /* paging's walkStep over a table at machine frame tmfn: 0 fault, 1 table, 2 leaf. */
@@ -158,13 +203,32 @@ static inline int walk_step(u64 tmfn, u32 index, int level, walk_result *out, u6
 
 static walk_result nout;
 
-/* One cold 2D walk (walk2d without TLB or caches); the machine address or -1. */
-static int64_t walk2d(u64 va, int access) {
+/* Tlb.insert: every level that has an array of the page's size. */
+static inline void npt_tlb_insert(tlb_t *t, u64 va, u64 mfn, int shift, u32 perms) {
+  int s = shift == 12 ? 0 : shift == 21 ? 1 : 2;
+  u64 key = va >> size_shift[s];
+  int global = (perms & PERM_GLOBAL) != 0;
+  int levels = t->array_level[t->n - 1] + 1;
+  for (int l = 0; l < levels; l++)
+    if (t->grid[l * 3 + s]) tlb_insert_at(t, l, s, key, 0, global, mfn, perms);
+}
+
+/* One 2D walk (walk2d): from the guest structure caches of `t` when there is a TLB, each
+ * guest table's gfn through nested() before its entry is read, then the data gfn; a walk
+ * with a TLB fills the structure caches and the TLB. The machine address or -1. */
+static int64_t walk2d(tlb_t *t, u64 va, int access) {
   nc.walks++;
   int acc = access & (ACCESS_WRITE | ACCESS_USER | ACCESS_FETCH);
   walk_result *out = &nout;
-  int level = 4;
+  int level = 4, perms = RW_US, pwc_level = 0;
   u64 table = npt_cr3;
+  if (t && pwc_lookup(&t->pwc, va, 0, level)) {
+    nc.guest_pwc_hits++;
+    pwc_level = t->pwc.hit_level;
+    level = pwc_level - 1;
+    table = t->pwc.hit_mfn;
+    perms = (int)t->pwc.hit_perms;
+  }
   out->va = va;
   out->va_lo = (u32)va;
   out->access = acc;
@@ -173,8 +237,8 @@ static int64_t walk2d(u64 va, int access) {
   out->error_code = 0;
   out->fault_level = 0;
   out->start_level = level;
-  out->pwc_level = 0;
-  out->perms = RW_US;
+  out->pwc_level = pwc_level;
+  out->perms = perms;
   out->reads = 0;
   out->writes = 0;
   out->leaf_level = 0;
@@ -212,6 +276,13 @@ static int64_t walk2d(u64 va, int access) {
     nc.guest_faults++;
     return -1;
   }
+  if (t) {
+    pwc_fill(&t->pwc, va, 0, out);
+    /* The combined page is the smaller of the guest's page and the host's. */
+    int shift = out->page_shift < n_shift ? out->page_shift : n_shift;
+    u64 vpn = va >> 12;
+    npt_tlb_insert(t, va, (u64)mfn - (vpn & ((1ull << (shift - 12)) - 1)), shift, (u32)out->perms);
+  }
   return mfn * 4096 + (int64_t)(va & 4095);
 }
 
@@ -224,7 +295,7 @@ static inline int64_t translate_cold(u64 va, int access) {
     nc.guest_faults++;
     return -1;
   }
-  return walk2d(va, access);
+  return walk2d(NULL, va, access);
 }
 
 /* paging's tlbGrants */
@@ -248,11 +319,39 @@ static inline int64_t translate_hit(tlb_t *t, u64 va, int access, int64_t cr3) {
   return -1;
 }
 
+/* translate with a TLB: the hit path, else a 2D walk through the caches (no exits here). */
+static inline int64_t translate_tlb(tlb_t *t, u64 va, int access) {
+  if (tlb_lookup(t, va, 0) && tlb_grants_npt(t->hit_perms, access)) {
+    nc.tlb_hits++;
+    return (int64_t)(t->hit_mfn * 4096 + (va & 4095));
+  }
+  nc.tlb_misses++;
+  if (va >= VA_LIMIT) {
+    nc.guest_faults++;
+    return -1;
+  }
+  return walk2d(t, va, access);
+}
+
+/* The warm loop's TLB: one level with only a one-entry 1 GiB array (every 4 KiB translation
+ * misses it), with paging's default page-walk caches. */
+static void tlb_init_1g(tlb_t *t) {
+  memset(t, 0, sizeof *t);
+  t->n = 1;
+  assoc_init(&t->arrays[0], 1, 1);
+  t->grid[2] = &t->arrays[0];
+  t->array_level[0] = 0;
+  t->array_size[0] = 2;
+  pwc_init(&t->pwc);
+}
+
 static void print_check(const char *name, u32 h) {
-  printf("%s\t%08x\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\n", name, h,
+  printf("%s\t%08x\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\n", name, h,
          (unsigned long long)nc.tlb_hits, (unsigned long long)nc.tlb_misses,
          (unsigned long long)nc.walks, (unsigned long long)nc.guest_refs,
-         (unsigned long long)nc.nested_refs, (unsigned long long)nc.guest_ad_writes);
+         (unsigned long long)nc.nested_refs, (unsigned long long)nc.guest_ad_writes,
+         (unsigned long long)nc.guest_pwc_hits, (unsigned long long)nc.nested_pwc_hits,
+         (unsigned long long)nc.nested_tlb_hits, (unsigned long long)nc.nested_tlb_misses);
 }
 
 /* The loops' VAs, as bench/fixture.ts's coldVa and hitVa. */
@@ -268,27 +367,41 @@ int main(int argc, char **argv) {
   int check = strcmp(argv[2], "check") == 0;
   const u64 N = strtoull(argv[3], 0, 10);
   memset(&nout, 0, sizeof nout);
+  /* The hit loop's TLB (paging's default geometry), filled by 2D walks of the hot pages. */
   static tlb_t tlb;
   tlb_init(&tlb);
+  nested_caches_flush();
+  nested_caches(0, 0);
   for (u32 p = 0; p < n_hot; p++) {
-    u64 va = base_va + (u64)p * 4096;
-    if (walk2d(va, 0) < 0) {
+    if (walk2d(&tlb, base_va + (u64)p * 4096, 0) < 0) {
       fprintf(stderr, "npt-ref: hot page %u does not translate\n", p);
       return 3;
     }
-    for (int l = 0; l < 2; l++) tlb_insert_at(&tlb, l, 0, va >> 12, 0, 0, nout.page_mfn, nout.perms);
   }
+  /* The warm loop's TLB and nested caches (nestedPwcEntries 16, nestedTlbEntries 1024),
+   * warmed by one pass over the pages. */
+  static tlb_t wtlb;
+  tlb_init_1g(&wtlb);
+  nested_caches(16, 1024);
+  for (u32 p = 0; p < n_pages; p++) translate_tlb(&wtlb, COLD_VA(p), 0);
   memset(&nc, 0, sizeof nc);
   if (check) {
     u32 h = 0x811c9dc5u;
+    nested_caches(0, 0);
     for (u64 i = 0; i < N; i++) h = mix(h, (u64)translate_cold(COLD_VA(i), 0));
     print_check("npt-cold", h);
     memset(&nc, 0, sizeof nc);
     h = 0x811c9dc5u;
     for (u64 i = 0; i < N; i++) h = mix(h, (u64)translate_hit(&tlb, HIT_VA(i), 0, (int64_t)npt_cr3));
     print_check("npt-hit", h);
+    memset(&nc, 0, sizeof nc);
+    h = 0x811c9dc5u;
+    nested_caches(16, 1024);
+    for (u64 i = 0; i < N; i++) h = mix(h, (u64)translate_tlb(&wtlb, COLD_VA(i), 0));
+    print_check("npt-warm", h);
     return 0;
   }
+  nested_caches(0, 0);
   MEASURE("npt-cold", N, {
     u64 s = 0;
     for (u64 i = 0; i < N; i++) s += (u64)translate_cold(COLD_VA(i), 0);
@@ -297,6 +410,12 @@ int main(int argc, char **argv) {
   MEASURE("npt-hit", N * 5, {
     u64 s = 0;
     for (u64 i = 0; i < N * 5; i++) s += (u64)translate_hit(&tlb, HIT_VA(i), 0, (int64_t)npt_cr3);
+    sink += s;
+  });
+  nested_caches(16, 1024);
+  MEASURE("npt-warm", N, {
+    u64 s = 0;
+    for (u64 i = 0; i < N; i++) s += (u64)translate_tlb(&wtlb, COLD_VA(i), 0);
     sink += s;
   });
   return 0;

@@ -430,18 +430,60 @@ static void *read_exact(FILE *f, size_t n) {
   return p;
 }
 
-static void load(const char *path) {
+/* The head every fixture shares (this file's and the other packages' references'): 32 u32
+ * header words into h (word 0 the magic, word 1 the RAM frames; the rest each writer's own),
+ * then the paging mode's 12 reserved-bit masks lo then hi. Sets nr_frames and the masks and
+ * allocates RAM as zero frames; the caller reads its own words from h (NXE and WP among them),
+ * then the frames (fixture_frames), then anything after them. Exits with a message naming
+ * `who` when the file is missing, short or not a fixture with this magic. */
+static FILE *fixture_open(const char *path, u32 magic, const char *who, u32 h[32]) {
   FILE *f = fopen(path, "rb");
   if (!f) {
     perror(path);
     exit(2);
   }
-  u32 *h = read_exact(f, 4 * 32);
-  if (h[0] != 0x50474652u) {
-    fprintf(stderr, "paging-ref: %s is not a fixture\n", path);
+  if (fread(h, 4, 32, f) != 32 || h[0] != magic) {
+    fprintf(stderr, "%s: %s is not a fixture\n", who, path);
     exit(2);
   }
   nr_frames = h[1];
+  u32 *r = read_exact(f, 4 * 24);
+  memcpy(rsvd_lo, r, 48);
+  memcpy(rsvd_hi, r + 12, 48);
+  free(r);
+  /* calloc of the whole RAM: pages never written stay unmapped zeros, as Ram's chunks. */
+  ram = calloc(nr_frames, 4096);
+  if (!ram) {
+    fprintf(stderr, "%s: out of memory\n", who);
+    exit(2);
+  }
+  return f;
+}
+
+/* `dumped` frames of RAM: with `listed`, their `dumped` frame numbers (u32) and then their
+ * contents in that order (a dump of the frames a TypeScript world wrote, wherever they are);
+ * otherwise frames 0 .. dumped-1 in order. */
+static void fixture_frames(FILE *f, u32 dumped, int listed, const char *who) {
+  if (!listed) {
+    if (dumped > nr_frames || fread(ram, 4096, dumped, f) != dumped) {
+      fprintf(stderr, "%s: short fixture\n", who);
+      exit(2);
+    }
+    return;
+  }
+  u32 *mfns = read_exact(f, 4 * (size_t)dumped);
+  for (u32 i = 0; i < dumped; i++) {
+    if (mfns[i] >= nr_frames || fread(ram + ((u64)mfns[i] << 10), 4096, 1, f) != 1) {
+      fprintf(stderr, "%s: short fixture\n", who);
+      exit(2);
+    }
+  }
+  free(mfns);
+}
+
+static void load(const char *path) {
+  u32 h[32];
+  FILE *f = fixture_open(path, 0x50474652u, "paging-ref", h);
   u32 dumped = h[2];
   root = h[3];
   n_dense = h[4];
@@ -450,21 +492,7 @@ static void load(const char *path) {
   hot = h[7];
   mode_nxe = (int)h[8];
   mode_wp = (int)h[9];
-  free(h);
-  u32 *r = read_exact(f, 4 * 24);
-  memcpy(rsvd_lo, r, 48);
-  memcpy(rsvd_hi, r + 12, 48);
-  free(r);
-  /* calloc of the whole RAM: pages never written stay unmapped zeros, as Ram's chunks. */
-  ram = calloc(nr_frames, 4096);
-  if (!ram) {
-    fprintf(stderr, "paging-ref: out of memory\n");
-    exit(2);
-  }
-  if (fread(ram, 4096, dumped, f) != dumped) {
-    fprintf(stderr, "paging-ref: short fixture\n");
-    exit(2);
-  }
+  fixture_frames(f, dumped, 0, "paging-ref");
   double *d = read_exact(f, 8 * (size_t)(n_dense + n_sparse + n_order));
   vas = malloc(8 * (size_t)n_dense);
   sparse = malloc(8 * (size_t)n_sparse);
