@@ -71,8 +71,7 @@ export const TLB_ENTRIES_FLUSHED = TLB_INVLPG + 5;
 const NR_COUNTERS = TLB_ENTRIES_FLUSHED + 1;
 
 const SIZE_SHIFT = [12, 21, 30];
-const SIZE_BYTES = [2 ** 12, 2 ** 21, 2 ** 30];
-/** 1 / SIZE_BYTES: a key is Math.floor(va * scale), exact (a power of two) and cheaper than a
+/** 1 / the page size (2^12, 2^21, 2^30): a key is Math.floor(va * scale), exact (a power of two) and cheaper than a
  * division on the lookup path. */
 const SIZE_SCALE = [2 ** -12, 2 ** -21, 2 ** -30];
 
@@ -243,7 +242,7 @@ export class Tlb {
         `page shift must be 12 (4 KiB), 21 (2 MiB) or 30 (1 GiB), got ${pageShift}`,
       );
     }
-    const key = Math.floor(va / SIZE_BYTES[s]);
+    const key = Math.floor(va * SIZE_SCALE[s]);
     const global = (perms & PERM_GLOBAL) !== 0;
     for (let l = 0; l < this.nrLevels; l++) this.insertAt(l, s, key, tag, global, pageMfn, perms);
   }
@@ -274,7 +273,7 @@ export class Tlb {
     let n = 0;
     const arrays = this.arrays;
     for (let i = 0; i < arrays.length; i++) {
-      n += arrays[i].invalidateKey(Math.floor(va / SIZE_BYTES[this.arraySize[i]]), tag, withGlobal);
+      n += arrays[i].invalidateKey(Math.floor(va * this.arrayScale[i]), tag, withGlobal);
     }
     this.counters[TLB_ENTRIES_FLUSHED] += n;
   }
