@@ -214,7 +214,7 @@ export class PagingMode {
     // Address bits maxPhysAddr..51 live in hi bits (maxPhysAddr - 32)..19.
     const addrHi = (PTE_PFN_MASK_HI & ~((1 << (maxPhysAddr - 32)) - 1)) >>> 0;
     const nxHi = this.nxe ? 0 : _PAGE_NX_HI;
-    this.rsvdHiAll = (addrHi | nxHi) | 0;
+    this.rsvdHiAll = addrHi | nxHi | 0;
     for (let level = 1; level <= 5; level++) {
       for (let ps = 0; ps <= 1; ps++) {
         let lo = 0;

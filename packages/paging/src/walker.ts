@@ -369,7 +369,7 @@ export function walk(
   let fault = FAULT_NONE;
   // The AND of every entry read: its A bit says whether any of them still needs A set.
   let accessed = _PAGE_ACCESSED;
-  walk: {
+  descend: {
     if (level === 5) {
       // PML5E
       level = 5;
@@ -393,12 +393,12 @@ export function walk(
       eHi[5] = hi;
       if ((lo & 1) === 0) {
         fault = FAULT_NOT_PRESENT;
-        break walk;
+        break descend;
       }
       const ps = (lo & 0x80) !== 0;
       if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[11]) !== 0)) {
         fault = FAULT_RESERVED;
-        break walk;
+        break descend;
       }
       perms &= lo | ~RW_US;
       if ((hi & nx) !== 0) perms |= PERM_NX;
@@ -432,12 +432,12 @@ export function walk(
       eHi[4] = hi;
       if ((lo & 1) === 0) {
         fault = FAULT_NOT_PRESENT;
-        break walk;
+        break descend;
       }
       const ps = (lo & 0x80) !== 0;
       if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[9]) !== 0)) {
         fault = FAULT_RESERVED;
-        break walk;
+        break descend;
       }
       perms &= lo | ~RW_US;
       if ((hi & nx) !== 0) perms |= PERM_NX;
@@ -471,18 +471,18 @@ export function walk(
       eHi[3] = hi;
       if ((lo & 1) === 0) {
         fault = FAULT_NOT_PRESENT;
-        break walk;
+        break descend;
       }
       const ps = (lo & 0x80) !== 0;
       if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[7]) !== 0)) {
         fault = FAULT_RESERVED;
-        break walk;
+        break descend;
       }
       perms &= lo | ~RW_US;
       if ((hi & nx) !== 0) perms |= PERM_NX;
       lPerms[3] = perms;
       accessed &= lo;
-      if (ps) break walk;
+      if (ps) break descend;
       const th = hi & 0xfffff;
       tableU = ((th << 20) | (lo >>> 12)) >>> 0;
       inRam = th < 0x1000 && tableU < nrFrames;
@@ -511,18 +511,18 @@ export function walk(
       eHi[2] = hi;
       if ((lo & 1) === 0) {
         fault = FAULT_NOT_PRESENT;
-        break walk;
+        break descend;
       }
       const ps = (lo & 0x80) !== 0;
       if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[5]) !== 0)) {
         fault = FAULT_RESERVED;
-        break walk;
+        break descend;
       }
       perms &= lo | ~RW_US;
       if ((hi & nx) !== 0) perms |= PERM_NX;
       lPerms[2] = perms;
       accessed &= lo;
-      if (ps) break walk;
+      if (ps) break descend;
       const th = hi & 0xfffff;
       tableU = ((th << 20) | (lo >>> 12)) >>> 0;
       inRam = th < 0x1000 && tableU < nrFrames;
@@ -551,11 +551,11 @@ export function walk(
       eHi[1] = hi;
       if ((lo & 1) === 0) {
         fault = FAULT_NOT_PRESENT;
-        break walk;
+        break descend;
       }
       if ((hi & rsvdHiAll) !== 0) {
         fault = FAULT_RESERVED;
-        break walk;
+        break descend;
       }
       perms &= lo | ~RW_US;
       if ((hi & nx) !== 0) perms |= PERM_NX;
