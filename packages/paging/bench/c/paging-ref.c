@@ -204,8 +204,9 @@ static inline void pwc_fill(pwc_t *p, u64 va, u32 tag, walk_result *out) {
   }
 }
 
-/* `accessed`: the AND of every entry the walk read, masked to A (0: some entry lacks A). */
-static int walk_finish(walk_result *out, u32 accessed) {
+/* `accessed`: the AND of every entry the walk read, masked to A (0: some entry lacks A, or
+ * not known: walk_finish, as src/walker.ts's walkFinish, always checks every level). */
+static int walk_finish_accessed(walk_result *out, u32 accessed) {
   int access = out->access, p = out->perms, leaf = out->leaf_level;
   if (access_denied(p, access)) {
     out->fault = 3;
@@ -260,6 +261,8 @@ static int walk_finish(walk_result *out, u32 accessed) {
   out->ok = 1;
   return 1;
 }
+
+static inline int walk_finish(walk_result *out) { return walk_finish_accessed(out, 0); }
 
 static const u64 VA_LIMIT_4 = 1ull << 48;
 
@@ -338,7 +341,7 @@ static int walk(u64 root, u64 va, int access, walk_result *out, pwc_t *pwc, u32 
   }
   out->perms = perms;
   out->leaf_level = level;
-  if (!walk_finish(out, accessed)) return 0;
+  if (!walk_finish_accessed(out, accessed)) return 0;
   if (pwc) pwc_fill(pwc, va, tag, out);
   return 1;
 }
