@@ -318,7 +318,7 @@ export function walk(
     out.totalFaults++;
     return false;
   }
-  if (pwc != null && pwc.lookup(va, tag, level)) {
+  if (pwc?.lookup(va, tag, level)) {
     pwcLevel = pwc.hitLevel;
     level = pwcLevel - 1;
     table = pwc.hitMfn;
@@ -369,6 +369,7 @@ export function walk(
   let fault = FAULT_NONE;
   // The AND of every entry read: its A bit says whether any of them still needs A set.
   let accessed = _PAGE_ACCESSED;
+  // biome-ignore lint/suspicious/noConfusingLabels: one block left at the level that ends the walk
   descend: {
     if (level === 5) {
       // PML5E
