@@ -119,22 +119,32 @@ export class NativeMmu implements MmuBackend {
       c.tlbHits++;
       return this.fastMa + off;
     }
+    // Kept out of line so that the fast path above stays small enough to inline into callers.
+    return this.translateTlb(v, va, access);
+  }
+
+  /** translate past the fast path: a TLB lookup, and on a miss (or a denied hit) a walk. */
+  private translateTlb(v: Vcpu, va: number, access: number): number {
     const tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
     if (tlb.lookup(va, 0)) {
       const p = tlb.hitPerms;
-      this.remember(v, tlb, va, tlb.hitMfn, p);
+      const mfn = tlb.hitMfn;
+      // va % 4096 for a VA >= 0 (a TLB holds no negative VA), without a float modulo.
+      const off = va - Math.floor(va * 2 ** -12) * 4096;
+      this.remember(v, tlb, va - off, mfn, p);
       if (tlbGrants(p, access, this.mode)) {
-        c.tlbHits++;
-        return tlb.hitMfn * 4096 + (va % 4096);
+        this.counts.tlbHits++;
+        return mfn * 4096 + off;
       }
     }
-    c.tlbMisses++;
+    this.counts.tlbMisses++;
     return this.walkAndFill(v, tlb, va, access);
   }
 
-  private remember(v: Vcpu, tlb: Tlb, va: number, mfn: number, perms: number): void {
+  /** Makes the fast path describe the 4 KiB page at `base` (a multiple of 4096). */
+  private remember(v: Vcpu, tlb: Tlb, base: number, mfn: number, perms: number): void {
     this.fastUid = v.uid;
-    this.fastBase = va - (va % 4096);
+    this.fastBase = base;
     this.fastMa = mfn * 4096;
     this.fastPerms = perms;
     this.fastCounters = tlb.counters;
@@ -164,7 +174,9 @@ export class NativeMmu implements MmuBackend {
       return -1;
     }
     tlb.insertWalk(out, 0);
-    this.remember(v, tlb, va, Math.floor(out.maddr / 4096), out.perms);
+    // The walk succeeded, so va is a whole number >= 0 and maddr's offset is va's.
+    const off = out.vaLo & 4095;
+    this.remember(v, tlb, va - off, (out.maddr - off) * 2 ** -12, out.perms);
     return out.maddr;
   }
 

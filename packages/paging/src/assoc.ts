@@ -106,8 +106,9 @@ export class AssocArray {
 
   /** Index of the valid entry for `key` matching `tag` (or global), or -1. Marks it used. */
   find(key: number, tag: number): number {
-    const base = ((key >>> 0) & this.setMask) * this.ways;
-    const end = base + this.ways;
+    const ways = this.ways;
+    const base = ((key >>> 0) & this.setMask) * ways;
+    const end = base + ways;
     const keys = this.key;
     for (let i = base; i < end; i++) {
       if (keys[i] !== key) continue;
@@ -144,8 +145,13 @@ export class AssocArray {
   private victimFull(base: number, set: number): number {
     const ways = this.ways;
     if (this.policy === REPLACE_LRU) {
+      // The least recently used way: the first with the smallest stamp (stamps are unique).
+      // Math.min rather than a compare-and-branch per way, whose outcome is random.
+      const stamp = this.stamp;
+      let oldest = stamp[base];
+      for (let i = base + 1; i < base + ways; i++) oldest = Math.min(oldest, stamp[i]);
       let best = base;
-      for (let i = base + 1; i < base + ways; i++) if (this.stamp[i] < this.stamp[best]) best = i;
+      while (stamp[best] !== oldest) best++;
       return best;
     }
     if (this.policy === REPLACE_PLRU) {
@@ -174,13 +180,14 @@ export class AssocArray {
     const end = base + this.ways;
     const keys = this.key;
     const flags = this.flags;
+    const tags = this.tag;
     let idx = -1;
     let free = -1;
     for (let i = base; i < end; i++) {
       const f = flags[i];
       if (f === 0) {
         if (free < 0) free = i;
-      } else if (keys[i] === key && (this.tag[i] === tag || (global && (f & ASSOC_GLOBAL) !== 0))) {
+      } else if (keys[i] === key && (tags[i] === tag || (global && (f & ASSOC_GLOBAL) !== 0))) {
         idx = i;
         break;
       }
@@ -194,11 +201,12 @@ export class AssocArray {
       }
     }
     keys[idx] = key;
-    this.tag[idx] = tag >>> 0;
+    tags[idx] = tag >>> 0;
     flags[idx] = global ? ASSOC_VALID | ASSOC_GLOBAL : ASSOC_VALID;
     this.value[idx] = value;
     this.perms[idx] = perms;
-    this.touch(idx);
+    if (this.policy === REPLACE_LRU) this.stamp[idx] = ++this.clock;
+    else this.touch(idx);
     return idx;
   }
 

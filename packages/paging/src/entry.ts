@@ -180,6 +180,13 @@ export class PagingMode {
    */
   readonly rsvdLo = new Uint32Array(12);
   readonly rsvdHi = new Uint32Array(12);
+  /**
+   * The reserved high bits, which are the same at every level and page size (every
+   * `rsvdHi[i]` holds them), as a signed 32-bit number for `hi & rsvdHiAll`. The low masks
+   * differ only for entries with PS set: `rsvdLo[level * 2]` is 0 at every level. The walker
+   * relies on both.
+   */
+  readonly rsvdHiAll: number;
 
   constructor(options: PagingModeOptions = {}) {
     const levels = options.levels ?? 4;
@@ -207,6 +214,7 @@ export class PagingMode {
     // Address bits maxPhysAddr..51 live in hi bits (maxPhysAddr - 32)..19.
     const addrHi = (PTE_PFN_MASK_HI & ~((1 << (maxPhysAddr - 32)) - 1)) >>> 0;
     const nxHi = this.nxe ? 0 : _PAGE_NX_HI;
+    this.rsvdHiAll = addrHi | nxHi | 0;
     for (let level = 1; level <= 5; level++) {
       for (let ps = 0; ps <= 1; ps++) {
         let lo = 0;

@@ -71,8 +71,7 @@ export const TLB_ENTRIES_FLUSHED = TLB_INVLPG + 5;
 const NR_COUNTERS = TLB_ENTRIES_FLUSHED + 1;
 
 const SIZE_SHIFT = [12, 21, 30];
-const SIZE_BYTES = [2 ** 12, 2 ** 21, 2 ** 30];
-/** 1 / SIZE_BYTES: a key is Math.floor(va * scale), exact (a power of two) and cheaper than a
+/** 1 / the page size (2^12, 2^21, 2^30): a key is Math.floor(va * scale), exact (a power of two) and cheaper than a
  * division on the lookup path. */
 const SIZE_SCALE = [2 ** -12, 2 ** -21, 2 ** -30];
 
@@ -85,6 +84,10 @@ export class Tlb {
   private readonly arrayLevel: Int32Array;
   private readonly arraySize: Int32Array;
   private readonly arrayScale: Float64Array;
+  /** arrays[0], its page-size index and its scale, for lookup's first probe. */
+  private readonly first: AssocArray;
+  private readonly firstSize: number;
+  private readonly firstScale: number;
   /** Per level and page size, the array or null (index level * 3 + size). */
   private readonly grid: (AssocArray | null)[];
   /** Page-walk caches, or null. Pass it to `walk`. */
@@ -143,6 +146,9 @@ export class Tlb {
     this.arrayLevel = Int32Array.from(lv);
     this.arraySize = Int32Array.from(sz);
     this.arrayScale = Float64Array.from(sz, (x) => SIZE_SCALE[x]);
+    this.first = this.arrays[0];
+    this.firstSize = sz[0];
+    this.firstScale = SIZE_SCALE[sz[0]];
     this.pwc =
       config.pwc === false
         ? null
@@ -161,13 +167,39 @@ export class Tlb {
    */
   lookup(va: number, tag: number): boolean {
     const c = this.counters;
+    c[TLB_LOOKUPS]++;
+    // The first array (level 0's first page size) by itself: the hit every backend's hot
+    // path hopes for, without the loop's level bookkeeping.
+    const a = this.first;
+    const idx = a.find(Math.floor(va * this.firstScale), tag);
+    if (idx >= 0) {
+      c[TLB_HITS]++;
+      const pageMfn = a.value[idx];
+      this.hitLevel = 0;
+      this.hitPageMfn = pageMfn;
+      this.hitPerms = a.perms[idx];
+      const s = this.firstSize;
+      if (s === 0) {
+        this.hitPageShift = 12;
+        this.hitMfn = pageMfn;
+      } else {
+        this.hitPageShift = SIZE_SHIFT[s];
+        this.hitMfn = pageMfn + (((va * 2 ** -12) >>> 0) & ((1 << (9 * s)) - 1));
+      }
+      return true;
+    }
+    return this.lookupRest(va, tag);
+  }
+
+  /** lookup past a miss in the first array: the other arrays, level by level. */
+  private lookupRest(va: number, tag: number): boolean {
+    const c = this.counters;
     const arrays = this.arrays;
     const n = arrays.length;
     const scale = this.arrayScale;
     const levelOf = this.arrayLevel;
     let level = 0;
-    c[TLB_LOOKUPS]++;
-    for (let i = 0; i < n; i++) {
+    for (let i = 1; i < n; i++) {
       const l = levelOf[i];
       if (l !== level) {
         c[level * TLB_LEVEL_STRIDE + TLB_MISSES]++;
@@ -189,7 +221,7 @@ export class Tlb {
           this.hitMfn = pageMfn;
         } else {
           this.hitPageShift = SIZE_SHIFT[s];
-          this.hitMfn = pageMfn + (((va / 4096) >>> 0) & ((1 << (9 * s)) - 1));
+          this.hitMfn = pageMfn + (((va * 2 ** -12) >>> 0) & ((1 << (9 * s)) - 1));
         }
         if (l > 0)
           this.refill(l, s, key, a.tag[idx], (a.flags[idx] & 2) !== 0, pageMfn, a.perms[idx]);
@@ -243,7 +275,7 @@ export class Tlb {
         `page shift must be 12 (4 KiB), 21 (2 MiB) or 30 (1 GiB), got ${pageShift}`,
       );
     }
-    const key = Math.floor(va / SIZE_BYTES[s]);
+    const key = Math.floor(va * SIZE_SCALE[s]);
     const global = (perms & PERM_GLOBAL) !== 0;
     for (let l = 0; l < this.nrLevels; l++) this.insertAt(l, s, key, tag, global, pageMfn, perms);
   }
@@ -274,7 +306,7 @@ export class Tlb {
     let n = 0;
     const arrays = this.arrays;
     for (let i = 0; i < arrays.length; i++) {
-      n += arrays[i].invalidateKey(Math.floor(va / SIZE_BYTES[this.arraySize[i]]), tag, withGlobal);
+      n += arrays[i].invalidateKey(Math.floor(va * this.arrayScale[i]), tag, withGlobal);
     }
     this.counters[TLB_ENTRIES_FLUSHED] += n;
   }

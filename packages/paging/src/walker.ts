@@ -23,7 +23,7 @@
  */
 
 import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_GLOBAL, _PAGE_NX_HI, _PAGE_PSE } from "@hyperlab/abi";
-import type { Ram } from "@hyperlab/machine";
+import { CHUNK_FRAMES, type Ram } from "@hyperlab/machine";
 import {
   ACCESS_WRITE,
   accessDenied,
@@ -56,6 +56,11 @@ export const STEP_LEAF = 0;
 export const STEP_TABLE = 1;
 
 const RW_US = PERM_RW | PERM_USER;
+const EMPTY_WORDS = new Uint32Array(0);
+// walk's chunk arithmetic (frame >>> 9, frame & 511) assumes machine's 512-frame chunks.
+if (CHUNK_FRAMES !== 512) {
+  throw new Error("@hyperlab/machine's RAM chunks changed size; update walk's chunk arithmetic");
+}
 
 /**
  * The outcome of one walk, reused from walk to walk. Fields after `walkFinish` (or `walk`):
@@ -319,71 +324,322 @@ export function walk(
     table = pwc.hitMfn;
     perms = pwc.hitPerms;
   }
-  walkBegin(out, va, access, level, perms);
-  out.pwcLevel = pwcLevel;
-  // walkStep, inlined with locals (the hot path of every backend): the same checks in the
-  // same order. Indices come from the VA's halves with 32-bit operations.
-  const vaLo = out.vaLo;
+  const perms0 = perms;
+  const startLevel = level;
+  // walkBegin, one walkStep per level and walkFinish, inlined with locals: the hot path of
+  // every backend. The same checks in the same order and the same fields written; the
+  // levels are written out one by one (5 = PML5E .. 1 = PTE, entered at the start level)
+  // so that each level's index, reserved-bit mask and per-level slot is a constant. Bits
+  // are literals here (entry.ts checks @hyperlab/abi's values): 1 is _PAGE_PRESENT, 0x80
+  // _PAGE_PSE. Indices come from the VA's halves with 32-bit operations.
+  const vaLo = va >>> 0; // ToUint32: the low 32 bits of an integer VA
   const vaHi = (va - vaLo) * 2 ** -32;
+  out.va = va;
+  out.vaLo = vaLo;
+  out.access = access;
+  out.startLevel = startLevel;
+  out.pwcLevel = pwcLevel;
+  out.writes = 0;
+  out.totalWalks++;
   const nrFrames = ram.nrFrames;
   const rsvdLo = mode.rsvdLo;
-  const rsvdHi = mode.rsvdHi;
+  const rsvdHiAll = mode.rsvdHiAll;
   const nx = mode.nxe ? _PAGE_NX_HI : 0;
   const eMaddr = out.entryMaddr;
   const eLo = out.entryLo;
   const eHi = out.entryHi;
   const lPerms = out.levelPerms;
-  let reads = 0;
-  for (;;) {
-    let index: number;
-    if (level === 4) index = (vaHi >>> 7) & 511;
-    else if (level === 3) index = ((vaLo >>> 30) | (vaHi << 2)) & 511;
-    else if (level === 2) index = (vaLo >>> 21) & 511;
-    else if (level === 1) index = (vaLo >>> 12) & 511;
-    else index = (vaHi >>> 16) & 511;
-    let lo = 0;
-    let hi = 0;
-    reads++;
-    if (table < nrFrames) {
-      // The chunk view with the index masked to 511 above: inside the table by construction.
-      const words = ram.chunkWordsForRead(table);
-      const w = ram.chunkWordBase(table) + index * 2;
-      lo = words[w];
-      hi = words[w + 1];
+  // The table's frame as a uint32 while it is inside RAM (`inRam`; RAM has at most 2^32
+  // frames), so that the chain from one level's entry to the next level's read is integer
+  // operations; `tableF` is the frame as a plain number when it is outside RAM (it still
+  // names the entry's machine address). `chunk` is the RAM chunk (frame >>> 9, machine's
+  // CHUNK_FRAMES) the previous table was in: a walk's tables are usually in one chunk, and
+  // reusing its view saves dependent loads. The view is indexed with the entry's index
+  // masked to 511: inside the table by construction.
+  let tableU = table >>> 0;
+  let tableF = table;
+  let inRam = table < nrFrames;
+  // A fractional or negative root below nrFrames is the caller's bug: ask RAM, which throws.
+  if (inRam && tableU !== table) ram.chunkWordsForRead(table);
+  let chunk = -1;
+  let words: Uint32Array = EMPTY_WORDS;
+  let lo = 0;
+  let hi = 0;
+  let index = 0;
+  let fault = FAULT_NONE;
+  // The AND of every entry read: its A bit says whether any of them still needs A set.
+  let accessed = _PAGE_ACCESSED;
+  // biome-ignore lint/suspicious/noConfusingLabels: one block left at the level that ends the walk
+  descend: {
+    if (level === 5) {
+      // PML5E
+      level = 5;
+      index = (vaHi >>> 16) & 511;
+      if (inRam) {
+        const c = tableU >>> 9;
+        if (c !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = c;
+        }
+        const w = ((tableU & 511) << 10) | (index << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        eMaddr[5] = tableU * 4096 + index * 8;
+      } else {
+        lo = 0;
+        hi = 0;
+        eMaddr[5] = tableF * 4096 + index * 8;
+      }
+      eLo[5] = lo;
+      eHi[5] = hi;
+      if ((lo & 1) === 0) {
+        fault = FAULT_NOT_PRESENT;
+        break descend;
+      }
+      const ps = (lo & 0x80) !== 0;
+      if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[11]) !== 0)) {
+        fault = FAULT_RESERVED;
+        break descend;
+      }
+      perms &= lo | ~RW_US;
+      if ((hi & nx) !== 0) perms |= PERM_NX;
+      lPerms[5] = perms;
+      accessed &= lo;
+      const th = hi & 0xfffff;
+      tableU = ((th << 20) | (lo >>> 12)) >>> 0;
+      inRam = th < 0x1000 && tableU < nrFrames;
+      if (!inRam) tableF = th * 0x10_0000 + (lo >>> 12);
     }
-    eMaddr[level] = table * 4096 + index * 8;
-    eLo[level] = lo;
-    eHi[level] = hi;
-    if ((lo & 1) === 0) {
-      out.fault = FAULT_NOT_PRESENT;
-      out.errorCode = faultCode(access, mode);
-      break;
+    if (level >= 4) {
+      // PML4E
+      level = 4;
+      index = (vaHi >>> 7) & 511;
+      if (inRam) {
+        const c = tableU >>> 9;
+        if (c !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = c;
+        }
+        const w = ((tableU & 511) << 10) | (index << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        eMaddr[4] = tableU * 4096 + index * 8;
+      } else {
+        lo = 0;
+        hi = 0;
+        eMaddr[4] = tableF * 4096 + index * 8;
+      }
+      eLo[4] = lo;
+      eHi[4] = hi;
+      if ((lo & 1) === 0) {
+        fault = FAULT_NOT_PRESENT;
+        break descend;
+      }
+      const ps = (lo & 0x80) !== 0;
+      if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[9]) !== 0)) {
+        fault = FAULT_RESERVED;
+        break descend;
+      }
+      perms &= lo | ~RW_US;
+      if ((hi & nx) !== 0) perms |= PERM_NX;
+      lPerms[4] = perms;
+      accessed &= lo;
+      const th = hi & 0xfffff;
+      tableU = ((th << 20) | (lo >>> 12)) >>> 0;
+      inRam = th < 0x1000 && tableU < nrFrames;
+      if (!inRam) tableF = th * 0x10_0000 + (lo >>> 12);
     }
-    const ps = level > 1 && (lo & _PAGE_PSE) !== 0 ? 1 : 0;
-    const r = level * 2 + ps;
-    if ((lo & rsvdLo[r]) !== 0 || (hi & rsvdHi[r]) !== 0) {
-      out.fault = FAULT_RESERVED;
-      out.errorCode = faultCode(access, mode) | PFEC_page_present | PFEC_reserved_bit;
-      break;
+    if (level >= 3) {
+      // PDPTE
+      level = 3;
+      index = ((vaLo >>> 30) | (vaHi << 2)) & 511;
+      if (inRam) {
+        const c = tableU >>> 9;
+        if (c !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = c;
+        }
+        const w = ((tableU & 511) << 10) | (index << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        eMaddr[3] = tableU * 4096 + index * 8;
+      } else {
+        lo = 0;
+        hi = 0;
+        eMaddr[3] = tableF * 4096 + index * 8;
+      }
+      eLo[3] = lo;
+      eHi[3] = hi;
+      if ((lo & 1) === 0) {
+        fault = FAULT_NOT_PRESENT;
+        break descend;
+      }
+      const ps = (lo & 0x80) !== 0;
+      if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[7]) !== 0)) {
+        fault = FAULT_RESERVED;
+        break descend;
+      }
+      perms &= lo | ~RW_US;
+      if ((hi & nx) !== 0) perms |= PERM_NX;
+      lPerms[3] = perms;
+      accessed &= lo;
+      if (ps) break descend;
+      const th = hi & 0xfffff;
+      tableU = ((th << 20) | (lo >>> 12)) >>> 0;
+      inRam = th < 0x1000 && tableU < nrFrames;
+      if (!inRam) tableF = th * 0x10_0000 + (lo >>> 12);
     }
-    perms &= lo | ~RW_US;
-    if ((hi & nx) !== 0) perms |= PERM_NX;
-    lPerms[level] = perms;
-    if (level === 1 || ps === 1) break;
-    table = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
-    level--;
+    if (level >= 2) {
+      // PDE
+      level = 2;
+      index = (vaLo >>> 21) & 511;
+      if (inRam) {
+        const c = tableU >>> 9;
+        if (c !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = c;
+        }
+        const w = ((tableU & 511) << 10) | (index << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        eMaddr[2] = tableU * 4096 + index * 8;
+      } else {
+        lo = 0;
+        hi = 0;
+        eMaddr[2] = tableF * 4096 + index * 8;
+      }
+      eLo[2] = lo;
+      eHi[2] = hi;
+      if ((lo & 1) === 0) {
+        fault = FAULT_NOT_PRESENT;
+        break descend;
+      }
+      const ps = (lo & 0x80) !== 0;
+      if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[5]) !== 0)) {
+        fault = FAULT_RESERVED;
+        break descend;
+      }
+      perms &= lo | ~RW_US;
+      if ((hi & nx) !== 0) perms |= PERM_NX;
+      lPerms[2] = perms;
+      accessed &= lo;
+      if (ps) break descend;
+      const th = hi & 0xfffff;
+      tableU = ((th << 20) | (lo >>> 12)) >>> 0;
+      inRam = th < 0x1000 && tableU < nrFrames;
+      if (!inRam) tableF = th * 0x10_0000 + (lo >>> 12);
+    }
+    if (level >= 1) {
+      // PTE
+      level = 1;
+      index = (vaLo >>> 12) & 511;
+      if (inRam) {
+        const c = tableU >>> 9;
+        if (c !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = c;
+        }
+        const w = ((tableU & 511) << 10) | (index << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        eMaddr[1] = tableU * 4096 + index * 8;
+      } else {
+        lo = 0;
+        hi = 0;
+        eMaddr[1] = tableF * 4096 + index * 8;
+      }
+      eLo[1] = lo;
+      eHi[1] = hi;
+      if ((lo & 1) === 0) {
+        fault = FAULT_NOT_PRESENT;
+        break descend;
+      }
+      if ((hi & rsvdHiAll) !== 0) {
+        fault = FAULT_RESERVED;
+        break descend;
+      }
+      perms &= lo | ~RW_US;
+      if ((hi & nx) !== 0) perms |= PERM_NX;
+      lPerms[1] = perms;
+      accessed &= lo;
+    }
   }
+  const reads = startLevel - level + 1;
   out.reads = reads;
   out.totalReads += reads;
-  if (out.fault !== FAULT_NONE) {
+  if (fault !== FAULT_NONE) {
+    out.ok = false;
+    out.fault = fault;
+    out.errorCode =
+      fault === FAULT_NOT_PRESENT
+        ? faultCode(access, mode)
+        : faultCode(access, mode) | PFEC_page_present | PFEC_reserved_bit;
     out.faultLevel = level;
+    out.perms = perms0; // as walkBegin left it: a fault caches no rights
+    out.leafLevel = 0;
     out.totalFaults++;
     return false;
   }
-  out.perms = perms;
   out.leafLevel = level;
-  if (!walkFinish(ram, mode, out)) return false;
-  if (pwc != null) pwc.fill(va, tag, out);
+  if (accessDenied(perms, access, mode)) {
+    out.ok = false;
+    out.perms = perms;
+    out.fault = FAULT_PROTECTION;
+    out.errorCode = faultCode(access, mode) | PFEC_page_present;
+    out.faultLevel = deniedLevel(out, mode);
+    out.totalFaults++;
+    return false;
+  }
+  // walkFinish's A/D rule: A on every level read, D on the leaf of a write. When every
+  // entry read already has A, no level above the leaf needs a write.
+  let writes = 0;
+  if (accessed === 0) {
+    for (let l = startLevel; l > level; l--) {
+      const v = eLo[l];
+      if ((v & _PAGE_ACCESSED) === 0) {
+        eLo[l] = v | _PAGE_ACCESSED;
+        ram.write32(eMaddr[l], (v | _PAGE_ACCESSED) >>> 0);
+        writes++;
+      }
+    }
+  }
+  const want = (access & ACCESS_WRITE) !== 0 ? _PAGE_ACCESSED | _PAGE_DIRTY : _PAGE_ACCESSED;
+  if ((lo & want) !== want) {
+    lo = (lo | want) >>> 0;
+    eLo[level] = lo;
+    ram.write32(eMaddr[level], lo);
+    writes++;
+  }
+  if (writes !== 0) {
+    out.writes = writes;
+    out.totalWrites += writes;
+  }
+  out.leafLo = lo;
+  out.leafHi = hi;
+  if ((lo & _PAGE_DIRTY) !== 0) perms |= PERM_DIRTY;
+  if ((lo & _PAGE_GLOBAL) !== 0) perms |= PERM_GLOBAL;
+  out.perms = perms;
+  let mfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
+  let offset: number;
+  if (level === 1) {
+    out.pageShift = 12;
+    offset = vaLo & 0xfff;
+  } else if (level === 2) {
+    out.pageShift = 21;
+    mfn -= (lo >>> 12) & 0x1ff;
+    offset = vaLo & 0x1f_ffff;
+  } else {
+    out.pageShift = 30;
+    mfn -= (lo >>> 12) & 0x3_ffff;
+    offset = vaLo & 0x3fff_ffff;
+  }
+  out.pageMfn = mfn;
+  out.maddr = mfn * 4096 + offset;
+  out.ok = true;
+  out.fault = FAULT_NONE;
+  out.errorCode = 0;
+  out.faultLevel = 0;
+  if (pwc != null && startLevel > level) pwc.fill(va, tag, out);
   return true;
 }
 

@@ -204,7 +204,9 @@ static inline void pwc_fill(pwc_t *p, u64 va, u32 tag, walk_result *out) {
   }
 }
 
-static int walk_finish(walk_result *out) {
+/* `accessed`: the AND of every entry the walk read, masked to A (0: some entry lacks A, or
+ * not known: walk_finish, as src/walker.ts's walkFinish, always checks every level). */
+static int walk_finish_accessed(walk_result *out, u32 accessed) {
   int access = out->access, p = out->perms, leaf = out->leaf_level;
   if (access_denied(p, access)) {
     out->fault = 3;
@@ -213,13 +215,15 @@ static int walk_finish(walk_result *out) {
     out->total_faults++;
     return 0;
   }
-  for (int level = out->start_level; level > leaf; level--) {
-    u32 v = out->entry_lo[level];
-    if (!(v & PAGE_ACCESSED)) {
-      out->entry_lo[level] = v | PAGE_ACCESSED;
-      ram[out->entry_maddr[level] >> 2] = v | PAGE_ACCESSED;
-      out->writes++;
-      out->total_writes++;
+  if (!accessed) {
+    for (int level = out->start_level; level > leaf; level--) {
+      u32 v = out->entry_lo[level];
+      if (!(v & PAGE_ACCESSED)) {
+        out->entry_lo[level] = v | PAGE_ACCESSED;
+        ram[out->entry_maddr[level] >> 2] = v | PAGE_ACCESSED;
+        out->writes++;
+        out->total_writes++;
+      }
     }
   }
   u32 leaf_lo = out->entry_lo[leaf];
@@ -258,6 +262,8 @@ static int walk_finish(walk_result *out) {
   return 1;
 }
 
+static inline int walk_finish(walk_result *out) { return walk_finish_accessed(out, 0); }
+
 static const u64 VA_LIMIT_4 = 1ull << 48;
 
 static int walk(u64 root, u64 va, int access, walk_result *out, pwc_t *pwc, u32 tag) {
@@ -293,6 +299,7 @@ static int walk(u64 root, u64 va, int access, walk_result *out, pwc_t *pwc, u32 
   out->total_walks++;
   int reads = 0;
   u32 nx = mode_nxe ? PAGE_NX_HI : 0;
+  u32 accessed = PAGE_ACCESSED;
   for (;;) {
     u32 index = (u32)(va >> (3 + 9 * level)) & 511;
     u32 lo = 0, hi = 0;
@@ -320,6 +327,7 @@ static int walk(u64 root, u64 va, int access, walk_result *out, pwc_t *pwc, u32 
     perms &= (int)(lo | ~(u32)RW_US);
     if (hi & nx) perms |= PERM_NX;
     out->level_perms[level] = (uint16_t)perms;
+    accessed &= lo;
     if (level == 1 || ps) break;
     table = pte_mfn(lo, hi);
     level--;
@@ -333,7 +341,7 @@ static int walk(u64 root, u64 va, int access, walk_result *out, pwc_t *pwc, u32 
   }
   out->perms = perms;
   out->leaf_level = level;
-  if (!walk_finish(out)) return 0;
+  if (!walk_finish_accessed(out, accessed)) return 0;
   if (pwc) pwc_fill(pwc, va, tag, out);
   return 1;
 }
