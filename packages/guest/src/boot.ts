@@ -148,8 +148,14 @@ export function startNativeKernel(
   }
   const sorted = [...frames].sort((x, y) => x - y);
   const k = new GuestKernel(port, { kind: "native", nrPages: sorted.length });
-  // Lowest frames handed out first, as a buddy allocator would.
-  for (let i = sorted.length - 1; i >= 0; i--) k.addFreePage(sorted[i]);
+  // Lowest frames handed out first, as a buddy allocator would; as runs, so nothing is
+  // written per frame until the frame is first handed out.
+  for (let i = 0; i < sorted.length; ) {
+    let j = i + 1;
+    while (j < sorted.length && sorted[j] === sorted[j - 1] + 1) j++;
+    k.addFreeRun(sorted[i], j - i);
+    i = j;
+  }
   k.ops = composePvOps(k, nativePvOps(k), withDefaults(options.plugins));
   k.setTransparentHugepage(options.transparentHugepage ?? "never");
   const pgd = k.allocPage();
@@ -274,9 +280,16 @@ export function startXenPvKernel(port: GuestPort, options: XenPvBootOptions): Gu
     if (pfn < 0) break;
     boot[pfn] = 1;
   }
-  for (let pfn = nrPages - 1; pfn >= 0; pfn--) {
-    if (boot[pfn] !== 0) k.reservePage(pfn);
-    else k.addFreePage(pfn);
+  // Lowest pfns handed out first; the free ones as runs, nothing written per pfn.
+  for (let pfn = 0; pfn < nrPages; ) {
+    if (boot[pfn] !== 0) {
+      k.reservePage(pfn++);
+      continue;
+    }
+    let end = pfn + 1;
+    while (end < nrPages && boot[end] === 0) end++;
+    k.addFreeRun(pfn, end - pfn);
+    pfn = end;
   }
   const all: number[] = [];
   for (let pfn = 0; pfn < nrPages; pfn++) all.push(pfn);
