@@ -113,7 +113,8 @@ export class FrameTable {
     }
     this.owner[mfn] = domid;
     this.countInfo[mfn] = (PGC_allocated | flags | 1) >>> 0;
-    this.typeInfo[mfn] = 0;
+    // typeInfo is 0 already (a free frame's is): not storing it keeps the host page of a
+    // populated frame's type untouched until the frame gets a type (h10).
   }
 
   /** Allocates 2^order frames for `domid` (below machine address `below` if given); -1 when none are free. */

@@ -73,7 +73,7 @@ function l3Index(va: number): number {
  * from any pinned table) and returns the L3's pfn. `extra` slots past the last pfn get
  * tables but no entries (Linux's fixmap room, for shared_info).
  */
-function buildDirectMap(k: GuestKernel, pfns: readonly number[], extra: number): number {
+function buildDirectMap(k: GuestKernel, pfns: ArrayLike<number>, extra: number): number {
   const alloc = (level: number): number => {
     const pfn = k.allocPage();
     if (pfn < 0) {
@@ -88,10 +88,10 @@ function buildDirectMap(k: GuestKernel, pfns: readonly number[], extra: number):
   };
   const l3 = alloc(3);
   let maxPfn = 0;
-  for (const p of pfns) if (p > maxPfn) maxPfn = p;
+  for (let i = 0; i < pfns.length; i++) if (pfns[i] > maxPfn) maxPfn = pfns[i];
   // Pass 1: tables for every 2 MiB span that holds a mapped pfn.
   const spans = new Set<number>();
-  for (const p of pfns) spans.add(Math.floor(p / 512));
+  for (let i = 0; i < pfns.length; i++) spans.add(Math.floor(pfns[i] / 512));
   for (let i = 1; i <= extra; i++) spans.add(Math.floor((maxPfn + i) / 512));
   const l1Of = new Map<number, number>();
   for (const span of [...spans].sort((a, b) => a - b)) {
@@ -109,7 +109,8 @@ function buildDirectMap(k: GuestKernel, pfns: readonly number[], extra: number):
     l1Of.set(span, l1);
   }
   // Pass 2: the entries; page-table pages (including the ones just made) read-only.
-  for (const p of pfns) {
+  for (let i = 0; i < pfns.length; i++) {
+    const p = pfns[i];
     const l1 = l1Of.get(Math.floor(p / 512))!;
     k.rawStore(l1, p % 512, k.makeEntry(p, k.ptLevel[p] !== 0 ? PAGE_KERNEL_RO : PAGE_KERNEL));
   }
@@ -126,30 +127,39 @@ function withDefaults(plugins: readonly GuestPlugin[] | undefined): readonly Gue
  */
 export function startNativeKernel(
   port: GuestPort,
-  frames: readonly number[],
+  frames: readonly number[] | Float64Array,
   options: NativeStartOptions = {},
 ): GuestKernel {
   const nrFrames = port.ram.nrFrames;
-  if (!Array.isArray(frames) || frames.length < 16) {
+  const list = Array.isArray(frames) || frames instanceof Float64Array;
+  if (!list || frames.length < 16) {
     throw guestError(
       "GUEST_BAD_FRAMES",
-      `A native kernel needs at least 16 frames from its builder, got ${Array.isArray(frames) ? frames.length : typeof frames}. Give it more pages.`,
+      `A native kernel needs at least 16 frames from its builder, got ${list ? frames.length : typeof frames}. Give it more pages.`,
     );
   }
-  const seen = new Set<number>();
+  // A bitmap, not a Set: boot's transient work stays in typed arrays the system gets back,
+  // not in a heap of a few tens of bytes per frame that V8 keeps after collecting it.
+  const seen = new Uint32Array(Math.ceil(nrFrames / 32));
   for (const f of frames) {
-    if (!Number.isInteger(f) || f < 0 || f >= nrFrames || seen.has(f)) {
+    if (!Number.isInteger(f) || f < 0 || f >= nrFrames || (seen[f >>> 5] & (1 << (f & 31))) !== 0) {
       throw guestError(
         "GUEST_BAD_FRAMES",
         `Frame ${f} is not a distinct machine frame below ${nrFrames}. Pass the frames the builder allocated to the domain, each once.`,
       );
     }
-    seen.add(f);
+    seen[f >>> 5] |= 1 << (f & 31);
   }
-  const sorted = [...frames].sort((x, y) => x - y);
+  const sorted = Float64Array.from(frames).sort();
   const k = new GuestKernel(port, { kind: "native", nrPages: sorted.length });
-  // Lowest frames handed out first, as a buddy allocator would.
-  for (let i = sorted.length - 1; i >= 0; i--) k.addFreePage(sorted[i]);
+  // Lowest frames handed out first, as a buddy allocator would; as runs, so nothing is
+  // written per frame until the frame is first handed out.
+  for (let i = 0; i < sorted.length; ) {
+    let j = i + 1;
+    while (j < sorted.length && sorted[j] === sorted[j - 1] + 1) j++;
+    k.addFreeRun(sorted[i], j - i);
+    i = j;
+  }
   k.ops = composePvOps(k, nativePvOps(k), withDefaults(options.plugins));
   k.setTransparentHugepage(options.transparentHugepage ?? "never");
   const pgd = k.allocPage();
@@ -294,12 +304,19 @@ export function startXenPvKernel(port: GuestPort, options: XenPvBootOptions): Gu
     if (pfn < 0) break;
     boot[pfn] = 1;
   }
-  for (let pfn = nrPages - 1; pfn >= 0; pfn--) {
-    if (boot[pfn] !== 0) k.reservePage(pfn);
-    else k.addFreePage(pfn);
+  // Lowest pfns handed out first; the free ones as runs, nothing written per pfn.
+  for (let pfn = 0; pfn < nrPages; ) {
+    if (boot[pfn] !== 0) {
+      k.reservePage(pfn++);
+      continue;
+    }
+    let end = pfn + 1;
+    while (end < nrPages && boot[end] === 0) end++;
+    k.addFreeRun(pfn, end - pfn);
+    pfn = end;
   }
-  const all: number[] = [];
-  for (let pfn = 0; pfn < nrPages; pfn++) all.push(pfn);
+  const all = new Float64Array(nrPages);
+  for (let pfn = 0; pfn < nrPages; pfn++) all[pfn] = pfn;
   const l3 = buildDirectMap(k, all, 1);
   // The new tree joins the pinned init tables: its pages are pinned from now on.
   for (let pfn = 0; pfn < nrPages; pfn++) if (k.ptLevel[pfn] !== 0) k.pinned[pfn] = 1;

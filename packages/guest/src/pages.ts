@@ -6,8 +6,13 @@
  * Invariants:
  * - A pfn is free, a page table of level ptLevel[pfn], or a user page mapped by
  *   mapcount[pfn] > 0 entries; the allocator hands out a huge page only from a block whose
- *   512 pfns are all free (blockFree[block] === 512), and a pfn is in freeList exactly when
- *   freePos[pfn] >= 0.
+ *   512 pfns are all free (blockFree[block] === 512). The free pool is a stack of pages
+ *   freed since boot (a pfn is on it exactly when freePos[pfn] > 0, its index + 1) over the
+ *   runs of pages boot gave and nobody has taken yet (never-used: owned[pfn] and freePos[pfn]
+ *   still 0, nothing per pfn written). allocPage pops the stack, then takes the lowest
+ *   never-used pfn, so a pfn's per-pfn state (and its host memory) is first written when the
+ *   page is first handed out, as Linux's deferred struct page init leaves pages alone until
+ *   they are needed.
  * - The kernel reads its page tables straight from RAM, but a page marked pinned[pfn] is
  *   read-only to it (Xen owns its type): it never stores to one directly, only through
  *   pv_ops or a trapping CPU store (cpuStoreEntry).
@@ -136,9 +141,15 @@ export class KernelPages {
   lastXenError: { op: number; rc: number } | null = null;
   /** The MMU backend's guest-physical store entry point (nested, shadow), or null. */
   private readonly guestStore: NonNullable<MmuBackend["guestStore"]> | null;
+  /** The stack of freed pfns (freeList[0 .. nrStacked - 1]). */
   private readonly freeList: Int32Array;
-  /** Each free pfn's index in freeList, or -1. */
+  /** Each stacked pfn's index in freeList plus one; 0 when not on the stack. */
   private readonly freePos: Int32Array;
+  private nrStacked = 0;
+  /** Never-used runs boot gave, taken from the front: [runFirst[i], runEnd[i]) for i >= runAt. */
+  private readonly runFirst: number[] = [];
+  private readonly runEnd: number[] = [];
+  private runAt = 0;
   /** Free pfns of each 2 MiB block (pfn / 512). */
   private readonly blockFree: Uint16Array;
   /** Per PTE slot of the table being worked on: the pfn it held (zap) or was given (copy). */
@@ -161,7 +172,7 @@ export class KernelPages {
     this.pinned = new Uint8Array(this.nrPfns);
     this.owned = new Uint8Array(this.nrPfns);
     this.freeList = new Int32Array(this.nrPfns);
-    this.freePos = new Int32Array(this.nrPfns).fill(-1);
+    this.freePos = new Int32Array(this.nrPfns);
     this.blockFree = new Uint16Array(Math.ceil(this.nrPfns / HPAGE_PMD_NR));
     this.cr3Pfn = new Int32Array(port.vcpus.length).fill(-1);
     this.loadedMm = new Array(port.vcpus.length).fill(null);
@@ -190,7 +201,7 @@ export class KernelPages {
     g.gauge("freePages", "pages", "pages in the kernel's free pool", () => this.nrFree);
   }
 
-  /** Gives a pfn to the page allocator (boot only). */
+  /** Gives a pfn to the page allocator (boot only): it is handed out before any never-used run. */
   addFreePage(pfn: number): void {
     if (this.owned[pfn] === 0) {
       this.owned[pfn] = 1;
@@ -199,22 +210,87 @@ export class KernelPages {
     this.pushFree(pfn);
   }
 
+  /**
+   * Gives the never-used pfns [first, first + count) to the page allocator (boot only), none
+   * of them given before: handed out lowest first, after the runs given earlier. Writes
+   * nothing per pfn (only the counts of the 2 MiB blocks it covers).
+   */
+  addFreeRun(first: number, count: number): void {
+    if (count <= 0) return;
+    const end = first + count;
+    for (let p = first; p < end; ) {
+      const b = Math.floor(p / HPAGE_PMD_NR);
+      const next = Math.min(end, (b + 1) * HPAGE_PMD_NR);
+      this.blockFree[b] += next - p;
+      p = next;
+    }
+    const last = this.runEnd.length - 1;
+    if (last >= this.runAt && this.runEnd[last] === first) this.runEnd[last] = end;
+    else {
+      this.runFirst.push(first);
+      this.runEnd.push(end);
+    }
+    this.nrFree += count;
+    this.nrPages += count;
+  }
+
   private pushFree(pfn: number): void {
-    this.freePos[pfn] = this.nrFree;
-    this.freeList[this.nrFree++] = pfn;
+    this.freeList[this.nrStacked++] = pfn;
+    this.freePos[pfn] = this.nrStacked;
+    this.nrFree++;
     this.blockFree[Math.floor(pfn / HPAGE_PMD_NR)]++;
   }
 
-  /** Takes a free pfn out of the free list wherever it is (swap with the last). */
-  private takeFree(pfn: number): void {
-    const at = this.freePos[pfn];
-    const last = this.freeList[--this.nrFree];
-    if (at !== this.nrFree) {
+  /** Takes a stacked free pfn off the stack wherever it is (swap with the last). */
+  private takeStacked(pfn: number): void {
+    const at = this.freePos[pfn] - 1;
+    const last = this.freeList[--this.nrStacked];
+    if (at !== this.nrStacked) {
       this.freeList[at] = last;
-      this.freePos[last] = at;
+      this.freePos[last] = at + 1;
     }
-    this.freePos[pfn] = -1;
+    this.freePos[pfn] = 0;
+    this.nrFree--;
     this.blockFree[Math.floor(pfn / HPAGE_PMD_NR)]--;
+  }
+
+  /** The lowest never-used pfn, now owned and handed out; -1 when none is left. */
+  private takeNeverUsed(): number {
+    if (this.runAt >= this.runFirst.length) return -1;
+    const pfn = this.runFirst[this.runAt];
+    if (pfn + 1 === this.runEnd[this.runAt]) this.runAt++;
+    else this.runFirst[this.runAt] = pfn + 1;
+    this.owned[pfn] = 1;
+    this.nrFree--;
+    this.blockFree[Math.floor(pfn / HPAGE_PMD_NR)]--;
+    return pfn;
+  }
+
+  /** Takes the never-used pfns in [lo, hi) out of their runs, marking them owned. */
+  private takeNeverUsedIn(lo: number, hi: number): void {
+    for (let i = this.runAt; i < this.runFirst.length; i++) {
+      const a = Math.max(lo, this.runFirst[i]);
+      const b = Math.min(hi, this.runEnd[i]);
+      if (a >= b) continue;
+      for (let p = a; p < b; p++) this.owned[p] = 1;
+      this.nrFree -= b - a;
+      this.blockFree[Math.floor(a / HPAGE_PMD_NR)] -= b - a;
+      const first = this.runFirst[i];
+      const end = this.runEnd[i];
+      // What is left of the run: below a, at or above b (in order).
+      const parts: number[] = [];
+      if (first < a) parts.push(first, a);
+      if (b < end) parts.push(b, end);
+      const firsts = [];
+      const ends = [];
+      for (let j = 0; j < parts.length; j += 2) {
+        firsts.push(parts[j]);
+        ends.push(parts[j + 1]);
+      }
+      this.runFirst.splice(i, 1, ...firsts);
+      this.runEnd.splice(i, 1, ...ends);
+      i += firsts.length - 1;
+    }
   }
 
   /** Marks a pfn as the kernel's without making it free (boot-reserved). */
@@ -257,11 +333,12 @@ export class KernelPages {
     return this.nrPages;
   }
 
-  /** A free pfn, or -1 when memory is exhausted. */
+  /** A free pfn (the last freed, else the lowest never used), or -1 when memory is exhausted. */
   allocPage(): number {
-    if (this.nrFree === 0) return -1;
-    const pfn = this.freeList[--this.nrFree];
-    this.freePos[pfn] = -1;
+    if (this.nrStacked === 0) return this.takeNeverUsed();
+    const pfn = this.freeList[--this.nrStacked];
+    this.freePos[pfn] = 0;
+    this.nrFree--;
     this.blockFree[Math.floor(pfn / HPAGE_PMD_NR)]--;
     return pfn;
   }
@@ -274,7 +351,10 @@ export class KernelPages {
     for (let b = this.blockFree.length - 1; b >= 0; b--) {
       if (this.blockFree[b] !== HPAGE_PMD_NR) continue;
       const head = b * HPAGE_PMD_NR;
-      for (let i = 0; i < HPAGE_PMD_NR; i++) this.takeFree(head + i);
+      for (let i = 0; i < HPAGE_PMD_NR; i++) {
+        if (this.freePos[head + i] !== 0) this.takeStacked(head + i);
+      }
+      if (this.blockFree[b] !== 0) this.takeNeverUsedIn(head, head + HPAGE_PMD_NR);
       return head;
     }
     return -1;

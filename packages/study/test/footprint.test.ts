@@ -3,7 +3,10 @@
 // 2 MiB chunks); what does grow with the guest's size is per-frame metadata, as Xen's own
 // does (its frame table is 32 bytes of page_info per 4 KiB frame, its M2P 8 bytes). This
 // measures every typed array reachable from the target, each buffer once, at two guest
-// sizes touching the same 4 MiB, and bounds the growth per added guest frame.
+// sizes touching the same 4 MiB, and bounds the growth per added guest frame. These are
+// VIRTUAL sizes (typed arrays' byteLength): an array never written is zero pages the host
+// does not back, so what is resident is measured apart, in child processes, by
+// footprint-rss.test.ts (h10).
 import { describe, expect, it } from "vitest";
 import { BACKENDS } from "../src/backends";
 import { GuestTarget } from "../src/guest-target";
