@@ -302,25 +302,49 @@ export class KernelPages {
   }
 
   /**
-   * The allocator's state for a suspend record (suspend.ts): the pfns this kernel does not own
-   * and the free list in its order (allocPage takes from the end), and the next mm id.
+   * The allocator's state for a suspend record (suspend.ts): the pfns this kernel does not own,
+   * the stack of freed pfns in its order (allocPage takes from the end), the never-used runs
+   * still to hand out ([first, end), in order), and the next mm id.
    */
-  allocatorState(): { unowned: number[]; free: number[]; nextMmId: number } {
+  allocatorState(): {
+    unowned: number[];
+    free: number[];
+    runs: [number, number][];
+    nextMmId: number;
+  } {
+    const runs: [number, number][] = [];
+    const inRun = new Uint8Array(this.nrPfns);
+    for (let i = this.runAt; i < this.runFirst.length; i++) {
+      runs.push([this.runFirst[i], this.runEnd[i]]);
+      inRun.fill(1, this.runFirst[i], this.runEnd[i]);
+    }
     const unowned: number[] = [];
-    for (let pfn = 0; pfn < this.nrPfns; pfn++) if (this.owned[pfn] === 0) unowned.push(pfn);
+    for (let pfn = 0; pfn < this.nrPfns; pfn++)
+      if (this.owned[pfn] === 0 && inRun[pfn] === 0) unowned.push(pfn);
     return {
       unowned,
-      free: Array.from(this.freeList.subarray(0, this.nrFree)),
+      free: Array.from(this.freeList.subarray(0, this.nrStacked)),
+      runs,
       nextMmId: this.nextMmId,
     };
   }
 
   /**
    * Resume: the allocator as a suspend record left it, on a kernel fresh from its constructor.
-   * The caller has checked the pfns (in range, distinct, free ones owned and not tables).
+   * The caller has checked the pfns (in range, distinct, free ones owned and not tables, runs
+   * disjoint from everything else).
    */
-  restoreAllocatorState(unowned: Uint8Array, free: readonly number[], nextMmId: number): void {
-    for (let pfn = 0; pfn < this.nrPfns; pfn++) if (unowned[pfn] === 0) this.reservePage(pfn);
+  restoreAllocatorState(
+    unowned: Uint8Array,
+    free: readonly number[],
+    runs: readonly (readonly [number, number])[],
+    nextMmId: number,
+  ): void {
+    const inRun = new Uint8Array(this.nrPfns);
+    for (const [a, b] of runs) inRun.fill(1, a, b);
+    for (let pfn = 0; pfn < this.nrPfns; pfn++)
+      if (unowned[pfn] === 0 && inRun[pfn] === 0) this.reservePage(pfn);
+    for (const [a, b] of runs) this.addFreeRun(a, b - a);
     for (const pfn of free) this.pushFree(pfn);
     this.nextMmId = nextMmId;
   }

@@ -91,8 +91,10 @@ export interface GuestKernelRecord {
   pinned: number[];
   /** pfns the kernel does not own (none, for a kernel booted on all its pages). */
   unowned: number[];
-  /** The free list in order: allocPage takes the last. */
+  /** The stack of freed pages in order: allocPage takes the last. */
   free: number[];
+  /** Never-used runs [first, end) still to hand out, lowest first, after the stack is empty. */
+  runs: [number, number][];
   nextMmId: number;
   nextPid: number;
   counts: KernelCounts;
@@ -193,6 +195,7 @@ export function kernelSuspendRecord(k: GuestKernel): GuestKernelRecord {
     pinned,
     unowned: alloc.unowned,
     free: alloc.free,
+    runs: alloc.runs,
     nextMmId: alloc.nextMmId,
     nextPid: k.pidCursor,
     counts: { ...k.counts },
@@ -255,6 +258,27 @@ export function checkKernelRecord(rec: unknown, nrPages: number): string | null 
     seen[p] = 1;
     if (unowned[p] !== 0 || level[p] !== 0 || pinnedSet[p] !== 0 || mapped[p] !== 0)
       return `free pfn ${p} is also in use`;
+  }
+  if (
+    !Array.isArray(r.runs) ||
+    !r.runs.every(
+      (e) =>
+        Array.isArray(e) &&
+        e.length === 2 &&
+        pfn(e[0]) &&
+        isInt(e[1]) &&
+        e[1] > e[0] &&
+        e[1] <= nrPages,
+    )
+  )
+    return "a never-used run names a pfn beyond the domain";
+  for (const [a, b] of r.runs as [number, number][]) {
+    for (let p = a; p < b; p++) {
+      if (seen[p] !== 0) return `pfn ${p} is twice among the free pages`;
+      seen[p] = 1;
+      if (unowned[p] !== 0 || level[p] !== 0 || pinnedSet[p] !== 0 || mapped[p] !== 0)
+        return `free pfn ${p} is also in use`;
+    }
   }
   if (!isInt(r.nextMmId) || r.nextMmId < 0 || !isInt(r.nextPid) || r.nextPid < 1)
     return "bad id counters";
@@ -402,7 +426,7 @@ export function resumeXenPvKernel(
   for (const p of rec.pinned) k.pinned[p] = 1;
   const unowned = new Uint8Array(n);
   for (const p of rec.unowned) unowned[p] = 1;
-  k.restoreAllocatorState(unowned, rec.free, rec.nextMmId);
+  k.restoreAllocatorState(unowned, rec.free, rec.runs, rec.nextMmId);
   k.pidCursor = rec.nextPid;
   for (const key of Object.keys(k.counts) as (keyof KernelCounts)[]) {
     const v = (rec.counts as Partial<KernelCounts>)[key];

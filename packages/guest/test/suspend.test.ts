@@ -41,6 +41,7 @@ describe("the kernel's suspend record", () => {
     expect(rec.nrPages).toBe(n);
     const pfns = [
       ...rec.free,
+      ...rec.runs.flatMap(([a, b]) => [a, b - 1]),
       ...rec.pinned,
       ...rec.mapcount.map((e) => e[0]),
       ...rec.ptLevel.map((e) => e[0]),
@@ -80,6 +81,7 @@ describe("the kernel's suspend record", () => {
           "pgd",
           "ldt",
           "runstate",
+          "runs",
         ),
         fc.integer({ min: n, max: n * 4 }),
         (where, pfn) => {
@@ -88,6 +90,7 @@ describe("the kernel's suspend record", () => {
           else if (where === "mapcount" || where === "ptLevel") r[where].push([pfn, 1]);
           else if (where === "pgd") r.mms[0]!.pgd = pfn;
           else if (where === "ldt") r.mms[1]!.ldt = [pfn, 4];
+          else if (where === "runs") r.runs.push([n - 1, pfn + 1]);
           else r.cpu!.runstatePfn[0] = pfn;
           expect(checkKernelRecord(r, n)).not.toBeNull();
         },
@@ -97,6 +100,8 @@ describe("the kernel's suspend record", () => {
     // And the structures themselves.
     const edits: [(r: GuestKernelRecord) => void, RegExp][] = [
       [(r) => r.free.push(r.free[0]!), /twice in the free list/],
+      [(r) => r.runs.push([r.free[0]!, r.free[0]! + 1]), /twice among the free pages/],
+      [(r) => r.runs.push([r.mms[1]!.pgd, r.mms[1]!.pgd + 1]), /also in use/],
       [(r) => r.free.push(r.mms[1]!.pgd), /also in use/],
       [(r) => (r.mms[1]!.vmas = [[8192, 4096, 3]]), /overlap/],
       [(r) => (r.processes[0]!.mm = r.processes[1]!.mm), /not its own/],
@@ -114,7 +119,8 @@ describe("the kernel's suspend record", () => {
   it("resumes its processes: memory, areas, pids, the allocator's next page, and it keeps serving", () => {
     const { hv, kernel: k, p, c, buf } = busy();
     const rec = kernelSuspendRecord(k);
-    const next = rec.free[rec.free.length - 1];
+    // The next page: the last freed, else the lowest never-used one.
+    const next = rec.free.length > 0 ? rec.free[rec.free.length - 1] : rec.runs[0]![0];
     const d = hv.domain(1)!;
     // The suspend that did not happen (Linux's cancelled suspend, xl save -c): the same domain.
     const k2 = resumeXenPvKernel(createGuestPort(hv, d), JSON.parse(JSON.stringify(rec)));
