@@ -3,9 +3,9 @@ import type { NativeMmu } from "@hyperlab/native-mmu";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
-  type Process,
   PROT_READ,
   PROT_WRITE,
+  type Process,
   REPLAY_READ,
   REPLAY_WRITE,
   REPLAY_XOR,
