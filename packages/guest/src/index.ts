@@ -149,7 +149,15 @@ export {
   type PvOpsDefaults,
 } from "./plugins";
 export type { GuestPort, UpcallHandler } from "./port";
-export { Process, type ProcessSnapshot, type ProcessState } from "./process";
+export {
+  Process,
+  type ProcessSnapshot,
+  type ProcessState,
+  REPLAY_READ,
+  REPLAY_WRITE,
+  REPLAY_XOR,
+  type ReplayObserver,
+} from "./process";
 export {
   E_ACCESSED,
   E_DIRTY,

@@ -27,6 +27,17 @@ const USER_WRITE = PFEC_user_mode | PFEC_write_access;
 /** Retries of one access after fixed faults before the kernel gives up (a demand fault, then a COW). */
 const MAX_FAULT_RETRIES = 4;
 
+/** Kinds of access in `Process.replay`. */
+export const REPLAY_READ = 0;
+export const REPLAY_WRITE = 1;
+/** Read, then store the value read xor an operand (a read-modify-write, as a GUPS update). */
+export const REPLAY_XOR = 2;
+
+/** Sees each access of a bulk replay before it is translated (e.g. a data-cache model). */
+export interface ReplayObserver {
+  access(tag: number, va: number): unknown;
+}
+
 export class Process implements Task {
   readonly kernel: GuestKernel;
   readonly pid: number;
@@ -260,6 +271,113 @@ export class Process implements Task {
     this.kernelMode();
     this.checksum = sum;
     this.accesses += i;
+    return i;
+  }
+
+  /**
+   * Replays `count` u32 accesses in order, each as `load` or `store` would make it, in one
+   * loop: `kinds[i]` is REPLAY_READ (the value read goes to `values[i]`), REPLAY_WRITE
+   * (`values[i]` is stored) or REPLAY_XOR (a read-modify-write: the value read goes to
+   * `values[i]` and the value read xor the old `values[i]` is stored; two translations, a
+   * read then a write). Before each access is translated, `observer.access(tag, vas[i])` is
+   * told of it (once for a read-modify-write), so a data-cache model sees user references
+   * and the walks' references in the order the accesses make them. Reads add to `checksum`;
+   * `accesses` counts each read and write, as the single forms do. Returns the accesses
+   * completed: `count`, or the index of the one that killed the process (a fault the kernel
+   * could not fix, or an address outside user space: SIGSEGV). A misaligned address or an
+   * unknown kind is the caller's mistake and throws (the accesses before it are made).
+   * The observer must not drive this kernel.
+   */
+  replay(
+    vas: Float64Array,
+    kinds: Uint8Array,
+    values: Uint32Array,
+    count: number,
+    observer?: ReplayObserver,
+    tag = 0,
+  ): number {
+    const mm = this.enter("replay accesses");
+    if (
+      !Number.isInteger(count) ||
+      count < 0 ||
+      count > vas.length ||
+      count > kinds.length ||
+      count > values.length
+    ) {
+      throw guestError(
+        "PROCESS_BAD_BULK",
+        `replay of ${count} accesses with ${vas.length} addresses, ${kinds.length} kinds and ${values.length} values: count must be a whole number no larger than any of the three arrays.`,
+      );
+    }
+    const k = this.kernel;
+    const mmu = k.hwMmu;
+    const ram = k.ram;
+    const v = this.v;
+    let sum = this.checksum;
+    let made = 0;
+    let i = 0;
+    v.inKernel = false;
+    try {
+      for (; i < count; i++) {
+        const a = vas[i];
+        const kind = kinds[i];
+        if (!(a >= 0 && a < USER_END && a % 4 === 0 && kind <= REPLAY_XOR)) {
+          if (kind > REPLAY_XOR) {
+            throw guestError(
+              "PROCESS_BAD_BULK",
+              `replay kind ${kind} at index ${i} is not REPLAY_READ (0), REPLAY_WRITE (1) or REPLAY_XOR (2).`,
+            );
+          }
+          if (a % 4 !== 0 && a >= 0 && a < USER_END) {
+            throw guestError(
+              "PROCESS_BAD_BULK",
+              `replay addresses are u32s: address ${a} at index ${i} is not a multiple of 4.`,
+            );
+          }
+          this.segv();
+          break;
+        }
+        if (observer !== undefined) observer.access(tag, a);
+        if (kind !== REPLAY_WRITE) {
+          made++;
+          let ma = mmu.translate(v, a, USER_READ);
+          if (ma < 0) {
+            ma = this.faultIn(a, USER_READ);
+            if (ma < 0) break;
+            k.switchMm(0, mm);
+            v.inKernel = false;
+          }
+          const x = ram.read32(ma);
+          sum = (sum + x) >>> 0;
+          const operand = values[i];
+          values[i] = x;
+          if (kind === REPLAY_READ) continue;
+          made++;
+          let mw = mmu.translate(v, a, USER_WRITE);
+          if (mw < 0) {
+            mw = this.faultIn(a, USER_WRITE);
+            if (mw < 0) break;
+            k.switchMm(0, mm);
+            v.inKernel = false;
+          }
+          ram.write32(mw, (x ^ operand) >>> 0);
+          continue;
+        }
+        made++;
+        let ma = mmu.translate(v, a, USER_WRITE);
+        if (ma < 0) {
+          ma = this.faultIn(a, USER_WRITE);
+          if (ma < 0) break;
+          k.switchMm(0, mm);
+          v.inKernel = false;
+        }
+        ram.write32(ma, values[i]);
+      }
+    } finally {
+      v.inKernel = true;
+      this.checksum = sum;
+      this.accesses += made;
+    }
     return i;
   }
 

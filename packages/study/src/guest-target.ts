@@ -20,6 +20,9 @@ import {
   PROT_READ,
   PROT_WRITE,
   type Process,
+  type REPLAY_READ,
+  type REPLAY_WRITE,
+  type REPLAY_XOR,
   SIGKILL,
   spawnProcess,
   startNativeKernel,
@@ -29,7 +32,12 @@ import { buildPvDomain } from "@hyperlab/pv-mmu";
 import type { BackendCounters, BackendParams, StudyBackend } from "./backends";
 import { CacheHierarchy, type CacheLevelConfig, DEFAULT_CACHE_LEVELS } from "./cache";
 import { type StudyCounts, zeroCounts } from "./counts";
-import { ACCESS_READ, ACCESS_WRITE, type StudyTarget } from "./target";
+import { ACCESS_READ, ACCESS_UPDATE, ACCESS_WRITE, type StudyTarget } from "./target";
+
+// The study's access kinds are the guest's replay kinds (an update is a read-modify-write).
+ACCESS_READ satisfies typeof REPLAY_READ;
+ACCESS_WRITE satisfies typeof REPLAY_WRITE;
+ACCESS_UPDATE satisfies typeof REPLAY_XOR;
 
 export interface GuestTargetConfig {
   backend: StudyBackend;
@@ -65,6 +73,8 @@ export class GuestTarget implements StudyTarget {
   readonly cache: CacheHierarchy;
   /** Page-walk references served by L1d, L2, the LLC and DRAM (the rest of cache.hits is user data). */
   readonly walkHits = new Float64Array(4);
+  /** Replay's operands in, values read out (grown to the largest batch). */
+  private values = new Uint32Array(4096);
 
   constructor(config: GuestTargetConfig) {
     const { backend, params } = config;
@@ -213,21 +223,23 @@ export class GuestTarget implements StudyTarget {
 
   replay(pid: number, vas: Float64Array, kinds: Uint8Array, n: number, salt: number): number {
     const p = this.proc(pid);
-    const cache = this.cache;
-    const sp = space(pid);
+    let values = this.values;
+    if (values.length < n) {
+      values = new Uint32Array(n);
+      this.values = values;
+    }
+    // The operands: a write stores a value of the index, an update xors the index in.
+    for (let i = 0; i < n; i++) {
+      values[i] =
+        kinds[i] === ACCESS_WRITE ? Math.imul(i + salt, 0x9e3779b1) >>> 0 : (i + salt) >>> 0;
+    }
+    // One loop in the guest: per access the cache model's reference, then its translations
+    // (whose walks' references follow it into the model) and RAM.
+    const done = p.replay(vas, kinds, values, n, this.cache, space(pid));
+    if (done !== n) this.killed(p, vas[done]);
     let h = 0x811c9dc5 ^ salt;
     for (let i = 0; i < n; i++) {
-      const va = vas[i];
-      const kind = kinds[i];
-      cache.access(sp, va);
-      if (kind === ACCESS_WRITE) {
-        if (!p.store(va, Math.imul(i + salt, 0x9e3779b1) >>> 0)) this.killed(p, va);
-        continue;
-      }
-      const x = p.load(va);
-      if (x < 0) this.killed(p, va);
-      h = Math.imul(h ^ x, 0x01000193);
-      if (kind !== ACCESS_READ && !p.store(va, (x ^ (i + salt)) >>> 0)) this.killed(p, va);
+      if (kinds[i] !== ACCESS_WRITE) h = Math.imul(h ^ values[i], 0x01000193);
     }
     this.k.accesses += n;
     return h >>> 0;
