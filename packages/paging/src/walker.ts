@@ -61,6 +61,18 @@ const EMPTY_WORDS = new Uint32Array(0);
 if (CHUNK_FRAMES !== 512) {
   throw new Error("@hyperlab/machine's RAM chunks changed size; update walk's chunk arithmetic");
 }
+// walk's hot block writes these as literals (see there); entry.ts checks the _PAGE_* bits.
+if (
+  ACCESS_WRITE !== 2 ||
+  PERM_NX !== 8 ||
+  RW_US !== 6 ||
+  PERM_DIRTY !== _PAGE_DIRTY ||
+  PERM_GLOBAL !== _PAGE_GLOBAL ||
+  FAULT_NOT_PRESENT !== 1 ||
+  FAULT_RESERVED !== 2
+) {
+  throw new Error("paging's access or fault constants changed; update walk's literals");
+}
 
 /**
  * The outcome of one walk, reused from walk to walk. Fields after `walkFinish` (or `walk`):
@@ -333,7 +345,7 @@ export function walk(
   // are literals here (entry.ts checks @hyperlab/abi's values): 1 is _PAGE_PRESENT, 0x80
   // _PAGE_PSE. Indices come from the VA's halves with 32-bit operations.
   const vaLo = va >>> 0; // ToUint32: the low 32 bits of an integer VA
-  const vaHi = (va - vaLo) * 2 ** -32;
+  const vaHi = ((va - vaLo) * 2 ** -32) | 0; // below 2^25: va < 2^57
   out.va = va;
   out.vaLo = vaLo;
   out.access = access;
@@ -343,8 +355,10 @@ export function walk(
   out.totalWalks++;
   const nrFrames = ram.nrFrames;
   const rsvdLo = mode.rsvdLo;
-  const rsvdHiAll = mode.rsvdHiAll;
-  const nx = mode.nxe ? _PAGE_NX_HI : 0;
+  // Word32 locals, converted once: `hi & nx` with _PAGE_NX_HI (2^31, a heap number) or a
+  // tagged mask would convert on every level. -0x80000000 is bit 31 as a signed int32.
+  const rsvdHiAll = mode.rsvdHiAll | 0;
+  const nx = mode.nxe === true ? -0x80000000 : 0;
   const eMaddr = out.entryMaddr;
   const eLo = out.entryLo;
   const eHi = out.entryHi;
@@ -366,9 +380,12 @@ export function walk(
   let lo = 0;
   let hi = 0;
   let index = 0;
-  let fault = FAULT_NONE;
+  // FAULT_* and _PAGE_ACCESSED as literals in the hot block: module bindings are cell loads
+  // with a hole check at every use in optimised code. 0 is FAULT_NONE, 1 FAULT_NOT_PRESENT,
+  // 2 FAULT_RESERVED, 0x20 _PAGE_ACCESSED.
+  let fault = 0;
   // The AND of every entry read: its A bit says whether any of them still needs A set.
-  let accessed = _PAGE_ACCESSED;
+  let accessed = 0x20;
   // biome-ignore lint/suspicious/noConfusingLabels: one block left at the level that ends the walk
   descend: {
     if (level === 5) {
@@ -393,16 +410,16 @@ export function walk(
       eLo[5] = lo;
       eHi[5] = hi;
       if ((lo & 1) === 0) {
-        fault = FAULT_NOT_PRESENT;
+        fault = 1;
         break descend;
       }
       const ps = (lo & 0x80) !== 0;
       if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[11]) !== 0)) {
-        fault = FAULT_RESERVED;
+        fault = 2;
         break descend;
       }
-      perms &= lo | ~RW_US;
-      if ((hi & nx) !== 0) perms |= PERM_NX;
+      perms &= lo | -7; // ~RW_US
+      if ((hi & nx) !== 0) perms |= 8; // PERM_NX
       lPerms[5] = perms;
       accessed &= lo;
       const th = hi & 0xfffff;
@@ -432,16 +449,16 @@ export function walk(
       eLo[4] = lo;
       eHi[4] = hi;
       if ((lo & 1) === 0) {
-        fault = FAULT_NOT_PRESENT;
+        fault = 1;
         break descend;
       }
       const ps = (lo & 0x80) !== 0;
       if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[9]) !== 0)) {
-        fault = FAULT_RESERVED;
+        fault = 2;
         break descend;
       }
-      perms &= lo | ~RW_US;
-      if ((hi & nx) !== 0) perms |= PERM_NX;
+      perms &= lo | -7; // ~RW_US
+      if ((hi & nx) !== 0) perms |= 8; // PERM_NX
       lPerms[4] = perms;
       accessed &= lo;
       const th = hi & 0xfffff;
@@ -471,16 +488,16 @@ export function walk(
       eLo[3] = lo;
       eHi[3] = hi;
       if ((lo & 1) === 0) {
-        fault = FAULT_NOT_PRESENT;
+        fault = 1;
         break descend;
       }
       const ps = (lo & 0x80) !== 0;
       if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[7]) !== 0)) {
-        fault = FAULT_RESERVED;
+        fault = 2;
         break descend;
       }
-      perms &= lo | ~RW_US;
-      if ((hi & nx) !== 0) perms |= PERM_NX;
+      perms &= lo | -7; // ~RW_US
+      if ((hi & nx) !== 0) perms |= 8; // PERM_NX
       lPerms[3] = perms;
       accessed &= lo;
       if (ps) break descend;
@@ -511,16 +528,16 @@ export function walk(
       eLo[2] = lo;
       eHi[2] = hi;
       if ((lo & 1) === 0) {
-        fault = FAULT_NOT_PRESENT;
+        fault = 1;
         break descend;
       }
       const ps = (lo & 0x80) !== 0;
       if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[5]) !== 0)) {
-        fault = FAULT_RESERVED;
+        fault = 2;
         break descend;
       }
-      perms &= lo | ~RW_US;
-      if ((hi & nx) !== 0) perms |= PERM_NX;
+      perms &= lo | -7; // ~RW_US
+      if ((hi & nx) !== 0) perms |= 8; // PERM_NX
       lPerms[2] = perms;
       accessed &= lo;
       if (ps) break descend;
@@ -551,15 +568,15 @@ export function walk(
       eLo[1] = lo;
       eHi[1] = hi;
       if ((lo & 1) === 0) {
-        fault = FAULT_NOT_PRESENT;
+        fault = 1;
         break descend;
       }
       if ((hi & rsvdHiAll) !== 0) {
-        fault = FAULT_RESERVED;
+        fault = 2;
         break descend;
       }
-      perms &= lo | ~RW_US;
-      if ((hi & nx) !== 0) perms |= PERM_NX;
+      perms &= lo | -7; // ~RW_US
+      if ((hi & nx) !== 0) perms |= 8; // PERM_NX
       lPerms[1] = perms;
       accessed &= lo;
     }
@@ -567,7 +584,7 @@ export function walk(
   const reads = startLevel - level + 1;
   out.reads = reads;
   out.totalReads += reads;
-  if (fault !== FAULT_NONE) {
+  if (fault !== 0) {
     out.ok = false;
     out.fault = fault;
     out.errorCode =
@@ -603,7 +620,9 @@ export function walk(
       }
     }
   }
-  const want = (access & ACCESS_WRITE) !== 0 ? _PAGE_ACCESSED | _PAGE_DIRTY : _PAGE_ACCESSED;
+  // Literals as above: 2 is ACCESS_WRITE, 0x20 _PAGE_ACCESSED, 0x40 _PAGE_DIRTY and
+  // PERM_DIRTY, 0x100 _PAGE_GLOBAL and PERM_GLOBAL.
+  const want = (access & 2) !== 0 ? 0x60 : 0x20;
   if ((lo & want) !== want) {
     lo = (lo | want) >>> 0;
     eLo[level] = lo;
@@ -616,8 +635,7 @@ export function walk(
   }
   out.leafLo = lo;
   out.leafHi = hi;
-  if ((lo & _PAGE_DIRTY) !== 0) perms |= PERM_DIRTY;
-  if ((lo & _PAGE_GLOBAL) !== 0) perms |= PERM_GLOBAL;
+  perms |= lo & 0x140;
   out.perms = perms;
   let mfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
   let offset: number;
@@ -636,7 +654,7 @@ export function walk(
   out.pageMfn = mfn;
   out.maddr = mfn * 4096 + offset;
   out.ok = true;
-  out.fault = FAULT_NONE;
+  out.fault = 0;
   out.errorCode = 0;
   out.faultLevel = 0;
   if (pwc != null && startLevel > level) pwc.fill(va, tag, out);
