@@ -337,7 +337,9 @@ export function walk(
     perms = pwc.hitPerms;
   }
   const perms0 = perms;
-  const startLevel = level;
+  // Word32 (mode.levels is a tagged field): the level tests below compare integers.
+  const startLevel = level | 0;
+  level = startLevel;
   // walkBegin, one walkStep per level and walkFinish, inlined with locals: the hot path of
   // every backend. The same checks in the same order and the same fields written; the
   // levels are written out one by one (5 = PML5E .. 1 = PTE, entered at the start level)
@@ -354,61 +356,77 @@ export function walk(
   out.writes = 0;
   out.totalWalks++;
   const nrFrames = ram.nrFrames;
+  // The last frame as a uint32 (nrFrames is at most 2^32): `tableU > lastFrame` is a 32-bit
+  // compare. Used only once the root is known to be inside RAM, so nrFrames >= 1 there.
+  const lastFrame = (nrFrames - 1) >>> 0;
   const rsvdLo = mode.rsvdLo;
   // Word32 locals, converted once: `hi & nx` with _PAGE_NX_HI (2^31, a heap number) or a
   // tagged mask would convert on every level. -0x80000000 is bit 31 as a signed int32.
   const rsvdHiAll = mode.rsvdHiAll | 0;
   const nx = mode.nxe === true ? -0x80000000 : 0;
-  const eMaddr = out.entryMaddr;
-  const eLo = out.entryLo;
-  const eHi = out.entryHi;
-  const lPerms = out.levelPerms;
-  // The table's frame as a uint32 while it is inside RAM (`inRam`; RAM has at most 2^32
-  // frames), so that the chain from one level's entry to the next level's read is integer
-  // operations; `tableF` is the frame as a plain number when it is outside RAM (it still
-  // names the entry's machine address). `chunk` is the RAM chunk (frame >>> 9, machine's
-  // CHUNK_FRAMES) the previous table was in: a walk's tables are usually in one chunk, and
-  // reusing its view saves dependent loads. The view is indexed with the entry's index
-  // masked to 511: inside the table by construction.
+  // The table's frame as a uint32 (RAM has at most 2^32 frames), so that the chain from one
+  // level's entry to the next level's read is integer operations. A table outside RAM reads
+  // as zeros, a not-present entry, so it always ends the walk: `outside` marks that case and
+  // `outsideF` keeps its frame as a plain number for the entry's machine address. `chunk` is
+  // the RAM chunk (frame >>> 9, machine's CHUNK_FRAMES) the previous table was in: a walk's
+  // tables are usually in one chunk, and reusing its view saves dependent loads. The view is
+  // indexed with the entry's index masked to 511: inside the table by construction.
+  // Each level's entry, table frame and rights are kept in locals and stored into the
+  // WalkResult's per-level arrays after the descent, in straight-line code where V8 loads
+  // each array's length and data pointer once rather than at every store.
   let tableU = table >>> 0;
-  let tableF = table;
-  let inRam = table < nrFrames;
+  let outside = !(table < nrFrames);
+  let outsideF = table;
   // A fractional or negative root below nrFrames is the caller's bug: ask RAM, which throws.
-  if (inRam && tableU !== table) ram.chunkWordsForRead(table);
+  if (!outside && tableU !== table) ram.chunkWordsForRead(table);
+  const i5 = (vaHi >>> 16) & 511;
+  const i4 = (vaHi >>> 7) & 511;
+  const i3 = ((vaLo >>> 30) | (vaHi << 2)) & 511;
+  const i2 = (vaLo >>> 21) & 511;
+  const i1 = (vaLo >>> 12) & 511;
+  let t5 = 0,
+    t4 = 0,
+    t3 = 0,
+    t2 = 0;
+  let lo5 = 0,
+    lo4 = 0,
+    lo3 = 0,
+    lo2 = 0;
+  let hi5 = 0,
+    hi4 = 0,
+    hi3 = 0,
+    hi2 = 0;
+  let p5 = 0,
+    p4 = 0,
+    p3 = 0,
+    p2 = 0;
   let chunk = -1;
   let words: Uint32Array = EMPTY_WORDS;
   let lo = 0;
   let hi = 0;
-  let index = 0;
   // FAULT_* and _PAGE_ACCESSED as literals in the hot block: module bindings are cell loads
   // with a hole check at every use in optimised code. 0 is FAULT_NONE, 1 FAULT_NOT_PRESENT,
   // 2 FAULT_RESERVED, 0x20 _PAGE_ACCESSED.
-  let fault = 0;
+  let fault = outside ? 1 : 0;
   // The AND of every entry read: its A bit says whether any of them still needs A set.
   let accessed = 0x20;
   // biome-ignore lint/suspicious/noConfusingLabels: one block left at the level that ends the walk
   descend: {
+    if (outside) break descend;
     if (level === 5) {
       // PML5E
       level = 5;
-      index = (vaHi >>> 16) & 511;
-      if (inRam) {
-        const c = tableU >>> 9;
-        if (c !== chunk) {
-          words = ram.chunkWordsForRead(tableU);
-          chunk = c;
-        }
-        const w = ((tableU & 511) << 10) | (index << 1);
-        lo = words[w];
-        hi = words[w | 1];
-        eMaddr[5] = tableU * 4096 + index * 8;
-      } else {
-        lo = 0;
-        hi = 0;
-        eMaddr[5] = tableF * 4096 + index * 8;
+      const c = tableU >>> 9;
+      if (c !== chunk) {
+        words = ram.chunkWordsForRead(tableU);
+        chunk = c;
       }
-      eLo[5] = lo;
-      eHi[5] = hi;
+      const w = ((tableU & 511) << 10) | (i5 << 1);
+      lo = words[w];
+      hi = words[w | 1];
+      t5 = tableU;
+      lo5 = lo;
+      hi5 = hi;
       if ((lo & 1) === 0) {
         fault = 1;
         break descend;
@@ -420,34 +438,35 @@ export function walk(
       }
       perms &= lo | -7; // ~RW_US
       if ((hi & nx) !== 0) perms |= 8; // PERM_NX
-      lPerms[5] = perms;
+      p5 = perms;
       accessed &= lo;
       const th = hi & 0xfffff;
       tableU = ((th << 20) | (lo >>> 12)) >>> 0;
-      inRam = th < 0x1000 && tableU < nrFrames;
-      if (!inRam) tableF = th * 0x10_0000 + (lo >>> 12);
+      if (th >= 0x1000 || tableU > lastFrame) {
+        // The next table is outside RAM: its entry reads as zeros (not present).
+        outside = true;
+        outsideF = th * 0x10_0000 + (lo >>> 12);
+        level = 4;
+        lo = 0;
+        hi = 0;
+        fault = 1;
+        break descend;
+      }
     }
     if (level >= 4) {
       // PML4E
       level = 4;
-      index = (vaHi >>> 7) & 511;
-      if (inRam) {
-        const c = tableU >>> 9;
-        if (c !== chunk) {
-          words = ram.chunkWordsForRead(tableU);
-          chunk = c;
-        }
-        const w = ((tableU & 511) << 10) | (index << 1);
-        lo = words[w];
-        hi = words[w | 1];
-        eMaddr[4] = tableU * 4096 + index * 8;
-      } else {
-        lo = 0;
-        hi = 0;
-        eMaddr[4] = tableF * 4096 + index * 8;
+      const c = tableU >>> 9;
+      if (c !== chunk) {
+        words = ram.chunkWordsForRead(tableU);
+        chunk = c;
       }
-      eLo[4] = lo;
-      eHi[4] = hi;
+      const w = ((tableU & 511) << 10) | (i4 << 1);
+      lo = words[w];
+      hi = words[w | 1];
+      t4 = tableU;
+      lo4 = lo;
+      hi4 = hi;
       if ((lo & 1) === 0) {
         fault = 1;
         break descend;
@@ -459,34 +478,35 @@ export function walk(
       }
       perms &= lo | -7; // ~RW_US
       if ((hi & nx) !== 0) perms |= 8; // PERM_NX
-      lPerms[4] = perms;
+      p4 = perms;
       accessed &= lo;
       const th = hi & 0xfffff;
       tableU = ((th << 20) | (lo >>> 12)) >>> 0;
-      inRam = th < 0x1000 && tableU < nrFrames;
-      if (!inRam) tableF = th * 0x10_0000 + (lo >>> 12);
+      if (th >= 0x1000 || tableU > lastFrame) {
+        // The next table is outside RAM: its entry reads as zeros (not present).
+        outside = true;
+        outsideF = th * 0x10_0000 + (lo >>> 12);
+        level = 3;
+        lo = 0;
+        hi = 0;
+        fault = 1;
+        break descend;
+      }
     }
     if (level >= 3) {
       // PDPTE
       level = 3;
-      index = ((vaLo >>> 30) | (vaHi << 2)) & 511;
-      if (inRam) {
-        const c = tableU >>> 9;
-        if (c !== chunk) {
-          words = ram.chunkWordsForRead(tableU);
-          chunk = c;
-        }
-        const w = ((tableU & 511) << 10) | (index << 1);
-        lo = words[w];
-        hi = words[w | 1];
-        eMaddr[3] = tableU * 4096 + index * 8;
-      } else {
-        lo = 0;
-        hi = 0;
-        eMaddr[3] = tableF * 4096 + index * 8;
+      const c = tableU >>> 9;
+      if (c !== chunk) {
+        words = ram.chunkWordsForRead(tableU);
+        chunk = c;
       }
-      eLo[3] = lo;
-      eHi[3] = hi;
+      const w = ((tableU & 511) << 10) | (i3 << 1);
+      lo = words[w];
+      hi = words[w | 1];
+      t3 = tableU;
+      lo3 = lo;
+      hi3 = hi;
       if ((lo & 1) === 0) {
         fault = 1;
         break descend;
@@ -498,35 +518,36 @@ export function walk(
       }
       perms &= lo | -7; // ~RW_US
       if ((hi & nx) !== 0) perms |= 8; // PERM_NX
-      lPerms[3] = perms;
+      p3 = perms;
       accessed &= lo;
       if (ps) break descend;
       const th = hi & 0xfffff;
       tableU = ((th << 20) | (lo >>> 12)) >>> 0;
-      inRam = th < 0x1000 && tableU < nrFrames;
-      if (!inRam) tableF = th * 0x10_0000 + (lo >>> 12);
+      if (th >= 0x1000 || tableU > lastFrame) {
+        // The next table is outside RAM: its entry reads as zeros (not present).
+        outside = true;
+        outsideF = th * 0x10_0000 + (lo >>> 12);
+        level = 2;
+        lo = 0;
+        hi = 0;
+        fault = 1;
+        break descend;
+      }
     }
     if (level >= 2) {
       // PDE
       level = 2;
-      index = (vaLo >>> 21) & 511;
-      if (inRam) {
-        const c = tableU >>> 9;
-        if (c !== chunk) {
-          words = ram.chunkWordsForRead(tableU);
-          chunk = c;
-        }
-        const w = ((tableU & 511) << 10) | (index << 1);
-        lo = words[w];
-        hi = words[w | 1];
-        eMaddr[2] = tableU * 4096 + index * 8;
-      } else {
-        lo = 0;
-        hi = 0;
-        eMaddr[2] = tableF * 4096 + index * 8;
+      const c = tableU >>> 9;
+      if (c !== chunk) {
+        words = ram.chunkWordsForRead(tableU);
+        chunk = c;
       }
-      eLo[2] = lo;
-      eHi[2] = hi;
+      const w = ((tableU & 511) << 10) | (i2 << 1);
+      lo = words[w];
+      hi = words[w | 1];
+      t2 = tableU;
+      lo2 = lo;
+      hi2 = hi;
       if ((lo & 1) === 0) {
         fault = 1;
         break descend;
@@ -538,35 +559,33 @@ export function walk(
       }
       perms &= lo | -7; // ~RW_US
       if ((hi & nx) !== 0) perms |= 8; // PERM_NX
-      lPerms[2] = perms;
+      p2 = perms;
       accessed &= lo;
       if (ps) break descend;
       const th = hi & 0xfffff;
       tableU = ((th << 20) | (lo >>> 12)) >>> 0;
-      inRam = th < 0x1000 && tableU < nrFrames;
-      if (!inRam) tableF = th * 0x10_0000 + (lo >>> 12);
+      if (th >= 0x1000 || tableU > lastFrame) {
+        // The next table is outside RAM: its entry reads as zeros (not present).
+        outside = true;
+        outsideF = th * 0x10_0000 + (lo >>> 12);
+        level = 1;
+        lo = 0;
+        hi = 0;
+        fault = 1;
+        break descend;
+      }
     }
     if (level >= 1) {
       // PTE
       level = 1;
-      index = (vaLo >>> 12) & 511;
-      if (inRam) {
-        const c = tableU >>> 9;
-        if (c !== chunk) {
-          words = ram.chunkWordsForRead(tableU);
-          chunk = c;
-        }
-        const w = ((tableU & 511) << 10) | (index << 1);
-        lo = words[w];
-        hi = words[w | 1];
-        eMaddr[1] = tableU * 4096 + index * 8;
-      } else {
-        lo = 0;
-        hi = 0;
-        eMaddr[1] = tableF * 4096 + index * 8;
+      const c = tableU >>> 9;
+      if (c !== chunk) {
+        words = ram.chunkWordsForRead(tableU);
+        chunk = c;
       }
-      eLo[1] = lo;
-      eHi[1] = hi;
+      const w = ((tableU & 511) << 10) | (i1 << 1);
+      lo = words[w];
+      hi = words[w | 1];
       if ((lo & 1) === 0) {
         fault = 1;
         break descend;
@@ -577,8 +596,45 @@ export function walk(
       }
       perms &= lo | -7; // ~RW_US
       if ((hi & nx) !== 0) perms |= 8; // PERM_NX
-      lPerms[1] = perms;
       accessed &= lo;
+    }
+  }
+  // The per-level arrays: the entry and machine address of every level read (startLevel
+  // down to `level`), the rights of every level whose checks passed. `tableU` is still the
+  // frame of the last level's table (a walk leaves the descent before updating it).
+  const eMaddr = out.entryMaddr;
+  const eLo = out.entryLo;
+  const eHi = out.entryHi;
+  const lPerms = out.levelPerms;
+  eLo[level] = lo;
+  eHi[level] = hi;
+  const il = level === 1 ? i1 : level === 2 ? i2 : level === 3 ? i3 : level === 4 ? i4 : i5;
+  eMaddr[level] = outside ? outsideF * 4096 + il * 8 : tableU * 4096 + il * 8;
+  if (fault === 0) lPerms[level] = perms;
+  if (startLevel > level) {
+    if (level < 2) {
+      eMaddr[2] = t2 * 4096 + i2 * 8;
+      eLo[2] = lo2;
+      eHi[2] = hi2;
+      lPerms[2] = p2;
+    }
+    if (level < 3 && startLevel >= 3) {
+      eMaddr[3] = t3 * 4096 + i3 * 8;
+      eLo[3] = lo3;
+      eHi[3] = hi3;
+      lPerms[3] = p3;
+    }
+    if (level < 4 && startLevel >= 4) {
+      eMaddr[4] = t4 * 4096 + i4 * 8;
+      eLo[4] = lo4;
+      eHi[4] = hi4;
+      lPerms[4] = p4;
+    }
+    if (level < 5 && startLevel >= 5) {
+      eMaddr[5] = t5 * 4096 + i5 * 8;
+      eLo[5] = lo5;
+      eHi[5] = hi5;
+      lPerms[5] = p5;
     }
   }
   const reads = startLevel - level + 1;
