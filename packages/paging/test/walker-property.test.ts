@@ -9,6 +9,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   createPagingMode,
+  FAULT_NONE,
   FAULT_NOT_PRESENT,
   FAULT_PROTECTION,
   FAULT_RESERVED,
@@ -338,6 +339,18 @@ describe("walker vs an independent reference translation (property)", () => {
               w.reads,
               w.writes,
             ]);
+            // The per-level arrays of every level read; the rights of every level that passed.
+            const lowest = cfg.levels - w.reads + 1;
+            for (let l = cfg.levels; l >= lowest; l--) {
+              expect([s.entryMaddr[l], s.entryLo[l], s.entryHi[l]]).toEqual([
+                w.entryMaddr[l],
+                w.entryLo[l],
+                w.entryHi[l],
+              ]);
+              if (l > lowest || w.fault === FAULT_NONE || w.fault === FAULT_PROTECTION) {
+                expect(s.levelPerms[l]).toBe(w.levelPerms[l]);
+              }
+            }
             if (ok) {
               expect([s.maddr, s.pageMfn, s.pageShift, s.perms, s.leafLo, s.leafHi]).toEqual([
                 w.maddr,
