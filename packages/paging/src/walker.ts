@@ -319,6 +319,24 @@ export function walk(
   pwc?: PageWalkCache | null,
   tag = 0,
 ): boolean {
+  // The VA goes through `out.va` (a double field, written in place), not as an argument:
+  // this wrapper is small enough for V8 to inline into the caller, and a VA above 2^30 passed
+  // to a call that is not inlined (walkVa is too big) is boxed in a new heap number per walk.
+  out.va = va;
+  return walkVa(ram, rootMfn, access, levels, out, pwc, tag);
+}
+
+/** walk, with the VA in `out.va`. */
+function walkVa(
+  ram: Ram,
+  rootMfn: number,
+  access: number,
+  levels: PagingLevels | PagingMode,
+  out: WalkResult,
+  pwc: PageWalkCache | null | undefined,
+  tag: number,
+): boolean {
+  const va = out.va;
   const mode = typeof levels === "number" ? (levels === 5 ? PAGING_5LEVEL : PAGING_4LEVEL) : levels;
   let level: number = mode.levels;
   let table = rootMfn;
