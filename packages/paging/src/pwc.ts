@@ -102,17 +102,21 @@ export class PageWalkCache {
     // to inline into the walk.
     const pde = this.pde;
     if (pde !== null && this.probe(pde, 2, Math.floor(va * 2 ** -21), tag)) return true;
-    return this.lookupAbove(va, tag, levels);
+    // The VA's bits from 30 up (below 2^27: a small integer, passed without a heap number).
+    return this.lookupAbove(Math.floor(va * 2 ** -30), tag, levels);
   }
 
-  /** lookup's probes of the PDPTE, PML4E and PML5E caches, after a PDE-cache miss. */
-  private lookupAbove(va: number, tag: number, levels: number): boolean {
+  /**
+   * lookup's probes of the PDPTE, PML4E and PML5E caches, after a PDE-cache miss; `va30` is
+   * Math.floor(va / 2^30), the PDPTE cache's key.
+   */
+  private lookupAbove(va30: number, tag: number, levels: number): boolean {
     const pdpte = this.pdpte;
-    if (pdpte !== null && this.probe(pdpte, 3, Math.floor(va * 2 ** -30), tag)) return true;
+    if (pdpte !== null && this.probe(pdpte, 3, va30, tag)) return true;
     const pml4e = this.pml4e;
-    if (pml4e !== null && this.probe(pml4e, 4, Math.floor(va * 2 ** -39), tag)) return true;
+    if (pml4e !== null && this.probe(pml4e, 4, Math.floor(va30 * 2 ** -9), tag)) return true;
     const pml5e = this.pml5e;
-    if (levels === 5 && pml5e !== null && this.probe(pml5e, 5, Math.floor(va * 2 ** -48), tag)) {
+    if (levels === 5 && pml5e !== null && this.probe(pml5e, 5, Math.floor(va30 * 2 ** -18), tag)) {
       return true;
     }
     this.counters[1]++; // PWC_MISSES

@@ -323,10 +323,35 @@ export function walk(
   // this wrapper is small enough for V8 to inline into the caller, and a VA above 2^30 passed
   // to a call that is not inlined (walkVa is too big) is boxed in a new heap number per walk.
   out.va = va;
-  return walkVa(ram, rootMfn, access, levels, out, pwc, tag);
+  const ok = walkVa(ram, rootMfn, access, levels, out, pwc, tag);
+  // A successful walk fills the page-walk caches for the levels it read above the leaf.
+  // Here rather than in walkVa, so that walkVa has no call taking the VA (see above).
+  if (ok && pwc != null && out.startLevel > out.leafLevel) pwc.fill(va, tag, out);
+  return ok;
 }
 
-/** walk, with the VA in `out.va`. */
+/** walkBegin for the VA already in `out.va`. */
+function walkBeginVa(out: WalkResult, access: number, startLevel: number, perms: number): void {
+  out.vaLo = out.va >>> 0;
+  out.access = access;
+  out.ok = false;
+  out.fault = FAULT_NONE;
+  out.errorCode = 0;
+  out.faultLevel = 0;
+  out.startLevel = startLevel;
+  out.pwcLevel = 0;
+  out.perms = perms;
+  out.reads = 0;
+  out.writes = 0;
+  out.leafLevel = 0;
+  out.totalWalks++;
+}
+
+/**
+ * walk, with the VA in `out.va` (without the page-walk caches' fill). No call here takes the
+ * VA as an argument: V8 would box it in a heap number (a VA above 2^30 is not a small
+ * integer) once per walk, at the first point common to every such call.
+ */
 function walkVa(
   ram: Ram,
   rootMfn: number,
@@ -343,7 +368,7 @@ function walkVa(
   let perms = RW_US;
   let pwcLevel = 0;
   if (!(va >= 0 && va < mode.vaLimit && Math.floor(va) === va)) {
-    walkBegin(out, va, access, level, perms);
+    walkBeginVa(out, access, level, perms);
     out.fault = FAULT_NONCANONICAL;
     out.totalFaults++;
     return false;
@@ -366,7 +391,6 @@ function walkVa(
   // _PAGE_PSE. Indices come from the VA's halves with 32-bit operations.
   const vaLo = va >>> 0; // ToUint32: the low 32 bits of an integer VA
   const vaHi = ((va - vaLo) * 2 ** -32) | 0; // below 2^25: va < 2^57
-  out.va = va;
   out.vaLo = vaLo;
   out.access = access;
   out.startLevel = startLevel;
@@ -731,7 +755,6 @@ function walkVa(
   out.fault = 0;
   out.errorCode = 0;
   out.faultLevel = 0;
-  if (pwc != null && startLevel > level) pwc.fill(va, tag, out);
   return true;
 }
 
