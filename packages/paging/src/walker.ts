@@ -455,6 +455,157 @@ function walkVa(
   // biome-ignore lint/suspicious/noConfusingLabels: one block left at the level that ends the walk
   descend: {
     if (outside) break descend;
+    if (level === 4) {
+      // The cold walk from a 4-level root (CR3): the levels below written out once more in
+      // one straight chain, without the joins the chain below has at each level for walks
+      // that start lower (after a page-walk-cache hit) or at a 5-level root.
+      {
+        // PML4E
+        level = 4;
+        const c = tableU >>> 9;
+        if (c !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = c;
+        }
+        const w = ((tableU & 511) << 10) | (i4 << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        t4 = tableU;
+        lo4 = lo;
+        hi4 = hi;
+        if ((lo & 1) === 0) {
+          fault = 1;
+          break descend;
+        }
+        const ps = (lo & 0x80) !== 0;
+        if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[9]) !== 0)) {
+          fault = 2;
+          break descend;
+        }
+        perms &= lo | -7; // ~RW_US
+        if ((hi & nx) !== 0) perms |= 8; // PERM_NX
+        p4 = perms;
+        accessed &= lo;
+        const th = hi & 0xfffff;
+        tableU = ((th << 20) | (lo >>> 12)) >>> 0;
+        if (th >= 0x1000 || tableU > lastFrame) {
+          // The next table is outside RAM: its entry reads as zeros (not present).
+          outside = true;
+          outsideF = th * 0x10_0000 + (lo >>> 12);
+          level = 3;
+          lo = 0;
+          hi = 0;
+          fault = 1;
+          break descend;
+        }
+      }
+      {
+        // PDPTE
+        level = 3;
+        const c = tableU >>> 9;
+        if (c !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = c;
+        }
+        const w = ((tableU & 511) << 10) | (i3 << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        t3 = tableU;
+        lo3 = lo;
+        hi3 = hi;
+        if ((lo & 1) === 0) {
+          fault = 1;
+          break descend;
+        }
+        const ps = (lo & 0x80) !== 0;
+        if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[7]) !== 0)) {
+          fault = 2;
+          break descend;
+        }
+        perms &= lo | -7; // ~RW_US
+        if ((hi & nx) !== 0) perms |= 8; // PERM_NX
+        p3 = perms;
+        accessed &= lo;
+        if (ps) break descend;
+        const th = hi & 0xfffff;
+        tableU = ((th << 20) | (lo >>> 12)) >>> 0;
+        if (th >= 0x1000 || tableU > lastFrame) {
+          // The next table is outside RAM: its entry reads as zeros (not present).
+          outside = true;
+          outsideF = th * 0x10_0000 + (lo >>> 12);
+          level = 2;
+          lo = 0;
+          hi = 0;
+          fault = 1;
+          break descend;
+        }
+      }
+      {
+        // PDE
+        level = 2;
+        const c = tableU >>> 9;
+        if (c !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = c;
+        }
+        const w = ((tableU & 511) << 10) | (i2 << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        t2 = tableU;
+        lo2 = lo;
+        hi2 = hi;
+        if ((lo & 1) === 0) {
+          fault = 1;
+          break descend;
+        }
+        const ps = (lo & 0x80) !== 0;
+        if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[5]) !== 0)) {
+          fault = 2;
+          break descend;
+        }
+        perms &= lo | -7; // ~RW_US
+        if ((hi & nx) !== 0) perms |= 8; // PERM_NX
+        p2 = perms;
+        accessed &= lo;
+        if (ps) break descend;
+        const th = hi & 0xfffff;
+        tableU = ((th << 20) | (lo >>> 12)) >>> 0;
+        if (th >= 0x1000 || tableU > lastFrame) {
+          // The next table is outside RAM: its entry reads as zeros (not present).
+          outside = true;
+          outsideF = th * 0x10_0000 + (lo >>> 12);
+          level = 1;
+          lo = 0;
+          hi = 0;
+          fault = 1;
+          break descend;
+        }
+      }
+      {
+        // PTE
+        level = 1;
+        const c = tableU >>> 9;
+        if (c !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = c;
+        }
+        const w = ((tableU & 511) << 10) | (i1 << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        if ((lo & 1) === 0) {
+          fault = 1;
+          break descend;
+        }
+        if ((hi & rsvdHiAll) !== 0) {
+          fault = 2;
+          break descend;
+        }
+        perms &= lo | -7; // ~RW_US
+        if ((hi & nx) !== 0) perms |= 8; // PERM_NX
+        accessed &= lo;
+      }
+      break descend;
+    }
     if (level === 5) {
       // PML5E
       level = 5;
