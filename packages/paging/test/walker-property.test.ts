@@ -282,6 +282,14 @@ describe("walker vs an independent reference translation (property)", () => {
             expect(a2.reads).toBe(
               a1.reads - (a2.pwcLevel === 0 ? 0 : cfg.levels - a2.pwcLevel + 1),
             );
+            // The levels the cached walk read hold what the plain walk read there.
+            for (let l = a2.startLevel; l > a2.startLevel - a2.reads; l--) {
+              expect([a2.entryMaddr[l], a2.entryLo[l], a2.entryHi[l]]).toEqual([
+                a1.entryMaddr[l],
+                a1.entryLo[l],
+                a1.entryHi[l],
+              ]);
+            }
             if (ok) {
               expect(a2.maddr).toBe(a1.maddr);
               expect(a2.perms).toBe(a1.perms);
