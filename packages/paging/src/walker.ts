@@ -606,6 +606,31 @@ function walkVa(
       }
       break descend;
     }
+    if (level === 1) {
+      // A walk that starts at the PTE, after a PDE-cache hit: the PTE alone, without the joins.
+      // PTE
+      level = 1;
+      const c = tableU >>> 9;
+      if (c !== chunk) {
+        words = ram.chunkWordsForRead(tableU);
+        chunk = c;
+      }
+      const w = ((tableU & 511) << 10) | (i1 << 1);
+      lo = words[w];
+      hi = words[w | 1];
+      if ((lo & 1) === 0) {
+        fault = 1;
+        break descend;
+      }
+      if ((hi & rsvdHiAll) !== 0) {
+        fault = 2;
+        break descend;
+      }
+      perms &= lo | -7; // ~RW_US
+      if ((hi & nx) !== 0) perms |= 8; // PERM_NX
+      accessed &= lo;
+      break descend;
+    }
     if (level === 5) {
       // PML5E
       level = 5;
