@@ -60,6 +60,10 @@ export const PWC_HITS = 0;
 export const PWC_INSERTS = 1;
 export const PWC_EVICTIONS = 2;
 const NR_COUNTERS = PWC_LEVEL_BASE + 4 * 3;
+// lookup and probe use these indices as literals.
+if (PWC_LOOKUPS !== 0 || PWC_MISSES !== 1 || PWC_LEVEL_BASE !== 4 || PWC_HITS !== 0) {
+  throw new Error("page-walk cache counter indices changed; update lookup and probe");
+}
 
 export class PageWalkCache {
   /** The cache of level L's entries at index L (2-5); null where there is none. */
@@ -91,25 +95,59 @@ export class PageWalkCache {
    * hitPerms and returns true.
    */
   lookup(va: number, tag: number, levels: number): boolean {
-    const c = this.counters;
-    c[PWC_LOOKUPS]++;
-    if (this.probe(this.pde, 2, va, tag)) return true;
-    if (this.probe(this.pdpte, 3, va, tag)) return true;
-    if (this.probe(this.pml4e, 4, va, tag)) return true;
-    if (levels === 5 && this.probe(this.pml5e, 5, va, tag)) return true;
-    c[PWC_MISSES]++;
+    this.counters[0]++; // PWC_LOOKUPS
+    // Keys are Math.floor(va / the level's page size) (LEVEL_SCALE), written as literals:
+    // module bindings are cell loads with a hole check in optimised code. The PDE cache's
+    // probe is here and the rest in lookupAbove, so that lookup stays small enough for V8
+    // to inline into the walk.
+    const pde = this.pde;
+    if (pde !== null && this.probe(pde, 2, Math.floor(va * 2 ** -21), tag)) return true;
+    // The VA's bits from 30 up (below 2^27: a small integer, passed without a heap number).
+    return this.lookupAbove(Math.floor(va * 2 ** -30), tag, levels);
+  }
+
+  /**
+   * lookup's probes of the PDPTE, PML4E and PML5E caches, after a PDE-cache miss; `va30` is
+   * Math.floor(va / 2^30), the PDPTE cache's key.
+   */
+  private lookupAbove(va30: number, tag: number, levels: number): boolean {
+    const pdpte = this.pdpte;
+    if (pdpte !== null && this.probe(pdpte, 3, va30, tag)) return true;
+    const pml4e = this.pml4e;
+    if (pml4e !== null && this.probe(pml4e, 4, Math.floor(va30 * 2 ** -9), tag)) return true;
+    const pml5e = this.pml5e;
+    if (levels === 5 && pml5e !== null && this.probe(pml5e, 5, Math.floor(va30 * 2 ** -18), tag)) {
+      return true;
+    }
+    this.counters[1]++; // PWC_MISSES
     return false;
   }
 
-  private probe(a: AssocArray | null, level: number, va: number, tag: number): boolean {
-    if (a === null) return false;
-    const i = a.find(Math.floor(va * LEVEL_SCALE[level]), tag);
-    if (i < 0) return false;
-    this.hitLevel = level;
-    this.hitMfn = a.value[i];
-    this.hitPerms = a.perms[i];
-    this.counters[PWC_LEVEL_BASE + (level - 2) * 3 + PWC_HITS]++;
-    return true;
+  /**
+   * AssocArray.find's scan (same match rule, and the hit marked used through `touch`), over
+   * the array's typed arrays read once: this probe runs on every walk through the caches.
+   */
+  private probe(a: AssocArray, level: number, key: number, tag: number): boolean {
+    const ways = a.ways;
+    const base = ((key >>> 0) & a.setMask) * ways;
+    const end = base + ways;
+    const keys = a.key;
+    const flags = a.flags;
+    const tags = a.tag;
+    for (let i = base; i < end; i++) {
+      if (keys[i] !== key) continue;
+      const f = flags[i];
+      // 2 is ASSOC_GLOBAL.
+      if (f !== 0 && (tags[i] === tag || (f & 2) !== 0)) {
+        a.touch(i);
+        this.hitLevel = level;
+        this.hitMfn = a.value[i];
+        this.hitPerms = a.perms[i];
+        this.counters[4 + (level - 2) * 3]++; // PWC_LEVEL_BASE + ... + PWC_HITS
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Caches the non-leaf entries a successful walk read (called by `walk`). */

@@ -61,6 +61,18 @@ const EMPTY_WORDS = new Uint32Array(0);
 if (CHUNK_FRAMES !== 512) {
   throw new Error("@hyperlab/machine's RAM chunks changed size; update walk's chunk arithmetic");
 }
+// walk's hot block writes these as literals (see there); entry.ts checks the _PAGE_* bits.
+if (
+  ACCESS_WRITE !== 2 ||
+  PERM_NX !== 8 ||
+  RW_US !== 6 ||
+  PERM_DIRTY !== _PAGE_DIRTY ||
+  PERM_GLOBAL !== _PAGE_GLOBAL ||
+  FAULT_NOT_PRESENT !== 1 ||
+  FAULT_RESERVED !== 2
+) {
+  throw new Error("paging's access or fault constants changed; update walk's literals");
+}
 
 /**
  * The outcome of one walk, reused from walk to walk. Fields after `walkFinish` (or `walk`):
@@ -307,13 +319,56 @@ export function walk(
   pwc?: PageWalkCache | null,
   tag = 0,
 ): boolean {
+  // The VA goes through `out.va` (a double field, written in place), not as an argument:
+  // this wrapper is small enough for V8 to inline into the caller, and a VA above 2^30 passed
+  // to a call that is not inlined (walkVa is too big) is boxed in a new heap number per walk.
+  out.va = va;
+  const ok = walkVa(ram, rootMfn, access, levels, out, pwc, tag);
+  // A successful walk fills the page-walk caches for the levels it read above the leaf.
+  // Here rather than in walkVa, so that walkVa has no call taking the VA (see above).
+  if (ok && pwc != null && out.startLevel > out.leafLevel) pwc.fill(va, tag, out);
+  return ok;
+}
+
+/** walkBegin for the VA already in `out.va`. */
+function walkBeginVa(out: WalkResult, access: number, startLevel: number, perms: number): void {
+  out.vaLo = out.va >>> 0;
+  out.access = access;
+  out.ok = false;
+  out.fault = FAULT_NONE;
+  out.errorCode = 0;
+  out.faultLevel = 0;
+  out.startLevel = startLevel;
+  out.pwcLevel = 0;
+  out.perms = perms;
+  out.reads = 0;
+  out.writes = 0;
+  out.leafLevel = 0;
+  out.totalWalks++;
+}
+
+/**
+ * walk, with the VA in `out.va` (without the page-walk caches' fill). No call here takes the
+ * VA as an argument: V8 would box it in a heap number (a VA above 2^30 is not a small
+ * integer) once per walk, at the first point common to every such call.
+ */
+function walkVa(
+  ram: Ram,
+  rootMfn: number,
+  access: number,
+  levels: PagingLevels | PagingMode,
+  out: WalkResult,
+  pwc: PageWalkCache | null | undefined,
+  tag: number,
+): boolean {
+  const va = out.va;
   const mode = typeof levels === "number" ? (levels === 5 ? PAGING_5LEVEL : PAGING_4LEVEL) : levels;
   let level: number = mode.levels;
   let table = rootMfn;
   let perms = RW_US;
   let pwcLevel = 0;
   if (!(va >= 0 && va < mode.vaLimit && Math.floor(va) === va)) {
-    walkBegin(out, va, access, level, perms);
+    walkBeginVa(out, access, level, perms);
     out.fault = FAULT_NONCANONICAL;
     out.totalFaults++;
     return false;
@@ -325,7 +380,9 @@ export function walk(
     perms = pwc.hitPerms;
   }
   const perms0 = perms;
-  const startLevel = level;
+  // Word32 (mode.levels is a tagged field): the level tests below compare integers.
+  const startLevel = level | 0;
+  level = startLevel;
   // walkBegin, one walkStep per level and walkFinish, inlined with locals: the hot path of
   // every backend. The same checks in the same order and the same fields written; the
   // levels are written out one by one (5 = PML5E .. 1 = PTE, entered at the start level)
@@ -333,8 +390,7 @@ export function walk(
   // are literals here (entry.ts checks @hyperlab/abi's values): 1 is _PAGE_PRESENT, 0x80
   // _PAGE_PSE. Indices come from the VA's halves with 32-bit operations.
   const vaLo = va >>> 0; // ToUint32: the low 32 bits of an integer VA
-  const vaHi = (va - vaLo) * 2 ** -32;
-  out.va = va;
+  const vaHi = ((va - vaLo) * 2 ** -32) | 0; // below 2^25: va < 2^57
   out.vaLo = vaLo;
   out.access = access;
   out.startLevel = startLevel;
@@ -342,232 +398,467 @@ export function walk(
   out.writes = 0;
   out.totalWalks++;
   const nrFrames = ram.nrFrames;
+  // The last frame as a uint32 (nrFrames is at most 2^32): `tableU > lastFrame` is a 32-bit
+  // compare. Used only once the root is known to be inside RAM, so nrFrames >= 1 there.
+  const lastFrame = (nrFrames - 1) >>> 0;
   const rsvdLo = mode.rsvdLo;
-  const rsvdHiAll = mode.rsvdHiAll;
-  const nx = mode.nxe ? _PAGE_NX_HI : 0;
-  const eMaddr = out.entryMaddr;
-  const eLo = out.entryLo;
-  const eHi = out.entryHi;
-  const lPerms = out.levelPerms;
-  // The table's frame as a uint32 while it is inside RAM (`inRam`; RAM has at most 2^32
-  // frames), so that the chain from one level's entry to the next level's read is integer
-  // operations; `tableF` is the frame as a plain number when it is outside RAM (it still
-  // names the entry's machine address). `chunk` is the RAM chunk (frame >>> 9, machine's
-  // CHUNK_FRAMES) the previous table was in: a walk's tables are usually in one chunk, and
-  // reusing its view saves dependent loads. The view is indexed with the entry's index
-  // masked to 511: inside the table by construction.
+  // Word32 locals, converted once: `hi & nx` with _PAGE_NX_HI (2^31, a heap number) or a
+  // tagged mask would convert on every level. -0x80000000 is bit 31 as a signed int32.
+  const rsvdHiAll = mode.rsvdHiAll | 0;
+  const nx = mode.nxe === true ? -0x80000000 : 0;
+  // The table's frame as a uint32 (RAM has at most 2^32 frames), so that the chain from one
+  // level's entry to the next level's read is integer operations. A table outside RAM reads
+  // as zeros, a not-present entry, so it always ends the walk: `outside` marks that case and
+  // `outsideF` keeps its frame as a plain number for the entry's machine address. `chunk` is
+  // the RAM chunk (frame >>> 9, machine's CHUNK_FRAMES) the previous table was in: a walk's
+  // tables are usually in one chunk, and reusing its view saves dependent loads. The view is
+  // indexed with the entry's index masked to 511: inside the table by construction.
+  // Each level's entry, table frame and rights are kept in locals and stored into the
+  // WalkResult's per-level arrays after the descent, in straight-line code where V8 loads
+  // each array's length and data pointer once rather than at every store.
   let tableU = table >>> 0;
-  let tableF = table;
-  let inRam = table < nrFrames;
+  let outside = !(table < nrFrames);
+  let outsideF = table;
   // A fractional or negative root below nrFrames is the caller's bug: ask RAM, which throws.
-  if (inRam && tableU !== table) ram.chunkWordsForRead(table);
+  if (!outside && tableU !== table) ram.chunkWordsForRead(table);
+  const i5 = (vaHi >>> 16) & 511;
+  const i4 = (vaHi >>> 7) & 511;
+  const i3 = ((vaLo >>> 30) | (vaHi << 2)) & 511;
+  const i2 = (vaLo >>> 21) & 511;
+  const i1 = (vaLo >>> 12) & 511;
+  let t5 = 0,
+    t4 = 0,
+    t3 = 0,
+    t2 = 0;
+  let lo5 = 0,
+    lo4 = 0,
+    lo3 = 0,
+    lo2 = 0;
+  let hi5 = 0,
+    hi4 = 0,
+    hi3 = 0,
+    hi2 = 0;
+  let p5 = 0,
+    p4 = 0,
+    p3 = 0,
+    p2 = 0;
   let chunk = -1;
   let words: Uint32Array = EMPTY_WORDS;
   let lo = 0;
   let hi = 0;
-  let index = 0;
-  let fault = FAULT_NONE;
+  // FAULT_* and _PAGE_ACCESSED as literals in the hot block: module bindings are cell loads
+  // with a hole check at every use in optimised code. 0 is FAULT_NONE, 1 FAULT_NOT_PRESENT,
+  // 2 FAULT_RESERVED, 0x20 _PAGE_ACCESSED.
+  let fault = outside ? 1 : 0;
   // The AND of every entry read: its A bit says whether any of them still needs A set.
-  let accessed = _PAGE_ACCESSED;
+  let accessed = 0x20;
   // biome-ignore lint/suspicious/noConfusingLabels: one block left at the level that ends the walk
   descend: {
-    if (level === 5) {
-      // PML5E
-      level = 5;
-      index = (vaHi >>> 16) & 511;
-      if (inRam) {
+    if (outside) break descend;
+    if (level === 4) {
+      // The cold walk from a 4-level root (CR3): the levels below written out once more in
+      // one straight chain, without the joins the chain below has at each level for walks
+      // that start lower (after a page-walk-cache hit) or at a 5-level root.
+      {
+        // PML4E
+        level = 4;
         const c = tableU >>> 9;
         if (c !== chunk) {
           words = ram.chunkWordsForRead(tableU);
           chunk = c;
         }
-        const w = ((tableU & 511) << 10) | (index << 1);
+        const w = ((tableU & 511) << 10) | (i4 << 1);
         lo = words[w];
         hi = words[w | 1];
-        eMaddr[5] = tableU * 4096 + index * 8;
-      } else {
-        lo = 0;
-        hi = 0;
-        eMaddr[5] = tableF * 4096 + index * 8;
+        t4 = tableU;
+        lo4 = lo;
+        hi4 = hi;
+        if ((lo & 1) === 0) {
+          fault = 1;
+          break descend;
+        }
+        const ps = (lo & 0x80) !== 0;
+        if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[9]) !== 0)) {
+          fault = 2;
+          break descend;
+        }
+        perms &= lo | -7; // ~RW_US
+        if ((hi & nx) !== 0) perms |= 8; // PERM_NX
+        p4 = perms;
+        accessed &= lo;
+        const th = hi & 0xfffff;
+        tableU = ((th << 20) | (lo >>> 12)) >>> 0;
+        if (th >= 0x1000 || tableU > lastFrame) {
+          // The next table is outside RAM: its entry reads as zeros (not present).
+          outside = true;
+          outsideF = th * 0x10_0000 + (lo >>> 12);
+          level = 3;
+          lo = 0;
+          hi = 0;
+          fault = 1;
+          break descend;
+        }
       }
-      eLo[5] = lo;
-      eHi[5] = hi;
+      {
+        // PDPTE
+        level = 3;
+        const c = tableU >>> 9;
+        if (c !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = c;
+        }
+        const w = ((tableU & 511) << 10) | (i3 << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        t3 = tableU;
+        lo3 = lo;
+        hi3 = hi;
+        if ((lo & 1) === 0) {
+          fault = 1;
+          break descend;
+        }
+        const ps = (lo & 0x80) !== 0;
+        if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[7]) !== 0)) {
+          fault = 2;
+          break descend;
+        }
+        perms &= lo | -7; // ~RW_US
+        if ((hi & nx) !== 0) perms |= 8; // PERM_NX
+        p3 = perms;
+        accessed &= lo;
+        if (ps) break descend;
+        const th = hi & 0xfffff;
+        tableU = ((th << 20) | (lo >>> 12)) >>> 0;
+        if (th >= 0x1000 || tableU > lastFrame) {
+          // The next table is outside RAM: its entry reads as zeros (not present).
+          outside = true;
+          outsideF = th * 0x10_0000 + (lo >>> 12);
+          level = 2;
+          lo = 0;
+          hi = 0;
+          fault = 1;
+          break descend;
+        }
+      }
+      {
+        // PDE
+        level = 2;
+        const c = tableU >>> 9;
+        if (c !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = c;
+        }
+        const w = ((tableU & 511) << 10) | (i2 << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        t2 = tableU;
+        lo2 = lo;
+        hi2 = hi;
+        if ((lo & 1) === 0) {
+          fault = 1;
+          break descend;
+        }
+        const ps = (lo & 0x80) !== 0;
+        if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[5]) !== 0)) {
+          fault = 2;
+          break descend;
+        }
+        perms &= lo | -7; // ~RW_US
+        if ((hi & nx) !== 0) perms |= 8; // PERM_NX
+        p2 = perms;
+        accessed &= lo;
+        if (ps) break descend;
+        const th = hi & 0xfffff;
+        tableU = ((th << 20) | (lo >>> 12)) >>> 0;
+        if (th >= 0x1000 || tableU > lastFrame) {
+          // The next table is outside RAM: its entry reads as zeros (not present).
+          outside = true;
+          outsideF = th * 0x10_0000 + (lo >>> 12);
+          level = 1;
+          lo = 0;
+          hi = 0;
+          fault = 1;
+          break descend;
+        }
+      }
+      {
+        // PTE
+        level = 1;
+        const c = tableU >>> 9;
+        if (c !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = c;
+        }
+        const w = ((tableU & 511) << 10) | (i1 << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        if ((lo & 1) === 0) {
+          fault = 1;
+          break descend;
+        }
+        if ((hi & rsvdHiAll) !== 0) {
+          fault = 2;
+          break descend;
+        }
+        perms &= lo | -7; // ~RW_US
+        if ((hi & nx) !== 0) perms |= 8; // PERM_NX
+        accessed &= lo;
+      }
+      break descend;
+    }
+    if (level === 1) {
+      // A walk that starts at the PTE, after a PDE-cache hit: the PTE alone, without the joins.
+      // PTE
+      level = 1;
+      const c = tableU >>> 9;
+      if (c !== chunk) {
+        words = ram.chunkWordsForRead(tableU);
+        chunk = c;
+      }
+      const w = ((tableU & 511) << 10) | (i1 << 1);
+      lo = words[w];
+      hi = words[w | 1];
       if ((lo & 1) === 0) {
-        fault = FAULT_NOT_PRESENT;
+        fault = 1;
+        break descend;
+      }
+      if ((hi & rsvdHiAll) !== 0) {
+        fault = 2;
+        break descend;
+      }
+      perms &= lo | -7; // ~RW_US
+      if ((hi & nx) !== 0) perms |= 8; // PERM_NX
+      accessed &= lo;
+      break descend;
+    }
+    if (level === 5) {
+      // PML5E
+      level = 5;
+      const c = tableU >>> 9;
+      if (c !== chunk) {
+        words = ram.chunkWordsForRead(tableU);
+        chunk = c;
+      }
+      const w = ((tableU & 511) << 10) | (i5 << 1);
+      lo = words[w];
+      hi = words[w | 1];
+      t5 = tableU;
+      lo5 = lo;
+      hi5 = hi;
+      if ((lo & 1) === 0) {
+        fault = 1;
         break descend;
       }
       const ps = (lo & 0x80) !== 0;
       if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[11]) !== 0)) {
-        fault = FAULT_RESERVED;
+        fault = 2;
         break descend;
       }
-      perms &= lo | ~RW_US;
-      if ((hi & nx) !== 0) perms |= PERM_NX;
-      lPerms[5] = perms;
+      perms &= lo | -7; // ~RW_US
+      if ((hi & nx) !== 0) perms |= 8; // PERM_NX
+      p5 = perms;
       accessed &= lo;
       const th = hi & 0xfffff;
       tableU = ((th << 20) | (lo >>> 12)) >>> 0;
-      inRam = th < 0x1000 && tableU < nrFrames;
-      if (!inRam) tableF = th * 0x10_0000 + (lo >>> 12);
+      if (th >= 0x1000 || tableU > lastFrame) {
+        // The next table is outside RAM: its entry reads as zeros (not present).
+        outside = true;
+        outsideF = th * 0x10_0000 + (lo >>> 12);
+        level = 4;
+        lo = 0;
+        hi = 0;
+        fault = 1;
+        break descend;
+      }
     }
     if (level >= 4) {
       // PML4E
       level = 4;
-      index = (vaHi >>> 7) & 511;
-      if (inRam) {
-        const c = tableU >>> 9;
-        if (c !== chunk) {
-          words = ram.chunkWordsForRead(tableU);
-          chunk = c;
-        }
-        const w = ((tableU & 511) << 10) | (index << 1);
-        lo = words[w];
-        hi = words[w | 1];
-        eMaddr[4] = tableU * 4096 + index * 8;
-      } else {
-        lo = 0;
-        hi = 0;
-        eMaddr[4] = tableF * 4096 + index * 8;
+      const c = tableU >>> 9;
+      if (c !== chunk) {
+        words = ram.chunkWordsForRead(tableU);
+        chunk = c;
       }
-      eLo[4] = lo;
-      eHi[4] = hi;
+      const w = ((tableU & 511) << 10) | (i4 << 1);
+      lo = words[w];
+      hi = words[w | 1];
+      t4 = tableU;
+      lo4 = lo;
+      hi4 = hi;
       if ((lo & 1) === 0) {
-        fault = FAULT_NOT_PRESENT;
+        fault = 1;
         break descend;
       }
       const ps = (lo & 0x80) !== 0;
       if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[9]) !== 0)) {
-        fault = FAULT_RESERVED;
+        fault = 2;
         break descend;
       }
-      perms &= lo | ~RW_US;
-      if ((hi & nx) !== 0) perms |= PERM_NX;
-      lPerms[4] = perms;
+      perms &= lo | -7; // ~RW_US
+      if ((hi & nx) !== 0) perms |= 8; // PERM_NX
+      p4 = perms;
       accessed &= lo;
       const th = hi & 0xfffff;
       tableU = ((th << 20) | (lo >>> 12)) >>> 0;
-      inRam = th < 0x1000 && tableU < nrFrames;
-      if (!inRam) tableF = th * 0x10_0000 + (lo >>> 12);
+      if (th >= 0x1000 || tableU > lastFrame) {
+        // The next table is outside RAM: its entry reads as zeros (not present).
+        outside = true;
+        outsideF = th * 0x10_0000 + (lo >>> 12);
+        level = 3;
+        lo = 0;
+        hi = 0;
+        fault = 1;
+        break descend;
+      }
     }
     if (level >= 3) {
       // PDPTE
       level = 3;
-      index = ((vaLo >>> 30) | (vaHi << 2)) & 511;
-      if (inRam) {
-        const c = tableU >>> 9;
-        if (c !== chunk) {
-          words = ram.chunkWordsForRead(tableU);
-          chunk = c;
-        }
-        const w = ((tableU & 511) << 10) | (index << 1);
-        lo = words[w];
-        hi = words[w | 1];
-        eMaddr[3] = tableU * 4096 + index * 8;
-      } else {
-        lo = 0;
-        hi = 0;
-        eMaddr[3] = tableF * 4096 + index * 8;
+      const c = tableU >>> 9;
+      if (c !== chunk) {
+        words = ram.chunkWordsForRead(tableU);
+        chunk = c;
       }
-      eLo[3] = lo;
-      eHi[3] = hi;
+      const w = ((tableU & 511) << 10) | (i3 << 1);
+      lo = words[w];
+      hi = words[w | 1];
+      t3 = tableU;
+      lo3 = lo;
+      hi3 = hi;
       if ((lo & 1) === 0) {
-        fault = FAULT_NOT_PRESENT;
+        fault = 1;
         break descend;
       }
       const ps = (lo & 0x80) !== 0;
       if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[7]) !== 0)) {
-        fault = FAULT_RESERVED;
+        fault = 2;
         break descend;
       }
-      perms &= lo | ~RW_US;
-      if ((hi & nx) !== 0) perms |= PERM_NX;
-      lPerms[3] = perms;
+      perms &= lo | -7; // ~RW_US
+      if ((hi & nx) !== 0) perms |= 8; // PERM_NX
+      p3 = perms;
       accessed &= lo;
       if (ps) break descend;
       const th = hi & 0xfffff;
       tableU = ((th << 20) | (lo >>> 12)) >>> 0;
-      inRam = th < 0x1000 && tableU < nrFrames;
-      if (!inRam) tableF = th * 0x10_0000 + (lo >>> 12);
+      if (th >= 0x1000 || tableU > lastFrame) {
+        // The next table is outside RAM: its entry reads as zeros (not present).
+        outside = true;
+        outsideF = th * 0x10_0000 + (lo >>> 12);
+        level = 2;
+        lo = 0;
+        hi = 0;
+        fault = 1;
+        break descend;
+      }
     }
     if (level >= 2) {
       // PDE
       level = 2;
-      index = (vaLo >>> 21) & 511;
-      if (inRam) {
-        const c = tableU >>> 9;
-        if (c !== chunk) {
-          words = ram.chunkWordsForRead(tableU);
-          chunk = c;
-        }
-        const w = ((tableU & 511) << 10) | (index << 1);
-        lo = words[w];
-        hi = words[w | 1];
-        eMaddr[2] = tableU * 4096 + index * 8;
-      } else {
-        lo = 0;
-        hi = 0;
-        eMaddr[2] = tableF * 4096 + index * 8;
+      const c = tableU >>> 9;
+      if (c !== chunk) {
+        words = ram.chunkWordsForRead(tableU);
+        chunk = c;
       }
-      eLo[2] = lo;
-      eHi[2] = hi;
+      const w = ((tableU & 511) << 10) | (i2 << 1);
+      lo = words[w];
+      hi = words[w | 1];
+      t2 = tableU;
+      lo2 = lo;
+      hi2 = hi;
       if ((lo & 1) === 0) {
-        fault = FAULT_NOT_PRESENT;
+        fault = 1;
         break descend;
       }
       const ps = (lo & 0x80) !== 0;
       if ((hi & rsvdHiAll) !== 0 || (ps && (lo & rsvdLo[5]) !== 0)) {
-        fault = FAULT_RESERVED;
+        fault = 2;
         break descend;
       }
-      perms &= lo | ~RW_US;
-      if ((hi & nx) !== 0) perms |= PERM_NX;
-      lPerms[2] = perms;
+      perms &= lo | -7; // ~RW_US
+      if ((hi & nx) !== 0) perms |= 8; // PERM_NX
+      p2 = perms;
       accessed &= lo;
       if (ps) break descend;
       const th = hi & 0xfffff;
       tableU = ((th << 20) | (lo >>> 12)) >>> 0;
-      inRam = th < 0x1000 && tableU < nrFrames;
-      if (!inRam) tableF = th * 0x10_0000 + (lo >>> 12);
+      if (th >= 0x1000 || tableU > lastFrame) {
+        // The next table is outside RAM: its entry reads as zeros (not present).
+        outside = true;
+        outsideF = th * 0x10_0000 + (lo >>> 12);
+        level = 1;
+        lo = 0;
+        hi = 0;
+        fault = 1;
+        break descend;
+      }
     }
     if (level >= 1) {
       // PTE
       level = 1;
-      index = (vaLo >>> 12) & 511;
-      if (inRam) {
-        const c = tableU >>> 9;
-        if (c !== chunk) {
-          words = ram.chunkWordsForRead(tableU);
-          chunk = c;
-        }
-        const w = ((tableU & 511) << 10) | (index << 1);
-        lo = words[w];
-        hi = words[w | 1];
-        eMaddr[1] = tableU * 4096 + index * 8;
-      } else {
-        lo = 0;
-        hi = 0;
-        eMaddr[1] = tableF * 4096 + index * 8;
+      const c = tableU >>> 9;
+      if (c !== chunk) {
+        words = ram.chunkWordsForRead(tableU);
+        chunk = c;
       }
-      eLo[1] = lo;
-      eHi[1] = hi;
+      const w = ((tableU & 511) << 10) | (i1 << 1);
+      lo = words[w];
+      hi = words[w | 1];
       if ((lo & 1) === 0) {
-        fault = FAULT_NOT_PRESENT;
+        fault = 1;
         break descend;
       }
       if ((hi & rsvdHiAll) !== 0) {
-        fault = FAULT_RESERVED;
+        fault = 2;
         break descend;
       }
-      perms &= lo | ~RW_US;
-      if ((hi & nx) !== 0) perms |= PERM_NX;
-      lPerms[1] = perms;
+      perms &= lo | -7; // ~RW_US
+      if ((hi & nx) !== 0) perms |= 8; // PERM_NX
       accessed &= lo;
+    }
+  }
+  // The per-level arrays: the entry and machine address of every level read (startLevel
+  // down to `level`), the rights of every level whose checks passed. `tableU` is still the
+  // frame of the last level's table (a walk leaves the descent before updating it).
+  const eMaddr = out.entryMaddr;
+  const eLo = out.entryLo;
+  const eHi = out.entryHi;
+  const lPerms = out.levelPerms;
+  eLo[level] = lo;
+  eHi[level] = hi;
+  const il = level === 1 ? i1 : level === 2 ? i2 : level === 3 ? i3 : level === 4 ? i4 : i5;
+  eMaddr[level] = outside ? outsideF * 4096 + il * 8 : tableU * 4096 + il * 8;
+  if (fault === 0) lPerms[level] = perms;
+  if (startLevel > level) {
+    if (level < 2) {
+      eMaddr[2] = t2 * 4096 + i2 * 8;
+      eLo[2] = lo2;
+      eHi[2] = hi2;
+      lPerms[2] = p2;
+    }
+    if (level < 3 && startLevel >= 3) {
+      eMaddr[3] = t3 * 4096 + i3 * 8;
+      eLo[3] = lo3;
+      eHi[3] = hi3;
+      lPerms[3] = p3;
+    }
+    if (level < 4 && startLevel >= 4) {
+      eMaddr[4] = t4 * 4096 + i4 * 8;
+      eLo[4] = lo4;
+      eHi[4] = hi4;
+      lPerms[4] = p4;
+    }
+    if (level < 5 && startLevel >= 5) {
+      eMaddr[5] = t5 * 4096 + i5 * 8;
+      eLo[5] = lo5;
+      eHi[5] = hi5;
+      lPerms[5] = p5;
     }
   }
   const reads = startLevel - level + 1;
   out.reads = reads;
   out.totalReads += reads;
-  if (fault !== FAULT_NONE) {
+  if (fault !== 0) {
     out.ok = false;
     out.fault = fault;
     out.errorCode =
@@ -603,7 +894,9 @@ export function walk(
       }
     }
   }
-  const want = (access & ACCESS_WRITE) !== 0 ? _PAGE_ACCESSED | _PAGE_DIRTY : _PAGE_ACCESSED;
+  // Literals as above: 2 is ACCESS_WRITE, 0x20 _PAGE_ACCESSED, 0x40 _PAGE_DIRTY and
+  // PERM_DIRTY, 0x100 _PAGE_GLOBAL and PERM_GLOBAL.
+  const want = (access & 2) !== 0 ? 0x60 : 0x20;
   if ((lo & want) !== want) {
     lo = (lo | want) >>> 0;
     eLo[level] = lo;
@@ -616,8 +909,7 @@ export function walk(
   }
   out.leafLo = lo;
   out.leafHi = hi;
-  if ((lo & _PAGE_DIRTY) !== 0) perms |= PERM_DIRTY;
-  if ((lo & _PAGE_GLOBAL) !== 0) perms |= PERM_GLOBAL;
+  perms |= lo & 0x140;
   out.perms = perms;
   let mfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
   let offset: number;
@@ -636,10 +928,9 @@ export function walk(
   out.pageMfn = mfn;
   out.maddr = mfn * 4096 + offset;
   out.ok = true;
-  out.fault = FAULT_NONE;
+  out.fault = 0;
   out.errorCode = 0;
   out.faultLevel = 0;
-  if (pwc != null && startLevel > level) pwc.fill(va, tag, out);
   return true;
 }
 

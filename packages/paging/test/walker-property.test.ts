@@ -9,6 +9,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   createPagingMode,
+  FAULT_NONE,
   FAULT_NOT_PRESENT,
   FAULT_PROTECTION,
   FAULT_RESERVED,
@@ -281,6 +282,14 @@ describe("walker vs an independent reference translation (property)", () => {
             expect(a2.reads).toBe(
               a1.reads - (a2.pwcLevel === 0 ? 0 : cfg.levels - a2.pwcLevel + 1),
             );
+            // The levels the cached walk read hold what the plain walk read there.
+            for (let l = a2.startLevel; l > a2.startLevel - a2.reads; l--) {
+              expect([a2.entryMaddr[l], a2.entryLo[l], a2.entryHi[l]]).toEqual([
+                a1.entryMaddr[l],
+                a1.entryLo[l],
+                a1.entryHi[l],
+              ]);
+            }
             if (ok) {
               expect(a2.maddr).toBe(a1.maddr);
               expect(a2.perms).toBe(a1.perms);
@@ -338,6 +347,18 @@ describe("walker vs an independent reference translation (property)", () => {
               w.reads,
               w.writes,
             ]);
+            // The per-level arrays of every level read; the rights of every level that passed.
+            const lowest = cfg.levels - w.reads + 1;
+            for (let l = cfg.levels; l >= lowest; l--) {
+              expect([s.entryMaddr[l], s.entryLo[l], s.entryHi[l]]).toEqual([
+                w.entryMaddr[l],
+                w.entryLo[l],
+                w.entryHi[l],
+              ]);
+              if (l > lowest || w.fault === FAULT_NONE || w.fault === FAULT_PROTECTION) {
+                expect(s.levelPerms[l]).toBe(w.levelPerms[l]);
+              }
+            }
             if (ok) {
               expect([s.maddr, s.pageMfn, s.pageShift, s.perms, s.leafLo, s.leafHi]).toEqual([
                 w.maddr,

@@ -262,8 +262,12 @@ describe("walk: faults", () => {
     expect(out.fault).toBe(FAULT_NOT_PRESENT);
     expect(out.faultLevel).toBe(2);
     expect(out.reads).toBe(3);
+    // The entry read from the frame outside RAM: zeros, at that frame's address.
+    expect([out.entryLo[2], out.entryHi[2]]).toEqual([0, 0]);
+    expect(out.entryMaddr[2]).toBe(0x4_0000 * 4096 + pteIndex(VA, 2) * 8);
     expect(walk(ram, 0x1_0000_0000, VA, ACCESS_READ, 4, out)).toBe(false);
     expect(out.faultLevel).toBe(4);
+    expect(out.entryMaddr[4]).toBe(0x1_0000_0000 * 4096 + pteIndex(VA, 4) * 8);
   });
 
   it("maps a leaf frame outside RAM (MMIO) as a translation", () => {
