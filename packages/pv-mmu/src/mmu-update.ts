@@ -10,7 +10,16 @@
  * `pdone` counts the requests done before the first failure.
  */
 
-import {
+import * as abi from "@hyperlab/abi";
+import type { Domain, Vcpu } from "@hyperlab/core";
+import * as core from "@hyperlab/core";
+import { type Batch, getPgOwner, type PvMmuContext, readBatch, vcpusOf } from "./context";
+import { splitU64 } from "./pte";
+import * as ptwr from "./ptwr";
+import { xsmTarget } from "./pv-mmu";
+
+// This module's own copies of the constants (V8 folds a module's const, not an import).
+const {
   _PAGE_PRESENT,
   EFAULT,
   EINVAL,
@@ -26,9 +35,8 @@ import {
   UVMF_INVLPG,
   UVMF_LOCAL,
   UVMF_TLB_FLUSH,
-} from "@hyperlab/abi";
-import {
-  type Domain,
+} = abi;
+const {
   PGT_count_mask,
   PGT_l1_page_table,
   PGT_l2_page_table,
@@ -36,16 +44,10 @@ import {
   PGT_type_mask,
   PGT_validated,
   PGT_writable_page,
-  type Vcpu,
-} from "@hyperlab/core";
-import { type Batch, type PvMmuContext, readBatch } from "./context";
+} = core;
+const TWO_20 = 0x10_0000;
 
 const batch: Batch = { count: 0, foreigndom: 0, done: 0 };
-
-import { getPgOwner, TWO_20, vcpusOf } from "./context";
-import { splitU64 } from "./pte";
-import * as ptwr from "./ptwr";
-import { xsmTarget } from "./pv-mmu";
 
 /** One mmu_update request (struct mmu_update): `ptr` with the MMU_* command in bits 0..1, `val`. */
 export interface MmuUpdate {

@@ -442,15 +442,31 @@ export class PvPageTables {
     const w = this.ram.frameWords(mfn, false);
     // l1_disallow_mask(d), once for the table.
     const disallowLo = this.l1DisallowLo(d);
+    const nr = this.nrFrames;
+    const owner = this.owner;
+    const ci = this.countInfo;
+    const ti = this.typeInfo;
+    const domid = d.domid;
     let i = 0;
     for (; i < 512; i++) {
       const lo = w[i * 2];
       if ((lo & _PAGE_PRESENT) === 0) continue;
       const hi = w[i * 2 + 1];
-      const rc =
-        (lo & disallowLo) !== 0 || (hi & L1_DISALLOW_HI) !== 0
-          ? -EINVAL
-          : this.getPageFromL1eFlagsChecked(lo, hi, d, d);
+      let rc: number;
+      const m = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
+      if ((lo & disallowLo) !== 0 || (hi & L1_DISALLOW_HI) !== 0) rc = -EINVAL;
+      else if (
+        m < nr &&
+        owner[m] === domid &&
+        (ci[m] & PGC_count_mask) !== 0 &&
+        (ci[m] & PGC_count_mask) < PGC_count_mask - 1 &&
+        (lo & PAGE_CACHE_ATTRS) === 0 &&
+        ((lo & _PAGE_RW) === 0 || (ti[m] & PGT_count_mask) === 0)
+      ) {
+        ci[m]++;
+        if ((lo & _PAGE_RW) !== 0) ti[m] = WRITABLE_ONE;
+        rc = 0;
+      } else rc = this.getPageFromL1eFlagsChecked(lo, hi, d, d);
       if (rc < 0) {
         while (i-- > 0) this.putPageFromL1e(w[i * 2], w[i * 2 + 1]);
         return rc;
@@ -463,14 +479,15 @@ export class PvPageTables {
 
   /** Writes adjust_guest_l1e's form of a present entry (with get_page_from_l1e's flips) back if it differs. */
   private adjustL1(mfn: number, i: number, lo: number, hi: number, flip: number): void {
-    let nlo = flip === 0 ? lo : (lo ^ flip) >>> 0;
-    let nhi = hi;
+    // Bitwise (int32) throughout: comparing a u32 with an int32 would go through doubles.
+    let nlo = lo ^ flip;
+    let nhi = hi | 0;
     if ((nlo & _PAGE_USER) === 0) {
       nlo |= _PAGE_USER;
       nhi |= _PAGE_GUEST_KERNEL_HI;
     }
     if ((nhi & _PAGE_GUEST_KERNEL_HI) === 0) nlo |= _PAGE_GLOBAL | _PAGE_USER;
-    if (nlo !== lo || nhi !== hi) this.writeEntry(mfn, i, nlo >>> 0, nhi >>> 0);
+    if ((nlo ^ lo) !== 0 || (nhi ^ hi) !== 0) this.writeEntry(mfn, i, nlo >>> 0, nhi >>> 0);
   }
 
   /** Whether slot `i` of an L4 belongs to the guest (Xen's is_guest_l4_slot, 64-bit). */
