@@ -48,6 +48,7 @@ const {
 const TWO_20 = 0x10_0000;
 
 const batch: Batch = { count: 0, foreigndom: 0, done: 0 };
+const EMPTY_WORDS: Uint32Array = new Uint32Array(0);
 
 /** One mmu_update request (struct mmu_update): `ptr` with the MMU_* command in bits 0..1, `val`. */
 export interface MmuUpdate {
@@ -114,6 +115,8 @@ export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number 
   const ptDomid = ptOwner.domid;
   let rc = 0;
   let flushLinear = false;
+  let l1Mfn = -1;
+  let l1Words = EMPTY_WORDS;
   let i = 0;
   // The loop keeps the validated L1 update inline and calls out for everything else.
   for (; i < count; i++) {
@@ -155,7 +158,14 @@ export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number 
       }
       const x = typeInfo[gmfn];
       if ((x & TYPE_AND_VALIDATED) >>> 0 === L1_VALIDATED && (x & PGT_count_mask) !== 0) {
-        rc = pt.modL1Entry(gmfn, (plo & 0xfff) >>> 3, vlo, vhi, cmd, ptOwner, pgOwner, disallowLo);
+        // The table's view, handed out (and reported to a write hook) once per table a batch
+        // writes: views are made once per frame and never replaced.
+        if (gmfn !== l1Mfn) {
+          l1Words = ctx.ram.frameWords(gmfn, true);
+          l1Mfn = gmfn;
+        }
+        const slot = (plo & 0xfff) >>> 3;
+        rc = pt.modL1EntryIn(l1Words, slot, vlo, vhi, cmd, ptOwner, pgOwner, disallowLo);
       } else {
         rc = updateOtherFrame(ctx, x, gmfn, plo, vlo, vhi, cmd, ptOwner, pgOwner);
         // A linear page table may map the entry just changed.

@@ -589,6 +589,23 @@ export class PvPageTables {
     disallowLo: number = this.l1DisallowLo(ptDom),
   ): number {
     const w = this.ram.frameWords(l1mfn, true);
+    return this.modL1EntryIn(w, i, nloIn, nhiIn, cmd, ptDom, pgDom, disallowLo);
+  }
+
+  /**
+   * modL1Entry on `w`, the L1's words as `ram.frameWords(l1mfn, true)` handed them out (a
+   * batch takes the view once for all its requests on one table).
+   */
+  modL1EntryIn(
+    w: Uint32Array,
+    i: number,
+    nloIn: number,
+    nhiIn: number,
+    cmd: number,
+    ptDom: Domain,
+    pgDom: Domain,
+    disallowLo: number,
+  ): number {
     const b = i * 2;
     const olo = w[b];
     const ohi = w[b + 1];
