@@ -19,70 +19,76 @@
 
 import * as abi from "@hyperlab/abi";
 import type { Domain, FrameTable, Hypervisor, IomemService } from "@hyperlab/core";
-import * as core from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
-import * as pte from "./pte";
 import { RO_MPT_SLOT, ROOT_PAGETABLE_FIRST_XEN_SLOT, ROOT_PAGETABLE_LAST_XEN_SLOT } from "./xen";
 
-// The constants of the validation paths, as this module's own: V8 folds a module's `const`
-// into optimized code, but reads an imported binding from its module cell (with a TDZ check
-// and a tag check) at every use, a dozen instructions per constant per entry validated.
-const {
-  _PAGE_ACCESSED,
-  _PAGE_DIRTY,
-  _PAGE_GLOBAL,
-  _PAGE_PAT,
-  _PAGE_PCD,
-  _PAGE_PRESENT,
-  _PAGE_PWT,
-  _PAGE_RW,
-  _PAGE_USER,
-  EACCES,
-  EBUSY,
-  EINVAL,
-  EPERM,
-  MMU_PT_UPDATE_PRESERVE_AD,
-  VMASST_TYPE_m2p_strict,
-} = abi;
-const {
-  FRAME_FREE,
-  IOMEM_ACCESS_RO,
-  PGC_count_mask,
-  PGC_xen_heap,
-  PGT_count_mask,
-  PGT_l1_page_table,
-  PGT_l2_page_table,
-  PGT_l3_page_table,
-  PGT_l4_page_table,
-  PGT_pinned,
-  PGT_type_mask,
-  PGT_validated,
-  PGT_writable_page,
-} = core;
-const {
-  _PAGE_GUEST_KERNEL_HI,
-  FASTPATH_HI,
-  FASTPATH_LO,
-  FASTPATH_PDE_HI,
-  FASTPATH_PDE_LO,
-  L1_DISALLOW_HI,
-  L1_DISALLOW_IO_LO,
-  L1_DISALLOW_LO,
-  L2_DISALLOW_LO,
-  L3_DISALLOW_LO,
-  L4_DISALLOW_LO,
-  PAGE_CACHE_ATTRS,
-  PTE_MFN_HI_MASK,
-} = pte;
+const { VMASST_TYPE_m2p_strict } = abi;
 
-const TWO_20 = 0x10_0000;
-/** The frame number Xen reads as INVALID_MFN in an entry (all address bits set). */
-const INVALID_MFN_IN_PTE = 2 ** 40 - 1;
-const LINEAR_MAX = 0x7fff;
-/** type_info of a frame whose first writable reference was just taken. */
-const WRITABLE_ONE = (PGT_writable_page | PGT_validated | 1) >>> 0;
-const TYPE_AND_VALIDATED = (PGT_type_mask | PGT_validated) >>> 0;
-const WRITABLE_VALIDATED = (PGT_writable_page | PGT_validated) >>> 0;
+/**
+ * The constants this file's validation paths use, under Xen's names, as a const enum: esbuild
+ * (tsx for the bench, tsup for dist) writes each use as a number literal. An imported binding
+ * is a module-cell load with a TDZ check at every use, and a bundle turns a module's `const`
+ * into a `var`, a context-slot load: a dozen instructions per use per entry validated, and
+ * bytecode that kept mod_l1_entry's callees from inlining into mmu_update's loop. Each value
+ * is checked against its source (@hyperlab/abi, @hyperlab/core, ./pte) by
+ * test/pv-constants.test.ts.
+ */
+// biome-ignore lint/suspicious/noDuplicateEnumValues: distinct constants that share a value (EPERM and _PAGE_PRESENT)
+export const enum K {
+  // x86 page-table entry bits (abi)
+  _PAGE_PRESENT = 0x1,
+  _PAGE_RW = 0x2,
+  _PAGE_USER = 0x4,
+  _PAGE_PWT = 0x8,
+  _PAGE_PCD = 0x10,
+  _PAGE_ACCESSED = 0x20,
+  _PAGE_DIRTY = 0x40,
+  _PAGE_PAT = 0x80,
+  _PAGE_GLOBAL = 0x100,
+  // errno values and mmu_update's command (abi)
+  EPERM = 1,
+  EACCES = 13,
+  EBUSY = 16,
+  EINVAL = 22,
+  MMU_PT_UPDATE_PRESERVE_AD = 2,
+  // the frame table (core)
+  FRAME_FREE = -1,
+  IOMEM_ACCESS_RO = 1,
+  PGC_count_mask = (1 << 28) - 1,
+  PGC_xen_heap = 1 << 30,
+  PGT_count_mask = (1 << 26) - 1,
+  PGT_validated = 1 << 27,
+  PGT_pinned = 1 << 28,
+  PGT_l1_page_table = 1 << 29,
+  PGT_l2_page_table = 2 << 29,
+  PGT_l3_page_table = 3 << 29,
+  PGT_l4_page_table = (4 << 29) >>> 0,
+  PGT_writable_page = (7 << 29) >>> 0,
+  PGT_type_mask = (7 << 29) >>> 0,
+  // Xen's own entry bits and masks (./pte)
+  _PAGE_GUEST_KERNEL_HI = 0x0010_0000,
+  PTE_MFN_HI_MASK = 0x000f_ffff,
+  PAGE_CACHE_ATTRS = _PAGE_PAT | _PAGE_PCD | _PAGE_PWT,
+  L1_DISALLOW_LO = _PAGE_PWT | _PAGE_PCD | _PAGE_PAT,
+  L1_DISALLOW_HI = 0x4000_0000,
+  L1_DISALLOW_IO_LO = 0,
+  L2_DISALLOW_LO = _PAGE_PWT | _PAGE_PCD | _PAGE_PAT | _PAGE_GLOBAL,
+  L3_DISALLOW_LO = L2_DISALLOW_LO,
+  L4_DISALLOW_LO = L2_DISALLOW_LO,
+  FASTPATH_LO = 0xe00 | _PAGE_GLOBAL | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_USER,
+  FASTPATH_HI = -0x10_0000,
+  FASTPATH_PDE_LO = FASTPATH_LO,
+  FASTPATH_PDE_HI = FASTPATH_HI,
+  // this file's own
+  TWO_20 = 0x10_0000,
+  /** The frame number Xen reads as INVALID_MFN in an entry (all address bits set). */
+  INVALID_MFN_IN_PTE = 0xff_ffff_ffff,
+  LINEAR_MAX = 0x7fff,
+  /** type_info of a frame whose first writable reference was just taken. */
+  WRITABLE_ONE = (PGT_writable_page | PGT_validated | 1) >>> 0,
+  TYPE_AND_VALIDATED = (PGT_type_mask | PGT_validated) >>> 0,
+  WRITABLE_VALIDATED = (PGT_writable_page | PGT_validated) >>> 0,
+}
 
 /** TLB maintenance the page-table code needs from the MMU backend. */
 export interface TlbMaintenance {
@@ -134,10 +140,10 @@ export class PvPageTables {
     this.linear = new Int16Array(this.frames.nrFrames);
     this.writableEpoch = new Uint32Array(this.frames.nrFrames);
     for (const type of [
-      PGT_l1_page_table,
-      PGT_l2_page_table,
-      PGT_l3_page_table,
-      PGT_l4_page_table,
+      K.PGT_l1_page_table,
+      K.PGT_l2_page_table,
+      K.PGT_l3_page_table,
+      K.PGT_l4_page_table,
     ]) {
       this.frames.setTypeHooks(type, {
         validate: (mfn, t) => this.validate(mfn, t),
@@ -166,7 +172,7 @@ export class PvPageTables {
 
   private domainOf(mfn: number): Domain | undefined {
     const o = this.frames.owner[mfn];
-    return o === FRAME_FREE ? undefined : this.hv.domain(o);
+    return o === K.FRAME_FREE ? undefined : this.hv.domain(o);
   }
 
   /** Type reference (the frame table's get_page_type). */
@@ -184,7 +190,7 @@ export class PvPageTables {
 
   /**
    * The `iomem` slot when a provider is composed (looked up once, after boot), else null: then
-   * every PTE to a frame that is not RAM is refused with -EPERM, as before iomap existed.
+   * every PTE to a frame that is not RAM is refused with -K.EPERM, as before iomap existed.
    */
   private iomemSvc: IomemService | null | undefined;
   get iomem(): IomemService | null {
@@ -200,14 +206,14 @@ export class PvPageTables {
    * (privileged here, or holding some I/O memory).
    */
   l1DisallowLo(d: Domain): number {
-    if (d.isPrivileged) return L1_DISALLOW_IO_LO;
+    if (d.isPrivileged) return K.L1_DISALLOW_IO_LO;
     const io = this.iomem;
-    return io !== null && io.iomemRanges(d).length > 0 ? L1_DISALLOW_IO_LO : L1_DISALLOW_LO;
+    return io !== null && io.iomemRanges(d).length > 0 ? K.L1_DISALLOW_IO_LO : K.L1_DISALLOW_LO;
   }
 
   /**
    * get_page_from_l1e for a frame that is not RAM: I/O memory. Both the page owner (the
-   * caller for DOMID_IO) and the table's owner need it in iomem_caps (-EPERM otherwise).
+   * caller for DOMID_IO) and the table's owner need it in iomem_caps (-K.EPERM otherwise).
    * Accepted, it answers the flags the caller flips in the entry, as Xen 4.17 does: RW off in
    * a read-only MMIO range (Xen forces read-only access, it does not refuse), and a write-back
    * entry made uncached (PCD|PWT), a write-through one made uncached (PCD) and a
@@ -215,33 +221,33 @@ export class PvPageTables {
    */
   private getIoPageFromL1e(lo: number, mfn: number, l1eOwner: Domain, pgOwner: Domain): number {
     const io = this.iomem;
-    if (io === null) return -EPERM;
+    if (io === null) return -K.EPERM;
     const a = io.mmioAccess(pgOwner, mfn);
-    if (a < 0) return -EPERM;
+    if (a < 0) return -K.EPERM;
     let access = a;
     if (pgOwner !== l1eOwner) {
       const b = io.mmioAccess(l1eOwner, mfn);
-      if (b < 0) return -EPERM;
-      if (b === IOMEM_ACCESS_RO) access = b;
+      if (b < 0) return -K.EPERM;
+      if (b === K.IOMEM_ACCESS_RO) access = b;
     }
     let flip = 0;
-    if (access === IOMEM_ACCESS_RO && (lo & _PAGE_RW) !== 0) flip |= _PAGE_RW;
-    const cache = lo & PAGE_CACHE_ATTRS;
-    if (cache === 0) flip |= _PAGE_PWT | _PAGE_PCD;
-    else if (cache === _PAGE_PWT || cache === (_PAGE_PWT | _PAGE_PAT)) {
-      flip |= _PAGE_PCD | (cache & _PAGE_PAT);
+    if (access === K.IOMEM_ACCESS_RO && (lo & K._PAGE_RW) !== 0) flip |= K._PAGE_RW;
+    const cache = lo & K.PAGE_CACHE_ATTRS;
+    if (cache === 0) flip |= K._PAGE_PWT | K._PAGE_PCD;
+    else if (cache === K._PAGE_PWT || cache === (K._PAGE_PWT | K._PAGE_PAT)) {
+      flip |= K._PAGE_PCD | (cache & K._PAGE_PAT);
     }
     return flip;
   }
 
   /**
    * Xen's get_page_from_l1e: the references a present L1 entry holds. 0, flags the caller
-   * flips in the entry (> 0, only for I/O memory), or -errno: -EINVAL bad flags, -EPERM a
-   * frame that is not RAM without I/O memory permission, -EBUSY a frame the domain may not
-   * map (or may not map writable), -EACCES a cache attribute on a Xen heap page.
+   * flips in the entry (> 0, only for I/O memory), or -errno: -K.EINVAL bad flags, -K.EPERM a
+   * frame that is not RAM without I/O memory permission, -K.EBUSY a frame the domain may not
+   * map (or may not map writable), -K.EACCES a cache attribute on a Xen heap page.
    */
   getPageFromL1e(lo: number, hi: number, l1eOwner: Domain, pgOwnerIn: Domain): number {
-    if ((lo & this.l1DisallowLo(l1eOwner)) !== 0 || (hi & L1_DISALLOW_HI) !== 0) return -EINVAL;
+    if ((lo & this.l1DisallowLo(l1eOwner)) !== 0 || (hi & K.L1_DISALLOW_HI) !== 0) return -K.EINVAL;
     return this.getPageFromL1eFlagsChecked(lo, hi, l1eOwner, pgOwnerIn);
   }
 
@@ -256,36 +262,36 @@ export class PvPageTables {
     l1eOwner: Domain,
     pgOwner: Domain,
   ): number {
-    const mfn = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
-    // Not RAM: I/O memory, which needs iomem permission (the iomem slot; none: -EPERM).
+    const mfn = (hi & K.PTE_MFN_HI_MASK) * K.TWO_20 + (lo >>> 12);
+    // Not RAM: I/O memory, which needs iomem permission (the iomem slot; none: -K.EPERM).
     if (mfn >= this.nrFrames) return this.getNotRamPageFromL1e(lo, mfn, l1eOwner, pgOwner);
     // page_get_owner_and_reference: none on a free frame, at count 0 (not allocated) or at
     // the top two counts (reserved, as in Xen).
     const ci = this.countInfo;
     const c = ci[mfn];
-    const n = c & PGC_count_mask;
+    const n = c & K.PGC_count_mask;
     const owner = this.owner[mfn];
-    if (owner === FRAME_FREE || n === 0 || n >= PGC_count_mask - 1) return -EBUSY;
+    if (owner === K.FRAME_FREE || n === 0 || n >= K.PGC_count_mask - 1) return -K.EBUSY;
     ci[mfn] = c + 1;
     if (owner !== pgOwner.domid && !this.mayMapOwnersFrame(owner, l1eOwner, pgOwner)) {
       this.frames.putPage(mfn);
-      return -EBUSY;
+      return -K.EBUSY;
     }
-    if ((lo & _PAGE_RW) !== 0 && this.getWritableType(mfn) !== 0) {
+    if ((lo & K._PAGE_RW) !== 0 && this.getWritableType(mfn) !== 0) {
       this.frames.putPage(mfn);
-      return -EBUSY;
+      return -K.EBUSY;
     }
-    if ((lo & PAGE_CACHE_ATTRS) !== 0 && (ci[mfn] & PGC_xen_heap) !== 0) {
-      if ((lo & _PAGE_RW) !== 0) this.frames.putPageType(mfn);
+    if ((lo & K.PAGE_CACHE_ATTRS) !== 0 && (ci[mfn] & K.PGC_xen_heap) !== 0) {
+      if ((lo & K._PAGE_RW) !== 0) this.frames.putPageType(mfn);
       this.frames.putPage(mfn);
-      return -EACCES;
+      return -K.EACCES;
     }
     return 0;
   }
 
   /** get_page_from_l1e of a frame number beyond RAM. */
   private getNotRamPageFromL1e(lo: number, mfn: number, l1eOwner: Domain, pgOwner: Domain): number {
-    if (mfn === INVALID_MFN_IN_PTE) return -EINVAL;
+    if (mfn === K.INVALID_MFN_IN_PTE) return -K.EINVAL;
     return this.getIoPageFromL1e(lo, mfn, l1eOwner, pgOwner);
   }
 
@@ -299,7 +305,7 @@ export class PvPageTables {
   }
 
   /**
-   * get_page_type(mfn, PGT_writable_page), with the frame table's two common cases inline (a
+   * get_page_type(mfn, K.PGT_writable_page), with the frame table's two common cases inline (a
    * type count of zero, which takes the writable type at once as no validator runs for it,
    * and a validated writable type below its count limit); anything else goes to the frame
    * table.
@@ -307,16 +313,16 @@ export class PvPageTables {
   private getWritableType(mfn: number): number {
     const ti = this.typeInfo;
     const x = ti[mfn];
-    const count = x & PGT_count_mask;
+    const count = x & K.PGT_count_mask;
     if (count === 0) {
-      ti[mfn] = WRITABLE_ONE;
+      ti[mfn] = K.WRITABLE_ONE;
       return 0;
     }
-    if ((x & TYPE_AND_VALIDATED) >>> 0 === WRITABLE_VALIDATED && count !== PGT_count_mask) {
+    if ((x & K.TYPE_AND_VALIDATED) >>> 0 === K.WRITABLE_VALIDATED && count !== K.PGT_count_mask) {
       ti[mfn] = x + 1;
       return 0;
     }
-    return this.frames.getPageType(mfn, PGT_writable_page);
+    return this.frames.getPageType(mfn, K.PGT_writable_page);
   }
 
   /**
@@ -324,22 +330,22 @@ export class PvPageTables {
    * writable type (no devalidation) and for a general count that stays above zero.
    */
   putPageFromL1e(lo: number, hi: number): void {
-    if ((lo & _PAGE_PRESENT) === 0) return;
-    const mfn = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
+    if ((lo & K._PAGE_PRESENT) === 0) return;
+    const mfn = (hi & K.PTE_MFN_HI_MASK) * K.TWO_20 + (lo >>> 12);
     if (mfn >= this.nrFrames) return;
-    if ((lo & _PAGE_RW) !== 0) {
+    if ((lo & K._PAGE_RW) !== 0) {
       this.writableEpoch[mfn] = this.flushEpoch;
       const ti = this.typeInfo;
       const x = ti[mfn];
-      const count = x & PGT_count_mask;
+      const count = x & K.PGT_count_mask;
       if (count > 1) ti[mfn] = x - 1;
-      else if (count === 1 && (x & PGT_type_mask) >>> 0 === PGT_writable_page) {
-        ti[mfn] = ((x & ~PGT_validated & ~PGT_pinned) - 1) >>> 0;
+      else if (count === 1 && (x & K.PGT_type_mask) >>> 0 === K.PGT_writable_page) {
+        ti[mfn] = ((x & ~K.PGT_validated & ~K.PGT_pinned) - 1) >>> 0;
       } else this.frames.putPageType(mfn);
     }
     const ci = this.countInfo;
     const c = ci[mfn];
-    if ((c & PGC_count_mask) > 1) ci[mfn] = c - 1;
+    if ((c & K.PGC_count_mask) > 1) ci[mfn] = c - 1;
     else this.frames.putPage(mfn);
   }
 
@@ -350,18 +356,19 @@ export class PvPageTables {
    * linear entry naming a validated table of the same level. 0 or -errno.
    */
   getPageFromLne(level: number, lo: number, hi: number, tableMfn: number, d: Domain): number {
-    const disallow = level === 2 ? L2_DISALLOW_LO : level === 3 ? L3_DISALLOW_LO : L4_DISALLOW_LO;
-    if ((lo & disallow) !== 0) return -EINVAL;
-    const mfn = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
+    const disallow =
+      level === 2 ? K.L2_DISALLOW_LO : level === 3 ? K.L3_DISALLOW_LO : K.L4_DISALLOW_LO;
+    if ((lo & disallow) !== 0) return -K.EINVAL;
+    const mfn = (hi & K.PTE_MFN_HI_MASK) * K.TWO_20 + (lo >>> 12);
     const childType = (((level - 1) << 29) >>> 0) as number;
     let rc: number;
     if (!this.frames.getPage(mfn, d.domid)) {
-      rc = -EINVAL;
+      rc = -K.EINVAL;
     } else {
       rc = this.frames.getPageType(mfn, childType);
       if (rc !== 0) this.frames.putPage(mfn);
     }
-    if (rc === -EINVAL && this.getLinearPagetable(level, lo, mfn, tableMfn, d)) rc = 0;
+    if (rc === -K.EINVAL && this.getLinearPagetable(level, lo, mfn, tableMfn, d)) rc = 0;
     return rc;
   }
 
@@ -373,24 +380,24 @@ export class PvPageTables {
     tableMfn: number,
     d: Domain,
   ): boolean {
-    if ((lo & _PAGE_RW) !== 0) return false;
+    if ((lo & K._PAGE_RW) !== 0) return false;
     if (mfn === tableMfn) return true; // a self-map holds no reference
     if (this.frames.owner[tableMfn] !== d.domid) return false;
     if (!this.frames.getPage(mfn, d.domid)) return false;
     const lin = this.linear;
-    if (lin[tableMfn] < 0 || lin[tableMfn] >= LINEAR_MAX) {
+    if (lin[tableMfn] < 0 || lin[tableMfn] >= K.LINEAR_MAX) {
       this.frames.putPage(mfn);
       return false;
     }
-    if (lin[mfn] > 0 || lin[mfn] <= -LINEAR_MAX) {
+    if (lin[mfn] > 0 || lin[mfn] <= -K.LINEAR_MAX) {
       this.frames.putPage(mfn);
       return false;
     }
     const x = this.frames.typeInfo[mfn];
-    const want = ((level << 29) | PGT_validated) >>> 0;
+    const want = ((level << 29) | K.PGT_validated) >>> 0;
     if (
-      (x & PGT_count_mask) === PGT_count_mask ||
-      (x & (PGT_type_mask | PGT_validated)) >>> 0 !== want
+      (x & K.PGT_count_mask) === K.PGT_count_mask ||
+      (x & (K.PGT_type_mask | K.PGT_validated)) >>> 0 !== want
     ) {
       this.frames.putPage(mfn);
       return false;
@@ -403,10 +410,10 @@ export class PvPageTables {
 
   /** Xen's put_page_from_l2e / l3e / l4e (the deferred put is done at once). */
   putPageFromLne(lo: number, hi: number, tableMfn: number): void {
-    if ((lo & _PAGE_PRESENT) === 0) return;
-    const mfn = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
+    if ((lo & K._PAGE_PRESENT) === 0) return;
+    const mfn = (hi & K.PTE_MFN_HI_MASK) * K.TWO_20 + (lo >>> 12);
     if (mfn === tableMfn) return;
-    if (((this.frames.typeInfo[mfn] ^ this.frames.typeInfo[tableMfn]) & PGT_type_mask) === 0) {
+    if (((this.frames.typeInfo[mfn] ^ this.frames.typeInfo[tableMfn]) & K.PGT_type_mask) === 0) {
       this.linear[mfn]++;
       this.linear[tableMfn]--;
     }
@@ -418,7 +425,7 @@ export class PvPageTables {
 
   private validate(mfn: number, type: number): number {
     const d = this.domainOf(mfn);
-    if (d === undefined) return -EINVAL;
+    if (d === undefined) return -K.EINVAL;
     // A frame that may still be writable in some TLB becomes a page table only after a flush.
     if (this.writableEpoch[mfn] === this.flushEpoch) {
       this.counts.typeChangeFlushes++;
@@ -427,11 +434,11 @@ export class PvPageTables {
     this.linear[mfn] = 0;
     this.counts.promotions++;
     switch (type) {
-      case PGT_l1_page_table:
+      case K.PGT_l1_page_table:
         return this.promoteL1(mfn, d);
-      case PGT_l4_page_table:
+      case K.PGT_l4_page_table:
         return this.promoteLn(4, mfn, d);
-      case PGT_l3_page_table:
+      case K.PGT_l3_page_table:
         return this.promoteLn(3, mfn, d);
       default:
         return this.promoteLn(2, mfn, d);
@@ -450,21 +457,21 @@ export class PvPageTables {
     let i = 0;
     for (; i < 512; i++) {
       const lo = w[i * 2];
-      if ((lo & _PAGE_PRESENT) === 0) continue;
+      if ((lo & K._PAGE_PRESENT) === 0) continue;
       const hi = w[i * 2 + 1];
       let rc: number;
-      const m = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
-      if ((lo & disallowLo) !== 0 || (hi & L1_DISALLOW_HI) !== 0) rc = -EINVAL;
+      const m = (hi & K.PTE_MFN_HI_MASK) * K.TWO_20 + (lo >>> 12);
+      if ((lo & disallowLo) !== 0 || (hi & K.L1_DISALLOW_HI) !== 0) rc = -K.EINVAL;
       else if (
         m < nr &&
         owner[m] === domid &&
-        (ci[m] & PGC_count_mask) !== 0 &&
-        (ci[m] & PGC_count_mask) < PGC_count_mask - 1 &&
-        (lo & PAGE_CACHE_ATTRS) === 0 &&
-        ((lo & _PAGE_RW) === 0 || (ti[m] & PGT_count_mask) === 0)
+        (ci[m] & K.PGC_count_mask) !== 0 &&
+        (ci[m] & K.PGC_count_mask) < K.PGC_count_mask - 1 &&
+        (lo & K.PAGE_CACHE_ATTRS) === 0 &&
+        ((lo & K._PAGE_RW) === 0 || (ti[m] & K.PGT_count_mask) === 0)
       ) {
         ci[m]++;
-        if ((lo & _PAGE_RW) !== 0) ti[m] = WRITABLE_ONE;
+        if ((lo & K._PAGE_RW) !== 0) ti[m] = K.WRITABLE_ONE;
         rc = 0;
       } else rc = this.getPageFromL1eFlagsChecked(lo, hi, d, d);
       if (rc < 0) {
@@ -482,11 +489,11 @@ export class PvPageTables {
     // Bitwise (int32) throughout: comparing a u32 with an int32 would go through doubles.
     let nlo = lo ^ flip;
     let nhi = hi | 0;
-    if ((nlo & _PAGE_USER) === 0) {
-      nlo |= _PAGE_USER;
-      nhi |= _PAGE_GUEST_KERNEL_HI;
+    if ((nlo & K._PAGE_USER) === 0) {
+      nlo |= K._PAGE_USER;
+      nhi |= K._PAGE_GUEST_KERNEL_HI;
     }
-    if ((nhi & _PAGE_GUEST_KERNEL_HI) === 0) nlo |= _PAGE_GLOBAL | _PAGE_USER;
+    if ((nhi & K._PAGE_GUEST_KERNEL_HI) === 0) nlo |= K._PAGE_GLOBAL | K._PAGE_USER;
     if ((nlo ^ lo) !== 0 || (nhi ^ hi) !== 0) this.writeEntry(mfn, i, nlo >>> 0, nhi >>> 0);
   }
 
@@ -500,7 +507,7 @@ export class PvPageTables {
     for (let i = 0; i < 512; i++) {
       if (level === 4 && !PvPageTables.isGuestL4Slot(i)) continue;
       const lo = w[i * 2];
-      if ((lo & _PAGE_PRESENT) === 0) continue;
+      if ((lo & K._PAGE_PRESENT) === 0) continue;
       const hi = w[i * 2 + 1];
       const rc = this.getPageFromLne(level, lo, hi, mfn, d);
       if (rc !== 0) {
@@ -511,7 +518,7 @@ export class PvPageTables {
         return rc;
       }
       // adjust_guest_l2e/l3e add USER; adjust_guest_l4e adds USER and ACCESSED.
-      const add = level === 4 ? _PAGE_USER | _PAGE_ACCESSED : _PAGE_USER;
+      const add = level === 4 ? K._PAGE_USER | K._PAGE_ACCESSED : K._PAGE_USER;
       if ((lo & add) !== add) this.writeEntry(mfn, i, (lo | add) >>> 0, hi);
     }
     if (level === 4) this.initXenL4Slots(mfn, d.vmAssist.has(VMASST_TYPE_m2p_strict));
@@ -537,8 +544,8 @@ export class PvPageTables {
     this.writeEntry(
       mfn,
       RO_MPT_SLOT,
-      ((m % TWO_20) * 4096 + (_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED)) >>> 0,
-      Math.floor(m / TWO_20),
+      ((m % K.TWO_20) * 4096 + (K._PAGE_PRESENT | K._PAGE_USER | K._PAGE_ACCESSED)) >>> 0,
+      Math.floor(m / K.TWO_20),
     );
     return true;
   }
@@ -556,18 +563,18 @@ export class PvPageTables {
   private devalidate(mfn: number, type: number): void {
     this.counts.demotions++;
     const w = this.ram.frameWords(mfn, false);
-    if (type === PGT_l1_page_table) {
+    if (type === K.PGT_l1_page_table) {
       for (let i = 0; i < 512; i++) {
         const lo = w[i * 2];
-        if ((lo & _PAGE_PRESENT) !== 0) this.putPageFromL1e(lo, w[i * 2 + 1]);
+        if ((lo & K._PAGE_PRESENT) !== 0) this.putPageFromL1e(lo, w[i * 2 + 1]);
       }
       return;
     }
-    const isL4 = type === PGT_l4_page_table;
+    const isL4 = type === K.PGT_l4_page_table;
     for (let i = 511; i >= 0; i--) {
       if (isL4 && !PvPageTables.isGuestL4Slot(i)) continue;
       const lo = w[i * 2];
-      if ((lo & _PAGE_PRESENT) !== 0) this.putPageFromLne(lo, w[i * 2 + 1], mfn);
+      if ((lo & K._PAGE_PRESENT) !== 0) this.putPageFromLne(lo, w[i * 2 + 1], mfn);
     }
   }
 
@@ -611,17 +618,17 @@ export class PvPageTables {
     const ohi = w[b + 1];
     let nlo = nloIn;
     let nhi = nhiIn;
-    if ((nlo & _PAGE_PRESENT) !== 0) {
-      if ((nlo & disallowLo) !== 0 || (nhi & L1_DISALLOW_HI) !== 0) return -EINVAL;
+    if ((nlo & K._PAGE_PRESENT) !== 0) {
+      if ((nlo & disallowLo) !== 0 || (nhi & K.L1_DISALLOW_HI) !== 0) return -K.EINVAL;
       // adjust_guest_l1e
-      if ((nlo & _PAGE_USER) === 0) {
-        nlo |= _PAGE_USER;
-        nhi |= _PAGE_GUEST_KERNEL_HI;
+      if ((nlo & K._PAGE_USER) === 0) {
+        nlo |= K._PAGE_USER;
+        nhi |= K._PAGE_GUEST_KERNEL_HI;
       }
-      if ((nhi & _PAGE_GUEST_KERNEL_HI) === 0) nlo |= _PAGE_GLOBAL | _PAGE_USER;
-      if (cmd === MMU_PT_UPDATE_PRESERVE_AD) nlo |= olo & (_PAGE_ACCESSED | _PAGE_DIRTY);
+      if ((nhi & K._PAGE_GUEST_KERNEL_HI) === 0) nlo |= K._PAGE_GLOBAL | K._PAGE_USER;
+      if (cmd === K.MMU_PT_UPDATE_PRESERVE_AD) nlo |= olo & (K._PAGE_ACCESSED | K._PAGE_DIRTY);
       // Fast path: same frame, only whitelisted flags change.
-      if (((olo ^ nlo) & ~FASTPATH_LO) === 0 && ((ohi ^ nhi) & ~FASTPATH_HI) === 0) {
+      if (((olo ^ nlo) & ~K.FASTPATH_LO) === 0 && ((ohi ^ nhi) & ~K.FASTPATH_HI) === 0) {
         w[b] = nlo >>> 0;
         w[b + 1] = nhi >>> 0;
         return 0;
@@ -630,12 +637,12 @@ export class PvPageTables {
       if (rc < 0) return rc;
       nlo ^= rc;
       this.counts.validatedL1e++;
-    } else if (cmd === MMU_PT_UPDATE_PRESERVE_AD) {
-      nlo |= olo & (_PAGE_ACCESSED | _PAGE_DIRTY);
+    } else if (cmd === K.MMU_PT_UPDATE_PRESERVE_AD) {
+      nlo |= olo & (K._PAGE_ACCESSED | K._PAGE_DIRTY);
     }
     w[b] = nlo >>> 0;
     w[b + 1] = nhi >>> 0;
-    if ((olo & _PAGE_PRESENT) !== 0) this.putPageFromL1e(olo, ohi);
+    if ((olo & K._PAGE_PRESENT) !== 0) this.putPageFromL1e(olo, ohi);
     return 0;
   }
 
@@ -649,18 +656,19 @@ export class PvPageTables {
     preserveAd: boolean,
     d: Domain,
   ): number {
-    if (level === 4 && !PvPageTables.isGuestL4Slot(i)) return -EINVAL;
+    if (level === 4 && !PvPageTables.isGuestL4Slot(i)) return -K.EINVAL;
     const w = this.ram.frameWords(mfn, true);
     const b = i * 2;
     const olo = w[b];
     const ohi = w[b + 1];
     let nlo = nloIn;
-    if (preserveAd) nlo |= olo & (_PAGE_ACCESSED | _PAGE_DIRTY);
-    if ((nlo & _PAGE_PRESENT) !== 0) {
-      const disallow = level === 2 ? L2_DISALLOW_LO : level === 3 ? L3_DISALLOW_LO : L4_DISALLOW_LO;
-      if ((nlo & disallow) !== 0) return -EINVAL;
-      nlo |= level === 4 ? _PAGE_USER | _PAGE_ACCESSED : _PAGE_USER;
-      if (((olo ^ nlo) & ~FASTPATH_PDE_LO) === 0 && ((ohi ^ nhi) & ~FASTPATH_PDE_HI) === 0) {
+    if (preserveAd) nlo |= olo & (K._PAGE_ACCESSED | K._PAGE_DIRTY);
+    if ((nlo & K._PAGE_PRESENT) !== 0) {
+      const disallow =
+        level === 2 ? K.L2_DISALLOW_LO : level === 3 ? K.L3_DISALLOW_LO : K.L4_DISALLOW_LO;
+      if ((nlo & disallow) !== 0) return -K.EINVAL;
+      nlo |= level === 4 ? K._PAGE_USER | K._PAGE_ACCESSED : K._PAGE_USER;
+      if (((olo ^ nlo) & ~K.FASTPATH_PDE_LO) === 0 && ((ohi ^ nhi) & ~K.FASTPATH_PDE_HI) === 0) {
         w[b] = nlo >>> 0;
         w[b + 1] = nhi >>> 0;
         return 0;
@@ -670,18 +678,18 @@ export class PvPageTables {
     }
     w[b] = nlo >>> 0;
     w[b + 1] = nhi >>> 0;
-    if ((olo & _PAGE_PRESENT) !== 0) this.putPageFromLne(olo, ohi, mfn);
+    if ((olo & K._PAGE_PRESENT) !== 0) this.putPageFromLne(olo, ohi, mfn);
     return 0;
   }
 
   /** Whether a frame is in a state page_lock would accept (validated, type count > 0). */
   lockable(mfn: number): boolean {
     const x = this.frames.typeInfo[mfn];
-    return (x & PGT_validated) !== 0 && (x & PGT_count_mask) !== 0;
+    return (x & K.PGT_validated) !== 0 && (x & K.PGT_count_mask) !== 0;
   }
 
   /** Pinned flag helper for tools. */
   isPinned(mfn: number): boolean {
-    return (this.frames.typeInfo[mfn] & PGT_pinned) !== 0;
+    return (this.frames.typeInfo[mfn] & K.PGT_pinned) !== 0;
   }
 }
