@@ -33,7 +33,7 @@ const { VMASST_TYPE_m2p_strict } = abi;
  * is checked against its source (@hyperlab/abi, @hyperlab/core, ./pte) by
  * test/pv-constants.test.ts.
  */
-// biome-ignore lint/suspicious/noDuplicateEnumValues: distinct constants that share a value (EPERM and _PAGE_PRESENT)
+// biome-ignore-start lint/suspicious/noDuplicateEnumValues: constants that share a value
 export const enum K {
   // x86 page-table entry bits (abi)
   _PAGE_PRESENT = 0x1,
@@ -89,6 +89,7 @@ export const enum K {
   TYPE_AND_VALIDATED = (PGT_type_mask | PGT_validated) >>> 0,
   WRITABLE_VALIDATED = (PGT_writable_page | PGT_validated) >>> 0,
 }
+// biome-ignore-end lint/suspicious/noDuplicateEnumValues: constants that share a value
 
 /** TLB maintenance the page-table code needs from the MMU backend. */
 export interface TlbMaintenance {
@@ -448,12 +449,13 @@ export class PvPageTables {
   private promoteL1(mfn: number, d: Domain): number {
     const w = this.ram.frameWords(mfn, false);
     // l1_disallow_mask(d), once for the table.
-    const disallowLo = this.l1DisallowLo(d);
+    // `| 0`: loop-invariant values as untagged int32, not re-checked at every entry.
+    const disallowLo = this.l1DisallowLo(d) | 0;
     const nr = this.nrFrames;
     const owner = this.owner;
     const ci = this.countInfo;
     const ti = this.typeInfo;
-    const domid = d.domid;
+    const domid = d.domid | 0;
     let i = 0;
     for (; i < 512; i++) {
       const lo = w[i * 2];

@@ -1,12 +1,13 @@
 import * as abi from "@hyperlab/abi";
 import * as core from "@hyperlab/core";
 import { describe, expect, it } from "vitest";
+import { U } from "../src/mmu-update";
 import * as pte from "../src/pte";
 import { K } from "../src/pv-mmu";
 
-// pv-mmu.ts keeps its validation paths' constants as number literals (a const enum); each must
-// equal the constant it stands for.
-describe("pv-mmu.ts's constants", () => {
+// pv-mmu.ts and mmu-update.ts keep their hot paths' constants as number literals (const enums
+// K and U); each must equal the constant it stands for.
+describe("the hot paths' constants", () => {
   it("equal their sources in @hyperlab/abi, @hyperlab/core and pte.ts", () => {
     const pairs: [string, number, number][] = [
       ["_PAGE_PRESENT", K._PAGE_PRESENT, abi._PAGE_PRESENT],
@@ -58,6 +59,33 @@ describe("pv-mmu.ts's constants", () => {
         K.WRITABLE_VALIDATED,
         (core.PGT_writable_page | core.PGT_validated) >>> 0,
       ],
+      ["U.MMU_NORMAL_PT_UPDATE", U.MMU_NORMAL_PT_UPDATE, abi.MMU_NORMAL_PT_UPDATE],
+      ["U.MMU_MACHPHYS_UPDATE", U.MMU_MACHPHYS_UPDATE, abi.MMU_MACHPHYS_UPDATE],
+      ["U.MMU_PT_UPDATE_PRESERVE_AD", U.MMU_PT_UPDATE_PRESERVE_AD, abi.MMU_PT_UPDATE_PRESERVE_AD],
+      [
+        "U.MMU_PT_UPDATE_NO_TRANSLATE",
+        U.MMU_PT_UPDATE_NO_TRANSLATE,
+        abi.MMU_PT_UPDATE_NO_TRANSLATE,
+      ],
+      ["U.EPERM", U.EPERM, abi.EPERM],
+      ["U.ESRCH", U.ESRCH, abi.ESRCH],
+      ["U.EFAULT", U.EFAULT, abi.EFAULT],
+      ["U.EINVAL", U.EINVAL, abi.EINVAL],
+      ["U.ENOSYS", U.ENOSYS, abi.ENOSYS],
+      ["U.PGT_count_mask", U.PGT_count_mask, core.PGT_count_mask],
+      ["U.PGT_validated", U.PGT_validated, core.PGT_validated],
+      ["U.PGT_l1_page_table", U.PGT_l1_page_table, core.PGT_l1_page_table],
+      ["U.PGT_l2_page_table", U.PGT_l2_page_table, core.PGT_l2_page_table],
+      ["U.PGT_l4_page_table", U.PGT_l4_page_table, core.PGT_l4_page_table],
+      ["U.PGT_writable_page", U.PGT_writable_page, core.PGT_writable_page],
+      ["U.PGT_type_mask", U.PGT_type_mask, core.PGT_type_mask],
+      ["U.TWO_20", U.TWO_20, 2 ** 20],
+      [
+        "U.TYPE_AND_VALIDATED",
+        U.TYPE_AND_VALIDATED,
+        (core.PGT_type_mask | core.PGT_validated) >>> 0,
+      ],
+      ["U.L1_VALIDATED", U.L1_VALIDATED, (core.PGT_l1_page_table | core.PGT_validated) >>> 0],
     ];
     for (const [name, value, source] of pairs) expect([name, value]).toEqual([name, source]);
   });
