@@ -210,7 +210,7 @@ function isValidatedLn(x: number): boolean {
 /**
  * A page-table update request on a frame that is not a validated L1 in use (type_info `x`,
  * a general reference held): an L2..L4 entry, a plain write to a writable or untyped frame,
- * or -U.EINVAL for any other type.
+ * or -EINVAL for any other type.
  */
 function updateOtherFrame(
   ctx: PvMmuContext,
@@ -243,7 +243,7 @@ function updateOtherFrame(
   return 0;
 }
 
-/** U.MMU_MACHPHYS_UPDATE: M2P[mfn] = (lo, hi) for a frame of the page owner. 0 or -errno. */
+/** MMU_MACHPHYS_UPDATE: M2P[mfn] = (lo, hi) for a frame of the page owner. 0 or -errno. */
 function machphysUpdate(
   ctx: PvMmuContext,
   d: Domain,

@@ -191,7 +191,7 @@ export class PvPageTables {
 
   /**
    * The `iomem` slot when a provider is composed (looked up once, after boot), else null: then
-   * every PTE to a frame that is not RAM is refused with -K.EPERM, as before iomap existed.
+   * every PTE to a frame that is not RAM is refused with -EPERM, as before iomap existed.
    */
   private iomemSvc: IomemService | null | undefined;
   get iomem(): IomemService | null {
@@ -214,7 +214,7 @@ export class PvPageTables {
 
   /**
    * get_page_from_l1e for a frame that is not RAM: I/O memory. Both the page owner (the
-   * caller for DOMID_IO) and the table's owner need it in iomem_caps (-K.EPERM otherwise).
+   * caller for DOMID_IO) and the table's owner need it in iomem_caps (-EPERM otherwise).
    * Accepted, it answers the flags the caller flips in the entry, as Xen 4.17 does: RW off in
    * a read-only MMIO range (Xen forces read-only access, it does not refuse), and a write-back
    * entry made uncached (PCD|PWT), a write-through one made uncached (PCD) and a
@@ -243,9 +243,9 @@ export class PvPageTables {
 
   /**
    * Xen's get_page_from_l1e: the references a present L1 entry holds. 0, flags the caller
-   * flips in the entry (> 0, only for I/O memory), or -errno: -K.EINVAL bad flags, -K.EPERM a
-   * frame that is not RAM without I/O memory permission, -K.EBUSY a frame the domain may not
-   * map (or may not map writable), -K.EACCES a cache attribute on a Xen heap page.
+   * flips in the entry (> 0, only for I/O memory), or -errno: -EINVAL bad flags, -EPERM a
+   * frame that is not RAM without I/O memory permission, -EBUSY a frame the domain may not
+   * map (or may not map writable), -EACCES a cache attribute on a Xen heap page.
    */
   getPageFromL1e(lo: number, hi: number, l1eOwner: Domain, pgOwnerIn: Domain): number {
     if ((lo & this.l1DisallowLo(l1eOwner)) !== 0 || (hi & K.L1_DISALLOW_HI) !== 0) return -K.EINVAL;
@@ -264,7 +264,7 @@ export class PvPageTables {
     pgOwner: Domain,
   ): number {
     const mfn = (hi & K.PTE_MFN_HI_MASK) * K.TWO_20 + (lo >>> 12);
-    // Not RAM: I/O memory, which needs iomem permission (the iomem slot; none: -K.EPERM).
+    // Not RAM: I/O memory, which needs iomem permission (the iomem slot; none: -EPERM).
     if (mfn >= this.nrFrames) return this.getNotRamPageFromL1e(lo, mfn, l1eOwner, pgOwner);
     // page_get_owner_and_reference: none on a free frame, at count 0 (not allocated) or at
     // the top two counts (reserved, as in Xen).
@@ -306,7 +306,7 @@ export class PvPageTables {
   }
 
   /**
-   * get_page_type(mfn, K.PGT_writable_page), with the frame table's two common cases inline (a
+   * get_page_type(mfn, PGT_writable_page), with the frame table's two common cases inline (a
    * type count of zero, which takes the writable type at once as no validator runs for it,
    * and a validated writable type below its count limit); anything else goes to the frame
    * table.
