@@ -35,6 +35,7 @@ export const enum U {
   EFAULT = 14,
   EINVAL = 22,
   ENOSYS = 38,
+  PGC_count_mask = (1 << 28) - 1,
   PGT_count_mask = (1 << 26) - 1,
   PGT_validated = 1 << 27,
   PGT_l1_page_table = 1 << 29,
@@ -111,6 +112,9 @@ export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number 
   const pt = ctx.pt;
   const f = ctx.frames;
   const typeInfo = f.typeInfo;
+  const countInfo = f.countInfo;
+  const owner = f.owner;
+  const nr = f.nrFrames;
   // What cannot change during one hypercall: l1_disallow_mask(ptOwner) and the XSM checks.
   // `| 0`: loop-invariant values as untagged int32, not re-checked at every request.
   const disallowLo = pt.l1DisallowLo(ptOwner) | 0;
@@ -155,10 +159,19 @@ export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number 
         break;
       }
       const gmfn = phi * U.TWO_20 + (plo >>> 12);
-      if (!f.getPage(gmfn, ptDomid)) {
+      // get_page(gmfn, ptOwner) as the frame table's getPage (gmfn is a whole number >= 0),
+      // written out here so that V8's inlining budget goes to mod_l1_entry's callees.
+      if (gmfn >= nr || owner[gmfn] !== ptDomid) {
         rc = -U.EINVAL;
         break;
       }
+      const c = countInfo[gmfn];
+      const n = c & U.PGC_count_mask;
+      if (n === 0 || n >= U.PGC_count_mask - 1) {
+        rc = -U.EINVAL;
+        break;
+      }
+      countInfo[gmfn] = c + 1;
       const x = typeInfo[gmfn];
       if ((x & U.TYPE_AND_VALIDATED) >>> 0 === U.L1_VALIDATED && (x & U.PGT_count_mask) !== 0) {
         // The table's view, handed out (and reported to a write hook) once per table a batch
@@ -174,7 +187,10 @@ export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number 
         // A linear page table may map the entry just changed.
         if (rc === 0 && isValidatedLn(x)) flushLinear = true;
       }
-      f.putPage(gmfn);
+      // put_page(gmfn): the frame table's, inline while the count stays above zero.
+      const c2 = countInfo[gmfn];
+      if ((c2 & U.PGC_count_mask) > 1) countInfo[gmfn] = c2 - 1;
+      else f.putPage(gmfn);
     } else if (cmd !== U.MMU_MACHPHYS_UPDATE) {
       rc = -U.ENOSYS;
     } else {

@@ -264,6 +264,50 @@ export class PvPageTables {
     pgOwner: Domain,
   ): number {
     const mfn = (hi & K.PTE_MFN_HI_MASK) * K.TWO_20 + (lo >>> 12);
+    // The common case whole, changing nothing unless it succeeds: a RAM frame of the page
+    // owner that can take a reference, no cache attribute, and if writable a type count of
+    // zero or a validated writable type below its limit. Anything else: the general path.
+    if (
+      mfn < this.nrFrames &&
+      this.owner[mfn] === pgOwner.domid &&
+      (lo & K.PAGE_CACHE_ATTRS) === 0
+    ) {
+      const ci = this.countInfo;
+      const c = ci[mfn];
+      const n = c & K.PGC_count_mask;
+      if (n !== 0 && n < K.PGC_count_mask - 1) {
+        if ((lo & K._PAGE_RW) === 0) {
+          ci[mfn] = c + 1;
+          return 0;
+        }
+        const ti = this.typeInfo;
+        const x = ti[mfn];
+        const count = x & K.PGT_count_mask;
+        if (count === 0) {
+          ti[mfn] = K.WRITABLE_ONE;
+          ci[mfn] = c + 1;
+          return 0;
+        }
+        if (
+          (x & K.TYPE_AND_VALIDATED) >>> 0 === K.WRITABLE_VALIDATED &&
+          count !== K.PGT_count_mask
+        ) {
+          ti[mfn] = x + 1;
+          ci[mfn] = c + 1;
+          return 0;
+        }
+      }
+    }
+    return this.getPageFromL1eGeneral(lo, mfn, l1eOwner, pgOwner);
+  }
+
+  /** getPageFromL1eFlagsChecked for frame `mfn`, in every case. */
+  private getPageFromL1eGeneral(
+    lo: number,
+    mfn: number,
+    l1eOwner: Domain,
+    pgOwner: Domain,
+  ): number {
     // Not RAM: I/O memory, which needs iomem permission (the iomem slot; none: -EPERM).
     if (mfn >= this.nrFrames) return this.getNotRamPageFromL1e(lo, mfn, l1eOwner, pgOwner);
     // page_get_owner_and_reference: none on a free frame, at count 0 (not allocated) or at
@@ -448,34 +492,17 @@ export class PvPageTables {
 
   private promoteL1(mfn: number, d: Domain): number {
     const w = this.ram.frameWords(mfn, false);
-    // l1_disallow_mask(d), once for the table.
-    // `| 0`: loop-invariant values as untagged int32, not re-checked at every entry.
+    // l1_disallow_mask(d), once for the table (`| 0`: an untagged int32 in the loop).
     const disallowLo = this.l1DisallowLo(d) | 0;
-    const nr = this.nrFrames;
-    const owner = this.owner;
-    const ci = this.countInfo;
-    const ti = this.typeInfo;
-    const domid = d.domid | 0;
     let i = 0;
     for (; i < 512; i++) {
       const lo = w[i * 2];
       if ((lo & K._PAGE_PRESENT) === 0) continue;
       const hi = w[i * 2 + 1];
-      let rc: number;
-      const m = (hi & K.PTE_MFN_HI_MASK) * K.TWO_20 + (lo >>> 12);
-      if ((lo & disallowLo) !== 0 || (hi & K.L1_DISALLOW_HI) !== 0) rc = -K.EINVAL;
-      else if (
-        m < nr &&
-        owner[m] === domid &&
-        (ci[m] & K.PGC_count_mask) !== 0 &&
-        (ci[m] & K.PGC_count_mask) < K.PGC_count_mask - 1 &&
-        (lo & K.PAGE_CACHE_ATTRS) === 0 &&
-        ((lo & K._PAGE_RW) === 0 || (ti[m] & K.PGT_count_mask) === 0)
-      ) {
-        ci[m]++;
-        if ((lo & K._PAGE_RW) !== 0) ti[m] = K.WRITABLE_ONE;
-        rc = 0;
-      } else rc = this.getPageFromL1eFlagsChecked(lo, hi, d, d);
+      const rc =
+        (lo & disallowLo) !== 0 || (hi & K.L1_DISALLOW_HI) !== 0
+          ? -K.EINVAL
+          : this.getPageFromL1eFlagsChecked(lo, hi, d, d);
       if (rc < 0) {
         while (i-- > 0) this.putPageFromL1e(w[i * 2], w[i * 2 + 1]);
         return rc;

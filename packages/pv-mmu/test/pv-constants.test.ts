@@ -72,6 +72,7 @@ describe("the hot paths' constants", () => {
       ["U.EFAULT", U.EFAULT, abi.EFAULT],
       ["U.EINVAL", U.EINVAL, abi.EINVAL],
       ["U.ENOSYS", U.ENOSYS, abi.ENOSYS],
+      ["U.PGC_count_mask", U.PGC_count_mask, core.PGC_count_mask],
       ["U.PGT_count_mask", U.PGT_count_mask, core.PGT_count_mask],
       ["U.PGT_validated", U.PGT_validated, core.PGT_validated],
       ["U.PGT_l1_page_table", U.PGT_l1_page_table, core.PGT_l1_page_table],
