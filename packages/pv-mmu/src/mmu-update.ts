@@ -10,42 +10,47 @@
  * `pdone` counts the requests done before the first failure.
  */
 
-import {
-  _PAGE_PRESENT,
-  EFAULT,
-  EINVAL,
-  ENOSYS,
-  EPERM,
-  ESRCH,
-  MMU_MACHPHYS_UPDATE,
-  MMU_NORMAL_PT_UPDATE,
-  MMU_PT_UPDATE_NO_TRANSLATE,
-  MMU_PT_UPDATE_PRESERVE_AD,
-  UVMF_ALL,
-  UVMF_FLUSHTYPE_MASK,
-  UVMF_INVLPG,
-  UVMF_LOCAL,
-  UVMF_TLB_FLUSH,
-} from "@hyperlab/abi";
-import {
-  type Domain,
-  PGT_count_mask,
-  PGT_l1_page_table,
-  PGT_l2_page_table,
-  PGT_l4_page_table,
-  PGT_type_mask,
-  PGT_validated,
-  PGT_writable_page,
-  type Vcpu,
-} from "@hyperlab/core";
-import { type Batch, type PvMmuContext, readBatch } from "./context";
-
-const batch: Batch = { count: 0, foreigndom: 0, done: 0 };
-
-import { getPgOwner, TWO_20, vcpusOf } from "./context";
+import * as abi from "@hyperlab/abi";
+import type { Domain, Vcpu } from "@hyperlab/core";
+import { type Batch, getPgOwner, type PvMmuContext, readBatch, vcpusOf } from "./context";
 import { splitU64 } from "./pte";
 import * as ptwr from "./ptwr";
 import { xsmTarget } from "./pv-mmu";
+
+const { _PAGE_PRESENT, UVMF_ALL, UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_LOCAL, UVMF_TLB_FLUSH } =
+  abi;
+
+/**
+ * mmu_update's constants as number literals (see pv-mmu.ts's K for why; checked by
+ * test/pv-constants.test.ts).
+ */
+// biome-ignore-start lint/suspicious/noDuplicateEnumValues: constants that share a value
+export const enum U {
+  MMU_NORMAL_PT_UPDATE = 0,
+  MMU_MACHPHYS_UPDATE = 1,
+  MMU_PT_UPDATE_PRESERVE_AD = 2,
+  MMU_PT_UPDATE_NO_TRANSLATE = 3,
+  EPERM = 1,
+  ESRCH = 3,
+  EFAULT = 14,
+  EINVAL = 22,
+  ENOSYS = 38,
+  PGC_count_mask = (1 << 28) - 1,
+  PGT_count_mask = (1 << 26) - 1,
+  PGT_validated = 1 << 27,
+  PGT_l1_page_table = 1 << 29,
+  PGT_l2_page_table = 2 << 29,
+  PGT_l4_page_table = (4 << 29) >>> 0,
+  PGT_writable_page = (7 << 29) >>> 0,
+  PGT_type_mask = (7 << 29) >>> 0,
+  TWO_20 = 0x10_0000,
+  TYPE_AND_VALIDATED = (PGT_type_mask | PGT_validated) >>> 0,
+  L1_VALIDATED = (PGT_l1_page_table | PGT_validated) >>> 0,
+}
+// biome-ignore-end lint/suspicious/noDuplicateEnumValues: constants that share a value
+
+const batch: Batch = { count: 0, foreigndom: 0, done: 0 };
+const EMPTY_WORDS: Uint32Array = new Uint32Array(0);
 
 /** One mmu_update request (struct mmu_update): `ptr` with the MMU_* command in bits 0..1, `val`. */
 export interface MmuUpdate {
@@ -77,41 +82,49 @@ const scratch2 = { lo: 0, hi: 0 };
 
 /** HYPERVISOR_mmu_update (Xen's do_mmu_update). */
 export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number {
-  if (!readBatch(a, batch)) return -EFAULT;
+  if (!readBatch(a, batch)) return -U.EFAULT;
   const count = batch.count;
   const foreigndom = batch.foreigndom;
   const done = batch.done;
   const ureqs = a.ureqs;
-  const packed = ureqs instanceof Uint32Array;
-  if (packed ? ureqs.length < count * 4 : !Array.isArray(ureqs) || ureqs.length < count)
-    return -EFAULT;
+  // The packed words, or null for an array of structs (a null test per request, where a
+  // boolean would be a generic truthiness check).
+  const packed = ureqs instanceof Uint32Array ? ureqs : null;
+  if (packed !== null ? packed.length < count * 4 : !Array.isArray(ureqs) || ureqs.length < count)
+    return -U.EFAULT;
   const d = v.domain;
   let ptOwner = d;
   const ptDom = foreigndom >>> 16;
   if (ptDom !== 0) {
     const o = ctx.hv.domain(ptDom - 1);
-    if (o === undefined || o.state === "dead") return -ESRCH;
+    if (o === undefined || o.state === "dead") return -U.ESRCH;
     if (o !== d && o.vcpus.length === 0) {
       a.pdone = done;
-      return -EINVAL;
+      return -U.EINVAL;
     }
     ptOwner = o;
   }
   const pgOwner = getPgOwner(ctx, v, foreigndom & 0xffff);
   if (pgOwner === undefined) {
     a.pdone = done;
-    return -ESRCH;
+    return -U.ESRCH;
   }
   const pt = ctx.pt;
   const f = ctx.frames;
   const typeInfo = f.typeInfo;
+  const countInfo = f.countInfo;
+  const owner = f.owner;
+  const nr = f.nrFrames;
   // What cannot change during one hypercall: l1_disallow_mask(ptOwner) and the XSM checks.
-  const disallowLo = pt.l1DisallowLo(ptOwner);
+  // `| 0`: loop-invariant values as untagged int32, not re-checked at every request.
+  const disallowLo = pt.l1DisallowLo(ptOwner) | 0;
   const ptRights =
-    (ptOwner === d || xsmTarget(d, ptOwner)) && (pgOwner === d || xsmTarget(d, pgOwner));
-  const ptDomid = ptOwner.domid;
+    (ptOwner === d || xsmTarget(d, ptOwner)) && (pgOwner === d || xsmTarget(d, pgOwner)) ? 1 : 0;
+  const ptDomid = ptOwner.domid | 0;
   let rc = 0;
   let flushLinear = false;
+  let l1Mfn = -1;
+  let l1Words = EMPTY_WORDS;
   let i = 0;
   // The loop keeps the validated L1 update inline and calls out for everything else.
   for (; i < count; i++) {
@@ -119,15 +132,14 @@ export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number 
     let phi: number;
     let vlo: number;
     let vhi: number;
-    if (packed) {
-      const u = ureqs as Uint32Array;
-      plo = u[i * 4];
-      phi = u[i * 4 + 1];
-      vlo = u[i * 4 + 2];
-      vhi = u[i * 4 + 3];
+    if (packed !== null) {
+      plo = packed[i * 4];
+      phi = packed[i * 4 + 1];
+      vlo = packed[i * 4 + 2];
+      vhi = packed[i * 4 + 3];
     } else {
       if (!readRequest(ureqs as readonly MmuUpdate[], i)) {
-        rc = -EFAULT;
+        rc = -U.EFAULT;
         break;
       }
       plo = scratch.lo;
@@ -138,32 +150,51 @@ export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number 
     // The command is ptr's low three bits (sizeof(l1_pgentry_t) - 1); 4..7 are unknown.
     const cmd = plo & 7;
     if (
-      cmd === MMU_NORMAL_PT_UPDATE ||
-      cmd === MMU_PT_UPDATE_PRESERVE_AD ||
-      cmd === MMU_PT_UPDATE_NO_TRANSLATE
+      cmd === U.MMU_NORMAL_PT_UPDATE ||
+      cmd === U.MMU_PT_UPDATE_PRESERVE_AD ||
+      cmd === U.MMU_PT_UPDATE_NO_TRANSLATE
     ) {
-      if (!ptRights) {
-        rc = -EPERM;
+      if (ptRights === 0) {
+        rc = -U.EPERM;
         break;
       }
-      const gmfn = phi * TWO_20 + (plo >>> 12);
-      if (!f.getPage(gmfn, ptDomid)) {
-        rc = -EINVAL;
+      const gmfn = phi * U.TWO_20 + (plo >>> 12);
+      // get_page(gmfn, ptOwner) as the frame table's getPage (gmfn is a whole number >= 0),
+      // written out here so that V8's inlining budget goes to mod_l1_entry's callees.
+      if (gmfn >= nr || owner[gmfn] !== ptDomid) {
+        rc = -U.EINVAL;
         break;
       }
+      const c = countInfo[gmfn];
+      const n = c & U.PGC_count_mask;
+      if (n === 0 || n >= U.PGC_count_mask - 1) {
+        rc = -U.EINVAL;
+        break;
+      }
+      countInfo[gmfn] = c + 1;
       const x = typeInfo[gmfn];
-      if ((x & TYPE_AND_VALIDATED) >>> 0 === L1_VALIDATED && (x & PGT_count_mask) !== 0) {
-        rc = pt.modL1Entry(gmfn, (plo & 0xfff) >>> 3, vlo, vhi, cmd, ptOwner, pgOwner, disallowLo);
+      if ((x & U.TYPE_AND_VALIDATED) >>> 0 === U.L1_VALIDATED && (x & U.PGT_count_mask) !== 0) {
+        // The table's view, handed out (and reported to a write hook) once per table a batch
+        // writes: views are made once per frame and never replaced.
+        if (gmfn !== l1Mfn) {
+          l1Words = ctx.ram.frameWords(gmfn, true);
+          l1Mfn = gmfn;
+        }
+        const slot = (plo & 0xfff) >>> 3;
+        rc = pt.modL1EntryIn(l1Words, slot, vlo, vhi, cmd, ptOwner, pgOwner, disallowLo);
       } else {
         rc = updateOtherFrame(ctx, x, gmfn, plo, vlo, vhi, cmd, ptOwner, pgOwner);
         // A linear page table may map the entry just changed.
         if (rc === 0 && isValidatedLn(x)) flushLinear = true;
       }
-      f.putPage(gmfn);
-    } else if (cmd !== MMU_MACHPHYS_UPDATE) {
-      rc = -ENOSYS;
+      // put_page(gmfn): the frame table's, inline while the count stays above zero.
+      const c2 = countInfo[gmfn];
+      if ((c2 & U.PGC_count_mask) > 1) countInfo[gmfn] = c2 - 1;
+      else f.putPage(gmfn);
+    } else if (cmd !== U.MMU_MACHPHYS_UPDATE) {
+      rc = -U.ENOSYS;
     } else {
-      rc = machphysUpdate(ctx, d, ptOwner, pgOwner, phi * TWO_20 + (plo >>> 12), vlo, vhi);
+      rc = machphysUpdate(ctx, d, ptOwner, pgOwner, phi * U.TWO_20 + (plo >>> 12), vlo, vhi);
     }
     if (rc !== 0) break;
   }
@@ -181,17 +212,14 @@ function readRequest(ureqs: readonly MmuUpdate[], i: number): boolean {
   );
 }
 
-const TYPE_AND_VALIDATED = (PGT_type_mask | PGT_validated) >>> 0;
-const L1_VALIDATED = (PGT_l1_page_table | PGT_validated) >>> 0;
-
 /** Whether type_info `x` is a validated L2..L4 table in use. */
 function isValidatedLn(x: number): boolean {
-  const type = (x & PGT_type_mask) >>> 0;
+  const type = (x & U.PGT_type_mask) >>> 0;
   return (
-    (x & PGT_validated) !== 0 &&
-    (x & PGT_count_mask) !== 0 &&
-    type >= PGT_l2_page_table &&
-    type <= PGT_l4_page_table
+    (x & U.PGT_validated) !== 0 &&
+    (x & U.PGT_count_mask) !== 0 &&
+    type >= U.PGT_l2_page_table &&
+    type <= U.PGT_l4_page_table
   );
 }
 
@@ -211,21 +239,21 @@ function updateOtherFrame(
   ptOwner: Domain,
   pgOwner: Domain,
 ): number {
-  if ((x & PGT_validated) !== 0 && (x & PGT_count_mask) !== 0) {
-    const type = (x & PGT_type_mask) >>> 0;
-    if (type >= PGT_l2_page_table && type <= PGT_l4_page_table) {
-      if (pgOwner !== ptOwner) return -EINVAL;
+  if ((x & U.PGT_validated) !== 0 && (x & U.PGT_count_mask) !== 0) {
+    const type = (x & U.PGT_type_mask) >>> 0;
+    if (type >= U.PGT_l2_page_table && type <= U.PGT_l4_page_table) {
+      if (pgOwner !== ptOwner) return -U.EINVAL;
       const slot = (plo & 0xfff) >>> 3;
-      const preserveAd = cmd === MMU_PT_UPDATE_PRESERVE_AD;
+      const preserveAd = cmd === U.MMU_PT_UPDATE_PRESERVE_AD;
       return ctx.pt.modLnEntry(type >>> 29, gmfn, slot, vlo, vhi, preserveAd, ptOwner);
     }
-    if (type === PGT_writable_page) {
+    if (type === U.PGT_writable_page) {
       writeRaw(ctx, gmfn, plo & 0xff8, vlo, vhi);
       return 0;
     }
-    return -EINVAL;
+    return -U.EINVAL;
   }
-  if (ctx.pt.getPageType(gmfn, PGT_writable_page) !== 0) return -EINVAL;
+  if (ctx.pt.getPageType(gmfn, U.PGT_writable_page) !== 0) return -U.EINVAL;
   writeRaw(ctx, gmfn, plo & 0xff8, vlo, vhi);
   ctx.frames.putPageType(gmfn);
   return 0;
@@ -241,9 +269,9 @@ function machphysUpdate(
   lo: number,
   hi: number,
 ): number {
-  if (ptOwner !== d) return -EPERM;
-  if (pgOwner !== d && !xsmTarget(d, pgOwner)) return -EPERM;
-  if (!ctx.frames.getPage(mfn, pgOwner.domid)) return -EINVAL;
+  if (ptOwner !== d) return -U.EPERM;
+  if (pgOwner !== d && !xsmTarget(d, pgOwner)) return -U.EPERM;
+  if (!ctx.frames.getPage(mfn, pgOwner.domid)) return -U.EINVAL;
   ctx.m2p.set(mfn, lo, hi);
   ctx.frames.putPage(mfn);
   return 0;
@@ -267,9 +295,9 @@ export function updateVaMappingOtherdomain(
   v: Vcpu,
   a: UpdateVaMappingArgs,
 ): number {
-  if (typeof a.domid !== "number") return -EFAULT;
+  if (typeof a.domid !== "number") return -U.EFAULT;
   const pgOwner = getPgOwner(ctx, v, a.domid);
-  if (pgOwner === undefined) return -ESRCH;
+  if (pgOwner === undefined) return -U.ESRCH;
   return doUpdateVaMapping(ctx, v, a, pgOwner);
 }
 
@@ -287,20 +315,29 @@ function doUpdateVaMapping(
     !Number.isSafeInteger(flags) ||
     flags < 0
   )
-    return -EFAULT;
-  if (!splitU64(a.val, scratch)) return -EFAULT;
+    return -U.EFAULT;
+  if (!splitU64(a.val, scratch)) return -U.EFAULT;
   // xsm_update_va_mapping: only a present entry needs rights over the page owner.
-  if ((scratch.lo & _PAGE_PRESENT) !== 0 && pgOwner !== d && !xsmTarget(d, pgOwner)) return -EPERM;
+  if ((scratch.lo & _PAGE_PRESENT) !== 0 && pgOwner !== d && !xsmTarget(d, pgOwner))
+    return -U.EPERM;
   const loc = ptwr.guestL1Slot(ctx, v.cr3Mfn, va);
-  if (loc < 0) return -EINVAL;
+  if (loc < 0) return -U.EINVAL;
   const l1 = Math.floor(loc / 512);
-  if (!ctx.frames.getPage(l1, d.domid)) return -EINVAL;
-  let rc = -EINVAL;
+  if (!ctx.frames.getPage(l1, d.domid)) return -U.EINVAL;
+  let rc = -U.EINVAL;
   if (
     ctx.pt.lockable(l1) &&
-    (ctx.frames.typeInfo[l1] & PGT_type_mask) >>> 0 === PGT_l1_page_table
+    (ctx.frames.typeInfo[l1] & U.PGT_type_mask) >>> 0 === U.PGT_l1_page_table
   ) {
-    rc = ctx.pt.modL1Entry(l1, loc % 512, scratch.lo, scratch.hi, MMU_NORMAL_PT_UPDATE, d, pgOwner);
+    rc = ctx.pt.modL1Entry(
+      l1,
+      loc % 512,
+      scratch.lo,
+      scratch.hi,
+      U.MMU_NORMAL_PT_UPDATE,
+      d,
+      pgOwner,
+    );
   }
   ctx.frames.putPage(l1);
   if (rc !== 0) return rc;
@@ -312,7 +349,7 @@ function doUpdateVaMapping(
     else if (sel === UVMF_ALL) targets = d.vcpus;
     else {
       targets = vcpusOf(d, a.vcpumask);
-      if (targets === undefined) return -EFAULT;
+      if (targets === undefined) return -U.EFAULT;
     }
     for (const t of targets) {
       if (type === UVMF_TLB_FLUSH) ctx.flushLocal(t);

@@ -17,65 +17,79 @@
  *   walker sets only A and D, which need no references).
  */
 
-import {
-  _PAGE_ACCESSED,
-  _PAGE_DIRTY,
-  _PAGE_GLOBAL,
-  _PAGE_PAT,
-  _PAGE_PCD,
-  _PAGE_PRESENT,
-  _PAGE_PWT,
-  _PAGE_RW,
-  _PAGE_USER,
-  EACCES,
-  EBUSY,
-  EINVAL,
-  EPERM,
-  MMU_PT_UPDATE_PRESERVE_AD,
-  VMASST_TYPE_m2p_strict,
-} from "@hyperlab/abi";
+import * as abi from "@hyperlab/abi";
 import type { Domain, FrameTable, Hypervisor, IomemService } from "@hyperlab/core";
-import {
-  FRAME_FREE,
-  IOMEM_ACCESS_RO,
-  PGC_count_mask,
-  PGC_xen_heap,
-  PGT_count_mask,
-  PGT_l1_page_table,
-  PGT_l2_page_table,
-  PGT_l3_page_table,
-  PGT_l4_page_table,
-  PGT_pinned,
-  PGT_type_mask,
-  PGT_validated,
-  PGT_writable_page,
-} from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
-import {
-  _PAGE_GUEST_KERNEL_HI,
-  FASTPATH_HI,
-  FASTPATH_LO,
-  FASTPATH_PDE_HI,
-  FASTPATH_PDE_LO,
-  L1_DISALLOW_HI,
-  L1_DISALLOW_IO_LO,
-  L1_DISALLOW_LO,
-  L2_DISALLOW_LO,
-  L3_DISALLOW_LO,
-  L4_DISALLOW_LO,
-  PAGE_CACHE_ATTRS,
-  PTE_MFN_HI_MASK,
-} from "./pte";
 import { RO_MPT_SLOT, ROOT_PAGETABLE_FIRST_XEN_SLOT, ROOT_PAGETABLE_LAST_XEN_SLOT } from "./xen";
 
-const TWO_20 = 0x10_0000;
-/** The frame number Xen reads as INVALID_MFN in an entry (all address bits set). */
-const INVALID_MFN_IN_PTE = 2 ** 40 - 1;
-const LINEAR_MAX = 0x7fff;
-/** type_info of a frame whose first writable reference was just taken. */
-const WRITABLE_ONE = (PGT_writable_page | PGT_validated | 1) >>> 0;
-const TYPE_AND_VALIDATED = (PGT_type_mask | PGT_validated) >>> 0;
-const WRITABLE_VALIDATED = (PGT_writable_page | PGT_validated) >>> 0;
+const { VMASST_TYPE_m2p_strict } = abi;
+
+/**
+ * The constants this file's validation paths use, under Xen's names, as a const enum: esbuild
+ * (tsx for the bench, tsup for dist) writes each use as a number literal. An imported binding
+ * is a module-cell load with a TDZ check at every use, and a bundle turns a module's `const`
+ * into a `var`, a context-slot load: a dozen instructions per use per entry validated, and
+ * bytecode that kept mod_l1_entry's callees from inlining into mmu_update's loop. Each value
+ * is checked against its source (@hyperlab/abi, @hyperlab/core, ./pte) by
+ * test/pv-constants.test.ts.
+ */
+// biome-ignore-start lint/suspicious/noDuplicateEnumValues: constants that share a value
+export const enum K {
+  // x86 page-table entry bits (abi)
+  _PAGE_PRESENT = 0x1,
+  _PAGE_RW = 0x2,
+  _PAGE_USER = 0x4,
+  _PAGE_PWT = 0x8,
+  _PAGE_PCD = 0x10,
+  _PAGE_ACCESSED = 0x20,
+  _PAGE_DIRTY = 0x40,
+  _PAGE_PAT = 0x80,
+  _PAGE_GLOBAL = 0x100,
+  // errno values and mmu_update's command (abi)
+  EPERM = 1,
+  EACCES = 13,
+  EBUSY = 16,
+  EINVAL = 22,
+  MMU_PT_UPDATE_PRESERVE_AD = 2,
+  // the frame table (core)
+  FRAME_FREE = -1,
+  IOMEM_ACCESS_RO = 1,
+  PGC_count_mask = (1 << 28) - 1,
+  PGC_xen_heap = 1 << 30,
+  PGT_count_mask = (1 << 26) - 1,
+  PGT_validated = 1 << 27,
+  PGT_pinned = 1 << 28,
+  PGT_l1_page_table = 1 << 29,
+  PGT_l2_page_table = 2 << 29,
+  PGT_l3_page_table = 3 << 29,
+  PGT_l4_page_table = (4 << 29) >>> 0,
+  PGT_writable_page = (7 << 29) >>> 0,
+  PGT_type_mask = (7 << 29) >>> 0,
+  // Xen's own entry bits and masks (./pte)
+  _PAGE_GUEST_KERNEL_HI = 0x0010_0000,
+  PTE_MFN_HI_MASK = 0x000f_ffff,
+  PAGE_CACHE_ATTRS = _PAGE_PAT | _PAGE_PCD | _PAGE_PWT,
+  L1_DISALLOW_LO = _PAGE_PWT | _PAGE_PCD | _PAGE_PAT,
+  L1_DISALLOW_HI = 0x4000_0000,
+  L1_DISALLOW_IO_LO = 0,
+  L2_DISALLOW_LO = _PAGE_PWT | _PAGE_PCD | _PAGE_PAT | _PAGE_GLOBAL,
+  L3_DISALLOW_LO = L2_DISALLOW_LO,
+  L4_DISALLOW_LO = L2_DISALLOW_LO,
+  FASTPATH_LO = 0xe00 | _PAGE_GLOBAL | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_USER,
+  FASTPATH_HI = -0x10_0000,
+  FASTPATH_PDE_LO = FASTPATH_LO,
+  FASTPATH_PDE_HI = FASTPATH_HI,
+  // this file's own
+  TWO_20 = 0x10_0000,
+  /** The frame number Xen reads as INVALID_MFN in an entry (all address bits set). */
+  INVALID_MFN_IN_PTE = 0xff_ffff_ffff,
+  LINEAR_MAX = 0x7fff,
+  /** type_info of a frame whose first writable reference was just taken. */
+  WRITABLE_ONE = (PGT_writable_page | PGT_validated | 1) >>> 0,
+  TYPE_AND_VALIDATED = (PGT_type_mask | PGT_validated) >>> 0,
+  WRITABLE_VALIDATED = (PGT_writable_page | PGT_validated) >>> 0,
+}
+// biome-ignore-end lint/suspicious/noDuplicateEnumValues: constants that share a value
 
 /** TLB maintenance the page-table code needs from the MMU backend. */
 export interface TlbMaintenance {
@@ -127,10 +141,10 @@ export class PvPageTables {
     this.linear = new Int16Array(this.frames.nrFrames);
     this.writableEpoch = new Uint32Array(this.frames.nrFrames);
     for (const type of [
-      PGT_l1_page_table,
-      PGT_l2_page_table,
-      PGT_l3_page_table,
-      PGT_l4_page_table,
+      K.PGT_l1_page_table,
+      K.PGT_l2_page_table,
+      K.PGT_l3_page_table,
+      K.PGT_l4_page_table,
     ]) {
       this.frames.setTypeHooks(type, {
         validate: (mfn, t) => this.validate(mfn, t),
@@ -159,7 +173,7 @@ export class PvPageTables {
 
   private domainOf(mfn: number): Domain | undefined {
     const o = this.frames.owner[mfn];
-    return o === FRAME_FREE ? undefined : this.hv.domain(o);
+    return o === K.FRAME_FREE ? undefined : this.hv.domain(o);
   }
 
   /** Type reference (the frame table's get_page_type). */
@@ -193,9 +207,9 @@ export class PvPageTables {
    * (privileged here, or holding some I/O memory).
    */
   l1DisallowLo(d: Domain): number {
-    if (d.isPrivileged) return L1_DISALLOW_IO_LO;
+    if (d.isPrivileged) return K.L1_DISALLOW_IO_LO;
     const io = this.iomem;
-    return io !== null && io.iomemRanges(d).length > 0 ? L1_DISALLOW_IO_LO : L1_DISALLOW_LO;
+    return io !== null && io.iomemRanges(d).length > 0 ? K.L1_DISALLOW_IO_LO : K.L1_DISALLOW_LO;
   }
 
   /**
@@ -208,21 +222,21 @@ export class PvPageTables {
    */
   private getIoPageFromL1e(lo: number, mfn: number, l1eOwner: Domain, pgOwner: Domain): number {
     const io = this.iomem;
-    if (io === null) return -EPERM;
+    if (io === null) return -K.EPERM;
     const a = io.mmioAccess(pgOwner, mfn);
-    if (a < 0) return -EPERM;
+    if (a < 0) return -K.EPERM;
     let access = a;
     if (pgOwner !== l1eOwner) {
       const b = io.mmioAccess(l1eOwner, mfn);
-      if (b < 0) return -EPERM;
-      if (b === IOMEM_ACCESS_RO) access = b;
+      if (b < 0) return -K.EPERM;
+      if (b === K.IOMEM_ACCESS_RO) access = b;
     }
     let flip = 0;
-    if (access === IOMEM_ACCESS_RO && (lo & _PAGE_RW) !== 0) flip |= _PAGE_RW;
-    const cache = lo & PAGE_CACHE_ATTRS;
-    if (cache === 0) flip |= _PAGE_PWT | _PAGE_PCD;
-    else if (cache === _PAGE_PWT || cache === (_PAGE_PWT | _PAGE_PAT)) {
-      flip |= _PAGE_PCD | (cache & _PAGE_PAT);
+    if (access === K.IOMEM_ACCESS_RO && (lo & K._PAGE_RW) !== 0) flip |= K._PAGE_RW;
+    const cache = lo & K.PAGE_CACHE_ATTRS;
+    if (cache === 0) flip |= K._PAGE_PWT | K._PAGE_PCD;
+    else if (cache === K._PAGE_PWT || cache === (K._PAGE_PWT | K._PAGE_PAT)) {
+      flip |= K._PAGE_PCD | (cache & K._PAGE_PAT);
     }
     return flip;
   }
@@ -234,7 +248,7 @@ export class PvPageTables {
    * map (or may not map writable), -EACCES a cache attribute on a Xen heap page.
    */
   getPageFromL1e(lo: number, hi: number, l1eOwner: Domain, pgOwnerIn: Domain): number {
-    if ((lo & this.l1DisallowLo(l1eOwner)) !== 0 || (hi & L1_DISALLOW_HI) !== 0) return -EINVAL;
+    if ((lo & this.l1DisallowLo(l1eOwner)) !== 0 || (hi & K.L1_DISALLOW_HI) !== 0) return -K.EINVAL;
     return this.getPageFromL1eFlagsChecked(lo, hi, l1eOwner, pgOwnerIn);
   }
 
@@ -249,36 +263,80 @@ export class PvPageTables {
     l1eOwner: Domain,
     pgOwner: Domain,
   ): number {
-    const mfn = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
+    const mfn = (hi & K.PTE_MFN_HI_MASK) * K.TWO_20 + (lo >>> 12);
+    // The common case whole, changing nothing unless it succeeds: a RAM frame of the page
+    // owner that can take a reference, no cache attribute, and if writable a type count of
+    // zero or a validated writable type below its limit. Anything else: the general path.
+    if (
+      mfn < this.nrFrames &&
+      this.owner[mfn] === pgOwner.domid &&
+      (lo & K.PAGE_CACHE_ATTRS) === 0
+    ) {
+      const ci = this.countInfo;
+      const c = ci[mfn];
+      const n = c & K.PGC_count_mask;
+      if (n !== 0 && n < K.PGC_count_mask - 1) {
+        if ((lo & K._PAGE_RW) === 0) {
+          ci[mfn] = c + 1;
+          return 0;
+        }
+        const ti = this.typeInfo;
+        const x = ti[mfn];
+        const count = x & K.PGT_count_mask;
+        if (count === 0) {
+          ti[mfn] = K.WRITABLE_ONE;
+          ci[mfn] = c + 1;
+          return 0;
+        }
+        if (
+          (x & K.TYPE_AND_VALIDATED) >>> 0 === K.WRITABLE_VALIDATED &&
+          count !== K.PGT_count_mask
+        ) {
+          ti[mfn] = x + 1;
+          ci[mfn] = c + 1;
+          return 0;
+        }
+      }
+    }
+    return this.getPageFromL1eGeneral(lo, mfn, l1eOwner, pgOwner);
+  }
+
+  /** getPageFromL1eFlagsChecked for frame `mfn`, in every case. */
+  private getPageFromL1eGeneral(
+    lo: number,
+    mfn: number,
+    l1eOwner: Domain,
+    pgOwner: Domain,
+  ): number {
     // Not RAM: I/O memory, which needs iomem permission (the iomem slot; none: -EPERM).
     if (mfn >= this.nrFrames) return this.getNotRamPageFromL1e(lo, mfn, l1eOwner, pgOwner);
     // page_get_owner_and_reference: none on a free frame, at count 0 (not allocated) or at
     // the top two counts (reserved, as in Xen).
     const ci = this.countInfo;
     const c = ci[mfn];
-    const n = c & PGC_count_mask;
+    const n = c & K.PGC_count_mask;
     const owner = this.owner[mfn];
-    if (owner === FRAME_FREE || n === 0 || n >= PGC_count_mask - 1) return -EBUSY;
+    if (owner === K.FRAME_FREE || n === 0 || n >= K.PGC_count_mask - 1) return -K.EBUSY;
     ci[mfn] = c + 1;
     if (owner !== pgOwner.domid && !this.mayMapOwnersFrame(owner, l1eOwner, pgOwner)) {
       this.frames.putPage(mfn);
-      return -EBUSY;
+      return -K.EBUSY;
     }
-    if ((lo & _PAGE_RW) !== 0 && this.getWritableType(mfn) !== 0) {
+    if ((lo & K._PAGE_RW) !== 0 && this.getWritableType(mfn) !== 0) {
       this.frames.putPage(mfn);
-      return -EBUSY;
+      return -K.EBUSY;
     }
-    if ((lo & PAGE_CACHE_ATTRS) !== 0 && (ci[mfn] & PGC_xen_heap) !== 0) {
-      if ((lo & _PAGE_RW) !== 0) this.frames.putPageType(mfn);
+    if ((lo & K.PAGE_CACHE_ATTRS) !== 0 && (ci[mfn] & K.PGC_xen_heap) !== 0) {
+      if ((lo & K._PAGE_RW) !== 0) this.frames.putPageType(mfn);
       this.frames.putPage(mfn);
-      return -EACCES;
+      return -K.EACCES;
     }
     return 0;
   }
 
   /** get_page_from_l1e of a frame number beyond RAM. */
   private getNotRamPageFromL1e(lo: number, mfn: number, l1eOwner: Domain, pgOwner: Domain): number {
-    if (mfn === INVALID_MFN_IN_PTE) return -EINVAL;
+    if (mfn === K.INVALID_MFN_IN_PTE) return -K.EINVAL;
     return this.getIoPageFromL1e(lo, mfn, l1eOwner, pgOwner);
   }
 
@@ -300,16 +358,16 @@ export class PvPageTables {
   private getWritableType(mfn: number): number {
     const ti = this.typeInfo;
     const x = ti[mfn];
-    const count = x & PGT_count_mask;
+    const count = x & K.PGT_count_mask;
     if (count === 0) {
-      ti[mfn] = WRITABLE_ONE;
+      ti[mfn] = K.WRITABLE_ONE;
       return 0;
     }
-    if ((x & TYPE_AND_VALIDATED) >>> 0 === WRITABLE_VALIDATED && count !== PGT_count_mask) {
+    if ((x & K.TYPE_AND_VALIDATED) >>> 0 === K.WRITABLE_VALIDATED && count !== K.PGT_count_mask) {
       ti[mfn] = x + 1;
       return 0;
     }
-    return this.frames.getPageType(mfn, PGT_writable_page);
+    return this.frames.getPageType(mfn, K.PGT_writable_page);
   }
 
   /**
@@ -317,22 +375,22 @@ export class PvPageTables {
    * writable type (no devalidation) and for a general count that stays above zero.
    */
   putPageFromL1e(lo: number, hi: number): void {
-    if ((lo & _PAGE_PRESENT) === 0) return;
-    const mfn = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
+    if ((lo & K._PAGE_PRESENT) === 0) return;
+    const mfn = (hi & K.PTE_MFN_HI_MASK) * K.TWO_20 + (lo >>> 12);
     if (mfn >= this.nrFrames) return;
-    if ((lo & _PAGE_RW) !== 0) {
+    if ((lo & K._PAGE_RW) !== 0) {
       this.writableEpoch[mfn] = this.flushEpoch;
       const ti = this.typeInfo;
       const x = ti[mfn];
-      const count = x & PGT_count_mask;
+      const count = x & K.PGT_count_mask;
       if (count > 1) ti[mfn] = x - 1;
-      else if (count === 1 && (x & PGT_type_mask) >>> 0 === PGT_writable_page) {
-        ti[mfn] = ((x & ~PGT_validated & ~PGT_pinned) - 1) >>> 0;
+      else if (count === 1 && (x & K.PGT_type_mask) >>> 0 === K.PGT_writable_page) {
+        ti[mfn] = ((x & ~K.PGT_validated & ~K.PGT_pinned) - 1) >>> 0;
       } else this.frames.putPageType(mfn);
     }
     const ci = this.countInfo;
     const c = ci[mfn];
-    if ((c & PGC_count_mask) > 1) ci[mfn] = c - 1;
+    if ((c & K.PGC_count_mask) > 1) ci[mfn] = c - 1;
     else this.frames.putPage(mfn);
   }
 
@@ -343,18 +401,19 @@ export class PvPageTables {
    * linear entry naming a validated table of the same level. 0 or -errno.
    */
   getPageFromLne(level: number, lo: number, hi: number, tableMfn: number, d: Domain): number {
-    const disallow = level === 2 ? L2_DISALLOW_LO : level === 3 ? L3_DISALLOW_LO : L4_DISALLOW_LO;
-    if ((lo & disallow) !== 0) return -EINVAL;
-    const mfn = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
+    const disallow =
+      level === 2 ? K.L2_DISALLOW_LO : level === 3 ? K.L3_DISALLOW_LO : K.L4_DISALLOW_LO;
+    if ((lo & disallow) !== 0) return -K.EINVAL;
+    const mfn = (hi & K.PTE_MFN_HI_MASK) * K.TWO_20 + (lo >>> 12);
     const childType = (((level - 1) << 29) >>> 0) as number;
     let rc: number;
     if (!this.frames.getPage(mfn, d.domid)) {
-      rc = -EINVAL;
+      rc = -K.EINVAL;
     } else {
       rc = this.frames.getPageType(mfn, childType);
       if (rc !== 0) this.frames.putPage(mfn);
     }
-    if (rc === -EINVAL && this.getLinearPagetable(level, lo, mfn, tableMfn, d)) rc = 0;
+    if (rc === -K.EINVAL && this.getLinearPagetable(level, lo, mfn, tableMfn, d)) rc = 0;
     return rc;
   }
 
@@ -366,24 +425,24 @@ export class PvPageTables {
     tableMfn: number,
     d: Domain,
   ): boolean {
-    if ((lo & _PAGE_RW) !== 0) return false;
+    if ((lo & K._PAGE_RW) !== 0) return false;
     if (mfn === tableMfn) return true; // a self-map holds no reference
     if (this.frames.owner[tableMfn] !== d.domid) return false;
     if (!this.frames.getPage(mfn, d.domid)) return false;
     const lin = this.linear;
-    if (lin[tableMfn] < 0 || lin[tableMfn] >= LINEAR_MAX) {
+    if (lin[tableMfn] < 0 || lin[tableMfn] >= K.LINEAR_MAX) {
       this.frames.putPage(mfn);
       return false;
     }
-    if (lin[mfn] > 0 || lin[mfn] <= -LINEAR_MAX) {
+    if (lin[mfn] > 0 || lin[mfn] <= -K.LINEAR_MAX) {
       this.frames.putPage(mfn);
       return false;
     }
     const x = this.frames.typeInfo[mfn];
-    const want = ((level << 29) | PGT_validated) >>> 0;
+    const want = ((level << 29) | K.PGT_validated) >>> 0;
     if (
-      (x & PGT_count_mask) === PGT_count_mask ||
-      (x & (PGT_type_mask | PGT_validated)) >>> 0 !== want
+      (x & K.PGT_count_mask) === K.PGT_count_mask ||
+      (x & (K.PGT_type_mask | K.PGT_validated)) >>> 0 !== want
     ) {
       this.frames.putPage(mfn);
       return false;
@@ -396,10 +455,10 @@ export class PvPageTables {
 
   /** Xen's put_page_from_l2e / l3e / l4e (the deferred put is done at once). */
   putPageFromLne(lo: number, hi: number, tableMfn: number): void {
-    if ((lo & _PAGE_PRESENT) === 0) return;
-    const mfn = (hi & PTE_MFN_HI_MASK) * TWO_20 + (lo >>> 12);
+    if ((lo & K._PAGE_PRESENT) === 0) return;
+    const mfn = (hi & K.PTE_MFN_HI_MASK) * K.TWO_20 + (lo >>> 12);
     if (mfn === tableMfn) return;
-    if (((this.frames.typeInfo[mfn] ^ this.frames.typeInfo[tableMfn]) & PGT_type_mask) === 0) {
+    if (((this.frames.typeInfo[mfn] ^ this.frames.typeInfo[tableMfn]) & K.PGT_type_mask) === 0) {
       this.linear[mfn]++;
       this.linear[tableMfn]--;
     }
@@ -411,7 +470,7 @@ export class PvPageTables {
 
   private validate(mfn: number, type: number): number {
     const d = this.domainOf(mfn);
-    if (d === undefined) return -EINVAL;
+    if (d === undefined) return -K.EINVAL;
     // A frame that may still be writable in some TLB becomes a page table only after a flush.
     if (this.writableEpoch[mfn] === this.flushEpoch) {
       this.counts.typeChangeFlushes++;
@@ -420,11 +479,11 @@ export class PvPageTables {
     this.linear[mfn] = 0;
     this.counts.promotions++;
     switch (type) {
-      case PGT_l1_page_table:
+      case K.PGT_l1_page_table:
         return this.promoteL1(mfn, d);
-      case PGT_l4_page_table:
+      case K.PGT_l4_page_table:
         return this.promoteLn(4, mfn, d);
-      case PGT_l3_page_table:
+      case K.PGT_l3_page_table:
         return this.promoteLn(3, mfn, d);
       default:
         return this.promoteLn(2, mfn, d);
@@ -433,16 +492,16 @@ export class PvPageTables {
 
   private promoteL1(mfn: number, d: Domain): number {
     const w = this.ram.frameWords(mfn, false);
-    // l1_disallow_mask(d), once for the table.
-    const disallowLo = this.l1DisallowLo(d);
+    // l1_disallow_mask(d), once for the table (`| 0`: an untagged int32 in the loop).
+    const disallowLo = this.l1DisallowLo(d) | 0;
     let i = 0;
     for (; i < 512; i++) {
       const lo = w[i * 2];
-      if ((lo & _PAGE_PRESENT) === 0) continue;
+      if ((lo & K._PAGE_PRESENT) === 0) continue;
       const hi = w[i * 2 + 1];
       const rc =
-        (lo & disallowLo) !== 0 || (hi & L1_DISALLOW_HI) !== 0
-          ? -EINVAL
+        (lo & disallowLo) !== 0 || (hi & K.L1_DISALLOW_HI) !== 0
+          ? -K.EINVAL
           : this.getPageFromL1eFlagsChecked(lo, hi, d, d);
       if (rc < 0) {
         while (i-- > 0) this.putPageFromL1e(w[i * 2], w[i * 2 + 1]);
@@ -456,14 +515,15 @@ export class PvPageTables {
 
   /** Writes adjust_guest_l1e's form of a present entry (with get_page_from_l1e's flips) back if it differs. */
   private adjustL1(mfn: number, i: number, lo: number, hi: number, flip: number): void {
-    let nlo = flip === 0 ? lo : (lo ^ flip) >>> 0;
-    let nhi = hi;
-    if ((nlo & _PAGE_USER) === 0) {
-      nlo |= _PAGE_USER;
-      nhi |= _PAGE_GUEST_KERNEL_HI;
+    // Bitwise (int32) throughout: comparing a u32 with an int32 would go through doubles.
+    let nlo = lo ^ flip;
+    let nhi = hi | 0;
+    if ((nlo & K._PAGE_USER) === 0) {
+      nlo |= K._PAGE_USER;
+      nhi |= K._PAGE_GUEST_KERNEL_HI;
     }
-    if ((nhi & _PAGE_GUEST_KERNEL_HI) === 0) nlo |= _PAGE_GLOBAL | _PAGE_USER;
-    if (nlo !== lo || nhi !== hi) this.writeEntry(mfn, i, nlo >>> 0, nhi >>> 0);
+    if ((nhi & K._PAGE_GUEST_KERNEL_HI) === 0) nlo |= K._PAGE_GLOBAL | K._PAGE_USER;
+    if ((nlo ^ lo) !== 0 || (nhi ^ hi) !== 0) this.writeEntry(mfn, i, nlo >>> 0, nhi >>> 0);
   }
 
   /** Whether slot `i` of an L4 belongs to the guest (Xen's is_guest_l4_slot, 64-bit). */
@@ -476,7 +536,7 @@ export class PvPageTables {
     for (let i = 0; i < 512; i++) {
       if (level === 4 && !PvPageTables.isGuestL4Slot(i)) continue;
       const lo = w[i * 2];
-      if ((lo & _PAGE_PRESENT) === 0) continue;
+      if ((lo & K._PAGE_PRESENT) === 0) continue;
       const hi = w[i * 2 + 1];
       const rc = this.getPageFromLne(level, lo, hi, mfn, d);
       if (rc !== 0) {
@@ -487,7 +547,7 @@ export class PvPageTables {
         return rc;
       }
       // adjust_guest_l2e/l3e add USER; adjust_guest_l4e adds USER and ACCESSED.
-      const add = level === 4 ? _PAGE_USER | _PAGE_ACCESSED : _PAGE_USER;
+      const add = level === 4 ? K._PAGE_USER | K._PAGE_ACCESSED : K._PAGE_USER;
       if ((lo & add) !== add) this.writeEntry(mfn, i, (lo | add) >>> 0, hi);
     }
     if (level === 4) this.initXenL4Slots(mfn, d.vmAssist.has(VMASST_TYPE_m2p_strict));
@@ -513,8 +573,8 @@ export class PvPageTables {
     this.writeEntry(
       mfn,
       RO_MPT_SLOT,
-      ((m % TWO_20) * 4096 + (_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED)) >>> 0,
-      Math.floor(m / TWO_20),
+      ((m % K.TWO_20) * 4096 + (K._PAGE_PRESENT | K._PAGE_USER | K._PAGE_ACCESSED)) >>> 0,
+      Math.floor(m / K.TWO_20),
     );
     return true;
   }
@@ -532,18 +592,18 @@ export class PvPageTables {
   private devalidate(mfn: number, type: number): void {
     this.counts.demotions++;
     const w = this.ram.frameWords(mfn, false);
-    if (type === PGT_l1_page_table) {
+    if (type === K.PGT_l1_page_table) {
       for (let i = 0; i < 512; i++) {
         const lo = w[i * 2];
-        if ((lo & _PAGE_PRESENT) !== 0) this.putPageFromL1e(lo, w[i * 2 + 1]);
+        if ((lo & K._PAGE_PRESENT) !== 0) this.putPageFromL1e(lo, w[i * 2 + 1]);
       }
       return;
     }
-    const isL4 = type === PGT_l4_page_table;
+    const isL4 = type === K.PGT_l4_page_table;
     for (let i = 511; i >= 0; i--) {
       if (isL4 && !PvPageTables.isGuestL4Slot(i)) continue;
       const lo = w[i * 2];
-      if ((lo & _PAGE_PRESENT) !== 0) this.putPageFromLne(lo, w[i * 2 + 1], mfn);
+      if ((lo & K._PAGE_PRESENT) !== 0) this.putPageFromLne(lo, w[i * 2 + 1], mfn);
     }
   }
 
@@ -565,22 +625,39 @@ export class PvPageTables {
     disallowLo: number = this.l1DisallowLo(ptDom),
   ): number {
     const w = this.ram.frameWords(l1mfn, true);
+    return this.modL1EntryIn(w, i, nloIn, nhiIn, cmd, ptDom, pgDom, disallowLo);
+  }
+
+  /**
+   * modL1Entry on `w`, the L1's words as `ram.frameWords(l1mfn, true)` handed them out (a
+   * batch takes the view once for all its requests on one table).
+   */
+  modL1EntryIn(
+    w: Uint32Array,
+    i: number,
+    nloIn: number,
+    nhiIn: number,
+    cmd: number,
+    ptDom: Domain,
+    pgDom: Domain,
+    disallowLo: number,
+  ): number {
     const b = i * 2;
     const olo = w[b];
     const ohi = w[b + 1];
     let nlo = nloIn;
     let nhi = nhiIn;
-    if ((nlo & _PAGE_PRESENT) !== 0) {
-      if ((nlo & disallowLo) !== 0 || (nhi & L1_DISALLOW_HI) !== 0) return -EINVAL;
+    if ((nlo & K._PAGE_PRESENT) !== 0) {
+      if ((nlo & disallowLo) !== 0 || (nhi & K.L1_DISALLOW_HI) !== 0) return -K.EINVAL;
       // adjust_guest_l1e
-      if ((nlo & _PAGE_USER) === 0) {
-        nlo |= _PAGE_USER;
-        nhi |= _PAGE_GUEST_KERNEL_HI;
+      if ((nlo & K._PAGE_USER) === 0) {
+        nlo |= K._PAGE_USER;
+        nhi |= K._PAGE_GUEST_KERNEL_HI;
       }
-      if ((nhi & _PAGE_GUEST_KERNEL_HI) === 0) nlo |= _PAGE_GLOBAL | _PAGE_USER;
-      if (cmd === MMU_PT_UPDATE_PRESERVE_AD) nlo |= olo & (_PAGE_ACCESSED | _PAGE_DIRTY);
+      if ((nhi & K._PAGE_GUEST_KERNEL_HI) === 0) nlo |= K._PAGE_GLOBAL | K._PAGE_USER;
+      if (cmd === K.MMU_PT_UPDATE_PRESERVE_AD) nlo |= olo & (K._PAGE_ACCESSED | K._PAGE_DIRTY);
       // Fast path: same frame, only whitelisted flags change.
-      if (((olo ^ nlo) & ~FASTPATH_LO) === 0 && ((ohi ^ nhi) & ~FASTPATH_HI) === 0) {
+      if (((olo ^ nlo) & ~K.FASTPATH_LO) === 0 && ((ohi ^ nhi) & ~K.FASTPATH_HI) === 0) {
         w[b] = nlo >>> 0;
         w[b + 1] = nhi >>> 0;
         return 0;
@@ -589,12 +666,12 @@ export class PvPageTables {
       if (rc < 0) return rc;
       nlo ^= rc;
       this.counts.validatedL1e++;
-    } else if (cmd === MMU_PT_UPDATE_PRESERVE_AD) {
-      nlo |= olo & (_PAGE_ACCESSED | _PAGE_DIRTY);
+    } else if (cmd === K.MMU_PT_UPDATE_PRESERVE_AD) {
+      nlo |= olo & (K._PAGE_ACCESSED | K._PAGE_DIRTY);
     }
     w[b] = nlo >>> 0;
     w[b + 1] = nhi >>> 0;
-    if ((olo & _PAGE_PRESENT) !== 0) this.putPageFromL1e(olo, ohi);
+    if ((olo & K._PAGE_PRESENT) !== 0) this.putPageFromL1e(olo, ohi);
     return 0;
   }
 
@@ -608,18 +685,19 @@ export class PvPageTables {
     preserveAd: boolean,
     d: Domain,
   ): number {
-    if (level === 4 && !PvPageTables.isGuestL4Slot(i)) return -EINVAL;
+    if (level === 4 && !PvPageTables.isGuestL4Slot(i)) return -K.EINVAL;
     const w = this.ram.frameWords(mfn, true);
     const b = i * 2;
     const olo = w[b];
     const ohi = w[b + 1];
     let nlo = nloIn;
-    if (preserveAd) nlo |= olo & (_PAGE_ACCESSED | _PAGE_DIRTY);
-    if ((nlo & _PAGE_PRESENT) !== 0) {
-      const disallow = level === 2 ? L2_DISALLOW_LO : level === 3 ? L3_DISALLOW_LO : L4_DISALLOW_LO;
-      if ((nlo & disallow) !== 0) return -EINVAL;
-      nlo |= level === 4 ? _PAGE_USER | _PAGE_ACCESSED : _PAGE_USER;
-      if (((olo ^ nlo) & ~FASTPATH_PDE_LO) === 0 && ((ohi ^ nhi) & ~FASTPATH_PDE_HI) === 0) {
+    if (preserveAd) nlo |= olo & (K._PAGE_ACCESSED | K._PAGE_DIRTY);
+    if ((nlo & K._PAGE_PRESENT) !== 0) {
+      const disallow =
+        level === 2 ? K.L2_DISALLOW_LO : level === 3 ? K.L3_DISALLOW_LO : K.L4_DISALLOW_LO;
+      if ((nlo & disallow) !== 0) return -K.EINVAL;
+      nlo |= level === 4 ? K._PAGE_USER | K._PAGE_ACCESSED : K._PAGE_USER;
+      if (((olo ^ nlo) & ~K.FASTPATH_PDE_LO) === 0 && ((ohi ^ nhi) & ~K.FASTPATH_PDE_HI) === 0) {
         w[b] = nlo >>> 0;
         w[b + 1] = nhi >>> 0;
         return 0;
@@ -629,18 +707,18 @@ export class PvPageTables {
     }
     w[b] = nlo >>> 0;
     w[b + 1] = nhi >>> 0;
-    if ((olo & _PAGE_PRESENT) !== 0) this.putPageFromLne(olo, ohi, mfn);
+    if ((olo & K._PAGE_PRESENT) !== 0) this.putPageFromLne(olo, ohi, mfn);
     return 0;
   }
 
   /** Whether a frame is in a state page_lock would accept (validated, type count > 0). */
   lockable(mfn: number): boolean {
     const x = this.frames.typeInfo[mfn];
-    return (x & PGT_validated) !== 0 && (x & PGT_count_mask) !== 0;
+    return (x & K.PGT_validated) !== 0 && (x & K.PGT_count_mask) !== 0;
   }
 
   /** Pinned flag helper for tools. */
   isPinned(mfn: number): boolean {
-    return (this.frames.typeInfo[mfn] & PGT_pinned) !== 0;
+    return (this.frames.typeInfo[mfn] & K.PGT_pinned) !== 0;
   }
 }
