@@ -3,7 +3,8 @@
  * Runs the five MMU benches one after the other (paging, native-mmu, npt-mmu, shadow-mmu,
  * pv-mmu: each measures its TypeScript loops and the C reference's in turns, see
  * packages/paging/bench/harness.ts) and prints one table of every side-by-side figure: TS,
- * C, TS/C and each side's spread, with the host's load average.
+ * C, TS/C (best over best), the paired TS/C (median over rounds of one C run and the
+ * TypeScript run after it) and each side's spread, with the host's load average.
  *
  * Usage: node scripts/bench-mmu.mjs [--build] [--json FILE] [PACKAGE ...]
  *   --build      build the packages and their dependencies first (the benches import
@@ -77,12 +78,12 @@ console.log(
   `\nEvery side-by-side figure (by CPU time, best of each side's runs, C and TypeScript in turns; TS/C = TS time / C time):`,
 );
 console.log(
-  `${"package/key".padEnd(w)}  ${"TS".padStart(11)}  ${"C".padStart(11)}  TS/C   spread TS / C`,
+  `${"package/key".padEnd(w)}  ${"TS".padStart(11)}  ${"C".padStart(11)}  TS/C  paired  spread TS / C`,
 );
 for (const row of rows) {
   const r = row.ratio;
   console.log(
-    `${`${row.pkg}/${row.key}`.padEnd(w)}  ${show(row, row.ts).padStart(11)}  ${show(row, row.c).padStart(11)}  ${r.toFixed(2).padStart(4)}   ${row.spreadTs.toFixed(2)} / ${row.spreadC.toFixed(2)}${r > 2 ? "  (over 2x)" : ""}`,
+    `${`${row.pkg}/${row.key}`.padEnd(w)}  ${show(row, row.ts).padStart(11)}  ${show(row, row.c).padStart(11)}  ${r.toFixed(2).padStart(4)}  ${row.pairedRatio.toFixed(2).padStart(6)}  ${row.spreadTs.toFixed(2)} / ${row.spreadC.toFixed(2)}${r > 2 ? "  (over 2x)" : ""}`,
   );
 }
 const over = rows.filter((r) => r.ratio > 2).length;

@@ -155,6 +155,16 @@ export const figure = (row: Row, m: Measured): number =>
 /** TS/C: how many times the TypeScript's best CPU time is the C's. */
 export const ratio = (row: Row): number => row.ts.cpu / row.c.cpu;
 
+/**
+ * The median over rounds of TS/C within one round (each round's C run and the TypeScript run
+ * right after it): a paired figure, steadier than best / best when the load moves.
+ */
+export const pairedRatio = (row: Row): number => {
+  const r = row.ts.samples.map((s, i) => s.cpu / row.c.samples[i].cpu).sort((a, b) => a - b);
+  const m = r.length >> 1;
+  return r.length % 2 === 1 ? r[m] : (r[m - 1] + r[m]) / 2;
+};
+
 /** Slowest over fastest CPU time of a side's timed runs. */
 export const spread = (m: Measured): number => {
   const cpu = m.samples.map((s) => s.cpu);
@@ -265,6 +275,7 @@ export function writeResults(benchUrl: string, pkg: string, rows: Row[]): void {
       ts: figure(row, row.ts),
       c: figure(row, row.c),
       ratio: ratio(row),
+      pairedRatio: pairedRatio(row),
       spreadTs: spread(row.ts),
       spreadC: spread(row.c),
       tsRuns: row.ts.samples,

@@ -7,7 +7,7 @@
 import { execFileSync } from "node:child_process";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildCReference, buildFixture } from "../bench/fixture";
-import { CTurns, sideBySide, turns } from "../bench/harness";
+import { CTurns, pairedRatio, type Row, ratio, sideBySide, turns } from "../bench/harness";
 
 describe("the C reference in turns mode", () => {
   let cref: { bin: string; fixture: string };
@@ -73,5 +73,23 @@ describe("the C reference in turns mode", () => {
     const c = new CTurns(cref.bin, [cref.fixture, "turns", "1000"]);
     await c.run("tlb-hit");
     await expect(c.run("walk-dense")).rejects.toThrow(/before running walk-dense/);
+  });
+
+  it("gives best over best and the median of each round's own TS/C", () => {
+    const runs = (cpu: number[]) => ({
+      wall: 0,
+      cpu: Math.min(...cpu),
+      samples: cpu.map((c) => ({ wall: c, cpu: c })),
+    });
+    const row: Row = {
+      key: "k",
+      label: "k",
+      unit: "M/s",
+      ops: 1,
+      ts: runs([30, 20, 60]),
+      c: runs([10, 10, 20]),
+    };
+    expect(ratio(row)).toBe(2);
+    expect(pairedRatio(row)).toBe(3);
   });
 });
