@@ -94,6 +94,8 @@ export class CTurns {
 
   constructor(bin: string, args: string[]) {
     this.child = spawn(bin, args, { stdio: ["pipe", "pipe", "inherit"] });
+    // A write after the child exited fails with EPIPE; the close handler rejects the waiters.
+    this.child.stdin!.on("error", () => {});
     this.child.stdout!.setEncoding("utf8");
     this.child.stdout!.on("data", (text: string) => {
       this.buffered += text;
