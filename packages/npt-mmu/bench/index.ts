@@ -2,20 +2,20 @@
  * Rates of nested-paging translation, in millions per second: TLB hits, cold
  * two-dimensional walks (no caches, so each is n*m + n + m references), walks with the
  * structure caches and nested TLB warm, and cold walks over 2 MiB host pages. Each figure is
- * one loop timed with process.hrtime.bigint() after an untimed warm-up of the same loop.
+ * one loop timed by paging's bench/harness.ts: an untimed warm-up, then the best of five
+ * runs, by wall clock and [by CPU time].
  */
-import { runCReference } from "../../paging/bench/fixture";
+import {
+  CTurns,
+  rate as measure,
+  printTable,
+  type Row,
+  sideBySide,
+  writeResults,
+} from "../../paging/bench/harness";
 import { BASE, buildNptReference, HOT, NONE, PAGES, WARM, world } from "./fixture";
 
 let sink = 0;
-
-function measure(name: string, ops: number, loop: () => void): void {
-  loop();
-  const t0 = process.hrtime.bigint();
-  loop();
-  const ns = Number(process.hrtime.bigint() - t0);
-  console.log(`${name}: ${(ops / (ns / 1e3)).toFixed(2)} M/s`);
-}
 
 {
   const { npt, v } = world({});
@@ -45,38 +45,26 @@ for (const [name, options, order] of [
 }
 
 // ---- Side by side with the C reference (bench/c/npt-ref.c, gcc -O2; test/c-reference.test.ts
-// checks it computes the same addresses and counters): TS, C and TS/C by CPU time, one
-// untimed warm-up then the best of five runs on both sides.
-function cpuRate(ops: number, loop: () => void): number {
-  loop();
-  let best = Number.POSITIVE_INFINITY;
-  for (let run = 0; run < 5; run++) {
-    const c0 = process.cpuUsage();
-    loop();
-    const c = process.cpuUsage(c0);
-    best = Math.min(best, (c.user + c.system) * 1000);
-  }
-  return ops / (best / 1e3);
-}
+// checks it computes the same addresses and counters): TS, C and TS/C by CPU time, each C
+// loop and its TypeScript loop in turns (paging's bench/harness.ts).
 const NC = 1_000_000;
-const rates = new Map<string, number>();
+const rows: Row[] = [];
 {
   const w = world(NONE);
   const cref = buildNptReference(w);
   const { npt, v } = w;
+  const c = new CTurns(cref.bin, [cref.fixture, "turns", String(NC)]);
   // The VAs as coldVa and hitVa in bench/fixture.ts, written out so the loops inline.
-  rates.set(
-    "npt-cold",
-    cpuRate(NC, () => {
+  rows.push(
+    await sideBySide(c, "npt-cold", "cold 2D walk, 4K host pages (24 refs)", NC, () => {
       let s = 0;
       for (let i = 0; i < NC; i++) s += npt.translate(v, BASE + (i % PAGES) * 4096, 0);
       sink += s;
     }),
   );
   const h = world({});
-  rates.set(
-    "npt-hit",
-    cpuRate(NC * 5, () => {
+  rows.push(
+    await sideBySide(c, "npt-hit", "translate, combined TLB hit", NC * 5, () => {
       let s = 0;
       for (let i = 0; i < NC * 5; i++)
         s += h.npt.translate(h.v, BASE + (i & (HOT - 1)) * 4096 + 8, 0);
@@ -84,27 +72,15 @@ const rates = new Map<string, number>();
     }),
   );
   const wm = world(WARM);
-  rates.set(
-    "npt-warm",
-    cpuRate(NC, () => {
+  rows.push(
+    await sideBySide(c, "npt-warm", "TLB miss, warm PWC + nested TLB (1 ref)", NC, () => {
       let s = 0;
       for (let i = 0; i < NC; i++) s += wm.npt.translate(wm.v, BASE + (i % PAGES) * 4096, 0);
       sink += s;
     }),
   );
-  const c = runCReference(cref.bin, cref.fixture, "bench", NC);
-  const label: Record<string, string> = {
-    "npt-cold": "cold 2D walk, 4K host pages (24 refs)",
-    "npt-hit": "translate, combined TLB hit",
-    "npt-warm": "TLB miss, warm PWC + nested TLB (1 ref)",
-  };
-  console.log("\nTypeScript against the C reference (M/s by CPU time; TS/C = C rate / TS rate):");
-  for (const [key, ts] of rates) {
-    const cRate = Number(c.get(key)![1]);
-    const ratio = cRate / ts;
-    console.log(
-      `  ${label[key].padEnd(40)} TS ${ts.toFixed(1).padStart(7)}  C ${cRate.toFixed(1).padStart(7)}  TS/C ${ratio.toFixed(2)}${ratio > 2 ? "  (over 2x)" : ""}`,
-    );
-  }
+  await c.close();
+  printTable(rows, { width: 40 });
+  writeResults(import.meta.url, "npt-mmu", rows);
 }
 if (sink === 42) console.log("");

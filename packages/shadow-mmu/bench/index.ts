@@ -2,22 +2,24 @@
  * Rates of shadow paging, in millions per second: TLB hits, TLB misses served by a hardware
  * walk of the shadow tables (4 references), and the write-protection cycle (a trapped guest
  * PTE store that zaps the shadow entry, then the shadow page fault that refills it, with
- * out-of-sync pages off so that every store traps). Each
- * figure is one loop timed with process.hrtime.bigint() after an untimed warm-up.
+ * out-of-sync pages off so that every store traps). Each figure is one loop timed by
+ * paging's bench/harness.ts: an untimed warm-up, then the best of five runs, by wall clock
+ * and [by CPU time].
  */
 import { PAGING_4LEVEL, tlbGrants, WalkResult, walk } from "@hyperlab/paging";
-import { runCReference } from "../../paging/bench/fixture";
+import {
+  CTurns,
+  measure as cpuMeasure,
+  rate as measure,
+  mps,
+  printTable,
+  type Row,
+  sideBySide,
+  writeResults,
+} from "../../paging/bench/harness";
 import { BASE, buildShadowReference, HOT, PAGES, world } from "./fixture";
 
 let sink = 0;
-
-function measure(name: string, ops: number, loop: () => void): void {
-  loop();
-  const t0 = process.hrtime.bigint();
-  loop();
-  const ns = Number(process.hrtime.bigint() - t0);
-  console.log(`${name}: ${(ops / (ns / 1e3)).toFixed(2)} M/s`);
-}
 
 {
   const { sh, v } = world({});
@@ -58,37 +60,26 @@ function measure(name: string, ops: number, loop: () => void): void {
 }
 
 // ---- Side by side with the C reference (bench/c/shadow-ref.c, gcc -O2; test/c-reference.test.ts
-// checks it computes the same addresses and counters): TS, C and TS/C by CPU time, one
-// untimed warm-up then the best of five runs on both sides.
-function cpuRate(ops: number, loop: () => void): number {
-  loop();
-  let best = Number.POSITIVE_INFINITY;
-  for (let run = 0; run < 5; run++) {
-    const c0 = process.cpuUsage();
-    loop();
-    const c = process.cpuUsage(c0);
-    best = Math.min(best, (c.user + c.system) * 1000);
-  }
-  return ops / (best / 1e3);
-}
+// checks it computes the same addresses and counters): TS, C and TS/C by CPU time, each C
+// loop and its TypeScript loop in turns (paging's bench/harness.ts).
+const cpuRate = (ops: number, loop: () => void): number => mps(ops, cpuMeasure(loop).cpu);
 {
   const NC = 2_000_000;
-  const rates = new Map<string, number>();
+  const rows: Row[] = [];
   const w = world({ tlb: false });
   const cref = buildShadowReference(w);
+  const c = new CTurns(cref.bin, [cref.fixture, "turns", String(NC)]);
   // The VAs as walkVa and hitVa in bench/fixture.ts, written out so the loops inline.
-  rates.set(
-    "shadow-walk",
-    cpuRate(NC, () => {
+  rows.push(
+    await sideBySide(c, "shadow-walk", "TLB miss, shadow-table walk (4 refs)", NC, () => {
       let s = 0;
       for (let i = 0; i < NC; i++) s += w.sh.translate(w.v, BASE + (i % PAGES) * 4096, 0);
       sink += s;
     }),
   );
   const h = world({});
-  rates.set(
-    "shadow-hit",
-    cpuRate(NC * 5, () => {
+  rows.push(
+    await sideBySide(c, "shadow-hit", "translate, TLB hit", NC * 5, () => {
       let s = 0;
       for (let i = 0; i < NC * 5; i++)
         s += h.sh.translate(h.v, BASE + (i & (HOT - 1)) * 4096 + 8, 0);
@@ -128,22 +119,17 @@ function cpuRate(ops: number, loop: () => void): number {
       sink += s;
     }),
   );
-  const c = runCReference(cref.bin, cref.fixture, "bench", NC);
-  const label: Record<string, string> = {
-    "shadow-walk": "TLB miss, shadow-table walk (4 refs)",
-    "shadow-hit": "translate, TLB hit",
-  };
-  console.log("\nTypeScript against the C reference (M/s by CPU time; TS/C = C rate / TS rate):");
-  for (const [key, ts] of rates) {
-    const cRate = Number(c.get(key)![1]);
-    const ratio = cRate / ts;
-    console.log(
-      `  ${label[key].padEnd(38)} TS ${ts.toFixed(1).padStart(7)}  C ${cRate.toFixed(1).padStart(7)}  TS/C ${ratio.toFixed(2)}${ratio > 2 ? "  (over 2x)" : ""}`,
-    );
-    const p = floor.get(key)!;
-    console.log(
-      `    ${"of which paging alone".padEnd(36)} TS ${p.toFixed(1).padStart(7)}  C ${cRate.toFixed(1).padStart(7)}  TS/C ${(cRate / p).toFixed(2)}`,
-    );
-  }
+  await c.close();
+  printTable(rows, {
+    width: 38,
+    after: (row) => {
+      const p = floor.get(row.key)!;
+      const cRate = mps(row.ops, row.c.cpu);
+      console.log(
+        `    ${"of which paging alone".padEnd(36)} TS ${p.toFixed(1).padStart(7)}  C ${cRate.toFixed(1).padStart(7)}  TS/C ${(cRate / p).toFixed(2)}`,
+      );
+    },
+  });
+  writeResults(import.meta.url, "shadow-mmu", rows);
 }
 if (sink === 42) console.log("");

@@ -9,6 +9,7 @@
  * root, every access a user read, as the TypeScript bench.
  *
  * Usage: native-ref FIXTURE bench N      rates, one "name<TAB>wall M/s<TAB>cpu M/s" line each
+ *        native-ref FIXTURE turns N      one timed run per loop name read on stdin (paging-ref.c)
  *        native-ref FIXTURE check N      checksums and counters, one "name<TAB>..." line each
  */
 #define PAGING_REF_LIBRARY
@@ -123,11 +124,12 @@ static void print_check(const char *name, u32 h, native_mmu *m) {
 
 int main(int argc, char **argv) {
   if (argc != 4) {
-    fprintf(stderr, "usage: %s FIXTURE bench|check N\n", argv[0]);
+    fprintf(stderr, "usage: %s FIXTURE bench|turns|check N\n", argv[0]);
     return 2;
   }
   load(argv[1]);
   int check = strcmp(argv[2], "check") == 0;
+  measure_mode(argv[2]);
   const u64 N = strtoull(argv[3], 0, 10);
   const u32 R = n_order - 1, H = hot - 1;
   static native_mmu m;

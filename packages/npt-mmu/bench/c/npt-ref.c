@@ -22,6 +22,7 @@
  * fixture loader.
  *
  * Usage: npt-ref FIXTURE bench N      rates, one "name<TAB>wall M/s<TAB>cpu M/s" line each
+ *        npt-ref FIXTURE turns N      one timed run per loop name read on stdin (paging-ref.c)
  *        npt-ref FIXTURE check N      checksums and counters, one "name<TAB>..." line each
  */
 #define PAGING_REF_LIBRARY
@@ -360,11 +361,12 @@ static void print_check(const char *name, u32 h) {
 
 int main(int argc, char **argv) {
   if (argc != 4) {
-    fprintf(stderr, "usage: %s FIXTURE bench|check N\n", argv[0]);
+    fprintf(stderr, "usage: %s FIXTURE bench|turns|check N\n", argv[0]);
     return 2;
   }
   npt_load(argv[1]);
   int check = strcmp(argv[2], "check") == 0;
+  measure_mode(argv[2]);
   const u64 N = strtoull(argv[3], 0, 10);
   memset(&nout, 0, sizeof nout);
   /* The hit loop's TLB (paging's default geometry), filled by 2D walks of the hot pages. */

@@ -11,6 +11,7 @@
  * walks in the same order.
  *
  * Usage: paging-ref FIXTURE bench N      rates, one "name<TAB>wall M/s<TAB>cpu M/s" line each
+ *        paging-ref FIXTURE turns N      one timed run per loop name read on stdin (MEASURE)
  *        paging-ref FIXTURE check N      checksums and counters, one "name<TAB>..." line each
  *
  * Other packages' C references (native-mmu, ...) include this file with PAGING_REF_LIBRARY
@@ -512,7 +513,14 @@ static void load(const char *path) {
   fclose(f);
 }
 
-/* ---- timing: one untimed warm-up, best of five (as bench/index.ts) */
+/* ---- timing. Mode "bench": each MEASURE runs its loop once untimed, then five timed runs,
+ * and prints the best ("name<TAB>wall M/s<TAB>cpu M/s"). Mode "turns" (set by
+ * measure_mode): the bench's harness (bench/harness.ts) drives the loops one run at a time,
+ * in turns with the TypeScript's; it writes a loop's name on stdin, the MEASURE of that name
+ * runs its body once and answers "name<TAB>wall ns<TAB>cpu ns". Names come in the order of
+ * the MEASUREs in main (a MEASURE runs as long as its name is asked, then main goes on to
+ * the next), so each loop's state evolves as in "bench" mode; at end of input the remaining
+ * MEASUREs are skipped. */
 static double now(clockid_t c) {
   struct timespec ts;
   clock_gettime(c, &ts);
@@ -520,18 +528,54 @@ static double now(clockid_t c) {
 }
 static volatile u64 sink;
 
-#define MEASURE(name, ops, body)                                                   \
-  do {                                                                             \
-    double best = 1e300, best_cpu = 1e300;                                         \
-    for (int run = 0; run < 6; run++) {                                            \
-      double t0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);        \
-      body;                                                                        \
-      double t = now(CLOCK_MONOTONIC) - t0, c = now(CLOCK_PROCESS_CPUTIME_ID) - c0; \
-      if (run > 0 && t < best) best = t;                                           \
-      if (run > 0 && c < best_cpu) best_cpu = c;                                   \
-    }                                                                              \
-    printf("%s\t%.1f\t%.1f\n", name, (ops) / (best / 1e3), (ops) / (best_cpu / 1e3)); \
-    fflush(stdout);                                                                \
+static int turns_mode;     /* 1: loops run when stdin asks for them */
+static char turn_name[64]; /* the name asked for and not yet run */
+static int turn_state;     /* 0: read the next line, 1: turn_name pending, 2: end of input */
+
+static void turns_left(void) {
+  if (turn_state == 1) fprintf(stderr, "no loop named %s left to run\n", turn_name);
+}
+/* Sets the timing mode from main's mode argument. */
+static void measure_mode(const char *mode) {
+  turns_mode = strcmp(mode, "turns") == 0;
+  if (turns_mode) atexit(turns_left);
+}
+/* Whether stdin asks for the loop `name` now (consumes the request if so). */
+static int turn_for(const char *name) {
+  if (turn_state == 0) {
+    if (!fgets(turn_name, sizeof turn_name, stdin)) {
+      turn_state = 2;
+      return 0;
+    }
+    turn_name[strcspn(turn_name, "\r\n")] = 0;
+    turn_state = 1;
+  }
+  if (turn_state == 1 && strcmp(turn_name, name) == 0) {
+    turn_state = 0;
+    return 1;
+  }
+  return 0;
+}
+
+/* One copy of the body for both modes, so that gcc compiles the loop as before. */
+#define MEASURE(name, ops, body)                                                      \
+  do {                                                                                \
+    double best = 1e300, best_cpu = 1e300;                                            \
+    for (int run = 0; turns_mode ? turn_for(name) : run < 6; run++) {                 \
+      double t0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);           \
+      body;                                                                           \
+      double t = now(CLOCK_MONOTONIC) - t0, c = now(CLOCK_PROCESS_CPUTIME_ID) - c0;    \
+      if (turns_mode) {                                                               \
+        printf("%s\t%.0f\t%.0f\n", name, t, c);                                        \
+        fflush(stdout);                                                               \
+      }                                                                               \
+      if (run > 0 && t < best) best = t;                                              \
+      if (run > 0 && c < best_cpu) best_cpu = c;                                      \
+    }                                                                                 \
+    if (!turns_mode) {                                                                \
+      printf("%s\t%.1f\t%.1f\n", name, (ops) / (best / 1e3), (ops) / (best_cpu / 1e3)); \
+      fflush(stdout);                                                                 \
+    }                                                                                 \
   } while (0)
 
 /* FNV-1a-style over both 32-bit halves: the checksum test/c-reference.test.ts also computes. */
@@ -543,11 +587,12 @@ static inline u32 mix(u32 h, u64 x) {
 #ifndef PAGING_REF_LIBRARY
 int main(int argc, char **argv) {
   if (argc != 4) {
-    fprintf(stderr, "usage: %s FIXTURE bench|check N\n", argv[0]);
+    fprintf(stderr, "usage: %s FIXTURE bench|turns|check N\n", argv[0]);
     return 2;
   }
   load(argv[1]);
   int check = strcmp(argv[2], "check") == 0;
+  measure_mode(argv[2]);
   const u64 N = strtoull(argv[3], 0, 10);
   const u32 R = n_order - 1, M = n_sparse - 1;
   walk_result out;

@@ -26,8 +26,10 @@
  * Its input is a TypeScript world's steady state, written by bench/fixture.ts.
  *
  * Usage: pv-ref FIXTURE bench N     rates, one "name<TAB>wall M/s<TAB>cpu M/s" line each
+ *        pv-ref FIXTURE turns N     one timed run per loop name read on stdin (paging-ref.c)
  *        pv-ref FIXTURE check N     results, checksums and counters, one "name<TAB>..." each
  *        pv-ref FIXTURE pin N       pin and unpin of the fixture's L4: best wall / cpu ms
+ *        pv-ref FIXTURE pinturns N  one timed pv-pin or pv-unpin per name read on stdin
  *        pv-ref FIXTURE pincheck N  the same once, with checksums and counters
  */
 #define PAGING_REF_LIBRARY
@@ -824,7 +826,7 @@ static int pin_once(int cmd) {
 
 int main(int argc, char **argv) {
   if (argc != 4) {
-    fprintf(stderr, "usage: %s FIXTURE bench|check|pin|pincheck N\n", argv[0]);
+    fprintf(stderr, "usage: %s FIXTURE bench|turns|check|pin|pinturns|pincheck N\n", argv[0]);
     return 2;
   }
   pv_load(argv[1]);
@@ -838,8 +840,21 @@ int main(int argc, char **argv) {
   cpu.fast_vpn = -1;
   cpu.fast_uid = -1;
 
-  if (!strcmp(mode, "pin") || !strcmp(mode, "pincheck")) {
+  if (!strcmp(mode, "pin") || !strcmp(mode, "pincheck") || !strcmp(mode, "pinturns")) {
     if (!pin_l4) die("the fixture has no table to pin");
+    if (!strcmp(mode, "pinturns")) {
+      /* stdin asks for pv-pin and pv-unpin in turns (paging-ref.c's MEASURE). */
+      measure_mode("turns");
+      do {
+        MEASURE("pv-pin", 1, {
+          if (pin_once(MMUEXT_PIN_L4_TABLE) != 0) die("pin failed");
+        });
+        MEASURE("pv-unpin", 1, {
+          if (pin_once(MMUEXT_UNPIN_TABLE) != 0) die("unpin failed");
+        });
+      } while (turn_state == 1 && !strcmp(turn_name, "pv-pin"));
+      return 0;
+    }
     if (!strcmp(mode, "pincheck")) {
       printf("pv-pin-rc\t%d\n", pin_once(MMUEXT_PIN_L4_TABLE));
       print_state("pv-pin");
@@ -894,7 +909,9 @@ int main(int argc, char **argv) {
     print_state("pv-hostile-state");
     return 0;
   }
-  if (strcmp(mode, "bench") != 0) die("mode is bench, check, pin or pincheck");
+  if (strcmp(mode, "bench") != 0 && strcmp(mode, "turns") != 0)
+    die("mode is bench, turns, check, pin, pinturns or pincheck");
+  measure_mode(mode);
   const u64 rounds = (N / 1000) * 2; /* even: every run starts from batch 1 mapped */
   MEASURE("pv-update", rounds * 512, {
     for (u64 r = 0; r < rounds; r++) {

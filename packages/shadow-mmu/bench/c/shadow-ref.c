@@ -11,6 +11,7 @@
  *   walks of the hot pages first).
  *
  * Usage: shadow-ref FIXTURE bench N      rates, one "name<TAB>wall M/s<TAB>cpu M/s" line each
+ *        shadow-ref FIXTURE turns N      one timed run per loop name read on stdin (paging-ref.c)
  *        shadow-ref FIXTURE check N      checksums and counters, one "name<TAB>..." line each
  */
 #define PAGING_REF_LIBRARY
@@ -77,7 +78,7 @@ static void print_check(const char *name, u32 h) {
 
 int main(int argc, char **argv) {
   if (argc != 4) {
-    fprintf(stderr, "usage: %s FIXTURE bench|check N\n", argv[0]);
+    fprintf(stderr, "usage: %s FIXTURE bench|turns|check N\n", argv[0]);
     return 2;
   }
   load(argv[1]);
@@ -91,6 +92,7 @@ int main(int argc, char **argv) {
   n_pages = n_dense;
   n_hot = hot;
   int check = strcmp(argv[2], "check") == 0;
+  measure_mode(argv[2]);
   const u64 N = strtoull(argv[3], 0, 10);
   const int64_t cr3 = 1;
   memset(&sout, 0, sizeof sout);
