@@ -6,8 +6,11 @@
  * the builder's part (the native boot's page allocation).
  *
  * Invariants: after boot the kernel runs on its init mm, whose pgd maps the kernel's direct
- * map of every pfn at PAGE_OFFSET (page-table pages read-only there); every pfn is either
- * reserved (boot image, tables) or in the page allocator; the pv_ops table is frozen.
+ * map of every pfn at PAGE_OFFSET: on a CPU with PSE (bare metal, or a guest of nested or
+ * shadow paging) every 2 MiB block that is the kernel's whole is one 2 MiB page (read-write,
+ * as Linux's), and any other pfn a 4 KiB page (page-table pages read-only there; a Xen PV
+ * guest, which Xen allows no PSE, maps every pfn so); every pfn is either reserved (boot
+ * image, tables) or in the page allocator; the pv_ops table is frozen.
  */
 import {
   __HYPERVISOR_memory_op,
@@ -24,13 +27,19 @@ import { cpuInit } from "./cpu";
 import { guestError } from "./errors";
 import { XenEvtchnGuest } from "./events";
 import { GuestKernel, type XenBootInfo } from "./kernel";
-import { PAGE_OFFSET, PAGE_SIZE, START_KERNEL_MAP, type TransparentHugepage } from "./layout";
+import {
+  PAGE_OFFSET,
+  PAGE_SIZE,
+  START_KERNEL_MAP,
+  type TransparentHugepage,
+  X86_FEATURE_PSE,
+} from "./layout";
 import { Mm } from "./mm";
 import { nativePvOps } from "./native-ops";
 import { composePvOps, type GuestPlugin } from "./plugins";
 import type { GuestPort } from "./port";
 import { Process } from "./process";
-import { E_PRESENT, KERNPG_TABLE, PAGE_KERNEL, PAGE_KERNEL_RO } from "./pte";
+import { E_PRESENT, E_PSE, KERNPG_TABLE, PAGE_KERNEL, PAGE_KERNEL_RO } from "./pte";
 import { XenCpuOps } from "./xen-cpu";
 import { type XenPvOpsOptions, xenPvOps } from "./xen-ops";
 
@@ -71,9 +80,17 @@ function l3Index(va: number): number {
 /**
  * Builds the direct map under a fresh L3 with plain stores (the tree is not yet reachable
  * from any pinned table) and returns the L3's pfn. `extra` slots past the last pfn get
- * tables but no entries (Linux's fixmap room, for shared_info).
+ * tables but no entries (Linux's fixmap room, for shared_info). With `large` (a CPU with
+ * PSE), a 2 MiB block whose 512 pfns are all mapped gets one PSE entry in its L2 and no L1,
+ * as Linux's init_memory_mapping maps RAM with 2 MiB pages where a whole aligned block is
+ * RAM (its head and tail keep 4 KiB pages); then nothing is written per pfn.
  */
-function buildDirectMap(k: GuestKernel, pfns: ArrayLike<number>, extra: number): number {
+function buildDirectMap(
+  k: GuestKernel,
+  pfns: ArrayLike<number>,
+  extra: number,
+  large: boolean,
+): number {
   const alloc = (level: number): number => {
     const pfn = k.allocPage();
     if (pfn < 0) {
@@ -89,12 +106,21 @@ function buildDirectMap(k: GuestKernel, pfns: ArrayLike<number>, extra: number):
   const l3 = alloc(3);
   let maxPfn = 0;
   for (let i = 0; i < pfns.length; i++) if (pfns[i] > maxPfn) maxPfn = pfns[i];
-  // Pass 1: tables for every 2 MiB span that holds a mapped pfn.
-  const spans = new Set<number>();
-  for (let i = 0; i < pfns.length; i++) spans.add(Math.floor(pfns[i] / 512));
-  for (let i = 1; i <= extra; i++) spans.add(Math.floor((maxPfn + i) / 512));
+  // Mapped pfns of each 2 MiB span (512: a whole block, mapped by one PSE entry if `large`).
+  const inSpan = new Map<number, number>();
+  for (let i = 0; i < pfns.length; i++) {
+    const span = Math.floor(pfns[i] / 512);
+    inSpan.set(span, (inSpan.get(span) ?? 0) + 1);
+  }
+  for (let i = 1; i <= extra; i++) {
+    const span = Math.floor((maxPfn + i) / 512);
+    if (!inSpan.has(span)) inSpan.set(span, 0);
+  }
+  const isLarge = (span: number): boolean => large && inSpan.get(span) === 512;
+  // Pass 1: an L2 for every 1 GiB and an L1 for every 2 MiB span that holds a mapped pfn
+  // (a PSE entry instead where the span is mapped whole with large pages).
   const l1Of = new Map<number, number>();
-  for (const span of [...spans].sort((a, b) => a - b)) {
+  for (const span of [...inSpan.keys()].sort((a, b) => a - b)) {
     const va = PAGE_OFFSET + span * 512 * PAGE_SIZE;
     const i3 = l3Index(va);
     let e3 = k.readEntry(l3, i3);
@@ -104,14 +130,20 @@ function buildDirectMap(k: GuestKernel, pfns: ArrayLike<number>, extra: number):
       k.rawStore(l3, i3, e3);
     }
     const l2 = k.entryPfn(e3);
+    const i2 = Math.floor(va / 2 ** 21) % 512;
+    if (isLarge(span)) {
+      k.rawStore(l2, i2, k.makeEntry(span * 512, PAGE_KERNEL | E_PSE));
+      continue;
+    }
     const l1 = alloc(1);
-    k.rawStore(l2, Math.floor(va / 2 ** 21) % 512, k.makeEntry(l1, KERNPG_TABLE));
+    k.rawStore(l2, i2, k.makeEntry(l1, KERNPG_TABLE));
     l1Of.set(span, l1);
   }
-  // Pass 2: the entries; page-table pages (including the ones just made) read-only.
+  // Pass 2: the 4 KiB entries; page-table pages (including the ones just made) read-only.
   for (let i = 0; i < pfns.length; i++) {
     const p = pfns[i];
-    const l1 = l1Of.get(Math.floor(p / 512))!;
+    const l1 = l1Of.get(Math.floor(p / 512));
+    if (l1 === undefined) continue; // in a 2 MiB page
     k.rawStore(l1, p % 512, k.makeEntry(p, k.ptLevel[p] !== 0 ? PAGE_KERNEL_RO : PAGE_KERNEL));
   }
   return l3;
@@ -165,7 +197,10 @@ export function startNativeKernel(
   const pgd = k.allocPage();
   k.clearPage(pgd);
   k.ptLevel[pgd] = 4;
-  const l3 = buildDirectMap(k, sorted, 0);
+  // Linux's probe_page_size_mask: the direct map uses 2 MiB pages when the CPU has PSE.
+  const leaf1 = new Uint32Array(4);
+  k.ops.cpu.cpuid(1, leaf1);
+  const l3 = buildDirectMap(k, sorted, 0, (leaf1[3] & (1 << X86_FEATURE_PSE)) !== 0);
   k.rawStore(pgd, Math.floor(PAGE_OFFSET / 2 ** 39) % 512, k.makeEntry(l3, KERNPG_TABLE));
   k.initMm = new Mm(0, pgd);
   k.switchMm(0, k.initMm);
@@ -317,7 +352,8 @@ export function startXenPvKernel(port: GuestPort, options: XenPvBootOptions): Gu
   }
   const all = new Float64Array(nrPages);
   for (let pfn = 0; pfn < nrPages; pfn++) all[pfn] = pfn;
-  const l3 = buildDirectMap(k, all, 1);
+  // Xen refuses PSE in a PV guest's L2 entries: its direct map keeps 4 KiB pages.
+  const l3 = buildDirectMap(k, all, 1, false);
   // The new tree joins the pinned init tables: its pages are pinned from now on.
   for (let pfn = 0; pfn < nrPages; pfn++) if (k.ptLevel[pfn] !== 0) k.pinned[pfn] = 1;
   const init = new Mm(0, xen.ptBasePfn);
