@@ -138,10 +138,13 @@ export class PvMmu implements MmuBackend, PvMmuService {
   private fastCounters: Float64Array = new Float64Array(2);
 
   /**
-   * The fast path page's words, which aligned u32 reads use directly: undefined until the
-   * first such read looks them up, null if the frame is not backed (it reads as zeros).
+   * The fast path page's words, which aligned u32 reads use directly: null until the first
+   * such read finds the frame backed (an unbacked frame reads as zeros and is looked up again).
    */
-  private fastWords: Uint32Array | null | undefined = undefined;
+  private fastWords: Uint32Array | null = null;
+
+  /** The VA translateSlow translates (set by translate just before the call). */
+  private slowVa = 0;
 
   private readonly vcpuState: (PvVcpu | undefined)[] = [];
 
@@ -307,7 +310,10 @@ export class PvMmu implements MmuBackend, PvMmuService {
     if (vpn === this.fastVpn && this.fastHit(v, acc)) {
       return this.fastMfn * 4096 + (va - vpn * 4096);
     }
-    return this.translateSlow(v, va, vpn, acc);
+    // The VA goes by a field: as an argument to a call V8 does not inline (translateSlow is
+    // too big), a VA above 2^30 would be boxed, a heap allocation per TLB lookup.
+    this.slowVa = va;
+    return this.translateSlow(v, acc);
   }
 
   /**
@@ -316,10 +322,15 @@ export class PvMmu implements MmuBackend, PvMmuService {
    * for.
    */
   private fastHit(v: Vcpu, acc: number): boolean {
+    // `=== true`: one compare where a plain truth test of a field V8 cannot type is five.
     if (
       v === this.fastVcpu &&
-      (v.inKernel ? v.cr3Mfn === this.fastKernelRoot : v.userCr3Mfn === this.fastUserRoot) &&
-      (acc === PFEC_user_mode ? this.fastReadable : tlbGrants(this.fastPerms, acc, this.mode))
+      (v.inKernel === true
+        ? v.cr3Mfn === this.fastKernelRoot
+        : v.userCr3Mfn === this.fastUserRoot) &&
+      (acc === PFEC_user_mode
+        ? this.fastReadable === true
+        : tlbGrants(this.fastPerms, acc, this.mode))
     ) {
       const c = this.fastCounters;
       c[0]++; // level-0 lookups
@@ -329,10 +340,13 @@ export class PvMmu implements MmuBackend, PvMmuService {
     return false;
   }
 
-  /** translate past the fast path: the TLB, then a walk. */
-  private translateSlow(v: Vcpu, va: number, vpn: number, acc: number): number {
-    const tag = v.inKernel ? TAG_KERNEL : TAG_USER;
-    const root = v.inKernel ? v.cr3Mfn : v.userCr3Mfn;
+  /** translate past the fast path: the TLB, then (translateWalk) a walk; the VA is slowVa. */
+  private translateSlow(v: Vcpu, acc: number): number {
+    const va = this.slowVa;
+    const vpn = Math.floor(va * INV_PAGE);
+    const kernel = v.inKernel === true;
+    const tag = kernel ? TAG_KERNEL : TAG_USER;
+    const root = kernel ? v.cr3Mfn : v.userCr3Mfn;
     this.fastVpn = -1;
     const s = this.vcpuState[v.uid] ?? this.pv(v);
     const tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
@@ -347,14 +361,26 @@ export class PvMmu implements MmuBackend, PvMmuService {
       this.fastVcpu = v;
       this.fastKernelRoot = tag === TAG_KERNEL ? root : NO_ROOT;
       this.fastUserRoot = tag === TAG_USER ? root : NO_ROOT;
-      this.fastReadable = tlbGrants(p, PFEC_user_mode, this.mode);
+      const readable = tlbGrants(p, PFEC_user_mode, this.mode);
+      this.fastReadable = readable;
       this.fastVpn = vpn;
       this.fastMfn = mfn;
       this.fastPerms = p;
       this.fastCounters = tlb.counters;
-      this.fastWords = undefined;
-      if (tlbGrants(p, acc, this.mode)) return mfn * 4096 + (va - vpn * 4096);
+      this.fastWords = null;
+      if (acc === PFEC_user_mode ? readable : tlbGrants(p, acc, this.mode)) {
+        return mfn * 4096 + (va - vpn * 4096);
+      }
     }
+    return this.translateWalk(v, acc, tag, root, tlb);
+  }
+
+  /**
+   * translate past the TLB (a miss, or rights it does not grant): a walk of the tag's root,
+   * filling the TLB; the VA is slowVa.
+   */
+  private translateWalk(v: Vcpu, acc: number, tag: number, root: number, tlb: Tlb): number {
+    const va = this.slowVa;
     let errorCode = acc & (PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch);
     if (root >= 0) {
       const out = this.out;
@@ -392,7 +418,8 @@ export class PvMmu implements MmuBackend, PvMmuService {
     if (!(off <= 4096 - size)) return this.readBytes(v, va, size);
     // The fast path's page, backed, an aligned u32: straight from its words.
     if (vpn === this.fastVpn && size === 4 && (off & 3) === 0 && this.fastHit(v, PFEC_user_mode)) {
-      const w = this.fastWords === undefined ? this.loadFastWords() : this.fastWords;
+      const fw = this.fastWords;
+      const w = fw !== null ? fw : this.loadFastWords();
       return w !== null ? w[off >>> 2] : 0;
     }
     return this.readSlow(v, va, size);
