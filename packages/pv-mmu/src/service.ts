@@ -381,6 +381,9 @@ export class PvMmu implements MmuBackend, PvMmuService {
    */
   private translateWalk(v: Vcpu, acc: number, tag: number, root: number, tlb: Tlb): number {
     const va = this.slowVa;
+    // Not the fast path's page (a TLB hit that did not grant `acc` left it set): the next
+    // access looks the TLB up again, which counts exactly as the fast path would.
+    this.fastVpn = -1;
     let errorCode = acc & (PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch);
     if (root >= 0) {
       const out = this.out;
@@ -422,13 +425,34 @@ export class PvMmu implements MmuBackend, PvMmuService {
       const w = fw !== null ? fw : this.loadFastWords();
       return w !== null ? w[off >>> 2] : 0;
     }
-    return this.readSlow(v, va, size);
+    this.slowVa = va; // by a field, not boxed (see translate)
+    return this.readSlow(v, size);
   }
 
-  /** read past the fast path's page: translate (TLB, walk), then RAM or MMIO. */
-  private readSlow(v: Vcpu, va: number, size: 1 | 2 | 4): number {
-    const ma = this.translate(v, va, 0);
+  /**
+   * read past the fast path (the VA is slowVa): translate (TLB, walk), then RAM or MMIO. An
+   * aligned u32 whose page the TLB holds is read as the fast path reads it.
+   */
+  private readSlow(v: Vcpu, size: 1 | 2 | 4): number {
+    const va = this.slowVa;
+    const vpn = Math.floor(va * INV_PAGE);
+    const off = va - vpn * 4096;
+    if (size !== 4 || (off & 3) !== 0) {
+      const ma = this.translate(v, va, 0);
+      return ma < 0 ? -1 : this.readMa(ma, size);
+    }
+    // read found this is not the fast path's page, for this vCPU and a read: the TLB, or a
+    // walk. translateSlow leaves fastVpn at vpn only after a TLB hit that grants the read.
+    const ma = this.translateSlow(v, PFEC_user_mode);
     if (ma < 0) return -1;
+    if (this.fastVpn !== vpn) return this.readMa(ma, 4);
+    const fw = this.fastWords;
+    const w = fw !== null ? fw : this.loadFastWords();
+    return w !== null ? w[off >>> 2] : 0;
+  }
+
+  /** The `size` bytes at machine address `ma` (>= 0): RAM, or the machine's MMIO beyond it. */
+  private readMa(ma: number, size: 1 | 2 | 4): number {
     if (ma >= this.ram.bytes) return this.hv.machine.mmio.read(ma, size);
     return size === 4 ? this.ram.read32(ma) : size === 2 ? this.ram.read16(ma) : this.ram.read8(ma);
   }
