@@ -313,7 +313,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
     // The VA goes by a field: as an argument to a call V8 does not inline (translateSlow is
     // too big), a VA above 2^30 would be boxed, a heap allocation per TLB lookup.
     this.slowVa = va;
-    return this.translateSlow(v, acc);
+    return this.translateSlow(v, acc, 0);
   }
 
   /**
@@ -340,8 +340,14 @@ export class PvMmu implements MmuBackend, PvMmuService {
     return false;
   }
 
-  /** translate past the fast path: the TLB, then (translateWalk) a walk; the VA is slowVa. */
-  private translateSlow(v: Vcpu, acc: number): number {
+  /**
+   * translate and read past their fast paths, for the VA in slowVa: the TLB, then
+   * (translateWalk) a walk. With `size` 0, translates for `acc` (the machine address, or -1
+   * after a fault); with 1, 2 or 4, reads that many bytes (acc a guest read: the value, or -1).
+   * One function for both, too big for V8 to inline: translate and read keep only their fast
+   * paths and a call, small enough to be inlined into the caller's loop.
+   */
+  private translateSlow(v: Vcpu, acc: number, size: 0 | 1 | 2 | 4): number {
     const va = this.slowVa;
     const vpn = Math.floor(va * INV_PAGE);
     const kernel = v.inKernel === true;
@@ -369,10 +375,18 @@ export class PvMmu implements MmuBackend, PvMmuService {
       this.fastCounters = tlb.counters;
       this.fastWords = null;
       if (acc === PFEC_user_mode ? readable : tlbGrants(p, acc, this.mode)) {
-        return mfn * 4096 + (va - vpn * 4096);
+        const off = va - vpn * 4096;
+        if (size === 0) return mfn * 4096 + off;
+        // A read on the page the fast path now holds: as the fast path reads it.
+        if (size === 4 && (off & 3) === 0) {
+          const w = this.loadFastWords();
+          return w !== null ? w[off >>> 2] : 0;
+        }
+        return this.readMa(mfn * 4096 + off, size);
       }
     }
-    return this.translateWalk(v, acc, tag, root, tlb);
+    const ma = this.translateWalk(v, acc, tag, root, tlb);
+    return size === 0 || ma < 0 ? ma : this.readMa(ma, size);
   }
 
   /**
@@ -426,29 +440,14 @@ export class PvMmu implements MmuBackend, PvMmuService {
       return w !== null ? w[off >>> 2] : 0;
     }
     this.slowVa = va; // by a field, not boxed (see translate)
-    return this.readSlow(v, size);
+    if (size !== 4 || (off & 3) !== 0) return this.readSmall(v, size);
+    return this.translateSlow(v, PFEC_user_mode, 4);
   }
 
-  /**
-   * read past the fast path (the VA is slowVa): translate (TLB, walk), then RAM or MMIO. An
-   * aligned u32 whose page the TLB holds is read as the fast path reads it.
-   */
-  private readSlow(v: Vcpu, size: 1 | 2 | 4): number {
-    const va = this.slowVa;
-    const vpn = Math.floor(va * INV_PAGE);
-    const off = va - vpn * 4096;
-    if (size !== 4 || (off & 3) !== 0) {
-      const ma = this.translate(v, va, 0);
-      return ma < 0 ? -1 : this.readMa(ma, size);
-    }
-    // read found this is not the fast path's page, for this vCPU and a read: the TLB, or a
-    // walk. translateSlow leaves fastVpn at vpn only after a TLB hit that grants the read.
-    const ma = this.translateSlow(v, PFEC_user_mode);
-    if (ma < 0) return -1;
-    if (this.fastVpn !== vpn) return this.readMa(ma, 4);
-    const fw = this.fastWords;
-    const w = fw !== null ? fw : this.loadFastWords();
-    return w !== null ? w[off >>> 2] : 0;
+  /** read of 1 or 2 bytes, or of a u32 not aligned, at slowVa: translate (its fast path too). */
+  private readSmall(v: Vcpu, size: 1 | 2 | 4): number {
+    const ma = this.translate(v, this.slowVa, 0);
+    return ma < 0 ? -1 : this.readMa(ma, size);
   }
 
   /** The `size` bytes at machine address `ma` (>= 0): RAM, or the machine's MMIO beyond it. */
