@@ -129,7 +129,8 @@ export class PvMmu implements MmuBackend, PvMmuService {
   /** Whether the fast path's rights allow a guest read (tlbGrants for a user-mode read). */
   private fastReadable = false;
 
-  private fastVpn = -1;
+  /** The first VA of the fast path's page; NaN for none (no VA is in range of it). */
+  private fastVa = Number.NaN;
 
   private fastMfn = 0;
 
@@ -260,7 +261,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
   }
 
   flushLocal(v: Vcpu): void {
-    this.fastVpn = -1;
+    this.fastVa = Number.NaN;
     this.counters.tlbFlushes.value++;
     const s = this.pv(v);
     s.flushes++;
@@ -268,7 +269,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
   }
 
   flushOne(v: Vcpu, va: number): void {
-    this.fastVpn = -1;
+    this.fastVa = Number.NaN;
     const t = this.tlbs.get(v.uid);
     t.invlpg(va, TAG_KERNEL);
     t.invlpg(va, TAG_USER);
@@ -306,10 +307,8 @@ export class PvMmu implements MmuBackend, PvMmuService {
    */
   translate(v: Vcpu, va: number, access: number): number {
     const acc = access | PFEC_user_mode;
-    const vpn = Math.floor(va * INV_PAGE);
-    if (vpn === this.fastVpn && this.fastHit(v, acc)) {
-      return this.fastMfn * 4096 + (va - vpn * 4096);
-    }
+    const off = va - this.fastVa;
+    if (off >= 0 && off < 4096 && this.fastHit(v, acc)) return this.fastMfn * 4096 + off;
     // The VA goes by a field: as an argument to a call V8 does not inline (translateSlow is
     // too big), a VA above 2^30 would be boxed, a heap allocation per TLB lookup.
     this.slowVa = va;
@@ -317,7 +316,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
   }
 
   /**
-   * Whether the fast path's page (vpn === fastVpn, the caller checked) serves vCPU `v` in its
+   * Whether the fast path's page (va within it, the caller checked) serves vCPU `v` in its
    * current mode and root for `acc`; if so, counts the first-level TLB lookup and hit it stands
    * for.
    */
@@ -353,7 +352,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
     const kernel = v.inKernel === true;
     const tag = kernel ? TAG_KERNEL : TAG_USER;
     const root = kernel ? v.cr3Mfn : v.userCr3Mfn;
-    this.fastVpn = -1;
+    this.fastVa = Number.NaN;
     const s = this.vcpuState[v.uid] ?? this.pv(v);
     const tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
     if (s.roots[tag] !== root) {
@@ -369,7 +368,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
       this.fastUserRoot = tag === TAG_USER ? root : NO_ROOT;
       const readable = tlbGrants(p, PFEC_user_mode, this.mode);
       this.fastReadable = readable;
-      this.fastVpn = vpn;
+      this.fastVa = vpn * 4096;
       this.fastMfn = mfn;
       this.fastPerms = p;
       this.fastCounters = tlb.counters;
@@ -397,7 +396,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
     const va = this.slowVa;
     // Not the fast path's page (a TLB hit that did not grant `acc` left it set): the next
     // access looks the TLB up again, which counts exactly as the fast path would.
-    this.fastVpn = -1;
+    this.fastVa = Number.NaN;
     let errorCode = acc & (PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch);
     if (root >= 0) {
       const out = this.out;
@@ -412,7 +411,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
       if (ok && out.maddr < this.ram.bytes) {
         // Guest global pages are not modelled as global (see README): every entry is per tag.
         tlb.insert(va, tag, out.pageMfn, out.pageShift, out.perms & ~PERM_GLOBAL);
-        this.fastVpn = -1;
+        this.fastVa = Number.NaN;
         return out.maddr;
       }
       // A validated entry to I/O memory (only accepted with an iomem provider): the address
@@ -429,16 +428,23 @@ export class PvMmu implements MmuBackend, PvMmuService {
 
   /** Reads `size` (1, 2 or 4) bytes at `va`; the value, or -1 after a fault (details in `fault`). */
   read(v: Vcpu, va: number, size: 1 | 2 | 4): number {
+    // An aligned u32 on the fast path's page: straight from its words.
+    const fastOff = va - this.fastVa;
+    if (
+      fastOff >= 0 &&
+      fastOff <= 4092 &&
+      size === 4 &&
+      (fastOff & 3) === 0 &&
+      this.fastHit(v, PFEC_user_mode)
+    ) {
+      const fw = this.fastWords;
+      const w = fw !== null ? fw : this.loadFastWords();
+      return w !== null ? w[fastOff >>> 2] : 0;
+    }
     const vpn = Math.floor(va * INV_PAGE);
     const off = va - vpn * 4096;
     // Not within one page (or not a number): byte by byte.
     if (!(off <= 4096 - size)) return this.readBytes(v, va, size);
-    // The fast path's page, backed, an aligned u32: straight from its words.
-    if (vpn === this.fastVpn && size === 4 && (off & 3) === 0 && this.fastHit(v, PFEC_user_mode)) {
-      const fw = this.fastWords;
-      const w = fw !== null ? fw : this.loadFastWords();
-      return w !== null ? w[off >>> 2] : 0;
-    }
     this.slowVa = va; // by a field, not boxed (see translate)
     if (size !== 4 || (off & 3) !== 0) return this.readSmall(v, size);
     return this.translateSlow(v, PFEC_user_mode, 4);
