@@ -129,7 +129,8 @@ export class PvMmu implements MmuBackend, PvMmuService {
   /** Whether the fast path's rights allow a guest read (tlbGrants for a user-mode read). */
   private fastReadable = false;
 
-  private fastVpn = -1;
+  /** The first VA of the fast path's page; NaN for none (no VA is in range of it). */
+  private fastVa = Number.NaN;
 
   private fastMfn = 0;
 
@@ -138,10 +139,13 @@ export class PvMmu implements MmuBackend, PvMmuService {
   private fastCounters: Float64Array = new Float64Array(2);
 
   /**
-   * The fast path page's words, which aligned u32 reads use directly: undefined until the
-   * first such read looks them up, null if the frame is not backed (it reads as zeros).
+   * The fast path page's words, which aligned u32 reads use directly: null until the first
+   * such read finds the frame backed (an unbacked frame reads as zeros and is looked up again).
    */
-  private fastWords: Uint32Array | null | undefined = undefined;
+  private fastWords: Uint32Array | null = null;
+
+  /** The VA translateSlow translates (set by translate just before the call). */
+  private slowVa = 0;
 
   private readonly vcpuState: (PvVcpu | undefined)[] = [];
 
@@ -257,7 +261,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
   }
 
   flushLocal(v: Vcpu): void {
-    this.fastVpn = -1;
+    this.fastVa = Number.NaN;
     this.counters.tlbFlushes.value++;
     const s = this.pv(v);
     s.flushes++;
@@ -265,7 +269,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
   }
 
   flushOne(v: Vcpu, va: number): void {
-    this.fastVpn = -1;
+    this.fastVa = Number.NaN;
     const t = this.tlbs.get(v.uid);
     t.invlpg(va, TAG_KERNEL);
     t.invlpg(va, TAG_USER);
@@ -303,23 +307,29 @@ export class PvMmu implements MmuBackend, PvMmuService {
    */
   translate(v: Vcpu, va: number, access: number): number {
     const acc = access | PFEC_user_mode;
-    const vpn = Math.floor(va * INV_PAGE);
-    if (vpn === this.fastVpn && this.fastHit(v, acc)) {
-      return this.fastMfn * 4096 + (va - vpn * 4096);
-    }
-    return this.translateSlow(v, va, vpn, acc);
+    const off = va - this.fastVa;
+    if (off >= 0 && off < 4096 && this.fastHit(v, acc)) return this.fastMfn * 4096 + off;
+    // The VA goes by a field: as an argument to a call V8 does not inline (translateSlow is
+    // too big), a VA above 2^30 would be boxed, a heap allocation per TLB lookup.
+    this.slowVa = va;
+    return this.translateSlow(v, acc, 0);
   }
 
   /**
-   * Whether the fast path's page (vpn === fastVpn, the caller checked) serves vCPU `v` in its
+   * Whether the fast path's page (va within it, the caller checked) serves vCPU `v` in its
    * current mode and root for `acc`; if so, counts the first-level TLB lookup and hit it stands
    * for.
    */
   private fastHit(v: Vcpu, acc: number): boolean {
+    // `=== true`: one compare where a plain truth test of a field V8 cannot type is five.
     if (
       v === this.fastVcpu &&
-      (v.inKernel ? v.cr3Mfn === this.fastKernelRoot : v.userCr3Mfn === this.fastUserRoot) &&
-      (acc === PFEC_user_mode ? this.fastReadable : tlbGrants(this.fastPerms, acc, this.mode))
+      (v.inKernel === true
+        ? v.cr3Mfn === this.fastKernelRoot
+        : v.userCr3Mfn === this.fastUserRoot) &&
+      (acc === PFEC_user_mode
+        ? this.fastReadable === true
+        : tlbGrants(this.fastPerms, acc, this.mode))
     ) {
       const c = this.fastCounters;
       c[0]++; // level-0 lookups
@@ -329,11 +339,20 @@ export class PvMmu implements MmuBackend, PvMmuService {
     return false;
   }
 
-  /** translate past the fast path: the TLB, then a walk. */
-  private translateSlow(v: Vcpu, va: number, vpn: number, acc: number): number {
-    const tag = v.inKernel ? TAG_KERNEL : TAG_USER;
-    const root = v.inKernel ? v.cr3Mfn : v.userCr3Mfn;
-    this.fastVpn = -1;
+  /**
+   * translate and read past their fast paths, for the VA in slowVa: the TLB, then
+   * (translateWalk) a walk. With `size` 0, translates for `acc` (the machine address, or -1
+   * after a fault); with 1, 2 or 4, reads that many bytes (acc a guest read: the value, or -1).
+   * One function for both, too big for V8 to inline: translate and read keep only their fast
+   * paths and a call, small enough to be inlined into the caller's loop.
+   */
+  private translateSlow(v: Vcpu, acc: number, size: 0 | 1 | 2 | 4): number {
+    const va = this.slowVa;
+    const vpn = Math.floor(va * INV_PAGE);
+    const kernel = v.inKernel === true;
+    const tag = kernel ? TAG_KERNEL : TAG_USER;
+    const root = kernel ? v.cr3Mfn : v.userCr3Mfn;
+    this.fastVa = Number.NaN;
     const s = this.vcpuState[v.uid] ?? this.pv(v);
     const tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
     if (s.roots[tag] !== root) {
@@ -347,14 +366,37 @@ export class PvMmu implements MmuBackend, PvMmuService {
       this.fastVcpu = v;
       this.fastKernelRoot = tag === TAG_KERNEL ? root : NO_ROOT;
       this.fastUserRoot = tag === TAG_USER ? root : NO_ROOT;
-      this.fastReadable = tlbGrants(p, PFEC_user_mode, this.mode);
-      this.fastVpn = vpn;
+      const readable = tlbGrants(p, PFEC_user_mode, this.mode);
+      this.fastReadable = readable;
+      this.fastVa = vpn * 4096;
       this.fastMfn = mfn;
       this.fastPerms = p;
       this.fastCounters = tlb.counters;
-      this.fastWords = undefined;
-      if (tlbGrants(p, acc, this.mode)) return mfn * 4096 + (va - vpn * 4096);
+      this.fastWords = null;
+      if (acc === PFEC_user_mode ? readable : tlbGrants(p, acc, this.mode)) {
+        const off = va - vpn * 4096;
+        if (size === 0) return mfn * 4096 + off;
+        // A read on the page the fast path now holds: as the fast path reads it.
+        if (size === 4 && (off & 3) === 0) {
+          const w = this.loadFastWords();
+          return w !== null ? w[off >>> 2] : 0;
+        }
+        return this.readMa(mfn * 4096 + off, size);
+      }
     }
+    const ma = this.translateWalk(v, acc, tag, root, tlb);
+    return size === 0 || ma < 0 ? ma : this.readMa(ma, size);
+  }
+
+  /**
+   * translate past the TLB (a miss, or rights it does not grant): a walk of the tag's root,
+   * filling the TLB; the VA is slowVa.
+   */
+  private translateWalk(v: Vcpu, acc: number, tag: number, root: number, tlb: Tlb): number {
+    const va = this.slowVa;
+    // Not the fast path's page (a TLB hit that did not grant `acc` left it set): the next
+    // access looks the TLB up again, which counts exactly as the fast path would.
+    this.fastVa = Number.NaN;
     let errorCode = acc & (PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch);
     if (root >= 0) {
       const out = this.out;
@@ -369,7 +411,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
       if (ok && out.maddr < this.ram.bytes) {
         // Guest global pages are not modelled as global (see README): every entry is per tag.
         tlb.insert(va, tag, out.pageMfn, out.pageShift, out.perms & ~PERM_GLOBAL);
-        this.fastVpn = -1;
+        this.fastVa = Number.NaN;
         return out.maddr;
       }
       // A validated entry to I/O memory (only accepted with an iomem provider): the address
@@ -386,22 +428,36 @@ export class PvMmu implements MmuBackend, PvMmuService {
 
   /** Reads `size` (1, 2 or 4) bytes at `va`; the value, or -1 after a fault (details in `fault`). */
   read(v: Vcpu, va: number, size: 1 | 2 | 4): number {
+    // An aligned u32 on the fast path's page: straight from its words.
+    const fastOff = va - this.fastVa;
+    if (
+      fastOff >= 0 &&
+      fastOff <= 4092 &&
+      size === 4 &&
+      (fastOff & 3) === 0 &&
+      this.fastHit(v, PFEC_user_mode)
+    ) {
+      const fw = this.fastWords;
+      const w = fw !== null ? fw : this.loadFastWords();
+      return w !== null ? w[fastOff >>> 2] : 0;
+    }
     const vpn = Math.floor(va * INV_PAGE);
     const off = va - vpn * 4096;
     // Not within one page (or not a number): byte by byte.
     if (!(off <= 4096 - size)) return this.readBytes(v, va, size);
-    // The fast path's page, backed, an aligned u32: straight from its words.
-    if (vpn === this.fastVpn && size === 4 && (off & 3) === 0 && this.fastHit(v, PFEC_user_mode)) {
-      const w = this.fastWords === undefined ? this.loadFastWords() : this.fastWords;
-      return w !== null ? w[off >>> 2] : 0;
-    }
-    return this.readSlow(v, va, size);
+    this.slowVa = va; // by a field, not boxed (see translate)
+    if (size !== 4 || (off & 3) !== 0) return this.readSmall(v, size);
+    return this.translateSlow(v, PFEC_user_mode, 4);
   }
 
-  /** read past the fast path's page: translate (TLB, walk), then RAM or MMIO. */
-  private readSlow(v: Vcpu, va: number, size: 1 | 2 | 4): number {
-    const ma = this.translate(v, va, 0);
-    if (ma < 0) return -1;
+  /** read of 1 or 2 bytes, or of a u32 not aligned, at slowVa: translate (its fast path too). */
+  private readSmall(v: Vcpu, size: 1 | 2 | 4): number {
+    const ma = this.translate(v, this.slowVa, 0);
+    return ma < 0 ? -1 : this.readMa(ma, size);
+  }
+
+  /** The `size` bytes at machine address `ma` (>= 0): RAM, or the machine's MMIO beyond it. */
+  private readMa(ma: number, size: 1 | 2 | 4): number {
     if (ma >= this.ram.bytes) return this.hv.machine.mmio.read(ma, size);
     return size === 4 ? this.ram.read32(ma) : size === 2 ? this.ram.read16(ma) : this.ram.read8(ma);
   }

@@ -686,6 +686,9 @@ static inline int64_t pv_translate(u64 va, int access) {
     cpu.fast_perms = p;
     if (pv_grants(p, acc)) return (int64_t)(t->hit_mfn * 4096 + (va & 4095));
   }
+  /* service.ts's translateWalk: a walk clears the fast path (a TLB hit that did not grant
+   * the access set it); the TLB's next hit on it counts the same. */
+  cpu.fast_vpn = -1;
   if (root >= 0) {
     walk_result *out = &cpu.out;
     u64 r0 = out->total_reads, w0 = out->total_writes;
