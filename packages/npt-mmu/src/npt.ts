@@ -46,20 +46,19 @@ import {
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
 import {
+  accessDenied,
   CpuTlbs,
   createPagingMode,
   type PagingMode,
+  PERM_DIRTY,
+  PERM_GLOBAL,
+  PERM_NX,
   PERM_RW,
   PERM_USER,
-  STEP_LEAF,
-  STEP_TABLE,
   type Tlb,
   type TlbConfig,
   tlbGrants,
   WalkResult,
-  walkBegin,
-  walkFinish,
-  walkStep,
 } from "@hyperlab/paging";
 import { nptMmuError } from "./errors";
 import {
@@ -86,6 +85,7 @@ import {
 const ADDR_HI_MASK = 0x000f_ffff;
 const TWO_20 = 0x10_0000;
 const ACCESS_MASK = PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch;
+const RW_US = PERM_RW | PERM_USER;
 /** VAs are plain numbers: exact below 2^53, which bounds 5-level VAs here. */
 const NUMBER_VA_LIMIT = 2 ** 53;
 
@@ -387,8 +387,19 @@ export class NptMmu implements MmuBackend {
   }
 
   /**
-   * One two-dimensional walk: before each guest level's walkStep, the guest table's gfn goes
-   * through the nested table; after walkFinish, so does the final guest-physical address.
+   * One two-dimensional walk: before each guest level's entry is read, the guest table's gfn
+   * goes through the nested table; after the leaf, so does the final guest-physical address.
+   *
+   * The guest levels are paging's walkBegin, walkStep per level and walkFinish written out
+   * here with locals (as paging's `walk` does for one dimension), so that the nested TLB
+   * probe, the entry read and its checks are one loop body without calls: the same checks
+   * in the same order, the same entries read and A/D bits written, the same walkRefSink
+   * order (each guest entry after its table's nested walk) and the same exits and faults.
+   * Bits are literals in the loop (paging's entry.ts checks @hyperlab/abi's values): 1 is
+   * _PAGE_PRESENT, 0x80 _PAGE_PSE, 0x20 _PAGE_ACCESSED, 0x40 _PAGE_DIRTY, 0x100
+   * _PAGE_GLOBAL, 0x80000000 _PAGE_NX_HI in the high word; VMX_EPT_READABLE_MASK is 1.
+   * `out` keeps what the guest structure caches' fill reads (start and leaf level, each
+   * level's entry and rights).
    */
   private walk2d(
     p: number,
@@ -408,7 +419,7 @@ export class NptMmu implements MmuBackend {
     const sink = this.walkRefSink;
     let level: number = mode.levels;
     let table = cr3;
-    let perms = PERM_RW | PERM_USER;
+    let perms = RW_US;
     let pwcLevel = 0;
     const pwc = tlb === null ? null : tlb.pwc;
     if (pwc?.lookup(va, 0, level)) {
@@ -418,32 +429,137 @@ export class NptMmu implements MmuBackend {
       table = pwc.hitMfn;
       perms = pwc.hitPerms;
     }
-    walkBegin(out, va, acc, level, perms);
+    const startLevel = level;
+    // walkBegin's fields that the structure caches' fill and later walks read.
+    out.va = va;
+    out.vaLo = va >>> 0;
+    out.access = acc;
+    out.startLevel = startLevel;
     out.pwcLevel = pwcLevel;
+    out.totalWalks++;
     const ram = this.ram;
+    const nrFrames = ram.nrFrames;
+    const rsvdLo = mode.rsvdLo;
+    const rsvdHi = mode.rsvdHi;
+    const nxe = mode.nxe;
+    const eMaddr = out.entryMaddr;
+    const eLo = out.entryLo;
+    const eHi = out.entryHi;
+    const lPerms = out.levelPerms;
+    const Q = this.ntlbSize;
+    const qBase = p * Q;
+    const qMask = Q - 1;
+    const qDom = dom * 5;
+    const ntlbDom = this.ntlbDom;
+    const ntlbGfn = this.ntlbGfn;
+    let lo = 0;
+    let hi = 0;
+    let reads = 0;
+    // The AND of every entry read: its A bit says whether any of them still needs A set.
+    let accessed = 0x20;
     for (;;) {
-      const tmfn = this.nested(p, dom, table, VMX_EPT_READABLE_MASK);
-      if (tmfn < 0) {
-        c.guestRefs += out.reads;
-        return this.nestedExit(tmfn, dom, table, va, acc);
-      }
-      const r = walkStep(ram, tmfn, (va * VA_SCALE[level]) & 511, level, mode, out);
-      if (sink !== null) sink(out.entryMaddr[level]);
-      if (r === STEP_TABLE) {
-        table = out.nextMfn;
-        level--;
-      } else if (r === STEP_LEAF) {
-        break;
+      // The table's gfn through the nested dimension (nested(), its TLB probe inline; the
+      // leaf's page size it records matters only for the data page, below).
+      let tmfn: number;
+      const qs = qBase + ((table + qDom) & qMask);
+      if (
+        Q !== 0 &&
+        ntlbDom[qs] === dom &&
+        ntlbGfn[qs] === table &&
+        (this.ntlbPerm[qs] & 1) !== 0
+      ) {
+        c.nestedTlbHits++;
+        tmfn = this.ntlbMfn[qs];
       } else {
-        c.guestRefs += out.reads;
-        return this.guestFault(va, out.errorCode);
+        if (Q !== 0) c.nestedTlbMisses++;
+        tmfn = this.nestedWalk(p, dom, table, VMX_EPT_READABLE_MASK, qs);
+        if (tmfn < 0) {
+          out.reads = reads;
+          out.totalReads += reads;
+          c.guestRefs += reads;
+          return this.nestedExit(tmfn, dom, table, va, acc);
+        }
+      }
+      // walkStep: entry `index` of the level-`level` table at machine frame tmfn.
+      const index = (va * VA_SCALE[level]) & 511;
+      reads++;
+      if (tmfn < nrFrames) {
+        const words = ram.chunkWordsForRead(tmfn);
+        const w = ram.chunkWordBase(tmfn) + index * 2;
+        lo = words[w];
+        hi = words[w + 1];
+      } else {
+        lo = 0;
+        hi = 0;
+      }
+      const maddr = tmfn * 4096 + index * 8;
+      eMaddr[level] = maddr;
+      eLo[level] = lo;
+      eHi[level] = hi;
+      if (sink !== null) sink(maddr);
+      if ((lo & 1) === 0) {
+        return this.walk2dFault(va, reads, faultCode(acc, mode));
+      }
+      const ps = level > 1 && (lo & 0x80) !== 0;
+      const r = ps ? level * 2 + 1 : level * 2;
+      if ((lo & rsvdLo[r]) !== 0 || (hi & rsvdHi[r]) !== 0) {
+        return this.walk2dFault(
+          va,
+          reads,
+          faultCode(acc, mode) | PFEC_page_present | PFEC_reserved_bit,
+        );
+      }
+      perms &= lo | ~RW_US;
+      if ((hi & 0x8000_0000) !== 0 && nxe) perms |= PERM_NX;
+      lPerms[level] = perms;
+      accessed &= lo;
+      if (level === 1 || ps) break;
+      table = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
+      level--;
+    }
+    out.reads = reads;
+    out.totalReads += reads;
+    out.leafLevel = level;
+    c.guestRefs += reads;
+    // walkFinish: the rights, then A on every level read (none needs it when every entry
+    // read has A) and D on the leaf of a write.
+    if (accessDenied(perms, acc, mode)) {
+      return this.guestFault(va, faultCode(acc, mode) | PFEC_page_present);
+    }
+    let writes = 0;
+    if (accessed === 0) {
+      for (let l = startLevel; l > level; l--) {
+        const v = eLo[l];
+        if ((v & 0x20) === 0) {
+          eLo[l] = v | 0x20;
+          ram.write32(eMaddr[l], (v | 0x20) >>> 0);
+          writes++;
+        }
       }
     }
-    c.guestRefs += out.reads;
-    const ok = walkFinish(ram, mode, out);
-    c.guestAdWrites += out.writes;
-    if (!ok) return this.guestFault(va, out.errorCode);
-    const dataGfn = Math.floor(out.maddr * PAGE_SCALE);
+    const want = (acc & PFEC_write_access) !== 0 ? 0x60 : 0x20;
+    if ((lo & want) !== want) {
+      lo = (lo | want) >>> 0;
+      eLo[level] = lo;
+      ram.write32(eMaddr[level], lo);
+      writes++;
+    }
+    if (writes !== 0) {
+      out.totalWrites += writes;
+      c.guestAdWrites += writes;
+    }
+    if ((lo & 0x40) !== 0) perms |= PERM_DIRTY;
+    if ((lo & 0x100) !== 0) perms |= PERM_GLOBAL;
+    // The data page's gfn: the leaf's frame, plus the VA's frame inside a large page.
+    let pageShift = 12;
+    let dataGfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
+    if (level === 2) {
+      pageShift = 21;
+      dataGfn += (vpn & 0x1ff) - ((lo >>> 12) & 0x1ff);
+    } else if (level !== 1) {
+      pageShift = 30;
+      dataGfn += (vpn & 0x3_ffff) - ((lo >>> 12) & 0x3_ffff);
+    }
     const need =
       VMX_EPT_READABLE_MASK |
       ((access & PFEC_write_access) !== 0 ? VMX_EPT_WRITABLE_MASK : 0) |
@@ -451,15 +567,24 @@ export class NptMmu implements MmuBackend {
     const mfn = this.nested(p, dom, dataGfn, need);
     if (mfn < 0) return this.nestedExit(mfn, dom, dataGfn, va, acc);
     if (tlb !== null) {
-      if (pwc !== null) pwc.fill(va, 0, out);
+      if (pwc !== null && startLevel > level) pwc.fill(va, 0, out);
       // The combined page is the smaller of the guest's page and the host's.
-      const shift = Math.min(out.pageShift, this.nShift);
-      if (shift < out.pageShift) c.splinteredFills++;
+      const nShift = this.nShift;
+      const shift = Math.min(pageShift, nShift);
+      if (shift < pageShift) c.splinteredFills++;
       // The frame the combined page starts at (SPAN9 rather than 2 ** x: no pow call per fill).
       const first = shift === 12 ? mfn : mfn - (vpn % SPAN9[(shift - 12) / 9]);
-      tlb.insert(va, 0, first, shift, out.perms);
+      tlb.insert(va, 0, first, shift, perms);
     }
     return mfn * 4096 + (va - vpn * 4096);
+  }
+
+  /** A guest page fault that ends a walk after `reads` guest entries (walkStep's fault). */
+  private walk2dFault(va: number, reads: number, errorCode: number): number {
+    this.out.reads = reads;
+    this.out.totalReads += reads;
+    this.counts.guestRefs += reads;
+    return this.guestFault(va, errorCode);
   }
 
   /**
@@ -946,4 +1071,9 @@ function eptLo(mfn: number, flags: number): number {
 
 function eptHi(mfn: number): number {
   return Math.floor(mfn / TWO_20);
+}
+
+/** The error-code bits of an access a #PF reports (paging's rule: I/D only with EFER.NXE). */
+function faultCode(access: number, mode: PagingMode): number {
+  return access & (mode.nxe ? 0x16 : 0x06);
 }
