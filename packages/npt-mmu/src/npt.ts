@@ -86,6 +86,7 @@ const ADDR_HI_MASK = 0x000f_ffff;
 const TWO_20 = 0x10_0000;
 const ACCESS_MASK = PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch;
 const RW_US = PERM_RW | PERM_USER;
+const EMPTY_WORDS = new Uint32Array(0);
 /** VAs are plain numbers: exact below 2^53, which bounds 5-level VAs here. */
 const NUMBER_VA_LIMIT = 2 ** 53;
 
@@ -640,19 +641,41 @@ export class NptMmu implements MmuBackend {
     const W = VMX_EPT_WRITABLE_MASK;
     const RWX = VMX_EPT_RWX_MASK;
     const PS = PT_PAGE_SIZE_MASK;
+    // gfn (a whole number below 2^40) as its low 32 bits and the 8 above, so that each
+    // level's index is 32-bit shifts; the table frame as a uint32 (a table is in RAM, and
+    // RAM has at most 2^32 frames), with the RAM chunk view of the previous table reused
+    // when the next is in the same chunk (frame >>> 9: machine's 512-frame chunks).
+    const gLo = gfn >>> 0;
+    const gHi = ((gfn - gLo) * 2 ** -32) | 0;
+    let tableU = table >>> 0;
+    let chunk = -1;
+    let words: Uint32Array = EMPTY_WORDS;
     let perm = RWX;
     let refs = 0;
     let result: number;
     for (;;) {
-      // The entry's index: bits 9(level-1) .. 9level-1 of gfn (ToInt32 truncates; exact below 2^53).
-      const idx = (gfn * SCALE9[level - 1]) & 511;
-      // The chunk view, the index inside the table's 512 entries by the mask above.
-      const words = ram.chunkWordsForRead(table);
-      const w = ram.chunkWordBase(table) + idx * 2;
+      // The entry's index: bits 9(level-1) .. 9level-1 of gfn.
+      const idx =
+        level === 1
+          ? gLo & 511
+          : level === 2
+            ? (gLo >>> 9) & 511
+            : level === 3
+              ? (gLo >>> 18) & 511
+              : level === 4
+                ? ((gLo >>> 27) | (gHi << 5)) & 511
+                : (gHi >>> 4) & 511;
+      const ch = tableU >>> 9;
+      if (ch !== chunk) {
+        words = ram.chunkWordsForRead(tableU);
+        chunk = ch;
+      }
+      // Inside the table's 1024 words: the frame's base in its chunk, the index masked.
+      const w = ((tableU & 511) << 10) | (idx << 1);
       const lo = words[w];
-      const hi = words[w + 1];
+      const hi = words[w | 1];
       refs++;
-      if (sink !== null) sink(table * 4096 + idx * 8);
+      if (sink !== null) sink(tableU * 4096 + idx * 8);
       const rwx = lo & RWX;
       if (rwx === 0) {
         result = N_VIOLATION;
@@ -663,16 +686,18 @@ export class NptMmu implements MmuBackend {
         break;
       }
       perm &= rwx;
-      const next = (hi & ADDR_HI_MASK) * TWO_20 + (lo >>> 12);
+      const th = hi & ADDR_HI_MASK;
       if (level === 1 || (lo & PS) !== 0) {
-        const large = level > 1;
         const mt = (lo & VMX_EPT_MT_MASK) >>> VMX_EPT_MT_EPTE_SHIFT;
         if (mt === 2 || mt === 3 || mt === 7 || level > 3) {
           result = N_MISCONFIG;
           break;
         }
-        const span = SPAN9[level - 1];
-        const mfn = large ? next - (next % span) + (gfn % span) : next;
+        // A large leaf's frame is aligned down to its span (2^20, a multiple of every span,
+        // drops out of the low bits), plus gfn's frame inside the span.
+        let mfn = th * TWO_20 + (lo >>> 12);
+        if (level === 2) mfn += (gLo & 0x1ff) - ((lo >>> 12) & 0x1ff);
+        else if (level === 3) mfn += (gLo & 0x3_ffff) - ((lo >>> 12) & 0x3_ffff);
         if (mfn >= nrFrames) result = N_MISCONFIG;
         else if ((perm & need) !== need) result = N_VIOLATION;
         else {
@@ -687,7 +712,9 @@ export class NptMmu implements MmuBackend {
         }
         break;
       }
-      if (next >= nrFrames) {
+      // The next table: past RAM (a frame of 2^32 or more included) is a misconfiguration.
+      const next = ((th << 20) | (lo >>> 12)) >>> 0;
+      if (th >= 0x1000 || next >= nrFrames) {
         result = N_MISCONFIG;
         break;
       }
@@ -699,7 +726,7 @@ export class NptMmu implements MmuBackend {
         this.npwcMfn[s] = next;
         this.npwcDom[s] = dom;
       }
-      table = next;
+      tableU = next;
       level--;
     }
     c.nestedRefs += refs;
