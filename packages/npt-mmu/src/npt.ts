@@ -102,8 +102,6 @@ const PAGE_SCALE = 2 ** -12;
 const LEAF_SHIFT = [0, 12, 21, 30];
 /** 2^-9k: `(gfn * SCALE9[k]) & 511` is gfn's k-th 9-bit index group, Math.floor of the product gfn >> 9k. */
 const SCALE9 = [1, 2 ** -9, 2 ** -18, 2 ** -27, 2 ** -36, 2 ** -45];
-/** 512^k: frames a nested entry of level k + 1 spans. */
-const SPAN9 = [1, 512, 512 ** 2, 512 ** 3, 512 ** 4, 512 ** 5];
 /** 2^-(12 + 9(L-1)) by guest level L: `(va * VA_SCALE[L]) & 511` is the VA's index at level L. */
 const VA_SCALE = [1, 2 ** -12, 2 ** -21, 2 ** -30, 2 ** -39, 2 ** -48];
 
@@ -350,6 +348,28 @@ export class NptMmu implements MmuBackend {
   // Translation
 
   translate(vcpu: Vcpu, va: number, access: number): number {
+    // The hot path, small enough to inline into the caller's loop: a vCPU that has its TLB,
+    // runs under the CR3 last seen and needs no entry flush (VPID, or it ran last on its
+    // pCPU) asks its TLB. Anything else takes translateSlow, which does the same in order.
+    const uid = vcpu.uid;
+    const tlb = this.tlbs.byCpu[uid];
+    if (
+      tlb === undefined ||
+      uid >= this.lastCr3.length ||
+      vcpu.cr3Mfn !== this.lastCr3[uid] ||
+      !(this.vpid || this.lastOnPcpu[vcpu.processor] === uid)
+    ) {
+      return this.translateSlow(vcpu, va, access);
+    }
+    if (tlb.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, this.mode)) {
+      this.counts.tlbHits++;
+      return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
+    }
+    return this.translateMiss(vcpu, tlb, va, access);
+  }
+
+  /** translate from the start: a first translation, a CR3 change, a VM entry's flush, no TLB. */
+  private translateSlow(vcpu: Vcpu, va: number, access: number): number {
     const uid = vcpu.uid;
     if (uid >= this.lastCr3.length) this.growVcpus(uid);
     const p = vcpu.processor;
@@ -361,20 +381,27 @@ export class NptMmu implements MmuBackend {
       if (tlb !== null) tlb.flushAll();
     }
     if (vcpu.cr3Mfn !== this.lastCr3[uid]) this.cr3Loaded(vcpu);
-    const vpn = Math.floor(va * PAGE_SCALE);
     if (tlb?.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, this.mode)) {
       this.counts.tlbHits++;
-      return tlb.hitMfn * 4096 + (va - vpn * 4096);
+      return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
     }
+    return this.translateMiss(vcpu, tlb, va, access);
+  }
+
+  /** translate after a TLB miss (or without a TLB): the 2D walk, retried after each exit that backed a page. */
+  private translateMiss(vcpu: Vcpu, tlb: Tlb | null, va: number, access: number): number {
     this.counts.tlbMisses++;
     this.fault.exitReason = -1;
     this.fault.gpa = -1;
+    const vpn = Math.floor(va * PAGE_SCALE);
     if (!(va >= 0 && va < this.vaLimit && vpn * 4096 <= va)) {
       return this.guestFault(va, access & ACCESS_MASK);
     }
+    const p = vcpu.processor;
     // Each retry follows an exit that backed one more guest-physical page.
     for (let attempt = 0; attempt <= this.guestLevels + 2; attempt++) {
-      const r = this.walk2d(p, tlb, vcpu.domain.domid, vcpu.cr3Mfn, va, vpn, access);
+      const r = this.walk2d(p, tlb, vcpu.domain.domid, vcpu.cr3Mfn, va, access);
+      if (r >= 0) return r * 4096 + (va - vpn * 4096);
       if (r !== RETRY) return r;
     }
     return this.guestFault(va, access & ACCESS_MASK);
@@ -390,6 +417,8 @@ export class NptMmu implements MmuBackend {
   /**
    * One two-dimensional walk: before each guest level's entry is read, the guest table's gfn
    * goes through the nested table; after the leaf, so does the final guest-physical address.
+   * Returns the data page's mfn (translate adds the offset: a small integer return is not
+   * boxed as the machine address would be), FAULT or RETRY.
    *
    * The guest levels are paging's walkBegin, walkStep per level and walkFinish written out
    * here with locals (as paging's `walk` does for one dimension), so that the nested TLB
@@ -408,7 +437,6 @@ export class NptMmu implements MmuBackend {
     dom: number,
     cr3: number,
     va: number,
-    vpn: number,
     access: number,
   ): number {
     const c = this.counts;
@@ -433,7 +461,8 @@ export class NptMmu implements MmuBackend {
     const startLevel = level;
     // walkBegin's fields that the structure caches' fill and later walks read.
     out.va = va;
-    out.vaLo = va >>> 0;
+    const vaLo = va >>> 0; // ToUint32: the low 32 bits of an integer VA
+    out.vaLo = vaLo;
     out.access = acc;
     out.startLevel = startLevel;
     out.pwcLevel = pwcLevel;
@@ -556,10 +585,10 @@ export class NptMmu implements MmuBackend {
     let dataGfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
     if (level === 2) {
       pageShift = 21;
-      dataGfn += (vpn & 0x1ff) - ((lo >>> 12) & 0x1ff);
+      dataGfn += ((vaLo >>> 12) & 0x1ff) - ((lo >>> 12) & 0x1ff);
     } else if (level !== 1) {
       pageShift = 30;
-      dataGfn += (vpn & 0x3_ffff) - ((lo >>> 12) & 0x3_ffff);
+      dataGfn += ((vaLo >>> 12) & 0x3_ffff) - ((lo >>> 12) & 0x3_ffff);
     }
     const need =
       VMX_EPT_READABLE_MASK |
@@ -573,11 +602,16 @@ export class NptMmu implements MmuBackend {
       const nShift = this.nShift;
       const shift = Math.min(pageShift, nShift);
       if (shift < pageShift) c.splinteredFills++;
-      // The frame the combined page starts at (SPAN9 rather than 2 ** x: no pow call per fill).
-      const first = shift === 12 ? mfn : mfn - (vpn % SPAN9[(shift - 12) / 9]);
+      // The frame the combined page starts at: mfn less the VA's frame inside the page.
+      const first =
+        shift === 12
+          ? mfn
+          : shift === 21
+            ? mfn - ((vaLo >>> 12) & 0x1ff)
+            : mfn - ((vaLo >>> 12) & 0x3_ffff);
       tlb.insert(va, 0, first, shift, perms);
     }
-    return mfn * 4096 + (va - vpn * 4096);
+    return mfn;
   }
 
   /** A guest page fault that ends a walk after `reads` guest entries (walkStep's fault). */
