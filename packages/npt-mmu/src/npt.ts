@@ -449,24 +449,17 @@ export class NptMmu implements MmuBackend {
     let level: number = mode.levels;
     let table = cr3;
     let perms = RW_US;
-    let pwcLevel = 0;
     const pwc = tlb === null ? null : tlb.pwc;
     if (pwc?.lookup(va, 0, level)) {
       c.guestPwcHits++;
-      pwcLevel = pwc.hitLevel;
-      level = pwcLevel - 1;
+      level = pwc.hitLevel - 1;
       table = pwc.hitMfn;
       perms = pwc.hitPerms;
     }
     const startLevel = level;
-    // walkBegin's fields that the structure caches' fill and later walks read.
-    out.va = va;
+    // Of walkBegin's fields, what the structure caches' fill reads (nothing else reads `out`).
     const vaLo = va >>> 0; // ToUint32: the low 32 bits of an integer VA
-    out.vaLo = vaLo;
-    out.access = acc;
     out.startLevel = startLevel;
-    out.pwcLevel = pwcLevel;
-    out.totalWalks++;
     const ram = this.ram;
     const nrFrames = ram.nrFrames;
     const rsvdLo = mode.rsvdLo;
@@ -504,8 +497,6 @@ export class NptMmu implements MmuBackend {
         if (Q !== 0) c.nestedTlbMisses++;
         tmfn = this.nestedWalk(p, dom, table, VMX_EPT_READABLE_MASK, qs);
         if (tmfn < 0) {
-          out.reads = reads;
-          out.totalReads += reads;
           c.guestRefs += reads;
           return this.nestedExit(tmfn, dom, table, va, acc);
         }
@@ -547,8 +538,6 @@ export class NptMmu implements MmuBackend {
       table = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
       level--;
     }
-    out.reads = reads;
-    out.totalReads += reads;
     out.leafLevel = level;
     c.guestRefs += reads;
     // walkFinish: the rights, then A on every level read (none needs it when every entry
@@ -574,10 +563,7 @@ export class NptMmu implements MmuBackend {
       ram.write32(eMaddr[level], lo);
       writes++;
     }
-    if (writes !== 0) {
-      out.totalWrites += writes;
-      c.guestAdWrites += writes;
-    }
+    if (writes !== 0) c.guestAdWrites += writes;
     if ((lo & 0x40) !== 0) perms |= PERM_DIRTY;
     if ((lo & 0x100) !== 0) perms |= PERM_GLOBAL;
     // The data page's gfn: the leaf's frame, plus the VA's frame inside a large page.
@@ -616,8 +602,6 @@ export class NptMmu implements MmuBackend {
 
   /** A guest page fault that ends a walk after `reads` guest entries (walkStep's fault). */
   private walk2dFault(va: number, reads: number, errorCode: number): number {
-    this.out.reads = reads;
-    this.out.totalReads += reads;
     this.counts.guestRefs += reads;
     return this.guestFault(va, errorCode);
   }
