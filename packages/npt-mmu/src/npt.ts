@@ -654,11 +654,13 @@ export class NptMmu implements MmuBackend {
     const ram = this.ram;
     const nrFrames = ram.nrFrames;
     const sink = this.walkRefSink;
-    // Imported constants as locals: read once per call rather than once per level.
-    const R = VMX_EPT_READABLE_MASK;
-    const W = VMX_EPT_WRITABLE_MASK;
-    const RWX = VMX_EPT_RWX_MASK;
-    const PS = PT_PAGE_SIZE_MASK;
+    // EPT bits as literals (an imported binding is a cell load and a hole check at each
+    // use; test/walk.test.ts checks these against ./vmx): R 1, W 2, RWX 7, the page-size
+    // bit 0x80, the memory type in bits 3..5.
+    const R = 1;
+    const W = 2;
+    const RWX = 7;
+    const PS = 0x80;
     // gfn (a whole number below 2^40) as its low 32 bits and the 8 above, so that each
     // level's index is 32-bit shifts; the table frame as a uint32 (a table is in RAM, and
     // RAM has at most 2^32 frames), with the RAM chunk view of the previous table reused
@@ -706,7 +708,7 @@ export class NptMmu implements MmuBackend {
       perm &= rwx;
       const th = hi & ADDR_HI_MASK;
       if (level === 1 || (lo & PS) !== 0) {
-        const mt = (lo & VMX_EPT_MT_MASK) >>> VMX_EPT_MT_EPTE_SHIFT;
+        const mt = (lo & 0x38) >>> 3;
         if (mt === 2 || mt === 3 || mt === 7 || level > 3) {
           result = N_MISCONFIG;
           break;
