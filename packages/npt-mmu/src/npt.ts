@@ -425,7 +425,7 @@ export class NptMmu implements MmuBackend {
    * probe, the entry read and its checks are one loop body without calls: the same checks
    * in the same order, the same entries read and A/D bits written, the same walkRefSink
    * order (each guest entry after its table's nested walk) and the same exits and faults.
-   * Bits are literals in the loop (paging's entry.ts checks @hyperlab/abi's values): 1 is
+   * Bits are literals in the loop (test/differential.test.ts checks them): 1 is
    * _PAGE_PRESENT, 0x80 _PAGE_PSE, 0x20 _PAGE_ACCESSED, 0x40 _PAGE_DIRTY, 0x100
    * _PAGE_GLOBAL, 0x80000000 _PAGE_NX_HI in the high word; VMX_EPT_READABLE_MASK is 1.
    * `out` keeps what the guest structure caches' fill reads (start and leaf level, each
@@ -655,8 +655,8 @@ export class NptMmu implements MmuBackend {
     const nrFrames = ram.nrFrames;
     const sink = this.walkRefSink;
     // EPT bits as literals (an imported binding is a cell load and a hole check at each
-    // use; test/walk.test.ts checks these against ./vmx): R 1, W 2, RWX 7, the page-size
-    // bit 0x80, the memory type in bits 3..5.
+    // use; test/differential.test.ts checks them against ./vmx): R 1, W 2, RWX 7, page size
+    // 0x80, the memory type in bits 3..5.
     const R = 1;
     const W = 2;
     const RWX = 7;

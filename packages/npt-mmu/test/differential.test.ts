@@ -4,9 +4,25 @@
  * dimension lets the walk through (every gfn maps to the same mfn), the machine address,
  * the #PF error code and the A/D bits written are the same.
  */
+import {
+  _PAGE_ACCESSED,
+  _PAGE_DIRTY,
+  _PAGE_GLOBAL,
+  _PAGE_NX_HI,
+  _PAGE_PRESENT,
+  _PAGE_PSE,
+} from "@hyperlab/abi";
 import { PFEC_page_present, PFEC_reserved_bit, WalkResult, walk } from "@hyperlab/paging";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import {
+  PT_PAGE_SIZE_MASK,
+  VMX_EPT_MT_EPTE_SHIFT,
+  VMX_EPT_MT_MASK,
+  VMX_EPT_READABLE_MASK,
+  VMX_EPT_RWX_MASK,
+  VMX_EPT_WRITABLE_MASK,
+} from "../src/index";
 import { boot, GuestMem, GuestTables, NO_CACHES, runs, seed } from "./helpers";
 
 const BASE = 0x7f00_0000_0000;
@@ -116,5 +132,14 @@ describe("NptMmu's guest dimension against paging's walk", () => {
       expect(w.npt.fault.exitReason).toBe(-1);
       expect(w.npt.counts.guestRefs - refs).toBe(5 - level);
     }
+  });
+
+  it("the literal bits of walk2d and nestedWalk are the named constants' values", () => {
+    expect([_PAGE_PRESENT, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PSE, _PAGE_GLOBAL]).toEqual([
+      1, 0x20, 0x40, 0x80, 0x100,
+    ]);
+    expect(_PAGE_NX_HI >>> 0).toBe(0x8000_0000);
+    expect([VMX_EPT_READABLE_MASK, VMX_EPT_WRITABLE_MASK, VMX_EPT_RWX_MASK]).toEqual([1, 2, 7]);
+    expect([PT_PAGE_SIZE_MASK, VMX_EPT_MT_MASK, VMX_EPT_MT_EPTE_SHIFT]).toEqual([0x80, 0x38, 3]);
   });
 });
