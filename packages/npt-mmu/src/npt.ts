@@ -9,8 +9,10 @@
  * domain does not own is never mapped to memory: it gets KVM's misconfigured "MMIO" entry
  * and the access faults to the guest.
  *
- * The guest dimension is @hyperlab/paging's walker, one walkStep per guest level with the
- * level's table address translated through the nested dimension first; the combined TLB and
+ * The guest dimension is @hyperlab/paging's walk rule (walkStep's checks per level, then
+ * walkFinish's rights and A/D), written out in walk2d with each level's table address
+ * translated through the nested dimension first (test/differential.test.ts holds it to
+ * paging's walk); the combined TLB and
  * the guest paging-structure caches are paging's Tlb and PageWalkCache, one per vCPU (what
  * VPID tagging gives: a vCPU's entries survive other vCPUs running on its pCPU). The nested
  * dimension reads EPT entries, a different format, with its own walk below.
@@ -71,7 +73,6 @@ import {
   VMX_EPT_EXTENT_GLOBAL,
   VMX_EPT_MISCONFIG_WX_VALUE,
   VMX_EPT_MT_EPTE_SHIFT,
-  VMX_EPT_MT_MASK,
   VMX_EPT_READABLE_MASK,
   VMX_EPT_RWX_MASK,
   VMX_EPT_WRITABLE_MASK,

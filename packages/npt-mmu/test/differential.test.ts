@@ -80,9 +80,10 @@ describe("NptMmu's guest dimension against paging's walk", () => {
             const slots = writes.map(([p, level]) => t.slot(BASE + p * 4096, 1 + (level % levels)));
             // A corrupted entry keeps a frame of the guest (a plausible table or page) with
             // any low flags, and high bits that are NX, reserved (MAXPHYADDR 46) or clear.
-            writes.forEach(([, , flags, f, hi], i) =>
-              worlds[k].ram.write64(slots[i], (mems[k].frames[f] * 4096 + flags) >>> 0, hi),
-            );
+            for (let i = 0; i < writes.length; i++) {
+              const [, , flags, f, hi] = writes[i];
+              worlds[k].ram.write64(slots[i], (mems[k].frames[f] * 4096 + flags) >>> 0, hi);
+            }
           }
           const [wa, wb] = worlds;
           const v = mems[0].d.vcpus[0];
