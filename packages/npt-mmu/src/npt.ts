@@ -673,85 +673,216 @@ export class NptMmu implements MmuBackend {
     let words: Uint32Array = EMPTY_WORDS;
     let perm = RWX;
     let refs = 0;
-    let result: number;
-    for (;;) {
-      // The entry's index: bits 9(level-1) .. 9level-1 of gfn.
-      const idx =
-        level === 1
-          ? gLo & 511
-          : level === 2
-            ? (gLo >>> 9) & 511
-            : level === 3
-              ? (gLo >>> 18) & 511
-              : level === 4
-                ? ((gLo >>> 27) | (gHi << 5)) & 511
-                : (gHi >>> 4) & 511;
-      const ch = tableU >>> 9;
-      if (ch !== chunk) {
-        words = ram.chunkWordsForRead(tableU);
-        chunk = ch;
-      }
-      // Inside the table's 1024 words: the frame's base in its chunk, the index masked.
-      const w = ((tableU & 511) << 10) | (idx << 1);
-      const lo = words[w];
-      const hi = words[w | 1];
-      refs++;
-      if (sink !== null) sink(tableU * 4096 + idx * 8);
-      const rwx = lo & RWX;
-      if (rwx === 0) {
-        result = N_VIOLATION;
-        break;
-      }
-      if ((rwx & W) !== 0 && (rwx & R) === 0) {
-        result = N_MISCONFIG;
-        break;
-      }
-      perm &= rwx;
-      const th = hi & ADDR_HI_MASK;
-      if (level === 1 || (lo & PS) !== 0) {
-        const mt = (lo & 0x38) >>> 3;
-        if (mt === 2 || mt === 3 || mt === 7 || level > 3) {
+    let lo = 0;
+    let hi = 0;
+    let idx = 0;
+    let result = 0;
+    // The levels written out, 5 (entered only with 5-level EPT) down to 1, entered at
+    // `level`; each index is gfn's bits 9(level-1) .. 9level-1. A block breaks out with
+    // `result` set on a violation or misconfiguration, or at a leaf with `result` 0.
+    // biome-ignore lint/suspicious/noConfusingLabels: one block left at the level that ends the walk
+    descend: {
+      if (level >= 5) {
+        level = 5;
+        idx = (gHi >>> 4) & 511;
+        const ch = tableU >>> 9;
+        if (ch !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = ch;
+        }
+        const w = ((tableU & 511) << 10) | (idx << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        refs++;
+        if (sink !== null) sink(tableU * 4096 + idx * 8);
+        const rwx = lo & RWX;
+        if (rwx === 0) {
+          result = N_VIOLATION;
+          break descend;
+        }
+        if ((rwx & W) !== 0 && (rwx & R) === 0) {
           result = N_MISCONFIG;
-          break;
+          break descend;
         }
-        // A large leaf's frame is aligned down to its span (2^20, a multiple of every span,
-        // drops out of the low bits), plus gfn's frame inside the span.
-        let mfn = th * TWO_20 + (lo >>> 12);
-        if (level === 2) mfn += (gLo & 0x1ff) - ((lo >>> 12) & 0x1ff);
-        else if (level === 3) mfn += (gLo & 0x3_ffff) - ((lo >>> 12) & 0x3_ffff);
-        if (mfn >= nrFrames) result = N_MISCONFIG;
-        else if ((perm & need) !== need) result = N_VIOLATION;
-        else {
-          if (Q !== 0) {
-            this.ntlbDom[qs] = dom;
-            this.ntlbGfn[qs] = gfn;
-            this.ntlbMfn[qs] = mfn;
-            this.ntlbPerm[qs] = perm | (level << 3);
-          }
-          this.nShift = LEAF_SHIFT[level];
-          result = mfn;
+        perm &= rwx;
+        // A large leaf at level 5 is a misconfiguration.
+        if ((lo & PS) !== 0) {
+          result = N_MISCONFIG;
+          break descend;
         }
-        break;
+        // The next table: past RAM (a frame of 2^32 or more included) is a misconfiguration.
+        const th = hi & ADDR_HI_MASK;
+        const next = ((th << 20) | (lo >>> 12)) >>> 0;
+        if (th >= 0x1000 || next >= nrFrames) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        if (N !== 0) this.npwcFill(p, dom, gfn, 4, next);
+        tableU = next;
       }
-      // The next table: past RAM (a frame of 2^32 or more included) is a misconfiguration.
-      const next = ((th << 20) | (lo >>> 12)) >>> 0;
-      if (th >= 0x1000 || next >= nrFrames) {
-        result = N_MISCONFIG;
-        break;
+      if (level >= 4) {
+        level = 4;
+        idx = ((gLo >>> 27) | (gHi << 5)) & 511;
+        const ch = tableU >>> 9;
+        if (ch !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = ch;
+        }
+        const w = ((tableU & 511) << 10) | (idx << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        refs++;
+        if (sink !== null) sink(tableU * 4096 + idx * 8);
+        const rwx = lo & RWX;
+        if (rwx === 0) {
+          result = N_VIOLATION;
+          break descend;
+        }
+        if ((rwx & W) !== 0 && (rwx & R) === 0) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        perm &= rwx;
+        // A large leaf at level 4 is a misconfiguration.
+        if ((lo & PS) !== 0) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        // The next table: past RAM (a frame of 2^32 or more included) is a misconfiguration.
+        const th = hi & ADDR_HI_MASK;
+        const next = ((th << 20) | (lo >>> 12)) >>> 0;
+        if (th >= 0x1000 || next >= nrFrames) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        if (N !== 0) this.npwcFill(p, dom, gfn, 3, next);
+        tableU = next;
       }
-      if (N !== 0) {
-        const L = level - 1;
-        const key = Math.floor(gfn * SCALE9[L]);
-        const s = (p * m + L) * N + ((key + dom) & (N - 1));
-        this.npwcTag[s] = key;
-        this.npwcMfn[s] = next;
-        this.npwcDom[s] = dom;
+      if (level >= 3) {
+        level = 3;
+        idx = (gLo >>> 18) & 511;
+        const ch = tableU >>> 9;
+        if (ch !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = ch;
+        }
+        const w = ((tableU & 511) << 10) | (idx << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        refs++;
+        if (sink !== null) sink(tableU * 4096 + idx * 8);
+        const rwx = lo & RWX;
+        if (rwx === 0) {
+          result = N_VIOLATION;
+          break descend;
+        }
+        if ((rwx & W) !== 0 && (rwx & R) === 0) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        perm &= rwx;
+        if ((lo & PS) !== 0) break descend;
+        // The next table: past RAM (a frame of 2^32 or more included) is a misconfiguration.
+        const th = hi & ADDR_HI_MASK;
+        const next = ((th << 20) | (lo >>> 12)) >>> 0;
+        if (th >= 0x1000 || next >= nrFrames) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        if (N !== 0) this.npwcFill(p, dom, gfn, 2, next);
+        tableU = next;
       }
-      tableU = next;
-      level--;
+      if (level >= 2) {
+        level = 2;
+        idx = (gLo >>> 9) & 511;
+        const ch = tableU >>> 9;
+        if (ch !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = ch;
+        }
+        const w = ((tableU & 511) << 10) | (idx << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        refs++;
+        if (sink !== null) sink(tableU * 4096 + idx * 8);
+        const rwx = lo & RWX;
+        if (rwx === 0) {
+          result = N_VIOLATION;
+          break descend;
+        }
+        if ((rwx & W) !== 0 && (rwx & R) === 0) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        perm &= rwx;
+        if ((lo & PS) !== 0) break descend;
+        // The next table: past RAM (a frame of 2^32 or more included) is a misconfiguration.
+        const th = hi & ADDR_HI_MASK;
+        const next = ((th << 20) | (lo >>> 12)) >>> 0;
+        if (th >= 0x1000 || next >= nrFrames) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        if (N !== 0) this.npwcFill(p, dom, gfn, 1, next);
+        tableU = next;
+      }
+      if (level >= 1) {
+        level = 1;
+        idx = gLo & 511;
+        const ch = tableU >>> 9;
+        if (ch !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = ch;
+        }
+        const w = ((tableU & 511) << 10) | (idx << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        refs++;
+        if (sink !== null) sink(tableU * 4096 + idx * 8);
+        const rwx = lo & RWX;
+        if (rwx === 0) {
+          result = N_VIOLATION;
+          break descend;
+        }
+        if ((rwx & W) !== 0 && (rwx & R) === 0) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        perm &= rwx;
+        break descend;
+      }
     }
     c.nestedRefs += refs;
-    return result;
+    if (result !== 0) return result;
+    // The leaf at `level` (1, 2 or 3).
+    const mt = (lo & 0x38) >>> 3;
+    if (mt === 2 || mt === 3 || mt === 7) return N_MISCONFIG;
+    // A large leaf's frame is aligned down to its span (2^20, a multiple of every span,
+    // drops out of the low bits), plus gfn's frame inside the span.
+    let mfn = (hi & ADDR_HI_MASK) * TWO_20 + (lo >>> 12);
+    if (level === 2) mfn += (gLo & 0x1ff) - ((lo >>> 12) & 0x1ff);
+    else if (level === 3) mfn += (gLo & 0x3_ffff) - ((lo >>> 12) & 0x3_ffff);
+    if (mfn >= nrFrames) return N_MISCONFIG;
+    if ((perm & need) !== need) return N_VIOLATION;
+    if (Q !== 0) {
+      this.ntlbDom[qs] = dom;
+      this.ntlbGfn[qs] = gfn;
+      this.ntlbMfn[qs] = mfn;
+      this.ntlbPerm[qs] = perm | (level << 3);
+    }
+    this.nShift = LEAF_SHIFT[level];
+    return mfn;
+  }
+
+  /** Caches a nested table a walk went through: gfn's prefix above level L + 1 -> its frame. */
+  private npwcFill(p: number, dom: number, gfn: number, L: number, next: number): void {
+    const m = this.nestedLevels;
+    const N = this.npwcSize;
+    const key = Math.floor(gfn * SCALE9[L]);
+    const s = (p * m + L) * N + ((key + dom) & (N - 1));
+    this.npwcTag[s] = key;
+    this.npwcMfn[s] = next;
+    this.npwcDom[s] = dom;
   }
 
   /** A VM exit from a nested walk: the host handles it; the walk restarts or the guest faults. */
