@@ -9,8 +9,10 @@
  * domain does not own is never mapped to memory: it gets KVM's misconfigured "MMIO" entry
  * and the access faults to the guest.
  *
- * The guest dimension is @hyperlab/paging's walker, one walkStep per guest level with the
- * level's table address translated through the nested dimension first; the combined TLB and
+ * The guest dimension is @hyperlab/paging's walk rule (walkStep's checks per level, then
+ * walkFinish's rights and A/D), written out in walk2d with each level's table address
+ * translated through the nested dimension first (test/differential.test.ts holds it to
+ * paging's walk); the combined TLB and
  * the guest paging-structure caches are paging's Tlb and PageWalkCache, one per vCPU (what
  * VPID tagging gives: a vCPU's entries survive other vCPUs running on its pCPU). The nested
  * dimension reads EPT entries, a different format, with its own walk below.
@@ -46,20 +48,19 @@ import {
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
 import {
+  accessDenied,
   CpuTlbs,
   createPagingMode,
   type PagingMode,
+  PERM_DIRTY,
+  PERM_GLOBAL,
+  PERM_NX,
   PERM_RW,
   PERM_USER,
-  STEP_LEAF,
-  STEP_TABLE,
   type Tlb,
   type TlbConfig,
   tlbGrants,
   WalkResult,
-  walkBegin,
-  walkFinish,
-  walkStep,
 } from "@hyperlab/paging";
 import { nptMmuError } from "./errors";
 import {
@@ -72,7 +73,6 @@ import {
   VMX_EPT_EXTENT_GLOBAL,
   VMX_EPT_MISCONFIG_WX_VALUE,
   VMX_EPT_MT_EPTE_SHIFT,
-  VMX_EPT_MT_MASK,
   VMX_EPT_READABLE_MASK,
   VMX_EPT_RWX_MASK,
   VMX_EPT_WRITABLE_MASK,
@@ -86,6 +86,8 @@ import {
 const ADDR_HI_MASK = 0x000f_ffff;
 const TWO_20 = 0x10_0000;
 const ACCESS_MASK = PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch;
+const RW_US = PERM_RW | PERM_USER;
+const EMPTY_WORDS = new Uint32Array(0);
 /** VAs are plain numbers: exact below 2^53, which bounds 5-level VAs here. */
 const NUMBER_VA_LIMIT = 2 ** 53;
 
@@ -101,8 +103,6 @@ const PAGE_SCALE = 2 ** -12;
 const LEAF_SHIFT = [0, 12, 21, 30];
 /** 2^-9k: `(gfn * SCALE9[k]) & 511` is gfn's k-th 9-bit index group, Math.floor of the product gfn >> 9k. */
 const SCALE9 = [1, 2 ** -9, 2 ** -18, 2 ** -27, 2 ** -36, 2 ** -45];
-/** 512^k: frames a nested entry of level k + 1 spans. */
-const SPAN9 = [1, 512, 512 ** 2, 512 ** 3, 512 ** 4, 512 ** 5];
 /** 2^-(12 + 9(L-1)) by guest level L: `(va * VA_SCALE[L]) & 511` is the VA's index at level L. */
 const VA_SCALE = [1, 2 ** -12, 2 ** -21, 2 ** -30, 2 ** -39, 2 ** -48];
 
@@ -349,6 +349,28 @@ export class NptMmu implements MmuBackend {
   // Translation
 
   translate(vcpu: Vcpu, va: number, access: number): number {
+    // The hot path, small enough to inline into the caller's loop: a vCPU that has its TLB,
+    // runs under the CR3 last seen and needs no entry flush (VPID, or it ran last on its
+    // pCPU) asks its TLB. Anything else takes translateSlow, which does the same in order.
+    const uid = vcpu.uid;
+    const tlb = this.tlbs.byCpu[uid];
+    if (
+      tlb === undefined ||
+      uid >= this.lastCr3.length ||
+      vcpu.cr3Mfn !== this.lastCr3[uid] ||
+      !(this.vpid || this.lastOnPcpu[vcpu.processor] === uid)
+    ) {
+      return this.translateSlow(vcpu, va, access);
+    }
+    if (tlb.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, this.mode)) {
+      this.counts.tlbHits++;
+      return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
+    }
+    return this.translateMiss(vcpu, tlb, va, access);
+  }
+
+  /** translate from the start: a first translation, a CR3 change, a VM entry's flush, no TLB. */
+  private translateSlow(vcpu: Vcpu, va: number, access: number): number {
     const uid = vcpu.uid;
     if (uid >= this.lastCr3.length) this.growVcpus(uid);
     const p = vcpu.processor;
@@ -360,20 +382,27 @@ export class NptMmu implements MmuBackend {
       if (tlb !== null) tlb.flushAll();
     }
     if (vcpu.cr3Mfn !== this.lastCr3[uid]) this.cr3Loaded(vcpu);
-    const vpn = Math.floor(va * PAGE_SCALE);
     if (tlb?.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, this.mode)) {
       this.counts.tlbHits++;
-      return tlb.hitMfn * 4096 + (va - vpn * 4096);
+      return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
     }
+    return this.translateMiss(vcpu, tlb, va, access);
+  }
+
+  /** translate after a TLB miss (or without a TLB): the 2D walk, retried after each exit that backed a page. */
+  private translateMiss(vcpu: Vcpu, tlb: Tlb | null, va: number, access: number): number {
     this.counts.tlbMisses++;
     this.fault.exitReason = -1;
     this.fault.gpa = -1;
+    const vpn = Math.floor(va * PAGE_SCALE);
     if (!(va >= 0 && va < this.vaLimit && vpn * 4096 <= va)) {
       return this.guestFault(va, access & ACCESS_MASK);
     }
+    const p = vcpu.processor;
     // Each retry follows an exit that backed one more guest-physical page.
     for (let attempt = 0; attempt <= this.guestLevels + 2; attempt++) {
-      const r = this.walk2d(p, tlb, vcpu.domain.domid, vcpu.cr3Mfn, va, vpn, access);
+      const r = this.walk2d(p, tlb, vcpu.domain.domid, vcpu.cr3Mfn, va, access);
+      if (r >= 0) return r * 4096 + (va - vpn * 4096);
       if (r !== RETRY) return r;
     }
     return this.guestFault(va, access & ACCESS_MASK);
@@ -387,8 +416,21 @@ export class NptMmu implements MmuBackend {
   }
 
   /**
-   * One two-dimensional walk: before each guest level's walkStep, the guest table's gfn goes
-   * through the nested table; after walkFinish, so does the final guest-physical address.
+   * One two-dimensional walk: before each guest level's entry is read, the guest table's gfn
+   * goes through the nested table; after the leaf, so does the final guest-physical address.
+   * Returns the data page's mfn (translate adds the offset: a small integer return is not
+   * boxed as the machine address would be), FAULT or RETRY.
+   *
+   * The guest levels are paging's walkBegin, walkStep per level and walkFinish written out
+   * here with locals (as paging's `walk` does for one dimension), so that the nested TLB
+   * probe, the entry read and its checks are one loop body without calls: the same checks
+   * in the same order, the same entries read and A/D bits written, the same walkRefSink
+   * order (each guest entry after its table's nested walk) and the same exits and faults.
+   * Bits are literals in the loop (test/differential.test.ts checks them): 1 is
+   * _PAGE_PRESENT, 0x80 _PAGE_PSE, 0x20 _PAGE_ACCESSED, 0x40 _PAGE_DIRTY, 0x100
+   * _PAGE_GLOBAL, 0x80000000 _PAGE_NX_HI in the high word; VMX_EPT_READABLE_MASK is 1.
+   * `out` keeps what the guest structure caches' fill reads (start and leaf level, each
+   * level's entry and rights).
    */
   private walk2d(
     p: number,
@@ -396,7 +438,6 @@ export class NptMmu implements MmuBackend {
     dom: number,
     cr3: number,
     va: number,
-    vpn: number,
     access: number,
   ): number {
     const c = this.counts;
@@ -408,42 +449,134 @@ export class NptMmu implements MmuBackend {
     const sink = this.walkRefSink;
     let level: number = mode.levels;
     let table = cr3;
-    let perms = PERM_RW | PERM_USER;
-    let pwcLevel = 0;
+    let perms = RW_US;
     const pwc = tlb === null ? null : tlb.pwc;
     if (pwc?.lookup(va, 0, level)) {
       c.guestPwcHits++;
-      pwcLevel = pwc.hitLevel;
-      level = pwcLevel - 1;
+      level = pwc.hitLevel - 1;
       table = pwc.hitMfn;
       perms = pwc.hitPerms;
     }
-    walkBegin(out, va, acc, level, perms);
-    out.pwcLevel = pwcLevel;
+    const startLevel = level;
+    // Of walkBegin's fields, what the structure caches' fill reads (nothing else reads `out`).
+    const vaLo = va >>> 0; // ToUint32: the low 32 bits of an integer VA
+    out.startLevel = startLevel;
     const ram = this.ram;
+    const nrFrames = ram.nrFrames;
+    const rsvdLo = mode.rsvdLo;
+    const rsvdHi = mode.rsvdHi;
+    const nxe = mode.nxe;
+    const eMaddr = out.entryMaddr;
+    const eLo = out.entryLo;
+    const eHi = out.entryHi;
+    const lPerms = out.levelPerms;
+    const Q = this.ntlbSize;
+    const qBase = p * Q;
+    const qMask = Q - 1;
+    const qDom = dom * 5;
+    const ntlbDom = this.ntlbDom;
+    const ntlbGfn = this.ntlbGfn;
+    let lo = 0;
+    let hi = 0;
+    let reads = 0;
+    // The AND of every entry read: its A bit says whether any of them still needs A set.
+    let accessed = 0x20;
     for (;;) {
-      const tmfn = this.nested(p, dom, table, VMX_EPT_READABLE_MASK);
-      if (tmfn < 0) {
-        c.guestRefs += out.reads;
-        return this.nestedExit(tmfn, dom, table, va, acc);
-      }
-      const r = walkStep(ram, tmfn, (va * VA_SCALE[level]) & 511, level, mode, out);
-      if (sink !== null) sink(out.entryMaddr[level]);
-      if (r === STEP_TABLE) {
-        table = out.nextMfn;
-        level--;
-      } else if (r === STEP_LEAF) {
-        break;
+      // The table's gfn through the nested dimension (nested(), its TLB probe inline; the
+      // leaf's page size it records matters only for the data page, below).
+      let tmfn: number;
+      const qs = qBase + ((table + qDom) & qMask);
+      if (
+        Q !== 0 &&
+        ntlbDom[qs] === dom &&
+        ntlbGfn[qs] === table &&
+        (this.ntlbPerm[qs] & 1) !== 0
+      ) {
+        c.nestedTlbHits++;
+        tmfn = this.ntlbMfn[qs];
       } else {
-        c.guestRefs += out.reads;
-        return this.guestFault(va, out.errorCode);
+        if (Q !== 0) c.nestedTlbMisses++;
+        tmfn = this.nestedWalk(p, dom, table, VMX_EPT_READABLE_MASK, qs);
+        if (tmfn < 0) {
+          c.guestRefs += reads;
+          return this.nestedExit(tmfn, dom, table, va, acc);
+        }
+      }
+      // walkStep: entry `index` of the level-`level` table at machine frame tmfn.
+      const index = (va * VA_SCALE[level]) & 511;
+      reads++;
+      if (tmfn < nrFrames) {
+        const words = ram.chunkWordsForRead(tmfn);
+        const w = ram.chunkWordBase(tmfn) + index * 2;
+        lo = words[w];
+        hi = words[w + 1];
+      } else {
+        lo = 0;
+        hi = 0;
+      }
+      const maddr = tmfn * 4096 + index * 8;
+      eMaddr[level] = maddr;
+      eLo[level] = lo;
+      eHi[level] = hi;
+      if (sink !== null) sink(maddr);
+      if ((lo & 1) === 0) {
+        return this.walk2dFault(va, reads, faultCode(acc, mode));
+      }
+      const ps = level > 1 && (lo & 0x80) !== 0;
+      const r = ps ? level * 2 + 1 : level * 2;
+      if ((lo & rsvdLo[r]) !== 0 || (hi & rsvdHi[r]) !== 0) {
+        return this.walk2dFault(
+          va,
+          reads,
+          faultCode(acc, mode) | PFEC_page_present | PFEC_reserved_bit,
+        );
+      }
+      perms &= lo | ~RW_US;
+      if ((hi & 0x8000_0000) !== 0 && nxe) perms |= PERM_NX;
+      lPerms[level] = perms;
+      accessed &= lo;
+      if (level === 1 || ps) break;
+      table = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
+      level--;
+    }
+    out.leafLevel = level;
+    c.guestRefs += reads;
+    // walkFinish: the rights, then A on every level read (none needs it when every entry
+    // read has A) and D on the leaf of a write.
+    if (accessDenied(perms, acc, mode)) {
+      return this.guestFault(va, faultCode(acc, mode) | PFEC_page_present);
+    }
+    let writes = 0;
+    if (accessed === 0) {
+      for (let l = startLevel; l > level; l--) {
+        const v = eLo[l];
+        if ((v & 0x20) === 0) {
+          eLo[l] = v | 0x20;
+          ram.write32(eMaddr[l], (v | 0x20) >>> 0);
+          writes++;
+        }
       }
     }
-    c.guestRefs += out.reads;
-    const ok = walkFinish(ram, mode, out);
-    c.guestAdWrites += out.writes;
-    if (!ok) return this.guestFault(va, out.errorCode);
-    const dataGfn = Math.floor(out.maddr * PAGE_SCALE);
+    const want = (acc & PFEC_write_access) !== 0 ? 0x60 : 0x20;
+    if ((lo & want) !== want) {
+      lo = (lo | want) >>> 0;
+      eLo[level] = lo;
+      ram.write32(eMaddr[level], lo);
+      writes++;
+    }
+    if (writes !== 0) c.guestAdWrites += writes;
+    if ((lo & 0x40) !== 0) perms |= PERM_DIRTY;
+    if ((lo & 0x100) !== 0) perms |= PERM_GLOBAL;
+    // The data page's gfn: the leaf's frame, plus the VA's frame inside a large page.
+    let pageShift = 12;
+    let dataGfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
+    if (level === 2) {
+      pageShift = 21;
+      dataGfn += ((vaLo >>> 12) & 0x1ff) - ((lo >>> 12) & 0x1ff);
+    } else if (level !== 1) {
+      pageShift = 30;
+      dataGfn += ((vaLo >>> 12) & 0x3_ffff) - ((lo >>> 12) & 0x3_ffff);
+    }
     const need =
       VMX_EPT_READABLE_MASK |
       ((access & PFEC_write_access) !== 0 ? VMX_EPT_WRITABLE_MASK : 0) |
@@ -451,15 +584,27 @@ export class NptMmu implements MmuBackend {
     const mfn = this.nested(p, dom, dataGfn, need);
     if (mfn < 0) return this.nestedExit(mfn, dom, dataGfn, va, acc);
     if (tlb !== null) {
-      if (pwc !== null) pwc.fill(va, 0, out);
+      if (pwc !== null && startLevel > level) pwc.fill(va, 0, out);
       // The combined page is the smaller of the guest's page and the host's.
-      const shift = Math.min(out.pageShift, this.nShift);
-      if (shift < out.pageShift) c.splinteredFills++;
-      // The frame the combined page starts at (SPAN9 rather than 2 ** x: no pow call per fill).
-      const first = shift === 12 ? mfn : mfn - (vpn % SPAN9[(shift - 12) / 9]);
-      tlb.insert(va, 0, first, shift, out.perms);
+      const nShift = this.nShift;
+      const shift = Math.min(pageShift, nShift);
+      if (shift < pageShift) c.splinteredFills++;
+      // The frame the combined page starts at: mfn less the VA's frame inside the page.
+      const first =
+        shift === 12
+          ? mfn
+          : shift === 21
+            ? mfn - ((vaLo >>> 12) & 0x1ff)
+            : mfn - ((vaLo >>> 12) & 0x3_ffff);
+      tlb.insert(va, 0, first, shift, perms);
     }
-    return mfn * 4096 + (va - vpn * 4096);
+    return mfn;
+  }
+
+  /** A guest page fault that ends a walk after `reads` guest entries (walkStep's fault). */
+  private walk2dFault(va: number, reads: number, errorCode: number): number {
+    this.counts.guestRefs += reads;
+    return this.guestFault(va, errorCode);
   }
 
   /**
@@ -510,75 +655,234 @@ export class NptMmu implements MmuBackend {
     const ram = this.ram;
     const nrFrames = ram.nrFrames;
     const sink = this.walkRefSink;
-    // Imported constants as locals: read once per call rather than once per level.
-    const R = VMX_EPT_READABLE_MASK;
-    const W = VMX_EPT_WRITABLE_MASK;
-    const RWX = VMX_EPT_RWX_MASK;
-    const PS = PT_PAGE_SIZE_MASK;
+    // EPT bits as literals (an imported binding is a cell load and a hole check at each
+    // use; test/differential.test.ts checks them against ./vmx): R 1, W 2, RWX 7, page size
+    // 0x80, the memory type in bits 3..5.
+    const R = 1;
+    const W = 2;
+    const RWX = 7;
+    const PS = 0x80;
+    // gfn (a whole number below 2^40) as its low 32 bits and the 8 above, so that each
+    // level's index is 32-bit shifts; the table frame as a uint32 (a table is in RAM, and
+    // RAM has at most 2^32 frames), with the RAM chunk view of the previous table reused
+    // when the next is in the same chunk (frame >>> 9: machine's 512-frame chunks).
+    const gLo = gfn >>> 0;
+    const gHi = ((gfn - gLo) * 2 ** -32) | 0;
+    let tableU = table >>> 0;
+    let chunk = -1;
+    let words: Uint32Array = EMPTY_WORDS;
     let perm = RWX;
     let refs = 0;
-    let result: number;
-    for (;;) {
-      // The entry's index: bits 9(level-1) .. 9level-1 of gfn (ToInt32 truncates; exact below 2^53).
-      const idx = (gfn * SCALE9[level - 1]) & 511;
-      // The chunk view, the index inside the table's 512 entries by the mask above.
-      const words = ram.chunkWordsForRead(table);
-      const w = ram.chunkWordBase(table) + idx * 2;
-      const lo = words[w];
-      const hi = words[w + 1];
-      refs++;
-      if (sink !== null) sink(table * 4096 + idx * 8);
-      const rwx = lo & RWX;
-      if (rwx === 0) {
-        result = N_VIOLATION;
-        break;
-      }
-      if ((rwx & W) !== 0 && (rwx & R) === 0) {
-        result = N_MISCONFIG;
-        break;
-      }
-      perm &= rwx;
-      const next = (hi & ADDR_HI_MASK) * TWO_20 + (lo >>> 12);
-      if (level === 1 || (lo & PS) !== 0) {
-        const large = level > 1;
-        const mt = (lo & VMX_EPT_MT_MASK) >>> VMX_EPT_MT_EPTE_SHIFT;
-        if (mt === 2 || mt === 3 || mt === 7 || level > 3) {
+    let lo = 0;
+    let hi = 0;
+    let idx = 0;
+    let result = 0;
+    // The levels written out, 5 (entered only with 5-level EPT) down to 1, entered at
+    // `level`; each index is gfn's bits 9(level-1) .. 9level-1. A block breaks out with
+    // `result` set on a violation or misconfiguration, or at a leaf with `result` 0.
+    // biome-ignore lint/suspicious/noConfusingLabels: one block left at the level that ends the walk
+    descend: {
+      if (level >= 5) {
+        level = 5;
+        idx = (gHi >>> 4) & 511;
+        const ch = tableU >>> 9;
+        if (ch !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = ch;
+        }
+        const w = ((tableU & 511) << 10) | (idx << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        refs++;
+        if (sink !== null) sink(tableU * 4096 + idx * 8);
+        const rwx = lo & RWX;
+        if (rwx === 0) {
+          result = N_VIOLATION;
+          break descend;
+        }
+        if ((rwx & W) !== 0 && (rwx & R) === 0) {
           result = N_MISCONFIG;
-          break;
+          break descend;
         }
-        const span = SPAN9[level - 1];
-        const mfn = large ? next - (next % span) + (gfn % span) : next;
-        if (mfn >= nrFrames) result = N_MISCONFIG;
-        else if ((perm & need) !== need) result = N_VIOLATION;
-        else {
-          if (Q !== 0) {
-            this.ntlbDom[qs] = dom;
-            this.ntlbGfn[qs] = gfn;
-            this.ntlbMfn[qs] = mfn;
-            this.ntlbPerm[qs] = perm | (level << 3);
-          }
-          this.nShift = LEAF_SHIFT[level];
-          result = mfn;
+        perm &= rwx;
+        // A large leaf at level 5 is a misconfiguration.
+        if ((lo & PS) !== 0) {
+          result = N_MISCONFIG;
+          break descend;
         }
-        break;
+        // The next table: past RAM (a frame of 2^32 or more included) is a misconfiguration.
+        const th = hi & ADDR_HI_MASK;
+        const next = ((th << 20) | (lo >>> 12)) >>> 0;
+        if (th >= 0x1000 || next >= nrFrames) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        if (N !== 0) this.npwcFill(p, dom, gfn, 4, next);
+        tableU = next;
       }
-      if (next >= nrFrames) {
-        result = N_MISCONFIG;
-        break;
+      if (level >= 4) {
+        level = 4;
+        idx = ((gLo >>> 27) | (gHi << 5)) & 511;
+        const ch = tableU >>> 9;
+        if (ch !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = ch;
+        }
+        const w = ((tableU & 511) << 10) | (idx << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        refs++;
+        if (sink !== null) sink(tableU * 4096 + idx * 8);
+        const rwx = lo & RWX;
+        if (rwx === 0) {
+          result = N_VIOLATION;
+          break descend;
+        }
+        if ((rwx & W) !== 0 && (rwx & R) === 0) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        perm &= rwx;
+        // A large leaf at level 4 is a misconfiguration.
+        if ((lo & PS) !== 0) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        // The next table: past RAM (a frame of 2^32 or more included) is a misconfiguration.
+        const th = hi & ADDR_HI_MASK;
+        const next = ((th << 20) | (lo >>> 12)) >>> 0;
+        if (th >= 0x1000 || next >= nrFrames) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        if (N !== 0) this.npwcFill(p, dom, gfn, 3, next);
+        tableU = next;
       }
-      if (N !== 0) {
-        const L = level - 1;
-        const key = Math.floor(gfn * SCALE9[L]);
-        const s = (p * m + L) * N + ((key + dom) & (N - 1));
-        this.npwcTag[s] = key;
-        this.npwcMfn[s] = next;
-        this.npwcDom[s] = dom;
+      if (level >= 3) {
+        level = 3;
+        idx = (gLo >>> 18) & 511;
+        const ch = tableU >>> 9;
+        if (ch !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = ch;
+        }
+        const w = ((tableU & 511) << 10) | (idx << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        refs++;
+        if (sink !== null) sink(tableU * 4096 + idx * 8);
+        const rwx = lo & RWX;
+        if (rwx === 0) {
+          result = N_VIOLATION;
+          break descend;
+        }
+        if ((rwx & W) !== 0 && (rwx & R) === 0) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        perm &= rwx;
+        if ((lo & PS) !== 0) break descend;
+        // The next table: past RAM (a frame of 2^32 or more included) is a misconfiguration.
+        const th = hi & ADDR_HI_MASK;
+        const next = ((th << 20) | (lo >>> 12)) >>> 0;
+        if (th >= 0x1000 || next >= nrFrames) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        if (N !== 0) this.npwcFill(p, dom, gfn, 2, next);
+        tableU = next;
       }
-      table = next;
-      level--;
+      if (level >= 2) {
+        level = 2;
+        idx = (gLo >>> 9) & 511;
+        const ch = tableU >>> 9;
+        if (ch !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = ch;
+        }
+        const w = ((tableU & 511) << 10) | (idx << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        refs++;
+        if (sink !== null) sink(tableU * 4096 + idx * 8);
+        const rwx = lo & RWX;
+        if (rwx === 0) {
+          result = N_VIOLATION;
+          break descend;
+        }
+        if ((rwx & W) !== 0 && (rwx & R) === 0) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        perm &= rwx;
+        if ((lo & PS) !== 0) break descend;
+        // The next table: past RAM (a frame of 2^32 or more included) is a misconfiguration.
+        const th = hi & ADDR_HI_MASK;
+        const next = ((th << 20) | (lo >>> 12)) >>> 0;
+        if (th >= 0x1000 || next >= nrFrames) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        if (N !== 0) this.npwcFill(p, dom, gfn, 1, next);
+        tableU = next;
+      }
+      if (level >= 1) {
+        level = 1;
+        idx = gLo & 511;
+        const ch = tableU >>> 9;
+        if (ch !== chunk) {
+          words = ram.chunkWordsForRead(tableU);
+          chunk = ch;
+        }
+        const w = ((tableU & 511) << 10) | (idx << 1);
+        lo = words[w];
+        hi = words[w | 1];
+        refs++;
+        if (sink !== null) sink(tableU * 4096 + idx * 8);
+        const rwx = lo & RWX;
+        if (rwx === 0) {
+          result = N_VIOLATION;
+          break descend;
+        }
+        if ((rwx & W) !== 0 && (rwx & R) === 0) {
+          result = N_MISCONFIG;
+          break descend;
+        }
+        perm &= rwx;
+        break descend;
+      }
     }
     c.nestedRefs += refs;
-    return result;
+    if (result !== 0) return result;
+    // The leaf at `level` (1, 2 or 3).
+    const mt = (lo & 0x38) >>> 3;
+    if (mt === 2 || mt === 3 || mt === 7) return N_MISCONFIG;
+    // A large leaf's frame is aligned down to its span (2^20, a multiple of every span,
+    // drops out of the low bits), plus gfn's frame inside the span.
+    let mfn = (hi & ADDR_HI_MASK) * TWO_20 + (lo >>> 12);
+    if (level === 2) mfn += (gLo & 0x1ff) - ((lo >>> 12) & 0x1ff);
+    else if (level === 3) mfn += (gLo & 0x3_ffff) - ((lo >>> 12) & 0x3_ffff);
+    if (mfn >= nrFrames) return N_MISCONFIG;
+    if ((perm & need) !== need) return N_VIOLATION;
+    if (Q !== 0) {
+      this.ntlbDom[qs] = dom;
+      this.ntlbGfn[qs] = gfn;
+      this.ntlbMfn[qs] = mfn;
+      this.ntlbPerm[qs] = perm | (level << 3);
+    }
+    this.nShift = LEAF_SHIFT[level];
+    return mfn;
+  }
+
+  /** Caches a nested table a walk went through: gfn's prefix above level L + 1 -> its frame. */
+  private npwcFill(p: number, dom: number, gfn: number, L: number, next: number): void {
+    const m = this.nestedLevels;
+    const N = this.npwcSize;
+    const key = Math.floor(gfn * SCALE9[L]);
+    const s = (p * m + L) * N + ((key + dom) & (N - 1));
+    this.npwcTag[s] = key;
+    this.npwcMfn[s] = next;
+    this.npwcDom[s] = dom;
   }
 
   /** A VM exit from a nested walk: the host handles it; the walk restarts or the guest faults. */
@@ -946,4 +1250,9 @@ function eptLo(mfn: number, flags: number): number {
 
 function eptHi(mfn: number): number {
   return Math.floor(mfn / TWO_20);
+}
+
+/** The error-code bits of an access a #PF reports (paging's rule: I/D only with EFER.NXE). */
+function faultCode(access: number, mode: PagingMode): number {
+  return access & (mode.nxe ? 0x16 : 0x06);
 }

@@ -244,6 +244,9 @@ static int64_t walk2d(tlb_t *t, u64 va, int access) {
   out->writes = 0;
   out->leaf_level = 0;
   out->total_walks++;
+  /* The AND of every guest entry read: its A bit says whether walk_finish's A loop can be
+   * skipped (no entry needs A), as NptMmu's walk2d does. */
+  u32 accessed = PAGE_ACCESSED;
   for (;;) {
     int64_t tmfn = nested(table, EPT_R);
     if (tmfn < 0) {
@@ -253,6 +256,7 @@ static int64_t walk2d(tlb_t *t, u64 va, int access) {
     }
     u64 next = 0;
     int r = walk_step((u64)tmfn, (u32)(va >> (12 + 9 * (level - 1))) & 511, level, out, &next);
+    accessed &= out->entry_lo[level];
     if (r == 1) {
       table = next;
       level--;
@@ -265,7 +269,7 @@ static int64_t walk2d(tlb_t *t, u64 va, int access) {
     }
   }
   nc.guest_refs += out->reads;
-  int ok = walk_finish(out);
+  int ok = walk_finish_accessed(out, accessed & PAGE_ACCESSED);
   nc.guest_ad_writes += out->writes;
   if (!ok) {
     nc.guest_faults++;
@@ -278,7 +282,7 @@ static int64_t walk2d(tlb_t *t, u64 va, int access) {
     return -1;
   }
   if (t) {
-    pwc_fill(&t->pwc, va, 0, out);
+    if (out->start_level > out->leaf_level) pwc_fill(&t->pwc, va, 0, out);
     /* The combined page is the smaller of the guest's page and the host's. */
     int shift = out->page_shift < n_shift ? out->page_shift : n_shift;
     u64 vpn = va >> 12;
