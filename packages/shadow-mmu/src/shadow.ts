@@ -297,6 +297,9 @@ export class ShadowMmu implements MmuBackend {
   private lastLeafRw = false;
   /** Guest-physical address of the last write that needs emulation (fault.emulate). */
   private emulateGpa = -1;
+  /** translate's VA for its slow paths, and their result (see translate). Never a small integer at first, so V8 keeps both unboxed. */
+  private argVa = Number.NaN;
+  private retMa = Number.NaN;
 
   constructor(hv: Hypervisor, options: ShadowMmuOptions = {}) {
     if (options === null || typeof options !== "object") {
@@ -358,10 +361,14 @@ export class ShadowMmu implements MmuBackend {
   // Translation
 
   translate(vcpu: Vcpu, va: number, access: number): number {
-    // The TLB hit, kept small enough for V8 to inline into the caller's loop (so the VA is
-    // not boxed per call): a known vCPU, an unchanged CR3 and a TLB that grants the access.
-    // A miss, or no TLB at all ({ tlb: false }), walks the shadow tables (walkShadow); a new
-    // vCPU, a CR3 write or a TLB not made yet goes through translateSlow first.
+    // The TLB hit, kept small enough for V8 to inline into the caller's loop: a known vCPU,
+    // an unchanged CR3 and a TLB that grants the access. A miss, or no TLB at all
+    // ({ tlb: false }), walks the shadow tables (walkShadow); a new vCPU, a CR3 write or a
+    // TLB not made yet goes through translateSlow first. The slow paths take the VA and give
+    // the address back through the number fields argVa and retMa, not as an argument and a
+    // return value: a call's number argument and result are boxed heap numbers when they are
+    // not small integers, and V8 would box the VA before the hit/miss branch (and the
+    // result after the merge), one allocation per hit.
     const uid = vcpu.uid;
     if (uid < this.cap && vcpu.cr3Mfn === this.guestCr3[uid]) {
       const tlb = this.tlbs.byCpu[uid];
@@ -370,31 +377,49 @@ export class ShadowMmu implements MmuBackend {
           this.counts.tlbHits++;
           return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
         }
-        return this.walkShadow(vcpu, va, access, tlb);
+        this.argVa = va;
+        this.walkShadow(vcpu, access, tlb);
+        return this.retMa;
       }
-      if (this.tlbs.config === null) return this.walkShadow(vcpu, va, access, null);
+      if (this.tlbs.config === null) {
+        this.argVa = va;
+        this.walkShadow(vcpu, access, null);
+        return this.retMa;
+      }
     }
-    return this.translateSlow(vcpu, va, access);
+    this.argVa = va;
+    this.translateSlow(vcpu, access);
+    return this.retMa;
   }
 
-  /** translate for a vCPU seen first, after a CR3 change, or before its TLB is made. */
-  private translateSlow(vcpu: Vcpu, va: number, access: number): number {
+  /**
+   * translate for a vCPU seen first, after a CR3 change, before its TLB is made, or without
+   * TLBs: the VA in argVa, the result in retMa.
+   */
+  private translateSlow(vcpu: Vcpu, access: number): void {
+    const va = this.argVa;
     const uid = vcpu.uid;
     if (uid >= this.cap) this.grow(uid);
     if (vcpu.cr3Mfn !== this.guestCr3[uid]) this.cr3Write(vcpu);
     const tlb = this.tlbs.byCpu[uid] ?? this.tlbs.of(uid);
     if (tlb?.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, PAGING_4LEVEL)) {
       this.counts.tlbHits++;
-      return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
+      this.retMa = tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
+      return;
     }
-    return this.walkShadow(vcpu, va, access, tlb);
+    this.argVa = va;
+    this.walkShadow(vcpu, access, tlb);
   }
 
   /**
    * A TLB miss (or a hit whose rights do not serve the access): the hardware walks the
    * shadow tables; a shadow page fault exits to the host, which fills the path and retries.
    */
-  private walkShadow(vcpu: Vcpu, va: number, access: number, tlb: Tlb | null): number {
+  private walkShadow(vcpu: Vcpu, access: number, tlb: Tlb | null): void {
+    this.retMa = this.walkShadowVa(vcpu, this.argVa, access, tlb);
+  }
+
+  private walkShadowVa(vcpu: Vcpu, va: number, access: number, tlb: Tlb | null): number {
     const uid = vcpu.uid;
     this.counts.tlbMisses++;
     const vpn = Math.floor(va * PAGE_SCALE);
