@@ -418,105 +418,67 @@ export class ShadowMmu implements MmuBackend {
   /**
    * A TLB miss (or a hit whose rights do not serve the access), the VA in argVa, the result
    * in retMa: the hardware walks the shadow tables; a shadow page fault exits to the host,
-   * which fills the path and retries. The first walk from a loaded root is here, small
-   * enough for V8 to inline into translate; the rest is walkShadowSlow, in the same order.
+   * which fills the path and retries (up to four walks).
+   *
+   * Kept in one piece, too large for V8 to inline: inlined into translate, it would use up
+   * the caller's inlining budget wherever misses are frequent (a loop after a { tlb: false }
+   * world's walks), and then paging's Tlb.lookup, the hit path, would be called instead.
    */
   private walkShadow(vcpu: Vcpu, access: number, tlb: Tlb | null): void {
     const va = this.argVa;
+    const uid = vcpu.uid;
     const c = this.counts;
     c.tlbMisses++;
+    const vpn = Math.floor(va * 2 ** -12);
+    const acc = access & ACCESS_MASK;
     const fault = this.fault;
     fault.exitReason = -1;
     fault.emulate = false;
-    const root = this.root[vcpu.uid];
-    let walked = false;
-    if (root >= 0 && va >= 0 && va < 2 ** 48 && Math.floor(va * 2 ** -12) * 4096 <= va) {
+    if (!(va >= 0 && va < 2 ** 48 && vpn * 4096 <= va)) {
+      this.retMa = this.inject(va, acc);
+      return;
+    }
+    const out = this.out;
+    const pwc = tlb === null ? null : tlb.pwc;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      let root = this.root[uid];
+      if (root < 0) {
+        root = this.loadRoot(vcpu);
+        if (root < 0) {
+          this.retMa = this.inject(va, acc);
+          return;
+        }
+      }
       // The hardware walks the shadow tables (paging's walker, through the vCPU's PWC).
       c.walks++;
-      const out = this.out;
-      const pwc = tlb === null ? null : tlb.pwc;
-      const acc = access & (PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch);
       const ok = walk(this.ram, root, va, acc, PAGING_4LEVEL, out, pwc, 0);
       c.shadowRefs += out.reads;
-      if (this.walkRefSink !== null) this.sinkWalkRefs(this.walkRefSink);
+      const sink = this.walkRefSink;
+      if (sink !== null) {
+        const top = out.pwcLevel > 0 ? out.pwcLevel - 1 : LEVELS;
+        for (let i = 0; i < out.reads; i++) sink(out.entryMaddr[top - i]);
+      }
       if (ok === true) {
         if (tlb !== null) tlb.insertWalk(out, 0);
         this.retMa = out.maddr;
         return;
       }
-      walked = true;
-    }
-    this.retMa = this.walkShadowSlow(vcpu, va, access, tlb, walked);
-  }
-
-  /**
-   * walkShadow past its first walk: `walked` says whether that walk was made (and failed).
-   * Up to four walks, each failure a #PF exit that the host handles (shadowExit).
-   */
-  private walkShadowSlow(
-    vcpu: Vcpu,
-    va: number,
-    access: number,
-    tlb: Tlb | null,
-    walked: boolean,
-  ): number {
-    const uid = vcpu.uid;
-    const vpn = Math.floor(va * PAGE_SCALE);
-    const acc = access & ACCESS_MASK;
-    if (!(va >= 0 && va < VA_LIMIT && vpn * 4096 <= va)) return this.inject(va, acc);
-    if (walked && this.shadowExit(vcpu, va, vpn, access) < 0) return -1;
-    const out = this.out;
-    const c = this.counts;
-    for (let attempt = walked ? 1 : 0; attempt < 4; attempt++) {
-      let root = this.root[uid];
-      if (root < 0) {
-        root = this.loadRoot(vcpu);
-        if (root < 0) return this.inject(va, acc);
+      // The shadow said no: a #PF exit, and the host decides.
+      this.exits[EXIT_REASON_EXCEPTION_NMI]++;
+      if (this.hv.tracing) {
+        this.hv.trace({
+          kind: "vmexit",
+          domid: vcpu.domain.domid,
+          reason: EXIT_REASON_EXCEPTION_NMI,
+          va,
+        });
       }
-      c.walks++;
-      const ok = walk(
-        this.ram,
-        root,
-        va,
-        acc,
-        PAGING_4LEVEL,
-        out,
-        tlb === null ? null : tlb.pwc,
-        0,
-      );
-      c.shadowRefs += out.reads;
-      if (this.walkRefSink !== null) this.sinkWalkRefs(this.walkRefSink);
-      if (ok) {
-        if (tlb !== null) tlb.insertWalk(out, 0);
-        return out.maddr;
+      if (this.shadowPageFault(vcpu, va, vpn, access) < 0) {
+        this.retMa = -1;
+        return;
       }
-      if (this.shadowExit(vcpu, va, vpn, access) < 0) return -1;
     }
-    return this.inject(va, acc);
-  }
-
-  /** Tells the sink the machine address of each entry the last hardware walk read, in order. */
-  private sinkWalkRefs(sink: (maddr: number) => void): void {
-    const out = this.out;
-    const top = out.pwcLevel > 0 ? out.pwcLevel - 1 : LEVELS;
-    for (let i = 0; i < out.reads; i++) sink(out.entryMaddr[top - i]);
-  }
-
-  /**
-   * The shadow said no: a #PF exit, and the host decides (shadowPageFault). Returns 0 to walk
-   * again, -1 after a fault for the guest.
-   */
-  private shadowExit(vcpu: Vcpu, va: number, vpn: number, access: number): number {
-    this.exits[EXIT_REASON_EXCEPTION_NMI]++;
-    if (this.hv.tracing) {
-      this.hv.trace({
-        kind: "vmexit",
-        domid: vcpu.domain.domid,
-        reason: EXIT_REASON_EXCEPTION_NMI,
-        va,
-      });
-    }
-    return this.shadowPageFault(vcpu, va, vpn, access) < 0 ? -1 : 0;
+    this.retMa = this.inject(va, acc);
   }
 
   /** A page fault for the guest: its error code and address (the VM exit, if any, is in fault.exitReason). */
