@@ -301,7 +301,11 @@ export class ShadowMmu implements MmuBackend {
   private lastLeafRw = false;
   /** Guest-physical address of the last write that needs emulation (fault.emulate). */
   private emulateGpa = -1;
-  /** translate's VA for its slow paths, and their result (see translate). Never a small integer at first, so V8 keeps both unboxed. */
+  /**
+   * translate's VA for its slow paths, and their result (see translate). Not small integers
+   * at first, so V8 gives both fields a double representation and stores into them without
+   * allocating.
+   */
   private argVa = Number.NaN;
   private retMa = Number.NaN;
 
