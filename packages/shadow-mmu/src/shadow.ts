@@ -86,7 +86,11 @@ const TWO_20 = 0x10_0000;
 const ACCESS_MASK = PFEC_write_access | PFEC_user_mode | PFEC_insn_fetch;
 const LEVELS = 4;
 const VA_LIMIT = 2 ** 48;
-/** 1 / 4096: Math.floor(va * PAGE_SCALE) is va's page number, exact and cheaper than a division. */
+/**
+ * 1 / 4096: Math.floor(va * PAGE_SCALE) is va's page number, exact and cheaper than a division.
+ * translate and walkShadow write it (and VA_LIMIT) as literals: V8 loads and checks a
+ * module constant at every use in optimised code, a literal folds.
+ */
 const PAGE_SCALE = 2 ** -12;
 const POW = [1, 512, 512 ** 2, 512 ** 3, 512 ** 4];
 /** A shadow entry that links a shadow table: present, writable, user, accessed. */
@@ -297,6 +301,13 @@ export class ShadowMmu implements MmuBackend {
   private lastLeafRw = false;
   /** Guest-physical address of the last write that needs emulation (fault.emulate). */
   private emulateGpa = -1;
+  /**
+   * translate's VA for its slow paths, and their result (see translate). Not small integers
+   * at first, so V8 gives both fields a double representation and stores into them without
+   * allocating.
+   */
+  private argVa = Number.NaN;
+  private retMa = Number.NaN;
 
   constructor(hv: Hypervisor, options: ShadowMmuOptions = {}) {
     if (options === null || typeof options !== "object") {
@@ -358,79 +369,103 @@ export class ShadowMmu implements MmuBackend {
   // Translation
 
   translate(vcpu: Vcpu, va: number, access: number): number {
-    // The TLB hit, kept small enough for V8 to inline into the caller's loop (so the VA is
-    // not boxed per call): a known vCPU, an unchanged CR3 and a TLB that grants the access.
-    // A miss, or no TLB at all ({ tlb: false }), walks the shadow tables (walkShadow); a new
-    // vCPU, a CR3 write or a TLB not made yet goes through translateSlow first.
+    // The TLB hit, kept small enough for V8 to inline into the caller's loop: a known vCPU,
+    // an unchanged CR3 and a TLB that grants the access. A miss, or no TLB at all
+    // ({ tlb: false }), walks the shadow tables (walkShadow); a new vCPU, a CR3 write or a
+    // TLB not made yet goes through translateSlow first. The slow paths take the VA and give
+    // the address back through the number fields argVa and retMa, not as an argument and a
+    // return value: a call's number argument and result are boxed heap numbers when they are
+    // not small integers, and V8 would box the VA before the hit/miss branch (and the
+    // result after the merge), one allocation per hit.
     const uid = vcpu.uid;
     if (uid < this.cap && vcpu.cr3Mfn === this.guestCr3[uid]) {
       const tlb = this.tlbs.byCpu[uid];
       if (tlb !== undefined) {
-        if (tlb.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, PAGING_4LEVEL)) {
+        if (tlb.lookup(va, 0) === true && tlbGrants(tlb.hitPerms, access, PAGING_4LEVEL)) {
           this.counts.tlbHits++;
-          return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
+          return tlb.hitMfn * 4096 + (va - Math.floor(va * 2 ** -12) * 4096);
         }
-        return this.walkShadow(vcpu, va, access, tlb);
+        this.argVa = va;
+        this.walkShadow(vcpu, access, tlb);
+        return this.retMa;
       }
-      if (this.tlbs.config === null) return this.walkShadow(vcpu, va, access, null);
+      if (this.tlbs.config === null) {
+        this.argVa = va;
+        this.walkShadow(vcpu, access, null);
+        return this.retMa;
+      }
     }
-    return this.translateSlow(vcpu, va, access);
+    this.argVa = va;
+    this.translateSlow(vcpu, access);
+    return this.retMa;
   }
 
-  /** translate for a vCPU seen first, after a CR3 change, or before its TLB is made. */
-  private translateSlow(vcpu: Vcpu, va: number, access: number): number {
+  /**
+   * translate for a vCPU seen first, after a CR3 change, before its TLB is made, or without
+   * TLBs: the VA in argVa, the result in retMa.
+   */
+  private translateSlow(vcpu: Vcpu, access: number): void {
+    const va = this.argVa;
     const uid = vcpu.uid;
     if (uid >= this.cap) this.grow(uid);
     if (vcpu.cr3Mfn !== this.guestCr3[uid]) this.cr3Write(vcpu);
     const tlb = this.tlbs.byCpu[uid] ?? this.tlbs.of(uid);
     if (tlb?.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, PAGING_4LEVEL)) {
       this.counts.tlbHits++;
-      return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
+      this.retMa = tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
+      return;
     }
-    return this.walkShadow(vcpu, va, access, tlb);
+    this.argVa = va;
+    this.walkShadow(vcpu, access, tlb);
   }
 
   /**
-   * A TLB miss (or a hit whose rights do not serve the access): the hardware walks the
-   * shadow tables; a shadow page fault exits to the host, which fills the path and retries.
+   * A TLB miss (or a hit whose rights do not serve the access), the VA in argVa, the result
+   * in retMa: the hardware walks the shadow tables; a shadow page fault exits to the host,
+   * which fills the path and retries (up to four walks).
+   *
+   * Kept in one piece, too large for V8 to inline: inlined into translate, it would use up
+   * the caller's inlining budget wherever misses are frequent (a loop after a { tlb: false }
+   * world's walks), and then paging's Tlb.lookup, the hit path, would be called instead.
    */
-  private walkShadow(vcpu: Vcpu, va: number, access: number, tlb: Tlb | null): number {
+  private walkShadow(vcpu: Vcpu, access: number, tlb: Tlb | null): void {
+    const va = this.argVa;
     const uid = vcpu.uid;
-    this.counts.tlbMisses++;
-    const vpn = Math.floor(va * PAGE_SCALE);
-    const acc = access & ACCESS_MASK;
-    this.fault.exitReason = -1;
-    this.fault.emulate = false;
-    if (!(va >= 0 && va < VA_LIMIT && vpn * 4096 <= va)) return this.inject(va, acc);
-    const out = this.out;
     const c = this.counts;
+    c.tlbMisses++;
+    const vpn = Math.floor(va * 2 ** -12);
+    const acc = access & ACCESS_MASK;
+    const fault = this.fault;
+    fault.exitReason = -1;
+    fault.emulate = false;
+    if (!(va >= 0 && va < 2 ** 48 && vpn * 4096 <= va)) {
+      this.retMa = this.inject(va, acc);
+      return;
+    }
+    const out = this.out;
+    const pwc = tlb === null ? null : tlb.pwc;
     for (let attempt = 0; attempt < 4; attempt++) {
       let root = this.root[uid];
       if (root < 0) {
         root = this.loadRoot(vcpu);
-        if (root < 0) return this.inject(va, acc);
+        if (root < 0) {
+          this.retMa = this.inject(va, acc);
+          return;
+        }
       }
       // The hardware walks the shadow tables (paging's walker, through the vCPU's PWC).
       c.walks++;
-      const ok = walk(
-        this.ram,
-        root,
-        va,
-        acc,
-        PAGING_4LEVEL,
-        out,
-        tlb === null ? null : tlb.pwc,
-        0,
-      );
+      const ok = walk(this.ram, root, va, acc, PAGING_4LEVEL, out, pwc, 0);
       c.shadowRefs += out.reads;
       const sink = this.walkRefSink;
       if (sink !== null) {
         const top = out.pwcLevel > 0 ? out.pwcLevel - 1 : LEVELS;
         for (let i = 0; i < out.reads; i++) sink(out.entryMaddr[top - i]);
       }
-      if (ok) {
+      if (ok === true) {
         if (tlb !== null) tlb.insertWalk(out, 0);
-        return out.maddr;
+        this.retMa = out.maddr;
+        return;
       }
       // The shadow said no: a #PF exit, and the host decides.
       this.exits[EXIT_REASON_EXCEPTION_NMI]++;
@@ -442,9 +477,12 @@ export class ShadowMmu implements MmuBackend {
           va,
         });
       }
-      if (this.shadowPageFault(vcpu, va, vpn, access) < 0) return -1;
+      if (this.shadowPageFault(vcpu, va, vpn, access) < 0) {
+        this.retMa = -1;
+        return;
+      }
     }
-    return this.inject(va, acc);
+    this.retMa = this.inject(va, acc);
   }
 
   /** A page fault for the guest: its error code and address (the VM exit, if any, is in fault.exitReason). */
