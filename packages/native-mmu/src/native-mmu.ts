@@ -76,6 +76,9 @@ export class NativeMmu implements MmuBackend {
   private fastMa = 0;
   private fastPerms = 0;
   private fastCounters: Float64Array = new Float64Array(2);
+  /** translateTlb's argument and result (see translate). */
+  private slowVa = 0.5;
+  private slowResult = 0.5;
 
   constructor(hv: Hypervisor, options: NativeMmuOptions = {}) {
     this.ram = hv.machine.ram;
@@ -120,11 +123,24 @@ export class NativeMmu implements MmuBackend {
       return this.fastMa + off;
     }
     // Kept out of line so that the fast path above stays small enough to inline into callers.
-    return this.translateTlb(v, va, access);
+    // The VA goes in and the result comes out through double fields, written in place: a
+    // number above 2^31 passed to or returned from a call that is not inlined is boxed, a
+    // heap allocation per translation.
+    this.slowVa = va;
+    this.translateTlb(v, access);
+    return this.slowResult;
   }
 
-  /** translate past the fast path: a TLB lookup, and on a miss (or a denied hit) a walk. */
-  private translateTlb(v: Vcpu, va: number, access: number): number {
+  /**
+   * translate past the fast path, for `slowVa`: a TLB lookup, and on a miss (or a denied
+   * hit) a walk. Leaves the result in `slowResult`.
+   */
+  private translateTlb(v: Vcpu, access: number): void {
+    const va = this.slowVa;
+    this.slowResult = this.translateTlbVa(v, va, access);
+  }
+
+  private translateTlbVa(v: Vcpu, va: number, access: number): number {
     const tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
     if (tlb.lookup(va, 0)) {
       const p = tlb.hitPerms;

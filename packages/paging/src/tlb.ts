@@ -100,6 +100,8 @@ export class Tlb {
   hitMfn = 0;
   hitPageShift = 12;
   hitPerms = 0;
+  /** lookup's VA, for lookupRest (see lookup). */
+  private restVa = 0.5;
 
   constructor(config: TlbConfig = {}) {
     const levels = config.levels ?? DEFAULT_TLB_LEVELS;
@@ -188,11 +190,15 @@ export class Tlb {
       }
       return true;
     }
-    return this.lookupRest(va, tag);
+    // The VA goes through a double field, written in place: passed to a call that is not
+    // inlined, a number above 2^31 would be boxed (a heap allocation per miss).
+    this.restVa = va;
+    return this.lookupRest(tag);
   }
 
-  /** lookup past a miss in the first array: the other arrays, level by level. */
-  private lookupRest(va: number, tag: number): boolean {
+  /** lookup past a miss in the first array, for `restVa`: the other arrays, level by level. */
+  private lookupRest(tag: number): boolean {
+    const va = this.restVa;
     const c = this.counters;
     const arrays = this.arrays;
     const n = arrays.length;
