@@ -29,6 +29,9 @@ import {
 } from "@hyperlab/paging";
 import { nativeMmuError } from "./errors";
 
+/** fastBase when the fast path describes no page: va - NO_FAST is never below 4096. */
+const NO_FAST = -(2 ** 62);
+
 export interface NativeMmuOptions {
   /** TLB shape per vCPU (paging's Tlb config); the default is paging's Skylake-like TLB. */
   tlb?: TlbConfig;
@@ -71,8 +74,11 @@ export class NativeMmu implements MmuBackend {
   walkRefSink: ((maddr: number) => void) | null = null;
   private readonly tlbs: CpuTlbs;
   private fastUid = -1;
-  /** Base VA of the remembered page (-1: none) and its machine address. */
-  private fastBase = -1;
+  /**
+   * Base VA of the remembered page (NO_FAST: none) and its machine address. NO_FAST is far
+   * below 0 so that no VA is within a page of it (with -1, VAs 0..4094 hit a forgotten page).
+   */
+  private fastBase = NO_FAST;
   private fastMa = 0;
   private fastPerms = 0;
   private fastCounters: Float64Array = new Float64Array(2);
@@ -169,7 +175,7 @@ export class NativeMmu implements MmuBackend {
   private walkAndFill(v: Vcpu, tlb: Tlb, va: number, access: number): number {
     const c = this.counts;
     const out = this.out;
-    this.fastBase = -1;
+    this.fastBase = NO_FAST;
     if (v.cr3Mfn < 0) {
       this.fault.va = va;
       this.fault.errorCode = access & 0x16;
@@ -205,13 +211,13 @@ export class NativeMmu implements MmuBackend {
   }
 
   flushLocal(v: Vcpu): void {
-    this.fastBase = -1;
+    this.fastBase = NO_FAST;
     this.counts.flushes++;
     this.tlbOf(v).flushNonGlobal();
   }
 
   flushOne(v: Vcpu, va: number): void {
-    this.fastBase = -1;
+    this.fastBase = NO_FAST;
     this.counts.invlpgs++;
     this.tlbOf(v).invlpg(va, 0);
   }
