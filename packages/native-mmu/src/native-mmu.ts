@@ -81,6 +81,11 @@ export class NativeMmu implements MmuBackend {
   private fastBase = NO_FAST;
   private fastMa = 0;
   private fastPerms = 0;
+  /**
+   * An access the remembered rights are known to grant (tlbGrants said so for fastPerms), or
+   * -1: the fast path skips tlbGrants for it. The same answer, without re-deciding it.
+   */
+  private fastAccess = -1;
   private fastCounters: Float64Array = new Float64Array(2);
   /** translateTlb's argument and result (see translate). */
   private slowVa = 0.5;
@@ -119,7 +124,7 @@ export class NativeMmu implements MmuBackend {
       off >= 0 &&
       off < 4096 &&
       v.uid === this.fastUid &&
-      tlbGrants(this.fastPerms, access, this.mode)
+      (access === this.fastAccess || tlbGrants(this.fastPerms, access, this.mode))
     ) {
       // Paging's Tlb counters: level 0's lookups at [0], hits at [1].
       const tc = this.fastCounters;
@@ -155,6 +160,7 @@ export class NativeMmu implements MmuBackend {
       const off = va - Math.floor(va * 2 ** -12) * 4096;
       this.remember(v, tlb, va - off, mfn, p);
       if (tlbGrants(p, access, this.mode)) {
+        this.fastAccess = access;
         this.counts.tlbHits++;
         return mfn * 4096 + off;
       }
@@ -169,6 +175,7 @@ export class NativeMmu implements MmuBackend {
     this.fastBase = base;
     this.fastMa = mfn * 4096;
     this.fastPerms = perms;
+    this.fastAccess = -1;
     this.fastCounters = tlb.counters;
   }
 
@@ -199,6 +206,7 @@ export class NativeMmu implements MmuBackend {
     // The walk succeeded, so va is a whole number >= 0 and maddr's offset is va's.
     const off = out.vaLo & 4095;
     this.remember(v, tlb, va - off, (out.maddr - off) * 2 ** -12, out.perms);
+    if (tlbGrants(out.perms, access, this.mode)) this.fastAccess = access;
     return out.maddr;
   }
 
