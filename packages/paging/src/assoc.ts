@@ -110,20 +110,9 @@ export class AssocArray {
     const base = ((key >>> 0) & this.setMask) * ways;
     const end = base + ways;
     const keys = this.key;
-    let i = base;
-    if ((ways & 3) === 0) {
-      // Four ways a step while no key matches (a miss reads only keys): in straight-line
-      // code V8 checks the array and loads its data pointer once for the four reads, where a
-      // loop does it per way. The loop below starts at the group with a matching key, so the
-      // ways are still tried in order and the first valid match wins, as before.
-      for (; i < end; i += 4) {
-        if (keys[i] === key || keys[i + 1] === key || keys[i + 2] === key || keys[i + 3] === key)
-          break;
-      }
-    }
     // Literals, not the module's constants (ASSOC_GLOBAL, REPLACE_LRU): V8 loads a module
     // binding from its context and checks it on every use.
-    for (; i < end; i++) {
+    for (let i = base; i < end; i++) {
       if (keys[i] !== key) continue;
       const f = this.flags[i];
       if (f !== 0 && (this.tag[i] === tag || (f & 2) !== 0)) {

@@ -169,13 +169,16 @@ export class Tlb {
    */
   lookup(va: number, tag: number): boolean {
     const c = this.counters;
-    c[TLB_LOOKUPS]++;
+    // Counter indices as literals (TLB_LOOKUPS 0, TLB_HITS 1, TLB_MISSES 2, TLB_INSERTS 3,
+    // TLB_EVICTIONS 4, TLB_LEVEL_STRIDE 5) here and below: V8 loads a module binding from
+    // its context and checks it on every use.
+    c[0]++;
     // The first array (level 0's first page size) by itself: the hit every backend's hot
     // path hopes for, without the loop's level bookkeeping.
     const a = this.first;
     const idx = a.find(Math.floor(va * this.firstScale), tag);
     if (idx >= 0) {
-      c[TLB_HITS]++;
+      c[1]++;
       const pageMfn = a.value[idx];
       this.hitLevel = 0;
       this.hitPageMfn = pageMfn;
@@ -208,15 +211,15 @@ export class Tlb {
     for (let i = 1; i < n; i++) {
       const l = levelOf[i];
       if (l !== level) {
-        c[level * TLB_LEVEL_STRIDE + TLB_MISSES]++;
+        c[level * 5 + 2]++;
         level = l;
-        c[l * TLB_LEVEL_STRIDE + TLB_LOOKUPS]++;
+        c[l * 5]++;
       }
       const a = arrays[i];
       const key = Math.floor(va * scale[i]);
       const idx = a.find(key, tag);
       if (idx >= 0) {
-        c[l * TLB_LEVEL_STRIDE + TLB_HITS]++;
+        c[l * 5 + 1]++;
         const s = this.arraySize[i];
         const pageMfn = a.value[idx];
         this.hitLevel = l;
@@ -234,7 +237,7 @@ export class Tlb {
         return true;
       }
     }
-    c[level * TLB_LEVEL_STRIDE + TLB_MISSES]++;
+    c[level * 5 + 2]++;
     this.hitLevel = -1;
     return false;
   }
@@ -264,8 +267,8 @@ export class Tlb {
     if (a === null) return;
     a.insert(key, tag, global, mfn, perms);
     const c = this.counters;
-    c[l * TLB_LEVEL_STRIDE + TLB_INSERTS]++;
-    if (a.evicted) c[l * TLB_LEVEL_STRIDE + TLB_EVICTIONS]++;
+    c[l * 5 + 3]++;
+    if (a.evicted) c[l * 5 + 4]++;
   }
 
   /**
