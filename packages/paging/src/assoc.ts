@@ -31,21 +31,24 @@ export interface AssocConfig {
 }
 
 export class AssocArray {
-  readonly sets: number;
-  readonly ways: number;
-  readonly setMask: number;
-  readonly policy: number;
-  private readonly random: (() => number) | null;
-  private readonly depth: number;
+  // Fields the constructor sets are `declare`d: with ES2022 class fields a plain declaration
+  // first defines the field as undefined, and V8 then keeps a number field tagged (checked
+  // on every read) and forgets an array field's map (a map check on every read).
+  declare readonly sets: number;
+  declare readonly ways: number;
+  declare readonly setMask: number;
+  declare readonly policy: number;
+  declare private readonly random: (() => number) | null;
+  declare private readonly depth: number;
   /** Per way: key (a VPN or a VA prefix), tag, flags, value (a frame number), perms. */
-  readonly key: Float64Array;
-  readonly tag: Uint32Array;
-  readonly flags: Uint8Array;
-  readonly value: Float64Array;
-  readonly perms: Uint16Array;
+  declare readonly key: Float64Array;
+  declare readonly tag: Uint32Array;
+  declare readonly flags: Uint8Array;
+  declare readonly value: Float64Array;
+  declare readonly perms: Uint16Array;
   /** LRU: last-use stamp per way. PLRU: tree bits per set. */
-  private readonly stamp: Float64Array;
-  private readonly plru: Uint32Array;
+  declare private readonly stamp: Float64Array;
+  declare private readonly plru: Uint32Array;
   private clock = 0;
   /** Set by insert: whether it evicted a valid entry. */
   evicted = false;

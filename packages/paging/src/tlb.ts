@@ -76,22 +76,23 @@ const SIZE_SHIFT = [12, 21, 30];
 const SIZE_SCALE = [2 ** -12, 2 ** -21, 2 ** -30];
 
 export class Tlb {
-  readonly nrLevels: number;
-  readonly levelNames: readonly string[];
+  // `declare`d fields: see AssocArray (a field first defined as undefined stays tagged).
+  declare readonly nrLevels: number;
+  declare readonly levelNames: readonly string[];
   /** The arrays in lookup order (level by level, 4K then 2M then 1G), and per array its
    * level and page-size index (0 = 4K, 1 = 2M, 2 = 1G). */
-  private readonly arrays: AssocArray[];
-  private readonly arrayLevel: Int32Array;
-  private readonly arraySize: Int32Array;
-  private readonly arrayScale: Float64Array;
+  declare private readonly arrays: AssocArray[];
+  declare private readonly arrayLevel: Int32Array;
+  declare private readonly arraySize: Int32Array;
+  declare private readonly arrayScale: Float64Array;
   /** arrays[0], its page-size index and its scale, for lookup's first probe. */
-  private readonly first: AssocArray;
-  private readonly firstSize: number;
-  private readonly firstScale: number;
+  declare private readonly first: AssocArray;
+  declare private readonly firstSize: number;
+  declare private readonly firstScale: number;
   /** Per level and page size, the array or null (index level * 3 + size). */
-  private readonly grid: (AssocArray | null)[];
+  declare private readonly grid: (AssocArray | null)[];
   /** Page-walk caches, or null. Pass it to `walk`. */
-  readonly pwc: PageWalkCache | null;
+  declare readonly pwc: PageWalkCache | null;
   readonly counters = new Float64Array(NR_COUNTERS);
   /** After a lookup hit: the level that hit (0-based), the page's first frame, the frame
    * holding the VA, the page shift and the PERM_* rights. */
