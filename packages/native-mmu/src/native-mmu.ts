@@ -64,15 +64,17 @@ export class NativeMmu implements MmuBackend {
     flushes: 0,
     invlpgs: 0,
   };
-  private readonly ram: Ram;
-  private readonly mode: PagingMode;
+  // Fields the constructor sets are `declare`d: a plain declaration (ES2022 class fields)
+  // first defines them as undefined, and V8 then checks their maps on every read.
+  declare private readonly ram: Ram;
+  declare private readonly mode: PagingMode;
   private readonly out = new WalkResult();
   /**
    * Told the machine address of every paging-structure entry a hardware walk reads, in the
    * order read (for a data-cache model such as the study's); null for none.
    */
   walkRefSink: ((maddr: number) => void) | null = null;
-  private readonly tlbs: CpuTlbs;
+  declare private readonly tlbs: CpuTlbs;
   private fastUid = -1;
   /**
    * Base VA of the remembered page (NO_FAST: none) and its machine address. NO_FAST is far
