@@ -150,10 +150,6 @@ export class NativeMmu implements MmuBackend {
    */
   private translateTlb(v: Vcpu, access: number): void {
     const va = this.slowVa;
-    this.slowResult = this.translateTlbVa(v, va, access);
-  }
-
-  private translateTlbVa(v: Vcpu, va: number, access: number): number {
     const tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
     if (tlb.lookup(va, 0)) {
       const p = tlb.hitPerms;
@@ -164,11 +160,12 @@ export class NativeMmu implements MmuBackend {
       if (tlbGrants(p, access, this.mode)) {
         this.fastAccess = access;
         this.counts.tlbHits++;
-        return mfn * 4096 + off;
+        this.slowResult = mfn * 4096 + off;
+        return;
       }
     }
     this.counts.tlbMisses++;
-    return this.walkAndFill(v, tlb, va, access);
+    this.walkAndFill(v, tlb, access);
   }
 
   /** Makes the fast path describe the 4 KiB page at `base` (a multiple of 4096). */
@@ -181,7 +178,9 @@ export class NativeMmu implements MmuBackend {
     this.fastCounters = tlb.counters;
   }
 
-  private walkAndFill(v: Vcpu, tlb: Tlb, va: number, access: number): number {
+  /** translateTlb's walk for `slowVa` and, when it succeeds, the fill; sets `slowResult`. */
+  private walkAndFill(v: Vcpu, tlb: Tlb, access: number): void {
+    const va = this.slowVa;
     const c = this.counts;
     const out = this.out;
     this.fastBase = NO_FAST;
@@ -189,7 +188,8 @@ export class NativeMmu implements MmuBackend {
       this.fault.va = va;
       this.fault.errorCode = access & 0x16;
       c.faults++;
-      return -1;
+      this.slowResult = -1;
+      return;
     }
     c.walks++;
     const r0 = out.totalReads;
@@ -202,14 +202,15 @@ export class NativeMmu implements MmuBackend {
       this.fault.va = va;
       this.fault.errorCode = out.errorCode;
       c.faults++;
-      return -1;
+      this.slowResult = -1;
+      return;
     }
     tlb.insertWalk(out, 0);
     // The walk succeeded, so va is a whole number >= 0 and maddr's offset is va's.
     const off = out.vaLo & 4095;
     this.remember(v, tlb, va - off, (out.maddr - off) * 2 ** -12, out.perms);
     if (tlbGrants(out.perms, access, this.mode)) this.fastAccess = access;
-    return out.maddr;
+    this.slowResult = out.maddr;
   }
 
   /** Hands the entries the last walk read to walkRefSink (from the walk's first level down). */
