@@ -29,6 +29,9 @@ import {
 } from "@hyperlab/paging";
 import { nativeMmuError } from "./errors";
 
+/** fastBase when the fast path describes no page: va - NO_FAST is never below 4096. */
+const NO_FAST = -(2 ** 62);
+
 export interface NativeMmuOptions {
   /** TLB shape per vCPU (paging's Tlb config); the default is paging's Skylake-like TLB. */
   tlb?: TlbConfig;
@@ -61,21 +64,34 @@ export class NativeMmu implements MmuBackend {
     flushes: 0,
     invlpgs: 0,
   };
-  private readonly ram: Ram;
-  private readonly mode: PagingMode;
+  // Fields the constructor sets are `declare`d: a plain declaration (ES2022 class fields)
+  // first defines them as undefined, and V8 then checks their maps on every read.
+  declare private readonly ram: Ram;
+  declare private readonly mode: PagingMode;
   private readonly out = new WalkResult();
   /**
    * Told the machine address of every paging-structure entry a hardware walk reads, in the
    * order read (for a data-cache model such as the study's); null for none.
    */
   walkRefSink: ((maddr: number) => void) | null = null;
-  private readonly tlbs: CpuTlbs;
+  declare private readonly tlbs: CpuTlbs;
   private fastUid = -1;
-  /** Base VA of the remembered page (-1: none) and its machine address. */
-  private fastBase = -1;
+  /**
+   * Base VA of the remembered page (NO_FAST: none) and its machine address. NO_FAST is far
+   * below 0 so that no VA is within a page of it (with -1, VAs 0..4094 hit a forgotten page).
+   */
+  private fastBase = NO_FAST;
   private fastMa = 0;
   private fastPerms = 0;
+  /**
+   * An access the remembered rights are known to grant (tlbGrants said so for fastPerms), or
+   * -1: the fast path skips tlbGrants for it. The same answer, without re-deciding it.
+   */
+  private fastAccess = -1;
   private fastCounters: Float64Array = new Float64Array(2);
+  /** translateTlb's argument and result (see translate). */
+  private slowVa = 0.5;
+  private slowResult = 0.5;
 
   constructor(hv: Hypervisor, options: NativeMmuOptions = {}) {
     this.ram = hv.machine.ram;
@@ -110,7 +126,7 @@ export class NativeMmu implements MmuBackend {
       off >= 0 &&
       off < 4096 &&
       v.uid === this.fastUid &&
-      tlbGrants(this.fastPerms, access, this.mode)
+      (access === this.fastAccess || tlbGrants(this.fastPerms, access, this.mode))
     ) {
       // Paging's Tlb counters: level 0's lookups at [0], hits at [1].
       const tc = this.fastCounters;
@@ -120,11 +136,20 @@ export class NativeMmu implements MmuBackend {
       return this.fastMa + off;
     }
     // Kept out of line so that the fast path above stays small enough to inline into callers.
-    return this.translateTlb(v, va, access);
+    // The VA goes in and the result comes out through double fields, written in place: a
+    // number above 2^31 passed to or returned from a call that is not inlined is boxed, a
+    // heap allocation per translation.
+    this.slowVa = va;
+    this.translateTlb(v, access);
+    return this.slowResult;
   }
 
-  /** translate past the fast path: a TLB lookup, and on a miss (or a denied hit) a walk. */
-  private translateTlb(v: Vcpu, va: number, access: number): number {
+  /**
+   * translate past the fast path, for `slowVa`: a TLB lookup, and on a miss (or a denied
+   * hit) a walk. Leaves the result in `slowResult`.
+   */
+  private translateTlb(v: Vcpu, access: number): void {
+    const va = this.slowVa;
     const tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
     if (tlb.lookup(va, 0)) {
       const p = tlb.hitPerms;
@@ -133,12 +158,14 @@ export class NativeMmu implements MmuBackend {
       const off = va - Math.floor(va * 2 ** -12) * 4096;
       this.remember(v, tlb, va - off, mfn, p);
       if (tlbGrants(p, access, this.mode)) {
+        this.fastAccess = access;
         this.counts.tlbHits++;
-        return mfn * 4096 + off;
+        this.slowResult = mfn * 4096 + off;
+        return;
       }
     }
     this.counts.tlbMisses++;
-    return this.walkAndFill(v, tlb, va, access);
+    this.walkAndFill(v, tlb, access);
   }
 
   /** Makes the fast path describe the 4 KiB page at `base` (a multiple of 4096). */
@@ -147,18 +174,22 @@ export class NativeMmu implements MmuBackend {
     this.fastBase = base;
     this.fastMa = mfn * 4096;
     this.fastPerms = perms;
+    this.fastAccess = -1;
     this.fastCounters = tlb.counters;
   }
 
-  private walkAndFill(v: Vcpu, tlb: Tlb, va: number, access: number): number {
+  /** translateTlb's walk for `slowVa` and, when it succeeds, the fill; sets `slowResult`. */
+  private walkAndFill(v: Vcpu, tlb: Tlb, access: number): void {
+    const va = this.slowVa;
     const c = this.counts;
     const out = this.out;
-    this.fastBase = -1;
+    this.fastBase = NO_FAST;
     if (v.cr3Mfn < 0) {
       this.fault.va = va;
       this.fault.errorCode = access & 0x16;
       c.faults++;
-      return -1;
+      this.slowResult = -1;
+      return;
     }
     c.walks++;
     const r0 = out.totalReads;
@@ -171,13 +202,15 @@ export class NativeMmu implements MmuBackend {
       this.fault.va = va;
       this.fault.errorCode = out.errorCode;
       c.faults++;
-      return -1;
+      this.slowResult = -1;
+      return;
     }
     tlb.insertWalk(out, 0);
     // The walk succeeded, so va is a whole number >= 0 and maddr's offset is va's.
     const off = out.vaLo & 4095;
     this.remember(v, tlb, va - off, (out.maddr - off) * 2 ** -12, out.perms);
-    return out.maddr;
+    if (tlbGrants(out.perms, access, this.mode)) this.fastAccess = access;
+    this.slowResult = out.maddr;
   }
 
   /** Hands the entries the last walk read to walkRefSink (from the walk's first level down). */
@@ -189,13 +222,13 @@ export class NativeMmu implements MmuBackend {
   }
 
   flushLocal(v: Vcpu): void {
-    this.fastBase = -1;
+    this.fastBase = NO_FAST;
     this.counts.flushes++;
     this.tlbOf(v).flushNonGlobal();
   }
 
   flushOne(v: Vcpu, va: number): void {
-    this.fastBase = -1;
+    this.fastBase = NO_FAST;
     this.counts.invlpgs++;
     this.tlbOf(v).invlpg(va, 0);
   }

@@ -146,4 +146,17 @@ describe("walkRefSink", () => {
     expect(heard).toEqual([103 * 4096 + 6 * 8]);
     expect(hv.stats.read("native-mmu", "walk_reads")).toBe(5);
   });
+
+  it("never answers an address below 4096 from a forgotten fast path (after a fault or a flush)", () => {
+    const { mmu, v } = world();
+    expect(mmu.translate(v, BASE + 3 * 4096, PFEC_user_mode)).toBe(203 * 4096);
+    // A faulting walk forgets the fast path; the null page is not mapped, so it faults too.
+    expect(mmu.translate(v, BASE + 20 * 4096, PFEC_user_mode)).toBe(-1);
+    expect(mmu.translate(v, 0x10, PFEC_user_mode)).toBe(-1);
+    expect(mmu.fault.va).toBe(0x10);
+    expect(mmu.translate(v, BASE + 3 * 4096, PFEC_user_mode)).toBe(203 * 4096);
+    mmu.flushLocal(v);
+    expect(mmu.translate(v, 0, PFEC_user_mode)).toBe(-1);
+    expect(mmu.translate(v, 4094, PFEC_user_mode)).toBe(-1);
+  });
 });

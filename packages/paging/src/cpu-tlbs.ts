@@ -13,12 +13,13 @@ import { Tlb, type TlbConfig } from "./tlb";
 
 export class CpuTlbs {
   /** The configuration each TLB is made with, or null for CPUs without TLBs. */
-  readonly config: TlbConfig | null;
+  // `declare`d: see AssocArray (a field first defined as undefined loses its map).
+  declare readonly config: TlbConfig | null;
   /**
    * The TLBs made so far, by CPU (undefined where none yet): for a hot path to index
    * directly, falling back to `get`/`of` on undefined. Never written from outside.
    */
-  readonly byCpu: readonly (Tlb | undefined)[];
+  declare readonly byCpu: readonly (Tlb | undefined)[];
   private readonly tlbs: (Tlb | undefined)[] = [];
 
   constructor(config: TlbConfig | null) {

@@ -76,22 +76,23 @@ const SIZE_SHIFT = [12, 21, 30];
 const SIZE_SCALE = [2 ** -12, 2 ** -21, 2 ** -30];
 
 export class Tlb {
-  readonly nrLevels: number;
-  readonly levelNames: readonly string[];
+  // `declare`d fields: see AssocArray (a field first defined as undefined stays tagged).
+  declare readonly nrLevels: number;
+  declare readonly levelNames: readonly string[];
   /** The arrays in lookup order (level by level, 4K then 2M then 1G), and per array its
    * level and page-size index (0 = 4K, 1 = 2M, 2 = 1G). */
-  private readonly arrays: AssocArray[];
-  private readonly arrayLevel: Int32Array;
-  private readonly arraySize: Int32Array;
-  private readonly arrayScale: Float64Array;
+  declare private readonly arrays: AssocArray[];
+  declare private readonly arrayLevel: Int32Array;
+  declare private readonly arraySize: Int32Array;
+  declare private readonly arrayScale: Float64Array;
   /** arrays[0], its page-size index and its scale, for lookup's first probe. */
-  private readonly first: AssocArray;
-  private readonly firstSize: number;
-  private readonly firstScale: number;
+  declare private readonly first: AssocArray;
+  declare private readonly firstSize: number;
+  declare private readonly firstScale: number;
   /** Per level and page size, the array or null (index level * 3 + size). */
-  private readonly grid: (AssocArray | null)[];
+  declare private readonly grid: (AssocArray | null)[];
   /** Page-walk caches, or null. Pass it to `walk`. */
-  readonly pwc: PageWalkCache | null;
+  declare readonly pwc: PageWalkCache | null;
   readonly counters = new Float64Array(NR_COUNTERS);
   /** After a lookup hit: the level that hit (0-based), the page's first frame, the frame
    * holding the VA, the page shift and the PERM_* rights. */
@@ -100,6 +101,8 @@ export class Tlb {
   hitMfn = 0;
   hitPageShift = 12;
   hitPerms = 0;
+  /** lookup's VA, for lookupRest (see lookup). */
+  private restVa = 0.5;
 
   constructor(config: TlbConfig = {}) {
     const levels = config.levels ?? DEFAULT_TLB_LEVELS;
@@ -167,13 +170,16 @@ export class Tlb {
    */
   lookup(va: number, tag: number): boolean {
     const c = this.counters;
-    c[TLB_LOOKUPS]++;
+    // Counter indices as literals (TLB_LOOKUPS 0, TLB_HITS 1, TLB_MISSES 2, TLB_INSERTS 3,
+    // TLB_EVICTIONS 4, TLB_LEVEL_STRIDE 5) here and below: V8 loads a module binding from
+    // its context and checks it on every use.
+    c[0]++;
     // The first array (level 0's first page size) by itself: the hit every backend's hot
     // path hopes for, without the loop's level bookkeeping.
     const a = this.first;
     const idx = a.find(Math.floor(va * this.firstScale), tag);
     if (idx >= 0) {
-      c[TLB_HITS]++;
+      c[1]++;
       const pageMfn = a.value[idx];
       this.hitLevel = 0;
       this.hitPageMfn = pageMfn;
@@ -188,11 +194,15 @@ export class Tlb {
       }
       return true;
     }
-    return this.lookupRest(va, tag);
+    // The VA goes through a double field, written in place: passed to a call that is not
+    // inlined, a number above 2^31 would be boxed (a heap allocation per miss).
+    this.restVa = va;
+    return this.lookupRest(tag);
   }
 
-  /** lookup past a miss in the first array: the other arrays, level by level. */
-  private lookupRest(va: number, tag: number): boolean {
+  /** lookup past a miss in the first array, for `restVa`: the other arrays, level by level. */
+  private lookupRest(tag: number): boolean {
+    const va = this.restVa;
     const c = this.counters;
     const arrays = this.arrays;
     const n = arrays.length;
@@ -202,15 +212,15 @@ export class Tlb {
     for (let i = 1; i < n; i++) {
       const l = levelOf[i];
       if (l !== level) {
-        c[level * TLB_LEVEL_STRIDE + TLB_MISSES]++;
+        c[level * 5 + 2]++;
         level = l;
-        c[l * TLB_LEVEL_STRIDE + TLB_LOOKUPS]++;
+        c[l * 5]++;
       }
       const a = arrays[i];
       const key = Math.floor(va * scale[i]);
       const idx = a.find(key, tag);
       if (idx >= 0) {
-        c[l * TLB_LEVEL_STRIDE + TLB_HITS]++;
+        c[l * 5 + 1]++;
         const s = this.arraySize[i];
         const pageMfn = a.value[idx];
         this.hitLevel = l;
@@ -228,7 +238,7 @@ export class Tlb {
         return true;
       }
     }
-    c[level * TLB_LEVEL_STRIDE + TLB_MISSES]++;
+    c[level * 5 + 2]++;
     this.hitLevel = -1;
     return false;
   }
@@ -258,8 +268,8 @@ export class Tlb {
     if (a === null) return;
     a.insert(key, tag, global, mfn, perms);
     const c = this.counters;
-    c[l * TLB_LEVEL_STRIDE + TLB_INSERTS]++;
-    if (a.evicted) c[l * TLB_LEVEL_STRIDE + TLB_EVICTIONS]++;
+    c[l * 5 + 3]++;
+    if (a.evicted) c[l * 5 + 4]++;
   }
 
   /**

@@ -15,6 +15,10 @@
 #define PAGING_REF_LIBRARY
 #include "../../../paging/bench/c/paging-ref.c"
 
+/* fast_base when the fast path describes no page: far below 0, so that va - NO_FAST is never
+ * below 4096 (with -1, VAs 0..4094 would hit a forgotten page). */
+#define NO_FAST (-(1LL << 62))
+
 /* NativeMmuCounts, in its field order. */
 typedef struct {
   u64 translations, tlb_hits, tlb_misses, walks, walk_reads, walk_writes, faults;
@@ -26,7 +30,7 @@ typedef struct {
   walk_result out;
   int64_t cr3;
   int fast_uid;
-  int64_t fast_base; /* -1: none */
+  int64_t fast_base; /* NO_FAST: none */
   u64 fast_ma;
   int fast_perms;
   u64 *fast_counters;
@@ -38,7 +42,7 @@ static void native_init(native_mmu *m, int64_t cr3) {
   tlb_init(&m->tlb);
   m->cr3 = cr3;
   m->fast_uid = -1;
-  m->fast_base = -1;
+  m->fast_base = NO_FAST;
   m->fast_counters = m->tlb.counters;
 }
 
@@ -62,7 +66,7 @@ static inline void native_remember(native_mmu *m, int uid, u64 va, u64 mfn, int 
 
 static int64_t native_walk_and_fill(native_mmu *m, int uid, u64 va, int access) {
   walk_result *out = &m->out;
-  m->fast_base = -1;
+  m->fast_base = NO_FAST;
   if (m->cr3 < 0) {
     m->fault_va_lo = (u32)va;
     m->fault_error_code = access & 0x16;
