@@ -37,15 +37,44 @@ export const PGC_allocated = (1 << 31) >>> 0;
 export const PGC_xen_heap = 1 << 30;
 export const PGC_count_mask = (1 << 28) - 1;
 
+/**
+ * The same constants as a const enum, for the accessors below: the build writes each use as
+ * a number literal. In the bundle (dist/) a module-level `const` is a `var`, which V8 loads
+ * and checks at every use instead of folding it, here and in every package these accessors
+ * inline into. A load-time check keeps the two equal.
+ */
+const enum F {
+  FRAME_FREE = -1,
+  PGT_TYPE_SHIFT = 29,
+  PGT_type_mask = 0xe000_0000,
+  PGT_pinned = 0x1000_0000,
+  PGT_validated = 0x0800_0000,
+  PGT_count_mask = 0x03ff_ffff,
+  PGC_allocated = 0x8000_0000,
+  PGC_count_mask = 0x0fff_ffff,
+}
+if (
+  F.FRAME_FREE !== FRAME_FREE ||
+  F.PGT_TYPE_SHIFT !== PGT_TYPE_SHIFT ||
+  F.PGT_type_mask !== PGT_type_mask ||
+  F.PGT_pinned !== PGT_pinned ||
+  F.PGT_validated !== PGT_validated ||
+  F.PGT_count_mask !== PGT_count_mask ||
+  F.PGC_allocated !== PGC_allocated ||
+  F.PGC_count_mask !== PGC_count_mask
+) {
+  throw new Error("frame-table.ts: the const enum F disagrees with the exported constants.");
+}
+
 /** The page-table level of a type (1..4), or 0 for other types. */
 export function pgtLevel(type: number): number {
-  const t = type >>> PGT_TYPE_SHIFT;
+  const t = type >>> F.PGT_TYPE_SHIFT;
   return t >= 1 && t <= 4 ? t : 0;
 }
 
 export function pgtName(type: number): string {
   return (
-    ["none", "l1", "l2", "l3", "l4", "seg_desc", "shared", "writable"][type >>> PGT_TYPE_SHIFT] ??
+    ["none", "l1", "l2", "l3", "l4", "seg_desc", "shared", "writable"][type >>> F.PGT_TYPE_SHIFT] ??
     "?"
   );
 }
@@ -83,7 +112,7 @@ export class FrameTable {
 
   constructor(nrFrames: number, source: FrameSource, onFreed: FrameFreedHook) {
     this.nrFrames = nrFrames;
-    this.owner = new Int32Array(nrFrames).fill(FRAME_FREE);
+    this.owner = new Int32Array(nrFrames).fill(F.FRAME_FREE);
     this.countInfo = new Uint32Array(nrFrames);
     this.typeInfo = new Uint32Array(nrFrames);
     this.source = source;
@@ -96,7 +125,7 @@ export class FrameTable {
   }
 
   setTypeHooks(type: number, hooks: TypeHooks): void {
-    const t = type >>> PGT_TYPE_SHIFT;
+    const t = type >>> F.PGT_TYPE_SHIFT;
     if (this.hooks[t] !== undefined) {
       throw new HyperlabError(
         "FRAME_TYPE_HOOKS_TAKEN",
@@ -108,11 +137,11 @@ export class FrameTable {
 
   /** Takes frames for domain `domid`: owner set, PGC_allocated and one reference, type none. */
   assign(mfn: number, domid: number, flags = 0): void {
-    if (this.owner[mfn] !== FRAME_FREE) {
+    if (this.owner[mfn] !== F.FRAME_FREE) {
       throw new Error(`frame table: assigning frame ${mfn} that is already owned`);
     }
     this.owner[mfn] = domid;
-    this.countInfo[mfn] = (PGC_allocated | flags | 1) >>> 0;
+    this.countInfo[mfn] = (F.PGC_allocated | flags | 1) >>> 0;
     // typeInfo is 0 already (a free frame's is): not storing it keeps the host page of a
     // populated frame's type untouched until the frame gets a type (h10).
   }
@@ -132,8 +161,8 @@ export class FrameTable {
    */
   release(mfn: number): boolean {
     const c = this.countInfo[mfn];
-    if ((c & PGC_allocated) === 0) return false;
-    this.countInfo[mfn] = (c & ~PGC_allocated) >>> 0;
+    if ((c & F.PGC_allocated) === 0) return false;
+    this.countInfo[mfn] = (c & ~F.PGC_allocated) >>> 0;
     this.putPage(mfn);
     return true;
   }
@@ -142,10 +171,10 @@ export class FrameTable {
   getPage(mfn: number, domid: number): boolean {
     if (!this.validMfn(mfn) || this.owner[mfn] !== domid) return false;
     const c = this.countInfo[mfn];
-    const count = c & PGC_count_mask;
+    const count = c & F.PGC_count_mask;
     // As page_get_owner_and_reference: count 0 is unallocated, and the top two counts are
     // refused (the last one is kept for get_page_light), so a count never wraps.
-    if (count === 0 || count >= PGC_count_mask - 1) return false;
+    if (count === 0 || count >= F.PGC_count_mask - 1) return false;
     this.countInfo[mfn] = c + 1;
     return true;
   }
@@ -153,20 +182,20 @@ export class FrameTable {
   /** Xen's put_page: drops a general reference; the frame is freed when the count reaches zero. */
   putPage(mfn: number): void {
     const c = this.countInfo[mfn];
-    if ((c & PGC_count_mask) === 0) {
+    if ((c & F.PGC_count_mask) === 0) {
       throw new Error(`frame table: put_page on frame ${mfn} with no references`);
     }
     const n = c - 1;
     this.countInfo[mfn] = n;
-    if ((n & PGC_count_mask) === 0) this.free(mfn);
+    if ((n & F.PGC_count_mask) === 0) this.free(mfn);
   }
 
   private free(mfn: number): void {
     const domid = this.owner[mfn];
-    if ((this.typeInfo[mfn] & PGT_count_mask) !== 0) {
+    if ((this.typeInfo[mfn] & F.PGT_count_mask) !== 0) {
       throw new Error(`frame table: freeing frame ${mfn} that still has type references`);
     }
-    this.owner[mfn] = FRAME_FREE;
+    this.owner[mfn] = F.FRAME_FREE;
     this.countInfo[mfn] = 0;
     this.typeInfo[mfn] = 0;
     this.source.free(mfn);
@@ -179,22 +208,22 @@ export class FrameTable {
    */
   getPageType(mfn: number, type: number): number {
     const x = this.typeInfo[mfn];
-    const count = x & PGT_count_mask;
-    if (count === PGT_count_mask) return -EINVAL;
+    const count = x & F.PGT_count_mask;
+    if (count === F.PGT_count_mask) return -EINVAL;
     if (count !== 0) {
-      if ((x & PGT_type_mask) >>> 0 !== type) return -EINVAL;
+      if ((x & F.PGT_type_mask) >>> 0 !== type) return -EINVAL;
       // In use but not yet validated: only during this frame's own validation.
-      if ((x & PGT_validated) === 0) return -EINVAL;
+      if ((x & F.PGT_validated) === 0) return -EINVAL;
       this.typeInfo[mfn] = x + 1;
       return 0;
     }
     // Count zero: the type may change; page-table types validate on first use.
     const level = pgtLevel(type);
     if (level === 0) {
-      this.typeInfo[mfn] = (type | PGT_validated | 1) >>> 0;
+      this.typeInfo[mfn] = (type | F.PGT_validated | 1) >>> 0;
       return 0;
     }
-    const hooks = this.hooks[type >>> PGT_TYPE_SHIFT];
+    const hooks = this.hooks[type >>> F.PGT_TYPE_SHIFT];
     if (hooks === undefined) return -EINVAL;
     this.typeInfo[mfn] = (type | 1) >>> 0;
     const rc = hooks.validate(mfn, type);
@@ -202,27 +231,27 @@ export class FrameTable {
       this.typeInfo[mfn] = 0;
       return rc;
     }
-    this.typeInfo[mfn] = (this.typeInfo[mfn] | PGT_validated) >>> 0;
+    this.typeInfo[mfn] = (this.typeInfo[mfn] | F.PGT_validated) >>> 0;
     return 0;
   }
 
   /** Xen's put_page_type: drops a type reference; a page table is devalidated at zero. */
   putPageType(mfn: number): void {
     const x = this.typeInfo[mfn];
-    const count = x & PGT_count_mask;
+    const count = x & F.PGT_count_mask;
     if (count === 0) {
       throw new Error(`frame table: put_page_type on frame ${mfn} with no type references`);
     }
     if (count === 1) {
-      const type = (x & PGT_type_mask) >>> 0;
-      if (pgtLevel(type) !== 0 && (x & PGT_validated) !== 0) {
+      const type = (x & F.PGT_type_mask) >>> 0;
+      if (pgtLevel(type) !== 0 && (x & F.PGT_validated) !== 0) {
         // Keep the count while entries are released, so nothing re-enters this frame's type.
-        this.typeInfo[mfn] = (x & ~PGT_validated) >>> 0;
-        this.hooks[type >>> PGT_TYPE_SHIFT]?.devalidate(mfn, type);
+        this.typeInfo[mfn] = (x & ~F.PGT_validated) >>> 0;
+        this.hooks[type >>> F.PGT_TYPE_SHIFT]?.devalidate(mfn, type);
         this.typeInfo[mfn] = type;
         return;
       }
-      this.typeInfo[mfn] = ((x & ~PGT_validated & ~PGT_pinned) - 1) >>> 0;
+      this.typeInfo[mfn] = ((x & ~F.PGT_validated & ~F.PGT_pinned) - 1) >>> 0;
       return;
     }
     this.typeInfo[mfn] = x - 1;
@@ -243,29 +272,29 @@ export class FrameTable {
 
   /** The frame's type (PGT_* value without flags and count). */
   typeOf(mfn: number): number {
-    return (this.typeInfo[mfn] & PGT_type_mask) >>> 0;
+    return (this.typeInfo[mfn] & F.PGT_type_mask) >>> 0;
   }
 
   typeCount(mfn: number): number {
-    return this.typeInfo[mfn] & PGT_count_mask;
+    return this.typeInfo[mfn] & F.PGT_count_mask;
   }
 
   refCount(mfn: number): number {
-    return this.countInfo[mfn] & PGC_count_mask;
+    return this.countInfo[mfn] & F.PGC_count_mask;
   }
 
   isPinned(mfn: number): boolean {
-    return (this.typeInfo[mfn] & PGT_pinned) !== 0;
+    return (this.typeInfo[mfn] & F.PGT_pinned) !== 0;
   }
 
   isValidated(mfn: number): boolean {
-    return (this.typeInfo[mfn] & PGT_validated) !== 0;
+    return (this.typeInfo[mfn] & F.PGT_validated) !== 0;
   }
 
   /** Sets or clears PGT_pinned (the pin's type and general references are the caller's). */
   setPinned(mfn: number, pinned: boolean): void {
     const x = this.typeInfo[mfn];
-    this.typeInfo[mfn] = (pinned ? x | PGT_pinned : x & ~PGT_pinned) >>> 0;
+    this.typeInfo[mfn] = (pinned ? x | F.PGT_pinned : x & ~F.PGT_pinned) >>> 0;
   }
 
   /** Frames owned by `domid`, in ascending order (a scan; for teardown and checkers). */

@@ -47,6 +47,37 @@ import {
   PAGE_TABLE,
 } from "./pte";
 
+/**
+ * The entry bits and page size the table loops test, as a const enum: the build writes each
+ * use as a number literal. In the bundle (dist/) the imported constants are `var`s, loaded
+ * and checked at every use of the fork, zap and protect loops. A load-time check keeps them
+ * equal to pte.ts's and layout.ts's.
+ */
+const enum M {
+  E_PRESENT = 0x1,
+  E_RW = 0x2,
+  E_USER = 0x4,
+  E_ACCESSED = 0x20,
+  E_DIRTY = 0x40,
+  E_PSE = 0x80,
+  E_PROTNONE = 0x100,
+  E_HOLDS_PAGE = 0x101,
+  PAGE_SIZE = 4096,
+}
+if (
+  M.E_PRESENT !== E_PRESENT ||
+  M.E_RW !== E_RW ||
+  M.E_USER !== E_USER ||
+  M.E_ACCESSED !== E_ACCESSED ||
+  M.E_DIRTY !== E_DIRTY ||
+  M.E_PSE !== E_PSE ||
+  M.E_PROTNONE !== E_PROTNONE ||
+  M.E_HOLDS_PAGE !== E_HOLDS_PAGE ||
+  M.PAGE_SIZE !== PAGE_SIZE
+) {
+  throw new Error("memory.ts: the const enum M disagrees with pte.ts or layout.ts.");
+}
+
 /** The kernel's memory management over its pages: address spaces, tables, ranges. */
 export class KernelMemory extends KernelPages {
   /** A new address space: a pgd with the kernel half of the init mm. null when out of memory. */
@@ -108,7 +139,7 @@ export class KernelMemory extends KernelPages {
     const i4 = Math.floor(va / 2 ** 39) % 512;
     let e = this.readEntry(mm.pgd, i4);
     let pud: number;
-    if ((e & E_PRESENT) === 0) {
+    if ((e & M.E_PRESENT) === 0) {
       if (!alloc) return -1;
       pud = this.allocTable(mm, PT_PUD);
       if (pud < 0) return -1;
@@ -117,7 +148,7 @@ export class KernelMemory extends KernelPages {
     } else pud = this.entryPfn(e);
     const i3 = Math.floor(va / 2 ** 30) % 512;
     e = this.readEntry(pud, i3);
-    if ((e & E_PRESENT) !== 0) return this.entryPfn(e);
+    if ((e & M.E_PRESENT) !== 0) return this.entryPfn(e);
     if (!alloc) return -1;
     const pmd = this.allocTable(mm, PT_PMD);
     if (pmd < 0) return -1;
@@ -135,7 +166,7 @@ export class KernelMemory extends KernelPages {
     if (pmd < 0) return -1;
     const i2 = Math.floor(va / 2 ** 21) % 512;
     const e = this.readEntry(pmd, i2);
-    if ((e & E_PRESENT) !== 0) return (e & E_PSE) !== 0 ? -1 : this.entryPfn(e);
+    if ((e & M.E_PRESENT) !== 0) return (e & M.E_PSE) !== 0 ? -1 : this.entryPfn(e);
     if (!alloc) return -1;
     const pte = this.allocTable(mm, PT_PTE);
     if (pte < 0) return -1;
@@ -160,11 +191,11 @@ export class KernelMemory extends KernelPages {
     const S2 = 2 ** 21;
     for (let a4 = Math.floor(start / S4) * S4; a4 < end; a4 += S4) {
       const e4 = this.readEntry(mm.pgd, (a4 / S4) % 512);
-      if ((e4 & E_PRESENT) === 0) continue;
+      if ((e4 & M.E_PRESENT) === 0) continue;
       const pud = this.entryPfn(e4);
       for (let a3 = Math.max(a4, Math.floor(start / S3) * S3); a3 < end && a3 < a4 + S4; a3 += S3) {
         const e3 = this.readEntry(pud, (a3 / S3) % 512);
-        if ((e3 & E_PRESENT) === 0) continue;
+        if ((e3 & M.E_PRESENT) === 0) continue;
         const pmd = this.entryPfn(e3);
         for (
           let a2 = Math.max(a3, Math.floor(start / S2) * S2);
@@ -172,8 +203,8 @@ export class KernelMemory extends KernelPages {
           a2 += S2
         ) {
           const e2 = this.readEntry(pmd, (a2 / S2) % 512);
-          if ((e2 & E_PRESENT) === 0) continue;
-          if ((e2 & E_PSE) !== 0) {
+          if ((e2 & M.E_PRESENT) === 0) continue;
+          if ((e2 & M.E_PSE) !== 0) {
             if (huge !== undefined) huge(pmd, (a2 / S2) % 512, a2);
             continue;
           }
@@ -206,9 +237,9 @@ export class KernelMemory extends KernelPages {
         others.push(vi);
         continue;
       }
-      const pages = (end - start) / PAGE_SIZE;
+      const pages = (end - start) / M.PAGE_SIZE;
       if (pages <= TLB_SINGLE_PAGE_FLUSH_CEILING) {
-        for (let va = start; va < end; va += PAGE_SIZE) m.flushTlbOneUser(0, va);
+        for (let va = start; va < end; va += M.PAGE_SIZE) m.flushTlbOneUser(0, va);
       } else m.flushTlbUser(0);
     }
     if (others.length > 0) m.flushTlbMulti(others, mm, start, end);
@@ -216,8 +247,8 @@ export class KernelMemory extends KernelPages {
 
   /** The PTE flags of a user page with `prot`; writable only when the page is not shared. */
   pteFlags(prot: number, exclusive: boolean): number {
-    if ((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) === 0) return E_PROTNONE;
-    return E_PRESENT | E_USER | ((prot & PROT_WRITE) !== 0 && exclusive ? E_RW : 0);
+    if ((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) === 0) return M.E_PROTNONE;
+    return M.E_PRESENT | M.E_USER | ((prot & PROT_WRITE) !== 0 && exclusive ? M.E_RW : 0);
   }
 
   /** Drops one mapping of a user page; frees it with the last. */
@@ -244,14 +275,14 @@ export class KernelMemory extends KernelPages {
     if (pte < 0) return false;
     const m = this.ops.mmu;
     const head = this.entryPfn(e);
-    const flags = e & (E_PRESENT | E_RW | E_USER | E_ACCESSED | E_DIRTY);
+    const flags = e & (M.E_PRESENT | M.E_RW | M.E_USER | M.E_ACCESSED | M.E_DIRTY);
     m.lazyMmuEnter();
     for (let i = 0; i < HPAGE_PMD_NR; i++) m.setPte(mm, pte, i, this.makeEntry(head + i, flags));
     m.lazyMmuLeave();
     m.setPmd(mm, pmd, index, this.makeEntry(pte, PAGE_TABLE));
     this.counts.ptUpdates += HPAGE_PMD_NR + 1;
     // One INVLPG drops the 2 MiB translation.
-    this.flushRange(mm, base, base + PAGE_SIZE);
+    this.flushRange(mm, base, base + M.PAGE_SIZE);
     this.counts.thpSplits++;
     return true;
   }
@@ -263,7 +294,7 @@ export class KernelMemory extends KernelPages {
     if (pmd < 0) return true;
     const i2 = Math.floor(va / HPAGE_SIZE) % 512;
     const e = this.readEntry(pmd, i2);
-    if ((e & E_PRESENT) === 0 || (e & E_PSE) === 0) return true;
+    if ((e & M.E_PRESENT) === 0 || (e & M.E_PSE) === 0) return true;
     return this.splitHugePmd(mm, pmd, i2, Math.floor(va / HPAGE_SIZE) * HPAGE_SIZE);
   }
 
@@ -283,7 +314,7 @@ export class KernelMemory extends KernelPages {
         const head = this.entryPfn(this.readEntry(pmd, i2));
         m.setPmd(mm, pmd, i2, 0);
         this.counts.ptUpdates++;
-        if ((this.readEntry(pmd, i2) & E_PRESENT) !== 0 || head < 0) return;
+        if ((this.readEntry(pmd, i2) & M.E_PRESENT) !== 0 || head < 0) return;
         for (let i = 0; i < HPAGE_PMD_NR; i++) this.putUserPage(head + i);
       },
     );
@@ -291,14 +322,14 @@ export class KernelMemory extends KernelPages {
 
   private zapPtes(mm: Mm, pt: number, tableVa: number, start: number, end: number): void {
     const m = this.ops.mmu;
-    const from = Math.max(0, (start - tableVa) / PAGE_SIZE);
-    const to = Math.min(512, (end - tableVa) / PAGE_SIZE);
+    const from = Math.max(0, (start - tableVa) / M.PAGE_SIZE);
+    const to = Math.min(512, (end - tableVa) / M.PAGE_SIZE);
     const zapped = this.scratchPfns;
     m.lazyMmuEnter();
     for (let i = from; i < to; i++) {
       const e = this.readEntry(pt, i);
       zapped[i] = -1;
-      if ((e & E_HOLDS_PAGE) === 0) continue;
+      if ((e & M.E_HOLDS_PAGE) === 0) continue;
       zapped[i] = this.entryPfn(e);
       m.pteClear(mm, pt, i);
       this.counts.ptUpdates++;
@@ -309,7 +340,7 @@ export class KernelMemory extends KernelPages {
     for (let i = from; i < to; i++) {
       const pfn = zapped[i];
       if (pfn < 0) continue;
-      if ((this.readEntry(pt, i) & E_HOLDS_PAGE) === 0) this.putUserPage(pfn);
+      if ((this.readEntry(pt, i) & M.E_HOLDS_PAGE) === 0) this.putUserPage(pfn);
     }
   }
 
@@ -321,19 +352,19 @@ export class KernelMemory extends KernelPages {
       if (mm.intersects(a, a + S2)) continue;
       const i4 = Math.floor(a / 2 ** 39) % 512;
       const e4 = this.readEntry(mm.pgd, i4);
-      if ((e4 & E_PRESENT) === 0) continue;
+      if ((e4 & M.E_PRESENT) === 0) continue;
       const pud = this.entryPfn(e4);
       const e3 = this.readEntry(pud, Math.floor(a / 2 ** 30) % 512);
-      if ((e3 & E_PRESENT) === 0) continue;
+      if ((e3 & M.E_PRESENT) === 0) continue;
       const pmd = this.entryPfn(e3);
       const i2 = Math.floor(a / S2) % 512;
       const e2 = this.readEntry(pmd, i2);
-      if ((e2 & E_PRESENT) === 0 || (e2 & E_PSE) !== 0) continue;
+      if ((e2 & M.E_PRESENT) === 0 || (e2 & M.E_PSE) !== 0) continue;
       const pte = this.entryPfn(e2);
       m.setPmd(mm, pmd, i2, 0);
       this.counts.ptUpdates++;
       // A table Xen still sees in use stays (and is freed with the mm).
-      if ((this.readEntry(pmd, i2) & E_PRESENT) === 0) this.releaseTable(pte);
+      if ((this.readEntry(pmd, i2) & M.E_PRESENT) === 0) this.releaseTable(pte);
     }
   }
 
@@ -342,18 +373,18 @@ export class KernelMemory extends KernelPages {
     const m = this.ops.mmu;
     for (let i4 = 0; i4 < USER_PGD_SLOTS; i4++) {
       const e4 = this.readEntry(mm.pgd, i4);
-      if ((e4 & E_PRESENT) === 0) continue;
+      if ((e4 & M.E_PRESENT) === 0) continue;
       const pud = this.entryPfn(e4);
       for (let i3 = 0; i3 < 512; i3++) {
         const e3 = this.readEntry(pud, i3);
-        if ((e3 & E_PRESENT) === 0) continue;
+        if ((e3 & M.E_PRESENT) === 0) continue;
         const pmd = this.entryPfn(e3);
         for (let i2 = 0; i2 < 512; i2++) {
           const e2 = this.readEntry(pmd, i2);
-          if ((e2 & E_PRESENT) === 0) continue;
+          if ((e2 & M.E_PRESENT) === 0) continue;
           m.setPmd(mm, pmd, i2, 0);
           this.counts.ptUpdates++;
-          if ((e2 & E_PSE) === 0) this.releaseTable(this.entryPfn(e2));
+          if ((e2 & M.E_PSE) === 0) this.releaseTable(this.entryPfn(e2));
         }
         m.setPud(mm, pud, i3, 0);
         this.counts.ptUpdates++;
@@ -384,14 +415,14 @@ export class KernelMemory extends KernelPages {
         ok = false;
         return;
       }
-      if (cow && (e & E_RW) !== 0) {
-        e -= E_RW;
+      if (cow && (e & M.E_RW) !== 0) {
+        e -= M.E_RW;
         this.cpuStoreEntry(spmd, i2, e);
       }
-      if ((e & E_ACCESSED) !== 0) e -= E_ACCESSED;
+      if ((e & M.E_ACCESSED) !== 0) e -= M.E_ACCESSED;
       m.setPmd(dst, dpmd, i2, e);
       this.counts.ptUpdates++;
-      if ((this.readEntry(dpmd, i2) & E_PRESENT) === 0) return;
+      if ((this.readEntry(dpmd, i2) & M.E_PRESENT) === 0) return;
       const head = this.entryPfn(e);
       for (let i = 0; i < HPAGE_PMD_NR; i++) this.mapcount[head + i]++;
     };
@@ -401,14 +432,14 @@ export class KernelMemory extends KernelPages {
       end,
       (spt, tableVa) => {
         if (!ok) return;
-        const from = Math.max(0, (start - tableVa) / PAGE_SIZE);
-        const to = Math.min(512, (end - tableVa) / PAGE_SIZE);
+        const from = Math.max(0, (start - tableVa) / M.PAGE_SIZE);
+        const to = Math.min(512, (end - tableVa) / M.PAGE_SIZE);
         let dpt = -1;
         const given = this.scratchPfns;
         for (let i = from; i < to; i++) {
           given[i] = -1;
           let e = this.readEntry(spt, i);
-          if ((e & E_HOLDS_PAGE) === 0) continue;
+          if ((e & M.E_HOLDS_PAGE) === 0) continue;
           if (dpt < 0) {
             dpt = this.ptePage(dst, tableVa, true);
             if (dpt < 0) {
@@ -418,12 +449,12 @@ export class KernelMemory extends KernelPages {
             m.lazyMmuEnter();
           }
           const pfn = this.entryPfn(e);
-          if (cow && (e & E_RW) !== 0) {
+          if (cow && (e & M.E_RW) !== 0) {
             // ptep_set_wrprotect: a locked bit clear on the parent's PTE, a plain CPU store.
-            e -= E_RW;
+            e -= M.E_RW;
             this.cpuStoreEntry(spt, i, e);
           }
-          if ((e & E_ACCESSED) !== 0) e -= E_ACCESSED; // pte_mkold for the child
+          if ((e & M.E_ACCESSED) !== 0) e -= M.E_ACCESSED; // pte_mkold for the child
           m.setPte(dst, dpt, i, e);
           this.counts.ptUpdates++;
           given[i] = pfn;
@@ -433,7 +464,7 @@ export class KernelMemory extends KernelPages {
         // The child holds a page only where its entry really went in.
         for (let i = from; i < to; i++) {
           const pfn = given[i];
-          if (pfn >= 0 && (this.readEntry(dpt, i) & E_HOLDS_PAGE) !== 0) this.mapcount[pfn]++;
+          if (pfn >= 0 && (this.readEntry(dpt, i) & M.E_HOLDS_PAGE) !== 0) this.mapcount[pfn]++;
         }
       },
       copyHuge,
@@ -465,8 +496,13 @@ export class KernelMemory extends KernelPages {
         }
         const head = this.entryPfn(old);
         const flags = this.pteFlags(prot, head >= 0 && this.hugeExclusive(head));
-        const frame = Math.floor(old / PAGE_SIZE) % FRAME_LIMIT;
-        m.setPmd(mm, pmd, i2, frame * PAGE_SIZE + (flags | E_PSE | (old & (E_ACCESSED | E_DIRTY))));
+        const frame = Math.floor(old / M.PAGE_SIZE) % FRAME_LIMIT;
+        m.setPmd(
+          mm,
+          pmd,
+          i2,
+          frame * M.PAGE_SIZE + (flags | M.E_PSE | (old & (M.E_ACCESSED | M.E_DIRTY))),
+        );
         this.counts.ptUpdates++;
       },
     );
@@ -483,18 +519,18 @@ export class KernelMemory extends KernelPages {
     prot: number,
   ): void {
     const m = this.ops.mmu;
-    const from = Math.max(0, (start - tableVa) / PAGE_SIZE);
-    const to = Math.min(512, (end - tableVa) / PAGE_SIZE);
+    const from = Math.max(0, (start - tableVa) / M.PAGE_SIZE);
+    const to = Math.min(512, (end - tableVa) / M.PAGE_SIZE);
     m.lazyMmuEnter();
     for (let i = from; i < to; i++) {
       const e = this.readEntry(pt, i);
-      if ((e & E_HOLDS_PAGE) === 0) continue;
+      if ((e & M.E_HOLDS_PAGE) === 0) continue;
       const old = m.ptepModifyProtStart(mm, pt, i);
       const pfn = this.entryPfn(old);
       const flags = this.pteFlags(prot, pfn >= 0 && this.mapcount[pfn] === 1);
-      const ad = (old & E_PRESENT) !== 0 ? old & (E_ACCESSED | E_DIRTY) : 0;
-      const frame = Math.floor(old / PAGE_SIZE) % FRAME_LIMIT;
-      m.ptepModifyProtCommit(mm, pt, i, old, frame * PAGE_SIZE + (flags | ad));
+      const ad = (old & M.E_PRESENT) !== 0 ? old & (M.E_ACCESSED | M.E_DIRTY) : 0;
+      const frame = Math.floor(old / M.PAGE_SIZE) % FRAME_LIMIT;
+      m.ptepModifyProtCommit(mm, pt, i, old, frame * M.PAGE_SIZE + (flags | ad));
       this.counts.ptUpdates++;
     }
     m.lazyMmuLeave();

@@ -22,8 +22,23 @@ import type { ProcessSnapshot, ProcessState, Task } from "./task";
 
 export type { ProcessSnapshot, ProcessState } from "./task";
 
-const USER_READ = PFEC_user_mode;
-const USER_WRITE = PFEC_user_mode | PFEC_write_access;
+/**
+ * The per-access paths' constants as a const enum, so that the build writes each use as a
+ * number literal (in the bundle a module-level `const` is a `var` and an imported one a
+ * module cell, both loaded and checked at every use in V8's optimised code). A load-time
+ * check below keeps them equal to their sources in core and to the exported kinds.
+ */
+const enum P {
+  /** PFEC_user_mode: a user-mode read. */
+  USER_READ = 4,
+  /** PFEC_user_mode | PFEC_write_access. */
+  USER_WRITE = 6,
+  REPLAY_READ = 0,
+  REPLAY_WRITE = 1,
+  REPLAY_XOR = 2,
+  /** End of user space: 2^47. */
+  USER_END = 0x8000_0000_0000,
+}
 /** Retries of one access after fixed faults before the kernel gives up (a demand fault, then a COW). */
 const MAX_FAULT_RETRIES = 4;
 
@@ -32,6 +47,17 @@ export const REPLAY_READ = 0;
 export const REPLAY_WRITE = 1;
 /** Read, then store the value read xor an operand (a read-modify-write, as a GUPS update). */
 export const REPLAY_XOR = 2;
+
+if (
+  P.USER_READ !== PFEC_user_mode ||
+  P.USER_WRITE !== (PFEC_user_mode | PFEC_write_access) ||
+  P.REPLAY_READ !== REPLAY_READ ||
+  P.REPLAY_WRITE !== REPLAY_WRITE ||
+  P.REPLAY_XOR !== REPLAY_XOR ||
+  P.USER_END !== 2 ** 47
+) {
+  throw new Error("process.ts: the const enum P disagrees with the constants it stands for.");
+}
 
 /** Sees each access of a bulk replay before it is translated (e.g. a data-cache model). */
 export interface ReplayObserver {
@@ -126,8 +152,8 @@ export class Process implements Task {
     }
     this.userMode();
     this.accesses++;
-    let ma = this.kernel.hwMmu.translate(this.v, va, USER_READ);
-    if (ma < 0) ma = this.faultIn(va, USER_READ);
+    let ma = this.kernel.hwMmu.translate(this.v, va, P.USER_READ);
+    if (ma < 0) ma = this.faultIn(va, P.USER_READ);
     this.kernelMode();
     if (ma < 0) return -1;
     const ram = this.kernel.ram;
@@ -147,8 +173,8 @@ export class Process implements Task {
     }
     this.userMode();
     this.accesses++;
-    let ma = this.kernel.hwMmu.translate(this.v, va, USER_WRITE);
-    if (ma < 0) ma = this.faultIn(va, USER_WRITE);
+    let ma = this.kernel.hwMmu.translate(this.v, va, P.USER_WRITE);
+    if (ma < 0) ma = this.faultIn(va, P.USER_WRITE);
     this.kernelMode();
     if (ma < 0) return false;
     const ram = this.kernel.ram;
@@ -177,7 +203,7 @@ export class Process implements Task {
     const mmu = k.hwMmu;
     const ram = k.ram;
     const v = this.v;
-    const access = write ? USER_WRITE : USER_READ;
+    const access = write ? P.USER_WRITE : P.USER_READ;
     const val = value >>> 0;
     // How many of the addresses are user addresses: past them the access is SIGSEGV.
     const valid = userCount(va, count, stride);
@@ -240,7 +266,7 @@ export class Process implements Task {
     const ram = k.ram;
     const v = this.v;
     const write = values !== undefined;
-    const access = write ? USER_WRITE : USER_READ;
+    const access = write ? P.USER_WRITE : P.USER_READ;
     let sum = this.checksum;
     let i = 0;
     this.userMode();
@@ -321,14 +347,14 @@ export class Process implements Task {
       for (; i < count; i++) {
         const a = vas[i];
         const kind = kinds[i];
-        if (!(a >= 0 && a < USER_END && a % 4 === 0 && kind <= REPLAY_XOR)) {
-          if (kind > REPLAY_XOR) {
+        if (!(a >= 0 && a < P.USER_END && a % 4 === 0 && kind <= P.REPLAY_XOR)) {
+          if (kind > P.REPLAY_XOR) {
             throw guestError(
               "PROCESS_BAD_BULK",
               `replay kind ${kind} at index ${i} is not REPLAY_READ (0), REPLAY_WRITE (1) or REPLAY_XOR (2).`,
             );
           }
-          if (a % 4 !== 0 && a >= 0 && a < USER_END) {
+          if (a % 4 !== 0 && a >= 0 && a < P.USER_END) {
             throw guestError(
               "PROCESS_BAD_BULK",
               `replay addresses are u32s: address ${a} at index ${i} is not a multiple of 4.`,
@@ -338,11 +364,11 @@ export class Process implements Task {
           break;
         }
         if (observer !== undefined) observer.access(tag, a);
-        if (kind !== REPLAY_WRITE) {
+        if (kind !== P.REPLAY_WRITE) {
           made++;
-          let ma = mmu.translate(v, a, USER_READ);
+          let ma = mmu.translate(v, a, P.USER_READ);
           if (ma < 0) {
-            ma = this.faultIn(a, USER_READ);
+            ma = this.faultIn(a, P.USER_READ);
             if (ma < 0) break;
             k.switchMm(0, mm);
             v.inKernel = false;
@@ -351,11 +377,11 @@ export class Process implements Task {
           sum = (sum + x) >>> 0;
           const operand = values[i];
           values[i] = x;
-          if (kind === REPLAY_READ) continue;
+          if (kind === P.REPLAY_READ) continue;
           made++;
-          let mw = mmu.translate(v, a, USER_WRITE);
+          let mw = mmu.translate(v, a, P.USER_WRITE);
           if (mw < 0) {
-            mw = this.faultIn(a, USER_WRITE);
+            mw = this.faultIn(a, P.USER_WRITE);
             if (mw < 0) break;
             k.switchMm(0, mm);
             v.inKernel = false;
@@ -364,9 +390,9 @@ export class Process implements Task {
           continue;
         }
         made++;
-        let ma = mmu.translate(v, a, USER_WRITE);
+        let ma = mmu.translate(v, a, P.USER_WRITE);
         if (ma < 0) {
-          ma = this.faultIn(a, USER_WRITE);
+          ma = this.faultIn(a, P.USER_WRITE);
           if (ma < 0) break;
           k.switchMm(0, mm);
           v.inKernel = false;
@@ -537,13 +563,11 @@ export class Process implements Task {
 
 /** How many of va, va + stride, ... (count of them) are user addresses, from the first. */
 function userCount(va: number, count: number, stride: number): number {
-  if (!(va >= 0 && va < USER_END)) return 0;
+  if (!(va >= 0 && va < P.USER_END)) return 0;
   if (stride === 0) return count;
-  const n = stride > 0 ? Math.ceil((USER_END - va) / stride) : Math.floor(va / -stride) + 1;
+  const n = stride > 0 ? Math.ceil((P.USER_END - va) / stride) : Math.floor(va / -stride) + 1;
   return Math.min(count, n);
 }
-
-const USER_END = 0x8000_0000_0000;
 
 function validVa(va: number): boolean {
   return Number.isSafeInteger(va) && va >= 0 && va < 0x8000_0000_0000;

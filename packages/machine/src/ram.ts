@@ -18,21 +18,33 @@
 
 import { hex, MachineError } from "./errors";
 
+/**
+ * The constants of the access paths, as a const enum: the build (esbuild, as tsup bundles
+ * it) writes each use as a number literal. A module-level `const` becomes a `var` in the
+ * bundle, which V8 loads and checks at every use instead of folding it: `maddr / CHUNK_BYTES`
+ * was a floating-point division by a loaded value on every read32. The exported constants
+ * below are the API; a load-time check keeps the two equal.
+ */
+const enum R {
+  PAGE_SHIFT = 12,
+  PAGE_SIZE = 4096,
+  CHUNK_FRAMES = 512,
+  /** log2(CHUNK_FRAMES): `mfn >>> 9` is one instruction, an integer division is not. */
+  CHUNK_FRAME_SHIFT = 9,
+  CHUNK_FRAME_MASK = 511,
+  CHUNK_SHIFT = 21,
+  CHUNK_BYTES = 2097152,
+  CHUNK_WORDS = 524288,
+  FRAME_WORDS = 1024,
+  TWO_32 = 4294967296,
+}
+
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
 export const PAGE_MASK = PAGE_SIZE - 1;
 
 /** Frames per backing chunk (2 MiB). */
 export const CHUNK_FRAMES = 512;
-/**
- * log2(CHUNK_FRAMES), as a literal: V8 does not fold an exported constant into the divisor of
- * `(mfn / CHUNK_FRAMES) | 0`, which then compiles to an integer division on every frame lookup
- * (the page walkers' hottest line); a shift is one instruction.
- */
-const CHUNK_FRAME_SHIFT = 9;
-const CHUNK_SHIFT = 21;
-const CHUNK_BYTES = 1 << CHUNK_SHIFT;
-const TWO_32 = 0x1_0000_0000;
 
 /**
  * Largest RAM a Ram models: 16 TiB = 2^32 frames, what Xen's x86 frame table covers without
@@ -54,6 +66,21 @@ export type RamWriteHook = (maddr: number, len: number) => void;
 /** Words (u32) in one frame: the length of every view from `frameWords`. */
 export const FRAME_WORDS = PAGE_SIZE >>> 2;
 
+if (
+  R.PAGE_SHIFT !== PAGE_SHIFT ||
+  R.PAGE_SIZE !== PAGE_SIZE ||
+  R.CHUNK_FRAMES !== CHUNK_FRAMES ||
+  R.CHUNK_FRAMES !== 1 << R.CHUNK_FRAME_SHIFT ||
+  R.CHUNK_FRAME_MASK !== CHUNK_FRAMES - 1 ||
+  R.CHUNK_BYTES !== 1 << R.CHUNK_SHIFT ||
+  R.CHUNK_BYTES !== CHUNK_FRAMES * PAGE_SIZE ||
+  R.CHUNK_WORDS !== R.CHUNK_BYTES >>> 2 ||
+  R.FRAME_WORDS !== FRAME_WORDS ||
+  R.TWO_32 !== 2 ** 32
+) {
+  throw new Error("ram.ts: the const enum R disagrees with the exported constants.");
+}
+
 export interface RamOptions {
   /** Size of RAM in bytes; rounded up to whole frames. At most MAX_RAM_BYTES. */
   bytes: number;
@@ -68,8 +95,8 @@ export class Ram {
   private readonly u32s: (Uint32Array | undefined)[];
   /** Per touched chunk, its 512 one-frame word views. */
   private readonly views: (Uint32Array[] | undefined)[];
-  private readonly zeroFrame = new Uint32Array(FRAME_WORDS);
-  private readonly zeroChunk = new Uint32Array(CHUNK_BYTES >>> 2);
+  private readonly zeroFrame = new Uint32Array(R.FRAME_WORDS);
+  private readonly zeroChunk = new Uint32Array(R.CHUNK_WORDS);
   private allocated = 0;
   /**
    * Debug write hook (see RamWriteHook): for write audits in tests; leave undefined otherwise.
@@ -86,9 +113,9 @@ export class Ram {
           "pass e.g. { bytes: 256 * 1024 * 1024 }",
       );
     }
-    this.nrFrames = Math.ceil(bytes / PAGE_SIZE);
-    this.bytes = this.nrFrames * PAGE_SIZE;
-    const nrChunks = Math.ceil(this.nrFrames / CHUNK_FRAMES);
+    this.nrFrames = Math.ceil(bytes / R.PAGE_SIZE);
+    this.bytes = this.nrFrames * R.PAGE_SIZE;
+    const nrChunks = Math.ceil(this.nrFrames / R.CHUNK_FRAMES);
     this.u8s = new Array(nrChunks).fill(undefined);
     this.u32s = new Array(nrChunks).fill(undefined);
     this.views = new Array(nrChunks).fill(undefined);
@@ -112,7 +139,7 @@ export class Ram {
 
   /** Bytes of host memory that back this RAM now (touched chunks only). */
   get residentBytes(): number {
-    return this.allocated * CHUNK_BYTES;
+    return this.allocated * R.CHUNK_BYTES;
   }
 
   /** Whether a machine frame number names a frame of this RAM. */
@@ -135,13 +162,13 @@ export class Ram {
   private chunk32(idx: number): Uint32Array {
     let c = this.u32s[idx];
     if (c === undefined) {
-      const buf = new ArrayBuffer(CHUNK_BYTES);
+      const buf = new ArrayBuffer(R.CHUNK_BYTES);
       c = new Uint32Array(buf);
       this.u32s[idx] = c;
       this.u8s[idx] = new Uint8Array(buf);
-      const views = new Array<Uint32Array>(CHUNK_FRAMES);
-      for (let f = 0; f < CHUNK_FRAMES; f++) {
-        views[f] = new Uint32Array(buf, f * PAGE_SIZE, FRAME_WORDS);
+      const views = new Array<Uint32Array>(R.CHUNK_FRAMES);
+      for (let f = 0; f < R.CHUNK_FRAMES; f++) {
+        views[f] = new Uint32Array(buf, f * R.PAGE_SIZE, R.FRAME_WORDS);
       }
       this.views[idx] = views;
       this.allocated++;
@@ -185,16 +212,16 @@ export class Ram {
 
   /** Byte at a machine address already checked to be inside RAM. */
   private rd8(maddr: number): number {
-    const idx = (maddr / CHUNK_BYTES) | 0;
+    const idx = (maddr / R.CHUNK_BYTES) | 0;
     const c = this.u8s[idx];
-    return c === undefined ? 0 : c[maddr - idx * CHUNK_BYTES];
+    return c === undefined ? 0 : c[maddr - idx * R.CHUNK_BYTES];
   }
 
   /** Stores a byte at a machine address already checked to be inside RAM. */
   private wr8(maddr: number, value: number): void {
-    const idx = (maddr / CHUNK_BYTES) | 0;
+    const idx = (maddr / R.CHUNK_BYTES) | 0;
     this.chunk32(idx);
-    this.u8s[idx]![maddr - idx * CHUNK_BYTES] = value;
+    this.u8s[idx]![maddr - idx * R.CHUNK_BYTES] = value;
   }
 
   /**
@@ -205,16 +232,16 @@ export class Ram {
    */
   frameWords(mfn: number, forWrite: boolean): Uint32Array {
     if (!(mfn >>> 0 === mfn && mfn < this.nrFrames)) this.checkMfn(mfn);
-    const idx = mfn >>> CHUNK_FRAME_SHIFT;
+    const idx = mfn >>> R.CHUNK_FRAME_SHIFT;
     if (forWrite) {
-      if (this.hook !== undefined) this.hook(mfn * PAGE_SIZE, PAGE_SIZE);
+      if (this.hook !== undefined) this.hook(mfn * R.PAGE_SIZE, R.PAGE_SIZE);
       const vs = this.views[idx];
-      if (vs !== undefined) return vs[mfn & (CHUNK_FRAMES - 1)];
+      if (vs !== undefined) return vs[mfn & R.CHUNK_FRAME_MASK];
       this.chunk32(idx);
-      return this.views[idx]![mfn & (CHUNK_FRAMES - 1)];
+      return this.views[idx]![mfn & R.CHUNK_FRAME_MASK];
     }
     const vs = this.views[idx];
-    return vs === undefined ? this.zeroFrame : vs[mfn & (CHUNK_FRAMES - 1)];
+    return vs === undefined ? this.zeroFrame : vs[mfn & R.CHUNK_FRAME_MASK];
   }
 
   /**
@@ -227,13 +254,13 @@ export class Ram {
    */
   chunkWordsForRead(mfn: number): Uint32Array {
     if (!(mfn >>> 0 === mfn && mfn < this.nrFrames)) this.checkMfn(mfn);
-    const c = this.u32s[mfn >>> CHUNK_FRAME_SHIFT];
+    const c = this.u32s[mfn >>> R.CHUNK_FRAME_SHIFT];
     return c === undefined ? this.zeroChunk : c;
   }
 
   /** Index of frame `mfn`'s first word in the view from chunkWordsForRead. */
   chunkWordBase(mfn: number): number {
-    return (mfn & (CHUNK_FRAMES - 1)) << 10;
+    return (mfn & R.CHUNK_FRAME_MASK) << 10;
   }
 
   /**
@@ -248,17 +275,17 @@ export class Ram {
   /** Whether frame `mfn` is backed by host memory (its 2 MiB chunk was touched). */
   frameResident(mfn: number): boolean {
     this.checkMfn(mfn);
-    return this.u32s[mfn >>> CHUNK_FRAME_SHIFT] !== undefined;
+    return this.u32s[mfn >>> R.CHUNK_FRAME_SHIFT] !== undefined;
   }
 
   /** The bytes of one frame, as a view (allocates its chunk). Writes through the view are RAM writes. */
   frameBytes(mfn: number): Uint8Array {
     this.checkMfn(mfn);
-    if (this.hook !== undefined) this.hook(mfn * PAGE_SIZE, PAGE_SIZE);
-    const idx = mfn >>> CHUNK_FRAME_SHIFT;
+    if (this.hook !== undefined) this.hook(mfn * R.PAGE_SIZE, R.PAGE_SIZE);
+    const idx = mfn >>> R.CHUNK_FRAME_SHIFT;
     this.chunk32(idx);
-    const off = (mfn & (CHUNK_FRAMES - 1)) * PAGE_SIZE;
-    return this.u8s[idx]!.subarray(off, off + PAGE_SIZE);
+    const off = (mfn & R.CHUNK_FRAME_MASK) * R.PAGE_SIZE;
+    return this.u8s[idx]!.subarray(off, off + R.PAGE_SIZE);
   }
 
   read8(maddr: number): number {
@@ -286,8 +313,8 @@ export class Ram {
 
   /** Unsigned 32-bit read. */
   read32(maddr: number): number {
-    const idx = (maddr / CHUNK_BYTES) | 0;
-    const off = maddr - idx * CHUNK_BYTES;
+    const idx = (maddr / R.CHUNK_BYTES) | 0;
+    const off = maddr - idx * R.CHUNK_BYTES;
     const w = off >>> 2;
     // One compare proves both 4-byte alignment and a whole-number address.
     if (w << 2 === off && maddr >= 0 && maddr < this.bytes) {
@@ -309,8 +336,8 @@ export class Ram {
   }
 
   write32(maddr: number, value: number): void {
-    const idx = (maddr / CHUNK_BYTES) | 0;
-    const off = maddr - idx * CHUNK_BYTES;
+    const idx = (maddr / R.CHUNK_BYTES) | 0;
+    const off = maddr - idx * R.CHUNK_BYTES;
     const w = off >>> 2;
     if (w << 2 === off && maddr >= 0 && maddr < this.bytes) {
       if (this.hook !== undefined) this.hook(maddr, 4);
@@ -333,8 +360,8 @@ export class Ram {
 
   /** Low 32 bits of the u64 at maddr. */
   read64lo(maddr: number): number {
-    const idx = (maddr / CHUNK_BYTES) | 0;
-    const off = maddr - idx * CHUNK_BYTES;
+    const idx = (maddr / R.CHUNK_BYTES) | 0;
+    const off = maddr - idx * R.CHUNK_BYTES;
     const w = off >>> 3;
     if (w << 3 === off && maddr >= 0 && maddr < this.bytes) {
       const c = this.u32s[idx];
@@ -346,8 +373,8 @@ export class Ram {
 
   /** High 32 bits of the u64 at maddr. */
   read64hi(maddr: number): number {
-    const idx = (maddr / CHUNK_BYTES) | 0;
-    const off = maddr - idx * CHUNK_BYTES;
+    const idx = (maddr / R.CHUNK_BYTES) | 0;
+    const off = maddr - idx * R.CHUNK_BYTES;
     const w = off >>> 3;
     if (w << 3 === off && maddr >= 0 && maddr < this.bytes) {
       const c = this.u32s[idx];
@@ -359,21 +386,21 @@ export class Ram {
 
   /** The u64 at maddr as a number: exact below 2^53. */
   read64(maddr: number): number {
-    const idx = (maddr / CHUNK_BYTES) | 0;
-    const off = maddr - idx * CHUNK_BYTES;
+    const idx = (maddr / R.CHUNK_BYTES) | 0;
+    const off = maddr - idx * R.CHUNK_BYTES;
     const w = off >>> 3;
     if (w << 3 === off && maddr >= 0 && maddr < this.bytes) {
       const c = this.u32s[idx];
-      return c === undefined ? 0 : c[2 * w + 1] * TWO_32 + c[2 * w];
+      return c === undefined ? 0 : c[2 * w + 1] * R.TWO_32 + c[2 * w];
     }
     this.check(maddr, 8);
-    return this.read32(maddr + 4) * TWO_32 + this.read32(maddr);
+    return this.read32(maddr + 4) * R.TWO_32 + this.read32(maddr);
   }
 
   /** Writes a u64 given as two 32-bit halves. */
   write64(maddr: number, lo: number, hi: number): void {
-    const idx = (maddr / CHUNK_BYTES) | 0;
-    const off = maddr - idx * CHUNK_BYTES;
+    const idx = (maddr / R.CHUNK_BYTES) | 0;
+    const off = maddr - idx * R.CHUNK_BYTES;
     const w = off >>> 3;
     if (w << 3 === off && maddr >= 0 && maddr < this.bytes) {
       if (this.hook !== undefined) this.hook(maddr, 8);
@@ -390,7 +417,7 @@ export class Ram {
 
   /** Writes a u64 given as a number (exact below 2^53; negative numbers as two's complement). */
   write64n(maddr: number, value: number): void {
-    this.write64(maddr, value % TWO_32, Math.floor(value / TWO_32));
+    this.write64(maddr, value % R.TWO_32, Math.floor(value / R.TWO_32));
   }
 
   /** The u64 at maddr as a BigInt: for tests and tools, never for hot paths. */
@@ -424,9 +451,9 @@ export class Ram {
     let done = 0;
     while (done < len) {
       const a = maddr + done;
-      const idx = (a / CHUNK_BYTES) | 0;
-      const off = a - idx * CHUNK_BYTES;
-      const n = Math.min(len - done, CHUNK_BYTES - off);
+      const idx = (a / R.CHUNK_BYTES) | 0;
+      const off = a - idx * R.CHUNK_BYTES;
+      const n = Math.min(len - done, R.CHUNK_BYTES - off);
       const c = this.u8s[idx];
       if (c !== undefined) out.set(c.subarray(off, off + n), done);
       else out.fill(0, done, done + n);
@@ -441,9 +468,9 @@ export class Ram {
     let done = 0;
     while (done < src.length) {
       const a = maddr + done;
-      const idx = (a / CHUNK_BYTES) | 0;
-      const off = a - idx * CHUNK_BYTES;
-      const n = Math.min(src.length - done, CHUNK_BYTES - off);
+      const idx = (a / R.CHUNK_BYTES) | 0;
+      const off = a - idx * R.CHUNK_BYTES;
+      const n = Math.min(src.length - done, R.CHUNK_BYTES - off);
       this.chunk32(idx);
       this.u8s[idx]!.set(src.subarray(done, done + n), off);
       done += n;
@@ -453,11 +480,11 @@ export class Ram {
   /** Fills a frame with zeros (allocates nothing if it was never written). */
   clearFrame(mfn: number): void {
     this.checkMfn(mfn);
-    const idx = mfn >>> CHUNK_FRAME_SHIFT;
+    const idx = mfn >>> R.CHUNK_FRAME_SHIFT;
     const c = this.u32s[idx];
     if (c === undefined) return;
-    if (this.hook !== undefined) this.hook(mfn * PAGE_SIZE, PAGE_SIZE);
-    const base = (mfn & (CHUNK_FRAMES - 1)) << 10;
+    if (this.hook !== undefined) this.hook(mfn * R.PAGE_SIZE, R.PAGE_SIZE);
+    const base = (mfn & R.CHUNK_FRAME_MASK) << 10;
     c.fill(0, base, base + 1024);
   }
 
@@ -465,14 +492,14 @@ export class Ram {
   copyFrame(dst: number, src: number): void {
     this.checkMfn(dst);
     this.checkMfn(src);
-    const s = this.u32s[src >>> CHUNK_FRAME_SHIFT];
+    const s = this.u32s[src >>> R.CHUNK_FRAME_SHIFT];
     if (s === undefined) {
       this.clearFrame(dst);
       return;
     }
     // frameWords reports the store to the write hook.
     this.frameWords(dst, true).set(
-      this.views[src >>> CHUNK_FRAME_SHIFT]![src & (CHUNK_FRAMES - 1)],
+      this.views[src >>> R.CHUNK_FRAME_SHIFT]![src & R.CHUNK_FRAME_MASK],
     );
   }
 }

@@ -39,6 +39,16 @@ export const DEFAULT_CACHE_LEVELS: readonly CacheLevelConfig[] = Object.freeze([
 
 export const LINE_BYTES = 64;
 
+/**
+ * The access path's constants as a const enum: the build writes each use as a number
+ * literal, where a module-level `const` would be a `var` in the bundle, loaded and checked at
+ * every use (and `va / LINE_BYTES` a division by a loaded value). Kept equal by the check.
+ */
+const enum C {
+  LINE_BYTES = 64,
+}
+if (C.LINE_BYTES !== LINE_BYTES) throw new Error("cache.ts: C.LINE_BYTES is not LINE_BYTES.");
+
 const isPow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 
 /**
@@ -120,7 +130,7 @@ export class CacheHierarchy {
    * process). Returns the level that served it: 0 L1d, 1 L2, 2 LLC, 3 DRAM.
    */
   access(space: number, va: number): number {
-    const lineInSpace = Math.floor(va / LINE_BYTES);
+    const lineInSpace = Math.floor(va / C.LINE_BYTES);
     const line = space * 2 ** 42 + lineInSpace;
     // Set index bits: the low bits of the line number (every level has fewer than 2^32 sets).
     const set = lineInSpace >>> 0;

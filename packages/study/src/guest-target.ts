@@ -39,6 +39,16 @@ ACCESS_READ satisfies typeof REPLAY_READ;
 ACCESS_WRITE satisfies typeof REPLAY_WRITE;
 ACCESS_UPDATE satisfies typeof REPLAY_XOR;
 
+/**
+ * ACCESS_WRITE for the replay's per-access passes, as a const enum: the build writes it as a
+ * literal, where the bundle's `var` would be loaded and checked at each use.
+ */
+const enum A {
+  ACCESS_WRITE = 1,
+}
+if (A.ACCESS_WRITE !== ACCESS_WRITE)
+  throw new Error("guest-target.ts: A disagrees with target.ts.");
+
 export interface GuestTargetConfig {
   backend: StudyBackend;
   params: BackendParams;
@@ -231,7 +241,7 @@ export class GuestTarget implements StudyTarget {
     // The operands: a write stores a value of the index, an update xors the index in.
     for (let i = 0; i < n; i++) {
       values[i] =
-        kinds[i] === ACCESS_WRITE ? Math.imul(i + salt, 0x9e3779b1) >>> 0 : (i + salt) >>> 0;
+        kinds[i] === A.ACCESS_WRITE ? Math.imul(i + salt, 0x9e3779b1) >>> 0 : (i + salt) >>> 0;
     }
     // One loop in the guest: per access the cache model's reference, then its translations
     // (whose walks' references follow it into the model) and RAM.
@@ -239,7 +249,7 @@ export class GuestTarget implements StudyTarget {
     if (done !== n) this.killed(p, vas[done]);
     let h = 0x811c9dc5 ^ salt;
     for (let i = 0; i < n; i++) {
-      if (kinds[i] !== ACCESS_WRITE) h = Math.imul(h ^ values[i], 0x01000193);
+      if (kinds[i] !== A.ACCESS_WRITE) h = Math.imul(h ^ values[i], 0x01000193);
     }
     this.k.accesses += n;
     return h >>> 0;

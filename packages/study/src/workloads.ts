@@ -43,14 +43,22 @@ const MiB = 2 ** 20;
  * docs/cost-model.md#instructions). Every backend runs the same instructions.
  */
 export const KBUILD_INSTRUCTIONS_PER_PAGE = 25_000;
-const TWO_32 = 0x1_0000_0000;
-const BATCH = 4096;
+/**
+ * The access loops' constants as a const enum: the build writes each use as a number
+ * literal (a module-level `const` is a `var` in the bundle, loaded and checked at each use,
+ * and a division by it a real division).
+ */
+const enum W {
+  TWO_32 = 0x1_0000_0000,
+  /** Accesses per replay batch. */
+  BATCH = 4096,
+}
 
 /** Reusable access buffers of one run. */
 class Batch {
-  readonly vas = new Float64Array(BATCH);
-  readonly kinds = new Uint8Array(BATCH);
-  readonly values = new Uint32Array(BATCH);
+  readonly vas = new Float64Array(W.BATCH);
+  readonly kinds = new Uint8Array(W.BATCH);
+  readonly values = new Uint32Array(W.BATCH);
   n = 0;
   h = 0x811c9dc5;
   salt = 0;
@@ -63,7 +71,7 @@ class Batch {
   push(va: number, kind: number): void {
     this.vas[this.n] = va;
     this.kinds[this.n] = kind;
-    if (++this.n === BATCH) this.flush();
+    if (++this.n === W.BATCH) this.flush();
   }
 
   flush(): void {
@@ -209,13 +217,14 @@ const gups: Workload = {
     while (left > 0) {
       const table = tables[t++ % tables.length];
       b.to(table.pid);
-      const n = Math.min(left, BATCH);
+      const n = Math.min(left, W.BATCH);
       // Hot loop: fill the batch in place. Multiply-shift scaling of a u32 (bias below
       // 2^-32 * words) keeps one PRNG draw per update.
       b.flush();
       const vas = b.vas;
       const base = table.va;
-      for (let i = 0; i < n; i++) vas[i] = base + Math.floor((prng.nextU32() * words) / TWO_32) * 4;
+      for (let i = 0; i < n; i++)
+        vas[i] = base + Math.floor((prng.nextU32() * words) / W.TWO_32) * 4;
       b.kinds.fill(ACCESS_UPDATE, 0, n);
       b.n = n;
       b.flush();
@@ -292,8 +301,8 @@ const pointerChase: Workload = {
         next[i] = next[j];
         next[j] = t;
       }
-      for (let s = 0; s < slots; s += BATCH) {
-        const n = Math.min(BATCH, slots - s);
+      for (let s = 0; s < slots; s += W.BATCH) {
+        const n = Math.min(W.BATCH, slots - s);
         for (let i = 0; i < n; i++) {
           b.vas[i] = va + (s + i) * stride;
           b.values[i] = next[s + i];
