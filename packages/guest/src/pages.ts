@@ -32,10 +32,8 @@ import {
 } from "./layout";
 import type { Mm } from "./mm";
 import type { GuestPort } from "./port";
-import { E_IOMAP, FRAME_LIMIT } from "./pte";
+import { E_IOMAP, entryFrame, entryHi, entryLo } from "./pte";
 import type { PvOps } from "./pv-ops";
-
-const TWO_32 = 0x1_0000_0000;
 
 /** What the Xen PV boot learnt from start_info. */
 export interface XenBootInfo {
@@ -425,7 +423,7 @@ export class KernelPages {
   /** The pfn an entry names, or -1 (an I/O entry, _PAGE_IOMAP, names no page of this kernel). */
   entryPfn(entry: number): number {
     if ((entry & E_IOMAP) !== 0) return -1;
-    return this.ops.mmu.frameToPfn(Math.floor(entry / PAGE_SIZE) % FRAME_LIMIT);
+    return this.ops.mmu.frameToPfn(entryFrame(entry));
   }
 
   /** A plain store to a page the kernel may write (not pinned): on any platform, a RAM write. */
@@ -433,11 +431,7 @@ export class KernelPages {
     if (this.pinned[pfn] !== 0) {
       throw new Error(`guest kernel: plain store to pinned page-table page ${pfn}`);
     }
-    this.ram.write64(
-      this.frameOf(pfn) * PAGE_SIZE + index * 8,
-      entry % TWO_32,
-      Math.floor(entry / TWO_32),
-    );
+    this.ram.write64(this.frameOf(pfn) * PAGE_SIZE + index * 8, entryLo(entry), entryHi(entry));
   }
 
   /**
@@ -460,8 +454,8 @@ export class KernelPages {
       this.hwMmu,
       this.vcpu(0),
       this.frameOf(pfn) * PAGE_SIZE + index * 8,
-      entry % TWO_32,
-      Math.floor(entry / TWO_32),
+      entryLo(entry),
+      entryHi(entry),
     );
     if (rc < 0) this.kernelError(-1, rc);
   }
@@ -490,8 +484,8 @@ export class KernelPages {
     this.counts.trappingStores++;
     const v = this.vcpu(0);
     const va = this.physVa(pfn) + index * 8;
-    const lo = entry % TWO_32;
-    const hi = Math.floor(entry / TWO_32);
+    const lo = entryLo(entry);
+    const hi = entryHi(entry);
     const m = this.hwMmu;
     let ok: boolean;
     if (typeof m.write64 === "function") {
