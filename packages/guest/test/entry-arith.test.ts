@@ -2,7 +2,8 @@
 // replaced, over every value an entry can have: what RAM's read64 returns for any two 32-bit
 // halves (hi * 2^32 + lo, up to 2^64, rounded above 2^53), what the kernel builds, and, so no
 // input is left out, any double at all (negative, fractional, huge, NaN, infinities). The
-// results must be the same number; only a -0 of the old form may read +0.
+// results must be the same number; only a -0 of the old form may read +0. Also process.ts's
+// inline alignment test of a user address.
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -95,5 +96,21 @@ describe("entry arithmetic without a float modulo", () => {
       Number.NaN,
     ];
     for (const e of edges) check(e);
+  });
+
+  it("process.ts's alignment test equals `a % 4 === 0` on every address it sees (0 <= a < 2^47)", () => {
+    const aligned = (a: number) => Math.floor(a * 0.25) * 4 === a;
+    const addr = fc.oneof(
+      fc.double({ min: 0, max: 2 ** 47, maxExcluded: true, noNaN: true }),
+      fc.integer({ min: 0, max: 2 ** 45 - 1 }).map((x) => x * 4 + (x % 4)),
+      fc.integer({ min: 0, max: 2 ** 45 - 1 }).map((x) => x * 4),
+    );
+    fc.assert(
+      fc.property(addr, (a) => aligned(a) === (a % 4 === 0)),
+      { numRuns: 20_000 },
+    );
+    for (const a of [0, -0, 1, 2, 3, 4, 4.5, 2 ** 47 - 4, 2 ** 47 - 1, 2 ** 47 - 0.5]) {
+      expect(aligned(a)).toBe(a % 4 === 0);
+    }
   });
 });
