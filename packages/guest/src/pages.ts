@@ -35,6 +35,17 @@ import type { GuestPort } from "./port";
 import { E_IOMAP, entryFrame, entryHi, entryLo } from "./pte";
 import type { PvOps } from "./pv-ops";
 
+/**
+ * The page size of the per-entry paths (readEntry and the stores) as a const enum, so the
+ * build writes it as a literal (a bundled module const is a `var`, loaded and checked at
+ * each use in V8's optimised code); checked against layout.ts at load.
+ */
+const enum K {
+  PAGE_SIZE = 4096,
+}
+if (K.PAGE_SIZE !== PAGE_SIZE)
+  throw new Error("pages.ts: the const enum K disagrees with layout.ts.");
+
 /** What the Xen PV boot learnt from start_info. */
 export interface XenBootInfo {
   nrPages: number;
@@ -412,7 +423,7 @@ export class KernelPages {
 
   /** Entry `index` of table page `pfn`, read straight from RAM. */
   readEntry(pfn: number, index: number): number {
-    return this.ram.read64(this.frameOf(pfn) * PAGE_SIZE + index * 8);
+    return this.ram.read64(this.frameOf(pfn) * K.PAGE_SIZE + index * 8);
   }
 
   /** An entry naming `pfn` with `flags` (pv_ops.mmu.makePte: the frame a Xen entry names is the mfn). */
@@ -431,7 +442,7 @@ export class KernelPages {
     if (this.pinned[pfn] !== 0) {
       throw new Error(`guest kernel: plain store to pinned page-table page ${pfn}`);
     }
-    this.ram.write64(this.frameOf(pfn) * PAGE_SIZE + index * 8, entryLo(entry), entryHi(entry));
+    this.ram.write64(this.frameOf(pfn) * K.PAGE_SIZE + index * 8, entryLo(entry), entryHi(entry));
   }
 
   /**
@@ -453,7 +464,7 @@ export class KernelPages {
     const rc = gs.call(
       this.hwMmu,
       this.vcpu(0),
-      this.frameOf(pfn) * PAGE_SIZE + index * 8,
+      this.frameOf(pfn) * K.PAGE_SIZE + index * 8,
       entryLo(entry),
       entryHi(entry),
     );
