@@ -48,7 +48,10 @@ export class KernelFaults extends KernelMemory {
     const pt = this.ptePage(mm, va, true);
     if (pt < 0) return SIGKILL; // out of memory: the OOM killer picks the faulting task
     const m = this.ops.mmu;
-    const i = Math.floor(va / PAGE_SIZE) % 512;
+    // Math.floor(va / PAGE_SIZE) % 512, exactly, without V8's float modulo (an x87 fprem: the
+    // quotient of a user address is above 2^31).
+    const vpn = Math.floor(va / PAGE_SIZE);
+    const i = vpn - Math.trunc(vpn / 512) * 512;
     const e = this.readEntry(pt, i);
     if ((e & E_HOLDS_PAGE) === E_PROTNONE) {
       // A PROT_NONE entry the area now allows (its protections changed without a PTE pass).

@@ -43,7 +43,7 @@ import {
   E_PSE,
   E_RW,
   E_USER,
-  FRAME_LIMIT,
+  entryFrame,
   PAGE_TABLE,
 } from "./pte";
 
@@ -496,7 +496,7 @@ export class KernelMemory extends KernelPages {
         }
         const head = this.entryPfn(old);
         const flags = this.pteFlags(prot, head >= 0 && this.hugeExclusive(head));
-        const frame = Math.floor(old / M.PAGE_SIZE) % FRAME_LIMIT;
+        const frame = entryFrame(old);
         m.setPmd(
           mm,
           pmd,
@@ -529,7 +529,7 @@ export class KernelMemory extends KernelPages {
       const pfn = this.entryPfn(old);
       const flags = this.pteFlags(prot, pfn >= 0 && this.mapcount[pfn] === 1);
       const ad = (old & M.E_PRESENT) !== 0 ? old & (M.E_ACCESSED | M.E_DIRTY) : 0;
-      const frame = Math.floor(old / M.PAGE_SIZE) % FRAME_LIMIT;
+      const frame = entryFrame(old);
       m.ptepModifyProtCommit(mm, pt, i, old, frame * M.PAGE_SIZE + (flags | ad));
       this.counts.ptUpdates++;
     }

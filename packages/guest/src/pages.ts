@@ -32,10 +32,19 @@ import {
 } from "./layout";
 import type { Mm } from "./mm";
 import type { GuestPort } from "./port";
-import { E_IOMAP, FRAME_LIMIT } from "./pte";
+import { E_IOMAP, entryFrame, entryHi, entryLo } from "./pte";
 import type { PvOps } from "./pv-ops";
 
-const TWO_32 = 0x1_0000_0000;
+/**
+ * The page size of the per-entry paths (readEntry and the stores) as a const enum, so the
+ * build writes it as a literal (a bundled module const is a `var`, loaded and checked at
+ * each use in V8's optimised code); checked against layout.ts at load.
+ */
+const enum K {
+  PAGE_SIZE = 4096,
+}
+if (K.PAGE_SIZE !== PAGE_SIZE)
+  throw new Error("pages.ts: the const enum K disagrees with layout.ts.");
 
 /** What the Xen PV boot learnt from start_info. */
 export interface XenBootInfo {
@@ -414,7 +423,7 @@ export class KernelPages {
 
   /** Entry `index` of table page `pfn`, read straight from RAM. */
   readEntry(pfn: number, index: number): number {
-    return this.ram.read64(this.frameOf(pfn) * PAGE_SIZE + index * 8);
+    return this.ram.read64(this.frameOf(pfn) * K.PAGE_SIZE + index * 8);
   }
 
   /** An entry naming `pfn` with `flags` (pv_ops.mmu.makePte: the frame a Xen entry names is the mfn). */
@@ -425,7 +434,7 @@ export class KernelPages {
   /** The pfn an entry names, or -1 (an I/O entry, _PAGE_IOMAP, names no page of this kernel). */
   entryPfn(entry: number): number {
     if ((entry & E_IOMAP) !== 0) return -1;
-    return this.ops.mmu.frameToPfn(Math.floor(entry / PAGE_SIZE) % FRAME_LIMIT);
+    return this.ops.mmu.frameToPfn(entryFrame(entry));
   }
 
   /** A plain store to a page the kernel may write (not pinned): on any platform, a RAM write. */
@@ -433,11 +442,7 @@ export class KernelPages {
     if (this.pinned[pfn] !== 0) {
       throw new Error(`guest kernel: plain store to pinned page-table page ${pfn}`);
     }
-    this.ram.write64(
-      this.frameOf(pfn) * PAGE_SIZE + index * 8,
-      entry % TWO_32,
-      Math.floor(entry / TWO_32),
-    );
+    this.ram.write64(this.frameOf(pfn) * K.PAGE_SIZE + index * 8, entryLo(entry), entryHi(entry));
   }
 
   /**
@@ -459,9 +464,9 @@ export class KernelPages {
     const rc = gs.call(
       this.hwMmu,
       this.vcpu(0),
-      this.frameOf(pfn) * PAGE_SIZE + index * 8,
-      entry % TWO_32,
-      Math.floor(entry / TWO_32),
+      this.frameOf(pfn) * K.PAGE_SIZE + index * 8,
+      entryLo(entry),
+      entryHi(entry),
     );
     if (rc < 0) this.kernelError(-1, rc);
   }
@@ -490,8 +495,8 @@ export class KernelPages {
     this.counts.trappingStores++;
     const v = this.vcpu(0);
     const va = this.physVa(pfn) + index * 8;
-    const lo = entry % TWO_32;
-    const hi = Math.floor(entry / TWO_32);
+    const lo = entryLo(entry);
+    const hi = entryHi(entry);
     const m = this.hwMmu;
     let ok: boolean;
     if (typeof m.write64 === "function") {

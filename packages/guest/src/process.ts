@@ -272,7 +272,8 @@ export class Process implements Task {
     this.userMode();
     for (; i < count; i++) {
       const a = vas[i];
-      if (!(a >= 0 && a < 0x8000_0000_0000 && a % 4 === 0)) {
+      // `a % 4 === 0` for 0 <= a < 2^47, exactly, without V8's float modulo (an x87 fprem).
+      if (!(a >= 0 && a < 0x8000_0000_0000 && Math.floor(a * 0.25) * 4 === a)) {
         this.kernelMode();
         this.checksum = sum;
         this.accesses += i;
@@ -347,7 +348,8 @@ export class Process implements Task {
       for (; i < count; i++) {
         const a = vas[i];
         const kind = kinds[i];
-        if (!(a >= 0 && a < P.USER_END && a % 4 === 0 && kind <= P.REPLAY_XOR)) {
+        // `a % 4 === 0` for 0 <= a < 2^47, exactly, without V8's float modulo (an x87 fprem).
+        if (!(a >= 0 && a < P.USER_END && Math.floor(a * 0.25) * 4 === a && kind <= P.REPLAY_XOR)) {
           if (kind > P.REPLAY_XOR) {
             throw guestError(
               "PROCESS_BAD_BULK",

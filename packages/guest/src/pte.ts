@@ -4,7 +4,10 @@
  * the kernel's short names and composes Linux's protections from them.
  *
  * Invariant: an entry is a plain number (frame * 4096 | flags); the kernel never sets a bit
- * above 51, so the frame is bits 12..51 and a flag test is `(entry & BIT) !== 0`.
+ * above 51, so the frame is bits 12..51 and a flag test is `(entry & BIT) !== 0`. The entry
+ * arithmetic below (frame, low and high halves) uses no `%`: V8 compiles a float modulo to
+ * an x87 `fprem` loop; a multiply by 2^-k, Math.floor/Math.trunc and a subtraction give the
+ * same value as the `%` form for every number (all of them exact; only -0 may become +0).
  */
 import {
   _PAGE_ACCESSED,
@@ -44,7 +47,23 @@ export const PAGE_KERNEL_RO = E_PRESENT | E_ACCESSED | E_DIRTY;
 /** Linux's PAGE_KERNEL_IO: a kernel mapping of device memory (_PAGE_IOMAP set). */
 export const PAGE_KERNEL_IO = PAGE_KERNEL | E_IOMAP;
 
-/** The frame an entry names (bits 12..51). */
+/**
+ * The frame an entry names (bits 12..51): `Math.floor(entry / 4096) % 2 ** 40` without the
+ * float modulo. `x - Math.trunc(x / 2 ** 40) * 2 ** 40` is `x % 2 ** 40` for every number x
+ * (fmod is exact, and so is each step here: the products are by powers of two and the
+ * difference is the exact remainder, which a double holds); only a -0 result reads +0.
+ */
 export function entryFrame(entry: number): number {
-  return Math.floor(entry / 4096) % FRAME_LIMIT;
+  const x = Math.floor(entry * 2 ** -12);
+  return x - Math.trunc(x * 2 ** -40) * 2 ** 40;
+}
+
+/** The low 32 bits of an entry as its store writes them: `entry % 2 ** 32`, exactly, without `%`. */
+export function entryLo(entry: number): number {
+  return entry - Math.trunc(entry * 2 ** -32) * 2 ** 32;
+}
+
+/** The high bits of an entry as its store writes them: `Math.floor(entry / 2 ** 32)`, exactly. */
+export function entryHi(entry: number): number {
+  return Math.floor(entry * 2 ** -32);
 }

@@ -51,7 +51,7 @@ import type { GuestKernel } from "./kernel";
 import { PAGE_SIZE, PT_PMD, PT_PTE, PT_PUD, USER_PGD_SLOTS } from "./layout";
 import type { Mm } from "./mm";
 import { defineGuestPlugin, type GuestPlugin } from "./plugins";
-import { E_IOMAP, E_PRESENT, PAGE_KERNEL, PAGE_KERNEL_RO } from "./pte";
+import { E_IOMAP, E_PRESENT, entryHi, entryLo, PAGE_KERNEL, PAGE_KERNEL_RO } from "./pte";
 import type { BuiltinPvOps, PvMmuOps } from "./pv-ops";
 import { XenCpuOps, xenTimeOps } from "./xen-cpu";
 
@@ -59,7 +59,6 @@ import { XenCpuOps, xenTimeOps } from "./xen-cpu";
 export const MC_BATCH = 32;
 /** Linux's MC_ARGS: bytes of argument space per batch. */
 export const MC_ARGS = MC_BATCH * 16;
-const TWO_32 = 0x1_0000_0000;
 /** Linux's ISA_END_ADDRESS: the top of the ISA hole (1 MiB). */
 const ISA_END_ADDRESS = 0x10_0000;
 
@@ -149,12 +148,7 @@ export class Multicalls {
       e = this.entry(__HYPERVISOR_mmu_update, {}, mmu_update.sizeof);
       e.reqs = [];
     }
-    e.reqs!.push(
-      ((maddr % TWO_32) + cmd) >>> 0,
-      Math.floor(maddr / TWO_32),
-      val % TWO_32,
-      Math.floor(val / TWO_32),
-    );
+    e.reqs!.push((entryLo(maddr) + cmd) >>> 0, entryHi(maddr), entryLo(val), entryHi(val));
   }
 
   mmuext(cmd: number, arg1?: { mfn?: number; linear_addr?: number }, vcpumask?: number[]): void {
