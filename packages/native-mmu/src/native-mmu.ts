@@ -89,7 +89,7 @@ export class NativeMmu implements MmuBackend {
    */
   private fastAccess = -1;
   private fastCounters: Float64Array = new Float64Array(2);
-  /** translateTlb's argument and result (see translate). */
+  /** translateSlow's argument and result (see translate). */
   private slowVa = 0.5;
   private slowResult = 0.5;
 
@@ -140,18 +140,26 @@ export class NativeMmu implements MmuBackend {
     // number above 2^31 passed to or returned from a call that is not inlined is boxed, a
     // heap allocation per translation.
     this.slowVa = va;
-    this.translateTlb(v, access);
+    this.translateSlow(v, access);
     return this.slowResult;
   }
 
   /**
    * translate past the fast path, for `slowVa`: a TLB lookup, and on a miss (or a denied
-   * hit) a walk. Leaves the result in `slowResult`.
+   * hit) a walk and, when it succeeds, the fill. Leaves the result in `slowResult`.
+   *
+   * One function on purpose, larger than V8 inlines (460 bytes of bytecode; this is about
+   * 590): callers then always get translate's fast path alone, and this body gets
+   * `Tlb.lookup` inlined. As two smaller functions, whether the TLB half was inlined into a
+   * caller's loop depended on call-frequency feedback from earlier loops, and when it was,
+   * `lookup` no longer fitted the caller's inlining budget: an out-of-line call with the VA
+   * boxed on every TLB hit (h61 in docs/decisions.md).
    */
-  private translateTlb(v: Vcpu, access: number): void {
+  private translateSlow(v: Vcpu, access: number): void {
     const va = this.slowVa;
+    const c = this.counts;
     const tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
-    if (tlb.lookup(va, 0)) {
+    if (tlb.lookup(va, 0) === true) {
       const p = tlb.hitPerms;
       const mfn = tlb.hitMfn;
       // va % 4096 for a VA >= 0 (a TLB holds no negative VA), without a float modulo.
@@ -159,29 +167,13 @@ export class NativeMmu implements MmuBackend {
       this.remember(v, tlb, va - off, mfn, p);
       if (tlbGrants(p, access, this.mode)) {
         this.fastAccess = access;
-        this.counts.tlbHits++;
+        c.tlbHits++;
         this.slowResult = mfn * 4096 + off;
         return;
       }
     }
-    this.counts.tlbMisses++;
-    this.walkAndFill(v, tlb, access);
-  }
-
-  /** Makes the fast path describe the 4 KiB page at `base` (a multiple of 4096). */
-  private remember(v: Vcpu, tlb: Tlb, base: number, mfn: number, perms: number): void {
-    this.fastUid = v.uid;
-    this.fastBase = base;
-    this.fastMa = mfn * 4096;
-    this.fastPerms = perms;
-    this.fastAccess = -1;
-    this.fastCounters = tlb.counters;
-  }
-
-  /** translateTlb's walk for `slowVa` and, when it succeeds, the fill; sets `slowResult`. */
-  private walkAndFill(v: Vcpu, tlb: Tlb, access: number): void {
-    const va = this.slowVa;
-    const c = this.counts;
+    c.tlbMisses++;
+    // The walk and, when it succeeds, the fill.
     const out = this.out;
     this.fastBase = NO_FAST;
     if (v.cr3Mfn < 0) {
@@ -211,6 +203,16 @@ export class NativeMmu implements MmuBackend {
     this.remember(v, tlb, va - off, (out.maddr - off) * 2 ** -12, out.perms);
     if (tlbGrants(out.perms, access, this.mode)) this.fastAccess = access;
     this.slowResult = out.maddr;
+  }
+
+  /** Makes the fast path describe the 4 KiB page at `base` (a multiple of 4096). */
+  private remember(v: Vcpu, tlb: Tlb, base: number, mfn: number, perms: number): void {
+    this.fastUid = v.uid;
+    this.fastBase = base;
+    this.fastMa = mfn * 4096;
+    this.fastPerms = perms;
+    this.fastAccess = -1;
+    this.fastCounters = tlb.counters;
   }
 
   /** Hands the entries the last walk read to walkRefSink (from the walk's first level down). */
