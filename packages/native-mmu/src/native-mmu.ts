@@ -89,9 +89,11 @@ export class NativeMmu implements MmuBackend {
    */
   private fastAccess = -1;
   private fastCounters: Float64Array = new Float64Array(2);
-  /** translateTlb's argument and result (see translate). */
+  /** translateSlow's argument and result (see translate). */
   private slowVa = 0.5;
   private slowResult = 0.5;
+  /** True when translate already looked `slowVa` up (a miss or a denied hit). */
+  private slowSkip = false;
 
   constructor(hv: Hypervisor, options: NativeMmuOptions = {}) {
     this.ram = hv.machine.ram;
@@ -135,23 +137,51 @@ export class NativeMmu implements MmuBackend {
       c.tlbHits++;
       return this.fastMa + off;
     }
-    // Kept out of line so that the fast path above stays small enough to inline into callers.
-    // The VA goes in and the result comes out through double fields, written in place: a
-    // number above 2^31 passed to or returned from a call that is not inlined is boxed, a
-    // heap allocation per translation.
-    this.slowVa = va;
-    this.translateTlb(v, access);
+    // The TLB hit, also inline: `lookup` is small enough to go into the caller's loop when
+    // its hits are frequent there (when they are rare, it is a call on the rare path only).
+    const tlb = this.tlbs.byCpu[v.uid];
+    if (tlb !== undefined && tlb.lookup(va, 0) === true) {
+      const p = tlb.hitPerms;
+      const mfn = tlb.hitMfn;
+      // va % 4096 for a VA >= 0 (a TLB holds no negative VA), without a float modulo.
+      const pageOff = va - Math.floor(va * 2 ** -12) * 4096;
+      this.remember(v, tlb, va - pageOff, mfn, p);
+      if (tlbGrants(p, access, this.mode)) {
+        this.fastAccess = access;
+        c.tlbHits++;
+        return mfn * 4096 + pageOff;
+      }
+      // A hit that does not grant the access: translateSlow walks without looking up again.
+      this.slowVa = va;
+      this.slowSkip = true;
+    } else {
+      // No TLB yet (translateSlow creates it and looks up), or a miss (it walks).
+      this.slowVa = va;
+      this.slowSkip = tlb !== undefined;
+    }
+    // The rest is out of line, and too large to inline (see translateSlow). The VA goes in
+    // and the result comes out through double fields, written in place: a number above 2^31
+    // passed to or returned from a call that is not inlined is boxed, a heap allocation.
+    this.translateSlow(v, access);
     return this.slowResult;
   }
 
   /**
-   * translate past the fast path, for `slowVa`: a TLB lookup, and on a miss (or a denied
-   * hit) a walk. Leaves the result in `slowResult`.
+   * translate past its hits, for `slowVa`: the TLB lookup unless translate did it
+   * (`slowSkip`), and on a miss (or a denied hit) a walk and, when it succeeds, the fill.
+   * Leaves the result in `slowResult`.
+   *
+   * One function on purpose, larger than V8 inlines (460 bytes of bytecode; this is about
+   * 570): callers then always get translate's two hit paths alone, never the walk. As two smaller functions, whether the TLB half was inlined into a
+   * caller's loop depended on call-frequency feedback from earlier loops, and when it was,
+   * `lookup` no longer fitted the caller's inlining budget: an out-of-line call with the VA
+   * boxed on every TLB hit (h61 in docs/decisions.md).
    */
-  private translateTlb(v: Vcpu, access: number): void {
+  private translateSlow(v: Vcpu, access: number): void {
     const va = this.slowVa;
+    const c = this.counts;
     const tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
-    if (tlb.lookup(va, 0)) {
+    if (!this.slowSkip && tlb.lookup(va, 0) === true) {
       const p = tlb.hitPerms;
       const mfn = tlb.hitMfn;
       // va % 4096 for a VA >= 0 (a TLB holds no negative VA), without a float modulo.
@@ -159,29 +189,13 @@ export class NativeMmu implements MmuBackend {
       this.remember(v, tlb, va - off, mfn, p);
       if (tlbGrants(p, access, this.mode)) {
         this.fastAccess = access;
-        this.counts.tlbHits++;
+        c.tlbHits++;
         this.slowResult = mfn * 4096 + off;
         return;
       }
     }
-    this.counts.tlbMisses++;
-    this.walkAndFill(v, tlb, access);
-  }
-
-  /** Makes the fast path describe the 4 KiB page at `base` (a multiple of 4096). */
-  private remember(v: Vcpu, tlb: Tlb, base: number, mfn: number, perms: number): void {
-    this.fastUid = v.uid;
-    this.fastBase = base;
-    this.fastMa = mfn * 4096;
-    this.fastPerms = perms;
-    this.fastAccess = -1;
-    this.fastCounters = tlb.counters;
-  }
-
-  /** translateTlb's walk for `slowVa` and, when it succeeds, the fill; sets `slowResult`. */
-  private walkAndFill(v: Vcpu, tlb: Tlb, access: number): void {
-    const va = this.slowVa;
-    const c = this.counts;
+    c.tlbMisses++;
+    // The walk and, when it succeeds, the fill.
     const out = this.out;
     this.fastBase = NO_FAST;
     if (v.cr3Mfn < 0) {
@@ -211,6 +225,16 @@ export class NativeMmu implements MmuBackend {
     this.remember(v, tlb, va - off, (out.maddr - off) * 2 ** -12, out.perms);
     if (tlbGrants(out.perms, access, this.mode)) this.fastAccess = access;
     this.slowResult = out.maddr;
+  }
+
+  /** Makes the fast path describe the 4 KiB page at `base` (a multiple of 4096). */
+  private remember(v: Vcpu, tlb: Tlb, base: number, mfn: number, perms: number): void {
+    this.fastUid = v.uid;
+    this.fastBase = base;
+    this.fastMa = mfn * 4096;
+    this.fastPerms = perms;
+    this.fastAccess = -1;
+    this.fastCounters = tlb.counters;
   }
 
   /** Hands the entries the last walk read to walkRefSink (from the walk's first level down). */

@@ -237,19 +237,21 @@ export class NptMmu implements MmuBackend {
   readonly counts: NptCounts = newCounts();
   /** VM exits by basic exit reason (index EXIT_REASON_*). */
   readonly exits = new Float64Array(VMX_EXIT_REASONS_MAX);
-  readonly guestLevels: number;
-  readonly nestedLevels: number;
-  readonly hostPageSize: HostPageSize;
-  readonly vpid: boolean;
+  // Fields the constructor sets are `declare`d: a plain declaration (ES2022 class fields)
+  // first defines them as undefined, and V8 then checks their maps on every read.
+  declare readonly guestLevels: number;
+  declare readonly nestedLevels: number;
+  declare readonly hostPageSize: HostPageSize;
+  declare readonly vpid: boolean;
   /** The guest's paging mode (levels, MAXPHYADDR 46, NXE, WP, 1 GiB pages). */
-  readonly mode: PagingMode;
+  declare readonly mode: PagingMode;
 
-  private readonly hv: Hypervisor;
-  private readonly ram: Ram;
-  private readonly owner: Int32Array;
+  declare private readonly hv: Hypervisor;
+  declare private readonly ram: Ram;
+  declare private readonly owner: Int32Array;
   /** 512^k for k = 0..5. */
   private readonly pow = [1, 512, 512 ** 2, 512 ** 3, 512 ** 4, 512 ** 5];
-  private readonly vaLimit: number;
+  declare private readonly vaLimit: number;
   private readonly out = new WalkResult();
   /**
    * Told the machine address of every entry a 2D walk reads, guest and nested, in the order
@@ -258,19 +260,19 @@ export class NptMmu implements MmuBackend {
   walkRefSink: ((maddr: number) => void) | null = null;
 
   // Combined TLB and guest structure caches: paging's Tlb, one per vCPU (by uid).
-  private readonly tlbs: CpuTlbs;
+  declare private readonly tlbs: CpuTlbs;
   // Nested paging-structure caches: per pCPU, per nested level 1..m-1.
-  private readonly npwcSize: number;
-  private readonly npwcTag: Float64Array;
-  private readonly npwcMfn: Float64Array;
-  private readonly npwcDom: Int32Array;
+  declare private readonly npwcSize: number;
+  declare private readonly npwcTag: Float64Array;
+  declare private readonly npwcMfn: Float64Array;
+  declare private readonly npwcDom: Int32Array;
   // Nested TLB: per pCPU, gfn -> mfn.
-  private readonly ntlbSize: number;
-  private readonly ntlbGfn: Float64Array;
-  private readonly ntlbMfn: Float64Array;
+  declare private readonly ntlbSize: number;
+  declare private readonly ntlbGfn: Float64Array;
+  declare private readonly ntlbMfn: Float64Array;
   /** RWX rights in bits 0..2, the leaf's level in bits 3..4. */
-  private readonly ntlbPerm: Uint8Array;
-  private readonly ntlbDom: Int32Array;
+  declare private readonly ntlbPerm: Uint8Array;
+  declare private readonly ntlbDom: Int32Array;
   /** Page shift of the nested leaf the last successful nested translation used. */
   private nShift = 12;
 
@@ -278,7 +280,7 @@ export class NptMmu implements MmuBackend {
   private readonly eptRoots = new Int32Array(DOMID_FIRST_RESERVED).fill(-1);
   private readonly tableFrames = new Map<number, number[]>();
   private lastCr3 = new Float64Array(64).fill(-2);
-  private readonly lastOnPcpu: Int32Array;
+  declare private readonly lastOnPcpu: Int32Array;
 
   constructor(hv: Hypervisor, options: NptMmuOptions = {}) {
     if (options === null || typeof options !== "object") {

@@ -254,14 +254,16 @@ export class ShadowMmu implements MmuBackend {
   readonly counts: ShadowCounts = newCounts();
   /** VM exits by basic exit reason (index EXIT_REASON_*). */
   readonly exits = new Float64Array(VMX_EXIT_REASONS_MAX);
-  readonly maxShadowPages: number;
-  readonly outOfSync: boolean;
-  readonly writeFlooding: boolean;
+  // Fields the constructor sets are `declare`d: a plain declaration (ES2022 class fields)
+  // first defines them as undefined, and V8 then checks their maps on every read.
+  declare readonly maxShadowPages: number;
+  declare readonly outOfSync: boolean;
+  declare readonly writeFlooding: boolean;
 
-  private readonly hv: Hypervisor;
-  private readonly ram: Ram;
-  private readonly owner: Int32Array;
-  private readonly tlbs: CpuTlbs;
+  declare private readonly hv: Hypervisor;
+  declare private readonly ram: Ram;
+  declare private readonly owner: Int32Array;
+  declare private readonly tlbs: CpuTlbs;
   private readonly out = new WalkResult();
   /**
    * Told the machine address of every paging-structure entry a hardware walk reads, in the
@@ -271,17 +273,17 @@ export class ShadowMmu implements MmuBackend {
   private readonly gout = new WalkResult();
 
   // Per shadow frame (indexed by mfn).
-  private readonly spGfn: Float64Array;
-  private readonly spRole: Uint8Array;
-  private readonly spDom: Int32Array;
+  declare private readonly spGfn: Float64Array;
+  declare private readonly spRole: Uint8Array;
+  declare private readonly spDom: Int32Array;
   /** 1 while the shadow page is out of sync. */
-  private readonly spUnsync: Uint8Array;
+  declare private readonly spUnsync: Uint8Array;
   /** Emulated writes since a fault last walked through the shadow page. */
-  private readonly spFlood: Uint8Array;
+  declare private readonly spFlood: Uint8Array;
   /** Per domain: its out-of-sync shadow pages. */
   private readonly unsyncPages = new Map<number, Set<number>>();
   /** Per guest frame: in-sync non-direct shadow pages of it. */
-  private readonly wpCount: Uint32Array;
+  declare private readonly wpCount: Uint32Array;
   private readonly parents = new Map<number, number[]>();
   private readonly hash = new Map<number, Map<number, number>>();
   private readonly byGfn = new Map<number, number[]>();
