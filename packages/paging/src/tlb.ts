@@ -103,6 +103,9 @@ export class Tlb {
   hitPerms = 0;
   /** lookup's VA, for lookupRest (see lookup). */
   private restVa = 0.5;
+  /** lookupRest's hit, for refill (see lookupRest). */
+  private refillKey = 0.5;
+  private refillMfn = 0.5;
 
   constructor(config: TlbConfig = {}) {
     const levels = config.levels ?? DEFAULT_TLB_LEVELS;
@@ -233,8 +236,14 @@ export class Tlb {
           this.hitPageShift = SIZE_SHIFT[s];
           this.hitMfn = pageMfn + (((va * 2 ** -12) >>> 0) & ((1 << (9 * s)) - 1));
         }
-        if (l > 0)
-          this.refill(l, s, key, a.tag[idx], (a.flags[idx] & 2) !== 0, pageMfn, a.perms[idx]);
+        if (l > 0) {
+          // The key (a VPN, above 2^31 for a high VA) and the frame go through double
+          // fields written in place: as arguments of a call that is not inlined they would
+          // be boxed (a heap number per STLB hit).
+          this.refillKey = key;
+          this.refillMfn = pageMfn;
+          this.refill(l, s, a.tag[idx], (a.flags[idx] & 2) !== 0, a.perms[idx]);
+        }
         return true;
       }
     }
@@ -243,15 +252,11 @@ export class Tlb {
     return false;
   }
 
-  private refill(
-    below: number,
-    s: number,
-    key: number,
-    tag: number,
-    global: boolean,
-    mfn: number,
-    perms: number,
-  ): void {
+  /** Inserts the entry lookupRest hit at level `below` (its key and frame in `refillKey`
+   * and `refillMfn`) into the levels above it. */
+  private refill(below: number, s: number, tag: number, global: boolean, perms: number): void {
+    const key = this.refillKey;
+    const mfn = this.refillMfn;
     for (let l = 0; l < below; l++) this.insertAt(l, s, key, tag, global, mfn, perms);
   }
 
