@@ -220,6 +220,9 @@ export class Tlb {
         c[l * 5]++;
       }
       const a = arrays[i];
+      // An empty array (e.g. the 2 MiB and 1 GiB arrays of a guest without huge pages)
+      // misses without a scan; paging-ref.c's tlb_lookup does the same.
+      if (a.used === 0) continue;
       const key = Math.floor(va * scale[i]);
       const idx = a.find(key, tag);
       if (idx >= 0) {
