@@ -239,7 +239,14 @@ export class Tlb {
           this.hitPageShift = SIZE_SHIFT[s];
           this.hitMfn = pageMfn + (((va * 2 ** -12) >>> 0) & ((1 << (9 * s)) - 1));
         }
-        if (l > 0) {
+        if (l === 1) {
+          const d = this.grid[s];
+          if (d !== null) {
+            d.insert(key, a.tag[idx], (a.flags[idx] & 2) !== 0, pageMfn, a.perms[idx]);
+            c[3]++;
+            if (d.evicted) c[4]++;
+          }
+        } else if (l > 0) {
           // The key (a VPN, above 2^31 for a high VA) and the frame go through double
           // fields written in place: as arguments of a call that is not inlined they would
           // be boxed (a heap number per STLB hit).
