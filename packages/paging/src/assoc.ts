@@ -5,7 +5,9 @@
  * Invariants: an entry is valid iff its `flags` has ASSOC_VALID; at most one valid entry
  * holds a given (key, tag) pair, and a global entry is stored once whatever its tag; an
  * entry lives in set `key mod sets` (sets is a power of two); lookups, inserts and
- * invalidations allocate nothing. A global entry matches every tag.
+ * invalidations allocate nothing. A global entry matches every tag. `used` is the number of
+ * valid entries (insert into a free way adds one, an invalidation subtracts what it drops),
+ * so a lookup may skip an array whose `used` is 0.
  */
 
 import { PagingError } from "./errors";
@@ -52,6 +54,8 @@ export class AssocArray {
   private clock = 0;
   /** Set by insert: whether it evicted a valid entry. */
   evicted = false;
+  /** Valid entries now (see the invariant): 0 means every find misses. */
+  used = 0;
 
   constructor(what: string, config: AssocConfig, random: (() => number) | null) {
     const { sets, ways } = config;
@@ -206,8 +210,10 @@ export class AssocArray {
     }
     this.evicted = false;
     if (idx < 0) {
-      if (free >= 0) idx = free;
-      else {
+      if (free >= 0) {
+        idx = free;
+        this.used++;
+      } else {
         idx = this.victimFull(base, set);
         this.evicted = true;
       }
@@ -237,6 +243,7 @@ export class AssocArray {
         n++;
       }
     }
+    this.used -= n;
     return n;
   }
 
@@ -256,6 +263,7 @@ export class AssocArray {
       flags[i] = 0;
       n++;
     }
+    this.used -= n;
     return n;
   }
 }

@@ -103,6 +103,9 @@ export class Tlb {
   hitPerms = 0;
   /** lookup's VA, for lookupRest (see lookup). */
   private restVa = 0.5;
+  /** lookupRest's hit, for refill (see lookupRest). */
+  private refillKey = 0.5;
+  private refillMfn = 0.5;
 
   constructor(config: TlbConfig = {}) {
     const levels = config.levels ?? DEFAULT_TLB_LEVELS;
@@ -217,6 +220,9 @@ export class Tlb {
         c[l * 5]++;
       }
       const a = arrays[i];
+      // An empty array (e.g. the 2 MiB and 1 GiB arrays of a guest without huge pages)
+      // misses without a scan; paging-ref.c's tlb_lookup does the same.
+      if (a.used === 0) continue;
       const key = Math.floor(va * scale[i]);
       const idx = a.find(key, tag);
       if (idx >= 0) {
@@ -233,8 +239,21 @@ export class Tlb {
           this.hitPageShift = SIZE_SHIFT[s];
           this.hitMfn = pageMfn + (((va * 2 ** -12) >>> 0) & ((1 << (9 * s)) - 1));
         }
-        if (l > 0)
-          this.refill(l, s, key, a.tag[idx], (a.flags[idx] & 2) !== 0, pageMfn, a.perms[idx]);
+        if (l === 1) {
+          const d = this.grid[s];
+          if (d !== null) {
+            d.insert(key, a.tag[idx], (a.flags[idx] & 2) !== 0, pageMfn, a.perms[idx]);
+            c[3]++;
+            if (d.evicted) c[4]++;
+          }
+        } else if (l > 0) {
+          // The key (a VPN, above 2^31 for a high VA) and the frame go through double
+          // fields written in place: as arguments of a call that is not inlined they would
+          // be boxed (a heap number per STLB hit).
+          this.refillKey = key;
+          this.refillMfn = pageMfn;
+          this.refill(l, s, a.tag[idx], (a.flags[idx] & 2) !== 0, a.perms[idx]);
+        }
         return true;
       }
     }
@@ -243,15 +262,11 @@ export class Tlb {
     return false;
   }
 
-  private refill(
-    below: number,
-    s: number,
-    key: number,
-    tag: number,
-    global: boolean,
-    mfn: number,
-    perms: number,
-  ): void {
+  /** Inserts the entry lookupRest hit at level `below` (its key and frame in `refillKey`
+   * and `refillMfn`) into the levels above it. */
+  private refill(below: number, s: number, tag: number, global: boolean, perms: number): void {
+    const key = this.refillKey;
+    const mfn = this.refillMfn;
     for (let l = 0; l < below; l++) this.insertAt(l, s, key, tag, global, mfn, perms);
   }
 

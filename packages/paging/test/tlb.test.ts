@@ -1,4 +1,5 @@
 import { Ram } from "@hyperlab/machine";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   ACCESS_FETCH,
@@ -23,7 +24,7 @@ import {
   WalkResult,
   walk,
 } from "../src/index";
-import { expectPagingError, TableBuilder } from "./helpers";
+import { expectPagingError, fcParams, TableBuilder } from "./helpers";
 
 const K4 = 4096;
 const M2 = 2 ** 21;
@@ -335,5 +336,55 @@ describe("checkAccess: the rights of a TLB hit", () => {
       ACCESS_NEEDS_WALK,
     );
     expect(checkAccess(PERM_NX | PERM_RW, ACCESS_FETCH, m)).toBe(P | PFEC_insn_fetch);
+  });
+});
+
+describe("AssocArray.used (property)", () => {
+  it("counts the valid entries of every array through inserts, lookups and flushes", () => {
+    const op = fc.oneof(
+      fc.record({
+        k: fc.constant("insert"),
+        vpn: fc.integer({ min: 0, max: 2 ** 36 - 1 }),
+        tag: fc.integer({ min: 0, max: 3 }),
+        shift: fc.constantFrom(12, 21, 30),
+        global: fc.boolean(),
+      }),
+      fc.record({
+        k: fc.constantFrom("lookup", "invlpg", "invpcid"),
+        vpn: fc.integer({ min: 0, max: 2 ** 36 - 1 }),
+        tag: fc.integer({ min: 0, max: 3 }),
+      }),
+      fc.record({ k: fc.constantFrom("flushTag", "flushNonGlobal", "flushAll"), tag: fc.nat(3) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 300 }), (ops) => {
+        // Small arrays so that sets fill, evict and empty again.
+        const g = { sets: 2, ways: 2 };
+        const tlb = new Tlb({
+          levels: [
+            { size4k: g, size2m: g, size1g: g },
+            { size4k: { sets: 4, ways: 3 }, size2m: g },
+          ],
+        });
+        for (const o of ops) {
+          const va = "vpn" in o ? o.vpn * 4096 : 0;
+          if (o.k === "insert" && "shift" in o) {
+            tlb.insert(va, o.tag, 1000, o.shift, PERM_RW | (o.global ? PERM_GLOBAL : 0));
+          } else if (o.k === "lookup") tlb.lookup(va, o.tag);
+          else if (o.k === "invlpg") tlb.invlpg(va, o.tag);
+          else if (o.k === "invpcid") tlb.invpcidAddress(va, o.tag);
+          else if (o.k === "flushTag") tlb.flushTag(o.tag);
+          else if (o.k === "flushNonGlobal") tlb.flushNonGlobal();
+          else tlb.flushAll();
+          for (let l = 0; l < 2; l++) {
+            for (const shift of [12, 21, 30]) {
+              const a = tlb.array(l, shift);
+              if (a !== null) expect(a.used).toBe(a.occupancy());
+            }
+          }
+        }
+      }),
+      fcParams(50),
+    );
   });
 });

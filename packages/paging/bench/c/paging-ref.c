@@ -61,6 +61,7 @@ typedef struct {
   u64 *stamp;
   u64 clock;
   int evicted;
+  u32 used; /* valid entries (src/assoc.ts's `used`): tlb_lookup skips an empty array */
 } assoc;
 
 static void assoc_init(assoc *a, u32 sets, u32 ways) {
@@ -76,6 +77,7 @@ static void assoc_init(assoc *a, u32 sets, u32 ways) {
   a->stamp = calloc(n, sizeof(u64));
   a->clock = 0;
   a->evicted = 0;
+  a->used = 0;
 }
 
 static inline int assoc_find(assoc *a, u64 key, u32 tag) {
@@ -105,8 +107,10 @@ static inline u32 assoc_insert(assoc *a, u64 key, u32 tag, int global, u64 value
   }
   a->evicted = 0;
   if (idx < 0) {
-    if (free_ >= 0) idx = free_;
-    else {
+    if (free_ >= 0) {
+      idx = free_;
+      a->used++;
+    } else {
       u32 best = base;
       for (u32 i = base + 1; i < end; i++)
         if (a->stamp[i] < a->stamp[best]) best = i;
@@ -395,6 +399,7 @@ static inline int tlb_lookup(tlb_t *t, u64 va, u32 tag) {
       c[l * TLB_STRIDE + 0]++;
     }
     assoc *a = &t->arrays[i];
+    if (i > 0 && a->used == 0) continue;
     int s = t->array_size[i];
     u64 key = va >> size_shift[s];
     int idx = assoc_find(a, key, tag);

@@ -135,7 +135,10 @@ static void die(const char *what) {
 
 /* ---- TLB flushes (paging's flushNonGlobal: every entry, as none is global here, and the
  * page-walk caches) */
-static void assoc_clear(assoc *a) { memset(a->flags, 0, (size_t)a->sets * a->ways); }
+static void assoc_clear(assoc *a) {
+  memset(a->flags, 0, (size_t)a->sets * a->ways);
+  a->used = 0;
+}
 
 static void flush_local(void) {
   cpu.fast_vpn = -1;
