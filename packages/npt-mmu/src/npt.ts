@@ -353,7 +353,8 @@ export class NptMmu implements MmuBackend {
   translate(vcpu: Vcpu, va: number, access: number): number {
     // The hot path, small enough to inline into the caller's loop: a vCPU that has its TLB,
     // runs under the CR3 last seen and needs no entry flush (VPID, or it ran last on its
-    // pCPU) asks its TLB. Anything else takes translateSlow, which does the same in order.
+    // pCPU) asks its TLB, and a hit is answered here. Anything else takes translateSlow,
+    // which does the same in order (`looked` says whether this lookup was already made).
     const uid = vcpu.uid;
     const tlb = this.tlbs.byCpu[uid];
     if (
@@ -362,37 +363,44 @@ export class NptMmu implements MmuBackend {
       vcpu.cr3Mfn !== this.lastCr3[uid] ||
       !(this.vpid || this.lastOnPcpu[vcpu.processor] === uid)
     ) {
-      return this.translateSlow(vcpu, va, access);
+      return this.translateSlow(vcpu, va, access, false);
     }
     if (tlb.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, this.mode)) {
       this.counts.tlbHits++;
       return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
     }
-    return this.translateMiss(vcpu, tlb, va, access);
+    return this.translateSlow(vcpu, va, access, true);
   }
 
-  /** translate from the start: a first translation, a CR3 change, a VM entry's flush, no TLB. */
-  private translateSlow(vcpu: Vcpu, va: number, access: number): number {
+  /**
+   * Everything translate does not: a first translation, a CR3 change, a VM entry's flush, a
+   * vCPU without a TLB (then the lookup), and after a TLB miss or a denied hit (`looked`:
+   * translate already looked up) the 2D walk, retried after each exit that backed a page.
+   * One method on purpose, over V8's 460-byte bytecode limit for inlining: V8 then never
+   * pulls the miss path into the caller's loop, and translate's hit path (with the TLB's
+   * lookup) always fits the caller's inlining budget (h61's shape for native-mmu).
+   */
+  private translateSlow(vcpu: Vcpu, va: number, access: number, looked: boolean): number {
     const uid = vcpu.uid;
-    if (uid >= this.lastCr3.length) this.growVcpus(uid);
     const p = vcpu.processor;
-    const tlb = this.tlbs.byCpu[uid] ?? this.tlbs.of(uid);
-    if (!this.vpid && this.lastOnPcpu[p] !== uid) {
-      // Without VPID, entering another vCPU on this pCPU left nothing of ours behind.
-      this.lastOnPcpu[p] = uid;
-      this.counts.vmentryFlushes++;
-      if (tlb !== null) tlb.flushAll();
+    let tlb: Tlb | null;
+    if (looked) {
+      tlb = this.tlbs.byCpu[uid] as Tlb;
+    } else {
+      if (uid >= this.lastCr3.length) this.growVcpus(uid);
+      tlb = this.tlbs.byCpu[uid] ?? this.tlbs.of(uid);
+      if (!this.vpid && this.lastOnPcpu[p] !== uid) {
+        // Without VPID, entering another vCPU on this pCPU left nothing of ours behind.
+        this.lastOnPcpu[p] = uid;
+        this.counts.vmentryFlushes++;
+        if (tlb !== null) tlb.flushAll();
+      }
+      if (vcpu.cr3Mfn !== this.lastCr3[uid]) this.cr3Loaded(vcpu);
+      if (tlb?.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, this.mode)) {
+        this.counts.tlbHits++;
+        return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
+      }
     }
-    if (vcpu.cr3Mfn !== this.lastCr3[uid]) this.cr3Loaded(vcpu);
-    if (tlb?.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, this.mode)) {
-      this.counts.tlbHits++;
-      return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
-    }
-    return this.translateMiss(vcpu, tlb, va, access);
-  }
-
-  /** translate after a TLB miss (or without a TLB): the 2D walk, retried after each exit that backed a page. */
-  private translateMiss(vcpu: Vcpu, tlb: Tlb | null, va: number, access: number): number {
     this.counts.tlbMisses++;
     this.fault.exitReason = -1;
     this.fault.gpa = -1;
@@ -400,7 +408,6 @@ export class NptMmu implements MmuBackend {
     if (!(va >= 0 && va < this.vaLimit && vpn * 4096 <= va)) {
       return this.guestFault(va, access & ACCESS_MASK);
     }
-    const p = vcpu.processor;
     // Each retry follows an exit that backed one more guest-physical page.
     for (let attempt = 0; attempt <= this.guestLevels + 2; attempt++) {
       const r = this.walk2d(p, tlb, vcpu.domain.domid, vcpu.cr3Mfn, va, access);
