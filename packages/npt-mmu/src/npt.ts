@@ -59,7 +59,6 @@ import {
   PERM_USER,
   type Tlb,
   type TlbConfig,
-  tlbGrants,
   WalkResult,
 } from "@hyperlab/paging";
 import { nptMmuError } from "./errors";
@@ -105,6 +104,29 @@ const LEAF_SHIFT = [0, 12, 21, 30];
 const SCALE9 = [1, 2 ** -9, 2 ** -18, 2 ** -27, 2 ** -36, 2 ** -45];
 /** 2^-(12 + 9(L-1)) by guest level L: `(va * VA_SCALE[L]) & 511` is the VA's index at level L. */
 const VA_SCALE = [1, 2 ** -12, 2 ** -21, 2 ** -30, 2 ** -39, 2 ** -48];
+
+// tlbGrants' bits as this module's constants: V8 folds a module's own `const` into the code,
+// where an imported binding is a cell load and check on every use.
+const G_WRITE = PFEC_write_access;
+const G_USER = PFEC_user_mode;
+const G_FETCH = PFEC_insn_fetch;
+const G_RW = PERM_RW;
+const G_USER_PERM = PERM_USER;
+const G_NX = PERM_NX;
+const G_DIRTY = PERM_DIRTY;
+
+/**
+ * paging's tlbGrants (the rights of a TLB hit against an access, CR0.WP from `mode`), the
+ * same rule with this module's constants; test/differential.test.ts holds the two equal.
+ */
+export function grants(perms: number, access: number, mode: PagingMode): boolean {
+  if ((access & G_WRITE) !== 0) {
+    if ((perms & G_DIRTY) === 0) return false;
+    if ((perms & G_RW) === 0 && ((access & G_USER) !== 0 || mode.wp)) return false;
+  }
+  if ((access & G_USER) !== 0 && (perms & G_USER_PERM) === 0) return false;
+  return (access & G_FETCH) === 0 || (perms & G_NX) === 0;
+}
 
 /** Bytes of a host page size. */
 export type HostPageSize = "4K" | "2M" | "1G";
@@ -253,6 +275,11 @@ export class NptMmu implements MmuBackend {
   private readonly pow = [1, 512, 512 ** 2, 512 ** 3, 512 ** 4, 512 ** 5];
   declare private readonly vaLimit: number;
   private readonly out = new WalkResult();
+  /** translate's VA for translateSlow, and translateSlow's result (see translate). */
+  private slowVa = 0.5;
+  private slowMa = 0.5;
+  /** translateSlow's VA for walk2d (a double field, as slowVa). */
+  private walkVa = 0.5;
   /**
    * Told the machine address of every entry a 2D walk reads, guest and nested, in the order
    * read (for a data-cache model such as the study's); null for none.
@@ -355,6 +382,9 @@ export class NptMmu implements MmuBackend {
     // runs under the CR3 last seen and needs no entry flush (VPID, or it ran last on its
     // pCPU) asks its TLB, and a hit is answered here. Anything else takes translateSlow,
     // which does the same in order (`looked` says whether this lookup was already made).
+    // The VA goes to translateSlow and its result comes back through double fields: as an
+    // argument of a call that is not inlined a VA above 2^31 is boxed (a heap number per
+    // miss), and a call's tagged result merged with the hit's would make V8 tag the hit's.
     const uid = vcpu.uid;
     const tlb = this.tlbs.byCpu[uid];
     if (
@@ -363,24 +393,33 @@ export class NptMmu implements MmuBackend {
       vcpu.cr3Mfn !== this.lastCr3[uid] ||
       !(this.vpid || this.lastOnPcpu[vcpu.processor] === uid)
     ) {
-      return this.translateSlow(vcpu, va, access, false);
+      this.slowVa = va;
+      this.translateSlow(vcpu, access, false);
+      return this.slowMa;
     }
-    if (tlb.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, this.mode)) {
+    // `=== true`: lookup's result merges its out-of-line lookupRest's (a tagged value), and
+    // a plain truth test of it costs V8 a full ToBoolean.
+    if (tlb.lookup(va, 0) === true && grants(tlb.hitPerms, access, this.mode)) {
       this.counts.tlbHits++;
       return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
     }
-    return this.translateSlow(vcpu, va, access, true);
+    this.slowVa = va;
+    this.translateSlow(vcpu, access, true);
+    return this.slowMa;
   }
 
   /**
-   * Everything translate does not: a first translation, a CR3 change, a VM entry's flush, a
-   * vCPU without a TLB (then the lookup), and after a TLB miss or a denied hit (`looked`:
-   * translate already looked up) the 2D walk, retried after each exit that backed a page.
-   * One method on purpose, over V8's 460-byte bytecode limit for inlining: V8 then never
-   * pulls the miss path into the caller's loop, and translate's hit path (with the TLB's
-   * lookup) always fits the caller's inlining budget (h61's shape for native-mmu).
+   * Everything translate does not, for the VA in `slowVa`, its result in `slowMa`: a first
+   * translation, a CR3 change, a VM entry's flush, a vCPU without a TLB (then the lookup),
+   * and after a TLB miss or a denied hit (`looked`: translate already looked up) the 2D
+   * walk, retried after each exit that backed a page. One method on purpose, over V8's
+   * 460-byte bytecode limit for inlining: V8 then never pulls the miss path into the
+   * caller's loop, and translate's hit path (with the TLB's lookup) always fits the caller's
+   * inlining budget (h61's shape for native-mmu).
    */
-  private translateSlow(vcpu: Vcpu, va: number, access: number, looked: boolean): number {
+  private translateSlow(vcpu: Vcpu, access: number, looked: boolean): void {
+    // Read once: a walkRefSink or a host callback that translated again would overwrite it.
+    const va = this.slowVa;
     const uid = vcpu.uid;
     const p = vcpu.processor;
     let tlb: Tlb | null;
@@ -396,9 +435,10 @@ export class NptMmu implements MmuBackend {
         if (tlb !== null) tlb.flushAll();
       }
       if (vcpu.cr3Mfn !== this.lastCr3[uid]) this.cr3Loaded(vcpu);
-      if (tlb?.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, this.mode)) {
+      if (tlb?.lookup(va, 0) && grants(tlb.hitPerms, access, this.mode)) {
         this.counts.tlbHits++;
-        return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
+        this.slowMa = tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
+        return;
       }
     }
     this.counts.tlbMisses++;
@@ -406,15 +446,23 @@ export class NptMmu implements MmuBackend {
     this.fault.gpa = -1;
     const vpn = Math.floor(va * PAGE_SCALE);
     if (!(va >= 0 && va < this.vaLimit && vpn * 4096 <= va)) {
-      return this.guestFault(va, access & ACCESS_MASK);
+      this.slowMa = this.guestFault(va, access & ACCESS_MASK);
+      return;
     }
     // Each retry follows an exit that backed one more guest-physical page.
     for (let attempt = 0; attempt <= this.guestLevels + 2; attempt++) {
-      const r = this.walk2d(p, tlb, vcpu.domain.domid, vcpu.cr3Mfn, va, access);
-      if (r >= 0) return r * 4096 + (va - vpn * 4096);
-      if (r !== RETRY) return r;
+      this.walkVa = va;
+      const r = this.walk2d(p, tlb, vcpu.domain.domid, vcpu.cr3Mfn, access);
+      if (r >= 0) {
+        this.slowMa = r * 4096 + (va - vpn * 4096);
+        return;
+      }
+      if (r !== RETRY) {
+        this.slowMa = r;
+        return;
+      }
     }
-    return this.guestFault(va, access & ACCESS_MASK);
+    this.slowMa = this.guestFault(va, access & ACCESS_MASK);
   }
 
   private guestFault(va: number, errorCode: number): number {
@@ -441,14 +489,8 @@ export class NptMmu implements MmuBackend {
    * `out` keeps what the guest structure caches' fill reads (start and leaf level, each
    * level's entry and rights).
    */
-  private walk2d(
-    p: number,
-    tlb: Tlb | null,
-    dom: number,
-    cr3: number,
-    va: number,
-    access: number,
-  ): number {
+  private walk2d(p: number, tlb: Tlb | null, dom: number, cr3: number, access: number): number {
+    const va = this.walkVa;
     const c = this.counts;
     c.walks++;
     const acc = access & ACCESS_MASK;

@@ -12,7 +12,14 @@ import {
   _PAGE_PRESENT,
   _PAGE_PSE,
 } from "@hyperlab/abi";
-import { PFEC_page_present, PFEC_reserved_bit, WalkResult, walk } from "@hyperlab/paging";
+import {
+  createPagingMode,
+  PFEC_page_present,
+  PFEC_reserved_bit,
+  tlbGrants,
+  WalkResult,
+  walk,
+} from "@hyperlab/paging";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -23,6 +30,7 @@ import {
   VMX_EPT_RWX_MASK,
   VMX_EPT_WRITABLE_MASK,
 } from "../src/index";
+import { grants } from "../src/npt";
 import { boot, GuestMem, GuestTables, NO_CACHES, runs, seed } from "./helpers";
 
 const BASE = 0x7f00_0000_0000;
@@ -142,5 +150,16 @@ describe("NptMmu's guest dimension against paging's walk", () => {
     expect(_PAGE_NX_HI >>> 0).toBe(0x8000_0000);
     expect([VMX_EPT_READABLE_MASK, VMX_EPT_WRITABLE_MASK, VMX_EPT_RWX_MASK]).toEqual([1, 2, 7]);
     expect([PT_PAGE_SIZE_MASK, VMX_EPT_MT_MASK, VMX_EPT_MT_EPTE_SHIFT]).toEqual([0x80, 0x38, 3]);
+  });
+
+  it("translate's grants answers as paging's tlbGrants for every rights and access bit", () => {
+    for (const wp of [false, true]) {
+      const mode = { ...createPagingMode({ levels: 4 }), wp };
+      for (let perms = 0; perms < 0x200; perms++) {
+        for (let access = 0; access < 0x20; access++) {
+          expect(grants(perms, access, mode)).toBe(tlbGrants(perms, access, mode));
+        }
+      }
+    }
   });
 });
