@@ -10,7 +10,7 @@
  * and the access faults to the guest.
  *
  * The guest dimension is @hyperlab/paging's walk rule (walkStep's checks per level, then
- * walkFinish's rights and A/D), written out in walk2d with each level's table address
+ * walkFinish's rights and A/D), written out in translateSlow with each level's table address
  * translated through the nested dimension first (test/differential.test.ts holds it to
  * paging's walk); the combined TLB and
  * the guest paging-structure caches are paging's Tlb and PageWalkCache, one per vCPU (what
@@ -48,7 +48,6 @@ import {
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
 import {
-  accessDenied,
   CpuTlbs,
   createPagingMode,
   type PagingMode,
@@ -59,7 +58,6 @@ import {
   PERM_USER,
   type Tlb,
   type TlbConfig,
-  tlbGrants,
   WalkResult,
 } from "@hyperlab/paging";
 import { nptMmuError } from "./errors";
@@ -105,6 +103,47 @@ const LEAF_SHIFT = [0, 12, 21, 30];
 const SCALE9 = [1, 2 ** -9, 2 ** -18, 2 ** -27, 2 ** -36, 2 ** -45];
 /** 2^-(12 + 9(L-1)) by guest level L: `(va * VA_SCALE[L]) & 511` is the VA's index at level L. */
 const VA_SCALE = [1, 2 ** -12, 2 ** -21, 2 ** -30, 2 ** -39, 2 ** -48];
+
+// The bits the hot paths test, as this module's own constants (npt-ref.c's names): V8 folds
+// a module's `const` into optimised code, where an imported binding is a cell load and a
+// check at every use.
+const WRITE = PFEC_write_access;
+const USER = PFEC_user_mode;
+const FETCH = PFEC_insn_fetch;
+const PRESENT = PFEC_page_present;
+const RSVD = PFEC_reserved_bit;
+const P_RW = PERM_RW;
+const P_USER = PERM_USER;
+const P_NX = PERM_NX;
+const P_DIRTY = PERM_DIRTY;
+const P_GLOBAL = PERM_GLOBAL;
+const EPT_R = VMX_EPT_READABLE_MASK;
+const EPT_W = VMX_EPT_WRITABLE_MASK;
+const EPT_X = VMX_EPT_EXECUTABLE_MASK;
+
+/**
+ * paging's tlbGrants (may a TLB hit's rights serve the access; CR0.WP from `mode`), the same
+ * rule on this module's constants; test/differential.test.ts holds the two equal.
+ */
+export function grants(perms: number, access: number, mode: PagingMode): boolean {
+  if ((access & WRITE) !== 0) {
+    if ((perms & P_DIRTY) === 0) return false;
+    if ((perms & P_RW) === 0 && ((access & USER) !== 0 || mode.wp)) return false;
+  }
+  if ((access & USER) !== 0 && (perms & P_USER) === 0) return false;
+  return (access & FETCH) === 0 || (perms & P_NX) === 0;
+}
+
+/** paging's accessDenied (walkFinish's rights check), the same way; held equal the same way. */
+export function denied(perms: number, access: number, mode: PagingMode): boolean {
+  if ((access & USER) !== 0) {
+    if ((perms & P_USER) === 0) return true;
+    if ((access & WRITE) !== 0 && (perms & P_RW) === 0) return true;
+  } else if ((access & WRITE) !== 0 && (perms & P_RW) === 0 && mode.wp) {
+    return true;
+  }
+  return (access & FETCH) !== 0 && (perms & P_NX) !== 0;
+}
 
 /** Bytes of a host page size. */
 export type HostPageSize = "4K" | "2M" | "1G";
@@ -253,6 +292,9 @@ export class NptMmu implements MmuBackend {
   private readonly pow = [1, 512, 512 ** 2, 512 ** 3, 512 ** 4, 512 ** 5];
   declare private readonly vaLimit: number;
   private readonly out = new WalkResult();
+  /** translate's VA for translateSlow, and translateSlow's result (see translate). */
+  private slowVa = 0.5;
+  private slowMa = 0.5;
   /**
    * Told the machine address of every entry a 2D walk reads, guest and nested, in the order
    * read (for a data-cache model such as the study's); null for none.
@@ -354,7 +396,10 @@ export class NptMmu implements MmuBackend {
     // The hot path, small enough to inline into the caller's loop: a vCPU that has its TLB,
     // runs under the CR3 last seen and needs no entry flush (VPID, or it ran last on its
     // pCPU) asks its TLB, and a hit is answered here. Anything else takes translateSlow,
-    // which does the same in order (`looked` says whether this lookup was already made).
+    // which does the same in order (`looked` says whether this lookup was already made). The
+    // VA goes to translateSlow and its result comes back through double fields: as an
+    // argument of a call that is not inlined a VA above 2^31 is boxed (a heap number per
+    // miss), and a call's tagged result merged with the hit's would make V8 tag the hit's.
     const uid = vcpu.uid;
     const tlb = this.tlbs.byCpu[uid];
     if (
@@ -363,72 +408,32 @@ export class NptMmu implements MmuBackend {
       vcpu.cr3Mfn !== this.lastCr3[uid] ||
       !(this.vpid || this.lastOnPcpu[vcpu.processor] === uid)
     ) {
-      return this.translateSlow(vcpu, va, access, false);
+      this.slowVa = va;
+      this.translateSlow(vcpu, access, false);
+      return this.slowMa;
     }
-    if (tlb.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, this.mode)) {
+    // `=== true`: lookup's result merges its out-of-line lookupRest's (a tagged value), and
+    // a plain truth test of it costs V8 a full ToBoolean.
+    if (tlb.lookup(va, 0) === true && grants(tlb.hitPerms, access, this.mode)) {
       this.counts.tlbHits++;
       return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
     }
-    return this.translateSlow(vcpu, va, access, true);
+    this.slowVa = va;
+    this.translateSlow(vcpu, access, true);
+    return this.slowMa;
   }
 
   /**
-   * Everything translate does not: a first translation, a CR3 change, a VM entry's flush, a
-   * vCPU without a TLB (then the lookup), and after a TLB miss or a denied hit (`looked`:
-   * translate already looked up) the 2D walk, retried after each exit that backed a page.
-   * One method on purpose, over V8's 460-byte bytecode limit for inlining: V8 then never
-   * pulls the miss path into the caller's loop, and translate's hit path (with the TLB's
-   * lookup) always fits the caller's inlining budget (h61's shape for native-mmu).
-   */
-  private translateSlow(vcpu: Vcpu, va: number, access: number, looked: boolean): number {
-    const uid = vcpu.uid;
-    const p = vcpu.processor;
-    let tlb: Tlb | null;
-    if (looked) {
-      tlb = this.tlbs.byCpu[uid] as Tlb;
-    } else {
-      if (uid >= this.lastCr3.length) this.growVcpus(uid);
-      tlb = this.tlbs.byCpu[uid] ?? this.tlbs.of(uid);
-      if (!this.vpid && this.lastOnPcpu[p] !== uid) {
-        // Without VPID, entering another vCPU on this pCPU left nothing of ours behind.
-        this.lastOnPcpu[p] = uid;
-        this.counts.vmentryFlushes++;
-        if (tlb !== null) tlb.flushAll();
-      }
-      if (vcpu.cr3Mfn !== this.lastCr3[uid]) this.cr3Loaded(vcpu);
-      if (tlb?.lookup(va, 0) && tlbGrants(tlb.hitPerms, access, this.mode)) {
-        this.counts.tlbHits++;
-        return tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
-      }
-    }
-    this.counts.tlbMisses++;
-    this.fault.exitReason = -1;
-    this.fault.gpa = -1;
-    const vpn = Math.floor(va * PAGE_SCALE);
-    if (!(va >= 0 && va < this.vaLimit && vpn * 4096 <= va)) {
-      return this.guestFault(va, access & ACCESS_MASK);
-    }
-    // Each retry follows an exit that backed one more guest-physical page.
-    for (let attempt = 0; attempt <= this.guestLevels + 2; attempt++) {
-      const r = this.walk2d(p, tlb, vcpu.domain.domid, vcpu.cr3Mfn, va, access);
-      if (r >= 0) return r * 4096 + (va - vpn * 4096);
-      if (r !== RETRY) return r;
-    }
-    return this.guestFault(va, access & ACCESS_MASK);
-  }
-
-  private guestFault(va: number, errorCode: number): number {
-    this.fault.va = va;
-    this.fault.errorCode = errorCode;
-    this.counts.guestFaults++;
-    return FAULT;
-  }
-
-  /**
-   * One two-dimensional walk: before each guest level's entry is read, the guest table's gfn
-   * goes through the nested table; after the leaf, so does the final guest-physical address.
-   * Returns the data page's mfn (translate adds the offset: a small integer return is not
-   * boxed as the machine address would be), FAULT or RETRY.
+   * Everything translate does not, for the VA in `slowVa`, its result in `slowMa`: a first
+   * translation, a CR3 change, a VM entry's flush, a vCPU without a TLB (then the lookup),
+   * and after a TLB miss or a denied hit (`looked`: translate already looked up) the miss's
+   * counts, the VA's check and the two-dimensional walk, retried after each exit that
+   * backed one more guest-physical page. Before each guest level's entry is read, the guest
+   * table's gfn goes through the nested table; after the leaf, so does the final
+   * guest-physical address. One method on purpose, far over V8's 460-byte bytecode limit
+   * for inlining: V8 never pulls it into the caller's loop, translate's hit path (with the
+   * TLB's lookup) always fits the caller's inlining budget (h61's shape for native-mmu), and
+   * a miss costs translate one call.
    *
    * The guest levels are paging's walkBegin, walkStep per level and walkFinish written out
    * here with locals (as paging's `walk` does for one dimension), so that the nested TLB
@@ -441,173 +446,219 @@ export class NptMmu implements MmuBackend {
    * `out` keeps what the guest structure caches' fill reads (start and leaf level, each
    * level's entry and rights).
    */
-  private walk2d(
-    p: number,
-    tlb: Tlb | null,
-    dom: number,
-    cr3: number,
-    va: number,
-    access: number,
-  ): number {
+  private translateSlow(vcpu: Vcpu, access: number, looked: boolean): void {
+    // Read once: a walkRefSink or a host callback that translated again would change it.
+    const va = this.slowVa;
     const c = this.counts;
-    c.walks++;
+    const uid = vcpu.uid;
+    const p = vcpu.processor;
+    let tlb: Tlb | null;
+    if (looked) {
+      tlb = this.tlbs.byCpu[uid] as Tlb;
+    } else {
+      if (uid >= this.lastCr3.length) this.growVcpus(uid);
+      tlb = this.tlbs.byCpu[uid] ?? this.tlbs.of(uid);
+      if (!this.vpid && this.lastOnPcpu[p] !== uid) {
+        // Without VPID, entering another vCPU on this pCPU left nothing of ours behind.
+        this.lastOnPcpu[p] = uid;
+        c.vmentryFlushes++;
+        if (tlb !== null) tlb.flushAll();
+      }
+      if (vcpu.cr3Mfn !== this.lastCr3[uid]) this.cr3Loaded(vcpu);
+      if (tlb?.lookup(va, 0) && grants(tlb.hitPerms, access, this.mode)) {
+        c.tlbHits++;
+        this.slowMa = tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
+        return;
+      }
+    }
+    c.tlbMisses++;
+    this.fault.exitReason = -1;
+    this.fault.gpa = -1;
     const acc = access & ACCESS_MASK;
-    if (!(cr3 >= 0)) return this.guestFault(va, acc);
-    const mode = this.mode;
-    const out = this.out;
-    const sink = this.walkRefSink;
-    let level: number = mode.levels;
-    let table = cr3;
-    let perms = RW_US;
-    const pwc = tlb === null ? null : tlb.pwc;
-    if (pwc?.lookup(va, 0, level)) {
-      c.guestPwcHits++;
-      level = pwc.hitLevel - 1;
-      table = pwc.hitMfn;
-      perms = pwc.hitPerms;
+    const vpn = Math.floor(va * PAGE_SCALE);
+    if (!(va >= 0 && va < this.vaLimit && vpn * 4096 <= va)) {
+      this.slowMa = this.guestFault(va, acc);
+      return;
     }
-    const startLevel = level;
-    // Of walkBegin's fields, what the structure caches' fill reads (nothing else reads `out`).
-    const vaLo = va >>> 0; // ToUint32: the low 32 bits of an integer VA
-    out.startLevel = startLevel;
-    const ram = this.ram;
-    const nrFrames = ram.nrFrames;
-    const rsvdLo = mode.rsvdLo;
-    const rsvdHi = mode.rsvdHi;
-    const nxe = mode.nxe;
-    const eMaddr = out.entryMaddr;
-    const eLo = out.entryLo;
-    const eHi = out.entryHi;
-    const lPerms = out.levelPerms;
-    const Q = this.ntlbSize;
-    const qBase = p * Q;
-    const qMask = Q - 1;
-    const qDom = dom * 5;
-    const ntlbDom = this.ntlbDom;
-    const ntlbGfn = this.ntlbGfn;
-    let lo = 0;
-    let hi = 0;
-    let reads = 0;
-    // The AND of every entry read: its A bit says whether any of them still needs A set.
-    let accessed = 0x20;
-    for (;;) {
-      // The table's gfn through the nested dimension (nested(), its TLB probe inline; the
-      // leaf's page size it records matters only for the data page, below).
-      let tmfn: number;
-      const qs = qBase + ((table + qDom) & qMask);
-      if (
-        Q !== 0 &&
-        ntlbDom[qs] === dom &&
-        ntlbGfn[qs] === table &&
-        (this.ntlbPerm[qs] & 1) !== 0
-      ) {
-        c.nestedTlbHits++;
-        tmfn = this.ntlbMfn[qs];
-      } else {
-        if (Q !== 0) c.nestedTlbMisses++;
-        tmfn = this.nestedWalk(p, dom, table, VMX_EPT_READABLE_MASK, qs);
-        if (tmfn < 0) {
-          c.guestRefs += reads;
-          return this.nestedExit(tmfn, dom, table, va, acc);
+    // Each retry follows an exit that backed one more guest-physical page.
+    attempts: for (let attempt = 0; attempt <= this.guestLevels + 2; attempt++) {
+      const dom = vcpu.domain.domid;
+      const cr3 = vcpu.cr3Mfn;
+      c.walks++;
+      if (!(cr3 >= 0)) {
+        this.slowMa = this.guestFault(va, acc);
+        return;
+      }
+      const mode = this.mode;
+      const out = this.out;
+      const sink = this.walkRefSink;
+      let level: number = mode.levels;
+      let table = cr3;
+      let perms = RW_US;
+      const pwc = tlb === null ? null : tlb.pwc;
+      if (pwc?.lookup(va, 0, level)) {
+        c.guestPwcHits++;
+        level = pwc.hitLevel - 1;
+        table = pwc.hitMfn;
+        perms = pwc.hitPerms;
+      }
+      const startLevel = level;
+      // Of walkBegin's fields, what the structure caches' fill reads (nothing else reads `out`).
+      const vaLo = va >>> 0; // ToUint32: the low 32 bits of an integer VA
+      out.startLevel = startLevel;
+      const ram = this.ram;
+      const nrFrames = ram.nrFrames;
+      const rsvdLo = mode.rsvdLo;
+      const rsvdHi = mode.rsvdHi;
+      const nxe = mode.nxe;
+      const eMaddr = out.entryMaddr;
+      const eLo = out.entryLo;
+      const eHi = out.entryHi;
+      const lPerms = out.levelPerms;
+      const Q = this.ntlbSize;
+      const qBase = p * Q;
+      const qMask = Q - 1;
+      const qDom = dom * 5;
+      const ntlbDom = this.ntlbDom;
+      const ntlbGfn = this.ntlbGfn;
+      let lo = 0;
+      let hi = 0;
+      let reads = 0;
+      // The AND of every entry read: its A bit says whether any of them still needs A set.
+      let accessed = 0x20;
+      for (;;) {
+        // The table's gfn through the nested dimension (nested(), its TLB probe inline; the
+        // leaf's page size it records matters only for the data page, below).
+        let tmfn: number;
+        const qs = qBase + ((table + qDom) & qMask);
+        if (
+          Q !== 0 &&
+          ntlbDom[qs] === dom &&
+          ntlbGfn[qs] === table &&
+          (this.ntlbPerm[qs] & 1) !== 0
+        ) {
+          c.nestedTlbHits++;
+          tmfn = this.ntlbMfn[qs];
+        } else {
+          if (Q !== 0) c.nestedTlbMisses++;
+          tmfn = this.nestedWalk(p, dom, table, EPT_R, qs);
+          if (tmfn < 0) {
+            c.guestRefs += reads;
+            const x = this.nestedExit(tmfn, dom, table, va, acc);
+            if (x === RETRY) continue attempts;
+            this.slowMa = x;
+            return;
+          }
+        }
+        // walkStep: entry `index` of the level-`level` table at machine frame tmfn.
+        const index = (va * VA_SCALE[level]) & 511;
+        reads++;
+        if (tmfn < nrFrames) {
+          const words = ram.chunkWordsForRead(tmfn);
+          const w = ram.chunkWordBase(tmfn) + index * 2;
+          lo = words[w];
+          hi = words[w + 1];
+        } else {
+          lo = 0;
+          hi = 0;
+        }
+        const maddr = tmfn * 4096 + index * 8;
+        eMaddr[level] = maddr;
+        eLo[level] = lo;
+        eHi[level] = hi;
+        if (sink !== null) sink(maddr);
+        if ((lo & 1) === 0) {
+          this.slowMa = this.walk2dFault(va, reads, faultCode(acc, mode));
+          return;
+        }
+        const ps = level > 1 && (lo & 0x80) !== 0;
+        const r = ps ? level * 2 + 1 : level * 2;
+        if ((lo & rsvdLo[r]) !== 0 || (hi & rsvdHi[r]) !== 0) {
+          this.slowMa = this.walk2dFault(va, reads, faultCode(acc, mode) | PRESENT | RSVD);
+          return;
+        }
+        perms &= lo | ~RW_US;
+        if ((hi & 0x8000_0000) !== 0 && nxe) perms |= P_NX;
+        lPerms[level] = perms;
+        accessed &= lo;
+        if (level === 1 || ps) break;
+        table = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
+        level--;
+      }
+      out.leafLevel = level;
+      c.guestRefs += reads;
+      // walkFinish: the rights, then A on every level read (none needs it when every entry
+      // read has A) and D on the leaf of a write.
+      if (denied(perms, acc, mode)) {
+        this.slowMa = this.guestFault(va, faultCode(acc, mode) | PRESENT);
+        return;
+      }
+      let writes = 0;
+      if (accessed === 0) {
+        for (let l = startLevel; l > level; l--) {
+          const v = eLo[l];
+          if ((v & 0x20) === 0) {
+            eLo[l] = v | 0x20;
+            ram.write32(eMaddr[l], (v | 0x20) >>> 0);
+            writes++;
+          }
         }
       }
-      // walkStep: entry `index` of the level-`level` table at machine frame tmfn.
-      const index = (va * VA_SCALE[level]) & 511;
-      reads++;
-      if (tmfn < nrFrames) {
-        const words = ram.chunkWordsForRead(tmfn);
-        const w = ram.chunkWordBase(tmfn) + index * 2;
-        lo = words[w];
-        hi = words[w + 1];
-      } else {
-        lo = 0;
-        hi = 0;
+      const want = (acc & WRITE) !== 0 ? 0x60 : 0x20;
+      if ((lo & want) !== want) {
+        lo = (lo | want) >>> 0;
+        eLo[level] = lo;
+        ram.write32(eMaddr[level], lo);
+        writes++;
       }
-      const maddr = tmfn * 4096 + index * 8;
-      eMaddr[level] = maddr;
-      eLo[level] = lo;
-      eHi[level] = hi;
-      if (sink !== null) sink(maddr);
-      if ((lo & 1) === 0) {
-        return this.walk2dFault(va, reads, faultCode(acc, mode));
+      if (writes !== 0) c.guestAdWrites += writes;
+      if ((lo & 0x40) !== 0) perms |= P_DIRTY;
+      if ((lo & 0x100) !== 0) perms |= P_GLOBAL;
+      // The data page's gfn: the leaf's frame, plus the VA's frame inside a large page.
+      let pageShift = 12;
+      let dataGfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
+      if (level === 2) {
+        pageShift = 21;
+        dataGfn += ((vaLo >>> 12) & 0x1ff) - ((lo >>> 12) & 0x1ff);
+      } else if (level !== 1) {
+        pageShift = 30;
+        dataGfn += ((vaLo >>> 12) & 0x3_ffff) - ((lo >>> 12) & 0x3_ffff);
       }
-      const ps = level > 1 && (lo & 0x80) !== 0;
-      const r = ps ? level * 2 + 1 : level * 2;
-      if ((lo & rsvdLo[r]) !== 0 || (hi & rsvdHi[r]) !== 0) {
-        return this.walk2dFault(
-          va,
-          reads,
-          faultCode(acc, mode) | PFEC_page_present | PFEC_reserved_bit,
-        );
+      const need =
+        EPT_R | ((access & WRITE) !== 0 ? EPT_W : 0) | ((access & FETCH) !== 0 ? EPT_X : 0);
+      const mfn = this.nested(p, dom, dataGfn, need);
+      if (mfn < 0) {
+        const x = this.nestedExit(mfn, dom, dataGfn, va, acc);
+        if (x === RETRY) continue;
+        this.slowMa = x;
+        return;
       }
-      perms &= lo | ~RW_US;
-      if ((hi & 0x8000_0000) !== 0 && nxe) perms |= PERM_NX;
-      lPerms[level] = perms;
-      accessed &= lo;
-      if (level === 1 || ps) break;
-      table = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
-      level--;
-    }
-    out.leafLevel = level;
-    c.guestRefs += reads;
-    // walkFinish: the rights, then A on every level read (none needs it when every entry
-    // read has A) and D on the leaf of a write.
-    if (accessDenied(perms, acc, mode)) {
-      return this.guestFault(va, faultCode(acc, mode) | PFEC_page_present);
-    }
-    let writes = 0;
-    if (accessed === 0) {
-      for (let l = startLevel; l > level; l--) {
-        const v = eLo[l];
-        if ((v & 0x20) === 0) {
-          eLo[l] = v | 0x20;
-          ram.write32(eMaddr[l], (v | 0x20) >>> 0);
-          writes++;
-        }
+      if (tlb !== null) {
+        if (pwc !== null && startLevel > level) pwc.fill(va, 0, out);
+        // The combined page is the smaller of the guest's page and the host's.
+        const nShift = this.nShift;
+        const shift = Math.min(pageShift, nShift);
+        if (shift < pageShift) c.splinteredFills++;
+        // The frame the combined page starts at: mfn less the VA's frame inside the page.
+        const first =
+          shift === 12
+            ? mfn
+            : shift === 21
+              ? mfn - ((vaLo >>> 12) & 0x1ff)
+              : mfn - ((vaLo >>> 12) & 0x3_ffff);
+        tlb.insert(va, 0, first, shift, perms);
       }
+      this.slowMa = mfn * 4096 + (va - vpn * 4096);
+      return;
     }
-    const want = (acc & PFEC_write_access) !== 0 ? 0x60 : 0x20;
-    if ((lo & want) !== want) {
-      lo = (lo | want) >>> 0;
-      eLo[level] = lo;
-      ram.write32(eMaddr[level], lo);
-      writes++;
-    }
-    if (writes !== 0) c.guestAdWrites += writes;
-    if ((lo & 0x40) !== 0) perms |= PERM_DIRTY;
-    if ((lo & 0x100) !== 0) perms |= PERM_GLOBAL;
-    // The data page's gfn: the leaf's frame, plus the VA's frame inside a large page.
-    let pageShift = 12;
-    let dataGfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
-    if (level === 2) {
-      pageShift = 21;
-      dataGfn += ((vaLo >>> 12) & 0x1ff) - ((lo >>> 12) & 0x1ff);
-    } else if (level !== 1) {
-      pageShift = 30;
-      dataGfn += ((vaLo >>> 12) & 0x3_ffff) - ((lo >>> 12) & 0x3_ffff);
-    }
-    const need =
-      VMX_EPT_READABLE_MASK |
-      ((access & PFEC_write_access) !== 0 ? VMX_EPT_WRITABLE_MASK : 0) |
-      ((access & PFEC_insn_fetch) !== 0 ? VMX_EPT_EXECUTABLE_MASK : 0);
-    const mfn = this.nested(p, dom, dataGfn, need);
-    if (mfn < 0) return this.nestedExit(mfn, dom, dataGfn, va, acc);
-    if (tlb !== null) {
-      if (pwc !== null && startLevel > level) pwc.fill(va, 0, out);
-      // The combined page is the smaller of the guest's page and the host's.
-      const nShift = this.nShift;
-      const shift = Math.min(pageShift, nShift);
-      if (shift < pageShift) c.splinteredFills++;
-      // The frame the combined page starts at: mfn less the VA's frame inside the page.
-      const first =
-        shift === 12
-          ? mfn
-          : shift === 21
-            ? mfn - ((vaLo >>> 12) & 0x1ff)
-            : mfn - ((vaLo >>> 12) & 0x3_ffff);
-      tlb.insert(va, 0, first, shift, perms);
-    }
-    return mfn;
+    this.slowMa = this.guestFault(va, acc);
+  }
+
+  private guestFault(va: number, errorCode: number): number {
+    this.fault.va = va;
+    this.fault.errorCode = errorCode;
+    this.counts.guestFaults++;
+    return FAULT;
   }
 
   /** A guest page fault that ends a walk after `reads` guest entries (walkStep's fault). */

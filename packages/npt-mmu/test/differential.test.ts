@@ -1,5 +1,5 @@
 /*
- * The guest dimension of NptMmu's 2D walk (written out inline in walk2d) answers exactly as
+ * The guest dimension of NptMmu's 2D walk (written out inline in translateSlow) answers exactly as
  * @hyperlab/paging's one-dimensional `walk` over the same guest tables: where the nested
  * dimension lets the walk through (every gfn maps to the same mfn), the machine address,
  * the #PF error code and the A/D bits written are the same.
@@ -12,7 +12,15 @@ import {
   _PAGE_PRESENT,
   _PAGE_PSE,
 } from "@hyperlab/abi";
-import { PFEC_page_present, PFEC_reserved_bit, WalkResult, walk } from "@hyperlab/paging";
+import {
+  accessDenied,
+  createPagingMode,
+  PFEC_page_present,
+  PFEC_reserved_bit,
+  tlbGrants,
+  WalkResult,
+  walk,
+} from "@hyperlab/paging";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -23,6 +31,7 @@ import {
   VMX_EPT_RWX_MASK,
   VMX_EPT_WRITABLE_MASK,
 } from "../src/index";
+import { denied, grants } from "../src/npt";
 import { boot, GuestMem, GuestTables, NO_CACHES, runs, seed } from "./helpers";
 
 const BASE = 0x7f00_0000_0000;
@@ -135,12 +144,24 @@ describe("NptMmu's guest dimension against paging's walk", () => {
     }
   });
 
-  it("the literal bits of walk2d and nestedWalk are the named constants' values", () => {
+  it("the literal bits of translateSlow and nestedWalk are the named constants' values", () => {
     expect([_PAGE_PRESENT, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PSE, _PAGE_GLOBAL]).toEqual([
       1, 0x20, 0x40, 0x80, 0x100,
     ]);
     expect(_PAGE_NX_HI >>> 0).toBe(0x8000_0000);
     expect([VMX_EPT_READABLE_MASK, VMX_EPT_WRITABLE_MASK, VMX_EPT_RWX_MASK]).toEqual([1, 2, 7]);
     expect([PT_PAGE_SIZE_MASK, VMX_EPT_MT_MASK, VMX_EPT_MT_EPTE_SHIFT]).toEqual([0x80, 0x38, 3]);
+  });
+
+  it("grants and denied answer as paging's tlbGrants and accessDenied for every rights and access bit", () => {
+    for (const wp of [false, true]) {
+      const mode = { ...createPagingMode({ levels: 4 }), wp };
+      for (let perms = 0; perms < 0x200; perms++) {
+        for (let access = 0; access < 0x20; access++) {
+          expect(grants(perms, access, mode)).toBe(tlbGrants(perms, access, mode));
+          expect(denied(perms, access, mode)).toBe(accessDenied(perms, access, mode));
+        }
+      }
+    }
   });
 });

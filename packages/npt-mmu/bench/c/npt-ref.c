@@ -214,9 +214,10 @@ static inline void npt_tlb_insert(tlb_t *t, u64 va, u64 mfn, int shift, u32 perm
     if (t->grid[l * 3 + s]) tlb_insert_at(t, l, s, key, 0, global, mfn, perms);
 }
 
-/* One 2D walk (walk2d): from the guest structure caches of `t` when there is a TLB, each
- * guest table's gfn through nested() before its entry is read, then the data gfn; a walk
- * with a TLB fills the structure caches and the TLB. The machine address or -1. */
+/* One 2D walk (the walk in NptMmu's translateSlow): from the guest structure caches of `t`
+ * when there is a TLB, each guest table's gfn through nested() before its entry is read,
+ * then the data gfn; a walk with a TLB fills the structure caches and the TLB. The machine
+ * address or -1. */
 static int64_t walk2d(tlb_t *t, u64 va, int access) {
   nc.walks++;
   int acc = access & (ACCESS_WRITE | ACCESS_USER | ACCESS_FETCH);
@@ -245,7 +246,7 @@ static int64_t walk2d(tlb_t *t, u64 va, int access) {
   out->leaf_level = 0;
   out->total_walks++;
   /* The AND of every guest entry read: its A bit says whether walk_finish's A loop can be
-   * skipped (no entry needs A), as NptMmu's walk2d does. */
+   * skipped (no entry needs A), as NptMmu's translateSlow does. */
   u32 accessed = PAGE_ACCESSED;
   for (;;) {
     int64_t tmfn = nested(table, EPT_R);
