@@ -91,6 +91,8 @@ export const enum K {
   WRITABLE_ONE = (PGT_writable_page | PGT_validated | 1) >>> 0,
   TYPE_AND_VALIDATED = (PGT_type_mask | PGT_validated) >>> 0,
   WRITABLE_VALIDATED = (PGT_writable_page | PGT_validated) >>> 0,
+  L1_VALIDATED = (PGT_l1_page_table | PGT_validated) >>> 0,
+  MMU_PT_UPDATE_NO_TRANSLATE = 3,
 }
 // biome-ignore-end lint/suspicious/noDuplicateEnumValues: constants that share a value
 
@@ -740,6 +742,165 @@ export class PvPageTables {
     w[b + 1] = nhi >>> 0;
     if ((olo & K._PAGE_PRESENT) !== 0) this.putPageFromL1e(olo, ohi);
     return 0;
+  }
+
+  /**
+   * mmu_update's common request, for a run of them: from request `start` of `reqs` (4 words
+   * a request: ptr lo, hi, val lo, hi) up to `count`, each request that updates an entry of
+   * validated L1 `l1Mfn` (MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD or
+   * MMU_PT_UPDATE_NO_TRANSLATE; `w` is the table's view as `ram.frameWords(l1Mfn, true)`
+   * handed it out) and that mod_l1_entry completes through get_page_from_l1e's common case
+   * (getPageFromL1eFlagsChecked's). The caller has checked the rights over both owners.
+   * Returns the index of the first request it did not do; that request is untouched (any
+   * reference taken for it was given back), for the caller's general path, which also
+   * answers its errno.
+   *
+   * Each request does what mmuUpdate's general path does, in its order: get_page on the
+   * table, mod_l1_entry (get_page_from_l1e of the new entry before put_page_from_l1e of the
+   * old one) and put_page on the table. Written out over locals in one call-free loop (only
+   * the rare put cases call the frame table), so that no per-request call or inlining
+   * decision of V8 sits on mmu_update's hot path.
+   */
+  modL1Run(
+    reqs: Uint32Array,
+    start: number,
+    count: number,
+    l1Mfn: number,
+    w: Uint32Array,
+    ptDomid: number,
+    pgDomid: number,
+    disallowLo: number,
+  ): number {
+    const owner = this.owner;
+    const ci = this.countInfo;
+    const ti = this.typeInfo;
+    const epoch = this.writableEpoch;
+    // Frame numbers written out here are below 2^30 (INNER_HI_LIMIT), so this is exact.
+    const nr = Math.min(this.nrFrames, K.INNER_MFN_LIMIT) | 0;
+    const n0 = count | 0;
+    const l1 = l1Mfn | 0;
+    if (l1 !== l1Mfn || l1 >= nr) return start;
+    const tableLo = l1 & (K.TWO_20 - 1);
+    const tableHi = l1 >>> 20;
+    const ptD = ptDomid | 0;
+    const pgD = pgDomid | 0;
+    const dis = disallowLo | 0;
+    let validated = 0;
+    let i = start | 0;
+    for (; i < n0; i++) {
+      const q = i * 4;
+      const plo = reqs[q] | 0;
+      const cmd = plo & 7;
+      if (cmd !== 0 && cmd !== K.MMU_PT_UPDATE_PRESERVE_AD && cmd !== K.MMU_PT_UPDATE_NO_TRANSLATE)
+        break;
+      if (plo >>> 12 !== tableLo || (reqs[q + 1] | 0) !== tableHi) break;
+      // get_page(l1Mfn, ptOwner), and the table still a validated L1 in use.
+      if (owner[l1] !== ptD) break;
+      const tc = ci[l1];
+      const tn = tc & K.PGC_count_mask;
+      if (tn === 0 || tn >= K.PGC_count_mask - 1) break;
+      const tx = ti[l1];
+      if ((tx & K.TYPE_AND_VALIDATED) >>> 0 !== K.L1_VALIDATED || (tx & K.PGT_count_mask) === 0)
+        break;
+      ci[l1] = tc + 1;
+      // mod_l1_entry
+      const b = ((plo & 0xfff) >>> 3) * 2;
+      const olo = w[b] | 0;
+      const ohi = w[b + 1] | 0;
+      let nlo = reqs[q + 2] | 0;
+      let nhi = reqs[q + 3] | 0;
+      if ((nlo & K._PAGE_PRESENT) !== 0) {
+        if ((nlo & dis) !== 0 || (nhi & K.L1_DISALLOW_HI) !== 0) {
+          ci[l1] = tc;
+          break;
+        }
+        // adjust_guest_l1e
+        if ((nlo & K._PAGE_USER) === 0) {
+          nlo |= K._PAGE_USER;
+          nhi |= K._PAGE_GUEST_KERNEL_HI;
+        }
+        if ((nhi & K._PAGE_GUEST_KERNEL_HI) === 0) nlo |= K._PAGE_GLOBAL | K._PAGE_USER;
+        if (cmd === K.MMU_PT_UPDATE_PRESERVE_AD) nlo |= olo & (K._PAGE_ACCESSED | K._PAGE_DIRTY);
+        // Fast path: same frame, only whitelisted flags change; nothing to take or drop.
+        if ((((olo ^ nlo) & ~K.FASTPATH_LO) | ((ohi ^ nhi) & ~K.FASTPATH_HI)) === 0) {
+          w[b] = nlo;
+          w[b + 1] = nhi;
+          this.putTable(l1);
+          continue;
+        }
+        // get_page_from_l1e's common case, or the request is left to the general path.
+        const hm = nhi & K.PTE_MFN_HI_MASK;
+        if (hm >= K.INNER_HI_LIMIT || (nlo & K.PAGE_CACHE_ATTRS) !== 0) {
+          ci[l1] = tc;
+          break;
+        }
+        const m = (hm << 20) | (nlo >>> 12);
+        if (m >= nr || owner[m] !== pgD) {
+          ci[l1] = tc;
+          break;
+        }
+        const c = ci[m];
+        const n = c & K.PGC_count_mask;
+        if (n === 0 || n >= K.PGC_count_mask - 1) {
+          ci[l1] = tc;
+          break;
+        }
+        if ((nlo & K._PAGE_RW) !== 0) {
+          const x = ti[m];
+          const xc = x & K.PGT_count_mask;
+          if (xc === 0) ti[m] = K.WRITABLE_ONE;
+          else if (
+            (x & K.TYPE_AND_VALIDATED) >>> 0 === K.WRITABLE_VALIDATED &&
+            xc !== K.PGT_count_mask
+          )
+            ti[m] = x + 1;
+          else {
+            ci[l1] = tc;
+            break;
+          }
+        }
+        ci[m] = c + 1;
+        validated++;
+      } else if (cmd === K.MMU_PT_UPDATE_PRESERVE_AD) {
+        nlo |= olo & (K._PAGE_ACCESSED | K._PAGE_DIRTY);
+      }
+      w[b] = nlo;
+      w[b + 1] = nhi;
+      // put_page_from_l1e(old)
+      if ((olo & K._PAGE_PRESENT) !== 0) {
+        const ohm = ohi & K.PTE_MFN_HI_MASK;
+        if (ohm >= K.INNER_HI_LIMIT) this.putPageFromL1e(olo, ohi);
+        else {
+          const om = (ohm << 20) | (olo >>> 12);
+          if (om < nr) {
+            if ((olo & K._PAGE_RW) !== 0) {
+              epoch[om] = this.flushEpoch;
+              const x = ti[om];
+              const xc = x & K.PGT_count_mask;
+              if (xc > 1) ti[om] = x - 1;
+              else if (xc === 1 && (x & K.PGT_type_mask) >>> 0 === K.PGT_writable_page)
+                ti[om] = (x & ~K.PGT_validated & ~K.PGT_pinned) - 1;
+              else this.frames.putPageType(om);
+            }
+            const c = ci[om];
+            if ((c & K.PGC_count_mask) > 1) ci[om] = c - 1;
+            else this.frames.putPage(om);
+          }
+          // om >= nr: beyond RAM (om < 2^30, so nr is nrFrames here), nothing to put.
+        }
+      }
+      this.putTable(l1);
+    }
+    this.counts.validatedL1e += validated;
+    return i;
+  }
+
+  /** put_page on a table a request held: inline while the count stays above zero. */
+  private putTable(mfn: number): void {
+    const ci = this.countInfo;
+    const c = ci[mfn];
+    if ((c & K.PGC_count_mask) > 1) ci[mfn] = c - 1;
+    else this.frames.putPage(mfn);
   }
 
   /** Xen's mod_l2_entry / mod_l3_entry / mod_l4_entry. 0 or -errno. */
