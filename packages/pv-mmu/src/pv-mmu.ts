@@ -499,14 +499,13 @@ export class PvPageTables {
    * promote_l1: get_page_from_l1e for every present entry, then adjust_guest_l1e's form
    * written back where it differs; on a failure the entries already taken are released.
    *
-   * Written for V8: the common entry (getPageFromL1eFlagsChecked's common case, and no write
-   * or a write once the table's writable view is held) runs in an inner loop without calls,
-   * over locals loaded once per table, so that TurboFan checks each typed array's map, length
-   * and data pointer once per run of entries instead of once per entry (a call anywhere in
-   * the loop would make it re-check them all at every entry). That loop leaves an entry it
-   * does not handle untouched, and the outer loop runs it through the general code. The
-   * frame number there is an int32: a masked high word below 2^10 keeps it below 2^30,
-   * and a larger one goes to the general code, exact for any frame number.
+   * Written for V8: get_page_from_l1e's common case (getPageFromL1eFlagsChecked's) is
+   * written out over locals loaded once per table (the frame table's arrays, the domain's
+   * id, the frame count), the loop steps over entry words (no index arithmetic to check for
+   * overflow), the frame number is an int32 (a masked high word below 2^10 keeps it below
+   * 2^30; a larger one takes the general path, exact for any frame number), and the
+   * table's writable view is taken at its first write (the write hook hears of the frame
+   * once). Anything else is getPageFromL1eFlagsChecked's general path, a call.
    */
   private promoteL1(mfn: number, d: Domain): number {
     const w = this.ram.frameWords(mfn, false);
@@ -515,80 +514,67 @@ export class PvPageTables {
     const owner = this.owner;
     const ci = this.countInfo;
     const ti = this.typeInfo;
-    // Frame numbers the inner loop handles are below 2^30, so this bound is exact for them.
+    // Frame numbers written out here are below 2^30, so this bound is exact for them.
     const nr = Math.min(this.nrFrames, K.INNER_MFN_LIMIT) | 0;
     const domid = d.domid | 0;
-    // The table's view for writing, taken at its first write (the write hook hears of the
-    // frame once); the same view as `w` once the frame is backed.
     let ww: Uint32Array | null = null;
-    let i = 0;
-    for (;;) {
-      for (; i < 512; i++) {
-        const lo = w[i * 2] | 0;
-        if ((lo & K._PAGE_PRESENT) === 0) continue;
-        const hi = w[i * 2 + 1] | 0;
-        if ((lo & disallowLo) !== 0 || (hi & K.L1_DISALLOW_HI) !== 0) break;
+    for (let b = 0; b < 1024; b += 2) {
+      // `| 0`: int32 whatever the frame number (a u32 above 2^31 is not a Smi).
+      const lo = w[b] | 0;
+      if ((lo & K._PAGE_PRESENT) === 0) continue;
+      const hi = w[b + 1] | 0;
+      let flip = 0;
+      if ((lo & disallowLo) !== 0 || (hi & K.L1_DISALLOW_HI) !== 0) flip = -K.EINVAL;
+      else {
+        let taken = false;
         const hm = hi & K.PTE_MFN_HI_MASK;
-        if (hm >= K.INNER_HI_LIMIT || (lo & K.PAGE_CACHE_ATTRS) !== 0) break;
-        // adjust_guest_l1e (no flips for a RAM frame), all int32.
-        let nlo = lo;
-        let nhi = hi;
-        if ((nlo & K._PAGE_USER) === 0) {
-          nlo |= K._PAGE_USER;
-          nhi |= K._PAGE_GUEST_KERNEL_HI;
-        }
-        if ((nhi & K._PAGE_GUEST_KERNEL_HI) === 0) nlo |= K._PAGE_GLOBAL | K._PAGE_USER;
-        // One expression, not `||`: a second operand never evaluated in a first pin has no
-        // type feedback, and a later pin that reaches it would deoptimize.
-        const write = ((nlo ^ lo) | (nhi ^ hi)) !== 0;
-        if (write && ww === null) break;
         const m = (hm << 20) | (lo >>> 12);
-        if (m >= nr || owner[m] !== domid) break;
-        const c = ci[m];
-        const n = c & K.PGC_count_mask;
-        if (n === 0 || n >= K.PGC_count_mask - 1) break;
-        if ((lo & K._PAGE_RW) !== 0) {
-          const x = ti[m];
-          const count = x & K.PGT_count_mask;
-          if (count === 0) ti[m] = K.WRITABLE_ONE;
-          else if (
-            (x & K.TYPE_AND_VALIDATED) >>> 0 === K.WRITABLE_VALIDATED &&
-            count !== K.PGT_count_mask
-          )
-            ti[m] = x + 1;
-          else break;
+        if (hm < K.INNER_HI_LIMIT && (lo & K.PAGE_CACHE_ATTRS) === 0 && m < nr) {
+          const c = ci[m];
+          const n = c & K.PGC_count_mask;
+          if (owner[m] === domid && n !== 0 && n < K.PGC_count_mask - 1) {
+            if ((lo & K._PAGE_RW) === 0) {
+              ci[m] = c + 1;
+              taken = true;
+            } else {
+              const x = ti[m];
+              const count = x & K.PGT_count_mask;
+              if (count === 0) {
+                ti[m] = K.WRITABLE_ONE;
+                ci[m] = c + 1;
+                taken = true;
+              } else if (
+                (x & K.TYPE_AND_VALIDATED) >>> 0 === K.WRITABLE_VALIDATED &&
+                count !== K.PGT_count_mask
+              ) {
+                ti[m] = x + 1;
+                ci[m] = c + 1;
+                taken = true;
+              }
+            }
+          }
         }
-        ci[m] = c + 1;
-        if (write) {
-          (ww as Uint32Array)[i * 2] = nlo;
-          (ww as Uint32Array)[i * 2 + 1] = nhi;
-        }
+        if (!taken) flip = this.getPageFromL1eFlagsChecked(lo, hi, d, d);
       }
-      if (i === 512) break;
-      // Entry i, untouched by the loop above: the general code.
-      const lo = w[i * 2] | 0;
-      const hi = w[i * 2 + 1] | 0;
-      const rc =
-        (lo & disallowLo) !== 0 || (hi & K.L1_DISALLOW_HI) !== 0
-          ? -K.EINVAL
-          : this.getPageFromL1eFlagsChecked(lo, hi, d, d);
-      if (rc < 0) {
-        while (i-- > 0) this.putPageFromL1e(w[i * 2], w[i * 2 + 1]);
-        return rc;
+      if (flip < 0) {
+        for (let j = b - 2; j >= 0; j -= 2) this.putPageFromL1e(w[j], w[j + 1]);
+        return flip;
       }
-      let nlo = lo ^ rc;
+      // adjust_guest_l1e (with get_page_from_l1e's flips), all int32.
+      let nlo = lo ^ flip;
       let nhi = hi;
       if ((nlo & K._PAGE_USER) === 0) {
         nlo |= K._PAGE_USER;
         nhi |= K._PAGE_GUEST_KERNEL_HI;
       }
       if ((nhi & K._PAGE_GUEST_KERNEL_HI) === 0) nlo |= K._PAGE_GLOBAL | K._PAGE_USER;
+      // One expression, not `||`: a second operand never evaluated in a first pin has no
+      // type feedback, and a later pin that reaches it would deoptimize.
       if (((nlo ^ lo) | (nhi ^ hi)) !== 0) {
         if (ww === null) ww = this.ram.frameWords(mfn, true);
-        ww[i * 2] = nlo;
-        ww[i * 2 + 1] = nhi;
+        ww[b] = nlo;
+        ww[b + 1] = nhi;
       }
-      i++;
     }
     this.counts.validatedL1e += 512;
     return 0;
