@@ -511,11 +511,11 @@ export class PvPageTables {
     const w = this.ram.frameWords(mfn, false);
     // l1_disallow_mask(d), once for the table (`| 0`: an untagged int32 in the loop).
     const disallowLo = this.l1DisallowLo(d) | 0;
+    // Low bits that send an entry to the general path: disallowed ones and cache attributes.
+    const slowLo = disallowLo | K.PAGE_CACHE_ATTRS;
     const owner = this.owner;
     const ci = this.countInfo;
     const ti = this.typeInfo;
-    // Frame numbers written out here are below 2^30, so this bound is exact for them.
-    const nr = Math.min(this.nrFrames, K.INNER_MFN_LIMIT) | 0;
     const domid = d.domid | 0;
     let ww: Uint32Array | null = null;
     for (let b = 0; b < 1024; b += 2) {
@@ -523,42 +523,50 @@ export class PvPageTables {
       const lo = w[b] | 0;
       if ((lo & K._PAGE_PRESENT) === 0) continue;
       const hi = w[b + 1] | 0;
-      let flip = 0;
-      if ((lo & disallowLo) !== 0 || (hi & K.L1_DISALLOW_HI) !== 0) flip = -K.EINVAL;
-      else {
-        let taken = false;
-        const hm = hi & K.PTE_MFN_HI_MASK;
-        const m = (hm << 20) | (lo >>> 12);
-        if (hm < K.INNER_HI_LIMIT && (lo & K.PAGE_CACHE_ATTRS) === 0 && m < nr) {
-          const c = ci[m];
-          const n = c & K.PGC_count_mask;
-          if (owner[m] === domid && n !== 0 && n < K.PGC_count_mask - 1) {
-            if ((lo & K._PAGE_RW) === 0) {
+      let taken = false;
+      const hm = hi & K.PTE_MFN_HI_MASK;
+      // Below 2^30 when hm is below INNER_HI_LIMIT; a frame beyond RAM is beyond `owner`,
+      // whose element there is undefined, not the domain's id.
+      const m = (hm << 20) | (lo >>> 12);
+      if (
+        ((lo & slowLo) | (hi & K.L1_DISALLOW_HI)) === 0 &&
+        hm < K.INNER_HI_LIMIT &&
+        owner[m] === domid
+      ) {
+        const c = ci[m];
+        // 0 < count < PGC_count_mask - 1, as one unsigned compare.
+        if (((c & K.PGC_count_mask) - 1) >>> 0 < K.PGC_count_mask - 2) {
+          if ((lo & K._PAGE_RW) === 0) {
+            ci[m] = c + 1;
+            taken = true;
+          } else {
+            const x = ti[m];
+            const count = x & K.PGT_count_mask;
+            if (count === 0) {
+              ti[m] = K.WRITABLE_ONE;
               ci[m] = c + 1;
               taken = true;
-            } else {
-              const x = ti[m];
-              const count = x & K.PGT_count_mask;
-              if (count === 0) {
-                ti[m] = K.WRITABLE_ONE;
-                ci[m] = c + 1;
-                taken = true;
-              } else if (
-                (x & K.TYPE_AND_VALIDATED) >>> 0 === K.WRITABLE_VALIDATED &&
-                count !== K.PGT_count_mask
-              ) {
-                ti[m] = x + 1;
-                ci[m] = c + 1;
-                taken = true;
-              }
+            } else if (
+              (x & K.TYPE_AND_VALIDATED) >>> 0 === K.WRITABLE_VALIDATED &&
+              count !== K.PGT_count_mask
+            ) {
+              ti[m] = x + 1;
+              ci[m] = c + 1;
+              taken = true;
             }
           }
         }
-        if (!taken) flip = this.getPageFromL1eFlagsChecked(lo, hi, d, d);
       }
-      if (flip < 0) {
-        for (let j = b - 2; j >= 0; j -= 2) this.putPageFromL1e(w[j], w[j + 1]);
-        return flip;
+      let flip = 0;
+      if (!taken) {
+        flip =
+          (lo & disallowLo) !== 0 || (hi & K.L1_DISALLOW_HI) !== 0
+            ? -K.EINVAL
+            : this.getPageFromL1eFlagsChecked(lo, hi, d, d);
+        if (flip < 0) {
+          for (let j = b - 2; j >= 0; j -= 2) this.putPageFromL1e(w[j], w[j + 1]);
+          return flip;
+        }
       }
       // adjust_guest_l1e (with get_page_from_l1e's flips), all int32.
       let nlo = lo ^ flip;
