@@ -4,7 +4,8 @@
  * or one M2P entry.
  *
  * Invariant: an entry of a validated page table changes only through the PvPageTables
- * mod_l*_entry paths, which take the new entry's references before they drop the old one's;
+ * mod_l*_entry paths (modL1Run included, mod_l1_entry for a run of requests on one L1), which
+ * take the new entry's references before they drop the old one's;
  * a request on a frame that is not a page table of the page owner is a plain write only
  * where Xen allows it; every request is checked and answers Xen's negative errno, and
  * `pdone` counts the requests done before the first failure.
