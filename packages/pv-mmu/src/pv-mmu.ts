@@ -110,27 +110,30 @@ export function xsmTarget(a: Domain, b: Domain): boolean {
 }
 
 export class PvPageTables {
-  readonly hv: Hypervisor;
-  readonly frames: FrameTable;
-  readonly ram: Ram;
+  // Fields the constructor sets are `declare`d: an ES2022 class field is defined as
+  // undefined first, and V8 then tracks neither its representation nor its value's map, so
+  // every use of a typed array read from it re-checks the map.
+  declare readonly hv: Hypervisor;
+  declare readonly frames: FrameTable;
+  declare readonly ram: Ram;
   /** The frame table's arrays, for the inline common cases of the L1 paths. */
-  private readonly nrFrames: number;
-  private readonly owner: Int32Array;
-  private readonly countInfo: Uint32Array;
-  private readonly typeInfo: Uint32Array;
+  declare private readonly nrFrames: number;
+  declare private readonly owner: Int32Array;
+  declare private readonly countInfo: Uint32Array;
+  declare private readonly typeInfo: Uint32Array;
   /** Xen's linear_pt_count: > 0 linear entries this table holds; < 0 uses of it as a linear target. */
-  readonly linear: Int16Array;
+  declare readonly linear: Int16Array;
   /**
    * Flush epoch in which each frame last lost a writable mapping (Xen's tlbflush_timestamp,
    * set as the writable type count drops): while a frame is mapped writable any TLB may cache
    * that, so one unmapped since the last full flush changes to a page-table type only after a
    * flush.
    */
-  readonly writableEpoch: Uint32Array;
+  declare readonly writableEpoch: Uint32Array;
   flushEpoch = 1;
   /** The L3 of Xen's read-only M2P mapping, for slot 256 of guest L4s; -1 if none. */
   roMptL3 = -1;
-  tlb: TlbMaintenance;
+  declare tlb: TlbMaintenance;
   /** Count of entries validated and released (stats). */
   readonly counts = { validatedL1e: 0, promotions: 0, demotions: 0, typeChangeFlushes: 0 };
 
