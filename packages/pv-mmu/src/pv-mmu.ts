@@ -571,20 +571,23 @@ export class PvPageTables {
           return flip;
         }
       }
-      // adjust_guest_l1e (with get_page_from_l1e's flips), all int32.
-      let nlo = lo ^ flip;
-      let nhi = hi;
-      if ((nlo & K._PAGE_USER) === 0) {
-        nlo |= K._PAGE_USER;
-        nhi |= K._PAGE_GUEST_KERNEL_HI;
-      }
-      if ((nhi & K._PAGE_GUEST_KERNEL_HI) === 0) nlo |= K._PAGE_GLOBAL | K._PAGE_USER;
-      // One expression, not `||`: a second operand never evaluated in a first pin has no
-      // type feedback, and a later pin that reaches it would deoptimize.
-      if (((nlo ^ lo) | (nhi ^ hi)) !== 0) {
-        if (ww === null) ww = this.ram.frameWords(mfn, true);
-        ww[b] = nlo;
-        ww[b + 1] = nhi;
+      // adjust_guest_l1e (with get_page_from_l1e's flips), all int32. Nothing changes for an
+      // entry with USER and _PAGE_GUEST_KERNEL_HI and no flips (one expression, not `||`: an
+      // operand a first pin never evaluated would have no type feedback, and a later pin
+      // that reached it would deoptimize).
+      if ((flip | (~lo & K._PAGE_USER) | (~hi & K._PAGE_GUEST_KERNEL_HI)) !== 0) {
+        let nlo = lo ^ flip;
+        let nhi = hi;
+        if ((nlo & K._PAGE_USER) === 0) {
+          nlo |= K._PAGE_USER;
+          nhi |= K._PAGE_GUEST_KERNEL_HI;
+        }
+        if ((nhi & K._PAGE_GUEST_KERNEL_HI) === 0) nlo |= K._PAGE_GLOBAL | K._PAGE_USER;
+        if (((nlo ^ lo) | (nhi ^ hi)) !== 0) {
+          if (ww === null) ww = this.ram.frameWords(mfn, true);
+          ww[b] = nlo;
+          ww[b + 1] = nhi;
+        }
       }
     }
     this.counts.validatedL1e += 512;
