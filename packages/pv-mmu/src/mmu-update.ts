@@ -4,7 +4,8 @@
  * or one M2P entry.
  *
  * Invariant: an entry of a validated page table changes only through the PvPageTables
- * mod_l*_entry paths, which take the new entry's references before they drop the old one's;
+ * mod_l*_entry paths (modL1Run included, mod_l1_entry for a run of requests on one L1), which
+ * take the new entry's references before they drop the old one's;
  * a request on a frame that is not a page table of the page owner is a plain write only
  * where Xen allows it; every request is checked and answers Xen's negative errno, and
  * `pdone` counts the requests done before the first failure.
@@ -121,13 +122,19 @@ export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number 
   const ptRights =
     (ptOwner === d || xsmTarget(d, ptOwner)) && (pgOwner === d || xsmTarget(d, pgOwner)) ? 1 : 0;
   const ptDomid = ptOwner.domid | 0;
+  const pgDomid = pgOwner.domid | 0;
   let rc = 0;
   let flushLinear = false;
   let l1Mfn = -1;
   let l1Words = EMPTY_WORDS;
   let i = 0;
-  // The loop keeps the validated L1 update inline and calls out for everything else.
+  // Runs of validated L1 updates on the table of the request before go to modL1Run; the
+  // loop body does any other request (and the first on each table) through the general path.
   for (; i < count; i++) {
+    if (l1Mfn >= 0 && packed !== null && ptRights !== 0) {
+      i = pt.modL1Run(packed, i, count, l1Mfn, l1Words, ptDomid, pgDomid, disallowLo);
+      if (i >= count) break;
+    }
     let plo: number;
     let phi: number;
     let vlo: number;

@@ -81,6 +81,9 @@ export const enum K {
   FASTPATH_PDE_HI = FASTPATH_HI,
   // this file's own
   TWO_20 = 0x10_0000,
+  /** promoteL1's inner loop: masked high words below this, frame numbers below 2^30. */
+  INNER_HI_LIMIT = 0x400,
+  INNER_MFN_LIMIT = 0x4000_0000,
   /** The frame number Xen reads as INVALID_MFN in an entry (all address bits set). */
   INVALID_MFN_IN_PTE = 0xff_ffff_ffff,
   LINEAR_MAX = 0x7fff,
@@ -88,6 +91,8 @@ export const enum K {
   WRITABLE_ONE = (PGT_writable_page | PGT_validated | 1) >>> 0,
   TYPE_AND_VALIDATED = (PGT_type_mask | PGT_validated) >>> 0,
   WRITABLE_VALIDATED = (PGT_writable_page | PGT_validated) >>> 0,
+  L1_VALIDATED = (PGT_l1_page_table | PGT_validated) >>> 0,
+  MMU_PT_UPDATE_NO_TRANSLATE = 3,
 }
 // biome-ignore-end lint/suspicious/noDuplicateEnumValues: constants that share a value
 
@@ -105,27 +110,30 @@ export function xsmTarget(a: Domain, b: Domain): boolean {
 }
 
 export class PvPageTables {
-  readonly hv: Hypervisor;
-  readonly frames: FrameTable;
-  readonly ram: Ram;
+  // Fields the constructor sets are `declare`d: an ES2022 class field is defined as
+  // undefined first, and V8 then tracks neither its representation nor its value's map, so
+  // every use of a typed array read from it re-checks the map.
+  declare readonly hv: Hypervisor;
+  declare readonly frames: FrameTable;
+  declare readonly ram: Ram;
   /** The frame table's arrays, for the inline common cases of the L1 paths. */
-  private readonly nrFrames: number;
-  private readonly owner: Int32Array;
-  private readonly countInfo: Uint32Array;
-  private readonly typeInfo: Uint32Array;
+  declare private readonly nrFrames: number;
+  declare private readonly owner: Int32Array;
+  declare private readonly countInfo: Uint32Array;
+  declare private readonly typeInfo: Uint32Array;
   /** Xen's linear_pt_count: > 0 linear entries this table holds; < 0 uses of it as a linear target. */
-  readonly linear: Int16Array;
+  declare readonly linear: Int16Array;
   /**
    * Flush epoch in which each frame last lost a writable mapping (Xen's tlbflush_timestamp,
    * set as the writable type count drops): while a frame is mapped writable any TLB may cache
    * that, so one unmapped since the last full flush changes to a page-table type only after a
    * flush.
    */
-  readonly writableEpoch: Uint32Array;
+  declare readonly writableEpoch: Uint32Array;
   flushEpoch = 1;
   /** The L3 of Xen's read-only M2P mapping, for slot 256 of guest L4s; -1 if none. */
   roMptL3 = -1;
-  tlb: TlbMaintenance;
+  declare tlb: TlbMaintenance;
   /** Count of entries validated and released (stats). */
   readonly counts = { validatedL1e: 0, promotions: 0, demotions: 0, typeChangeFlushes: 0 };
 
@@ -490,40 +498,100 @@ export class PvPageTables {
     }
   }
 
+  /**
+   * promote_l1: get_page_from_l1e for every present entry, then adjust_guest_l1e's form
+   * written back where it differs; on a failure the entries already taken are released.
+   *
+   * Written for V8: get_page_from_l1e's common case (getPageFromL1eFlagsChecked's) is
+   * written out over locals loaded once per table (the frame table's arrays, the domain's
+   * id, the frame count), the loop steps over entry words (no index arithmetic to check for
+   * overflow), the frame number is an int32 (a masked high word below 2^10 keeps it below
+   * 2^30; a larger one takes the general path, exact for any frame number), and the
+   * table's writable view is taken at its first write (the write hook hears of the frame
+   * once). Anything else is getPageFromL1eFlagsChecked's general path, a call.
+   */
   private promoteL1(mfn: number, d: Domain): number {
     const w = this.ram.frameWords(mfn, false);
     // l1_disallow_mask(d), once for the table (`| 0`: an untagged int32 in the loop).
     const disallowLo = this.l1DisallowLo(d) | 0;
-    let i = 0;
-    for (; i < 512; i++) {
-      const lo = w[i * 2];
+    // Low bits that send an entry to the general path: disallowed ones and cache attributes.
+    const slowLo = disallowLo | K.PAGE_CACHE_ATTRS;
+    const owner = this.owner;
+    const ci = this.countInfo;
+    const ti = this.typeInfo;
+    const domid = d.domid | 0;
+    let ww: Uint32Array | null = null;
+    for (let b = 0; b < 1024; b += 2) {
+      // `| 0`: int32 whatever the frame number (a u32 above 2^31 is not a Smi).
+      const lo = w[b] | 0;
       if ((lo & K._PAGE_PRESENT) === 0) continue;
-      const hi = w[i * 2 + 1];
-      const rc =
-        (lo & disallowLo) !== 0 || (hi & K.L1_DISALLOW_HI) !== 0
-          ? -K.EINVAL
-          : this.getPageFromL1eFlagsChecked(lo, hi, d, d);
-      if (rc < 0) {
-        while (i-- > 0) this.putPageFromL1e(w[i * 2], w[i * 2 + 1]);
-        return rc;
+      const hi = w[b + 1] | 0;
+      let taken = false;
+      const hm = hi & K.PTE_MFN_HI_MASK;
+      // Below 2^30 when hm is below INNER_HI_LIMIT; a frame beyond RAM is beyond `owner`,
+      // whose element there is undefined, not the domain's id.
+      const m = (hm << 20) | (lo >>> 12);
+      if (
+        ((lo & slowLo) | (hi & K.L1_DISALLOW_HI)) === 0 &&
+        hm < K.INNER_HI_LIMIT &&
+        owner[m] === domid
+      ) {
+        const c = ci[m];
+        // 0 < count < PGC_count_mask - 1, as one unsigned compare.
+        if (((c & K.PGC_count_mask) - 1) >>> 0 < K.PGC_count_mask - 2) {
+          if ((lo & K._PAGE_RW) === 0) {
+            ci[m] = c + 1;
+            taken = true;
+          } else {
+            const x = ti[m];
+            const count = x & K.PGT_count_mask;
+            if (count === 0) {
+              ti[m] = K.WRITABLE_ONE;
+              ci[m] = c + 1;
+              taken = true;
+            } else if (
+              (x & K.TYPE_AND_VALIDATED) >>> 0 === K.WRITABLE_VALIDATED &&
+              count !== K.PGT_count_mask
+            ) {
+              ti[m] = x + 1;
+              ci[m] = c + 1;
+              taken = true;
+            }
+          }
+        }
       }
-      this.adjustL1(mfn, i, lo, hi, rc);
+      let flip = 0;
+      if (!taken) {
+        flip =
+          (lo & disallowLo) !== 0 || (hi & K.L1_DISALLOW_HI) !== 0
+            ? -K.EINVAL
+            : this.getPageFromL1eFlagsChecked(lo, hi, d, d);
+        if (flip < 0) {
+          for (let j = b - 2; j >= 0; j -= 2) this.putPageFromL1e(w[j], w[j + 1]);
+          return flip;
+        }
+      }
+      // adjust_guest_l1e (with get_page_from_l1e's flips), all int32. Nothing changes for an
+      // entry with USER and _PAGE_GUEST_KERNEL_HI and no flips (one expression, not `||`: an
+      // operand a first pin never evaluated would have no type feedback, and a later pin
+      // that reached it would deoptimize).
+      if ((flip | (~lo & K._PAGE_USER) | (~hi & K._PAGE_GUEST_KERNEL_HI)) !== 0) {
+        let nlo = lo ^ flip;
+        let nhi = hi;
+        if ((nlo & K._PAGE_USER) === 0) {
+          nlo |= K._PAGE_USER;
+          nhi |= K._PAGE_GUEST_KERNEL_HI;
+        }
+        if ((nhi & K._PAGE_GUEST_KERNEL_HI) === 0) nlo |= K._PAGE_GLOBAL | K._PAGE_USER;
+        if (((nlo ^ lo) | (nhi ^ hi)) !== 0) {
+          if (ww === null) ww = this.ram.frameWords(mfn, true);
+          ww[b] = nlo;
+          ww[b + 1] = nhi;
+        }
+      }
     }
     this.counts.validatedL1e += 512;
     return 0;
-  }
-
-  /** Writes adjust_guest_l1e's form of a present entry (with get_page_from_l1e's flips) back if it differs. */
-  private adjustL1(mfn: number, i: number, lo: number, hi: number, flip: number): void {
-    // Bitwise (int32) throughout: comparing a u32 with an int32 would go through doubles.
-    let nlo = lo ^ flip;
-    let nhi = hi | 0;
-    if ((nlo & K._PAGE_USER) === 0) {
-      nlo |= K._PAGE_USER;
-      nhi |= K._PAGE_GUEST_KERNEL_HI;
-    }
-    if ((nhi & K._PAGE_GUEST_KERNEL_HI) === 0) nlo |= K._PAGE_GLOBAL | K._PAGE_USER;
-    if ((nlo ^ lo) !== 0 || (nhi ^ hi) !== 0) this.writeEntry(mfn, i, nlo >>> 0, nhi >>> 0);
   }
 
   /** Whether slot `i` of an L4 belongs to the guest (Xen's is_guest_l4_slot, 64-bit). */
@@ -594,7 +662,8 @@ export class PvPageTables {
     const w = this.ram.frameWords(mfn, false);
     if (type === K.PGT_l1_page_table) {
       for (let i = 0; i < 512; i++) {
-        const lo = w[i * 2];
+        // `| 0`: an int32 whatever the frame number (a u32 above 2^31 is not a Smi).
+        const lo = w[i * 2] | 0;
         if ((lo & K._PAGE_PRESENT) !== 0) this.putPageFromL1e(lo, w[i * 2 + 1]);
       }
       return;
@@ -673,6 +742,165 @@ export class PvPageTables {
     w[b + 1] = nhi >>> 0;
     if ((olo & K._PAGE_PRESENT) !== 0) this.putPageFromL1e(olo, ohi);
     return 0;
+  }
+
+  /**
+   * mmu_update's common request, for a run of them: from request `start` of `reqs` (4 words
+   * a request: ptr lo, hi, val lo, hi) up to `count`, each request that updates an entry of
+   * validated L1 `l1Mfn` (MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD or
+   * MMU_PT_UPDATE_NO_TRANSLATE; `w` is the table's view as `ram.frameWords(l1Mfn, true)`
+   * handed it out) and that mod_l1_entry completes through get_page_from_l1e's common case
+   * (getPageFromL1eFlagsChecked's). The caller has checked the rights over both owners.
+   * Returns the index of the first request it did not do; that request is untouched (any
+   * reference taken for it was given back), for the caller's general path, which also
+   * answers its errno.
+   *
+   * Each request does what mmuUpdate's general path does, in its order: get_page on the
+   * table, mod_l1_entry (get_page_from_l1e of the new entry before put_page_from_l1e of the
+   * old one) and put_page on the table. Written out over locals in one call-free loop (only
+   * the rare put cases call the frame table), so that no per-request call or inlining
+   * decision of V8 sits on mmu_update's hot path.
+   */
+  modL1Run(
+    reqs: Uint32Array,
+    start: number,
+    count: number,
+    l1Mfn: number,
+    w: Uint32Array,
+    ptDomid: number,
+    pgDomid: number,
+    disallowLo: number,
+  ): number {
+    const owner = this.owner;
+    const ci = this.countInfo;
+    const ti = this.typeInfo;
+    const epoch = this.writableEpoch;
+    // Frame numbers written out here are below 2^30 (INNER_HI_LIMIT), so this is exact.
+    const nr = Math.min(this.nrFrames, K.INNER_MFN_LIMIT) | 0;
+    const n0 = count | 0;
+    const l1 = l1Mfn | 0;
+    if (l1 !== l1Mfn || l1 >= nr) return start;
+    const tableLo = l1 & (K.TWO_20 - 1);
+    const tableHi = l1 >>> 20;
+    const ptD = ptDomid | 0;
+    const pgD = pgDomid | 0;
+    const dis = disallowLo | 0;
+    let validated = 0;
+    let i = start | 0;
+    for (; i < n0; i++) {
+      const q = i * 4;
+      const plo = reqs[q] | 0;
+      const cmd = plo & 7;
+      if (cmd !== 0 && cmd !== K.MMU_PT_UPDATE_PRESERVE_AD && cmd !== K.MMU_PT_UPDATE_NO_TRANSLATE)
+        break;
+      if (plo >>> 12 !== tableLo || (reqs[q + 1] | 0) !== tableHi) break;
+      // get_page(l1Mfn, ptOwner), and the table still a validated L1 in use.
+      if (owner[l1] !== ptD) break;
+      const tc = ci[l1];
+      const tn = tc & K.PGC_count_mask;
+      if (tn === 0 || tn >= K.PGC_count_mask - 1) break;
+      const tx = ti[l1];
+      if ((tx & K.TYPE_AND_VALIDATED) >>> 0 !== K.L1_VALIDATED || (tx & K.PGT_count_mask) === 0)
+        break;
+      ci[l1] = tc + 1;
+      // mod_l1_entry
+      const b = ((plo & 0xfff) >>> 3) * 2;
+      const olo = w[b] | 0;
+      const ohi = w[b + 1] | 0;
+      let nlo = reqs[q + 2] | 0;
+      let nhi = reqs[q + 3] | 0;
+      if ((nlo & K._PAGE_PRESENT) !== 0) {
+        if ((nlo & dis) !== 0 || (nhi & K.L1_DISALLOW_HI) !== 0) {
+          ci[l1] = tc;
+          break;
+        }
+        // adjust_guest_l1e
+        if ((nlo & K._PAGE_USER) === 0) {
+          nlo |= K._PAGE_USER;
+          nhi |= K._PAGE_GUEST_KERNEL_HI;
+        }
+        if ((nhi & K._PAGE_GUEST_KERNEL_HI) === 0) nlo |= K._PAGE_GLOBAL | K._PAGE_USER;
+        if (cmd === K.MMU_PT_UPDATE_PRESERVE_AD) nlo |= olo & (K._PAGE_ACCESSED | K._PAGE_DIRTY);
+        // Fast path: same frame, only whitelisted flags change; nothing to take or drop.
+        if ((((olo ^ nlo) & ~K.FASTPATH_LO) | ((ohi ^ nhi) & ~K.FASTPATH_HI)) === 0) {
+          w[b] = nlo;
+          w[b + 1] = nhi;
+          this.putTable(l1);
+          continue;
+        }
+        // get_page_from_l1e's common case, or the request is left to the general path.
+        const hm = nhi & K.PTE_MFN_HI_MASK;
+        if (hm >= K.INNER_HI_LIMIT || (nlo & K.PAGE_CACHE_ATTRS) !== 0) {
+          ci[l1] = tc;
+          break;
+        }
+        const m = (hm << 20) | (nlo >>> 12);
+        if (m >= nr || owner[m] !== pgD) {
+          ci[l1] = tc;
+          break;
+        }
+        const c = ci[m];
+        const n = c & K.PGC_count_mask;
+        if (n === 0 || n >= K.PGC_count_mask - 1) {
+          ci[l1] = tc;
+          break;
+        }
+        if ((nlo & K._PAGE_RW) !== 0) {
+          const x = ti[m];
+          const xc = x & K.PGT_count_mask;
+          if (xc === 0) ti[m] = K.WRITABLE_ONE;
+          else if (
+            (x & K.TYPE_AND_VALIDATED) >>> 0 === K.WRITABLE_VALIDATED &&
+            xc !== K.PGT_count_mask
+          )
+            ti[m] = x + 1;
+          else {
+            ci[l1] = tc;
+            break;
+          }
+        }
+        ci[m] = c + 1;
+        validated++;
+      } else if (cmd === K.MMU_PT_UPDATE_PRESERVE_AD) {
+        nlo |= olo & (K._PAGE_ACCESSED | K._PAGE_DIRTY);
+      }
+      w[b] = nlo;
+      w[b + 1] = nhi;
+      // put_page_from_l1e(old)
+      if ((olo & K._PAGE_PRESENT) !== 0) {
+        const ohm = ohi & K.PTE_MFN_HI_MASK;
+        if (ohm >= K.INNER_HI_LIMIT) this.putPageFromL1e(olo, ohi);
+        else {
+          const om = (ohm << 20) | (olo >>> 12);
+          if (om < nr) {
+            if ((olo & K._PAGE_RW) !== 0) {
+              epoch[om] = this.flushEpoch;
+              const x = ti[om];
+              const xc = x & K.PGT_count_mask;
+              if (xc > 1) ti[om] = x - 1;
+              else if (xc === 1 && (x & K.PGT_type_mask) >>> 0 === K.PGT_writable_page)
+                ti[om] = (x & ~K.PGT_validated & ~K.PGT_pinned) - 1;
+              else this.frames.putPageType(om);
+            }
+            const c = ci[om];
+            if ((c & K.PGC_count_mask) > 1) ci[om] = c - 1;
+            else this.frames.putPage(om);
+          }
+          // om >= nr: beyond RAM (om < 2^30, so nr is nrFrames here), nothing to put.
+        }
+      }
+      this.putTable(l1);
+    }
+    this.counts.validatedL1e += validated;
+    return i;
+  }
+
+  /** put_page on a table a request held: inline while the count stays above zero. */
+  private putTable(mfn: number): void {
+    const ci = this.countInfo;
+    const c = ci[mfn];
+    if ((c & K.PGC_count_mask) > 1) ci[mfn] = c - 1;
+    else this.frames.putPage(mfn);
   }
 
   /** Xen's mod_l2_entry / mod_l3_entry / mod_l4_entry. 0 or -errno. */

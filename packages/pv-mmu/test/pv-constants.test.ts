@@ -59,6 +59,11 @@ describe("the hot paths' constants", () => {
         K.WRITABLE_VALIDATED,
         (core.PGT_writable_page | core.PGT_validated) >>> 0,
       ],
+      ["L1_VALIDATED", K.L1_VALIDATED, (core.PGT_l1_page_table | core.PGT_validated) >>> 0],
+      ["MMU_PT_UPDATE_NO_TRANSLATE", K.MMU_PT_UPDATE_NO_TRANSLATE, abi.MMU_PT_UPDATE_NO_TRANSLATE],
+      // promoteL1's and modL1Run's int32 frame numbers: below 2^30 from a high word below 2^10.
+      ["INNER_MFN_LIMIT", K.INNER_MFN_LIMIT, K.INNER_HI_LIMIT * K.TWO_20],
+      ["INNER_MFN_LIMIT is 2^30", K.INNER_MFN_LIMIT, 2 ** 30],
       ["U.MMU_NORMAL_PT_UPDATE", U.MMU_NORMAL_PT_UPDATE, abi.MMU_NORMAL_PT_UPDATE],
       ["U.MMU_MACHPHYS_UPDATE", U.MMU_MACHPHYS_UPDATE, abi.MMU_MACHPHYS_UPDATE],
       ["U.MMU_PT_UPDATE_PRESERVE_AD", U.MMU_PT_UPDATE_PRESERVE_AD, abi.MMU_PT_UPDATE_PRESERVE_AD],
