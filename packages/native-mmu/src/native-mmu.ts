@@ -21,6 +21,10 @@ import {
   CpuTlbs,
   createPagingMode,
   type PagingMode,
+  PERM_DIRTY,
+  PERM_NX,
+  PERM_RW,
+  PERM_USER,
   type Tlb,
   type TlbConfig,
   tlbGrants,
@@ -31,6 +35,22 @@ import { nativeMmuError } from "./errors";
 
 /** fastBase when the fast path describes no page: va - NO_FAST is never below 4096. */
 const NO_FAST = -(2 ** 62);
+
+/** The rights tlbGrants reads: PERM_RW, PERM_USER, PERM_NX, PERM_DIRTY. */
+const GRANT_PERMS = PERM_RW | PERM_USER | PERM_NX | PERM_DIRTY;
+
+/**
+ * Per rights (perms & GRANT_PERMS), the accesses tlbGrants grants under `mode`: bit a is
+ * tlbGrants(perms, a, mode) for a = 0..31 (the access bits it reads are all below 32).
+ */
+function grantMasks(mode: PagingMode): Int32Array {
+  const masks = new Int32Array(GRANT_PERMS + 1);
+  for (let p = 0; p <= GRANT_PERMS; p++) {
+    if ((p & GRANT_PERMS) !== p) continue;
+    for (let a = 0; a < 32; a++) if (tlbGrants(p, a, mode)) masks[p] |= 1 << a;
+  }
+  return masks;
+}
 
 export interface NativeMmuOptions {
   /** TLB shape per vCPU (paging's Tlb config); the default is paging's Skylake-like TLB. */
@@ -82,12 +102,16 @@ export class NativeMmu implements MmuBackend {
    */
   private fastBase = NO_FAST;
   private fastMa = 0;
-  private fastPerms = 0;
+  /** What the remembered page's rights grant: grantMask's answer for them (see grantMasks). */
+  private fastGrants = 0;
   /**
-   * An access the remembered rights are known to grant (tlbGrants said so for fastPerms), or
-   * -1: the fast path skips tlbGrants for it. The same answer, without re-deciding it.
+   * tlbGrants(perms, access, mode) for this MMU's mode, precomputed: bit (access & 31) of
+   * grantMasks[perms & GRANT_PERMS]. tlbGrants reads only the access bits below 32 (W, U, I)
+   * and the perms bits in GRANT_PERMS, and the mode never changes, so the bit is its answer
+   * for every access and perms. A table read instead of tlbGrants' branches keeps translate
+   * small (see translate).
    */
-  private fastAccess = -1;
+  declare private readonly grantMasks: Int32Array;
   private fastCounters: Float64Array = new Float64Array(2);
   /** translateSlow's argument and result (see translate). */
   private slowVa = 0.5;
@@ -98,6 +122,7 @@ export class NativeMmu implements MmuBackend {
   constructor(hv: Hypervisor, options: NativeMmuOptions = {}) {
     this.ram = hv.machine.ram;
     this.mode = createPagingMode({});
+    this.grantMasks = grantMasks(this.mode);
     if (options === null || typeof options !== "object") {
       throw nativeMmuError(
         "NATIVE_BAD_OPTION",
@@ -128,7 +153,7 @@ export class NativeMmu implements MmuBackend {
       off >= 0 &&
       off < 4096 &&
       v.uid === this.fastUid &&
-      (access === this.fastAccess || tlbGrants(this.fastPerms, access, this.mode))
+      ((this.fastGrants >> access) & 1) !== 0
     ) {
       // Paging's Tlb counters: level 0's lookups at [0], hits at [1].
       const tc = this.fastCounters;
@@ -141,27 +166,28 @@ export class NativeMmu implements MmuBackend {
     // its hits are frequent there (when they are rare, it is a call on the rare path only).
     const tlb = this.tlbs.byCpu[v.uid];
     if (tlb !== undefined && tlb.lookup(va, 0) === true) {
-      const p = tlb.hitPerms;
-      const mfn = tlb.hitMfn;
       // va % 4096 for a VA >= 0 (a TLB holds no negative VA), without a float modulo.
       const pageOff = va - Math.floor(va * 2 ** -12) * 4096;
-      this.remember(v, tlb, va - pageOff, mfn, p);
-      if (tlbGrants(p, access, this.mode)) {
-        this.fastAccess = access;
+      const ma = tlb.hitMfn * 4096;
+      // remember(v, tlb, va - pageOff, hitMfn, grants), written out: see translate's size.
+      const grants = this.grantMasks[tlb.hitPerms & 0x4e]; // & GRANT_PERMS
+      this.fastUid = v.uid;
+      this.fastBase = va - pageOff;
+      this.fastMa = ma;
+      this.fastGrants = grants;
+      this.fastCounters = tlb.counters;
+      if (((grants >> access) & 1) !== 0) {
         c.tlbHits++;
-        return mfn * 4096 + pageOff;
+        return ma + pageOff;
       }
-      // A hit that does not grant the access: translateSlow walks without looking up again.
-      this.slowVa = va;
-      this.slowSkip = true;
-    } else {
-      // No TLB yet (translateSlow creates it and looks up), or a miss (it walks).
-      this.slowVa = va;
-      this.slowSkip = tlb !== undefined;
     }
-    // The rest is out of line, and too large to inline (see translateSlow). The VA goes in
-    // and the result comes out through double fields, written in place: a number above 2^31
-    // passed to or returned from a call that is not inlined is boxed, a heap allocation.
+    // No TLB yet (translateSlow creates it and looks up), a miss or a hit that does not
+    // grant the access (translateSlow walks without looking up again). The rest is out of
+    // line, and too large to inline (see translateSlow). The VA goes in and the result comes
+    // out through double fields, written in place: a number above 2^31 passed to or returned
+    // from a call that is not inlined is boxed, a heap allocation.
+    this.slowVa = va;
+    this.slowSkip = tlb !== undefined;
     this.translateSlow(v, access);
     return this.slowResult;
   }
@@ -182,13 +208,12 @@ export class NativeMmu implements MmuBackend {
     const c = this.counts;
     const tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
     if (!this.slowSkip && tlb.lookup(va, 0) === true) {
-      const p = tlb.hitPerms;
+      const g = this.grantMasks[tlb.hitPerms & 0x4e]; // & GRANT_PERMS
       const mfn = tlb.hitMfn;
       // va % 4096 for a VA >= 0 (a TLB holds no negative VA), without a float modulo.
       const off = va - Math.floor(va * 2 ** -12) * 4096;
-      this.remember(v, tlb, va - off, mfn, p);
-      if (tlbGrants(p, access, this.mode)) {
-        this.fastAccess = access;
+      this.remember(v, tlb, va - off, mfn, g);
+      if (((g >> access) & 1) !== 0) {
         c.tlbHits++;
         this.slowResult = mfn * 4096 + off;
         return;
@@ -222,18 +247,25 @@ export class NativeMmu implements MmuBackend {
     tlb.insertWalk(out, 0);
     // The walk succeeded, so va is a whole number >= 0 and maddr's offset is va's.
     const off = out.vaLo & 4095;
-    this.remember(v, tlb, va - off, (out.maddr - off) * 2 ** -12, out.perms);
-    if (tlbGrants(out.perms, access, this.mode)) this.fastAccess = access;
+    this.remember(
+      v,
+      tlb,
+      va - off,
+      (out.maddr - off) * 2 ** -12,
+      this.grantMasks[out.perms & 0x4e],
+    );
     this.slowResult = out.maddr;
   }
 
-  /** Makes the fast path describe the 4 KiB page at `base` (a multiple of 4096). */
-  private remember(v: Vcpu, tlb: Tlb, base: number, mfn: number, perms: number): void {
+  /**
+   * Makes the fast path describe the 4 KiB page at `base` (a multiple of 4096), whose rights
+   * grant the accesses in `grants` (a grantMasks entry).
+   */
+  private remember(v: Vcpu, tlb: Tlb, base: number, mfn: number, grants: number): void {
     this.fastUid = v.uid;
     this.fastBase = base;
     this.fastMa = mfn * 4096;
-    this.fastPerms = perms;
-    this.fastAccess = -1;
+    this.fastGrants = grants;
     this.fastCounters = tlb.counters;
   }
 
