@@ -14,6 +14,10 @@
  * where it is already the most recently used, so the lookup changes no replacement state:
  * the fast path counts it as exactly that hit (first-level lookup and hit) without
  * searching. Every flush, and every other translation, moves or clears `fast*`.
+ *
+ * Rights: `grantMasks` holds paging's tlbGrants answers for this MMU's (fixed) mode, per
+ * rights and access; every hit reads them there instead of calling tlbGrants, so each
+ * access is granted or refused exactly as tlbGrants would.
  */
 import type { Hypervisor, MmuBackend, MmuFault, Vcpu } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
@@ -102,7 +106,7 @@ export class NativeMmu implements MmuBackend {
    */
   private fastBase = NO_FAST;
   private fastMa = 0;
-  /** What the remembered page's rights grant: grantMask's answer for them (see grantMasks). */
+  /** The accesses the remembered page's rights grant: their grantMasks entry. */
   private fastGrants = 0;
   /**
    * tlbGrants(perms, access, mode) for this MMU's mode, precomputed: bit (access & 31) of
@@ -145,6 +149,15 @@ export class NativeMmu implements MmuBackend {
     return this.tlbs.get(v.uid);
   }
 
+  /**
+   * Kept small on purpose: V8 inlines a call into a loop only while the callee's bytecode
+   * plus what its own optimized code already inlined, times 1.2, fits the loop's 920-byte
+   * budget. translate (315 bytes) inlines lookup and find (369): 684 * 1.2 = 821. At 344 +
+   * 532 (with tlbGrants and remember calls) it did not fit once translate had been
+   * optimized by itself, and whether that happened before the caller's loop was compiled
+   * decided whether every translation in that loop was an out-of-line call with the VA and
+   * the result boxed (h68 in docs/decisions.md). Grow it, or what it calls, with care.
+   */
   translate(v: Vcpu, va: number, access: number): number {
     const c = this.counts;
     c.translations++;
@@ -198,7 +211,7 @@ export class NativeMmu implements MmuBackend {
    * Leaves the result in `slowResult`.
    *
    * One function on purpose, larger than V8 inlines (460 bytes of bytecode; this is about
-   * 570): callers then always get translate's two hit paths alone, never the walk. As two smaller functions, whether the TLB half was inlined into a
+   * 550): callers then always get translate's two hit paths alone, never the walk. As two smaller functions, whether the TLB half was inlined into a
    * caller's loop depended on call-frequency feedback from earlier loops, and when it was,
    * `lookup` no longer fitted the caller's inlining budget: an out-of-line call with the VA
    * boxed on every TLB hit (h61 in docs/decisions.md).
