@@ -41,13 +41,13 @@ import { nativeMmuError } from "./errors";
 const NO_FAST = -(2 ** 62);
 
 /** The rights tlbGrants reads: PERM_RW, PERM_USER, PERM_NX, PERM_DIRTY. */
-const GRANT_PERMS = PERM_RW | PERM_USER | PERM_NX | PERM_DIRTY;
+export const GRANT_PERMS = PERM_RW | PERM_USER | PERM_NX | PERM_DIRTY;
 
 /**
  * Per rights (perms & GRANT_PERMS), the accesses tlbGrants grants under `mode`: bit a is
  * tlbGrants(perms, a, mode) for a = 0..31 (the access bits it reads are all below 32).
  */
-function grantMasks(mode: PagingMode): Int32Array {
+export function grantMasks(mode: PagingMode): Int32Array {
   const masks = new Int32Array(GRANT_PERMS + 1);
   for (let p = 0; p <= GRANT_PERMS; p++) {
     if ((p & GRANT_PERMS) !== p) continue;
