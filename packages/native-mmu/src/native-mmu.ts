@@ -109,6 +109,13 @@ export class NativeMmu implements MmuBackend {
   /** The accesses the remembered page's rights grant: their grantMasks entry. */
   private fastGrants = 0;
   /**
+   * An access the remembered rights grant, or -1: the fast path compares it before reading
+   * fastGrants (cheaper when a loop repeats one access). translate's hit sets it before its
+   * grant check; when that check refuses, translateSlow forgets the page before anything
+   * reads it.
+   */
+  private fastAccess = -1;
+  /**
    * tlbGrants(perms, access, mode) for this MMU's mode, precomputed: bit (access & 31) of
    * grantMasks[perms & GRANT_PERMS]. tlbGrants reads only the access bits below 32 (W, U, I)
    * and the perms bits in GRANT_PERMS, and the mode never changes, so the bit is its answer
@@ -152,7 +159,7 @@ export class NativeMmu implements MmuBackend {
   /**
    * Kept small on purpose: V8 inlines a call into a loop only while the callee's bytecode
    * plus what its own optimized code already inlined, times 1.2, fits the loop's 920-byte
-   * budget. translate (315 bytes) inlines lookup and find (369): 684 * 1.2 = 821. At 344 +
+   * budget. translate (330 bytes) inlines lookup and find (369): 699 * 1.2 = 839. At 344 +
    * 532 (with tlbGrants and remember calls) it did not fit once translate had been
    * optimized by itself, and whether that happened before the caller's loop was compiled
    * decided whether every translation in that loop was an out-of-line call with the VA and
@@ -166,7 +173,7 @@ export class NativeMmu implements MmuBackend {
       off >= 0 &&
       off < 4096 &&
       v.uid === this.fastUid &&
-      ((this.fastGrants >> access) & 1) !== 0
+      (access === this.fastAccess || ((this.fastGrants >> access) & 1) !== 0)
     ) {
       // Paging's Tlb counters: level 0's lookups at [0], hits at [1].
       const tc = this.fastCounters;
@@ -189,6 +196,7 @@ export class NativeMmu implements MmuBackend {
       this.fastMa = ma;
       this.fastGrants = grants;
       this.fastCounters = tlb.counters;
+      this.fastAccess = access; // refused: translateSlow forgets the page first
       if (((grants >> access) & 1) !== 0) {
         c.tlbHits++;
         return ma + pageOff;
@@ -280,6 +288,7 @@ export class NativeMmu implements MmuBackend {
     this.fastMa = mfn * 4096;
     this.fastGrants = grants;
     this.fastCounters = tlb.counters;
+    this.fastAccess = -1;
   }
 
   /** Hands the entries the last walk read to walkRefSink (from the walk's first level down). */

@@ -107,6 +107,11 @@ describe("native-mmu", () => {
     const { mmu, v, d, ram } = world(P | US);
     expect(mmu.translate(v, BASE, PFEC_user_mode)).toBe(200 * 4096);
     expect(mmu.translate(v, BASE + 4, PFEC_user_mode | PFEC_write_access)).toBe(-1);
+    // A refused write leaves no page behind that would grant the next one (or a read).
+    expect(mmu.translate(v, BASE + 4, PFEC_user_mode | PFEC_write_access)).toBe(-1);
+    expect(mmu.translate(v, BASE + 4, PFEC_user_mode)).toBe(200 * 4096 + 4);
+    expect(mmu.translate(v, BASE + 6, PFEC_user_mode | PFEC_write_access)).toBe(-1);
+    expect(mmu.translate(v, BASE + 6, PFEC_user_mode)).toBe(200 * 4096 + 6);
     ram.write64(103 * 4096, 201 * 4096 + (P | RW | US), 0);
     mmu.flushOne(v, BASE);
     expect(mmu.translate(v, BASE + 8, PFEC_user_mode)).toBe(201 * 4096 + 8);
