@@ -14,6 +14,10 @@
  * where it is already the most recently used, so the lookup changes no replacement state:
  * the fast path counts it as exactly that hit (first-level lookup and hit) without
  * searching. Every flush, and every other translation, moves or clears `fast*`.
+ *
+ * Rights: `grantMasks` holds paging's tlbGrants answers for this MMU's (fixed) mode, per
+ * rights and access; every hit reads them there instead of calling tlbGrants, so each
+ * access is granted or refused exactly as tlbGrants would.
  */
 import type { Hypervisor, MmuBackend, MmuFault, Vcpu } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
@@ -21,6 +25,10 @@ import {
   CpuTlbs,
   createPagingMode,
   type PagingMode,
+  PERM_DIRTY,
+  PERM_NX,
+  PERM_RW,
+  PERM_USER,
   type Tlb,
   type TlbConfig,
   tlbGrants,
@@ -31,6 +39,22 @@ import { nativeMmuError } from "./errors";
 
 /** fastBase when the fast path describes no page: va - NO_FAST is never below 4096. */
 const NO_FAST = -(2 ** 62);
+
+/** The rights tlbGrants reads: PERM_RW, PERM_USER, PERM_NX, PERM_DIRTY. */
+export const GRANT_PERMS = PERM_RW | PERM_USER | PERM_NX | PERM_DIRTY;
+
+/**
+ * Per rights (perms & GRANT_PERMS), the accesses tlbGrants grants under `mode`: bit a is
+ * tlbGrants(perms, a, mode) for a = 0..31 (the access bits it reads are all below 32).
+ */
+export function grantMasks(mode: PagingMode): Int32Array {
+  const masks = new Int32Array(GRANT_PERMS + 1);
+  for (let p = 0; p <= GRANT_PERMS; p++) {
+    if ((p & GRANT_PERMS) !== p) continue;
+    for (let a = 0; a < 32; a++) if (tlbGrants(p, a, mode)) masks[p] |= 1 << a;
+  }
+  return masks;
+}
 
 export interface NativeMmuOptions {
   /** TLB shape per vCPU (paging's Tlb config); the default is paging's Skylake-like TLB. */
@@ -82,12 +106,23 @@ export class NativeMmu implements MmuBackend {
    */
   private fastBase = NO_FAST;
   private fastMa = 0;
-  private fastPerms = 0;
+  /** The accesses the remembered page's rights grant: their grantMasks entry. */
+  private fastGrants = 0;
   /**
-   * An access the remembered rights are known to grant (tlbGrants said so for fastPerms), or
-   * -1: the fast path skips tlbGrants for it. The same answer, without re-deciding it.
+   * An access the remembered rights grant, or -1: the fast path compares it before reading
+   * fastGrants (cheaper when a loop repeats one access). translate's hit sets it before its
+   * grant check; when that check refuses, translateSlow forgets the page before anything
+   * reads it.
    */
   private fastAccess = -1;
+  /**
+   * tlbGrants(perms, access, mode) for this MMU's mode, precomputed: bit (access & 31) of
+   * grantMasks[perms & GRANT_PERMS]. tlbGrants reads only the access bits below 32 (W, U, I)
+   * and the perms bits in GRANT_PERMS, and the mode never changes, so the bit is its answer
+   * for every access and perms. A table read instead of tlbGrants' branches keeps translate
+   * small (see translate).
+   */
+  declare private readonly grantMasks: Int32Array;
   private fastCounters: Float64Array = new Float64Array(2);
   /** translateSlow's argument and result (see translate). */
   private slowVa = 0.5;
@@ -98,6 +133,7 @@ export class NativeMmu implements MmuBackend {
   constructor(hv: Hypervisor, options: NativeMmuOptions = {}) {
     this.ram = hv.machine.ram;
     this.mode = createPagingMode({});
+    this.grantMasks = grantMasks(this.mode);
     if (options === null || typeof options !== "object") {
       throw nativeMmuError(
         "NATIVE_BAD_OPTION",
@@ -120,6 +156,15 @@ export class NativeMmu implements MmuBackend {
     return this.tlbs.get(v.uid);
   }
 
+  /**
+   * Kept small on purpose: V8 inlines a call into a loop only while the callee's bytecode
+   * plus what its own optimized code already inlined, times 1.2, fits the loop's 920-byte
+   * budget. translate (330 bytes) inlines lookup and find (369): 699 * 1.2 = 839. At 344 +
+   * 532 (with tlbGrants and remember calls) it did not fit once translate had been
+   * optimized by itself, and whether that happened before the caller's loop was compiled
+   * decided whether every translation in that loop was an out-of-line call with the VA and
+   * the result boxed (h68 in docs/decisions.md). Grow it, or what it calls, with care.
+   */
   translate(v: Vcpu, va: number, access: number): number {
     const c = this.counts;
     c.translations++;
@@ -128,7 +173,7 @@ export class NativeMmu implements MmuBackend {
       off >= 0 &&
       off < 4096 &&
       v.uid === this.fastUid &&
-      (access === this.fastAccess || tlbGrants(this.fastPerms, access, this.mode))
+      (access === this.fastAccess || ((this.fastGrants >> access) & 1) !== 0)
     ) {
       // Paging's Tlb counters: level 0's lookups at [0], hits at [1].
       const tc = this.fastCounters;
@@ -141,27 +186,29 @@ export class NativeMmu implements MmuBackend {
     // its hits are frequent there (when they are rare, it is a call on the rare path only).
     const tlb = this.tlbs.byCpu[v.uid];
     if (tlb !== undefined && tlb.lookup(va, 0) === true) {
-      const p = tlb.hitPerms;
-      const mfn = tlb.hitMfn;
       // va % 4096 for a VA >= 0 (a TLB holds no negative VA), without a float modulo.
       const pageOff = va - Math.floor(va * 2 ** -12) * 4096;
-      this.remember(v, tlb, va - pageOff, mfn, p);
-      if (tlbGrants(p, access, this.mode)) {
-        this.fastAccess = access;
+      const ma = tlb.hitMfn * 4096;
+      // remember(v, tlb, va - pageOff, hitMfn, grants), written out: see translate's size.
+      const grants = this.grantMasks[tlb.hitPerms & 0x4e]; // & GRANT_PERMS
+      this.fastUid = v.uid;
+      this.fastBase = va - pageOff;
+      this.fastMa = ma;
+      this.fastGrants = grants;
+      this.fastCounters = tlb.counters;
+      this.fastAccess = access; // refused: translateSlow forgets the page first
+      if (((grants >> access) & 1) !== 0) {
         c.tlbHits++;
-        return mfn * 4096 + pageOff;
+        return ma + pageOff;
       }
-      // A hit that does not grant the access: translateSlow walks without looking up again.
-      this.slowVa = va;
-      this.slowSkip = true;
-    } else {
-      // No TLB yet (translateSlow creates it and looks up), or a miss (it walks).
-      this.slowVa = va;
-      this.slowSkip = tlb !== undefined;
     }
-    // The rest is out of line, and too large to inline (see translateSlow). The VA goes in
-    // and the result comes out through double fields, written in place: a number above 2^31
-    // passed to or returned from a call that is not inlined is boxed, a heap allocation.
+    // No TLB yet (translateSlow creates it and looks up), a miss or a hit that does not
+    // grant the access (translateSlow walks without looking up again). The rest is out of
+    // line, and too large to inline (see translateSlow). The VA goes in and the result comes
+    // out through double fields, written in place: a number above 2^31 passed to or returned
+    // from a call that is not inlined is boxed, a heap allocation.
+    this.slowVa = va;
+    this.slowSkip = tlb !== undefined;
     this.translateSlow(v, access);
     return this.slowResult;
   }
@@ -172,7 +219,7 @@ export class NativeMmu implements MmuBackend {
    * Leaves the result in `slowResult`.
    *
    * One function on purpose, larger than V8 inlines (460 bytes of bytecode; this is about
-   * 570): callers then always get translate's two hit paths alone, never the walk. As two smaller functions, whether the TLB half was inlined into a
+   * 550): callers then always get translate's two hit paths alone, never the walk. As two smaller functions, whether the TLB half was inlined into a
    * caller's loop depended on call-frequency feedback from earlier loops, and when it was,
    * `lookup` no longer fitted the caller's inlining budget: an out-of-line call with the VA
    * boxed on every TLB hit (h61 in docs/decisions.md).
@@ -182,13 +229,12 @@ export class NativeMmu implements MmuBackend {
     const c = this.counts;
     const tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
     if (!this.slowSkip && tlb.lookup(va, 0) === true) {
-      const p = tlb.hitPerms;
+      const g = this.grantMasks[tlb.hitPerms & 0x4e]; // & GRANT_PERMS
       const mfn = tlb.hitMfn;
       // va % 4096 for a VA >= 0 (a TLB holds no negative VA), without a float modulo.
       const off = va - Math.floor(va * 2 ** -12) * 4096;
-      this.remember(v, tlb, va - off, mfn, p);
-      if (tlbGrants(p, access, this.mode)) {
-        this.fastAccess = access;
+      this.remember(v, tlb, va - off, mfn, g);
+      if (((g >> access) & 1) !== 0) {
         c.tlbHits++;
         this.slowResult = mfn * 4096 + off;
         return;
@@ -222,19 +268,27 @@ export class NativeMmu implements MmuBackend {
     tlb.insertWalk(out, 0);
     // The walk succeeded, so va is a whole number >= 0 and maddr's offset is va's.
     const off = out.vaLo & 4095;
-    this.remember(v, tlb, va - off, (out.maddr - off) * 2 ** -12, out.perms);
-    if (tlbGrants(out.perms, access, this.mode)) this.fastAccess = access;
+    this.remember(
+      v,
+      tlb,
+      va - off,
+      (out.maddr - off) * 2 ** -12,
+      this.grantMasks[out.perms & 0x4e],
+    );
     this.slowResult = out.maddr;
   }
 
-  /** Makes the fast path describe the 4 KiB page at `base` (a multiple of 4096). */
-  private remember(v: Vcpu, tlb: Tlb, base: number, mfn: number, perms: number): void {
+  /**
+   * Makes the fast path describe the 4 KiB page at `base` (a multiple of 4096), whose rights
+   * grant the accesses in `grants` (a grantMasks entry).
+   */
+  private remember(v: Vcpu, tlb: Tlb, base: number, mfn: number, grants: number): void {
     this.fastUid = v.uid;
     this.fastBase = base;
     this.fastMa = mfn * 4096;
-    this.fastPerms = perms;
-    this.fastAccess = -1;
+    this.fastGrants = grants;
     this.fastCounters = tlb.counters;
+    this.fastAccess = -1;
   }
 
   /** Hands the entries the last walk read to walkRefSink (from the walk's first level down). */

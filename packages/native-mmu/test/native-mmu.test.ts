@@ -5,8 +5,10 @@ import {
   PFEC_write_access,
 } from "@hyperlab/core";
 import { createMachine } from "@hyperlab/machine";
+import { createPagingMode, tlbGrants } from "@hyperlab/paging";
 import { describe, expect, it } from "vitest";
 import { type NativeMmu, nativeMmu } from "../src/index";
+import { GRANT_PERMS, grantMasks } from "../src/native-mmu";
 
 const P = 1;
 const RW = 2;
@@ -105,6 +107,11 @@ describe("native-mmu", () => {
     const { mmu, v, d, ram } = world(P | US);
     expect(mmu.translate(v, BASE, PFEC_user_mode)).toBe(200 * 4096);
     expect(mmu.translate(v, BASE + 4, PFEC_user_mode | PFEC_write_access)).toBe(-1);
+    // A refused write leaves no page behind that would grant the next one (or a read).
+    expect(mmu.translate(v, BASE + 4, PFEC_user_mode | PFEC_write_access)).toBe(-1);
+    expect(mmu.translate(v, BASE + 4, PFEC_user_mode)).toBe(200 * 4096 + 4);
+    expect(mmu.translate(v, BASE + 6, PFEC_user_mode | PFEC_write_access)).toBe(-1);
+    expect(mmu.translate(v, BASE + 6, PFEC_user_mode)).toBe(200 * 4096 + 6);
     ram.write64(103 * 4096, 201 * 4096 + (P | RW | US), 0);
     mmu.flushOne(v, BASE);
     expect(mmu.translate(v, BASE + 8, PFEC_user_mode)).toBe(201 * 4096 + 8);
@@ -158,5 +165,26 @@ describe("walkRefSink", () => {
     mmu.flushLocal(v);
     expect(mmu.translate(v, 0, PFEC_user_mode)).toBe(-1);
     expect(mmu.translate(v, 4094, PFEC_user_mode)).toBe(-1);
+  });
+});
+
+describe("grantMasks", () => {
+  it("answers as paging's tlbGrants for every rights and access, in every mode", () => {
+    const accesses = [-1, -4, 4.5, 2 ** 31, 2 ** 32 + 6, 2 ** 53, Number.NaN];
+    for (let a = 0; a < 64; a++) accesses.push(a);
+    for (const wp of [true, false]) {
+      for (const nxe of [true, false]) {
+        const mode = createPagingMode({ wp, nxe });
+        const masks = grantMasks(mode);
+        for (let perms = 0; perms < 0x400; perms++) {
+          for (const access of accesses) {
+            const granted = ((masks[perms & GRANT_PERMS] >> access) & 1) !== 0;
+            if (granted !== tlbGrants(perms, access, mode)) {
+              expect({ wp, nxe, perms, access, granted }).toBe("tlbGrants' answer");
+            }
+          }
+        }
+      }
+    }
   });
 });
