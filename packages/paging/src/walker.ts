@@ -66,7 +66,10 @@ if (CHUNK_FRAMES !== 512) {
 // walk's hot block writes these as literals (see there); entry.ts checks the _PAGE_* bits.
 if (
   ACCESS_WRITE !== 2 ||
-  (ACCESS_WRITE | ACCESS_USER | ACCESS_FETCH) !== 0x16 ||
+  ACCESS_USER !== 4 ||
+  ACCESS_FETCH !== 0x10 ||
+  PERM_RW !== 2 ||
+  PERM_USER !== 4 ||
   PERM_NX !== 8 ||
   RW_US !== 6 ||
   PERM_DIRTY !== _PAGE_DIRTY ||
@@ -75,6 +78,23 @@ if (
   FAULT_RESERVED !== 2
 ) {
   throw new Error("paging's access or fault constants changed; update walk's literals");
+}
+
+/**
+ * accessDenied (access.ts, SDM §4.6) with its bits as literals, for the walk's hot path:
+ * module bindings are cell loads with a hole check at every use in optimised code, and only
+ * a write, user or fetch access can be denied. 2 is ACCESS_WRITE and PERM_RW, 4 ACCESS_USER
+ * and PERM_USER, 0x10 ACCESS_FETCH, 8 PERM_NX (checked at load above).
+ */
+function denied(perms: number, access: number, mode: PagingMode): boolean {
+  if ((access & 0x16) === 0) return false;
+  if ((access & 4) !== 0) {
+    if ((perms & 4) === 0) return true;
+    if ((access & 2) !== 0 && (perms & 2) === 0) return true;
+  } else if ((access & 2) !== 0 && (perms & 2) === 0 && mode.wp === true) {
+    return true;
+  }
+  return (access & 0x10) !== 0 && (perms & 8) !== 0;
 }
 
 /**
@@ -393,8 +413,7 @@ function walkVa(
     // body rather than a function: V8 would not inline one this size within its budget,
     // and none of the general path's setup (the VA's upper indices, the per-level locals)
     // runs for it. Literals as below: 0x21 is _PAGE_PRESENT | _PAGE_ACCESSED, 0x61 with
-    // _PAGE_DIRTY, 0x16 ACCESS_WRITE | ACCESS_USER | ACCESS_FETCH, 0x140 _PAGE_DIRTY |
-    // _PAGE_GLOBAL (PERM_DIRTY | PERM_GLOBAL).
+    // _PAGE_DIRTY, 0x140 _PAGE_DIRTY | _PAGE_GLOBAL (PERM_DIRTY | PERM_GLOBAL).
     const t = table >>> 0;
     if (pwcLevel === 2 && t === table && t < ram.nrFrames) {
       const vaLo = va >>> 0;
@@ -407,7 +426,7 @@ function walkVa(
       if ((lo & want) === want && (hi & (mode.rsvdHiAll | 0)) === 0) {
         let p = perms & (lo | -7); // ~RW_US
         if (mode.nxe === true && hi >>> 31 !== 0) p |= 8; // _PAGE_NX_HI: PERM_NX
-        if ((access & 0x16) === 0 || !accessDenied(p, access, mode)) {
+        if (!denied(p, access, mode)) {
           out.vaLo = vaLo;
           out.access = access;
           out.startLevel = 1;
@@ -930,9 +949,7 @@ function walkVa(
     return false;
   }
   out.leafLevel = level;
-  // Only a write, user or fetch access can be denied (0x16: ACCESS_WRITE | ACCESS_USER |
-  // ACCESS_FETCH); a read skips accessDenied's checks.
-  if ((access & 0x16) !== 0 && accessDenied(perms, access, mode)) {
+  if (denied(perms, access, mode)) {
     out.ok = false;
     out.perms = perms;
     out.fault = FAULT_PROTECTION;
