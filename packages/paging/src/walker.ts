@@ -346,7 +346,9 @@ export function walk(
   // this wrapper is small enough for V8 to inline into the caller, and a VA above 2^30 passed
   // to a call that is not inlined (walkVa is too big) is boxed in a new heap number per walk.
   out.va = va;
-  const ok = walkVa(ram, rootMfn, access, levels, out, pwc, tag);
+  // `=== true`: the result of a call V8 does not inline is converted to a boolean
+  // generically otherwise, here and in every caller's `if (walk(...))`.
+  const ok = walkVa(ram, rootMfn, access, levels, out, pwc, tag) === true;
   // A successful walk fills the page-walk caches for the levels it read above the leaf.
   // Here rather than in walkVa, so that walkVa has no call taking the VA (see above).
   if (ok && pwc != null && out.startLevel > out.leafLevel) pwc.fill(va, tag, out);
