@@ -124,30 +124,20 @@ export class PageWalkCache {
   }
 
   /**
-   * AssocArray.find's scan (same match rule, and the hit marked used through `touch`), over
-   * the array's typed arrays read once: this probe runs on every walk through the caches.
+   * One cache's probe: AssocArray.find (its match rule, and it marks the hit used), then the
+   * hit's fields. find rather than a copy of its scan: its LRU stamp is inline and a
+   * non-LRU policy's `touch` is a call V8 does not inline while it is never taken, so the
+   * probe stays small enough for V8 to inline lookup, the probe and walkPte (src/walker.ts)
+   * into the walk within its inlining budget.
    */
   private probe(a: AssocArray, level: number, key: number, tag: number): boolean {
-    const ways = a.ways;
-    const base = ((key >>> 0) & a.setMask) * ways;
-    const end = base + ways;
-    const keys = a.key;
-    const flags = a.flags;
-    const tags = a.tag;
-    for (let i = base; i < end; i++) {
-      if (keys[i] !== key) continue;
-      const f = flags[i];
-      // 2 is ASSOC_GLOBAL.
-      if (f !== 0 && (tags[i] === tag || (f & 2) !== 0)) {
-        a.touch(i);
-        this.hitLevel = level;
-        this.hitMfn = a.value[i];
-        this.hitPerms = a.perms[i];
-        this.counters[4 + (level - 2) * 3]++; // PWC_LEVEL_BASE + ... + PWC_HITS
-        return true;
-      }
-    }
-    return false;
+    const i = a.find(key, tag);
+    if (i < 0) return false;
+    this.hitLevel = level;
+    this.hitMfn = a.value[i];
+    this.hitPerms = a.perms[i];
+    this.counters[4 + (level - 2) * 3]++; // PWC_LEVEL_BASE + ... + PWC_HITS
+    return true;
   }
 
   /** Caches the non-leaf entries a successful walk read (called by `walk`). */

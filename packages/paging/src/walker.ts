@@ -25,6 +25,8 @@
 import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_GLOBAL, _PAGE_NX_HI, _PAGE_PSE } from "@hyperlab/abi";
 import { CHUNK_FRAMES, type Ram } from "@hyperlab/machine";
 import {
+  ACCESS_FETCH,
+  ACCESS_USER,
   ACCESS_WRITE,
   accessDenied,
   faultCode,
@@ -64,6 +66,10 @@ if (CHUNK_FRAMES !== 512) {
 // walk's hot block writes these as literals (see there); entry.ts checks the _PAGE_* bits.
 if (
   ACCESS_WRITE !== 2 ||
+  ACCESS_USER !== 4 ||
+  ACCESS_FETCH !== 0x10 ||
+  PERM_RW !== 2 ||
+  PERM_USER !== 4 ||
   PERM_NX !== 8 ||
   RW_US !== 6 ||
   PERM_DIRTY !== _PAGE_DIRTY ||
@@ -72,6 +78,23 @@ if (
   FAULT_RESERVED !== 2
 ) {
   throw new Error("paging's access or fault constants changed; update walk's literals");
+}
+
+/**
+ * accessDenied (access.ts, SDM §4.6) with its bits as literals, for the walk's hot path:
+ * module bindings are cell loads with a hole check at every use in optimised code, and only
+ * a write, user or fetch access can be denied. 2 is ACCESS_WRITE and PERM_RW, 4 ACCESS_USER
+ * and PERM_USER, 0x10 ACCESS_FETCH, 8 PERM_NX (checked at load above).
+ */
+function denied(perms: number, access: number, mode: PagingMode): boolean {
+  if ((access & 0x16) === 0) return false;
+  if ((access & 4) !== 0) {
+    if ((perms & 4) === 0) return true;
+    if ((access & 2) !== 0 && (perms & 2) === 0) return true;
+  } else if ((access & 2) !== 0 && (perms & 2) === 0 && mode.wp === true) {
+    return true;
+  }
+  return (access & 0x10) !== 0 && (perms & 8) !== 0;
 }
 
 /**
@@ -323,7 +346,9 @@ export function walk(
   // this wrapper is small enough for V8 to inline into the caller, and a VA above 2^30 passed
   // to a call that is not inlined (walkVa is too big) is boxed in a new heap number per walk.
   out.va = va;
-  const ok = walkVa(ram, rootMfn, access, levels, out, pwc, tag);
+  // `=== true`: the result of a call V8 does not inline is converted to a boolean
+  // generically otherwise, here and in every caller's `if (walk(...))`.
+  const ok = walkVa(ram, rootMfn, access, levels, out, pwc, tag) === true;
   // A successful walk fills the page-walk caches for the levels it read above the leaf.
   // Here rather than in walkVa, so that walkVa has no call taking the VA (see above).
   if (ok && pwc != null && out.startLevel > out.leafLevel) pwc.fill(va, tag, out);
@@ -373,11 +398,65 @@ function walkVa(
     out.totalFaults++;
     return false;
   }
-  if (pwc?.lookup(va, tag, level)) {
+  // `=== true`: lookup's result merges a call V8 does not inline (lookupAbove), so a plain
+  // `if` would convert it to a boolean generically on every walk.
+  if (pwc != null && pwc.lookup(va, tag, level) === true) {
     pwcLevel = pwc.hitLevel;
     level = pwcLevel - 1;
     table = pwc.hitMfn;
     perms = pwc.hitPerms;
+    // After a PDE-cache hit, the usual rest of the walk, finished here: the PTE is present,
+    // has no reserved bit set, allows the access under the cached rights and already has A
+    // (and D for a write), so the walk writes no A/D flag. This block then writes exactly
+    // what the path from the PTE below writes (the same fields, arrays and totals; start
+    // level 1, one read, no write) and returns. Otherwise (a fault, a denied access, an A/D
+    // write, a cached frame this RAM does not hold) it has written nothing and the path
+    // below reads the PTE again and faults or sets A/D in the usual order. In walkVa's own
+    // body rather than a function: V8 would not inline one this size within its budget,
+    // and none of the general path's setup (the VA's upper indices, the per-level locals)
+    // runs for it. Literals as below: 0x21 is _PAGE_PRESENT | _PAGE_ACCESSED, 0x61 with
+    // _PAGE_DIRTY, 0x140 _PAGE_DIRTY | _PAGE_GLOBAL (PERM_DIRTY | PERM_GLOBAL).
+    const t = table >>> 0;
+    if (pwcLevel === 2 && t === table && t < ram.nrFrames) {
+      const vaLo = va >>> 0;
+      const i = (vaLo >>> 12) & 511;
+      const words = ram.chunkWordsForRead(t);
+      const w = ((t & 511) << 10) | (i << 1);
+      const lo = words[w];
+      const hi = words[w | 1];
+      const want = (access & 2) !== 0 ? 0x61 : 0x21;
+      if ((lo & want) === want && (hi & (mode.rsvdHiAll | 0)) === 0) {
+        let p = perms & (lo | -7); // ~RW_US
+        if (mode.nxe === true && hi >>> 31 !== 0) p |= 8; // _PAGE_NX_HI: PERM_NX
+        if (!denied(p, access, mode)) {
+          out.vaLo = vaLo;
+          out.access = access;
+          out.startLevel = 1;
+          out.pwcLevel = 2;
+          out.writes = 0;
+          out.totalWalks++;
+          out.entryMaddr[1] = t * 4096 + i * 8;
+          out.entryLo[1] = lo;
+          out.entryHi[1] = hi;
+          out.levelPerms[1] = p;
+          out.reads = 1;
+          out.totalReads++;
+          out.leafLevel = 1;
+          out.leafLo = lo;
+          out.leafHi = hi;
+          out.perms = p | (lo & 0x140);
+          const mfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
+          out.pageShift = 12;
+          out.pageMfn = mfn;
+          out.maddr = mfn * 4096 + (vaLo & 0xfff);
+          out.ok = true;
+          out.fault = 0;
+          out.errorCode = 0;
+          out.faultLevel = 0;
+          return true;
+        }
+      }
+    }
   }
   const perms0 = perms;
   // Word32 (mode.levels is a tagged field): the level tests below compare integers.
@@ -872,7 +951,7 @@ function walkVa(
     return false;
   }
   out.leafLevel = level;
-  if (accessDenied(perms, access, mode)) {
+  if (denied(perms, access, mode)) {
     out.ok = false;
     out.perms = perms;
     out.fault = FAULT_PROTECTION;

@@ -71,6 +71,25 @@ const opArb = fc.record({
   flags: fc.array(entryFlagsArb, { minLength: 5, maxLength: 5 }),
   mfn: fc.integer({ min: 0, max: 2 ** 28 - 1 }),
 });
+/** Ops whose entries mostly allow access (present, RW/US, some with A and D already set). */
+const goodOpArb = fc.record({
+  path: fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 5, maxLength: 5 }),
+  leafLevel: fc.constantFrom(1, 1, 1, 2, 3),
+  flags: fc.array(
+    fc.oneof(
+      {
+        arbitrary: fc.record({
+          lo: fc.constantFrom(0x007, 0x027, 0x067, 0x167, 0x005, 0x025),
+          hi: fc.constantFrom(0n, 0n, 0n, 1n << 63n),
+        }),
+        weight: 6,
+      },
+      { arbitrary: entryFlagsArb, weight: 1 },
+    ),
+    { minLength: 5, maxLength: 5 },
+  ),
+  mfn: fc.integer({ min: 0, max: 2 ** 28 - 1 }),
+});
 const cfgArb = fc.record({
   levels: fc.constantFrom(4 as const, 5 as const),
   maxPhysAddr: fc.constantFrom(43, 46, 52),
@@ -309,6 +328,113 @@ describe("walker vs an independent reference translation (property)", () => {
       ),
       fcParams(150),
     );
+  });
+
+  it("a walk through the page-walk caches is walkStep from the cached entry down, field by field", () => {
+    // The reference: a second cache fed the same walks, probed with lookup, then walkBegin
+    // at the level below the hit with its rights, walkStep per level, walkFinish and fill.
+    // Every field, per-level array, total, cache counter and A/D flag must agree, on the
+    // walker's paths from a PDE-cache hit (finished early or not) as on the others.
+    let fromPde = 0;
+    fc.assert(
+      fc.property(
+        cfgArb,
+        fc.array(goodOpArb, { minLength: 1, maxLength: 12 }),
+        fc.array(accessArb, { minLength: 1, maxLength: 24 }),
+        fc.constantFrom("lru" as const, "plru" as const),
+        (cfg, ops, accesses, replacement) => {
+          const a = new Ram({ bytes: RAM_BYTES });
+          const b = new Ram({ bytes: RAM_BYTES });
+          build(a, cfg, ops);
+          build(b, cfg, ops);
+          const mode = createPagingMode(cfg);
+          const geometry = {
+            pml5e: { sets: 1, ways: 1 },
+            pml4e: { sets: 1, ways: 2 },
+            pdpte: { sets: 2, ways: 2 },
+            pde: { sets: 2, ways: 2, replacement },
+          };
+          const pwcW = new PageWalkCache(geometry);
+          const pwcS = new PageWalkCache(geometry);
+          const w = new WalkResult();
+          const s = new WalkResult();
+          for (const [i, acc] of accesses.entries()) {
+            const path = i % 4 !== 3 ? ops[i % ops.length].path : acc.path;
+            const va = Number(vaOf(path, cfg.levels, BigInt(acc.offset)));
+            const ok = walk(a, ROOT, va, acc.bits, mode, w, pwcW, 3);
+            let table = ROOT;
+            let level: number = cfg.levels;
+            let perms = PERM_RW | PERM_USER;
+            const hit = pwcS.lookup(va, 3, cfg.levels);
+            if (hit) {
+              level = pwcS.hitLevel - 1;
+              table = pwcS.hitMfn;
+              perms = pwcS.hitPerms;
+            }
+            walkBegin(s, va, acc.bits, level, perms);
+            if (hit) s.pwcLevel = pwcS.hitLevel;
+            let r = walkStep(b, table, pteIndex(va, level), level, mode, s);
+            while (r === STEP_TABLE) {
+              table = s.nextMfn;
+              level--;
+              r = walkStep(b, table, pteIndex(va, level), level, mode, s);
+            }
+            const ok2 = r !== STEP_FAULT && walkFinish(b, mode, s);
+            if (ok2 && s.startLevel > s.leafLevel) pwcS.fill(va, 3, s);
+            expect(ok2).toBe(ok);
+            if (ok && w.pwcLevel === 2) fromPde++;
+            const fields = (x: WalkResult) => [
+              x.ok,
+              x.fault,
+              x.errorCode,
+              x.faultLevel,
+              x.reads,
+              x.writes,
+              x.startLevel,
+              x.pwcLevel,
+              x.leafLevel,
+              x.vaLo,
+              x.access,
+            ];
+            expect(fields(w)).toEqual(fields(s));
+            for (let l = w.startLevel; l > w.startLevel - w.reads; l--) {
+              expect([w.entryMaddr[l], w.entryLo[l], w.entryHi[l]]).toEqual([
+                s.entryMaddr[l],
+                s.entryLo[l],
+                s.entryHi[l],
+              ]);
+              if (l > w.startLevel - w.reads + 1 || ok || w.fault === FAULT_PROTECTION) {
+                expect(w.levelPerms[l]).toBe(s.levelPerms[l]);
+              }
+            }
+            if (ok) {
+              expect([w.maddr, w.pageMfn, w.pageShift, w.perms, w.leafLo, w.leafHi]).toEqual([
+                s.maddr,
+                s.pageMfn,
+                s.pageShift,
+                s.perms,
+                s.leafLo,
+                s.leafHi,
+              ]);
+            }
+          }
+          expect([w.totalWalks, w.totalReads, w.totalWrites, w.totalFaults]).toEqual([
+            s.totalWalks,
+            s.totalReads,
+            s.totalWrites,
+            s.totalFaults,
+          ]);
+          expect([...pwcW.counters]).toEqual([...pwcS.counters]);
+          for (let f = ROOT; f < ROOT + 200; f++) {
+            const x = Buffer.from(a.readBytes(f * 4096, 4096));
+            expect(x.equals(b.readBytes(f * 4096, 4096)), `frame ${f}`).toBe(true);
+          }
+        },
+      ),
+      fcParams(150),
+    );
+    // The generator reaches walks that succeed from a PDE-cache hit.
+    expect(fromPde).toBeGreaterThan(5);
   });
 
   it("walkBegin / walkStep / walkFinish compose to exactly what walk does", () => {
