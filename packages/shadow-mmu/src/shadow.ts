@@ -473,12 +473,12 @@ export class ShadowMmu implements MmuBackend {
     const uid = vcpu.uid;
     const c = this.counts;
     c.tlbMisses++;
+    const vpn = Math.floor(va * 2 ** -12);
     const acc = access & ACCESS_MASK;
     const fault = this.fault;
     fault.exitReason = -1;
     fault.emulate = false;
-    // Not a VA of 4-level paging (or not a number): a fault for the guest, no walk.
-    if (!(va >= 0 && va < 2 ** 48)) {
+    if (!(va >= 0 && va < 2 ** 48 && vpn * 4096 <= va)) {
       this.retMa = this.inject(va, acc);
       return;
     }
@@ -517,7 +517,7 @@ export class ShadowMmu implements MmuBackend {
           va,
         });
       }
-      if (this.shadowPageFault(vcpu, va, Math.floor(va * 2 ** -12), access) < 0) {
+      if (this.shadowPageFault(vcpu, va, vpn, access) < 0) {
         this.retMa = -1;
         return;
       }
