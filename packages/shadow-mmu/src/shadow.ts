@@ -49,8 +49,12 @@ import {
 } from "@hyperlab/core";
 import type { Ram } from "@hyperlab/machine";
 import {
+  ACCESS_FETCH,
+  ACCESS_USER,
+  ACCESS_WRITE,
   CpuTlbs,
   PAGING_4LEVEL,
+  PERM_DIRTY,
   PERM_NX,
   PERM_RW,
   PERM_USER,
@@ -93,6 +97,31 @@ const VA_LIMIT = 2 ** 48;
  */
 const PAGE_SCALE = 2 ** -12;
 const POW = [1, 512, 512 ** 2, 512 ** 3, 512 ** 4];
+/**
+ * paging's tlbGrants(perms, access, PAGING_4LEVEL), the rights check of every TLB hit, for
+ * every combination of the bits it reads, at index grantIndex(perms, access): filled by
+ * calling tlbGrants itself, so it is that rule and cannot disagree with it. translate reads
+ * it instead of calling tlbGrants: inlined, tlbGrants loads and checks each of paging's
+ * constants it names (module bindings, not literals, in V8's optimised code) on every hit.
+ */
+const GRANT_PERMS = PERM_RW | PERM_USER | PERM_NX | PERM_DIRTY;
+const GRANT_ACCESS = ACCESS_WRITE | ACCESS_USER | ACCESS_FETCH;
+if (GRANT_PERMS !== 0x4e || GRANT_ACCESS !== 0x16) {
+  throw new Error("paging's PERM_* or ACCESS_* bits changed; update translate's grant index");
+}
+/** The index of TLB_GRANTS for `perms` and `access` (translate writes it with literals). */
+export const grantIndex = (perms: number, access: number): number =>
+  ((perms & GRANT_PERMS) << 4) | (access & GRANT_ACCESS);
+/** 1 where tlbGrants answers true. Exported for its test only (index.ts does not). */
+export const TLB_GRANTS = new Uint8Array(grantIndex(GRANT_PERMS, GRANT_ACCESS) + 1);
+for (let perms = 0; perms <= GRANT_PERMS; perms++) {
+  if ((perms & ~GRANT_PERMS) !== 0) continue;
+  for (let access = 0; access <= GRANT_ACCESS; access++) {
+    if ((access & ~GRANT_ACCESS) !== 0) continue;
+    TLB_GRANTS[grantIndex(perms, access)] = tlbGrants(perms, access, PAGING_4LEVEL) ? 1 : 0;
+  }
+}
+
 /** A shadow entry that links a shadow table: present, writable, user, accessed. */
 const SPTE_TABLE = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED;
 
@@ -264,6 +293,8 @@ export class ShadowMmu implements MmuBackend {
   declare private readonly ram: Ram;
   declare private readonly owner: Int32Array;
   declare private readonly tlbs: CpuTlbs;
+  /** TLB_GRANTS, in a field: a module binding is loaded and checked at every use. */
+  declare private readonly grants: Uint8Array;
   private readonly out = new WalkResult();
   /**
    * Told the machine address of every paging-structure entry a hardware walk reads, in the
@@ -327,6 +358,7 @@ export class ShadowMmu implements MmuBackend {
       );
     }
     this.tlbs = tlbs;
+    this.grants = TLB_GRANTS;
     const max = options.maxShadowPages ?? 16384;
     if (!Number.isInteger(max) || max < 8) {
       throw shadowMmuError(
@@ -383,7 +415,11 @@ export class ShadowMmu implements MmuBackend {
     if (uid < this.cap && vcpu.cr3Mfn === this.guestCr3[uid]) {
       const tlb = this.tlbs.byCpu[uid];
       if (tlb !== undefined) {
-        if (tlb.lookup(va, 0) === true && tlbGrants(tlb.hitPerms, access, PAGING_4LEVEL)) {
+        // The TLB's rights check (tlbGrants) as a table read: grantIndex written out.
+        if (
+          tlb.lookup(va, 0) === true &&
+          this.grants[((tlb.hitPerms & 0x4e) << 4) | (access & 0x16)] !== 0
+        ) {
           this.counts.tlbHits++;
           return tlb.hitMfn * 4096 + (va - Math.floor(va * 2 ** -12) * 4096);
         }
@@ -426,9 +462,11 @@ export class ShadowMmu implements MmuBackend {
    * in retMa: the hardware walks the shadow tables; a shadow page fault exits to the host,
    * which fills the path and retries (up to four walks).
    *
-   * Kept in one piece, too large for V8 to inline: inlined into translate, it would use up
-   * the caller's inlining budget wherever misses are frequent (a loop after a { tlb: false }
-   * world's walks), and then paging's Tlb.lookup, the hit path, would be called instead.
+   * Kept in one piece, too large for V8 to inline (over 460 bytes of bytecode): inlined into
+   * translate, it would use up the caller's inlining budget wherever misses are frequent (a
+   * loop after a { tlb: false } world's walks), and then paging's Tlb.lookup, the hit path,
+   * would be called instead. Moving the exit's handling into a method of its own brings it
+   * under the limit: check --trace-turbo-inlining after any change here.
    */
   private walkShadow(vcpu: Vcpu, access: number, tlb: Tlb | null): void {
     const va = this.argVa;
