@@ -559,16 +559,15 @@ export class NptMmu implements MmuBackend {
           let qs = 0;
           if (Q !== 0) {
             qs = qBase + ((gfn + qDom) & qMask);
-            if (ntlbDom[qs] === dom && ntlbGfn[qs] === gfn) {
-              const np = this.ntlbPerm[qs];
-              if ((np & need) === need) {
+            // The data page's probe was made after the leaf (below): here only on a miss.
+            if (!data) {
+              if (ntlbDom[qs] === dom && ntlbGfn[qs] === gfn && (this.ntlbPerm[qs] & 1) !== 0) {
                 c.nestedTlbHits++;
-                nShift = LEAF_SHIFT[np >>> 3];
                 tmfn = this.ntlbMfn[qs] >>> 0;
                 break nestedStep;
               }
+              c.nestedTlbMisses++;
             }
-            c.nestedTlbMisses++;
           }
           let nl = m;
           let ntable = this.eptRoots[dom];
@@ -890,6 +889,21 @@ export class NptMmu implements MmuBackend {
           gfn += ((vaLo >>> 12) & 0x3_ffff) - ((lo >>> 12) & 0x3_ffff);
         }
         need = EPT_R | ((access & WRITE) !== 0 ? EPT_W : 0) | ((access & FETCH) !== 0 ? EPT_X : 0);
+        // The data page's nested TLB probe here (a hit ends the walk without another pass
+        // through the loop); on a miss the nested step above walks, without probing again.
+        if (Q !== 0) {
+          const qs = qBase + ((gfn + qDom) & qMask);
+          if (ntlbDom[qs] === dom && ntlbGfn[qs] === gfn) {
+            const np = this.ntlbPerm[qs];
+            if ((np & need) === need) {
+              c.nestedTlbHits++;
+              nShift = LEAF_SHIFT[np >>> 3];
+              tmfn = this.ntlbMfn[qs] >>> 0;
+              break;
+            }
+          }
+          c.nestedTlbMisses++;
+        }
         data = true;
       }
       const mfn = tmfn;
