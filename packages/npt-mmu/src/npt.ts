@@ -437,10 +437,14 @@ export class NptMmu implements MmuBackend {
    * a miss costs translate one call.
    *
    * The guest levels are paging's walkBegin, walkStep per level and walkFinish written out
-   * here with locals (as paging's `walk` does for one dimension), so that the nested TLB
-   * probe, the entry read and its checks are one loop body without calls: the same checks
-   * in the same order, the same entries read and A/D bits written, the same walkRefSink
-   * order (each guest entry after its table's nested walk) and the same exits and faults.
+   * here with locals (as paging's `walk` does for one dimension), and so is the nested
+   * dimension (nested() and nestedWalk's levels, written out once at the top of the loop):
+   * each guest table's gfn and, in one more pass after the leaf, the data page's go through
+   * that one nested step, so a cold 2D walk makes no call per nested translation (the data
+   * page's nested TLB probe is made after the leaf, so that a hit needs no second pass).
+   * The same checks in the same order, the same entries read and A/D bits written, the same
+   * counts, the same walkRefSink order (each guest entry after its table's nested walk) and
+   * the same exits and faults.
    * Bits are literals in the loop (test/differential.test.ts checks them): 1 is
    * _PAGE_PRESENT, 0x80 _PAGE_PSE, 0x20 _PAGE_ACCESSED, 0x40 _PAGE_DIRTY, 0x100
    * _PAGE_GLOBAL, 0x80000000 _PAGE_NX_HI in the high word; VMX_EPT_READABLE_MASK is 1.
@@ -943,7 +947,8 @@ export class NptMmu implements MmuBackend {
   /**
    * gfn -> mfn through the domain's nested table (nested TLB, then the nested structure
    * caches, then the walk). `need` holds VMX_EPT_* permission bits. Returns the mfn, or
-   * N_VIOLATION / N_MISCONFIG.
+   * N_VIOLATION / N_MISCONFIG. For guestStore; translateSlow has the same steps written out
+   * (keep the two alike: test/differential.test.ts and the c-reference test hold the walk).
    */
   private nested(p: number, dom: number, gfn: number, need: number): number {
     const Q = this.ntlbSize;
