@@ -595,7 +595,9 @@ export class NptMmu implements MmuBackend {
           // the RAM chunk view reused while the next table is in the same chunk, EPT bits
           // as literals (R 1, W 2, RWX 7, page size 0x80, the memory type in bits 3..5).
           const gLo = gfn >>> 0;
-          const gHi = ((gfn - gLo) * 2 ** -32) | 0;
+          // gHi without float arithmetic on gfn below 2^32 (every gfn of RAM): the subtraction
+          // made V8 keep gfn a double through the walk (cold TS/C 1.84-1.89 -> 1.65-1.69).
+          const gHi = gfn < 0x1_0000_0000 ? 0 : ((gfn - gLo) * 2 ** -32) | 0;
           let tableU = ntable >>> 0;
           let perm = 7;
           let refs = 0;
@@ -1004,7 +1006,7 @@ export class NptMmu implements MmuBackend {
     // RAM has at most 2^32 frames), with the RAM chunk view of the previous table reused
     // when the next is in the same chunk (frame >>> 9: machine's 512-frame chunks).
     const gLo = gfn >>> 0;
-    const gHi = ((gfn - gLo) * 2 ** -32) | 0;
+    const gHi = gfn < 0x1_0000_0000 ? 0 : ((gfn - gLo) * 2 ** -32) | 0;
     let tableU = table >>> 0;
     let chunk = -1;
     let words: Uint32Array = EMPTY_WORDS;

@@ -136,6 +136,27 @@ describe("EPT violations", () => {
     }
   });
 
+  it("a gfn of 2^32 or more is marked at its own nested slot (gfn's high bits index the walk)", () => {
+    for (const options of [{ nestedTlbEntries: 0, nestedPwcEntries: 0, tlb: false as const }, {}]) {
+      const { w, mem, t, v } = setup(options);
+      const low = mem.alloc();
+      t.map(0x3000, low);
+      expect(w.npt.translate(v, 0x3000, 0)).toBe(low * 4096);
+      // Same low 32 bits as `low`, so a walk that dropped the high bits would find low's leaf.
+      const high = 2 ** 32 * 3 + low;
+      t.map(0x5000, high);
+      const mis = w.npt.exitCount(EXIT_REASON_EPT_MISCONFIG);
+      expect(w.npt.translate(v, 0x5000, 0)).toBe(-1);
+      expect(w.npt.fault.gpa).toBe(high * 4096);
+      expect(w.npt.fault.exitReason).toBe(EXIT_REASON_EPT_VIOLATION);
+      // Marked with KVM's MMIO value: the next access exits as a misconfiguration.
+      expect(w.npt.translate(v, 0x5000, 0)).toBe(-1);
+      expect(w.npt.fault.exitReason).toBe(EXIT_REASON_EPT_MISCONFIG);
+      expect(w.npt.exitCount(EXIT_REASON_EPT_MISCONFIG)).toBe(mis + 1);
+      expect(w.npt.translate(v, 0x3000, 0)).toBe(low * 4096);
+    }
+  });
+
   it("zapGfn removes a mapping, flushes with INVEPT, and the next access backs it again", () => {
     const { w, mem, t, v } = setup();
     const data = mem.alloc();
