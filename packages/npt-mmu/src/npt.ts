@@ -303,6 +303,8 @@ export class NptMmu implements MmuBackend {
 
   // Combined TLB and guest structure caches: paging's Tlb, one per vCPU (by uid).
   declare private readonly tlbs: CpuTlbs;
+  /** Whether the vCPUs have no TLBs (`tlb: false`): translateSlow then asks tlbs nothing. */
+  declare private readonly noTlbs: boolean;
   // Nested paging-structure caches: per pCPU, per nested level 1..m-1.
   declare private readonly npwcSize: number;
   declare private readonly npwcTag: Float64Array;
@@ -315,8 +317,6 @@ export class NptMmu implements MmuBackend {
   /** RWX rights in bits 0..2, the leaf's level in bits 3..4. */
   declare private readonly ntlbPerm: Uint8Array;
   declare private readonly ntlbDom: Int32Array;
-  /** Page shift of the nested leaf the last successful nested translation used. */
-  private nShift = 12;
 
   /** Nested-table root per domain id, or -1. */
   private readonly eptRoots = new Int32Array(DOMID_FIRST_RESERVED).fill(-1);
@@ -356,6 +356,7 @@ export class NptMmu implements MmuBackend {
       );
     }
     this.tlbs = tlbs;
+    this.noTlbs = tlbs.config === null;
     const np = Math.max(1, hv.machine.cpus.length);
     this.lastOnPcpu = new Int32Array(np).fill(-1);
     const m = this.nestedLevels;
@@ -436,10 +437,14 @@ export class NptMmu implements MmuBackend {
    * a miss costs translate one call.
    *
    * The guest levels are paging's walkBegin, walkStep per level and walkFinish written out
-   * here with locals (as paging's `walk` does for one dimension), so that the nested TLB
-   * probe, the entry read and its checks are one loop body without calls: the same checks
-   * in the same order, the same entries read and A/D bits written, the same walkRefSink
-   * order (each guest entry after its table's nested walk) and the same exits and faults.
+   * here with locals (as paging's `walk` does for one dimension), and so is the nested
+   * dimension (nested() and nestedWalk's levels, written out once at the top of the loop):
+   * each guest table's gfn and, in one more pass after the leaf, the data page's go through
+   * that one nested step, so a cold 2D walk makes no call per nested translation (the data
+   * page's nested TLB probe is made after the leaf, so that a hit needs no second pass).
+   * The same checks in the same order, the same entries read and A/D bits written, the same
+   * counts, the same walkRefSink order (each guest entry after its table's nested walk) and
+   * the same exits and faults.
    * Bits are literals in the loop (test/differential.test.ts checks them): 1 is
    * _PAGE_PRESENT, 0x80 _PAGE_PSE, 0x20 _PAGE_ACCESSED, 0x40 _PAGE_DIRTY, 0x100
    * _PAGE_GLOBAL, 0x80000000 _PAGE_NX_HI in the high word; VMX_EPT_READABLE_MASK is 1.
@@ -457,7 +462,7 @@ export class NptMmu implements MmuBackend {
       tlb = this.tlbs.byCpu[uid] as Tlb;
     } else {
       if (uid >= this.lastCr3.length) this.growVcpus(uid);
-      tlb = this.tlbs.byCpu[uid] ?? this.tlbs.of(uid);
+      tlb = this.tlbs.byCpu[uid] ?? (this.noTlbs ? null : this.tlbs.of(uid));
       if (!this.vpid && this.lastOnPcpu[p] !== uid) {
         // Without VPID, entering another vCPU on this pCPU left nothing of ours behind.
         this.lastOnPcpu[p] = uid;
@@ -521,43 +526,307 @@ export class NptMmu implements MmuBackend {
       const qDom = dom * 5;
       const ntlbDom = this.ntlbDom;
       const ntlbGfn = this.ntlbGfn;
+      const N = this.npwcSize;
+      const m = this.nestedLevels;
       let lo = 0;
       let hi = 0;
       let reads = 0;
       // The AND of every entry read: its A bit says whether any of them still needs A set.
       let accessed = 0x20;
+      // The gfn the nested step below translates next (a guest table's, after the leaf the
+      // data page's), the EPT rights it needs, and whether it is the data page.
+      let gfn = table;
+      let need = EPT_R;
+      let data = false;
+      let pageShift = 12;
+      // The nested step's answer: the mfn (a uint32) and its leaf's shift, or in nres
+      // N_VIOLATION / N_MISCONFIG (the mfn and the codes apart, so that tmfn stays an integer).
+      let tmfn = 0;
+      let nres = 0;
+      let nShift = 12;
+      // The RAM chunk views (machine's 512-frame chunks) of the last EPT table and the last
+      // guest table read, kept for the whole attempt: a chunk's view never changes once the
+      // chunk exists, and a read from a chunk not yet backed (the shared zero view) gives an
+      // entry that is not present, which ends the attempt (an exit, then a new attempt with
+      // no view kept, or a fault), so that view is never read twice.
+      let nChunk = -1;
+      let nWords: Uint32Array = EMPTY_WORDS;
+      let gChunk = -1;
+      let gWords: Uint32Array = EMPTY_WORDS;
       for (;;) {
-        // The table's gfn through the nested dimension (nested(), its TLB probe inline; the
-        // leaf's page size it records matters only for the data page, below).
-        let tmfn: number;
-        const qs = qBase + ((table + qDom) & qMask);
-        if (
-          Q !== 0 &&
-          ntlbDom[qs] === dom &&
-          ntlbGfn[qs] === table &&
-          (this.ntlbPerm[qs] & 1) !== 0
-        ) {
-          c.nestedTlbHits++;
-          tmfn = this.ntlbMfn[qs];
-        } else {
-          if (Q !== 0) c.nestedTlbMisses++;
-          tmfn = this.nestedWalk(p, dom, table, EPT_R, qs);
-          if (tmfn < 0) {
-            c.guestRefs += reads;
-            const x = this.nestedExit(tmfn, dom, table, va, acc);
-            if (x === RETRY) continue attempts;
-            this.slowMa = x;
-            return;
+        // -- The nested step (nested(), then nestedWalk's levels, written out once here for
+        // every guest table and the data page alike: a cold 2D walk makes no call per
+        // nested translation). The same reads, checks, counts and cache fills in the same
+        // order as nested(); nestedWalk below stays for guestStore.
+        // biome-ignore lint/suspicious/noConfusingLabels: one block left with tmfn set
+        nestedStep: {
+          let qs = 0;
+          if (Q !== 0) {
+            qs = qBase + ((gfn + qDom) & qMask);
+            // The data page's probe was made after the leaf (below): here only on a miss.
+            if (!data) {
+              if (ntlbDom[qs] === dom && ntlbGfn[qs] === gfn && (this.ntlbPerm[qs] & 1) !== 0) {
+                c.nestedTlbHits++;
+                tmfn = this.ntlbMfn[qs] >>> 0;
+                break nestedStep;
+              }
+              c.nestedTlbMisses++;
+            }
           }
+          let nl = m;
+          let ntable = this.eptRoots[dom];
+          if (ntable < 0 || !(gfn >= 0 && gfn < 2 ** 40)) {
+            nres = N_VIOLATION;
+            break nestedStep;
+          }
+          if (N !== 0) {
+            for (let L = 1; L < m; L++) {
+              const key = Math.floor(gfn * SCALE9[L]);
+              const s = (p * m + L) * N + ((key + dom) & (N - 1));
+              if (this.npwcDom[s] === dom && this.npwcTag[s] === key) {
+                c.nestedPwcHits++;
+                nl = L;
+                ntable = this.npwcMfn[s];
+                break;
+              }
+            }
+          }
+          // As in nestedWalk: gfn's low 32 bits and the 8 above, the table frame a uint32,
+          // the RAM chunk view reused while the next table is in the same chunk, EPT bits
+          // as literals (R 1, W 2, RWX 7, page size 0x80, the memory type in bits 3..5).
+          const gLo = gfn >>> 0;
+          // gHi without float arithmetic on gfn below 2^32 (every gfn of RAM): the subtraction
+          // made V8 keep gfn a double through the walk (cold TS/C 1.84-1.89 -> 1.65-1.69).
+          const gHi = gfn < 0x1_0000_0000 ? 0 : ((gfn - gLo) * 2 ** -32) | 0;
+          let tableU = ntable >>> 0;
+          let perm = 7;
+          let refs = 0;
+          let nlo = 0;
+          let nhi = 0;
+          let idx = 0;
+          let result = 0;
+          // biome-ignore lint/suspicious/noConfusingLabels: one block left at the level that ends the walk
+          descend: {
+            if (nl >= 5) {
+              nl = 5;
+              idx = (gHi >>> 4) & 511;
+              const ch = tableU >>> 9;
+              if (ch !== nChunk) {
+                nWords = ram.chunkWordsForRead(tableU);
+                nChunk = ch;
+              }
+              const w = ((tableU & 511) << 10) | (idx << 1);
+              nlo = nWords[w];
+              nhi = nWords[w | 1];
+              refs++;
+              if (sink !== null) sink(tableU * 4096 + idx * 8);
+              const rwx = nlo & 7;
+              if (rwx === 0) {
+                result = N_VIOLATION;
+                break descend;
+              }
+              if ((rwx & 2) !== 0 && (rwx & 1) === 0) {
+                result = N_MISCONFIG;
+                break descend;
+              }
+              perm &= rwx;
+              if ((nlo & 0x80) !== 0) {
+                result = N_MISCONFIG;
+                break descend;
+              }
+              const th = nhi & ADDR_HI_MASK;
+              const next = ((th << 20) | (nlo >>> 12)) >>> 0;
+              if (th >= 0x1000 || next >= nrFrames) {
+                result = N_MISCONFIG;
+                break descend;
+              }
+              if (N !== 0) this.npwcFill(p, dom, gfn, 4, next);
+              tableU = next;
+            }
+            if (nl >= 4) {
+              nl = 4;
+              idx = ((gLo >>> 27) | (gHi << 5)) & 511;
+              const ch = tableU >>> 9;
+              if (ch !== nChunk) {
+                nWords = ram.chunkWordsForRead(tableU);
+                nChunk = ch;
+              }
+              const w = ((tableU & 511) << 10) | (idx << 1);
+              nlo = nWords[w];
+              nhi = nWords[w | 1];
+              refs++;
+              if (sink !== null) sink(tableU * 4096 + idx * 8);
+              const rwx = nlo & 7;
+              if (rwx === 0) {
+                result = N_VIOLATION;
+                break descend;
+              }
+              if ((rwx & 2) !== 0 && (rwx & 1) === 0) {
+                result = N_MISCONFIG;
+                break descend;
+              }
+              perm &= rwx;
+              if ((nlo & 0x80) !== 0) {
+                result = N_MISCONFIG;
+                break descend;
+              }
+              const th = nhi & ADDR_HI_MASK;
+              const next = ((th << 20) | (nlo >>> 12)) >>> 0;
+              if (th >= 0x1000 || next >= nrFrames) {
+                result = N_MISCONFIG;
+                break descend;
+              }
+              if (N !== 0) this.npwcFill(p, dom, gfn, 3, next);
+              tableU = next;
+            }
+            if (nl >= 3) {
+              nl = 3;
+              idx = (gLo >>> 18) & 511;
+              const ch = tableU >>> 9;
+              if (ch !== nChunk) {
+                nWords = ram.chunkWordsForRead(tableU);
+                nChunk = ch;
+              }
+              const w = ((tableU & 511) << 10) | (idx << 1);
+              nlo = nWords[w];
+              nhi = nWords[w | 1];
+              refs++;
+              if (sink !== null) sink(tableU * 4096 + idx * 8);
+              const rwx = nlo & 7;
+              if (rwx === 0) {
+                result = N_VIOLATION;
+                break descend;
+              }
+              if ((rwx & 2) !== 0 && (rwx & 1) === 0) {
+                result = N_MISCONFIG;
+                break descend;
+              }
+              perm &= rwx;
+              if ((nlo & 0x80) !== 0) break descend;
+              const th = nhi & ADDR_HI_MASK;
+              const next = ((th << 20) | (nlo >>> 12)) >>> 0;
+              if (th >= 0x1000 || next >= nrFrames) {
+                result = N_MISCONFIG;
+                break descend;
+              }
+              if (N !== 0) this.npwcFill(p, dom, gfn, 2, next);
+              tableU = next;
+            }
+            if (nl >= 2) {
+              nl = 2;
+              idx = (gLo >>> 9) & 511;
+              const ch = tableU >>> 9;
+              if (ch !== nChunk) {
+                nWords = ram.chunkWordsForRead(tableU);
+                nChunk = ch;
+              }
+              const w = ((tableU & 511) << 10) | (idx << 1);
+              nlo = nWords[w];
+              nhi = nWords[w | 1];
+              refs++;
+              if (sink !== null) sink(tableU * 4096 + idx * 8);
+              const rwx = nlo & 7;
+              if (rwx === 0) {
+                result = N_VIOLATION;
+                break descend;
+              }
+              if ((rwx & 2) !== 0 && (rwx & 1) === 0) {
+                result = N_MISCONFIG;
+                break descend;
+              }
+              perm &= rwx;
+              if ((nlo & 0x80) !== 0) break descend;
+              const th = nhi & ADDR_HI_MASK;
+              const next = ((th << 20) | (nlo >>> 12)) >>> 0;
+              if (th >= 0x1000 || next >= nrFrames) {
+                result = N_MISCONFIG;
+                break descend;
+              }
+              if (N !== 0) this.npwcFill(p, dom, gfn, 1, next);
+              tableU = next;
+            }
+            nl = 1;
+            idx = gLo & 511;
+            const ch = tableU >>> 9;
+            if (ch !== nChunk) {
+              nWords = ram.chunkWordsForRead(tableU);
+              nChunk = ch;
+            }
+            const w = ((tableU & 511) << 10) | (idx << 1);
+            nlo = nWords[w];
+            nhi = nWords[w | 1];
+            refs++;
+            if (sink !== null) sink(tableU * 4096 + idx * 8);
+            const rwx = nlo & 7;
+            if (rwx === 0) {
+              result = N_VIOLATION;
+              break descend;
+            }
+            if ((rwx & 2) !== 0 && (rwx & 1) === 0) {
+              result = N_MISCONFIG;
+              break descend;
+            }
+            perm &= rwx;
+          }
+          c.nestedRefs += refs;
+          if (result !== 0) {
+            nres = result;
+            break nestedStep;
+          }
+          // The leaf at nl (1, 2 or 3): its memory type, its frame (a large leaf's aligned
+          // down to its span, plus gfn's frame inside it), the rights.
+          const mt = (nlo & 0x38) >>> 3;
+          if (mt === 2 || mt === 3 || mt === 7) {
+            nres = N_MISCONFIG;
+            break nestedStep;
+          }
+          // An mfn is below nrFrames <= 2^32: a leaf frame of 2^32 or more (and every frame
+          // of its span) is past RAM, so the mfn is a uint32 (as is tmfn on both paths).
+          const th = nhi & ADDR_HI_MASK;
+          if (th >= 0x1000) {
+            nres = N_MISCONFIG;
+            break nestedStep;
+          }
+          let nmfn = ((th << 20) | (nlo >>> 12)) >>> 0;
+          if (nl === 2) nmfn = ((nmfn & ~0x1ff) | (gLo & 0x1ff)) >>> 0;
+          else if (nl === 3) nmfn = ((nmfn & ~0x3_ffff) | (gLo & 0x3_ffff)) >>> 0;
+          if (nmfn >= nrFrames) {
+            nres = N_MISCONFIG;
+            break nestedStep;
+          }
+          if ((perm & need) !== need) {
+            nres = N_VIOLATION;
+            break nestedStep;
+          }
+          if (Q !== 0) {
+            ntlbDom[qs] = dom;
+            ntlbGfn[qs] = gfn;
+            this.ntlbMfn[qs] = nmfn;
+            this.ntlbPerm[qs] = perm | (nl << 3);
+          }
+          nShift = LEAF_SHIFT[nl];
+          tmfn = nmfn;
         }
-        // walkStep: entry `index` of the level-`level` table at machine frame tmfn.
+        if (nres !== 0) {
+          if (!data) c.guestRefs += reads;
+          const x = this.nestedExit(nres, dom, gfn, va, acc);
+          if (x === RETRY) continue attempts;
+          this.slowMa = x;
+          return;
+        }
+        if (data) break;
+        // -- walkStep: entry `index` of the level-`level` guest table at machine frame tmfn.
         const index = (va * VA_SCALE[level]) & 511;
         reads++;
         if (tmfn < nrFrames) {
-          const words = ram.chunkWordsForRead(tmfn);
-          const w = ram.chunkWordBase(tmfn) + index * 2;
-          lo = words[w];
-          hi = words[w + 1];
+          const ch = tmfn >>> 9;
+          if (ch !== gChunk) {
+            gWords = ram.chunkWordsForRead(tmfn);
+            gChunk = ch;
+          }
+          const w = ((tmfn & 511) << 10) | (index << 1);
+          lo = gWords[w];
+          hi = gWords[w | 1];
         } else {
           lo = 0;
           hi = 0;
@@ -581,62 +850,72 @@ export class NptMmu implements MmuBackend {
         if ((hi & 0x8000_0000) !== 0 && nxe) perms |= P_NX;
         lPerms[level] = perms;
         accessed &= lo;
-        if (level === 1 || ps) break;
-        table = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
-        level--;
-      }
-      out.leafLevel = level;
-      c.guestRefs += reads;
-      // walkFinish: the rights, then A on every level read (none needs it when every entry
-      // read has A) and D on the leaf of a write.
-      if (denied(perms, acc, mode)) {
-        this.slowMa = this.guestFault(va, faultCode(acc, mode) | PRESENT);
-        return;
-      }
-      let writes = 0;
-      if (accessed === 0) {
-        for (let l = startLevel; l > level; l--) {
-          const v = eLo[l];
-          if ((v & 0x20) === 0) {
-            eLo[l] = v | 0x20;
-            ram.write32(eMaddr[l], (v | 0x20) >>> 0);
-            writes++;
+        if (level !== 1 && !ps) {
+          gfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
+          level--;
+          continue;
+        }
+        out.leafLevel = level;
+        c.guestRefs += reads;
+        // -- walkFinish: the rights, then A on every level read (none needs it when every
+        // entry read has A) and D on the leaf of a write.
+        if (denied(perms, acc, mode)) {
+          this.slowMa = this.guestFault(va, faultCode(acc, mode) | PRESENT);
+          return;
+        }
+        let writes = 0;
+        if (accessed === 0) {
+          for (let l = startLevel; l > level; l--) {
+            const v = eLo[l];
+            if ((v & 0x20) === 0) {
+              eLo[l] = v | 0x20;
+              ram.write32(eMaddr[l], (v | 0x20) >>> 0);
+              writes++;
+            }
           }
         }
+        const want = (acc & WRITE) !== 0 ? 0x60 : 0x20;
+        if ((lo & want) !== want) {
+          lo = (lo | want) >>> 0;
+          eLo[level] = lo;
+          ram.write32(eMaddr[level], lo);
+          writes++;
+        }
+        if (writes !== 0) c.guestAdWrites += writes;
+        if ((lo & 0x40) !== 0) perms |= P_DIRTY;
+        if ((lo & 0x100) !== 0) perms |= P_GLOBAL;
+        // The data page's gfn (the leaf's frame, plus the VA's frame inside a large page),
+        // through the nested step once more with the access's EPT rights.
+        gfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
+        if (level === 2) {
+          pageShift = 21;
+          gfn += ((vaLo >>> 12) & 0x1ff) - ((lo >>> 12) & 0x1ff);
+        } else if (level !== 1) {
+          pageShift = 30;
+          gfn += ((vaLo >>> 12) & 0x3_ffff) - ((lo >>> 12) & 0x3_ffff);
+        }
+        need = EPT_R | ((access & WRITE) !== 0 ? EPT_W : 0) | ((access & FETCH) !== 0 ? EPT_X : 0);
+        // The data page's nested TLB probe here (a hit ends the walk without another pass
+        // through the loop); on a miss the nested step above walks, without probing again.
+        if (Q !== 0) {
+          const qs = qBase + ((gfn + qDom) & qMask);
+          if (ntlbDom[qs] === dom && ntlbGfn[qs] === gfn) {
+            const np = this.ntlbPerm[qs];
+            if ((np & need) === need) {
+              c.nestedTlbHits++;
+              nShift = LEAF_SHIFT[np >>> 3];
+              tmfn = this.ntlbMfn[qs] >>> 0;
+              break;
+            }
+          }
+          c.nestedTlbMisses++;
+        }
+        data = true;
       }
-      const want = (acc & WRITE) !== 0 ? 0x60 : 0x20;
-      if ((lo & want) !== want) {
-        lo = (lo | want) >>> 0;
-        eLo[level] = lo;
-        ram.write32(eMaddr[level], lo);
-        writes++;
-      }
-      if (writes !== 0) c.guestAdWrites += writes;
-      if ((lo & 0x40) !== 0) perms |= P_DIRTY;
-      if ((lo & 0x100) !== 0) perms |= P_GLOBAL;
-      // The data page's gfn: the leaf's frame, plus the VA's frame inside a large page.
-      let pageShift = 12;
-      let dataGfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
-      if (level === 2) {
-        pageShift = 21;
-        dataGfn += ((vaLo >>> 12) & 0x1ff) - ((lo >>> 12) & 0x1ff);
-      } else if (level !== 1) {
-        pageShift = 30;
-        dataGfn += ((vaLo >>> 12) & 0x3_ffff) - ((lo >>> 12) & 0x3_ffff);
-      }
-      const need =
-        EPT_R | ((access & WRITE) !== 0 ? EPT_W : 0) | ((access & FETCH) !== 0 ? EPT_X : 0);
-      const mfn = this.nested(p, dom, dataGfn, need);
-      if (mfn < 0) {
-        const x = this.nestedExit(mfn, dom, dataGfn, va, acc);
-        if (x === RETRY) continue;
-        this.slowMa = x;
-        return;
-      }
+      const mfn = tmfn;
       if (tlb !== null) {
         if (pwc !== null && startLevel > level) pwc.fill(va, 0, out);
         // The combined page is the smaller of the guest's page and the host's.
-        const nShift = this.nShift;
         const shift = Math.min(pageShift, nShift);
         if (shift < pageShift) c.splinteredFills++;
         // The frame the combined page starts at: mfn less the VA's frame inside the page.
@@ -670,7 +949,8 @@ export class NptMmu implements MmuBackend {
   /**
    * gfn -> mfn through the domain's nested table (nested TLB, then the nested structure
    * caches, then the walk). `need` holds VMX_EPT_* permission bits. Returns the mfn, or
-   * N_VIOLATION / N_MISCONFIG.
+   * N_VIOLATION / N_MISCONFIG. For guestStore; translateSlow has the same steps written out
+   * (keep the two alike: test/differential.test.ts and the c-reference test hold the walk).
    */
   private nested(p: number, dom: number, gfn: number, need: number): number {
     const Q = this.ntlbSize;
@@ -680,7 +960,6 @@ export class NptMmu implements MmuBackend {
       const np = this.ntlbPerm[qs];
       if ((np & need) === need) {
         this.counts.nestedTlbHits++;
-        this.nShift = LEAF_SHIFT[np >>> 3];
         return this.ntlbMfn[qs];
       }
     }
@@ -727,7 +1006,7 @@ export class NptMmu implements MmuBackend {
     // RAM has at most 2^32 frames), with the RAM chunk view of the previous table reused
     // when the next is in the same chunk (frame >>> 9: machine's 512-frame chunks).
     const gLo = gfn >>> 0;
-    const gHi = ((gfn - gLo) * 2 ** -32) | 0;
+    const gHi = gfn < 0x1_0000_0000 ? 0 : ((gfn - gLo) * 2 ** -32) | 0;
     let tableU = table >>> 0;
     let chunk = -1;
     let words: Uint32Array = EMPTY_WORDS;
@@ -930,7 +1209,6 @@ export class NptMmu implements MmuBackend {
       this.ntlbMfn[qs] = mfn;
       this.ntlbPerm[qs] = perm | (level << 3);
     }
-    this.nShift = LEAF_SHIFT[level];
     return mfn;
   }
 

@@ -11,6 +11,7 @@ import {
   EXIT_REASON_EPT_MISCONFIG,
   EXIT_REASON_EPT_VIOLATION,
   nptMmu,
+  VMX_EPT_EXTENT_GLOBAL,
   VMX_EPT_WRITABLE_MASK,
 } from "../src/index";
 import { boot, GuestMem, GuestTables, NX_HI, P, PRW, RW, US } from "./helpers";
@@ -100,6 +101,60 @@ describe("EPT violations", () => {
     w.ram.write64(root * 4096, (w.ram.read64lo(root * 4096) & ~7) | VMX_EPT_WRITABLE_MASK, 0);
     expect(w.npt.translate(v, 0xc000, 0)).toBe(-1);
     expect(w.npt.fault.exitReason).toBe(EXIT_REASON_EPT_MISCONFIG);
+  });
+
+  it("a nested leaf whose frame is 2^32 or more is an EPT_MISCONFIG exit and a fault, for a table and for the data page", () => {
+    for (const options of [
+      { nestedTlbEntries: 0, nestedPwcEntries: 0, tlb: false as const },
+      { tlb: false as const },
+      {},
+    ]) {
+      for (const target of ["table", "data"] as const) {
+        const { w, mem, t, v } = setup(options);
+        const data = mem.alloc();
+        t.map(0xc000, data);
+        expect(w.npt.translate(v, 0xc000, 0)).toBe(data * 4096);
+        // The level-1 EPT entry of the gfn: the guest's level-1 table, or the data page.
+        const gfn = target === "data" ? data : w.ram.read64lo(t.cr3 * 4096) >>> 12;
+        let table = w.npt.eptRoot(mem.d);
+        for (let L = 4; L > 1; L--) {
+          const a = table * 4096 + (Math.floor(gfn / 512 ** (L - 1)) % 512) * 8;
+          table = w.ram.read64lo(a) >>> 12;
+        }
+        const leaf = table * 4096 + (gfn % 512) * 8;
+        w.ram.write64(leaf, w.ram.read64lo(leaf), 0x1000);
+        w.npt.invept(VMX_EPT_EXTENT_GLOBAL);
+        const mis = w.npt.exitCount(EXIT_REASON_EPT_MISCONFIG);
+        const refs = w.npt.counts.nestedRefs;
+        expect(w.npt.translate(v, 0xc000, 0)).toBe(-1);
+        expect(w.npt.fault.exitReason).toBe(EXIT_REASON_EPT_MISCONFIG);
+        expect(w.npt.fault.gpa).toBe(gfn * 4096);
+        expect(w.npt.exitCount(EXIT_REASON_EPT_MISCONFIG)).toBe(mis + 1);
+        // Every nested level up to the bad leaf was read (the root's gfn first).
+        expect(w.npt.counts.nestedRefs).toBeGreaterThan(refs + 3);
+      }
+    }
+  });
+
+  it("a gfn of 2^32 or more is marked at its own nested slot (gfn's high bits index the walk)", () => {
+    for (const options of [{ nestedTlbEntries: 0, nestedPwcEntries: 0, tlb: false as const }, {}]) {
+      const { w, mem, t, v } = setup(options);
+      const low = mem.alloc();
+      t.map(0x3000, low);
+      expect(w.npt.translate(v, 0x3000, 0)).toBe(low * 4096);
+      // Same low 32 bits as `low`, so a walk that dropped the high bits would find low's leaf.
+      const high = 2 ** 32 * 3 + low;
+      t.map(0x5000, high);
+      const mis = w.npt.exitCount(EXIT_REASON_EPT_MISCONFIG);
+      expect(w.npt.translate(v, 0x5000, 0)).toBe(-1);
+      expect(w.npt.fault.gpa).toBe(high * 4096);
+      expect(w.npt.fault.exitReason).toBe(EXIT_REASON_EPT_VIOLATION);
+      // Marked with KVM's MMIO value: the next access exits as a misconfiguration.
+      expect(w.npt.translate(v, 0x5000, 0)).toBe(-1);
+      expect(w.npt.fault.exitReason).toBe(EXIT_REASON_EPT_MISCONFIG);
+      expect(w.npt.exitCount(EXIT_REASON_EPT_MISCONFIG)).toBe(mis + 1);
+      expect(w.npt.translate(v, 0x3000, 0)).toBe(low * 4096);
+    }
   });
 
   it("zapGfn removes a mapping, flushes with INVEPT, and the next access backs it again", () => {
