@@ -44,7 +44,6 @@ import {
   PERM_GLOBAL,
   type Tlb,
   type TlbConfig,
-  tlbGrants,
   WalkResult,
   walk,
 } from "@hyperlab/paging";
@@ -74,6 +73,32 @@ const TAG_USER = 1;
 /** No root: a root is a frame number or -1 (none), so this matches nothing. */
 const NO_ROOT = -3;
 
+/*
+ * The access and rights bits `grants` tests, as module consts (paging's ACCESS_* / PERM_*
+ * values): V8 folds a module's own non-exported const into the code, where an imported binding
+ * is a cell load and a check at every use (h69 found the same in npt-mmu).
+ */
+const WRITE = 0x02; // ACCESS_WRITE, PFEC_write_access
+const USER = 0x04; // ACCESS_USER, PFEC_user_mode
+const FETCH = 0x10; // ACCESS_FETCH, PFEC_insn_fetch
+const P_RW = 0x02;
+const P_USER = 0x04;
+const P_NX = 0x08;
+const P_DIRTY = 0x40;
+
+/**
+ * paging's tlbGrants (may a TLB hit's rights `perms` serve `access`; CR0.WP from `mode`): the
+ * same rule on this module's consts. test/pv-constants.test.ts holds the two equal.
+ */
+export function grants(perms: number, access: number, mode: PagingMode): boolean {
+  if ((access & WRITE) !== 0) {
+    if ((perms & P_DIRTY) === 0) return false;
+    if ((perms & P_RW) === 0 && ((access & USER) !== 0 || mode.wp)) return false;
+  }
+  if ((access & USER) !== 0 && (perms & P_USER) === 0) return false;
+  return (access & FETCH) === 0 || (perms & P_NX) === 0;
+}
+
 /** Options of the PV MMU. */
 export interface PvMmuOptions {
   /** TLB shape per vCPU (paging's Tlb config); the default is paging's Skylake-like TLB. */
@@ -83,15 +108,18 @@ export interface PvMmuOptions {
 export class PvMmu implements MmuBackend, PvMmuService {
   readonly kind = "pv";
 
-  readonly hv: Hypervisor;
+  // `declare`d, as every field the constructor sets (h71's finding for PvPageTables): an
+  // ES2022 class field is defined as undefined first, and V8 then tracks neither its
+  // representation nor its value's map, so a hot path re-checks the map of `ram` or `tlbs`.
+  declare readonly hv: Hypervisor;
 
-  readonly frames: FrameTable;
+  declare readonly frames: FrameTable;
 
-  readonly ram: Ram;
+  declare readonly ram: Ram;
 
-  readonly pt: PvPageTables;
+  declare readonly pt: PvPageTables;
 
-  readonly m2p: M2p;
+  declare readonly m2p: M2p;
 
   readonly fault: MmuFault = { errorCode: 0, va: 0 };
 
@@ -108,10 +136,10 @@ export class PvMmu implements MmuBackend, PvMmuService {
    */
   walkRefSink: ((maddr: number) => void) | null = null;
   /** What the hypercall handlers (mmu-update.ts, mmuext.ts, memory-op.ts, ptwr.ts) run with. */
-  private readonly ctx: PvMmuContext;
+  declare private readonly ctx: PvMmuContext;
 
   /** One TLB per vCPU (by uid); tags 0 and 1 are the kernel and user tables. */
-  private readonly tlbs: CpuTlbs;
+  declare private readonly tlbs: CpuTlbs;
 
   /*
    * Fast path (as native-mmu's): the most recent translation, of any vCPU. The same vCPU
@@ -327,9 +355,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
       (v.inKernel === true
         ? v.cr3Mfn === this.fastKernelRoot
         : v.userCr3Mfn === this.fastUserRoot) &&
-      (acc === PFEC_user_mode
-        ? this.fastReadable === true
-        : tlbGrants(this.fastPerms, acc, this.mode))
+      (acc === PFEC_user_mode ? this.fastReadable === true : grants(this.fastPerms, acc, this.mode))
     ) {
       const c = this.fastCounters;
       c[0]++; // level-0 lookups
@@ -360,26 +386,32 @@ export class PvMmu implements MmuBackend, PvMmuService {
       tlb.flushTag(tag);
       s.roots[tag] = root;
     }
-    if (tlb.lookup(va, tag)) {
+    // `=== true`: lookup's answer is a phi of its own `true` and lookupRest's tagged return;
+    // a plain truth test of it is V8's generic ToBoolean (Smi, false, "", undetectable, heap
+    // number and BigInt tests), a pointer compare this way.
+    if (tlb.lookup(va, tag) === true) {
       const p = tlb.hitPerms;
       const mfn = tlb.hitMfn;
       this.fastVcpu = v;
       this.fastKernelRoot = tag === TAG_KERNEL ? root : NO_ROOT;
       this.fastUserRoot = tag === TAG_USER ? root : NO_ROOT;
-      const readable = tlbGrants(p, PFEC_user_mode, this.mode);
+      const readable = grants(p, USER, this.mode);
       this.fastReadable = readable;
       this.fastVa = vpn * 4096;
       this.fastMfn = mfn;
       this.fastPerms = p;
       this.fastCounters = tlb.counters;
       this.fastWords = null;
-      if (acc === PFEC_user_mode ? readable : tlbGrants(p, acc, this.mode)) {
+      if (acc === USER ? readable : grants(p, acc, this.mode)) {
         const off = va - vpn * 4096;
         if (size === 0) return mfn * 4096 + off;
-        // A read on the page the fast path now holds: as the fast path reads it.
+        // An aligned u32 on the page the fast path now holds: its word, from the frame's 2 MiB
+        // chunk (an untouched one reads as zeros, as loadFastWords' null does). The fast path's
+        // own view is left to its first use: a guest reading a new page each time would pay
+        // frameWords' second lookup (a cache miss on the frame's view) for nothing.
         if (size === 4 && (off & 3) === 0) {
-          const w = this.loadFastWords();
-          return w !== null ? w[off >>> 2] : 0;
+          const ram = this.ram;
+          return ram.chunkWordsForRead(mfn)[ram.chunkWordBase(mfn) + (off >>> 2)];
         }
         return this.readMa(mfn * 4096 + off, size);
       }
