@@ -201,13 +201,6 @@ export class PvMmu implements MmuBackend, PvMmuService {
   /** The VA translateSlow translates (set by translate just before the call). */
   private slowVa = 0;
 
-  /**
-   * translateSlow's answer (a machine address, a value read, or -1): a double field written in
-   * place. As the return value of a call V8 does not inline, a number of 2^31 or more (a guest
-   * word with bit 31 set, a machine address above 2 GiB) would be a heap allocation.
-   */
-  private slowOut = 0.5;
-
   private readonly vcpuState: (PvVcpu | undefined)[] = [];
 
   private lastFrees = 0;
@@ -373,8 +366,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
     // The VA goes by a field: as an argument to a call V8 does not inline (translateSlow is
     // too big), a VA above 2^30 would be boxed, a heap allocation per TLB lookup.
     this.slowVa = va;
-    this.translateSlow(v, acc, 0);
-    return this.slowOut;
+    return this.translateSlow(v, acc, 0);
   }
 
   /**
@@ -403,11 +395,10 @@ export class PvMmu implements MmuBackend, PvMmuService {
    * translate and read past their fast paths, for the VA in slowVa: the TLB, then
    * (translateWalk) a walk. With `size` 0, translates for `acc` (the machine address, or -1
    * after a fault); with 1, 2 or 4, reads that many bytes (acc a guest read: the value, or -1).
-   * The answer goes to slowOut.
    * One function for both, too big for V8 to inline: translate and read keep only their fast
    * paths and a call, small enough to be inlined into the caller's loop.
    */
-  private translateSlow(v: Vcpu, acc: number, size: 0 | 1 | 2 | 4): void {
+  private translateSlow(v: Vcpu, acc: number, size: 0 | 1 | 2 | 4): number {
     const va = this.slowVa;
     const vpn = Math.floor(va * S.INV_PAGE);
     const kernel = v.inKernel === true;
@@ -439,25 +430,20 @@ export class PvMmu implements MmuBackend, PvMmuService {
       this.fastWords = null;
       if (acc === S.USER ? readable : grants(p, acc, this.mode)) {
         const off = va - vpn * 4096;
-        if (size === 0) {
-          this.slowOut = mfn * 4096 + off;
-          return;
-        }
+        if (size === 0) return mfn * 4096 + off;
         // An aligned u32 on the page the fast path now holds: its word, from the frame's 2 MiB
         // chunk (an untouched one reads as zeros, as loadFastWords' null does). The fast path's
         // own view is left to its first use: a guest reading a new page each time would pay
         // frameWords' second lookup (a cache miss on the frame's view) for nothing.
         if (size === 4 && (off & 3) === 0) {
           const ram = this.ram;
-          this.slowOut = ram.chunkWordsForRead(mfn)[ram.chunkWordBase(mfn) + (off >>> 2)];
-          return;
+          return ram.chunkWordsForRead(mfn)[ram.chunkWordBase(mfn) + (off >>> 2)];
         }
-        this.slowOut = this.readMa(mfn * 4096 + off, size);
-        return;
+        return this.readMa(mfn * 4096 + off, size);
       }
     }
     const ma = this.translateWalk(v, acc, tag, root, tlb);
-    this.slowOut = size === 0 || ma < 0 ? ma : this.readMa(ma, size);
+    return size === 0 || ma < 0 ? ma : this.readMa(ma, size);
   }
 
   /**
@@ -519,8 +505,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
     if (!(off <= 4096 - size)) return this.readBytes(v, va, size);
     this.slowVa = va; // by a field, not boxed (see translate)
     if (size !== 4 || (off & 3) !== 0) return this.readSmall(v, size);
-    this.translateSlow(v, S.USER, 4);
-    return this.slowOut; // by a field, not boxed (see slowOut)
+    return this.translateSlow(v, S.USER, 4);
   }
 
   /** read of 1 or 2 bytes, or of a u32 not aligned, at slowVa: translate (its fast path too). */
