@@ -176,9 +176,9 @@ export class PvMmu implements MmuBackend, PvMmuService {
   private fastVcpu: Vcpu | null = null;
 
   /** The fast path's root in guest kernel mode and in guest user mode (NO_ROOT for the other). */
-  private fastKernelRoot = S.NO_ROOT;
+  private fastKernelRoot: number = S.NO_ROOT;
 
-  private fastUserRoot = S.NO_ROOT;
+  private fastUserRoot: number = S.NO_ROOT;
 
   /** Whether the fast path's rights allow a guest read (tlbGrants for a user-mode read). */
   private fastReadable = false;
