@@ -41,10 +41,13 @@ import {
   CpuTlbs,
   createPagingMode,
   type PagingMode,
+  PERM_DIRTY,
   PERM_GLOBAL,
+  PERM_NX,
+  PERM_RW,
+  PERM_USER,
   type Tlb,
   type TlbConfig,
-  tlbGrants,
   WalkResult,
   walk,
 } from "@hyperlab/paging";
@@ -65,14 +68,62 @@ export type { MemoryOpArgs, MemoryReservation } from "./memory-op";
 export type { MmuUpdate, MmuUpdateArgs, UpdateVaMappingArgs } from "./mmu-update";
 export type { MmuextOp, MmuextOpArgs } from "./mmuext";
 
-/** 1 / 4096: multiplying by it divides by the page size exactly (a power of two), faster. */
-const INV_PAGE = 1 / 4096;
+/*
+ * The read path's constants, as const enums: esbuild (tsx and tsup alike) writes each use as
+ * a number literal. A module-level `const` is a `var` in the bundle (dist/), which V8 loads
+ * from the module's context and checks at every use; an imported binding is a cell load and a
+ * check (h59 and h69 found the same). The load-time check below keeps S and P equal to the
+ * constants they stand for (core's PFEC_* and paging's PERM_*).
+ */
+const enum S {
+  /** 1 / 4096: multiplying by it divides by the page size exactly (a power of two), faster. */
+  INV_PAGE = 1 / 4096,
+  /** TLB tags: a 64-bit PV vCPU's kernel and user page tables (Xen's PCIDs for each). */
+  TAG_KERNEL = 0,
+  TAG_USER = 1,
+  /** No root: a root is a frame number or -1 (none), so this matches nothing. */
+  NO_ROOT = -3,
+  /** Access bits (paging's ACCESS_*, core's PFEC_*). */
+  WRITE = 0x02,
+  USER = 0x04,
+  FETCH = 0x10,
+}
 
-/** TLB tags: a 64-bit PV vCPU's kernel and user page tables (Xen's PCIDs for each). */
-const TAG_KERNEL = 0;
-const TAG_USER = 1;
-/** No root: a root is a frame number or -1 (none), so this matches nothing. */
-const NO_ROOT = -3;
+/** Rights bits of a TLB entry (paging's PERM_*), the same way. */
+const enum P {
+  RW = 0x02,
+  USER = 0x04,
+  NX = 0x08,
+  DIRTY = 0x40,
+}
+
+if (
+  S.WRITE !== PFEC_write_access ||
+  S.USER !== PFEC_user_mode ||
+  S.FETCH !== PFEC_insn_fetch ||
+  P.RW !== PERM_RW ||
+  P.USER !== PERM_USER ||
+  P.NX !== PERM_NX ||
+  P.DIRTY !== PERM_DIRTY ||
+  S.INV_PAGE * 4096 !== 1
+) {
+  throw new Error(
+    "service.ts: the const enums S and P disagree with the constants they stand for.",
+  );
+}
+
+/**
+ * paging's tlbGrants (may a TLB hit's rights `perms` serve `access`; CR0.WP from `mode`): the
+ * same rule on S's and P's literals. test/pv-constants.test.ts holds the two equal.
+ */
+export function grants(perms: number, access: number, mode: PagingMode): boolean {
+  if ((access & S.WRITE) !== 0) {
+    if ((perms & P.DIRTY) === 0) return false;
+    if ((perms & P.RW) === 0 && ((access & S.USER) !== 0 || mode.wp)) return false;
+  }
+  if ((access & S.USER) !== 0 && (perms & P.USER) === 0) return false;
+  return (access & S.FETCH) === 0 || (perms & P.NX) === 0;
+}
 
 /** Options of the PV MMU. */
 export interface PvMmuOptions {
@@ -83,15 +134,18 @@ export interface PvMmuOptions {
 export class PvMmu implements MmuBackend, PvMmuService {
   readonly kind = "pv";
 
-  readonly hv: Hypervisor;
+  // `declare`d, as every field the constructor sets (h71's finding for PvPageTables): an
+  // ES2022 class field is defined as undefined first, and V8 then tracks neither its
+  // representation nor its value's map, so a hot path re-checks the map of `ram` or `tlbs`.
+  declare readonly hv: Hypervisor;
 
-  readonly frames: FrameTable;
+  declare readonly frames: FrameTable;
 
-  readonly ram: Ram;
+  declare readonly ram: Ram;
 
-  readonly pt: PvPageTables;
+  declare readonly pt: PvPageTables;
 
-  readonly m2p: M2p;
+  declare readonly m2p: M2p;
 
   readonly fault: MmuFault = { errorCode: 0, va: 0 };
 
@@ -108,10 +162,10 @@ export class PvMmu implements MmuBackend, PvMmuService {
    */
   walkRefSink: ((maddr: number) => void) | null = null;
   /** What the hypercall handlers (mmu-update.ts, mmuext.ts, memory-op.ts, ptwr.ts) run with. */
-  private readonly ctx: PvMmuContext;
+  declare private readonly ctx: PvMmuContext;
 
   /** One TLB per vCPU (by uid); tags 0 and 1 are the kernel and user tables. */
-  private readonly tlbs: CpuTlbs;
+  declare private readonly tlbs: CpuTlbs;
 
   /*
    * Fast path (as native-mmu's): the most recent translation, of any vCPU. The same vCPU
@@ -122,9 +176,9 @@ export class PvMmu implements MmuBackend, PvMmuService {
   private fastVcpu: Vcpu | null = null;
 
   /** The fast path's root in guest kernel mode and in guest user mode (NO_ROOT for the other). */
-  private fastKernelRoot = NO_ROOT;
+  private fastKernelRoot: number = S.NO_ROOT;
 
-  private fastUserRoot = NO_ROOT;
+  private fastUserRoot: number = S.NO_ROOT;
 
   /** Whether the fast path's rights allow a guest read (tlbGrants for a user-mode read). */
   private fastReadable = false;
@@ -271,8 +325,8 @@ export class PvMmu implements MmuBackend, PvMmuService {
   flushOne(v: Vcpu, va: number): void {
     this.fastVa = Number.NaN;
     const t = this.tlbs.get(v.uid);
-    t.invlpg(va, TAG_KERNEL);
-    t.invlpg(va, TAG_USER);
+    t.invlpg(va, S.TAG_KERNEL);
+    t.invlpg(va, S.TAG_USER);
   }
 
   /** Flushes every vCPU of a domain (Xen's flush_tlb_mask(d->dirty_cpumask)). */
@@ -306,7 +360,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
    * reports the error code Xen gives the guest (U clear in guest kernel mode).
    */
   translate(v: Vcpu, va: number, access: number): number {
-    const acc = access | PFEC_user_mode;
+    const acc = access | S.USER;
     const off = va - this.fastVa;
     if (off >= 0 && off < 4096 && this.fastHit(v, acc)) return this.fastMfn * 4096 + off;
     // The VA goes by a field: as an argument to a call V8 does not inline (translateSlow is
@@ -327,9 +381,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
       (v.inKernel === true
         ? v.cr3Mfn === this.fastKernelRoot
         : v.userCr3Mfn === this.fastUserRoot) &&
-      (acc === PFEC_user_mode
-        ? this.fastReadable === true
-        : tlbGrants(this.fastPerms, acc, this.mode))
+      (acc === S.USER ? this.fastReadable === true : grants(this.fastPerms, acc, this.mode))
     ) {
       const c = this.fastCounters;
       c[0]++; // level-0 lookups
@@ -348,9 +400,9 @@ export class PvMmu implements MmuBackend, PvMmuService {
    */
   private translateSlow(v: Vcpu, acc: number, size: 0 | 1 | 2 | 4): number {
     const va = this.slowVa;
-    const vpn = Math.floor(va * INV_PAGE);
+    const vpn = Math.floor(va * S.INV_PAGE);
     const kernel = v.inKernel === true;
-    const tag = kernel ? TAG_KERNEL : TAG_USER;
+    const tag = kernel ? S.TAG_KERNEL : S.TAG_USER;
     const root = kernel ? v.cr3Mfn : v.userCr3Mfn;
     this.fastVa = Number.NaN;
     const s = this.vcpuState[v.uid] ?? this.pv(v);
@@ -360,26 +412,32 @@ export class PvMmu implements MmuBackend, PvMmuService {
       tlb.flushTag(tag);
       s.roots[tag] = root;
     }
-    if (tlb.lookup(va, tag)) {
+    // `=== true`: lookup's answer is a phi of its own `true` and lookupRest's tagged return;
+    // a plain truth test of it is V8's generic ToBoolean (Smi, false, "", undetectable, heap
+    // number and BigInt tests), a pointer compare this way.
+    if (tlb.lookup(va, tag) === true) {
       const p = tlb.hitPerms;
       const mfn = tlb.hitMfn;
       this.fastVcpu = v;
-      this.fastKernelRoot = tag === TAG_KERNEL ? root : NO_ROOT;
-      this.fastUserRoot = tag === TAG_USER ? root : NO_ROOT;
-      const readable = tlbGrants(p, PFEC_user_mode, this.mode);
+      this.fastKernelRoot = tag === S.TAG_KERNEL ? root : S.NO_ROOT;
+      this.fastUserRoot = tag === S.TAG_USER ? root : S.NO_ROOT;
+      const readable = grants(p, S.USER, this.mode);
       this.fastReadable = readable;
       this.fastVa = vpn * 4096;
       this.fastMfn = mfn;
       this.fastPerms = p;
       this.fastCounters = tlb.counters;
       this.fastWords = null;
-      if (acc === PFEC_user_mode ? readable : tlbGrants(p, acc, this.mode)) {
+      if (acc === S.USER ? readable : grants(p, acc, this.mode)) {
         const off = va - vpn * 4096;
         if (size === 0) return mfn * 4096 + off;
-        // A read on the page the fast path now holds: as the fast path reads it.
+        // An aligned u32 on the page the fast path now holds: its word, from the frame's 2 MiB
+        // chunk (an untouched one reads as zeros, as loadFastWords' null does). The fast path's
+        // own view is left to its first use: a guest reading a new page each time would pay
+        // frameWords' second lookup (a cache miss on the frame's view) for nothing.
         if (size === 4 && (off & 3) === 0) {
-          const w = this.loadFastWords();
-          return w !== null ? w[off >>> 2] : 0;
+          const ram = this.ram;
+          return ram.chunkWordsForRead(mfn)[ram.chunkWordBase(mfn) + (off >>> 2)];
         }
         return this.readMa(mfn * 4096 + off, size);
       }
@@ -435,19 +493,19 @@ export class PvMmu implements MmuBackend, PvMmuService {
       fastOff <= 4092 &&
       size === 4 &&
       (fastOff & 3) === 0 &&
-      this.fastHit(v, PFEC_user_mode)
+      this.fastHit(v, S.USER)
     ) {
       const fw = this.fastWords;
       const w = fw !== null ? fw : this.loadFastWords();
       return w !== null ? w[fastOff >>> 2] : 0;
     }
-    const vpn = Math.floor(va * INV_PAGE);
+    const vpn = Math.floor(va * S.INV_PAGE);
     const off = va - vpn * 4096;
     // Not within one page (or not a number): byte by byte.
     if (!(off <= 4096 - size)) return this.readBytes(v, va, size);
     this.slowVa = va; // by a field, not boxed (see translate)
     if (size !== 4 || (off & 3) !== 0) return this.readSmall(v, size);
-    return this.translateSlow(v, PFEC_user_mode, 4);
+    return this.translateSlow(v, S.USER, 4);
   }
 
   /** read of 1 or 2 bytes, or of a u32 not aligned, at slowVa: translate (its fast path too). */

@@ -168,6 +168,28 @@ describe("guest memory access through a vCPU", () => {
     expect(w.pv.read(v, 0x8080_0000_0000, 4)).toBe(-1);
   });
 
+  it("reads a u32 with bit 31 set whole, whether the read walks, hits the TLB or the last page", () => {
+    const w = boot();
+    const g = guest(w);
+    const v = g.d.vcpus[0];
+    const a = mapAt(w, g, 1, spare(g, 1), 0x3);
+    const b = mapAt(w, g, 2, spare(g, 2), 0x3);
+    expect(w.pv.write(v, a + 8, 4, 0xfedc_ba98)).toBe(true);
+    expect(w.pv.write(v, b + 12, 4, 0x8000_0001)).toBe(true);
+    w.pv.flushLocal(v);
+    const walks = w.pv.walkCounts.walks;
+    expect(w.pv.read(v, a + 8, 4)).toBe(0xfedc_ba98); // a walk
+    expect(w.pv.read(v, b + 12, 4)).toBe(0x8000_0001); // a walk
+    expect(w.pv.walkCounts.walks).toBe(walks + 2);
+    const hits = tlbStats(w.pv.tlbOf(v)).levels[0].hits;
+    expect(w.pv.read(v, a + 8, 4)).toBe(0xfedc_ba98); // a TLB hit (another page was last)
+    expect(w.pv.read(v, a + 8, 4)).toBe(0xfedc_ba98); // the last page's words
+    expect(w.pv.read(v, a + 9, 2)).toBe(0xdcba); // a short read through translate
+    expect(w.pv.walkCounts.walks).toBe(walks + 2);
+    expect(tlbStats(w.pv.tlbOf(v)).levels[0].hits).toBe(hits + 3);
+    expect(w.pv.translate(v, b + 12, 0)).toBe(spare(g, 2) * 4096 + 12);
+  });
+
   it("emulates a write to a read-only L1 page table (ptwr) only with writable_pagetables", () => {
     const w = boot();
     const g = guest(w);

@@ -1,9 +1,11 @@
 import * as abi from "@hyperlab/abi";
 import * as core from "@hyperlab/core";
+import { createPagingMode, tlbGrants } from "@hyperlab/paging";
 import { describe, expect, it } from "vitest";
 import { U } from "../src/mmu-update";
 import * as pte from "../src/pte";
 import { K } from "../src/pv-mmu";
+import { grants } from "../src/service";
 
 // pv-mmu.ts and mmu-update.ts keep their hot paths' constants as number literals (const enums
 // K and U); each must equal the constant it stands for.
@@ -94,5 +96,16 @@ describe("the hot paths' constants", () => {
       ["U.L1_VALIDATED", U.L1_VALIDATED, (core.PGT_l1_page_table | core.PGT_validated) >>> 0],
     ];
     for (const [name, value, source] of pairs) expect([name, value]).toEqual([name, source]);
+  });
+
+  it("service.ts's grants answers as paging's tlbGrants for every rights and access bit", () => {
+    for (const wp of [false, true]) {
+      const mode = { ...createPagingMode({ levels: 4 }), wp };
+      for (let perms = 0; perms < 0x200; perms++) {
+        for (let access = 0; access < 0x20; access++) {
+          expect(grants(perms, access, mode)).toBe(tlbGrants(perms, access, mode));
+        }
+      }
+    }
   });
 });
