@@ -1,0 +1,116 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { AssocArray } from "../src/index";
+import { fcParams } from "./helpers";
+
+/**
+ * The LRU set-associative array written the plain way (one object per way, the victim the
+ * first way with the smallest stamp): what AssocArray's typed-array scans must answer.
+ */
+class RefAssoc {
+  private readonly ways: {
+    valid: boolean;
+    key: number;
+    tag: number;
+    global: boolean;
+    stamp: number;
+  }[];
+  private clock = 0;
+  evicted = false;
+  constructor(
+    private readonly sets: number,
+    private readonly nways: number,
+  ) {
+    this.ways = Array.from({ length: sets * nways }, () => ({
+      valid: false,
+      key: 0,
+      tag: 0,
+      global: false,
+      stamp: 0,
+    }));
+  }
+  private base(key: number): number {
+    return (key % this.sets) * this.nways;
+  }
+  find(key: number, tag: number): number {
+    const b = this.base(key);
+    for (let i = b; i < b + this.nways; i++) {
+      const w = this.ways[i];
+      if (w.valid && w.key === key && (w.tag === tag || w.global)) {
+        w.stamp = ++this.clock;
+        return i;
+      }
+    }
+    return -1;
+  }
+  insert(key: number, tag: number, global: boolean): number {
+    const b = this.base(key);
+    let idx = -1;
+    for (let i = b; i < b + this.nways && idx < 0; i++) {
+      const w = this.ways[i];
+      if (w.valid && w.key === key && (w.tag === tag || (global && w.global))) idx = i;
+    }
+    this.evicted = false;
+    if (idx < 0) {
+      for (let i = b; i < b + this.nways && idx < 0; i++) if (!this.ways[i].valid) idx = i;
+    }
+    if (idx < 0) {
+      idx = b;
+      for (let i = b + 1; i < b + this.nways; i++) {
+        if (this.ways[i].stamp < this.ways[idx].stamp) idx = i;
+      }
+      this.evicted = true;
+    }
+    this.ways[idx] = { valid: true, key, tag, global, stamp: ++this.clock };
+    return idx;
+  }
+  invalidateKey(key: number, tag: number, withGlobal: boolean): number {
+    const b = this.base(key);
+    let n = 0;
+    for (let i = b; i < b + this.nways; i++) {
+      const w = this.ways[i];
+      if (w.valid && w.key === key && (w.global ? withGlobal : w.tag === tag)) {
+        w.valid = false;
+        n++;
+      }
+    }
+    return n;
+  }
+}
+
+describe("AssocArray against a plain model (property)", () => {
+  it("finds, refreshes, fills and evicts (LRU) the same ways, keys above 2^32 included", () => {
+    // Keys k + m * 2^32: the same set and the same low 32 bits, told apart by the high half.
+    const key = fc
+      .tuple(fc.nat(7), fc.nat(2))
+      .map(([k, m]) => k + m * 2 ** 32 + (m === 2 ? 2 ** 40 : 0));
+    const op = fc.oneof(
+      fc.record({ k: fc.constant("insert"), key, tag: fc.nat(2), global: fc.boolean() }),
+      fc.record({ k: fc.constantFrom("find", "invlpg"), key, tag: fc.nat(2) }),
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom(1, 2, 4),
+        fc.integer({ min: 1, max: 13 }),
+        fc.array(op, { maxLength: 200 }),
+        (sets, ways, ops) => {
+          const a = new AssocArray("test", { sets, ways }, null);
+          const ref = new RefAssoc(sets, ways);
+          for (const o of ops) {
+            if (o.k === "insert" && "global" in o) {
+              expect(a.insert(o.key, o.tag, o.global, 1, 0)).toBe(
+                ref.insert(o.key, o.tag, o.global),
+              );
+              expect(a.evicted).toBe(ref.evicted);
+            } else if (o.k === "find") expect(a.find(o.key, o.tag)).toBe(ref.find(o.key, o.tag));
+            else
+              expect(a.invalidateKey(o.key, o.tag, true)).toBe(
+                ref.invalidateKey(o.key, o.tag, true),
+              );
+          }
+        },
+      ),
+      fcParams(100),
+    );
+  });
+});
