@@ -155,17 +155,25 @@ export class AssocArray {
     const ways = this.ways;
     if (this.policy === 0) {
       // REPLACE_LRU (a literal, as in find). The least recently used way: the first with the
-      // smallest stamp (stamps are unique), compared per way in way order as the C. Without
-      // a branch, as gcc compiles the C's loop (a cmov): which way is older is data, a
-      // branch on it mispredicts about twice a 12-way scan. `+(a < b)` is 1 or 0, so
-      // `(i ^ best) & -lt` is either (i ^ best) or 0 and `best` becomes i or stays.
+      // smallest stamp (stamps are unique), compared per way in way order as the C, and
+      // without a branch, as gcc compiles the C's loop (a cmov): which way is older is data,
+      // and a branch on it mispredicts about twice a 12-way scan. While the clock is below
+      // 2^31 every stamp is too, so as int32s the difference of two stamps cannot overflow
+      // and its sign (`d >> 31`: -1 when stamp[i] is older, else 0) picks both the way and
+      // the oldest stamp so far, kept in a register (no reload of stamp[best] per way).
       const stamp = this.stamp;
       let best = base;
-      for (let i = base + 1; i < base + ways; i++) {
-        const lt = +(stamp[i] < stamp[best]);
-        best ^= (i ^ best) & -lt;
+      if (this.clock < 2147483648) {
+        let oldest = stamp[base] | 0;
+        for (let i = base + 1; i < base + ways; i++) {
+          const d = (stamp[i] | 0) - oldest;
+          const m = d >> 31;
+          oldest += d & m;
+          best ^= (i ^ best) & m;
+        }
+        return best;
       }
-      return best;
+      return this.victimLruWide(base);
     }
     if (this.policy === REPLACE_PLRU) {
       const bits = this.plru[set];
@@ -179,6 +187,18 @@ export class AssocArray {
       return base + way;
     }
     return base + ((this.random!() >>> 0) % ways);
+  }
+
+  /** victimFull's LRU way once the clock has passed 2^31: the same choice on the doubles
+   * (`+(a < b)` is 1 or 0, so `(i ^ best) & -lt` makes `best` i or leaves it). */
+  private victimLruWide(base: number): number {
+    const stamp = this.stamp;
+    let best = base;
+    for (let i = base + 1; i < base + this.ways; i++) {
+      const lt = +(stamp[i] < stamp[best]);
+      best ^= (i ^ best) & -lt;
+    }
+    return best;
   }
 
   /**

@@ -79,38 +79,52 @@ class RefAssoc {
 }
 
 describe("AssocArray against a plain model (property)", () => {
-  it("finds, refreshes, fills and evicts (LRU) the same ways, keys above 2^32 included", () => {
-    // Keys k + m * 2^32: the same set and the same low 32 bits, told apart by the high half.
-    const key = fc
-      .tuple(fc.nat(7), fc.nat(2))
-      .map(([k, m]) => k + m * 2 ** 32 + (m === 2 ? 2 ** 40 : 0));
-    const op = fc.oneof(
-      fc.record({ k: fc.constant("insert"), key, tag: fc.nat(2), global: fc.boolean() }),
-      fc.record({ k: fc.constantFrom("find", "invlpg"), key, tag: fc.nat(2) }),
-    );
-    fc.assert(
-      fc.property(
-        fc.constantFrom(1, 2, 4),
-        fc.integer({ min: 1, max: 13 }),
-        fc.array(op, { maxLength: 200 }),
-        (sets, ways, ops) => {
-          const a = new AssocArray("test", { sets, ways }, null);
-          const ref = new RefAssoc(sets, ways);
-          for (const o of ops) {
-            if (o.k === "insert" && "global" in o) {
-              expect(a.insert(o.key, o.tag, o.global, 1, 0)).toBe(
-                ref.insert(o.key, o.tag, o.global),
-              );
-              expect(a.evicted).toBe(ref.evicted);
-            } else if (o.k === "find") expect(a.find(o.key, o.tag)).toBe(ref.find(o.key, o.tag));
-            else
-              expect(a.invalidateKey(o.key, o.tag, true)).toBe(
-                ref.invalidateKey(o.key, o.tag, true),
-              );
-          }
-        },
-      ),
-      fcParams(100),
-    );
-  });
+  // victimFull compares stamps as int32s while the clock is below 2^31 and as doubles after:
+  // the second case starts the clock just below 2^31 so that runs cross it, the third moves
+  // it on by 3 * 2^30 after 30 steps (billions of uses elsewhere), so that a set holds stamps further
+  // apart than an int32 difference can tell.
+  it.each([
+    ["from 0", 0, 0],
+    ["across 2^31", 2 ** 31 - 30, 0],
+    ["jumping by 3 * 2^30", 0, 3 * 2 ** 30],
+  ])(
+    "finds, refreshes, fills and evicts (LRU) the same ways, keys above 2^32 included, clock %s",
+    (_, clock0, jump) => {
+      // Keys k + m * 2^32: the same set and the same low 32 bits, told apart by the high half.
+      const key = fc
+        .tuple(fc.nat(7), fc.nat(2))
+        .map(([k, m]) => k + m * 2 ** 32 + (m === 2 ? 2 ** 40 : 0));
+      const op = fc.oneof(
+        fc.record({ k: fc.constant("insert"), key, tag: fc.nat(2), global: fc.boolean() }),
+        fc.record({ k: fc.constantFrom("find", "invlpg"), key, tag: fc.nat(2) }),
+      );
+      fc.assert(
+        fc.property(
+          fc.constantFrom(1, 2, 4),
+          fc.integer({ min: 1, max: 13 }),
+          fc.array(op, { minLength: 60, maxLength: 200 }),
+          (sets, ways, ops) => {
+            const a = new AssocArray("test", { sets, ways }, null);
+            (a as unknown as { clock: number }).clock = clock0;
+            const ref = new RefAssoc(sets, ways);
+            const clock = a as unknown as { clock: number };
+            ops.forEach((o, n) => {
+              if (n === 30) clock.clock += jump;
+              if (o.k === "insert" && "global" in o) {
+                expect(a.insert(o.key, o.tag, o.global, 1, 0)).toBe(
+                  ref.insert(o.key, o.tag, o.global),
+                );
+                expect(a.evicted).toBe(ref.evicted);
+              } else if (o.k === "find") expect(a.find(o.key, o.tag)).toBe(ref.find(o.key, o.tag));
+              else
+                expect(a.invalidateKey(o.key, o.tag, true)).toBe(
+                  ref.invalidateKey(o.key, o.tag, true),
+                );
+            });
+          },
+        ),
+        fcParams(100),
+      );
+    },
+  );
 });
