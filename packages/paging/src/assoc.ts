@@ -246,6 +246,38 @@ export class AssocArray {
     return idx;
   }
 
+  /** insert when the caller knows no valid entry matches (key, tag): the first free way,
+   * else the victim. */
+  insertAbsent(key: number, tag: number, global: boolean, value: number, perms: number): number {
+    const set = (key >>> 0) & this.setMask;
+    const base = set * this.ways;
+    let idx = -1;
+    if (this.used !== this.key.length) {
+      const flags = this.flags;
+      for (let i = base; i < base + this.ways; i++) {
+        if (flags[i] === 0) {
+          idx = i;
+          break;
+        }
+      }
+    }
+    if (idx >= 0) {
+      this.used++;
+      this.evicted = false;
+    } else {
+      idx = this.victimFull(base, set);
+      this.evicted = true;
+    }
+    this.key[idx] = key;
+    this.tag[idx] = tag >>> 0;
+    this.flags[idx] = global ? 3 : 1;
+    this.value[idx] = value;
+    this.perms[idx] = perms;
+    if (this.policy === 0) this.stamp[idx] = ++this.clock;
+    else this.touch(idx);
+    return idx;
+  }
+
   /**
    * Invalidates the entries for `key` whose tag is `tag` (and the global ones when
    * `withGlobal`). Returns how many.

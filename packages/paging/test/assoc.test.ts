@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { AssocArray } from "../src/index";
+import { AssocArray, PERM_GLOBAL, PERM_RW, Tlb } from "../src/index";
 import { fcParams } from "./helpers";
 
 /**
@@ -127,4 +127,61 @@ describe("AssocArray against a plain model (property)", () => {
       );
     },
   );
+});
+
+describe("Tlb refill into the first array (property)", () => {
+  it("gives the same hits, entries and counters as a plain insert", () => {
+    const op = fc.oneof(
+      fc.record({
+        k: fc.constant("insert"),
+        vpn: fc.nat(11),
+        tag: fc.nat(1),
+        shift: fc.constantFrom(12, 12, 21),
+        global: fc.boolean(),
+      }),
+      fc.record({
+        k: fc.constantFrom("lookup", "lookup", "invlpg"),
+        vpn: fc.nat(11),
+        tag: fc.nat(1),
+      }),
+      fc.record({ k: fc.constant("flushTag"), vpn: fc.constant(0), tag: fc.nat(1) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 100, maxLength: 300 }), (ops) => {
+        const config = {
+          levels: [
+            { size4k: { sets: 2, ways: 2 }, size2m: { sets: 1, ways: 2 } },
+            { size4k: { sets: 4, ways: 3 }, size2m: { sets: 2, ways: 2 } },
+          ],
+        };
+        const fast = new Tlb(config);
+        const plain = new Tlb(config);
+        // The plain TLB's first array refills through insert's full scan.
+        const first = plain.array(0, 12) as AssocArray;
+        first.insertAbsent = (key, tag, global, value, perms) =>
+          first.insert(key, tag, global, value, perms);
+        for (const o of ops) {
+          const va = o.vpn * 4096 + 8;
+          for (const t of [fast, plain]) {
+            if (o.k === "insert" && "shift" in o) {
+              t.insert(va, o.tag, 100 + o.vpn, o.shift, PERM_RW | (o.global ? PERM_GLOBAL : 0));
+            } else if (o.k === "lookup") t.lookup(va, o.tag);
+            else if (o.k === "invlpg") t.invlpg(va, o.tag);
+            else t.flushTag(o.tag);
+          }
+          expect(fast.hitLevel).toBe(plain.hitLevel);
+          expect(fast.hitMfn).toBe(plain.hitMfn);
+          expect(Array.from(fast.counters)).toEqual(Array.from(plain.counters));
+          for (let l = 0; l < 2; l++) expect(fast.occupancy(l)).toBe(plain.occupancy(l));
+        }
+        for (let v = 0; v <= 11; v++) {
+          for (let tag = 0; tag <= 1; tag++) {
+            expect(fast.lookup(v * 4096, tag)).toBe(plain.lookup(v * 4096, tag));
+            expect(fast.hitMfn).toBe(plain.hitMfn);
+          }
+        }
+      }),
+      fcParams(100),
+    );
+  });
 });
