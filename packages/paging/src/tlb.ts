@@ -241,7 +241,14 @@ export class Tlb {
         }
         if (l === 1) {
           const d = this.grid[s];
-          if (d !== null) {
+          // Refilling the array `lookup` probed first for this key and tag, which missed:
+          // with a non-global entry (its tag is `tag`) insert would find no entry to
+          // refresh, so its scan for one is skipped (paging-ref.c does the same).
+          if (d === this.first && (a.flags[idx] & 2) === 0) {
+            d.insertAbsent(key, tag, false, pageMfn, a.perms[idx]);
+            c[3]++;
+            if (d.evicted) c[4]++;
+          } else if (d !== null) {
             d.insert(key, a.tag[idx], (a.flags[idx] & 2) !== 0, pageMfn, a.perms[idx]);
             c[3]++;
             if (d.evicted) c[4]++;

@@ -127,6 +127,37 @@ static inline u32 assoc_insert(assoc *a, u64 key, u32 tag, int global, u64 value
   return (u32)idx;
 }
 
+/* assoc_insert when the caller knows no valid entry matches (key, tag): the first free way,
+ * else the LRU victim (src/assoc.ts's insertAbsent). */
+static inline u32 assoc_insert_absent(assoc *a, u64 key, u32 tag, int global, u64 value,
+                                      u32 perms) {
+  u32 base = ((u32)key & a->mask) * a->ways, end = base + a->ways;
+  int idx = -1;
+  if (a->used != a->sets * a->ways)
+    for (u32 i = base; i < end; i++)
+      if (a->flags[i] == 0) {
+        idx = (int)i;
+        break;
+      }
+  if (idx >= 0) {
+    a->used++;
+    a->evicted = 0;
+  } else {
+    u32 best = base;
+    for (u32 i = base + 1; i < end; i++)
+      if (a->stamp[i] < a->stamp[best]) best = i;
+    idx = (int)best;
+    a->evicted = 1;
+  }
+  a->key[idx] = key;
+  a->tag[idx] = tag;
+  a->flags[idx] = global ? 3 : 1;
+  a->value[idx] = value;
+  a->perms[idx] = (uint16_t)perms;
+  a->stamp[idx] = ++a->clock;
+  return (u32)idx;
+}
+
 /* ---- page-walk caches (src/pwc.ts) */
 enum { PWC_LOOKUPS, PWC_MISSES, PWC_NR = 4 + 4 * 3 };
 typedef struct {
@@ -411,7 +442,14 @@ static inline int tlb_lookup(tlb_t *t, u64 va, u32 tag) {
       t->hit_perms = a->perms[idx];
       t->hit_page_shift = size_shift[s];
       t->hit_mfn = s == 0 ? page_mfn : page_mfn + ((u32)(va >> 12) & ((1u << (9 * s)) - 1));
-      if (l > 0)
+      if (l == 1 && t->grid[s] == &t->arrays[0] && (a->flags[idx] & 2) == 0) {
+        /* The dTLB array probed first, for this key and tag, missed: no match to look for
+         * (src/tlb.ts's lookupRest does the same). */
+        assoc *d = &t->arrays[0];
+        assoc_insert_absent(d, key, tag, 0, page_mfn, a->perms[idx]);
+        c[3]++;
+        if (d->evicted) c[4]++;
+      } else if (l > 0)
         for (int k = 0; k < l; k++)
           tlb_insert_at(t, k, s, key, a->tag[idx], (a->flags[idx] & 2) != 0, page_mfn,
                         a->perms[idx]);
