@@ -172,16 +172,18 @@ export class Tlb {
    * hitPageShift and hitPerms, refills the levels that missed, and returns true.
    */
   lookup(va: number, tag: number): boolean {
-    const c = this.counters;
-    // Counter indices as literals (TLB_LOOKUPS 0, TLB_HITS 1, TLB_MISSES 2, TLB_INSERTS 3,
-    // TLB_EVICTIONS 4, TLB_LEVEL_STRIDE 5) here and below: V8 loads a module binding from
-    // its context and checks it on every use.
-    c[0]++;
     // The first array (level 0's first page size) by itself: the hit every backend's hot
     // path hopes for, without the loop's level bookkeeping.
     const a = this.first;
     const idx = a.find(Math.floor(va * this.firstScale), tag);
     if (idx >= 0) {
+      // Counter indices as literals (TLB_LOOKUPS 0, TLB_HITS 1, TLB_MISSES 2, TLB_INSERTS 3,
+      // TLB_EVICTIONS 4, TLB_LEVEL_STRIDE 5) here and below: V8 loads a module binding from
+      // its context and checks it on every use. Level 0's lookup is counted here on a hit
+      // and in lookupRest on a miss: both increments after find, so the counters' typed
+      // array is loaded and checked once on a hit.
+      const c = this.counters;
+      c[0]++;
       c[1]++;
       const pageMfn = a.value[idx];
       this.hitLevel = 0;
@@ -207,6 +209,7 @@ export class Tlb {
   private lookupRest(tag: number): boolean {
     const va = this.restVa;
     const c = this.counters;
+    c[0]++;
     const arrays = this.arrays;
     const n = arrays.length;
     const scale = this.arrayScale;
