@@ -291,7 +291,9 @@ export class Tlb {
   ): void {
     const a = this.grid[l * 3 + s];
     if (a === null) return;
-    a.insert(key, tag, global, mfn, perms);
+    // AssocArray.insert with the key through a field (see `place`).
+    a.placeKey = key;
+    a.place(tag, global, mfn, perms);
     const c = this.counters;
     c[l * 5 + 3]++;
     if (a.evicted) c[l * 5 + 4]++;
