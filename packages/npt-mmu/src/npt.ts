@@ -296,6 +296,12 @@ export class NptMmu implements MmuBackend {
   private slowVa = 0.5;
   private slowMa = 0.5;
   /**
+   * The VA guestFault reports, written by its callers just before: a double field written in
+   * place, where a VA (above 2^31) passed to a call V8 does not inline is boxed, and one such
+   * use in translateSlow made V8 box the VA at its entry on every walk (see translateSlow).
+   */
+  private faultVa = 0.5;
+  /**
    * Told the machine address of every entry a 2D walk reads, guest and nested, in the order
    * read (for a data-cache model such as the study's); null for none.
    */
@@ -458,7 +464,8 @@ export class NptMmu implements MmuBackend {
     const uid = vcpu.uid;
     const p = vcpu.processor;
     let tlb: Tlb | null;
-    if (looked) {
+    // `=== true`: a plain truth test of a parameter costs V8 a full ToBoolean.
+    if (looked === true) {
       tlb = this.tlbs.byCpu[uid] as Tlb;
     } else {
       if (uid >= this.lastCr3.length) this.growVcpus(uid);
@@ -482,16 +489,25 @@ export class NptMmu implements MmuBackend {
     const acc = access & ACCESS_MASK;
     const vpn = Math.floor(va * PAGE_SCALE);
     if (!(va >= 0 && va < this.vaLimit && vpn * 4096 <= va)) {
-      this.slowMa = this.guestFault(va, acc);
+      this.faultVa = va;
+      this.slowMa = this.guestFault(acc);
       return;
     }
+    // The structure caches and the TLB are given the VA's page, not `va`: their keys are the
+    // VA's bits from 12 up, the same for both. V8 boxes a VA (above 2^31) passed to a call
+    // it does not inline (paging's insert and fill, often its PWC lookup), and makes the box
+    // where all of that number's boxed uses meet: for `va` that was translateSlow's entry,
+    // a heap number on every walk. `page` is a number of its own, boxed (if at all) where
+    // those calls are; `va` is passed to no call but the first translation's TLB lookup.
+    const page = vpn * 4096;
     // Each retry follows an exit that backed one more guest-physical page.
     attempts: for (let attempt = 0; attempt <= this.guestLevels + 2; attempt++) {
       const dom = vcpu.domain.domid;
       const cr3 = vcpu.cr3Mfn;
       c.walks++;
       if (!(cr3 >= 0)) {
-        this.slowMa = this.guestFault(va, acc);
+        this.faultVa = va;
+        this.slowMa = this.guestFault(acc);
         return;
       }
       const mode = this.mode;
@@ -501,7 +517,7 @@ export class NptMmu implements MmuBackend {
       let table = cr3;
       let perms = RW_US;
       const pwc = tlb === null ? null : tlb.pwc;
-      if (pwc?.lookup(va, 0, level)) {
+      if (pwc?.lookup(page, 0, level)) {
         c.guestPwcHits++;
         level = pwc.hitLevel - 1;
         table = pwc.hitMfn;
@@ -809,7 +825,8 @@ export class NptMmu implements MmuBackend {
         }
         if (nres !== 0) {
           if (!data) c.guestRefs += reads;
-          const x = this.nestedExit(nres, dom, gfn, va, acc);
+          this.faultVa = va;
+          const x = this.nestedExit(nres, dom, gfn, acc);
           if (x === RETRY) continue attempts;
           this.slowMa = x;
           return;
@@ -837,13 +854,15 @@ export class NptMmu implements MmuBackend {
         eHi[level] = hi;
         if (sink !== null) sink(maddr);
         if ((lo & 1) === 0) {
-          this.slowMa = this.walk2dFault(va, reads, faultCode(acc, mode));
+          this.faultVa = va;
+          this.slowMa = this.walk2dFault(reads, faultCode(acc, mode));
           return;
         }
         const ps = level > 1 && (lo & 0x80) !== 0;
         const r = ps ? level * 2 + 1 : level * 2;
         if ((lo & rsvdLo[r]) !== 0 || (hi & rsvdHi[r]) !== 0) {
-          this.slowMa = this.walk2dFault(va, reads, faultCode(acc, mode) | PRESENT | RSVD);
+          this.faultVa = va;
+          this.slowMa = this.walk2dFault(reads, faultCode(acc, mode) | PRESENT | RSVD);
           return;
         }
         perms &= lo | ~RW_US;
@@ -860,7 +879,8 @@ export class NptMmu implements MmuBackend {
         // -- walkFinish: the rights, then A on every level read (none needs it when every
         // entry read has A) and D on the leaf of a write.
         if (denied(perms, acc, mode)) {
-          this.slowMa = this.guestFault(va, faultCode(acc, mode) | PRESENT);
+          this.faultVa = va;
+          this.slowMa = this.guestFault(faultCode(acc, mode) | PRESENT);
           return;
         }
         let writes = 0;
@@ -914,7 +934,7 @@ export class NptMmu implements MmuBackend {
       }
       const mfn = tmfn;
       if (tlb !== null) {
-        if (pwc !== null && startLevel > level) pwc.fill(va, 0, out);
+        if (pwc !== null && startLevel > level) pwc.fill(page, 0, out);
         // The combined page is the smaller of the guest's page and the host's.
         const shift = Math.min(pageShift, nShift);
         if (shift < pageShift) c.splinteredFills++;
@@ -925,25 +945,27 @@ export class NptMmu implements MmuBackend {
             : shift === 21
               ? mfn - ((vaLo >>> 12) & 0x1ff)
               : mfn - ((vaLo >>> 12) & 0x3_ffff);
-        tlb.insert(va, 0, first, shift, perms);
+        tlb.insert(page, 0, first, shift, perms);
       }
       this.slowMa = mfn * 4096 + (va - vpn * 4096);
       return;
     }
-    this.slowMa = this.guestFault(va, acc);
+    this.faultVa = va;
+    this.slowMa = this.guestFault(acc);
   }
 
-  private guestFault(va: number, errorCode: number): number {
-    this.fault.va = va;
+  /** A guest page fault at `faultVa`. */
+  private guestFault(errorCode: number): number {
+    this.fault.va = this.faultVa;
     this.fault.errorCode = errorCode;
     this.counts.guestFaults++;
     return FAULT;
   }
 
-  /** A guest page fault that ends a walk after `reads` guest entries (walkStep's fault). */
-  private walk2dFault(va: number, reads: number, errorCode: number): number {
+  /** A guest page fault at `faultVa` that ends a walk after `reads` guest entries (walkStep's fault). */
+  private walk2dFault(reads: number, errorCode: number): number {
     this.counts.guestRefs += reads;
-    return this.guestFault(va, errorCode);
+    return this.guestFault(errorCode);
   }
 
   /**
@@ -1223,14 +1245,19 @@ export class NptMmu implements MmuBackend {
     this.npwcDom[s] = dom;
   }
 
-  /** A VM exit from a nested walk: the host handles it; the walk restarts or the guest faults. */
-  private nestedExit(code: number, dom: number, gfn: number, va: number, acc: number): number {
+  /**
+   * A VM exit from a nested walk of the translation of `faultVa`: the host handles it; the
+   * walk restarts or the guest faults.
+   */
+  private nestedExit(code: number, dom: number, gfn: number, acc: number): number {
+    const va = this.faultVa;
     const reason = code === N_VIOLATION ? EXIT_REASON_EPT_VIOLATION : EXIT_REASON_EPT_MISCONFIG;
     this.exits[reason]++;
     if (this.hv.tracing) this.hv.trace({ kind: "vmexit", domid: dom, reason, gpa: gfn * 4096 });
     if (this.handleNestedExit(reason, dom, gfn)) return RETRY;
     this.counts.unbackedAccesses++;
-    this.guestFault(va, PFEC_page_present | PFEC_reserved_bit | acc);
+    this.faultVa = va;
+    this.guestFault(PFEC_page_present | PFEC_reserved_bit | acc);
     this.fault.gpa = Number.isFinite(gfn) ? gfn * 4096 : -1;
     this.fault.exitReason = reason;
     return FAULT;
