@@ -474,7 +474,7 @@ export class NptMmu implements MmuBackend {
       tlb = this.tlbByCpu[uid] as Tlb;
     } else {
       if (uid >= this.lastCr3.length) this.growVcpus(uid);
-      tlb = this.tlbByCpu[uid] ?? (this.noTlbs ? null : this.tlbs.of(uid));
+      tlb = this.tlbByCpu[uid] ?? (this.noTlbs === true ? null : this.tlbs.of(uid));
       if (this.vpid !== true && this.lastOnPcpu[p] !== uid) {
         // Without VPID, entering another vCPU on this pCPU left nothing of ours behind.
         this.lastOnPcpu[p] = uid;
@@ -482,7 +482,7 @@ export class NptMmu implements MmuBackend {
         if (tlb !== null) tlb.flushAll();
       }
       if (vcpu.cr3Mfn !== this.lastCr3[uid]) this.cr3Loaded(vcpu);
-      if (tlb?.lookup(va, 0) && grants(tlb.hitPerms, access, this.mode)) {
+      if (tlb !== null && tlb.lookup(va, 0) === true && grants(tlb.hitPerms, access, this.mode)) {
         c.tlbHits++;
         this.slowMa = tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
         return;
