@@ -585,8 +585,10 @@ export class NptMmu implements MmuBackend {
         // order, on the loop's variables: a data page the nested TLB lacks continues in the
         // loop's nested step (`data` set, its probe made and counted here), and a table gfn
         // it lacks takes the loop from the start (nothing done or counted here yet). Why:
-        // V8 compiles the loop, which carries the nested walk's state, with its locals
-        // spilled to the stack; this straight line runs the warm walk in registers.
+        // V8 compiles the loop, which carries the nested walk's state, with most of its
+        // locals on the stack; this straight line has far fewer live values (warm walk
+        // +12-15 % in the bench, cold about -5 %: docs/decisions.md h81). As a method of
+        // its own it was slower.
         if (level === 1 && Q !== 0) {
           const qt = qBase + ((gfn + qDom) & qMask);
           if (ntlbDom[qt] === dom && ntlbGfn[qt] === gfn && (this.ntlbPerm[qt] & 1) !== 0) {
