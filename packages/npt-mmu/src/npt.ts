@@ -296,6 +296,12 @@ export class NptMmu implements MmuBackend {
   private slowVa = 0.5;
   private slowMa = 0.5;
   /**
+   * The VA guestFault reports, written by its callers just before: a double field written in
+   * place, where a VA (above 2^31) passed to a call V8 does not inline is boxed, and one such
+   * use in translateSlow made V8 box the VA at its entry on every walk (see translateSlow).
+   */
+  private faultVa = 0.5;
+  /**
    * Told the machine address of every entry a 2D walk reads, guest and nested, in the order
    * read (for a data-cache model such as the study's); null for none.
    */
@@ -303,6 +309,8 @@ export class NptMmu implements MmuBackend {
 
   // Combined TLB and guest structure caches: paging's Tlb, one per vCPU (by uid).
   declare private readonly tlbs: CpuTlbs;
+  /** tlbs.byCpu (the same array for the table's life), one load fewer on translate's hit. */
+  declare private readonly tlbByCpu: readonly (Tlb | undefined)[];
   /** Whether the vCPUs have no TLBs (`tlb: false`): translateSlow then asks tlbs nothing. */
   declare private readonly noTlbs: boolean;
   // Nested paging-structure caches: per pCPU, per nested level 1..m-1.
@@ -344,7 +352,8 @@ export class NptMmu implements MmuBackend {
       );
     }
     this.hostPageSize = hps;
-    this.vpid = options.vpid ?? true;
+    // A boolean whatever the option's value was (translate tests `=== true`).
+    this.vpid = Boolean(options.vpid ?? true);
     this.mode = createPagingMode({ levels: this.guestLevels as 4 | 5 });
     this.vaLimit = Math.min(this.mode.vaLimit, NUMBER_VA_LIMIT);
     const prng = hv.machine.prng.fork("npt-mmu");
@@ -356,6 +365,7 @@ export class NptMmu implements MmuBackend {
       );
     }
     this.tlbs = tlbs;
+    this.tlbByCpu = tlbs.byCpu;
     this.noTlbs = tlbs.config === null;
     const np = Math.max(1, hv.machine.cpus.length);
     this.lastOnPcpu = new Int32Array(np).fill(-1);
@@ -402,12 +412,13 @@ export class NptMmu implements MmuBackend {
     // argument of a call that is not inlined a VA above 2^31 is boxed (a heap number per
     // miss), and a call's tagged result merged with the hit's would make V8 tag the hit's.
     const uid = vcpu.uid;
-    const tlb = this.tlbs.byCpu[uid];
+    const tlb = this.tlbByCpu[uid];
     if (
       tlb === undefined ||
       uid >= this.lastCr3.length ||
       vcpu.cr3Mfn !== this.lastCr3[uid] ||
-      !(this.vpid || this.lastOnPcpu[vcpu.processor] === uid)
+      // `=== true`: a truth test of the boolean field is a full ToBoolean in V8's code.
+      !(this.vpid === true || this.lastOnPcpu[vcpu.processor] === uid)
     ) {
       this.slowVa = va;
       this.translateSlow(vcpu, access, false);
@@ -458,19 +469,20 @@ export class NptMmu implements MmuBackend {
     const uid = vcpu.uid;
     const p = vcpu.processor;
     let tlb: Tlb | null;
-    if (looked) {
-      tlb = this.tlbs.byCpu[uid] as Tlb;
+    // `=== true`: a plain truth test of a parameter costs V8 a full ToBoolean.
+    if (looked === true) {
+      tlb = this.tlbByCpu[uid] as Tlb;
     } else {
       if (uid >= this.lastCr3.length) this.growVcpus(uid);
-      tlb = this.tlbs.byCpu[uid] ?? (this.noTlbs ? null : this.tlbs.of(uid));
-      if (!this.vpid && this.lastOnPcpu[p] !== uid) {
+      tlb = this.tlbByCpu[uid] ?? (this.noTlbs === true ? null : this.tlbs.of(uid));
+      if (this.vpid !== true && this.lastOnPcpu[p] !== uid) {
         // Without VPID, entering another vCPU on this pCPU left nothing of ours behind.
         this.lastOnPcpu[p] = uid;
         c.vmentryFlushes++;
         if (tlb !== null) tlb.flushAll();
       }
       if (vcpu.cr3Mfn !== this.lastCr3[uid]) this.cr3Loaded(vcpu);
-      if (tlb?.lookup(va, 0) && grants(tlb.hitPerms, access, this.mode)) {
+      if (tlb !== null && tlb.lookup(va, 0) === true && grants(tlb.hitPerms, access, this.mode)) {
         c.tlbHits++;
         this.slowMa = tlb.hitMfn * 4096 + (va - Math.floor(va * PAGE_SCALE) * 4096);
         return;
@@ -482,16 +494,25 @@ export class NptMmu implements MmuBackend {
     const acc = access & ACCESS_MASK;
     const vpn = Math.floor(va * PAGE_SCALE);
     if (!(va >= 0 && va < this.vaLimit && vpn * 4096 <= va)) {
-      this.slowMa = this.guestFault(va, acc);
+      this.faultVa = va;
+      this.slowMa = this.guestFault(acc);
       return;
     }
+    // The structure caches and the TLB are given the VA's page, not `va`: their keys are the
+    // VA's bits from 12 up, the same for both. V8 boxes a VA (above 2^31) passed to a call
+    // it does not inline (paging's insert and fill, often its PWC lookup), and makes the box
+    // where all of that number's boxed uses meet: for `va` that was translateSlow's entry,
+    // a heap number on every walk. `page` is a number of its own, boxed (if at all) where
+    // those calls are; `va` is passed to no call but the first translation's TLB lookup.
+    const page = vpn * 4096;
     // Each retry follows an exit that backed one more guest-physical page.
     attempts: for (let attempt = 0; attempt <= this.guestLevels + 2; attempt++) {
       const dom = vcpu.domain.domid;
       const cr3 = vcpu.cr3Mfn;
       c.walks++;
       if (!(cr3 >= 0)) {
-        this.slowMa = this.guestFault(va, acc);
+        this.faultVa = va;
+        this.slowMa = this.guestFault(acc);
         return;
       }
       const mode = this.mode;
@@ -501,7 +522,9 @@ export class NptMmu implements MmuBackend {
       let table = cr3;
       let perms = RW_US;
       const pwc = tlb === null ? null : tlb.pwc;
-      if (pwc?.lookup(va, 0, level)) {
+      // `=== true` (as translate's): lookup's result merges lookupAbove's (a tagged value),
+      // and a plain truth test of it costs V8 a full ToBoolean.
+      if (pwc !== null && pwc.lookup(page, 0, level) === true) {
         c.guestPwcHits++;
         level = pwc.hitLevel - 1;
         table = pwc.hitMfn;
@@ -515,7 +538,8 @@ export class NptMmu implements MmuBackend {
       const nrFrames = ram.nrFrames;
       const rsvdLo = mode.rsvdLo;
       const rsvdHi = mode.rsvdHi;
-      const nxe = mode.nxe;
+      // A boolean local: a truth test of the field at each level was a full ToBoolean.
+      const nxe = mode.nxe === true;
       const eMaddr = out.entryMaddr;
       const eLo = out.entryLo;
       const eHi = out.entryHi;
@@ -553,368 +577,454 @@ export class NptMmu implements MmuBackend {
       let nWords: Uint32Array = EMPTY_WORDS;
       let gChunk = -1;
       let gWords: Uint32Array = EMPTY_WORDS;
-      for (;;) {
-        // -- The nested step (nested(), then nestedWalk's levels, written out once here for
-        // every guest table and the data page alike: a cold 2D walk makes no call per
-        // nested translation). The same reads, checks, counts and cache fills in the same
-        // order as nested(); nestedWalk below stays for guestStore.
-        // biome-ignore lint/suspicious/noConfusingLabels: one block left with tmfn set
-        nestedStep: {
-          let qs = 0;
-          if (Q !== 0) {
-            qs = qBase + ((gfn + qDom) & qMask);
-            // The data page's probe was made after the leaf (below): here only on a miss.
-            if (!data) {
-              if (ntlbDom[qs] === dom && ntlbGfn[qs] === gfn && (this.ntlbPerm[qs] & 1) !== 0) {
+      // biome-ignore lint/suspicious/noConfusingLabels: the fast case below leaves the whole walk
+      walk: {
+        // -- The warm walk's usual case, written out ahead of the loop: the guest structure
+        // caches gave the last level's table (level 1), the nested TLB has that table's gfn,
+        // and (mostly) the data page's. The loop's statements for that case in the loop's
+        // order, on the loop's variables: a data page the nested TLB lacks continues in the
+        // loop's nested step (`data` set, its probe made and counted here), and a table gfn
+        // it lacks takes the loop from the start (nothing done or counted here yet). Why:
+        // V8 compiles the loop, which carries the nested walk's state, with most of its
+        // locals on the stack; this straight line has far fewer live values (warm walk
+        // +12-15 % in the bench, cold about -5 %: docs/decisions.md h81). As a method of
+        // its own it was slower.
+        if (level === 1 && Q !== 0) {
+          const qt = qBase + ((gfn + qDom) & qMask);
+          if (ntlbDom[qt] === dom && ntlbGfn[qt] === gfn && (this.ntlbPerm[qt] & 1) !== 0) {
+            c.nestedTlbHits++;
+            tmfn = this.ntlbMfn[qt] >>> 0;
+            // walkStep at level 1 (a leaf: no PS, reserved bits r = 2).
+            const index = (vaLo >>> 12) & 511;
+            reads = 1;
+            if (tmfn < nrFrames) {
+              gWords = ram.chunkWordsForRead(tmfn);
+              gChunk = tmfn >>> 9;
+              const w = ((tmfn & 511) << 10) | (index << 1);
+              lo = gWords[w];
+              hi = gWords[w | 1];
+            }
+            const maddr = tmfn * 4096 + index * 8;
+            eMaddr[1] = maddr;
+            eLo[1] = lo;
+            eHi[1] = hi;
+            if (sink !== null) sink(maddr);
+            if ((lo & 1) === 0) {
+              this.faultVa = va;
+              this.slowMa = this.walk2dFault(reads, faultCode(acc, mode));
+              return;
+            }
+            if ((lo & rsvdLo[2]) !== 0 || (hi & rsvdHi[2]) !== 0) {
+              this.faultVa = va;
+              this.slowMa = this.walk2dFault(reads, faultCode(acc, mode) | PRESENT | RSVD);
+              return;
+            }
+            perms &= lo | ~RW_US;
+            if ((hi & 0x8000_0000) !== 0 && nxe) perms |= P_NX;
+            lPerms[1] = perms;
+            out.leafLevel = 1;
+            c.guestRefs += reads;
+            // walkFinish: the rights; A on no level above the leaf (the walk started at the
+            // leaf); A and D on the leaf.
+            if (denied(perms, acc, mode)) {
+              this.faultVa = va;
+              this.slowMa = this.guestFault(faultCode(acc, mode) | PRESENT);
+              return;
+            }
+            const want = (acc & WRITE) !== 0 ? 0x60 : 0x20;
+            if ((lo & want) !== want) {
+              lo = (lo | want) >>> 0;
+              eLo[1] = lo;
+              ram.write32(maddr, lo);
+              c.guestAdWrites += 1;
+            }
+            if ((lo & 0x40) !== 0) perms |= P_DIRTY;
+            if ((lo & 0x100) !== 0) perms |= P_GLOBAL;
+            gfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
+            need =
+              EPT_R | ((access & WRITE) !== 0 ? EPT_W : 0) | ((access & FETCH) !== 0 ? EPT_X : 0);
+            const qd = qBase + ((gfn + qDom) & qMask);
+            if (ntlbDom[qd] === dom && ntlbGfn[qd] === gfn) {
+              const np = this.ntlbPerm[qd];
+              if ((np & need) === need) {
                 c.nestedTlbHits++;
-                tmfn = this.ntlbMfn[qs] >>> 0;
-                break nestedStep;
+                nShift = LEAF_SHIFT[np >>> 3];
+                tmfn = this.ntlbMfn[qd] >>> 0;
+                break walk;
               }
-              c.nestedTlbMisses++;
+            }
+            c.nestedTlbMisses++;
+            data = true;
+          }
+        }
+        for (;;) {
+          // -- The nested step (nested(), then nestedWalk's levels, written out once here for
+          // every guest table and the data page alike: a cold 2D walk makes no call per
+          // nested translation). The same reads, checks, counts and cache fills in the same
+          // order as nested(); nestedWalk below stays for guestStore.
+          // biome-ignore lint/suspicious/noConfusingLabels: one block left with tmfn set
+          nestedStep: {
+            let qs = 0;
+            if (Q !== 0) {
+              qs = qBase + ((gfn + qDom) & qMask);
+              // The data page's probe was made after the leaf (below): here only on a miss.
+              if (!data) {
+                if (ntlbDom[qs] === dom && ntlbGfn[qs] === gfn && (this.ntlbPerm[qs] & 1) !== 0) {
+                  c.nestedTlbHits++;
+                  tmfn = this.ntlbMfn[qs] >>> 0;
+                  break nestedStep;
+                }
+                c.nestedTlbMisses++;
+              }
+            }
+            let nl = m;
+            let ntable = this.eptRoots[dom];
+            if (ntable < 0 || !(gfn >= 0 && gfn < 2 ** 40)) {
+              nres = N_VIOLATION;
+              break nestedStep;
+            }
+            if (N !== 0) {
+              for (let L = 1; L < m; L++) {
+                const key = Math.floor(gfn * SCALE9[L]);
+                const s = (p * m + L) * N + ((key + dom) & (N - 1));
+                if (this.npwcDom[s] === dom && this.npwcTag[s] === key) {
+                  c.nestedPwcHits++;
+                  nl = L;
+                  ntable = this.npwcMfn[s];
+                  break;
+                }
+              }
+            }
+            // As in nestedWalk: gfn's low 32 bits and the 8 above, the table frame a uint32,
+            // the RAM chunk view reused while the next table is in the same chunk, EPT bits
+            // as literals (R 1, W 2, RWX 7, page size 0x80, the memory type in bits 3..5).
+            const gLo = gfn >>> 0;
+            // gHi without float arithmetic on gfn below 2^32 (every gfn of RAM): the subtraction
+            // made V8 keep gfn a double through the walk (cold TS/C 1.84-1.89 -> 1.65-1.69).
+            const gHi = gfn < 0x1_0000_0000 ? 0 : ((gfn - gLo) * 2 ** -32) | 0;
+            let tableU = ntable >>> 0;
+            let perm = 7;
+            let refs = 0;
+            let nlo = 0;
+            let nhi = 0;
+            let idx = 0;
+            let result = 0;
+            // biome-ignore lint/suspicious/noConfusingLabels: one block left at the level that ends the walk
+            descend: {
+              if (nl >= 5) {
+                nl = 5;
+                idx = (gHi >>> 4) & 511;
+                const ch = tableU >>> 9;
+                if (ch !== nChunk) {
+                  nWords = ram.chunkWordsForRead(tableU);
+                  nChunk = ch;
+                }
+                const w = ((tableU & 511) << 10) | (idx << 1);
+                nlo = nWords[w];
+                nhi = nWords[w | 1];
+                refs++;
+                if (sink !== null) sink(tableU * 4096 + idx * 8);
+                const rwx = nlo & 7;
+                if (rwx === 0) {
+                  result = N_VIOLATION;
+                  break descend;
+                }
+                if ((rwx & 2) !== 0 && (rwx & 1) === 0) {
+                  result = N_MISCONFIG;
+                  break descend;
+                }
+                perm &= rwx;
+                if ((nlo & 0x80) !== 0) {
+                  result = N_MISCONFIG;
+                  break descend;
+                }
+                const th = nhi & ADDR_HI_MASK;
+                const next = ((th << 20) | (nlo >>> 12)) >>> 0;
+                if (th >= 0x1000 || next >= nrFrames) {
+                  result = N_MISCONFIG;
+                  break descend;
+                }
+                if (N !== 0) this.npwcFill(p, dom, gfn, 4, next);
+                tableU = next;
+              }
+              if (nl >= 4) {
+                nl = 4;
+                idx = ((gLo >>> 27) | (gHi << 5)) & 511;
+                const ch = tableU >>> 9;
+                if (ch !== nChunk) {
+                  nWords = ram.chunkWordsForRead(tableU);
+                  nChunk = ch;
+                }
+                const w = ((tableU & 511) << 10) | (idx << 1);
+                nlo = nWords[w];
+                nhi = nWords[w | 1];
+                refs++;
+                if (sink !== null) sink(tableU * 4096 + idx * 8);
+                const rwx = nlo & 7;
+                if (rwx === 0) {
+                  result = N_VIOLATION;
+                  break descend;
+                }
+                if ((rwx & 2) !== 0 && (rwx & 1) === 0) {
+                  result = N_MISCONFIG;
+                  break descend;
+                }
+                perm &= rwx;
+                if ((nlo & 0x80) !== 0) {
+                  result = N_MISCONFIG;
+                  break descend;
+                }
+                const th = nhi & ADDR_HI_MASK;
+                const next = ((th << 20) | (nlo >>> 12)) >>> 0;
+                if (th >= 0x1000 || next >= nrFrames) {
+                  result = N_MISCONFIG;
+                  break descend;
+                }
+                if (N !== 0) this.npwcFill(p, dom, gfn, 3, next);
+                tableU = next;
+              }
+              if (nl >= 3) {
+                nl = 3;
+                idx = (gLo >>> 18) & 511;
+                const ch = tableU >>> 9;
+                if (ch !== nChunk) {
+                  nWords = ram.chunkWordsForRead(tableU);
+                  nChunk = ch;
+                }
+                const w = ((tableU & 511) << 10) | (idx << 1);
+                nlo = nWords[w];
+                nhi = nWords[w | 1];
+                refs++;
+                if (sink !== null) sink(tableU * 4096 + idx * 8);
+                const rwx = nlo & 7;
+                if (rwx === 0) {
+                  result = N_VIOLATION;
+                  break descend;
+                }
+                if ((rwx & 2) !== 0 && (rwx & 1) === 0) {
+                  result = N_MISCONFIG;
+                  break descend;
+                }
+                perm &= rwx;
+                if ((nlo & 0x80) !== 0) break descend;
+                const th = nhi & ADDR_HI_MASK;
+                const next = ((th << 20) | (nlo >>> 12)) >>> 0;
+                if (th >= 0x1000 || next >= nrFrames) {
+                  result = N_MISCONFIG;
+                  break descend;
+                }
+                if (N !== 0) this.npwcFill(p, dom, gfn, 2, next);
+                tableU = next;
+              }
+              if (nl >= 2) {
+                nl = 2;
+                idx = (gLo >>> 9) & 511;
+                const ch = tableU >>> 9;
+                if (ch !== nChunk) {
+                  nWords = ram.chunkWordsForRead(tableU);
+                  nChunk = ch;
+                }
+                const w = ((tableU & 511) << 10) | (idx << 1);
+                nlo = nWords[w];
+                nhi = nWords[w | 1];
+                refs++;
+                if (sink !== null) sink(tableU * 4096 + idx * 8);
+                const rwx = nlo & 7;
+                if (rwx === 0) {
+                  result = N_VIOLATION;
+                  break descend;
+                }
+                if ((rwx & 2) !== 0 && (rwx & 1) === 0) {
+                  result = N_MISCONFIG;
+                  break descend;
+                }
+                perm &= rwx;
+                if ((nlo & 0x80) !== 0) break descend;
+                const th = nhi & ADDR_HI_MASK;
+                const next = ((th << 20) | (nlo >>> 12)) >>> 0;
+                if (th >= 0x1000 || next >= nrFrames) {
+                  result = N_MISCONFIG;
+                  break descend;
+                }
+                if (N !== 0) this.npwcFill(p, dom, gfn, 1, next);
+                tableU = next;
+              }
+              nl = 1;
+              idx = gLo & 511;
+              const ch = tableU >>> 9;
+              if (ch !== nChunk) {
+                nWords = ram.chunkWordsForRead(tableU);
+                nChunk = ch;
+              }
+              const w = ((tableU & 511) << 10) | (idx << 1);
+              nlo = nWords[w];
+              nhi = nWords[w | 1];
+              refs++;
+              if (sink !== null) sink(tableU * 4096 + idx * 8);
+              const rwx = nlo & 7;
+              if (rwx === 0) {
+                result = N_VIOLATION;
+                break descend;
+              }
+              if ((rwx & 2) !== 0 && (rwx & 1) === 0) {
+                result = N_MISCONFIG;
+                break descend;
+              }
+              perm &= rwx;
+            }
+            c.nestedRefs += refs;
+            if (result !== 0) {
+              nres = result;
+              break nestedStep;
+            }
+            // The leaf at nl (1, 2 or 3): its memory type, its frame (a large leaf's aligned
+            // down to its span, plus gfn's frame inside it), the rights.
+            const mt = (nlo & 0x38) >>> 3;
+            if (mt === 2 || mt === 3 || mt === 7) {
+              nres = N_MISCONFIG;
+              break nestedStep;
+            }
+            // An mfn is below nrFrames <= 2^32: a leaf frame of 2^32 or more (and every frame
+            // of its span) is past RAM, so the mfn is a uint32 (as is tmfn on both paths).
+            const th = nhi & ADDR_HI_MASK;
+            if (th >= 0x1000) {
+              nres = N_MISCONFIG;
+              break nestedStep;
+            }
+            let nmfn = ((th << 20) | (nlo >>> 12)) >>> 0;
+            if (nl === 2) nmfn = ((nmfn & ~0x1ff) | (gLo & 0x1ff)) >>> 0;
+            else if (nl === 3) nmfn = ((nmfn & ~0x3_ffff) | (gLo & 0x3_ffff)) >>> 0;
+            if (nmfn >= nrFrames) {
+              nres = N_MISCONFIG;
+              break nestedStep;
+            }
+            if ((perm & need) !== need) {
+              nres = N_VIOLATION;
+              break nestedStep;
+            }
+            if (Q !== 0) {
+              ntlbDom[qs] = dom;
+              ntlbGfn[qs] = gfn;
+              this.ntlbMfn[qs] = nmfn;
+              this.ntlbPerm[qs] = perm | (nl << 3);
+            }
+            nShift = LEAF_SHIFT[nl];
+            tmfn = nmfn;
+          }
+          if (nres !== 0) {
+            if (!data) c.guestRefs += reads;
+            this.faultVa = va;
+            const x = this.nestedExit(nres, dom, gfn, acc);
+            if (x === RETRY) continue attempts;
+            this.slowMa = x;
+            return;
+          }
+          if (data) break;
+          // -- walkStep: entry `index` of the level-`level` guest table at machine frame tmfn.
+          const index = (va * VA_SCALE[level]) & 511;
+          reads++;
+          if (tmfn < nrFrames) {
+            const ch = tmfn >>> 9;
+            if (ch !== gChunk) {
+              gWords = ram.chunkWordsForRead(tmfn);
+              gChunk = ch;
+            }
+            const w = ((tmfn & 511) << 10) | (index << 1);
+            lo = gWords[w];
+            hi = gWords[w | 1];
+          } else {
+            lo = 0;
+            hi = 0;
+          }
+          const maddr = tmfn * 4096 + index * 8;
+          eMaddr[level] = maddr;
+          eLo[level] = lo;
+          eHi[level] = hi;
+          if (sink !== null) sink(maddr);
+          if ((lo & 1) === 0) {
+            this.faultVa = va;
+            this.slowMa = this.walk2dFault(reads, faultCode(acc, mode));
+            return;
+          }
+          const ps = level > 1 && (lo & 0x80) !== 0;
+          const r = ps ? level * 2 + 1 : level * 2;
+          if ((lo & rsvdLo[r]) !== 0 || (hi & rsvdHi[r]) !== 0) {
+            this.faultVa = va;
+            this.slowMa = this.walk2dFault(reads, faultCode(acc, mode) | PRESENT | RSVD);
+            return;
+          }
+          perms &= lo | ~RW_US;
+          if ((hi & 0x8000_0000) !== 0 && nxe) perms |= P_NX;
+          lPerms[level] = perms;
+          accessed &= lo;
+          if (level !== 1 && !ps) {
+            gfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
+            level--;
+            continue;
+          }
+          out.leafLevel = level;
+          c.guestRefs += reads;
+          // -- walkFinish: the rights, then A on every level read (none needs it when every
+          // entry read has A) and D on the leaf of a write.
+          if (denied(perms, acc, mode)) {
+            this.faultVa = va;
+            this.slowMa = this.guestFault(faultCode(acc, mode) | PRESENT);
+            return;
+          }
+          let writes = 0;
+          if (accessed === 0) {
+            for (let l = startLevel; l > level; l--) {
+              const v = eLo[l];
+              if ((v & 0x20) === 0) {
+                eLo[l] = v | 0x20;
+                ram.write32(eMaddr[l], (v | 0x20) >>> 0);
+                writes++;
+              }
             }
           }
-          let nl = m;
-          let ntable = this.eptRoots[dom];
-          if (ntable < 0 || !(gfn >= 0 && gfn < 2 ** 40)) {
-            nres = N_VIOLATION;
-            break nestedStep;
+          const want = (acc & WRITE) !== 0 ? 0x60 : 0x20;
+          if ((lo & want) !== want) {
+            lo = (lo | want) >>> 0;
+            eLo[level] = lo;
+            ram.write32(eMaddr[level], lo);
+            writes++;
           }
-          if (N !== 0) {
-            for (let L = 1; L < m; L++) {
-              const key = Math.floor(gfn * SCALE9[L]);
-              const s = (p * m + L) * N + ((key + dom) & (N - 1));
-              if (this.npwcDom[s] === dom && this.npwcTag[s] === key) {
-                c.nestedPwcHits++;
-                nl = L;
-                ntable = this.npwcMfn[s];
+          if (writes !== 0) c.guestAdWrites += writes;
+          if ((lo & 0x40) !== 0) perms |= P_DIRTY;
+          if ((lo & 0x100) !== 0) perms |= P_GLOBAL;
+          // The data page's gfn (the leaf's frame, plus the VA's frame inside a large page),
+          // through the nested step once more with the access's EPT rights.
+          gfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
+          if (level === 2) {
+            pageShift = 21;
+            gfn += ((vaLo >>> 12) & 0x1ff) - ((lo >>> 12) & 0x1ff);
+          } else if (level !== 1) {
+            pageShift = 30;
+            gfn += ((vaLo >>> 12) & 0x3_ffff) - ((lo >>> 12) & 0x3_ffff);
+          }
+          need =
+            EPT_R | ((access & WRITE) !== 0 ? EPT_W : 0) | ((access & FETCH) !== 0 ? EPT_X : 0);
+          // The data page's nested TLB probe here (a hit ends the walk without another pass
+          // through the loop); on a miss the nested step above walks, without probing again.
+          if (Q !== 0) {
+            const qs = qBase + ((gfn + qDom) & qMask);
+            if (ntlbDom[qs] === dom && ntlbGfn[qs] === gfn) {
+              const np = this.ntlbPerm[qs];
+              if ((np & need) === need) {
+                c.nestedTlbHits++;
+                nShift = LEAF_SHIFT[np >>> 3];
+                tmfn = this.ntlbMfn[qs] >>> 0;
                 break;
               }
             }
+            c.nestedTlbMisses++;
           }
-          // As in nestedWalk: gfn's low 32 bits and the 8 above, the table frame a uint32,
-          // the RAM chunk view reused while the next table is in the same chunk, EPT bits
-          // as literals (R 1, W 2, RWX 7, page size 0x80, the memory type in bits 3..5).
-          const gLo = gfn >>> 0;
-          // gHi without float arithmetic on gfn below 2^32 (every gfn of RAM): the subtraction
-          // made V8 keep gfn a double through the walk (cold TS/C 1.84-1.89 -> 1.65-1.69).
-          const gHi = gfn < 0x1_0000_0000 ? 0 : ((gfn - gLo) * 2 ** -32) | 0;
-          let tableU = ntable >>> 0;
-          let perm = 7;
-          let refs = 0;
-          let nlo = 0;
-          let nhi = 0;
-          let idx = 0;
-          let result = 0;
-          // biome-ignore lint/suspicious/noConfusingLabels: one block left at the level that ends the walk
-          descend: {
-            if (nl >= 5) {
-              nl = 5;
-              idx = (gHi >>> 4) & 511;
-              const ch = tableU >>> 9;
-              if (ch !== nChunk) {
-                nWords = ram.chunkWordsForRead(tableU);
-                nChunk = ch;
-              }
-              const w = ((tableU & 511) << 10) | (idx << 1);
-              nlo = nWords[w];
-              nhi = nWords[w | 1];
-              refs++;
-              if (sink !== null) sink(tableU * 4096 + idx * 8);
-              const rwx = nlo & 7;
-              if (rwx === 0) {
-                result = N_VIOLATION;
-                break descend;
-              }
-              if ((rwx & 2) !== 0 && (rwx & 1) === 0) {
-                result = N_MISCONFIG;
-                break descend;
-              }
-              perm &= rwx;
-              if ((nlo & 0x80) !== 0) {
-                result = N_MISCONFIG;
-                break descend;
-              }
-              const th = nhi & ADDR_HI_MASK;
-              const next = ((th << 20) | (nlo >>> 12)) >>> 0;
-              if (th >= 0x1000 || next >= nrFrames) {
-                result = N_MISCONFIG;
-                break descend;
-              }
-              if (N !== 0) this.npwcFill(p, dom, gfn, 4, next);
-              tableU = next;
-            }
-            if (nl >= 4) {
-              nl = 4;
-              idx = ((gLo >>> 27) | (gHi << 5)) & 511;
-              const ch = tableU >>> 9;
-              if (ch !== nChunk) {
-                nWords = ram.chunkWordsForRead(tableU);
-                nChunk = ch;
-              }
-              const w = ((tableU & 511) << 10) | (idx << 1);
-              nlo = nWords[w];
-              nhi = nWords[w | 1];
-              refs++;
-              if (sink !== null) sink(tableU * 4096 + idx * 8);
-              const rwx = nlo & 7;
-              if (rwx === 0) {
-                result = N_VIOLATION;
-                break descend;
-              }
-              if ((rwx & 2) !== 0 && (rwx & 1) === 0) {
-                result = N_MISCONFIG;
-                break descend;
-              }
-              perm &= rwx;
-              if ((nlo & 0x80) !== 0) {
-                result = N_MISCONFIG;
-                break descend;
-              }
-              const th = nhi & ADDR_HI_MASK;
-              const next = ((th << 20) | (nlo >>> 12)) >>> 0;
-              if (th >= 0x1000 || next >= nrFrames) {
-                result = N_MISCONFIG;
-                break descend;
-              }
-              if (N !== 0) this.npwcFill(p, dom, gfn, 3, next);
-              tableU = next;
-            }
-            if (nl >= 3) {
-              nl = 3;
-              idx = (gLo >>> 18) & 511;
-              const ch = tableU >>> 9;
-              if (ch !== nChunk) {
-                nWords = ram.chunkWordsForRead(tableU);
-                nChunk = ch;
-              }
-              const w = ((tableU & 511) << 10) | (idx << 1);
-              nlo = nWords[w];
-              nhi = nWords[w | 1];
-              refs++;
-              if (sink !== null) sink(tableU * 4096 + idx * 8);
-              const rwx = nlo & 7;
-              if (rwx === 0) {
-                result = N_VIOLATION;
-                break descend;
-              }
-              if ((rwx & 2) !== 0 && (rwx & 1) === 0) {
-                result = N_MISCONFIG;
-                break descend;
-              }
-              perm &= rwx;
-              if ((nlo & 0x80) !== 0) break descend;
-              const th = nhi & ADDR_HI_MASK;
-              const next = ((th << 20) | (nlo >>> 12)) >>> 0;
-              if (th >= 0x1000 || next >= nrFrames) {
-                result = N_MISCONFIG;
-                break descend;
-              }
-              if (N !== 0) this.npwcFill(p, dom, gfn, 2, next);
-              tableU = next;
-            }
-            if (nl >= 2) {
-              nl = 2;
-              idx = (gLo >>> 9) & 511;
-              const ch = tableU >>> 9;
-              if (ch !== nChunk) {
-                nWords = ram.chunkWordsForRead(tableU);
-                nChunk = ch;
-              }
-              const w = ((tableU & 511) << 10) | (idx << 1);
-              nlo = nWords[w];
-              nhi = nWords[w | 1];
-              refs++;
-              if (sink !== null) sink(tableU * 4096 + idx * 8);
-              const rwx = nlo & 7;
-              if (rwx === 0) {
-                result = N_VIOLATION;
-                break descend;
-              }
-              if ((rwx & 2) !== 0 && (rwx & 1) === 0) {
-                result = N_MISCONFIG;
-                break descend;
-              }
-              perm &= rwx;
-              if ((nlo & 0x80) !== 0) break descend;
-              const th = nhi & ADDR_HI_MASK;
-              const next = ((th << 20) | (nlo >>> 12)) >>> 0;
-              if (th >= 0x1000 || next >= nrFrames) {
-                result = N_MISCONFIG;
-                break descend;
-              }
-              if (N !== 0) this.npwcFill(p, dom, gfn, 1, next);
-              tableU = next;
-            }
-            nl = 1;
-            idx = gLo & 511;
-            const ch = tableU >>> 9;
-            if (ch !== nChunk) {
-              nWords = ram.chunkWordsForRead(tableU);
-              nChunk = ch;
-            }
-            const w = ((tableU & 511) << 10) | (idx << 1);
-            nlo = nWords[w];
-            nhi = nWords[w | 1];
-            refs++;
-            if (sink !== null) sink(tableU * 4096 + idx * 8);
-            const rwx = nlo & 7;
-            if (rwx === 0) {
-              result = N_VIOLATION;
-              break descend;
-            }
-            if ((rwx & 2) !== 0 && (rwx & 1) === 0) {
-              result = N_MISCONFIG;
-              break descend;
-            }
-            perm &= rwx;
-          }
-          c.nestedRefs += refs;
-          if (result !== 0) {
-            nres = result;
-            break nestedStep;
-          }
-          // The leaf at nl (1, 2 or 3): its memory type, its frame (a large leaf's aligned
-          // down to its span, plus gfn's frame inside it), the rights.
-          const mt = (nlo & 0x38) >>> 3;
-          if (mt === 2 || mt === 3 || mt === 7) {
-            nres = N_MISCONFIG;
-            break nestedStep;
-          }
-          // An mfn is below nrFrames <= 2^32: a leaf frame of 2^32 or more (and every frame
-          // of its span) is past RAM, so the mfn is a uint32 (as is tmfn on both paths).
-          const th = nhi & ADDR_HI_MASK;
-          if (th >= 0x1000) {
-            nres = N_MISCONFIG;
-            break nestedStep;
-          }
-          let nmfn = ((th << 20) | (nlo >>> 12)) >>> 0;
-          if (nl === 2) nmfn = ((nmfn & ~0x1ff) | (gLo & 0x1ff)) >>> 0;
-          else if (nl === 3) nmfn = ((nmfn & ~0x3_ffff) | (gLo & 0x3_ffff)) >>> 0;
-          if (nmfn >= nrFrames) {
-            nres = N_MISCONFIG;
-            break nestedStep;
-          }
-          if ((perm & need) !== need) {
-            nres = N_VIOLATION;
-            break nestedStep;
-          }
-          if (Q !== 0) {
-            ntlbDom[qs] = dom;
-            ntlbGfn[qs] = gfn;
-            this.ntlbMfn[qs] = nmfn;
-            this.ntlbPerm[qs] = perm | (nl << 3);
-          }
-          nShift = LEAF_SHIFT[nl];
-          tmfn = nmfn;
+          data = true;
         }
-        if (nres !== 0) {
-          if (!data) c.guestRefs += reads;
-          const x = this.nestedExit(nres, dom, gfn, va, acc);
-          if (x === RETRY) continue attempts;
-          this.slowMa = x;
-          return;
-        }
-        if (data) break;
-        // -- walkStep: entry `index` of the level-`level` guest table at machine frame tmfn.
-        const index = (va * VA_SCALE[level]) & 511;
-        reads++;
-        if (tmfn < nrFrames) {
-          const ch = tmfn >>> 9;
-          if (ch !== gChunk) {
-            gWords = ram.chunkWordsForRead(tmfn);
-            gChunk = ch;
-          }
-          const w = ((tmfn & 511) << 10) | (index << 1);
-          lo = gWords[w];
-          hi = gWords[w | 1];
-        } else {
-          lo = 0;
-          hi = 0;
-        }
-        const maddr = tmfn * 4096 + index * 8;
-        eMaddr[level] = maddr;
-        eLo[level] = lo;
-        eHi[level] = hi;
-        if (sink !== null) sink(maddr);
-        if ((lo & 1) === 0) {
-          this.slowMa = this.walk2dFault(va, reads, faultCode(acc, mode));
-          return;
-        }
-        const ps = level > 1 && (lo & 0x80) !== 0;
-        const r = ps ? level * 2 + 1 : level * 2;
-        if ((lo & rsvdLo[r]) !== 0 || (hi & rsvdHi[r]) !== 0) {
-          this.slowMa = this.walk2dFault(va, reads, faultCode(acc, mode) | PRESENT | RSVD);
-          return;
-        }
-        perms &= lo | ~RW_US;
-        if ((hi & 0x8000_0000) !== 0 && nxe) perms |= P_NX;
-        lPerms[level] = perms;
-        accessed &= lo;
-        if (level !== 1 && !ps) {
-          gfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
-          level--;
-          continue;
-        }
-        out.leafLevel = level;
-        c.guestRefs += reads;
-        // -- walkFinish: the rights, then A on every level read (none needs it when every
-        // entry read has A) and D on the leaf of a write.
-        if (denied(perms, acc, mode)) {
-          this.slowMa = this.guestFault(va, faultCode(acc, mode) | PRESENT);
-          return;
-        }
-        let writes = 0;
-        if (accessed === 0) {
-          for (let l = startLevel; l > level; l--) {
-            const v = eLo[l];
-            if ((v & 0x20) === 0) {
-              eLo[l] = v | 0x20;
-              ram.write32(eMaddr[l], (v | 0x20) >>> 0);
-              writes++;
-            }
-          }
-        }
-        const want = (acc & WRITE) !== 0 ? 0x60 : 0x20;
-        if ((lo & want) !== want) {
-          lo = (lo | want) >>> 0;
-          eLo[level] = lo;
-          ram.write32(eMaddr[level], lo);
-          writes++;
-        }
-        if (writes !== 0) c.guestAdWrites += writes;
-        if ((lo & 0x40) !== 0) perms |= P_DIRTY;
-        if ((lo & 0x100) !== 0) perms |= P_GLOBAL;
-        // The data page's gfn (the leaf's frame, plus the VA's frame inside a large page),
-        // through the nested step once more with the access's EPT rights.
-        gfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
-        if (level === 2) {
-          pageShift = 21;
-          gfn += ((vaLo >>> 12) & 0x1ff) - ((lo >>> 12) & 0x1ff);
-        } else if (level !== 1) {
-          pageShift = 30;
-          gfn += ((vaLo >>> 12) & 0x3_ffff) - ((lo >>> 12) & 0x3_ffff);
-        }
-        need = EPT_R | ((access & WRITE) !== 0 ? EPT_W : 0) | ((access & FETCH) !== 0 ? EPT_X : 0);
-        // The data page's nested TLB probe here (a hit ends the walk without another pass
-        // through the loop); on a miss the nested step above walks, without probing again.
-        if (Q !== 0) {
-          const qs = qBase + ((gfn + qDom) & qMask);
-          if (ntlbDom[qs] === dom && ntlbGfn[qs] === gfn) {
-            const np = this.ntlbPerm[qs];
-            if ((np & need) === need) {
-              c.nestedTlbHits++;
-              nShift = LEAF_SHIFT[np >>> 3];
-              tmfn = this.ntlbMfn[qs] >>> 0;
-              break;
-            }
-          }
-          c.nestedTlbMisses++;
-        }
-        data = true;
       }
       const mfn = tmfn;
       if (tlb !== null) {
-        if (pwc !== null && startLevel > level) pwc.fill(va, 0, out);
+        if (pwc !== null && startLevel > level) pwc.fill(page, 0, out);
         // The combined page is the smaller of the guest's page and the host's.
         const shift = Math.min(pageShift, nShift);
         if (shift < pageShift) c.splinteredFills++;
@@ -925,25 +1035,30 @@ export class NptMmu implements MmuBackend {
             : shift === 21
               ? mfn - ((vaLo >>> 12) & 0x1ff)
               : mfn - ((vaLo >>> 12) & 0x3_ffff);
-        tlb.insert(va, 0, first, shift, perms);
+        // Tlb.insert with the VA's page through the TLB's double field (see insertAtVa): an
+        // argument of the call, V8 boxed it on every walk where it did not inline insert.
+        tlb.insertVa = page;
+        tlb.insertAtVa(0, first, shift, perms);
       }
       this.slowMa = mfn * 4096 + (va - vpn * 4096);
       return;
     }
-    this.slowMa = this.guestFault(va, acc);
+    this.faultVa = va;
+    this.slowMa = this.guestFault(acc);
   }
 
-  private guestFault(va: number, errorCode: number): number {
-    this.fault.va = va;
+  /** A guest page fault at `faultVa`. */
+  private guestFault(errorCode: number): number {
+    this.fault.va = this.faultVa;
     this.fault.errorCode = errorCode;
     this.counts.guestFaults++;
     return FAULT;
   }
 
-  /** A guest page fault that ends a walk after `reads` guest entries (walkStep's fault). */
-  private walk2dFault(va: number, reads: number, errorCode: number): number {
+  /** A guest page fault at `faultVa` that ends a walk after `reads` guest entries (walkStep's fault). */
+  private walk2dFault(reads: number, errorCode: number): number {
     this.counts.guestRefs += reads;
-    return this.guestFault(va, errorCode);
+    return this.guestFault(errorCode);
   }
 
   /**
@@ -1223,14 +1338,19 @@ export class NptMmu implements MmuBackend {
     this.npwcDom[s] = dom;
   }
 
-  /** A VM exit from a nested walk: the host handles it; the walk restarts or the guest faults. */
-  private nestedExit(code: number, dom: number, gfn: number, va: number, acc: number): number {
+  /**
+   * A VM exit from a nested walk of the translation of `faultVa`: the host handles it; the
+   * walk restarts or the guest faults.
+   */
+  private nestedExit(code: number, dom: number, gfn: number, acc: number): number {
+    const va = this.faultVa;
     const reason = code === N_VIOLATION ? EXIT_REASON_EPT_VIOLATION : EXIT_REASON_EPT_MISCONFIG;
     this.exits[reason]++;
     if (this.hv.tracing) this.hv.trace({ kind: "vmexit", domid: dom, reason, gpa: gfn * 4096 });
     if (this.handleNestedExit(reason, dom, gfn)) return RETRY;
     this.counts.unbackedAccesses++;
-    this.guestFault(va, PFEC_page_present | PFEC_reserved_bit | acc);
+    this.faultVa = va;
+    this.guestFault(PFEC_page_present | PFEC_reserved_bit | acc);
     this.fault.gpa = Number.isFinite(gfn) ? gfn * 4096 : -1;
     this.fault.exitReason = reason;
     return FAULT;

@@ -56,6 +56,8 @@ export class AssocArray {
   evicted = false;
   /** Valid entries now (see the invariant): 0 means every find misses. */
   used = 0;
+  /** The key `place` inserts. */
+  placeKey = 0.5;
 
   constructor(what: string, config: AssocConfig, random: (() => number) | null) {
     const { sets, ways } = config;
@@ -208,6 +210,18 @@ export class AssocArray {
    * `evicted`. Returns the index.
    */
   insert(key: number, tag: number, global: boolean, value: number, perms: number): number {
+    this.placeKey = key;
+    return this.place(tag, global, value, perms);
+  }
+
+  /**
+   * insert for the key in `placeKey`, for a hot caller: the key (a VPN, above 2^31 for a
+   * high VA) goes through a double field written in place, where as an argument of a call
+   * V8 does not inline it is boxed, a heap number per insert (and V8 made that box ahead
+   * of Tlb.insert's test for an array of the page's size at all).
+   */
+  place(tag: number, global: boolean, value: number, perms: number): number {
+    const key = this.placeKey;
     const set = (key >>> 0) & this.setMask;
     const base = set * this.ways;
     const end = base + this.ways;

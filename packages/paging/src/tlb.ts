@@ -106,6 +106,8 @@ export class Tlb {
   /** lookupRest's hit, for refill (see lookupRest). */
   private refillKey = 0.5;
   private refillMfn = 0.5;
+  /** The VA insertAtVa inserts. */
+  insertVa = 0.5;
 
   constructor(config: TlbConfig = {}) {
     const levels = config.levels ?? DEFAULT_TLB_LEVELS;
@@ -291,7 +293,9 @@ export class Tlb {
   ): void {
     const a = this.grid[l * 3 + s];
     if (a === null) return;
-    a.insert(key, tag, global, mfn, perms);
+    // AssocArray.insert with the key through a field (see `place`).
+    a.placeKey = key;
+    a.place(tag, global, mfn, perms);
     const c = this.counters;
     c[l * 5 + 3]++;
     if (a.evicted) c[l * 5 + 4]++;
@@ -303,6 +307,17 @@ export class Tlb {
    * bits (PERM_GLOBAL makes a global entry). Throws PagingError on a bad page shift.
    */
   insert(va: number, tag: number, pageMfn: number, pageShift: number, perms: number): void {
+    this.insertVa = va;
+    this.insertAtVa(tag, pageMfn, pageShift, perms);
+  }
+
+  /**
+   * insert for the VA in `insertVa`, for a hot caller: a VA above 2^31 passed to a call V8
+   * does not inline is boxed (a heap number per insert), where a double field is written in
+   * place (AssocArray.place does the same for its key).
+   */
+  insertAtVa(tag: number, pageMfn: number, pageShift: number, perms: number): void {
+    const va = this.insertVa;
     const s = pageShift === 12 ? 0 : pageShift === 21 ? 1 : pageShift === 30 ? 2 : -1;
     if (s < 0) {
       throw new PagingError(

@@ -9,8 +9,10 @@
  * Three loops, as bench/index.ts:
  * - npt-cold: every translation a cold 2D walk (no TLB, no guest or nested structure caches,
  *   no nested TLB: 4 x 4 + 4 + 4 = 24 references with 4 KiB host pages);
- * - npt-hit: the combined TLB hit (CR3 check, TLB lookup, rights check). The TLB is filled by
- *   2D walks of the hot pages before the loop.
+ * - npt-hit: the combined TLB hit (the vCPU's TLB by uid, its CR3 and VPID checks, TLB lookup,
+ *   rights check). The TLB is filled by 2D walks of the hot pages before the loop.
+ * All three go through translate() as NptMmu's translate does: the vCPU's TLB by uid, the
+ * CR3 it last ran under and the VPID test, then the hit path or translate_slow.
  * - npt-warm: a combined-TLB miss (the TLB holds only one 1 GiB entry) and a warm 2D walk:
  *   the guest paging-structure caches (paging's PageWalkCache, default geometry) skip to the
  *   last guest level, and the nested TLB (gfn -> mfn, direct-mapped, 1024 entries) and the
@@ -36,6 +38,8 @@
 #define EPT_PAGE_SIZE 0x80u
 #define N_VIOLATION (-1)
 #define N_MISCONFIG (-2)
+#define PFEC_PRESENT 0x1
+#define PFEC_RSVD 0x8
 
 /* NptCounts fields the loops move. */
 static struct {
@@ -45,7 +49,6 @@ static struct {
 
 static u64 npt_cr3, ept_root, base_va;
 static u32 n_pages, n_hot, dom;
-static int64_t last_cr3 = -2;
 
 /* Fixture: paging-ref.c's head (magic "RFPN"; header words: RAM frames, dumped frames, guest
  * CR3, EPT root, pages, hot pages, base VA lo / hi, NXE, WP, domain id), then the dumped
@@ -90,8 +93,9 @@ static void nested_caches(u32 n, u32 q) {
   ntlb_q = q;
 }
 
-/* gfn -> mfn through the nested TLB, the nested structure caches, then the EPT table. */
-static inline int64_t nested(u64 gfn, u32 need) {
+/* gfn -> mfn of domain `dom` through the nested TLB, the nested structure caches, then the
+ * EPT table. */
+static inline int64_t nested(u32 dom, u64 gfn, u32 need) {
   u32 qs = 0;
   if (ntlb_q) {
     qs = (u32)(gfn + dom * 5) & (ntlb_q - 1);
@@ -204,6 +208,41 @@ static inline int walk_step(u64 tmfn, u32 index, int level, walk_result *out, u6
 
 static walk_result nout;
 
+/* The vCPU the loops translate for (core's Vcpu: uid, pCPU, guest CR3, domain) and what
+ * NptMmu's translate checks before it asks a TLB: the TLB of each vCPU by uid (CpuTlbs.byCpu:
+ * none past its length, and none at all for `tlb: false`), the CR3 each vCPU last ran under
+ * (lastCr3, 64 to start with), the vCPU last entered on each pCPU (lastOnPcpu, looked at
+ * only without VPID) and whether VPID is on; and NptMmu's `fault`, which every TLB miss
+ * resets and a guest fault fills. */
+typedef struct {
+  u32 uid, processor;
+  int64_t cr3;
+  u32 domid;
+} vcpu_t;
+#define NR_UIDS 64
+static tlb_t *tlb_by_cpu[NR_UIDS];
+static u32 tlb_by_cpu_len;
+static int64_t last_cr3[NR_UIDS];
+static u32 last_cr3_len = NR_UIDS;
+static int32_t last_on_pcpu[1] = {-1};
+/* Not static: a runtime option, as NptMmu's `vpid` field (gcc may not fold it away). */
+int npt_vpid = 1;
+static struct {
+  u64 va;
+  int error_code;
+  int64_t gpa;
+  int exit_reason;
+} npt_fault;
+static u64 guest_cr3_loads, vmentry_flushes;
+
+/* NptMmu's guestFault: the fault's VA and error code, counted. */
+static inline int64_t guest_fault(u64 va, int error_code) {
+  npt_fault.va = va;
+  npt_fault.error_code = error_code;
+  nc.guest_faults++;
+  return -1;
+}
+
 /* Tlb.insert: every level that has an array of the page's size. */
 static inline void npt_tlb_insert(tlb_t *t, u64 va, u64 mfn, int shift, u32 perms) {
   int s = shift == 12 ? 0 : shift == 21 ? 1 : 2;
@@ -218,12 +257,15 @@ static inline void npt_tlb_insert(tlb_t *t, u64 va, u64 mfn, int shift, u32 perm
  * when there is a TLB, each guest table's gfn through nested() before its entry is read,
  * then the data gfn; a walk with a TLB fills the structure caches and the TLB. The machine
  * address or -1. */
-static int64_t walk2d(tlb_t *t, u64 va, int access) {
+static int64_t walk2d(tlb_t *t, const vcpu_t *v, u64 va, int access) {
+  const u32 dom = v->domid;
+  const int64_t cr3 = v->cr3;
   nc.walks++;
   int acc = access & (ACCESS_WRITE | ACCESS_USER | ACCESS_FETCH);
+  if (!(cr3 >= 0)) return guest_fault(va, acc);
   walk_result *out = &nout;
   int level = 4, perms = RW_US, pwc_level = 0;
-  u64 table = npt_cr3;
+  u64 table = (u64)cr3;
   if (t && pwc_lookup(&t->pwc, va, 0, level)) {
     nc.guest_pwc_hits++;
     pwc_level = t->pwc.hit_level;
@@ -249,11 +291,10 @@ static int64_t walk2d(tlb_t *t, u64 va, int access) {
    * skipped (no entry needs A), as NptMmu's translateSlow does. */
   u32 accessed = PAGE_ACCESSED;
   for (;;) {
-    int64_t tmfn = nested(table, EPT_R);
+    int64_t tmfn = nested(dom, table, EPT_R);
     if (tmfn < 0) {
       nc.guest_refs += out->reads;
-      nc.guest_faults++;
-      return -1;
+      return guest_fault(va, PFEC_PRESENT | PFEC_RSVD | acc);
     }
     u64 next = 0;
     int r = walk_step((u64)tmfn, (u32)(va >> (12 + 9 * (level - 1))) & 511, level, out, &next);
@@ -265,23 +306,16 @@ static int64_t walk2d(tlb_t *t, u64 va, int access) {
       break;
     } else {
       nc.guest_refs += out->reads;
-      nc.guest_faults++;
-      return -1;
+      return guest_fault(va, out->error_code);
     }
   }
   nc.guest_refs += out->reads;
   int ok = walk_finish_accessed(out, accessed & PAGE_ACCESSED);
   nc.guest_ad_writes += out->writes;
-  if (!ok) {
-    nc.guest_faults++;
-    return -1;
-  }
+  if (!ok) return guest_fault(va, out->error_code);
   u32 need = EPT_R | ((access & ACCESS_WRITE) ? EPT_W : 0) | ((access & ACCESS_FETCH) ? EPT_X : 0);
-  int64_t mfn = nested(out->maddr >> 12, need);
-  if (mfn < 0) {
-    nc.guest_faults++;
-    return -1;
-  }
+  int64_t mfn = nested(dom, out->maddr >> 12, need);
+  if (mfn < 0) return guest_fault(va, PFEC_PRESENT | PFEC_RSVD | acc);
   if (t) {
     if (out->start_level > out->leaf_level) pwc_fill(&t->pwc, va, 0, out);
     /* The combined page is the smaller of the guest's page and the host's. */
@@ -294,16 +328,6 @@ static int64_t walk2d(tlb_t *t, u64 va, int access) {
 
 static const u64 VA_LIMIT = 1ull << 48;
 
-/* translate without a TLB (tlb: false) */
-static inline int64_t translate_cold(u64 va, int access) {
-  nc.tlb_misses++;
-  if (va >= VA_LIMIT) {
-    nc.guest_faults++;
-    return -1;
-  }
-  return walk2d(NULL, va, access);
-}
-
 /* paging's tlbGrants */
 static inline int tlb_grants_npt(int perms, int access) {
   if (access & ACCESS_WRITE) {
@@ -314,29 +338,71 @@ static inline int tlb_grants_npt(int perms, int access) {
   return !(access & ACCESS_FETCH) || !(perms & PERM_NX);
 }
 
-/* translate's hit path with the combined TLB (tag 0); a miss is not expected here. */
-static inline int64_t translate_hit(tlb_t *t, u64 va, int access, int64_t cr3) {
-  if (cr3 != last_cr3) last_cr3 = cr3;
-  if (tlb_lookup(t, va, 0) && tlb_grants_npt(t->hit_perms, access)) {
-    nc.tlb_hits++;
-    return (int64_t)(t->hit_mfn * 4096 + (va & 4095));
+/* Tlb.flushAll and flushNonGlobal (with the page-walk caches): every entry, or every entry
+ * without ASSOC_GLOBAL. Not reached in the loops (VPID on, one CR3 throughout). */
+static void assoc_drop(assoc *a, int keep_global) {
+  for (u32 i = 0; i < a->sets * a->ways; i++) {
+    if (a->flags[i] != 0 && !(keep_global && (a->flags[i] & 2))) {
+      a->flags[i] = 0;
+      a->used--;
+    }
   }
-  nc.tlb_misses++;
-  return -1;
+}
+static void tlb_flush(tlb_t *t, int keep_global) {
+  for (int i = 0; i < t->n; i++) assoc_drop(&t->arrays[i], keep_global);
+  for (int l = 2; l <= 5; l++)
+    if (t->pwc.caches[l]) assoc_drop(t->pwc.caches[l], 0);
 }
 
-/* translate with a TLB: the hit path, else a 2D walk through the caches (no exits here). */
-static inline int64_t translate_tlb(tlb_t *t, u64 va, int access) {
+/* NptMmu's translateSlow before the walk: a first translation, a CR3 change, a VM entry's
+ * flush (no VPID) and the lookup they come before, or after translate's TLB miss
+ * (`looked`) only the miss; then the VA's check and the 2D walk. */
+static int64_t translate_slow(const vcpu_t *v, u64 va, int access, int looked) {
+  const u32 uid = v->uid;
+  tlb_t *t;
+  if (looked) {
+    t = tlb_by_cpu[uid];
+  } else {
+    /* (uid < last_cr3_len here: the loops' vCPU is uid 0, so lastCr3 never grows.) */
+    t = uid < tlb_by_cpu_len ? tlb_by_cpu[uid] : NULL;
+    if (!npt_vpid && last_on_pcpu[v->processor] != (int32_t)uid) {
+      last_on_pcpu[v->processor] = (int32_t)uid;
+      vmentry_flushes++;
+      if (t) tlb_flush(t, 0);
+    }
+    if (v->cr3 != last_cr3[uid]) {
+      last_cr3[uid] = v->cr3;
+      guest_cr3_loads++;
+      if (t) tlb_flush(t, 1);
+    }
+    if (t && tlb_lookup(t, va, 0) && tlb_grants_npt(t->hit_perms, access)) {
+      nc.tlb_hits++;
+      return (int64_t)(t->hit_mfn * 4096 + (va & 4095));
+    }
+  }
+  nc.tlb_misses++;
+  npt_fault.exit_reason = -1;
+  npt_fault.gpa = -1;
+  if (va >= VA_LIMIT) return guest_fault(va, access & (ACCESS_WRITE | ACCESS_USER | ACCESS_FETCH));
+  return walk2d(t, v, va, access);
+}
+
+/* NptMmu's translate: the hit path for a vCPU that has its TLB, runs under the CR3 last seen
+ * and needs no flush on VM entry (VPID, or it ran last on its pCPU); anything else, and a
+ * miss, is translate_slow's. The three loops run it over one vCPU whose TLB is, in turn,
+ * none (npt-cold: tlb false), paging's default TLB (npt-hit) and the one-entry 1 GiB TLB
+ * (npt-warm). */
+static inline int64_t translate(const vcpu_t *v, u64 va, int access) {
+  const u32 uid = v->uid;
+  tlb_t *t = uid < tlb_by_cpu_len ? tlb_by_cpu[uid] : NULL;
+  if (t == NULL || uid >= last_cr3_len || v->cr3 != last_cr3[uid] ||
+      !(npt_vpid || last_on_pcpu[v->processor] == (int32_t)uid))
+    return translate_slow(v, va, access, 0);
   if (tlb_lookup(t, va, 0) && tlb_grants_npt(t->hit_perms, access)) {
     nc.tlb_hits++;
     return (int64_t)(t->hit_mfn * 4096 + (va & 4095));
   }
-  nc.tlb_misses++;
-  if (va >= VA_LIMIT) {
-    nc.guest_faults++;
-    return -1;
-  }
-  return walk2d(t, va, access);
+  return translate_slow(v, va, access, 1);
 }
 
 /* The warm loop's TLB: one level with only a one-entry 1 GiB array (every 4 KiB translation
@@ -374,13 +440,18 @@ int main(int argc, char **argv) {
   measure_mode(argv[2]);
   const u64 N = strtoull(argv[3], 0, 10);
   memset(&nout, 0, sizeof nout);
+  /* The vCPU (uid 0 on pCPU 0), which has run under its CR3 since the world's first
+   * translation (cr3Loaded). */
+  const vcpu_t vc = {0, 0, (int64_t)npt_cr3, dom};
+  for (u32 i = 0; i < NR_UIDS; i++) last_cr3[i] = -2;
+  last_cr3[0] = vc.cr3;
   /* The hit loop's TLB (paging's default geometry), filled by 2D walks of the hot pages. */
   static tlb_t tlb;
   tlb_init(&tlb);
   nested_caches_flush();
   nested_caches(0, 0);
   for (u32 p = 0; p < n_hot; p++) {
-    if (walk2d(&tlb, base_va + (u64)p * 4096, 0) < 0) {
+    if (walk2d(&tlb, &vc, base_va + (u64)p * 4096, 0) < 0) {
       fprintf(stderr, "npt-ref: hot page %u does not translate\n", p);
       return 3;
     }
@@ -390,39 +461,49 @@ int main(int argc, char **argv) {
   static tlb_t wtlb;
   tlb_init_1g(&wtlb);
   nested_caches(16, 1024);
-  for (u32 p = 0; p < n_pages; p++) translate_tlb(&wtlb, COLD_VA(p), 0);
+  tlb_by_cpu[0] = &wtlb;
+  tlb_by_cpu_len = 1;
+  for (u32 p = 0; p < n_pages; p++) translate(&vc, COLD_VA(p), 0);
   memset(&nc, 0, sizeof nc);
   if (check) {
     u32 h = 0x811c9dc5u;
     nested_caches(0, 0);
-    for (u64 i = 0; i < N; i++) h = mix(h, (u64)translate_cold(COLD_VA(i), 0));
+    tlb_by_cpu_len = 0;
+    for (u64 i = 0; i < N; i++) h = mix(h, (u64)translate(&vc, COLD_VA(i), 0));
     print_check("npt-cold", h);
     memset(&nc, 0, sizeof nc);
     h = 0x811c9dc5u;
-    for (u64 i = 0; i < N; i++) h = mix(h, (u64)translate_hit(&tlb, HIT_VA(i), 0, (int64_t)npt_cr3));
+    tlb_by_cpu[0] = &tlb;
+    tlb_by_cpu_len = 1;
+    for (u64 i = 0; i < N; i++) h = mix(h, (u64)translate(&vc, HIT_VA(i), 0));
     print_check("npt-hit", h);
     memset(&nc, 0, sizeof nc);
     h = 0x811c9dc5u;
     nested_caches(16, 1024);
-    for (u64 i = 0; i < N; i++) h = mix(h, (u64)translate_tlb(&wtlb, COLD_VA(i), 0));
+    tlb_by_cpu[0] = &wtlb;
+    for (u64 i = 0; i < N; i++) h = mix(h, (u64)translate(&vc, COLD_VA(i), 0));
     print_check("npt-warm", h);
     return 0;
   }
   nested_caches(0, 0);
+  tlb_by_cpu_len = 0;
   MEASURE("npt-cold", N, {
     u64 s = 0;
-    for (u64 i = 0; i < N; i++) s += (u64)translate_cold(COLD_VA(i), 0);
+    for (u64 i = 0; i < N; i++) s += (u64)translate(&vc, COLD_VA(i), 0);
     sink += s;
   });
+  tlb_by_cpu[0] = &tlb;
+  tlb_by_cpu_len = 1;
   MEASURE("npt-hit", N * 5, {
     u64 s = 0;
-    for (u64 i = 0; i < N * 5; i++) s += (u64)translate_hit(&tlb, HIT_VA(i), 0, (int64_t)npt_cr3);
+    for (u64 i = 0; i < N * 5; i++) s += (u64)translate(&vc, HIT_VA(i), 0);
     sink += s;
   });
   nested_caches(16, 1024);
+  tlb_by_cpu[0] = &wtlb;
   MEASURE("npt-warm", N, {
     u64 s = 0;
-    for (u64 i = 0; i < N; i++) s += (u64)translate_tlb(&wtlb, COLD_VA(i), 0);
+    for (u64 i = 0; i < N; i++) s += (u64)translate(&vc, COLD_VA(i), 0);
     sink += s;
   });
   return 0;
