@@ -350,8 +350,14 @@ export function walk(
   // generically otherwise, here and in every caller's `if (walk(...))`.
   const ok = walkVa(ram, rootMfn, access, levels, out, pwc, tag) === true;
   // A successful walk fills the page-walk caches for the levels it read above the leaf.
-  // Here rather than in walkVa, so that walkVa has no call taking the VA (see above).
-  if (ok && pwc != null && out.startLevel > out.leafLevel) pwc.fill(va, tag, out);
+  // Here rather than in walkVa, so that walkVa has no call taking the VA (see above). With
+  // the VA read back from `out.va` (walkVa leaves it as it is), not `va`: fill is a call
+  // taking the VA, and V8 boxes `va` once for all of its uses as an argument, at their first
+  // common point; with `va` here that is just after walkVa returns, in every caller that
+  // inlines walk with a page-walk cache that may be null (shadow-mmu's walkShadow): one heap
+  // number per walk, PWC or not. The load after the call is a value of its own, boxed only
+  // on the way into fill.
+  if (ok && pwc != null && out.startLevel > out.leafLevel) pwc.fill(out.va, tag, out);
   return ok;
 }
 
