@@ -418,28 +418,23 @@ static inline void tlb_insert_at(tlb_t *t, int l, int s, u64 key, u32 tag, int g
   if (a->evicted) t->counters[l * TLB_STRIDE + 4]++;
 }
 
-/* A lookup that reached level l: a miss at each level above it and a lookup at each level
- * below the first (level 0's lookup is counted on entry). src/tlb.ts's lookupRest counts the
- * levels it passed where the lookup ends too, not as the scan moves from level to level. */
-static inline void tlb_count_down(u64 *c, int l) {
-  for (int k = 0; k < l; k++) {
-    c[k * TLB_STRIDE + 2]++;
-    c[(k + 1) * TLB_STRIDE + 0]++;
-  }
-}
-
 static inline int tlb_lookup(tlb_t *t, u64 va, u32 tag) {
   u64 *c = t->counters;
+  int level = 0;
   c[0]++;
   for (int i = 0; i < t->n; i++) {
+    int l = t->array_level[i];
+    if (l != level) {
+      c[level * TLB_STRIDE + 2]++;
+      level = l;
+      c[l * TLB_STRIDE + 0]++;
+    }
     assoc *a = &t->arrays[i];
     if (i > 0 && a->used == 0) continue;
     int s = t->array_size[i];
     u64 key = va >> size_shift[s];
     int idx = assoc_find(a, key, tag);
     if (idx >= 0) {
-      int l = t->array_level[i];
-      tlb_count_down(c, l);
       c[l * TLB_STRIDE + 1]++;
       u64 page_mfn = a->value[idx];
       t->hit_level = l;
@@ -461,9 +456,7 @@ static inline int tlb_lookup(tlb_t *t, u64 va, u32 tag) {
       return 1;
     }
   }
-  int last = t->array_level[t->n - 1];
-  tlb_count_down(c, last);
-  c[last * TLB_STRIDE + 2]++;
+  c[level * TLB_STRIDE + 2]++;
   t->hit_level = -1;
   return 0;
 }
