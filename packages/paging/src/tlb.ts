@@ -211,6 +211,8 @@ export class Tlb {
    * indices for a level-1 hit, else countDown), not as the scan moves from level to level:
    * the same counts, but the loop over the arrays carries no level and loads no array's level
    * on the way, about a tenth of the instructions of pv-mmu's new-page read (h82).
+   * paging-ref.c's tlb_lookup still counts as it goes (the same counts; h82 in decisions.md
+   * says why it was left so).
    */
   private lookupRest(tag: number): boolean {
     const va = this.restVa;
