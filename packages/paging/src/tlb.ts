@@ -207,71 +207,90 @@ export class Tlb {
     return this.lookupRest(tag);
   }
 
-  /** lookup past a miss in the first array, for `restVa`: the other arrays, level by level. */
+  /**
+   * lookup past a miss in the first array, for `restVa`: the other arrays, level by level.
+   * The lookups and misses of the levels it passes are counted where it ends (literal
+   * indices for a level-1 hit, else countDown), not as the scan moves from level to level:
+   * the same counts, but the loop over the arrays carries no level and loads no array's level
+   * on the way, about a tenth of the instructions of pv-mmu's new-page read (h82).
+   * paging-ref.c's tlb_lookup still counts as it goes (the same counts; h82 in decisions.md
+   * says why it was left so).
+   */
   private lookupRest(tag: number): boolean {
     const va = this.restVa;
     const c = this.counters;
-    c[0]++;
     const arrays = this.arrays;
     const n = arrays.length;
-    const scale = this.arrayScale;
-    const levelOf = this.arrayLevel;
-    let level = 0;
     for (let i = 1; i < n; i++) {
-      const l = levelOf[i];
-      if (l !== level) {
-        c[level * 5 + 2]++;
-        level = l;
-        c[l * 5]++;
-      }
       const a = arrays[i];
       // An empty array (e.g. the 2 MiB and 1 GiB arrays of a guest without huge pages)
       // misses without a scan; paging-ref.c's tlb_lookup does the same.
       if (a.used === 0) continue;
-      const key = Math.floor(va * scale[i]);
+      const key = Math.floor(va * this.arrayScale[i]);
       const idx = a.find(key, tag);
-      if (idx >= 0) {
-        c[l * 5 + 1]++;
-        const s = this.arraySize[i];
-        const pageMfn = a.value[idx];
-        this.hitLevel = l;
-        this.hitPageMfn = pageMfn;
-        this.hitPerms = a.perms[idx];
-        if (s === 0) {
-          this.hitPageShift = 12;
-          this.hitMfn = pageMfn;
-        } else {
-          this.hitPageShift = SIZE_SHIFT[s];
-          this.hitMfn = pageMfn + (((va * 2 ** -12) >>> 0) & ((1 << (9 * s)) - 1));
-        }
-        if (l === 1) {
-          const d = this.grid[s];
-          // Refilling the array `lookup` probed first for this key and tag, which missed:
-          // with a non-global entry (its tag is `tag`) insert would find no entry to
-          // refresh, so its scan for one is skipped (paging-ref.c does the same).
-          if (d === this.first && (a.flags[idx] & 2) === 0) {
-            d.insertAbsent(key, tag, false, pageMfn, a.perms[idx]);
-            c[3]++;
-            if (d.evicted) c[4]++;
-          } else if (d !== null) {
-            d.insert(key, a.tag[idx], (a.flags[idx] & 2) !== 0, pageMfn, a.perms[idx]);
-            c[3]++;
-            if (d.evicted) c[4]++;
-          }
-        } else if (l > 0) {
-          // The key (a VPN, above 2^31 for a high VA) and the frame go through double
-          // fields written in place: as arguments of a call that is not inlined they would
-          // be boxed (a heap number per STLB hit).
-          this.refillKey = key;
-          this.refillMfn = pageMfn;
-          this.refill(l, s, a.tag[idx], (a.flags[idx] & 2) !== 0, a.perms[idx]);
-        }
-        return true;
+      if (idx < 0) continue;
+      const l = this.arrayLevel[i];
+      const s = this.arraySize[i];
+      const pageMfn = a.value[idx];
+      this.hitLevel = l;
+      this.hitPageMfn = pageMfn;
+      this.hitPerms = a.perms[idx];
+      if (s === 0) {
+        this.hitPageShift = 12;
+        this.hitMfn = pageMfn;
+      } else {
+        this.hitPageShift = SIZE_SHIFT[s];
+        this.hitMfn = pageMfn + (((va * 2 ** -12) >>> 0) & ((1 << (9 * s)) - 1));
       }
+      if (l === 0) {
+        c[0]++;
+        c[1]++;
+      } else if (l === 1) {
+        // The STLB hit: level 0 looked up and missed, level 1 looked up and hit.
+        c[0]++;
+        c[2]++;
+        c[5]++;
+        c[6]++;
+        const d = this.grid[s];
+        // Refilling the array `lookup` probed first for this key and tag, which missed:
+        // with a non-global entry (its tag is `tag`) insert would find no entry to
+        // refresh, so its scan for one is skipped (paging-ref.c does the same).
+        if (d === this.first && (a.flags[idx] & 2) === 0) {
+          d.insertAbsent(key, tag, false, pageMfn, a.perms[idx]);
+          c[3]++;
+          if (d.evicted) c[4]++;
+        } else if (d !== null) {
+          d.insert(key, a.tag[idx], (a.flags[idx] & 2) !== 0, pageMfn, a.perms[idx]);
+          c[3]++;
+          if (d.evicted) c[4]++;
+        }
+      } else {
+        this.countDown(l);
+        c[l * 5 + 1]++;
+        // The key (a VPN, above 2^31 for a high VA) and the frame go through double
+        // fields written in place: as arguments of a call that is not inlined they would
+        // be boxed (a heap number per STLB hit).
+        this.refillKey = key;
+        this.refillMfn = pageMfn;
+        this.refill(l, s, a.tag[idx], (a.flags[idx] & 2) !== 0, a.perms[idx]);
+      }
+      return true;
     }
-    c[level * 5 + 2]++;
+    this.countDown(this.nrLevels - 1);
+    c[(this.nrLevels - 1) * 5 + 2]++;
     this.hitLevel = -1;
     return false;
+  }
+
+  /** Counts a lookup that reached level `l` (0-based): a lookup and a miss at each level
+   * above it, and a lookup at `l` (its hit or miss is the caller's to count). */
+  private countDown(l: number): void {
+    const c = this.counters;
+    c[0]++;
+    for (let k = 0; k < l; k++) {
+      c[k * 5 + 2]++;
+      c[(k + 1) * 5]++;
+    }
   }
 
   /** Inserts the entry lookupRest hit at level `below` (its key and frame in `refillKey`

@@ -388,3 +388,55 @@ describe("AssocArray.used (property)", () => {
     );
   });
 });
+
+describe("TLB lookup counters (property)", () => {
+  it("count a lookup and a miss at every level a lookup passes, and where it ends", () => {
+    const op = fc.oneof(
+      fc.record({
+        k: fc.constant("insert"),
+        vpn: fc.integer({ min: 0, max: 63 }),
+        tag: fc.integer({ min: 0, max: 1 }),
+        shift: fc.constantFrom(12, 12, 21),
+        global: fc.boolean(),
+      }),
+      fc.record({
+        k: fc.constant("lookup"),
+        vpn: fc.integer({ min: 0, max: 63 }),
+        tag: fc.integer({ min: 0, max: 1 }),
+      }),
+      fc.record({ k: fc.constant("invlpg"), vpn: fc.nat(63), tag: fc.nat(1) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 100, maxLength: 300 }), fc.boolean(), (ops, three) => {
+        // Small arrays that fill and evict, so that lookups hit at every level and miss.
+        const g = { sets: 2, ways: 2 };
+        const levels = [
+          { size4k: g, size2m: g },
+          { size4k: { sets: 4, ways: 3 }, size2m: g },
+          { size4k: { sets: 8, ways: 4 } },
+        ].slice(0, three ? 3 : 2);
+        const tlb = new Tlb({ levels });
+        const stat = () => tlbStats(tlb).levels;
+        for (const o of ops) {
+          const va = o.vpn * 4096;
+          if (o.k === "insert" && "shift" in o) {
+            tlb.insert(va, o.tag, 1000, o.shift, PERM_RW | (o.global ? PERM_GLOBAL : 0));
+          } else if (o.k === "invlpg") tlb.invlpg(va, o.tag);
+          else {
+            const before = stat();
+            const hit = tlb.lookup(va, o.tag);
+            const end = hit ? tlb.hitLevel : levels.length;
+            const after = stat();
+            for (let l = 0; l < levels.length; l++) {
+              const reached = l <= end ? 1 : 0;
+              expect(after[l].lookups - before[l].lookups).toBe(reached);
+              expect(after[l].hits - before[l].hits).toBe(hit && l === end ? 1 : 0);
+              expect(after[l].misses - before[l].misses).toBe(l < end ? 1 : 0);
+            }
+          }
+        }
+      }),
+      fcParams(50),
+    );
+  });
+});

@@ -36,7 +36,7 @@ import {
   type PvMmuService,
   type Vcpu,
 } from "@hyperlab/core";
-import type { Ram } from "@hyperlab/machine";
+import { CHUNK_FRAMES, type Ram } from "@hyperlab/machine";
 import {
   CpuTlbs,
   createPagingMode,
@@ -87,6 +87,8 @@ const enum S {
   WRITE = 0x02,
   USER = 0x04,
   FETCH = 0x10,
+  /** log2 of machine's CHUNK_FRAMES (frames per 2 MiB chunk of RAM). */
+  CHUNK_FRAME_SHIFT = 9,
 }
 
 /** Rights bits of a TLB entry (paging's PERM_*), the same way. */
@@ -105,7 +107,8 @@ if (
   P.USER !== PERM_USER ||
   P.NX !== PERM_NX ||
   P.DIRTY !== PERM_DIRTY ||
-  S.INV_PAGE * 4096 !== 1
+  S.INV_PAGE * 4096 !== 1 ||
+  1 << S.CHUNK_FRAME_SHIFT !== CHUNK_FRAMES
 ) {
   throw new Error(
     "service.ts: the const enums S and P disagree with the constants they stand for.",
@@ -200,6 +203,20 @@ export class PvMmu implements MmuBackend, PvMmuService {
 
   /** The VA translateSlow translates (set by translate just before the call). */
   private slowVa = 0;
+
+  /** The 2 MiB chunk of RAM translateSlow last read a word from (by number) and its words,
+   * once backed: a read on it skips Ram's frame check and chunk lookup. */
+  private readChunkNo = -1;
+  private readChunk: Uint32Array = new Uint32Array(0);
+
+  /**
+   * The vCPU translateSlow last served, with its state and TLB. A vCPU's PvVcpu and Tlb, once
+   * made, are never replaced, so they are taken from their arrays (bounds, hole and undefined
+   * checks in V8's code) only when the vCPU changes.
+   */
+  private slowVcpu: Vcpu | null = null;
+  private slowState: PvVcpu | null = null;
+  private slowTlb: Tlb | null = null;
 
   private readonly vcpuState: (PvVcpu | undefined)[] = [];
 
@@ -405,8 +422,18 @@ export class PvMmu implements MmuBackend, PvMmuService {
     const tag = kernel ? S.TAG_KERNEL : S.TAG_USER;
     const root = kernel ? v.cr3Mfn : v.userCr3Mfn;
     this.fastVa = Number.NaN;
-    const s = this.vcpuState[v.uid] ?? this.pv(v);
-    const tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
+    let s: PvVcpu;
+    let tlb: Tlb;
+    if (v === this.slowVcpu) {
+      s = this.slowState!;
+      tlb = this.slowTlb!;
+    } else {
+      s = this.vcpuState[v.uid] ?? this.pv(v);
+      tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
+      this.slowVcpu = v;
+      this.slowState = s;
+      this.slowTlb = tlb;
+    }
     if (s.roots[tag] !== root) {
       // A new base pointer for this mode: a CR3 load under this tag's PCID.
       tlb.flushTag(tag);
@@ -418,7 +445,9 @@ export class PvMmu implements MmuBackend, PvMmuService {
     if (tlb.lookup(va, tag) === true) {
       const p = tlb.hitPerms;
       const mfn = tlb.hitMfn;
-      this.fastVcpu = v;
+      // The vCPU and the counters are stored only when they change: storing an object into a
+      // field is a write barrier in V8's code, comparing it is not.
+      if (this.fastVcpu !== v) this.fastVcpu = v;
       this.fastKernelRoot = tag === S.TAG_KERNEL ? root : S.NO_ROOT;
       this.fastUserRoot = tag === S.TAG_USER ? root : S.NO_ROOT;
       const readable = grants(p, S.USER, this.mode);
@@ -426,7 +455,8 @@ export class PvMmu implements MmuBackend, PvMmuService {
       this.fastVa = vpn * 4096;
       this.fastMfn = mfn;
       this.fastPerms = p;
-      this.fastCounters = tlb.counters;
+      const counters = tlb.counters;
+      if (this.fastCounters !== counters) this.fastCounters = counters;
       this.fastWords = null;
       if (acc === S.USER ? readable : grants(p, acc, this.mode)) {
         const off = va - vpn * 4096;
@@ -436,8 +466,11 @@ export class PvMmu implements MmuBackend, PvMmuService {
         // own view is left to its first use: a guest reading a new page each time would pay
         // frameWords' second lookup (a cache miss on the frame's view) for nothing.
         if (size === 4 && (off & 3) === 0) {
-          const ram = this.ram;
-          return ram.chunkWordsForRead(mfn)[ram.chunkWordBase(mfn) + (off >>> 2)];
+          const words =
+            mfn >>> S.CHUNK_FRAME_SHIFT === this.readChunkNo
+              ? this.readChunk
+              : this.loadReadChunk(mfn);
+          return words[this.ram.chunkWordBase(mfn) + (off >>> 2)];
         }
         return this.readMa(mfn * 4096 + off, size);
       }
@@ -518,6 +551,18 @@ export class PvMmu implements MmuBackend, PvMmuService {
   private readMa(ma: number, size: 1 | 2 | 4): number {
     if (ma >= this.ram.bytes) return this.hv.machine.mmio.read(ma, size);
     return size === 4 ? this.ram.read32(ma) : size === 2 ? this.ram.read16(ma) : this.ram.read8(ma);
+  }
+
+  /** Frame `mfn`'s chunk of words for translateSlow's read; kept once backed (a chunk's view
+   * never changes then), not while it reads as zeros (a write may back it later). */
+  private loadReadChunk(mfn: number): Uint32Array {
+    const ram = this.ram;
+    const words = ram.chunkWordsForRead(mfn);
+    if (ram.frameResident(mfn)) {
+      this.readChunkNo = mfn >>> S.CHUNK_FRAME_SHIFT;
+      this.readChunk = words;
+    }
+    return words;
   }
 
   /** The fast path page's words (a TLB entry is always RAM), or null while it is not backed. */
