@@ -11,8 +11,8 @@ import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { PFEC_user_mode } from "@hyperlab/core";
 import { ACCESS_READ, PAGING_4LEVEL, pteHi, pteLo, WalkResult, walk } from "@hyperlab/paging";
-import { beforeAll, describe, expect, it } from "vitest";
-import { buildCReference, runCReference } from "../../paging/bench/fixture";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildCReference, removeScratchDirs, runCReference } from "../../paging/bench/fixture";
 import {
   buildNativeFixture,
   fastVa,
@@ -71,6 +71,7 @@ describe("the C reference of native-mmu's translate", () => {
   let ref: { bin: string; fixture: string };
   let c: Map<string, string[]>;
 
+  afterAll(removeScratchDirs);
   beforeAll(() => {
     ref = buildCReference(buildNativeFixture().fx, NATIVE_C_SOURCE);
     c = runCReference(ref.bin, ref.fixture, "check", N);

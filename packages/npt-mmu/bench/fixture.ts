@@ -11,12 +11,12 @@
  * then hi, the dumped frame numbers, then those frames.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHypervisor, type Vcpu } from "@hyperlab/core";
 import { createMachine, type Machine } from "@hyperlab/machine";
+import { scratchDir } from "../../paging/bench/fixture";
 import { type NptMmu, type NptMmuOptions, nptMmu } from "../src/index";
 
 export const PAGES = 256;
@@ -130,7 +130,7 @@ export const NPT_C_SOURCE = fileURLToPath(new URL("./c/npt-ref.c", import.meta.u
  * fixture next to it; returns both paths. Throws when gcc is missing or fails.
  */
 export function buildNptReference(w: NptWorld): { bin: string; fixture: string } {
-  const dir = mkdtempSync(join(tmpdir(), "hyperlab-npt-ref-"));
+  const dir = scratchDir("hyperlab-npt-ref-");
   const bin = join(dir, "npt-ref");
   execFileSync("gcc", ["-O2", "-o", bin, NPT_C_SOURCE], { stdio: "inherit" });
   const fixture = join(dir, "fixture.bin");

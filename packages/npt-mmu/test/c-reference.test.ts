@@ -10,8 +10,8 @@
 
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { beforeAll, describe, expect, it } from "vitest";
-import { runCReference } from "../../paging/bench/fixture";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { removeScratchDirs, runCReference } from "../../paging/bench/fixture";
 import {
   buildNptReference,
   coldVa,
@@ -76,6 +76,7 @@ describe("the C reference of npt-mmu's translate", () => {
   let ref: { bin: string; fixture: string };
   let c: Map<string, string[]>;
 
+  afterAll(removeScratchDirs);
   beforeAll(() => {
     ref = buildNptReference(world(NONE));
     c = runCReference(ref.bin, ref.fixture, "check", N);

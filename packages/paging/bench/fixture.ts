@@ -11,7 +11,7 @@
  */
 
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -116,6 +116,28 @@ export function writeFixture(f: PagingFixture, path: string): void {
   );
 }
 
+const scratch = new Set<string>();
+
+/**
+ * A fresh temporary directory (`prefix` plus random letters under the OS's temporary
+ * directory) for a C reference's binary and fixture, removed by removeScratchDirs: every
+ * bench run and test run builds its own, several MiB each, and they used to be left behind
+ * by the hundred. A bench removes them when its process exits; a test file calls
+ * removeScratchDirs in afterAll (vitest ends its workers without an exit event).
+ */
+export function scratchDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  if (scratch.size === 0) process.once("exit", removeScratchDirs);
+  scratch.add(dir);
+  return dir;
+}
+
+/** Removes every directory scratchDir made in this process (or test file). */
+export function removeScratchDirs(): void {
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+  scratch.clear();
+}
+
 export const C_SOURCE = fileURLToPath(new URL("./c/paging-ref.c", import.meta.url));
 
 /**
@@ -127,7 +149,7 @@ export function buildCReference(
   f: PagingFixture,
   source: string = C_SOURCE,
 ): { bin: string; fixture: string } {
-  const dir = mkdtempSync(join(tmpdir(), "hyperlab-paging-ref-"));
+  const dir = scratchDir("hyperlab-paging-ref-");
   const bin = join(dir, "ref");
   execFileSync("gcc", ["-O2", "-o", bin, source], { stdio: "inherit" });
   const fixture = join(dir, "fixture.bin");

@@ -5,12 +5,14 @@
  */
 
 import { execFileSync } from "node:child_process";
-import { beforeAll, describe, expect, it } from "vitest";
-import { buildCReference, buildFixture } from "../bench/fixture";
+import { existsSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildCReference, buildFixture, removeScratchDirs, scratchDir } from "../bench/fixture";
 import { CTurns, pairedRatio, type Row, ratio, sideBySide, turns } from "../bench/harness";
 
 describe("the C reference in turns mode", () => {
   let cref: { bin: string; fixture: string };
+  afterAll(removeScratchDirs);
   beforeAll(() => {
     cref = buildCReference(buildFixture());
   });
@@ -91,5 +93,16 @@ describe("the C reference in turns mode", () => {
     };
     expect(ratio(row)).toBe(2);
     expect(pairedRatio(row)).toBe(3);
+  });
+});
+
+describe("scratchDir", () => {
+  it("makes a fresh directory each call and removeScratchDirs removes every one", () => {
+    const a = scratchDir("hyperlab-scratch-test-");
+    const b = scratchDir("hyperlab-scratch-test-");
+    expect(a).not.toBe(b);
+    expect(existsSync(a) && existsSync(b)).toBe(true);
+    removeScratchDirs();
+    expect(existsSync(a) || existsSync(b)).toBe(false);
   });
 });

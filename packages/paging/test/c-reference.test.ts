@@ -9,8 +9,14 @@
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
-import { buildCReference, buildFixture, type PagingFixture, runCReference } from "../bench/fixture";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  buildCReference,
+  buildFixture,
+  type PagingFixture,
+  removeScratchDirs,
+  runCReference,
+} from "../bench/fixture";
 import {
   ACCESS_READ,
   ACCESS_WRITE,
@@ -99,6 +105,7 @@ describe("the C reference of the paging bench", () => {
   let ref: { bin: string; fixture: string };
   let c: Map<string, string[]>;
 
+  afterAll(removeScratchDirs);
   beforeAll(() => {
     const f = buildFixture();
     ref = buildCReference(f);

@@ -16,8 +16,7 @@
  * hypercall's guest buffer); the dumped frame numbers; then those frames.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -38,6 +37,7 @@ import {
   type Vcpu,
 } from "@hyperlab/core";
 import { createMachine, createPrng } from "@hyperlab/machine";
+import { scratchDir } from "../../paging/bench/fixture";
 import { buildPvDomain, type PvBuildResult, type PvMmu, pvMmu } from "../src/index";
 
 export interface PvWorld {
@@ -373,7 +373,7 @@ export const PV_C_SOURCE = fileURLToPath(new URL("./c/pv-ref.c", import.meta.url
 
 /** Compiles pv-ref.c with gcc -O2 into a fresh temporary directory; the binary's path. */
 export function buildPvReference(): string {
-  const dir = mkdtempSync(join(tmpdir(), "hyperlab-pv-ref-"));
+  const dir = scratchDir("hyperlab-pv-ref-");
   const bin = join(dir, "pv-ref");
   execFileSync("gcc", ["-O2", "-o", bin, PV_C_SOURCE], { stdio: "inherit" });
   return bin;
@@ -381,7 +381,7 @@ export function buildPvReference(): string {
 
 /** Writes `w`'s fixture (with `extra` batches) into a fresh temporary directory; its path. */
 export function pvFixtureFile(w: PvWorld, extra: HostileBatch[] = []): string {
-  const path = join(mkdtempSync(join(tmpdir(), "hyperlab-pv-fixture-")), "fixture.bin");
+  const path = join(scratchDir("hyperlab-pv-fixture-"), "fixture.bin");
   writePvFixture(w, path, extra);
   return path;
 }

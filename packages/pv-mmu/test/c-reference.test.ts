@@ -23,7 +23,8 @@ import {
   MMUEXT_UNPIN_TABLE,
 } from "@hyperlab/abi";
 import { tlbStats } from "@hyperlab/paging";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { removeScratchDirs } from "../../paging/bench/fixture";
 import {
   BATCH,
   buildPvReference,
@@ -139,6 +140,7 @@ describe("the C reference of pv-mmu's mmu_update, reads and pin", () => {
   let c: Map<string, string[]>;
   let ts: Map<string, string[]>;
 
+  afterAll(removeScratchDirs);
   beforeAll(() => {
     bin = buildPvReference();
     const w = pvWorld();

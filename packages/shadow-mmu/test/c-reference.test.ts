@@ -8,8 +8,8 @@
 
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { beforeAll, describe, expect, it } from "vitest";
-import { runCReference } from "../../paging/bench/fixture";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { removeScratchDirs, runCReference } from "../../paging/bench/fixture";
 import { buildShadowReference, hitVa, type World, walkVa, world } from "../bench/fixture";
 
 const N = 100_000;
@@ -50,6 +50,7 @@ describe("the C reference of shadow-mmu's translate", () => {
   let ref: { bin: string; fixture: string };
   let c: Map<string, string[]>;
 
+  afterAll(removeScratchDirs);
   beforeAll(() => {
     ref = buildShadowReference(world({ tlb: false }));
     c = runCReference(ref.bin, ref.fixture, "check", N);

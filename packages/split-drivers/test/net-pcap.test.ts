@@ -1,11 +1,11 @@
 // Every frame that crosses dom0's bridge goes into a pcap file, which Debian's tshark reads
 // back with no error: the same count, lengths and addresses, ICMP dissected with good checksums.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PcapWriter } from "@hyperlab/machine";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { ethFrame, icmpEcho, netWorld, until } from "./net-world";
 
 const MAC_A = "00:16:3e:00:00:0a";
@@ -16,6 +16,7 @@ const IP_B: [number, number, number, number] = [10, 0, 0, 2];
 describe("pcap of the bridge", () => {
   it("tshark reads every frame that crossed the bridge, without errors", async () => {
     const tmp = mkdtempSync(join(tmpdir(), "hyperlab-net-"));
+    onTestFinished(() => rmSync(tmp, { recursive: true, force: true }));
     const path = join(tmp, "xenbr0.pcap");
     let clock = 0;
     const pcap = PcapWriter.toFile(path, { now: () => (clock += 1_000_000) });

@@ -1,9 +1,9 @@
 // The "Network" example of README.md, run as written on the test world's kernels.
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PcapWriter } from "@hyperlab/machine";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import {
   GnttabGuest,
   NetbackDriver,
@@ -27,7 +27,9 @@ describe("README: Network", () => {
     const gnttabB = new GnttabGuest(w.hv, b.domain);
     const log: string[] = [];
     const console = { log: (...x: unknown[]) => log.push(x.join(" ")) };
-    const path = join(mkdtempSync(join(tmpdir(), "hyperlab-readme-net-")), "xenbr0.pcap");
+    const tmp = mkdtempSync(join(tmpdir(), "hyperlab-readme-net-"));
+    onTestFinished(() => rmSync(tmp, { recursive: true, force: true }));
+    const path = join(tmp, "xenbr0.pcap");
 
     const pcap = PcapWriter.toFile(path);
     const bridge = new VifBridge({ pcap });

@@ -1,8 +1,9 @@
 // Shared set-up for the libxl tests: a kernel image file, xl.cfg texts, a Xen-style host.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pciPassthroughResources } from "@hyperlab/core";
+import { afterAll } from "vitest";
 import {
   configFromXlCfg,
   createHost,
@@ -15,6 +16,8 @@ import {
 } from "../../src/index";
 
 export const dir = mkdtempSync(join(tmpdir(), "hyperlab-libxl-"));
+// Registered from here, at import, for the test file that imports this module.
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A 64-bit ELF header and a page of zeros: what xc_dom_find_loader accepts. */
 export const kernelPath = join(dir, "vmlinuz");
