@@ -396,7 +396,10 @@ function walkVa(
   const mode = typeof levels === "number" ? (levels === 5 ? PAGING_5LEVEL : PAGING_4LEVEL) : levels;
   let level: number = mode.levels;
   let table = rootMfn;
-  let perms = RW_US;
+  // Literal 6 (RW_US) and `hitPerms | 0` below: the rights stay an int32 in every level and
+  // at the join after the descent; from a module binding or a tagged field V8 keeps them
+  // tagged there and converts them again for each per-level store.
+  let perms = 6;
   let pwcLevel = 0;
   if (!(va >= 0 && va < mode.vaLimit && Math.floor(va) === va)) {
     walkBeginVa(out, access, level, perms);
@@ -410,7 +413,7 @@ function walkVa(
     pwcLevel = pwc.hitLevel;
     level = pwcLevel - 1;
     table = pwc.hitMfn;
-    perms = pwc.hitPerms;
+    perms = pwc.hitPerms | 0;
     // After a PDE-cache hit, the usual rest of the walk, finished here: the PTE is present,
     // has no reserved bit set, allows the access under the cached rights and already has A
     // (and D for a write), so the walk writes no A/D flag. This block then writes exactly
@@ -475,7 +478,10 @@ function walkVa(
   // are literals here (entry.ts checks @hyperlab/abi's values): 1 is _PAGE_PRESENT, 0x80
   // _PAGE_PSE. Indices come from the VA's halves with 32-bit operations.
   const vaLo = va >>> 0; // ToUint32: the low 32 bits of an integer VA
-  const vaHi = ((va - vaLo) * 2 ** -32) | 0; // below 2^25: va < 2^57
+  // The high half without vaLo: va * 2^-32 is exact (a power of two) and truncates to
+  // floor(va / 2^32), below 2^25 since va < 2^57. Not through `va - vaLo`, so the first
+  // entry's index does not wait for vaLo's conversion, its conversion back and a subtraction.
+  const vaHi = (va * 2 ** -32) | 0;
   out.vaLo = vaLo;
   out.access = access;
   out.startLevel = startLevel;
