@@ -8,8 +8,8 @@
  * invalidations allocate nothing. A global entry matches every tag. `used` is the number of
  * valid entries (insert into a free way adds one, an invalidation subtracts what it drops),
  * so a lookup may skip an array whose `used` is 0. `keyLo[i]` is `key[i] | 0` (the key's low
- * 32 bits) for every way, valid or not: the scans compare it first, and the full key only
- * where it matches.
+ * 32 bits) for every way, valid or not: findWide and place compare it first, and the full
+ * key only where it matches.
  */
 
 import { PagingError } from "./errors";
@@ -46,10 +46,10 @@ export class AssocArray {
   declare private readonly depth: number;
   /** Per way: key (a VPN or a VA prefix), tag, flags, value (a frame number), perms. */
   declare readonly key: Float64Array;
-  /** Per way: the key's low 32 bits (`key | 0`). The scans compare these int32s, 4 bytes a
-   * way (a 12-way set in one or two cache lines, half the doubles' footprint), and read
-   * the double key only where they match: an int32 compare is a cmp where a double's is a
-   * vucomisd and a jump on its parity flag as well. */
+  /** Per way: the key's low 32 bits (`key | 0`). findWide and place compare these int32s,
+   * 4 bytes a way (a 12-way set in one or two cache lines, half the doubles' footprint),
+   * and read the double key only where they match: an int32 compare is a cmp where a
+   * double's is a vucomisd and a jump on its parity flag as well. */
   declare readonly keyLo: Int32Array;
   declare readonly tag: Uint32Array;
   declare readonly flags: Uint8Array;
@@ -124,14 +124,15 @@ export class AssocArray {
   /** Index of the valid entry for `key` matching `tag` (or global), or -1. Marks it used. */
   find(key: number, tag: number): number {
     const ways = this.ways;
-    const lo = key | 0;
-    const base = (lo & this.setMask) * ways;
+    const base = ((key >>> 0) & this.setMask) * ways;
     const end = base + ways;
-    const los = this.keyLo;
+    const keys = this.key;
     // Literals, not the module's constants (ASSOC_GLOBAL, REPLACE_LRU): V8 loads a module
-    // binding from its context and checks it on every use.
+    // binding from its context and checks it on every use. The double keys, not keyLo (as
+    // findWide): find is inlined into every backend's translate for the dTLB probe, where
+    // a hit is one compare on its way rather than two, and a 4-way set gains little.
     for (let i = base; i < end; i++) {
-      if (los[i] !== lo || this.key[i] !== key) continue;
+      if (keys[i] !== key) continue;
       const f = this.flags[i];
       if (f !== 0 && (this.tag[i] === tag || (f & 2) !== 0)) {
         if (this.policy === 0) this.stamp[i] = ++this.clock;

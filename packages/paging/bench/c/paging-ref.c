@@ -83,9 +83,9 @@ static void assoc_init(assoc *a, u32 sets, u32 ways) {
 }
 
 static inline int assoc_find(assoc *a, u64 key, u32 tag) {
-  u32 lo = (u32)key, base = (lo & a->mask) * a->ways, end = base + a->ways;
+  u32 base = ((u32)key & a->mask) * a->ways, end = base + a->ways;
   for (u32 i = base; i < end; i++) {
-    if (a->klo[i] != lo || a->key[i] != key) continue;
+    if (a->key[i] != key) continue;
     uint8_t f = a->flags[i];
     if (f != 0 && (a->tag[i] == tag || (f & 2) != 0)) {
       a->stamp[i] = ++a->clock;
