@@ -7,7 +7,9 @@
  * entry lives in set `key mod sets` (sets is a power of two); lookups, inserts and
  * invalidations allocate nothing. A global entry matches every tag. `used` is the number of
  * valid entries (insert into a free way adds one, an invalidation subtracts what it drops),
- * so a lookup may skip an array whose `used` is 0.
+ * so a lookup may skip an array whose `used` is 0. `keyLo[i]` is `key[i] | 0` (the key's low
+ * 32 bits) for every way, valid or not: findWide and place compare it first, and the full
+ * key only where it matches.
  */
 
 import { PagingError } from "./errors";
@@ -44,6 +46,11 @@ export class AssocArray {
   declare private readonly depth: number;
   /** Per way: key (a VPN or a VA prefix), tag, flags, value (a frame number), perms. */
   declare readonly key: Float64Array;
+  /** Per way: the key's low 32 bits (`key | 0`). findWide and place compare these int32s,
+   * 4 bytes a way (a 12-way set in one or two cache lines, half the doubles' footprint),
+   * and read the double key only where they match: an int32 compare is a cmp where a
+   * double's is a vucomisd and a jump on its parity flag as well. */
+  declare readonly keyLo: Int32Array;
   declare readonly tag: Uint32Array;
   declare readonly flags: Uint8Array;
   declare readonly value: Float64Array;
@@ -94,6 +101,7 @@ export class AssocArray {
     this.depth = Math.round(Math.log2(ways));
     const n = sets * ways;
     this.key = new Float64Array(n);
+    this.keyLo = new Int32Array(n);
     this.tag = new Uint32Array(n);
     this.flags = new Uint8Array(n);
     this.value = new Float64Array(n);
@@ -120,9 +128,44 @@ export class AssocArray {
     const end = base + ways;
     const keys = this.key;
     // Literals, not the module's constants (ASSOC_GLOBAL, REPLACE_LRU): V8 loads a module
-    // binding from its context and checks it on every use.
+    // binding from its context and checks it on every use. The double keys, not keyLo (as
+    // findWide): find is inlined into every backend's translate for the dTLB probe, where
+    // a hit is one compare on its way rather than two, and a 4-way set gains little.
     for (let i = base; i < end; i++) {
       if (keys[i] !== key) continue;
+      const f = this.flags[i];
+      if (f !== 0 && (this.tag[i] === tag || (f & 2) !== 0)) {
+        if (this.policy === 0) this.stamp[i] = ++this.clock;
+        else this.touch(i);
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * find for a wide set (lookupRest's arrays: the STLB's 12 ways): the same answer, but the
+   * scan first steps over the set four ways at a time, comparing only the low key bits,
+   * up to the first group of four that holds a match of them; the way-by-way scan of find
+   * goes on from there. Why, for V8: each pass of a loop carries an interrupt check, the
+   * index's increment with its overflow check, the compare with the end and often a spill
+   * of the index, and reloads the typed array's map, data pointer and length; four ways a
+   * pass pay that once for four (the four reads share one load of the array), about a
+   * third of the instructions of a 12-way miss. A way the first loop steps over has no
+   * match of its low key bits, so it could not have matched: the way found is find's.
+   */
+  findWide(key: number, tag: number): number {
+    const ways = this.ways;
+    const lo = key | 0;
+    const base = (lo & this.setMask) * ways;
+    const end = (base + ways) | 0;
+    const los = this.keyLo;
+    let i = base;
+    for (; i + 3 < end; i += 4) {
+      if (los[i] === lo || los[i + 1] === lo || los[i + 2] === lo || los[i + 3] === lo) break;
+    }
+    for (; i < end; i++) {
+      if (los[i] !== lo || this.key[i] !== key) continue;
       const f = this.flags[i];
       if (f !== 0 && (this.tag[i] === tag || (f & 2) !== 0)) {
         if (this.policy === 0) this.stamp[i] = ++this.clock;
@@ -222,21 +265,87 @@ export class AssocArray {
    */
   place(tag: number, global: boolean, value: number, perms: number): number {
     const key = this.placeKey;
-    const set = (key >>> 0) & this.setMask;
+    const lo = key | 0;
+    const set = lo & this.setMask;
     const base = set * this.ways;
-    const end = base + this.ways;
+    const end = (base + this.ways) | 0;
     const keys = this.key;
+    const los = this.keyLo;
     const flags = this.flags;
     const tags = this.tag;
     let idx = -1;
     let free = -1;
-    for (let i = base; i < end; i++) {
-      const f = flags[i];
-      if (f === 0) {
-        if (free < 0) free = i;
-      } else if (keys[i] === key && (tags[i] === tag || (global && (f & 2) !== 0))) {
-        idx = i;
-        break;
+    let victim = -1;
+    if (this.used === los.length) {
+      // Every way valid (a warm TLB's usual case): there is no free way to look for, so the
+      // scan reads only the low key bits, and a way's flags only where its key matches.
+      if (this.policy === 0 && this.clock < 2147483648) {
+        // LRU: the scan for a match also keeps the oldest way so far, victimFull's choice
+        // (the first way with the smallest stamp, by the same branch-free int32 step), so
+        // a full set is read once, not a second time by victimFull.
+        const stamp = this.stamp;
+        let best = base;
+        let oldest = stamp[base] | 0;
+        let i = base;
+        // Four ways a pass while none of them has the low key bits (see findWide): their
+        // four LRU steps, in way order; from a group with such a way on, way by way.
+        for (; i + 3 < end; i += 4) {
+          if (los[i] === lo || los[i + 1] === lo || los[i + 2] === lo || los[i + 3] === lo) break;
+          let d = (stamp[i] | 0) - oldest;
+          let m = d >> 31;
+          oldest = (oldest + (d & m)) | 0;
+          best ^= (i ^ best) & m;
+          d = (stamp[i + 1] | 0) - oldest;
+          m = d >> 31;
+          oldest = (oldest + (d & m)) | 0;
+          best ^= ((i + 1) ^ best) & m;
+          d = (stamp[i + 2] | 0) - oldest;
+          m = d >> 31;
+          oldest = (oldest + (d & m)) | 0;
+          best ^= ((i + 2) ^ best) & m;
+          d = (stamp[i + 3] | 0) - oldest;
+          m = d >> 31;
+          oldest = (oldest + (d & m)) | 0;
+          best ^= ((i + 3) ^ best) & m;
+        }
+        for (; i < end; i++) {
+          if (
+            los[i] === lo &&
+            keys[i] === key &&
+            (tags[i] === tag || (global && (flags[i] & 2) !== 0))
+          ) {
+            idx = i;
+            break;
+          }
+          const d = (stamp[i] | 0) - oldest;
+          const m = d >> 31;
+          // `| 0`: oldest stays an int32 without an overflow check (it cannot overflow).
+          oldest = (oldest + (d & m)) | 0;
+          best ^= (i ^ best) & m;
+        }
+        victim = best;
+      } else {
+        for (let i = base; i < end; i++) {
+          if (los[i] !== lo || keys[i] !== key) continue;
+          if (tags[i] === tag || (global && (flags[i] & 2) !== 0)) {
+            idx = i;
+            break;
+          }
+        }
+      }
+    } else {
+      for (let i = base; i < end; i++) {
+        const f = flags[i];
+        if (f === 0) {
+          if (free < 0) free = i;
+        } else if (
+          los[i] === lo &&
+          keys[i] === key &&
+          (tags[i] === tag || (global && (f & 2) !== 0))
+        ) {
+          idx = i;
+          break;
+        }
       }
     }
     this.evicted = false;
@@ -245,11 +354,12 @@ export class AssocArray {
         idx = free;
         this.used++;
       } else {
-        idx = this.victimFull(base, set);
+        idx = victim >= 0 ? victim : this.victimFull(base, set);
         this.evicted = true;
       }
     }
     keys[idx] = key;
+    los[idx] = lo;
     tags[idx] = tag >>> 0;
     // Literals as in find: ASSOC_VALID | ASSOC_GLOBAL, ASSOC_VALID, REPLACE_LRU.
     flags[idx] = global ? 3 : 1;
@@ -266,7 +376,7 @@ export class AssocArray {
     const set = (key >>> 0) & this.setMask;
     const base = set * this.ways;
     let idx = -1;
-    if (this.used !== this.key.length) {
+    if (this.used !== this.keyLo.length) {
       const flags = this.flags;
       for (let i = base; i < base + this.ways; i++) {
         if (flags[i] === 0) {
@@ -283,6 +393,7 @@ export class AssocArray {
       this.evicted = true;
     }
     this.key[idx] = key;
+    this.keyLo[idx] = key | 0;
     this.tag[idx] = tag >>> 0;
     this.flags[idx] = global ? 3 : 1;
     this.value[idx] = value;

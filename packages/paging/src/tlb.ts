@@ -227,7 +227,7 @@ export class Tlb {
       // misses without a scan; paging-ref.c's tlb_lookup does the same.
       if (a.used === 0) continue;
       const key = Math.floor(va * this.arrayScale[i]);
-      const idx = a.find(key, tag);
+      const idx = a.findWide(key, tag);
       if (idx < 0) continue;
       const l = this.arrayLevel[i];
       const s = this.arraySize[i];

@@ -54,6 +54,7 @@ static int mode_nxe, mode_wp;
 typedef struct {
   u32 sets, ways, mask;
   u64 *key;
+  u32 *klo; /* per way the key's low 32 bits (src/assoc.ts's keyLo): scans compare these */
   u32 *tag;
   uint8_t *flags;
   u64 *value;
@@ -70,6 +71,7 @@ static void assoc_init(assoc *a, u32 sets, u32 ways) {
   a->ways = ways;
   a->mask = sets - 1;
   a->key = calloc(n, sizeof(u64));
+  a->klo = calloc(n, sizeof(u32));
   a->tag = calloc(n, sizeof(u32));
   a->flags = calloc(n, 1);
   a->value = calloc(n, sizeof(u64));
@@ -93,32 +95,77 @@ static inline int assoc_find(assoc *a, u64 key, u32 tag) {
   return -1;
 }
 
-static inline u32 assoc_insert(assoc *a, u64 key, u32 tag, int global, u64 value, u32 perms) {
-  u32 base = ((u32)key & a->mask) * a->ways, end = base + a->ways;
-  int idx = -1, free_ = -1;
-  for (u32 i = base; i < end; i++) {
-    uint8_t f = a->flags[i];
-    if (f == 0) {
-      if (free_ < 0) free_ = (int)i;
-    } else if (a->key[i] == key && (a->tag[i] == tag || (global && (f & 2) != 0))) {
-      idx = (int)i;
+/* assoc_find for a wide set (src/assoc.ts's findWide, tlb_lookup's arrays after the first):
+ * first four ways a step, comparing the low key bits, up to the first group of four with a
+ * match of them, then way by way as assoc_find. */
+static inline int assoc_find_wide(assoc *a, u64 key, u32 tag) {
+  u32 lo = (u32)key, base = (lo & a->mask) * a->ways, end = base + a->ways, i = base;
+  for (; i + 3 < end; i += 4)
+    if (a->klo[i] == lo || a->klo[i + 1] == lo || a->klo[i + 2] == lo || a->klo[i + 3] == lo)
       break;
+  for (; i < end; i++) {
+    if (a->klo[i] != lo || a->key[i] != key) continue;
+    uint8_t f = a->flags[i];
+    if (f != 0 && (a->tag[i] == tag || (f & 2) != 0)) {
+      a->stamp[i] = ++a->clock;
+      return (int)i;
     }
   }
+  return -1;
+}
+
+static inline u32 assoc_insert(assoc *a, u64 key, u32 tag, int global, u64 value, u32 perms) {
+  u32 lo = (u32)key, base = (lo & a->mask) * a->ways, end = base + a->ways;
+  int idx = -1, free_ = -1, victim = -1;
+  if (a->used == a->sets * a->ways) {
+    /* Every way valid: no free way to look for, and the scan for a match keeps the LRU way
+     * (the first with the smallest stamp) as it goes (src/assoc.ts's place does the same). */
+    u32 best = base, i = base;
+    /* Four ways a step while none has the low key bits (src/assoc.ts's place and findWide). */
+    for (; i + 3 < end; i += 4) {
+      if (a->klo[i] == lo || a->klo[i + 1] == lo || a->klo[i + 2] == lo || a->klo[i + 3] == lo)
+        break;
+      for (u32 j = i; j < i + 4; j++)
+        if (a->stamp[j] < a->stamp[best]) best = j;
+    }
+    for (; i < end; i++) {
+      if (a->klo[i] == lo && a->key[i] == key &&
+          (a->tag[i] == tag || (global && (a->flags[i] & 2) != 0))) {
+        idx = (int)i;
+        break;
+      }
+      if (a->stamp[i] < a->stamp[best]) best = i;
+    }
+    victim = (int)best;
+  } else
+    for (u32 i = base; i < end; i++) {
+      uint8_t f = a->flags[i];
+      if (f == 0) {
+        if (free_ < 0) free_ = (int)i;
+      } else if (a->klo[i] == lo && a->key[i] == key &&
+                 (a->tag[i] == tag || (global && (f & 2) != 0))) {
+        idx = (int)i;
+        break;
+      }
+    }
   a->evicted = 0;
   if (idx < 0) {
     if (free_ >= 0) {
       idx = free_;
       a->used++;
     } else {
-      u32 best = base;
-      for (u32 i = base + 1; i < end; i++)
-        if (a->stamp[i] < a->stamp[best]) best = i;
-      idx = (int)best;
+      if (victim < 0) { /* a full set in an array with free ways elsewhere */
+        u32 best = base;
+        for (u32 i = base + 1; i < end; i++)
+          if (a->stamp[i] < a->stamp[best]) best = i;
+        victim = (int)best;
+      }
+      idx = victim;
       a->evicted = 1;
     }
   }
   a->key[idx] = key;
+  a->klo[idx] = (u32)key;
   a->tag[idx] = tag;
   a->flags[idx] = global ? 3 : 1;
   a->value[idx] = value;
@@ -150,6 +197,7 @@ static inline u32 assoc_insert_absent(assoc *a, u64 key, u32 tag, int global, u6
     a->evicted = 1;
   }
   a->key[idx] = key;
+  a->klo[idx] = (u32)key;
   a->tag[idx] = tag;
   a->flags[idx] = global ? 3 : 1;
   a->value[idx] = value;
@@ -433,7 +481,7 @@ static inline int tlb_lookup(tlb_t *t, u64 va, u32 tag) {
     if (i > 0 && a->used == 0) continue;
     int s = t->array_size[i];
     u64 key = va >> size_shift[s];
-    int idx = assoc_find(a, key, tag);
+    int idx = i == 0 ? assoc_find(a, key, tag) : assoc_find_wide(a, key, tag);
     if (idx >= 0) {
       c[l * TLB_STRIDE + 1]++;
       u64 page_mfn = a->value[idx];
