@@ -24,9 +24,13 @@ typedef struct {
   u64 translations, tlb_hits, tlb_misses, walks, walk_reads, walk_writes, faults;
 } native_counts;
 
+/* vCPU uids with a TLB slot (the loops' vCPU is uid 0). */
+#define NR_UIDS 16
+
 typedef struct {
   native_counts c;
-  tlb_t tlb;
+  tlb_t tlb;                /* uid 0's TLB */
+  tlb_t *by_cpu[NR_UIDS];   /* each vCPU's TLB by uid, as src/native-mmu.ts's tlbs.byCpu */
   walk_result out;
   int64_t cr3;
   int fast_uid;
@@ -40,6 +44,8 @@ typedef struct {
 static void native_init(native_mmu *m, int64_t cr3) {
   memset(m, 0, sizeof *m);
   tlb_init(&m->tlb);
+  /* uid 0's TLB from the start: the TypeScript world has made it before any loop runs. */
+  m->by_cpu[0] = &m->tlb;
   m->cr3 = cr3;
   m->fast_uid = -1;
   m->fast_base = NO_FAST;
@@ -56,15 +62,16 @@ static inline int tlb_grants(int perms, int access) {
   return !(access & ACCESS_FETCH) || !(perms & PERM_NX);
 }
 
-static inline void native_remember(native_mmu *m, int uid, u64 va, u64 mfn, int perms) {
+static inline void native_remember(native_mmu *m, tlb_t *t, int uid, u64 va, u64 mfn,
+                                   int perms) {
   m->fast_uid = uid;
   m->fast_base = (int64_t)(va & ~4095ull);
   m->fast_ma = mfn * 4096;
   m->fast_perms = perms;
-  m->fast_counters = m->tlb.counters;
+  m->fast_counters = t->counters;
 }
 
-static int64_t native_walk_and_fill(native_mmu *m, int uid, u64 va, int access) {
+static int64_t native_walk_and_fill(native_mmu *m, tlb_t *t, int uid, u64 va, int access) {
   walk_result *out = &m->out;
   m->fast_base = NO_FAST;
   if (m->cr3 < 0) {
@@ -75,7 +82,7 @@ static int64_t native_walk_and_fill(native_mmu *m, int uid, u64 va, int access) 
   }
   m->c.walks++;
   u64 r0 = out->total_reads, w0 = out->total_writes;
-  int ok = walk((u64)m->cr3, va, access, out, &m->tlb.pwc, 0);
+  int ok = walk((u64)m->cr3, va, access, out, &t->pwc, 0);
   m->c.walk_reads += out->total_reads - r0;
   m->c.walk_writes += out->total_writes - w0;
   if (!ok) {
@@ -84,8 +91,8 @@ static int64_t native_walk_and_fill(native_mmu *m, int uid, u64 va, int access) 
     m->c.faults++;
     return -1;
   }
-  tlb_insert_walk(&m->tlb, out, 0);
-  native_remember(m, uid, va, out->maddr >> 12, out->perms);
+  tlb_insert_walk(t, out, 0);
+  native_remember(m, t, uid, va, out->maddr >> 12, out->perms);
   return (int64_t)out->maddr;
 }
 
@@ -99,17 +106,19 @@ static inline int64_t native_translate(native_mmu *m, int uid, u64 va, int acces
     m->c.tlb_hits++;
     return (int64_t)m->fast_ma + off;
   }
-  tlb_t *t = &m->tlb;
-  if (tlb_lookup(t, va, 0)) {
+  /* The vCPU's TLB by uid; NULL would be translateSlow's first translation, which makes it
+   * (not in these loops, whose vCPU's TLB exists before they run). */
+  tlb_t *t = m->by_cpu[uid];
+  if (t != NULL && tlb_lookup(t, va, 0)) {
     int p = t->hit_perms;
-    native_remember(m, uid, va, t->hit_mfn, p);
+    native_remember(m, t, uid, va, t->hit_mfn, p);
     if (tlb_grants(p, access)) {
       m->c.tlb_hits++;
       return (int64_t)(t->hit_mfn * 4096 + (va & 4095));
     }
   }
   m->c.tlb_misses++;
-  return native_walk_and_fill(m, uid, va, access);
+  return native_walk_and_fill(m, t, uid, va, access);
 }
 
 static void print_check(const char *name, u32 h, native_mmu *m) {
