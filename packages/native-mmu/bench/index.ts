@@ -14,12 +14,14 @@ import {
   printTable,
   type Row,
   rate,
+  rowProcesses,
   sideBySide,
   writeResults,
 } from "../../paging/bench/harness";
 import { type NativeMmu, nativeMmu } from "../src/index";
 import { buildNativeFixture, NATIVE_C_SOURCE } from "./fixture";
 
+rowProcesses(import.meta.url);
 const machine = createMachine({ ramBytes: 64 << 20, cpus: 1, seed: 1 });
 const hv = createHypervisor({ machine, plugins: [nativeMmu()] }).boot();
 const d = hv.createDomain({ maxVcpus: 1, maxPages: 16 });
@@ -64,18 +66,22 @@ rate(
 // ---- Side by side with C over paging's fixture (16 Ki dense pages, 2^20 random VAs).
 
 const nf = buildNativeFixture();
-const cref = buildCReference(nf.fx, NATIVE_C_SOURCE);
+let cref: { bin: string; fixture: string } | null = null;
+const built = () => (cref ??= buildCReference(nf.fx, NATIVE_C_SOURCE));
 const { vas, order } = nf.fx;
 const H = nf.fx.hot - 1;
 const R = order.length - 1;
 const m2 = nf.mmu;
 const v2 = nf.v;
 const N = 4_000_000;
-const c = new CTurns(cref.bin, [cref.fixture, "turns", String(N)]);
+const c = new CTurns(
+  () => built().bin,
+  () => [built().fixture, "turns", String(N)],
+);
 const rows: Row[] = [];
 // The VAs as fastVa, rrVa and missVa in bench/fixture.ts (written out so the loops inline).
 rows.push(
-  await sideBySide(c, "native-fast", "translate, fast path (same page)", N * 5, () => {
+  await sideBySide(c, "native-fast", "translate, fast path (same page)", N * 5, () => () => {
     let s = 0;
     for (let i = 0; i < N * 5; i++)
       s += m2.translate(v2, vas[(i >>> 10) & H] + (i & 511) * 8, PFEC_user_mode);
@@ -83,14 +89,14 @@ rows.push(
   }),
 );
 rows.push(
-  await sideBySide(c, "native-rr", "translate, dTLB hit, 16 pages", N, () => {
+  await sideBySide(c, "native-rr", "translate, dTLB hit, 16 pages", N, () => () => {
     let s = 0;
     for (let i = 0; i < N; i++) s += m2.translate(v2, vas[i & 15] + 8, PFEC_user_mode);
     sink += s;
   }),
 );
 rows.push(
-  await sideBySide(c, "native-miss", "translate, TLB miss + walk + fill", N / 2, () => {
+  await sideBySide(c, "native-miss", "translate, TLB miss + walk + fill", N / 2, () => () => {
     let s = 0;
     for (let i = 0; i < N / 2; i++) s += m2.translate(v2, order[i & R], PFEC_user_mode);
     sink += s;

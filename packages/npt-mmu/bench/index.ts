@@ -9,15 +9,19 @@ import {
   CTurns,
   rate as measure,
   printTable,
+  ROW_PROCESS,
   type Row,
+  rowProcesses,
   sideBySide,
   writeResults,
 } from "../../paging/bench/harness";
 import { BASE, buildNptReference, HOT, NONE, PAGES, WARM, world } from "./fixture";
 
+rowProcesses(import.meta.url);
 let sink = 0;
 
-{
+// The wall-clock figures (skipped, worlds and all, in a side-by-side row's own process).
+if (!ROW_PROCESS) {
   const { npt, v } = world({});
   const N = 5_000_000;
   measure("npt translate, TLB hit", N, () => {
@@ -26,11 +30,13 @@ let sink = 0;
     sink += s;
   });
 }
-for (const [name, options, order] of [
-  ["npt cold 2D walk, 4K host pages (24 refs)", NONE, 0],
-  ["npt cold 2D walk, 2M host pages (19 refs)", { ...NONE, hostPageSize: "2M" }, 9],
-  ["npt TLB miss, warm PWC + nested TLB", WARM, 0],
-] as const) {
+for (const [name, options, order] of ROW_PROCESS
+  ? []
+  : ([
+      ["npt cold 2D walk, 4K host pages (24 refs)", NONE, 0],
+      ["npt cold 2D walk, 2M host pages (19 refs)", { ...NONE, hostPageSize: "2M" }, 9],
+      ["npt TLB miss, warm PWC + nested TLB", WARM, 0],
+    ] as const)) {
   const { npt, v } = world(options, order);
   const N = 1_000_000;
   const refs0 = npt.counts.guestRefs + npt.counts.nestedRefs;
@@ -50,33 +56,44 @@ for (const [name, options, order] of [
 const NC = 1_000_000;
 const rows: Row[] = [];
 {
-  const w = world(NONE);
-  const cref = buildNptReference(w);
-  const { npt, v } = w;
-  const c = new CTurns(cref.bin, [cref.fixture, "turns", String(NC)]);
+  // The C reads the cold world's fixture (its loops set up their own caches); each row's
+  // TypeScript world is built by its `make`, where the row is timed.
+  let cref: { bin: string; fixture: string } | null = null;
+  const built = () => (cref ??= buildNptReference(world(NONE)));
+  const c = new CTurns(
+    () => built().bin,
+    () => [built().fixture, "turns", String(NC)],
+  );
   // The VAs as coldVa and hitVa in bench/fixture.ts, written out so the loops inline.
   rows.push(
     await sideBySide(c, "npt-cold", "cold 2D walk, 4K host pages (24 refs)", NC, () => {
-      let s = 0;
-      for (let i = 0; i < NC; i++) s += npt.translate(v, BASE + (i % PAGES) * 4096, 0);
-      sink += s;
+      const { npt, v } = world(NONE);
+      return () => {
+        let s = 0;
+        for (let i = 0; i < NC; i++) s += npt.translate(v, BASE + (i % PAGES) * 4096, 0);
+        sink += s;
+      };
     }),
   );
-  const h = world({});
   rows.push(
     await sideBySide(c, "npt-hit", "translate, combined TLB hit", NC * 5, () => {
-      let s = 0;
-      for (let i = 0; i < NC * 5; i++)
-        s += h.npt.translate(h.v, BASE + (i & (HOT - 1)) * 4096 + 8, 0);
-      sink += s;
+      const h = world({});
+      return () => {
+        let s = 0;
+        for (let i = 0; i < NC * 5; i++)
+          s += h.npt.translate(h.v, BASE + (i & (HOT - 1)) * 4096 + 8, 0);
+        sink += s;
+      };
     }),
   );
-  const wm = world(WARM);
   rows.push(
     await sideBySide(c, "npt-warm", "TLB miss, warm PWC + nested TLB (1 ref)", NC, () => {
-      let s = 0;
-      for (let i = 0; i < NC; i++) s += wm.npt.translate(wm.v, BASE + (i % PAGES) * 4096, 0);
-      sink += s;
+      const wm = world(WARM);
+      return () => {
+        let s = 0;
+        for (let i = 0; i < NC; i++) s += wm.npt.translate(wm.v, BASE + (i % PAGES) * 4096, 0);
+        sink += s;
+      };
     }),
   );
   await c.close();

@@ -9,12 +9,46 @@
  * each time it reads the loop's name on stdin; for each loop the harness runs C then
  * TypeScript, ROUNDS times, while the other side waits. So both figures of a row are taken
  * within the same seconds of host load, and neither process competes with the other.
+ *
+ * A bench that calls `rowProcesses` runs each side-by-side row (each call of `turns`) in a
+ * process of its own, as JMH forks a JVM per benchmark: the bench starts its own file again
+ * with HYPERLAB_BENCH_ROW naming the row; that process runs no timed loop but the row's, and
+ * builds only what is common to all rows and what the row's `make` builds; it hands the row
+ * back in a file and exits. So a TypeScript figure does not depend on which other rows ran
+ * before it: V8 compiles a function several configurations share (npt-mmu's translateSlow
+ * with and without caches, paging's walk with and without page-walk caches) from the type
+ * feedback of every configuration that ran it, and the C has no such history.
+ * HYPERLAB_BENCH_SHARED=1 runs every row in the one process instead (docs/decisions.md,
+ * "Stop 24: a process per side-by-side row").
  */
 
-import { type ChildProcess, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { loadavg } from "node:os";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+
+/** In a row's own process: the keys of its row, comma-separated. */
+const ROW = process.env.HYPERLAB_BENCH_ROW;
+/** In a row's own process: the file it writes its rows to. */
+const ROW_OUT = process.env.HYPERLAB_BENCH_ROW_OUT;
+/** The bench file to start again for each row (set by rowProcesses), or null: every row in
+ * this process. */
+let benchFile: string | null = null;
+
+/**
+ * Makes every side-by-side row of this bench (`benchUrl`: its import.meta.url) run in a
+ * process of its own (see above), unless HYPERLAB_BENCH_SHARED=1. Call it before the first
+ * row.
+ */
+export function rowProcesses(benchUrl: string): void {
+  if (ROW === undefined && process.env.HYPERLAB_BENCH_SHARED !== "1") {
+    benchFile = fileURLToPath(benchUrl);
+  }
+}
+
+/** Whether this is a row's own process: it skips `rate`'s loops, and times only its row. */
+export const ROW_PROCESS = ROW !== undefined;
 
 /** Rounds of each side-by-side loop (each side: one warm-up, then this many timed runs). */
 export const ROUNDS = 5;
@@ -72,6 +106,7 @@ export function printRate(name: string, ops: number, m: Measured): void {
 
 /** Measures `loop` (warm-up, best of `runs`) and prints its rates; returns the measure. */
 export function rate(name: string, ops: number, loop: () => void, runs = ROUNDS): Measured {
+  if (ROW_PROCESS) return { wall: Number.NaN, cpu: Number.NaN, samples: [] };
   const m = measure(loop, runs);
   printRate(name, ops, m);
   return m;
@@ -80,24 +115,38 @@ export function rate(name: string, ops: number, loop: () => void, runs = ROUNDS)
 /**
  * A C reference kept running in "turns" mode: `run(name)` asks it for one timed run of the
  * loop `name` and resolves to that run's times. Names must come in the order of its main's
- * MEASUREs (each as many times in a row as wanted).
+ * MEASUREs (each as many times in a row as wanted). The binary and its arguments may be
+ * given as functions: they are called, and the child started, at `start` or the first run
+ * (a process that times no row of it never builds its fixture).
  */
 export class CTurns {
-  private readonly child: ChildProcess;
+  private child: ChildProcess | null = null;
   private readonly waiting: {
     name: string;
     resolve: (s: Sample) => void;
     reject: (e: Error) => void;
   }[] = [];
   private buffered = "";
-  private readonly exited: Promise<number | null>;
+  private exited: Promise<number | null> = Promise.resolve(0);
+  private readonly bin: string | (() => string);
+  private readonly args: string[] | (() => string[]);
 
-  constructor(bin: string, args: string[]) {
-    this.child = spawn(bin, args, { stdio: ["pipe", "pipe", "inherit"] });
+  constructor(bin: string | (() => string), args: string[] | (() => string[])) {
+    this.bin = bin;
+    this.args = args;
+  }
+
+  /** Starts the C reference (once): its binary and fixture are made now if they are not. */
+  start(): ChildProcess {
+    if (this.child !== null) return this.child;
+    const bin = typeof this.bin === "function" ? this.bin() : this.bin;
+    const args = typeof this.args === "function" ? this.args() : this.args;
+    const child = spawn(bin, args, { stdio: ["pipe", "pipe", "inherit"] });
+    this.child = child;
     // A write after the child exited fails with EPIPE; the close handler rejects the waiters.
-    this.child.stdin!.on("error", () => {});
-    this.child.stdout!.setEncoding("utf8");
-    this.child.stdout!.on("data", (text: string) => {
+    child.stdin!.on("error", () => {});
+    child.stdout!.setEncoding("utf8");
+    child.stdout!.on("data", (text: string) => {
       this.buffered += text;
       let nl = this.buffered.indexOf("\n");
       while (nl >= 0) {
@@ -107,12 +156,13 @@ export class CTurns {
       }
     });
     this.exited = new Promise((resolve) => {
-      this.child.on("close", (code) => {
+      child.on("close", (code) => {
         for (const w of this.waiting.splice(0))
           w.reject(new Error(`${bin} exited (${code}) before running ${w.name}`));
         resolve(code);
       });
     });
+    return child;
   }
 
   private answer(line: string): void {
@@ -125,14 +175,17 @@ export class CTurns {
 
   /** One timed run of the C loop `name`. */
   run(name: string): Promise<Sample> {
+    const child = this.start();
     return new Promise((resolve, reject) => {
       this.waiting.push({ name, resolve, reject });
-      this.child.stdin!.write(`${name}\n`);
+      child.stdin!.write(`${name}\n`);
     });
   }
 
-  /** Ends its input (it skips the loops not asked for) and waits for it to exit. */
+  /** Ends its input (it skips the loops not asked for) and waits for it to exit; nothing to
+   * do if it never started. */
   async close(): Promise<void> {
+    if (this.child === null) return;
     this.child.stdin!.end();
     const code = await this.exited;
     if (code !== 0) throw new Error(`the C reference exited with ${code}`);
@@ -183,13 +236,77 @@ export interface TurnSpec {
 
 /**
  * Several figures taken in one turn (pv-mmu's pin then unpin): each round the C reference
- * runs each key once, then `tsTurn` times the same in TypeScript; one warm-up round first.
+ * runs each key once, then the TypeScript turn times the same; one warm-up round first.
+ * `make` builds what only this row uses and returns the turn: it runs only in the process
+ * that times the row (after the C reference has started, so a fixture the C reads is
+ * written before the row's TypeScript touches anything).
  */
 export async function turns(
   c: CTurns,
   spec: TurnSpec,
-  tsTurn: () => Sample[],
+  make: () => () => Sample[],
   rounds = ROUNDS,
+): Promise<Row[]> {
+  const id = spec.keys.join(",");
+  if (benchFile !== null) return rowsInOwnProcess(benchFile, id);
+  if (ROW !== undefined && ROW !== id) {
+    // Another row's process: this row is not built or timed here.
+    const none: Measured = { wall: Number.NaN, cpu: Number.NaN, samples: [] };
+    return spec.keys.map((key, k) => ({
+      key,
+      label: spec.labels[k],
+      unit: spec.unit,
+      ops: spec.ops[k],
+      ts: none,
+      c: none,
+    }));
+  }
+  c.start();
+  const rows = await timeTurns(c, spec, make(), rounds);
+  if (ROW !== undefined && ROW_OUT !== undefined) {
+    // The row's own process: its work is done (the C reference ends when its input does).
+    writeFileSync(ROW_OUT, JSON.stringify(rows));
+    process.exit(0);
+  }
+  return rows;
+}
+
+/**
+ * Starts `file` again with HYPERLAB_BENCH_ROW = `id` (the same node and flags, e.g. tsx's
+ * loader) and returns the rows that process timed. Its standard output (the lines of a run
+ * that skips every other row) is dropped; its errors are shown.
+ */
+function rowsInOwnProcess(file: string, id: string): Row[] {
+  const dir = mkdtempSync(join(tmpdir(), "hyperlab-bench-row-"));
+  const out = join(dir, "rows.json");
+  try {
+    const r = spawnSync(process.execPath, [...process.execArgv, file], {
+      env: { ...process.env, HYPERLAB_BENCH_ROW: id, HYPERLAB_BENCH_ROW_OUT: out },
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    let text: string | null = null;
+    try {
+      text = readFileSync(out, "utf8");
+    } catch {}
+    if (r.status !== 0 || text === null) {
+      const how = r.error
+        ? `did not start (${r.error.message})`
+        : `ended (${r.status ?? r.signal})`;
+      throw new Error(
+        `the process for side-by-side row ${id} ${how} without its figures; HYPERLAB_BENCH_SHARED=1 runs every row in one process`,
+      );
+    }
+    return JSON.parse(text) as Row[];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function timeTurns(
+  c: CTurns,
+  spec: TurnSpec,
+  tsTurn: () => Sample[],
+  rounds: number,
 ): Promise<Row[]> {
   const cs: Sample[][] = spec.keys.map(() => []);
   const ts: Sample[][] = spec.keys.map(() => []);
@@ -211,17 +328,29 @@ export async function turns(
   }));
 }
 
-/** One loop side by side: C's loop `key` and `loop`, in turns (see `turns`). */
+/**
+ * One loop side by side: C's loop `key` and the loop `make` returns, in turns (see `turns`;
+ * `make` builds what only this row uses, e.g. its world, and runs only where the row is
+ * timed).
+ */
 export async function sideBySide(
   c: CTurns,
   key: string,
   label: string,
   ops: number,
-  loop: () => void,
+  make: () => () => void,
   rounds = ROUNDS,
 ): Promise<Row> {
   const spec: TurnSpec = { keys: [key], labels: [label], unit: "M/s", ops: [ops] };
-  const [row] = await turns(c, spec, () => [timeRun(loop)], rounds);
+  const [row] = await turns(
+    c,
+    spec,
+    () => {
+      const loop = make();
+      return () => [timeRun(loop)];
+    },
+    rounds,
+  );
   return row;
 }
 
@@ -262,6 +391,12 @@ export function printTable(
  * the package, host load and every row's figures and runs, for scripts/bench-mmu.mjs.
  */
 export function writeResults(benchUrl: string, pkg: string, rows: Row[]): void {
+  if (ROW_PROCESS) {
+    // A row's own process that never met its row.
+    throw new Error(
+      `HYPERLAB_BENCH_ROW=${ROW} names no side-by-side row of this bench (rows: ${rows.map((r) => r.key).join(", ")})`,
+    );
+  }
   const path = fileURLToPath(new URL("./results.json", benchUrl));
   const out = {
     package: pkg,

@@ -19,6 +19,7 @@ import {
   mps,
   printTable,
   type Row,
+  rowProcesses,
   sideBySide,
   timeRun,
   turns,
@@ -26,6 +27,7 @@ import {
 } from "../../paging/bench/harness";
 import { BATCH, buildPvReference, type PvWorld, pinWorld, pvFixtureFile, pvWorld } from "./fixture";
 
+rowProcesses(import.meta.url);
 let sink = 0;
 
 /** The update loop: `rounds` mmu_update hypercalls of BATCH requests, batches alternating. */
@@ -78,21 +80,17 @@ const READS = 1_000_000;
 
 // ---- Side by side with the C reference (bench/c/pv-ref.c, gcc -O2): TS, C and TS/C by CPU
 // time, each C loop and its TypeScript loop in turns (paging's bench/harness.ts).
-const bin = buildPvReference();
+// The binary and each world are made where a row that needs them is timed (harness.ts's
+// rowProcesses).
+let bin: string | null = null;
+const built = () => (bin ??= buildPvReference());
 const rows: Row[] = [];
 
 // The pin: one world (4 GiB in 4 KiB pages), its fixture written before the first pin; each
 // turn pins then unpins, in C then in TypeScript.
-const pin = pinWorld();
-const pinFixture = pvFixtureFile(pin);
-const pinOp = (cmd: number) => ({
-  uops: [{ cmd, arg1: { mfn: pin.pinL4 } }],
-  count: 1,
-  foreigndom: DOMID_SELF,
-});
-const pinArgs = pinOp(MMUEXT_PIN_L4_TABLE);
-const unpinArgs = pinOp(MMUEXT_UNPIN_TABLE);
-const cp = new CTurns(bin, [pinFixture, "pinturns", "0"]);
+let pinW: PvWorld | null = null;
+const pinOnce = () => (pinW ??= pinWorld());
+const cp = new CTurns(built, () => [pvFixtureFile(pinOnce()), "pinturns", "0"]);
 const pinPages = 1 << 20;
 const pinRows = await turns(
   cp,
@@ -102,16 +100,26 @@ const pinRows = await turns(
     unit: "ms",
     ops: [pinPages, pinPages],
   },
-  () => [
-    timeRun(() => {
-      const rc = pin.hv.hypercall(pin.v, __HYPERVISOR_mmuext_op, pinArgs);
-      if (rc !== 0) throw new Error(`pin failed: ${rc}`);
-    }),
-    timeRun(() => {
-      const rc = pin.hv.hypercall(pin.v, __HYPERVISOR_mmuext_op, unpinArgs);
-      if (rc !== 0) throw new Error(`unpin failed: ${rc}`);
-    }),
-  ],
+  () => {
+    const pin = pinOnce();
+    const pinOp = (cmd: number) => ({
+      uops: [{ cmd, arg1: { mfn: pin.pinL4 } }],
+      count: 1,
+      foreigndom: DOMID_SELF,
+    });
+    const pinArgs = pinOp(MMUEXT_PIN_L4_TABLE);
+    const unpinArgs = pinOp(MMUEXT_UNPIN_TABLE);
+    return () => [
+      timeRun(() => {
+        const rc = pin.hv.hypercall(pin.v, __HYPERVISOR_mmuext_op, pinArgs);
+        if (rc !== 0) throw new Error(`pin failed: ${rc}`);
+      }),
+      timeRun(() => {
+        const rc = pin.hv.hypercall(pin.v, __HYPERVISOR_mmuext_op, unpinArgs);
+        if (rc !== 0) throw new Error(`unpin failed: ${rc}`);
+      }),
+    ];
+  },
 );
 await cp.close();
 const pinMs = pinRows[0].ts.wall / 1e6;
@@ -124,33 +132,22 @@ console.log(
 );
 
 // The update and read loops, in a fresh world.
-const side = pvWorld();
-const c = new CTurns(bin, [pvFixtureFile(side), "turns", String(READS)]);
+let sideW: PvWorld | null = null;
+const side = () => (sideW ??= pvWorld());
+const c = new CTurns(built, () => [pvFixtureFile(side()), "turns", String(READS)]);
 rows.push(
-  await sideBySide(
-    c,
-    "pv-update",
-    "mmu_update, validated L1 entries",
-    ROUNDS * BATCH,
-    updateLoop(side, ROUNDS),
+  await sideBySide(c, "pv-update", "mmu_update, validated L1 entries", ROUNDS * BATCH, () =>
+    updateLoop(side(), ROUNDS),
   ),
 );
 rows.push(
-  await sideBySide(
-    c,
-    "pv-read-new",
-    "guest read, a new page each (STLB hit)",
-    READS,
-    newReads(side, READS),
+  await sideBySide(c, "pv-read-new", "guest read, a new page each (STLB hit)", READS, () =>
+    newReads(side(), READS),
   ),
 );
 rows.push(
-  await sideBySide(
-    c,
-    "pv-read-seq",
-    "guest read, sequential (fast path)",
-    4 * READS,
-    seqReads(side, 4 * READS),
+  await sideBySide(c, "pv-read-seq", "guest read, sequential (fast path)", 4 * READS, () =>
+    seqReads(side(), 4 * READS),
   ),
 );
 await c.close();

@@ -13,15 +13,19 @@ import {
   rate as measure,
   mps,
   printTable,
+  ROW_PROCESS,
   type Row,
+  rowProcesses,
   sideBySide,
   writeResults,
 } from "../../paging/bench/harness";
-import { BASE, buildShadowReference, HOT, PAGES, world } from "./fixture";
+import { BASE, buildShadowReference, HOT, PAGES, type World, world } from "./fixture";
 
+rowProcesses(import.meta.url);
 let sink = 0;
 
-{
+// The wall-clock figures (skipped, worlds and all, in a side-by-side row's own process).
+if (!ROW_PROCESS) {
   const { sh, v } = world({});
   const N = 5_000_000;
   measure("shadow translate, TLB hit", N, () => {
@@ -30,7 +34,7 @@ let sink = 0;
     sink += s;
   });
 }
-{
+if (!ROW_PROCESS) {
   const { sh, v } = world({ tlb: false });
   const N = 2_000_000;
   measure("shadow TLB miss, hardware walk (4 refs)", N, () => {
@@ -39,7 +43,7 @@ let sink = 0;
     sink += s;
   });
 }
-{
+if (!ROW_PROCESS) {
   // In sync: with out-of-sync pages (the default) the first store would unsync l1 and every
   // later one would be a plain store, not the trap this loop times.
   const { sh, v, l1, data } = world({ outOfSync: false });
@@ -66,26 +70,40 @@ const cpuRate = (ops: number, loop: () => void): number => mps(ops, cpuMeasure(l
 {
   const NC = 2_000_000;
   const rows: Row[] = [];
-  const w = world({ tlb: false });
-  const cref = buildShadowReference(w);
-  const c = new CTurns(cref.bin, [cref.fixture, "turns", String(NC)]);
+  // The walk row's world is the one the C reads (its fixture); each world is built where a
+  // row that needs it is timed (harness.ts's rowProcesses).
+  let walkWorld: World | null = null;
+  const ww = () => (walkWorld ??= world({ tlb: false }));
+  let cref: { bin: string; fixture: string } | null = null;
+  const built = () => (cref ??= buildShadowReference(ww()));
+  const c = new CTurns(
+    () => built().bin,
+    () => [built().fixture, "turns", String(NC)],
+  );
   // The VAs as walkVa and hitVa in bench/fixture.ts, written out so the loops inline.
   rows.push(
     await sideBySide(c, "shadow-walk", "TLB miss, shadow-table walk (4 refs)", NC, () => {
-      let s = 0;
-      for (let i = 0; i < NC; i++) s += w.sh.translate(w.v, BASE + (i % PAGES) * 4096, 0);
-      sink += s;
+      const w = ww();
+      return () => {
+        let s = 0;
+        for (let i = 0; i < NC; i++) s += w.sh.translate(w.v, BASE + (i % PAGES) * 4096, 0);
+        sink += s;
+      };
     }),
   );
-  const h = world({});
   rows.push(
     await sideBySide(c, "shadow-hit", "translate, TLB hit", NC * 5, () => {
-      let s = 0;
-      for (let i = 0; i < NC * 5; i++)
-        s += h.sh.translate(h.v, BASE + (i & (HOT - 1)) * 4096 + 8, 0);
-      sink += s;
+      const h = world({});
+      return () => {
+        let s = 0;
+        for (let i = 0; i < NC * 5; i++)
+          s += h.sh.translate(h.v, BASE + (i & (HOT - 1)) * 4096 + 8, 0);
+        sink += s;
+      };
     }),
   );
+  const w = ww();
+  const h = world({});
   // The same two loops with paging alone (no ShadowMmu code but finding the vCPU's TLB): its
   // walk from the shadow root, its Tlb.lookup and tlbGrants. What ShadowMmu adds is the
   // difference; what is left of the gap to C is paging's.
