@@ -91,6 +91,13 @@ export class Tlb {
   declare private readonly firstScale: number;
   /** Per level and page size, the array or null (index level * 3 + size). */
   declare private readonly grid: (AssocArray | null)[];
+  /** lookupRest's shortcut to level 1's 4 KiB array (null when the TLB has no such array
+   * or its first array is not level 0's 4 KiB one): that array, its index in `arrays`, and
+   * level 0's 2 MiB and 1 GiB arrays (or null), which the lookup probes before it. */
+  declare private readonly stlb4k: AssocArray | null;
+  declare private readonly stlb4kIndex: number;
+  declare private readonly dtlb2m: AssocArray | null;
+  declare private readonly dtlb1g: AssocArray | null;
   /** Page-walk caches, or null. Pass it to `walk`. */
   declare readonly pwc: PageWalkCache | null;
   readonly counters = new Float64Array(NR_COUNTERS);
@@ -157,6 +164,11 @@ export class Tlb {
     this.first = this.arrays[0];
     this.firstSize = sz[0];
     this.firstScale = SIZE_SCALE[sz[0]];
+    const s4 = this.nrLevels > 1 && lv[0] === 0 && sz[0] === 0 ? this.grid[3] : null;
+    this.stlb4k = s4;
+    this.stlb4kIndex = s4 === null ? -1 : this.arrays.indexOf(s4);
+    this.dtlb2m = this.grid[1];
+    this.dtlb1g = this.grid[2];
     this.pwc =
       config.pwc === false
         ? null
@@ -214,14 +226,56 @@ export class Tlb {
    * the same counts, but the loop over the arrays carries no level and loads no array's level
    * on the way, about a tenth of the instructions of pv-mmu's new-page read (h82).
    * paging-ref.c's tlb_lookup still counts as it goes (the same counts; h82 in decisions.md
-   * says why it was left so).
+   * says why it was left so). Level 1's 4 KiB array has a shortcut of its own ahead of the
+   * loop (h89): the same probes in the same order, see below.
    */
   private lookupRest(tag: number): boolean {
     const va = this.restVa;
     const c = this.counters;
+    let i = 1;
+    const s4 = this.stlb4k;
+    if (s4 !== null) {
+      // The usual case written out: level 0's 2 MiB and 1 GiB arrays are empty (a guest of
+      // 4 KiB pages), so the next array the loop below would probe is level 1's 4 KiB one,
+      // and a hit there is the STLB hit with its refill of the first array. The same probes
+      // in the same order as the loop, with the level, page size and array known here: for
+      // V8, the loop's per-array loads (the JS array's element with its map checks, the
+      // scale, level and size typed arrays) and `grid`'s lookup are gone from the path of
+      // an STLB hit and of a TLB miss. On a miss the loop goes on after this array.
+      const d2 = this.dtlb2m;
+      const d1 = this.dtlb1g;
+      if ((d2 === null || d2.used === 0) && (d1 === null || d1.used === 0)) {
+        if (s4.used !== 0) {
+          const key = Math.floor(va * 2 ** -12);
+          const idx = s4.findWide(key, tag);
+          if (idx >= 0) {
+            const pageMfn = s4.value[idx];
+            const perms = s4.perms[idx];
+            this.hitLevel = 1;
+            this.hitPageMfn = pageMfn;
+            this.hitPerms = perms;
+            this.hitPageShift = 12;
+            this.hitMfn = pageMfn;
+            // Level 0 looked up and missed, level 1 looked up and hit; then the refill of the
+            // first array (level 0's 4 KiB one), as the loop's STLB hit below.
+            c[0]++;
+            c[2]++;
+            c[5]++;
+            c[6]++;
+            const d = this.first;
+            if ((s4.flags[idx] & 2) === 0) d.insertAbsent(key, tag, false, pageMfn, perms);
+            else d.insert(key, s4.tag[idx], true, pageMfn, perms);
+            c[3]++;
+            if (d.evicted) c[4]++;
+            return true;
+          }
+        }
+        i = this.stlb4kIndex + 1;
+      }
+    }
     const arrays = this.arrays;
     const n = arrays.length;
-    for (let i = 1; i < n; i++) {
+    for (; i < n; i++) {
       const a = arrays[i];
       // An empty array (e.g. the 2 MiB and 1 GiB arrays of a guest without huge pages)
       // misses without a scan; paging-ref.c's tlb_lookup does the same.

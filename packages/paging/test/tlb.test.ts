@@ -440,3 +440,111 @@ describe("TLB lookup counters (property)", () => {
     );
   });
 });
+
+describe("lookupRest's shortcut to the STLB's 4 KiB array (property)", () => {
+  it("answers, counts and refills as the loop over every array", () => {
+    const op = fc.oneof(
+      fc.record({
+        k: fc.constant("insert"),
+        vpn: fc.integer({ min: 0, max: 2047 }),
+        region: fc.nat(1),
+        tag: fc.nat(1),
+        shift: fc.constantFrom(12, 12, 12, 21, 30),
+        global: fc.boolean(),
+      }),
+      fc.record({
+        k: fc.constantFrom("lookup", "lookup", "lookup", "invlpg"),
+        vpn: fc.integer({ min: 0, max: 2047 }),
+        region: fc.nat(1),
+        tag: fc.nat(1),
+      }),
+      fc.record({ k: fc.constantFrom("flushTag", "flushNonGlobal"), tag: fc.nat(1) }),
+    );
+    const g = { sets: 2, ways: 2 };
+    const shapes = [
+      // The default shape, small: the shortcut runs while level 0's 2 MiB and 1 GiB
+      // arrays are empty, the loop once either holds an entry.
+      [
+        { size4k: g, size2m: g, size1g: { sets: 1, ways: 2 } },
+        { size4k: { sets: 4, ways: 3 }, size2m: g, size1g: g },
+      ],
+      // No huge-page arrays at level 0; a third level below the STLB.
+      [
+        { size4k: g },
+        { size4k: { sets: 2, ways: 4 }, size2m: g },
+        { size4k: { sets: 8, ways: 2 } },
+      ],
+      // Level 1 without a 4 KiB array: no shortcut.
+      [{ size4k: g, size2m: g }, { size2m: g }],
+    ];
+    fc.assert(
+      fc.property(
+        fc.array(op, { minLength: 100, maxLength: 300 }),
+        fc.nat(shapes.length - 1),
+        (ops, shape) => {
+          const levels = shapes[shape];
+          const tlb = new Tlb({ levels, pwc: false });
+          const ref = new Tlb({ levels, pwc: false });
+          // The reference without the shortcut: every lookup past the first array goes
+          // through lookupRest's loop.
+          (ref as unknown as { stlb4k: null }).stlb4k = null;
+          for (const o of ops) {
+            if ("k" in o && (o.k === "flushTag" || o.k === "flushNonGlobal")) {
+              if (o.k === "flushTag") {
+                tlb.flushTag(o.tag);
+                ref.flushTag(o.tag);
+              } else {
+                tlb.flushNonGlobal();
+                ref.flushNonGlobal();
+              }
+              continue;
+            }
+            const va =
+              ((o as { vpn: number }).vpn + (o as { region: number }).region * 2 ** 18) * K4;
+            const tag = (o as { tag: number }).tag;
+            if (o.k === "insert" && "shift" in o) {
+              const perms = PERM_RW | (o.global ? PERM_GLOBAL : 0);
+              tlb.insert(va, tag, 1000 + o.vpn, o.shift, perms);
+              ref.insert(va, tag, 1000 + o.vpn, o.shift, perms);
+            } else if (o.k === "invlpg") {
+              tlb.invlpg(va, tag);
+              ref.invlpg(va, tag);
+            } else {
+              const hit = tlb.lookup(va + 8, tag);
+              expect(hit).toBe(ref.lookup(va + 8, tag));
+              expect([
+                tlb.hitLevel,
+                tlb.hitMfn,
+                tlb.hitPageMfn,
+                tlb.hitPageShift,
+                tlb.hitPerms,
+              ]).toEqual(
+                hit
+                  ? [ref.hitLevel, ref.hitMfn, ref.hitPageMfn, ref.hitPageShift, ref.hitPerms]
+                  : [-1, tlb.hitMfn, tlb.hitPageMfn, tlb.hitPageShift, tlb.hitPerms],
+              );
+            }
+          }
+          expect(Array.from(tlb.counters)).toEqual(Array.from(ref.counters));
+          for (let l = 0; l < levels.length; l++) {
+            for (const shift of [12, 21, 30]) {
+              const a = tlb.array(l, shift);
+              const b = ref.array(l, shift);
+              if (a === null || b === null) continue;
+              for (let i = 0; i < a.entries; i++) {
+                expect([a.flags[i], a.key[i], a.tag[i], a.value[i], a.perms[i]]).toEqual([
+                  b.flags[i],
+                  b.key[i],
+                  b.tag[i],
+                  b.value[i],
+                  b.perms[i],
+                ]);
+              }
+            }
+          }
+        },
+      ),
+      fcParams(100),
+    );
+  });
+});
