@@ -321,7 +321,11 @@ export class NptMmu implements MmuBackend {
   // Nested TLB: per pCPU, gfn -> mfn.
   declare private readonly ntlbSize: number;
   declare private readonly ntlbGfn: Float64Array;
-  declare private readonly ntlbMfn: Float64Array;
+  /**
+   * The mfns: a Uint32Array, since every mfn stored is below nrFrames <= 2^32 (the walks check
+   * it first), so that a hit's mfn is read as an integer, without a double's conversion.
+   */
+  declare private readonly ntlbMfn: Uint32Array;
   /** RWX rights in bits 0..2, the leaf's level in bits 3..4. */
   declare private readonly ntlbPerm: Uint8Array;
   declare private readonly ntlbDom: Int32Array;
@@ -380,7 +384,7 @@ export class NptMmu implements MmuBackend {
     const Q = cacheSize("nestedTlbEntries", options.nestedTlbEntries, 32);
     this.ntlbSize = Q;
     this.ntlbGfn = new Float64Array(np * Q);
-    this.ntlbMfn = new Float64Array(np * Q);
+    this.ntlbMfn = new Uint32Array(np * Q);
     this.ntlbPerm = new Uint8Array(np * Q);
     this.ntlbDom = new Int32Array(np * Q).fill(-1);
   }
