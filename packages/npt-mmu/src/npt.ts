@@ -321,7 +321,11 @@ export class NptMmu implements MmuBackend {
   // Nested TLB: per pCPU, gfn -> mfn.
   declare private readonly ntlbSize: number;
   declare private readonly ntlbGfn: Float64Array;
-  declare private readonly ntlbMfn: Float64Array;
+  /**
+   * The mfns: a Uint32Array, since every mfn stored is below nrFrames <= 2^32 (the walks check
+   * it first), so that a hit's mfn is read as an integer, without a double's conversion.
+   */
+  declare private readonly ntlbMfn: Uint32Array;
   /** RWX rights in bits 0..2, the leaf's level in bits 3..4. */
   declare private readonly ntlbPerm: Uint8Array;
   declare private readonly ntlbDom: Int32Array;
@@ -380,7 +384,7 @@ export class NptMmu implements MmuBackend {
     const Q = cacheSize("nestedTlbEntries", options.nestedTlbEntries, 32);
     this.ntlbSize = Q;
     this.ntlbGfn = new Float64Array(np * Q);
-    this.ntlbMfn = new Float64Array(np * Q);
+    this.ntlbMfn = new Uint32Array(np * Q);
     this.ntlbPerm = new Uint8Array(np * Q);
     this.ntlbDom = new Int32Array(np * Q).fill(-1);
   }
@@ -531,27 +535,15 @@ export class NptMmu implements MmuBackend {
         perms = pwc.hitPerms;
       }
       const startLevel = level;
-      // Of walkBegin's fields, what the structure caches' fill reads (nothing else reads `out`).
       const vaLo = va >>> 0; // ToUint32: the low 32 bits of an integer VA
-      out.startLevel = startLevel;
       const ram = this.ram;
       const nrFrames = ram.nrFrames;
-      const rsvdLo = mode.rsvdLo;
-      const rsvdHi = mode.rsvdHi;
-      // A boolean local: a truth test of the field at each level was a full ToBoolean.
-      const nxe = mode.nxe === true;
-      const eMaddr = out.entryMaddr;
-      const eLo = out.entryLo;
-      const eHi = out.entryHi;
-      const lPerms = out.levelPerms;
       const Q = this.ntlbSize;
       const qBase = p * Q;
       const qMask = Q - 1;
       const qDom = dom * 5;
       const ntlbDom = this.ntlbDom;
       const ntlbGfn = this.ntlbGfn;
-      const N = this.npwcSize;
-      const m = this.nestedLevels;
       let lo = 0;
       let hi = 0;
       let reads = 0;
@@ -588,7 +580,8 @@ export class NptMmu implements MmuBackend {
         // V8 compiles the loop, which carries the nested walk's state, with most of its
         // locals on the stack; this straight line has far fewer live values (warm walk
         // +12-15 % in the bench, cold about -5 %: docs/decisions.md h81). As a method of
-        // its own it was slower.
+        // its own it was slower. It writes nothing to `out`: the walk starts at the leaf, so
+        // the structure caches' fill (the only reader of `out`) is not made (h87).
         if (level === 1 && Q !== 0) {
           const qt = qBase + ((gfn + qDom) & qMask);
           if (ntlbDom[qt] === dom && ntlbGfn[qt] === gfn && (this.ntlbPerm[qt] & 1) !== 0) {
@@ -604,25 +597,19 @@ export class NptMmu implements MmuBackend {
               lo = gWords[w];
               hi = gWords[w | 1];
             }
-            const maddr = tmfn * 4096 + index * 8;
-            eMaddr[1] = maddr;
-            eLo[1] = lo;
-            eHi[1] = hi;
-            if (sink !== null) sink(maddr);
+            if (sink !== null) sink(tmfn * 4096 + index * 8);
             if ((lo & 1) === 0) {
               this.faultVa = va;
               this.slowMa = this.walk2dFault(reads, faultCode(acc, mode));
               return;
             }
-            if ((lo & rsvdLo[2]) !== 0 || (hi & rsvdHi[2]) !== 0) {
+            if ((lo & mode.rsvdLo[2]) !== 0 || (hi & mode.rsvdHi[2]) !== 0) {
               this.faultVa = va;
               this.slowMa = this.walk2dFault(reads, faultCode(acc, mode) | PRESENT | RSVD);
               return;
             }
             perms &= lo | ~RW_US;
-            if ((hi & 0x8000_0000) !== 0 && nxe) perms |= P_NX;
-            lPerms[1] = perms;
-            out.leafLevel = 1;
+            if ((hi & 0x8000_0000) !== 0 && mode.nxe === true) perms |= P_NX;
             c.guestRefs += reads;
             // walkFinish: the rights; A on no level above the leaf (the walk started at the
             // leaf); A and D on the leaf.
@@ -634,8 +621,7 @@ export class NptMmu implements MmuBackend {
             const want = (acc & WRITE) !== 0 ? 0x60 : 0x20;
             if ((lo & want) !== want) {
               lo = (lo | want) >>> 0;
-              eLo[1] = lo;
-              ram.write32(maddr, lo);
+              ram.write32(tmfn * 4096 + index * 8, lo);
               c.guestAdWrites += 1;
             }
             if ((lo & 0x40) !== 0) perms |= P_DIRTY;
@@ -643,7 +629,9 @@ export class NptMmu implements MmuBackend {
             gfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
             need =
               EPT_R | ((access & WRITE) !== 0 ? EPT_W : 0) | ((access & FETCH) !== 0 ? EPT_X : 0);
-            const qd = qBase + ((gfn + qDom) & qMask);
+            // The slot of gfn + qDom from the entry's low word alone: Q divides 2^20, so gfn's
+            // bits from 20 up ((hi & 0xfffff) * 2^20) drop out of `& qMask`; no double sum.
+            const qd = qBase + (((lo >>> 12) + qDom) & qMask);
             if (ntlbDom[qd] === dom && ntlbGfn[qd] === gfn) {
               const np = this.ntlbPerm[qd];
               if ((np & need) === need) {
@@ -657,6 +645,19 @@ export class NptMmu implements MmuBackend {
             data = true;
           }
         }
+        // The loop's own state, loaded here rather than ahead of the straight line above
+        // (which writes nothing to `out`: the walk read no level above the leaf, so the
+        // structure caches' fill is not made), so that the warm walk does not load it.
+        const rsvdLo = mode.rsvdLo;
+        const rsvdHi = mode.rsvdHi;
+        // A boolean local: a truth test of the field at each level was a full ToBoolean.
+        const nxe = mode.nxe === true;
+        const eMaddr = out.entryMaddr;
+        const eLo = out.entryLo;
+        const eHi = out.entryHi;
+        const lPerms = out.levelPerms;
+        const N = this.npwcSize;
+        const m = this.nestedLevels;
         for (;;) {
           // -- The nested step (nested(), then nestedWalk's levels, written out once here for
           // every guest table and the data page alike: a cold 2D walk makes no call per
@@ -1024,7 +1025,11 @@ export class NptMmu implements MmuBackend {
       }
       const mfn = tmfn;
       if (tlb !== null) {
-        if (pwc !== null && startLevel > level) pwc.fill(page, 0, out);
+        if (pwc !== null && startLevel > level) {
+          // Of walkBegin's fields, what the fill reads besides the loop's (nothing else reads `out`).
+          out.startLevel = startLevel;
+          pwc.fill(page, 0, out);
+        }
         // The combined page is the smaller of the guest's page and the host's.
         const shift = Math.min(pageShift, nShift);
         if (shift < pageShift) c.splinteredFills++;

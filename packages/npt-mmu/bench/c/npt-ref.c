@@ -75,7 +75,9 @@ static void npt_load(const char *path) {
 static u32 npwc_n, ntlb_q;
 static u64 npwc_tag[4 * NPWC_MAX], npwc_mfn[4 * NPWC_MAX];
 static int32_t npwc_dom[4 * NPWC_MAX];
-static u64 ntlb_gfn[NTLB_MAX], ntlb_mfn[NTLB_MAX];
+static u64 ntlb_gfn[NTLB_MAX];
+/* u32, as NptMmu's Uint32Array: every mfn stored is below nr_frames <= 2^32. */
+static u32 ntlb_mfn[NTLB_MAX];
 static int32_t ntlb_dom[NTLB_MAX];
 static uint8_t ntlb_perm[NTLB_MAX];
 static const int nleaf_shift[4] = {0, 12, 21, 30};
@@ -146,7 +148,7 @@ static inline int64_t nested(u32 dom, u64 gfn, u32 need) {
       if (ntlb_q) {
         ntlb_dom[qs] = (int32_t)dom;
         ntlb_gfn[qs] = gfn;
-        ntlb_mfn[qs] = mfn;
+        ntlb_mfn[qs] = (u32)mfn;
         ntlb_perm[qs] = (uint8_t)(perm | (u32)(level << 3));
       }
       n_shift = nleaf_shift[level];
