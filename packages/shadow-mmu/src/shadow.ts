@@ -358,6 +358,7 @@ export class ShadowMmu implements MmuBackend {
       );
     }
     this.tlbs = tlbs;
+    this.translate = tlbs.config === null ? this.translateNoTlb : this.translateTlb;
     this.grants = TLB_GRANTS;
     const max = options.maxShadowPages ?? 16384;
     if (!Number.isInteger(max) || max < 8) {
@@ -402,15 +403,29 @@ export class ShadowMmu implements MmuBackend {
   // ---------------------------------------------------------------------------------------
   // Translation
 
-  translate(vcpu: Vcpu, va: number, access: number): number {
-    // The TLB hit, kept small enough for V8 to inline into the caller's loop: a known vCPU,
-    // an unchanged CR3 and a TLB that grants the access. A miss, or no TLB at all
-    // ({ tlb: false }), walks the shadow tables (walkShadow); a new vCPU, a CR3 write or a
-    // TLB not made yet goes through translateSlow first. The slow paths take the VA and give
-    // the address back through the number fields argVa and retMa, not as an argument and a
-    // return value: a call's number argument and result are boxed heap numbers when they are
-    // not small integers, and V8 would box the VA before the hit/miss branch (and the
-    // result after the merge), one allocation per hit.
+  /**
+   * The guest's translation of `va` for `access`: the machine address, or -1 after a fault
+   * (in `fault`). One of two methods, chosen once by the constructor, in an own field: with
+   * TLBs translateTlb, for { tlb: false } translateNoTlb. Each is small enough for V8 to
+   * inline into the caller's loop with what it inlines itself: translateTlb the TLB hit
+   * (paging's lookup and find), translateNoTlb the shadow walk (paging's walk wrapper, down
+   * to the call of walkVa). In one method the walk's inlined bytecode would leave the hit
+   * out of the caller's inlining budget (h54, h70 and h80 in docs/decisions.md: the hit
+   * then fell by a third), and the walk paid a call layer (walkShadow) of its own.
+   */
+  declare readonly translate: (vcpu: Vcpu, va: number, access: number) => number;
+
+  /**
+   * translate with TLBs: the TLB hit, kept small enough for V8 to inline into the caller's
+   * loop: a known vCPU, an unchanged CR3 and a TLB that grants the access. A miss walks the
+   * shadow tables (walkShadow); a new vCPU, a CR3 write or a TLB not made yet goes through
+   * translateSlow first. The slow paths take the VA and give the address back through the
+   * number fields argVa and retMa, not as an argument and a return value: a call's number
+   * argument and result are boxed heap numbers when they are not small integers, and V8
+   * would box the VA before the hit/miss branch (and the result after the merge), one
+   * allocation per hit.
+   */
+  private translateTlb(vcpu: Vcpu, va: number, access: number): number {
     const uid = vcpu.uid;
     if (uid < this.cap && vcpu.cr3Mfn === this.guestCr3[uid]) {
       const tlb = this.tlbs.byCpu[uid];
@@ -424,12 +439,7 @@ export class ShadowMmu implements MmuBackend {
           return tlb.hitMfn * 4096 + (va - Math.floor(va * 2 ** -12) * 4096);
         }
         this.argVa = va;
-        this.walkShadow(vcpu, access, tlb);
-        return this.retMa;
-      }
-      if (this.tlbs.config === null) {
-        this.argVa = va;
-        this.walkShadow(vcpu, access, null);
+        this.walkShadow(vcpu, access, tlb, false);
         return this.retMa;
       }
     }
@@ -439,8 +449,46 @@ export class ShadowMmu implements MmuBackend {
   }
 
   /**
-   * translate for a vCPU seen first, after a CR3 change, before its TLB is made, or without
-   * TLBs: the VA in argVa, the result in retMa.
+   * translate without TLBs ({ tlb: false }): every translation is a walk of the shadow
+   * tables. The usual one (a known vCPU, an unchanged CR3, its shadow root loaded, a
+   * canonical VA, no walkRefSink) is walkShadow's first attempt written out here, the same
+   * counters and fault fields in the same order, so that V8 inlines it into the caller's
+   * loop down to paging's walkVa; a walk that fails goes on in walkShadow (told the first
+   * walk is done), anything else goes to walkShadow or translateSlow before any of it.
+   */
+  private translateNoTlb(vcpu: Vcpu, va: number, access: number): number {
+    const uid = vcpu.uid;
+    if (uid < this.cap && vcpu.cr3Mfn === this.guestCr3[uid]) {
+      const root = this.root[uid];
+      // walkShadow's range check without its third term (the page number's address is at
+      // most the VA), which holds for every VA that passes these two.
+      if (root >= 0 && va >= 0 && va < 2 ** 48 && this.walkRefSink === null) {
+        const c = this.counts;
+        c.tlbMisses++;
+        const fault = this.fault;
+        fault.exitReason = -1;
+        fault.emulate = false;
+        c.walks++;
+        const out = this.out;
+        const ok = walk(this.ram, root, va, access & ACCESS_MASK, PAGING_4LEVEL, out, null, 0);
+        c.shadowRefs += out.reads;
+        if (ok === true) return out.maddr;
+        this.argVa = va;
+        this.walkShadow(vcpu, access, null, true);
+        return this.retMa;
+      }
+      this.argVa = va;
+      this.walkShadow(vcpu, access, null, false);
+      return this.retMa;
+    }
+    this.argVa = va;
+    this.translateSlow(vcpu, access);
+    return this.retMa;
+  }
+
+  /**
+   * translate for a vCPU seen first, after a CR3 change or before its TLB is made (with or
+   * without TLBs): the VA in argVa, the result in retMa.
    */
   private translateSlow(vcpu: Vcpu, access: number): void {
     const va = this.argVa;
@@ -454,58 +502,66 @@ export class ShadowMmu implements MmuBackend {
       return;
     }
     this.argVa = va;
-    this.walkShadow(vcpu, access, tlb);
+    this.walkShadow(vcpu, access, tlb, false);
   }
 
   /**
-   * A TLB miss (or a hit whose rights do not serve the access), the VA in argVa, the result
-   * in retMa: the hardware walks the shadow tables; a shadow page fault exits to the host,
-   * which fills the path and retries (up to four walks).
+   * A TLB miss (or a hit whose rights do not serve the access, or any translation without
+   * TLBs), the VA in argVa, the result in retMa: the hardware walks the shadow tables; a
+   * shadow page fault exits to the host, which fills the path and retries (up to four
+   * walks). `walked`: translateNoTlb already made the first walk (its counters and fault
+   * fields included) and it failed; this goes on from that walk's exit.
    *
    * Kept in one piece, too large for V8 to inline (over 460 bytes of bytecode): inlined into
-   * translate, it would use up the caller's inlining budget wherever misses are frequent (a
-   * loop after a { tlb: false } world's walks), and then paging's Tlb.lookup, the hit path,
-   * would be called instead. Moving the exit's handling into a method of its own brings it
-   * under the limit: check --trace-turbo-inlining after any change here.
+   * translateTlb, it would use up the caller's inlining budget wherever misses are frequent,
+   * and then paging's Tlb.lookup, the hit path, would be called instead. Moving the exit's
+   * handling into a method of its own brings it under the limit: check
+   * --trace-turbo-inlining after any change here.
    */
-  private walkShadow(vcpu: Vcpu, access: number, tlb: Tlb | null): void {
+  private walkShadow(vcpu: Vcpu, access: number, tlb: Tlb | null, walked: boolean): void {
     const va = this.argVa;
     const uid = vcpu.uid;
     const c = this.counts;
-    c.tlbMisses++;
     const vpn = Math.floor(va * 2 ** -12);
     const acc = access & ACCESS_MASK;
-    const fault = this.fault;
-    fault.exitReason = -1;
-    fault.emulate = false;
-    if (!(va >= 0 && va < 2 ** 48 && vpn * 4096 <= va)) {
-      this.retMa = this.inject(va, acc);
-      return;
+    if (!walked) {
+      c.tlbMisses++;
+      const fault = this.fault;
+      fault.exitReason = -1;
+      fault.emulate = false;
+      if (!(va >= 0 && va < 2 ** 48 && vpn * 4096 <= va)) {
+        this.retMa = this.inject(va, acc);
+        return;
+      }
     }
     const out = this.out;
     const pwc = tlb === null ? null : tlb.pwc;
     for (let attempt = 0; attempt < 4; attempt++) {
-      let root = this.root[uid];
-      if (root < 0) {
-        root = this.loadRoot(vcpu);
+      if (walked) {
+        walked = false;
+      } else {
+        let root = this.root[uid];
         if (root < 0) {
-          this.retMa = this.inject(va, acc);
+          root = this.loadRoot(vcpu);
+          if (root < 0) {
+            this.retMa = this.inject(va, acc);
+            return;
+          }
+        }
+        // The hardware walks the shadow tables (paging's walker, through the vCPU's PWC).
+        c.walks++;
+        const ok = walk(this.ram, root, va, acc, PAGING_4LEVEL, out, pwc, 0);
+        c.shadowRefs += out.reads;
+        const sink = this.walkRefSink;
+        if (sink !== null) {
+          const top = out.pwcLevel > 0 ? out.pwcLevel - 1 : LEVELS;
+          for (let i = 0; i < out.reads; i++) sink(out.entryMaddr[top - i]);
+        }
+        if (ok === true) {
+          if (tlb !== null) tlb.insertWalk(out, 0);
+          this.retMa = out.maddr;
           return;
         }
-      }
-      // The hardware walks the shadow tables (paging's walker, through the vCPU's PWC).
-      c.walks++;
-      const ok = walk(this.ram, root, va, acc, PAGING_4LEVEL, out, pwc, 0);
-      c.shadowRefs += out.reads;
-      const sink = this.walkRefSink;
-      if (sink !== null) {
-        const top = out.pwcLevel > 0 ? out.pwcLevel - 1 : LEVELS;
-        for (let i = 0; i < out.reads; i++) sink(out.entryMaddr[top - i]);
-      }
-      if (ok === true) {
-        if (tlb !== null) tlb.insertWalk(out, 0);
-        this.retMa = out.maddr;
-        return;
       }
       // The shadow said no: a #PF exit, and the host decides.
       this.exits[EXIT_REASON_EXCEPTION_NMI]++;

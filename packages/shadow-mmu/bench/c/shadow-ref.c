@@ -116,9 +116,9 @@ static int64_t shadow_translate_slow(smmu_t *m, const vcpu_t *v, u64 va, int acc
   return shadow_walk(m, v, t, va, access);
 }
 
-/* translate (src/shadow.ts): the vCPU's CR3 against the one it last loaded, its TLB by uid,
- * the lookup and the rights; else a walk of the shadow tables (or translateSlow first). */
-static inline int64_t shadow_translate(smmu_t *m, const vcpu_t *v, u64 va, int access) {
+/* translateTlb (src/shadow.ts): the vCPU's CR3 against the one it last loaded, its TLB by
+ * uid, the lookup and the rights; else a walk of the shadow tables (or translateSlow first). */
+static inline int64_t shadow_translate_tlb(smmu_t *m, const vcpu_t *v, u64 va, int access) {
   u32 uid = v->uid;
   if (uid < m->cap && v->cr3 == m->guest_cr3[uid]) {
     tlb_t *t = m->by_cpu[uid];
@@ -129,9 +129,23 @@ static inline int64_t shadow_translate(smmu_t *m, const vcpu_t *v, u64 va, int a
       }
       return shadow_walk(m, v, t, va, access);
     }
-    if (!m->has_tlbs) return shadow_walk(m, v, NULL, va, access);
   }
   return shadow_translate_slow(m, v, va, access);
+}
+
+/* translateNoTlb ({ tlb: false }): the vCPU's CR3 against the one it last loaded, then the
+ * walk (translateSlow first for a new vCPU or CR3). */
+static inline int64_t shadow_translate_no_tlb(smmu_t *m, const vcpu_t *v, u64 va, int access) {
+  u32 uid = v->uid;
+  if (uid < m->cap && v->cr3 == m->guest_cr3[uid]) return shadow_walk(m, v, NULL, va, access);
+  return shadow_translate_slow(m, v, va, access);
+}
+
+/* translate: ShadowMmu's constructor picks translateTlb or translateNoTlb once, into a field
+ * the caller loads at each call; has_tlbs is that choice here. */
+static inline int64_t shadow_translate(smmu_t *m, const vcpu_t *v, u64 va, int access) {
+  return m->has_tlbs ? shadow_translate_tlb(m, v, va, access)
+                     : shadow_translate_no_tlb(m, v, va, access);
 }
 
 static void print_check(const char *name, u32 h) {
