@@ -1,10 +1,18 @@
-import { createHypervisor, type Hypervisor, type Vcpu } from "@hyperlab/core";
+import {
+  createHypervisor,
+  type Hypervisor,
+  PFEC_insn_fetch,
+  PFEC_user_mode,
+  PFEC_write_access,
+  type Vcpu,
+} from "@hyperlab/core";
 import { createMachine, type Ram } from "@hyperlab/machine";
 import {
   GuestMem as HarnessMem,
   GuestTables as HarnessTables,
   refWalk as harnessRefWalk,
 } from "@hyperlab/testkit";
+import fc from "fast-check";
 import { type ShadowMmu, type ShadowMmuOptions, shadowMmu } from "../src/index";
 
 export const P = 0x1;
@@ -64,3 +72,27 @@ export function refWalk(
 
 export const seed = 20261124;
 export const runs = (n: number) => (process.env.HYPERLAB_LONG ? n * 20 : n);
+
+/** The table indices the property tests use, so random tables and VAs share paths. */
+export const PATH_IDX = [0, 1, 2, 511];
+
+/** VAs whose index at every level is one of PATH_IDX. */
+export const pathVaArb = fc
+  .tuple(fc.nat(3), fc.nat(3), fc.nat(3), fc.nat(3), fc.nat(4095))
+  .map(
+    ([a, b, c, d, off]) =>
+      PATH_IDX[a] * 2 ** 39 +
+      PATH_IDX[b] * 2 ** 30 +
+      PATH_IDX[c] * 2 ** 21 +
+      PATH_IDX[d] * 2 ** 12 +
+      off,
+  );
+
+/** The access kinds the property tests draw: read, write, user, fetch, user write. */
+export const accessArb = fc.constantFrom(
+  0,
+  PFEC_write_access,
+  PFEC_user_mode,
+  PFEC_insn_fetch,
+  PFEC_write_access | PFEC_user_mode,
+);

@@ -1,23 +1,24 @@
-import { PFEC_insn_fetch, PFEC_user_mode, PFEC_write_access } from "@hyperlab/core";
+import { PFEC_user_mode, PFEC_write_access } from "@hyperlab/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { boot, GuestMem, GuestTables, NX_HI, P, PSE, RW, refWalk, runs, seed, US } from "./helpers";
+import {
+  accessArb,
+  boot,
+  GuestMem,
+  GuestTables,
+  NX_HI,
+  P,
+  PATH_IDX,
+  PSE,
+  pathVaArb,
+  RW,
+  refWalk,
+  runs,
+  seed,
+  US,
+} from "./helpers";
 
-const IDX = [0, 1, 2, 511];
-/** VAs whose indices at every level come from IDX, so random tables share paths. */
-const vaOf = (i4: number, i3: number, i2: number, i1: number, off: number) =>
-  IDX[i4] * 2 ** 39 + IDX[i3] * 2 ** 30 + IDX[i2] * 2 ** 21 + IDX[i1] * 2 ** 12 + off;
-
-const vaArb = fc
-  .tuple(fc.nat(3), fc.nat(3), fc.nat(3), fc.nat(3), fc.nat(4095))
-  .map(([a, b, c, d, off]) => vaOf(a, b, c, d, off));
-const accessArb = fc.constantFrom(
-  0,
-  PFEC_write_access,
-  PFEC_user_mode,
-  PFEC_insn_fetch,
-  PFEC_write_access | PFEC_user_mode,
-);
+const vaArb = pathVaArb;
 
 const opArb = fc.oneof(
   {
@@ -154,7 +155,7 @@ describe.each(MODES)(
               }
               if (op.kind === "store") {
                 const [lo, hi] = entry(op.target, op.flags);
-                const gpa = tables[op.table % tables.length] * 4096 + IDX[op.slot] * 8;
+                const gpa = tables[op.table % tables.length] * 4096 + PATH_IDX[op.slot] * 8;
                 expect(w.sh.guestStore(v, gpa, lo, hi)).toBe(0);
                 stale = true;
                 if (outOfSync) continue;
@@ -164,7 +165,8 @@ describe.each(MODES)(
                 // An ordinary guest store to data: translate for a write, then write the frame.
                 const m = check(op.va, PFEC_write_access);
                 const [lo, hi] = entry(op.target, op.flags);
-                if (m >= 0) w.ram.write64(Math.floor(m / 4096) * 4096 + IDX[op.slot] * 8, lo, hi);
+                if (m >= 0)
+                  w.ram.write64(Math.floor(m / 4096) * 4096 + PATH_IDX[op.slot] * 8, lo, hi);
                 stale = true;
                 if (outOfSync) continue;
               } else if (op.kind === "alias") {
