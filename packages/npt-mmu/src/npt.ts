@@ -56,7 +56,7 @@ import {
   PERM_NX,
   PERM_RW,
   PERM_USER,
-  type Tlb,
+  Tlb,
   type TlbConfig,
   WalkResult,
 } from "@hyperlab/paging";
@@ -313,6 +313,12 @@ export class NptMmu implements MmuBackend {
   declare private readonly tlbByCpu: readonly (Tlb | undefined)[];
   /** Whether the vCPUs have no TLBs (`tlb: false`): translateSlow then asks tlbs nothing. */
   declare private readonly noTlbs: boolean;
+  /**
+   * The page sizes some level of the vCPUs' TLBs has an array of, as bits 12, 21 and 30 (bit
+   * `pageShift`): Tlb.insert puts an entry only into such arrays, so a walk whose combined
+   * page has no array (the warm bench's TLB holds only 1 GiB pages) makes no insert call.
+   */
+  declare private readonly fillSizes: number;
   // Nested paging-structure caches: per pCPU, per nested level 1..m-1.
   declare private readonly npwcSize: number;
   declare private readonly npwcTag: Float64Array;
@@ -371,6 +377,15 @@ export class NptMmu implements MmuBackend {
     this.tlbs = tlbs;
     this.tlbByCpu = tlbs.byCpu;
     this.noTlbs = tlbs.config === null;
+    let fillSizes = 0;
+    if (tlbs.config !== null) {
+      // A TLB of the same configuration, asked which arrays it has (as CpuTlbs makes one to
+      // check the configuration): every vCPU's TLB is made from this configuration.
+      const t = new Tlb(tlbs.config);
+      for (let l = 0; l < t.nrLevels; l++) {
+        for (const shift of [12, 21, 30]) if (t.array(l, shift) !== null) fillSizes |= 1 << shift;
+      }
+    }
     const np = Math.max(1, hv.machine.cpus.length);
     this.lastOnPcpu = new Int32Array(np).fill(-1);
     const m = this.nestedLevels;
@@ -387,6 +402,8 @@ export class NptMmu implements MmuBackend {
     this.ntlbMfn = new Uint32Array(np * Q);
     this.ntlbPerm = new Uint8Array(np * Q);
     this.ntlbDom = new Int32Array(np * Q).fill(-1);
+    // Assigned last, so that the fields translate's hit reads keep their places in the object.
+    this.fillSizes = fillSizes;
   }
 
   /** Count of VM exits with one basic reason (EXIT_REASON_*). */
@@ -1042,8 +1059,11 @@ export class NptMmu implements MmuBackend {
               : mfn - ((vaLo >>> 12) & 0x3_ffff);
         // Tlb.insert with the VA's page through the TLB's double field (see insertAtVa): an
         // argument of the call, V8 boxed it on every walk where it did not inline insert.
-        tlb.insertVa = page;
-        tlb.insertAtVa(0, first, shift, perms);
+        // Not made when no level has an array of the page's size: insert would put it nowhere.
+        if ((this.fillSizes & (1 << shift)) !== 0) {
+          tlb.insertVa = page;
+          tlb.insertAtVa(0, first, shift, perms);
+        }
       }
       this.slowMa = mfn * 4096 + (va - vpn * 4096);
       return;
