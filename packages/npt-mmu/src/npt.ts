@@ -302,6 +302,15 @@ export class NptMmu implements MmuBackend {
    */
   private faultVa = 0.5;
   /**
+   * The RAM chunk (machine's 512-frame chunks) of the guest leaf table the warm walk's
+   * straight line last read a present entry from, and that chunk's view; -1 for none yet. A
+   * chunk's view never changes once the chunk exists, and a present entry never comes from an
+   * unbacked chunk (those read as the shared zero view), so the view stays good for the
+   * chunk across walks (see translateSlow).
+   */
+  declare private leafChunk: number;
+  declare private leafWords: Uint32Array;
+  /**
    * Told the machine address of every entry a 2D walk reads, guest and nested, in the order
    * read (for a data-cache model such as the study's); null for none.
    */
@@ -404,6 +413,8 @@ export class NptMmu implements MmuBackend {
     this.ntlbDom = new Int32Array(np * Q).fill(-1);
     // Assigned last, so that the fields translate's hit reads keep their places in the object.
     this.fillSizes = fillSizes;
+    this.leafChunk = -1;
+    this.leafWords = EMPTY_WORDS;
   }
 
   /** Count of VM exits with one basic reason (EXIT_REASON_*). */
@@ -608,8 +619,13 @@ export class NptMmu implements MmuBackend {
             const index = (vaLo >>> 12) & 511;
             reads = 1;
             if (tmfn < nrFrames) {
-              gWords = ram.chunkWordsForRead(tmfn);
+              // The view of the leaf table's chunk from the last walk when it is the same chunk
+              // (the leaf tables of a guest's pages are mostly in one): a field the CPU loads
+              // without waiting for tmfn, where chunkWordsForRead's lookup (the chunk array,
+              // its element, the view's data pointer) is a chain of loads after tmfn, on the
+              // path to the entry (warm walk +7 %: docs/decisions.md h91).
               gChunk = tmfn >>> 9;
+              gWords = gChunk === this.leafChunk ? this.leafWords : ram.chunkWordsForRead(tmfn);
               const w = ((tmfn & 511) << 10) | (index << 1);
               lo = gWords[w];
               hi = gWords[w | 1];
@@ -619,6 +635,11 @@ export class NptMmu implements MmuBackend {
               this.faultVa = va;
               this.slowMa = this.walk2dFault(reads, faultCode(acc, mode));
               return;
+            }
+            // A present entry: gWords is a backed chunk's view (see leafChunk), kept.
+            if (gChunk !== this.leafChunk) {
+              this.leafChunk = gChunk;
+              this.leafWords = gWords;
             }
             if ((lo & mode.rsvdLo[2]) !== 0 || (hi & mode.rsvdHi[2]) !== 0) {
               this.faultVa = va;
