@@ -56,7 +56,7 @@ import {
   PERM_NX,
   PERM_RW,
   PERM_USER,
-  type Tlb,
+  Tlb,
   type TlbConfig,
   WalkResult,
 } from "@hyperlab/paging";
@@ -302,6 +302,15 @@ export class NptMmu implements MmuBackend {
    */
   private faultVa = 0.5;
   /**
+   * The RAM chunk (machine's 512-frame chunks) of the guest leaf table the warm walk's
+   * straight line last read a present entry from, and that chunk's view; -1 for none yet. A
+   * chunk's view never changes once the chunk exists, and a present entry never comes from an
+   * unbacked chunk (those read as the shared zero view), so the view stays good for the
+   * chunk across walks (see translateSlow).
+   */
+  declare private leafChunk: number;
+  declare private leafWords: Uint32Array;
+  /**
    * Told the machine address of every entry a 2D walk reads, guest and nested, in the order
    * read (for a data-cache model such as the study's); null for none.
    */
@@ -313,6 +322,12 @@ export class NptMmu implements MmuBackend {
   declare private readonly tlbByCpu: readonly (Tlb | undefined)[];
   /** Whether the vCPUs have no TLBs (`tlb: false`): translateSlow then asks tlbs nothing. */
   declare private readonly noTlbs: boolean;
+  /**
+   * The page sizes some level of the vCPUs' TLBs has an array of, as bits 12, 21 and 30 (bit
+   * `pageShift`): Tlb.insert puts an entry only into such arrays, so a walk whose combined
+   * page has no array (the warm bench's TLB holds only 1 GiB pages) makes no insert call.
+   */
+  declare private readonly fillSizes: number;
   // Nested paging-structure caches: per pCPU, per nested level 1..m-1.
   declare private readonly npwcSize: number;
   declare private readonly npwcTag: Float64Array;
@@ -371,6 +386,15 @@ export class NptMmu implements MmuBackend {
     this.tlbs = tlbs;
     this.tlbByCpu = tlbs.byCpu;
     this.noTlbs = tlbs.config === null;
+    let fillSizes = 0;
+    if (tlbs.config !== null) {
+      // A TLB of the same configuration, asked which arrays it has (as CpuTlbs makes one to
+      // check the configuration): every vCPU's TLB is made from this configuration.
+      const t = new Tlb(tlbs.config);
+      for (let l = 0; l < t.nrLevels; l++) {
+        for (const shift of [12, 21, 30]) if (t.array(l, shift) !== null) fillSizes |= 1 << shift;
+      }
+    }
     const np = Math.max(1, hv.machine.cpus.length);
     this.lastOnPcpu = new Int32Array(np).fill(-1);
     const m = this.nestedLevels;
@@ -387,6 +411,10 @@ export class NptMmu implements MmuBackend {
     this.ntlbMfn = new Uint32Array(np * Q);
     this.ntlbPerm = new Uint8Array(np * Q);
     this.ntlbDom = new Int32Array(np * Q).fill(-1);
+    // Assigned last, so that the fields translate's hit reads keep their places in the object.
+    this.fillSizes = fillSizes;
+    this.leafChunk = -1;
+    this.leafWords = EMPTY_WORDS;
   }
 
   /** Count of VM exits with one basic reason (EXIT_REASON_*). */
@@ -591,8 +619,13 @@ export class NptMmu implements MmuBackend {
             const index = (vaLo >>> 12) & 511;
             reads = 1;
             if (tmfn < nrFrames) {
-              gWords = ram.chunkWordsForRead(tmfn);
+              // The view of the leaf table's chunk from the last walk when it is the same chunk
+              // (the leaf tables of a guest's pages are mostly in one): a field the CPU loads
+              // without waiting for tmfn, where chunkWordsForRead's lookup (the chunk array,
+              // its element, the view's data pointer) is a chain of loads after tmfn, on the
+              // path to the entry (warm walk +7 %: docs/decisions.md h91).
               gChunk = tmfn >>> 9;
+              gWords = gChunk === this.leafChunk ? this.leafWords : ram.chunkWordsForRead(tmfn);
               const w = ((tmfn & 511) << 10) | (index << 1);
               lo = gWords[w];
               hi = gWords[w | 1];
@@ -602,6 +635,11 @@ export class NptMmu implements MmuBackend {
               this.faultVa = va;
               this.slowMa = this.walk2dFault(reads, faultCode(acc, mode));
               return;
+            }
+            // A present entry: gWords is a backed chunk's view (see leafChunk), kept.
+            if (gChunk !== this.leafChunk) {
+              this.leafChunk = gChunk;
+              this.leafWords = gWords;
             }
             if ((lo & mode.rsvdLo[2]) !== 0 || (hi & mode.rsvdHi[2]) !== 0) {
               this.faultVa = va;
@@ -1042,8 +1080,11 @@ export class NptMmu implements MmuBackend {
               : mfn - ((vaLo >>> 12) & 0x3_ffff);
         // Tlb.insert with the VA's page through the TLB's double field (see insertAtVa): an
         // argument of the call, V8 boxed it on every walk where it did not inline insert.
-        tlb.insertVa = page;
-        tlb.insertAtVa(0, first, shift, perms);
+        // Not made when no level has an array of the page's size: insert would put it nowhere.
+        if ((this.fillSizes & (1 << shift)) !== 0) {
+          tlb.insertVa = page;
+          tlb.insertAtVa(0, first, shift, perms);
+        }
       }
       this.slowMa = mfn * 4096 + (va - vpn * 4096);
       return;

@@ -245,6 +245,19 @@ static inline int64_t guest_fault(u64 va, int error_code) {
   return -1;
 }
 
+/* NptMmu's fillSizes: the page sizes (bit 12, 21, 30) some level of the vCPUs' TLB
+ * configuration has an array of; walk2d makes no insert for a page size none has. Set by
+ * npt_tlb_config for the TLB the next loop's vCPU uses (the TypeScript worlds' NptMmus each
+ * have their one configuration). */
+static u32 npt_fill_sizes;
+
+static void npt_tlb_config(const tlb_t *t) {
+  npt_fill_sizes = 0;
+  for (int l = 0; l < 2; l++)
+    for (int s = 0; s < 3; s++)
+      if (t->grid[l * 3 + s]) npt_fill_sizes |= 1u << size_shift[s];
+}
+
 /* Tlb.insert: every level that has an array of the page's size. */
 static inline void npt_tlb_insert(tlb_t *t, u64 va, u64 mfn, int shift, u32 perms) {
   int s = shift == 12 ? 0 : shift == 21 ? 1 : 2;
@@ -323,7 +336,9 @@ static int64_t walk2d(tlb_t *t, const vcpu_t *v, u64 va, int access) {
     /* The combined page is the smaller of the guest's page and the host's. */
     int shift = out->page_shift < n_shift ? out->page_shift : n_shift;
     u64 vpn = va >> 12;
-    npt_tlb_insert(t, va, (u64)mfn - (vpn & ((1ull << (shift - 12)) - 1)), shift, (u32)out->perms);
+    if (npt_fill_sizes & (1u << shift))
+      npt_tlb_insert(t, va, (u64)mfn - (vpn & ((1ull << (shift - 12)) - 1)), shift,
+                     (u32)out->perms);
   }
   return mfn * 4096 + (int64_t)(va & 4095);
 }
@@ -450,6 +465,7 @@ int main(int argc, char **argv) {
   /* The hit loop's TLB (paging's default geometry), filled by 2D walks of the hot pages. */
   static tlb_t tlb;
   tlb_init(&tlb);
+  npt_tlb_config(&tlb);
   nested_caches_flush();
   nested_caches(0, 0);
   for (u32 p = 0; p < n_hot; p++) {
@@ -462,6 +478,7 @@ int main(int argc, char **argv) {
    * warmed by one pass over the pages. */
   static tlb_t wtlb;
   tlb_init_1g(&wtlb);
+  npt_tlb_config(&wtlb);
   nested_caches(16, 1024);
   tlb_by_cpu[0] = &wtlb;
   tlb_by_cpu_len = 1;
@@ -477,12 +494,14 @@ int main(int argc, char **argv) {
     h = 0x811c9dc5u;
     tlb_by_cpu[0] = &tlb;
     tlb_by_cpu_len = 1;
+    npt_tlb_config(&tlb);
     for (u64 i = 0; i < N; i++) h = mix(h, (u64)translate(&vc, HIT_VA(i), 0));
     print_check("npt-hit", h);
     memset(&nc, 0, sizeof nc);
     h = 0x811c9dc5u;
     nested_caches(16, 1024);
     tlb_by_cpu[0] = &wtlb;
+    npt_tlb_config(&wtlb);
     for (u64 i = 0; i < N; i++) h = mix(h, (u64)translate(&vc, COLD_VA(i), 0));
     print_check("npt-warm", h);
     return 0;
@@ -496,6 +515,7 @@ int main(int argc, char **argv) {
   });
   tlb_by_cpu[0] = &tlb;
   tlb_by_cpu_len = 1;
+  npt_tlb_config(&tlb);
   MEASURE("npt-hit", N * 5, {
     u64 s = 0;
     for (u64 i = 0; i < N * 5; i++) s += (u64)translate(&vc, HIT_VA(i), 0);
@@ -503,6 +523,7 @@ int main(int argc, char **argv) {
   });
   nested_caches(16, 1024);
   tlb_by_cpu[0] = &wtlb;
+  npt_tlb_config(&wtlb);
   MEASURE("npt-warm", N, {
     u64 s = 0;
     for (u64 i = 0; i < N; i++) s += (u64)translate(&vc, COLD_VA(i), 0);
