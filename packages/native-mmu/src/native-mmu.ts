@@ -129,6 +129,9 @@ export class NativeMmu implements MmuBackend {
   private slowResult = 0.5;
   /** True when translate already looked `slowVa` up (a miss or a denied hit). */
   private slowSkip = false;
+  /** The vCPU uid translateSlow last served (-1: none yet) and its TLB (see slowTlbOf). */
+  private slowUid = -1;
+  private slowTlb: Tlb | null = null;
 
   constructor(hv: Hypervisor, options: NativeMmuOptions = {}) {
     this.ram = hv.machine.ram;
@@ -227,13 +230,15 @@ export class NativeMmu implements MmuBackend {
   private translateSlow(v: Vcpu, access: number): void {
     const va = this.slowVa;
     const c = this.counts;
-    const tlb = this.tlbs.byCpu[v.uid] ?? this.tlbs.get(v.uid);
-    if (!this.slowSkip && tlb.lookup(va, 0) === true) {
+    const tlb = this.slowTlbOf(v);
+    // `=== true`: a plain truth test of a field is V8's generic ToBoolean (false, "",
+    // undetectable, heap number and BigInt tests); this is one compare.
+    if (this.slowSkip !== true && tlb.lookup(va, 0) === true) {
       const g = this.grantMasks[tlb.hitPerms & 0x4e]; // & GRANT_PERMS
       const mfn = tlb.hitMfn;
       // va % 4096 for a VA >= 0 (a TLB holds no negative VA), without a float modulo.
       const off = va - Math.floor(va * 2 ** -12) * 4096;
-      this.remember(v, tlb, va - off, mfn, g);
+      this.remember(v, tlb, va - off, mfn * 4096, g);
       if (((g >> access) & 1) !== 0) {
         c.tlbHits++;
         this.slowResult = mfn * 4096 + off;
@@ -243,7 +248,9 @@ export class NativeMmu implements MmuBackend {
     c.tlbMisses++;
     // The walk and, when it succeeds, the fill.
     const out = this.out;
-    this.fastBase = NO_FAST;
+    // NO_FAST written out: a module constant that is not a small integer is loaded from the
+    // module's context and unboxed on every use; a literal is an immediate.
+    this.fastBase = -0x4000000000000000; // NO_FAST
     if (v.cr3Mfn < 0) {
       this.fault.va = va;
       this.fault.errorCode = access & 0x16;
@@ -268,26 +275,40 @@ export class NativeMmu implements MmuBackend {
     tlb.insertWalk(out, 0);
     // The walk succeeded, so va is a whole number >= 0 and maddr's offset is va's.
     const off = out.vaLo & 4095;
-    this.remember(
-      v,
-      tlb,
-      va - off,
-      (out.maddr - off) * 2 ** -12,
-      this.grantMasks[out.perms & 0x4e],
-    );
-    this.slowResult = out.maddr;
+    const ma = out.maddr;
+    this.remember(v, tlb, va - off, ma - off, this.grantMasks[out.perms & 0x4e]);
+    this.slowResult = ma;
   }
 
   /**
-   * Makes the fast path describe the 4 KiB page at `base` (a multiple of 4096), whose rights
-   * grant the accesses in `grants` (a grantMasks entry).
+   * The vCPU's TLB for translateSlow (made on first use): the last one it used when the vCPU
+   * is the same, a compare instead of `byCpu`'s load with its bounds, hole and undefined
+   * checks (translate has already made that load once for this translation). CpuTlbs gives
+   * a CPU the same Tlb object for good, so the one kept stays right.
    */
-  private remember(v: Vcpu, tlb: Tlb, base: number, mfn: number, grants: number): void {
+  private slowTlbOf(v: Vcpu): Tlb {
+    const uid = v.uid;
+    if (uid === this.slowUid) return this.slowTlb as Tlb;
+    const tlb = this.tlbs.byCpu[uid] ?? this.tlbs.get(uid);
+    this.slowUid = uid;
+    this.slowTlb = tlb;
+    return tlb;
+  }
+
+  /**
+   * Makes the fast path describe the 4 KiB page at `base` (a multiple of 4096), whose frame
+   * starts at machine address `ma` and whose rights grant the accesses in `grants` (a
+   * grantMasks entry).
+   */
+  private remember(v: Vcpu, tlb: Tlb, base: number, ma: number, grants: number): void {
     this.fastUid = v.uid;
     this.fastBase = base;
-    this.fastMa = mfn * 4096;
+    this.fastMa = ma;
     this.fastGrants = grants;
-    this.fastCounters = tlb.counters;
+    // Stored only when it changes: storing an object into a field is a write barrier in
+    // V8's code, comparing it is not (one vCPU's TLB keeps the same counters).
+    const counters = tlb.counters;
+    if (this.fastCounters !== counters) this.fastCounters = counters;
     this.fastAccess = -1;
   }
 
