@@ -39,6 +39,17 @@ import { nativeMmuError } from "./errors";
 
 /** fastBase when the fast path describes no page: va - NO_FAST is never below 4096. */
 const NO_FAST = -(2 ** 62);
+/**
+ * NO_FAST as a const enum member, which the build writes as a number literal at each use:
+ * for translateSlow, where a module constant that is not a small integer is loaded from the
+ * module's context and unboxed on every use (h92). A load-time check keeps the two equal.
+ */
+const enum Fast {
+  NONE = -0x4000_0000_0000_0000,
+}
+if (Fast.NONE !== NO_FAST) {
+  throw new Error("native-mmu.ts: Fast.NONE disagrees with NO_FAST.");
+}
 
 /** The rights tlbGrants reads: PERM_RW, PERM_USER, PERM_NX, PERM_DIRTY. */
 export const GRANT_PERMS = PERM_RW | PERM_USER | PERM_NX | PERM_DIRTY;
@@ -248,9 +259,7 @@ export class NativeMmu implements MmuBackend {
     c.tlbMisses++;
     // The walk and, when it succeeds, the fill.
     const out = this.out;
-    // NO_FAST written out: a module constant that is not a small integer is loaded from the
-    // module's context and unboxed on every use; a literal is an immediate.
-    this.fastBase = -0x4000000000000000; // NO_FAST
+    this.fastBase = Fast.NONE; // NO_FAST as an immediate (see Fast)
     if (v.cr3Mfn < 0) {
       this.fault.va = va;
       this.fault.errorCode = access & 0x16;
