@@ -68,15 +68,9 @@ const rows: Row[] = [];
   rows.push(
     await sideBySide(c, "npt-cold", "cold 2D walk, 4K host pages (24 refs)", NC, () => {
       const { npt, v } = world(NONE);
-      // The VAs' constants read once here, as the C's loops keep them in registers: in a
-      // loop an imported binding is loaded from its module cell and checked at every use.
-      // Here, not in the loop's function before its loop: code there runs before V8 gives
-      // the function its feedback vector, and optimised code then deopts on it.
-      const base = BASE;
-      const pages = PAGES;
       return () => {
         let s = 0;
-        for (let i = 0; i < NC; i++) s += npt.translate(v, base + (i % pages) * 4096, 0);
+        for (let i = 0; i < NC; i++) s += npt.translate(v, BASE + (i % PAGES) * 4096, 0);
         sink += s;
       };
     }),
@@ -84,7 +78,14 @@ const rows: Row[] = [];
   rows.push(
     await sideBySide(c, "npt-hit", "translate, combined TLB hit", NC * 5, () => {
       const h = world({});
-      const base = BASE; // as in the cold row
+      // The VAs' constants read once here, as the C's loop keeps them in registers: in the
+      // loop an imported binding is loaded from its module cell and checked at every use
+      // (about 25 instructions of a hit's 200). Here, not in the loop's function before its
+      // loop: code there runs before V8 gives the function its feedback vector, and the
+      // optimised code then deopts on it. The walk rows keep the bindings: there the same
+      // change did not help the cold walk and cost the warm one about 5 % (h95 in
+      // docs/decisions.md).
+      const base = BASE;
       const mask = HOT - 1;
       return () => {
         let s = 0;
@@ -96,11 +97,9 @@ const rows: Row[] = [];
   rows.push(
     await sideBySide(c, "npt-warm", "TLB miss, warm PWC + nested TLB (1 ref)", NC, () => {
       const wm = world(WARM);
-      const base = BASE; // as in the cold row
-      const pages = PAGES;
       return () => {
         let s = 0;
-        for (let i = 0; i < NC; i++) s += wm.npt.translate(wm.v, base + (i % pages) * 4096, 0);
+        for (let i = 0; i < NC; i++) s += wm.npt.translate(wm.v, BASE + (i % PAGES) * 4096, 0);
         sink += s;
       };
     }),
