@@ -154,8 +154,10 @@ static void print_check(const char *name, u32 h) {
          (unsigned long long)sc.shadow_refs);
 }
 
-/* The loops' VAs, as bench/fixture.ts's walkVa and hitVa. */
-#define WALK_VA(i) (base_va + ((i) % n_pages) * 4096)
+/* The loops' VAs, as bench/fixture.ts's walkVa and hitVa. The page count is a power of two
+ * (checked in main), so i % n_pages is a mask, as it is in the TypeScript loop, where V8
+ * folds the row's constant PAGES and turns the modulo into an and. */
+#define WALK_VA(i) (base_va + ((i) & (n_pages - 1)) * 4096)
 #define HIT_VA(i) (base_va + ((i) & (n_hot - 1)) * 4096 + 8)
 
 int main(int argc, char **argv) {
@@ -164,7 +166,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   load(argv[1]);
-  if (n_dense == 0 || hot == 0 || (hot & (hot - 1)) != 0 || hot > n_dense) {
+  if (n_dense == 0 || (n_dense & (n_dense - 1)) != 0 || hot == 0 || (hot & (hot - 1)) != 0 ||
+      hot > n_dense) {
     fprintf(stderr, "shadow-ref: %s holds no shadow world (pages %u, hot %u)\n", argv[1], n_dense,
             hot);
     return 2;
