@@ -46,7 +46,6 @@ console.log(
 // The C reference (bench/c/paging-ref.c): built where a row is timed (harness.ts's
 // rowProcesses), fed the same fixture before any walk sets an A/D bit, and kept running to
 // take its turns.
-const R = order.length - 1;
 const rows: Row[] = [];
 
 const N = 4_000_000;
@@ -67,22 +66,40 @@ async function measure(
   printRate(name, ops, row.ts);
   rows.push(row);
 }
-const M = sparse.length - 1;
 const out = new WalkResult();
+/**
+ * What a side-by-side loop reads, taken into the row's own constants before the loop is made,
+ * as the C's loops keep them in registers: read in the loop, a module-level binding (and an
+ * imported one: `walk` itself, the access and mode constants) is a load from the module's
+ * context with a hole check at every use. Taken in the row's make(), not in the loop's
+ * function before its loop: code there runs before V8 gives the function its feedback, and
+ * the optimised loop then deopts on it (h95).
+ */
+function loopConstants(list: Float64Array, n: number) {
+  return {
+    ram,
+    root,
+    list,
+    r: list.length - 1,
+    n,
+    out,
+    walk,
+    read: ACCESS_READ,
+    mode: PAGING_4LEVEL,
+  };
+}
 
-await measure(
-  "walk 4-level, cold caches (no PWC, no TLB), dense tree",
-  "walk-dense",
-  N,
-  () => () => {
+await measure("walk 4-level, cold caches (no PWC, no TLB), dense tree", "walk-dense", N, () => {
+  const { ram, root, list, r, n, out, walk, read, mode } = loopConstants(order, N);
+  return () => {
     let s = 0;
-    for (let i = 0; i < N; i++) {
-      walk(ram, root, order[i & R], ACCESS_READ, PAGING_4LEVEL, out);
+    for (let i = 0; i < n; i++) {
+      walk(ram, root, list[i & r], read, mode, out);
       s += out.maddr;
     }
     sink += s;
-  },
-);
+  };
+});
 // (In this process only when the rows share it: HYPERLAB_BENCH_SHARED=1.)
 if (out.totalWalks > 0) {
   console.log(`  reads per walk: ${(out.totalReads / out.totalWalks).toFixed(2)}`);
@@ -91,22 +108,26 @@ await measure(
   "walk 4-level, cold caches, sparse tree (host-memory bound)",
   "walk-sparse",
   N / 10,
-  () => () => {
-    let s = 0;
-    for (let i = 0; i < N / 10; i++) {
-      walk(ram, root, sparse[i & M], ACCESS_READ, PAGING_4LEVEL, out);
-      s += out.maddr;
-    }
-    sink += s;
+  () => {
+    const { ram, root, list, r, n, out, walk, read, mode } = loopConstants(sparse, N / 10);
+    return () => {
+      let s = 0;
+      for (let i = 0; i < n; i++) {
+        walk(ram, root, list[i & r], read, mode, out);
+        s += out.maddr;
+      }
+      sink += s;
+    };
   },
 );
 
 await measure("walk 4-level through page-walk caches (random VAs)", "walk-pwc", N, () => {
   const pwc = new PageWalkCache();
+  const { ram, root, list, r, n, out, walk, read, mode } = loopConstants(order, N);
   return () => {
     let s = 0;
-    for (let i = 0; i < N; i++) {
-      walk(ram, root, order[i & R], ACCESS_READ, PAGING_4LEVEL, out, pwc, 0);
+    for (let i = 0; i < n; i++) {
+      walk(ram, root, list[i & r], read, mode, out, pwc, 0);
       s += out.maddr;
     }
     sink += s;
@@ -121,10 +142,12 @@ await measure("TLB lookup, dTLB hits", "tlb-hit", N * 5, () => {
     walk(ram, root, vas[i], ACCESS_WRITE, PAGING_4LEVEL, out);
     tlb.insertWalk(out, 1);
   }
+  const { list, n } = loopConstants(vas, N * 5);
+  const h = HOT - 1;
   return () => {
     let s = 0;
-    for (let i = 0; i < N * 5; i++) {
-      if (tlb.lookup(vas[i & (HOT - 1)] + 8, 1)) s += tlb.hitMfn;
+    for (let i = 0; i < n; i++) {
+      if (tlb.lookup(list[i & h] + 8, 1)) s += tlb.hitMfn;
     }
     sink += s;
   };
@@ -133,14 +156,17 @@ await measure("TLB lookup, dTLB hits", "tlb-hit", N * 5, () => {
 // Misses in every level: a lookup, a walk through the PWC and an insert.
 await measure("TLB miss + walk (PWC) + insert, random VAs", "tlb-miss", N / 2, () => {
   const tlb2 = new Tlb();
+  const { ram, root, list, r, n, out, walk, read, mode } = loopConstants(order, N / 2);
+  const pwc = tlb2.pwc;
+  const rw = PERM_RW;
   return () => {
     let s = 0;
-    for (let i = 0; i < N / 2; i++) {
-      const va = order[i & R];
+    for (let i = 0; i < n; i++) {
+      const va = list[i & r];
       if (tlb2.lookup(va, 1)) s += tlb2.hitMfn;
-      else if (walk(ram, root, va, ACCESS_READ, PAGING_4LEVEL, out, tlb2.pwc, 1)) {
+      else if (walk(ram, root, va, read, mode, out, pwc, 1)) {
         tlb2.insertWalk(out, 1);
-        s += out.pageMfn & PERM_RW;
+        s += out.pageMfn & rw;
       }
     }
     sink += s;
