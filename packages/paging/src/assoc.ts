@@ -59,8 +59,11 @@ export class AssocArray {
   declare private readonly stamp: Float64Array;
   declare private readonly plru: Uint32Array;
   private clock = 0;
-  /** Set by insert: whether it evicted a valid entry. */
-  evicted = false;
+  /** Set by insert: 1 if it evicted a valid entry, else 0 (see `evicted`). A number, not a
+   * boolean, for V8: the callers' test of a boolean field is a generic truthiness check
+   * (false, "", undetectable, heap number and BigInt compares) and its store a map check,
+   * where a Smi 0/1 is one compare. */
+  evict = 0;
   /** Valid entries now (see the invariant): 0 means every find misses. */
   used = 0;
   /** The key `place` inserts. */
@@ -108,6 +111,11 @@ export class AssocArray {
     this.perms = new Uint16Array(n);
     this.stamp = new Float64Array(this.policy === REPLACE_LRU ? n : 0);
     this.plru = new Uint32Array(this.policy === REPLACE_PLRU ? sets : 0);
+  }
+
+  /** Whether the last insert evicted a valid entry. */
+  get evicted(): boolean {
+    return this.evict !== 0;
   }
 
   get entries(): number {
@@ -250,7 +258,7 @@ export class AssocArray {
    * Inserts or refreshes the entry for (key, tag): an entry with the same key and the same
    * tag (or, for a global insert, any global entry with the key) is overwritten; otherwise
    * the first free way, or when the set is full the policy's victim, is used. Sets
-   * `evicted`. Returns the index.
+   * `evict`. Returns the index.
    */
   insert(key: number, tag: number, global: boolean, value: number, perms: number): number {
     this.placeKey = key;
@@ -348,14 +356,14 @@ export class AssocArray {
         }
       }
     }
-    this.evicted = false;
+    this.evict = 0;
     if (idx < 0) {
       if (free >= 0) {
         idx = free;
         this.used++;
       } else {
         idx = victim >= 0 ? victim : this.victimFull(base, set);
-        this.evicted = true;
+        this.evict = 1;
       }
     }
     keys[idx] = key;
@@ -364,7 +372,9 @@ export class AssocArray {
     // Literals as in find: ASSOC_VALID | ASSOC_GLOBAL, ASSOC_VALID, REPLACE_LRU.
     flags[idx] = global ? 3 : 1;
     this.value[idx] = value;
-    this.perms[idx] = perms;
+    // `& 0xffff` is what the Uint16Array store does to an integer anyway; written out, V8
+    // truncates the (Smi) argument as an int32 instead of converting it to a double and back.
+    this.perms[idx] = perms & 0xffff;
     if (this.policy === 0) this.stamp[idx] = ++this.clock;
     else this.touch(idx);
     return idx;
@@ -387,17 +397,17 @@ export class AssocArray {
     }
     if (idx >= 0) {
       this.used++;
-      this.evicted = false;
+      this.evict = 0;
     } else {
       idx = this.victimFull(base, set);
-      this.evicted = true;
+      this.evict = 1;
     }
     this.key[idx] = key;
     this.keyLo[idx] = key | 0;
     this.tag[idx] = tag >>> 0;
     this.flags[idx] = global ? 3 : 1;
     this.value[idx] = value;
-    this.perms[idx] = perms;
+    this.perms[idx] = perms & 0xffff;
     if (this.policy === 0) this.stamp[idx] = ++this.clock;
     else this.touch(idx);
     return idx;

@@ -154,7 +154,7 @@ export class PageWalkCache {
       );
       const b = PWC_LEVEL_BASE + (level - 2) * 3;
       this.counters[b + PWC_INSERTS]++;
-      if (a.evicted) this.counters[b + PWC_EVICTIONS]++;
+      if (a.evict !== 0) this.counters[b + PWC_EVICTIONS]++;
     }
   }
 

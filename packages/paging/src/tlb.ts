@@ -98,6 +98,11 @@ export class Tlb {
   declare private readonly stlb4kIndex: number;
   declare private readonly dtlb2m: AssocArray | null;
   declare private readonly dtlb1g: AssocArray | null;
+  /** With the shortcut, in a TLB of two levels: level 1's 2 MiB and 1 GiB arrays (or null),
+   * the only arrays the loop would probe after level 1's 4 KiB one. */
+  declare private readonly stlb2m: AssocArray | null;
+  declare private readonly stlb1g: AssocArray | null;
+  declare private readonly twoLevels: boolean;
   /** Page-walk caches, or null. Pass it to `walk`. */
   declare readonly pwc: PageWalkCache | null;
   readonly counters = new Float64Array(NR_COUNTERS);
@@ -169,6 +174,9 @@ export class Tlb {
     this.stlb4kIndex = s4 === null ? -1 : this.arrays.indexOf(s4);
     this.dtlb2m = this.grid[1];
     this.dtlb1g = this.grid[2];
+    this.stlb2m = this.grid[4] ?? null;
+    this.stlb1g = this.grid[5] ?? null;
+    this.twoLevels = this.nrLevels === 2;
     this.pwc =
       config.pwc === false
         ? null
@@ -266,8 +274,24 @@ export class Tlb {
             if ((s4.flags[idx] & 2) === 0) d.insertAbsent(key, tag, false, pageMfn, perms);
             else d.insert(key, s4.tag[idx], true, pageMfn, perms);
             c[3]++;
-            if (d.evicted) c[4]++;
+            if (d.evict !== 0) c[4]++;
             return true;
+          }
+        }
+        if (this.twoLevels) {
+          const e2 = this.stlb2m;
+          const e1 = this.stlb1g;
+          if ((e2 === null || e2.used === 0) && (e1 === null || e1.used === 0)) {
+            // The loop below would skip both (empty) and end in a miss of the whole TLB:
+            // counted here as it would (countDown(1) and level 1's miss), for V8 without the
+            // loop's per-array loads and countDown's call and loop (paging-ref.c's
+            // tlb_lookup checks and counts the same).
+            c[0]++;
+            c[2]++;
+            c[5]++;
+            c[7]++;
+            this.hitLevel = -1;
+            return false;
           }
         }
         i = this.stlb4kIndex + 1;
@@ -312,11 +336,11 @@ export class Tlb {
         if (d === this.first && (a.flags[idx] & 2) === 0) {
           d.insertAbsent(key, tag, false, pageMfn, a.perms[idx]);
           c[3]++;
-          if (d.evicted) c[4]++;
+          if (d.evict !== 0) c[4]++;
         } else if (d !== null) {
           d.insert(key, a.tag[idx], (a.flags[idx] & 2) !== 0, pageMfn, a.perms[idx]);
           c[3]++;
-          if (d.evicted) c[4]++;
+          if (d.evict !== 0) c[4]++;
         }
       } else {
         this.countDown(l);
@@ -371,7 +395,7 @@ export class Tlb {
     a.place(tag, global, mfn, perms);
     const c = this.counters;
     c[l * 5 + 3]++;
-    if (a.evicted) c[l * 5 + 4]++;
+    if (a.evict !== 0) c[l * 5 + 4]++;
   }
 
   /**

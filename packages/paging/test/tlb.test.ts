@@ -476,6 +476,10 @@ describe("lookupRest's shortcut to the STLB's 4 KiB array (property)", () => {
       ],
       // Level 1 without a 4 KiB array: no shortcut.
       [{ size4k: g, size2m: g }, { size2m: g }],
+      // Two levels, huge pages at level 1 only: a miss in the STLB's 4 KiB array is counted
+      // as a whole-TLB miss at once while its 2 MiB and 1 GiB arrays are empty, and goes on
+      // to them once either holds an entry (h94).
+      [{ size4k: g }, { size4k: { sets: 4, ways: 3 }, size2m: g, size1g: g }],
     ];
     fc.assert(
       fc.property(
