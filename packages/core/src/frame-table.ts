@@ -2,7 +2,12 @@
  * The frame table: per machine frame, its owner, reference count and type, in typed arrays.
  *
  * Invariants (Xen's, from xen/arch/x86/mm.c and asm/mm.h, in a 32-bit encoding):
- * - A frame is free exactly when owner[mfn] === FRAME_FREE; then countInfo and typeInfo are 0.
+ * - The owner is stored as its key, `~domid` (ownerKey): ownerKeys[mfn] === ~owner. A free
+ *   frame's owner is FRAME_FREE (-1), so its key is 0 and a new, zero-filled Int32Array is a
+ *   table of free frames: nothing is written at construction, and the host leaves the pages
+ *   of frames never used unbacked. Readers get the owner itself from ownerOf (FRAME_FREE for
+ *   a free frame); hot paths compare ownerKeys[mfn] with their domain's key, computed once.
+ * - A frame is free exactly when ownerKeys[mfn] === 0; then countInfo and typeInfo are 0.
  * - An allocated frame holds one general reference for PGC_allocated; it returns to the
  *   allocator when its general count reaches zero, never before.
  * - A frame changes type only while its type count is zero.
@@ -14,8 +19,17 @@
 import { EINVAL } from "@hyperlab/abi";
 import { HyperlabError } from "./errors";
 
-/** Owner value of a frame in the free pool. */
+/** Owner value of a frame in the free pool (ownerOf's answer; its stored key is 0). */
 export const FRAME_FREE = -1;
+
+/**
+ * The stored form of an owner in FrameTable.ownerKeys: `~domid`. `~` rather than `domid + 1`:
+ * it is its own inverse (one operation both ways, no direction to get wrong), it maps every
+ * int32 to an int32 (no domid overflows the Int32Array), and FRAME_FREE's key is 0.
+ */
+export function ownerKey(domid: number): number {
+  return ~domid;
+}
 
 // type_info: type in bits 31..29, flags below, count in the low 26 bits.
 export const PGT_TYPE_SHIFT = 29;
@@ -100,8 +114,11 @@ export type FrameFreedHook = (domid: number, mfn: number) => void;
 
 export class FrameTable {
   readonly nrFrames: number;
-  /** Owning domid, or FRAME_FREE. */
-  readonly owner: Int32Array;
+  /**
+   * Each frame's owner key, `~domid` (ownerKey); 0 for a free frame. Hot paths compare it with
+   * their domain's key; anything else reads ownerOf / isFree / ownedBy.
+   */
+  readonly ownerKeys: Int32Array;
   /** PGC_* flags and the general reference count. */
   readonly countInfo: Uint32Array;
   /** PGT_* type, flags and the type reference count. */
@@ -112,11 +129,39 @@ export class FrameTable {
 
   constructor(nrFrames: number, source: FrameSource, onFreed: FrameFreedHook) {
     this.nrFrames = nrFrames;
-    this.owner = new Int32Array(nrFrames).fill(F.FRAME_FREE);
+    // Zero-filled: every frame free (key 0), and no page of it written until a frame is used.
+    this.ownerKeys = new Int32Array(nrFrames);
     this.countInfo = new Uint32Array(nrFrames);
     this.typeInfo = new Uint32Array(nrFrames);
     this.source = source;
     this.onFreed = onFreed;
+  }
+
+  /** The frame's owner, or FRAME_FREE (also for a number that is not a frame of this machine). */
+  ownerOf(mfn: number): number {
+    // ~undefined is -1: a number outside the table reads as free.
+    return ~this.ownerKeys[mfn];
+  }
+
+  /** Whether the frame is free (in the allocator's pool). */
+  isFree(mfn: number): boolean {
+    return this.ownerKeys[mfn] === 0;
+  }
+
+  /** Whether domain `domid` owns frame `mfn` (false for a number that is not a frame). */
+  ownedBy(mfn: number, domid: number): boolean {
+    return this.ownerKeys[mfn] === ~domid;
+  }
+
+  /**
+   * Gives an owned frame to another owner as it is (Xen's page_set_owner; counts and type
+   * stay). For frames Xen takes back (grant tables' shared frames go to DOMID_XEN).
+   */
+  setOwner(mfn: number, domid: number): void {
+    if (this.ownerKeys[mfn] === 0) {
+      throw new Error(`frame table: setting the owner of free frame ${mfn}`);
+    }
+    this.ownerKeys[mfn] = ~domid;
   }
 
   /** Whether `mfn` is a frame number of this machine (guest-supplied numbers need this first). */
@@ -137,10 +182,10 @@ export class FrameTable {
 
   /** Takes frames for domain `domid`: owner set, PGC_allocated and one reference, type none. */
   assign(mfn: number, domid: number, flags = 0): void {
-    if (this.owner[mfn] !== F.FRAME_FREE) {
+    if (this.ownerKeys[mfn] !== 0) {
       throw new Error(`frame table: assigning frame ${mfn} that is already owned`);
     }
-    this.owner[mfn] = domid;
+    this.ownerKeys[mfn] = ~domid;
     this.countInfo[mfn] = (F.PGC_allocated | flags | 1) >>> 0;
     // typeInfo is 0 already (a free frame's is): not storing it keeps the host page of a
     // populated frame's type untouched until the frame gets a type (h10).
@@ -169,7 +214,7 @@ export class FrameTable {
 
   /** Xen's get_page: a general reference on a frame `domid` owns. */
   getPage(mfn: number, domid: number): boolean {
-    if (!this.validMfn(mfn) || this.owner[mfn] !== domid) return false;
+    if (!this.validMfn(mfn) || this.ownerKeys[mfn] !== ~domid) return false;
     const c = this.countInfo[mfn];
     const count = c & F.PGC_count_mask;
     // As page_get_owner_and_reference: count 0 is unallocated, and the top two counts are
@@ -191,11 +236,11 @@ export class FrameTable {
   }
 
   private free(mfn: number): void {
-    const domid = this.owner[mfn];
+    const domid = ~this.ownerKeys[mfn];
     if ((this.typeInfo[mfn] & F.PGT_count_mask) !== 0) {
       throw new Error(`frame table: freeing frame ${mfn} that still has type references`);
     }
-    this.owner[mfn] = F.FRAME_FREE;
+    this.ownerKeys[mfn] = 0;
     this.countInfo[mfn] = 0;
     this.typeInfo[mfn] = 0;
     this.source.free(mfn);
@@ -300,8 +345,9 @@ export class FrameTable {
   /** Frames owned by `domid`, in ascending order (a scan; for teardown and checkers). */
   framesOf(domid: number): number[] {
     const out: number[] = [];
-    const owner = this.owner;
-    for (let mfn = 0; mfn < owner.length; mfn++) if (owner[mfn] === domid) out.push(mfn);
+    const keys = this.ownerKeys;
+    const key = ~domid;
+    for (let mfn = 0; mfn < keys.length; mfn++) if (keys[mfn] === key) out.push(mfn);
     return out;
   }
 }

@@ -27,7 +27,7 @@ import {
 import type { Machine } from "@hyperlab/machine";
 import type { CreateDomainOptions, Domain, Vcpu } from "./domain";
 import { HyperlabError } from "./errors";
-import { FRAME_FREE, FrameTable, PGC_xen_heap } from "./frame-table";
+import { FRAME_FREE, FrameTable, ownerKey, PGC_xen_heap } from "./frame-table";
 import { hypercallName } from "./hypercall-names";
 import { type PluginShape, resolvePlugins, SlotTable } from "./registry";
 import type { EvtchnService } from "./slots/evtchn";
@@ -626,7 +626,7 @@ export class Hypervisor {
     if (d.state !== "dying") return;
     // A cheap test first: the domain's own accounting, then the frame table's truth.
     if (d.totPages > 0) return;
-    if (this.frames.owner.includes(d.domid)) return;
+    if (this.frames.ownerKeys.includes(ownerKey(d.domid))) return;
     d.state = "dead";
     this.domainList.delete(d.domid);
     this.emitDomain(d);

@@ -5,6 +5,7 @@ export {
   type FrameFreedHook,
   type FrameSource,
   FrameTable,
+  ownerKey,
   PGC_allocated,
   PGC_count_mask,
   PGC_xen_heap,

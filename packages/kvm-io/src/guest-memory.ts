@@ -9,7 +9,7 @@
  * it moves all its bytes or none, and a refusal is a return value (false, -1), never a
  * throw, whatever the guest put in its descriptors.
  */
-import type { Domain, Hypervisor } from "@hyperlab/core";
+import { type Domain, type Hypervisor, ownerKey } from "@hyperlab/core";
 import type { BusTranslator, Ram } from "@hyperlab/machine";
 
 const PAGE = 4096;
@@ -18,8 +18,9 @@ const GPA_LIMIT = 2 ** 52;
 
 export class GuestMemory implements BusTranslator {
   readonly ram: Ram;
-  private readonly owner: Int32Array;
-  private readonly domid: number;
+  /** The frame table's owner keys (core's ownerKey), compared with `key`, the domain's. */
+  private readonly ownerKeys: Int32Array;
+  private readonly key: number;
   /** Bytes the device model copied from and into guest memory. */
   bytesRead = 0;
   bytesWritten = 0;
@@ -31,8 +32,8 @@ export class GuestMemory implements BusTranslator {
     readonly domain: Domain,
   ) {
     this.ram = hv.machine.ram;
-    this.owner = hv.frames.owner;
-    this.domid = domain.domid;
+    this.ownerKeys = hv.frames.ownerKeys;
+    this.key = ownerKey(domain.domid);
   }
 
   /** Whether [gpa, gpa + len) lies wholly in frames the domain owns (len 0: true for a valid gpa). */
@@ -42,9 +43,10 @@ export class GuestMemory implements BusTranslator {
     }
     if (gpa + len > GPA_LIMIT) return false;
     const last = len === 0 ? Math.floor(gpa / PAGE) : Math.floor((gpa + len - 1) / PAGE);
-    const owner = this.owner;
-    if (last >= owner.length) return false;
-    for (let f = Math.floor(gpa / PAGE); f <= last; f++) if (owner[f] !== this.domid) return false;
+    const keys = this.ownerKeys;
+    if (last >= keys.length) return false;
+    const key = this.key;
+    for (let f = Math.floor(gpa / PAGE); f <= last; f++) if (keys[f] !== key) return false;
     return true;
   }
 

@@ -86,7 +86,7 @@ export function checkFrameInvariants(hv: Hypervisor, options: InvariantOptions =
     const x = f.typeInfo[t];
     const type = (x & PGT_type_mask) >>> 0;
     if (!isPageTableType(type) || (x & PGT_count_mask) === 0 || (x & PGT_validated) === 0) continue;
-    const owner = f.owner[t];
+    const owner = f.ownerOf(t);
     if (owner === FRAME_FREE || owner === DOMID_XEN) {
       bad(`frame ${t} is a validated ${type >>> 29}-level page table but is owned by ${owner}`);
       continue;
@@ -120,7 +120,7 @@ export function checkFrameInvariants(hv: Hypervisor, options: InvariantOptions =
             );
           }
         }
-        const mo = f.owner[m];
+        const mo = f.ownerOf(m);
         if (mo !== owner) {
           const ok =
             granted(owner, m, rw) ||
@@ -139,9 +139,9 @@ export function checkFrameInvariants(hv: Hypervisor, options: InvariantOptions =
         } else if (mt !== want) {
           bad(`L${level} ${t}[${i}] names frame ${m} of type ${mt >>> 29}, expected ${level - 1}`);
         }
-        if (f.owner[m] !== owner)
+        if (f.ownerOf(m) !== owner)
           bad(
-            `L${level} ${t}[${i}] names frame ${m} of domain ${f.owner[m]}, not its own ${owner}`,
+            `L${level} ${t}[${i}] names frame ${m} of domain ${f.ownerOf(m)}, not its own ${owner}`,
           );
       }
     }
@@ -181,7 +181,7 @@ export function checkFrameInvariants(hv: Hypervisor, options: InvariantOptions =
   const owned = new Map<number, number>();
   const alloc = hv.machine.frames;
   for (let m = 0; m < n; m++) {
-    const owner = f.owner[m];
+    const owner = f.ownerOf(m);
     const c = f.countInfo[m];
     const x = f.typeInfo[m];
     if (owner === FRAME_FREE) {
