@@ -1414,7 +1414,10 @@ export class NptMmu implements MmuBackend {
     if (!(Number.isInteger(gfn) && gfn >= 0 && gfn < 2 ** 40)) return false;
     const d = this.hv.domain(dom);
     if (d === undefined || d.state === "dying" || d.state === "dead") return false;
-    const owned = gfn < this.ram.nrFrames && this.ownerKeys[gfn] === ~dom;
+    // The compare first; populate on demand (a PoD block of the domain) only when it misses.
+    const owned =
+      gfn < this.ram.nrFrames &&
+      (this.ownerKeys[gfn] === ~dom || this.hv.frames.populateFor(gfn, dom));
     const leaf = this.findLeaf(dom, gfn);
     if (reason === EXIT_REASON_EPT_MISCONFIG) {
       // Only KVM's MMIO marker is ours to fix; any other misconfiguration stays.
@@ -1435,12 +1438,16 @@ export class NptMmu implements MmuBackend {
   // ---------------------------------------------------------------------------------------
   // The host's nested table
 
-  /** Whether frames [base, base + count) all belong to `dom`. */
+  /**
+   * Whether frames [base, base + count) all belong to `dom`, populating any of its PoD
+   * blocks in the run (the run is about to be mapped whole) only if they all do.
+   */
   private ownsRun(dom: number, base: number, count: number): boolean {
     if (base + count > this.ram.nrFrames) return false;
     const keys = this.ownerKeys;
     const key = ~dom;
-    for (let i = base; i < base + count; i++) if (keys[i] !== key) return false;
+    for (let i = base; i < base + count; i++)
+      if (keys[i] !== key) return this.hv.frames.populateRun(base, count, dom);
     return true;
   }
 
