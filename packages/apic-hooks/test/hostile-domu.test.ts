@@ -157,7 +157,7 @@ describe("a hostile domU on the dom0 hardware path", () => {
         const before = snapshot();
         const dom0Frames: number[] = [];
         for (let m = 0; m < hv.frames.nrFrames && dom0Frames.length < 512; m++)
-          if (hv.frames.owner[m] === 0) dom0Frames.push(m);
+          if (hv.frames.ownerOf(m) === 0) dom0Frames.push(m);
         let k = 0;
         for (const o of ops) {
           let rc = 0;

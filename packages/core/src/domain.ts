@@ -40,8 +40,14 @@ export interface Domain {
   readonly vcpus: Vcpu[];
   /** Most frames the domain may own (Xen's max_pages). */
   maxPages: number;
-  /** Frames it owns now (Xen's tot_pages). */
+  /** Frames it owns now (Xen's tot_pages): populated frames only. */
   totPages: number;
+  /**
+   * Frames reserved for it as populate-on-demand blocks and not yet populated (Xen's
+   * p2m->pod.entry_count): out of the machine's free pool, owned by no one until the first
+   * check that the domain owns one of them. totPages + podPages is at most maxPages.
+   */
+  podPages: number;
   /** Machine frame of its shared_info page. */
   sharedInfoMfn: number;
   /** Pause count (Xen's pause_count): the domain runs only at zero. */

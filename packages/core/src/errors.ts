@@ -62,6 +62,7 @@ export const CORE_ERROR_CODES = [
   "DOMAIN_GONE",
   "DOMAIN_NOT_PAUSED",
   "DOMAIN_NO_MEMORY",
+  "FRAME_POD_ORDER",
   "FRAME_TYPE_HOOKS_TAKEN",
   // PCI passthrough (slots/passthrough.ts).
   "PASSTHROUGH_BAR_UNASSIGNED",

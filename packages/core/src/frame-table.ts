@@ -2,7 +2,20 @@
  * The frame table: per machine frame, its owner, reference count and type, in typed arrays.
  *
  * Invariants (Xen's, from xen/arch/x86/mm.c and asm/mm.h, in a 32-bit encoding):
- * - A frame is free exactly when owner[mfn] === FRAME_FREE; then countInfo and typeInfo are 0.
+ * - The owner is stored as its key, `~domid` (ownerKey): ownerKeys[mfn] === ~owner. A free
+ *   frame's owner is FRAME_FREE (-1), so its key is 0 and a new, zero-filled Int32Array is a
+ *   table of free frames: nothing is written at construction, and the host leaves the pages
+ *   of frames never used unbacked. Readers get the owner itself from ownerOf (FRAME_FREE for
+ *   a free frame); hot paths compare ownerKeys[mfn] with their domain's key, computed once.
+ * - A frame is free exactly when ownerKeys[mfn] === 0; then countInfo and typeInfo are 0.
+ * - Populate on demand (Xen's PoD, xen/arch/x86/mm/p2m-pod.c): podKeys[b], per aligned 2 MiB
+ *   block b of machine frames (512 frames), is 0 or the key of the one domain the block is
+ *   reserved for. A reserved block is out of the source's free pool and all its frames are
+ *   free here (owner key 0, no per-frame write); populating it assigns its 512 frames to that
+ *   domain, as assign does, and clears podKeys[b]. So a frame is in a PoD block only while
+ *   free, and a block is wholly PoD or not at all. ownedBy and getPage, asked whether the
+ *   domain owns a frame of its PoD block, populate the block first and answer yes (if the
+ *   onPopulate hook agrees); ownerOf, isFree and ownerKeys never populate.
  * - An allocated frame holds one general reference for PGC_allocated; it returns to the
  *   allocator when its general count reaches zero, never before.
  * - A frame changes type only while its type count is zero.
@@ -14,8 +27,17 @@
 import { EINVAL } from "@hyperlab/abi";
 import { HyperlabError } from "./errors";
 
-/** Owner value of a frame in the free pool. */
+/** Owner value of a frame in the free pool (ownerOf's answer; its stored key is 0). */
 export const FRAME_FREE = -1;
+
+/**
+ * The stored form of an owner in FrameTable.ownerKeys: `~domid`. `~` rather than `domid + 1`:
+ * it is its own inverse (one operation both ways, no direction to get wrong), it maps every
+ * int32 to an int32 (no domid overflows the Int32Array), and FRAME_FREE's key is 0.
+ */
+export function ownerKey(domid: number): number {
+  return ~domid;
+}
 
 // type_info: type in bits 31..29, flags below, count in the low 26 bits.
 export const PGT_TYPE_SHIFT = 29;
@@ -98,25 +120,188 @@ export interface FrameSource {
 /** Called when a frame of a domain is freed, so the domain's accounting follows. */
 export type FrameFreedHook = (domid: number, mfn: number) => void;
 
+/**
+ * Asked before a PoD block reserved for `domid` is populated (its first frame `mfn`, 512
+ * frames): false refuses (a dying domain's blocks stay as they are); true lets it happen, and
+ * the domain's accounting follows (tot_pages up 512, PoD entries down 512).
+ */
+export type PodPopulateHook = (domid: number, mfn: number, count: number) => boolean;
+
+/** Frames in a populate-on-demand block: 2 MiB (Xen's SUPERPAGE_PAGES, PAGE_ORDER_2M). */
+export const POD_BLOCK_FRAMES = 512;
+/** Its order (log2 of POD_BLOCK_FRAMES). */
+export const POD_BLOCK_ORDER = 9;
+
 export class FrameTable {
   readonly nrFrames: number;
-  /** Owning domid, or FRAME_FREE. */
-  readonly owner: Int32Array;
+  /**
+   * Each frame's owner key, `~domid` (ownerKey); 0 for a free frame. Hot paths compare it with
+   * their domain's key; anything else reads ownerOf / isFree / ownedBy.
+   */
+  readonly ownerKeys: Int32Array;
   /** PGC_* flags and the general reference count. */
   readonly countInfo: Uint32Array;
   /** PGT_* type, flags and the type reference count. */
   readonly typeInfo: Uint32Array;
   private readonly hooks: (TypeHooks | undefined)[] = new Array(8).fill(undefined);
+  /**
+   * Per aligned 2 MiB block of frames: the key of the domain it is reserved for as a
+   * populate-on-demand block, or 0 (4 bytes per 512 frames, zero-filled as ownerKeys).
+   */
+  readonly podKeys: Int32Array;
+  /** Frames in PoD blocks now (the sum over domains of their PoD entries). */
+  podFrames = 0;
   private readonly source: FrameSource;
   private readonly onFreed: FrameFreedHook;
+  private readonly onPopulate: PodPopulateHook;
 
-  constructor(nrFrames: number, source: FrameSource, onFreed: FrameFreedHook) {
+  constructor(
+    nrFrames: number,
+    source: FrameSource,
+    onFreed: FrameFreedHook,
+    onPopulate: PodPopulateHook = () => true,
+  ) {
     this.nrFrames = nrFrames;
-    this.owner = new Int32Array(nrFrames).fill(F.FRAME_FREE);
+    // Zero-filled: every frame free (key 0), and no page of it written until a frame is used.
+    this.ownerKeys = new Int32Array(nrFrames);
+    this.podKeys = new Int32Array(Math.ceil(nrFrames / POD_BLOCK_FRAMES));
     this.countInfo = new Uint32Array(nrFrames);
     this.typeInfo = new Uint32Array(nrFrames);
     this.source = source;
     this.onFreed = onFreed;
+    this.onPopulate = onPopulate;
+  }
+
+  /** The frame's owner, or FRAME_FREE (also for a number that is not a frame of this machine). */
+  ownerOf(mfn: number): number {
+    // ~undefined is -1: a number outside the table reads as free.
+    return ~this.ownerKeys[mfn];
+  }
+
+  /** Whether the frame is free (in the allocator's pool). */
+  isFree(mfn: number): boolean {
+    return this.ownerKeys[mfn] === 0;
+  }
+
+  /**
+   * Whether domain `domid` owns frame `mfn` (false for a number that is not a frame). A
+   * frame of one of its PoD blocks is populated (the whole block) and then owned.
+   */
+  ownedBy(mfn: number, domid: number): boolean {
+    // The compare first; the PoD test only when it misses, so owned frames pay nothing.
+    return this.ownerKeys[mfn] === ~domid || this.populateFor(mfn, domid);
+  }
+
+  /**
+   * The miss path of every "does `domid` own `mfn`" check: if `mfn` is a frame in one of
+   * `domid`'s PoD blocks, populates that block (Xen's p2m_pod_demand_populate, a whole
+   * superpage) and returns true; otherwise false, changing nothing. Any number is safe here.
+   */
+  populateFor(mfn: number, domid: number): boolean {
+    if (this.podFrames === 0 || !this.validMfn(mfn)) return false;
+    const b = Math.floor(mfn / POD_BLOCK_FRAMES);
+    if (this.podKeys[b] !== ~domid || domid === F.FRAME_FREE) return false;
+    return this.populateBlock(b);
+  }
+
+  /** Whether `mfn` is a frame in a PoD block reserved for `domid` (no populate). */
+  isPod(mfn: number, domid: number): boolean {
+    return (
+      this.podFrames !== 0 &&
+      this.validMfn(mfn) &&
+      domid !== F.FRAME_FREE &&
+      this.podKeys[Math.floor(mfn / POD_BLOCK_FRAMES)] === ~domid
+    );
+  }
+
+  /** The domain a frame's PoD block is reserved for, or FRAME_FREE (not in a PoD block). */
+  podOwnerOf(mfn: number): number {
+    if (this.podFrames === 0 || !this.validMfn(mfn)) return F.FRAME_FREE;
+    return ~this.podKeys[Math.floor(mfn / POD_BLOCK_FRAMES)];
+  }
+
+  /**
+   * Takes 2^order frames (order POD_BLOCK_ORDER or more: whole 2 MiB blocks) from the source,
+   * the run `allocate` would take, and reserves them for `domid` as PoD blocks: no frame is
+   * assigned or written. Returns the first frame, or -1 when the source has no such run.
+   */
+  reserve(domid: number, order: number, below?: number): number {
+    if (!(Number.isInteger(order) && order >= POD_BLOCK_ORDER) || domid === F.FRAME_FREE) {
+      throw new HyperlabError(
+        "FRAME_POD_ORDER",
+        `Populate-on-demand reserves whole 2 MiB blocks: order ${order} is below ${POD_BLOCK_ORDER} (or the domid is FRAME_FREE). Reserve order 9 or more, or allocate.`,
+      );
+    }
+    const mfn = this.source.alloc(order, below);
+    if (mfn < 0) return -1;
+    const n = 2 ** order;
+    const first = mfn / POD_BLOCK_FRAMES;
+    for (let b = first; b < first + n / POD_BLOCK_FRAMES; b++) this.podKeys[b] = ~domid;
+    this.podFrames += n;
+    return mfn;
+  }
+
+  /**
+   * Populates every PoD block of `domid` that meets frames [base, base + count): for a
+   * caller about to map the whole run (a 2 MiB or 1 GiB host page). False, changing nothing,
+   * unless every frame of the run is the domain's or in one of its PoD blocks.
+   */
+  populateRun(base: number, count: number, domid: number): boolean {
+    if (!(this.validMfn(base) && count >= 0 && base + count <= this.nrFrames)) return false;
+    const keys = this.ownerKeys;
+    const key = ~domid;
+    let pod = false;
+    for (let i = base; i < base + count; i++) {
+      if (keys[i] === key) continue;
+      if (!this.isPod(i, domid)) return false;
+      pod = true;
+    }
+    if (!pod) return true;
+    for (let i = base; i < base + count; i++) {
+      if (keys[i] !== key && !this.populateFor(i, domid)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Gives back every PoD block of `domid` to the source, frame by frame as put_page would
+   * free them (Xen's p2m_pod_empty_cache at teardown). Returns the number of frames.
+   */
+  releasePod(domid: number): number {
+    if (this.podFrames === 0) return 0;
+    const pk = this.podKeys;
+    const key = ~domid;
+    let n = 0;
+    for (let b = 0; b < pk.length; b++) {
+      if (pk[b] !== key) continue;
+      pk[b] = 0;
+      const base = b * POD_BLOCK_FRAMES;
+      for (let i = 0; i < POD_BLOCK_FRAMES; i++) this.source.free(base + i);
+      n += POD_BLOCK_FRAMES;
+    }
+    this.podFrames -= n;
+    return n;
+  }
+
+  private populateBlock(b: number): boolean {
+    const domid = ~this.podKeys[b];
+    const base = b * POD_BLOCK_FRAMES;
+    if (!this.onPopulate(domid, base, POD_BLOCK_FRAMES)) return false;
+    this.podKeys[b] = 0;
+    this.podFrames -= POD_BLOCK_FRAMES;
+    for (let i = 0; i < POD_BLOCK_FRAMES; i++) this.assign(base + i, domid);
+    return true;
+  }
+
+  /**
+   * Gives an owned frame to another owner as it is (Xen's page_set_owner; counts and type
+   * stay). For frames Xen takes back (grant tables' shared frames go to DOMID_XEN).
+   */
+  setOwner(mfn: number, domid: number): void {
+    if (this.ownerKeys[mfn] === 0) {
+      throw new Error(`frame table: setting the owner of free frame ${mfn}`);
+    }
+    this.ownerKeys[mfn] = ~domid;
   }
 
   /** Whether `mfn` is a frame number of this machine (guest-supplied numbers need this first). */
@@ -137,10 +322,10 @@ export class FrameTable {
 
   /** Takes frames for domain `domid`: owner set, PGC_allocated and one reference, type none. */
   assign(mfn: number, domid: number, flags = 0): void {
-    if (this.owner[mfn] !== F.FRAME_FREE) {
+    if (this.ownerKeys[mfn] !== 0) {
       throw new Error(`frame table: assigning frame ${mfn} that is already owned`);
     }
-    this.owner[mfn] = domid;
+    this.ownerKeys[mfn] = ~domid;
     this.countInfo[mfn] = (F.PGC_allocated | flags | 1) >>> 0;
     // typeInfo is 0 already (a free frame's is): not storing it keeps the host page of a
     // populated frame's type untouched until the frame gets a type (h10).
@@ -169,7 +354,9 @@ export class FrameTable {
 
   /** Xen's get_page: a general reference on a frame `domid` owns. */
   getPage(mfn: number, domid: number): boolean {
-    if (!this.validMfn(mfn) || this.owner[mfn] !== domid) return false;
+    if (!this.validMfn(mfn)) return false;
+    // The compare first; the PoD populate only when it misses.
+    if (this.ownerKeys[mfn] !== ~domid && !this.populateFor(mfn, domid)) return false;
     const c = this.countInfo[mfn];
     const count = c & F.PGC_count_mask;
     // As page_get_owner_and_reference: count 0 is unallocated, and the top two counts are
@@ -191,11 +378,11 @@ export class FrameTable {
   }
 
   private free(mfn: number): void {
-    const domid = this.owner[mfn];
+    const domid = ~this.ownerKeys[mfn];
     if ((this.typeInfo[mfn] & F.PGT_count_mask) !== 0) {
       throw new Error(`frame table: freeing frame ${mfn} that still has type references`);
     }
-    this.owner[mfn] = F.FRAME_FREE;
+    this.ownerKeys[mfn] = 0;
     this.countInfo[mfn] = 0;
     this.typeInfo[mfn] = 0;
     this.source.free(mfn);
@@ -300,8 +487,9 @@ export class FrameTable {
   /** Frames owned by `domid`, in ascending order (a scan; for teardown and checkers). */
   framesOf(domid: number): number[] {
     const out: number[] = [];
-    const owner = this.owner;
-    for (let mfn = 0; mfn < owner.length; mfn++) if (owner[mfn] === domid) out.push(mfn);
+    const keys = this.ownerKeys;
+    const key = ~domid;
+    for (let mfn = 0; mfn < keys.length; mfn++) if (keys[mfn] === key) out.push(mfn);
     return out;
   }
 }

@@ -27,7 +27,7 @@ import {
 import type { Machine } from "@hyperlab/machine";
 import type { CreateDomainOptions, Domain, Vcpu } from "./domain";
 import { HyperlabError } from "./errors";
-import { FRAME_FREE, FrameTable, PGC_xen_heap } from "./frame-table";
+import { FRAME_FREE, FrameTable, ownerKey, PGC_xen_heap } from "./frame-table";
 import { hypercallName } from "./hypercall-names";
 import { type PluginShape, resolvePlugins, SlotTable } from "./registry";
 import type { EvtchnService } from "./slots/evtchn";
@@ -203,6 +203,7 @@ export class Hypervisor {
         free: (mfn) => alloc.freeFrame(mfn),
       },
       (domid, mfn) => this.frameFreed(domid, mfn),
+      (domid, _mfn, count) => this.podPopulated(domid, count),
     );
     const g = this.stats.group(CORE);
     this.hcUnknown = g.counter(
@@ -511,6 +512,7 @@ export class Hypervisor {
       vcpus: [],
       maxPages: options.maxPages,
       totPages: 0,
+      podPages: 0,
       sharedInfoMfn,
       pauseCount: 1,
       target: -1,
@@ -611,6 +613,9 @@ export class Hypervisor {
     for (const v of d.vcpus) v.state = "offline";
     for (const fn of this.destroyHooks) fn(d);
     this.vcpuAreas.domainDestroyed(d);
+    // Blocks never populated go straight back (Xen's p2m_pod_empty_cache); a dying domain's
+    // blocks are no longer populated (podPopulated refuses), so none appears meanwhile.
+    d.podPages -= this.frames.releasePod(d.domid);
     for (const mfn of this.frames.framesOf(d.domid)) this.frames.release(mfn);
     this.maybeDead(d);
   }
@@ -625,8 +630,8 @@ export class Hypervisor {
   private maybeDead(d: Domain): void {
     if (d.state !== "dying") return;
     // A cheap test first: the domain's own accounting, then the frame table's truth.
-    if (d.totPages > 0) return;
-    if (this.frames.owner.includes(d.domid)) return;
+    if (d.totPages > 0 || d.podPages > 0) return;
+    if (this.frames.ownerKeys.includes(ownerKey(d.domid))) return;
     d.state = "dead";
     this.domainList.delete(d.domid);
     this.emitDomain(d);
@@ -639,10 +644,38 @@ export class Hypervisor {
    */
   allocDomainPages(d: Domain, order = 0, below?: number): number {
     const n = 2 ** order;
-    if (d.state === "dying" || d.state === "dead" || d.totPages + n > d.maxPages) return -1;
+    if (d.state === "dying" || d.state === "dead" || d.totPages + d.podPages + n > d.maxPages)
+      return -1;
     const mfn = this.frames.allocate(d.domid, order, below);
     if (mfn >= 0) d.totPages += n;
     return mfn;
+  }
+
+  /**
+   * Reserves 2^order frames (order 9 or more: whole aligned 2 MiB blocks) for a domain as
+   * populate-on-demand blocks: the same frames allocDomainPages(d, order, below) would give,
+   * taken from the machine's pool but assigned to no one and not written, so a guest's memory
+   * it never touches costs no host memory. Counted in d.podPages (Xen's pod.entry_count)
+   * within max_pages; a block is populated (owned, counted in tot_pages) at the first check
+   * that the domain owns one of its frames (see FrameTable.ownedBy). Returns the first mfn,
+   * or -1 when the domain is at its limit or the machine has no such run free.
+   */
+  reserveDomainPages(d: Domain, order: number, below?: number): number {
+    const n = 2 ** order;
+    if (d.state === "dying" || d.state === "dead" || d.totPages + d.podPages + n > d.maxPages)
+      return -1;
+    const mfn = this.frames.reserve(d.domid, order, below);
+    if (mfn >= 0) d.podPages += n;
+    return mfn;
+  }
+
+  /** FrameTable's PodPopulateHook: a live domain's block becomes its own frames. */
+  private podPopulated(domid: number, count: number): boolean {
+    const d = this.domainList.get(domid);
+    if (d === undefined || d.state === "dying" || d.state === "dead") return false;
+    d.totPages += count;
+    d.podPages -= count;
+    return true;
   }
 
   private requireBooted(what: string): void {

@@ -338,7 +338,7 @@ export class VcpuAreas {
     const gdtFrames = Math.ceil(gdtEnts / 512);
     for (let i = 0; i < gdtFrames; i++) {
       const mfn = u64at(GC.gdt_frames.offset + i * 8);
-      if (!f.validMfn(mfn) || f.owner[mfn] !== d.domid) return -EINVAL;
+      if (!f.validMfn(mfn) || !f.ownedBy(mfn, d.domid)) return -EINVAL;
     }
     const flags = lo(GC.flags.offset);
     const cr3 = GC.ctrlreg.offset + 3 * 8;

@@ -36,15 +36,15 @@ describe("frame table primitives", () => {
   it("allocates with PGC_allocated and frees at the last reference", () => {
     const { ft, freed } = table();
     const mfn = ft.allocate(5, 0);
-    expect(ft.owner[mfn]).toBe(5);
+    expect(ft.ownerOf(mfn)).toBe(5);
     expect(ft.refCount(mfn)).toBe(1);
     expect(ft.getPage(mfn, 5)).toBe(true);
     expect(ft.getPage(mfn, 6)).toBe(false); // not the owner
     expect(ft.release(mfn)).toBe(true);
     expect(ft.release(mfn)).toBe(false); // allocation reference already dropped
-    expect(ft.owner[mfn]).toBe(5); // still referenced
+    expect(ft.ownerOf(mfn)).toBe(5); // still referenced
     ft.putPage(mfn);
-    expect(ft.owner[mfn]).toBe(FRAME_FREE);
+    expect(ft.ownerOf(mfn)).toBe(FRAME_FREE);
     expect(freed).toEqual([[5, mfn]]);
     expect(ft.getPage(mfn, 5)).toBe(false); // free frames cannot be referenced
   });
@@ -196,7 +196,7 @@ describe("frame table under random use", () => {
         ft.setTypeHooks(PGT_l2_page_table, {
           validate: (m) => {
             const child = (m + 1) % N;
-            const rc = ft.getPageAndType(child, ft.owner[m], PGT_l1_page_table);
+            const rc = ft.getPageAndType(child, ft.ownerOf(m), PGT_l1_page_table);
             if (rc === 0) held2.set(m, child);
             return rc;
           },
@@ -249,7 +249,7 @@ describe("frame table under random use", () => {
             const byL2 = [...held2.values()].filter((x) => x === m).length;
             const expectRefs = mine + byL2 + (allocated.has(m) ? 1 : 0);
             expect(ft.refCount(m)).toBe(expectRefs);
-            expect(ft.owner[m] === FRAME_FREE).toBe(expectRefs === 0);
+            expect(ft.ownerOf(m) === FRAME_FREE).toBe(expectRefs === 0);
             expect(ft.typeCount(m)).toBe(typed.filter((x) => x === m).length + byL2);
           }
         }
@@ -257,7 +257,7 @@ describe("frame table under random use", () => {
         for (const m of typed) ft.putPageAndType(m);
         for (const m of gen) ft.putPage(m);
         for (const m of allocated) ft.release(m);
-        for (let m = 0; m < N; m++) expect(ft.owner[m]).toBe(FRAME_FREE);
+        for (let m = 0; m < N; m++) expect(ft.ownerOf(m)).toBe(FRAME_FREE);
       }),
       { seed: 42, numRuns: runs },
     );

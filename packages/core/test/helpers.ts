@@ -28,7 +28,7 @@ export function directMmu(kind = "pv"): Plugin {
         fault,
         translate(v, va) {
           const mfn = Math.floor(va / 4096);
-          if (!hv.frames.validMfn(mfn) || hv.frames.owner[mfn] !== v.domain.domid) {
+          if (!hv.frames.validMfn(mfn) || hv.frames.ownerOf(mfn) !== v.domain.domid) {
             fault.va = va;
             return -1;
           }

@@ -377,7 +377,7 @@ describe("domains", () => {
     expect(a.totPages).toBe(1);
     hv.frames.putPage(mfns[2]);
     expect(a.state).toBe("dead");
-    expect(hv.frames.owner[mfns[2]]).toBe(-1);
+    expect(hv.frames.ownerOf(mfns[2])).toBe(-1);
   });
 
   it("run create and destroy hooks, destroy hooks in reverse setup order", () => {

@@ -260,11 +260,11 @@ export class GrantTableService {
   private releaseFrames(t: GrantTable, list: readonly number[]): void {
     const f = this.frames;
     for (const mfn of list) {
-      if (f.owner[mfn] !== t.domid) continue;
+      if (f.ownerOf(mfn) !== t.domid) continue;
       const x = f.typeInfo[mfn];
       if ((x & PGT_type_mask) >>> 0 === PGT_writable_page && (x & PGT_count_mask) !== 0)
         f.putPageType(mfn);
-      f.owner[mfn] = DOMID_XEN;
+      f.setOwner(mfn, DOMID_XEN);
       f.release(mfn);
     }
   }

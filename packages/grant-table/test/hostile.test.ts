@@ -336,7 +336,9 @@ function run(ops: Op[], privileged: boolean): void {
   }
   expect(a.d.state).toBe("dead");
   expect(b.d.state).toBe("dead");
-  expect(w.hv.frames.owner.every((o) => o === -1 || o === DOMID_XEN)).toBe(true);
+  expect(
+    Array.from(w.hv.frames.ownerKeys, (k) => ~k).every((o) => o === -1 || o === DOMID_XEN),
+  ).toBe(true);
 }
 
 describe("hostile guests mixing grant and MMU operations", () => {

@@ -49,7 +49,7 @@ describe("setup_table and query_size", () => {
     expect(gnttab(w, d, GNTTABOP_query_size, [q])).toBe(0);
     expect(q).toMatchObject({ nr_frames: 1, max_nr_frames: 4, status: GNTST_okay });
     const first = w.gt.table(1)!.shared[0];
-    expect(f.owner[first]).toBe(1);
+    expect(f.ownerOf(first)).toBe(1);
     expect(f.countInfo[first] & PGC_xen_heap).toBe(PGC_xen_heap);
     expect(f.typeOf(first)).toBe(PGT_writable_page);
     expect(d.totPages).toBe(0);
@@ -323,7 +323,7 @@ describe("versions", () => {
     ram.write16(t.shared[0] * 4096 + 3 * 16, 0);
     const status = t.status[0];
     expect(gnttab(w, a, GNTTABOP_set_version, [{ version: 1 }])).toBe(0);
-    expect(w.hv.frames.owner[status]).toBe(-1);
+    expect(w.hv.frames.ownerOf(status)).toBe(-1);
     expect(flagsV1(w, a, 1)).toBe(GTF_permit_access);
     expect(w.hv.machine.ram.read32(t.shared[0] * 4096 + 8 + 4)).toBe(0x1234);
     check(w);

@@ -55,6 +55,14 @@ export interface NativeStartOptions {
 export interface NativeBootOptions extends NativeStartOptions {
   /** Pages of RAM the kernel gets (allocated to its domain by bootNativeKernel). */
   nrPages: number;
+  /**
+   * Reserve the whole 2 MiB blocks as populate-on-demand blocks (Hypervisor's
+   * reserveDomainPages: the same frames, populated at the first check that the domain owns
+   * one, as KVM backs guest memory on first touch and Xen's PoD fills an entry on first
+   * access) instead of allocating every frame now. The pages past the last whole block are
+   * allocated as before. Default false.
+   */
+  populateOnDemand?: boolean;
   /** The chipset's APIC bus (createPlatform's `apics`), so the kernel takes MSIs on cpu 0's LAPIC. */
   apics?: ApicBus;
 }

@@ -149,10 +149,11 @@ export function bootNativeKernel(
   options: NativeBootOptions,
 ): GuestKernel {
   const nrPages = options?.nrPages;
-  if (!Number.isInteger(nrPages) || nrPages < 16 || nrPages > d.maxPages - d.totPages) {
+  const allowance = d.maxPages - d.totPages - d.podPages;
+  if (!Number.isInteger(nrPages) || nrPages < 16 || nrPages > allowance) {
     throw guestError(
       "GUEST_BAD_SIZE",
-      `nrPages must be a whole number from 16 to the domain's free allowance (${d.maxPages - d.totPages}), got ${nrPages}. Raise maxPages or ask for fewer pages.`,
+      `nrPages must be a whole number from 16 to the domain's free allowance (${allowance}), got ${nrPages}. Raise maxPages or ask for fewer pages.`,
     );
   }
   if (d.vcpus[0].cr3Mfn >= 0) {
@@ -165,9 +166,11 @@ export function bootNativeKernel(
   // A typed array, not a growing number[]: V8 keeps the heap a large array grew, after it is gone.
   const frames = new Float64Array(nrPages);
   let n = 0;
-  // Whole 2 MiB blocks first (aligned, as a buddy allocator hands them out); the rest page by page.
+  // Whole 2 MiB blocks first (aligned, as a buddy allocator hands them out); the rest page by
+  // page. On demand, the blocks are the same frames, reserved and populated at first use.
+  const pod = options.populateOnDemand === true;
   while (nrPages - n >= HPAGE_PMD_NR) {
-    const mfn = hv.allocDomainPages(d, 9);
+    const mfn = pod ? hv.reserveDomainPages(d, 9) : hv.allocDomainPages(d, 9);
     if (mfn < 0) break;
     for (let i = 0; i < HPAGE_PMD_NR; i++) frames[n++] = mfn + i;
   }

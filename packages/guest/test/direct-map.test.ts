@@ -47,11 +47,11 @@ function nativeKernel(
   const machine = createMachine({ ramBytes: 128 << 20, cpus: 1, seed: 1 });
   const hv = createHypervisor({ machine, plugins: [nativeMmu()] }).boot();
   const d = hv.createDomain({ domid: 1, maxVcpus: 1, maxPages: nrPages + 16 });
-  const before = Int32Array.from(hv.frames.owner);
+  const before = Int32Array.from(hv.frames.ownerKeys, (k) => ~k);
   const k = bootNativeKernel(hv, d, { nrPages, plugins });
   const pfns: number[] = [];
   for (let p = 0; p < hv.frames.nrFrames; p++)
-    if (hv.frames.owner[p] === 1 && before[p] !== 1) pfns.push(p);
+    if (hv.frames.ownerOf(p) === 1 && before[p] !== 1) pfns.push(p);
   return { k, pfns };
 }
 

@@ -128,7 +128,7 @@ export function iomemViolations(w: World, d: Domain): string[] {
   const out: string[] = [];
   const f = w.hv.frames;
   for (let t = 0; t < f.nrFrames; t++) {
-    if (f.owner[t] !== d.domid) continue;
+    if (f.ownerOf(t) !== d.domid) continue;
     const ti = f.typeInfo[t];
     if ((ti & PGT_type_mask) >>> 0 !== PGT_l1_page_table || (ti & PGT_count_mask) === 0) continue;
     for (let i = 0; i < 512; i++) {
@@ -137,7 +137,7 @@ export function iomemViolations(w: World, d: Domain): string[] {
       const hi = w.pv.pt.readHi(t, i);
       const mfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
       if (mfn < f.nrFrames) {
-        const owner = f.owner[mfn];
+        const owner = f.ownerOf(mfn);
         if (owner === FRAME_FREE) out.push(`L1 ${t}[${i}] maps free frame ${mfn}`);
         else if (owner !== d.domid && !d.isPrivileged) {
           out.push(`d${d.domid} L1 ${t}[${i}] maps RAM frame ${mfn} of d${owner}`);

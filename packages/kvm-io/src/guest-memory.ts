@@ -7,9 +7,11 @@
  * Invariant: nothing here reads or writes a byte of a frame the domain does not own at the
  * moment of the access. A transfer is checked whole, frame by frame, before any byte moves:
  * it moves all its bytes or none, and a refusal is a return value (false, -1), never a
- * throw, whatever the guest put in its descriptors.
+ * throw, whatever the guest put in its descriptors. A frame in one of the domain's
+ * populate-on-demand blocks (core's reserveDomainPages) is the domain's: the check populates
+ * its block (as KVM backs guest memory on first touch), then the frame is owned.
  */
-import type { Domain, Hypervisor } from "@hyperlab/core";
+import { type Domain, type FrameTable, type Hypervisor, ownerKey } from "@hyperlab/core";
 import type { BusTranslator, Ram } from "@hyperlab/machine";
 
 const PAGE = 4096;
@@ -18,8 +20,10 @@ const GPA_LIMIT = 2 ** 52;
 
 export class GuestMemory implements BusTranslator {
   readonly ram: Ram;
-  private readonly owner: Int32Array;
-  private readonly domid: number;
+  /** The frame table's owner keys (core's ownerKey), compared with `key`, the domain's. */
+  private readonly ownerKeys: Int32Array;
+  private readonly key: number;
+  private readonly frames: FrameTable;
   /** Bytes the device model copied from and into guest memory. */
   bytesRead = 0;
   bytesWritten = 0;
@@ -31,8 +35,9 @@ export class GuestMemory implements BusTranslator {
     readonly domain: Domain,
   ) {
     this.ram = hv.machine.ram;
-    this.owner = hv.frames.owner;
-    this.domid = domain.domid;
+    this.ownerKeys = hv.frames.ownerKeys;
+    this.key = ownerKey(domain.domid);
+    this.frames = hv.frames;
   }
 
   /** Whether [gpa, gpa + len) lies wholly in frames the domain owns (len 0: true for a valid gpa). */
@@ -42,9 +47,12 @@ export class GuestMemory implements BusTranslator {
     }
     if (gpa + len > GPA_LIMIT) return false;
     const last = len === 0 ? Math.floor(gpa / PAGE) : Math.floor((gpa + len - 1) / PAGE);
-    const owner = this.owner;
-    if (last >= owner.length) return false;
-    for (let f = Math.floor(gpa / PAGE); f <= last; f++) if (owner[f] !== this.domid) return false;
+    const keys = this.ownerKeys;
+    if (last >= keys.length) return false;
+    const key = this.key;
+    // The compare first; populate on demand (the domain's PoD block) only when it misses.
+    for (let f = Math.floor(gpa / PAGE); f <= last; f++)
+      if (keys[f] !== key && !this.frames.populateFor(f, this.domain.domid)) return false;
     return true;
   }
 

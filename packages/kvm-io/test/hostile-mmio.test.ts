@@ -63,7 +63,7 @@ describe("a hostile guest against its VM's device space", () => {
           b.vm.addVirtio(vnet);
           // Frames the VM does not own, spread over RAM (free, reserved, the host's): watched too.
           const hostFrames: number[] = [];
-          const owner = b.hv.frames.owner;
+          const owner = Int32Array.from(b.hv.frames.ownerKeys, (k) => ~k);
           for (let f = 0; f < owner.length; f += Math.floor(owner.length / 64)) {
             if (owner[f] !== b.d.domid) hostFrames.push(f);
           }

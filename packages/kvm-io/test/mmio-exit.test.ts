@@ -87,7 +87,7 @@ describe("MMIO exits to the host's device model", () => {
     expect(drv.submit(DISK_OP_READ, 1, 0, victim * 4096)).toBe(DISK_ST_DMA_ERROR);
     expect(b.hv.machine.ram.read32(victim * 4096)).toBe(0x1234_5678);
     // A buffer straddling into a frame the VM does not own is refused whole.
-    const owner = b.hv.frames.owner;
+    const owner = Int32Array.from(b.hv.frames.ownerKeys, (k) => ~k);
     let edge = 0;
     while (!(owner[edge] === b.d.domid && owner[edge + 1] !== b.d.domid)) edge++;
     const lastWord = b.hv.machine.ram.read32(edge * 4096 + 4092);

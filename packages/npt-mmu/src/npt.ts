@@ -287,7 +287,8 @@ export class NptMmu implements MmuBackend {
 
   declare private readonly hv: Hypervisor;
   declare private readonly ram: Ram;
-  declare private readonly owner: Int32Array;
+  /** The frame table's owner keys (core's ownerKey: ~domid; compare with ~dom). */
+  declare private readonly ownerKeys: Int32Array;
   /** 512^k for k = 0..5. */
   private readonly pow = [1, 512, 512 ** 2, 512 ** 3, 512 ** 4, 512 ** 5];
   declare private readonly vaLimit: number;
@@ -360,7 +361,7 @@ export class NptMmu implements MmuBackend {
     }
     this.hv = hv;
     this.ram = hv.machine.ram;
-    this.owner = hv.frames.owner;
+    this.ownerKeys = hv.frames.ownerKeys;
     this.guestLevels = levels("guestLevels", options.guestLevels);
     this.nestedLevels = levels("nestedLevels", options.nestedLevels);
     const hps = options.hostPageSize ?? "4K";
@@ -1413,7 +1414,10 @@ export class NptMmu implements MmuBackend {
     if (!(Number.isInteger(gfn) && gfn >= 0 && gfn < 2 ** 40)) return false;
     const d = this.hv.domain(dom);
     if (d === undefined || d.state === "dying" || d.state === "dead") return false;
-    const owned = gfn < this.ram.nrFrames && this.owner[gfn] === dom;
+    // The compare first; populate on demand (a PoD block of the domain) only when it misses.
+    const owned =
+      gfn < this.ram.nrFrames &&
+      (this.ownerKeys[gfn] === ~dom || this.hv.frames.populateFor(gfn, dom));
     const leaf = this.findLeaf(dom, gfn);
     if (reason === EXIT_REASON_EPT_MISCONFIG) {
       // Only KVM's MMIO marker is ours to fix; any other misconfiguration stays.
@@ -1434,11 +1438,16 @@ export class NptMmu implements MmuBackend {
   // ---------------------------------------------------------------------------------------
   // The host's nested table
 
-  /** Whether frames [base, base + count) all belong to `dom`. */
+  /**
+   * Whether frames [base, base + count) all belong to `dom`, populating any of its PoD
+   * blocks in the run (the run is about to be mapped whole) only if they all do.
+   */
   private ownsRun(dom: number, base: number, count: number): boolean {
     if (base + count > this.ram.nrFrames) return false;
-    const o = this.owner;
-    for (let i = base; i < base + count; i++) if (o[i] !== dom) return false;
+    const keys = this.ownerKeys;
+    const key = ~dom;
+    for (let i = base; i < base + count; i++)
+      if (keys[i] !== key) return this.hv.frames.populateRun(base, count, dom);
     return true;
   }
 

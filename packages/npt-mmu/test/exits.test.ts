@@ -37,7 +37,7 @@ describe("EPT violations", () => {
     expect(w.npt.counts.backed4k).toBe(5);
     expect(w.npt.eptRoot(mem.d)).toBeGreaterThan(0);
     expect(w.npt.counts.nestedTableFrames).toBe(4);
-    expect(w.hv.frames.owner[w.npt.eptRoot(mem.d)]).toBe(0x7ff2);
+    expect(w.hv.frames.ownerOf(w.npt.eptRoot(mem.d))).toBe(0x7ff2);
     expect(w.npt.nestedMapping(mem.d, data)).toEqual({ mfn: data, pageSize: "4K" });
     expect(w.npt.nestedMapping(mem.d, t.cr3)).toEqual({ mfn: t.cr3, pageSize: "4K" });
     expect(w.hv.stats.read("npt-mmu", "exit_EPT_VIOLATION")).toBe(5);
@@ -195,7 +195,7 @@ describe("EPT violations", () => {
     w.npt.translate(v, 0x3000, 0);
     const root = w.npt.eptRoot(mem.d);
     w.hv.destroyDomain(mem.d);
-    expect(w.hv.frames.owner[root]).toBe(-1);
+    expect(w.hv.frames.ownerOf(root)).toBe(-1);
     expect(w.npt.counts.nestedTableFrames).toBe(0);
     expect(w.npt.eptRoot(mem.d)).toBe(-1);
   });

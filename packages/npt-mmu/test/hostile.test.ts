@@ -33,7 +33,7 @@ describe("a hostile guest", () => {
             const r = w.npt.translate(v, va, access);
             if (r >= 0) {
               const mfn = Math.floor(r / 4096);
-              expect(w.hv.frames.owner[mfn]).toBe(mem.d.domid);
+              expect(w.hv.frames.ownerOf(mfn)).toBe(mem.d.domid);
             }
             expect(w.npt.guestStore(v, Math.floor(va / 8) * 8, 1, 2)).toBeLessThanOrEqual(0);
           }

@@ -454,7 +454,7 @@ export class PvCpuService {
   /** get_page_and_type(PGT_seg_desc_page), validating the frame on its first such reference. */
   private getSegdescPage(mfn: number, domid: number): boolean {
     const f = this.hv.frames;
-    if (!f.validMfn(mfn) || f.owner[mfn] !== domid) return false;
+    if (!f.validMfn(mfn) || !f.ownedBy(mfn, domid)) return false;
     // alloc_segdesc_page: a frame becoming a descriptor page has every descriptor checked.
     if (f.typeCount(mfn) === 0 && !this.validSegdescPage(mfn)) return false;
     return f.getPageAndType(mfn, domid, PGT_seg_desc_page) === 0;

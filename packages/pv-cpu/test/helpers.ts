@@ -30,7 +30,7 @@ export function directMmu(readOnly: Set<number> = new Set()): Plugin {
           const mfn = Math.floor(va / PAGE);
           const ok =
             hv.frames.validMfn(mfn) &&
-            hv.frames.owner[mfn] === v.domain.domid &&
+            hv.frames.ownerOf(mfn) === v.domain.domid &&
             !((access & 2) !== 0 && readOnly.has(mfn));
           if (!ok) {
             fault.va = va;
@@ -75,7 +75,7 @@ export function rig(ramBytes = 8 << 20): Rig {
 /** A frame of `d` whose next frame is not `d`'s (a buffer at its end runs into foreign memory). */
 export function edgeFrame(hv: Hypervisor, d: Domain): number {
   for (const mfn of hv.frames.framesOf(d.domid)) {
-    if (hv.frames.owner[mfn + 1] !== d.domid) return mfn;
+    if (hv.frames.ownerOf(mfn + 1) !== d.domid) return mfn;
   }
   throw new Error("no edge frame");
 }

@@ -144,7 +144,7 @@ describe("a hostile guest against pv-cpu's hypercalls", () => {
           ram[name] = (ma: unknown, ...rest: unknown[]) => {
             if (auditing) {
               const mfn = Math.floor((ma as number) / PAGE);
-              if (hv.frames.owner[mfn] !== domU.domid && mfn !== domU.sharedInfoMfn)
+              if (hv.frames.ownerOf(mfn) !== domU.domid && mfn !== domU.sharedInfoMfn)
                 stray.push(mfn);
             }
             return orig(ma, ...rest);

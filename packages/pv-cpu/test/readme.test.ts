@@ -19,7 +19,7 @@ it("runs the README example", () => {
         kind: "pv",
         fault,
         translate: (v, va) =>
-          ctx.hv.frames.owner[Math.floor(va / 4096)] === v.domain.domid ? va : -1,
+          ctx.hv.frames.ownedBy(Math.floor(va / 4096), v.domain.domid) ? va : -1,
         flushLocal() {},
         flushOne() {},
       });

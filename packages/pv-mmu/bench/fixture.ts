@@ -10,7 +10,7 @@
  * domain, l1_disallow_mask's low word, flush epoch, CR3, bootstrap base lo / hi, its span,
  * batches, batch words, M2P data frames, the read-only M2P L3 (-1: none), m2p_strict, the pin
  * L4 (0: none), NXE, WP, whether the checksum covers all of RAM), the mode's 12 reserved-bit
- * masks lo then hi, then per frame: owner (i32), count_info, type_info, writable epoch,
+ * masks lo then hi, then per frame: owner key (i32, core's ownerKey), count_info, type_info, writable epoch,
  * linear_pt_count (i16, padded to a word boundary); the M2P data frames; the batches (each:
  * count, foreigndom, then 4 words a request: ptr lo, ptr hi, val lo, val hi, as the
  * hypercall's guest buffer); the dumped frame numbers; then those frames.
@@ -201,7 +201,7 @@ export function hostileBatches(w: PvWorld, seed: number, n: number): HostileBatc
   const foreign: number[] = [];
   let free = -1;
   for (let mfn = 1; mfn < f.nrFrames; mfn++) {
-    const o = f.owner[mfn];
+    const o = f.ownerOf(mfn);
     if (o === w.d.domid) {
       const level = f.typeInfo[mfn] >>> 29;
       if (level >= 1 && level <= 4 && (f.typeInfo[mfn] & PGT_count_mask) !== 0)
@@ -353,7 +353,7 @@ export function writePvFixture(w: PvWorld, path: string, extra: HostileBatch[] =
   for (let i = 0; i < mfns.length; i++) frames.set(ram.frameWords(mfns[i], false), i * 1024);
   const parts = [
     header,
-    f.owner,
+    f.ownerKeys,
     f.countInfo,
     f.typeInfo,
     pv.pt.writableEpoch,

@@ -228,7 +228,7 @@ export function exchange(ctx: PvMmuContext, v: Vcpu, a: MemoryOpArgs): number {
         }
         const c = f.countInfo[mfn];
         if (
-          f.owner[mfn] !== d.domid ||
+          !f.ownedBy(mfn, d.domid) ||
           (c & PGC_xen_heap) !== 0 ||
           (c & (PGC_count_mask | PGC_allocated)) >>> 0 !== (PGC_allocated | 1) >>> 0 ||
           stolen.includes(mfn)

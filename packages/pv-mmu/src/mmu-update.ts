@@ -12,7 +12,7 @@
  */
 
 import * as abi from "@hyperlab/abi";
-import type { Domain, Vcpu } from "@hyperlab/core";
+import { type Domain, ownerKey, type Vcpu } from "@hyperlab/core";
 import { type Batch, getPgOwner, type PvMmuContext, readBatch, vcpusOf } from "./context";
 import { splitU64 } from "./pte";
 import * as ptwr from "./ptwr";
@@ -114,15 +114,16 @@ export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number 
   const f = ctx.frames;
   const typeInfo = f.typeInfo;
   const countInfo = f.countInfo;
-  const owner = f.owner;
+  const keys = f.ownerKeys;
   const nr = f.nrFrames;
   // What cannot change during one hypercall: l1_disallow_mask(ptOwner) and the XSM checks.
   // `| 0`: loop-invariant values as untagged int32, not re-checked at every request.
   const disallowLo = pt.l1DisallowLo(ptOwner) | 0;
   const ptRights =
     (ptOwner === d || xsmTarget(d, ptOwner)) && (pgOwner === d || xsmTarget(d, pgOwner)) ? 1 : 0;
-  const ptDomid = ptOwner.domid | 0;
-  const pgDomid = pgOwner.domid | 0;
+  // The owners' keys in the frame table (core's ownerKey), compared with ownerKeys directly.
+  const ptKey = ownerKey(ptOwner.domid) | 0;
+  const pgKey = ownerKey(pgOwner.domid) | 0;
   let rc = 0;
   let flushLinear = false;
   let l1Mfn = -1;
@@ -132,7 +133,7 @@ export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number 
   // loop body does any other request (and the first on each table) through the general path.
   for (; i < count; i++) {
     if (l1Mfn >= 0 && packed !== null && ptRights !== 0) {
-      i = pt.modL1Run(packed, i, count, l1Mfn, l1Words, ptDomid, pgDomid, disallowLo);
+      i = pt.modL1Run(packed, i, count, l1Mfn, l1Words, ptKey, pgKey, disallowLo);
       if (i >= count) break;
     }
     let plo: number;
@@ -168,7 +169,7 @@ export function mmuUpdate(ctx: PvMmuContext, v: Vcpu, a: MmuUpdateArgs): number 
       const gmfn = phi * U.TWO_20 + (plo >>> 12);
       // get_page(gmfn, ptOwner) as the frame table's getPage (gmfn is a whole number >= 0),
       // written out here so that V8's inlining budget goes to mod_l1_entry's callees.
-      if (gmfn >= nr || owner[gmfn] !== ptDomid) {
+      if (gmfn >= nr || keys[gmfn] !== ptKey) {
         rc = -U.EINVAL;
         break;
       }

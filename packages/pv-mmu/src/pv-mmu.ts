@@ -118,7 +118,8 @@ export class PvPageTables {
   declare readonly ram: Ram;
   /** The frame table's arrays, for the inline common cases of the L1 paths. */
   declare private readonly nrFrames: number;
-  declare private readonly owner: Int32Array;
+  /** The frame table's owner keys (core's ownerKey, ~domid), compared with a precomputed key. */
+  declare private readonly ownerKeys: Int32Array;
   declare private readonly countInfo: Uint32Array;
   declare private readonly typeInfo: Uint32Array;
   /** Xen's linear_pt_count: > 0 linear entries this table holds; < 0 uses of it as a linear target. */
@@ -142,7 +143,7 @@ export class PvPageTables {
     this.frames = hv.frames;
     this.ram = hv.machine.ram;
     this.nrFrames = this.frames.nrFrames;
-    this.owner = this.frames.owner;
+    this.ownerKeys = this.frames.ownerKeys;
     this.countInfo = this.frames.countInfo;
     this.typeInfo = this.frames.typeInfo;
     this.tlb = tlb;
@@ -180,7 +181,7 @@ export class PvPageTables {
   }
 
   private domainOf(mfn: number): Domain | undefined {
-    const o = this.frames.owner[mfn];
+    const o = this.frames.ownerOf(mfn);
     return o === K.FRAME_FREE ? undefined : this.hv.domain(o);
   }
 
@@ -277,7 +278,7 @@ export class PvPageTables {
     // zero or a validated writable type below its limit. Anything else: the general path.
     if (
       mfn < this.nrFrames &&
-      this.owner[mfn] === pgOwner.domid &&
+      this.ownerKeys[mfn] === ~pgOwner.domid &&
       (lo & K.PAGE_CACHE_ATTRS) === 0
     ) {
       const ci = this.countInfo;
@@ -323,7 +324,7 @@ export class PvPageTables {
     const ci = this.countInfo;
     const c = ci[mfn];
     const n = c & K.PGC_count_mask;
-    const owner = this.owner[mfn];
+    const owner = ~this.ownerKeys[mfn];
     if (owner === K.FRAME_FREE || n === 0 || n >= K.PGC_count_mask - 1) return -K.EBUSY;
     ci[mfn] = c + 1;
     if (owner !== pgOwner.domid && !this.mayMapOwnersFrame(owner, l1eOwner, pgOwner)) {
@@ -435,7 +436,7 @@ export class PvPageTables {
   ): boolean {
     if ((lo & K._PAGE_RW) !== 0) return false;
     if (mfn === tableMfn) return true; // a self-map holds no reference
-    if (this.frames.owner[tableMfn] !== d.domid) return false;
+    if (!this.frames.ownedBy(tableMfn, d.domid)) return false;
     if (!this.frames.getPage(mfn, d.domid)) return false;
     const lin = this.linear;
     if (lin[tableMfn] < 0 || lin[tableMfn] >= K.LINEAR_MAX) {
@@ -516,10 +517,10 @@ export class PvPageTables {
     const disallowLo = this.l1DisallowLo(d) | 0;
     // Low bits that send an entry to the general path: disallowed ones and cache attributes.
     const slowLo = disallowLo | K.PAGE_CACHE_ATTRS;
-    const owner = this.owner;
+    const keys = this.ownerKeys;
     const ci = this.countInfo;
     const ti = this.typeInfo;
-    const domid = d.domid | 0;
+    const key = ~d.domid;
     let ww: Uint32Array | null = null;
     for (let b = 0; b < 1024; b += 2) {
       // `| 0`: int32 whatever the frame number (a u32 above 2^31 is not a Smi).
@@ -534,7 +535,7 @@ export class PvPageTables {
       if (
         ((lo & slowLo) | (hi & K.L1_DISALLOW_HI)) === 0 &&
         hm < K.INNER_HI_LIMIT &&
-        owner[m] === domid
+        keys[m] === key
       ) {
         const c = ci[m];
         // 0 < count < PGC_count_mask - 1, as one unsigned compare.
@@ -754,6 +755,8 @@ export class PvPageTables {
    * Returns the index of the first request it did not do; that request is untouched (any
    * reference taken for it was given back), for the caller's general path, which also
    * answers its errno.
+   * `ptKey` and `pgKey` are the table owner's and the page owner's keys in the frame table
+   * (core's ownerKey), compared with ownerKeys as they are.
    *
    * Each request does what mmuUpdate's general path does, in its order: get_page on the
    * table, mod_l1_entry (get_page_from_l1e of the new entry before put_page_from_l1e of the
@@ -767,11 +770,11 @@ export class PvPageTables {
     count: number,
     l1Mfn: number,
     w: Uint32Array,
-    ptDomid: number,
-    pgDomid: number,
+    ptKey: number,
+    pgKey: number,
     disallowLo: number,
   ): number {
-    const owner = this.owner;
+    const keys = this.ownerKeys;
     const ci = this.countInfo;
     const ti = this.typeInfo;
     const epoch = this.writableEpoch;
@@ -782,8 +785,8 @@ export class PvPageTables {
     if (l1 !== l1Mfn || l1 >= nr) return start;
     const tableLo = l1 & (K.TWO_20 - 1);
     const tableHi = l1 >>> 20;
-    const ptD = ptDomid | 0;
-    const pgD = pgDomid | 0;
+    const ptK = ptKey | 0;
+    const pgK = pgKey | 0;
     const dis = disallowLo | 0;
     let validated = 0;
     let i = start | 0;
@@ -795,7 +798,7 @@ export class PvPageTables {
         break;
       if (plo >>> 12 !== tableLo || (reqs[q + 1] | 0) !== tableHi) break;
       // get_page(l1Mfn, ptOwner), and the table still a validated L1 in use.
-      if (owner[l1] !== ptD) break;
+      if (keys[l1] !== ptK) break;
       const tc = ci[l1];
       const tn = tc & K.PGC_count_mask;
       if (tn === 0 || tn >= K.PGC_count_mask - 1) break;
@@ -835,7 +838,7 @@ export class PvPageTables {
           break;
         }
         const m = (hm << 20) | (nlo >>> 12);
-        if (m >= nr || owner[m] !== pgD) {
+        if (m >= nr || keys[m] !== pgK) {
           ci[l1] = tc;
           break;
         }

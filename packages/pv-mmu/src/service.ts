@@ -657,7 +657,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
     const si = d.sharedInfoMfn;
     if (
       si >= 0 &&
-      this.frames.owner[si] === d.domid &&
+      this.frames.ownedBy(si, d.domid) &&
       (this.frames.typeInfo[si] & PGT_count_mask) === 0
     ) {
       this.frames.typeInfo[si] = (PGT_writable_page | PGT_validated | 1) >>> 0;
@@ -687,13 +687,13 @@ export class PvMmu implements MmuBackend, PvMmuService {
     }
     const mine = f.framesOf(d.domid);
     for (const mfn of mine) {
-      if ((f.typeInfo[mfn] & PGT_pinned) !== 0 && f.owner[mfn] === d.domid) {
+      if ((f.typeInfo[mfn] & PGT_pinned) !== 0 && f.ownedBy(mfn, d.domid)) {
         f.setPinned(mfn, false);
         f.putPageAndType(mfn);
       }
     }
     for (const mfn of mine) {
-      if (f.owner[mfn] !== d.domid) continue;
+      if (!f.ownedBy(mfn, d.domid)) continue;
       const x = f.typeInfo[mfn];
       const type = (x & PGT_type_mask) >>> 0;
       if (
@@ -709,7 +709,7 @@ export class PvMmu implements MmuBackend, PvMmuService {
     const si = d.sharedInfoMfn;
     if (
       si >= 0 &&
-      f.owner[si] === d.domid &&
+      f.ownedBy(si, d.domid) &&
       (f.typeInfo[si] & PGT_count_mask) !== 0 &&
       (f.typeInfo[si] & PGT_type_mask) >>> 0 === PGT_writable_page
     ) {

@@ -76,7 +76,7 @@ function state(w: PvWorld, base: number[]): string[] {
   const f = w.hv.frames;
   return [
     hex(h),
-    hex(hashWords(FNV, f.owner)),
+    hex(hashWords(FNV, f.ownerKeys)),
     hex(hashWords(FNV, f.countInfo)),
     hex(hashWords(FNV, f.typeInfo)),
     hex(hashWords(FNV, w.pv.pt.writableEpoch)),

@@ -64,8 +64,8 @@ describe("XENMEM_exchange as Xen 4.17", () => {
     expect(w.pv.m2p.get(outs[0] as number)).toBe(7000);
     expect(outs[1]).toBe("not a gpfn");
     // Both inputs were consumed (Xen frees a chunk's inputs before it reads the gpfns).
-    expect(w.hv.frames.owner[ins[0]]).toBe(-1);
-    expect(w.hv.frames.owner[ins[1]]).toBe(-1);
+    expect(w.hv.frames.ownerOf(ins[0])).toBe(-1);
+    expect(w.hv.frames.ownerOf(ins[1])).toBe(-1);
     assertFrameInvariants(w.hv);
   });
 });

@@ -61,7 +61,7 @@ function tlbViolations(w: World): string[] {
         ) {
           out.push(`vCPU ${v.domain.domid}.${v.vcpuId} TLB maps page table ${m} writable`);
         }
-        const owner = w.hv.frames.owner[m];
+        const owner = w.hv.frames.ownerOf(m);
         if (
           owner !== -1 &&
           owner !== v.domain.domid &&

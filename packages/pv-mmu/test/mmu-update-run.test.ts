@@ -27,7 +27,7 @@ function snapshot(w: PvWorld, frames: Iterable<number>): number[] {
   for (const mfn of frames) h = hashWords(h, ram.frameWords(mfn, false));
   return [
     h,
-    hashWords(0, f.owner),
+    hashWords(0, f.ownerKeys),
     hashWords(0, f.countInfo),
     hashWords(0, f.typeInfo),
     hashWords(0, pt.writableEpoch),

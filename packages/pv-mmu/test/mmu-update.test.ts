@@ -155,7 +155,7 @@ describe("mmu_update: MMU_NORMAL_PT_UPDATE on an L1", () => {
     const at = l1 * 4096 + slot * 8;
     expect(mmu(w, g, [{ ptr: at, val: pte(other.b.p2m[0], P) }]).rc).toBe(-EBUSY);
     let free = 1;
-    while (w.hv.frames.owner[free] !== -1 || w.hv.machine.frames.isReserved(free)) free++;
+    while (w.hv.frames.ownerOf(free) !== -1 || w.hv.machine.frames.isReserved(free)) free++;
     expect(mmu(w, g, [{ ptr: at, val: pte(free, P) }]).rc).toBe(-EBUSY);
     expect(mmu(w, g, [{ ptr: at, val: pte(w.hv.frames.nrFrames + 5, P) }]).rc).toBe(-EPERM);
     expect(mmu(w, g, [{ ptr: at, val: pte(2 ** 40 - 1, P) }]).rc).toBe(-EINVAL);

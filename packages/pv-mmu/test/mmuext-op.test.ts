@@ -204,7 +204,7 @@ describe("walkRefSink", () => {
     expect(heard.length).toBeGreaterThan(0);
     // The last entry heard is the leaf, in a page table the guest owns.
     const leaf = heard[heard.length - 1];
-    expect(w.hv.frames.owner[Math.floor(leaf / 4096)]).toBe(g.d.domid);
+    expect(w.hv.frames.ownerOf(Math.floor(leaf / 4096))).toBe(g.d.domid);
     // Without a sink the walks go on unheard.
     const n = heard.length;
     w.pv.walkRefSink = null;

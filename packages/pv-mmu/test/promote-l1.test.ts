@@ -34,7 +34,7 @@ describe("promote_l1 on random tables", () => {
     const spare = (k: number) => g.b.p2m[g.b.p2m.length - 1 - k];
     const table = spare(0);
     let free = -1;
-    for (let m = f.nrFrames - 1; m > 0 && free < 0; m--) if (f.owner[m] === -1) free = m;
+    for (let m = f.nrFrames - 1; m > 0 && free < 0; m--) if (f.ownerOf(m) === -1) free = m;
     // Frames an entry may name: mostly the guest's spare frames, else its L4, another
     // domain's frame, a free frame, frames beyond RAM and INVALID_MFN.
     const target = fc.oneof(

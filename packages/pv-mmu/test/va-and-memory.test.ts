@@ -184,7 +184,7 @@ describe("memory_op", () => {
       }),
     ).toBe(3);
     expect(g.d.totPages).toBe(tot + 6);
-    for (const m of list) expect(w.hv.frames.owner[m]).toBe(g.d.domid);
+    for (const m of list) expect(w.hv.frames.ownerOf(m)).toBe(g.d.domid);
     // A null list is allowed; the limit stops it part way (max_pages).
     const room = g.d.maxPages - g.d.totPages;
     expect(
@@ -255,9 +255,9 @@ describe("memory_op", () => {
       }),
     ).toBe(2);
     expect(g.d.totPages).toBe(tot - 1);
-    expect(w.hv.frames.owner[a]).toBe(g.d.domid);
+    expect(w.hv.frames.ownerOf(a)).toBe(g.d.domid);
     expect(w.hv.hypercall(v, __HYPERVISOR_update_va_mapping, { va, val: 0, flags: UVMF_INVLPG }));
-    expect(w.hv.frames.owner[a]).toBe(-1);
+    expect(w.hv.frames.ownerOf(a)).toBe(-1);
     expect(g.d.totPages).toBe(tot - 2);
     // Frames not ours (or not RAM) stop the list.
     expect(
@@ -391,8 +391,8 @@ describe("memory_op", () => {
     expect(mem(w, g, a)).toBe(0);
     expect(a.nr_exchanged).toBe(2);
     expect(g.d.totPages).toBe(tot);
-    expect(w.hv.frames.owner[ins[0]]).toBe(-1);
-    expect(w.hv.frames.owner[outs[0]]).toBe(g.d.domid);
+    expect(w.hv.frames.ownerOf(ins[0])).toBe(-1);
+    expect(w.hv.frames.ownerOf(outs[0])).toBe(g.d.domid);
     expect(w.pv.m2p.get(outs[1])).toBe(7001);
     assertFrameInvariants(w.hv);
     // A page in use (here the L4) cannot be stolen.

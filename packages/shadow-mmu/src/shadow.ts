@@ -291,7 +291,8 @@ export class ShadowMmu implements MmuBackend {
 
   declare private readonly hv: Hypervisor;
   declare private readonly ram: Ram;
-  declare private readonly owner: Int32Array;
+  /** The frame table's owner keys (core's ownerKey: ~domid; compare with ~dom). */
+  declare private readonly ownerKeys: Int32Array;
   declare private readonly tlbs: CpuTlbs;
   /** TLB_GRANTS, in a field: a module binding is loaded and checked at every use. */
   declare private readonly grants: Uint8Array;
@@ -380,7 +381,7 @@ export class ShadowMmu implements MmuBackend {
     this.writeFlooding = options.writeFlooding ?? true;
     this.hv = hv;
     this.ram = hv.machine.ram;
-    this.owner = hv.frames.owner;
+    this.ownerKeys = hv.frames.ownerKeys;
     const n = this.ram.nrFrames;
     this.spGfn = new Float64Array(n);
     this.spRole = new Uint8Array(n);
@@ -602,7 +603,13 @@ export class ShadowMmu implements MmuBackend {
     const g = this.guestWalk(dom, this.guestCr3[uid], va, vpn, access);
     if (g !== 0) return this.inject(va, g === -1 ? acc : g);
     const pageGfn = this.wPageGfn;
-    if (!(pageGfn < this.ram.nrFrames && this.owner[pageGfn] === dom)) {
+    // The compare first; populate on demand (a PoD block of the domain) only when it misses.
+    if (
+      !(
+        pageGfn < this.ram.nrFrames &&
+        (this.ownerKeys[pageGfn] === ~dom || this.hv.frames.populateFor(pageGfn, dom))
+      )
+    ) {
       this.counts.unbackedAccesses++;
       return this.inject(va, PFEC_page_present | PFEC_reserved_bit | acc);
     }
@@ -642,12 +649,19 @@ export class ShadowMmu implements MmuBackend {
     const ram = this.ram;
     const acc = access & ACCESS_MASK;
     const out = this.gout;
-    const owner = this.owner;
+    const keys = this.ownerKeys;
+    const key = ~dom;
     let table = cr3;
     let level = LEVELS;
     walkBegin(out, va, acc, level, PERM_RW | PERM_USER);
     for (;;) {
-      if (!(table >= 0 && table < ram.nrFrames && owner[table] === dom)) {
+      if (
+        !(
+          table >= 0 &&
+          table < ram.nrFrames &&
+          (keys[table] === key || this.hv.frames.populateFor(table, dom))
+        )
+      ) {
         this.counts.hostGuestRefs += out.reads;
         this.counts.unbackedAccesses++;
         return PFEC_page_present | PFEC_reserved_bit | acc;
@@ -918,7 +932,14 @@ export class ShadowMmu implements MmuBackend {
     const uid = vcpu.uid;
     const dom = vcpu.domain.domid;
     const cr3 = this.guestCr3[uid];
-    if (!(cr3 >= 0 && cr3 < this.ram.nrFrames && this.owner[cr3] === dom)) return -1;
+    if (
+      !(
+        cr3 >= 0 &&
+        cr3 < this.ram.nrFrames &&
+        (this.ownerKeys[cr3] === ~dom || this.hv.frames.populateFor(cr3, dom))
+      )
+    )
+      return -1;
     const sm = this.getShadowPage(dom, cr3, LEVELS, false, ACC_W | ACC_U);
     if (sm < 0) return -1;
     this.root[uid] = sm;
@@ -940,7 +961,13 @@ export class ShadowMmu implements MmuBackend {
     if (!(Number.isInteger(gpa) && gpa >= 0 && gpa % 8 === 0)) return -EINVAL;
     const gfn = Math.floor(gpa / 4096);
     const dom = vcpu.domain.domid;
-    if (!(gfn < this.ram.nrFrames && this.owner[gfn] === dom)) return -EFAULT;
+    if (
+      !(
+        gfn < this.ram.nrFrames &&
+        (this.ownerKeys[gfn] === ~dom || this.hv.frames.populateFor(gfn, dom))
+      )
+    )
+      return -EFAULT;
     const ram = this.ram;
     if (this.wpCount[gfn] === 0) {
       ram.write64(gpa, lo >>> 0, hi >>> 0);
@@ -1203,7 +1230,7 @@ export class ShadowMmu implements MmuBackend {
       }
     }
     for (const [gfn, list] of this.rmap) {
-      if (gfn < this.owner.length && this.owner[gfn] === d.domid) {
+      if (gfn < this.ownerKeys.length && this.ownerKeys[gfn] === ~d.domid) {
         list.length = 0;
         this.rmap.delete(gfn);
       }

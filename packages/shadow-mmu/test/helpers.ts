@@ -61,13 +61,13 @@ export class GuestTables extends HarnessTables<World> {
  */
 export function refWalk(
   ram: Ram,
-  owner: Int32Array,
+  ownerKeys: Int32Array,
   dom: number,
   cr3: number,
   va: number,
   access = 0,
 ): number {
-  return harnessRefWalk(ram, cr3, va, { access, owns: (f) => owner[f] === dom });
+  return harnessRefWalk(ram, cr3, va, { access, owns: (f) => ownerKeys[f] === ~dom });
 }
 
 export const seed = 20261124;

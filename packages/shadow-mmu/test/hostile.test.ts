@@ -30,11 +30,11 @@ describe("a hostile guest", () => {
             // Interleave accesses with the edits so shadows exist while tables change.
             const [va, access] = accesses[i++ % accesses.length];
             const r = w.sh.translate(v, va, access);
-            if (r >= 0) expect(w.hv.frames.owner[Math.floor(r / 4096)]).toBe(mem.d.domid);
+            if (r >= 0) expect(w.hv.frames.ownerOf(Math.floor(r / 4096))).toBe(mem.d.domid);
           }
           for (const [va, access] of accesses) {
             const r = w.sh.translate(v, va, access);
-            if (r >= 0) expect(w.hv.frames.owner[Math.floor(r / 4096)]).toBe(mem.d.domid);
+            if (r >= 0) expect(w.hv.frames.ownerOf(Math.floor(r / 4096))).toBe(mem.d.domid);
             expect(w.sh.guestStore(v, Math.floor(va / 8) * 8, 1, 2)).toBeLessThanOrEqual(0);
           }
           for (const f of victim.frames) expect(w.ram.read64lo(f * 4096)).toBe(0);

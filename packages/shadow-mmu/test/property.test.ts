@@ -120,7 +120,7 @@ describe.each(MODES)(
             };
             const check = (va: number, access: number) => {
               const got = w.sh.translate(v, va, access);
-              const want = refWalk(w.ram, w.hv.frames.owner, mem.d.domid, v.cr3Mfn, va, access);
+              const want = refWalk(w.ram, w.hv.frames.ownerKeys, mem.d.domid, v.cr3Mfn, va, access);
               if (got === -1 && w.sh.fault.emulate) {
                 // Only a write to a table the address space itself needs must be emulated.
                 expect(want).not.toBe(-1);

@@ -46,7 +46,7 @@ describe("shadow faults and the hardware walk", () => {
     expect(sh.isWriteProtected(t.cr3)).toBe(true);
     expect(sh.isWriteProtected(data)).toBe(false);
     expect(sh.counts.hostGuestRefs).toBe(4);
-    expect(w.hv.frames.owner[sh.shadowRoot(v)]).toBe(0x7ff2);
+    expect(w.hv.frames.ownerOf(sh.shadowRoot(v))).toBe(0x7ff2);
     expect(w.hv.stats.read("shadow-mmu", "exit_EXCEPTION_NMI")).toBe(1);
     // The TLB-hit path makes no references; after INVLPG the hardware walks 4 shadow levels.
     expect(refs(sh, () => sh.translate(v, 0x40_0000, 0))).toBe(0);
@@ -322,7 +322,7 @@ describe("limits, teardown, options", () => {
     sh.translate(v, 0x1000, PFEC_write_access);
     const root = sh.shadowRoot(v);
     w.hv.destroyDomain(mem.d);
-    expect(w.hv.frames.owner[root]).toBe(-1);
+    expect(w.hv.frames.ownerOf(root)).toBe(-1);
     expect(sh.counts.shadowPages).toBe(0);
     expect(sh.shadowPageCount(mem.d)).toBe(0);
     expect(sh.isWriteProtected(t.cr3)).toBe(false);

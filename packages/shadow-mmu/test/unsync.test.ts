@@ -259,7 +259,7 @@ describe("walkRefSink", () => {
     sh.translate(v, 0x1000, 0);
     expect(heard).toHaveLength(sh.counts.shadowRefs - before);
     // Every address heard is in a shadow page (a host frame Xen owns), never in the guest's tables.
-    for (const ma of heard) expect(w.hv.frames.owner[Math.floor(ma / 4096)]).toBe(0x7ff2);
+    for (const ma of heard) expect(w.hv.frames.ownerOf(Math.floor(ma / 4096))).toBe(0x7ff2);
     expect(heard).toContain(sh.shadowRoot(v) * 4096);
     expect(heard).not.toContain(t.cr3 * 4096);
   });

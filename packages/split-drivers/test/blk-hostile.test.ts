@@ -274,7 +274,7 @@ async function hostileWorld(
   };
   const victimHash = () => {
     const parts: string[] = [];
-    const owner = w.hv.frames.owner;
+    const owner = Int32Array.from(w.hv.frames.ownerKeys, (k) => ~k);
     for (let mfn = 0; mfn < owner.length; mfn++) {
       if (owner[mfn] === victim.domain.domid) parts.push(sha256(ram.frameBytes(mfn)));
     }
@@ -290,7 +290,7 @@ async function hostileWorld(
           : 400 + s.page; // never granted by the domU
   /** Every frame blkback touched is dom0's or the domU's, never the victim's. */
   const audit = () => {
-    const owner = w.hv.frames.owner;
+    const owner = Int32Array.from(w.hv.frames.ownerKeys, (k) => ~k);
     for (const t of touched) {
       const o = owner[t.mfn];
       expect(o === 0 || o === u.domain.domid, `blkback touched frame ${t.mfn} of domain ${o}`).toBe(
@@ -623,7 +623,7 @@ describe("hostile backend", () => {
         expect(results.length).toBe(3);
         expect(disk.state).toBe(bogus ? "error" : "connected");
         if (bogus) expect(disk.badResponses).toBe(1);
-        const owner = w.hv.frames.owner;
+        const owner = Int32Array.from(w.hv.frames.ownerKeys, (k) => ~k);
         for (const mfn of touched) expect(owner[mfn]).toBe(u.domain.domid);
       }),
       { seed: 2026, numRuns: LONG ? 100 : 10 },

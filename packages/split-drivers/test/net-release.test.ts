@@ -13,7 +13,8 @@ describe("netback release and bridge port close", () => {
     const a = await w.bootVif(MAC_A);
     const b = await w.bootVif(MAC_B);
     const dom0 = w.dom0Kernel.domain;
-    const owned = () => Array.from(w.hv.frames.owner).filter((o) => o === dom0.domid).length;
+    const owned = () =>
+      Array.from(w.hv.frames.ownerKeys, (k) => ~k).filter((o) => o === dom0.domid).length;
     const vifB = w.back.vif(b.u.domain.domid, 0)!;
     expect(vifB.txMap).not.toBeNull();
     const before = owned();

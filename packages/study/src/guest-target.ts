@@ -132,7 +132,8 @@ export class GuestTarget implements StudyTarget {
     } else if (giant) {
       const frames: number[] = [];
       for (let r = 0; r < runs; r++) {
-        const mfn = this.hv.allocDomainPages(d, 18);
+        // Populated on demand, as the blocks below: the same 1 GiB runs, reserved.
+        const mfn = this.hv.reserveDomainPages(d, 18);
         if (mfn < 0) this.failed("1 GiB of aligned guest memory", mfn);
         for (let i = 0; i < GPAGE / 4096; i++) frames.push(mfn + i);
       }
@@ -142,6 +143,8 @@ export class GuestTarget implements StudyTarget {
     } else {
       this.kernel = bootNativeKernel(this.hv, d, {
         nrPages,
+        // Guest memory it never touches costs no host memory (issue #16 item 3).
+        populateOnDemand: true,
         transparentHugepage: large ? "always" : "never",
       });
     }

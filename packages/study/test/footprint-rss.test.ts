@@ -49,20 +49,25 @@ function footprint(backend: string, guestBytes: number): Footprint {
  * Per added machine frame, at most: RAM backing, and resident memory other than backing.
  * Backing: natively, nested and shadowed the direct map is 2 MiB pages (h57), one L2 entry
  * (8 bytes) per 512 frames, 0.016 bytes a frame; under PV (no PSE) a 4 KiB PTE a frame (8)
- * and Xen's M2P and the guest's P2M (8 each). Other: the frame table's owner and count_info
- * (8) that populating the domain writes (Xen's page_info is written for every populated frame
- * too); under PV also the writable type every frame takes from its direct-map entry
- * (typeInfo, 4), pv-mmu's M2P entries (8), the guest's p2m and m2p mirrors (8 and 4).
- * Measured (docs/decisions.md, h57; 256 MiB -> 16 GiB, 4.19 M frames added): backing native,
- * nested, shadow 0 (was 8.0 with a 4 KiB direct-map PTE a frame), pv 24.0; other 7.5-8.8
- * (the collector's timing moves it by a few MiB, which is why the guest grows to 16 GiB: at 4
- * GiB the same slack is 8 bytes a frame), pv 33.8. Every frame backed would be 4096.
+ * and Xen's M2P and the guest's P2M (8 each). Other: natively, nested and shadowed nothing
+ * per frame (h93: the frame table stores a free frame's owner as 0, so it is never filled, and
+ * the study's domains are populated on demand, a 2 MiB block at its first owner check, so a
+ * block never touched is never written); under PV the frame table's owner and count_info (8)
+ * that populating the domain writes (Xen's page_info is written for every populated frame
+ * too), the writable type every frame takes from its direct-map entry (typeInfo, 4), pv-mmu's
+ * M2P entries (8), the guest's p2m and m2p mirrors (8 and 4).
+ * Measured (docs/decisions.md, h57 and h93; 256 MiB -> 16 GiB, 4.19 M frames added): backing
+ * native, nested, shadow 0 (was 8.0 with a 4 KiB direct-map PTE a frame), pv 24.0; other
+ * native -1.0, nested 0.4, shadow 0.8 (7.2-8.5 before h93's populate on demand), pv 32.9-36.0:
+ * the collector's timing moves it by a few MiB, about 2 bytes a frame here, which is why the
+ * guest grows to 16 GiB (at 4 GiB the same slack is 8 bytes a frame). Every frame backed
+ * would be 4096.
  */
 const PER_FRAME: Record<string, { backing: number; other: number }> = {
-  native: { backing: 0.05, other: 10 },
+  native: { backing: 0.05, other: 2 },
   pv: { backing: 25.5, other: 36 },
-  nested: { backing: 0.05, other: 10 },
-  shadow: { backing: 0.05, other: 10 },
+  nested: { backing: 0.05, other: 2 },
+  shadow: { backing: 0.05, other: 2 },
 };
 /**
  * Independent of the guest's size: the heap V8 keeps after boot's transient work, code, and

@@ -78,16 +78,16 @@ describe("XENMEM_exchange from a PV guest", () => {
       expect(out[i]).not.toBe(p + i);
       expect(out[i]).not.toBe(old[i]);
       expect(m2p.get(out[i])).toBe(p + i);
-      expect(hv.frames.owner[out[i]]).toBe(1);
-      expect(hv.frames.owner[old[i]]).toBe(FRAME_FREE);
+      expect(hv.frames.ownerOf(out[i])).toBe(1);
+      expect(hv.frames.ownerOf(old[i])).toBe(FRAME_FREE);
     }
     expect(out[2]).toBe(p + 2);
-    expect(hv.frames.owner[old[2]]).toBe(1);
+    expect(hv.frames.ownerOf(old[2])).toBe(1);
     // Continuing from nr_exchanged once the last frame is free does only the rest.
     unmap(kernel, p + 2);
     const r2 = exchange(kernel, [...old], 0, out, 0, { nrExchanged: 2 });
     expect(r2).toEqual({ rc: 0, nrExchanged: 3 });
-    expect(hv.frames.owner[old[2]]).toBe(FRAME_FREE);
+    expect(hv.frames.ownerOf(old[2])).toBe(FRAME_FREE);
     expect(m2p.get(out[2])).toBe(p + 2);
     // Put the kernel's view back (as xen_create_contiguous_region's remap does).
     for (let i = 0; i < 3; i++) {
@@ -108,7 +108,7 @@ describe("XENMEM_exchange from a PV guest", () => {
     const out = [p];
     expect(exchange(kernel, [...old], 0, out, 2)).toEqual({ rc: -EINVAL, nrExchanged: 0 });
     expect(out).toEqual([p]);
-    for (const m of old) expect(hv.frames.owner[m]).toBe(1);
+    for (const m of old) expect(hv.frames.ownerOf(m)).toBe(1);
     unmap(kernel, p + 3);
     expect(exchange(kernel, [...old], 0, out, 2, { bits: 32 })).toEqual({ rc: 0, nrExchanged: 4 });
     expect(out[0] % 4).toBe(0);
@@ -133,6 +133,6 @@ describe("XENMEM_exchange from a PV guest", () => {
     expect(exchange(kernel, [2 ** 40, old[1]], 0, [p, p + 1], 0).rc).toBe(-EINVAL);
     const rc = kernel.port.hypercall(0, __HYPERVISOR_memory_op, { cmd: XENMEM_exchange });
     expect(rc).toBe(-EFAULT);
-    for (const m of old) expect(hv.frames.owner[m]).toBe(1);
+    for (const m of old) expect(hv.frames.ownerOf(m)).toBe(1);
   });
 });

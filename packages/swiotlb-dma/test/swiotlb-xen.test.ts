@@ -343,7 +343,7 @@ describe("the bounce pool", () => {
         expect(kernel.xen!.p2m[pfn]).toBe(mfn);
         expect(kernel.xen!.m2p[mfn]).toBe(pfn);
         expect(m2p.get(mfn)).toBe(pfn);
-        expect(hv.frames.owner[mfn]).toBe(1);
+        expect(hv.frames.ownerOf(mfn)).toBe(1);
         // The kernel's direct map now reaches the new frame.
         expect(kernel.port.cpu.translate(v, kernel.physVa(pfn) + 8, 0)).toBe(mfn * 4096 + 8);
       }
@@ -445,7 +445,7 @@ describe("native dma-direct on a Xen PV guest", () => {
         expect(got).not.toEqual(pattern);
         // The device wrote machine frame `pfn`: someone else's page (or Xen's).
         expect(kernel.ram.readBytes(pfn * 4096 + 64, 256)).toEqual(pattern);
-        expect(hv.frames.owner[pfn] === 1 && kernel.xen!.m2p[pfn] === pfn).toBe(false);
+        expect(hv.frames.ownerOf(pfn) === 1 && kernel.xen!.m2p[pfn] === pfn).toBe(false);
       }
     }
   });

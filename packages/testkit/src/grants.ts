@@ -139,7 +139,7 @@ export function checkGrantInvariants(
     // put_page_from_l1e took its references back): only mappings whose references the grant
     // table itself holds must keep their frame.
     if ((m.flags & GNTMAP_device_map) === 0 && options.hostRefsInPageTables) return;
-    const owner = f.owner[m.mfn];
+    const owner = f.ownerOf(m.mfn);
     if (owner === FRAME_FREE)
       bad(`domain ${m.mapperDomid} handle ${m.handle} maps free frame ${m.mfn}`);
     else if (owner !== m.granterDomid && owner !== DOMID_XEN)

@@ -50,6 +50,12 @@ export interface InvariantOptions {
   extraRefs?: (mfn: number) => { general: number; type: number } | undefined;
   /** Stop after this many violations (default 20). */
   limit?: number;
+  /**
+   * Whether a vCPU's base tables (cr3Mfn, userCr3Mfn) hold an L4 type and a general
+   * reference, as a PV guest's do. Default true; false under a backend whose CR3 holds none
+   * (native, nested and shadow paging: the guest's tables are plain frames to Xen).
+   */
+  baseRefs?: boolean;
 }
 
 /** L4 slots a 64-bit PV guest owns (Xen's is_guest_l4_slot). */
@@ -86,7 +92,7 @@ export function checkFrameInvariants(hv: Hypervisor, options: InvariantOptions =
     const x = f.typeInfo[t];
     const type = (x & PGT_type_mask) >>> 0;
     if (!isPageTableType(type) || (x & PGT_count_mask) === 0 || (x & PGT_validated) === 0) continue;
-    const owner = f.owner[t];
+    const owner = f.ownerOf(t);
     if (owner === FRAME_FREE || owner === DOMID_XEN) {
       bad(`frame ${t} is a validated ${type >>> 29}-level page table but is owned by ${owner}`);
       continue;
@@ -120,7 +126,7 @@ export function checkFrameInvariants(hv: Hypervisor, options: InvariantOptions =
             );
           }
         }
-        const mo = f.owner[m];
+        const mo = f.ownerOf(m);
         if (mo !== owner) {
           const ok =
             granted(owner, m, rw) ||
@@ -139,9 +145,9 @@ export function checkFrameInvariants(hv: Hypervisor, options: InvariantOptions =
         } else if (mt !== want) {
           bad(`L${level} ${t}[${i}] names frame ${m} of type ${mt >>> 29}, expected ${level - 1}`);
         }
-        if (f.owner[m] !== owner)
+        if (f.ownerOf(m) !== owner)
           bad(
-            `L${level} ${t}[${i}] names frame ${m} of domain ${f.owner[m]}, not its own ${owner}`,
+            `L${level} ${t}[${i}] names frame ${m} of domain ${f.ownerOf(m)}, not its own ${owner}`,
           );
       }
     }
@@ -168,7 +174,7 @@ export function checkFrameInvariants(hv: Hypervisor, options: InvariantOptions =
     }
   }
   for (const v of hv.vcpus) {
-    if (v.domain.state === "dead") continue;
+    if (v.domain.state === "dead" || options.baseRefs === false) continue;
     for (const b of [v.cr3Mfn, v.userCr3Mfn]) {
       if (b < 0) continue;
       general[b]++;
@@ -179,14 +185,27 @@ export function checkFrameInvariants(hv: Hypervisor, options: InvariantOptions =
   }
   // Counts against the truth, and ownership against the allocator.
   const owned = new Map<number, number>();
+  // Frames of populate-on-demand blocks, per domain: free in the frame table, out of the
+  // allocator's pool, counted in the domain's podPages (core's frame-table.ts).
+  const pod = new Map<number, number>();
+  let podTotal = 0;
   const alloc = hv.machine.frames;
   for (let m = 0; m < n; m++) {
-    const owner = f.owner[m];
+    const owner = f.ownerOf(m);
     const c = f.countInfo[m];
     const x = f.typeInfo[m];
     if (owner === FRAME_FREE) {
       if (c !== 0 || x !== 0)
         bad(`free frame ${m} has count_info ${c.toString(16)} type_info ${x.toString(16)}`);
+      const po = f.podOwnerOf(m);
+      if (po !== FRAME_FREE) {
+        podTotal++;
+        pod.set(po, (pod.get(po) ?? 0) + 1);
+        if (alloc.isFree(m)) bad(`frame ${m} is in domain ${po}'s PoD block and free: owned twice`);
+        else if (hv.domain(po) === undefined)
+          bad(`frame ${m} is in a PoD block of domain ${po}, which does not exist: lost`);
+        continue;
+      }
       if (!alloc.isFree(m) && !alloc.isReserved(m))
         bad(`frame ${m} is neither owned nor free: lost`);
       continue;
@@ -214,7 +233,16 @@ export function checkFrameInvariants(hv: Hypervisor, options: InvariantOptions =
     const have = owned.get(d.domid) ?? 0;
     if (have !== d.totPages)
       bad(`domain ${d.domid} has tot_pages ${d.totPages} but owns ${have} frames`);
+    const reserved = pod.get(d.domid) ?? 0;
+    if (reserved !== d.podPages)
+      bad(`domain ${d.domid} has ${d.podPages} PoD entries but ${reserved} frames in PoD blocks`);
+    if (d.totPages + d.podPages > d.maxPages && d.podPages > 0)
+      bad(
+        `domain ${d.domid} has tot_pages ${d.totPages} + ${d.podPages} PoD entries over max_pages ${d.maxPages}`,
+      );
   }
+  if (podTotal !== f.podFrames)
+    bad(`the frame table counts ${f.podFrames} PoD frames but its blocks hold ${podTotal}`);
   return out;
 }
 

@@ -116,7 +116,7 @@ export function checkIomemInvariants(hv: Hypervisor, options: IomemCheckOptions 
   for (let t = 0; t < f.nrFrames && out.length < limit; t++) {
     const ti = f.typeInfo[t];
     if ((ti & PGT_type_mask) >>> 0 !== PGT_l1_page_table || (ti & PGT_count_mask) === 0) continue;
-    const d = hv.domain(f.owner[t]);
+    const d = hv.domain(f.ownerOf(t));
     if (d === undefined) continue;
     for (let i = 0; i < 512 && out.length < limit; i++) {
       const lo = ram.read32(t * 4096 + i * 8);
@@ -124,7 +124,7 @@ export function checkIomemInvariants(hv: Hypervisor, options: IomemCheckOptions 
       const hi = ram.read32(t * 4096 + i * 8 + 4);
       const mfn = (hi & 0xfffff) * 0x10_0000 + (lo >>> 12);
       if (io.isRam(mfn)) {
-        const owner = f.owner[mfn];
+        const owner = f.ownerOf(mfn);
         if (owner === FRAME_FREE) out.push(`d${d.domid} L1 ${t}[${i}] maps free frame ${mfn}`);
         else if (
           owner !== d.domid &&

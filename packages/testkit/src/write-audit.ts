@@ -62,7 +62,8 @@ export interface WriteAudit {
  */
 export function createWriteAudit(hv: Hypervisor, options: WriteAuditOptions = {}): WriteAudit {
   const ram = hv.machine.ram;
-  const owner = hv.frames.owner;
+  const frames = hv.frames;
+  const keys = frames.ownerKeys;
   const strays: StrayWrite[] = [];
   let acting = -1;
   let checked = 0;
@@ -105,7 +106,9 @@ export function createWriteAudit(hv: Hypervisor, options: WriteAuditOptions = {}
   };
 
   const allowed = (mfn: number): boolean => {
-    if (owner[mfn] === acting) return true;
+    // A frame of the acting domain's populate-on-demand block is its memory too: a native
+    // guest (no owner check on its accesses) writes one without populating it.
+    if (keys[mfn] === ~acting || frames.isPod(mfn, acting)) return true;
     if (granted === null) granted = grantedTo(acting);
     if (granted.has(mfn)) return true;
     if (shared === null) shared = sharedFrames();
@@ -119,7 +122,7 @@ export function createWriteAudit(hv: Hypervisor, options: WriteAuditOptions = {}
     const last = Math.floor((maddr + len - 1) / PAGE_SIZE);
     for (let mfn = first; mfn <= last; mfn++) {
       if (allowed(mfn)) continue;
-      const s: StrayWrite = { domid: acting, maddr, len, mfn, owner: owner[mfn] };
+      const s: StrayWrite = { domid: acting, maddr, len, mfn, owner: frames.ownerOf(mfn) };
       strays.push(s);
       if (options.throwOnStray === true) {
         throw new InvariantError("WRITE_AUDIT_STRAY", "write audit", [describeStray(s)]);

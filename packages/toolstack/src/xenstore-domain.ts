@@ -402,7 +402,7 @@ export async function introduceDomainToXenstore(
         `storeMfn ${storeMfn} is not a machine frame.`,
       );
     }
-    if (hv.frames.owner[storeMfn] !== domid) {
+    if (!hv.frames.ownedBy(storeMfn, domid)) {
       throw new HyperlabError(
         "TOOLSTACK_NOT_OWNER",
         `storeMfn ${storeMfn} is not domain ${domid}'s frame; pass one of its own pages or leave it out.`,
@@ -422,7 +422,7 @@ export async function introduceDomainToXenstore(
   let startInfo: { base: number; is64: boolean } | null = null;
   if (options.startInfoMfn !== undefined) {
     const m = options.startInfoMfn;
-    if (!(Number.isSafeInteger(m) && hv.frames.validMfn(m) && hv.frames.owner[m] === domid)) {
+    if (!(Number.isSafeInteger(m) && hv.frames.validMfn(m) && hv.frames.ownedBy(m, domid))) {
       throw new HyperlabError(
         "TOOLSTACK_NOT_OWNER",
         `startInfoMfn ${m} is not domain ${domid}'s frame; pass PvBuildResult.startInfoMfn.`,

@@ -133,8 +133,8 @@ describe("the host's event-channel and ring feeds", () => {
     expect(ring(`vif ${r.domid}/0 rx`).used).toBeGreaterThan(0);
     expect(ring(`console ${r.domid} out`).size).toBe(2048);
     // The console and store pages are the domU's own frames.
-    expect(h.hv.frames.owner[ring(`xenstore ${r.domid} req`).frame]).toBe(r.domid);
-    expect(h.hv.frames.owner[ring(`console ${r.domid} in`).frame]).toBe(r.domid);
+    expect(h.hv.frames.ownerOf(ring(`xenstore ${r.domid} req`).frame)).toBe(r.domid);
+    expect(h.hv.frames.ownerOf(ring(`console ${r.domid} in`).frame)).toBe(r.domid);
 
     // A page whose indexes are garbage is shown as it is, beyond the ring, without a throw.
     h.hv.machine.ram.write32(vbd.frame * 4096, (vbd.indexes.rsp_prod + 1000) >>> 0);

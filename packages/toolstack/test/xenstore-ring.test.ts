@@ -92,7 +92,7 @@ describe.each<Abi>(["2-level", "fifo"])("xenstore over the ring and event channe
     const si = g.b.startInfoMfn * 4096;
     expect(hv.machine.ram.read64(si + SI.store_mfn.offset)).toBe(g.setup.storeMfn);
     expect(hv.machine.ram.read32(si + SI.store_evtchn.offset)).toBe(g.setup.storeEvtchn);
-    expect(hv.frames.owner[g.setup.storeMfn]).toBe(g.d.domid);
+    expect(hv.frames.ownerOf(g.setup.storeMfn)).toBe(g.d.domid);
     expect(hv.machine.ram.read32(g.setup.storeMfn * 4096 + F.connection.offset)).toBe(
       XENSTORE_CONNECTED,
     );
@@ -386,11 +386,11 @@ describe("destroy, step by step", () => {
     const [iface] = w.xsd.interfaces();
     await destroyIntroducedDomain(w.xsd, d);
     expect(d.state).toBe("dying");
-    expect(w.hv.frames.owner[setup.storeMfn]).toBe(d.domid);
+    expect(w.hv.frames.ownerOf(setup.storeMfn)).toBe(d.domid);
     expect(await w.xsd.xs.isDomainIntroduced(d.domid)).toBe(true);
     expect(w.loop.runPendingUpcalls()).toBeGreaterThan(0);
     expect(d.state).toBe("dead");
-    expect(w.hv.frames.owner[setup.storeMfn]).toBe(-1);
+    expect(w.hv.frames.ownerOf(setup.storeMfn)).toBe(-1);
     expect(w.evtchn.portInfo(w.dom0, iface.localPort).status).toBe(EVTCHNSTAT_closed);
     expect(await w.xsd.xs.isDomainIntroduced(d.domid)).toBe(false);
     // Destroying it again is a no-op.

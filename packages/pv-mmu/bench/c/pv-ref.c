@@ -95,7 +95,8 @@
 #define RO_MPT_SLOT 256
 
 /* ---- the world (fixture) */
-static int32_t *owner;
+/* Owner keys, as core's ownerKeys: ~domid, 0 for a free frame (FRAME_FREE's key). */
+static int32_t *owner_key;
 static u32 *count_info, *type_info, *writable_epoch;
 static int16_t *linear;
 static u32 flush_epoch;
@@ -163,7 +164,7 @@ static void flush_domain(int32_t domid) {
 static int known_domain(int32_t id) { return id == dom_id || (other_id >= 0 && id == other_id); }
 
 static inline int get_page(u64 mfn, int32_t domid) {
-  if (mfn >= nr_frames || owner[mfn] != domid) return 0;
+  if (mfn >= nr_frames || owner_key[mfn] != ~domid) return 0;
   u32 c = count_info[mfn], n = c & PGC_count_mask;
   if (n == 0 || n >= PGC_count_mask - 1) return 0;
   count_info[mfn] = c + 1;
@@ -172,7 +173,7 @@ static inline int get_page(u64 mfn, int32_t domid) {
 
 static void free_frame(u64 mfn) {
   if (type_info[mfn] & PGT_count_mask) die("freeing a frame that still has type references");
-  owner[mfn] = FRAME_FREE;
+  owner_key[mfn] = 0;
   count_info[mfn] = 0;
   type_info[mfn] = 0;
   pc.frees++;
@@ -236,7 +237,7 @@ static inline u32 *entry(u64 mfn, u32 i) { return ram + (mfn << 10) + (i & 511) 
 
 /* page_get_owner_and_reference: the owner, or FRAME_FREE when no reference can be taken. */
 static inline int32_t get_ref(u64 mfn) {
-  int32_t o = owner[mfn];
+  int32_t o = ~owner_key[mfn];
   if (o == FRAME_FREE) return FRAME_FREE;
   u32 c = count_info[mfn], n = c & PGC_count_mask;
   if (n == 0 || n >= PGC_count_mask - 1) return FRAME_FREE;
@@ -286,7 +287,7 @@ static inline void put_page_from_l1e(u32 lo, u32 hi) {
 static int get_linear_pagetable(u32 level, u32 lo, u64 mfn, u64 table, int32_t d) {
   if (lo & PAGE_RW) return 0;
   if (mfn == table) return 1;
-  if (owner[table] != d) return 0;
+  if (owner_key[table] != ~d) return 0;
   if (!get_page(mfn, d)) return 0;
   if (linear[table] < 0 || linear[table] >= LINEAR_MAX) {
     put_page(mfn);
@@ -400,7 +401,7 @@ static int promote_ln(u32 level, u64 mfn, int32_t d) {
 }
 
 static int validate(u64 mfn, u32 type) {
-  int32_t d = owner[mfn];
+  int32_t d = ~owner_key[mfn];
   if (d == FRAME_FREE || !known_domain(d)) return -EINVAL;
   if (writable_epoch[mfn] == flush_epoch) {
     pc.type_change_flushes++;
@@ -759,7 +760,7 @@ static void pv_load(const char *path) {
   memcpy(rsvd_lo, r, 48);
   memcpy(rsvd_hi, r + 12, 48);
   free(r);
-  owner = read_exact(f, 4 * nr_frames);
+  owner_key = read_exact(f, 4 * nr_frames);
   count_info = read_exact(f, 4 * nr_frames);
   type_info = read_exact(f, 4 * nr_frames);
   writable_epoch = read_exact(f, 4 * nr_frames);
@@ -796,7 +797,7 @@ static void print_state(const char *name) {
   u32 hl = 0x811c9dc5u;
   for (u64 i = 0; i < nr_frames; i++) hl = (hl ^ (u32)(int32_t)linear[i]) * 0x01000193u;
   printf("%s\t%08x\t%08x\t%08x\t%08x\t%08x\t%08x\t%u\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\n",
-         name, hr, hash(0x811c9dc5u, (u32 *)owner, nr_frames),
+         name, hr, hash(0x811c9dc5u, (u32 *)owner_key, nr_frames),
          hash(0x811c9dc5u, count_info, nr_frames), hash(0x811c9dc5u, type_info, nr_frames),
          hash(0x811c9dc5u, writable_epoch, nr_frames), hl, flush_epoch,
          (unsigned long long)pc.mmu_updates, (unsigned long long)pc.validated_l1e,

@@ -194,7 +194,7 @@ export class XenconsBack implements XenbusDriver {
       if (typeof m !== "number") xenbusUnmapRing(hv, this.kernel.domain, m);
       // xc_map_foreign_range: only a privileged domain maps another's frame, and only its own.
       if (!this.kernel.domain.isPrivileged) return typeof m === "number" ? m : -EINVAL;
-      if (!(hv.frames.validMfn(mfn) && hv.frames.owner[mfn] === domid)) return -EINVAL;
+      if (!(hv.frames.validMfn(mfn) && hv.frames.ownedBy(mfn, domid))) return -EINVAL;
       frame = mfn;
     }
     const rc = this.bind(domid, 0, frame, ring, port);

@@ -142,7 +142,7 @@ export function xenconsConsole0(kernel: XenbusKernel, startInfoMfn: number): Xen
   const mfn =
     mfnField.size === 8 ? ram.read64(base + mfnField.offset) : ram.read32(base + mfnField.offset);
   const port = ram.read32(base + f["console.domU.evtchn"]!.offset);
-  const own = hv.frames.validMfn(mfn) && hv.frames.owner[mfn] === domain.domid;
+  const own = hv.frames.validMfn(mfn) && hv.frames.ownedBy(mfn, domain.domid);
   if (mfn === 0 || port === 0 || !own) {
     throw xenbusError(
       "XENBUS_BAD_DEVICE",

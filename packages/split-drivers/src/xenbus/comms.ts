@@ -87,7 +87,7 @@ export class XenbusComms {
     }
     const ram = hv.machine.ram;
     const own = (mfn: number) =>
-      Number.isSafeInteger(mfn) && hv.frames.validMfn(mfn) && hv.frames.owner[mfn] === domain.domid;
+      Number.isSafeInteger(mfn) && hv.frames.validMfn(mfn) && hv.frames.ownedBy(mfn, domain.domid);
     let storeMfn = options.storeMfn;
     let storeEvtchn = options.storeEvtchn;
     if (options.startInfoMfn !== undefined) {

@@ -117,7 +117,7 @@ export function hostDashboardSource(h: Host): DashboardSource {
         out.push(readRing(kind, { name, domid, frame, order }, (o) => ram.read32(base + o)));
       };
       const owned = (mfn: number | undefined, domid: number): mfn is number =>
-        mfn !== undefined && ram.validMfn(mfn) && h.hv.frames.owner[mfn] === domid;
+        mfn !== undefined && ram.validMfn(mfn) && h.hv.frames.ownerOf(mfn) === domid;
       for (const domid of [...h.domains.keys()].sort((a, b) => a - b)) {
         const home = `/local/domain/${domid}`;
         for (const devid of await list(`${home}/device/vbd`)) {

@@ -150,7 +150,7 @@ export function dumpCore(host: Host, r: DomainRecord, dir: string): string {
   const out = new Uint8Array(n * 4096);
   for (let pfn = 0; pfn < n; pfn++) {
     const mfn = p2m![pfn]!;
-    if (host.hv.frames.validMfn(mfn) && host.hv.frames.owner[mfn] === r.domid) {
+    if (host.hv.frames.validMfn(mfn) && host.hv.frames.ownedBy(mfn, r.domid)) {
       out.set(host.hv.machine.ram.frameBytes(mfn), pfn * 4096);
     }
   }

@@ -178,7 +178,7 @@ export async function domainSave(host: Host, r: DomainRecord, file: string): Pro
   for (let pfn = 0; pfn < nrPages; pfn++) {
     const mfn = p2m[pfn]!;
     const page = out.subarray(pfn * PAGE, (pfn + 1) * PAGE);
-    if (!(f.validMfn(mfn) && f.owner[mfn] === r.domid)) {
+    if (!(f.validMfn(mfn) && f.ownedBy(mfn, r.domid))) {
       holes.push(pfn); // ballooned out
       continue;
     }

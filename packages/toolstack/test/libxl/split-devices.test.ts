@@ -215,7 +215,8 @@ describe("disks and vifs through blkback/blkfront and netback/netfront", () => {
       config(n, `disk = ["${image(`${n}.img`)},raw,xvda,rw"]\nvif = ["bridge=xenbr0"]`);
     // The bridge and its netback (tx staging) stay once made, as dom0's xenbr0 does; the
     // vif's rx staging pages go back to Xen.
-    const dom0Frames = () => Array.from(h.hv.frames.owner).filter((o) => o === 0).length;
+    const dom0Frames = () =>
+      Array.from(h.hv.frames.ownerKeys, (k) => ~k).filter((o) => o === 0).length;
     const frames0 = dom0Frames();
     const warm = await domainCreate(h, cfg("warm"));
     await until(() => connected(h, warm, "vif", 0));

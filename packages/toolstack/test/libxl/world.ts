@@ -51,7 +51,7 @@ export async function host(options: Parameters<typeof createHost>[0] = {}): Prom
 /** Everything a create could leak: frames, dom0's channels, grant mappings, xenstore, records. */
 export async function snapshot(h: Host) {
   const { hv } = h;
-  const owners = Array.from(hv.frames.owner);
+  const owners = Array.from(hv.frames.ownerKeys, (k) => ~k);
   const evtchn = hv.slot("evtchn");
   const ports: string[] = [];
   if (h.dom0 !== null) {
