@@ -644,8 +644,7 @@ export class Hypervisor {
    */
   allocDomainPages(d: Domain, order = 0, below?: number): number {
     const n = 2 ** order;
-    if (d.state === "dying" || d.state === "dead" || d.totPages + d.podPages + n > d.maxPages)
-      return -1;
+    if (!this.hasRoom(d, n)) return -1;
     const mfn = this.frames.allocate(d.domid, order, below);
     if (mfn >= 0) d.totPages += n;
     return mfn;
@@ -662,11 +661,15 @@ export class Hypervisor {
    */
   reserveDomainPages(d: Domain, order: number, below?: number): number {
     const n = 2 ** order;
-    if (d.state === "dying" || d.state === "dead" || d.totPages + d.podPages + n > d.maxPages)
-      return -1;
+    if (!this.hasRoom(d, n)) return -1;
     const mfn = this.frames.reserve(d.domid, order, below);
     if (mfn >= 0) d.podPages += n;
     return mfn;
+  }
+
+  /** Whether a live domain may take `n` more pages: populated and PoD together within max_pages. */
+  private hasRoom(d: Domain, n: number): boolean {
+    return d.state !== "dying" && d.state !== "dead" && d.totPages + d.podPages + n <= d.maxPages;
   }
 
   /** FrameTable's PodPopulateHook: a live domain's block becomes its own frames. */

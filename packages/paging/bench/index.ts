@@ -89,8 +89,9 @@ function loopConstants(list: Float64Array, n: number) {
   };
 }
 
-await measure("walk 4-level, cold caches (no PWC, no TLB), dense tree", "walk-dense", N, () => {
-  const { ram, root, list, r, n, out, walk, read, mode } = loopConstants(order, N);
+/** A cold walk of each VA of `list` in turn, `n` walks (each row in a process of its own). */
+function coldWalks(list: Float64Array, n: number): () => void {
+  const { ram, root, r, out, walk, read, mode } = loopConstants(list, n);
   return () => {
     let s = 0;
     for (let i = 0; i < n; i++) {
@@ -99,7 +100,11 @@ await measure("walk 4-level, cold caches (no PWC, no TLB), dense tree", "walk-de
     }
     sink += s;
   };
-});
+}
+
+await measure("walk 4-level, cold caches (no PWC, no TLB), dense tree", "walk-dense", N, () =>
+  coldWalks(order, N),
+);
 // (In this process only when the rows share it: HYPERLAB_BENCH_SHARED=1.)
 if (out.totalWalks > 0) {
   console.log(`  reads per walk: ${(out.totalReads / out.totalWalks).toFixed(2)}`);
@@ -108,17 +113,7 @@ await measure(
   "walk 4-level, cold caches, sparse tree (host-memory bound)",
   "walk-sparse",
   N / 10,
-  () => {
-    const { ram, root, list, r, n, out, walk, read, mode } = loopConstants(sparse, N / 10);
-    return () => {
-      let s = 0;
-      for (let i = 0; i < n; i++) {
-        walk(ram, root, list[i & r], read, mode, out);
-        s += out.maddr;
-      }
-      sink += s;
-    };
-  },
+  () => coldWalks(sparse, N / 10),
 );
 
 await measure("walk 4-level through page-walk caches (random VAs)", "walk-pwc", N, () => {
