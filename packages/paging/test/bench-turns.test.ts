@@ -139,6 +139,7 @@ describe("the C reference in turns mode", () => {
 
 describe("a process per side-by-side row (rowProcesses)", () => {
   const script = fileURLToPath(new URL("./support/row-bench.ts", import.meta.url));
+  const sourceTsconfig = fileURLToPath(new URL("../tsconfig.source.json", import.meta.url));
   const run = (env: Record<string, string>) => {
     const dir = mkdtempSync(join(tmpdir(), "hyperlab-row-bench-test-"));
     const log = join(dir, "log");
@@ -146,7 +147,9 @@ describe("a process per side-by-side row (rowProcesses)", () => {
       const text = execFileSync(process.execPath, ["--import", "tsx", script], {
         encoding: "utf8",
         stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, ...env, ROW_BENCH_LOG: log },
+        // Workspace packages from their source, as vitest resolves them: the child is plain
+        // tsx, and a test must not wait for (or race) the dependencies' builds.
+        env: { ...process.env, ...env, ROW_BENCH_LOG: log, TSX_TSCONFIG_PATH: sourceTsconfig },
       });
       const made = readFileSync(log, "utf8")
         .trim()
